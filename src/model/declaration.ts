@@ -1,0 +1,95 @@
+import { z } from "zod";
+import { GameIdSchema } from "./gameId.js";
+import { IMAGE_REF_MAX_LENGTH, IMAGE_REF_PATTERN } from "./imageRef.js";
+import { DESIRED_STATES, OP_SOURCES, RESTART_POLICIES, STOP_REASONS } from "./status.js";
+
+/**
+ * THE runtime declaration schema. Everything else is derived from it or
+ * checked against it by a test:
+ * - the SQL columns of `declarations` (test/unit/schema-derivation.test.ts),
+ * - the GameRuntime CRD's openAPIV3Schema (src/crd/schema.ts generates it),
+ * - HTTP validation of the extension endpoints (src/http parses with it).
+ * Field names are camelCase here and in the CRD; SQL uses snake_case.
+ */
+
+export const MEMORY_PATTERN = /^[1-9][0-9]{0,11}[kmg]?$/;
+export const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+/** Variables the controller sets itself; a declaration may not override them. */
+export const RESERVED_ENV = ["GAME_STATE_PATH", "GAME_ID"] as const;
+
+export const ResourcesSchema = z
+  .object({
+    memory: z
+      .string()
+      .regex(MEMORY_PATTERN, "memory must be a positive byte count with an optional k, m or g suffix, e.g. 512m")
+      .optional(),
+    cpus: z.number().positive("cpus must be positive").max(64, "cpus must be at most 64").optional(),
+    pidsLimit: z.number().int().positive().max(1_000_000).optional(),
+  })
+  .strict();
+
+export const EnvSchema = z
+  .record(z.string().regex(ENV_NAME_PATTERN, "env names must match [A-Za-z_][A-Za-z0-9_]*"), z.string().max(4096))
+  .refine((env) => Object.keys(env).length <= 64, "at most 64 env variables")
+  .refine(
+    (env) => RESERVED_ENV.every((name) => !(name in env)),
+    `env may not set ${RESERVED_ENV.join(" or ")}: the controller sets them`,
+  );
+
+export const RuntimeSpecSchema = z
+  .object({
+    gameId: GameIdSchema,
+    imageRef: z
+      .string()
+      .min(1, "imageRef must not be empty")
+      .max(IMAGE_REF_MAX_LENGTH)
+      .regex(IMAGE_REF_PATTERN, "imageRef must be a Docker reference such as registry/galaxy/engine:1.4.2"),
+    desiredState: z.enum(DESIRED_STATES).default("running"),
+    restartPolicy: z.enum(RESTART_POLICIES).default("on-failure"),
+    resources: ResourcesSchema.optional(),
+    env: EnvSchema.optional(),
+    /** Why the runtime is desired stopped; recorded in the operation log. */
+    stopReason: z.enum(STOP_REASONS).optional(),
+    /**
+     * Changing this token (REST restart, or an operator editing it) asks for
+     * the container to be recreated with the same image, like
+     * kubectl rollout restart's restartedAt annotation.
+     */
+    restartToken: z.string().max(64).optional(),
+  })
+  .strict();
+
+export type RuntimeSpecInput = z.input<typeof RuntimeSpecSchema>;
+export type RuntimeSpec = z.output<typeof RuntimeSpecSchema>;
+
+/** A stored declaration: the spec plus what the store maintains. */
+export interface Declaration extends RuntimeSpec {
+  /** Bumped by the store on every change of the spec, plain SQL included. */
+  generation: number;
+  /** Op id and source of the last writer, so the loop can carry them on. */
+  opId: string | null;
+  opSource: (typeof OP_SOURCES)[number] | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** Spec keys that become SQL columns (snake_case) of the declarations table. */
+export const SPEC_KEYS = Object.keys(RuntimeSpecSchema.shape) as (keyof RuntimeSpec)[];
+
+export function toSnakeCase(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+export function parseSpec(input: unknown): RuntimeSpec {
+  return RuntimeSpecSchema.parse(input);
+}
+
+/** A readable one-line summary of a zod failure, naming each bad field. */
+export function describeZodError(err: z.ZodError): string {
+  return err.issues
+    .map((issue) => {
+      const path = issue.path.length ? issue.path.join(".") : "(body)";
+      return `${path}: ${issue.message}`;
+    })
+    .join("; ");
+}

@@ -1,0 +1,177 @@
+/**
+ * The interfaces the controller depends on. Adapters (src/store, src/docker,
+ * src/crd) implement them; the controller never imports an adapter.
+ */
+import type { Declaration, RuntimeSpec } from "./declaration.js";
+import type {
+  NewOperation,
+  NewRuntimeEvent,
+  OperationEntry,
+  OperationResult,
+  RuntimeEvent,
+  RuntimeRecord,
+} from "./record.js";
+import type { OpSource } from "./status.js";
+
+export interface WriteMeta {
+  opId: string;
+  opSource: OpSource;
+}
+
+/**
+ * Decides the next spec from the current declaration (null when there is
+ * none). Return null to leave things as they are (an idempotent replay), or
+ * throw an RtmError to refuse; either way nothing is written.
+ */
+export type DeclarationMutator = (current: Declaration | null) => RuntimeSpec | null;
+
+export interface DeclarationWatch {
+  /** A declaration of this game was written or deleted. */
+  onChange(gameId: string): void;
+  /** The watch was (re)established after a gap: everything must be re-listed. */
+  onResync(): void;
+}
+
+/** Where desired state lives: the declarations table, or GameRuntime objects. */
+export interface DeclarationSource {
+  /** Throws RtmError('start_config_invalid') for a stored row that fails the schema. */
+  get(gameId: string): Promise<Declaration | null>;
+  listGameIds(): Promise<string[]>;
+  /**
+   * Runs `mutate` under a per-game lock and writes its result, bumping the
+   * generation when the spec changed. Two writers on one game are serialised.
+   * Returns the declaration after the call (unchanged on a replay).
+   */
+  mutate(gameId: string, mutate: DeclarationMutator, meta: WriteMeta): Promise<{ declaration: Declaration | null; changed: boolean }>;
+  /** Removes the declaration; true when there was one. */
+  delete(gameId: string): Promise<boolean>;
+  watch(handler: DeclarationWatch): Promise<() => Promise<void>>;
+}
+
+export interface EventQuery {
+  gameId?: string;
+  limit?: number;
+}
+
+/** Records, operation log and events: always the configured SQL store. */
+export interface StateStore {
+  ping(): Promise<void>;
+  close(): Promise<void>;
+
+  getRecord(gameId: string): Promise<RuntimeRecord | null>;
+  listRecords(): Promise<RuntimeRecord[]>;
+  putRecord(record: RuntimeRecord): Promise<void>;
+
+  startOperation(op: NewOperation): Promise<number>;
+  finishOperation(id: number, result: OperationResult): Promise<void>;
+  listOperations(gameId: string, limit?: number): Promise<OperationEntry[]>;
+  /** Marks rows left `running` by a crashed process as `interrupted`; returns them. */
+  markInterruptedOperations(): Promise<OperationEntry[]>;
+
+  appendEvent(event: NewRuntimeEvent): Promise<RuntimeEvent>;
+  eventsAfter(seq: number, query?: EventQuery): Promise<RuntimeEvent[]>;
+  /** Lowest and highest sequence still stored (null when empty): a cursor below `oldest - 1` has expired. */
+  eventBounds(): Promise<{ oldest: number | null; latest: number | null }>;
+}
+
+/**
+ * Leader election: one lease per installation. `tryAcquire` takes or renews
+ * the lease and returns whether `holder` holds it after the call.
+ */
+export interface LeaseStore {
+  tryAcquire(name: string, holder: string, ttlMs: number): Promise<boolean>;
+  release(name: string, holder: string): Promise<void>;
+}
+
+// ---------------------------------------------------------------- Docker
+
+export const CONTAINER_STATES = ["created", "running", "paused", "restarting", "removing", "exited", "dead"] as const;
+export type ContainerState = (typeof CONTAINER_STATES)[number];
+
+export interface ObservedContainer {
+  id: string;
+  name: string;
+  gameId: string;
+  /** The rtmanager installation that created it (label). */
+  instance: string;
+  generation: number | null;
+  imageRef: string;
+  restartToken: string | null;
+  state: ContainerState;
+  exitCode: number | null;
+  oomKilled: boolean;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  /** Host port on 127.0.0.1 that 8080 is published on, when publishing is enabled. */
+  publishedPort: number | null;
+}
+
+export interface ContainerResources {
+  nanoCpus: number;
+  memoryBytes: number;
+  pidsLimit: number;
+}
+
+export interface ContainerSpec {
+  gameId: string;
+  name: string;
+  imageRef: string;
+  generation: number;
+  restartToken: string | null;
+  env: Record<string, string>;
+  /** Host directory bind-mounted at /var/lib/galaxy-game. */
+  statePath: string;
+  network: string;
+  resources: ContainerResources;
+  /** Publish 8080 on this host address (127.0.0.1 in development); null in production. */
+  publishHost: string | null;
+}
+
+export interface DockerEvent {
+  gameId: string;
+  containerId: string;
+  action: "start" | "die" | "oom" | "destroy" | "stop" | "kill" | "create";
+  exitCode: number | null;
+}
+
+export interface DockerEventHandlers {
+  onEvent(event: DockerEvent): void;
+  /** The stream was re-established after a break; events may have been missed. */
+  onReconnect(): void;
+  onDisconnect(err: Error): void;
+}
+
+export interface DockerPort {
+  /** Throws RtmError('docker_unavailable') when the engine does not answer. */
+  ping(): Promise<void>;
+  networkExists(name: string): Promise<boolean>;
+  /** Containers carrying this installation's labels. */
+  listManaged(): Promise<ObservedContainer[]>;
+  listForGame(gameId: string): Promise<ObservedContainer[]>;
+  imagePresent(ref: string): Promise<boolean>;
+  /** Throws RtmError('image_pull_failed'). */
+  pull(ref: string): Promise<void>;
+  imageLabels(ref: string): Promise<Record<string, string>>;
+  /** Throws RtmError('start_config_invalid') for a refused config. Returns the id. */
+  create(spec: ContainerSpec): Promise<string>;
+  /** Throws RtmError('container_start_failed'). */
+  start(id: string): Promise<void>;
+  /** Idempotent: stopping a stopped container succeeds. */
+  stop(id: string, timeoutSeconds: number): Promise<void>;
+  /** Idempotent: removing a missing container succeeds. Forces removal of a running one. */
+  remove(id: string): Promise<void>;
+  watchEvents(handlers: DockerEventHandlers): () => void;
+  logs(id: string, tail: number): Promise<string>;
+}
+
+export interface ProbeResult {
+  ok: boolean;
+  statusCode: number | null;
+  error: string | null;
+  latencyMs: number;
+}
+
+export interface HealthProber {
+  probe(url: string, timeoutMs: number): Promise<ProbeResult>;
+}
