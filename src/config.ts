@@ -1,0 +1,245 @@
+import path from "node:path";
+import { z } from "zod";
+import { parseDuration, parseMemory } from "./model/duration.js";
+import { GAME_ID_PATTERN } from "./model/gameId.js";
+
+/**
+ * Every setting is an environment variable with a default. `CONFIG_DOCS`
+ * is the table the README's configuration section is checked against.
+ */
+interface Setting {
+  env: string;
+  default: string | undefined;
+  doc: string;
+}
+
+export const CONFIG_DOCS: Setting[] = [
+  { env: "DATABASE_URL", default: undefined, doc: "PostgreSQL URL. Unset: embedded PGlite in RTMANAGER_DATA_DIR." },
+  { env: "RTMANAGER_DATA_DIR", default: "./.rtmanager", doc: "Where PGlite keeps its data when DATABASE_URL is unset." },
+  { env: "RTMANAGER_SOURCE", default: "store", doc: "Where declarations live: `store` (the declarations table) or `kubernetes` (GameRuntime objects)." },
+  { env: "RTMANAGER_KUBE_NAMESPACE", default: "", doc: "Kubernetes mode: namespace to watch; empty watches all namespaces." },
+  { env: "RTMANAGER_INSTANCE_ID", default: "rtmanager", doc: "Names this installation in container labels; two installations on one engine never touch each other's containers." },
+  { env: "RTMANAGER_INTERNAL_HTTP_ADDR", default: ":8096", doc: "Listen address of the REST API, probes and /metrics." },
+  { env: "RTMANAGER_INTERNAL_TOKEN", default: undefined, doc: "Optional shared bearer token required on every path but the probes." },
+  { env: "RTMANAGER_DOCKER_NETWORK", default: "galaxy-net", doc: "Docker network the engines join; it must exist at start-up." },
+  { env: "RTMANAGER_STATE_ROOT", default: "./.rtmanager/state", doc: "Host directory holding one state directory per game (never deleted)." },
+  { env: "RTMANAGER_IMAGE_PULL_POLICY", default: "if_not_present", doc: "`always`, `if_not_present` or `never`." },
+  { env: "RTMANAGER_CONTAINER_STOP_TIMEOUT", default: "30s", doc: "Grace period docker stop gives an engine before SIGKILL." },
+  { env: "RTMANAGER_CONTAINER_RETENTION", default: "30d", doc: "A stopped runtime idle this long has its container removed (op_source auto_ttl)." },
+  { env: "RTMANAGER_RESYNC_INTERVAL", default: "30s", doc: "Full re-list of declarations and containers, catching anything a watch missed." },
+  { env: "RTMANAGER_CONCURRENCY", default: "8", doc: "Games reconciled at once." },
+  { env: "RTMANAGER_DEFAULT_CPUS", default: "1.0", doc: "CPU limit when neither the image labels nor the declaration set one." },
+  { env: "RTMANAGER_DEFAULT_MEMORY", default: "512m", doc: "Memory limit default." },
+  { env: "RTMANAGER_DEFAULT_PIDS_LIMIT", default: "512", doc: "PIDs limit default." },
+  { env: "RTMANAGER_PROBE_INTERVAL", default: "15s", doc: "How often each running engine's GET /healthz is probed." },
+  { env: "RTMANAGER_PROBE_TIMEOUT", default: "2s", doc: "Timeout of one health probe." },
+  { env: "RTMANAGER_PROBE_FAILURE_THRESHOLD", default: "3", doc: "Failures in a row that make an engine unhealthy." },
+  { env: "RTMANAGER_ENGINE_PUBLISH_HOST", default: undefined, doc: "Development only: publish each engine's 8080 on this host address (e.g. 127.0.0.1) and probe it there." },
+  { env: "RTMANAGER_RESTART_BACKOFF_BASE", default: "1s", doc: "First delay of the crash-loop backoff; doubles per restart." },
+  { env: "RTMANAGER_RESTART_BACKOFF_MAX", default: "5m", doc: "Cap of the crash-loop backoff." },
+  { env: "RTMANAGER_CRASHLOOP_RESET", default: "10m", doc: "Running this long resets the restart count." },
+  { env: "RTMANAGER_RETRY_BACKOFF_BASE", default: "500ms", doc: "First delay before retrying a failed reconcile; doubles per failure." },
+  { env: "RTMANAGER_RETRY_BACKOFF_MAX", default: "5m", doc: "Cap of the failed-reconcile backoff." },
+  { env: "RTMANAGER_OP_TIMEOUT", default: "90s", doc: "How long a REST mutation waits for the loop before answering service_unavailable." },
+  { env: "RTMANAGER_PATCH_MIN_HEALTHY", default: "5s", doc: "A patched engine must stay healthy this long to count as patched." },
+  { env: "RTMANAGER_PATCH_HEALTH_TIMEOUT", default: "60s", doc: "A patch not healthy within this time is rolled back." },
+  { env: "RTMANAGER_START_WAIT_HEALTHY", default: "false", doc: "Gate start on health too." },
+  { env: "RTMANAGER_ORPHAN_GRACE", default: "60s", doc: "A managed container without a declaration younger than this is left alone." },
+  { env: "RTMANAGER_ORPHAN_DRY_RUN", default: "false", doc: "Only report orphans that would be removed." },
+  { env: "RTMANAGER_LEASE_DURATION", default: "15s", doc: "Leader lease duration." },
+  { env: "RTMANAGER_LEASE_RENEW_DEADLINE", default: "10s", doc: "A leader that cannot renew within this stops acting." },
+  { env: "RTMANAGER_LEASE_RETRY_PERIOD", default: "2s", doc: "How often candidates try to take or renew the lease." },
+  { env: "RTMANAGER_WATCH_SILENCE_LIMIT", default: "5m", doc: "A watch silent this long is re-established and everything re-listed." },
+  { env: "RTMANAGER_LOG_LEVEL", default: "info", doc: "pino level: trace, debug, info, warn, error." },
+];
+
+const duration = (env: string) =>
+  z.string().transform((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms === null) {
+      ctx.addIssue({ code: "custom", message: `${env}: ${JSON.stringify(text)} is not a duration (e.g. 500ms, 30s, 5m, 30d)` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+const positiveInt = (env: string) =>
+  z.string().transform((text, ctx) => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n <= 0) {
+      ctx.addIssue({ code: "custom", message: `${env}: ${JSON.stringify(text)} is not a positive integer` });
+      return z.NEVER;
+    }
+    return n;
+  });
+const bool = (env: string) =>
+  z.string().transform((text, ctx) => {
+    if (/^(true|1|yes)$/i.test(text)) return true;
+    if (/^(false|0|no|)$/i.test(text)) return false;
+    ctx.addIssue({ code: "custom", message: `${env}: ${JSON.stringify(text)} is not true or false` });
+    return z.NEVER;
+  });
+
+export interface Config {
+  databaseUrl: string | undefined;
+  dataDir: string;
+  source: "store" | "kubernetes";
+  kubeNamespace: string;
+  instanceId: string;
+  httpHost: string | undefined;
+  httpPort: number;
+  internalToken: string | undefined;
+  dockerNetwork: string;
+  stateRoot: string;
+  imagePullPolicy: "always" | "if_not_present" | "never";
+  stopTimeoutMs: number;
+  retentionMs: number;
+  resyncIntervalMs: number;
+  concurrency: number;
+  defaultCpus: number;
+  defaultMemoryBytes: number;
+  defaultPidsLimit: number;
+  probeIntervalMs: number;
+  probeTimeoutMs: number;
+  probeFailureThreshold: number;
+  enginePublishHost: string | undefined;
+  restartBackoffBaseMs: number;
+  restartBackoffMaxMs: number;
+  crashLoopResetMs: number;
+  retryBackoffBaseMs: number;
+  retryBackoffMaxMs: number;
+  opTimeoutMs: number;
+  patchMinHealthyMs: number;
+  patchHealthTimeoutMs: number;
+  startWaitHealthy: boolean;
+  orphanGraceMs: number;
+  orphanDryRun: boolean;
+  leaseDurationMs: number;
+  leaseRenewDeadlineMs: number;
+  leaseRetryPeriodMs: number;
+  watchSilenceLimitMs: number;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+function parseAddr(addr: string): { host: string | undefined; port: number } {
+  const m = /^(.*):(\d{1,5})$/.exec(addr);
+  if (!m || Number(m[2]) > 65535) throw new ConfigError(`RTMANAGER_INTERNAL_HTTP_ADDR: ${JSON.stringify(addr)} is not host:port or :port`);
+  const host = m[1] === "" ? undefined : m[1]!.replace(/^\[(.*)\]$/, "$1");
+  return { host, port: Number(m[2]) };
+}
+
+/** Reads and validates the environment; a bad value throws naming the variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const get = (name: string): string => {
+    const v = env[name];
+    if (v !== undefined) return v;
+    return CONFIG_DOCS.find((s) => s.env === name)?.default ?? "";
+  };
+  const schema = z.object({
+    RTMANAGER_SOURCE: z.enum(["store", "kubernetes"], { message: "RTMANAGER_SOURCE must be store or kubernetes" }),
+    RTMANAGER_INSTANCE_ID: z.string().regex(GAME_ID_PATTERN, "RTMANAGER_INSTANCE_ID must be a DNS label (lowercase letters, digits, '-')"),
+    RTMANAGER_DOCKER_NETWORK: z.string().min(1, "RTMANAGER_DOCKER_NETWORK must not be empty"),
+    RTMANAGER_IMAGE_PULL_POLICY: z.enum(["always", "if_not_present", "never"], {
+      message: "RTMANAGER_IMAGE_PULL_POLICY must be always, if_not_present or never",
+    }),
+    RTMANAGER_CONTAINER_STOP_TIMEOUT: duration("RTMANAGER_CONTAINER_STOP_TIMEOUT"),
+    RTMANAGER_CONTAINER_RETENTION: duration("RTMANAGER_CONTAINER_RETENTION"),
+    RTMANAGER_RESYNC_INTERVAL: duration("RTMANAGER_RESYNC_INTERVAL"),
+    RTMANAGER_CONCURRENCY: positiveInt("RTMANAGER_CONCURRENCY"),
+    RTMANAGER_DEFAULT_CPUS: z.string().transform((t, ctx) => {
+      const n = Number(t);
+      if (!(n > 0)) {
+        ctx.addIssue({ code: "custom", message: `RTMANAGER_DEFAULT_CPUS: ${JSON.stringify(t)} is not a positive number` });
+        return z.NEVER;
+      }
+      return n;
+    }),
+    RTMANAGER_DEFAULT_MEMORY: z.string().transform((t, ctx) => {
+      const n = parseMemory(t);
+      if (n === null) {
+        ctx.addIssue({ code: "custom", message: `RTMANAGER_DEFAULT_MEMORY: ${JSON.stringify(t)} is not a size such as 512m` });
+        return z.NEVER;
+      }
+      return n;
+    }),
+    RTMANAGER_DEFAULT_PIDS_LIMIT: positiveInt("RTMANAGER_DEFAULT_PIDS_LIMIT"),
+    RTMANAGER_PROBE_INTERVAL: duration("RTMANAGER_PROBE_INTERVAL"),
+    RTMANAGER_PROBE_TIMEOUT: duration("RTMANAGER_PROBE_TIMEOUT"),
+    RTMANAGER_PROBE_FAILURE_THRESHOLD: positiveInt("RTMANAGER_PROBE_FAILURE_THRESHOLD"),
+    RTMANAGER_RESTART_BACKOFF_BASE: duration("RTMANAGER_RESTART_BACKOFF_BASE"),
+    RTMANAGER_RESTART_BACKOFF_MAX: duration("RTMANAGER_RESTART_BACKOFF_MAX"),
+    RTMANAGER_CRASHLOOP_RESET: duration("RTMANAGER_CRASHLOOP_RESET"),
+    RTMANAGER_RETRY_BACKOFF_BASE: duration("RTMANAGER_RETRY_BACKOFF_BASE"),
+    RTMANAGER_RETRY_BACKOFF_MAX: duration("RTMANAGER_RETRY_BACKOFF_MAX"),
+    RTMANAGER_OP_TIMEOUT: duration("RTMANAGER_OP_TIMEOUT"),
+    RTMANAGER_PATCH_MIN_HEALTHY: duration("RTMANAGER_PATCH_MIN_HEALTHY"),
+    RTMANAGER_PATCH_HEALTH_TIMEOUT: duration("RTMANAGER_PATCH_HEALTH_TIMEOUT"),
+    RTMANAGER_START_WAIT_HEALTHY: bool("RTMANAGER_START_WAIT_HEALTHY"),
+    RTMANAGER_ORPHAN_GRACE: duration("RTMANAGER_ORPHAN_GRACE"),
+    RTMANAGER_ORPHAN_DRY_RUN: bool("RTMANAGER_ORPHAN_DRY_RUN"),
+    RTMANAGER_LEASE_DURATION: duration("RTMANAGER_LEASE_DURATION"),
+    RTMANAGER_LEASE_RENEW_DEADLINE: duration("RTMANAGER_LEASE_RENEW_DEADLINE"),
+    RTMANAGER_LEASE_RETRY_PERIOD: duration("RTMANAGER_LEASE_RETRY_PERIOD"),
+    RTMANAGER_WATCH_SILENCE_LIMIT: duration("RTMANAGER_WATCH_SILENCE_LIMIT"),
+    RTMANAGER_LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"], {
+      message: "RTMANAGER_LOG_LEVEL must be trace, debug, info, warn, error, fatal or silent",
+    }),
+  });
+  const raw = Object.fromEntries(Object.keys(schema.shape).map((k) => [k, get(k)]));
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    throw new ConfigError(
+      `invalid configuration: ${parsed.error.issues.map((i) => (i.message.startsWith("RTMANAGER_") ? i.message : `${String(i.path[0])}: ${i.message}`)).join("; ")}`,
+    );
+  }
+  const v = parsed.data;
+  const { host, port } = parseAddr(get("RTMANAGER_INTERNAL_HTTP_ADDR"));
+  if (v.RTMANAGER_LEASE_RENEW_DEADLINE >= v.RTMANAGER_LEASE_DURATION) {
+    throw new ConfigError("invalid configuration: RTMANAGER_LEASE_RENEW_DEADLINE must be shorter than RTMANAGER_LEASE_DURATION");
+  }
+  const token = env.RTMANAGER_INTERNAL_TOKEN;
+  return {
+    databaseUrl: env.DATABASE_URL || undefined,
+    dataDir: path.resolve(get("RTMANAGER_DATA_DIR")),
+    source: v.RTMANAGER_SOURCE,
+    kubeNamespace: get("RTMANAGER_KUBE_NAMESPACE"),
+    instanceId: v.RTMANAGER_INSTANCE_ID,
+    httpHost: host,
+    httpPort: port,
+    internalToken: token ? token : undefined,
+    dockerNetwork: v.RTMANAGER_DOCKER_NETWORK,
+    // Docker bind mounts need an absolute host path.
+    stateRoot: path.resolve(get("RTMANAGER_STATE_ROOT")),
+    imagePullPolicy: v.RTMANAGER_IMAGE_PULL_POLICY,
+    stopTimeoutMs: v.RTMANAGER_CONTAINER_STOP_TIMEOUT,
+    retentionMs: v.RTMANAGER_CONTAINER_RETENTION,
+    resyncIntervalMs: v.RTMANAGER_RESYNC_INTERVAL,
+    concurrency: v.RTMANAGER_CONCURRENCY,
+    defaultCpus: v.RTMANAGER_DEFAULT_CPUS,
+    defaultMemoryBytes: v.RTMANAGER_DEFAULT_MEMORY,
+    defaultPidsLimit: v.RTMANAGER_DEFAULT_PIDS_LIMIT,
+    probeIntervalMs: v.RTMANAGER_PROBE_INTERVAL,
+    probeTimeoutMs: v.RTMANAGER_PROBE_TIMEOUT,
+    probeFailureThreshold: v.RTMANAGER_PROBE_FAILURE_THRESHOLD,
+    enginePublishHost: env.RTMANAGER_ENGINE_PUBLISH_HOST || undefined,
+    restartBackoffBaseMs: v.RTMANAGER_RESTART_BACKOFF_BASE,
+    restartBackoffMaxMs: v.RTMANAGER_RESTART_BACKOFF_MAX,
+    crashLoopResetMs: v.RTMANAGER_CRASHLOOP_RESET,
+    retryBackoffBaseMs: v.RTMANAGER_RETRY_BACKOFF_BASE,
+    retryBackoffMaxMs: v.RTMANAGER_RETRY_BACKOFF_MAX,
+    opTimeoutMs: v.RTMANAGER_OP_TIMEOUT,
+    patchMinHealthyMs: v.RTMANAGER_PATCH_MIN_HEALTHY,
+    patchHealthTimeoutMs: v.RTMANAGER_PATCH_HEALTH_TIMEOUT,
+    startWaitHealthy: v.RTMANAGER_START_WAIT_HEALTHY,
+    orphanGraceMs: v.RTMANAGER_ORPHAN_GRACE,
+    orphanDryRun: v.RTMANAGER_ORPHAN_DRY_RUN,
+    leaseDurationMs: v.RTMANAGER_LEASE_DURATION,
+    leaseRenewDeadlineMs: v.RTMANAGER_LEASE_RENEW_DEADLINE,
+    leaseRetryPeriodMs: v.RTMANAGER_LEASE_RETRY_PERIOD,
+    watchSilenceLimitMs: v.RTMANAGER_WATCH_SILENCE_LIMIT,
+    logLevel: v.RTMANAGER_LOG_LEVEL,
+  };
+}

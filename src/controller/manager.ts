@@ -1,0 +1,252 @@
+/**
+ * Starts and stops the loop: leadership, the declaration watch, the Docker
+ * event stream, the periodic resync, the health prober and the workers. Only
+ * the leader reconciles; every replica serves reads and accepts writes.
+ */
+import type { Logger } from "../log.js";
+import { toRtmError } from "../model/errors.js";
+import type { DeclarationSource, DockerPort, HealthProber, StateStore } from "../model/ports.js";
+import { HealthTracker } from "./health.js";
+import { LeaderElector, type Lease, type LeaderSettings } from "./leader.js";
+import { runWorkers, WorkQueue, type QueueHooks } from "./queue.js";
+import { Reconciler, type ReconcileObserver, type ReconcileResult, type ReconcilerSettings } from "./reconciler.js";
+import { RecordWaiters } from "./waiters.js";
+
+export interface ManagerSettings extends ReconcilerSettings, LeaderSettings {
+  concurrency: number;
+  resyncIntervalMs: number;
+  probeIntervalMs: number;
+  probeTimeoutMs: number;
+  retryBackoffBaseMs: number;
+  retryBackoffMaxMs: number;
+  instanceId: string;
+}
+
+export interface ManagerHooks extends ReconcileObserver {
+  queue?: QueueHooks;
+  onLeaderChange?(leading: boolean): void;
+  onResync?(why: string): void;
+  onDockerEventsReconnect?(): void;
+  onProbe?(ok: boolean): void;
+}
+
+export interface ManagerDeps {
+  source: DeclarationSource;
+  state: StateStore;
+  docker: DockerPort;
+  prober: HealthProber;
+  /** Absent: this replica leads unconditionally (single-replica setups and tests). */
+  lease?: Lease;
+  identity: string;
+  settings: ManagerSettings;
+  logger: Logger;
+  hooks?: ManagerHooks;
+}
+
+/** Failures in a row after which a key's failures are logged at error level. */
+const KEEPS_FAILING = 5;
+
+export class Manager {
+  readonly waiters = new RecordWaiters();
+  readonly health = new HealthTracker();
+  readonly reconciler: Reconciler;
+  private queue: WorkQueue | null = null;
+  private workers: Promise<void> | null = null;
+  private stopLeading: (() => Promise<void>) | null = null;
+  private elector: LeaderElector | null = null;
+  private leadingDirectly = false;
+  private probing = false;
+
+  constructor(private readonly deps: ManagerDeps) {
+    const hooks = deps.hooks;
+    this.reconciler = new Reconciler({
+      source: deps.source,
+      state: deps.state,
+      docker: deps.docker,
+      health: this.health,
+      settings: deps.settings,
+      logger: deps.logger,
+      mayAct: () => this.mayAct(),
+      observer: {
+        onRecord: (record) => {
+          this.waiters.notify(record.gameId);
+          hooks?.onRecord?.(record);
+        },
+        onReconcile: (result, seconds) => hooks?.onReconcile?.(result, seconds),
+      },
+    });
+  }
+
+  get isLeader(): boolean {
+    return this.elector ? this.elector.isLeader : this.leadingDirectly;
+  }
+
+  mayAct(): boolean {
+    return this.elector ? this.elector.mayAct() : this.leadingDirectly;
+  }
+
+  /** Wakes the loop for one game (used by writers in this process). */
+  enqueue(gameId: string): void {
+    this.queue?.add(gameId);
+  }
+
+  queueStats(): { depth: number; processing: number; unfinishedSeconds: number; longestSeconds: number } {
+    const q = this.queue;
+    if (!q) return { depth: 0, processing: 0, unfinishedSeconds: 0, longestSeconds: 0 };
+    return { depth: q.depth, processing: q.processingCount, ...q.inFlight() };
+  }
+
+  async start(): Promise<void> {
+    const { lease, settings, identity, logger } = this.deps;
+    if (!lease) {
+      this.leadingDirectly = true;
+      await this.startLeading();
+      return;
+    }
+    this.elector = new LeaderElector(
+      lease,
+      identity,
+      settings,
+      {
+        onStartedLeading: () => this.startLeading(),
+        onStoppedLeading: () => this.stopLeadingNow(),
+      },
+      logger,
+    );
+    this.elector.start();
+  }
+
+  async stop(): Promise<void> {
+    if (this.elector) await this.elector.stop();
+    else if (this.leadingDirectly) {
+      this.leadingDirectly = false;
+      await this.stopLeadingNow();
+    }
+  }
+
+  private async startLeading(): Promise<void> {
+    const { source, state, docker, settings, logger, hooks } = this.deps;
+    hooks?.onLeaderChange?.(true);
+    const queue = new WorkQueue({ baseMs: settings.retryBackoffBaseMs, maxMs: settings.retryBackoffMaxMs }, hooks?.queue);
+    this.queue = queue;
+
+    try {
+      for (const op of await state.markInterruptedOperations()) {
+        logger.warn({ gameId: op.gameId, opId: op.opId, kind: op.kind }, "operation was interrupted by a controller stop; reconciling again");
+        queue.add(op.gameId);
+      }
+    } catch (err) {
+      logger.warn({ err: toRtmError(err).message }, "could not mark interrupted operations");
+    }
+
+    const resync = (why: string) => {
+      hooks?.onResync?.(why);
+      void this.resync(queue, why);
+    };
+    const unwatch = await source.watch({
+      onChange: (gameId) => queue.add(gameId),
+      onResync: () => resync("declaration watch re-established"),
+    });
+    const stopEvents = docker.watchEvents({
+      onEvent: (e) => queue.add(e.gameId),
+      onReconnect: () => {
+        hooks?.onDockerEventsReconnect?.();
+        resync("docker event stream re-established");
+      },
+      onDisconnect: (err) => logger.warn({ err: err.message }, "docker event stream lost; reconnecting"),
+    });
+    const resyncTimer = setInterval(() => resync("periodic"), settings.resyncIntervalMs);
+    const probeTimer = setInterval(() => void this.probeAll(queue), settings.probeIntervalMs);
+    resync("start");
+
+    this.workers = runWorkers(queue, settings.concurrency, (key) => this.handle(queue, key));
+    this.stopLeading = async () => {
+      clearInterval(resyncTimer);
+      clearInterval(probeTimer);
+      stopEvents();
+      await unwatch().catch(() => {});
+      queue.shutDown();
+      await this.workers;
+    };
+    logger.info({ concurrency: settings.concurrency, instance: settings.instanceId }, "controller loop started");
+  }
+
+  private async stopLeadingNow(): Promise<void> {
+    this.deps.hooks?.onLeaderChange?.(false);
+    const stop = this.stopLeading;
+    this.stopLeading = null;
+    this.queue = null;
+    if (stop) await stop();
+  }
+
+  private async handle(queue: WorkQueue, key: string): Promise<void> {
+    const { logger, settings } = this.deps;
+    let result: ReconcileResult;
+    try {
+      result = await this.reconciler.reconcile(key);
+    } catch (err) {
+      const e = toRtmError(err);
+      const delay = queue.addRateLimited(key);
+      logger.warn({ gameId: key, code: e.code, err: e.message, retryInMs: delay }, "reconcile threw");
+      return;
+    }
+    if (result.error && !result.permanent) {
+      const failures = queue.numFailures(key) + 1;
+      const delay = queue.addRateLimited(key);
+      const line = { gameId: key, code: result.error.code, failures, retryInMs: delay };
+      if (failures >= KEEPS_FAILING) logger.error(line, "reconcile keeps failing");
+      return;
+    }
+    queue.forget(key);
+    const after = result.plan.requeueAfterMs;
+    // Long waits (retention) are left to the periodic resync; timers that long are not worth holding.
+    if (after !== null && after <= settings.resyncIntervalMs) queue.addAfter(key, after);
+  }
+
+  /** Queues every game any source knows about: declarations, containers and records. */
+  private async resync(queue: WorkQueue, why: string): Promise<void> {
+    const { source, docker, state, logger } = this.deps;
+    const ids = new Set<string>();
+    const results = await Promise.allSettled([source.listGameIds(), docker.listManaged(), state.listRecords()]);
+    const [decls, containers, records] = results;
+    if (decls.status === "fulfilled") decls.value.forEach((id) => ids.add(id));
+    if (containers.status === "fulfilled") containers.value.forEach((c) => ids.add(c.gameId));
+    if (records.status === "fulfilled") records.value.filter((r) => r.status !== "removed").forEach((r) => ids.add(r.gameId));
+    for (const r of results) if (r.status === "rejected") logger.warn({ why, err: toRtmError(r.reason).message }, "resync could not list a source");
+    for (const id of ids) queue.add(id);
+    logger.debug({ why, games: ids.size }, "resync");
+  }
+
+  /** Probes every running engine once; transitions wake the loop for that game. */
+  private async probeAll(queue: WorkQueue): Promise<void> {
+    if (this.probing) return;
+    this.probing = true;
+    const { docker, prober, state, settings, logger, hooks } = this.deps;
+    try {
+      const containers = (await docker.listManaged()).filter((c) => c.state === "running");
+      await Promise.all(
+        containers.map(async (c) => {
+          const url = settings.enginePublishHost
+            ? c.publishedPort
+              ? `http://${settings.enginePublishHost}:${c.publishedPort}/healthz`
+              : null
+            : `http://${c.name}:8080/healthz`;
+          if (!url) return;
+          const result = await prober.probe(url, settings.probeTimeoutMs);
+          hooks?.onProbe?.(result.ok);
+          const transition = this.health.observe(c.gameId, c.id, result.ok, new Date(), settings.probeFailureThreshold);
+          if (transition) {
+            const type = transition === "failed" ? "probe_failed" : "probe_recovered";
+            logger.warn({ gameId: c.gameId, containerId: c.id, error: result.error, statusCode: result.statusCode }, type);
+            await state.appendEvent({ gameId: c.gameId, type, opId: null, data: { containerId: c.id, error: result.error, statusCode: result.statusCode } });
+            queue.add(c.gameId);
+          }
+        }),
+      );
+    } catch (err) {
+      logger.warn({ err: toRtmError(err).message }, "probe pass failed");
+    } finally {
+      this.probing = false;
+    }
+  }
+}

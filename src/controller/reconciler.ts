@@ -1,0 +1,246 @@
+/**
+ * One reconcile of one game, top to bottom:
+ *   1. read the declaration, this game's containers and the record;
+ *   2. plan (pure);
+ *   3. open an operation-log row, execute the actions;
+ *   4. observe again and write the record derived from what Docker shows;
+ *   5. append events, close the operation-log row.
+ * The queue guarantees one reconcile per game at a time.
+ */
+import { randomUUID } from "node:crypto";
+import type { Logger } from "../log.js";
+import type { Declaration } from "../model/declaration.js";
+import { PERMANENT_CODES, RtmError, toRtmError } from "../model/errors.js";
+import type { DeclarationSource, DockerPort, ObservedContainer, StateStore } from "../model/ports.js";
+import type { RuntimeRecord } from "../model/record.js";
+import type { EventType } from "../model/status.js";
+import { executeActions, statePathOf, type ExecutorSettings } from "./actions.js";
+import type { HealthTracker } from "./health.js";
+import { plan, splitContainers, type Plan, type PlannedEvent, type PlannerSettings } from "./planner.js";
+import { deriveRecord } from "./recordDerivation.js";
+
+export type ReconcilerSettings = PlannerSettings & ExecutorSettings;
+
+export interface ReconcileObserver {
+  onRecord?(record: RuntimeRecord): void;
+  onReconcile?(result: ReconcileResult, seconds: number): void;
+}
+
+export interface ReconcileResult {
+  gameId: string;
+  plan: Plan;
+  record: RuntimeRecord | null;
+  error: RtmError | null;
+  /** True when retrying the same declaration cannot help. */
+  permanent: boolean;
+}
+
+export interface ReconcilerDeps {
+  source: DeclarationSource;
+  state: StateStore;
+  docker: DockerPort;
+  health: HealthTracker;
+  settings: ReconcilerSettings;
+  logger: Logger;
+  observer?: ReconcileObserver;
+  clock?: () => Date;
+  mayAct?: () => boolean;
+}
+
+export function newOpId(): string {
+  return randomUUID();
+}
+
+export interface Observation {
+  declaration: Declaration | null;
+  declarationError: RtmError | null;
+  record: RuntimeRecord | null;
+  containers: ObservedContainer[];
+}
+
+export class Reconciler {
+  private readonly clock: () => Date;
+
+  constructor(private readonly deps: ReconcilerDeps) {
+    this.clock = deps.clock ?? (() => new Date());
+  }
+
+  async observe(gameId: string): Promise<Observation> {
+    const { source, state, docker } = this.deps;
+    const readDeclaration = source.get(gameId).then(
+      (declaration) => ({ declaration, declarationError: null }),
+      (err: unknown) => {
+        const e = toRtmError(err);
+        if (e.code !== "start_config_invalid") throw e;
+        return { declaration: null, declarationError: e };
+      },
+    );
+    const [decl, record, containers] = await Promise.all([readDeclaration, state.getRecord(gameId), docker.listForGame(gameId)]);
+    return { ...decl, record, containers };
+  }
+
+  /** What the loop would do now, without doing it (`rtmctl diff`). */
+  async preview(gameId: string): Promise<Plan> {
+    const o = await this.observe(gameId);
+    return this.planFor(gameId, o, this.clock());
+  }
+
+  private planFor(gameId: string, o: Observation, now: Date): Plan {
+    const { primary } = splitContainers(gameId, o.containers);
+    return plan({
+      gameId,
+      declaration: o.declaration,
+      declarationError: o.declarationError,
+      containers: o.containers,
+      record: o.record,
+      health: this.deps.health.get(gameId, primary?.id ?? null),
+      now,
+      settings: this.deps.settings,
+    });
+  }
+
+  async reconcile(gameId: string): Promise<ReconcileResult> {
+    const started = process.hrtime.bigint();
+    const result = await this.reconcileOnce(gameId);
+    this.deps.observer?.onReconcile?.(result, Number(process.hrtime.bigint() - started) / 1e9);
+    return result;
+  }
+
+  private async reconcileOnce(gameId: string): Promise<ReconcileResult> {
+    const { state, docker, settings } = this.deps;
+    let o: Observation;
+    try {
+      o = await this.observe(gameId);
+    } catch (err) {
+      return this.recordObservationFailure(gameId, toRtmError(err));
+    }
+    const now = this.clock();
+    const p = this.planFor(gameId, o, now);
+    const opId = p.opId ?? newOpId();
+    const log = this.deps.logger.child({ gameId, opId });
+
+    const opRow =
+      p.kind !== null
+        ? await state.startOperation({
+            opId,
+            gameId,
+            kind: p.kind,
+            opSource: p.opSource,
+            imageRef: p.imageRef,
+            generation: o.declaration?.generation ?? null,
+            errorCode: null,
+            message: p.reason,
+            stopReason: p.stopReason,
+            startedAt: now,
+          })
+        : null;
+    if (p.actions.length > 0 || p.kind !== null) log.info({ kind: p.kind, actions: p.actions.map((a) => a.type), reason: p.reason }, "reconcile");
+
+    const actionEvents: PlannedEvent[] = [];
+    let error: RtmError | null = null;
+    try {
+      await executeActions(p.actions, {
+        docker,
+        declaration: o.declaration,
+        gameId,
+        settings,
+        observer: { onAction: (type: EventType, data) => actionEvents.push({ type, data }) },
+        mayAct: this.deps.mayAct,
+      });
+    } catch (err) {
+      error = toRtmError(err);
+      log.warn({ code: error.code, err: error.message, kind: p.kind }, "reconcile failed");
+    }
+
+    let containers = o.containers;
+    if (p.actions.length > 0) {
+      containers = await docker.listForGame(gameId).catch(() => o.containers);
+    }
+    const { primary } = splitContainers(gameId, containers);
+    const record = deriveRecord({
+      gameId,
+      previous: o.record,
+      declaration: o.declaration,
+      container: primary,
+      plan: p,
+      error,
+      health: this.deps.health.get(gameId, primary?.id ?? null),
+      now: this.clock(),
+      statePath: statePathOf(settings.stateRoot, gameId),
+      dockerNetwork: settings.dockerNetwork,
+    });
+    const recordNeeded = o.declaration !== null || o.record !== null || primary !== null;
+    if (recordNeeded && !sameRecord(o.record, record)) {
+      await state.putRecord(record);
+      this.deps.observer?.onRecord?.(record);
+    }
+
+    const events = [...p.events, ...actionEvents];
+    if (error) events.push({ type: "reconcile_failed", data: { code: error.code, message: error.message, kind: p.kind } });
+    else if (p.hold && o.record?.lastErrorCode !== p.hold.code) events.push({ type: "reconcile_failed", data: { code: p.hold.code, message: p.hold.message, kind: p.kind } });
+    for (const ev of events) await state.appendEvent({ gameId, type: ev.type, opId, data: ev.data });
+
+    if (opRow !== null) {
+      const failure = error ?? (p.hold ? new RtmError(p.hold.code, p.hold.message) : null);
+      await state.finishOperation(opRow, {
+        outcome: failure ? "failure" : p.actions.length > 0 || p.events.length > 0 ? "success" : "no_op",
+        errorCode: failure?.code ?? null,
+        message: failure?.message ?? p.reason,
+        imageRef: record.currentImageRef ?? p.imageRef,
+        finishedAt: this.clock(),
+      });
+    }
+    return { gameId, plan: p, record, error, permanent: error ? PERMANENT_CODES.has(error.code) : false };
+  }
+
+  /** Docker or the store did not answer: tell waiters through the record, then let the queue back off. */
+  private async recordObservationFailure(gameId: string, error: RtmError): Promise<ReconcileResult> {
+    const { state } = this.deps;
+    const emptyPlan = plan({
+      gameId,
+      declaration: null,
+      declarationError: error,
+      containers: [],
+      record: null,
+      health: null,
+      now: this.clock(),
+      settings: this.deps.settings,
+    });
+    let record: RuntimeRecord | null = null;
+    try {
+      const [prev, declaration] = await Promise.all([state.getRecord(gameId), this.deps.source.get(gameId).catch(() => null)]);
+      if (prev || declaration) {
+        record = {
+          ...(prev ?? deriveRecord({
+            gameId,
+            previous: null,
+            declaration,
+            container: null,
+            plan: emptyPlan,
+            error,
+            health: null,
+            now: this.clock(),
+            statePath: statePathOf(this.deps.settings.stateRoot, gameId),
+            dockerNetwork: this.deps.settings.dockerNetwork,
+          })),
+          lastErrorCode: error.code,
+          lastErrorMessage: error.message,
+          lastErrorGeneration: declaration?.generation ?? prev?.lastErrorGeneration ?? null,
+          updatedAt: this.clock(),
+        };
+        await state.putRecord(record);
+        this.deps.observer?.onRecord?.(record);
+      }
+    } catch {
+      // The store is down too; the queue's backoff and the next resync take it from here.
+    }
+    this.deps.logger.warn({ gameId, code: error.code, err: error.message }, "reconcile could not observe");
+    return { gameId, plan: emptyPlan, record, error, permanent: false };
+  }
+}
+
+function sameRecord(a: RuntimeRecord | null, b: RuntimeRecord): boolean {
+  if (!a) return false;
+  const strip = (r: RuntimeRecord) => JSON.stringify({ ...r, updatedAt: null });
+  return strip(a) === strip(b);
+}

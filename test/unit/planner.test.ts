@@ -1,0 +1,347 @@
+import { describe, expect, it } from "vitest";
+import { plan, type PlannerInput, type PlannerSettings } from "../../src/controller/planner.js";
+import type { Declaration } from "../../src/model/declaration.js";
+import { RtmError } from "../../src/model/errors.js";
+import type { ObservedContainer } from "../../src/model/ports.js";
+import type { RuntimeRecord } from "../../src/model/record.js";
+
+const NOW = new Date("2026-11-23T12:00:00Z");
+const ago = (ms: number) => new Date(NOW.getTime() - ms);
+
+const settings: PlannerSettings = {
+  retentionMs: 30 * 86_400_000,
+  restartBackoffBaseMs: 1000,
+  restartBackoffMaxMs: 300_000,
+  crashLoopResetMs: 600_000,
+  orphanGraceMs: 60_000,
+  orphanDryRun: false,
+  probeFailureThreshold: 3,
+};
+
+function decl(over: Partial<Declaration> = {}): Declaration {
+  return {
+    gameId: "g1",
+    imageRef: "galaxy/engine:1.0.0",
+    desiredState: "running",
+    restartPolicy: "on-failure",
+    generation: 2,
+    opId: "op-writer",
+    opSource: "gm_rest",
+    createdAt: ago(60_000),
+    updatedAt: ago(1000),
+    ...over,
+  };
+}
+
+function container(over: Partial<ObservedContainer> = {}): ObservedContainer {
+  return {
+    id: "c1",
+    name: "galaxy-game-g1",
+    gameId: "g1",
+    instance: "rtm",
+    generation: 1,
+    imageRef: "galaxy/engine:1.0.0",
+    restartToken: null,
+    state: "running",
+    exitCode: null,
+    oomKilled: false,
+    createdAt: ago(3_600_000),
+    startedAt: ago(3_600_000),
+    finishedAt: null,
+    publishedPort: null,
+    ...over,
+  };
+}
+
+function record(over: Partial<RuntimeRecord> = {}): RuntimeRecord {
+  return {
+    gameId: "g1",
+    status: "running",
+    currentContainerId: "c1",
+    currentImageRef: "galaxy/engine:1.0.0",
+    engineEndpoint: "http://galaxy-game-g1:8080",
+    statePath: "/state/g1",
+    dockerNetwork: "galaxy-net",
+    startedAt: ago(3_600_000),
+    stoppedAt: null,
+    removedAt: null,
+    lastOpAt: ago(3_600_000),
+    createdAt: ago(3_600_000),
+    observedGeneration: 2,
+    restartCount: 0,
+    lastExitCode: null,
+    lastErrorCode: null,
+    lastErrorMessage: null,
+    lastErrorGeneration: null,
+    health: "healthy",
+    consecutiveProbeFailures: 0,
+    lastProbeAt: null,
+    previousImageRef: null,
+    rolloutStartedAt: null,
+    degraded: false,
+    updatedAt: ago(1000),
+    ...over,
+  };
+}
+
+function input(over: Partial<PlannerInput>): PlannerInput {
+  return { gameId: "g1", declaration: null, declarationError: null, containers: [], record: null, health: null, now: NOW, settings, ...over };
+}
+
+const types = (p: ReturnType<typeof plan>) => p.actions.map((a) => a.type);
+
+describe("planner", () => {
+  const cases: { name: string; in: Partial<PlannerInput>; kind: string | null; actions: string[]; extra?: (p: ReturnType<typeof plan>) => void }[] = [
+    {
+      name: "declared running, nothing exists: pull, create, start",
+      in: { declaration: decl({ generation: 1 }) },
+      kind: "start",
+      actions: ["ensureImage", "create", "start"],
+      extra: (p) => {
+        expect(p.opSource).toBe("gm_rest");
+        expect(p.opId).toBe("op-writer");
+      },
+    },
+    { name: "running as declared: nothing", in: { declaration: decl(), containers: [container()], record: record() }, kind: null, actions: [] },
+    {
+      name: "running container without a record (controller restart): adopt, no Docker call",
+      in: { declaration: decl(), containers: [container()], record: null },
+      kind: "reconcile_adopt",
+      actions: [],
+      extra: (p) => expect(p.events.map((e) => e.type)).toEqual(["container_adopted"]),
+    },
+    {
+      name: "patch within the line: pull first, then stop, remove, create, start",
+      in: { declaration: decl({ imageRef: "galaxy/engine:1.0.1", generation: 3 }), containers: [container()], record: record() },
+      kind: "patch",
+      actions: ["ensureImage", "stop", "remove", "create", "start"],
+    },
+    {
+      name: "patch across minor: refused, nothing touched",
+      in: { declaration: decl({ imageRef: "galaxy/engine:1.1.0", generation: 3 }), containers: [container()], record: record() },
+      kind: "patch",
+      actions: [],
+      extra: (p) => expect(p.hold?.code).toBe("semver_patch_only"),
+    },
+    {
+      name: "patch to a non-semver tag: image_ref_not_semver",
+      in: { declaration: decl({ imageRef: "galaxy/engine:latest", generation: 3 }), containers: [container()], record: record() },
+      kind: "patch",
+      actions: [],
+      extra: (p) => expect(p.hold?.code).toBe("image_ref_not_semver"),
+    },
+    {
+      name: "restart token changed: recreate on the same image",
+      in: { declaration: decl({ restartToken: "r1", generation: 3 }), containers: [container()], record: record() },
+      kind: "restart",
+      actions: ["ensureImage", "stop", "remove", "create", "start"],
+    },
+    {
+      name: "declared stopped while running: stop with the declared reason",
+      in: { declaration: decl({ desiredState: "stopped", stopReason: "finished", generation: 3 }), containers: [container()], record: record() },
+      kind: "stop",
+      actions: ["stop"],
+      extra: (p) => expect(p.actions[0]).toMatchObject({ reason: "finished" }),
+    },
+    {
+      name: "declared stopped and already stopped: nothing",
+      in: {
+        declaration: decl({ desiredState: "stopped", generation: 3 }),
+        containers: [container({ state: "exited", exitCode: 0, finishedAt: ago(1000) })],
+        record: record({ status: "stopped", stoppedAt: ago(1000), observedGeneration: 3, lastOpAt: ago(1000) }),
+      },
+      kind: null,
+      actions: [],
+    },
+    {
+      name: "stopped past retention: remove, op_source auto_ttl",
+      in: {
+        declaration: decl({ desiredState: "stopped" }),
+        containers: [container({ state: "exited", exitCode: 0, finishedAt: ago(31 * 86_400_000) })],
+        record: record({ status: "stopped", lastOpAt: ago(31 * 86_400_000) }),
+      },
+      kind: "retention",
+      actions: ["remove"],
+      extra: (p) => expect(p.opSource).toBe("auto_ttl"),
+    },
+    {
+      name: "declared removed while running: stop then remove",
+      in: { declaration: decl({ desiredState: "removed", generation: 3 }), containers: [container()], record: record() },
+      kind: "cleanup",
+      actions: ["stop", "remove"],
+    },
+    {
+      name: "killed (exit 137) under on-failure, first time: restart the same container now",
+      in: { declaration: decl(), containers: [container({ state: "exited", exitCode: 137, finishedAt: ago(100) })], record: record() },
+      kind: "self_heal",
+      actions: ["start"],
+      extra: (p) => {
+        expect(p.restartCount).toBe(1);
+        expect(p.events.map((e) => e.type)).toEqual(["container_exited"]);
+        expect(p.opSource).toBe("reconcile");
+      },
+    },
+    {
+      name: "crash loop: fourth exit waits out the backoff (4 s) and says so",
+      in: {
+        declaration: decl(),
+        containers: [container({ state: "exited", exitCode: 1, finishedAt: ago(1000) })],
+        record: record({ restartCount: 3 }),
+      },
+      kind: "record_exit",
+      actions: [],
+      extra: (p) => expect(p.requeueAfterMs).toBe(3000),
+    },
+    {
+      name: "crash loop: backoff elapsed, restart and report crash_loop",
+      in: {
+        declaration: decl(),
+        containers: [container({ state: "exited", exitCode: 1, finishedAt: ago(10_000) })],
+        record: record({ restartCount: 3, status: "stopped", stoppedAt: ago(10_000) }),
+      },
+      kind: "self_heal",
+      actions: ["start"],
+      extra: (p) => expect(p.events.map((e) => e.type)).toContain("crash_loop"),
+    },
+    {
+      name: "clean exit under on-failure stays stopped, recorded once",
+      in: { declaration: decl(), containers: [container({ state: "exited", exitCode: 0, finishedAt: ago(100) })], record: record() },
+      kind: "record_exit",
+      actions: [],
+    },
+    {
+      name: "clean exit already recorded: nothing more",
+      in: {
+        declaration: decl(),
+        containers: [container({ state: "exited", exitCode: 0, finishedAt: ago(100) })],
+        record: record({ status: "stopped", stoppedAt: ago(100) }),
+      },
+      kind: null,
+      actions: [],
+    },
+    {
+      name: "clean exit under always: restart",
+      in: { declaration: decl({ restartPolicy: "always" }), containers: [container({ state: "exited", exitCode: 0, finishedAt: ago(100) })], record: record() },
+      kind: "self_heal",
+      actions: ["start"],
+    },
+    {
+      name: "crash under never: recorded, stays stopped",
+      in: { declaration: decl({ restartPolicy: "never" }), containers: [container({ state: "exited", exitCode: 2, finishedAt: ago(100) })], record: record() },
+      kind: "record_exit",
+      actions: [],
+    },
+    {
+      name: "OOM kill is reported as container_oom",
+      in: { declaration: decl(), containers: [container({ state: "exited", exitCode: 137, oomKilled: true, finishedAt: ago(100) })], record: record() },
+      kind: "self_heal",
+      actions: ["start"],
+      extra: (p) => expect(p.events.map((e) => e.type)).toEqual(["container_oom"]),
+    },
+    {
+      name: "container disappeared: event and recreate",
+      in: { declaration: decl(), containers: [], record: record() },
+      kind: "self_heal",
+      actions: ["ensureImage", "create", "start"],
+      extra: (p) => expect(p.events.map((e) => e.type)).toEqual(["container_disappeared"]),
+    },
+    {
+      name: "start after stop (new generation): fresh container",
+      in: {
+        declaration: decl({ generation: 4 }),
+        containers: [container({ state: "exited", exitCode: 0, finishedAt: ago(100) })],
+        record: record({ status: "stopped", observedGeneration: 3 }),
+      },
+      kind: "start",
+      actions: ["ensureImage", "remove", "create", "start"],
+    },
+    {
+      name: "crash between create and start: start the created container",
+      in: { declaration: decl({ generation: 1 }), containers: [container({ state: "created", startedAt: null })], record: null },
+      kind: "start",
+      actions: ["start"],
+    },
+    {
+      name: "orphan older than the grace period: stop and remove (orphan_cleanup)",
+      in: { declaration: null, containers: [container()], record: null },
+      kind: "orphan_cleanup",
+      actions: ["stop", "remove"],
+      extra: (p) => expect(p.actions[0]).toMatchObject({ reason: "orphan_cleanup" }),
+    },
+    {
+      name: "young orphan: left alone, looked at again after the grace",
+      in: { declaration: null, containers: [container({ createdAt: ago(10_000) })], record: null },
+      kind: null,
+      actions: [],
+      extra: (p) => expect(p.requeueAfterMs).toBe(50_000),
+    },
+    {
+      name: "orphan dry run: reported, not removed",
+      in: { declaration: null, containers: [container()], record: null, settings: { ...settings, orphanDryRun: true } },
+      kind: null,
+      actions: [],
+      extra: (p) => expect(p.reason).toMatch(/dry run/),
+    },
+    {
+      name: "a stray second container for the game is removed",
+      in: { declaration: decl(), containers: [container(), container({ id: "c2", name: "galaxy-game-g1-old", createdAt: ago(7_200_000) })], record: record() },
+      kind: "orphan_cleanup",
+      actions: ["stop", "remove"],
+      extra: (p) => expect(p.actions[0]).toMatchObject({ containerId: "c2" }),
+    },
+    {
+      name: "invalid stored declaration: held with start_config_invalid, nothing touched",
+      in: { declaration: null, declarationError: new RtmError("start_config_invalid", "env.1BAD: bad name"), containers: [container()] },
+      kind: null,
+      actions: [],
+      extra: (p) => expect(p.hold?.code).toBe("start_config_invalid"),
+    },
+    {
+      name: "permanent failure of this generation: no retry until a new generation",
+      in: {
+        declaration: decl({ imageRef: "galaxy/engine:2.0.0", generation: 3 }),
+        containers: [container()],
+        record: record({ lastErrorCode: "semver_patch_only", lastErrorGeneration: 3, lastErrorMessage: "no" }),
+      },
+      kind: null,
+      actions: [],
+      extra: (p) => expect(p.hold?.code).toBe("semver_patch_only"),
+    },
+    {
+      name: "unhealthy engine (3 failed probes) under on-failure: recreated",
+      in: {
+        declaration: decl(),
+        containers: [container()],
+        record: record(),
+        health: { consecutiveFailures: 3, healthy: false, lastProbeAt: ago(10) },
+      },
+      kind: "self_heal",
+      actions: ["ensureImage", "stop", "remove", "create", "start"],
+    },
+    {
+      name: "unhealthy engine under never: reported only",
+      in: {
+        declaration: decl({ restartPolicy: "never" }),
+        containers: [container()],
+        record: record(),
+        health: { consecutiveFailures: 5, healthy: false, lastProbeAt: ago(10) },
+      },
+      kind: null,
+      actions: [],
+    },
+  ];
+
+  for (const c of cases) {
+    it(c.name, () => {
+      const p = plan(input(c.in));
+      expect(types(p)).toEqual(c.actions);
+      expect(p.kind).toBe(c.kind);
+      c.extra?.(p);
+    });
+  }
+
+  it("resets the restart count after running longer than the reset period", () => {
+    const p = plan(input({ declaration: decl(), containers: [container({ startedAt: ago(700_000) })], record: record({ restartCount: 4 }) }));
+    expect(p.restartCount).toBe(0);
+  });
+});

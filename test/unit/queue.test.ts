@@ -1,0 +1,74 @@
+import { describe, expect, it } from "vitest";
+import { backoffDelay, runWorkers, WorkQueue } from "../../src/controller/queue.js";
+
+describe("work queue", () => {
+  it("collapses duplicate adds of a waiting key", async () => {
+    const q = new WorkQueue({ baseMs: 1, maxMs: 10 });
+    q.add("a");
+    q.add("a");
+    q.add("b");
+    expect(q.depth).toBe(2);
+    expect(await q.get()).toBe("a");
+    expect(await q.get()).toBe("b");
+  });
+
+  it("never hands a key being processed to a second worker; re-queues it on done", async () => {
+    const q = new WorkQueue({ baseMs: 1, maxMs: 10 });
+    q.add("a");
+    const k = await q.get();
+    q.add("a");
+    expect(q.depth).toBe(0);
+    q.done(k!);
+    expect(q.depth).toBe(1);
+  });
+
+  it("runs at most `concurrency` handlers and one per key", async () => {
+    const q = new WorkQueue({ baseMs: 1, maxMs: 10 });
+    let active = 0;
+    let peak = 0;
+    const perKey = new Map<string, number>();
+    let overlapping = false;
+    let processed = 0;
+    const done = runWorkers(q, 3, async (key) => {
+      active++;
+      peak = Math.max(peak, active);
+      perKey.set(key, (perKey.get(key) ?? 0) + 1);
+      if (perKey.get(key)! > 1) overlapping = true;
+      await new Promise((r) => setTimeout(r, 5));
+      perKey.set(key, perKey.get(key)! - 1);
+      active--;
+      processed++;
+      if (processed === 20) q.shutDown();
+    });
+    for (let i = 0; i < 20; i++) q.add(`k${i % 10}`);
+    for (let i = 0; i < 10; i++) q.add(`k${i}`);
+    await new Promise((r) => setTimeout(r, 30));
+    for (let i = 10; i < 20; i++) q.add(`x${i}`);
+    await done;
+    expect(peak).toBe(3);
+    expect(overlapping).toBe(false);
+  });
+
+  it("backs off exponentially per key and forgets on success", () => {
+    const q = new WorkQueue({ baseMs: 100, maxMs: 1000 });
+    expect(q.addRateLimited("a")).toBe(100);
+    expect(q.addRateLimited("a")).toBe(200);
+    expect(q.addRateLimited("a")).toBe(400);
+    expect(q.addRateLimited("b")).toBe(100);
+    expect(q.addRateLimited("a")).toBe(800);
+    expect(q.addRateLimited("a")).toBe(1000);
+    q.forget("a");
+    expect(q.addRateLimited("a")).toBe(100);
+    q.shutDown();
+    expect(backoffDelay(2000, { baseMs: 5, maxMs: 7 })).toBe(7);
+  });
+
+  it("addAfter keeps the earliest pending time", async () => {
+    const q = new WorkQueue({ baseMs: 1, maxMs: 10 });
+    q.addAfter("a", 10_000);
+    q.addAfter("a", 5);
+    await new Promise((r) => setTimeout(r, 30));
+    expect(q.depth).toBe(1);
+    q.shutDown();
+  });
+});
