@@ -1,0 +1,260 @@
+/**
+ * The contract's lifecycle operations as declaration writes plus a wait:
+ * validate against the current declaration and record, write the new spec
+ * (bumping the generation), wake the loop, and wait until the loop has
+ * reconciled that generation or recorded a failure for it.
+ *
+ * A refused request (400, 404, 409) writes nothing. A replay (start of the
+ * running image, stop of a stopped runtime) writes nothing either and is
+ * logged with error_code replay_no_op.
+ */
+import type { Logger } from "../log.js";
+import type { Declaration, RuntimeSpec } from "../model/declaration.js";
+import { RtmError } from "../model/errors.js";
+import { GameIdSchema } from "../model/gameId.js";
+import { assertPatchAllowed, IMAGE_REF_MAX_LENGTH, IMAGE_REF_PATTERN } from "../model/imageRef.js";
+import type { DeclarationSource, DockerPort, StateStore } from "../model/ports.js";
+import type { RuntimeRecord } from "../model/record.js";
+import type { OpKind, OpSource, StopReason } from "../model/status.js";
+import type { RecordWaiters } from "./waiters.js";
+
+export interface OpContext {
+  opId: string;
+  opSource: OpSource;
+  logger: Logger;
+}
+
+export interface OpResult {
+  record: RuntimeRecord;
+  /** True when nothing had to change (replay_no_op). */
+  replay: boolean;
+}
+
+export interface OperationsDeps {
+  source: DeclarationSource;
+  state: StateStore;
+  docker: DockerPort;
+  waiters: RecordWaiters;
+  /** Wakes this process's loop at once when it leads; the store's notification covers other replicas. */
+  enqueue(gameId: string): void;
+  opTimeoutMs: number;
+}
+
+/** Validates a path game id: 400 for operations whose contract has a 400, else 404 (no such runtime can exist). */
+export function checkGameId(gameId: string, invalidAs: "invalid_request" | "not_found"): void {
+  const parsed = GameIdSchema.safeParse(gameId);
+  if (!parsed.success) {
+    const why = parsed.error.issues[0]?.message ?? "invalid game_id";
+    throw invalidAs === "not_found" ? new RtmError("not_found", `runtime record not found (${why})`) : new RtmError("invalid_request", why);
+  }
+}
+
+export function checkImageRef(imageRef: string): void {
+  if (imageRef.length === 0 || imageRef.length > IMAGE_REF_MAX_LENGTH || !IMAGE_REF_PATTERN.test(imageRef)) {
+    throw new RtmError("invalid_request", `image_ref ${JSON.stringify(imageRef.slice(0, 300))} is not a Docker reference such as registry/galaxy/engine:1.4.2`);
+  }
+}
+
+function specOf(d: Declaration): RuntimeSpec {
+  return {
+    gameId: d.gameId,
+    imageRef: d.imageRef,
+    desiredState: d.desiredState,
+    restartPolicy: d.restartPolicy,
+    resources: d.resources,
+    env: d.env,
+    stopReason: d.stopReason,
+    restartToken: d.restartToken,
+  };
+}
+
+const notFound = (gameId: string) => new RtmError("not_found", `runtime record not found for game ${gameId}`);
+
+export class RuntimeOperations {
+  constructor(private readonly deps: OperationsDeps) {}
+
+  async get(gameId: string): Promise<RuntimeRecord> {
+    checkGameId(gameId, "not_found");
+    const record = await this.deps.state.getRecord(gameId);
+    if (!record) throw notFound(gameId);
+    return record;
+  }
+
+  async list(): Promise<RuntimeRecord[]> {
+    return this.deps.state.listRecords();
+  }
+
+  start(gameId: string, imageRef: string, ctx: OpContext): Promise<OpResult> {
+    checkGameId(gameId, "invalid_request");
+    checkImageRef(imageRef);
+    return this.run(gameId, "start", ctx, imageRef, null, (d, r) => {
+      const running = r?.status === "running";
+      if (d?.desiredState === "running" && d.imageRef === imageRef) return null;
+      if (running && r?.currentImageRef && r.currentImageRef !== imageRef) {
+        throw new RtmError("conflict", `runtime is running ${r.currentImageRef}; use patch to change the image, or stop it first`);
+      }
+      return {
+        gameId,
+        imageRef,
+        desiredState: "running",
+        restartPolicy: d?.restartPolicy ?? "on-failure",
+        resources: d?.resources,
+        env: d?.env,
+        restartToken: d?.restartToken,
+      };
+    });
+  }
+
+  stop(gameId: string, reason: StopReason, ctx: OpContext): Promise<OpResult> {
+    checkGameId(gameId, "invalid_request");
+    return this.run(gameId, "stop", ctx, null, reason, (d, r) => {
+      if (!d && !r) throw notFound(gameId);
+      if (!d || d.desiredState !== "running") return null;
+      return { ...specOf(d), desiredState: "stopped", stopReason: reason };
+    });
+  }
+
+  restart(gameId: string, ctx: OpContext): Promise<OpResult> {
+    checkGameId(gameId, "not_found");
+    return this.run(gameId, "restart", ctx, null, null, (d, r) => {
+      if (!d || !r) throw notFound(gameId);
+      if (r.status === "removed" || d.desiredState === "removed") {
+        throw new RtmError("conflict", "runtime has no container to restart (status removed); start it instead");
+      }
+      // A fresh token is what asks the loop to recreate the container.
+      return { ...specOf(d), desiredState: "running", stopReason: undefined, restartToken: ctx.opId.slice(0, 64) };
+    });
+  }
+
+  patch(gameId: string, imageRef: string, ctx: OpContext): Promise<OpResult> {
+    checkGameId(gameId, "invalid_request");
+    checkImageRef(imageRef);
+    return this.run(gameId, "patch", ctx, imageRef, null, (d, r) => {
+      if (!d || !r) throw notFound(gameId);
+      if (r.status !== "running" || d.desiredState !== "running") {
+        throw new RtmError("conflict", `runtime is ${r.status}; patch replaces a running engine, start it with the new image instead`);
+      }
+      const current = r.currentImageRef ?? d.imageRef;
+      assertPatchAllowed(current, imageRef);
+      if (d.imageRef === imageRef) return null;
+      return { ...specOf(d), imageRef };
+    });
+  }
+
+  cleanup(gameId: string, ctx: OpContext): Promise<OpResult> {
+    checkGameId(gameId, "not_found");
+    return this.run(gameId, "cleanup", ctx, null, null, (d, r) => {
+      if (!d && !r) throw notFound(gameId);
+      if (r?.status === "running" || (d?.desiredState === "running" && r?.status !== "removed")) {
+        throw new RtmError("conflict", "runtime is running; stop it before removing its container");
+      }
+      if (r?.status === "removed" && (!d || d.desiredState === "removed")) return null;
+      const base = d ? specOf(d) : { gameId, imageRef: r?.currentImageRef ?? "unknown:0.0.0", restartPolicy: "on-failure" as const };
+      return { ...base, desiredState: "removed" };
+    });
+  }
+
+  /**
+   * The shared shape of every mutation. `decide` sees the declaration and the
+   * record; it returns the next spec, null for "nothing to change", or throws
+   * to refuse.
+   */
+  private async run(
+    gameId: string,
+    kind: OpKind,
+    ctx: OpContext,
+    imageRef: string | null,
+    stopReason: StopReason | null,
+    decide: (d: Declaration | null, r: RuntimeRecord | null) => RuntimeSpec | null,
+  ): Promise<OpResult> {
+    const { source, state, docker } = this.deps;
+    // Docker down: refuse before writing, so a 503 leaves nothing half-declared.
+    await docker.ping();
+    const record = await state.getRecord(gameId);
+    let refused: RtmError | null = null;
+    let result: { declaration: Declaration | null; changed: boolean };
+    try {
+      result = await source.mutate(gameId, (current) => decide(current, record), { opId: ctx.opId, opSource: ctx.opSource });
+    } catch (err) {
+      if (err instanceof RtmError && (err.code === "conflict" || err.code === "semver_patch_only")) refused = err;
+      if (refused) await this.logRefusal(gameId, kind, ctx, imageRef, stopReason, refused);
+      throw err;
+    }
+    const declaration = result.declaration;
+    if (!declaration) throw notFound(gameId);
+
+    if (!result.changed) {
+      const settled = record && record.observedGeneration >= declaration.generation && record.lastErrorGeneration !== declaration.generation;
+      const replay = settled && (kind !== "stop" || record.status !== "running");
+      if (replay && record) {
+        await this.logReplay(gameId, kind, ctx, imageRef ?? record.currentImageRef, stopReason);
+        ctx.logger.info({ kind }, "replay_no_op");
+        return { record, replay: true };
+      }
+    }
+    this.deps.enqueue(gameId);
+    const after = await this.waitForGeneration(gameId, declaration.generation);
+    return { record: after, replay: false };
+  }
+
+  private async waitForGeneration(gameId: string, generation: number): Promise<RuntimeRecord> {
+    const outcome = await this.deps.waiters.waitFor(
+      gameId,
+      async () => {
+        const r = await this.deps.state.getRecord(gameId);
+        if (!r) return undefined;
+        if (r.lastErrorGeneration !== null && r.lastErrorGeneration >= generation && r.lastErrorCode) return { ok: false as const, record: r };
+        if (r.observedGeneration >= generation) return { ok: true as const, record: r };
+        return undefined;
+      },
+      this.deps.opTimeoutMs,
+    );
+    if (!outcome) {
+      throw new RtmError(
+        "service_unavailable",
+        `the loop did not finish generation ${generation} of ${gameId} within RTMANAGER_OP_TIMEOUT (${Math.round(this.deps.opTimeoutMs / 1000)}s); the declaration stays and the loop keeps working on it`,
+      );
+    }
+    const r = outcome.record;
+    if (!outcome.ok) throw new RtmError(r.lastErrorCode ?? "internal_error", r.lastErrorMessage ?? "reconcile failed");
+    return r;
+  }
+
+  private async logReplay(gameId: string, kind: OpKind, ctx: OpContext, imageRef: string | null, stopReason: StopReason | null): Promise<void> {
+    const now = new Date();
+    const id = await this.deps.state.startOperation({
+      opId: ctx.opId,
+      gameId,
+      kind,
+      opSource: ctx.opSource,
+      imageRef,
+      generation: null,
+      errorCode: "replay_no_op",
+      message: "already in the requested state",
+      stopReason,
+      startedAt: now,
+    });
+    await this.deps.state.finishOperation(id, { outcome: "no_op", errorCode: "replay_no_op", message: "already in the requested state", finishedAt: now });
+  }
+
+  private async logRefusal(gameId: string, kind: OpKind, ctx: OpContext, imageRef: string | null, stopReason: StopReason | null, err: RtmError): Promise<void> {
+    const now = new Date();
+    try {
+      const id = await this.deps.state.startOperation({
+        opId: ctx.opId,
+        gameId,
+        kind,
+        opSource: ctx.opSource,
+        imageRef,
+        generation: null,
+        errorCode: err.code,
+        message: err.message,
+        stopReason,
+        startedAt: now,
+      });
+      await this.deps.state.finishOperation(id, { outcome: "failure", errorCode: err.code, message: err.message, finishedAt: now });
+    } catch (logErr) {
+      ctx.logger.warn({ err: (logErr as Error).message }, "could not log a refused operation");
+    }
+  }
+}
