@@ -1,0 +1,104 @@
+import type Dockerode from "dockerode";
+import { CONTAINER_STATES, type ContainerSpec, type ContainerState, type ObservedContainer } from "../model/ports.js";
+
+/**
+ * Container labels are the adapter's only memory: after a restart of the
+ * controller (or of dockerd) everything it knows about a container is read
+ * back from them, so they carry every field the reconciler compares.
+ */
+export const LABEL_PREFIX = "com.galaxy.rtmanager.";
+export const LABELS = {
+  managed: `${LABEL_PREFIX}managed`,
+  instance: `${LABEL_PREFIX}instance`,
+  gameId: `${LABEL_PREFIX}game-id`,
+  generation: `${LABEL_PREFIX}generation`,
+  imageRef: `${LABEL_PREFIX}image-ref`,
+  restartToken: `${LABEL_PREFIX}restart-token`,
+} as const;
+
+/** Mount point of the game's state directory inside the engine. */
+export const GAME_STATE_PATH = "/var/lib/galaxy-game";
+export const ENGINE_PORT = "8080/tcp";
+
+export function specLabels(spec: ContainerSpec, instance: string): Record<string, string> {
+  const labels: Record<string, string> = {
+    [LABELS.managed]: "true",
+    [LABELS.instance]: instance,
+    [LABELS.gameId]: spec.gameId,
+    [LABELS.generation]: String(spec.generation),
+    [LABELS.imageRef]: spec.imageRef,
+  };
+  if (spec.restartToken !== null) labels[LABELS.restartToken] = spec.restartToken;
+  return labels;
+}
+
+/** Docker label filters (ANDed) selecting this installation's containers, optionally of one game. */
+export function labelFilters(instance: string, gameId?: string): string[] {
+  const filters = [`${LABELS.managed}=true`, `${LABELS.instance}=${instance}`];
+  if (gameId !== undefined) filters.push(`${LABELS.gameId}=${gameId}`);
+  return filters;
+}
+
+/** True when the labels say this installation owns the container. */
+export function ownedBy(labels: Record<string, string> | null | undefined, instance: string): boolean {
+  return !!labels && labels[LABELS.managed] === "true" && labels[LABELS.instance] === instance && !!labels[LABELS.gameId];
+}
+
+/** Docker reports "never" as the zero time rather than leaving the field out. */
+export function parseDockerTime(value: string | undefined | null): Date | null {
+  if (!value || value.startsWith("0001-01-01")) return null;
+  const d = new Date(value);
+  return Number.isNaN(d.getTime()) ? null : d;
+}
+
+function parseGeneration(value: string | undefined): number | null {
+  if (value === undefined || !/^\d+$/.test(value)) return null;
+  const n = Number(value);
+  return Number.isSafeInteger(n) ? n : null;
+}
+
+function parseState(status: string): ContainerState {
+  // The API's list is closed, so an unknown word means a newer engine; "dead"
+  // is the state the controller already treats as "replace it".
+  return (CONTAINER_STATES as readonly string[]).includes(status) ? (status as ContainerState) : "dead";
+}
+
+function publishedPort(info: Dockerode.ContainerInspectInfo): number | null {
+  const bindings = info.NetworkSettings?.Ports?.[ENGINE_PORT];
+  if (!bindings) return null;
+  for (const b of bindings) {
+    const port = Number(b.HostPort);
+    if (Number.isInteger(port) && port > 0) return port;
+  }
+  return null;
+}
+
+/**
+ * The observed container behind an inspect result, or null when it does not
+ * belong to `instance` (so a caller can never act on someone else's container
+ * even if a filter were wrong).
+ */
+export function observedFromInspect(info: Dockerode.ContainerInspectInfo, instance: string): ObservedContainer | null {
+  const labels = info.Config?.Labels ?? {};
+  if (!ownedBy(labels, instance)) return null;
+  const state = parseState(info.State.Status);
+  const ended = state === "exited" || state === "dead";
+  return {
+    id: info.Id,
+    name: info.Name.replace(/^\//, ""),
+    gameId: labels[LABELS.gameId] as string,
+    instance,
+    generation: parseGeneration(labels[LABELS.generation]),
+    imageRef: labels[LABELS.imageRef] || info.Config.Image,
+    restartToken: labels[LABELS.restartToken] || null,
+    state,
+    // Docker keeps ExitCode 0 on a container that has not exited yet; a
+    // "created" one with a non-zero code is a start that failed (127: no entrypoint).
+    exitCode: ended || (state === "created" && info.State.ExitCode !== 0) ? info.State.ExitCode : null,
+    oomKilled: info.State.OOMKilled === true,
+    createdAt: parseDockerTime(info.Created) ?? new Date(0),
+    startedAt: parseDockerTime(info.State.StartedAt),
+    finishedAt: parseDockerTime(info.State.FinishedAt),
+    publishedPort: publishedPort(info),
+  };
+}
