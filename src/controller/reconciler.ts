@@ -169,12 +169,6 @@ export class Reconciler {
       statePath: statePathOf(settings.stateRoot, gameId),
       dockerNetwork: settings.dockerNetwork,
     });
-    const recordNeeded = o.declaration !== null || o.record !== null || primary !== null;
-    if (recordNeeded && !sameRecord(o.record, record)) {
-      await state.putRecord(record);
-      this.deps.observer?.onRecord?.(record);
-    }
-
     const events = [...p.events, ...actionEvents];
     if (error) events.push({ type: "reconcile_failed", data: { code: error.code, message: error.message, kind: p.kind } });
     else if (p.hold && o.record?.lastErrorCode !== p.hold.code) events.push({ type: "reconcile_failed", data: { code: p.hold.code, message: p.hold.message, kind: p.kind } });
@@ -190,6 +184,13 @@ export class Reconciler {
         finishedAt: this.clock(),
       });
     }
+    // The record goes last: waiters wake on it, and by then the log and events are complete.
+    const recordNeeded = o.declaration !== null || o.record !== null || primary !== null;
+    if (recordNeeded && !sameRecord(o.record, record)) {
+      await state.putRecord(record);
+      this.deps.observer?.onRecord?.(record);
+    }
+
     return { gameId, plan: p, record, error, permanent: error ? PERMANENT_CODES.has(error.code) : false };
   }
 

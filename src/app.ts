@@ -1,0 +1,166 @@
+/**
+ * Wiring: the only place that knows every concrete class. `createApp` builds
+ * the store, the Docker adapter, the loop, the operations and the HTTP server
+ * from a Config; tests call it with overrides, `main.ts` with the environment.
+ */
+import type { Server } from "node:http";
+import os from "node:os";
+import { randomBytes } from "node:crypto";
+import type { Config } from "./config.js";
+import { Manager } from "./controller/manager.js";
+import { RuntimeOperations } from "./controller/operations.js";
+import type { Lease } from "./controller/leader.js";
+import { DockerAdapter } from "./docker/dockerAdapter.js";
+import { HttpProber } from "./docker/prober.js";
+import { createHttpServer } from "./http/server.js";
+import type { Logger } from "./log.js";
+import { RtmError, toRtmError } from "./model/errors.js";
+import type { DeclarationSource, DockerPort } from "./model/ports.js";
+import { openStore, type SqlStore } from "./store/index.js";
+
+export interface AppOverrides {
+  docker?: DockerPort;
+  /** Desired state from somewhere other than the store (Kubernetes mode). */
+  source?: DeclarationSource;
+  lease?: Lease | null;
+}
+
+export interface App {
+  config: Config;
+  logger: Logger;
+  store: SqlStore;
+  docker: DockerPort;
+  source: DeclarationSource;
+  manager: Manager;
+  operations: RuntimeOperations;
+  server: Server;
+  /** Checks dependencies, starts the loop and listens. Resolves with the bound port. */
+  start(): Promise<number>;
+  /** Stops in order: stop accepting requests, stop the loop, close the store. */
+  stop(): Promise<void>;
+}
+
+export function leaderIdentity(): string {
+  return `${os.hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
+}
+
+/** A readable reason when a dependency is missing, or null when ready. */
+export async function readiness(store: SqlStore, docker: DockerPort, network: string): Promise<string | null> {
+  try {
+    await store.ping();
+  } catch (err) {
+    return `store unavailable: ${toRtmError(err).message}`;
+  }
+  try {
+    await docker.ping();
+  } catch (err) {
+    return `docker unavailable: ${toRtmError(err).message}`;
+  }
+  try {
+    if (!(await docker.networkExists(network))) return `docker network ${network} does not exist`;
+  } catch (err) {
+    return `docker unavailable: ${toRtmError(err).message}`;
+  }
+  return null;
+}
+
+export async function createApp(config: Config, logger: Logger, overrides: AppOverrides = {}): Promise<App> {
+  const store = await openStore({
+    databaseUrl: config.databaseUrl,
+    dataDir: `${config.dataDir}/pglite`,
+    logger: logger.child({ component: "store" }),
+  });
+  const docker =
+    overrides.docker ?? new DockerAdapter({ instance: config.instanceId, logger: logger.child({ component: "docker" }) });
+  const source = overrides.source ?? store;
+  const leaseName = `rtmanager/${config.instanceId}`;
+  const lease: Lease | undefined =
+    overrides.lease === null
+      ? undefined
+      : (overrides.lease ?? {
+          tryAcquire: (holder, durationMs) => store.tryAcquire(leaseName, holder, durationMs),
+          release: (holder) => store.release(leaseName, holder),
+        });
+  const manager = new Manager({
+    source,
+    state: store,
+    docker,
+    prober: new HttpProber(),
+    lease,
+    identity: leaderIdentity(),
+    settings: {
+      ...config,
+      leaseDurationMs: config.leaseDurationMs,
+      renewDeadlineMs: config.leaseRenewDeadlineMs,
+      retryPeriodMs: config.leaseRetryPeriodMs,
+    },
+    logger: logger.child({ component: "controller" }),
+  });
+  const operations = new RuntimeOperations({
+    source,
+    state: store,
+    docker,
+    waiters: manager.waiters,
+    enqueue: (gameId) => manager.enqueue(gameId),
+    opTimeoutMs: config.opTimeoutMs,
+  });
+  const server = createHttpServer({
+    operations,
+    state: store,
+    logger: logger.child({ component: "http" }),
+    token: config.internalToken,
+    readiness: () => readiness(store, docker, config.dockerNetwork),
+    preview: (gameId) => manager.reconciler.preview(gameId),
+    declarations: source,
+    logs: async (gameId, tail) => {
+      const record = await store.getRecord(gameId);
+      if (!record?.currentContainerId) throw new RtmError("not_found", `runtime ${gameId} has no container`);
+      return docker.logs(record.currentContainerId, tail);
+    },
+  });
+  let stopRecordWatch: (() => Promise<void>) | null = null;
+
+  return {
+    config,
+    logger,
+    store,
+    docker,
+    source,
+    manager,
+    operations,
+    server,
+    async start() {
+      try {
+        await docker.ping();
+      } catch (err) {
+        throw new RtmError("docker_unavailable", `cannot reach the Docker engine: ${toRtmError(err).message}`);
+      }
+      if (!(await docker.networkExists(config.dockerNetwork))) {
+        throw new RtmError(
+          "start_config_invalid",
+          `Docker network ${config.dockerNetwork} (RTMANAGER_DOCKER_NETWORK) does not exist; create it with: docker network create ${config.dockerNetwork}`,
+        );
+      }
+      // Waiters on this replica wake when any replica's loop writes a record.
+      stopRecordWatch = await store.watchRecords({ onChange: (gameId) => manager.waiters.notify(gameId) });
+      await manager.start();
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(config.httpPort, config.httpHost, () => resolve());
+      });
+      const addr = server.address();
+      const port = typeof addr === "object" && addr ? addr.port : config.httpPort;
+      logger.info({ port, instance: config.instanceId, source: config.source, db: config.databaseUrl ? "postgres" : "pglite" }, "rtmanager started");
+      return port;
+    },
+    async stop() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections?.();
+      });
+      await manager.stop();
+      if (stopRecordWatch) await stopRecordWatch().catch(() => {});
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,62 @@
+/**
+ * A real controller (Manager) over a real store and the real Docker engine,
+ * with settings that make tests quick. No HTTP: tests write declarations the
+ * way any other writer would (plain SQL, or the store's mutate).
+ */
+import { Manager, type ManagerSettings } from "../../src/controller/manager.js";
+import { DockerAdapter } from "../../src/docker/dockerAdapter.js";
+import { HttpProber } from "../../src/docker/prober.js";
+import { createLogger } from "../../src/log.js";
+import type { SqlStore } from "../../src/store/index.js";
+
+export function fastSettings(over: Partial<ManagerSettings> & { instanceId: string; dockerNetwork: string; stateRoot: string }): ManagerSettings {
+  return {
+    imagePullPolicy: "if_not_present",
+    stopTimeoutMs: 2000,
+    enginePublishHost: "127.0.0.1",
+    defaultCpus: 0.5,
+    defaultMemoryBytes: 64 * 1024 * 1024,
+    defaultPidsLimit: 64,
+    retentionMs: 30 * 86_400_000,
+    restartBackoffBaseMs: 200,
+    restartBackoffMaxMs: 2000,
+    crashLoopResetMs: 600_000,
+    orphanGraceMs: 0,
+    orphanDryRun: false,
+    probeFailureThreshold: 3,
+    concurrency: 8,
+    resyncIntervalMs: 2000,
+    probeIntervalMs: 500,
+    probeTimeoutMs: 500,
+    retryBackoffBaseMs: 100,
+    retryBackoffMaxMs: 2000,
+    leaseDurationMs: 3000,
+    renewDeadlineMs: 2000,
+    retryPeriodMs: 300,
+    ...over,
+  };
+}
+
+export async function startController(opts: {
+  store: SqlStore;
+  settings: ManagerSettings;
+  identity?: string;
+  withLease?: boolean;
+}): Promise<Manager> {
+  const logger = createLogger(process.env.TEST_LOG_LEVEL ?? "silent", "test-controller");
+  const leaseName = `rtmanager/${opts.settings.instanceId}`;
+  const manager = new Manager({
+    source: opts.store,
+    state: opts.store,
+    docker: new DockerAdapter({ instance: opts.settings.instanceId }),
+    prober: new HttpProber(),
+    lease: opts.withLease
+      ? { tryAcquire: (h, d) => opts.store.tryAcquire(leaseName, h, d), release: (h) => opts.store.release(leaseName, h) }
+      : undefined,
+    identity: opts.identity ?? `test-${process.pid}`,
+    settings: opts.settings,
+    logger,
+  });
+  await manager.start();
+  return manager;
+}
