@@ -1,0 +1,6 @@
+export { openStore, type OpenStoreOptions } from "./open.js";
+export { SqlStore, type LeaseInfo, type RecordWatch, type SqlStoreOptions } from "./sqlStore.js";
+export type { ListenHandlers, SqlClient, SqlQueryable, StoreLogger } from "./sqlClient.js";
+export { PgSqlClient, describeDatabaseUrl, type PgClientOptions } from "./pgClient.js";
+export { PgliteSqlClient } from "./pgliteClient.js";
+export { MIGRATIONS, applyMigrations, DECLARATIONS_CHANNEL, RECORDS_CHANNEL } from "./migrations.js";

@@ -1,0 +1,50 @@
+import { RtmError } from "../model/errors.js";
+import { applyMigrations } from "./migrations.js";
+import { PgSqlClient, describeDatabaseUrl, type PgClientOptions } from "./pgClient.js";
+import { PgliteSqlClient } from "./pgliteClient.js";
+import { silentLogger, type SqlClient, type StoreLogger } from "./sqlClient.js";
+import { SqlStore } from "./sqlStore.js";
+
+export interface OpenStoreOptions {
+  /** PostgreSQL URL; when absent the store is PGlite in `dataDir`. */
+  databaseUrl?: string;
+  /** PGlite data directory (created when missing), e.g. ./.rtmanager/pglite; or memory:// */
+  dataDir: string;
+  logger?: StoreLogger;
+  /** pg only: pool size, LISTEN heartbeat, reconnect backoff and the connection-loss hooks. */
+  pg?: Omit<PgClientOptions, "connectionString" | "logger">;
+}
+
+/** Opens the backend, applies migrations and returns the store. */
+export async function openStore(options: OpenStoreOptions): Promise<SqlStore> {
+  const logger = options.logger ?? silentLogger;
+  let client: SqlClient;
+  if (options.databaseUrl) {
+    client = new PgSqlClient({ ...options.pg, connectionString: options.databaseUrl, logger });
+    try {
+      await client.query("SELECT 1");
+    } catch (err) {
+      await client.close().catch(() => undefined);
+      // Always name the host here: the pg client only rewrites connection
+      // errors, and a first failure can be anything (bad URL, TLS, ...).
+      const where = describeDatabaseUrl(options.databaseUrl);
+      if (err instanceof RtmError && err.code === "service_unavailable") throw err;
+      throw new RtmError("service_unavailable", `cannot connect to ${where}: ${(err as Error).message}`, undefined, { cause: err });
+    }
+  } else {
+    // An empty path would resolve to the working directory and fill it with
+    // database files.
+    if (!options.dataDir) {
+      throw new RtmError("service_unavailable", "no database configured: set a PostgreSQL URL or a PGlite data directory");
+    }
+    client = await PgliteSqlClient.open(options.dataDir, logger);
+  }
+  try {
+    await applyMigrations(client, logger);
+  } catch (err) {
+    await client.close().catch(() => undefined);
+    throw err;
+  }
+  logger.info({ db: client.description }, "store open");
+  return new SqlStore(client, { logger });
+}
