@@ -14,6 +14,7 @@ import { DockerAdapter } from "./docker/dockerAdapter.js";
 import { HttpProber } from "./docker/prober.js";
 import { createHttpServer } from "./http/server.js";
 import type { Logger } from "./log.js";
+import { Metrics } from "./metrics.js";
 import { RtmError, toRtmError } from "./model/errors.js";
 import type { DeclarationSource, DockerPort } from "./model/ports.js";
 import { openStore, type SqlStore } from "./store/index.js";
@@ -65,13 +66,19 @@ export async function readiness(store: SqlStore, docker: DockerPort, network: st
 }
 
 export async function createApp(config: Config, logger: Logger, overrides: AppOverrides = {}): Promise<App> {
+  const metrics = new Metrics({
+    requeueHorizonMs: config.resyncIntervalMs,
+    declarationWatch: config.source === "kubernetes" ? "kubernetes" : "postgres",
+  });
   const store = await openStore({
     databaseUrl: config.databaseUrl,
     dataDir: `${config.dataDir}/pglite`,
     logger: logger.child({ component: "store" }),
+    onQueryError: () => metrics.onStoreQueryError(),
   });
   const docker =
-    overrides.docker ?? new DockerAdapter({ instance: config.instanceId, logger: logger.child({ component: "docker" }) });
+    overrides.docker ??
+    new DockerAdapter({ instance: config.instanceId, logger: logger.child({ component: "docker" }), onCall: metrics.dockerOnCall });
   const source = overrides.source ?? store;
   const leaseName = `rtmanager/${config.instanceId}`;
   const lease: Lease | undefined =
@@ -95,7 +102,9 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
       retryPeriodMs: config.leaseRetryPeriodMs,
     },
     logger: logger.child({ component: "controller" }),
+    hooks: metrics.managerHooks(),
   });
+  metrics.bind({ queueStats: () => manager.queueStats(), records: store, declarations: source, poolInUse: () => store.sql.inUse?.() ?? 0 });
   const operations = new RuntimeOperations({
     source,
     state: store,
@@ -111,6 +120,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
     token: config.internalToken,
     readiness: () => readiness(store, docker, config.dockerNetwork),
     preview: (gameId) => manager.reconciler.preview(gameId),
+    metrics,
     declarations: source,
     logs: async (gameId, tail) => {
       const record = await store.getRecord(gameId);

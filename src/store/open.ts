@@ -2,7 +2,7 @@ import { RtmError } from "../model/errors.js";
 import { applyMigrations } from "./migrations.js";
 import { PgSqlClient, describeDatabaseUrl, type PgClientOptions } from "./pgClient.js";
 import { PgliteSqlClient } from "./pgliteClient.js";
-import { silentLogger, type SqlClient, type StoreLogger } from "./sqlClient.js";
+import { silentLogger, type SqlClient, type SqlQueryable, type StoreLogger } from "./sqlClient.js";
 import { SqlStore } from "./sqlStore.js";
 
 export interface OpenStoreOptions {
@@ -13,6 +13,8 @@ export interface OpenStoreOptions {
   logger?: StoreLogger;
   /** pg only: pool size, LISTEN heartbeat, reconnect backoff and the connection-loss hooks. */
   pg?: Omit<PgClientOptions, "connectionString" | "logger">;
+  /** Called for every statement or transaction the database failed (metrics). */
+  onQueryError?(err: unknown): void;
 }
 
 /** Opens the backend, applies migrations and returns the store. */
@@ -46,5 +48,51 @@ export async function openStore(options: OpenStoreOptions): Promise<SqlStore> {
     throw err;
   }
   logger.info({ db: client.description }, "store open");
-  return new SqlStore(client, { logger });
+  return new SqlStore(options.onQueryError ? observeErrors(client, options.onQueryError) : client, { logger });
+}
+
+/**
+ * Reports database failures to `onError`. A transaction callback's own
+ * refusal (an RtmError thrown by a mutator) is not a database failure, so
+ * only failing statements inside it and a failing BEGIN/COMMIT count. PGlite
+ * has no pool; its "in use" is whether a call is running (0 or 1).
+ */
+function observeErrors(client: SqlClient, onError: (err: unknown) => void): SqlClient {
+  let inFlight = 0;
+  const track = async <T>(call: () => Promise<T>, counts: () => boolean = () => true): Promise<T> => {
+    inFlight++;
+    try {
+      return await call();
+    } catch (err) {
+      if (counts()) onError(err);
+      throw err;
+    } finally {
+      inFlight--;
+    }
+  };
+  const observe = (q: SqlQueryable): SqlQueryable => ({
+    query: <T>(sql: string, params?: readonly unknown[]) => track(() => q.query<T>(sql, params)),
+    exec: (sql: string) => track(() => q.exec(sql)),
+  });
+  return {
+    backend: client.backend,
+    description: client.description,
+    ...observe(client),
+    transaction: <T>(fn: (tx: SqlQueryable) => Promise<T>) => {
+      let thrownByFn = false;
+      return track(
+        () =>
+          client.transaction((tx) =>
+            fn(observe(tx)).catch((err: unknown) => {
+              thrownByFn = true;
+              throw err;
+            }),
+          ),
+        () => !thrownByFn,
+      );
+    },
+    listen: (channel, handlers) => client.listen(channel, handlers),
+    close: () => client.close(),
+    inUse: () => client.inUse?.() ?? Math.min(1, inFlight),
+  };
 }

@@ -157,6 +157,10 @@ export class PgSqlClient implements SqlClient {
 
   private wrap = (err: unknown): unknown => mapError(err, this.description, this.secret);
 
+  inUse(): number {
+    return this.pool.totalCount - this.pool.idleCount;
+  }
+
   async query<T>(sql: string, params?: readonly unknown[]): Promise<{ rows: T[] }> {
     try {
       const result = await this.pool.query(sql, params ? [...params] : undefined);

@@ -31,6 +31,8 @@ export interface SqlClient extends SqlQueryable {
   transaction<T>(fn: (tx: SqlQueryable) => Promise<T>): Promise<T>;
   listen(channel: string, handlers: ListenHandlers): Promise<() => Promise<void>>;
   close(): Promise<void>;
+  /** Connections checked out right now (metrics); a backend without a pool may leave it out. */
+  inUse?(): number;
 }
 
 /** Structural logger: pino's Logger fits, and tests can pass a stub. */
