@@ -73,7 +73,7 @@ export async function executeActions(
     }
     switch (action.type) {
       case "ensureImage":
-        await ensureImage(docker, action.imageRef, settings.imagePullPolicy);
+        await ensureImage(docker, action.imageRef, action.policy ?? settings.imagePullPolicy);
         break;
       case "create": {
         const d = ctx.declaration;

@@ -3,7 +3,17 @@
  * here; the reconcile reads a snapshot and folds it into the record, so the
  * record has a single writer (the reconcile) and no update is lost.
  */
+import type { ObservedContainer } from "../model/ports.js";
 import type { HealthObservation } from "./planner.js";
+
+/**
+ * Where an engine's /healthz answers: through its port published on the
+ * development host address, or by container name on the engine network.
+ */
+export function probeUrl(c: ObservedContainer, publishHost: string | undefined): string | null {
+  if (publishHost) return c.publishedPort ? `http://${publishHost}:${c.publishedPort}/healthz` : null;
+  return `http://${c.name}:8080/healthz`;
+}
 
 export interface TrackedHealth extends HealthObservation {
   containerId: string;

@@ -6,7 +6,7 @@
 import type { Logger } from "../log.js";
 import { toRtmError } from "../model/errors.js";
 import type { DeclarationSource, DockerPort, HealthProber, StateStore } from "../model/ports.js";
-import { HealthTracker } from "./health.js";
+import { HealthTracker, probeUrl } from "./health.js";
 import { LeaderElector, type Lease, type LeaderSettings } from "./leader.js";
 import { runWorkers, WorkQueue, type QueueHooks } from "./queue.js";
 import { Reconciler, type ReconcileObserver, type ReconcileResult, type ReconcilerSettings } from "./reconciler.js";
@@ -63,6 +63,7 @@ export class Manager {
       source: deps.source,
       state: deps.state,
       docker: deps.docker,
+      prober: deps.prober,
       health: this.health,
       settings: deps.settings,
       logger: deps.logger,
@@ -226,11 +227,7 @@ export class Manager {
       const containers = (await docker.listManaged()).filter((c) => c.state === "running");
       await Promise.all(
         containers.map(async (c) => {
-          const url = settings.enginePublishHost
-            ? c.publishedPort
-              ? `http://${settings.enginePublishHost}:${c.publishedPort}/healthz`
-              : null
-            : `http://${c.name}:8080/healthz`;
+          const url = probeUrl(c, settings.enginePublishHost);
           if (!url) return;
           const result = await prober.probe(url, settings.probeTimeoutMs);
           hooks?.onProbe?.(result.ok);

@@ -14,8 +14,8 @@ import type { EventType, OpKind, OpSource, StopReason } from "../model/status.js
 import { backoffDelay } from "./queue.js";
 
 export type Action =
-  /** Make the image available locally, per the pull policy. */
-  | { type: "ensureImage"; imageRef: string }
+  /** Make the image available locally, per the pull policy ("never" for a rollback target: it must be local). */
+  | { type: "ensureImage"; imageRef: string; policy?: "never" }
   /** Create the game's container from the declaration, on `imageRef`. */
   | { type: "create"; imageRef: string }
   /** Start a container: an existing one by id, or the one `create` just made. */
@@ -43,12 +43,24 @@ export interface Plan {
   hold: { code: ErrorCode; message: string } | null;
   /** Whether the result brings the record to the declaration's generation. */
   converges: boolean;
+  /**
+   * After the actions, the engine must pass /healthz and stay healthy for
+   * `minHealthyMs` within `timeoutMs`; when it does not and `rollbackTo` is
+   * set, the previous image is restored.
+   */
+  gate: HealthGate | null;
   /** Restart count to record after this plan. */
   restartCount: number;
   stopReason: StopReason | null;
   imageRef: string | null;
   /** One line for logs and `rtmctl diff`. */
   reason: string;
+}
+
+export interface HealthGate {
+  minHealthyMs: number;
+  timeoutMs: number;
+  rollbackTo: string | null;
 }
 
 export interface HealthObservation {
@@ -65,6 +77,10 @@ export interface PlannerSettings {
   orphanGraceMs: number;
   orphanDryRun: boolean;
   probeFailureThreshold: number;
+  /** 0 turns the patch and restart health gate off. */
+  patchHealthTimeoutMs: number;
+  patchMinHealthyMs: number;
+  startWaitHealthy: boolean;
 }
 
 export interface PlannerInput {
@@ -99,6 +115,7 @@ function basePlan(input: PlannerInput): Plan {
     requeueAfterMs: null,
     hold: null,
     converges: true,
+    gate: null,
     restartCount: input.record?.restartCount ?? 0,
     stopReason: null,
     imageRef: input.declaration?.imageRef ?? null,
@@ -116,7 +133,7 @@ export function splitContainers(gameId: string, containers: ObservedContainer[])
   return { primary: sorted[0] ?? null, extras: sorted.slice(1) };
 }
 
-function removeActions(c: ObservedContainer, reason: StopReason | null): Action[] {
+export function removeActions(c: ObservedContainer, reason: StopReason | null): Action[] {
   return isRunning(c) ? [{ type: "stop", containerId: c.id, reason }, { type: "remove", containerId: c.id }] : [{ type: "remove", containerId: c.id }];
 }
 
@@ -134,7 +151,7 @@ function isNewExit(c: ObservedContainer, record: RuntimeRecord | null): boolean 
 
 export function plan(input: PlannerInput): Plan {
   const p = basePlan(input);
-  const { declaration: d, record, now, settings } = input;
+  const { declaration: d, record } = input;
   const { primary, extras } = splitContainers(input.gameId, input.containers);
 
   // Strays (a second container with this game's labels) never serve; remove them first.
@@ -164,6 +181,7 @@ export function plan(input: PlannerInput): Plan {
 
   switch (d.desiredState) {
     case "running":
+      if (record && record.heldGeneration === d.generation) return planHeld(p, input, d, record, primary);
       return planRunning(p, input, d, primary, generationChanged);
     case "stopped":
       return planStopped(p, input, d, primary, generationChanged);
@@ -203,9 +221,41 @@ function planOrphan(p: Plan, input: PlannerInput, primary: ObservedContainer | n
   return finish(p);
 }
 
+/**
+ * This generation's patch was rolled back. Keep the restored engine alive
+ * (self-healing as usual, on the image that runs) but never retry the failed
+ * image until a new declaration arrives.
+ */
+function planHeld(p: Plan, input: PlannerInput, d: Declaration, record: RuntimeRecord, c: ObservedContainer | null): Plan {
+  const restored = c?.imageRef ?? record.currentImageRef;
+  const held = { code: record.lastErrorCode ?? ("container_start_failed" as const), message: record.lastErrorMessage ?? "patch rolled back" };
+  if (restored && restored !== d.imageRef) {
+    planRunning(p, input, { ...d, imageRef: restored }, c, false);
+  }
+  p.hold = held;
+  p.converges = false;
+  p.reason = `generation ${d.generation} (${d.imageRef}) was rolled back; ${p.reason}`;
+  return finish(p);
+}
+
+function gateFor(settings: PlannerSettings, rollbackTo: string | null): HealthGate | null {
+  if (settings.patchHealthTimeoutMs <= 0) return null;
+  return { minHealthyMs: settings.patchMinHealthyMs, timeoutMs: settings.patchHealthTimeoutMs, rollbackTo };
+}
+
 function planRunning(p: Plan, input: PlannerInput, d: Declaration, c: ObservedContainer | null, generationChanged: boolean): Plan {
   const { record, now, settings } = input;
   const wasRunningImage = record?.status === "running" ? record.currentImageRef : null;
+
+  // A patch or restart was waiting for health when the controller stopped: resume the wait.
+  if (c && isRunning(c) && record?.rolloutStartedAt && generationChanged && c.imageRef === d.imageRef) {
+    const elapsed = now.getTime() - record.rolloutStartedAt.getTime();
+    const rollbackTo = record.previousImageRef && record.previousImageRef !== d.imageRef ? record.previousImageRef : null;
+    p.kind = rollbackTo ? "patch" : "restart";
+    p.gate = { minHealthyMs: settings.patchMinHealthyMs, timeoutMs: Math.max(0, settings.patchHealthTimeoutMs - elapsed), rollbackTo };
+    p.reason = `resuming the health gate of ${d.imageRef} (${Math.round(elapsed / 1000)}s elapsed)`;
+    return finish(p);
+  }
 
   if (!c) {
     if (record?.status === "running" && record.currentContainerId) {
@@ -217,6 +267,7 @@ function planRunning(p: Plan, input: PlannerInput, d: Declaration, c: ObservedCo
     }
     p.actions.push(...createActions(d.imageRef));
     p.kind = generationChanged ? (wasRunningImage && wasRunningImage !== d.imageRef ? "patch" : "start") : "self_heal";
+    if (p.kind === "start" && settings.startWaitHealthy) p.gate = gateFor(settings, null);
     p.reason = record?.currentContainerId && record.status === "running" ? "container disappeared: recreating it" : "no container: creating and starting it";
     return finish(p);
   }
@@ -233,12 +284,14 @@ function planRunning(p: Plan, input: PlannerInput, d: Declaration, c: ObservedCo
         containerId: "created",
       });
       p.kind = "patch";
+      p.gate = gateFor(settings, c.imageRef);
       p.reason = `patching ${c.imageRef} -> ${d.imageRef}`;
       return finish(p);
     }
     if (tokenDiffers) {
       p.actions.push({ type: "ensureImage", imageRef: d.imageRef }, ...removeActions(c, null), ...createActions(d.imageRef).slice(1));
       p.kind = "restart";
+      p.gate = gateFor(settings, null);
       p.reason = "restart requested: recreating the container on the same image";
       return finish(p);
     }
@@ -284,6 +337,7 @@ function planRunning(p: Plan, input: PlannerInput, d: Declaration, c: ObservedCo
     // A new intent (start after stop, new image, restart): a fresh container.
     p.actions.push({ type: "ensureImage", imageRef: d.imageRef }, { type: "remove", containerId: c.id }, ...createActions(d.imageRef).slice(1));
     p.kind = "start";
+    if (settings.startWaitHealthy) p.gate = gateFor(settings, null);
     p.reason = "declared running: recreating the stopped container";
     return finish(p);
   }

@@ -11,15 +11,18 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "../log.js";
 import type { Declaration } from "../model/declaration.js";
 import { PERMANENT_CODES, RtmError, toRtmError } from "../model/errors.js";
-import type { DeclarationSource, DockerPort, ObservedContainer, StateStore } from "../model/ports.js";
+import type { DeclarationSource, DockerPort, HealthProber, ObservedContainer, StateStore } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
 import type { EventType } from "../model/status.js";
 import { executeActions, statePathOf, type ExecutorSettings } from "./actions.js";
-import type { HealthTracker } from "./health.js";
-import { plan, splitContainers, type Plan, type PlannedEvent, type PlannerSettings } from "./planner.js";
+import { probeUrl, type HealthTracker } from "./health.js";
+import { isRunning, plan, removeActions, splitContainers, type Action, type HealthGate, type Plan, type PlannedEvent, type PlannerSettings } from "./planner.js";
 import { deriveRecord } from "./recordDerivation.js";
 
-export type ReconcilerSettings = PlannerSettings & ExecutorSettings;
+export type ReconcilerSettings = PlannerSettings & ExecutorSettings & { probeTimeoutMs: number };
+
+/** How often the health gate probes the new engine. */
+const GATE_PROBE_INTERVAL_MS = 250;
 
 export interface ReconcileObserver {
   onRecord?(record: RuntimeRecord): void;
@@ -39,6 +42,7 @@ export interface ReconcilerDeps {
   source: DeclarationSource;
   state: StateStore;
   docker: DockerPort;
+  prober: HealthProber;
   health: HealthTracker;
   settings: ReconcilerSettings;
   logger: Logger;
@@ -137,9 +141,8 @@ export class Reconciler {
     if (p.actions.length > 0 || p.kind !== null) log.info({ kind: p.kind, actions: p.actions.map((a) => a.type), reason: p.reason }, "reconcile");
 
     const actionEvents: PlannedEvent[] = [];
-    let error: RtmError | null = null;
-    try {
-      await executeActions(p.actions, {
+    const execute = (actions: readonly Action[]) =>
+      executeActions(actions, {
         docker,
         declaration: o.declaration,
         gameId,
@@ -147,13 +150,40 @@ export class Reconciler {
         observer: { onAction: (type: EventType, data) => actionEvents.push({ type, data }) },
         mayAct: this.deps.mayAct,
       });
+    let error: RtmError | null = null;
+    try {
+      await execute(p.actions);
     } catch (err) {
       error = toRtmError(err);
       log.warn({ code: error.code, err: error.message, kind: p.kind }, "reconcile failed");
     }
 
+    // The health gate: a patch or restart counts only once the engine proves healthy.
+    let held = false;
+    let degraded = false;
+    if (p.gate && (!error || p.gate.rollbackTo) && o.declaration && error?.code !== "docker_unavailable") {
+      const gateError = error ?? (await this.openGate(gameId, o, p, p.gate, now));
+      if (gateError && p.gate.rollbackTo) {
+        const target = p.gate.rollbackTo;
+        const failed = o.declaration.imageRef;
+        log.warn({ from: failed, to: target, err: gateError.message }, "patch failed its health gate: rolling back");
+        const rollbackError = await this.rollback(gameId, o, target, opId, execute);
+        held = true;
+        if (rollbackError) {
+          degraded = true;
+          actionEvents.push({ type: "rollback_failed", data: { failedImageRef: failed, targetImageRef: target, message: rollbackError.message } });
+          error = new RtmError("container_start_failed", `patch to ${failed} failed (${gateError.message}) and the rollback to ${target} failed too (${rollbackError.message}); the runtime is degraded`);
+        } else {
+          actionEvents.push({ type: "patch_rolled_back", data: { failedImageRef: failed, restoredImageRef: target, reason: gateError.message } });
+          error = new RtmError("container_start_failed", `patch to ${failed} failed: ${gateError.message}; rolled back to ${target}`);
+        }
+      } else if (gateError) {
+        error = new RtmError("container_start_failed", `${p.kind ?? "start"} of ${o.declaration.imageRef}: ${gateError.message}; the restart policy takes over`);
+      }
+    }
+
     let containers = o.containers;
-    if (p.actions.length > 0) {
+    if (p.actions.length > 0 || p.gate) {
       containers = await docker.listForGame(gameId).catch(() => o.containers);
     }
     const { primary } = splitContainers(gameId, containers);
@@ -169,6 +199,8 @@ export class Reconciler {
       statePath: statePathOf(settings.stateRoot, gameId),
       dockerNetwork: settings.dockerNetwork,
     });
+    if (held && o.declaration) record.heldGeneration = o.declaration.generation;
+    if (degraded) record.degraded = true;
     const events = [...p.events, ...actionEvents];
     if (error) events.push({ type: "reconcile_failed", data: { code: error.code, message: error.message, kind: p.kind } });
     else if (p.hold && o.record?.lastErrorCode !== p.hold.code) events.push({ type: "reconcile_failed", data: { code: p.hold.code, message: p.hold.message, kind: p.kind } });
@@ -192,6 +224,100 @@ export class Reconciler {
     }
 
     return { gameId, plan: p, record, error, permanent: error ? PERMANENT_CODES.has(error.code) : false };
+  }
+
+  /**
+   * Writes an interim record (so a crash during the wait resumes it), then
+   * probes the new engine until it has been healthy for `minHealthyMs`, or
+   * the gate times out. Returns null when healthy, else why not.
+   */
+  private async openGate(gameId: string, o: Observation, p: Plan, gate: HealthGate, now: Date): Promise<RtmError | null> {
+    const { docker, state, settings } = this.deps;
+    const { primary } = splitContainers(gameId, await docker.listForGame(gameId));
+    if (!primary || !isRunning(primary)) return new RtmError("container_start_failed", "the new container is not running");
+    const interim = deriveRecord({
+      gameId,
+      previous: o.record,
+      declaration: o.declaration,
+      container: primary,
+      plan: { ...p, converges: false },
+      error: null,
+      health: null,
+      now,
+      statePath: statePathOf(settings.stateRoot, gameId),
+      dockerNetwork: settings.dockerNetwork,
+    });
+    interim.rolloutStartedAt = o.record?.rolloutStartedAt ?? now;
+    interim.previousImageRef = gate.rollbackTo ?? interim.previousImageRef;
+    await state.putRecord(interim);
+    this.deps.observer?.onRecord?.(interim);
+    return this.awaitHealthy(gameId, primary.id, gate);
+  }
+
+  private async awaitHealthy(gameId: string, containerId: string, gate: HealthGate): Promise<RtmError | null> {
+    const { docker, prober, settings } = this.deps;
+    const deadline = Date.now() + gate.timeoutMs;
+    let healthySince: number | null = null;
+    let last = "no probe answered yet";
+    for (;;) {
+      if (this.deps.mayAct && !this.deps.mayAct()) return new RtmError("service_unavailable", "lost leadership during the health gate");
+      const c = (await docker.listForGame(gameId)).find((x) => x.id === containerId);
+      if (!c || !isRunning(c)) return new RtmError("container_start_failed", `the engine exited (code ${c?.exitCode ?? "unknown"}) during the health gate`);
+      const url = probeUrl(c, settings.enginePublishHost);
+      if (url) {
+        const r = await prober.probe(url, settings.probeTimeoutMs);
+        if (r.ok) {
+          healthySince ??= Date.now();
+          if (Date.now() - healthySince >= gate.minHealthyMs) return null;
+        } else {
+          healthySince = null;
+          last = r.error ?? `HTTP ${r.statusCode}`;
+        }
+      }
+      if (Date.now() >= deadline) {
+        return new RtmError(
+          "container_start_failed",
+          `the engine did not stay healthy for ${gate.minHealthyMs / 1000}s within ${Math.round(gate.timeoutMs / 1000)}s (last /healthz: ${last})`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, Math.min(GATE_PROBE_INTERVAL_MS, Math.max(1, deadline - Date.now()))));
+    }
+  }
+
+  /** Recreates the container on the previous image, which must still be local (it is never re-pulled). */
+  private async rollback(gameId: string, o: Observation, target: string, opId: string, execute: (a: readonly Action[]) => Promise<void>): Promise<RtmError | null> {
+    const { state, docker } = this.deps;
+    const row = await state.startOperation({
+      opId,
+      gameId,
+      kind: "rollback",
+      opSource: "reconcile",
+      imageRef: target,
+      generation: o.declaration?.generation ?? null,
+      errorCode: null,
+      message: `rolling back to ${target}`,
+      stopReason: null,
+      startedAt: this.clock(),
+    });
+    let failure: RtmError | null = null;
+    try {
+      const current = await docker.listForGame(gameId);
+      await execute([
+        ...current.flatMap((c) => removeActions(c, null)),
+        { type: "ensureImage", imageRef: target, policy: "never" },
+        { type: "create", imageRef: target },
+        { type: "start", containerId: "created" },
+      ]);
+    } catch (err) {
+      failure = toRtmError(err);
+    }
+    await state.finishOperation(row, {
+      outcome: failure ? "failure" : "success",
+      errorCode: failure?.code ?? null,
+      message: failure ? failure.message : `restored ${target}`,
+      finishedAt: this.clock(),
+    });
+    return failure;
   }
 
   /** Docker or the store did not answer: tell waiters through the record, then let the queue back off. */

@@ -80,8 +80,11 @@ export function deriveRecord(input: DeriveInput): RuntimeRecord {
     consecutiveProbeFailures: status === "running" ? (health?.consecutiveFailures ?? prev?.consecutiveProbeFailures ?? 0) : 0,
     lastProbeAt: health?.lastProbeAt ?? prev?.lastProbeAt ?? null,
     previousImageRef: imageChanged ? (prev?.currentImageRef ?? null) : (prev?.previousImageRef ?? null),
-    rolloutStartedAt: prev?.rolloutStartedAt ?? null,
-    degraded: prev?.degraded ?? false,
+    // The reconciler sets it while a health gate is open; any finished reconcile closes it.
+    rolloutStartedAt: null,
+    // A successful converge proves the runtime healthy again.
+    degraded: d && plan.converges && !error && !plan.hold ? false : (prev?.degraded ?? false),
+    heldGeneration: d && prev?.heldGeneration === d.generation ? prev.heldGeneration : null,
     updatedAt: now,
   };
 }

@@ -41,6 +41,11 @@ export interface RuntimeRecord {
   rolloutStartedAt: Date | null;
   /** Set when a rollback itself failed: the runtime needs a human. */
   degraded: boolean;
+  /**
+   * A generation the loop will not act on again: its patch failed and was
+   * rolled back. A new declaration (a new generation) lifts it.
+   */
+  heldGeneration: number | null;
   updatedAt: Date;
 }
 

@@ -140,6 +140,11 @@ CREATE TABLE leases (
 );
 `,
   },
+  {
+    version: 2,
+    name: "held generation of a rolled-back patch",
+    sql: `ALTER TABLE runtime_records ADD COLUMN held_generation bigint NULL;`,
+  },
 ];
 
 const list = (values: readonly string[]): string => values.map(quoteLiteral).join(", ");

@@ -81,6 +81,7 @@ const RECORD_FIELDS: { [K in keyof RuntimeRecord]-?: ColumnKind } = {
   previousImageRef: "text",
   rolloutStartedAt: "timestamptz",
   degraded: "boolean",
+  heldGeneration: "bigint",
   updatedAt: "timestamptz",
 };
 

@@ -113,6 +113,7 @@ function fullRecord(gameId: string): RuntimeRecord {
     previousImageRef: "registry.local/galaxy/engine:1.4.1",
     rolloutStartedAt: new Date("2026-01-02T03:04:05.000Z"),
     degraded: true,
+    heldGeneration: 7,
     updatedAt: new Date("2026-01-02T03:05:00.500Z"),
   };
 }
@@ -427,6 +428,7 @@ function describeStoreContract(name: string, open: () => Promise<Fixture>): void
           removedAt: new Date("2026-02-01T00:00:00.000Z"),
           observedGeneration: 8,
           degraded: false,
+          heldGeneration: null,
           health: "unknown",
         };
         await store.putRecord(removed);

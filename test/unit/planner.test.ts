@@ -16,6 +16,9 @@ const settings: PlannerSettings = {
   orphanGraceMs: 60_000,
   orphanDryRun: false,
   probeFailureThreshold: 3,
+  patchHealthTimeoutMs: 60_000,
+  patchMinHealthyMs: 5000,
+  startWaitHealthy: false,
 };
 
 function decl(over: Partial<Declaration> = {}): Declaration {
@@ -79,6 +82,7 @@ function record(over: Partial<RuntimeRecord> = {}): RuntimeRecord {
     previousImageRef: null,
     rolloutStartedAt: null,
     degraded: false,
+    heldGeneration: null,
     updatedAt: ago(1000),
     ...over,
   };
@@ -339,6 +343,48 @@ describe("planner", () => {
       c.extra?.(p);
     });
   }
+
+  it("gates a patch on health with the old image as rollback target", () => {
+    const p = plan(input({ declaration: decl({ imageRef: "galaxy/engine:1.0.1", generation: 3 }), containers: [container()], record: record() }));
+    expect(p.gate).toEqual({ minHealthyMs: 5000, timeoutMs: 60_000, rollbackTo: "galaxy/engine:1.0.0" });
+  });
+
+  it("gates a restart without a rollback target; a plain start is not gated unless configured", () => {
+    const restart = plan(input({ declaration: decl({ restartToken: "r2", generation: 3 }), containers: [container()], record: record() }));
+    expect(restart.gate?.rollbackTo).toBeNull();
+    expect(plan(input({ declaration: decl({ generation: 1 }) })).gate).toBeNull();
+    expect(plan(input({ declaration: decl({ generation: 1 }), settings: { ...settings, startWaitHealthy: true } })).gate).not.toBeNull();
+  });
+
+  it("resumes an interrupted health gate with the time left, without touching Docker", () => {
+    const p = plan(
+      input({
+        declaration: decl({ imageRef: "galaxy/engine:1.0.1", generation: 3 }),
+        containers: [container({ imageRef: "galaxy/engine:1.0.1", id: "c2" })],
+        record: record({ currentContainerId: "c2", currentImageRef: "galaxy/engine:1.0.1", previousImageRef: "galaxy/engine:1.0.0", rolloutStartedAt: ago(20_000) }),
+      }),
+    );
+    expect(types(p)).toEqual([]);
+    expect(p.kind).toBe("patch");
+    expect(p.gate).toEqual({ minHealthyMs: 5000, timeoutMs: 40_000, rollbackTo: "galaxy/engine:1.0.0" });
+  });
+
+  it("never retries a rolled-back generation, but keeps the restored engine alive", () => {
+    const held = record({ heldGeneration: 3, lastErrorCode: "container_start_failed", lastErrorGeneration: 3, lastErrorMessage: "rolled back" });
+    const idle = plan(input({ declaration: decl({ imageRef: "galaxy/engine:1.0.3", generation: 3 }), containers: [container()], record: held }));
+    expect(types(idle)).toEqual([]);
+    expect(idle.hold?.code).toBe("container_start_failed");
+    const crashed = plan(
+      input({
+        declaration: decl({ imageRef: "galaxy/engine:1.0.3", generation: 3 }),
+        containers: [container({ state: "exited", exitCode: 1, finishedAt: ago(100) })],
+        record: held,
+      }),
+    );
+    expect(types(crashed)).toEqual(["start"]);
+    const next = plan(input({ declaration: decl({ imageRef: "galaxy/engine:1.0.2", generation: 4 }), containers: [container()], record: held }));
+    expect(next.kind).toBe("patch");
+  });
 
   it("resets the restart count after running longer than the reset period", () => {
     const p = plan(input({ declaration: decl(), containers: [container({ startedAt: ago(700_000) })], record: record({ restartCount: 4 }) }));
