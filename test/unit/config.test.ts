@@ -1,0 +1,38 @@
+import { describe, expect, it } from "vitest";
+import { CONFIG_DOCS, loadConfig } from "../../src/config.js";
+import { readFileSync } from "node:fs";
+
+describe("configuration", () => {
+  it("starts from documented defaults with an empty environment", () => {
+    const c = loadConfig({});
+    expect(c.httpPort).toBe(8096);
+    expect(c.dockerNetwork).toBe("galaxy-net");
+    expect(c.stopTimeoutMs).toBe(30_000);
+    expect(c.retentionMs).toBe(30 * 86_400_000);
+    expect(c.resyncIntervalMs).toBe(30_000);
+    expect(c.concurrency).toBe(8);
+    expect(c.defaultMemoryBytes).toBe(512 * 1024 * 1024);
+    expect(c.imagePullPolicy).toBe("if_not_present");
+    expect(c.databaseUrl).toBeUndefined();
+  });
+
+  it.each([
+    ["RTMANAGER_CONCURRENCY", "zero"],
+    ["RTMANAGER_CONTAINER_STOP_TIMEOUT", "forever"],
+    ["RTMANAGER_IMAGE_PULL_POLICY", "sometimes"],
+    ["RTMANAGER_INTERNAL_HTTP_ADDR", "nowhere"],
+    ["RTMANAGER_DEFAULT_MEMORY", "lots"],
+    ["RTMANAGER_INSTANCE_ID", "Bad/Id"],
+    ["RTMANAGER_ORPHAN_DRY_RUN", "maybe"],
+  ])("a bad %s stops start-up with a message naming it", (name, value) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(name);
+  });
+
+  it("every variable is documented in the README with its default", () => {
+    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+    for (const s of CONFIG_DOCS) {
+      expect(readme, s.env).toContain(`\`${s.env}\``);
+      if (s.default) expect(readme, `${s.env} default`).toContain(`\`${s.default}\``);
+    }
+  });
+});
