@@ -20,6 +20,10 @@ export interface ManagerSettings extends ReconcilerSettings, LeaderSettings {
   retryBackoffBaseMs: number;
   retryBackoffMaxMs: number;
   instanceId: string;
+  /** A watch silent this long is re-established and everything re-listed. */
+  watchSilenceLimitMs: number;
+  /** Which watch carries declarations, for the metrics. */
+  declarationWatch?: WatchName;
 }
 
 export interface ManagerHooks extends ReconcileObserver {
@@ -27,8 +31,14 @@ export interface ManagerHooks extends ReconcileObserver {
   onLeaderChange?(leading: boolean): void;
   onResync?(why: string): void;
   onDockerEventsReconnect?(): void;
+  /** A message arrived on a watch the loop depends on (its age is the watchdog's measure). */
+  onWatchMessage?(watch: WatchName): void;
+  /** A watch was re-established and everything re-listed. */
+  onRelist?(watch: WatchName): void;
   onProbe?(ok: boolean): void;
 }
+
+export type WatchName = "docker" | "postgres" | "kubernetes";
 
 export interface ManagerDeps {
   source: DeclarationSource;
@@ -144,18 +154,48 @@ export class Manager {
       hooks?.onResync?.(why);
       void this.resync(queue, why);
     };
+    const declWatch = settings.declarationWatch ?? "postgres";
     const unwatch = await source.watch({
-      onChange: (gameId) => queue.add(gameId),
-      onResync: () => resync("declaration watch re-established"),
-    });
-    const stopEvents = docker.watchEvents({
-      onEvent: (e) => queue.add(e.gameId),
-      onReconnect: () => {
-        hooks?.onDockerEventsReconnect?.();
-        resync("docker event stream re-established");
+      onChange: (gameId) => {
+        hooks?.onWatchMessage?.(declWatch);
+        queue.add(gameId);
       },
-      onDisconnect: (err) => logger.warn({ err: err.message }, "docker event stream lost; reconnecting"),
+      onResync: () => {
+        hooks?.onRelist?.(declWatch);
+        resync("declaration watch re-established");
+      },
     });
+    // The Docker event stream is quiet when nothing happens, and a half-open
+    // connection is quiet too. Past the silence limit the stream is replaced
+    // and everything re-listed: cheap, and a dead stream cannot hide for long.
+    let lastDockerMessage = Date.now();
+    const watchDocker = () =>
+      docker.watchEvents({
+        onEvent: (e) => {
+          lastDockerMessage = Date.now();
+          hooks?.onWatchMessage?.("docker");
+          queue.add(e.gameId);
+        },
+        onReconnect: () => {
+          lastDockerMessage = Date.now();
+          hooks?.onDockerEventsReconnect?.();
+          hooks?.onRelist?.("docker");
+          resync("docker event stream re-established");
+        },
+        onDisconnect: (err) => logger.warn({ err: err.message }, "docker event stream lost; reconnecting"),
+      });
+    let stopEvents = watchDocker();
+    const watchdog = setInterval(() => {
+      const silentMs = Date.now() - lastDockerMessage;
+      if (silentMs < settings.watchSilenceLimitMs) return;
+      logger.info({ silentSeconds: Math.round(silentMs / 1000) }, "docker event stream silent past the limit; re-establishing it and re-listing");
+      stopEvents();
+      lastDockerMessage = Date.now();
+      stopEvents = watchDocker();
+      hooks?.onRelist?.("docker");
+      resync("docker event stream silent");
+    }, Math.max(1000, Math.min(30_000, settings.watchSilenceLimitMs / 2)));
+    watchdog.unref();
     const resyncTimer = setInterval(() => resync("periodic"), settings.resyncIntervalMs);
     const probeTimer = setInterval(() => void this.probeAll(queue), settings.probeIntervalMs);
     resync("start");
@@ -164,6 +204,7 @@ export class Manager {
     this.stopLeading = async () => {
       clearInterval(resyncTimer);
       clearInterval(probeTimer);
+      clearInterval(watchdog);
       stopEvents();
       await unwatch().catch(() => {});
       queue.shutDown();

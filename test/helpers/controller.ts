@@ -36,6 +36,7 @@ export function fastSettings(over: Partial<ManagerSettings> & { instanceId: stri
     leaseDurationMs: 3000,
     renewDeadlineMs: 2000,
     retryPeriodMs: 300,
+    watchSilenceLimitMs: 300_000,
     ...over,
   };
 }
