@@ -107,11 +107,21 @@ export class RuntimeOperations {
 
   stop(gameId: string, reason: StopReason, ctx: OpContext): Promise<OpResult> {
     checkGameId(gameId, "invalid_request");
-    return this.run(gameId, "stop", ctx, null, reason, (d, r) => {
-      if (!d && !r) throw notFound(gameId);
-      if (!d || d.desiredState !== "running") return null;
-      return { ...specOf(d), desiredState: "stopped", stopReason: reason };
-    });
+    return this.run(
+      gameId,
+      "stop",
+      ctx,
+      null,
+      reason,
+      (d, r) => {
+        if (!d && !r) throw notFound(gameId);
+        if (!d || d.desiredState !== "running") return null;
+        return { ...specOf(d), desiredState: "stopped", stopReason: reason };
+      },
+      // An engine that already exited: the declaration still changes (so the loop will not
+      // restart it), but there was nothing to stop.
+      (r) => r !== null && r.status !== "running",
+    );
   }
 
   restart(gameId: string, ctx: OpContext): Promise<OpResult> {
@@ -166,6 +176,7 @@ export class RuntimeOperations {
     imageRef: string | null,
     stopReason: StopReason | null,
     decide: (d: Declaration | null, r: RuntimeRecord | null) => RuntimeSpec | null,
+    alreadyDone: (r: RuntimeRecord | null) => boolean = () => false,
   ): Promise<OpResult> {
     const { source, state, docker } = this.deps;
     // Docker down: refuse before writing, so a 503 leaves nothing half-declared.
@@ -194,6 +205,10 @@ export class RuntimeOperations {
     }
     this.deps.enqueue(gameId);
     const after = await this.waitForGeneration(gameId, declaration.generation);
+    if (alreadyDone(record)) {
+      await this.logReplay(gameId, kind, ctx, after.currentImageRef, stopReason);
+      return { record: after, replay: true };
+    }
     return { record: after, replay: false };
   }
 
