@@ -1,0 +1,315 @@
+/**
+ * TypeScript client of the Runtime Manager REST API: the contract's
+ * operations (the same calls Game Master's Go client makes) plus the
+ * extension endpoints. Any non-2xx answer throws RtmApiError carrying the
+ * envelope's code ("unknown" when the body has none, as the Go client does)
+ * and the X-Op-Id the server answered with, so a failure can be found in the
+ * server's logs and operation log.
+ */
+import type { Plan } from "../controller/planner.js";
+import type { ContractRuntimeRecord } from "../model/record.js";
+import type { StopReason } from "../model/status.js";
+import type { ExtOperationList, ExtRuntimeView, WireEvent } from "../http/wire.js";
+
+export type { ContractRuntimeRecord, ExtOperationList, ExtRuntimeView, Plan, StopReason, WireEvent };
+export type { EventDiagnostic, EventSnapshot, Wire } from "../http/wire.js";
+
+export interface RtmClientOptions {
+  /** Absolute base URL of the listener, e.g. http://rtmanager:8096. */
+  baseUrl: string;
+  /** Bound of one request (for events: until the stream's headers arrive). */
+  timeoutMs: number;
+  token?: string;
+  /** Sent as X-Galaxy-Caller; recorded as op_source gm_rest or admin_rest. */
+  caller?: "gm" | "admin";
+  fetch?: typeof fetch;
+}
+
+export interface CallOptions {
+  /** Sent as X-Op-Id: the server adopts it for its logs and operation log. */
+  opId?: string;
+  signal?: AbortSignal;
+}
+
+export class RtmApiError extends Error {
+  override readonly name = "RtmApiError";
+  constructor(
+    readonly status: number,
+    /** The envelope's error code, or "unknown" when the body carried none. */
+    readonly code: string,
+    message: string,
+    /** X-Op-Id of the failed request, when the server sent one. */
+    readonly opId: string | null,
+  ) {
+    super(message);
+  }
+}
+
+/** The request never got an HTTP answer: connection refused, reset, or the timeout. */
+export class RtmTransportError extends Error {
+  override readonly name = "RtmTransportError";
+  constructor(
+    message: string,
+    readonly timedOut: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export interface StreamedEvent {
+  /** The SSE `id:` (the event seq, or the snapshot's cursor); null for diagnostics. */
+  id: string | null;
+  /** `snapshot`, `diagnostic`, or an event type such as `container_started`. */
+  type: string;
+  data: unknown;
+}
+
+export interface EventsOptions {
+  gameId?: string;
+  /** Resume after this event seq (sent as Last-Event-ID). */
+  cursor?: string | number;
+  signal?: AbortSignal;
+}
+
+const INTERNAL = "/api/v1/internal/runtimes";
+const EXT = "/api/v1/ext";
+
+function decodeEnvelope(text: string): { code: string; message: string } | null {
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (parsed && typeof parsed === "object" && "error" in parsed) {
+      const error = (parsed as { error: unknown }).error;
+      if (error && typeof error === "object") {
+        const { code, message } = error as { code?: unknown; message?: unknown };
+        return { code: typeof code === "string" && code ? code : "unknown", message: typeof message === "string" ? message : "" };
+      }
+    }
+  } catch {
+    // Not JSON: a proxy's error page, say.
+  }
+  return null;
+}
+
+export class RtmClient {
+  private readonly baseUrl: string;
+  private readonly timeoutMs: number;
+  private readonly token: string | undefined;
+  private readonly caller: "gm" | "admin" | undefined;
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(options: RtmClientOptions) {
+    const raw = options.baseUrl?.trim() ?? "";
+    if (!raw) throw new Error("rtm client: base url must not be empty");
+    let url: URL;
+    try {
+      url = new URL(raw.replace(/\/+$/, ""));
+    } catch {
+      throw new Error(`rtm client: base url must be absolute, got ${JSON.stringify(raw)}`);
+    }
+    if ((url.protocol !== "http:" && url.protocol !== "https:") || !url.host) {
+      throw new Error(`rtm client: base url must be an absolute http(s) URL, got ${JSON.stringify(raw)}`);
+    }
+    if (!(options.timeoutMs > 0)) throw new Error("rtm client: request timeout must be positive");
+    this.baseUrl = url.toString().replace(/\/+$/, "");
+    this.timeoutMs = options.timeoutMs;
+    this.token = options.token;
+    this.caller = options.caller;
+    this.fetchImpl = options.fetch ?? globalThis.fetch;
+  }
+
+  list(opts?: CallOptions): Promise<ContractRuntimeRecord[]> {
+    return this.json<{ items: ContractRuntimeRecord[] }>("GET", INTERNAL, undefined, opts).then((r) => r.items);
+  }
+
+  get(gameId: string, opts?: CallOptions): Promise<ContractRuntimeRecord> {
+    return this.json("GET", `${INTERNAL}/${id(gameId)}`, undefined, opts);
+  }
+
+  start(gameId: string, imageRef: string, opts?: CallOptions): Promise<ContractRuntimeRecord> {
+    return this.json("POST", `${INTERNAL}/${id(gameId)}/start`, { image_ref: imageRef }, opts);
+  }
+
+  stop(gameId: string, reason: StopReason, opts?: CallOptions): Promise<ContractRuntimeRecord> {
+    return this.json("POST", `${INTERNAL}/${id(gameId)}/stop`, { reason }, opts);
+  }
+
+  restart(gameId: string, opts?: CallOptions): Promise<ContractRuntimeRecord> {
+    return this.json("POST", `${INTERNAL}/${id(gameId)}/restart`, undefined, opts);
+  }
+
+  patch(gameId: string, imageRef: string, opts?: CallOptions): Promise<ContractRuntimeRecord> {
+    return this.json("POST", `${INTERNAL}/${id(gameId)}/patch`, { image_ref: imageRef }, opts);
+  }
+
+  cleanup(gameId: string, opts?: CallOptions): Promise<ContractRuntimeRecord> {
+    return this.json("DELETE", `${INTERNAL}/${id(gameId)}/container`, undefined, opts);
+  }
+
+  extRecord(gameId: string, opts?: CallOptions): Promise<ExtRuntimeView> {
+    return this.json("GET", `${EXT}/runtimes/${id(gameId)}`, undefined, opts);
+  }
+
+  /** Newest first. */
+  operations(gameId: string, limit?: number, opts?: CallOptions): Promise<ExtOperationList["items"]> {
+    const q = limit !== undefined ? `?limit=${limit}` : "";
+    return this.json<ExtOperationList>("GET", `${EXT}/runtimes/${id(gameId)}/operations${q}`, undefined, opts).then((r) => r.items);
+  }
+
+  plan(gameId: string, opts?: CallOptions): Promise<Plan> {
+    return this.json("GET", `${EXT}/runtimes/${id(gameId)}/plan`, undefined, opts);
+  }
+
+  async logs(gameId: string, tail?: number, opts?: CallOptions): Promise<string> {
+    const q = tail !== undefined ? `?tail=${tail}` : "";
+    const res = await this.send("GET", `${EXT}/runtimes/${id(gameId)}/logs${q}`, undefined, opts, "text/plain");
+    return res.text();
+  }
+
+  /**
+   * The event stream: a snapshot, the backlog after `cursor`, then live
+   * events until `signal` aborts or the server ends the stream. No automatic
+   * reconnect: resume by calling again with the last `id` seen.
+   */
+  async *events(options: EventsOptions = {}): AsyncIterable<StreamedEvent> {
+    const params = new URLSearchParams();
+    if (options.gameId) params.set("game_id", options.gameId);
+    const q = params.size ? `?${params.toString()}` : "";
+    const headers: Record<string, string> = {};
+    if (options.cursor !== undefined) headers["last-event-id"] = String(options.cursor);
+    const res = await this.send("GET", `${EXT}/events${q}`, undefined, { signal: options.signal }, "text/event-stream", headers, false);
+    if (!res.body) return;
+    yield* parseEventStream(res.body, options.signal);
+  }
+
+  private async json<T>(method: string, path: string, body: unknown, opts?: CallOptions): Promise<T> {
+    const res = await this.send(method, path, body, opts, "application/json");
+    return (await res.json()) as T;
+  }
+
+  /**
+   * `timeoutWholeBody`: for ordinary calls the timeout covers reading the
+   * answer too; for the event stream only until the headers arrive.
+   */
+  private async send(
+    method: string,
+    path: string,
+    body: unknown,
+    opts: CallOptions | undefined,
+    accept: string,
+    extraHeaders: Record<string, string> = {},
+    timeoutWholeBody = true,
+  ): Promise<Response> {
+    const headers: Record<string, string> = { accept, ...extraHeaders };
+    if (body !== undefined) headers["content-type"] = "application/json";
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    if (this.caller) headers["x-galaxy-caller"] = this.caller;
+    if (opts?.opId) headers["x-op-id"] = opts.opId;
+
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(new DOMException("request timed out", "TimeoutError")), this.timeoutMs);
+    const signal = opts?.signal ? AbortSignal.any([opts.signal, timeout.signal]) : timeout.signal;
+    let res: Response;
+    try {
+      res = await this.fetchImpl(`${this.baseUrl}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal,
+      });
+    } catch (err) {
+      clearTimeout(timer);
+      if (opts?.signal?.aborted) throw err;
+      const timedOut = timeout.signal.aborted;
+      const why = timedOut ? `timed out after ${this.timeoutMs} ms` : (err as Error).message;
+      throw new RtmTransportError(`rtm ${method} ${path}: ${why}`, timedOut, { cause: err });
+    }
+    const opId = res.headers.get("x-op-id");
+    if (!res.ok) {
+      const text = await res.text().catch(() => "");
+      clearTimeout(timer);
+      const decoded = decodeEnvelope(text);
+      throw new RtmApiError(
+        res.status,
+        decoded?.code ?? "unknown",
+        decoded?.message || `rtm ${method} ${path}: unexpected status ${res.status}`,
+        opId,
+      );
+    }
+    if (timeoutWholeBody) {
+      // The body is read by the caller right after; keep the timer until then.
+      const buffered = await res.arrayBuffer().finally(() => clearTimeout(timer));
+      return new Response(buffered, { status: res.status, headers: res.headers });
+    }
+    clearTimeout(timer);
+    return res;
+  }
+}
+
+function id(gameId: string): string {
+  if (gameId.trim() === "") throw new Error("rtm client: game id must not be empty");
+  return encodeURIComponent(gameId);
+}
+
+/** Parses text/event-stream (the WHATWG rules that matter here: fields, multi-line data, comments). */
+export async function* parseEventStream(body: ReadableStream<Uint8Array>, signal?: AbortSignal): AsyncIterable<StreamedEvent> {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  let lastId: string | null = null;
+  let type = "";
+  let data: string[] = [];
+  let hasId = false;
+  const onAbort = () => void reader.cancel().catch(() => undefined);
+  signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    for (;;) {
+      let chunk: ReadableStreamReadResult<Uint8Array>;
+      try {
+        chunk = await reader.read();
+      } catch (err) {
+        if (signal?.aborted) return;
+        throw err;
+      }
+      if (chunk.done) return;
+      buffer += decoder.decode(chunk.value, { stream: true });
+      let nl: number;
+      while ((nl = buffer.search(/\r\n|\r|\n/)) >= 0) {
+        const line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + (buffer.startsWith("\r\n", nl) ? 2 : 1));
+        if (line === "") {
+          if (data.length > 0) {
+            const text = data.join("\n");
+            let parsed: unknown = text;
+            try {
+              parsed = JSON.parse(text);
+            } catch {
+              // Leave non-JSON data as text.
+            }
+            yield { id: hasId ? lastId : null, type: type || "message", data: parsed };
+          }
+          type = "";
+          data = [];
+          hasId = false;
+          continue;
+        }
+        if (line.startsWith(":")) continue;
+        const colon = line.indexOf(":");
+        const field = colon >= 0 ? line.slice(0, colon) : line;
+        let value = colon >= 0 ? line.slice(colon + 1) : "";
+        if (value.startsWith(" ")) value = value.slice(1);
+        if (field === "data") data.push(value);
+        else if (field === "event") type = value;
+        else if (field === "id") {
+          lastId = value;
+          hasId = true;
+        }
+      }
+    }
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+    // Also reached when the consumer stops iterating early: the connection must not linger.
+    await reader.cancel().catch(() => undefined);
+    reader.releaseLock();
+  }
+}

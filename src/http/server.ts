@@ -1,0 +1,265 @@
+/**
+ * The REST surface on plain node:http: the contract's internal API, probes,
+ * /metrics and the extension endpoints. Transport only; what an operation
+ * means lives in src/controller/operations.ts.
+ */
+import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type { RuntimeOperations } from "../controller/operations.js";
+import { checkGameId } from "../controller/operations.js";
+import type { Logger } from "../log.js";
+import type { Declaration } from "../model/declaration.js";
+import { RtmError, isRtmError } from "../model/errors.js";
+import type { StateStore } from "../model/ports.js";
+import { toContractRecord } from "../model/record.js";
+import { opSourceFromCaller } from "../model/status.js";
+import { readEmptyBody, readJsonBody } from "./body.js";
+import { EventStreams } from "./events.js";
+import { envelope, sendError, sendJson, sendText, statusOf, transportError } from "./respond.js";
+import { ROUTES, Router, parseTarget, type RouteDef, type RouteName } from "./routes.js";
+import { PatchRequestSchema, StartRequestSchema, StopRequestSchema } from "./schemas.js";
+import { CALLER_HEADER, OP_ID_HEADER, OP_ID_PATTERN, type ExtOperationList, type ExtRuntimeView } from "./wire.js";
+
+export interface HttpMetrics {
+  contentType: string;
+  render(): Promise<string>;
+  observeRequest(route: string, method: string, status: number, seconds: number): void;
+}
+
+export interface HttpDeps {
+  operations: RuntimeOperations;
+  state: StateStore;
+  logger: Logger;
+  /** When set, every path but /healthz and /readyz needs `Authorization: Bearer <token>`. */
+  token?: string;
+  /** null when ready, else the reason (served as the 503 message). */
+  readiness(): Promise<string | null>;
+  /** What the loop would do now (Reconciler.preview); enables GET .../plan. */
+  preview?(gameId: string): Promise<unknown>;
+  /** Enables GET /metrics; every request is observed through it. */
+  metrics?: HttpMetrics;
+  /** Wakes event streams when new events may exist; without it they poll. */
+  subscribeEvents?(listener: () => void): () => void;
+  /** Engine container logs; enables GET .../logs. */
+  logs?(gameId: string, tail: number): Promise<string>;
+  /** The desired state, shown next to the record by GET /api/v1/ext/runtimes/{game_id}. */
+  declarations?: { get(gameId: string): Promise<Declaration | null> };
+  /** Event stream timing; the defaults (1 s poll, 15 s keep-alive) suit production. */
+  events?: { pollMs?: number; keepAliveMs?: number };
+}
+
+const MUTATIONS: ReadonlySet<RouteName> = new Set(["start", "stop", "restart", "patch", "cleanup"]);
+const DEFAULT_OPERATION_LIMIT = 100;
+const MAX_OPERATION_LIMIT = 1000;
+const DEFAULT_LOG_TAIL = 200;
+const MAX_LOG_TAIL = 10_000;
+
+interface RequestContext {
+  opId: string;
+  route: RouteDef;
+  gameId: string;
+  query(): URLSearchParams;
+  logger(): Logger;
+}
+
+function adoptOpId(header: string | string[] | undefined): string {
+  return typeof header === "string" && OP_ID_PATTERN.test(header) ? header : randomUUID();
+}
+
+/** Hashing first makes the comparison constant-time whatever the lengths. */
+function tokenMatches(presented: string, expected: string): boolean {
+  const a = createHash("sha256").update(presented).digest();
+  const b = createHash("sha256").update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+function checkAuth(req: IncomingMessage, token: string): void {
+  const header = req.headers.authorization;
+  if (!header) throw transportError(401, "missing bearer token: send Authorization: Bearer <RTMANAGER_INTERNAL_TOKEN>");
+  const m = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
+  if (!m) throw transportError(401, "Authorization header must be Bearer <token>");
+  if (!tokenMatches(m[1]!, token)) throw transportError(401, "wrong bearer token");
+}
+
+function intParam(query: URLSearchParams, name: string, fallback: number, max: number): number {
+  const raw = query.get(name);
+  if (raw === null || raw === "") return fallback;
+  if (!/^[0-9]{1,9}$/.test(raw) || Number(raw) < 1 || Number(raw) > max) {
+    throw new RtmError("invalid_request", `${name} must be an integer from 1 to ${max}, got ${JSON.stringify(raw.slice(0, 32))}`);
+  }
+  return Number(raw);
+}
+
+export function createHttpServer(deps: HttpDeps): http.Server {
+  const available = ROUTES.filter((r) => {
+    if (r.name === "metrics") return Boolean(deps.metrics);
+    if (r.name === "extPlan") return Boolean(deps.preview);
+    if (r.name === "extLogs") return Boolean(deps.logs);
+    return true;
+  });
+  const router = new Router(available);
+  const streams = new EventStreams({
+    state: deps.state,
+    subscribeEvents: deps.subscribeEvents,
+    pollMs: deps.events?.pollMs,
+    keepAliveMs: deps.events?.keepAliveMs,
+  });
+
+  const dispatch = async (req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> => {
+    const { operations, state } = deps;
+    const { gameId } = ctx;
+    const caller = req.headers[CALLER_HEADER];
+    const opSource = opSourceFromCaller(typeof caller === "string" ? caller : undefined);
+    const opCtx = () => ({ opId: ctx.opId, opSource, logger: ctx.logger() });
+
+    switch (ctx.route.name) {
+      case "healthz":
+        return sendJson(res, 200, { status: "ok" });
+      case "readyz": {
+        let reason: string | null;
+        try {
+          reason = await deps.readiness();
+        } catch (err) {
+          reason = `readiness check failed: ${(err as Error).message}`;
+        }
+        if (reason === null) return sendJson(res, 200, { status: "ready" });
+        return sendJson(res, 503, envelope("service_unavailable", reason));
+      }
+      case "metrics": {
+        const m = deps.metrics!;
+        return sendText(res, 200, await m.render(), m.contentType);
+      }
+      case "list": {
+        const records = await operations.list();
+        return sendJson(res, 200, { items: records.map(toContractRecord) });
+      }
+      case "get":
+        return sendJson(res, 200, toContractRecord(await operations.get(gameId)));
+      case "start": {
+        const body = await readJsonBody(req, StartRequestSchema);
+        const r = await operations.start(gameId, body.image_ref, opCtx());
+        return sendJson(res, 200, toContractRecord(r.record));
+      }
+      case "stop": {
+        const body = await readJsonBody(req, StopRequestSchema);
+        const r = await operations.stop(gameId, body.reason, opCtx());
+        return sendJson(res, 200, toContractRecord(r.record));
+      }
+      case "restart": {
+        await readEmptyBody(req);
+        const r = await operations.restart(gameId, opCtx());
+        return sendJson(res, 200, toContractRecord(r.record));
+      }
+      case "patch": {
+        const body = await readJsonBody(req, PatchRequestSchema);
+        const r = await operations.patch(gameId, body.image_ref, opCtx());
+        return sendJson(res, 200, toContractRecord(r.record));
+      }
+      case "cleanup": {
+        await readEmptyBody(req);
+        const r = await operations.cleanup(gameId, opCtx());
+        return sendJson(res, 200, toContractRecord(r.record));
+      }
+      case "extRecord": {
+        checkGameId(gameId, "not_found");
+        let declarationError: ExtRuntimeView["declarationError"] = null;
+        const [record, declaration] = await Promise.all([
+          state.getRecord(gameId),
+          (deps.declarations?.get(gameId) ?? Promise.resolve(null)).catch((err: unknown) => {
+            // A stored declaration the schema refuses is exactly what an operator comes here to see.
+            if (isRtmError(err) && err.code === "start_config_invalid") {
+              declarationError = { code: err.code, message: err.message };
+              return null;
+            }
+            throw err;
+          }),
+        ]);
+        if (!record && !declaration && !declarationError) throw new RtmError("not_found", `runtime record not found for game ${gameId}`);
+        const view = { gameId, record, declaration, declarationError } satisfies { [K in keyof ExtRuntimeView]: unknown };
+        return sendJson(res, 200, view);
+      }
+      case "extOperations": {
+        checkGameId(gameId, "not_found");
+        const limit = intParam(ctx.query(), "limit", DEFAULT_OPERATION_LIMIT, MAX_OPERATION_LIMIT);
+        const items = await state.listOperations(gameId, limit);
+        return sendJson(res, 200, { items } satisfies { [K in keyof ExtOperationList]: unknown });
+      }
+      case "extPlan":
+        checkGameId(gameId, "not_found");
+        return sendJson(res, 200, await deps.preview!(gameId));
+      case "extLogs": {
+        checkGameId(gameId, "not_found");
+        const tail = intParam(ctx.query(), "tail", DEFAULT_LOG_TAIL, MAX_LOG_TAIL);
+        return sendText(res, 200, await deps.logs!(gameId, tail));
+      }
+      case "events":
+        return streams.serve(req, res, ctx.query(), ctx.logger());
+    }
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const started = process.hrtime.bigint();
+    const opId = adoptOpId(req.headers[OP_ID_HEADER]);
+    // Set before anything can fail, so every answer (401s and 500s included) carries it.
+    res.setHeader(OP_ID_HEADER, opId);
+    const method = req.method ?? "GET";
+    const target = parseTarget(req.url);
+    const match = router.match(target.pathname);
+    const route = match?.routes.find((r) => r.method === method) ?? null;
+    const label = match ? match.routes[0]!.template : "unmatched";
+    // Built on first use: reads on the hot path mostly never log, and a pino child is not free.
+    let child: Logger | null = null;
+    const logger = (): Logger => (child ??= deps.logger.child({ opId, route: label }));
+
+    res.on("close", () => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      deps.metrics?.observeRequest(label, method, res.statusCode, seconds);
+      const mutation = route !== null && MUTATIONS.has(route.name);
+      if (!mutation && !deps.logger.isLevelEnabled("debug")) return;
+      const line = { method, status: res.statusCode, ms: Math.round(seconds * 1000), gameId: match?.gameId ?? undefined };
+      if (mutation) logger().info(line, "request");
+      else logger().debug(line, "request");
+    });
+
+    try {
+      const open = match?.routes.some((r) => r.open) ?? false;
+      if (deps.token && !open) checkAuth(req, deps.token);
+      if (!match) throw new RtmError("not_found", `no such endpoint: ${method} ${target.pathname.slice(0, 200)}`);
+      if (!route) {
+        const allow = match.routes.map((r) => r.method).join(", ");
+        res.setHeader("allow", allow);
+        throw transportError(405, `method ${method} is not allowed on ${label}; allowed: ${allow}`);
+      }
+      await dispatch(req, res, { opId, route, gameId: match.gameId ?? "", query: () => new URLSearchParams(target.search), logger });
+    } catch (err) {
+      fail(res, err, logger());
+    }
+  };
+
+  const fail = (res: ServerResponse, err: unknown, logger: Logger): void => {
+    const known = isRtmError(err);
+    const status = known ? statusOf(err) : 500;
+    if (!known) logger.error({ err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, "unexpected error");
+    else if (status >= 500) logger.error({ code: err.code, err: err.message }, "request failed");
+    if (res.headersSent) {
+      // A stream already under way cannot switch to an error envelope.
+      res.end();
+      return;
+    }
+    // Unknown errors keep their text in the log only: it can carry SQL, paths or hosts.
+    sendError(res, known ? err : new RtmError("internal_error", "internal server error"));
+  };
+
+  const server = http.createServer((req, res) => void handle(req, res));
+  // Longer than the usual 60 s idle timeout of load balancers and well within
+  // Go's 90 s, so a pooled connection is rarely closed under a new request.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  const close = server.close.bind(server);
+  // Event streams never finish on their own; without this close() would wait for every client.
+  server.close = ((callback?: (err?: Error) => void) => {
+    streams.closeAll();
+    return close(callback);
+  }) as typeof server.close;
+  return server;
+}
