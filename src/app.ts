@@ -113,8 +113,16 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
     enqueue: (gameId) => manager.enqueue(gameId),
     opTimeoutMs: config.opTimeoutMs,
   });
+  // Every reconcile appends its events before it writes the record, so a record
+  // notification (from any replica) is also the moment new events may exist.
+  const eventListeners = new Set<() => void>();
+  const wakeEventStreams = () => eventListeners.forEach((l) => l());
   const server = createHttpServer({
     operations,
+    subscribeEvents: (listener) => {
+      eventListeners.add(listener);
+      return () => eventListeners.delete(listener);
+    },
     state: store,
     logger: logger.child({ component: "http" }),
     token: config.internalToken,
@@ -152,7 +160,12 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
         );
       }
       // Waiters on this replica wake when any replica's loop writes a record.
-      stopRecordWatch = await store.watchRecords({ onChange: (gameId) => manager.waiters.notify(gameId) });
+      stopRecordWatch = await store.watchRecords({
+        onChange: (gameId) => {
+          manager.waiters.notify(gameId);
+          wakeEventStreams();
+        },
+      });
       await manager.start();
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject);

@@ -54,7 +54,7 @@ async function setup(name: string) {
     RTMANAGER_LEASE_RETRY_PERIOD: "300ms",
     RTMANAGER_DEFAULT_MEMORY: "64m",
   };
-  const sql = (text: string, params: unknown[] = []) => pg.query(text, params, db);
+  const sql = <T = Record<string, unknown>>(text: string, params: unknown[] = []) => pg.query<T>(text, params, db);
   const containers = () => docker.listContainers({ all: true, filters: { label: [`${LABELS.instance}=${instance}`] } });
   const log = (tag: string) => path.join(os.tmpdir(), `${instance}-${tag}.log`);
   const start = (tag: string) => {
