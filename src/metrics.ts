@@ -210,6 +210,24 @@ export class Metrics implements HttpMetrics {
     );
     for (const c of [this.queueAdds, this.queueRetries]) c.inc({ name }, 0);
 
+    // --------------------------------------------------------------- store
+    // Registered before the fleet gauges: collect() runs in registration order, so
+    // the pool is read before the fleet snapshot's own queries check connections out.
+    this.storeQueryErrors = new Counter({
+      name: "rtmanager_store_query_errors_total",
+      help: "Store queries and transactions that failed.",
+      registers,
+    });
+    this.scrapeGauge(
+      {
+        name: "rtmanager_store_pool_in_use",
+        help: "Database connections checked out of the pool (PGlite: 0 or 1).",
+      },
+      (g) => {
+        g.set(this.bindings?.poolInUse?.() ?? 0);
+      },
+    );
+
     // --------------------------------------------------------------- fleet
     this.scrapeGauge(
       {
@@ -273,22 +291,6 @@ export class Metrics implements HttpMetrics {
       help: "Times the Docker event stream was re-established after a break.",
       registers,
     });
-
-    // --------------------------------------------------------------- store
-    this.storeQueryErrors = new Counter({
-      name: "rtmanager_store_query_errors_total",
-      help: "Store queries and transactions that failed.",
-      registers,
-    });
-    this.scrapeGauge(
-      {
-        name: "rtmanager_store_pool_in_use",
-        help: "Database connections checked out of the pool (PGlite: 0 or 1).",
-      },
-      (g) => {
-        g.set(this.bindings?.poolInUse?.() ?? 0);
-      },
-    );
 
     // ---------------------------------------------------------------- http
     this.httpRequests = new Counter({

@@ -1,0 +1,241 @@
+/** rtmctl's verbs, flags and help text, parsed with node:util parseArgs. */
+import { parseArgs } from "node:util";
+import { STOP_REASONS } from "../model/status.js";
+import { exitCodeTable } from "./exitCodes.js";
+
+export const DEFAULT_SERVER = "http://127.0.0.1:8096";
+/** Longer than the server's default RTMANAGER_OP_TIMEOUT (90 s), so its own 503 arrives first. */
+export const DEFAULT_TIMEOUT_S = 120;
+
+interface FlagSpec {
+  type: "string" | "boolean";
+  short?: string;
+  value?: string;
+  description: string;
+}
+
+export const VERBS = ["list", "get", "start", "stop", "restart", "patch", "cleanup", "ops", "events", "logs", "diff"] as const;
+export type Verb = (typeof VERBS)[number];
+
+interface VerbSpec {
+  args: string[];
+  summary: string;
+  details?: string;
+  flags: Record<string, FlagSpec>;
+  examples: string[];
+  /** Waits for the loop: shows a progress line and sends an op id. */
+  mutation?: boolean;
+}
+
+const GLOBAL_FLAGS: Record<string, FlagSpec> = {
+  server: { type: "string", value: "url", description: `rtmanager base URL (env RTMCTL_SERVER, default ${DEFAULT_SERVER})` },
+  token: { type: "string", value: "token", description: "bearer token (env RTMANAGER_INTERNAL_TOKEN)" },
+  output: { type: "string", short: "o", value: "table|json", description: "output format (default table)" },
+  timeout: { type: "string", value: "seconds", description: `request timeout (default ${DEFAULT_TIMEOUT_S})` },
+  help: { type: "boolean", short: "h", description: "show help" },
+};
+
+const OP_ID_FLAG: FlagSpec = { type: "string", value: "id", description: "X-Op-Id to send (default: a fresh UUID, printed on stderr)" };
+
+export const SPECS: Record<Verb, VerbSpec> = {
+  list: {
+    args: [],
+    summary: "list runtime records",
+    flags: {},
+    examples: ["rtmctl list", "rtmctl list -o json | jq -r '.[] | select(.status==\"running\") | .game_id'"],
+  },
+  get: {
+    args: ["game"],
+    summary: "show one runtime: record, declaration, last error",
+    details: "-o json prints the extension view: { gameId, record, declaration, declarationError }.",
+    flags: {},
+    examples: ["rtmctl get game-42"],
+  },
+  start: {
+    args: ["game", "image"],
+    summary: "start a runtime on an image and wait until it runs",
+    flags: { "op-id": OP_ID_FLAG },
+    examples: ["rtmctl start game-42 registry/galaxy/engine:1.4.2"],
+    mutation: true,
+  },
+  stop: {
+    args: ["game"],
+    summary: "stop a runtime and wait until it is stopped",
+    flags: {
+      reason: { type: "string", value: "reason", description: `one of ${STOP_REASONS.join(", ")} (default admin_request)` },
+      "op-id": OP_ID_FLAG,
+    },
+    examples: ["rtmctl stop game-42", "rtmctl stop game-42 --reason finished"],
+    mutation: true,
+  },
+  restart: {
+    args: ["game"],
+    summary: "recreate the container on the same image and wait until it runs",
+    flags: { "op-id": OP_ID_FLAG },
+    examples: ["rtmctl restart game-42"],
+    mutation: true,
+  },
+  patch: {
+    args: ["game", "image"],
+    summary: "move a running runtime to a new patch version of its image",
+    flags: { "op-id": OP_ID_FLAG },
+    examples: ["rtmctl patch game-42 registry/galaxy/engine:1.4.3"],
+    mutation: true,
+  },
+  cleanup: {
+    args: ["game"],
+    summary: "remove a stopped runtime's container (its state directory is kept)",
+    flags: { "op-id": OP_ID_FLAG },
+    examples: ["rtmctl cleanup game-42"],
+    mutation: true,
+  },
+  ops: {
+    args: ["game"],
+    summary: "operation log of a game, newest first",
+    flags: { limit: { type: "string", value: "n", description: "rows to show (default 20, max 1000)" } },
+    examples: ["rtmctl ops game-42", "rtmctl ops game-42 -o json | jq '.[] | select(.outcome==\"failure\")'"],
+  },
+  events: {
+    args: [],
+    summary: "runtime events: the stored backlog, or follow live",
+    details:
+      "Without --follow: prints stored events (the last --tail of them) and exits.\n" +
+      "With --follow: prints events as they happen until interrupted, reconnecting from the last event seen.\n" +
+      "-o json prints one JSON object per line (NDJSON).",
+    flags: {
+      game: { type: "string", value: "game", description: "only this game's events" },
+      follow: { type: "boolean", short: "f", description: "keep streaming new events" },
+      since: { type: "string", value: "seq", description: "start after this event sequence number" },
+      tail: { type: "string", value: "n", description: "without --follow: print only the last n (default 100)" },
+    },
+    examples: ["rtmctl events --game game-42", "rtmctl events --follow", "rtmctl events -f -o json | jq -c ."],
+  },
+  logs: {
+    args: ["game"],
+    summary: "the engine container's recent log lines",
+    flags: { tail: { type: "string", value: "n", description: "lines from the end (default 200)" } },
+    examples: ["rtmctl logs game-42 --tail 50"],
+  },
+  diff: {
+    args: ["game"],
+    summary: "what the loop would do for a game now (the planner's plan, nothing executed)",
+    flags: {},
+    examples: ["rtmctl diff game-42"],
+  },
+};
+
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+  constructor(
+    message: string,
+    readonly verb: Verb | null = null,
+  ) {
+    super(message);
+  }
+}
+
+export type FlagValues = Record<string, string | boolean | undefined>;
+
+export interface Invocation {
+  verb: Verb | null;
+  args: string[];
+  flags: FlagValues;
+  help: boolean;
+}
+
+type ParseOptions = Record<string, { type: "string" | "boolean"; short?: string }>;
+
+function toParseOptions(flags: Record<string, FlagSpec>): ParseOptions {
+  return Object.fromEntries(Object.entries(flags).map(([name, f]) => [name, f.short ? { type: f.type, short: f.short } : { type: f.type }]));
+}
+
+function isVerb(s: string | undefined): s is Verb {
+  return (VERBS as readonly string[]).includes(s ?? "");
+}
+
+/**
+ * Two passes: a lenient one to find the verb wherever the global flags sit,
+ * then a strict one with the verb's own flags, so a flag of another verb is
+ * refused rather than ignored.
+ */
+export function parseInvocation(argv: string[]): Invocation {
+  const allFlags: Record<string, FlagSpec> = { ...GLOBAL_FLAGS };
+  for (const spec of Object.values(SPECS)) Object.assign(allFlags, spec.flags);
+  const loose = parseArgs({ args: argv, options: toParseOptions(allFlags), strict: false, allowPositionals: true });
+  const first = loose.positionals[0];
+  if (first === "help") {
+    const topic = loose.positionals[1];
+    return { verb: isVerb(topic) ? topic : null, args: [], flags: {}, help: true };
+  }
+  if (first === undefined) {
+    if (loose.values.help === true) return { verb: null, args: [], flags: {}, help: true };
+    throw new UsageError("no verb given");
+  }
+  if (!isVerb(first)) throw new UsageError(`unknown verb ${JSON.stringify(first)}`);
+  const verb = first;
+  const spec = SPECS[verb];
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: toParseOptions({ ...GLOBAL_FLAGS, ...spec.flags }), strict: true, allowPositionals: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message.split("\n")[0] ?? "bad flags", verb);
+  }
+  const flags = parsed.values as FlagValues;
+  const args = parsed.positionals.slice(1);
+  if (flags.help === true) return { verb, args, flags, help: true };
+  if (args.length !== spec.args.length) {
+    const want = spec.args.length === 0 ? "no arguments" : spec.args.map((a) => `<${a}>`).join(" ");
+    throw new UsageError(`${verb} takes ${want}, got ${args.length === 0 ? "none" : args.map((a) => JSON.stringify(a)).join(" ")}`, verb);
+  }
+  const output = flags.output;
+  if (output !== undefined && output !== "table" && output !== "json") throw new UsageError(`-o must be table or json, got ${JSON.stringify(output)}`, verb);
+  return { verb, args, flags, help: false };
+}
+
+function flagLines(flags: Record<string, FlagSpec>): string[] {
+  const rows = Object.entries(flags).map(([name, f]) => {
+    const left = `${f.short ? `-${f.short}, ` : "    "}--${name}${f.value ? ` <${f.value}>` : ""}`;
+    return [left, f.description] as const;
+  });
+  const width = Math.max(...rows.map(([l]) => l.length));
+  return rows.map(([l, d]) => `  ${l.padEnd(width)}   ${d}`);
+}
+
+export function verbHelp(verb: Verb): string {
+  const spec = SPECS[verb];
+  const lines = [
+    `rtmctl ${verb}${spec.args.map((a) => ` <${a}>`).join("")} [flags]`,
+    "",
+    `${spec.summary[0]!.toUpperCase()}${spec.summary.slice(1)}.`,
+  ];
+  if (spec.details) lines.push("", spec.details);
+  if (Object.keys(spec.flags).length > 0) lines.push("", "Flags:", ...flagLines(spec.flags));
+  lines.push("", "Global flags:", ...flagLines(GLOBAL_FLAGS), "", "Examples:", ...spec.examples.map((e) => `  ${e}`), "");
+  return lines.join("\n");
+}
+
+export function mainHelp(): string {
+  const width = Math.max(...VERBS.map((v) => `${v}${SPECS[v].args.map((a) => ` <${a}>`).join("")}`.length));
+  const lines = [
+    "rtmctl: operate the Runtime Manager (rtmanager) over its REST API.",
+    "",
+    "Usage: rtmctl <verb> [arguments] [flags]",
+    "",
+    "Verbs:",
+    ...VERBS.map((v) => `  ${`${v}${SPECS[v].args.map((a) => ` <${a}>`).join("")}`.padEnd(width)}   ${SPECS[v].summary}`),
+    "",
+    "Global flags:",
+    ...flagLines(GLOBAL_FLAGS),
+    "",
+    "Exit codes:",
+    ...exitCodeTable().map(([code, what]) => `  ${String(code).padStart(2)}  ${what}`),
+    "",
+    "Run `rtmctl <verb> --help` for a verb's flags and examples.",
+    "",
+  ];
+  return lines.join("\n");
+}
+
+export function isMutation(verb: Verb): boolean {
+  return SPECS[verb].mutation === true;
+}

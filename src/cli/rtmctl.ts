@@ -1,0 +1,105 @@
+#!/usr/bin/env node
+/**
+ * rtmctl: the operator's command line over rtmanager's REST API and its
+ * extensions (src/client). Exit codes are documented in ./exitCodes.ts and
+ * printed by `rtmctl --help`.
+ */
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { RtmApiError, RtmClient, RtmTransportError } from "../client/index.js";
+import { DEFAULT_SERVER, DEFAULT_TIMEOUT_S, mainHelp, parseInvocation, UsageError, verbHelp } from "./args.js";
+import { COMMANDS, type Io } from "./commands.js";
+import { EXIT_INTERRUPTED, EXIT_UNEXPECTED, EXIT_UNREACHABLE, EXIT_USAGE, exitCodeFor } from "./exitCodes.js";
+
+export interface RunOptions {
+  env?: NodeJS.ProcessEnv;
+  io?: Io;
+  signal?: AbortSignal;
+}
+
+const processIo: Io = {
+  out: (text) => void process.stdout.write(text),
+  err: (text) => void process.stderr.write(text),
+  stderrIsTty: process.stderr.isTTY === true,
+};
+
+/** Runs one invocation; resolves with the exit code (never calls process.exit, so tests can call it). */
+export async function run(argv: string[], options: RunOptions = {}): Promise<number> {
+  const env = options.env ?? process.env;
+  const io = options.io ?? processIo;
+  let verbForHelp: string | null = null;
+  try {
+    const inv = parseInvocation(argv);
+    verbForHelp = inv.verb;
+    if (inv.help) {
+      io.out(inv.verb ? verbHelp(inv.verb) : mainHelp());
+      return 0;
+    }
+    const verb = inv.verb!;
+    const timeoutRaw = inv.flags.timeout;
+    const timeoutS = timeoutRaw === undefined ? DEFAULT_TIMEOUT_S : Number(timeoutRaw);
+    if (!(timeoutS > 0)) throw new UsageError(`--timeout must be a positive number of seconds, got ${JSON.stringify(timeoutRaw)}`, verb);
+    const server = String(inv.flags.server ?? env.RTMCTL_SERVER ?? DEFAULT_SERVER);
+    const token = inv.flags.token ?? env.RTMANAGER_INTERNAL_TOKEN;
+    let client: RtmClient;
+    try {
+      client = new RtmClient({
+        baseUrl: server,
+        timeoutMs: timeoutS * 1000,
+        token: typeof token === "string" && token !== "" ? token : undefined,
+        caller: "admin",
+      });
+    } catch (err) {
+      throw new UsageError(`--server: ${(err as Error).message.replace(/^rtm client: /, "")}`, verb);
+    }
+    return await COMMANDS[verb](
+      { client, io, output: inv.flags.output === "json" ? "json" : "table", flags: inv.flags, signal: options.signal ?? new AbortController().signal },
+      inv.args,
+    );
+  } catch (err) {
+    if (options.signal?.aborted) {
+      io.err("rtmctl: interrupted\n");
+      return EXIT_INTERRUPTED;
+    }
+    if (err instanceof UsageError) {
+      io.err(`rtmctl: ${err.message}\n`);
+      io.err(err.verb ? `Run 'rtmctl ${err.verb} --help' for usage.\n` : "Run 'rtmctl --help' for usage.\n");
+      return EXIT_USAGE;
+    }
+    if (err instanceof RtmApiError) {
+      // The op id is how the failure is found again: `rtmctl ops <game>`, or grep it in the server's JSON logs.
+      io.err(`rtmctl: ${err.code} (HTTP ${err.status}): ${err.message}${err.opId ? ` [op ${err.opId}]` : ""}\n`);
+      return exitCodeFor(err.code, err.status);
+    }
+    if (err instanceof RtmTransportError) {
+      io.err(`rtmctl: cannot reach rtmanager: ${err.message}\n`);
+      return EXIT_UNREACHABLE;
+    }
+    io.err(`rtmctl: ${verbForHelp ?? "error"}: ${err instanceof Error ? err.message : String(err)}\n`);
+    return EXIT_UNEXPECTED;
+  }
+}
+
+function isMain(): boolean {
+  const entry = process.argv[1];
+  if (!entry) return false;
+  try {
+    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isMain()) {
+  const interrupt = new AbortController();
+  let interrupted = false;
+  process.on("SIGINT", () => {
+    // A second Ctrl-C leaves at once, whatever is still waiting.
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    interrupt.abort();
+  });
+  void run(process.argv.slice(2), { signal: interrupt.signal }).then((code) => {
+    process.exitCode = code;
+  });
+}

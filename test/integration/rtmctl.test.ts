@@ -1,0 +1,203 @@
+/**
+ * rtmctl as an operator runs it: a subprocess (tsx src/cli/rtmctl.ts) against
+ * a real app (createApp: PGlite, the Docker adapter, the loop, HTTP), checking
+ * what it prints and the exit codes scripts branch on.
+ */
+import { execFile } from "node:child_process";
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApp, type App } from "../../src/app.js";
+import { VERBS } from "../../src/cli/args.js";
+import { EXIT_BY_CODE, EXIT_UNREACHABLE, EXIT_USAGE } from "../../src/cli/exitCodes.js";
+import { loadConfig } from "../../src/config.js";
+import { createLogger } from "../../src/log.js";
+import { ERROR_CODES } from "../../src/model/errors.js";
+import { cleanupInstance, createTestNetwork, ensureTestImages, removeTestNetwork, TEST_IMAGES, uniqueGameId, uniqueInstance } from "../helpers/docker.js";
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const TSX = path.join(repoRoot, "node_modules/tsx/dist/cli.mjs");
+const RTMCTL = path.join(repoRoot, "src/cli/rtmctl.ts");
+
+const instance = uniqueInstance("rtmctl");
+const network = `rtm-cli-${instance}`;
+let root: string;
+let app: App;
+let baseUrl: string;
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** `npx tsx src/cli/rtmctl.ts ...`, minus npx's own start-up. */
+function rtmctl(args: string[], env: Record<string, string> = {}): Promise<Result> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [TSX, RTMCTL, ...args],
+      { cwd: repoRoot, env: { ...process.env, RTMCTL_SERVER: baseUrl, RTMANAGER_INTERNAL_TOKEN: "", ...env }, timeout: 90_000 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+beforeAll(async () => {
+  await ensureTestImages();
+  await createTestNetwork(network);
+  root = await fs.mkdtemp(path.join(os.tmpdir(), "rtm-cli-"));
+  const config = loadConfig({
+    RTMANAGER_INSTANCE_ID: instance,
+    RTMANAGER_DOCKER_NETWORK: network,
+    RTMANAGER_DATA_DIR: path.join(root, "data"),
+    RTMANAGER_STATE_ROOT: path.join(root, "state"),
+    RTMANAGER_INTERNAL_HTTP_ADDR: "127.0.0.1:0",
+    RTMANAGER_ENGINE_PUBLISH_HOST: "127.0.0.1",
+    RTMANAGER_CONTAINER_STOP_TIMEOUT: "2s",
+    RTMANAGER_RESYNC_INTERVAL: "2s",
+    RTMANAGER_PROBE_INTERVAL: "500ms",
+    RTMANAGER_PROBE_TIMEOUT: "500ms",
+    RTMANAGER_RETRY_BACKOFF_BASE: "100ms",
+    RTMANAGER_RETRY_BACKOFF_MAX: "2s",
+    RTMANAGER_OP_TIMEOUT: "30s",
+    RTMANAGER_DEFAULT_CPUS: "0.5",
+    RTMANAGER_DEFAULT_MEMORY: "64m",
+    RTMANAGER_DEFAULT_PIDS_LIMIT: "64",
+    RTMANAGER_LEASE_DURATION: "3s",
+    RTMANAGER_LEASE_RENEW_DEADLINE: "2s",
+    RTMANAGER_LEASE_RETRY_PERIOD: "300ms",
+  });
+  await fs.mkdir(config.stateRoot, { recursive: true });
+  app = await createApp(config, createLogger(process.env.TEST_LOG_LEVEL ?? "silent", "rtmctl-test"));
+  const port = await app.start();
+  baseUrl = `http://127.0.0.1:${port}`;
+});
+
+afterAll(async () => {
+  await app?.stop().catch(() => undefined);
+  await cleanupInstance(instance).catch(() => undefined);
+  await removeTestNetwork(network).catch(() => undefined);
+  if (root) await fs.rm(root, { recursive: true, force: true }).catch(() => undefined);
+});
+
+describe("rtmctl", () => {
+  it("has help for itself and every verb, with the exit code table", async () => {
+    const main = await rtmctl(["--help"]);
+    expect(main.code).toBe(0);
+    for (const verb of VERBS) expect(main.stdout).toContain(verb);
+    expect(main.stdout).toMatch(/Exit codes:/);
+    expect(main.stdout).toMatch(/11 +not_found/);
+
+    const helps = await Promise.all(VERBS.map((verb) => rtmctl([verb, "--help"])));
+    helps.forEach((h, i) => {
+      expect(h.code, VERBS[i]).toBe(0);
+      expect(h.stdout).toContain(`rtmctl ${VERBS[i]}`);
+      expect(h.stdout).toContain("--server");
+    });
+    expect(helps[VERBS.indexOf("stop")]!.stdout).toContain("--reason");
+  });
+
+  it("gives every contract error code its own exit code", () => {
+    const codes = ERROR_CODES.filter((c) => c !== "replay_no_op").map((c) => EXIT_BY_CODE[c]);
+    expect(new Set(codes).size).toBe(codes.length);
+    for (const c of codes) expect(c).toBeGreaterThanOrEqual(10);
+  });
+
+  it("refuses bad usage with exit code 2 before sending anything", async () => {
+    const cases = [[], ["frobnicate"], ["start", "only-a-game"], ["list", "-o", "yaml"], ["list", "--reason", "finished"], ["stop", "g-1", "--reason", "bored"]];
+    for (const args of cases) {
+      const r = await rtmctl(args);
+      expect(r.code, args.join(" ")).toBe(EXIT_USAGE);
+      expect(r.stderr).toMatch(/^rtmctl: /);
+      expect(r.stdout).toBe("");
+    }
+  });
+
+  it("drives a runtime through start, get, list, ops, diff, events, logs and stop", async () => {
+    const game = uniqueGameId("cli");
+
+    const started = await rtmctl(["start", game, TEST_IMAGES.v100]);
+    expect(started.code, started.stderr).toBe(0);
+    expect(started.stdout).toMatch(/^GAME +STATUS +IMAGE/);
+    expect(started.stdout).toContain(game);
+    expect(started.stdout).toContain("running");
+    const opId = /op ([0-9a-f-]{36})/.exec(started.stderr)?.[1];
+    expect(opId).toBeDefined();
+    // Not a terminal: no progress line in the captured stderr.
+    expect(started.stderr).not.toContain("waiting for the loop");
+
+    const get = await rtmctl(["get", game]);
+    expect(get.code).toBe(0);
+    expect(get.stdout).toMatch(/^status: +running$/m);
+    expect(get.stdout).toContain(TEST_IMAGES.v100);
+
+    const getJson = await rtmctl(["get", game, "-o", "json"]);
+    const view = JSON.parse(getJson.stdout) as { record: { status: string }; declaration: { desiredState: string } };
+    expect(view.record.status).toBe("running");
+    expect(view.declaration.desiredState).toBe("running");
+
+    const list = await rtmctl(["list", "-o", "json"]);
+    expect(list.code).toBe(0);
+    const records = JSON.parse(list.stdout) as { game_id: string; status: string }[];
+    expect(records.find((r) => r.game_id === game)?.status).toBe("running");
+    const table = await rtmctl(["list"]);
+    expect(table.stdout.split("\n").find((l) => l.startsWith(game))).toMatch(/running/);
+
+    // The op id printed by start is the one in the operation log.
+    const ops = await rtmctl(["ops", game, "-o", "json"]);
+    const items = JSON.parse(ops.stdout) as { opId: string; kind: string; outcome: string }[];
+    expect(items.find((o) => o.opId === opId)).toMatchObject({ kind: "start", outcome: "success" });
+    const opsTable = await rtmctl(["ops", game]);
+    expect(opsTable.stdout).toMatch(/^STARTED +OP ID +KIND/);
+    expect(opsTable.stdout).toContain(opId!);
+
+    const diff = await rtmctl(["diff", game]);
+    expect(diff.code).toBe(0);
+    expect(diff.stdout).toContain("actions: none");
+
+    const events = await rtmctl(["events", "--game", game]);
+    expect(events.code, events.stderr).toBe(0);
+    expect(events.stdout).toContain("container_started");
+    const ndjson = await rtmctl(["events", "--game", game, "-o", "json"]);
+    const lines = ndjson.stdout.trim().split("\n").map((l) => JSON.parse(l) as { gameId: string; type: string });
+    expect(lines.every((e) => e.gameId === game)).toBe(true);
+    expect(lines.map((e) => e.type)).toContain("container_created");
+
+    const logs = await rtmctl(["logs", game, "--tail", "5"]);
+    expect(logs.code, logs.stderr).toBe(0);
+
+    const stopped = await rtmctl(["stop", game, "--reason", "finished", "-o", "json"]);
+    expect(stopped.code, stopped.stderr).toBe(0);
+    expect((JSON.parse(stopped.stdout) as { status: string }).status).toBe("stopped");
+
+    // A stopped runtime cannot be patched: the contract's conflict, as its exit code.
+    const patch = await rtmctl(["patch", game, TEST_IMAGES.v101]);
+    expect(patch.code).toBe(EXIT_BY_CODE.conflict);
+    expect(patch.stderr).toMatch(/conflict \(HTTP 409\)/);
+    expect(patch.stderr).toMatch(/\[op [0-9a-f-]{36}\]/);
+  });
+
+  it("maps error codes to exit codes", async () => {
+    const unknown = uniqueGameId("ghost");
+    const get = await rtmctl(["get", unknown]);
+    expect(get.code).toBe(EXIT_BY_CODE.not_found);
+    expect(get.stderr).toContain("not_found");
+    expect(get.stdout).toBe("");
+
+    const stop = await rtmctl(["stop", unknown]);
+    expect(stop.code).toBe(EXIT_BY_CODE.not_found);
+
+    const badRef = await rtmctl(["start", uniqueGameId("bad"), "Not/A:Ref!"]);
+    expect(badRef.code).toBe(EXIT_BY_CODE.invalid_request);
+
+    const unreachable = await rtmctl(["list", "--server", "http://127.0.0.1:1", "--timeout", "5"]);
+    expect(unreachable.code).toBe(EXIT_UNREACHABLE);
+    expect(unreachable.stderr).toContain("cannot reach rtmanager");
+  });
+});
