@@ -1,0 +1,144 @@
+/**
+ * Leader election on a coordination.k8s.io/v1 Lease, as client-go's
+ * LeaseLock does it: holderIdentity, leaseDurationSeconds, acquireTime,
+ * renewTime and leaseTransitions. Every write is a replace carrying the
+ * resourceVersion that was read, so two candidates racing for an expired
+ * lease cannot both win: the loser gets 409 and `tryAcquire` answers false.
+ *
+ * Expiry is judged like client-go: the lease must be past renewTime +
+ * leaseDurationSeconds, and this process must also have watched the record
+ * stay unchanged for a whole lease duration on its own clock, so a skewed
+ * clock on either side cannot hand the lease over early.
+ */
+import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from "@kubernetes/client-node";
+import type { Lease } from "../controller/leader.js";
+import type { Logger } from "../log.js";
+import { apiMessageOf, httpStatusOf } from "./api.js";
+import { toDate } from "./kubeSource.js";
+
+export interface KubernetesLeaseOptions {
+  kubeConfig: KubeConfig;
+  namespace: string;
+  /** Lease object name. Default "rtmanager-leader". */
+  name?: string;
+  logger: Logger;
+  clock?: () => number;
+}
+
+interface Observed {
+  /** holderIdentity + renewTime + resourceVersion as last read. */
+  key: string;
+  /** Local time at which that record was first seen. */
+  at: number;
+}
+
+export class KubernetesLease implements Lease {
+  private readonly api: CoordinationV1Api;
+  private readonly name: string;
+  private readonly clock: () => number;
+  private readonly logger: Logger;
+  private observed: Observed | null = null;
+
+  constructor(private readonly options: KubernetesLeaseOptions) {
+    this.api = options.kubeConfig.makeApiClient(CoordinationV1Api);
+    this.name = options.name ?? "rtmanager-leader";
+    this.clock = options.clock ?? Date.now;
+    this.logger = options.logger.child({ component: "kube-lease", lease: `${options.namespace}/${this.name}` });
+  }
+
+  private async read(): Promise<V1Lease | null> {
+    try {
+      return await this.api.readNamespacedLease({ namespace: this.options.namespace, name: this.name });
+    } catch (err) {
+      if (httpStatusOf(err) === 404) return null;
+      throw err;
+    }
+  }
+
+  async tryAcquire(holder: string, durationMs: number): Promise<boolean> {
+    const now = this.clock();
+    const durationSeconds = Math.max(1, Math.ceil(durationMs / 1000));
+    const current = await this.read();
+
+    if (!current) {
+      try {
+        await this.api.createNamespacedLease({
+          namespace: this.options.namespace,
+          body: {
+            apiVersion: "coordination.k8s.io/v1",
+            kind: "Lease",
+            metadata: { name: this.name, namespace: this.options.namespace },
+            spec: {
+              holderIdentity: holder,
+              leaseDurationSeconds: durationSeconds,
+              acquireTime: new V1MicroTime(now),
+              renewTime: new V1MicroTime(now),
+              leaseTransitions: 0,
+            },
+          },
+        });
+        return true;
+      } catch (err) {
+        if (httpStatusOf(err) === 409) return false; // another candidate created it first
+        throw err;
+      }
+    }
+
+    const spec = current.spec ?? {};
+    const currentHolder = spec.holderIdentity ?? "";
+    const renewedAt = toDate(spec.renewTime)?.getTime() ?? 0;
+    const heldFor = (spec.leaseDurationSeconds ?? durationSeconds) * 1000;
+    const key = JSON.stringify([currentHolder, renewedAt, current.metadata?.resourceVersion ?? ""]);
+    if (this.observed?.key !== key) this.observed = { key, at: now };
+
+    const mine = currentHolder === holder;
+    if (!mine && currentHolder !== "") {
+      const expiredByRecord = renewedAt + heldFor < now;
+      const expiredByObservation = this.observed.at + heldFor < now;
+      if (!expiredByRecord || !expiredByObservation) return false;
+    }
+
+    const nowTime = new V1MicroTime(now);
+    const next: V1Lease = {
+      ...current,
+      spec: {
+        ...spec,
+        holderIdentity: holder,
+        leaseDurationSeconds: durationSeconds,
+        renewTime: nowTime,
+        acquireTime: mine && spec.acquireTime ? new V1MicroTime(toDate(spec.acquireTime)?.getTime() ?? now) : nowTime,
+        leaseTransitions: mine ? (spec.leaseTransitions ?? 0) : (spec.leaseTransitions ?? 0) + 1,
+      },
+    };
+    try {
+      const written = await this.api.replaceNamespacedLease({ namespace: this.options.namespace, name: this.name, body: next });
+      this.observed = {
+        key: JSON.stringify([holder, toDate(written.spec?.renewTime)?.getTime() ?? now, written.metadata?.resourceVersion ?? ""]),
+        at: now,
+      };
+      if (!mine) this.logger.info({ holder, previous: currentHolder || null }, "lease acquired");
+      return true;
+    } catch (err) {
+      if (httpStatusOf(err) === 409) return false; // someone else wrote between our read and write
+      throw err;
+    }
+  }
+
+  /** Gives the lease up at once (holder cleared), so a standby need not wait for expiry. */
+  async release(holder: string): Promise<void> {
+    const current = await this.read();
+    if (!current || current.spec?.holderIdentity !== holder) return;
+    const now = new V1MicroTime(this.clock());
+    try {
+      await this.api.replaceNamespacedLease({
+        namespace: this.options.namespace,
+        name: this.name,
+        body: { ...current, spec: { ...current.spec, holderIdentity: "", leaseDurationSeconds: 1, renewTime: now } },
+      });
+      this.logger.info({ holder }, "lease released");
+    } catch (err) {
+      // 409: someone else already wrote it; then it is not ours to release anymore.
+      if (httpStatusOf(err) !== 409) this.logger.warn({ err: apiMessageOf(err) }, "could not release the lease");
+    }
+  }
+}

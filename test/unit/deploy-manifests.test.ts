@@ -1,0 +1,171 @@
+/**
+ * Every YAML file under deploy/ parses, the manifests hang together
+ * (ServiceAccount, RBAC, Deployment), and the examples validate against the
+ * CRD's openAPIV3Schema (ajv, with the Kubernetes-only keywords translated)
+ * and against RuntimeSpecSchema itself.
+ */
+import { readdir, readFile } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Ajv, type ValidateFunction } from "ajv";
+import addFormatsModule from "ajv-formats";
+import { describe, expect, it } from "vitest";
+import { parseAllDocuments } from "yaml";
+import { FINALIZER } from "../../src/crd/api.js";
+import type { StructuralSchema } from "../../src/crd/schema.js";
+import { RESERVED_ENV, RuntimeSpecSchema } from "../../src/model/declaration.js";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const deployDir = path.join(root, "deploy");
+
+type Doc = Record<string, unknown> & { kind?: string; apiVersion?: string; metadata?: { name?: string; namespace?: string } };
+
+async function yamlFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...(await yamlFiles(full)));
+    else if (/\.ya?ml$/.test(entry.name)) out.push(full);
+  }
+  return out.sort();
+}
+
+async function docsOf(file: string): Promise<Doc[]> {
+  const docs = parseAllDocuments(await readFile(file, "utf8"));
+  for (const d of docs) if (d.errors.length) throw new Error(`${path.relative(root, file)}: ${d.errors.map((e) => e.message).join("; ")}`);
+  return docs.map((d) => d.toJS() as Doc).filter((d) => d !== null);
+}
+
+/**
+ * OpenAPI v3.0 structural schema -> JSON Schema draft-07 for ajv: boolean
+ * exclusive bounds become numbers, x-kubernetes-* go, and (stricter than the
+ * API server, which would silently prune them) unknown fields are errors, so
+ * a typo in an example fails here instead of vanishing in a cluster.
+ */
+function toAjv(s: StructuralSchema, isMetadata = false): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(s)) {
+    if (k.startsWith("x-kubernetes-")) continue;
+    if (k === "properties") out.properties = Object.fromEntries(Object.entries(v as Record<string, StructuralSchema>).map(([n, sub]) => [n, toAjv(sub, n === "metadata")]));
+    else if (k === "items" || k === "additionalProperties") out[k] = toAjv(v as StructuralSchema);
+    else if (k === "exclusiveMinimum" || k === "exclusiveMaximum") continue;
+    else out[k] = v;
+  }
+  if (s.exclusiveMinimum) {
+    out.exclusiveMinimum = s.minimum;
+    delete out.minimum;
+  }
+  if (s.exclusiveMaximum) {
+    out.exclusiveMaximum = s.maximum;
+    delete out.maximum;
+  }
+  if (s.type === "object" && s.properties && !isMetadata) out.additionalProperties = false;
+  return out;
+}
+
+// ajv-formats is CommonJS with a default export.
+const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (ajv: Ajv) => Ajv;
+
+async function crdValidator(): Promise<ValidateFunction> {
+  const [crd] = await docsOf(path.join(deployDir, "crd/gameruntime.yaml"));
+  const schema = (crd as { spec: { versions: { schema: { openAPIV3Schema: StructuralSchema } }[] } }).spec.versions[0]!.schema.openAPIV3Schema;
+  const ajv = new Ajv({ allErrors: true, strict: true });
+  addFormats(ajv);
+  return ajv.compile(toAjv(schema));
+}
+
+describe("deploy/ manifests", () => {
+  it("every YAML file parses and every document has apiVersion, kind and a name", async () => {
+    const files = await yamlFiles(deployDir);
+    expect(files.map((f) => path.relative(deployDir, f))).toEqual(expect.arrayContaining(["crd/gameruntime.yaml", "rbac.yaml", "deployment.yaml"]));
+    for (const file of files) {
+      const docs = await docsOf(file);
+      expect(docs.length, path.relative(root, file)).toBeGreaterThan(0);
+      for (const d of docs) {
+        expect(typeof d.apiVersion, `${path.relative(root, file)}: apiVersion`).toBe("string");
+        expect(typeof d.kind, `${path.relative(root, file)}: kind`).toBe("string");
+        expect(typeof d.metadata?.name, `${path.relative(root, file)}: metadata.name`).toBe("string");
+      }
+    }
+  });
+
+  it("the examples validate against the CRD schema and RuntimeSpecSchema", async () => {
+    const validate = await crdValidator();
+    const examples = (await yamlFiles(path.join(deployDir, "examples"))).filter((f) => path.basename(f).startsWith("gameruntime-"));
+    expect(examples.length).toBeGreaterThanOrEqual(2);
+    for (const file of examples) {
+      for (const doc of await docsOf(file)) {
+        const where = path.relative(root, file);
+        expect(doc.apiVersion, where).toBe("galaxy.io/v1alpha1");
+        expect(doc.kind, where).toBe("GameRuntime");
+        const ok = validate(doc);
+        expect(validate.errors ?? [], where).toEqual([]);
+        expect(ok).toBe(true);
+        const spec = RuntimeSpecSchema.parse(doc.spec);
+        // The CEL rules ajv cannot run.
+        expect(doc.metadata?.name, `${where}: metadata.name == spec.gameId`).toBe(spec.gameId);
+        for (const name of RESERVED_ENV) expect(Object.keys(spec.env ?? {}), where).not.toContain(name);
+      }
+    }
+  });
+
+  it("the CRD validator is not vacuous: bad objects fail it", async () => {
+    const validate = await crdValidator();
+    const good = { apiVersion: "galaxy.io/v1alpha1", kind: "GameRuntime", metadata: { name: "g1" }, spec: { gameId: "g1", imageRef: "galaxy/engine:1.0.0" } };
+    expect(validate(good)).toBe(true);
+    const bad = (spec: Record<string, unknown>) => validate({ ...good, spec: { ...good.spec, ...spec } });
+    expect(bad({ imageRef: "Not A Ref" })).toBe(false);
+    expect(bad({ gameId: "UPPER" })).toBe(false);
+    expect(bad({ desiredState: "paused" })).toBe(false);
+    expect(bad({ resources: { cpus: 0 } })).toBe(false);
+    expect(bad({ resources: { memroy: "1g" } })).toBe(false);
+    expect(bad({ env: { A: 1 } })).toBe(false);
+    expect(bad({ unknownField: true })).toBe(false);
+    expect(validate({ ...good, spec: { gameId: "g1" } })).toBe(false);
+  });
+
+  it("RBAC grants the controller exactly the verbs it uses", async () => {
+    const docs = await docsOf(path.join(deployDir, "rbac.yaml"));
+    const sa = docs.find((d) => d.kind === "ServiceAccount");
+    const role = docs.find((d) => d.kind === "Role") as { rules: { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] }[] } | undefined;
+    const binding = docs.find((d) => d.kind === "RoleBinding") as { subjects: { name: string }[]; roleRef: { name: string } } | undefined;
+    expect(sa?.metadata?.name).toBe("rtmanager");
+    expect(binding?.subjects[0]?.name).toBe("rtmanager");
+    const verbs = (group: string, resource: string) =>
+      [...new Set(role!.rules.filter((r) => r.apiGroups.includes(group) && r.resources.includes(resource)).flatMap((r) => r.verbs))].sort();
+    expect(verbs("galaxy.io", "gameruntimes")).toEqual(["create", "get", "list", "patch", "update", "watch"]);
+    expect(verbs("galaxy.io", "gameruntimes/status")).toEqual(["get", "patch", "update"]);
+    expect(verbs("galaxy.io", "gameruntimes/finalizers")).toEqual(["update"]);
+    expect(verbs("coordination.k8s.io", "leases")).toEqual(["create", "get", "update"]);
+    expect(verbs("", "events")).toEqual(["create", "patch"]);
+    for (const r of role!.rules) expect(r.verbs).not.toContain("delete");
+    expect(FINALIZER).toBe("galaxy.io/runtime-cleanup");
+  });
+
+  it("the Deployment runs in Kubernetes mode with probes on /healthz and /readyz, the Docker socket and resources", async () => {
+    const [dep] = await docsOf(path.join(deployDir, "deployment.yaml"));
+    type Container = {
+      env: { name: string; value?: string }[];
+      ports: { name: string; containerPort: number }[];
+      livenessProbe: { httpGet: { path: string; port: string } };
+      readinessProbe: { httpGet: { path: string; port: string } };
+      resources: { requests: Record<string, string>; limits: Record<string, string> };
+      volumeMounts: { name: string; mountPath: string }[];
+    };
+    const pod = (dep as { spec: { template: { spec: { serviceAccountName: string; containers: Container[]; volumes: { name: string; hostPath?: { path: string } }[] } } } }).spec.template.spec;
+    expect(pod.serviceAccountName).toBe("rtmanager");
+    const c = pod.containers[0]!;
+    expect(c.env.find((e) => e.name === "RTMANAGER_SOURCE")?.value).toBe("kubernetes");
+    expect(c.ports.find((p) => p.name === "http")?.containerPort).toBe(8096);
+    expect(c.livenessProbe.httpGet).toEqual({ path: "/healthz", port: "http" });
+    expect(c.readinessProbe.httpGet).toEqual({ path: "/readyz", port: "http" });
+    expect(c.resources.requests).toBeDefined();
+    expect(c.resources.limits).toBeDefined();
+    expect(c.volumeMounts.find((m) => m.mountPath === "/var/run/docker.sock")).toBeDefined();
+    expect(pod.volumes.find((v) => v.hostPath?.path === "/var/run/docker.sock")).toBeDefined();
+    const stateRoot = c.env.find((e) => e.name === "RTMANAGER_STATE_ROOT")?.value;
+    // Docker bind-mounts host paths: the state root is the same path inside and out.
+    const stateMount = c.volumeMounts.find((m) => m.mountPath === stateRoot);
+    expect(pod.volumes.find((v) => v.name === stateMount?.name)?.hostPath?.path).toBe(stateRoot);
+  });
+});
