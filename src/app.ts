@@ -16,8 +16,14 @@ import { createHttpServer } from "./http/server.js";
 import type { Logger } from "./log.js";
 import { Metrics } from "./metrics.js";
 import { RtmError, toRtmError } from "./model/errors.js";
-import type { DeclarationSource, DockerPort } from "./model/ports.js";
+import type { DeclarationSource, DockerPort, StateStore } from "./model/ports.js";
 import { openStore, type SqlStore } from "./store/index.js";
+import { KubeConfig } from "@kubernetes/client-node";
+import { KubernetesDeclarationSource } from "./crd/kubeSource.js";
+import { GameRuntimeEventRecorder } from "./crd/events.js";
+import { KubernetesLease } from "./crd/lease.js";
+import { mirrorToKubernetes } from "./crd/mirror.js";
+import { GameRuntimeStatusWriter } from "./crd/statusWriter.js";
 
 export interface AppOverrides {
   docker?: DockerPort;
@@ -65,6 +71,32 @@ export async function readiness(store: SqlStore, docker: DockerPort, network: st
   return null;
 }
 
+/** The Kubernetes-mode parts: GameRuntime source, status/event mirror, Lease. */
+function kubernetesParts(config: Config, logger: Logger, store: SqlStore, identity: string) {
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromDefault();
+  const log = logger.child({ component: "kubernetes" });
+  const source = new KubernetesDeclarationSource({
+    kubeConfig,
+    namespace: config.kubeNamespace || undefined,
+    logger: log,
+    silenceLimitMs: config.watchSilenceLimitMs,
+    generationFloor: async (gameId) => (await store.getRecord(gameId))?.observedGeneration ?? 0,
+  });
+  const state = mirrorToKubernetes(store, {
+    status: new GameRuntimeStatusWriter(source, log),
+    events: new GameRuntimeEventRecorder({ source, logger: log, instance: identity }),
+  });
+  const lease = new KubernetesLease({
+    kubeConfig,
+    namespace: config.kubeNamespace || process.env.POD_NAMESPACE || "default",
+    // Matches the resourceNames in deploy/rbac.yaml for the default instance id.
+    name: `${config.instanceId}-leader`,
+    logger: log,
+  });
+  return { source, state, lease };
+}
+
 export async function createApp(config: Config, logger: Logger, overrides: AppOverrides = {}): Promise<App> {
   const metrics = new Metrics({
     requeueHorizonMs: config.resyncIntervalMs,
@@ -79,27 +111,34 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
   const docker =
     overrides.docker ??
     new DockerAdapter({ instance: config.instanceId, logger: logger.child({ component: "docker" }), onCall: metrics.dockerOnCall });
-  const source = overrides.source ?? store;
+  const identity = leaderIdentity();
+  const kube = overrides.source || config.source !== "kubernetes" ? null : kubernetesParts(config, logger, store, identity);
+  const source: DeclarationSource = overrides.source ?? kube?.source ?? store;
+  // Kubernetes mode mirrors records into .status and events into Kubernetes Events.
+  const state: StateStore = kube?.state ?? store;
   const leaseName = `rtmanager/${config.instanceId}`;
   const lease: Lease | undefined =
     overrides.lease === null
       ? undefined
-      : (overrides.lease ?? {
+      : (overrides.lease ??
+        kube?.lease ?? {
           tryAcquire: (holder, durationMs) => store.tryAcquire(leaseName, holder, durationMs),
           release: (holder) => store.release(leaseName, holder),
         });
   const manager = new Manager({
     source,
-    state: store,
+    state,
+    finalizer: kube?.source,
     docker,
     prober: new HttpProber(),
     lease,
-    identity: leaderIdentity(),
+    identity,
     settings: {
       ...config,
       leaseDurationMs: config.leaseDurationMs,
       renewDeadlineMs: config.leaseRenewDeadlineMs,
       retryPeriodMs: config.leaseRetryPeriodMs,
+      declarationWatch: config.source === "kubernetes" ? "kubernetes" : "postgres",
     },
     logger: logger.child({ component: "controller" }),
     hooks: metrics.managerHooks(),
@@ -107,7 +146,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
   metrics.bind({ queueStats: () => manager.queueStats(), records: store, declarations: source, poolInUse: () => store.sql.inUse?.() ?? 0 });
   const operations = new RuntimeOperations({
     source,
-    state: store,
+    state,
     docker,
     waiters: manager.waiters,
     enqueue: (gameId) => manager.enqueue(gameId),

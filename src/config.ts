@@ -34,7 +34,7 @@ export const CONFIG_DOCS: Setting[] = [
   { env: "RTMANAGER_PROBE_INTERVAL", default: "15s", doc: "How often each running engine's GET /healthz is probed." },
   { env: "RTMANAGER_PROBE_TIMEOUT", default: "2s", doc: "Timeout of one health probe." },
   { env: "RTMANAGER_PROBE_FAILURE_THRESHOLD", default: "3", doc: "Failures in a row that make an engine unhealthy." },
-  { env: "RTMANAGER_ENGINE_PUBLISH_HOST", default: undefined, doc: "Development only: publish each engine's 8080 on this host address (e.g. 127.0.0.1) and probe it there." },
+  { env: "RTMANAGER_ENGINE_PUBLISH_HOST", default: undefined, doc: "Publish each engine's 8080 on this host address (e.g. 127.0.0.1) and probe it there: for development, and for a controller that cannot resolve engine names on the Docker network (the Kubernetes Deployment, which uses hostNetwork). Unset: nothing is published and engines are probed at `http://galaxy-game-{id}:8080`." },
   { env: "RTMANAGER_RESTART_BACKOFF_BASE", default: "1s", doc: "First delay of the crash-loop backoff; doubles per restart." },
   { env: "RTMANAGER_RESTART_BACKOFF_MAX", default: "5m", doc: "Cap of the crash-loop backoff." },
   { env: "RTMANAGER_CRASHLOOP_RESET", default: "10m", doc: "Running this long resets the restart count." },

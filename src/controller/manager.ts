@@ -9,7 +9,7 @@ import type { DeclarationSource, DockerPort, HealthProber, StateStore } from "..
 import { HealthTracker, probeUrl } from "./health.js";
 import { LeaderElector, type Lease, type LeaderSettings } from "./leader.js";
 import { runWorkers, WorkQueue, type QueueHooks } from "./queue.js";
-import { Reconciler, type ReconcileObserver, type ReconcileResult, type ReconcilerSettings } from "./reconciler.js";
+import { Reconciler, type ReconcileObserver, type ReconcileResult, type ReconcilerDeps, type ReconcilerSettings } from "./reconciler.js";
 import { RecordWaiters } from "./waiters.js";
 
 export interface ManagerSettings extends ReconcilerSettings, LeaderSettings {
@@ -51,6 +51,7 @@ export interface ManagerDeps {
   settings: ManagerSettings;
   logger: Logger;
   hooks?: ManagerHooks;
+  finalizer?: ReconcilerDeps["finalizer"];
 }
 
 /** Failures in a row after which a key's failures are logged at error level. */
@@ -78,6 +79,7 @@ export class Manager {
       settings: deps.settings,
       logger: deps.logger,
       mayAct: () => this.mayAct(),
+      finalizer: deps.finalizer,
       observer: {
         onRecord: (record) => {
           this.waiters.notify(record.gameId);

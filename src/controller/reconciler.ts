@@ -49,6 +49,8 @@ export interface ReconcilerDeps {
   observer?: ReconcileObserver;
   clock?: () => Date;
   mayAct?: () => boolean;
+  /** Kubernetes mode: lets a deleted GameRuntime go once its container is removed. */
+  finalizer?: { finalizeIfDeleting(gameId: string, containerGone: boolean): Promise<void> };
 }
 
 export function newOpId(): string {
@@ -221,6 +223,9 @@ export class Reconciler {
     if (recordNeeded && !sameRecord(o.record, record)) {
       await state.putRecord(record);
       this.deps.observer?.onRecord?.(record);
+    }
+    if (this.deps.finalizer && o.declaration?.desiredState === "removed" && !error) {
+      await this.deps.finalizer.finalizeIfDeleting(gameId, primary === null).catch((e: unknown) => log.warn({ err: String(e) }, "finalizer removal failed"));
     }
 
     return { gameId, plan: p, record, error, permanent: error ? PERMANENT_CODES.has(error.code) : false };
