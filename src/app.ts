@@ -98,10 +98,7 @@ function kubernetesParts(config: Config, logger: Logger, store: SqlStore, identi
 }
 
 export async function createApp(config: Config, logger: Logger, overrides: AppOverrides = {}): Promise<App> {
-  const metrics = new Metrics({
-    requeueHorizonMs: config.resyncIntervalMs,
-    declarationWatch: config.source === "kubernetes" ? "kubernetes" : "postgres",
-  });
+  const metrics = new Metrics({ requeueHorizonMs: config.resyncIntervalMs });
   const store = await openStore({
     databaseUrl: config.databaseUrl,
     dataDir: `${config.dataDir}/pglite`,

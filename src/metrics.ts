@@ -8,7 +8,7 @@
  * and per-game bookkeeping lives in maps that are never exported as labels.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type GaugeConfiguration } from "prom-client";
-import type { ManagerHooks } from "./controller/manager.js";
+import type { ManagerHooks, WatchName } from "./controller/manager.js";
 import { CRASH_LOOP_THRESHOLD, type Plan } from "./controller/planner.js";
 import type { ReconcileResult } from "./controller/reconciler.js";
 import type { DockerCallOutcome } from "./docker/dockerAdapter.js";
@@ -17,8 +17,7 @@ import type { RuntimeRecord } from "./model/record.js";
 import { RUNTIME_STATUSES } from "./model/status.js";
 
 export const WORKQUEUE_NAME = "runtimes";
-export const WATCHES = ["docker", "postgres", "kubernetes"] as const;
-export type WatchName = (typeof WATCHES)[number];
+export type { WatchName };
 export const RESTART_REASONS = ["exit", "oom", "unhealthy"] as const;
 export type RestartReason = (typeof RESTART_REASONS)[number];
 export type ReconcileOutcome = "success" | "error" | "requeue" | "noop";
@@ -70,8 +69,6 @@ export interface MetricsOptions {
    * reconcile counts as "noop" rather than "requeue" (pass the resync interval).
    */
   requeueHorizonMs?: number;
-  /** Which watch a declaration-watch re-establishment counts against. */
-  declarationWatch?: WatchName;
   now?: () => number;
 }
 
@@ -93,7 +90,6 @@ export class Metrics implements HttpMetrics {
   private readonly now: () => number;
   private readonly fleetCacheMs: number;
   private readonly requeueHorizonMs: number;
-  private readonly declarationWatch: WatchName;
   private bindings: MetricsBindings | null = null;
 
   private fleetCache: { at: number; value: Promise<FleetSnapshot> } | null = null;
@@ -129,7 +125,6 @@ export class Metrics implements HttpMetrics {
     this.now = options.now ?? Date.now;
     this.fleetCacheMs = options.fleetCacheMs ?? 5000;
     this.requeueHorizonMs = options.requeueHorizonMs ?? Number.POSITIVE_INFINITY;
-    this.declarationWatch = options.declarationWatch ?? "postgres";
     const registers = [this.registry];
 
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
@@ -387,13 +382,9 @@ export class Metrics implements HttpMetrics {
       onReconcile: (result, seconds) => this.observeReconcile(result, seconds),
       onRecord: (record) => this.observeRecord(record),
       onLeaderChange: (leading) => this.leader.set(leading ? 1 : 0),
-      onResync: (why) => {
-        if (why.startsWith("declaration watch")) this.watchRelist(this.declarationWatch);
-      },
-      onDockerEventsReconnect: () => {
-        this.dockerReconnects.inc();
-        this.watchRelist("docker");
-      },
+      onDockerEventsReconnect: () => this.dockerReconnects.inc(),
+      onWatchMessage: (watch) => this.watchEvent(watch),
+      onRelist: (watch) => this.watchRelist(watch),
       onProbe: (ok) => this.probes.inc({ result: ok ? "success" : "failure" }),
     };
   }
@@ -420,14 +411,15 @@ export class Metrics implements HttpMetrics {
     this.storeQueryErrors.inc();
   }
 
-  /** A watch delivered an event (issue 6's watch supervisors call this). */
+  /** A watch delivered a message. */
   watchEvent(watch: WatchName): void {
     this.watchLastEvent.set(watch, this.now());
   }
 
-  /** A watch was re-established and everything re-listed. */
+  /** A watch was re-established (or replaced by the silence watchdog) and everything re-listed. */
   watchRelist(watch: WatchName): void {
     this.watchRelists.inc({ watch });
+    // A fresh watch starts the silence clock again, as the manager's watchdog does.
     this.watchLastEvent.set(watch, this.now());
   }
 
