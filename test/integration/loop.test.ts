@@ -174,9 +174,12 @@ describe("controller core over real Docker and PostgreSQL", () => {
     try {
       await sql("DELETE FROM declarations WHERE game_id = $1", [g]);
       await waitFor("orphan removed", async () => ((await containersOf(g)).length === 0 ? true : undefined), 30_000);
-      const ops = await store.listOperations(g);
-      expect(ops.find((o) => o.kind === "orphan_cleanup")?.stopReason).toBe("orphan_cleanup");
-      expect(ops.find((o) => o.kind === "orphan_cleanup")?.outcome).toBe("success");
+      // The container goes before the operation row is closed: wait for the row.
+      const op = await waitFor("orphan_cleanup logged", async () => {
+        const row = (await store.listOperations(g)).find((o) => o.kind === "orphan_cleanup");
+        return row?.outcome === "success" ? row : undefined;
+      });
+      expect(op.stopReason).toBe("orphan_cleanup");
       expect((await foreign.inspect()).State.Running).toBe(true);
       expect(c.Id).toBeTruthy();
     } finally {
