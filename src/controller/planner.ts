@@ -208,6 +208,13 @@ function planOrphan(p: Plan, input: PlannerInput, primary: ObservedContainer | n
     p.reason = `orphan younger than the grace period; looking again in ${Math.ceil(p.requeueAfterMs / 1000)}s`;
     return finish(p);
   }
+  // A store that never recorded this game did not create it: most likely the store was
+  // lost or replaced. Removing every engine then would turn a database incident into an
+  // outage, so such containers are only reported until someone declares or removes them.
+  if (!input.record) {
+    p.reason = `container ${primary.name} has no declaration and no record in this store (was the store replaced?): left running; declare the game to adopt it, or remove the container by hand`;
+    return finish(p);
+  }
   if (input.settings.orphanDryRun) {
     p.reason = `orphan container ${primary.name} would be removed (dry run)`;
     return finish(p);

@@ -267,7 +267,7 @@ describe("planner", () => {
     },
     {
       name: "orphan older than the grace period: stop and remove (orphan_cleanup)",
-      in: { declaration: null, containers: [container()], record: null },
+      in: { declaration: null, containers: [container()], record: record() },
       kind: "orphan_cleanup",
       actions: ["stop", "remove"],
       extra: (p) => expect(p.actions[0]).toMatchObject({ reason: "orphan_cleanup" }),
@@ -280,8 +280,15 @@ describe("planner", () => {
       extra: (p) => expect(p.requeueAfterMs).toBe(50_000),
     },
     {
+      name: "orphan this store never recorded (a lost or replaced store): left running, reported",
+      in: { declaration: null, containers: [container()], record: null },
+      kind: null,
+      actions: [],
+      extra: (p) => expect(p.reason).toMatch(/no record in this store/),
+    },
+    {
       name: "orphan dry run: reported, not removed",
-      in: { declaration: null, containers: [container()], record: null, settings: { ...settings, orphanDryRun: true } },
+      in: { declaration: null, containers: [container()], record: record(), settings: { ...settings, orphanDryRun: true } },
       kind: null,
       actions: [],
       extra: (p) => expect(p.reason).toMatch(/dry run/),
