@@ -235,7 +235,28 @@ export class RuntimeOperations {
     return r;
   }
 
-  private async logReplay(gameId: string, kind: OpKind, ctx: OpContext, imageRef: string | null, stopReason: StopReason | null): Promise<void> {
+  private logReplay(gameId: string, kind: OpKind, ctx: OpContext, imageRef: string | null, stopReason: StopReason | null): Promise<void> {
+    return this.logFinished(gameId, kind, ctx, imageRef, stopReason, "no_op", new RtmError("replay_no_op", "already in the requested state"));
+  }
+
+  private async logRefusal(gameId: string, kind: OpKind, ctx: OpContext, imageRef: string | null, stopReason: StopReason | null, err: RtmError): Promise<void> {
+    try {
+      await this.logFinished(gameId, kind, ctx, imageRef, stopReason, "failure", err);
+    } catch (logErr) {
+      ctx.logger.warn({ err: (logErr as Error).message }, "could not log a refused operation");
+    }
+  }
+
+  /** One operation-log row for a request the loop never saw (a replay or a refusal). */
+  private async logFinished(
+    gameId: string,
+    kind: OpKind,
+    ctx: OpContext,
+    imageRef: string | null,
+    stopReason: StopReason | null,
+    outcome: "no_op" | "failure",
+    why: RtmError,
+  ): Promise<void> {
     const now = new Date();
     const id = await this.deps.state.startOperation({
       opId: ctx.opId,
@@ -244,32 +265,11 @@ export class RuntimeOperations {
       opSource: ctx.opSource,
       imageRef,
       generation: null,
-      errorCode: "replay_no_op",
-      message: "already in the requested state",
+      errorCode: why.code,
+      message: why.message,
       stopReason,
       startedAt: now,
     });
-    await this.deps.state.finishOperation(id, { outcome: "no_op", errorCode: "replay_no_op", message: "already in the requested state", finishedAt: now });
-  }
-
-  private async logRefusal(gameId: string, kind: OpKind, ctx: OpContext, imageRef: string | null, stopReason: StopReason | null, err: RtmError): Promise<void> {
-    const now = new Date();
-    try {
-      const id = await this.deps.state.startOperation({
-        opId: ctx.opId,
-        gameId,
-        kind,
-        opSource: ctx.opSource,
-        imageRef,
-        generation: null,
-        errorCode: err.code,
-        message: err.message,
-        stopReason,
-        startedAt: now,
-      });
-      await this.deps.state.finishOperation(id, { outcome: "failure", errorCode: err.code, message: err.message, finishedAt: now });
-    } catch (logErr) {
-      ctx.logger.warn({ err: (logErr as Error).message }, "could not log a refused operation");
-    }
+    await this.deps.state.finishOperation(id, { outcome, errorCode: why.code, message: why.message, finishedAt: now });
   }
 }

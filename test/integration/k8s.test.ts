@@ -58,6 +58,7 @@ import {
 } from "../helpers/docker.js";
 import { FakeApiServer } from "../k8s/fakeApiServer.js";
 import { fakeKubeConfig, realKubeConfig } from "../k8s/kubeconfig.js";
+import { runtimeRecord } from "../helpers/fixtures.js";
 
 const logger = createLogger(process.env.TEST_LOG_LEVEL ?? "silent", "test-k8s");
 const IMAGE_A = "registry.example/galaxy/engine:1.0.0";
@@ -96,36 +97,7 @@ function recorder(): Recorded {
 }
 
 function record(gameId: string, over: Partial<RuntimeRecord> = {}): RuntimeRecord {
-  const now = new Date();
-  return {
-    gameId,
-    status: "running",
-    currentContainerId: "c0ffee0123456789",
-    currentImageRef: IMAGE_A,
-    engineEndpoint: `http://galaxy-game-${gameId}:8080`,
-    statePath: `/var/lib/galaxy/${gameId}`,
-    dockerNetwork: "galaxy-net",
-    startedAt: now,
-    stoppedAt: null,
-    removedAt: null,
-    lastOpAt: now,
-    createdAt: now,
-    observedGeneration: 1,
-    restartCount: 0,
-    lastExitCode: null,
-    lastErrorCode: null,
-    lastErrorMessage: null,
-    lastErrorGeneration: null,
-    health: "healthy",
-    consecutiveProbeFailures: 0,
-    lastProbeAt: null,
-    previousImageRef: null,
-    rolloutStartedAt: null,
-    degraded: false,
-    heldGeneration: null,
-    updatedAt: now,
-    ...over,
-  };
+  return runtimeRecord({ gameId, currentContainerId: "c0ffee0123456789", currentImageRef: IMAGE_A, statePath: `/var/lib/galaxy/${gameId}`, ...over });
 }
 
 /**

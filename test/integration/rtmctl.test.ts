@@ -4,27 +4,21 @@
  * what it prints and the exit codes scripts branch on.
  */
 import { execFile } from "node:child_process";
-import fs from "node:fs/promises";
-import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createApp, type App } from "../../src/app.js";
+import { startTestApp, type TestApp } from "../helpers/app.js";
 import { VERBS } from "../../src/cli/args.js";
 import { EXIT_BY_CODE, EXIT_UNREACHABLE, EXIT_USAGE } from "../../src/cli/exitCodes.js";
-import { loadConfig } from "../../src/config.js";
-import { createLogger } from "../../src/log.js";
 import { ERROR_CODES } from "../../src/model/errors.js";
-import { cleanupInstance, createTestNetwork, ensureTestImages, removeTestNetwork, TEST_IMAGES, uniqueGameId, uniqueInstance } from "../helpers/docker.js";
+import { ensureTestImages, TEST_IMAGES, uniqueGameId, uniqueInstance } from "../helpers/docker.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const TSX = path.join(repoRoot, "node_modules/tsx/dist/cli.mjs");
 const RTMCTL = path.join(repoRoot, "src/cli/rtmctl.ts");
 
 const instance = uniqueInstance("rtmctl");
-const network = `rtm-cli-${instance}`;
-let root: string;
-let app: App;
+let testApp: TestApp;
 let baseUrl: string;
 
 interface Result {
@@ -50,40 +44,15 @@ function rtmctl(args: string[], env: Record<string, string> = {}): Promise<Resul
 
 beforeAll(async () => {
   await ensureTestImages();
-  await createTestNetwork(network);
-  root = await fs.mkdtemp(path.join(os.tmpdir(), "rtm-cli-"));
-  const config = loadConfig({
-    RTMANAGER_INSTANCE_ID: instance,
-    RTMANAGER_DOCKER_NETWORK: network,
-    RTMANAGER_DATA_DIR: path.join(root, "data"),
-    RTMANAGER_STATE_ROOT: path.join(root, "state"),
-    RTMANAGER_INTERNAL_HTTP_ADDR: "127.0.0.1:0",
-    RTMANAGER_ENGINE_PUBLISH_HOST: "127.0.0.1",
-    RTMANAGER_CONTAINER_STOP_TIMEOUT: "2s",
-    RTMANAGER_RESYNC_INTERVAL: "2s",
-    RTMANAGER_PROBE_INTERVAL: "500ms",
-    RTMANAGER_PROBE_TIMEOUT: "500ms",
-    RTMANAGER_RETRY_BACKOFF_BASE: "100ms",
-    RTMANAGER_RETRY_BACKOFF_MAX: "2s",
-    RTMANAGER_OP_TIMEOUT: "30s",
-    RTMANAGER_DEFAULT_CPUS: "0.5",
-    RTMANAGER_DEFAULT_MEMORY: "64m",
-    RTMANAGER_DEFAULT_PIDS_LIMIT: "64",
-    RTMANAGER_LEASE_DURATION: "3s",
-    RTMANAGER_LEASE_RENEW_DEADLINE: "2s",
-    RTMANAGER_LEASE_RETRY_PERIOD: "300ms",
+  testApp = await startTestApp({
+    instance,
+    env: { RTMANAGER_RESYNC_INTERVAL: "2s", RTMANAGER_RETRY_BACKOFF_BASE: "100ms", RTMANAGER_LOG_LEVEL: "silent" },
   });
-  await fs.mkdir(config.stateRoot, { recursive: true });
-  app = await createApp(config, createLogger(process.env.TEST_LOG_LEVEL ?? "silent", "rtmctl-test"));
-  const port = await app.start();
-  baseUrl = `http://127.0.0.1:${port}`;
+  baseUrl = testApp.baseUrl;
 });
 
 afterAll(async () => {
-  await app?.stop().catch(() => undefined);
-  await cleanupInstance(instance).catch(() => undefined);
-  await removeTestNetwork(network).catch(() => undefined);
-  if (root) await fs.rm(root, { recursive: true, force: true }).catch(() => undefined);
+  await testApp?.close();
 });
 
 describe("rtmctl", () => {

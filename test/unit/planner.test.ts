@@ -4,6 +4,7 @@ import type { Declaration } from "../../src/model/declaration.js";
 import { RtmError } from "../../src/model/errors.js";
 import type { ObservedContainer } from "../../src/model/ports.js";
 import type { RuntimeRecord } from "../../src/model/record.js";
+import { runtimeRecord } from "../helpers/fixtures.js";
 
 const NOW = new Date("2026-11-23T12:00:00Z");
 const ago = (ms: number) => new Date(NOW.getTime() - ms);
@@ -57,35 +58,17 @@ function container(over: Partial<ObservedContainer> = {}): ObservedContainer {
 }
 
 function record(over: Partial<RuntimeRecord> = {}): RuntimeRecord {
-  return {
-    gameId: "g1",
-    status: "running",
-    currentContainerId: "c1",
-    currentImageRef: "galaxy/engine:1.0.0",
-    engineEndpoint: "http://galaxy-game-g1:8080",
-    statePath: "/state/g1",
-    dockerNetwork: "galaxy-net",
-    startedAt: ago(3_600_000),
-    stoppedAt: null,
-    removedAt: null,
-    lastOpAt: ago(3_600_000),
-    createdAt: ago(3_600_000),
-    observedGeneration: 2,
-    restartCount: 0,
-    lastExitCode: null,
-    lastErrorCode: null,
-    lastErrorMessage: null,
-    lastErrorGeneration: null,
-    health: "healthy",
-    consecutiveProbeFailures: 0,
-    lastProbeAt: null,
-    previousImageRef: null,
-    rolloutStartedAt: null,
-    degraded: false,
-    heldGeneration: null,
-    updatedAt: ago(1000),
-    ...over,
-  };
+  return runtimeRecord(
+    {
+      startedAt: ago(3_600_000),
+      lastOpAt: ago(3_600_000),
+      createdAt: ago(3_600_000),
+      observedGeneration: 2,
+      updatedAt: ago(1000),
+      ...over,
+    },
+    NOW,
+  );
 }
 
 function input(over: Partial<PlannerInput>): PlannerInput {

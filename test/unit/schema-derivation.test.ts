@@ -10,7 +10,8 @@ import { describe, expect, it } from "vitest";
 import { RuntimeSpecSchema, SPEC_KEYS, toSnakeCase } from "../../src/model/declaration.js";
 import { ERROR_CODES } from "../../src/model/errors.js";
 import { RUNTIME_STATUSES, STOP_REASONS } from "../../src/model/status.js";
-import { toContractRecord, type RuntimeRecord } from "../../src/model/record.js";
+import { toContractRecord } from "../../src/model/record.js";
+import { runtimeRecord } from "../helpers/fixtures.js";
 import { openStore } from "../../src/store/index.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -45,35 +46,7 @@ describe("schema derivation", () => {
   });
 
   it("a contract record has exactly the contract's RuntimeRecord properties", () => {
-    const now = new Date();
-    const record: RuntimeRecord = {
-      gameId: "g",
-      status: "running",
-      currentContainerId: "c",
-      currentImageRef: "i:1.0.0",
-      engineEndpoint: "http://galaxy-game-g:8080",
-      statePath: "/s/g",
-      dockerNetwork: "n",
-      startedAt: now,
-      stoppedAt: null,
-      removedAt: null,
-      lastOpAt: now,
-      createdAt: now,
-      observedGeneration: 1,
-      restartCount: 0,
-      lastExitCode: null,
-      lastErrorCode: null,
-      lastErrorMessage: null,
-      lastErrorGeneration: null,
-      health: "healthy",
-      consecutiveProbeFailures: 0,
-      lastProbeAt: null,
-      previousImageRef: null,
-      rolloutStartedAt: null,
-      degraded: false,
-      heldGeneration: null,
-      updatedAt: now,
-    };
+    const record = runtimeRecord();
     expect(Object.keys(toContractRecord(record)).sort()).toEqual(Object.keys(schemas.RuntimeRecord!.properties!).sort());
   });
 

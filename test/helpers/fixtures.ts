@@ -1,0 +1,35 @@
+/** A complete RuntimeRecord for tests; override what the test is about. */
+import type { RuntimeRecord } from "../../src/model/record.js";
+
+export function runtimeRecord(over: Partial<RuntimeRecord> & { gameId?: string } = {}, now = new Date()): RuntimeRecord {
+  const gameId = over.gameId ?? "g1";
+  return {
+    gameId,
+    status: "running",
+    currentContainerId: "c1",
+    currentImageRef: "galaxy/engine:1.0.0",
+    engineEndpoint: `http://galaxy-game-${gameId}:8080`,
+    statePath: `/state/${gameId}`,
+    dockerNetwork: "galaxy-net",
+    startedAt: now,
+    stoppedAt: null,
+    removedAt: null,
+    lastOpAt: now,
+    createdAt: now,
+    observedGeneration: 1,
+    restartCount: 0,
+    lastExitCode: null,
+    lastErrorCode: null,
+    lastErrorMessage: null,
+    lastErrorGeneration: null,
+    health: "healthy",
+    consecutiveProbeFailures: 0,
+    lastProbeAt: null,
+    previousImageRef: null,
+    rolloutStartedAt: null,
+    degraded: false,
+    heldGeneration: null,
+    updatedAt: now,
+    ...over,
+  };
+}
