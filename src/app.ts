@@ -72,7 +72,7 @@ export async function readiness(store: SqlStore, docker: DockerPort, network: st
 }
 
 /** The Kubernetes-mode parts: GameRuntime source, status/event mirror, Lease. */
-function kubernetesParts(config: Config, logger: Logger, store: SqlStore, identity: string) {
+function kubernetesParts(config: Config, logger: Logger, store: SqlStore, identity: string, metrics: Metrics) {
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromDefault();
   const log = logger.child({ component: "kubernetes" });
@@ -82,6 +82,9 @@ function kubernetesParts(config: Config, logger: Logger, store: SqlStore, identi
     logger: log,
     silenceLimitMs: config.watchSilenceLimitMs,
     generationFloor: async (gameId) => (await store.getRecord(gameId))?.observedGeneration ?? 0,
+    // Bookmarks count as messages: a quiet but healthy watch is not a silent one.
+    // Relists are counted by the manager when the source reports a resync.
+    hooks: { onWatchMessage: () => metrics.watchEvent("kubernetes") },
   });
   const state = mirrorToKubernetes(store, {
     status: new GameRuntimeStatusWriter(source, log),
@@ -109,7 +112,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
     overrides.docker ??
     new DockerAdapter({ instance: config.instanceId, logger: logger.child({ component: "docker" }), onCall: metrics.dockerOnCall });
   const identity = leaderIdentity();
-  const kube = overrides.source || config.source !== "kubernetes" ? null : kubernetesParts(config, logger, store, identity);
+  const kube = overrides.source || config.source !== "kubernetes" ? null : kubernetesParts(config, logger, store, identity, metrics);
   const source: DeclarationSource = overrides.source ?? kube?.source ?? store;
   // Kubernetes mode mirrors records into .status and events into Kubernetes Events.
   const state: StateStore = kube?.state ?? store;
