@@ -5,7 +5,7 @@
  */
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import type { Declaration } from "../model/declaration.js";
+import { configHash, type Declaration } from "../model/declaration.js";
 import { RtmError } from "../model/errors.js";
 import { parseMemory } from "../model/duration.js";
 import { containerName } from "../model/gameId.js";
@@ -88,6 +88,7 @@ export async function executeActions(
           imageRef: action.imageRef,
           generation: d.generation,
           restartToken: d.restartToken ?? null,
+          configHash: configHash(d),
           env: d.env ?? {},
           statePath,
           network: settings.dockerNetwork,

@@ -5,7 +5,7 @@
  * and `rtmctl diff` runs it to show what the loop would do now.
  */
 import { PERMANENT_CODES, RtmError, type ErrorCode } from "../model/errors.js";
-import type { Declaration } from "../model/declaration.js";
+import { configHash, type Declaration } from "../model/declaration.js";
 import { containerName } from "../model/gameId.js";
 import { assertPatchAllowed } from "../model/imageRef.js";
 import type { ObservedContainer } from "../model/ports.js";
@@ -295,11 +295,14 @@ function planRunning(p: Plan, input: PlannerInput, d: Declaration, c: ObservedCo
       p.reason = `patching ${c.imageRef} -> ${d.imageRef}`;
       return finish(p);
     }
-    if (tokenDiffers) {
+    const configChanged = c.configHash !== null && c.configHash !== configHash(d);
+    if (tokenDiffers || configChanged) {
       p.actions.push({ type: "ensureImage", imageRef: d.imageRef }, ...removeActions(c, null), ...createActions(d.imageRef).slice(1));
       p.kind = "restart";
       p.gate = gateFor(settings, null);
-      p.reason = "restart requested: recreating the container on the same image";
+      p.reason = tokenDiffers
+        ? "restart requested: recreating the container on the same image"
+        : "env or resources changed: recreating the container on the same image";
       return finish(p);
     }
     const unhealthy = input.health && input.health.consecutiveFailures >= settings.probeFailureThreshold;

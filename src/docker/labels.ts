@@ -14,6 +14,7 @@ export const LABELS = {
   generation: `${LABEL_PREFIX}generation`,
   imageRef: `${LABEL_PREFIX}image-ref`,
   restartToken: `${LABEL_PREFIX}restart-token`,
+  configHash: `${LABEL_PREFIX}config-hash`,
 } as const;
 
 /** Mount point of the game's state directory inside the engine. */
@@ -27,6 +28,7 @@ export function specLabels(spec: ContainerSpec, instance: string): Record<string
     [LABELS.gameId]: spec.gameId,
     [LABELS.generation]: String(spec.generation),
     [LABELS.imageRef]: spec.imageRef,
+    [LABELS.configHash]: spec.configHash,
   };
   if (spec.restartToken !== null) labels[LABELS.restartToken] = spec.restartToken;
   return labels;
@@ -91,6 +93,7 @@ export function observedFromInspect(info: Dockerode.ContainerInspectInfo, instan
     generation: parseGeneration(labels[LABELS.generation]),
     imageRef: labels[LABELS.imageRef] || info.Config.Image,
     restartToken: labels[LABELS.restartToken] || null,
+    configHash: labels[LABELS.configHash] || null,
     state,
     // Docker keeps ExitCode 0 on a container that has not exited yet; a
     // "created" one with a non-zero code is a start that failed (127: no entrypoint).

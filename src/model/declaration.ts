@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { z } from "zod";
 import { GameIdSchema } from "./gameId.js";
 import { IMAGE_REF_MAX_LENGTH, IMAGE_REF_PATTERN } from "./imageRef.js";
@@ -78,6 +79,19 @@ export const SPEC_KEYS = Object.keys(RuntimeSpecSchema.shape) as (keyof RuntimeS
 
 export function toSnakeCase(key: string): string {
   return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+/**
+ * A short digest of what a container is created from besides its image and
+ * restart token: env and resources. It rides on the container as a label, so
+ * a change of either recreates the engine, as a Kubernetes pod template would.
+ */
+export function configHash(spec: Pick<RuntimeSpec, "env" | "resources">): string {
+  const sorted = (o: Record<string, unknown> | undefined) => (o ? Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b))) : null);
+  return createHash("sha256")
+    .update(JSON.stringify({ env: sorted(spec.env), resources: sorted(spec.resources) }))
+    .digest("hex")
+    .slice(0, 16);
 }
 
 export function parseSpec(input: unknown): RuntimeSpec {

@@ -97,6 +97,8 @@ export interface ObservedContainer {
   generation: number | null;
   imageRef: string;
   restartToken: string | null;
+  /** configHash() of the declaration it was created from; null on containers from before the label existed. */
+  configHash: string | null;
   state: ContainerState;
   exitCode: number | null;
   oomKilled: boolean;
@@ -119,6 +121,7 @@ export interface ContainerSpec {
   imageRef: string;
   generation: number;
   restartToken: string | null;
+  configHash: string;
   env: Record<string, string>;
   /** Host directory bind-mounted at /var/lib/galaxy-game. */
   statePath: string;

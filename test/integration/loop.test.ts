@@ -116,6 +116,20 @@ describe("controller core over real Docker and PostgreSQL", () => {
     expect(ops.find((o) => o.kind === "stop")?.stopReason).toBe("finished");
   }, 60_000);
 
+  it("recreates a running engine when its env changes, on the same image", async () => {
+    const g = uniqueGameId();
+    await insert(g, TEST_IMAGES.v100);
+    const before = await runningContainer(g, TEST_IMAGES.v100);
+    await sql(`UPDATE declarations SET env = '{"GALAXY_MAP": "spiral"}'::jsonb WHERE game_id = $1`, [g]);
+    const after = await waitFor("recreated", async () => {
+      const c = (await containersOf(g)).find((x) => x.State === "running" && x.Id !== before.Id);
+      return c;
+    }, 30_000);
+    const info = await docker.getContainer(after.Id).inspect();
+    expect(info.Config.Env).toContain("GALAXY_MAP=spiral");
+    expect((await containersOf(g)).length).toBe(1);
+  }, 60_000);
+
   it("patches within the semver line, and refuses across it with nothing changed", async () => {
     const g = uniqueGameId();
     await insert(g, TEST_IMAGES.v100);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { plan, type PlannerInput, type PlannerSettings } from "../../src/controller/planner.js";
-import type { Declaration } from "../../src/model/declaration.js";
+import { configHash, type Declaration } from "../../src/model/declaration.js";
 import { RtmError } from "../../src/model/errors.js";
 import type { ObservedContainer } from "../../src/model/ports.js";
 import type { RuntimeRecord } from "../../src/model/record.js";
@@ -46,6 +46,8 @@ function container(over: Partial<ObservedContainer> = {}): ObservedContainer {
     generation: 1,
     imageRef: "galaxy/engine:1.0.0",
     restartToken: null,
+    // What the default declaration hashes to: no env, no resources.
+    configHash: configHash({}),
     state: "running",
     exitCode: null,
     oomKilled: false,
@@ -374,6 +376,14 @@ describe("planner", () => {
     expect(types(crashed)).toEqual(["start"]);
     const next = plan(input({ declaration: decl({ imageRef: "galaxy/engine:1.0.2", generation: 4 }), containers: [container()], record: held }));
     expect(next.kind).toBe("patch");
+  });
+
+  it("recreates a running engine whose env or resources changed; an unlabelled (older) container is left alone", () => {
+    const changed = plan(input({ declaration: decl({ env: { MAP: "spiral" }, generation: 3 }), containers: [container()], record: record() }));
+    expect(changed.kind).toBe("restart");
+    expect(types(changed)).toEqual(["ensureImage", "stop", "remove", "create", "start"]);
+    const legacy = plan(input({ declaration: decl({ env: { MAP: "spiral" }, generation: 3 }), containers: [container({ configHash: null })], record: record() }));
+    expect(types(legacy)).toEqual([]);
   });
 
   it("resets the restart count after running longer than the reset period", () => {
