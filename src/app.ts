@@ -18,12 +18,6 @@ import { Metrics } from "./metrics.js";
 import { RtmError, toRtmError } from "./model/errors.js";
 import type { DeclarationSource, DockerPort, StateStore } from "./model/ports.js";
 import { openStore, type SqlStore } from "./store/index.js";
-import { KubeConfig } from "@kubernetes/client-node";
-import { KubernetesDeclarationSource } from "./crd/kubeSource.js";
-import { GameRuntimeEventRecorder } from "./crd/events.js";
-import { KubernetesLease } from "./crd/lease.js";
-import { mirrorToKubernetes } from "./crd/mirror.js";
-import { GameRuntimeStatusWriter } from "./crd/statusWriter.js";
 
 export interface AppOverrides {
   docker?: DockerPort;
@@ -71,8 +65,20 @@ export async function readiness(store: SqlStore, docker: DockerPort, network: st
   return null;
 }
 
-/** The Kubernetes-mode parts: GameRuntime source, status/event mirror, Lease. */
-function kubernetesParts(config: Config, logger: Logger, store: SqlStore, identity: string, metrics: Metrics) {
+/**
+ * The Kubernetes-mode parts: GameRuntime source, status/event mirror, Lease.
+ * Loaded only in that mode: @kubernetes/client-node alone costs ~70 MB of RSS.
+ */
+async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, identity: string, metrics: Metrics) {
+  const [{ KubeConfig }, { KubernetesDeclarationSource }, { GameRuntimeEventRecorder }, { KubernetesLease }, { mirrorToKubernetes }, { GameRuntimeStatusWriter }] =
+    await Promise.all([
+      import("@kubernetes/client-node"),
+      import("./crd/kubeSource.js"),
+      import("./crd/events.js"),
+      import("./crd/lease.js"),
+      import("./crd/mirror.js"),
+      import("./crd/statusWriter.js"),
+    ]);
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromDefault();
   const log = logger.child({ component: "kubernetes" });
@@ -112,7 +118,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
     overrides.docker ??
     new DockerAdapter({ instance: config.instanceId, logger: logger.child({ component: "docker" }), onCall: metrics.dockerOnCall });
   const identity = leaderIdentity();
-  const kube = overrides.source || config.source !== "kubernetes" ? null : kubernetesParts(config, logger, store, identity, metrics);
+  const kube = overrides.source || config.source !== "kubernetes" ? null : await kubernetesParts(config, logger, store, identity, metrics);
   const source: DeclarationSource = overrides.source ?? kube?.source ?? store;
   // Kubernetes mode mirrors records into .status and events into Kubernetes Events.
   const state: StateStore = kube?.state ?? store;

@@ -251,13 +251,14 @@ export class Manager {
   private async resync(queue: WorkQueue, why: string): Promise<void> {
     const { source, docker, state, logger } = this.deps;
     const ids = new Set<string>();
-    const results = await Promise.allSettled([source.listGameIds(), docker.listManaged(), state.listRecords()]);
+    const results = await Promise.allSettled([source.listGameIds(), docker.listManaged({ inspect: false }), state.listRecords()]);
     const [decls, containers, records] = results;
     if (decls.status === "fulfilled") decls.value.forEach((id) => ids.add(id));
     if (containers.status === "fulfilled") containers.value.forEach((c) => ids.add(c.gameId));
     if (records.status === "fulfilled") records.value.filter((r) => r.status !== "removed").forEach((r) => ids.add(r.gameId));
     for (const r of results) if (r.status === "rejected") logger.warn({ why, err: toRtmError(r.reason).message }, "resync could not list a source");
-    for (const id of ids) queue.add(id);
+    // Periodic passes use the slow lane; a resync after a watch gap is as urgent as any change.
+    for (const id of ids) queue.add(id, why === "periodic" ? "low" : "high");
     logger.debug({ why, games: ids.size }, "resync");
   }
 
@@ -267,7 +268,8 @@ export class Manager {
     this.probing = true;
     const { docker, prober, state, settings, logger, hooks } = this.deps;
     try {
-      const containers = (await docker.listManaged()).filter((c) => c.state === "running");
+      // One list call for the fleet: a pass over 200 engines must not cost 200 inspects.
+      const containers = (await docker.listManaged({ inspect: false })).filter((c) => c.state === "running");
       await Promise.all(
         containers.map(async (c) => {
           const url = probeUrl(c, settings.enginePublishHost);

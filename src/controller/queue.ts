@@ -4,7 +4,10 @@
  * - a key being processed is never handed to a second worker; adding it
  *   meanwhile marks it dirty and it is queued again when `done` is called;
  * - failures back off per key exponentially (base * 2^n, capped) until
- *   `forget` resets the count.
+ *   `forget` resets the count;
+ * - keys added by a periodic resync wait in a second lane, behind keys a
+ *   watch or a writer just woke, so a full resync of a large fleet never
+ *   delays a fresh change.
  */
 
 export interface QueueHooks {
@@ -27,6 +30,7 @@ export function backoffDelay(failures: number, { baseMs, maxMs }: BackoffSetting
 
 export class WorkQueue {
   private readonly queue: string[] = [];
+  private readonly lowQueue: string[] = [];
   private readonly dirty = new Set<string>();
   private readonly processing = new Map<string, number>();
   private readonly queuedAt = new Map<string, number>();
@@ -41,13 +45,22 @@ export class WorkQueue {
     private readonly now: () => number = Date.now,
   ) {}
 
-  add(key: string): void {
-    if (this.shuttingDown || this.dirty.has(key)) return;
+  add(key: string, lane: "high" | "low" = "high"): void {
+    if (this.shuttingDown) return;
+    if (this.dirty.has(key)) {
+      // Already waiting: a fresh change moves it out of the resync lane.
+      const i = lane === "high" ? this.lowQueue.indexOf(key) : -1;
+      if (i >= 0) {
+        this.lowQueue.splice(i, 1);
+        this.queue.push(key);
+      }
+      return;
+    }
     this.hooks.onAdd?.(key);
     this.dirty.add(key);
     this.queuedAt.set(key, this.now());
     if (this.processing.has(key)) return;
-    this.queue.push(key);
+    (lane === "high" ? this.queue : this.lowQueue).push(key);
     this.waiters.shift()?.();
   }
 
@@ -91,7 +104,7 @@ export class WorkQueue {
   /** Waits for the next key; resolves null once the queue is shut down and drained. */
   async get(): Promise<string | null> {
     for (;;) {
-      const key = this.queue.shift();
+      const key = this.queue.shift() ?? this.lowQueue.shift();
       if (key !== undefined) {
         this.dirty.delete(key);
         const now = this.now();
@@ -116,7 +129,7 @@ export class WorkQueue {
   }
 
   get depth(): number {
-    return this.queue.length;
+    return this.queue.length + this.lowQueue.length;
   }
 
   get processingCount(): number {
@@ -145,6 +158,7 @@ export class WorkQueue {
     for (const { timer } of this.delayed.values()) clearTimeout(timer);
     this.delayed.clear();
     this.queue.length = 0;
+    this.lowQueue.length = 0;
     this.dirty.clear();
     for (const wake of this.waiters.splice(0)) wake();
   }

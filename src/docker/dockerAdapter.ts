@@ -8,7 +8,7 @@ import type {
   DockerPort,
   ObservedContainer,
 } from "../model/ports.js";
-import { ENGINE_PORT, GAME_STATE_PATH, LABELS, labelFilters, observedFromInspect, ownedBy, specLabels } from "./labels.js";
+import { ENGINE_PORT, GAME_STATE_PATH, LABELS, labelFilters, observedFromInspect, ownedBy, specLabels, observedFromSummary } from "./labels.js";
 
 /** The subset of a pino logger the adapter uses; a pino Logger satisfies it. */
 export interface AdapterLogger {
@@ -276,8 +276,8 @@ export class DockerAdapter implements DockerPort {
 
   // ------------------------------------------------------------ containers
 
-  listManaged(): Promise<ObservedContainer[]> {
-    return this.list(labelFilters(this.instance));
+  listManaged(options: { inspect?: boolean } = {}): Promise<ObservedContainer[]> {
+    return this.list(labelFilters(this.instance), options.inspect ?? true);
   }
 
   listForGame(gameId: string): Promise<ObservedContainer[]> {
@@ -288,7 +288,7 @@ export class DockerAdapter implements DockerPort {
    * One list, then one inspect per container: exit code, OOM, start/finish
    * times and the host port exist only in inspect.
    */
-  private async list(label: string[]): Promise<ObservedContainer[]> {
+  private async list(label: string[], inspect = true): Promise<ObservedContainer[]> {
     let summaries: Dockerode.ContainerInfo[];
     try {
       summaries = await this.call("list", (signal) => this.docker.listContainers({ all: true, filters: { label }, abortSignal: signal }));
@@ -296,6 +296,7 @@ export class DockerAdapter implements DockerPort {
       throw this.fail("list", err, "internal_error", "listing containers failed");
     }
     const ours = summaries.filter((s) => ownedBy(s.Labels, this.instance));
+    if (!inspect) return ours.map((s) => observedFromSummary(s, this.instance)).filter((o): o is ObservedContainer => o !== null);
     const observed = await mapLimit(ours, 8, (s) => this.inspect(s.Id));
     return observed.filter((o): o is ObservedContainer => o !== null);
   }

@@ -76,6 +76,36 @@ function publishedPort(info: Dockerode.ContainerInspectInfo): number | null {
 }
 
 /**
+ * The observed container from a list entry alone (no inspect): the exit code
+ * is read from Docker's status text ("Exited (137) 5 seconds ago"); OOM and
+ * start/finish times are unknown.
+ */
+export function observedFromSummary(s: Dockerode.ContainerInfo, instance: string): ObservedContainer | null {
+  const labels = s.Labels ?? {};
+  if (!ownedBy(labels, instance)) return null;
+  const state = parseState(s.State);
+  const exit = /^Exited \((-?\d+)\)/.exec(s.Status ?? "");
+  const port = (s.Ports ?? []).find((p) => p.PrivatePort === 8080 && p.Type === "tcp" && p.PublicPort > 0);
+  return {
+    id: s.Id,
+    name: (s.Names?.[0] ?? "").replace(/^\//, ""),
+    gameId: labels[LABELS.gameId] as string,
+    instance,
+    generation: parseGeneration(labels[LABELS.generation]),
+    imageRef: labels[LABELS.imageRef] || s.Image,
+    restartToken: labels[LABELS.restartToken] || null,
+    configHash: labels[LABELS.configHash] || null,
+    state,
+    exitCode: exit ? Number(exit[1]) : null,
+    oomKilled: false,
+    createdAt: new Date(s.Created * 1000),
+    startedAt: null,
+    finishedAt: null,
+    publishedPort: state === "running" && port ? port.PublicPort : null,
+  };
+}
+
+/**
  * The observed container behind an inspect result, or null when it does not
  * belong to `instance` (so a caller can never act on someone else's container
  * even if a filter were wrong).

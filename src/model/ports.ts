@@ -149,8 +149,13 @@ export interface DockerPort {
   /** Throws RtmError('docker_unavailable') when the engine does not answer. */
   ping(): Promise<void>;
   networkExists(name: string): Promise<boolean>;
-  /** Containers carrying this installation's labels. */
-  listManaged(): Promise<ObservedContainer[]>;
+  /**
+   * Containers carrying this installation's labels. `{ inspect: false }` is one
+   * list call for the whole fleet (no per-container inspect): enough for ids,
+   * states and published ports, but exit code comes from the status text and
+   * OOM and start/finish times are unknown. The periodic passes use it.
+   */
+  listManaged(options?: { inspect?: boolean }): Promise<ObservedContainer[]>;
   listForGame(gameId: string): Promise<ObservedContainer[]>;
   imagePresent(ref: string): Promise<boolean>;
   /** Throws RtmError('image_pull_failed'). */

@@ -117,9 +117,17 @@ function fromColumn(kind: ColumnKind, value: unknown): unknown {
   }
 }
 
+/** Field, column and kind of each field map, computed once: mapRow is on every read's hot path. */
+const columnPlans = new Map<Record<string, ColumnKind>, [string, string, ColumnKind][]>();
+
 function mapRow<T>(fields: Record<string, ColumnKind>, row: Row): T {
+  let plan = columnPlans.get(fields);
+  if (!plan) {
+    plan = Object.entries(fields).map(([key, kind]) => [key, toSnakeCase(key), kind]);
+    columnPlans.set(fields, plan);
+  }
   const out: Record<string, unknown> = {};
-  for (const [key, kind] of Object.entries(fields)) out[key] = fromColumn(kind, row[toSnakeCase(key)]);
+  for (const [key, column, kind] of plan) out[key] = fromColumn(kind, row[column]);
   return out as T;
 }
 

@@ -154,6 +154,22 @@ describe("DockerAdapter against the real engine", { timeout: 60_000 }, () => {
       finishedAt: null,
     });
     expect(seen.startedAt).toBeInstanceOf(Date);
+
+    // The one-call fleet listing agrees with inspect on what the periodic passes use.
+    const light = (await adapter.listManaged({ inspect: false })).find((c) => c.id === id);
+    expect(light).toMatchObject({
+      id,
+      name: spec.name,
+      gameId: spec.gameId,
+      generation: 3,
+      imageRef: TEST_IMAGES.v101,
+      restartToken: "tok-1",
+      configHash: "0123456789abcdef",
+      state: "running",
+      exitCode: null,
+      publishedPort: seen.publishedPort,
+    });
+    expect(light?.publishedPort).toBeGreaterThan(0);
     expect(seen.createdAt.getTime()).toBeGreaterThan(Date.now() - 120_000);
     expect(seen.publishedPort).toBeGreaterThan(0);
     expect((await adapter.listManaged()).map((c) => c.id)).toContain(id);
@@ -243,6 +259,8 @@ describe("DockerAdapter against the real engine", { timeout: 60_000 }, () => {
     });
     expect(exited.exitCode).toBe(3);
     expect(exited.finishedAt).toBeInstanceOf(Date);
+    const light = (await adapter.listManaged({ inspect: false })).find((c) => c.id === exited.id);
+    expect(light).toMatchObject({ state: "exited", exitCode: 3, publishedPort: null });
     expect(await adapter.logs(exited.id, 10)).toContain("exiting on purpose with 3");
   });
 

@@ -72,3 +72,17 @@ describe("work queue", () => {
     q.shutDown();
   });
 });
+
+describe("work queue lanes", () => {
+  it("hands out woken keys before resync keys, and a woken resync key jumps ahead", async () => {
+    const q = new WorkQueue({ baseMs: 1, maxMs: 10 });
+    for (const k of ["r1", "r2", "r3"]) q.add(k, "low");
+    q.add("fresh");
+    q.add("r3");
+    expect(q.depth).toBe(4);
+    expect(await q.get()).toBe("fresh");
+    expect(await q.get()).toBe("r3");
+    expect(await q.get()).toBe("r1");
+    expect(await q.get()).toBe("r2");
+  });
+});
