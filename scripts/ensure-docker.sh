@@ -38,20 +38,28 @@ if docker info >/dev/null 2>&1; then
 fi
 
 dockerd_log="${DOCKERD_LOG:-/tmp/dockerd.log}"
+start_dockerd() {
+  log "starting dockerd (log: $dockerd_log)"
+  as_root sh -c "nohup dockerd >>'$dockerd_log' 2>&1 &"
+}
 if pgrep -x dockerd >/dev/null 2>&1; then
   log "dockerd is running but not answering yet; waiting"
 else
-  log "starting dockerd (log: $dockerd_log)"
-  as_root sh -c "nohup dockerd >>'$dockerd_log' 2>&1 &"
+  start_dockerd
 fi
 
-for _ in $(seq 1 60); do
+# A dockerd found "running but not answering" may be one that is shutting
+# down: if it exits while we wait, start a new one.
+for _ in $(seq 1 120); do
   if docker info >/dev/null 2>&1; then
     log "docker is up"
     exit 0
+  fi
+  if ! pgrep -x dockerd >/dev/null 2>&1; then
+    start_dockerd
   fi
   sleep 0.5
 done
 
 tail -n 20 "$dockerd_log" >&2 2>/dev/null || true
-die "docker did not answer within 30 s (see $dockerd_log)"
+die "docker did not answer within 60 s (see $dockerd_log)"

@@ -373,7 +373,15 @@ function planRunning(p: Plan, input: PlannerInput, d: Declaration, c: ObservedCo
     p.reason = `engine exited with code ${c.exitCode}; restarting in ${Math.ceil(delay / 1000)}s (restart ${(record?.restartCount ?? 0) + 1}, backoff)`;
     return finish(p);
   }
-  p.actions.push({ type: "start", containerId: c.id });
+  // Docker can refuse to start a container again (after a daemon restart:
+  // "task already exists"); once a start has failed, recreate instead.
+  const startFailedBefore =
+    record?.lastErrorCode === "container_start_failed" && record.lastErrorGeneration === d.generation && record.heldGeneration !== d.generation;
+  p.actions.push(
+    ...(startFailedBefore
+      ? [{ type: "ensureImage", imageRef: d.imageRef } as const, { type: "remove", containerId: c.id } as const, ...createActions(d.imageRef).slice(1)]
+      : [{ type: "start", containerId: c.id } as const]),
+  );
   p.kind = "self_heal";
   p.restartCount = (record?.restartCount ?? 0) + 1;
   if (p.restartCount >= CRASH_LOOP_THRESHOLD) p.events.push({ type: "crash_loop", data: { restartCount: p.restartCount, exitCode: c.exitCode } });

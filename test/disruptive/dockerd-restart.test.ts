@@ -49,16 +49,17 @@ async function converged(n: number) {
 describe("dockerd restarted under a running controller", () => {
   it("reconverges everything, duplicates nothing", async () => {
     await pg.query(
-      "INSERT INTO declarations (game_id, image_ref, restart_policy) SELECT 'd-' || i, $1, 'always' FROM generate_series(1, 6) i",
-      [TEST_IMAGES.v100],
+      "INSERT INTO declarations (game_id, image_ref, restart_policy) SELECT $2 || '-' || i, $1, 'always' FROM generate_series(1, 6) i",
+      [TEST_IMAGES.v100, instance],
       "dockerd",
     );
     const before = await converged(6);
 
     await run("pkill", ["-TERM", "-x", "dockerd"]);
-    await waitFor("dockerd gone", async () => {
+    // Gone means the process has exited, not only that the API stopped answering.
+    await waitFor("dockerd exited", async () => {
       try {
-        await run("docker", ["info"], { timeout: 5000 });
+        await run("pgrep", ["-x", "dockerd"]);
         return undefined;
       } catch {
         return true;

@@ -171,6 +171,17 @@ describe("planner", () => {
       },
     },
     {
+      name: "a self-heal start that failed before (daemon restart): recreate instead of starting again",
+      in: {
+        declaration: decl({ restartPolicy: "always" }),
+        containers: [container({ state: "exited", exitCode: 0, finishedAt: ago(5000) })],
+        record: record({ restartCount: 1, lastErrorCode: "container_start_failed", lastErrorGeneration: 2, status: "stopped", stoppedAt: ago(5000) }),
+      },
+      kind: "self_heal",
+      actions: ["ensureImage", "remove", "create", "start"],
+      extra: (p) => expect(p.restartCount).toBe(2),
+    },
+    {
       name: "crash loop: fourth exit waits out the backoff (4 s) and says so",
       in: {
         declaration: decl(),
