@@ -7,7 +7,8 @@ import type { Server } from "node:http";
 import os from "node:os";
 import { randomBytes } from "node:crypto";
 import type { Config } from "./config.js";
-import { Manager } from "./controller/manager.js";
+import { Manager, type ManagerHooks } from "./controller/manager.js";
+import { RecordCache } from "./controller/recordCache.js";
 import { RuntimeOperations } from "./controller/operations.js";
 import type { Lease } from "./controller/leader.js";
 import { DockerAdapter } from "./docker/dockerAdapter.js";
@@ -106,6 +107,17 @@ async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, 
   return { source, state, lease };
 }
 
+/** Records this process writes go straight into the read cache. */
+function withRecordCache(hooks: ManagerHooks, records: RecordCache): ManagerHooks {
+  return {
+    ...hooks,
+    onRecord: (record) => {
+      records.put(record);
+      hooks.onRecord?.(record);
+    },
+  };
+}
+
 export async function createApp(config: Config, logger: Logger, overrides: AppOverrides = {}): Promise<App> {
   const metrics = new Metrics({ requeueHorizonMs: config.resyncIntervalMs });
   const store = await openStore({
@@ -114,6 +126,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
     logger: logger.child({ component: "store" }),
     onQueryError: () => metrics.onStoreQueryError(),
   });
+  const records = new RecordCache(store);
   const docker =
     overrides.docker ??
     new DockerAdapter({ instance: config.instanceId, logger: logger.child({ component: "docker" }), onCall: metrics.dockerOnCall });
@@ -147,7 +160,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
       declarationWatch: config.source === "kubernetes" ? "kubernetes" : "postgres",
     },
     logger: logger.child({ component: "controller" }),
-    hooks: metrics.managerHooks(),
+    hooks: withRecordCache(metrics.managerHooks(), records),
   });
   metrics.bind({ queueStats: () => manager.queueStats(), records: store, declarations: source, poolInUse: () => store.sql.inUse?.() ?? 0 });
   const operations = new RuntimeOperations({
@@ -157,6 +170,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
     waiters: manager.waiters,
     enqueue: (gameId) => manager.enqueue(gameId),
     opTimeoutMs: config.opTimeoutMs,
+    records,
   });
   // Every reconcile appends its events before it writes the record, so a record
   // notification (from any replica) is also the moment new events may exist.
@@ -207,9 +221,12 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
       // Waiters on this replica wake when any replica's loop writes a record.
       stopRecordWatch = await store.watchRecords({
         onChange: (gameId) => {
+          records.invalidate(gameId);
           manager.waiters.notify(gameId);
           wakeEventStreams();
         },
+        // Notifications may have been missed: nothing cached can be trusted.
+        onResync: () => records.invalidateAll(),
       });
       await manager.start();
       await new Promise<void>((resolve, reject) => {

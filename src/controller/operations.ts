@@ -16,6 +16,7 @@ import { assertPatchAllowed, IMAGE_REF_MAX_LENGTH, IMAGE_REF_PATTERN } from "../
 import type { DeclarationSource, DockerPort, StateStore } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
 import type { OpKind, OpSource, StopReason } from "../model/status.js";
+import type { RecordCache } from "./recordCache.js";
 import type { RecordWaiters } from "./waiters.js";
 
 export interface OpContext {
@@ -38,6 +39,8 @@ export interface OperationsDeps {
   /** Wakes this process's loop at once when it leads; the store's notification covers other replicas. */
   enqueue(gameId: string): void;
   opTimeoutMs: number;
+  /** Serves the reads from memory when given (see RecordCache). */
+  records?: RecordCache;
 }
 
 /** Validates a path game id: 400 for operations whose contract has a 400, else 404 (no such runtime can exist). */
@@ -75,13 +78,13 @@ export class RuntimeOperations {
 
   async get(gameId: string): Promise<RuntimeRecord> {
     checkGameId(gameId, "not_found");
-    const record = await this.deps.state.getRecord(gameId);
+    const record = await (this.deps.records ?? this.deps.state).getRecord(gameId);
     if (!record) throw notFound(gameId);
     return record;
   }
 
   async list(): Promise<RuntimeRecord[]> {
-    return this.deps.state.listRecords();
+    return this.deps.records ? this.deps.records.list() : this.deps.state.listRecords();
   }
 
   start(gameId: string, imageRef: string, ctx: OpContext): Promise<OpResult> {
@@ -218,6 +221,8 @@ export class RuntimeOperations {
       async () => {
         const r = await this.deps.state.getRecord(gameId);
         if (!r) return undefined;
+        // What this call answers with is what a GET right after it must see.
+        this.deps.records?.put(r);
         if (r.lastErrorGeneration !== null && r.lastErrorGeneration >= generation && r.lastErrorCode) return { ok: false as const, record: r };
         if (r.observedGeneration >= generation) return { ok: true as const, record: r };
         return undefined;

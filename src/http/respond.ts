@@ -3,7 +3,11 @@ import { HTTP_STATUS_BY_CODE, RtmError, type ErrorCode } from "../model/errors.j
 import type { ErrorEnvelope } from "./wire.js";
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const payload = JSON.stringify(body);
+  sendJsonText(res, status, JSON.stringify(body), headers);
+}
+
+/** For a body already serialised (see JsonMemo). */
+export function sendJsonText(res: ServerResponse, status: number, payload: string, headers: Record<string, string> = {}): void {
   res.writeHead(status, {
     ...headers,
     "content-type": "application/json; charset=utf-8",
@@ -38,4 +42,24 @@ export function statusOf(err: RtmError): number {
  */
 export function transportError(status: 401 | 405, message: string): RtmError {
   return new RtmError("invalid_request", message, { httpStatus: status });
+}
+
+/**
+ * Serialised bodies keyed by the object they were made from. The record cache
+ * hands out the same record and list objects until they change, so a hot GET
+ * serialises once per change instead of once per request.
+ */
+export class JsonMemo<K extends object> {
+  private readonly payloads = new WeakMap<K, string>();
+
+  constructor(private readonly render: (value: K) => unknown) {}
+
+  json(value: K): string {
+    let payload = this.payloads.get(value);
+    if (payload === undefined) {
+      payload = JSON.stringify(this.render(value));
+      this.payloads.set(value, payload);
+    }
+    return payload;
+  }
 }

@@ -11,11 +11,11 @@ import type { Logger } from "../log.js";
 import type { Declaration } from "../model/declaration.js";
 import { RtmError, isRtmError } from "../model/errors.js";
 import type { StateStore } from "../model/ports.js";
-import { toContractRecord } from "../model/record.js";
+import { toContractRecord, type RuntimeRecord } from "../model/record.js";
 import { opSourceFromCaller } from "../model/status.js";
 import { readEmptyBody, readJsonBody } from "./body.js";
 import { EventStreams } from "./events.js";
-import { envelope, sendError, sendJson, sendText, statusOf, transportError } from "./respond.js";
+import { envelope, JsonMemo, sendError, sendJson, sendJsonText, sendText, statusOf, transportError } from "./respond.js";
 import { ROUTES, Router, parseTarget, type RouteDef, type RouteName } from "./routes.js";
 import { PatchRequestSchema, StartRequestSchema, StopRequestSchema } from "./schemas.js";
 import { CALLER_HEADER, OP_ID_HEADER, OP_ID_PATTERN, type ExtOperationList, type ExtRuntimeView } from "./wire.js";
@@ -98,6 +98,8 @@ export function createHttpServer(deps: HttpDeps): http.Server {
     return true;
   });
   const router = new Router(available);
+  const recordJson = new JsonMemo<RuntimeRecord>(toContractRecord);
+  const listJson = new JsonMemo<readonly RuntimeRecord[]>((records) => ({ items: records.map(toContractRecord) }));
   const streams = new EventStreams({
     state: deps.state,
     subscribeEvents: deps.subscribeEvents,
@@ -129,12 +131,10 @@ export function createHttpServer(deps: HttpDeps): http.Server {
         const m = deps.metrics!;
         return sendText(res, 200, await m.render(), m.contentType);
       }
-      case "list": {
-        const records = await operations.list();
-        return sendJson(res, 200, { items: records.map(toContractRecord) });
-      }
+      case "list":
+        return sendJsonText(res, 200, listJson.json(await operations.list()));
       case "get":
-        return sendJson(res, 200, toContractRecord(await operations.get(gameId)));
+        return sendJsonText(res, 200, recordJson.json(await operations.get(gameId)));
       case "start": {
         const body = await readJsonBody(req, StartRequestSchema);
         const r = await operations.start(gameId, body.image_ref, opCtx());

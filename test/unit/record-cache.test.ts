@@ -1,0 +1,103 @@
+import { describe, expect, it } from "vitest";
+import { RecordCache } from "../../src/controller/recordCache.js";
+import type { RuntimeRecord } from "../../src/model/record.js";
+import { runtimeRecord } from "../helpers/fixtures.js";
+
+/** A store double that counts reads and can hold a read open. */
+function fakeStore(initial: RuntimeRecord[]) {
+  const rows = new Map(initial.map((r) => [r.gameId, r]));
+  const counts = { get: 0, list: 0 };
+  let gate: Promise<void> | null = null;
+  return {
+    rows,
+    counts,
+    hold(): () => void {
+      let release!: () => void;
+      gate = new Promise((r) => (release = r));
+      return () => {
+        gate = null;
+        release();
+      };
+    },
+    async getRecord(id: string) {
+      counts.get++;
+      const value = rows.get(id) ?? null;
+      if (gate) await gate;
+      return value;
+    },
+    async listRecords() {
+      counts.list++;
+      const value = [...rows.values()];
+      if (gate) await gate;
+      return value;
+    },
+  };
+}
+
+describe("record cache", () => {
+  it("serves repeated reads from memory and sees this process's writes at once", async () => {
+    const store = fakeStore([runtimeRecord({ gameId: "b" }), runtimeRecord({ gameId: "a" })]);
+    const cache = new RecordCache(store);
+    expect((await cache.list()).map((r) => r.gameId)).toEqual(["a", "b"]);
+    await cache.list();
+    await cache.get("a");
+    expect(store.counts).toEqual({ get: 0, list: 1 });
+    cache.put(runtimeRecord({ gameId: "a", status: "stopped" }));
+    expect((await cache.get("a"))?.status).toBe("stopped");
+  });
+
+  it("re-reads a game another writer touched, and everything after a notification gap", async () => {
+    const store = fakeStore([runtimeRecord({ gameId: "a" })]);
+    const cache = new RecordCache(store);
+    await cache.list();
+    store.rows.set("a", runtimeRecord({ gameId: "a", status: "removed" }));
+    store.rows.set("c", runtimeRecord({ gameId: "c" }));
+    cache.invalidate("a");
+    cache.invalidate("c");
+    const listed = await cache.list();
+    expect(listed.map((r) => [r.gameId, r.status])).toEqual([
+      ["a", "removed"],
+      ["c", "running"],
+    ]);
+    store.rows.delete("c");
+    cache.invalidateAll();
+    expect((await cache.list()).map((r) => r.gameId)).toEqual(["a"]);
+  });
+
+  it("does not keep what a read returned if an invalidation raced it", async () => {
+    const store = fakeStore([runtimeRecord({ gameId: "a", status: "running" })]);
+    const cache = new RecordCache(store);
+    const release = store.hold();
+    const reading = cache.get("a");
+    store.rows.set("a", runtimeRecord({ gameId: "a", status: "stopped" }));
+    cache.invalidate("a");
+    release();
+    expect((await reading)?.status).toBe("running");
+    expect((await cache.get("a"))?.status).toBe("stopped");
+  });
+
+  it("keeps the newer record when a waiter hands in an older read, and one list object until a change", async () => {
+    const store = fakeStore([runtimeRecord({ gameId: "a" })]);
+    const cache = new RecordCache(store);
+    const first = await cache.list();
+    expect(await cache.list()).toBe(first);
+    const newer = runtimeRecord({ gameId: "a", status: "stopped", updatedAt: new Date(Date.now() + 2000) });
+    cache.put(newer);
+    cache.put(runtimeRecord({ gameId: "a", status: "running", updatedAt: new Date(Date.now() + 1000) }));
+    const second = await cache.list();
+    expect(second).not.toBe(first);
+    expect(second.map((r) => r.status)).toEqual(["stopped"]);
+  });
+
+  it("does not let a read that started before this process's write overwrite it", async () => {
+    const store = fakeStore([runtimeRecord({ gameId: "a", status: "running" })]);
+    const cache = new RecordCache(store);
+    const release = store.hold();
+    const reading = cache.get("a");
+    cache.put(runtimeRecord({ gameId: "a", status: "stopped" }));
+    release();
+    await reading;
+    expect((await cache.get("a"))?.status).toBe("stopped");
+    expect(store.counts.get).toBe(1);
+  });
+});
