@@ -182,20 +182,35 @@ export class RuntimeOperations {
     alreadyDone: (r: RuntimeRecord | null) => boolean = () => false,
   ): Promise<OpResult> {
     const { source, state, docker } = this.deps;
+    // One budget for the whole request, not only for the wait: a slow ping or
+    // store must not stretch an answer past RTMANAGER_OP_TIMEOUT either.
+    const deadline = Date.now() + this.deps.opTimeoutMs;
     // Docker down: refuse before writing, so a 503 leaves nothing half-declared.
-    await docker.ping();
-    const record = await state.getRecord(gameId);
+    await this.within(deadline, "the Docker ping", docker.ping());
+    const record = await this.within(deadline, "reading the runtime record", state.getRecord(gameId));
     let refused: RtmError | null = null;
     let result: { declaration: Declaration | null; changed: boolean };
     try {
-      result = await source.mutate(gameId, (current) => decide(current, record), { opId: ctx.opId, opSource: ctx.opSource });
+      result = await this.within(
+        deadline,
+        "writing the declaration (it may still land; the loop converges whatever was written)",
+        source.mutate(gameId, (current) => decide(current, record), { opId: ctx.opId, opSource: ctx.opSource }),
+      );
     } catch (err) {
       if (err instanceof RtmError && (err.code === "conflict" || err.code === "semver_patch_only")) refused = err;
       if (refused) await this.logRefusal(gameId, kind, ctx, imageRef, stopReason, refused);
       throw err;
     }
     const declaration = result.declaration;
-    if (!declaration) throw notFound(gameId);
+    if (!declaration) {
+      // A record whose declaration was deleted (plain SQL, or a GameRuntime
+      // gone): GET shows it, so stop and cleanup of it are replays, not 404s.
+      if (record && record.status !== "running" && (kind === "stop" || kind === "cleanup")) {
+        await this.logReplay(gameId, kind, ctx, record.currentImageRef, stopReason);
+        return { record, replay: true };
+      }
+      throw notFound(gameId);
+    }
 
     if (!result.changed) {
       const settled = record && record.observedGeneration >= declaration.generation && record.lastErrorGeneration !== declaration.generation;
@@ -207,7 +222,7 @@ export class RuntimeOperations {
       }
     }
     this.deps.enqueue(gameId);
-    const after = await this.waitForGeneration(gameId, declaration.generation);
+    const after = await this.waitForGeneration(gameId, declaration.generation, deadline);
     if (alreadyDone(record)) {
       await this.logReplay(gameId, kind, ctx, after.currentImageRef, stopReason);
       return { record: after, replay: true };
@@ -215,7 +230,23 @@ export class RuntimeOperations {
     return { record: after, replay: false };
   }
 
-  private async waitForGeneration(gameId: string, generation: number): Promise<RuntimeRecord> {
+  /** Past the deadline: the same 503 a slow loop gets, naming the step that was slow. */
+  private async within<T>(deadline: number, step: string, work: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new RtmError("service_unavailable", `${step} did not finish within RTMANAGER_OP_TIMEOUT (${Math.round(this.deps.opTimeoutMs / 1000)}s)`)),
+        Math.max(0, deadline - Date.now()),
+      );
+    });
+    try {
+      return await Promise.race([work, expired]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async waitForGeneration(gameId: string, generation: number, deadline: number): Promise<RuntimeRecord> {
     const outcome = await this.deps.waiters.waitFor(
       gameId,
       async () => {
@@ -227,7 +258,7 @@ export class RuntimeOperations {
         if (r.observedGeneration >= generation) return { ok: true as const, record: r };
         return undefined;
       },
-      this.deps.opTimeoutMs,
+      Math.max(0, deadline - Date.now()),
     );
     if (!outcome) {
       throw new RtmError(

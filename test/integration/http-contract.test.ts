@@ -238,6 +238,18 @@ describe("runtimes", () => {
     expect(res.json).toMatchObject({ status: "removed", current_container_id: null, current_image_ref: null, engine_endpoint: null });
     expect(await app.docker.listForGame(g)).toEqual([]);
     expectError(await call(app, "cleanup", uniqueGameId("nope")), 404, "not_found");
+
+    // The declaration deleted by hand: GET still shows the removed record, so
+    // stop and cleanup of it are replays, not 404s.
+    await app.store.sql.query("DELETE FROM declarations WHERE game_id = $1", [g]);
+    expect((await call(app, "get", g)).status).toBe(200);
+    for (const [op, body] of [["stop", { reason: "finished" }], ["cleanup", undefined]] as const) {
+      const replay = await call(app, op, g, body, { "x-op-id": `replay-${op}-0001` });
+      expect(replay.status, replay.text).toBe(200);
+      expect(replay.json).toMatchObject({ status: "removed" });
+      const ops = await app.store.listOperations(g, 10);
+      expect(ops.find((o) => o.opId === `replay-${op}-0001`)).toMatchObject({ kind: op, outcome: "no_op", errorCode: "replay_no_op" });
+    }
   }, 60_000);
 
   it("mutations answer 503 docker_unavailable when Docker is gone, and write nothing", async () => {
