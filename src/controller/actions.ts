@@ -27,6 +27,8 @@ export interface ExecutorSettings {
 export interface ActionObserver {
   /** Called after each action that changed something, for events and logs. */
   onAction(type: EventType, data: Record<string, unknown>): void;
+  /** Called before each action is attempted (a failed stop may still have stopped the container). */
+  beforeAction?(action: Action): void;
 }
 
 export function statePathOf(stateRoot: string, gameId: string): string {
@@ -71,6 +73,7 @@ export async function executeActions(
     if (ctx.mayAct && !ctx.mayAct()) {
       throw new RtmError("service_unavailable", "this replica lost leadership mid-reconcile; the new leader finishes the job");
     }
+    observer.beforeAction?.(action);
     switch (action.type) {
       case "ensureImage":
         await ensureImage(docker, action.imageRef, action.policy ?? settings.imagePullPolicy);

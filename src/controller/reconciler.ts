@@ -143,13 +143,22 @@ export class Reconciler {
     if (p.actions.length > 0 || p.kind !== null) log.info({ kind: p.kind, actions: p.actions.map((a) => a.type), reason: p.reason }, "reconcile");
 
     const actionEvents: PlannedEvent[] = [];
+    // Whether the engine that ran before this reconcile was stopped or removed (or a
+    // stop/remove of it was attempted): only then is there anything to roll back.
+    const before = splitContainers(gameId, o.containers).primary;
+    let oldTouched = false;
     const execute = (actions: readonly Action[]) =>
       executeActions(actions, {
         docker,
         declaration: o.declaration,
         gameId,
         settings,
-        observer: { onAction: (type: EventType, data) => actionEvents.push({ type, data }) },
+        observer: {
+          onAction: (type: EventType, data) => actionEvents.push({ type, data }),
+          beforeAction: (a) => {
+            if ((a.type === "stop" || a.type === "remove") && a.containerId === before?.id) oldTouched = true;
+          },
+        },
         mayAct: this.deps.mayAct,
       });
     let error: RtmError | null = null;
@@ -161,9 +170,13 @@ export class Reconciler {
     }
 
     // The health gate: a patch or restart counts only once the engine proves healthy.
+    // A failure before the old engine was touched (the new image could not be pulled,
+    // leadership lost before the first action) is not a failed rollout: the old engine
+    // still serves, the error is reported as it is, and the queue retries with backoff.
     let held = false;
     let degraded = false;
-    if (p.gate && (!error || p.gate.rollbackTo) && o.declaration && error?.code !== "docker_unavailable") {
+    const rollbackWanted = !!p.gate?.rollbackTo && oldTouched;
+    if (p.gate && (!error || rollbackWanted) && o.declaration && error?.code !== "docker_unavailable") {
       const gateError = error ?? (await this.openGate(gameId, o, p, p.gate, now));
       if (gateError && p.gate.rollbackTo) {
         const target = p.gate.rollbackTo;

@@ -125,6 +125,51 @@ describe("health-gated lifecycle", () => {
     await runningOn(g, TEST_IMAGES.v100);
   }, 90_000);
 
+  it("leaves a healthy engine alone when the patch image cannot be pulled, reports image_pull_failed and keeps retrying", async () => {
+    const g = uniqueGameId();
+    const missing = "galaxy/test-engine:1.0.9"; // not built locally, and there is no registry to pull it from
+    await sql("INSERT INTO declarations (game_id, image_ref) VALUES ($1, $2)", [g, TEST_IMAGES.v100]);
+    const old = await runningOn(g, TEST_IMAGES.v100);
+    await waitFor("record running", async () => ((await store.getRecord(g))?.currentContainerId === old.Id ? true : undefined));
+
+    await sql("UPDATE declarations SET image_ref = $2 WHERE game_id = $1", [g, missing]);
+    const rec = await waitFor("pull failure recorded", async () => {
+      const r = await store.getRecord(g);
+      return r?.lastErrorCode ? r : undefined;
+    }, 30_000);
+    expect(rec.lastErrorCode).toBe("image_pull_failed");
+    expect(rec.heldGeneration).toBeNull();
+    expect(rec.degraded).toBe(false);
+    expect(rec.currentContainerId).toBe(old.Id);
+    expect(rec.currentImageRef).toBe(TEST_IMAGES.v100);
+
+    // Retried with backoff (not held): more than one failed patch attempt, none of them a rollback.
+    await waitFor("retried", async () => {
+      const ops = await store.listOperations(g);
+      return ops.filter((o) => o.kind === "patch" && o.outcome === "failure").length >= 2 ? true : undefined;
+    }, 30_000);
+    const ops = await store.listOperations(g);
+    expect(ops.some((o) => o.kind === "rollback")).toBe(false);
+    expect(ops.filter((o) => o.kind === "patch" && o.outcome === "failure").every((o) => o.errorCode === "image_pull_failed")).toBe(true);
+    const events = (await store.eventsAfter(0, { gameId: g })).map((e) => e.type);
+    expect(events).not.toContain("patch_rolled_back");
+    expect(events).not.toContain("container_stopped");
+
+    // The old container was never touched: same id, still running, still answering.
+    const cs = await containersOf(g);
+    expect(cs.map((c) => [c.Id, c.State])).toEqual([[old.Id, "running"]]);
+    expect(await engineVersion(old.Id)).toBe("1.0.0");
+
+    // Not held: a pullable patch goes through.
+    await sql("UPDATE declarations SET image_ref = $2 WHERE game_id = $1", [g, TEST_IMAGES.v101]);
+    await runningOn(g, TEST_IMAGES.v101);
+    const after = await waitFor("converged", async () => {
+      const r = await store.getRecord(g);
+      return r?.lastErrorCode === null && r.currentImageRef === TEST_IMAGES.v101 ? r : undefined;
+    }, 30_000);
+    expect(after.heldGeneration).toBeNull();
+  }, 120_000);
+
   it("restarts an engine that starts failing its health probe while running", async () => {
     const g = uniqueGameId();
     await sql("INSERT INTO declarations (game_id, image_ref) VALUES ($1, $2)", [g, TEST_IMAGES.v100]);

@@ -389,6 +389,16 @@ describe("planner", () => {
     expect(next.kind).toBe("patch");
   });
 
+  it("retries a patch whose image could not be pulled: pull first, old engine untouched until then, not held", () => {
+    const failedPull = record({ lastErrorCode: "image_pull_failed", lastErrorGeneration: 3, lastErrorMessage: "pull of galaxy/engine:1.0.9 failed" });
+    const p = plan(input({ declaration: decl({ imageRef: "galaxy/engine:1.0.9", generation: 3 }), containers: [container()], record: failedPull }));
+    expect(p.hold).toBeNull();
+    expect(p.kind).toBe("patch");
+    expect(types(p)).toEqual(["ensureImage", "stop", "remove", "create", "start"]);
+    expect(p.actions[0]).toEqual({ type: "ensureImage", imageRef: "galaxy/engine:1.0.9" });
+    expect(p.gate?.rollbackTo).toBe("galaxy/engine:1.0.0");
+  });
+
   it("recreates a running engine whose env or resources changed; an unlabelled (older) container is left alone", () => {
     const changed = plan(input({ declaration: decl({ env: { MAP: "spiral" }, generation: 3 }), containers: [container()], record: record() }));
     expect(changed.kind).toBe("restart");
