@@ -12,6 +12,7 @@ import { RecordCache } from "./controller/recordCache.js";
 import { RuntimeOperations } from "./controller/operations.js";
 import type { Lease } from "./controller/leader.js";
 import { DockerAdapter } from "./docker/dockerAdapter.js";
+import { withTimeout } from "./model/timeout.js";
 import { HttpProber } from "./docker/prober.js";
 import { createHttpServer } from "./http/server.js";
 import type { Logger } from "./log.js";
@@ -46,24 +47,29 @@ export function leaderIdentity(): string {
   return `${os.hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
 }
 
-/** A readable reason when a dependency is missing, or null when ready. */
+/** Each readiness check's bound, under the Deployment's 2 s probe timeout: a hanging probe is worse than a "no". */
+export const READINESS_CHECK_TIMEOUT_MS = 1_500;
+
+/** A readable reason when a dependency is missing, or null when ready. The checks run side by side. */
 export async function readiness(store: SqlStore, docker: DockerPort, network: string): Promise<string | null> {
-  try {
-    await store.ping();
-  } catch (err) {
-    return `store unavailable: ${toRtmError(err).message}`;
-  }
-  try {
-    await docker.ping();
-  } catch (err) {
-    return `docker unavailable: ${toRtmError(err).message}`;
-  }
-  try {
-    if (!(await docker.networkExists(network))) return `docker network ${network} does not exist`;
-  } catch (err) {
-    return `docker unavailable: ${toRtmError(err).message}`;
-  }
-  return null;
+  const check = async (what: string, work: () => Promise<string | null>): Promise<string | null> => {
+    try {
+      return await withTimeout(work(), READINESS_CHECK_TIMEOUT_MS, () => new Error(`no answer within ${READINESS_CHECK_TIMEOUT_MS} ms`));
+    } catch (err) {
+      return `${what} unavailable: ${toRtmError(err).message}`;
+    }
+  };
+  const reasons = await Promise.all([
+    check("store", async () => {
+      await store.ping();
+      return null;
+    }),
+    check("docker", async () => {
+      await docker.ping();
+      return (await docker.networkExists(network)) ? null : `docker network ${network} does not exist`;
+    }),
+  ]);
+  return reasons.find((r) => r !== null) ?? null;
 }
 
 /**
@@ -93,17 +99,26 @@ async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, 
     // Relists are counted by the manager when the source reports a resync.
     hooks: { onWatchMessage: () => metrics.watchEvent("kubernetes") },
   });
-  const state = mirrorToKubernetes(store, {
-    status: new GameRuntimeStatusWriter(source, log),
-    events: new GameRuntimeEventRecorder({ source, logger: log, instance: identity }),
-  });
-  const lease = new KubernetesLease({
+  const status = new GameRuntimeStatusWriter(source, log);
+  const events = new GameRuntimeEventRecorder({ source, logger: log, instance: identity });
+  const state = mirrorToKubernetes(store, { status, events });
+  const kubeLease = new KubernetesLease({
     kubeConfig,
     namespace: config.kubeNamespace || process.env.POD_NAMESPACE || "default",
     // Matches the resourceNames in deploy/rbac.yaml for the default instance id.
     name: `${config.instanceId}-leader`,
     logger: log,
   });
+  // A leader gives its lease up only after the loop stopped (the elector
+  // steps down first): write out the statuses and Events it still owes, so
+  // the next leader starts from what this one did.
+  const lease: Lease = {
+    tryAcquire: (holder, durationMs) => kubeLease.tryAcquire(holder, durationMs),
+    release: async (holder) => {
+      await Promise.all([status.flush(), events.flush()]);
+      await kubeLease.release(holder);
+    },
+  };
   return { source, state, lease };
 }
 
@@ -120,13 +135,16 @@ function withRecordCache(hooks: ManagerHooks, records: RecordCache): ManagerHook
 
 export async function createApp(config: Config, logger: Logger, overrides: AppOverrides = {}): Promise<App> {
   const metrics = new Metrics({ requeueHorizonMs: config.resyncIntervalMs });
+  let records: RecordCache | null = null;
   const store = await openStore({
     databaseUrl: config.databaseUrl,
     dataDir: `${config.dataDir}/pglite`,
     logger: logger.child({ component: "store" }),
     onQueryError: () => metrics.onStoreQueryError(),
+    // Record notifications are being missed: REST reads go to the store until they flow again.
+    pg: { onConnectionLost: () => records?.setLive(false) },
   });
-  const records = new RecordCache(store);
+  records = new RecordCache(store);
   const docker =
     overrides.docker ??
     new DockerAdapter({ instance: config.instanceId, logger: logger.child({ component: "docker" }), onCall: metrics.dockerOnCall });
@@ -226,8 +244,9 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
           wakeEventStreams();
         },
         // Notifications may have been missed: nothing cached can be trusted.
-        onResync: () => records.invalidateAll(),
+        onResync: () => records.setLive(true),
       });
+      records.setLive(true);
       await manager.start();
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject);

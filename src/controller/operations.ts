@@ -15,6 +15,7 @@ import { GameIdSchema } from "../model/gameId.js";
 import { assertPatchAllowed, IMAGE_REF_MAX_LENGTH, IMAGE_REF_PATTERN } from "../model/imageRef.js";
 import type { DeclarationSource, DockerPort, StateStore } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
+import { withTimeout } from "../model/timeout.js";
 import type { OpKind, OpSource, StopReason } from "../model/status.js";
 import type { RecordCache } from "./recordCache.js";
 import type { RecordWaiters } from "./waiters.js";
@@ -231,19 +232,12 @@ export class RuntimeOperations {
   }
 
   /** Past the deadline: the same 503 a slow loop gets, naming the step that was slow. */
-  private async within<T>(deadline: number, step: string, work: Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new RtmError("service_unavailable", `${step} did not finish within RTMANAGER_OP_TIMEOUT (${Math.round(this.deps.opTimeoutMs / 1000)}s)`)),
-        Math.max(0, deadline - Date.now()),
-      );
-    });
-    try {
-      return await Promise.race([work, expired]);
-    } finally {
-      clearTimeout(timer);
-    }
+  private within<T>(deadline: number, step: string, work: Promise<T>): Promise<T> {
+    return withTimeout(
+      work,
+      deadline - Date.now(),
+      () => new RtmError("service_unavailable", `${step} did not finish within RTMANAGER_OP_TIMEOUT (${Math.round(this.deps.opTimeoutMs / 1000)}s)`),
+    );
   }
 
   private async waitForGeneration(gameId: string, generation: number, deadline: number): Promise<RuntimeRecord> {

@@ -4,6 +4,10 @@
  * arrive through `put`; a write anywhere (any replica, plain SQL) arrives as a
  * store notification and invalidates that game; a notification gap
  * invalidates everything. Reads after an invalidation go to the store.
+ * Until the notifications are known to flow (`setLive(true)`, after the
+ * record watch is up) and whenever they stop (the LISTEN connection lost),
+ * every read goes to the store: a replica cut off from the database must not
+ * answer from a memory that other replicas may have made stale.
  */
 import type { StateStore } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
@@ -22,8 +26,15 @@ export class RecordCache {
    * so callers may memoise work on it (the HTTP layer keeps its JSON).
    */
   private sorted: RuntimeRecord[] | null = null;
+  private live = false;
 
   constructor(private readonly state: Pick<StateStore, "getRecord" | "listRecords">) {}
+
+  /** True once store notifications reach this cache; false while they may be missed. */
+  setLive(live: boolean): void {
+    this.invalidateAll();
+    this.live = live;
+  }
 
   put(record: RuntimeRecord): void {
     const cached = this.records.get(record.gameId);
@@ -56,6 +67,7 @@ export class RecordCache {
   }
 
   async get(gameId: string): Promise<RuntimeRecord | null> {
+    if (!this.live) return this.state.getRecord(gameId);
     const hit = this.records.get(gameId);
     if (hit) return hit;
     const epoch = this.epoch;
@@ -69,6 +81,7 @@ export class RecordCache {
   }
 
   async list(): Promise<RuntimeRecord[]> {
+    if (!this.live) return this.state.listRecords();
     // Past a handful of changed games one query beats one query each.
     if (this.stale.size > STALE_REREAD_LIMIT) this.complete = false;
     if (!this.complete) {

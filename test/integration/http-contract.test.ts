@@ -111,7 +111,18 @@ describe("probes", () => {
     const down = await call(deadDocker, "readyz");
     expectError(down, 503, "service_unavailable");
     expect((down.json as { error: { message: string } }).error.message).toMatch(/docker/i);
-  });
+
+    // Docker answers, but the configured network is gone.
+    const network = `rtm-missing-${randomBytes(4).toString("hex")}`;
+    const noNetwork = await startTestApp({ network, start: false });
+    try {
+      const missing = await call(noNetwork, "readyz");
+      expectError(missing, 503, "service_unavailable");
+      expect((missing.json as { error: { message: string } }).error.message).toContain(`docker network ${network} does not exist`);
+    } finally {
+      await noNetwork.close();
+    }
+  }, 60_000);
 });
 
 describe("runtimes", () => {

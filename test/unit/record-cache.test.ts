@@ -34,10 +34,32 @@ function fakeStore(initial: RuntimeRecord[]) {
   };
 }
 
+function live(cache: RecordCache): RecordCache {
+  cache.setLive(true);
+  return cache;
+}
+
 describe("record cache", () => {
+  it("reads through to the store until notifications flow, and again once they stop", async () => {
+    const store = fakeStore([runtimeRecord({ gameId: "a" })]);
+    const cache = new RecordCache(store);
+    await cache.list();
+    await cache.get("a");
+    expect(store.counts).toEqual({ get: 1, list: 1 });
+    cache.setLive(true);
+    await cache.list();
+    await cache.get("a");
+    expect(store.counts).toEqual({ get: 1, list: 2 });
+    cache.setLive(false);
+    store.rows.set("a", runtimeRecord({ gameId: "a", status: "stopped" }));
+    expect((await cache.get("a"))?.status).toBe("stopped");
+    expect((await cache.list()).map((r) => r.status)).toEqual(["stopped"]);
+    expect(store.counts).toEqual({ get: 2, list: 3 });
+  });
+
   it("serves repeated reads from memory and sees this process's writes at once", async () => {
     const store = fakeStore([runtimeRecord({ gameId: "b" }), runtimeRecord({ gameId: "a" })]);
-    const cache = new RecordCache(store);
+    const cache = live(new RecordCache(store));
     expect((await cache.list()).map((r) => r.gameId)).toEqual(["a", "b"]);
     await cache.list();
     await cache.get("a");
@@ -48,7 +70,7 @@ describe("record cache", () => {
 
   it("re-reads a game another writer touched, and everything after a notification gap", async () => {
     const store = fakeStore([runtimeRecord({ gameId: "a" })]);
-    const cache = new RecordCache(store);
+    const cache = live(new RecordCache(store));
     await cache.list();
     store.rows.set("a", runtimeRecord({ gameId: "a", status: "removed" }));
     store.rows.set("c", runtimeRecord({ gameId: "c" }));
@@ -66,7 +88,7 @@ describe("record cache", () => {
 
   it("does not keep what a read returned if an invalidation raced it", async () => {
     const store = fakeStore([runtimeRecord({ gameId: "a", status: "running" })]);
-    const cache = new RecordCache(store);
+    const cache = live(new RecordCache(store));
     const release = store.hold();
     const reading = cache.get("a");
     store.rows.set("a", runtimeRecord({ gameId: "a", status: "stopped" }));
@@ -78,7 +100,7 @@ describe("record cache", () => {
 
   it("keeps the newer record when a waiter hands in an older read, and one list object until a change", async () => {
     const store = fakeStore([runtimeRecord({ gameId: "a" })]);
-    const cache = new RecordCache(store);
+    const cache = live(new RecordCache(store));
     const first = await cache.list();
     expect(await cache.list()).toBe(first);
     const newer = runtimeRecord({ gameId: "a", status: "stopped", updatedAt: new Date(Date.now() + 2000) });
@@ -91,7 +113,7 @@ describe("record cache", () => {
 
   it("does not let a read that started before this process's write overwrite it", async () => {
     const store = fakeStore([runtimeRecord({ gameId: "a", status: "running" })]);
-    const cache = new RecordCache(store);
+    const cache = live(new RecordCache(store));
     const release = store.hold();
     const reading = cache.get("a");
     cache.put(runtimeRecord({ gameId: "a", status: "stopped" }));
