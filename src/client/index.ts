@@ -184,7 +184,12 @@ export class RtmClient {
 
   private async json<T>(method: string, path: string, body: unknown, opts?: CallOptions): Promise<T> {
     const res = await this.send(method, path, body, opts, "application/json");
-    return (await res.json()) as T;
+    const text = await res.text();
+    try {
+      return JSON.parse(text) as T;
+    } catch (err) {
+      throw new RtmTransportError(`rtm ${method} ${path}: answer ${res.status} is not JSON: ${JSON.stringify(text.slice(0, 100))}`, false, { cause: err });
+    }
   }
 
   /**
@@ -238,7 +243,17 @@ export class RtmClient {
     }
     if (timeoutWholeBody) {
       // The body is read by the caller right after; keep the timer until then.
-      const buffered = await res.arrayBuffer().finally(() => clearTimeout(timer));
+      let buffered: ArrayBuffer;
+      try {
+        buffered = await res.arrayBuffer();
+      } catch (err) {
+        if (opts?.signal?.aborted) throw err;
+        const timedOut = timeout.signal.aborted;
+        const why = timedOut ? `timed out after ${this.timeoutMs} ms reading the answer` : `reading the answer failed: ${(err as Error).message}`;
+        throw new RtmTransportError(`rtm ${method} ${path}: ${why}`, timedOut, { cause: err });
+      } finally {
+        clearTimeout(timer);
+      }
       return new Response(buffered, { status: res.status, headers: res.headers });
     }
     clearTimeout(timer);
