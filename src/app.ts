@@ -142,7 +142,11 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
     logger: logger.child({ component: "store" }),
     onQueryError: () => metrics.onStoreQueryError(),
     // Record notifications are being missed: REST reads go to the store until they flow again.
-    pg: { onConnectionLost: () => records?.setLive(false) },
+    pg: {
+      onConnectionLost: () => records?.setLive(false),
+      // A quiet LISTEN connection that answers its heartbeat is a live watch: its age restarts.
+      onHeartbeat: () => metrics.watchEvent("postgres"),
+    },
   });
   records = new RecordCache(store);
   const docker =

@@ -1,4 +1,5 @@
 import pg from "pg";
+import { withTimeout } from "../model/timeout.js";
 import { RtmError } from "../model/errors.js";
 import {
   quoteIdent,
@@ -26,6 +27,8 @@ export interface PgClientOptions {
   listenHeartbeatMs?: number;
   reconnectMinMs?: number;
   reconnectMaxMs?: number;
+  /** The LISTEN connection answered its heartbeat: a quiet watch, not a dead one. */
+  onHeartbeat?(): void;
   /** The LISTEN connection died; notifications are being missed until it is back. */
   onConnectionLost?(err: Error): void;
   /** The LISTEN connection is back after a loss (each listener's onResync is called too). */
@@ -346,18 +349,12 @@ export class PgSqlClient implements SqlClient {
     const client = this.listener;
     if (!client || this.heartbeatBusy) return;
     this.heartbeatBusy = true;
-    let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([
-        client.query("SELECT 1"),
-        new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`LISTEN connection did not answer within ${timeoutMs} ms`)), timeoutMs);
-        }),
-      ]);
+      await withTimeout(client.query("SELECT 1"), timeoutMs, () => new Error(`LISTEN connection did not answer within ${timeoutMs} ms`));
+      this.options.onHeartbeat?.();
     } catch (err) {
       this.lost(client, err as Error);
     } finally {
-      clearTimeout(timer);
       this.heartbeatBusy = false;
     }
   }

@@ -10,6 +10,7 @@ import { applyMigrations, MIGRATIONS } from "../../src/store/migrations.js";
 import { openStore } from "../../src/store/open.js";
 import { sqlState } from "../../src/store/sqlClient.js";
 import type { SqlStore } from "../../src/store/sqlStore.js";
+import { waitFor as pollUntil } from "../helpers/docker.js";
 import { startPostgres, type PostgresServer } from "../helpers/postgres.js";
 
 interface Fixture {
@@ -655,6 +656,26 @@ describe("postgres", () => {
       const after = probe.next((g) => g === "after", 2_000, "onChange(after) on the new connection");
       await server.query("INSERT INTO declarations (game_id, image_ref) VALUES ('after', 'galaxy/engine:1.0.0')", [], database);
       await after;
+    });
+
+    it("a quiet LISTEN connection answers heartbeats, and they stop when it is killed", async () => {
+      const url = await server.createDatabase();
+      const database = url.split("/").pop()!;
+      let beats = 0;
+      const lost: Error[] = [];
+      const store = await openStore({
+        databaseUrl: url,
+        dataDir: "/nonexistent",
+        pg: { listenHeartbeatMs: 50, reconnectMinMs: 60_000, reconnectMaxMs: 60_000, onHeartbeat: () => beats++, onConnectionLost: (err) => lost.push(err) },
+      });
+      opened.push(store);
+      await store.watch(new WatchProbe());
+      await pollUntil("three heartbeats", () => beats >= 3, 5_000);
+      expect(await server.terminateListeners(database)).toBe(1);
+      await pollUntil("the loss to be noticed", () => lost.length === 1, 5_000);
+      const after = beats;
+      await new Promise((r) => setTimeout(r, 300));
+      expect(beats).toBe(after);
     });
 
     it("a failed connection is service_unavailable naming the host, never the password", async () => {
