@@ -76,6 +76,7 @@ interface FleetSnapshot {
   byStatus: Map<string, number>;
   drift: number;
   crashLooping: number;
+  degraded: number;
 }
 
 /** The HTTP server's view of the metrics (its HttpDeps.metrics). */
@@ -251,6 +252,15 @@ export class Metrics implements HttpMetrics {
       },
       async (g) => {
         g.set((await this.fleet()).crashLooping);
+      },
+    );
+    this.scrapeGauge(
+      {
+        name: "rtmanager_runtimes_degraded",
+        help: "Runtimes left degraded: a patch failed and so did its rollback (for example the previous image is gone); they stay so until a new declaration converges.",
+      },
+      async (g) => {
+        g.set((await this.fleet()).degraded);
       },
     );
     this.restarts = new Counter({
@@ -499,7 +509,7 @@ export class Metrics implements HttpMetrics {
         return snapshot;
       },
       // A store outage must not fail the whole scrape: serve the last good snapshot.
-      () => this.lastFleet ?? { byStatus: new Map(), drift: 0, crashLooping: 0 },
+      () => this.lastFleet ?? { byStatus: new Map(), drift: 0, crashLooping: 0, degraded: 0 },
     );
     this.fleetCache = { at: now, value };
     return value;
@@ -507,7 +517,7 @@ export class Metrics implements HttpMetrics {
 
   private async computeFleet(): Promise<FleetSnapshot> {
     const b = this.bindings;
-    if (!b) return { byStatus: new Map(), drift: 0, crashLooping: 0 };
+    if (!b) return { byStatus: new Map(), drift: 0, crashLooping: 0, degraded: 0 };
     const [records, ids] = await Promise.all([b.records.listRecords(), b.declarations.listGameIds()]);
     const declarations = new Map<string, Declaration | "invalid" | null>();
     await mapLimit(ids, 16, async (id) => {
@@ -538,6 +548,7 @@ export function summarizeFleet(records: RuntimeRecord[], declarations: Map<strin
   }
   let drift = 0;
   let crashLooping = 0;
+  const degraded = records.filter((r) => r.degraded).length;
   for (const gameId of new Set([...recordOf.keys(), ...declarations.keys()])) {
     const r = recordOf.get(gameId) ?? null;
     const d = declarations.get(gameId) ?? null;
@@ -556,7 +567,7 @@ export function summarizeFleet(records: RuntimeRecord[], declarations: Map<strin
     if (r.observedGeneration < d.generation || r.status !== d.desiredState) drift++;
     if (d.desiredState === "running" && r.restartCount >= CRASH_LOOP_THRESHOLD) crashLooping++;
   }
-  return { byStatus, drift, crashLooping };
+  return { byStatus, drift, crashLooping, degraded };
 }
 
 async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {

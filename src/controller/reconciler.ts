@@ -319,6 +319,15 @@ export class Reconciler {
     });
     let failure: RtmError | null = null;
     try {
+      // Check the target before removing anything: without it the failing container
+      // is all there is, and removing it would leave nothing running at all.
+      if (!(await docker.imagePresent(target))) {
+        throw new RtmError(
+          "image_pull_failed",
+          `rollback target ${target} is no longer present locally (a rollback never pulls); the failing container was left in place`,
+          { imageRef: target },
+        );
+      }
       const current = await docker.listForGame(gameId);
       await execute([
         ...current.flatMap((c) => removeActions(c, null)),

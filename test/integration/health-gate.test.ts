@@ -170,6 +170,41 @@ describe("health-gated lifecycle", () => {
     expect(after.heldGeneration).toBeNull();
   }, 120_000);
 
+  it("does not remove the failing container when the rollback target image is gone: degraded, with a clear message", async () => {
+    const g = uniqueGameId();
+    const repo = `galaxy/test-engine-gone-${instance}`;
+    await docker.getImage(TEST_IMAGES.v100).tag({ repo, tag: "1.0.0" });
+    await docker.getImage(TEST_IMAGES.brokenStart).tag({ repo, tag: "1.0.4" });
+    try {
+      await sql("INSERT INTO declarations (game_id, image_ref) VALUES ($1, $2)", [g, `${repo}:1.0.0`]);
+      await runningOn(g, `${repo}:1.0.0`);
+      // The previous image disappears (an image prune, say) while its engine still runs.
+      await docker.getImage(`${repo}:1.0.0`).remove();
+
+      await sql("UPDATE declarations SET image_ref = $2 WHERE game_id = $1", [g, `${repo}:1.0.4`]);
+      const rec = await waitFor("degraded", async () => {
+        const r = await store.getRecord(g);
+        return r?.degraded ? r : undefined;
+      }, 40_000);
+      expect(rec.lastErrorCode).toBe("container_start_failed");
+      expect(rec.lastErrorMessage).toMatch(/rollback target .*:1\.0\.0 is no longer present locally/);
+      expect(rec.lastErrorMessage).toMatch(/degraded/);
+
+      // The failed new container is still there (nothing was removed to make room for a rollback that could not happen).
+      const cs = await containersOf(g);
+      expect(cs.map((c) => c.Labels[LABELS.imageRef])).toEqual([`${repo}:1.0.4`]);
+      expect(rec.currentContainerId).toBe(cs[0]!.Id);
+
+      const events = (await store.eventsAfter(0, { gameId: g })).map((e) => e.type);
+      expect(events).toContain("rollback_failed");
+      const rollback = (await store.listOperations(g)).find((o) => o.kind === "rollback");
+      expect(rollback?.outcome).toBe("failure");
+      expect(rollback?.message).toMatch(/no longer present locally/);
+    } finally {
+      for (const tag of ["1.0.0", "1.0.4"]) await docker.getImage(`${repo}:${tag}`).remove().catch(() => undefined);
+    }
+  }, 90_000);
+
   it("restarts an engine that starts failing its health probe while running", async () => {
     const g = uniqueGameId();
     await sql("INSERT INTO declarations (game_id, image_ref) VALUES ($1, $2)", [g, TEST_IMAGES.v100]);

@@ -189,6 +189,26 @@ describe("/metrics", () => {
     expect(after.value("rtmanager_probe_total", { result: "failure" })).toBeGreaterThan(before.value("rtmanager_probe_total", { result: "failure" }));
   });
 
+  it("counts a runtime left degraded: a failed patch whose rollback target image is gone", async () => {
+    const g = uniqueGameId("mdeg");
+    const docker = testDocker();
+    const repo = `galaxy/test-engine-gone-${instance}`;
+    await docker.getImage(TEST_IMAGES.v100).tag({ repo, tag: "1.0.0" });
+    await docker.getImage(TEST_IMAGES.brokenStart).tag({ repo, tag: "1.0.4" });
+    try {
+      const before = await scrape();
+      expect(before.value("rtmanager_runtimes_degraded")).toBe(0);
+      expect((await post(`/api/v1/internal/runtimes/${g}/start`, { image_ref: `${repo}:1.0.0` })).status).toBe(200);
+      await docker.getImage(`${repo}:1.0.0`).remove();
+      const patched = await post(`/api/v1/internal/runtimes/${g}/patch`, { image_ref: `${repo}:1.0.4` });
+      expect((patched.json.error as { code: string }).code).toBe("container_start_failed");
+      expect((patched.json.error as { message: string }).message).toMatch(/degraded/);
+      await waitFor("degraded gauge", async () => ((await scrape()).value("rtmanager_runtimes_degraded") === 1 ? true : undefined), 20_000, 250);
+    } finally {
+      for (const tag of ["1.0.0", "1.0.4"]) await docker.getImage(`${repo}:${tag}`).remove().catch(() => undefined);
+    }
+  });
+
   it("labels an unknown path as unmatched, never by its raw path", async () => {
     const game = uniqueGameId("nope");
     const before = await scrape();

@@ -111,6 +111,7 @@ describe("observability kit", () => {
     const exprs = new Map(alertRules().map((r) => [r.alert, r.expr]));
     expect(exprs.get("RtmanagerLoopStuck")).toMatch(/rtmanager_workqueue_depth[\s\S]*rtmanager_reconcile_total[\s\S]*longest_running_processor_seconds\) > 300/);
     expect(exprs.get("RtmanagerRuntimeCrashLooping")).toContain("rtmanager_runtimes_crashlooping");
+    expect(exprs.get("RtmanagerRuntimeDegraded")).toContain("rtmanager_runtimes_degraded");
     expect(exprs.get("RtmanagerDockerUnavailable")).toContain("rtmanager_docker_api_calls_total");
     expect(exprs.get("RtmanagerNoLeader")).toMatch(/sum\(rtmanager_leader\)/);
     expect(exprs.get("RtmanagerSlowConvergence")).toMatch(/histogram_quantile\(0\.95,.*rtmanager_convergence_seconds_bucket.*> 60/);
