@@ -107,9 +107,34 @@ export class Reconciler {
 
   async reconcile(gameId: string): Promise<ReconcileResult> {
     const started = process.hrtime.bigint();
-    const result = await this.reconcileOnce(gameId);
-    this.deps.observer?.onReconcile?.(result, Number(process.hrtime.bigint() - started) / 1e9);
-    return result;
+    let result: ReconcileResult | null = null;
+    try {
+      result = await this.reconcileOnce(gameId);
+      return result;
+    } catch (err) {
+      // A store write (operation log, events, record) failed mid-reconcile: still a
+      // reconcile, and an error with its code, as far as the metrics go. The caller
+      // gets the original error and backs off.
+      const error = toRtmError(err);
+      result = { gameId, plan: this.emptyPlan(gameId, error), record: null, error, permanent: false };
+      throw err;
+    } finally {
+      if (result) this.deps.observer?.onReconcile?.(result, Number(process.hrtime.bigint() - started) / 1e9);
+    }
+  }
+
+  /** A plan with nothing in it, for a reconcile that failed before (or without) planning. */
+  private emptyPlan(gameId: string, error: RtmError): Plan {
+    return plan({
+      gameId,
+      declaration: null,
+      declarationError: error,
+      containers: [],
+      record: null,
+      health: null,
+      now: this.clock(),
+      settings: this.deps.settings,
+    });
   }
 
   private async reconcileOnce(gameId: string): Promise<ReconcileResult> {
@@ -350,16 +375,7 @@ export class Reconciler {
   /** Docker or the store did not answer: tell waiters through the record, then let the queue back off. */
   private async recordObservationFailure(gameId: string, error: RtmError): Promise<ReconcileResult> {
     const { state } = this.deps;
-    const emptyPlan = plan({
-      gameId,
-      declaration: null,
-      declarationError: error,
-      containers: [],
-      record: null,
-      health: null,
-      now: this.clock(),
-      settings: this.deps.settings,
-    });
+    const emptyPlan = this.emptyPlan(gameId, error);
     let record: RuntimeRecord | null = null;
     try {
       const [prev, declaration] = await Promise.all([state.getRecord(gameId), this.deps.source.get(gameId).catch(() => null)]);

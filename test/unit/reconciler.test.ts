@@ -1,0 +1,162 @@
+/**
+ * The reconciler over fakes (no Docker, no database): what it reports when the
+ * store fails under it, and how it reports orphans it leaves alone.
+ */
+import { describe, expect, it } from "vitest";
+import { HealthTracker } from "../../src/controller/health.js";
+import { Reconciler, type ReconcileObserver, type ReconcilerSettings } from "../../src/controller/reconciler.js";
+import { configHash, type Declaration } from "../../src/model/declaration.js";
+import { RtmError } from "../../src/model/errors.js";
+import type { DeclarationSource, DockerPort, HealthProber, ObservedContainer, StateStore } from "../../src/model/ports.js";
+import type { NewRuntimeEvent, RuntimeRecord } from "../../src/model/record.js";
+import { createLogger } from "../../src/log.js";
+import { Metrics } from "../../src/metrics.js";
+
+const NOW = new Date("2026-11-23T12:00:00Z");
+
+const settings: ReconcilerSettings = {
+  retentionMs: 30 * 86_400_000,
+  restartBackoffBaseMs: 1000,
+  restartBackoffMaxMs: 300_000,
+  crashLoopResetMs: 600_000,
+  orphanGraceMs: 60_000,
+  orphanDryRun: false,
+  probeFailureThreshold: 3,
+  patchHealthTimeoutMs: 60_000,
+  patchMinHealthyMs: 5000,
+  startWaitHealthy: false,
+  imagePullPolicy: "if_not_present",
+  stopTimeoutMs: 1000,
+  dockerNetwork: "galaxy-net",
+  stateRoot: "/nonexistent",
+  enginePublishHost: undefined,
+  defaultCpus: 1,
+  defaultMemoryBytes: 64 * 1024 * 1024,
+  defaultPidsLimit: 64,
+  probeTimeoutMs: 500,
+};
+
+function container(gameId: string, over: Partial<ObservedContainer> = {}): ObservedContainer {
+  return {
+    id: `c-${gameId}`,
+    name: `galaxy-game-${gameId}`,
+    gameId,
+    instance: "rtm",
+    generation: 1,
+    imageRef: "galaxy/engine:1.0.0",
+    restartToken: null,
+    configHash: configHash({}),
+    state: "running",
+    exitCode: null,
+    oomKilled: false,
+    createdAt: new Date(NOW.getTime() - 3_600_000),
+    startedAt: new Date(NOW.getTime() - 3_600_000),
+    finishedAt: null,
+    publishedPort: null,
+    ...over,
+  };
+}
+
+function declaration(gameId: string): Declaration {
+  return {
+    gameId,
+    imageRef: "galaxy/engine:1.0.0",
+    desiredState: "running",
+    restartPolicy: "on-failure",
+    generation: 1,
+    opId: null,
+    opSource: "sql",
+    createdAt: NOW,
+    updatedAt: NOW,
+  };
+}
+
+interface World {
+  declarations: Map<string, Declaration>;
+  containers: ObservedContainer[];
+  records: Map<string, RuntimeRecord>;
+  events: NewRuntimeEvent[];
+  failStartOperation?: RtmError;
+}
+
+function reconciler(world: World, opts: { settings?: Partial<ReconcilerSettings>; observer?: ReconcileObserver; logs?: Record<string, unknown>[] } = {}) {
+  const source = {
+    get: async (id: string) => world.declarations.get(id) ?? null,
+  } as unknown as DeclarationSource;
+  let opSeq = 0;
+  const state = {
+    getRecord: async (id: string) => world.records.get(id) ?? null,
+    putRecord: async (r: RuntimeRecord) => void world.records.set(r.gameId, r),
+    startOperation: async () => {
+      if (world.failStartOperation) throw world.failStartOperation;
+      return ++opSeq;
+    },
+    finishOperation: async () => undefined,
+    appendEvent: async (e: NewRuntimeEvent) => {
+      world.events.push(e);
+      return { ...e, seq: world.events.length, at: NOW };
+    },
+  } as unknown as StateStore;
+  const docker = {
+    listForGame: async (id: string) => world.containers.filter((c) => c.gameId === id),
+  } as unknown as DockerPort;
+  const prober = { probe: async () => ({ ok: true }) } as unknown as HealthProber;
+  const logger = createLogger("silent");
+  if (opts.logs) {
+    const sink = opts.logs;
+    const capture = (level: string) => (obj: unknown, msg?: string) => void sink.push({ level, ...(typeof obj === "object" ? obj : {}), msg: msg ?? obj });
+    const fake = { info: capture("info"), warn: capture("warn"), error: capture("error"), debug: () => undefined };
+    Object.assign(logger, { ...fake, child: () => fake });
+  }
+  return new Reconciler({
+    source,
+    state,
+    docker,
+    prober,
+    health: new HealthTracker(),
+    settings: { ...settings, ...opts.settings },
+    logger,
+    observer: opts.observer,
+    clock: () => NOW,
+  });
+}
+
+/** A counter's value summed over the series whose labels include `labels`. */
+async function counter(m: Metrics, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const metric = m.registry.getSingleMetric(name);
+  if (!metric) throw new Error(`no metric ${name}`);
+  const data = await metric.get();
+  return data.values
+    .filter((v) => Object.entries(labels).every(([k, val]) => (v.labels as Record<string, string>)[k] === val))
+    .reduce((sum, v) => sum + v.value, 0);
+}
+
+describe("reconciler", () => {
+  it("counts a reconcile whose store write throws as an error with its code, and still throws", async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    const hooks = metrics.managerHooks();
+    const world: World = {
+      declarations: new Map([["g1", declaration("g1")]]),
+      containers: [container("g1")],
+      records: new Map(),
+      events: [],
+      failStartOperation: new RtmError("service_unavailable", "database is down"),
+    };
+    const r = reconciler(world, { observer: { onReconcile: hooks.onReconcile } });
+    await expect(r.reconcile("g1")).rejects.toThrow(/database is down/);
+
+    expect(await counter(metrics, "rtmanager_reconcile_total", { result: "error" })).toBe(1);
+    expect(await counter(metrics, "rtmanager_reconcile_errors_total", { code: "service_unavailable" })).toBe(1);
+    const time = await metrics.reconcileTime.get();
+    expect(time.values.find((v) => v.metricName === "rtmanager_reconcile_time_seconds_count")?.value).toBe(1);
+  });
+
+  it("an error that is not an RtmError is counted as internal_error", async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    const world: World = { declarations: new Map([["g1", declaration("g1")]]), containers: [container("g1")], records: new Map(), events: [] };
+    world.failStartOperation = new TypeError("boom") as unknown as RtmError;
+    const r = reconciler(world, { observer: { onReconcile: metrics.managerHooks().onReconcile } });
+    await expect(r.reconcile("g1")).rejects.toThrow(/boom/);
+    expect(await counter(metrics, "rtmanager_reconcile_errors_total", { code: "internal_error" })).toBe(1);
+  });
+});
