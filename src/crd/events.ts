@@ -122,9 +122,17 @@ export class GameRuntimeEventRecorder {
     void task.finally(() => this.tasks.delete(task));
   }
 
-  /** Resolves when every event emitted so far is written (or given up). */
-  async flush(): Promise<void> {
-    while (this.tasks.size > 0) await Promise.all([...this.tasks]);
+  /** Resolves when every event emitted so far is written (or given up), or after `timeoutMs`. */
+  async flush(timeoutMs = 10_000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<"expired">((resolve) => (timer = setTimeout(() => resolve("expired"), timeoutMs)));
+    try {
+      while (this.tasks.size > 0) {
+        if ((await Promise.race([Promise.all([...this.tasks]), expired])) === "expired") return;
+      }
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Never throws. Games without a GameRuntime object get no event. */

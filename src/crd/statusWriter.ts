@@ -123,13 +123,48 @@ export interface StatusWriterHooks {
   onError?(gameId: string, err: Error): void;
 }
 
+export interface StatusWriterOptions {
+  /** Retry of a failed write: doubles from baseMs up to maxMs, with jitter. Default 500 ms .. 30 s. */
+  backoff?: { baseMs: number; maxMs: number };
+  /** How long `flush()` keeps retrying before it gives up on what is left. Default 10 s. */
+  flushTimeoutMs?: number;
+}
+
+interface Pending {
+  record: RuntimeRecord;
+  error: RtmError | null;
+}
+
+/** 400/422: the API server refuses the body itself; retrying the same body cannot help. */
+function retriable(err: unknown): boolean {
+  const status = httpStatusOf(err);
+  return status !== 400 && status !== 422;
+}
+
 /**
- * Per game, writes are serialised and coalesced: while one is in flight only
- * the latest record waits. Failures are logged, never thrown at the loop.
+ * Per game, writes are serialised and coalesced: while one is in flight (or
+ * waiting to be retried) only the latest record waits. A failed write is
+ * retried with capped exponential backoff until it succeeds or a newer record
+ * replaces it; failures are logged, never thrown at the loop.
+ *
+ * `observe` is the repair path: given a record the loop just read, it
+ * compares the status that record calls for with the object's `.status` in
+ * the source's watch cache and queues a write when they differ. So a status
+ * left stale by an API-server outage or a restart is repaired on the next
+ * reconcile (every resync reconciles every game) even when the record itself
+ * never changes again.
  */
 export class GameRuntimeStatusWriter {
   private readonly inFlight = new Map<string, Promise<void>>();
-  private readonly pending = new Map<string, { record: RuntimeRecord; error: RtmError | null }>();
+  private readonly pending = new Map<string, Pending>();
+  /** updatedAt (ms) of the newest record seen per game: an older one read late never wins. */
+  private readonly newest = new Map<string, number>();
+  private readonly failures = new Map<string, number>();
+  private readonly sleepers = new Map<string, () => void>();
+  private readonly backoff: { baseMs: number; maxMs: number };
+  private readonly flushTimeoutMs: number;
+  private flushDeadline: number | null = null;
+  private flushing = 0;
   private readonly logger: Logger;
 
   constructor(
@@ -137,25 +172,90 @@ export class GameRuntimeStatusWriter {
     logger: Logger,
     private readonly hooks: StatusWriterHooks = {},
     private readonly clock: () => Date = () => new Date(),
+    options: StatusWriterOptions = {},
   ) {
     this.logger = logger.child({ component: "kube-status" });
+    this.backoff = options.backoff ?? { baseMs: 500, maxMs: 30_000 };
+    this.flushTimeoutMs = options.flushTimeoutMs ?? 10_000;
   }
 
-  /** Queues a status write for this record's game; resolves when it (or a later one) is done. */
+  private note(record: RuntimeRecord): void {
+    const t = record.updatedAt.getTime();
+    if (t > (this.newest.get(record.gameId) ?? -Infinity)) this.newest.set(record.gameId, t);
+  }
+
+  /** Queues a status write for this record's game; resolves when it (or a later one) is done or given up. */
   enqueue(record: RuntimeRecord, error: RtmError | null = null): Promise<void> {
+    this.note(record);
+    this.pending.set(record.gameId, { record, error });
+    return this.run(record.gameId);
+  }
+
+  /**
+   * A record the loop read (and did not change): queues a write when the
+   * object's cached `.status` differs from what the record calls for. Cheap:
+   * no API call unless they differ. True when a write was queued.
+   */
+  observe(record: RuntimeRecord): boolean {
     const gameId = record.gameId;
-    this.pending.set(gameId, { record, error });
+    const newest = this.newest.get(gameId);
+    if (newest !== undefined && record.updatedAt.getTime() < newest) return false;
+    // A write is on its way (or waiting for a retry) with a record at least this new.
+    if (this.inFlight.has(gameId)) return false;
+    const obj = this.source.cached(gameId);
+    if (!obj) return false;
+    const status = computeStatus(obj, record, null, this.clock());
+    if (canonicalStatus(obj.status) === canonicalStatus(status)) return false;
+    this.logger.debug({ gameId, phase: status.phase, was: obj.status?.phase ?? null }, "GameRuntime status differs from its record; repairing");
+    void this.enqueue(record);
+    return true;
+  }
+
+  private backoffMs(failures: number): number {
+    const exp = Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** Math.max(0, failures - 1));
+    return exp / 2 + Math.random() * (exp / 2);
+  }
+
+  private async sleep(gameId: string, ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.sleepers.set(gameId, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    this.sleepers.delete(gameId);
+  }
+
+  private run(gameId: string): Promise<void> {
     const running = this.inFlight.get(gameId);
     if (running) return running;
     const loop = (async () => {
       try {
         for (let next = this.pending.get(gameId); next; next = this.pending.get(gameId)) {
           this.pending.delete(gameId);
-          await this.writeNow(next.record, next.error).catch((err: unknown) => {
+          try {
+            await this.writeNow(next.record, next.error);
+            this.failures.delete(gameId);
+          } catch (err: unknown) {
             const e = err instanceof Error ? err : new Error(String(err));
-            this.logger.warn({ gameId, err: apiMessageOf(err) }, "could not write GameRuntime status");
             this.hooks.onError?.(gameId, e);
-          });
+            const failures = (this.failures.get(gameId) ?? 0) + 1;
+            this.failures.set(gameId, failures);
+            // The latest record wins: retry this one only if nothing newer arrived meanwhile.
+            if (!this.pending.has(gameId)) this.pending.set(gameId, next);
+            const now = performance.now();
+            if (!retriable(err) || (this.flushDeadline !== null && now >= this.flushDeadline)) {
+              this.pending.delete(gameId);
+              this.failures.delete(gameId);
+              this.logger.warn({ gameId, err: apiMessageOf(err) }, "could not write GameRuntime status; giving up (the next reconcile repairs it)");
+              break;
+            }
+            let delay = this.backoffMs(failures);
+            if (this.flushDeadline !== null) delay = Math.min(delay, Math.max(0, this.flushDeadline - now));
+            this.logger.warn({ gameId, err: apiMessageOf(err), failures, retryInMs: Math.round(delay) }, "could not write GameRuntime status; retrying");
+            await this.sleep(gameId, delay);
+          }
         }
       } finally {
         this.inFlight.delete(gameId);
@@ -165,9 +265,27 @@ export class GameRuntimeStatusWriter {
     return loop;
   }
 
-  /** Resolves when every queued write is done. */
-  async flush(): Promise<void> {
-    while (this.inFlight.size > 0) await Promise.all([...this.inFlight.values()]);
+  /**
+   * Writes everything queued now: writes waiting for a retry go at once, and
+   * failures are retried until `timeoutMs` has passed, then given up (a later
+   * leader repairs them from the records). For shutdown.
+   */
+  async flush(timeoutMs: number = this.flushTimeoutMs): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    this.flushDeadline = Math.min(this.flushDeadline ?? Infinity, deadline);
+    this.flushing++;
+    for (const wake of [...this.sleepers.values()]) wake();
+    let timer: NodeJS.Timeout | undefined;
+    // A hanging API call must not hold a shutdown past the deadline either.
+    const expired = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs + 50)));
+    try {
+      while (this.inFlight.size > 0 && performance.now() < deadline + 50) {
+        await Promise.race([Promise.all([...this.inFlight.values()]), expired]);
+      }
+    } finally {
+      clearTimeout(timer);
+      if (--this.flushing === 0) this.flushDeadline = null;
+    }
   }
 
   /** Reads the object and patches its status when it differs. Throws on API failures. */

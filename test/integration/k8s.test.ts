@@ -602,6 +602,65 @@ function suite(fake: boolean, target: () => Target) {
       expect((await read(g))?.status?.restartCount).toBe(2);
     });
 
+    it.runIf(fake)("a failed status write is retried with backoff until the API server recovers; the latest record wins", async () => {
+      const s = server();
+      const source = newSource();
+      const errors: string[] = [];
+      const writer = new GameRuntimeStatusWriter(source, logger, { onError: (_id, e) => errors.push(e.message) }, undefined, { backoff: { baseMs: 40, maxMs: 200 } });
+      const g = gid();
+      await source.mutate(g, () => ({ gameId: g, imageRef: IMAGE_A, desiredState: "running", restartPolicy: "on-failure" }), meta);
+
+      // An outage of the status endpoint: every PATCH of /status answers 500 for a while.
+      s.setFailNext({ method: "PATCH", path: `/gameruntimes/${g}/status`, status: 500, forMs: 700 });
+      const before = s.requests.length;
+      const done = writer.enqueue(record(g, { restartCount: 1 }));
+      await waitFor("a few failed attempts", () => errors.length >= 2, 5000);
+      // A newer record arrives while the old one waits for its retry: only the newer is written.
+      void writer.enqueue(record(g, { restartCount: 3 }));
+      await done;
+      const o = (await read(g))!;
+      expect(o.status).toMatchObject({ phase: "running", restartCount: 3 });
+      const patches = s.requests.slice(before).filter((q) => q.method === "PATCH" && q.path.endsWith(`/${g}/status`));
+      expect(patches.length).toBeGreaterThanOrEqual(3);
+      // Backoff, not a hot loop: 700 ms of outage at 40..200 ms costs a handful of attempts.
+      expect(patches.length).toBeLessThan(20);
+
+      // flush() gives up at its deadline instead of holding a shutdown forever.
+      s.setFailNext({ method: "PATCH", path: `/gameruntimes/${g}/status`, status: 503, forMs: 60_000 });
+      void writer.enqueue(record(g, { restartCount: 4 }));
+      const started = Date.now();
+      await writer.flush(300);
+      expect(Date.now() - started).toBeLessThan(2000);
+      expect((await read(g))?.status?.restartCount).toBe(3);
+      s.clearFailures();
+    });
+
+    it("a stale status on an object whose record is unchanged is repaired when the record is observed", async () => {
+      const source = newSource();
+      await watch(source);
+      const writer = new GameRuntimeStatusWriter(source, logger);
+      const g = gid();
+      await source.mutate(g, () => ({ gameId: g, imageRef: IMAGE_A, desiredState: "running", restartPolicy: "on-failure" }), meta);
+      const r = record(g);
+      // The status another controller (or an outage) left behind: pending, no conditions.
+      await other.patchStatus({ namespace: ns(), name: g }, { status: { phase: "pending", observedGeneration: 0 } });
+      await waitFor("cache sees the stale status", () => source.cached(g)?.status?.phase === "pending");
+
+      // Through the mirror, as the loop reads the record at the start of a reconcile.
+      const state = mirrorToKubernetes(
+        { getRecord: async () => r } as unknown as Parameters<typeof mirrorToKubernetes>[0],
+        { status: writer },
+      );
+      expect(await state.getRecord(g)).toBe(r);
+      await writer.flush();
+      await waitFor("status repaired", async () => (await read(g))?.status?.phase === "running");
+      await waitFor("cache caught up", () => source.cached(g)?.status?.phase === "running");
+      // Once it matches, observing the same record costs no write.
+      expect(writer.observe(r)).toBe(false);
+      // An older record read late never overwrites a newer one.
+      expect(writer.observe({ ...r, restartCount: 9, updatedAt: new Date(r.updatedAt.getTime() - 1000) })).toBe(false);
+    });
+
     it("the status observedGeneration is in the object's terms when a generation base applies", async () => {
       const source = newSource({ generationFloor: async () => 10 });
       const writer = new GameRuntimeStatusWriter(source, logger);
@@ -806,6 +865,37 @@ describe("Kubernetes mode end to end: the loop over real Docker and PGlite, Game
     await expect(fs.stat(path.join(stateRoot, g))).resolves.toBeTruthy(); // state directory kept
     expect((await store.getRecord(g))?.status).toBe("removed");
   }, 120_000);
+
+  it("a stale status is repaired by the loop although the record does not change; status writes survive an API-server outage", async () => {
+    const g = uniqueGameId("s");
+    const phaseIs = (phase: string) => () => {
+      const st = server.get("gameruntimes", "games", g)?.status as { phase?: string; conditions?: { type: string; status: string }[] } | undefined;
+      return st?.phase === phase && st.conditions?.find((c) => c.type === "Ready")?.status === "True";
+    };
+    const api = new GameRuntimeApi(fakeKubeConfig(server.url));
+    server.create("gameruntimes", "games", { metadata: { name: g }, spec: { gameId: g, imageRef: TEST_IMAGES.v100 } });
+    await waitFor("status running", phaseIs("running"), 60_000);
+    // A stopped runtime: nothing (not even the prober) changes its record any more.
+    await api.patch({ namespace: "games", name: g }, { spec: { desiredState: "stopped" } });
+    await waitFor("status stopped", phaseIs("stopped"), 60_000);
+    await new Promise((r) => setTimeout(r, 500));
+    const recordBefore = await store.getRecord(g);
+
+    // Another writer (or a controller that crashed mid-write) leaves the status stale; nothing about the runtime changes.
+    await api.patchStatus({ namespace: "games", name: g }, { status: { phase: "pending", observedGeneration: 0, conditions: null } });
+    expect(phaseIs("stopped")()).toBe(false);
+    await waitFor("status repaired by a resync reconcile", phaseIs("stopped"), 30_000);
+    expect((await store.getRecord(g))?.updatedAt).toEqual(recordBefore?.updatedAt);
+
+    // The status endpoint is down while the runtime changes (kubectl starts it): the write is retried until it lands.
+    server.setFailNext({ method: "PATCH", path: `/gameruntimes/${g}/status`, status: 500, forMs: 1500 });
+    const before = server.requests.length;
+    await api.patch({ namespace: "games", name: g }, { spec: { desiredState: "running" } });
+    await waitFor("running in Docker", async () => (await containersOf(g)).find((c) => c.State === "running"), 60_000);
+    await waitFor("status shows running after the outage", phaseIs("running"), 30_000);
+    const failed = server.requests.slice(before).filter((q) => q.method === "PATCH" && q.path.endsWith(`/${g}/status`));
+    expect(failed.length).toBeGreaterThan(1);
+  }, 180_000);
 
   it("the REST start writes a GameRuntime; a re-created game continues above the recorded generation", async () => {
     const g = uniqueGameId("r");

@@ -20,7 +20,8 @@
  *   event with a 410 Status (or HTTP 410 with `goneAsHttpStatus`).
  *
  * Test controls: dropWatches(), expireWatches(), compactHistory(),
- * sendBookmarks(), setFailNext(), beforeHandle, and direct object access.
+ * sendBookmarks(), setFailNext() (a number of failures, or an outage of
+ * `forMs`), beforeHandle, and direct object access.
  */
 import { randomUUID } from "node:crypto";
 import http from "node:http";
@@ -94,8 +95,10 @@ export interface FailSpec {
   /** Only watch requests (true) or only non-watch requests (false). */
   watch?: boolean;
   status: number;
-  /** How many matching requests fail; default 1. */
+  /** How many matching requests fail; default 1, or unlimited with `forMs`. */
   count?: number;
+  /** Fail matching requests for this long (an outage), then answer normally again. */
+  forMs?: number;
   reason?: string;
   message?: string;
 }
@@ -187,7 +190,7 @@ export class FakeApiServer {
   private readonly store = new Map<string, Map<string, Obj>>();
   private history: HistoryEntry[] = [];
   private readonly watchers = new Set<Watcher>();
-  private failures: (FailSpec & { left: number })[] = [];
+  private failures: (FailSpec & { left: number; until: number })[] = [];
   private bookmarkTimer: NodeJS.Timeout | null = null;
 
   private constructor(
@@ -267,9 +270,10 @@ export class FakeApiServer {
     }
   }
 
-  /** The next `count` requests matching `spec` fail with `status`. */
+  /** The next `count` requests matching `spec` fail with `status` (or every one for `forMs`). */
   setFailNext(spec: FailSpec): void {
-    this.failures.push({ ...spec, left: spec.count ?? 1 });
+    const until = spec.forMs !== undefined ? Date.now() + spec.forMs : Infinity;
+    this.failures.push({ ...spec, left: spec.count ?? (spec.forMs !== undefined ? Infinity : 1), until });
   }
 
   clearFailures(): void {
@@ -322,9 +326,10 @@ export class FakeApiServer {
         }
       }
       const isWatch = query.get("watch") === "true" || query.get("watch") === "1";
+      const now = Date.now();
+      this.failures = this.failures.filter((f) => f.left > 0 && now < f.until);
       const failure = this.failures.find(
         (f) =>
-          f.left > 0 &&
           (!f.method || f.method === method) &&
           (f.watch === undefined || f.watch === isWatch) &&
           (!f.path || (typeof f.path === "string" ? url.pathname.includes(f.path) : f.path.test(url.pathname))),
