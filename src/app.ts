@@ -77,21 +77,31 @@ export async function readiness(store: SqlStore, docker: DockerPort, network: st
  * Loaded only in that mode: @kubernetes/client-node alone costs ~70 MB of RSS.
  */
 async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, identity: string, metrics: Metrics) {
-  const [{ KubeConfig }, { KubernetesDeclarationSource }, { GameRuntimeEventRecorder }, { KubernetesLease }, { mirrorToKubernetes }, { GameRuntimeStatusWriter }] =
-    await Promise.all([
-      import("@kubernetes/client-node"),
-      import("./crd/kubeSource.js"),
-      import("./crd/events.js"),
-      import("./crd/lease.js"),
-      import("./crd/mirror.js"),
-      import("./crd/statusWriter.js"),
-    ]);
+  const [
+    { KubeConfig },
+    { KubernetesDeclarationSource },
+    { GameRuntimeEventRecorder },
+    { KubernetesLease },
+    { mirrorToKubernetes },
+    { GameRuntimeStatusWriter },
+    { kubeNamespaces },
+  ] = await Promise.all([
+    import("@kubernetes/client-node"),
+    import("./crd/kubeSource.js"),
+    import("./crd/events.js"),
+    import("./crd/lease.js"),
+    import("./crd/mirror.js"),
+    import("./crd/statusWriter.js"),
+    import("./crd/namespaces.js"),
+  ]);
+  const namespaces = kubeNamespaces(config);
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromDefault();
   const log = logger.child({ component: "kubernetes" });
   const source = new KubernetesDeclarationSource({
     kubeConfig,
-    namespace: config.kubeNamespace || undefined,
+    namespace: namespaces.watch,
+    createNamespace: namespaces.create,
     logger: log,
     silenceLimitMs: config.watchSilenceLimitMs,
     generationFloor: async (gameId) => (await store.getRecord(gameId))?.observedGeneration ?? 0,
@@ -104,7 +114,8 @@ async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, 
   const state = mirrorToKubernetes(store, { status, events });
   const kubeLease = new KubernetesLease({
     kubeConfig,
-    namespace: config.kubeNamespace || process.env.POD_NAMESPACE || "default",
+    // Cluster-wide: the pod's own namespace (POD_NAMESPACE), where deploy/rbac.yaml grants it.
+    namespace: namespaces.lease,
     // Matches the resourceNames in deploy/rbac.yaml for the default instance id.
     name: `${config.instanceId}-leader`,
     logger: log,

@@ -18,6 +18,8 @@ export const CONFIG_DOCS: Setting[] = [
   { env: "RTMANAGER_DATA_DIR", default: "./.rtmanager", doc: "Where PGlite keeps its data when DATABASE_URL is unset." },
   { env: "RTMANAGER_SOURCE", default: "store", doc: "Where declarations live: `store` (the declarations table) or `kubernetes` (GameRuntime objects)." },
   { env: "RTMANAGER_KUBE_NAMESPACE", default: "", doc: "Kubernetes mode: namespace to watch; empty watches all namespaces." },
+  { env: "RTMANAGER_KUBE_CREATE_NAMESPACE", default: "", doc: "Kubernetes mode, cluster-wide: namespace where the REST API creates new GameRuntime objects. Empty: POD_NAMESPACE, else `default`. With RTMANAGER_KUBE_NAMESPACE set it must be empty or equal to it." },
+  { env: "POD_NAMESPACE", default: undefined, doc: "Kubernetes mode: the pod's own namespace (deploy/deployment.yaml sets it through the downward API). Holds the leader Lease when RTMANAGER_KUBE_NAMESPACE is empty; unset: `default`." },
   { env: "RTMANAGER_INSTANCE_ID", default: "rtmanager", doc: "Names this installation in container labels; two installations on one engine never touch each other's containers." },
   { env: "RTMANAGER_INTERNAL_HTTP_ADDR", default: ":8096", doc: "Listen address of the REST API, probes and /metrics." },
   { env: "RTMANAGER_INTERNAL_TOKEN", default: undefined, doc: "Optional shared bearer token required on every path but the probes." },
@@ -84,6 +86,10 @@ export interface Config {
   dataDir: string;
   source: "store" | "kubernetes";
   kubeNamespace: string;
+  /** Where REST-created GameRuntime objects go; "" = the default (see src/crd/namespaces.ts). */
+  kubeCreateNamespace: string;
+  /** The pod's namespace (downward API), if known. */
+  podNamespace: string | undefined;
   instanceId: string;
   httpHost: string | undefined;
   httpPort: number;
@@ -201,11 +207,28 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError("invalid configuration: RTMANAGER_LEASE_RENEW_DEADLINE must be shorter than RTMANAGER_LEASE_DURATION");
   }
   const token = env.RTMANAGER_INTERNAL_TOKEN;
+  const kubeNamespace = get("RTMANAGER_KUBE_NAMESPACE");
+  const kubeCreateNamespace = get("RTMANAGER_KUBE_CREATE_NAMESPACE");
+  const podNamespace = env.POD_NAMESPACE || undefined;
+  for (const [name, value] of [
+    ["RTMANAGER_KUBE_NAMESPACE", kubeNamespace],
+    ["RTMANAGER_KUBE_CREATE_NAMESPACE", kubeCreateNamespace],
+    ["POD_NAMESPACE", podNamespace ?? ""],
+  ] as const) {
+    if (value !== "" && !GAME_ID_PATTERN.test(value)) throw new ConfigError(`invalid configuration: ${name}: ${JSON.stringify(value)} is not a namespace name (a DNS label)`);
+  }
+  if (kubeNamespace !== "" && kubeCreateNamespace !== "" && kubeCreateNamespace !== kubeNamespace) {
+    throw new ConfigError(
+      "invalid configuration: RTMANAGER_KUBE_CREATE_NAMESPACE must be empty or equal to RTMANAGER_KUBE_NAMESPACE: objects created elsewhere would never be watched",
+    );
+  }
   return {
     databaseUrl: env.DATABASE_URL || undefined,
     dataDir: path.resolve(get("RTMANAGER_DATA_DIR")),
     source: v.RTMANAGER_SOURCE,
-    kubeNamespace: get("RTMANAGER_KUBE_NAMESPACE"),
+    kubeNamespace,
+    kubeCreateNamespace,
+    podNamespace,
     instanceId: v.RTMANAGER_INSTANCE_ID,
     httpHost: host,
     httpPort: port,

@@ -11,7 +11,9 @@ import { Ajv, type ValidateFunction } from "ajv";
 import addFormatsModule from "ajv-formats";
 import { describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
+import { loadConfig } from "../../src/config.js";
 import { FINALIZER } from "../../src/crd/api.js";
+import { kubeNamespaces } from "../../src/crd/namespaces.js";
 import type { StructuralSchema } from "../../src/crd/schema.js";
 import { RESERVED_ENV, RuntimeSpecSchema } from "../../src/model/declaration.js";
 
@@ -145,6 +147,50 @@ describe("deploy/ manifests", () => {
     expect(verbs("", "events")).toEqual(["create", "patch"]);
     for (const r of role!.rules) expect(r.verbs).not.toContain("delete");
     expect(FINALIZER).toBe("galaxy.io/runtime-cleanup");
+  });
+
+  it("namespaced and cluster-wide, the Lease and REST-created objects land where the RBAC allows them", async () => {
+    type EnvVar = { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } };
+    type Rule = { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] };
+    const [dep] = await docsOf(path.join(deployDir, "deployment.yaml"));
+    const podNamespace = dep!.metadata!.namespace!;
+    const container = (dep as { spec: { template: { spec: { containers: { env: EnvVar[] }[] } } } }).spec.template.spec.containers[0]!;
+    // What the kubelet puts in the environment: values, and the downward API's metadata.namespace.
+    const env: Record<string, string> = {};
+    for (const e of container.env) {
+      if (e.value !== undefined) env[e.name] = e.value;
+      else if (e.valueFrom?.fieldRef?.fieldPath === "metadata.namespace") env[e.name] = podNamespace;
+    }
+    expect(env.POD_NAMESPACE, "POD_NAMESPACE from the downward API").toBe(podNamespace);
+
+    const rbac = await docsOf(path.join(deployDir, "rbac.yaml"));
+    const clusterWide = await docsOf(path.join(deployDir, "rbac-cluster-wide.yaml"));
+    const role = rbac.find((d) => d.kind === "Role") as Doc & { rules: Rule[] };
+    const clusterRole = clusterWide.find((d) => d.kind === "ClusterRole") as Doc & { rules: Rule[] };
+    const grants = (rules: Rule[], group: string, resource: string, verb: string, name?: string) =>
+      rules.some((r) => r.apiGroups.includes(group) && r.resources.includes(resource) && r.verbs.includes(verb) && (!r.resourceNames || (name !== undefined && r.resourceNames.includes(name))));
+    const leaseName = `${loadConfig(env).instanceId}-leader`;
+
+    for (const mode of ["namespaced", "cluster-wide"] as const) {
+      const config = loadConfig({ ...env, ...(mode === "cluster-wide" ? { RTMANAGER_KUBE_NAMESPACE: "" } : {}) });
+      const ns = kubeNamespaces(config);
+      expect(ns.watch, mode).toBe(mode === "namespaced" ? podNamespace : undefined);
+      // The Lease: in the namespace of rbac.yaml's Role, under the name it grants.
+      expect(ns.lease, `${mode}: lease namespace`).toBe(role.metadata!.namespace);
+      for (const verb of ["get", "update"]) expect(grants(role.rules, "coordination.k8s.io", "leases", verb, leaseName), `${mode}: leases ${verb}`).toBe(true);
+      expect(grants(role.rules, "coordination.k8s.io", "leases", "create"), `${mode}: leases create`).toBe(true);
+      // REST creates: where some role lets the ServiceAccount create GameRuntime objects.
+      const rules = mode === "namespaced" ? role.rules : clusterRole.rules;
+      if (mode === "namespaced") expect(ns.create).toBe(role.metadata!.namespace);
+      else expect(ns.create).toBe(podNamespace);
+      expect(grants(rules, "galaxy.io", "gameruntimes", "create"), `${mode}: create`).toBe(true);
+    }
+    // Cluster-wide with an explicit create namespace.
+    expect(kubeNamespaces(loadConfig({ ...env, RTMANAGER_KUBE_NAMESPACE: "", RTMANAGER_KUBE_CREATE_NAMESPACE: "games" }))).toEqual({
+      watch: undefined,
+      create: "games",
+      lease: podNamespace,
+    });
   });
 
   it("the Deployment runs in Kubernetes mode with probes on /healthz and /readyz, the Docker socket and resources", async () => {
