@@ -53,9 +53,10 @@ import {
   type ControllerKind,
 } from "./lib.js";
 
-const SIZES = QUICK ? [10, 30] : [50, 200];
+/** BENCH_SIZES=200 BENCH_REPS=1: one size, one repetition (e.g. to look at the idle rows only). */
+const SIZES = process.env.BENCH_SIZES ? process.env.BENCH_SIZES.split(",").map(Number) : QUICK ? [10, 30] : [50, 200];
 /** Repetitions per size: N=50 is cheap and noisy, so it gets more. */
-const repsFor = (n: number) => (QUICK ? 1 : n <= 50 ? 5 : 3);
+const repsFor = (n: number) => (process.env.BENCH_REPS ? Number(process.env.BENCH_REPS) : QUICK ? 1 : n <= 50 ? 5 : 3);
 const CONCURRENCY = 8;
 const IDLE_WINDOW_MS = QUICK ? 15_000 : 60_000;
 const SETTLE_MS = QUICK ? 3_000 : 10_000;

@@ -5,11 +5,13 @@
  */
 import type { Logger } from "../log.js";
 import { toRtmError } from "../model/errors.js";
-import type { DeclarationSource, DockerPort, HealthProber, StateStore } from "../model/ports.js";
+import type { DeclarationSource, DockerPort, HealthProber, ObservedContainer, StateStore } from "../model/ports.js";
+import type { RuntimeRecord } from "../model/record.js";
 import { HealthTracker, probeUrl } from "./health.js";
 import { LeaderElector, type Lease, type LeaderSettings } from "./leader.js";
 import { runWorkers, WorkQueue, type QueueHooks } from "./queue.js";
 import { Reconciler, type ReconcileObserver, type ReconcileResult, type ReconcilerDeps, type ReconcilerSettings } from "./reconciler.js";
+import { isSteady } from "./resyncTriage.js";
 import { RecordWaiters } from "./waiters.js";
 
 export interface ManagerSettings extends ReconcilerSettings, LeaderSettings {
@@ -54,6 +56,9 @@ export interface ManagerDeps {
   finalizer?: ReconcilerDeps["finalizer"];
 }
 
+/** Every this many periodic resyncs, one reconciles every game, converged or not. */
+const FULL_RESYNC_EVERY = 10;
+
 /** Failures in a row after which a key's failures are logged at error level. */
 const KEEPS_FAILING = 5;
 
@@ -67,6 +72,7 @@ export class Manager {
   private elector: LeaderElector | null = null;
   private leadingDirectly = false;
   private probing = false;
+  private periodicPasses = 0;
 
   constructor(private readonly deps: ManagerDeps) {
     const hooks = deps.hooks;
@@ -247,19 +253,54 @@ export class Manager {
     if (after !== null && after <= settings.resyncIntervalMs) queue.addAfter(key, after);
   }
 
-  /** Queues every game any source knows about: declarations, containers and records. */
-  private async resync(queue: WorkQueue, why: string): Promise<void> {
+  /**
+   * Queues every game any source knows about: declarations, containers and
+   * records. A periodic pass skips games the bulk lists show converged (see
+   * resyncTriage), except every FULL_RESYNC_EVERY-th pass, which queues all:
+   * a backstop for anything the lists cannot show.
+   */
+  /** One resync pass now (tests, and a future admin endpoint); null when this replica does not lead. */
+  async resyncNow(why: string): Promise<{ queued: string[]; skipped: string[] } | null> {
+    return this.queue ? this.resync(this.queue, why) : null;
+  }
+
+  private async resync(queue: WorkQueue, why: string): Promise<{ queued: string[]; skipped: string[] }> {
     const { source, docker, state, logger } = this.deps;
-    const ids = new Set<string>();
-    const results = await Promise.allSettled([source.listGameIds(), docker.listManaged({ inspect: false }), state.listRecords()]);
+    const periodic = why === "periodic";
+    const triage = periodic && source.listGenerations !== undefined && ++this.periodicPasses % FULL_RESYNC_EVERY !== 0;
+    const results = await Promise.allSettled([
+      triage ? source.listGenerations!() : source.listGameIds().then((ids) => new Map(ids.map((id) => [id, -1]))),
+      docker.listManaged({ inspect: false }),
+      state.listRecords(),
+    ]);
     const [decls, containers, records] = results;
-    if (decls.status === "fulfilled") decls.value.forEach((id) => ids.add(id));
-    if (containers.status === "fulfilled") containers.value.forEach((c) => ids.add(c.gameId));
-    if (records.status === "fulfilled") records.value.filter((r) => r.status !== "removed").forEach((r) => ids.add(r.gameId));
     for (const r of results) if (r.status === "rejected") logger.warn({ why, err: toRtmError(r.reason).message }, "resync could not list a source");
-    // Periodic passes use the slow lane; a resync after a watch gap is as urgent as any change.
-    for (const id of ids) queue.add(id, why === "periodic" ? "low" : "high");
-    logger.debug({ why, games: ids.size }, "resync");
+    const generations = decls.status === "fulfilled" ? decls.value : new Map<string, number>();
+    const byGame = new Map<string, ObservedContainer[]>();
+    if (containers.status === "fulfilled") for (const c of containers.value) byGame.set(c.gameId, [...(byGame.get(c.gameId) ?? []), c]);
+    const recordOf = new Map<string, RuntimeRecord>();
+    if (records.status === "fulfilled") for (const r of records.value) if (r.status !== "removed") recordOf.set(r.gameId, r);
+    const ids = new Set([...generations.keys(), ...byGame.keys(), ...recordOf.keys()]);
+    // Triage only when every list answered: a missing list cannot prove anything steady.
+    const canSkip = triage && results.every((r) => r.status === "fulfilled");
+    const queued: string[] = [];
+    const skipped: string[] = [];
+    for (const id of ids) {
+      const containersOf = byGame.get(id) ?? [];
+      if (canSkip) {
+        const record = recordOf.get(id);
+        const steady = isSteady({ generation: generations.get(id), record, containers: containersOf, health: this.health.get(id, record?.currentContainerId ?? null) });
+        if (steady) {
+          skipped.push(id);
+          continue;
+        }
+      }
+      // Periodic passes use the slow lane; a resync after a watch gap is as urgent as any change.
+      queue.add(id, periodic ? "low" : "high");
+      queued.push(id);
+    }
+    logger.debug({ why, games: ids.size, skipped: skipped.length }, "resync");
+    return { queued, skipped };
   }
 
   /** Probes every running engine once; transitions wake the loop for that game. */

@@ -38,6 +38,12 @@ export interface DeclarationSource {
   get(gameId: string): Promise<Declaration | null>;
   listGameIds(): Promise<string[]>;
   /**
+   * Every declaration's generation in one read. Optional: with it a periodic
+   * resync skips games already converged (see resyncTriage); without it every
+   * game is reconciled on every pass.
+   */
+  listGenerations?(): Promise<Map<string, number>>;
+  /**
    * Runs `mutate` under a per-game lock and writes its result, bumping the
    * generation when the spec changed. Two writers on one game are serialised.
    * Returns the declaration after the call (unchanged on a replay).

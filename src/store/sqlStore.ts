@@ -251,6 +251,11 @@ export class SqlStore implements StateStore, LeaseStore, DeclarationSource {
     return rows.map((r) => r.game_id);
   }
 
+  async listGenerations(): Promise<Map<string, number>> {
+    const { rows } = await this.client.query<{ game_id: string; generation: string | number }>("SELECT game_id, generation FROM declarations");
+    return new Map(rows.map((r) => [r.game_id, Number(r.generation)]));
+  }
+
   /**
    * A stored row the schema refuses makes this throw start_config_invalid
    * before `mutate` is called: the mutator's contract has no way to say

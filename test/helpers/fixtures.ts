@@ -1,4 +1,6 @@
 /** A complete RuntimeRecord for tests; override what the test is about. */
+import { configHash } from "../../src/model/declaration.js";
+import type { ObservedContainer } from "../../src/model/ports.js";
 import type { RuntimeRecord } from "../../src/model/record.js";
 
 export function runtimeRecord(over: Partial<RuntimeRecord> & { gameId?: string } = {}, now = new Date()): RuntimeRecord {
@@ -30,6 +32,28 @@ export function runtimeRecord(over: Partial<RuntimeRecord> & { gameId?: string }
     degraded: false,
     heldGeneration: null,
     updatedAt: now,
+    ...over,
+  };
+}
+
+/** A running managed container as Docker's list shows it; override what the test is about. */
+export function observedContainer(over: Partial<ObservedContainer> = {}, now = new Date()): ObservedContainer {
+  return {
+    id: "c1",
+    name: "galaxy-game-g1",
+    gameId: "g1",
+    instance: "rtm",
+    generation: 1,
+    imageRef: "galaxy/engine:1.0.0",
+    restartToken: null,
+    configHash: configHash({}),
+    state: "running",
+    exitCode: null,
+    oomKilled: false,
+    createdAt: now,
+    startedAt: now,
+    finishedAt: null,
+    publishedPort: null,
     ...over,
   };
 }

@@ -116,6 +116,33 @@ describe("controller core over real Docker and PostgreSQL", () => {
     expect(ops.find((o) => o.kind === "stop")?.stopReason).toBe("finished");
   }, 60_000);
 
+  it("a periodic resync skips a converged engine and queues one that is not", async () => {
+    const g = uniqueGameId();
+    const stopped = uniqueGameId();
+    await insert(g, TEST_IMAGES.v100);
+    await insert(stopped, TEST_IMAGES.v100);
+    await runningContainer(g);
+    await runningContainer(stopped);
+    await sql("UPDATE declarations SET desired_state = 'stopped', stop_reason = 'finished' WHERE game_id = $1", [stopped]);
+    await waitFor("stopped", async () => (await containersOf(stopped)).find((x) => x.State === "exited"), 30_000);
+    // The real lists (declaration generations, Docker's summaries, records) must line up with
+    // the record once the loop has written the engine's health: then a pass leaves it alone.
+    const pass = await waitFor("a pass that skips the converged game", async () => {
+      const r = await manager.resyncNow("periodic");
+      return r?.skipped.includes(g) ? r : undefined;
+    }, 30_000, 250);
+    expect(pass.queued).toContain(stopped);
+    expect(pass.skipped).not.toContain(stopped);
+    // Something the lists can show (a declaration change nobody was told about) is queued again.
+    await store.sql.query("ALTER TABLE declarations DISABLE TRIGGER USER");
+    try {
+      await sql("UPDATE declarations SET generation = generation + 1 WHERE game_id = $1", [g]);
+      expect((await manager.resyncNow("periodic"))?.queued).toContain(g);
+    } finally {
+      await store.sql.query("ALTER TABLE declarations ENABLE TRIGGER USER");
+    }
+  }, 60_000);
+
   it("recreates a running engine when its env changes, on the same image", async () => {
     const g = uniqueGameId();
     await insert(g, TEST_IMAGES.v100);
