@@ -3,7 +3,7 @@
  * a real app (createApp: PGlite, the Docker adapter, the loop, HTTP), checking
  * what it prints and the exit codes scripts branch on.
  */
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,7 +11,7 @@ import { startTestApp, type TestApp } from "../helpers/app.js";
 import { VERBS } from "../../src/cli/args.js";
 import { EXIT_BY_CODE, EXIT_UNREACHABLE, EXIT_USAGE } from "../../src/cli/exitCodes.js";
 import { ERROR_CODES } from "../../src/model/errors.js";
-import { ensureTestImages, TEST_IMAGES, uniqueGameId, uniqueInstance } from "../helpers/docker.js";
+import { ensureTestImages, TEST_IMAGES, uniqueGameId, uniqueInstance, waitFor } from "../helpers/docker.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const TSX = path.join(repoRoot, "node_modules/tsx/dist/cli.mjs");
@@ -169,4 +169,34 @@ describe("rtmctl", () => {
     expect(unreachable.code).toBe(EXIT_UNREACHABLE);
     expect(unreachable.stderr).toContain("cannot reach rtmanager");
   });
+
+  it("events --follow prints live events as they happen and ends cleanly on Ctrl-C", async () => {
+    const game = uniqueGameId("follow");
+    const child = spawn(process.execPath, [TSX, RTMCTL, "events", "--follow", "--game", game], {
+      cwd: repoRoot,
+      env: { ...process.env, RTMCTL_SERVER: baseUrl, RTMANAGER_INTERNAL_TOKEN: "" },
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    try {
+      await waitFor("the stream to open", () => stderr.includes("following events"), 60_000, 50);
+      // Only what happens after the stream opened can show up now.
+      await testApp.client.start(game, TEST_IMAGES.v100);
+      await waitFor("container_started on stdout", () => stdout.split("\n").some((l) => l.includes(game) && l.includes("container_started")), 30_000, 50);
+      // The patch and cleanup verbs succeed end to end as well.
+      const patch = await rtmctl(["patch", game, TEST_IMAGES.v101]);
+      expect(patch.code, patch.stderr).toBe(0);
+      expect((await rtmctl(["stop", game, "--reason", "finished"])).code).toBe(0);
+      const cleanup = await rtmctl(["cleanup", game]);
+      expect(cleanup.code, cleanup.stderr).toBe(0);
+      expect((await testApp.client.get(game)).status).toBe("removed");
+      await waitFor("container_removed on stdout", () => stdout.includes("container_removed"), 30_000, 50);
+    } finally {
+      child.kill("SIGINT");
+    }
+    expect(await exited).toBe(0);
+  }, 120_000);
 });
