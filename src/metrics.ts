@@ -9,7 +9,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type GaugeConfiguration } from "prom-client";
 import type { ManagerHooks, WatchName } from "./controller/manager.js";
-import { CRASH_LOOP_THRESHOLD, type Plan } from "./controller/planner.js";
+import { CRASH_LOOP_THRESHOLD, ORPHAN_REPORT_REASONS, type OrphanReportReason, type Plan } from "./controller/planner.js";
 import type { ReconcileResult } from "./controller/reconciler.js";
 import type { DockerCallOutcome } from "./docker/dockerAdapter.js";
 import type { Declaration } from "./model/declaration.js";
@@ -101,6 +101,8 @@ export class Metrics implements HttpMetrics {
   /** The cause of the last exit seen per game, until the restart that answers it is counted. */
   private readonly pendingExit = new Map<string, "exit" | "oom">();
   private readonly watchLastEvent = new Map<WatchName, number>();
+  /** Orphans the loop left in place and reported, by game (never a label). */
+  private readonly orphansReported = new Map<string, OrphanReportReason>();
   private readonly routes = new Set<string>();
 
   readonly reconcileTotal: Counter<"result">;
@@ -263,6 +265,16 @@ export class Metrics implements HttpMetrics {
         g.set((await this.fleet()).degraded);
       },
     );
+    this.scrapeGauge(
+      {
+        name: "rtmanager_orphans_reported",
+        help: "Orphan containers (no declaration) the loop leaves in place and reports, by reason: dry_run (RTMANAGER_ORPHAN_DRY_RUN) or unrecorded (this store never recorded the game). Leader only.",
+        labelNames: ["reason"],
+      },
+      (g) => {
+        for (const reason of ORPHAN_REPORT_REASONS) g.set({ reason }, [...this.orphansReported.values()].filter((r) => r === reason).length);
+      },
+    );
     this.restarts = new Counter({
       name: "rtmanager_restarts_total",
       help: "Engine restarts by the restart policy, by cause: exit, oom, unhealthy (failed probes).",
@@ -391,7 +403,11 @@ export class Metrics implements HttpMetrics {
       },
       onReconcile: (result, seconds) => this.observeReconcile(result, seconds),
       onRecord: (record) => this.observeRecord(record),
-      onLeaderChange: (leading) => this.leader.set(leading ? 1 : 0),
+      onLeaderChange: (leading) => {
+        this.leader.set(leading ? 1 : 0);
+        // Loop facts belong to the leader; a new leader reports its own.
+        if (!leading) this.orphansReported.clear();
+      },
       onDockerEventsReconnect: () => this.dockerReconnects.inc(),
       onWatchMessage: (watch) => this.watchEvent(watch),
       onRelist: (watch) => this.watchRelist(watch),
@@ -439,6 +455,9 @@ export class Metrics implements HttpMetrics {
     this.reconcileTime.observe(seconds);
     this.reconcileTotal.inc({ result: this.outcomeOf(result) });
     if (result.error) this.reconcileErrors.inc({ code: result.error.code });
+    const orphan = result.plan.orphanReport;
+    if (orphan) this.orphansReported.set(result.gameId, orphan.why);
+    else if (!result.error) this.orphansReported.delete(result.gameId);
     this.countRestart(result);
   }
 

@@ -55,6 +55,19 @@ export interface Plan {
   imageRef: string | null;
   /** One line for logs and `rtmctl diff`. */
   reason: string;
+  /** An orphan container left in place (dry run, or a store that never recorded it): report it. */
+  orphanReport: OrphanReport | null;
+}
+
+export const ORPHAN_REPORT_REASONS = ["dry_run", "unrecorded"] as const;
+export type OrphanReportReason = (typeof ORPHAN_REPORT_REASONS)[number];
+
+export interface OrphanReport {
+  containerId: string;
+  containerName: string;
+  imageRef: string;
+  /** `dry_run`: RTMANAGER_ORPHAN_DRY_RUN keeps it; `unrecorded`: this store never recorded the game. */
+  why: OrphanReportReason;
 }
 
 export interface HealthGate {
@@ -120,6 +133,7 @@ function basePlan(input: PlannerInput): Plan {
     stopReason: null,
     imageRef: input.declaration?.imageRef ?? null,
     reason: "in sync",
+    orphanReport: null,
   };
 }
 
@@ -211,11 +225,14 @@ function planOrphan(p: Plan, input: PlannerInput, primary: ObservedContainer | n
   // A store that never recorded this game did not create it: most likely the store was
   // lost or replaced. Removing every engine then would turn a database incident into an
   // outage, so such containers are only reported until someone declares or removes them.
+  const report = { containerId: primary.id, containerName: primary.name, imageRef: primary.imageRef };
   if (!input.record) {
+    p.orphanReport = { ...report, why: "unrecorded" };
     p.reason = `container ${primary.name} has no declaration and no record in this store (was the store replaced?): left running; declare the game to adopt it, or remove the container by hand`;
     return finish(p);
   }
   if (input.settings.orphanDryRun) {
+    p.orphanReport = { ...report, why: "dry_run" };
     p.reason = `orphan container ${primary.name} would be removed (dry run)`;
     return finish(p);
   }

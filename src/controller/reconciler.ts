@@ -66,6 +66,12 @@ export interface Observation {
 
 export class Reconciler {
   private readonly clock: () => Date;
+  /**
+   * Orphans left in place and already reported, by game: container id and why.
+   * In memory only, so each is reported once per process (and again after a
+   * restart or failover), not on every resync.
+   */
+  private readonly reportedOrphans = new Map<string, string>();
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.clock = deps.clock ?? (() => new Date());
@@ -166,6 +172,7 @@ export class Reconciler {
           })
         : null;
     if (p.actions.length > 0 || p.kind !== null) log.info({ kind: p.kind, actions: p.actions.map((a) => a.type), reason: p.reason }, "reconcile");
+    this.reportOrphan(gameId, p, log);
 
     const actionEvents: PlannedEvent[] = [];
     // Whether the engine that ran before this reconcile was stopped or removed (or a
@@ -257,7 +264,10 @@ export class Reconciler {
       });
     }
     // The record goes last: waiters wake on it, and by then the log and events are complete.
-    const recordNeeded = o.declaration !== null || o.record !== null || primary !== null;
+    // A container with neither a declaration nor a record gets no record: writing one
+    // would make a store that never knew the game look as if it had created it, and the
+    // next pass would remove the engine as an ordinary orphan.
+    const recordNeeded = o.declaration !== null || o.record !== null;
     if (recordNeeded && !sameRecord(o.record, record)) {
       await state.putRecord(record);
       this.deps.observer?.onRecord?.(record);
@@ -267,6 +277,19 @@ export class Reconciler {
     }
 
     return { gameId, plan: p, record, error, permanent: error ? PERMANENT_CODES.has(error.code) : false };
+  }
+
+  /** A warn line the first time an orphan is left in place; forgotten once the game's plan no longer reports it. */
+  private reportOrphan(gameId: string, p: Plan, log: Logger): void {
+    const report = p.orphanReport;
+    if (!report) {
+      this.reportedOrphans.delete(gameId);
+      return;
+    }
+    const key = `${report.containerId}:${report.why}`;
+    if (this.reportedOrphans.get(gameId) === key) return;
+    this.reportedOrphans.set(gameId, key);
+    log.warn({ containerId: report.containerId, container: report.containerName, imageRef: report.imageRef, why: report.why, reason: p.reason }, "orphan left in place");
   }
 
   /**

@@ -266,28 +266,40 @@ describe("planner", () => {
       in: { declaration: null, containers: [container()], record: record() },
       kind: "orphan_cleanup",
       actions: ["stop", "remove"],
-      extra: (p) => expect(p.actions[0]).toMatchObject({ reason: "orphan_cleanup" }),
+      extra: (p) => {
+        expect(p.actions[0]).toMatchObject({ reason: "orphan_cleanup" });
+        expect(p.orphanReport).toBeNull();
+      },
     },
     {
       name: "young orphan: left alone, looked at again after the grace",
       in: { declaration: null, containers: [container({ createdAt: ago(10_000) })], record: null },
       kind: null,
       actions: [],
-      extra: (p) => expect(p.requeueAfterMs).toBe(50_000),
+      extra: (p) => {
+        expect(p.requeueAfterMs).toBe(50_000);
+        expect(p.orphanReport).toBeNull();
+      },
     },
     {
       name: "orphan this store never recorded (a lost or replaced store): left running, reported",
       in: { declaration: null, containers: [container()], record: null },
       kind: null,
       actions: [],
-      extra: (p) => expect(p.reason).toMatch(/no record in this store/),
+      extra: (p) => {
+        expect(p.reason).toMatch(/no record in this store/);
+        expect(p.orphanReport).toEqual({ containerId: "c1", containerName: "galaxy-game-g1", imageRef: "galaxy/engine:1.0.0", why: "unrecorded" });
+      },
     },
     {
       name: "orphan dry run: reported, not removed",
       in: { declaration: null, containers: [container()], record: record(), settings: { ...settings, orphanDryRun: true } },
       kind: null,
       actions: [],
-      extra: (p) => expect(p.reason).toMatch(/dry run/),
+      extra: (p) => {
+        expect(p.reason).toMatch(/dry run/);
+        expect(p.orphanReport?.why).toBe("dry_run");
+      },
     },
     {
       name: "a stray second container for the game is removed",

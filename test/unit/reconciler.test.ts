@@ -9,8 +9,9 @@ import { configHash, type Declaration } from "../../src/model/declaration.js";
 import { RtmError } from "../../src/model/errors.js";
 import type { DeclarationSource, DockerPort, HealthProber, ObservedContainer, StateStore } from "../../src/model/ports.js";
 import type { NewRuntimeEvent, RuntimeRecord } from "../../src/model/record.js";
-import { createLogger } from "../../src/log.js";
+import { createLogger, type Logger } from "../../src/log.js";
 import { Metrics } from "../../src/metrics.js";
+import { runtimeRecord } from "../helpers/fixtures.js";
 
 const NOW = new Date("2026-11-23T12:00:00Z");
 
@@ -101,12 +102,12 @@ function reconciler(world: World, opts: { settings?: Partial<ReconcilerSettings>
     listForGame: async (id: string) => world.containers.filter((c) => c.gameId === id),
   } as unknown as DockerPort;
   const prober = { probe: async () => ({ ok: true }) } as unknown as HealthProber;
-  const logger = createLogger("silent");
+  let logger: Logger = createLogger("silent");
   if (opts.logs) {
     const sink = opts.logs;
-    const capture = (level: string) => (obj: unknown, msg?: string) => void sink.push({ level, ...(typeof obj === "object" ? obj : {}), msg: msg ?? obj });
-    const fake = { info: capture("info"), warn: capture("warn"), error: capture("error"), debug: () => undefined };
-    Object.assign(logger, { ...fake, child: () => fake });
+    const capture = (level: string) => (obj: object, msg?: string) => void sink.push({ level, ...obj, msg });
+    const fake = { info: capture("info"), warn: capture("warn"), error: capture("error"), debug: () => undefined, child: () => fake };
+    logger = fake as unknown as Logger;
   }
   return new Reconciler({
     source,
@@ -158,5 +159,44 @@ describe("reconciler", () => {
     const r = reconciler(world, { observer: { onReconcile: metrics.managerHooks().onReconcile } });
     await expect(r.reconcile("g1")).rejects.toThrow(/boom/);
     expect(await counter(metrics, "rtmanager_reconcile_errors_total", { code: "internal_error" })).toBe(1);
+  });
+
+  it("reports a dry-run orphan once (a warn line and the gauge), not on every resync, and never touches it", async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    const logs: Record<string, unknown>[] = [];
+    const world: World = {
+      declarations: new Map(),
+      containers: [container("g2")],
+      records: new Map([["g2", runtimeRecord({ gameId: "g2", currentContainerId: "c-g2" }, NOW)]]),
+      events: [],
+    };
+    const r = reconciler(world, { settings: { orphanDryRun: true }, logs, observer: { onReconcile: metrics.managerHooks().onReconcile } });
+    for (let i = 0; i < 3; i++) {
+      const result = await r.reconcile("g2");
+      expect(result.error).toBeNull();
+      expect(result.plan.actions).toEqual([]);
+    }
+    const warned = logs.filter((l) => l.level === "warn" && l.msg === "orphan left in place");
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toMatchObject({ containerId: "c-g2", why: "dry_run" });
+    expect(await counter(metrics, "rtmanager_orphans_reported", { reason: "dry_run" })).toBe(1);
+
+    // Declared again: adopted, no longer an orphan; the gauge drops.
+    world.declarations.set("g2", declaration("g2"));
+    await r.reconcile("g2");
+    expect(await counter(metrics, "rtmanager_orphans_reported")).toBe(0);
+  });
+
+  it("leaves an orphan this store never recorded in place on every pass, and writes no record that would make it removable", async () => {
+    const logs: Record<string, unknown>[] = [];
+    const world: World = { declarations: new Map(), containers: [container("g3")], records: new Map(), events: [] };
+    const r = reconciler(world, { logs });
+    for (let i = 0; i < 3; i++) {
+      const result = await r.reconcile("g3");
+      expect(result.plan.actions).toEqual([]);
+      expect(result.plan.orphanReport?.why).toBe("unrecorded");
+    }
+    expect(world.records.has("g3")).toBe(false);
+    expect(logs.filter((l) => l.msg === "orphan left in place")).toHaveLength(1);
   });
 });
