@@ -124,10 +124,10 @@ async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, 
   // steps down first): write out the statuses and Events it still owes, so
   // the next leader starts from what this one did.
   const lease: Lease = {
-    tryAcquire: (holder, durationMs) => kubeLease.tryAcquire(holder, durationMs),
-    release: async (holder) => {
+    tryAcquire: (holder, durationMs, signal) => kubeLease.tryAcquire(holder, durationMs, signal),
+    release: async (holder, signal) => {
       await Promise.all([status.flush(), events.flush()]);
-      await kubeLease.release(holder);
+      await kubeLease.release(holder, signal);
     },
   };
   return { source, state, lease };

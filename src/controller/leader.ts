@@ -4,13 +4,21 @@
  * retry period; a leader that has not renewed within the renew deadline steps
  * down, which is before the lease (longer) can expire and another replica can
  * take it, so two leaders never act at once.
+ *
+ * Every lease call is bounded (client-go bounds renewals by the renew
+ * deadline): a leader's renewal gets what is left of its deadline, a
+ * candidate's attempt the whole deadline. A call past its bound is aborted
+ * (its AbortSignal fires) and counts as failed, so an API server or database
+ * that hangs cannot keep a leader that has lost its lease acting. Time is
+ * measured on the monotonic clock (performance.now): a wall-clock jump
+ * neither extends nor cuts a leader's term.
  */
 import type { Logger } from "../log.js";
 
 export interface Lease {
-  /** Takes or renews the lease for `holder`; true when held after the call. */
-  tryAcquire(holder: string, durationMs: number): Promise<boolean>;
-  release(holder: string): Promise<void>;
+  /** Takes or renews the lease for `holder`; true when held after the call. `signal` aborts it (the elector's deadline). */
+  tryAcquire(holder: string, durationMs: number, signal?: AbortSignal): Promise<boolean>;
+  release(holder: string, signal?: AbortSignal): Promise<void>;
 }
 
 export interface LeaderCallbacks {
@@ -24,8 +32,33 @@ export interface LeaderSettings {
   retryPeriodMs: number;
 }
 
+class LeaseCallTimeout extends Error {
+  override readonly name = "LeaseCallTimeout";
+}
+
+/** Runs `call` with a signal that aborts after `ms`; rejects at `ms` even if the call ignores the signal. */
+async function bounded<T>(ms: number, what: string, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const err = new LeaseCallTimeout(`${what} got no answer within ${Math.round(ms)} ms`);
+      controller.abort(err);
+      reject(err);
+    }, Math.max(0, ms));
+  });
+  try {
+    return await Promise.race([call(controller.signal), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const monotonicNow = (): number => performance.now();
+
 export class LeaderElector {
   private leading = false;
+  /** performance.now() when the last successful renewal started. */
   private lastRenew = 0;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -37,6 +70,7 @@ export class LeaderElector {
     private readonly settings: LeaderSettings,
     private readonly callbacks: LeaderCallbacks,
     private readonly logger: Logger,
+    private readonly now: () => number = monotonicNow,
   ) {}
 
   get isLeader(): boolean {
@@ -45,30 +79,40 @@ export class LeaderElector {
 
   /** True while this replica may act: it leads and its last renewal is within the deadline. */
   mayAct(): boolean {
-    return this.leading && Date.now() - this.lastRenew < this.settings.renewDeadlineMs;
+    return this.leading && this.now() - this.lastRenew < this.settings.renewDeadlineMs;
   }
 
   start(): void {
     const loop = () => {
       if (this.stopped) return;
       this.tick = this.attempt().finally(() => {
-        if (!this.stopped) this.timer = setTimeout(loop, this.settings.retryPeriodMs);
+        if (this.stopped) return;
+        let delay = this.settings.retryPeriodMs;
+        // A leader wakes up by its deadline at the latest, to step down on time.
+        if (this.leading) delay = Math.min(delay, Math.max(0, this.lastRenew + this.settings.renewDeadlineMs - this.now()));
+        this.timer = setTimeout(loop, delay);
       });
     };
     loop();
   }
 
   private async attempt(): Promise<void> {
-    const attemptAt = Date.now();
+    const attemptAt = this.now();
+    const deadlineLeft = this.leading ? this.lastRenew + this.settings.renewDeadlineMs - attemptAt : this.settings.renewDeadlineMs;
+    if (this.leading && deadlineLeft <= 0) {
+      await this.stepDown("renew deadline passed without a successful renewal");
+      return;
+    }
     let held = false;
     let refused = false;
     try {
-      held = await this.lease.tryAcquire(this.identity, this.settings.leaseDurationMs);
+      held = await bounded(deadlineLeft, "lease renewal", (signal) => this.lease.tryAcquire(this.identity, this.settings.leaseDurationMs, signal));
       refused = !held;
     } catch (err) {
-      // Unknown outcome (store unreachable): keep trying until the renew deadline.
+      // Unknown outcome (unreachable, or no answer in time): keep trying until the renew deadline.
       this.logger.warn({ err: (err as Error).message }, "lease renewal failed");
     }
+    if (this.stopped && !this.leading) return;
     if (held) {
       this.lastRenew = attemptAt;
       if (!this.leading) {
@@ -78,9 +122,9 @@ export class LeaderElector {
       }
       return;
     }
-    if (this.leading && (refused || Date.now() - this.lastRenew >= this.settings.renewDeadlineMs)) {
-      // Lost or could not renew in time: stop acting before anyone else may start.
-      await this.stepDown("lease lost");
+    if (this.leading && (refused || this.now() - this.lastRenew >= this.settings.renewDeadlineMs)) {
+      // Lost, or could not renew in time: stop acting before anyone else may start.
+      await this.stepDown(refused ? "lease lost" : "renew deadline passed without a successful renewal");
     }
   }
 
@@ -97,6 +141,7 @@ export class LeaderElector {
     await this.tick;
     const wasLeading = this.leading;
     await this.stepDown("shutting down");
-    if (wasLeading) await this.lease.release(this.identity).catch(() => {});
+    // Past the lease duration the lease has expired anyway: waiting longer for a release is pointless.
+    if (wasLeading) await bounded(this.settings.leaseDurationMs, "lease release", (signal) => this.lease.release(this.identity, signal)).catch(() => {});
   }
 }

@@ -7,10 +7,23 @@
  *
  * Expiry is judged like client-go: the lease must be past renewTime +
  * leaseDurationSeconds, and this process must also have watched the record
- * stay unchanged for a whole lease duration on its own clock, so a skewed
- * clock on either side cannot hand the lease over early.
+ * stay unchanged for a whole lease duration on its own monotonic clock, so a
+ * skewed clock on either side cannot hand the lease over early.
+ *
+ * Every call takes an AbortSignal (the elector bounds each attempt by the
+ * renew deadline, as client-go does): an aborted signal cancels the HTTP
+ * request, so a hanging API server cannot hold a leader that should step down.
  */
-import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from "@kubernetes/client-node";
+import {
+  CoordinationV1Api,
+  Observable,
+  V1MicroTime,
+  type ConfigurationOptions,
+  type KubeConfig,
+  type RequestContext,
+  type ResponseContext,
+  type V1Lease,
+} from "@kubernetes/client-node";
 import type { Lease } from "../controller/leader.js";
 import type { Logger } from "../log.js";
 import { apiMessageOf, httpStatusOf } from "./api.js";
@@ -22,7 +35,28 @@ export interface KubernetesLeaseOptions {
   /** Lease object name. Default "rtmanager-leader". */
   name?: string;
   logger: Logger;
+  /** Wall clock for the Lease's times (renewTime, acquireTime). Default Date.now. */
   clock?: () => number;
+  /** Monotonic clock for "how long have I watched this record unchanged". Default performance.now. */
+  monotonic?: () => number;
+}
+
+/** Request options that abort the HTTP call with `signal` (client-node's object API takes observable-style middleware). */
+function withSignal(signal: AbortSignal | undefined): ConfigurationOptions | undefined {
+  if (!signal) return undefined;
+  const middleware = {
+    pre: (context: RequestContext) => {
+      // node-fetch's AbortSignal type is structural; the platform's works.
+      context.setSignal(signal as Parameters<RequestContext["setSignal"]>[0]);
+      return new Observable(Promise.resolve(context));
+    },
+    post: (response: ResponseContext) => new Observable(Promise.resolve(response)),
+  };
+  return { middleware: [middleware], middlewareMergeStrategy: "append" };
+}
+
+function checkAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error("lease call aborted");
 }
 
 interface Observed {
@@ -36,6 +70,7 @@ export class KubernetesLease implements Lease {
   private readonly api: CoordinationV1Api;
   private readonly name: string;
   private readonly clock: () => number;
+  private readonly monotonic: () => number;
   private readonly logger: Logger;
   private observed: Observed | null = null;
 
@@ -43,40 +78,47 @@ export class KubernetesLease implements Lease {
     this.api = options.kubeConfig.makeApiClient(CoordinationV1Api);
     this.name = options.name ?? "rtmanager-leader";
     this.clock = options.clock ?? Date.now;
+    this.monotonic = options.monotonic ?? (() => performance.now());
     this.logger = options.logger.child({ component: "kube-lease", lease: `${options.namespace}/${this.name}` });
   }
 
-  private async read(): Promise<V1Lease | null> {
+  private async read(signal?: AbortSignal): Promise<V1Lease | null> {
     try {
-      return await this.api.readNamespacedLease({ namespace: this.options.namespace, name: this.name });
+      checkAborted(signal);
+      return await this.api.readNamespacedLease({ namespace: this.options.namespace, name: this.name }, withSignal(signal));
     } catch (err) {
       if (httpStatusOf(err) === 404) return null;
       throw err;
     }
   }
 
-  async tryAcquire(holder: string, durationMs: number): Promise<boolean> {
+  async tryAcquire(holder: string, durationMs: number, signal?: AbortSignal): Promise<boolean> {
     const now = this.clock();
+    const seenAt = this.monotonic();
     const durationSeconds = Math.max(1, Math.ceil(durationMs / 1000));
-    const current = await this.read();
+    const current = await this.read(signal);
+    checkAborted(signal);
 
     if (!current) {
       try {
-        await this.api.createNamespacedLease({
-          namespace: this.options.namespace,
-          body: {
-            apiVersion: "coordination.k8s.io/v1",
-            kind: "Lease",
-            metadata: { name: this.name, namespace: this.options.namespace },
-            spec: {
-              holderIdentity: holder,
-              leaseDurationSeconds: durationSeconds,
-              acquireTime: new V1MicroTime(now),
-              renewTime: new V1MicroTime(now),
-              leaseTransitions: 0,
+        await this.api.createNamespacedLease(
+          {
+            namespace: this.options.namespace,
+            body: {
+              apiVersion: "coordination.k8s.io/v1",
+              kind: "Lease",
+              metadata: { name: this.name, namespace: this.options.namespace },
+              spec: {
+                holderIdentity: holder,
+                leaseDurationSeconds: durationSeconds,
+                acquireTime: new V1MicroTime(now),
+                renewTime: new V1MicroTime(now),
+                leaseTransitions: 0,
+              },
             },
           },
-        });
+          withSignal(signal),
+        );
         return true;
       } catch (err) {
         if (httpStatusOf(err) === 409) return false; // another candidate created it first
@@ -89,12 +131,12 @@ export class KubernetesLease implements Lease {
     const renewedAt = toDate(spec.renewTime)?.getTime() ?? 0;
     const heldFor = (spec.leaseDurationSeconds ?? durationSeconds) * 1000;
     const key = JSON.stringify([currentHolder, renewedAt, current.metadata?.resourceVersion ?? ""]);
-    if (this.observed?.key !== key) this.observed = { key, at: now };
+    if (this.observed?.key !== key) this.observed = { key, at: seenAt };
 
     const mine = currentHolder === holder;
     if (!mine && currentHolder !== "") {
       const expiredByRecord = renewedAt + heldFor < now;
-      const expiredByObservation = this.observed.at + heldFor < now;
+      const expiredByObservation = this.observed.at + heldFor < seenAt;
       if (!expiredByRecord || !expiredByObservation) return false;
     }
 
@@ -111,10 +153,11 @@ export class KubernetesLease implements Lease {
       },
     };
     try {
-      const written = await this.api.replaceNamespacedLease({ namespace: this.options.namespace, name: this.name, body: next });
+      checkAborted(signal);
+      const written = await this.api.replaceNamespacedLease({ namespace: this.options.namespace, name: this.name, body: next }, withSignal(signal));
       this.observed = {
         key: JSON.stringify([holder, toDate(written.spec?.renewTime)?.getTime() ?? now, written.metadata?.resourceVersion ?? ""]),
-        at: now,
+        at: seenAt,
       };
       if (!mine) this.logger.info({ holder, previous: currentHolder || null }, "lease acquired");
       return true;
@@ -125,16 +168,19 @@ export class KubernetesLease implements Lease {
   }
 
   /** Gives the lease up at once (holder cleared), so a standby need not wait for expiry. */
-  async release(holder: string): Promise<void> {
-    const current = await this.read();
+  async release(holder: string, signal?: AbortSignal): Promise<void> {
+    const current = await this.read(signal);
     if (!current || current.spec?.holderIdentity !== holder) return;
     const now = new V1MicroTime(this.clock());
     try {
-      await this.api.replaceNamespacedLease({
-        namespace: this.options.namespace,
-        name: this.name,
-        body: { ...current, spec: { ...current.spec, holderIdentity: "", leaseDurationSeconds: 1, renewTime: now } },
-      });
+      await this.api.replaceNamespacedLease(
+        {
+          namespace: this.options.namespace,
+          name: this.name,
+          body: { ...current, spec: { ...current.spec, holderIdentity: "", leaseDurationSeconds: 1, renewTime: now } },
+        },
+        withSignal(signal),
+      );
       this.logger.info({ holder }, "lease released");
     } catch (err) {
       // 409: someone else already wrote it; then it is not ours to release anymore.

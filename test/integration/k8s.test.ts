@@ -739,6 +739,24 @@ function suite(fake: boolean, target: () => Target) {
       await coordination.deleteNamespacedLease({ namespace: ns(), name }).catch(() => {});
     }, 15_000);
 
+    it.runIf(fake)("a lease call against a hanging API server is cancelled by its signal", async () => {
+      const s = server();
+      const name = `lease-${uniqueGameId("h")}`;
+      const lease = new KubernetesLease({ kubeConfig: t().kubeConfig, namespace: ns(), name, logger });
+      let hung = 0;
+      s.beforeHandle = async (req) => {
+        if (req.path.endsWith(`/leases/${name}`)) {
+          hung++;
+          await new Promise((r) => setTimeout(r, 5000));
+        }
+      };
+      const started = Date.now();
+      await expect(lease.tryAcquire("a", 1000, AbortSignal.timeout(200))).rejects.toBeTruthy();
+      expect(Date.now() - started).toBeLessThan(1500);
+      expect(hung).toBe(1);
+      s.beforeHandle = null;
+    });
+
     it("racing candidates for an expired lease: exactly one wins (409 for the rest)", async () => {
       const name = `lease-${uniqueGameId("r")}`;
       const first = new KubernetesLease({ kubeConfig: t().kubeConfig, namespace: ns(), name, logger });

@@ -1,0 +1,136 @@
+/**
+ * LeaderElector against lease doubles: a lease that hangs and one that
+ * refuses. A leader steps down (and stops acting) by its renew deadline
+ * whatever the lease does, and each lease call is aborted at its bound.
+ */
+import { describe, expect, it } from "vitest";
+import { LeaderElector, type Lease } from "../../src/controller/leader.js";
+import { createLogger } from "../../src/log.js";
+
+const logger = createLogger("silent", "test-leader");
+const settings = { leaseDurationMs: 600, renewDeadlineMs: 300, retryPeriodMs: 50 };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, cond: () => boolean, timeoutMs = 3000): Promise<void> {
+  const end = performance.now() + timeoutMs;
+  while (!cond()) {
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+/** A lease that grants while `mode` is "grant", refuses on "refuse", and never answers on "hang" (until aborted). */
+class LeaseDouble implements Lease {
+  mode: "grant" | "refuse" | "hang" = "grant";
+  calls = 0;
+  aborted = 0;
+  pending = 0;
+  released = 0;
+
+  tryAcquire(_holder: string, _durationMs: number, signal?: AbortSignal): Promise<boolean> {
+    this.calls++;
+    if (this.mode === "grant") return Promise.resolve(true);
+    if (this.mode === "refuse") return Promise.resolve(false);
+    this.pending++;
+    return new Promise<boolean>((_, reject) => {
+      signal?.addEventListener("abort", () => {
+        this.aborted++;
+        this.pending--;
+        reject(signal.reason as Error);
+      });
+    });
+  }
+
+  release(): Promise<void> {
+    this.released++;
+    return Promise.resolve();
+  }
+}
+
+function elector(lease: Lease) {
+  const transitions: string[] = [];
+  const e = new LeaderElector(
+    lease,
+    "me",
+    settings,
+    {
+      onStartedLeading: () => void transitions.push("started"),
+      onStoppedLeading: () => void transitions.push("stopped"),
+    },
+    logger,
+  );
+  return { e, transitions };
+}
+
+describe("LeaderElector", () => {
+  it("a renewal that hangs is aborted and the leader steps down by its renew deadline", async () => {
+    const lease = new LeaseDouble();
+    const { e, transitions } = elector(lease);
+    e.start();
+    await until("leading", () => e.isLeader);
+    expect(e.mayAct()).toBe(true);
+
+    lease.mode = "hang";
+    const hungAt = performance.now();
+    await until("stepped down", () => !e.isLeader, 2000);
+    const tookMs = performance.now() - hungAt;
+    // The last good renewal started at most one retry period before the hang: down within deadline + slack.
+    expect(tookMs).toBeLessThan(settings.renewDeadlineMs + settings.retryPeriodMs + 150);
+    expect(e.mayAct()).toBe(false);
+    expect(transitions).toEqual(["started", "stopped"]);
+    // The hanging call was cancelled, not left dangling.
+    await until("hung call aborted", () => lease.aborted >= 1 && lease.pending === 0, 1000);
+
+    // Calls made as a candidate are bounded too, and the elector recovers when the lease answers again.
+    await sleep(settings.renewDeadlineMs + 100);
+    expect(lease.pending).toBeLessThanOrEqual(1);
+    lease.mode = "grant";
+    await until("leading again", () => e.isLeader, 2000);
+    expect(transitions).toEqual(["started", "stopped", "started"]);
+    await e.stop();
+    expect(lease.released).toBe(1);
+    expect(lease.pending).toBe(0);
+  });
+
+  it("mayAct turns false at the renew deadline even before the step-down runs", async () => {
+    const lease = new LeaseDouble();
+    const { e } = elector(lease);
+    e.start();
+    await until("leading", () => e.isLeader);
+    lease.mode = "hang";
+    await sleep(settings.renewDeadlineMs + 20);
+    expect(e.mayAct()).toBe(false);
+    await e.stop();
+  });
+
+  it("a lease that refuses makes the leader step down at once; a candidate never leads", async () => {
+    const lease = new LeaseDouble();
+    const { e, transitions } = elector(lease);
+    e.start();
+    await until("leading", () => e.isLeader);
+    lease.mode = "refuse";
+    const refusedAt = performance.now();
+    await until("stepped down", () => !e.isLeader, 1000);
+    expect(performance.now() - refusedAt).toBeLessThan(settings.retryPeriodMs + 100);
+    expect(e.mayAct()).toBe(false);
+    const calls = lease.calls;
+    await sleep(200);
+    expect(e.isLeader).toBe(false);
+    expect(lease.calls).toBeGreaterThan(calls); // keeps trying every retry period
+    expect(transitions).toEqual(["started", "stopped"]);
+    await e.stop();
+    expect(lease.released).toBe(0);
+  });
+
+  it("stop() returns promptly while a lease call hangs", async () => {
+    const lease = new LeaseDouble();
+    lease.mode = "hang";
+    const { e } = elector(lease);
+    e.start();
+    await sleep(20);
+    const started = performance.now();
+    await e.stop();
+    expect(performance.now() - started).toBeLessThan(settings.renewDeadlineMs + 100);
+    expect(e.isLeader).toBe(false);
+  });
+});
