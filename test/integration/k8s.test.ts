@@ -18,38 +18,37 @@
  * history, injected failures, invalid objects a real server would refuse)
  * run against the fake server only.
  *
- * The last block runs the real loop (Manager, PGlite store, real Docker)
- * with this source against the fake server, end to end.
+ * The last block runs the whole app as production wires it (createApp in
+ * Kubernetes mode: the loop over PGlite and real Docker, the source as
+ * finalizer, the status mirror, Events and the Lease), with $KUBECONFIG
+ * pointing at the fake server, end to end.
  */
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Manager } from "../../src/controller/manager.js";
-import { RuntimeOperations } from "../../src/controller/operations.js";
+import { createApp, type App } from "../../src/app.js";
+import { loadConfig } from "../../src/config.js";
+import type { RuntimeOperations } from "../../src/controller/operations.js";
 import { ANNOTATION_GENERATION_BASE, ANNOTATION_OP_ID, ANNOTATION_OP_SOURCE, FINALIZER, GameRuntimeApi, type GameRuntimeObject } from "../../src/crd/api.js";
 import { GameRuntimeEventRecorder } from "../../src/crd/events.js";
 import { KubernetesDeclarationSource, type KubernetesSourceOptions } from "../../src/crd/kubeSource.js";
 import { KubernetesLease } from "../../src/crd/lease.js";
 import { mirrorToKubernetes } from "../../src/crd/mirror.js";
 import { GameRuntimeStatusWriter } from "../../src/crd/statusWriter.js";
-import { DockerAdapter } from "../../src/docker/dockerAdapter.js";
 import { LABELS } from "../../src/docker/labels.js";
-import { HttpProber } from "../../src/docker/prober.js";
 import { createLogger } from "../../src/log.js";
 import { RtmError } from "../../src/model/errors.js";
 import type { Declaration, RuntimeSpec } from "../../src/model/declaration.js";
 import type { DeclarationWatch } from "../../src/model/ports.js";
 import type { RuntimeRecord } from "../../src/model/record.js";
-import { openStore, type SqlStore } from "../../src/store/index.js";
-import { fastSettings } from "../helpers/controller.js";
+import type { SqlStore } from "../../src/store/index.js";
 import {
   cleanupInstance,
   createTestNetwork,
   ensureTestImages,
   removeTestNetwork,
-  tempStateDir,
   TEST_IMAGES,
   testDocker,
   uniqueGameId,
@@ -796,66 +795,76 @@ if (process.env.KUBECONFIG) {
 // ---------------------------------------------------------------- end to end
 
 describe("Kubernetes mode end to end: the loop over real Docker and PGlite, GameRuntime objects on the test API server", () => {
+  // Wired exactly as production: createApp in Kubernetes mode, the kubeconfig
+  // read from $KUBECONFIG (pointing at the test API server), the app's own
+  // finalizer, status mirror, event recorder and Lease.
   const instance = uniqueInstance("k8s");
   const network = `rtm-k8s-${instance}`;
   const docker = testDocker();
   let server: FakeApiServer;
+  let app: App;
   let store: SqlStore;
-  let source: KubernetesDeclarationSource;
-  let statusWriter: GameRuntimeStatusWriter;
-  let manager: Manager;
   let operations: RuntimeOperations;
   let stateRoot: string;
-  let dataDir: string;
+  let root: string;
 
   beforeAll(async () => {
     await ensureTestImages();
     await createTestNetwork(network);
-    stateRoot = await tempStateDir();
-    dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "rtm-k8s-pglite-"));
+    root = await fs.mkdtemp(path.join(os.tmpdir(), "rtm-k8s-app-"));
+    stateRoot = path.join(root, "state");
+    await fs.mkdir(stateRoot, { recursive: true });
     server = await FakeApiServer.start();
-    const kubeConfig = fakeKubeConfig(server.url);
-    store = await openStore({ dataDir });
-    source = new KubernetesDeclarationSource({
-      kubeConfig,
-      namespace: "games",
-      logger,
-      backoff: { baseMs: 20, maxMs: 200 },
-      generationFloor: async (gameId) => (await store.getRecord(gameId))?.observedGeneration ?? 0,
+    const kubeconfigFile = path.join(root, "kubeconfig");
+    await fs.writeFile(kubeconfigFile, fakeKubeConfig(server.url).exportConfig());
+    const config = loadConfig({
+      RTMANAGER_SOURCE: "kubernetes",
+      RTMANAGER_KUBE_NAMESPACE: "games",
+      RTMANAGER_INSTANCE_ID: instance,
+      RTMANAGER_DOCKER_NETWORK: network,
+      RTMANAGER_STATE_ROOT: stateRoot,
+      RTMANAGER_DATA_DIR: path.join(root, "data"),
+      RTMANAGER_INTERNAL_HTTP_ADDR: "127.0.0.1:0",
+      RTMANAGER_ENGINE_PUBLISH_HOST: "127.0.0.1",
+      RTMANAGER_CONTAINER_STOP_TIMEOUT: "2s",
+      RTMANAGER_PROBE_INTERVAL: "500ms",
+      RTMANAGER_PROBE_TIMEOUT: "500ms",
+      RTMANAGER_PATCH_MIN_HEALTHY: "1s",
+      RTMANAGER_PATCH_HEALTH_TIMEOUT: "10s",
+      RTMANAGER_RETRY_BACKOFF_BASE: "100ms",
+      RTMANAGER_RETRY_BACKOFF_MAX: "2s",
+      RTMANAGER_RESYNC_INTERVAL: "2s",
+      RTMANAGER_OP_TIMEOUT: "60s",
+      RTMANAGER_DEFAULT_CPUS: "0.5",
+      RTMANAGER_DEFAULT_MEMORY: "64m",
+      RTMANAGER_DEFAULT_PIDS_LIMIT: "64",
+      RTMANAGER_LEASE_DURATION: "3s",
+      RTMANAGER_LEASE_RENEW_DEADLINE: "2s",
+      RTMANAGER_LEASE_RETRY_PERIOD: "300ms",
+      RTMANAGER_LOG_LEVEL: "silent",
     });
-    statusWriter = new GameRuntimeStatusWriter(source, logger);
-    const events = new GameRuntimeEventRecorder({ source, logger, instance });
-    const state = mirrorToKubernetes(store, { status: statusWriter, events });
-    manager = new Manager({
-      source,
-      state,
-      docker: new DockerAdapter({ instance }),
-      prober: new HttpProber(),
-      lease: new KubernetesLease({ kubeConfig, namespace: "games", name: `rtmanager-${instance}`, logger }),
-      identity: "e2e",
-      settings: fastSettings({ instanceId: instance, dockerNetwork: network, stateRoot }),
-      logger,
-      hooks: {
-        // The finalizer hook point: after a reconcile that left no container, let a deleting object go.
-        onReconcile: (result) => {
-          if (result.error || result.record?.currentContainerId) return;
-          void source.finalizeIfDeleting(result.gameId, true).catch(() => {});
-        },
-      },
-    });
-    await manager.start();
-    operations = new RuntimeOperations({ source, state, docker: new DockerAdapter({ instance }), waiters: manager.waiters, enqueue: (id) => manager.enqueue(id), opTimeoutMs: 60_000 });
-    await waitFor("leader", () => manager.isLeader, 10_000);
+    const saved = process.env.KUBECONFIG;
+    process.env.KUBECONFIG = kubeconfigFile;
+    try {
+      app = await createApp(config, logger);
+    } finally {
+      if (saved === undefined) delete process.env.KUBECONFIG;
+      else process.env.KUBECONFIG = saved;
+    }
+    store = app.store;
+    operations = app.operations;
+    await app.start();
+    await waitFor("leader", () => app.manager.isLeader, 10_000);
+    // The Lease the app took: in the watched namespace, under the name the RBAC grants.
+    expect(server.get("leases", "games", `${instance}-leader`)).toBeDefined();
   }, 300_000);
 
   afterAll(async () => {
-    await manager?.stop();
-    await statusWriter?.flush();
-    await store?.close();
+    await app?.stop();
     await server?.stop();
     await cleanupInstance(instance);
     await removeTestNetwork(network);
-    if (dataDir) await fs.rm(dataDir, { recursive: true, force: true });
+    if (root) await fs.rm(root, { recursive: true, force: true });
   }, 60_000);
 
   const containersOf = (gameId: string) =>
