@@ -303,6 +303,38 @@ export class FakeApiServer {
     return clone(this.commit(def, existing, this.keepImmutable(def, existing, next, "main")));
   }
 
+  /** Writes an object's status as another client would (PUT /status), without going through HTTP. */
+  setStatus(resource: ResourceName, namespace: string, name: string, status: unknown): Obj {
+    const def = RESOURCES[resource];
+    const existing = this.mustGet(def, namespace, name);
+    const next = clone(existing);
+    next.status = clone(status);
+    return clone(this.commit(def, existing, this.keepImmutable(def, existing, next, def.statusSubresource ? "status" : "main")));
+  }
+
+  /**
+   * The RBAC verbs the requests so far needed, as `group/resource verb` (a
+   * subresource as `resource/sub`), with the object name for named requests:
+   * GET one = get, GET a collection = list (watch=true: watch), POST = create,
+   * PUT = update, PATCH = patch, DELETE = delete.
+   */
+  verbsUsed(since = 0): { group: string; resource: string; verb: string; name?: string }[] {
+    const out = new Map<string, { group: string; resource: string; verb: string; name?: string }>();
+    for (const q of this.requests.slice(since)) {
+      const parsed = parsePath(q.path);
+      if (!parsed) continue;
+      const { def, name, subresource } = parsed;
+      const watch = q.query.watch === "true" || q.query.watch === "1";
+      const verb =
+        q.method === "GET" ? (name ? "get" : watch ? "watch" : "list") : ({ POST: "create", PUT: "update", PATCH: "patch", DELETE: "delete" } as Record<string, string>)[q.method];
+      if (!verb) continue;
+      const resource = subresource ? `${def.plural}/${subresource}` : def.plural;
+      const entry = { group: def.group, resource, verb, ...(name && verb !== "create" ? { name } : {}) };
+      out.set(JSON.stringify(entry), entry);
+    }
+    return [...out.values()];
+  }
+
   /** DELETE as another client would. */
   remove(resource: ResourceName, namespace: string, name: string): Obj | null {
     return this.doDelete(RESOURCES[resource], namespace, name);
