@@ -80,6 +80,25 @@ export interface ObjectRef {
   name: string;
 }
 
+/**
+ * A contract error code as a Kubernetes reason: the API conventions want
+ * reasons in CamelCase (`image_pull_failed` -> `ImagePullFailed`). The code
+ * itself goes into the message, so it stays greppable.
+ */
+export function reasonOf(code: string): string {
+  const camel = code
+    .split(/[^A-Za-z0-9]+/)
+    .filter(Boolean)
+    .map((w) => w[0]!.toUpperCase() + w.slice(1))
+    .join("");
+  return /^[A-Za-z]/.test(camel) ? camel : `Error${camel}`;
+}
+
+/** The message of a condition or Event for a failure: the code first, then what happened. */
+export function failureMessage(code: string, message: string): string {
+  return message.startsWith(`${code}: `) ? message : `${code}: ${message}`;
+}
+
 /** The HTTP status of a failed API call (ApiException, or a watch error), if any. */
 export function httpStatusOf(err: unknown): number | null {
   if (err instanceof ApiException) return err.code;

@@ -10,12 +10,12 @@ import { CoreV1Api, PatchStrategy, setHeaderOptions, type CoreV1Event } from "@k
 import type { Logger } from "../log.js";
 import type { NewRuntimeEvent } from "../model/record.js";
 import type { EventType } from "../model/status.js";
-import { API_VERSION, apiMessageOf, httpStatusOf, KIND, type GameRuntimeObject } from "./api.js";
+import { API_VERSION, apiMessageOf, failureMessage, httpStatusOf, KIND, reasonOf, type GameRuntimeObject } from "./api.js";
 import type { KubernetesDeclarationSource } from "./kubeSource.js";
 
 export interface KubeEventSpec {
   type: "Normal" | "Warning";
-  /** CamelCase, or an error code for failures. */
+  /** CamelCase (a failure's error code converted; the code leads the message). */
   reason: string;
   message: string;
   /** What the controller did (core/v1 Event.action). */
@@ -69,7 +69,9 @@ export function kubeEventFor(type: EventType, data: Record<string, unknown>): Ku
     case "rollback_failed":
       return { type: "Warning", reason: "RollbackFailed", action: "Rollback", message: `rollback to ${str(data.targetImageRef)} failed: ${str(data.message)}` };
     case "reconcile_failed":
-      return { type: "Warning", reason: str(data.code) || "ReconcileFailed", action: "Reconcile", message: str(data.message) || "reconcile failed" };
+      return data.code
+        ? { type: "Warning", reason: reasonOf(str(data.code)), action: "Reconcile", message: failureMessage(str(data.code), str(data.message) || "reconcile failed") }
+        : { type: "Warning", reason: "ReconcileFailed", action: "Reconcile", message: str(data.message) || "reconcile failed" };
   }
 }
 

@@ -2,7 +2,8 @@
  * Writes a GameRuntime's `.status` through the status subresource (JSON merge
  * patch) from the runtime record the loop just wrote. Conditions follow the
  * Kubernetes API conventions: Ready, Progressing and Degraded, each with
- * status, a CamelCase or error-code reason, a message, observedGeneration and
+ * status, a CamelCase reason (a failure's error code converted, the code
+ * itself leading the message), a message, observedGeneration and
  * a lastTransitionTime that moves only when the status flips.
  *
  * observedGeneration is in the object's terms (metadata.generation): the
@@ -12,7 +13,7 @@ import type { Logger } from "../log.js";
 import { RuntimeSpecSchema } from "../model/declaration.js";
 import type { ErrorCode, RtmError } from "../model/errors.js";
 import type { RuntimeRecord } from "../model/record.js";
-import { apiMessageOf, httpStatusOf, type Condition, type ConditionStatus, type ConditionType, type GameRuntimeObject, type GameRuntimeStatus, type Phase } from "./api.js";
+import { apiMessageOf, failureMessage, httpStatusOf, reasonOf, type Condition, type ConditionStatus, type ConditionType, type GameRuntimeObject, type GameRuntimeStatus, type Phase } from "./api.js";
 import { generationBaseOf, isDeleting, type KubernetesDeclarationSource } from "./kubeSource.js";
 
 const MAX_MESSAGE = 32_768;
@@ -52,7 +53,7 @@ export function computeStatus(obj: GameRuntimeObject, record: RuntimeRecord, err
 
   // Ready: the runtime is what the declaration asks for.
   if (record.degraded) conditions.push(cond("Ready", "False", "RollbackFailed", record.lastErrorMessage ?? "a rollback failed; the runtime needs a human"));
-  else if (failure) conditions.push(cond("Ready", "False", failure.code, failure.message));
+  else if (failure) conditions.push(cond("Ready", "False", reasonOf(failure.code), failureMessage(failure.code, failure.message)));
   else if (deleting) conditions.push(cond("Ready", "False", "Deleting", "removing the container before the GameRuntime goes"));
   else if (behind) conditions.push(cond("Ready", "False", "Reconciling", `generation ${generation} is not reconciled yet (observed ${observed})`));
   else if (desired === "running" && record.status === "running" && !unhealthy) {
@@ -66,14 +67,14 @@ export function computeStatus(obj: GameRuntimeObject, record: RuntimeRecord, err
 
   // Progressing: the loop is working towards a new generation or a rollout.
   if (deleting) conditions.push(cond("Progressing", "True", "Deleting", "removing the container; the state directory is kept"));
-  else if (failure) conditions.push(cond("Progressing", "False", failure.code, failure.message));
+  else if (failure) conditions.push(cond("Progressing", "False", reasonOf(failure.code), failureMessage(failure.code, failure.message)));
   else if (behind) conditions.push(cond("Progressing", "True", "Reconciling", `reconciling generation ${generation}`));
   else if (record.rolloutStartedAt) conditions.push(cond("Progressing", "True", "RollingOut", "waiting for the new engine to prove healthy"));
   else conditions.push(cond("Progressing", "False", "Converged", `generation ${generation} reconciled`));
 
   // Degraded: something is wrong that the loop reports rather than hides.
   if (record.degraded) conditions.push(cond("Degraded", "True", "RollbackFailed", record.lastErrorMessage ?? "a rollback failed; the runtime needs a human"));
-  else if (failure) conditions.push(cond("Degraded", "True", failure.code, failure.message));
+  else if (failure) conditions.push(cond("Degraded", "True", reasonOf(failure.code), failureMessage(failure.code, failure.message)));
   else if (unhealthy) conditions.push(cond("Degraded", "True", "Unhealthy", `GET /healthz failed ${record.consecutiveProbeFailures} times in a row`));
   else conditions.push(cond("Degraded", "False", "AsExpected", "no failure recorded"));
 

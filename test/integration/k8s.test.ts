@@ -28,6 +28,7 @@ import os from "node:os";
 import path from "node:path";
 import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { parseAllDocuments } from "yaml";
 import { createApp, type App } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import type { RuntimeOperations } from "../../src/controller/operations.js";
@@ -572,9 +573,9 @@ function suite(fake: boolean, target: () => Target) {
       o = (await read(g))!;
       expect(o.status?.phase).toBe("failed");
       expect(byType(o)).toMatchObject({
-        Ready: { status: "False", reason: "image_pull_failed", message: "pull access denied", lastTransitionTime: "2030-01-01T00:02:00Z" },
-        Progressing: { status: "False", reason: "image_pull_failed", lastTransitionTime: "2030-01-01T00:00:00Z" },
-        Degraded: { status: "True", reason: "image_pull_failed", lastTransitionTime: "2030-01-01T00:02:00Z" },
+        Ready: { status: "False", reason: "ImagePullFailed", message: "image_pull_failed: pull access denied", lastTransitionTime: "2030-01-01T00:02:00Z" },
+        Progressing: { status: "False", reason: "ImagePullFailed", lastTransitionTime: "2030-01-01T00:00:00Z" },
+        Degraded: { status: "True", reason: "ImagePullFailed", lastTransitionTime: "2030-01-01T00:02:00Z" },
       });
       expect(o.metadata.generation).toBe(1);
 
@@ -694,10 +695,10 @@ function suite(fake: boolean, target: () => Target) {
       const uid = (await read(g))?.metadata.uid;
       expect(mine.map((e) => [e.type, e.reason]).sort()).toEqual([
         ["Normal", "ContainerStarted"],
-        ["Warning", "image_pull_failed"],
+        ["Warning", "ImagePullFailed"],
       ]);
       expect(mine.every((e) => e.involvedObject.kind === "GameRuntime" && e.involvedObject.uid === uid)).toBe(true);
-      expect(mine.find((e) => e.reason === "image_pull_failed")?.count).toBe(2);
+      expect(mine.find((e) => e.reason === "ImagePullFailed")).toMatchObject({ count: 2, message: "image_pull_failed: denied" });
 
       if (fake) {
         server().setFailNext({ method: "POST", path: "/events", status: 500, count: 5 });
@@ -899,17 +900,21 @@ describe("Kubernetes mode end to end: the loop over real Docker and PGlite, Game
       const st = server.get("gameruntimes", "games", g)?.status as { phase?: string; conditions?: { type: string; status: string }[] } | undefined;
       return st?.phase === phase && st.conditions?.find((c) => c.type === "Ready")?.status === "True";
     };
-    const api = new GameRuntimeApi(fakeKubeConfig(server.url));
+    // Other clients' writes go straight into the test server, so its request log is the app's alone.
+    const setDesired = (desiredState: string) =>
+      server.update("gameruntimes", "games", g, (o) => {
+        (o.spec as { desiredState?: string }).desiredState = desiredState;
+      });
     server.create("gameruntimes", "games", { metadata: { name: g }, spec: { gameId: g, imageRef: TEST_IMAGES.v100 } });
     await waitFor("status running", phaseIs("running"), 60_000);
     // A stopped runtime: nothing (not even the prober) changes its record any more.
-    await api.patch({ namespace: "games", name: g }, { spec: { desiredState: "stopped" } });
+    setDesired("stopped");
     await waitFor("status stopped", phaseIs("stopped"), 60_000);
     await new Promise((r) => setTimeout(r, 500));
     const recordBefore = await store.getRecord(g);
 
     // Another writer (or a controller that crashed mid-write) leaves the status stale; nothing about the runtime changes.
-    await api.patchStatus({ namespace: "games", name: g }, { status: { phase: "pending", observedGeneration: 0, conditions: null } });
+    server.setStatus("gameruntimes", "games", g, { phase: "pending", observedGeneration: 0 });
     expect(phaseIs("stopped")()).toBe(false);
     await waitFor("status repaired by a resync reconcile", phaseIs("stopped"), 30_000);
     expect((await store.getRecord(g))?.updatedAt).toEqual(recordBefore?.updatedAt);
@@ -917,7 +922,7 @@ describe("Kubernetes mode end to end: the loop over real Docker and PGlite, Game
     // The status endpoint is down while the runtime changes (kubectl starts it): the write is retried until it lands.
     server.setFailNext({ method: "PATCH", path: `/gameruntimes/${g}/status`, status: 500, forMs: 1500 });
     const before = server.requests.length;
-    await api.patch({ namespace: "games", name: g }, { spec: { desiredState: "running" } });
+    setDesired("running");
     await waitFor("running in Docker", async () => (await containersOf(g)).find((c) => c.State === "running"), 60_000);
     await waitFor("status shows running after the outage", phaseIs("running"), 30_000);
     const failed = server.requests.slice(before).filter((q) => q.method === "PATCH" && q.path.endsWith(`/${g}/status`));
@@ -943,4 +948,52 @@ describe("Kubernetes mode end to end: the loop over real Docker and PGlite, Game
     expect(again.record.observedGeneration).toBeGreaterThan(observed);
     expect(server.get("gameruntimes", "games", g)?.metadata.generation).toBe(1);
   }, 180_000);
+  it("a failing pull: Ready/Degraded carry the CamelCase reason with the code in the message; repeated Warning Events bump count", async () => {
+    const g = uniqueGameId("p");
+    server.create("gameruntimes", "games", { metadata: { name: g }, spec: { gameId: g, imageRef: "registry.invalid/galaxy/engine:1.0.0" } });
+    type Cond = { type: string; status: string; reason: string; message: string };
+    const conditions = await waitFor("Ready False", () => {
+      const c = (server.get("gameruntimes", "games", g)?.status as { conditions?: Cond[] } | undefined)?.conditions;
+      return c?.find((x) => x.type === "Ready" && x.status === "False" && x.reason !== "Reconciling") ? c : undefined;
+    }, 60_000);
+    const byType = Object.fromEntries(conditions.map((c) => [c.type, c]));
+    expect(byType.Ready).toMatchObject({ reason: "ImagePullFailed", message: expect.stringMatching(/^image_pull_failed: /) });
+    expect(byType.Degraded).toMatchObject({ status: "True", reason: "ImagePullFailed" });
+    const warning = await waitFor("a repeated Warning event", () =>
+      server.list("events", "games").find((e) => (e.involvedObject as { name: string }).name === g && e.type === "Warning" && (e.count as number) >= 2),
+    30_000);
+    expect(warning.reason).toBe("ImagePullFailed");
+    expect(warning.message).toMatch(/^image_pull_failed: /);
+    server.remove("gameruntimes", "games", g);
+    await waitFor("object gone", () => server.get("gameruntimes", "games", g) === undefined, 60_000);
+  }, 120_000);
+
+  // Runs last: the request log then holds everything the app did above.
+  it("RBAC grants exactly the verbs the app used against the test API server (derived from its request log)", async () => {
+    type Rule = { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] };
+    const rulesOf = async (file: string, kind: string) => {
+      const docs = parseAllDocuments(await fs.readFile(path.join(process.cwd(), "deploy", file), "utf8")).map((d) => d.toJS() as { kind: string; rules?: Rule[] });
+      return docs.find((d) => d.kind === kind)!.rules!;
+    };
+    const role = await rulesOf("rbac.yaml", "Role");
+    const clusterRole = await rulesOf("rbac-cluster-wide.yaml", "ClusterRole");
+    const used = server.verbsUsed();
+    const key = (u: { group: string; resource: string; verb: string }) => `${u.group}/${u.resource} ${u.verb}`;
+    const granted = (rules: Rule[]) => new Set(rules.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${g}/${res} ${v}`)))));
+
+    // Everything the app did is allowed, named requests within resourceNames. The app's Lease is named
+    // after its instance id; the Role names the default instance's ("rtmanager-leader").
+    for (const u of used) {
+      const name = u.resource === "leases" && u.name ? u.name.replace(instance, "rtmanager") : u.name;
+      const ok = role.some(
+        (r) => r.apiGroups.includes(u.group) && r.resources.includes(u.resource) && r.verbs.includes(u.verb) && (!r.resourceNames || (name !== undefined && r.resourceNames.includes(name))),
+      );
+      expect(ok, `rbac.yaml allows ${key(u)}${name ? ` on ${name}` : ""}`).toBe(true);
+    }
+    // And nothing more: every granted verb was needed.
+    const usedKeys = new Set(used.map(key));
+    expect([...granted(role)].sort()).toEqual([...usedKeys].sort());
+    // Cluster-wide: the same rights on GameRuntime objects and Events in every namespace; the Lease stays namespaced.
+    expect([...granted(clusterRole)].sort()).toEqual([...usedKeys].filter((k) => !k.startsWith("coordination.k8s.io/")).sort());
+  });
 });
