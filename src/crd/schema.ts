@@ -10,7 +10,7 @@ import { stringify } from "yaml";
 import { z } from "zod";
 import { ENV_NAME_PATTERN, RESERVED_ENV, RuntimeSpecSchema } from "../model/declaration.js";
 import { ERROR_CODES } from "../model/errors.js";
-import { CONDITION_TYPES, GROUP, KIND, LIST_KIND, PHASES, PLURAL, SHORT_NAMES, SINGULAR, VERSION } from "./api.js";
+import { CONDITION_TYPES, GROUP, KIND, LIST_KIND, PHASES, PLURAL, reasonOf, SHORT_NAMES, SINGULAR, VERSION } from "./api.js";
 
 /** The subset of an OpenAPI v3 schema a structural CRD schema uses. */
 export interface StructuralSchema {
@@ -142,7 +142,7 @@ function condition(): StructuralSchema {
         maxLength: 1024,
         minLength: 1,
         pattern: "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
-        description: `Converged, Reconciling, RollingOut, Deleting, Unhealthy, RollbackFailed, Stopped, Removed, AsExpected, or an error code: ${ERROR_CODES.join(", ")}.`,
+        description: `CamelCase: Converged, Reconciling, RollingOut, Deleting, Unhealthy, RollbackFailed, Stopped, Removed, AsExpected, or a failure's error code in CamelCase (the code itself leads the message): ${ERROR_CODES.map(reasonOf).join(", ")}.`,
       },
       message: { type: "string", maxLength: 32768 },
       lastTransitionTime: { type: "string", format: "date-time" },

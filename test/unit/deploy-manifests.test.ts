@@ -7,8 +7,7 @@
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { Ajv, type ValidateFunction } from "ajv";
-import addFormatsModule from "ajv-formats";
+import type { ValidateFunction } from "ajv";
 import { describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { loadConfig } from "../../src/config.js";
@@ -16,6 +15,7 @@ import { FINALIZER } from "../../src/crd/api.js";
 import { kubeNamespaces } from "../../src/crd/namespaces.js";
 import type { StructuralSchema } from "../../src/crd/schema.js";
 import { RESERVED_ENV, RuntimeSpecSchema } from "../../src/model/declaration.js";
+import { ajvValidator } from "../k8s/crdAjv.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const deployDir = path.join(root, "deploy");
@@ -38,42 +38,10 @@ async function docsOf(file: string): Promise<Doc[]> {
   return docs.map((d) => d.toJS() as Doc).filter((d) => d !== null);
 }
 
-/**
- * OpenAPI v3.0 structural schema -> JSON Schema draft-07 for ajv: boolean
- * exclusive bounds become numbers, x-kubernetes-* go, and (stricter than the
- * API server, which would silently prune them) unknown fields are errors, so
- * a typo in an example fails here instead of vanishing in a cluster.
- */
-function toAjv(s: StructuralSchema, isMetadata = false): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(s)) {
-    if (k.startsWith("x-kubernetes-")) continue;
-    if (k === "properties") out.properties = Object.fromEntries(Object.entries(v as Record<string, StructuralSchema>).map(([n, sub]) => [n, toAjv(sub, n === "metadata")]));
-    else if (k === "items" || k === "additionalProperties") out[k] = toAjv(v as StructuralSchema);
-    else if (k === "exclusiveMinimum" || k === "exclusiveMaximum") continue;
-    else out[k] = v;
-  }
-  if (s.exclusiveMinimum) {
-    out.exclusiveMinimum = s.minimum;
-    delete out.minimum;
-  }
-  if (s.exclusiveMaximum) {
-    out.exclusiveMaximum = s.maximum;
-    delete out.maximum;
-  }
-  if (s.type === "object" && s.properties && !isMetadata) out.additionalProperties = false;
-  return out;
-}
-
-// ajv-formats is CommonJS with a default export.
-const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (ajv: Ajv) => Ajv;
-
 async function crdValidator(): Promise<ValidateFunction> {
   const [crd] = await docsOf(path.join(deployDir, "crd/gameruntime.yaml"));
   const schema = (crd as { spec: { versions: { schema: { openAPIV3Schema: StructuralSchema } }[] } }).spec.versions[0]!.schema.openAPIV3Schema;
-  const ajv = new Ajv({ allErrors: true, strict: true });
-  addFormats(ajv);
-  return ajv.compile(toAjv(schema));
+  return ajvValidator(schema);
 }
 
 describe("deploy/ manifests", () => {
