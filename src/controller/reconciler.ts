@@ -172,7 +172,7 @@ export class Reconciler {
           })
         : null;
     if (p.actions.length > 0 || p.kind !== null) log.info({ kind: p.kind, actions: p.actions.map((a) => a.type), reason: p.reason }, "reconcile");
-    this.reportOrphan(gameId, p, log);
+    await this.reportOrphan(gameId, p, opId, log);
 
     const actionEvents: PlannedEvent[] = [];
     // Whether the engine that ran before this reconcile was stopped or removed (or a
@@ -280,7 +280,8 @@ export class Reconciler {
   }
 
   /** A warn line the first time an orphan is left in place; forgotten once the game's plan no longer reports it. */
-  private reportOrphan(gameId: string, p: Plan, log: Logger): void {
+  /** An orphan left in place (dry run, or never recorded) is reported once per container: a log line and an event. */
+  private async reportOrphan(gameId: string, p: Plan, opId: string, log: Logger): Promise<void> {
     const report = p.orphanReport;
     if (!report) {
       this.reportedOrphans.delete(gameId);
@@ -290,6 +291,12 @@ export class Reconciler {
     if (this.reportedOrphans.get(gameId) === key) return;
     this.reportedOrphans.set(gameId, key);
     log.warn({ containerId: report.containerId, container: report.containerName, imageRef: report.imageRef, why: report.why, reason: p.reason }, "orphan left in place");
+    await this.deps.state.appendEvent({
+      gameId,
+      type: "orphan_reported",
+      opId,
+      data: { containerId: report.containerId, container: report.containerName, imageRef: report.imageRef, why: report.why, message: p.reason },
+    });
   }
 
   /**

@@ -47,6 +47,8 @@ export function kubeEventFor(type: EventType, data: Record<string, unknown>): Ku
       return { type: "Normal", reason: "ContainerAdopted", action: "Adopt", message: `adopted existing container ${short(data.containerId)}` };
     case "orphan_removed":
       return { type: "Normal", reason: "OrphanRemoved", action: "Remove", message: `removed orphan container ${short(data.containerId)}` };
+    case "orphan_reported":
+      return { type: "Warning", reason: "OrphanLeftInPlace", action: "Report", message: `orphan container ${short(data.containerId)} left in place (${String(data.why)})` };
     case "probe_recovered":
       return { type: "Normal", reason: "ProbeRecovered", action: "Probe", message: "GET /healthz answers again" };
     case "container_exited":

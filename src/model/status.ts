@@ -57,6 +57,7 @@ export const EVENT_TYPES = [
   "patch_rolled_back",
   "rollback_failed",
   "orphan_removed",
+  "orphan_reported",
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { plan, type PlannerInput, type PlannerSettings } from "../../src/controller/planner.js";
-import { configHash, type Declaration } from "../../src/model/declaration.js";
+import type { Declaration } from "../../src/model/declaration.js";
 import { RtmError } from "../../src/model/errors.js";
 import type { ObservedContainer } from "../../src/model/ports.js";
 import type { RuntimeRecord } from "../../src/model/record.js";
-import { runtimeRecord } from "../helpers/fixtures.js";
+import { observedContainer, runtimeRecord } from "../helpers/fixtures.js";
 
 const NOW = new Date("2026-11-23T12:00:00Z");
 const ago = (ms: number) => new Date(NOW.getTime() - ms);
@@ -38,25 +38,7 @@ function decl(over: Partial<Declaration> = {}): Declaration {
 }
 
 function container(over: Partial<ObservedContainer> = {}): ObservedContainer {
-  return {
-    id: "c1",
-    name: "galaxy-game-g1",
-    gameId: "g1",
-    instance: "rtm",
-    generation: 1,
-    imageRef: "galaxy/engine:1.0.0",
-    restartToken: null,
-    // What the default declaration hashes to: no env, no resources.
-    configHash: configHash({}),
-    state: "running",
-    exitCode: null,
-    oomKilled: false,
-    createdAt: ago(3_600_000),
-    startedAt: ago(3_600_000),
-    finishedAt: null,
-    publishedPort: null,
-    ...over,
-  };
+  return observedContainer(over, ago(3_600_000));
 }
 
 function record(over: Partial<RuntimeRecord> = {}): RuntimeRecord {

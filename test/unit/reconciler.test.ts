@@ -5,13 +5,13 @@
 import { describe, expect, it } from "vitest";
 import { HealthTracker } from "../../src/controller/health.js";
 import { Reconciler, type ReconcileObserver, type ReconcilerSettings } from "../../src/controller/reconciler.js";
-import { configHash, type Declaration } from "../../src/model/declaration.js";
+import type { Declaration } from "../../src/model/declaration.js";
 import { RtmError } from "../../src/model/errors.js";
 import type { DeclarationSource, DockerPort, HealthProber, ObservedContainer, StateStore } from "../../src/model/ports.js";
 import type { NewRuntimeEvent, RuntimeRecord } from "../../src/model/record.js";
 import { createLogger, type Logger } from "../../src/log.js";
 import { Metrics } from "../../src/metrics.js";
-import { runtimeRecord } from "../helpers/fixtures.js";
+import { observedContainer, runtimeRecord } from "../helpers/fixtures.js";
 
 const NOW = new Date("2026-11-23T12:00:00Z");
 
@@ -38,24 +38,8 @@ const settings: ReconcilerSettings = {
 };
 
 function container(gameId: string, over: Partial<ObservedContainer> = {}): ObservedContainer {
-  return {
-    id: `c-${gameId}`,
-    name: `galaxy-game-${gameId}`,
-    gameId,
-    instance: "rtm",
-    generation: 1,
-    imageRef: "galaxy/engine:1.0.0",
-    restartToken: null,
-    configHash: configHash({}),
-    state: "running",
-    exitCode: null,
-    oomKilled: false,
-    createdAt: new Date(NOW.getTime() - 3_600_000),
-    startedAt: new Date(NOW.getTime() - 3_600_000),
-    finishedAt: null,
-    publishedPort: null,
-    ...over,
-  };
+  const hourAgo = new Date(NOW.getTime() - 3_600_000);
+  return observedContainer({ id: `c-${gameId}`, name: `galaxy-game-${gameId}`, gameId, ...over }, hourAgo);
 }
 
 function declaration(gameId: string): Declaration {
@@ -179,6 +163,9 @@ describe("reconciler", () => {
     const warned = logs.filter((l) => l.level === "warn" && l.msg === "orphan left in place");
     expect(warned).toHaveLength(1);
     expect(warned[0]).toMatchObject({ containerId: "c-g2", why: "dry_run" });
+    expect(world.events.filter((e) => e.type === "orphan_reported")).toEqual([
+      expect.objectContaining({ gameId: "g2", data: expect.objectContaining({ containerId: "c-g2", why: "dry_run" }) }),
+    ]);
     expect(await counter(metrics, "rtmanager_orphans_reported", { reason: "dry_run" })).toBe(1);
 
     // Declared again: adopted, no longer an orphan; the gauge drops.
@@ -198,5 +185,6 @@ describe("reconciler", () => {
     }
     expect(world.records.has("g3")).toBe(false);
     expect(logs.filter((l) => l.msg === "orphan left in place")).toHaveLength(1);
+    expect(world.events.filter((e) => e.type === "orphan_reported").map((e) => e.data)).toEqual([expect.objectContaining({ why: "unrecorded" })]);
   });
 });
