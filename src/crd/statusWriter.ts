@@ -63,6 +63,9 @@ export function computeStatus(obj: GameRuntimeObject, record: RuntimeRecord, err
     conditions.push(cond("Ready", "False", "Unhealthy", `GET /healthz failed ${record.consecutiveProbeFailures} times in a row`));
   } else if (desired !== null && desired === record.status) {
     conditions.push(cond("Ready", "True", desired === "stopped" ? "Stopped" : "Removed", `runtime is ${record.status}, as declared`));
+  } else if (desired === "stopped" && record.status === "removed") {
+    // Declared stopped before it ever ran (or after its container was cleaned up): nothing runs, as asked.
+    conditions.push(cond("Ready", "True", "Stopped", "no container runs, as declared"));
   } else conditions.push(cond("Ready", "False", "Reconciling", `declared ${desired ?? "?"}, runtime is ${record.status}`));
 
   // Progressing: the loop is working towards a new generation or a rollout.

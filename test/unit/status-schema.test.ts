@@ -84,6 +84,12 @@ describe("computeStatus output against the CRD status schema", () => {
     expect(ready).toMatchObject({ status: "False", reason: "SemverPatchOnly", message: "semver_patch_only: 1.0 -> 2.0" });
   });
 
+  it("a runtime declared stopped that never ran is Ready, not reconciling forever", () => {
+    const none = { currentContainerId: null, currentImageRef: null, engineEndpoint: null };
+    const status = computeStatus(object({}, { desiredState: "stopped" }), runtimeRecord({ status: "removed", ...none, health: "unknown" }), null, now);
+    expect(status.conditions?.find((c) => c.type === "Ready")).toMatchObject({ status: "True", reason: "Stopped" });
+  });
+
   it("the validator is not vacuous", async () => {
     const validate = await statusValidator();
     const good = stored(computeStatus(object(), runtimeRecord(), null, now));
