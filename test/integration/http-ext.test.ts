@@ -11,7 +11,7 @@ import { RtmApiError, RtmClient } from "../../src/client/index.js";
 import { createHttpServer } from "../../src/http/index.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { rawRequest } from "../helpers/contract.js";
-import { TEST_IMAGES, ensureTestImages, uniqueGameId } from "../helpers/docker.js";
+import { TEST_IMAGES, ensureTestImages, uniqueGameId, waitFor } from "../helpers/docker.js";
 
 let app: TestApp;
 
@@ -70,7 +70,11 @@ describe("extension endpoints", () => {
   it("logs: the engine's output as text; bad tail is 400", async () => {
     const g = uniqueGameId("ext");
     await app.client.start(g, TEST_IMAGES.v100);
-    const text = await app.client.logs(g, 50);
+    // The start answers once the container runs; its first line may come a moment later.
+    const text = await waitFor("the engine's first log line", async () => {
+      const t = await app.client.logs(g, 50);
+      return t.includes("engine 1.0.0 starting") ? t : undefined;
+    }, 15_000, 100);
     expect(text).toContain("engine 1.0.0 starting");
     const res = await rawRequest(app.baseUrl, { method: "GET", path: `/api/v1/ext/runtimes/${g}/logs?tail=0` });
     expect(res.status).toBe(400);
