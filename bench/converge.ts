@@ -53,8 +53,12 @@ import {
   type ControllerKind,
 } from "./lib.js";
 
-/** BENCH_SIZES=200 BENCH_REPS=1: one size, one repetition (e.g. to look at the idle rows only). */
-const SIZES = process.env.BENCH_SIZES ? process.env.BENCH_SIZES.split(",").map(Number) : QUICK ? [10, 30] : [50, 200];
+/**
+ * BENCH_SIZES=200 BENCH_REPS=1: one size, one repetition (e.g. to look at the
+ * idle rows only); BENCH_SIZES=none: only the fixed-cost idle rows.
+ */
+const SIZES =
+  process.env.BENCH_SIZES === "none" ? [] : process.env.BENCH_SIZES ? process.env.BENCH_SIZES.split(",").map(Number) : QUICK ? [10, 30] : [50, 200];
 /** Repetitions per size: N=50 is cheap and noisy, so it gets more. */
 const repsFor = (n: number) => (process.env.BENCH_REPS ? Number(process.env.BENCH_REPS) : QUICK ? 1 : n <= 50 ? 5 : 3);
 const CONCURRENCY = 8;
@@ -357,6 +361,7 @@ async function main(): Promise<void> {
   const ctx: Ctx = { pg: pgServer, network, stateRoot };
 
   await measureIdleEmpty(ctx, builtControllerAvailable() ? "built" : "tsx");
+  if (SIZES.length === 0) return;
 
   let kept: Kept | null = null;
   for (const n of SIZES) {

@@ -2,6 +2,7 @@
 import { configHash } from "../../src/model/declaration.js";
 import type { ObservedContainer } from "../../src/model/ports.js";
 import type { RuntimeRecord } from "../../src/model/record.js";
+import type { PlannerSettings } from "../../src/controller/planner.js";
 
 export function runtimeRecord(over: Partial<RuntimeRecord> & { gameId?: string } = {}, now = new Date()): RuntimeRecord {
   const gameId = over.gameId ?? "g1";
@@ -57,3 +58,17 @@ export function observedContainer(over: Partial<ObservedContainer> = {}, now = n
     ...over,
   };
 }
+
+/** The planner's production defaults, for unit tests of the planner and the reconciler. */
+export const PLANNER_SETTINGS: PlannerSettings = {
+  retentionMs: 30 * 86_400_000,
+  restartBackoffBaseMs: 1000,
+  restartBackoffMaxMs: 300_000,
+  crashLoopResetMs: 600_000,
+  orphanGraceMs: 60_000,
+  orphanDryRun: false,
+  probeFailureThreshold: 3,
+  patchHealthTimeoutMs: 60_000,
+  patchMinHealthyMs: 5000,
+  startWaitHealthy: false,
+};

@@ -58,6 +58,7 @@ import {
 } from "../helpers/docker.js";
 import { FakeApiServer } from "../k8s/fakeApiServer.js";
 import { fakeKubeConfig, realKubeConfig } from "../k8s/kubeconfig.js";
+import { FAST_APP_ENV } from "../helpers/app.js";
 import { runtimeRecord } from "../helpers/fixtures.js";
 
 const logger = createLogger(process.env.TEST_LOG_LEVEL ?? "silent", "test-k8s");
@@ -826,19 +827,11 @@ describe("Kubernetes mode end to end: the loop over real Docker and PGlite, Game
       RTMANAGER_STATE_ROOT: stateRoot,
       RTMANAGER_DATA_DIR: path.join(root, "data"),
       RTMANAGER_INTERNAL_HTTP_ADDR: "127.0.0.1:0",
-      RTMANAGER_ENGINE_PUBLISH_HOST: "127.0.0.1",
-      RTMANAGER_CONTAINER_STOP_TIMEOUT: "2s",
-      RTMANAGER_PROBE_INTERVAL: "500ms",
-      RTMANAGER_PROBE_TIMEOUT: "500ms",
-      RTMANAGER_PATCH_MIN_HEALTHY: "1s",
+      ...FAST_APP_ENV,
       RTMANAGER_PATCH_HEALTH_TIMEOUT: "10s",
       RTMANAGER_RETRY_BACKOFF_BASE: "100ms",
-      RTMANAGER_RETRY_BACKOFF_MAX: "2s",
       RTMANAGER_RESYNC_INTERVAL: "2s",
       RTMANAGER_OP_TIMEOUT: "60s",
-      RTMANAGER_DEFAULT_CPUS: "0.5",
-      RTMANAGER_DEFAULT_MEMORY: "64m",
-      RTMANAGER_DEFAULT_PIDS_LIMIT: "64",
       RTMANAGER_LEASE_DURATION: "3s",
       RTMANAGER_LEASE_RENEW_DEADLINE: "2s",
       RTMANAGER_LEASE_RETRY_PERIOD: "300ms",

@@ -4,23 +4,12 @@ import type { Declaration } from "../../src/model/declaration.js";
 import { RtmError } from "../../src/model/errors.js";
 import type { ObservedContainer } from "../../src/model/ports.js";
 import type { RuntimeRecord } from "../../src/model/record.js";
-import { observedContainer, runtimeRecord } from "../helpers/fixtures.js";
+import { observedContainer, PLANNER_SETTINGS, runtimeRecord } from "../helpers/fixtures.js";
 
 const NOW = new Date("2026-11-23T12:00:00Z");
 const ago = (ms: number) => new Date(NOW.getTime() - ms);
 
-const settings: PlannerSettings = {
-  retentionMs: 30 * 86_400_000,
-  restartBackoffBaseMs: 1000,
-  restartBackoffMaxMs: 300_000,
-  crashLoopResetMs: 600_000,
-  orphanGraceMs: 60_000,
-  orphanDryRun: false,
-  probeFailureThreshold: 3,
-  patchHealthTimeoutMs: 60_000,
-  patchMinHealthyMs: 5000,
-  startWaitHealthy: false,
-};
+const settings: PlannerSettings = PLANNER_SETTINGS;
 
 function decl(over: Partial<Declaration> = {}): Declaration {
   return {

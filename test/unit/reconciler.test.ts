@@ -11,21 +11,12 @@ import type { DeclarationSource, DockerPort, HealthProber, ObservedContainer, St
 import type { NewRuntimeEvent, RuntimeRecord } from "../../src/model/record.js";
 import { createLogger, type Logger } from "../../src/log.js";
 import { Metrics } from "../../src/metrics.js";
-import { observedContainer, runtimeRecord } from "../helpers/fixtures.js";
+import { observedContainer, PLANNER_SETTINGS, runtimeRecord } from "../helpers/fixtures.js";
 
 const NOW = new Date("2026-11-23T12:00:00Z");
 
 const settings: ReconcilerSettings = {
-  retentionMs: 30 * 86_400_000,
-  restartBackoffBaseMs: 1000,
-  restartBackoffMaxMs: 300_000,
-  crashLoopResetMs: 600_000,
-  orphanGraceMs: 60_000,
-  orphanDryRun: false,
-  probeFailureThreshold: 3,
-  patchHealthTimeoutMs: 60_000,
-  patchMinHealthyMs: 5000,
-  startWaitHealthy: false,
+  ...PLANNER_SETTINGS,
   imagePullPolicy: "if_not_present",
   stopTimeoutMs: 1000,
   dockerNetwork: "galaxy-net",
