@@ -5,6 +5,7 @@
  */
 import type { Logger } from "../log.js";
 import { toRtmError } from "../model/errors.js";
+import { mapLimit } from "../model/mapLimit.js";
 import type { DeclarationSource, DockerPort, HealthProber, ObservedContainer, StateStore } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
 import { HealthTracker, probeUrl } from "./health.js";
@@ -55,6 +56,11 @@ export interface ManagerDeps {
   hooks?: ManagerHooks;
   finalizer?: ReconcilerDeps["finalizer"];
 }
+
+/** Engines probed at once in a probe pass. */
+// Even with every probe timing out (2 s default), 200 engines take 200 / 32 x 2 s, within the
+// 15 s interval; a pass still running when the next is due is skipped, not doubled.
+const PROBE_CONCURRENCY = 32;
 
 /** Every this many periodic resyncs, one reconciles every game, converged or not. */
 const FULL_RESYNC_EVERY = 10;
@@ -311,21 +317,21 @@ export class Manager {
     try {
       // One list call for the fleet: a pass over 200 engines must not cost 200 inspects.
       const containers = (await docker.listManaged({ inspect: false })).filter((c) => c.state === "running");
-      await Promise.all(
-        containers.map(async (c) => {
-          const url = probeUrl(c, settings.enginePublishHost);
-          if (!url) return;
-          const result = await prober.probe(url, settings.probeTimeoutMs);
-          hooks?.onProbe?.(result.ok);
-          const transition = this.health.observe(c.gameId, c.id, result.ok, new Date(), settings.probeFailureThreshold);
-          if (transition) {
-            const type = transition === "failed" ? "probe_failed" : "probe_recovered";
-            logger.warn({ gameId: c.gameId, containerId: c.id, error: result.error, statusCode: result.statusCode }, type);
-            await state.appendEvent({ gameId: c.gameId, type, opId: null, data: { containerId: c.id, error: result.error, statusCode: result.statusCode } });
-            queue.add(c.gameId);
-          }
-        }),
-      );
+      // A bounded number at a time: 200 engines probed at once is a burst of connections (and,
+      // with published ports, of docker-proxy work) that times probes out on a small host.
+      await mapLimit(containers, PROBE_CONCURRENCY, async (c) => {
+        const url = probeUrl(c, settings.enginePublishHost);
+        if (!url) return;
+        const result = await prober.probe(url, settings.probeTimeoutMs);
+        hooks?.onProbe?.(result.ok);
+        const transition = this.health.observe(c.gameId, c.id, result.ok, new Date(), settings.probeFailureThreshold);
+        if (transition) {
+          const type = transition === "failed" ? "probe_failed" : "probe_recovered";
+          logger.warn({ gameId: c.gameId, containerId: c.id, error: result.error, statusCode: result.statusCode }, type);
+          await state.appendEvent({ gameId: c.gameId, type, opId: null, data: { containerId: c.id, error: result.error, statusCode: result.statusCode } });
+          queue.add(c.gameId);
+        }
+      });
     } catch (err) {
       logger.warn({ err: toRtmError(err).message }, "probe pass failed");
     } finally {

@@ -1,4 +1,5 @@
 import { StringDecoder } from "node:string_decoder";
+import { mapLimit } from "../model/mapLimit.js";
 import Dockerode from "dockerode";
 import { RtmError, type ErrorCode } from "../model/errors.js";
 import type {
@@ -148,19 +149,6 @@ export function demuxLogs(buf: Buffer): string {
   }
   if (offset < buf.length) parts.push(buf.subarray(offset));
   return Buffer.concat(parts).toString("utf8");
-}
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i] as T);
-    }
-  });
-  await Promise.all(workers);
-  return results;
 }
 
 interface EventMessage {

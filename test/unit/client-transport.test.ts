@@ -33,10 +33,11 @@ afterAll(async () => {
 });
 
 describe("client transport errors", () => {
-  const client = () => new RtmClient({ baseUrl, timeoutMs: 300 });
+  // Long enough for the headers to arrive on a loaded machine, short enough to keep the test quick.
+  const client = (timeoutMs = 1500) => new RtmClient({ baseUrl, timeoutMs });
 
   it("a server that never answers: timed out", async () => {
-    const err = await client().get("silent").catch((e: unknown) => e);
+    const err = await client(300).get("silent").catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RtmTransportError);
     expect(err).toMatchObject({ timedOut: true });
     expect((err as Error).message).toMatch(/timed out after 300 ms/);
@@ -50,7 +51,7 @@ describe("client transport errors", () => {
   });
 
   it("a 200 that is not JSON: a transport error naming what came back", async () => {
-    const err = await client().get("html").catch((e: unknown) => e);
+    const err = await client(30_000).get("html").catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RtmTransportError);
     expect(err).toMatchObject({ timedOut: false });
     expect((err as Error).message).toMatch(/not JSON: "<html>proxy error/);
