@@ -61,6 +61,8 @@ const SIZES =
   process.env.BENCH_SIZES === "none" ? [] : process.env.BENCH_SIZES ? process.env.BENCH_SIZES.split(",").map(Number) : QUICK ? [10, 30] : [50, 200];
 /** Repetitions per size: N=50 is cheap and noisy, so it gets more. */
 const repsFor = (n: number) => (process.env.BENCH_REPS ? Number(process.env.BENCH_REPS) : QUICK ? 1 : n <= 50 ? 5 : 3);
+/** BENCH_SKIP_RAW=1: no raw dockerode side, so no converge row; for the idle and insert rows only. */
+const SKIP_RAW = /^(1|true|yes)$/i.test(process.env.BENCH_SKIP_RAW ?? "");
 const CONCURRENCY = 8;
 const IDLE_WINDOW_MS = QUICK ? 15_000 : 60_000;
 const SETTLE_MS = QUICK ? 3_000 : 10_000;
@@ -377,12 +379,18 @@ async function main(): Promise<void> {
           rtm.push(r);
           if (r.kept) kept = r.kept;
           say(`N=${n} rep ${rep}: rtmanager ${fmtMs(r.pollMs)} (last start event ${fmtMs(r.eventMs)}), load ${loadAverage()}`);
+        } else if (SKIP_RAW) {
+          continue;
         } else {
           const r = await runRaw(ctx, n);
           raw.push(r);
           say(`N=${n} rep ${rep}: raw dockerode ${fmtMs(r.pollMs)} (last start event ${fmtMs(r.eventMs)}), load ${loadAverage()}`);
         }
       }
+    }
+    if (raw.length === 0) {
+      say(`N=${n}: BENCH_SKIP_RAW is set: no baseline, no converge row (rtmanager ${rtm.map((r) => fmtMs(r.pollMs)).join(", ")})`);
+      continue;
     }
     const rtmMed = median(rtm.map((r) => r.pollMs));
     const rawMed = median(raw.map((r) => r.pollMs));
