@@ -506,6 +506,32 @@ describe("HttpProber", () => {
     } finally {
       await new Promise((r) => server.close(r));
     }
+
+    // Not HTTP, an answer cut before its status line, and a status line in pieces.
+    const odd = net.createServer((s) => {
+      s.once("data", (req: Buffer) => {
+        const path = req.toString("latin1").split(" ")[1];
+        if (path === "/garbage") s.end("SSH-2.0-OpenSSH\r\n");
+        else if (path === "/cut") s.end("HTTP/1.1 2");
+        else {
+          s.write("HTTP/1.1 2");
+          setTimeout(() => s.end("00 OK\r\nContent-Length: 0\r\n\r\n"), 20);
+        }
+      });
+    });
+    await new Promise<void>((r) => odd.listen(0, "127.0.0.1", () => r()));
+    try {
+      const port = (odd.address() as net.AddressInfo).port;
+      const garbage = await prober.probe(`http://127.0.0.1:${port}/garbage`, 1000);
+      expect(garbage).toMatchObject({ ok: false, statusCode: null });
+      expect(garbage.error).toMatch(/not an HTTP answer/);
+      const cut = await prober.probe(`http://127.0.0.1:${port}/cut`, 1000);
+      expect(cut).toMatchObject({ ok: false, statusCode: null });
+      expect(cut.error).toMatch(/closed before a status line/);
+      expect(await prober.probe(`http://127.0.0.1:${port}/split`, 1000)).toMatchObject({ ok: true, statusCode: 200 });
+    } finally {
+      await new Promise((r) => odd.close(r));
+    }
   });
 });
 
