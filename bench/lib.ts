@@ -5,6 +5,7 @@
  * baselines and convergence polling. Benchmarks only talk to 127.0.0.1 and
  * the local Docker socket.
  */
+import { mapLimit } from "../src/model/mapLimit.js";
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { appendFileSync, createWriteStream, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
@@ -472,18 +473,8 @@ export async function rawCreateStart(spec: RawSpec): Promise<string> {
   return container.id;
 }
 
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i] as T);
-    }
-  });
-  await Promise.all(workers);
-  return results;
-}
+// The same bounded map the controller uses.
+export { mapLimit };
 
 /**
  * Force-removes every container carrying `instance`'s label, 8 at a time
