@@ -14,6 +14,7 @@
  * neither extends nor cuts a leader's term.
  */
 import type { Logger } from "../log.js";
+import { withTimeout } from "../model/timeout.js";
 
 export interface Lease {
   /** Takes or renews the lease for `holder`; true when held after the call. `signal` aborts it (the elector's deadline). */
@@ -37,21 +38,13 @@ class LeaseCallTimeout extends Error {
 }
 
 /** Runs `call` with a signal that aborts after `ms`; rejects at `ms` even if the call ignores the signal. */
-async function bounded<T>(ms: number, what: string, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+function bounded<T>(ms: number, what: string, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      const err = new LeaseCallTimeout(`${what} got no answer within ${Math.round(ms)} ms`);
-      controller.abort(err);
-      reject(err);
-    }, Math.max(0, ms));
+  return withTimeout(call(controller.signal), ms, () => {
+    const err = new LeaseCallTimeout(`${what} got no answer within ${Math.round(ms)} ms`);
+    controller.abort(err);
+    return err;
   });
-  try {
-    return await Promise.race([call(controller.signal), expired]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 const monotonicNow = (): number => performance.now();

@@ -57,9 +57,11 @@ export interface ManagerDeps {
   finalizer?: ReconcilerDeps["finalizer"];
 }
 
-/** Engines probed at once in a probe pass. */
-// Even with every probe timing out (2 s default), 200 engines take 200 / 32 x 2 s, within the
-// 15 s interval; a pass still running when the next is due is skipped, not doubled.
+/**
+ * Engines probed at once in a probe pass. Even with every probe timing out
+ * (2 s default), 200 engines take 200 / 32 x 2 s, within the 15 s interval; a
+ * pass still running when the next is due is skipped, not doubled.
+ */
 const PROBE_CONCURRENCY = 32;
 
 /** Every this many periodic resyncs, one reconciles every game, converged or not. */
