@@ -3,7 +3,8 @@
  *
  *  1. With N runtimes declared by plain SQL and converged: GET one record and
  *     GET the list under load (autocannon, 16 connections, 10 s; 3 s quick)
- *     against rtmanager's HTTP server on 127.0.0.1, and against a bare
+ *     against rtmanager's HTTP server on 127.0.0.1 (node dist/src/main.js,
+ *     what the image runs, when `npm run build` has made it; else tsx), and against a bare
  *     node:http server (bench/bare-server.ts, its own process) answering the
  *     same paths with the same JSON bytes, fetched once from rtmanager. Both
  *     servers and autocannon share the 2 cores; the order alternates.
@@ -22,6 +23,8 @@ import pg from "pg";
 import { createTestNetwork, ensureTestImages, tempStateDir, TEST_IMAGES, uniqueInstance, waitFor } from "../test/helpers/docker.js";
 import { startPostgres } from "../test/helpers/postgres.js";
 import {
+  builtControllerAvailable,
+  builtNote,
   removeInstanceContainers,
   removeNetwork,
   cpuSeconds,
@@ -132,8 +135,9 @@ async function main(): Promise<void> {
   onCleanup(`containers of ${instance}`, () => removeInstanceContainers(instance));
   const dbName = `bench_http_${process.pid}`;
   const url = await pgServer.createDatabase(dbName);
+  const controllerKind = builtControllerAvailable() ? "built" : "tsx";
   const controller = await startController(
-    "tsx",
+    controllerKind,
     {
       DATABASE_URL: url,
       RTMANAGER_INSTANCE_ID: instance,
@@ -211,7 +215,7 @@ async function main(): Promise<void> {
       ratio,
       goal: "req/s ratio >= 0.5",
       met: ratio >= 0.5,
-      note: `autocannon ${CONNECTIONS} connections x ${DURATION_S} s, median of ${ROUNDS}, ${GAMES} runtimes`,
+      note: `autocannon ${CONNECTIONS} connections x ${DURATION_S} s, median of ${ROUNDS}, ${GAMES} runtimes; rtmanager ran ${controllerKind === "built" ? "node dist/src/main.js" : "under tsx"}${builtNote() && controllerKind === "built" ? ` (${builtNote()})` : ""}`,
       data: { path: t.path, bytes: t.bytes, rtm, bare: bareRes, ratio: round(ratio, 3) },
     });
   }

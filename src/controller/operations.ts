@@ -88,6 +88,19 @@ export class RuntimeOperations {
     return this.deps.records ? this.deps.records.list() : this.deps.state.listRecords();
   }
 
+  /**
+   * `get` and `list` without a promise, when the record cache can answer from
+   * memory; undefined means call them. A hot read then costs no microtask hop,
+   * which under load is worth more than it looks (see docs/BENCHMARKS.md).
+   */
+  peek(gameId: string): RuntimeRecord | undefined {
+    return this.deps.records?.peek(gameId);
+  }
+
+  peekList(): RuntimeRecord[] | undefined {
+    return this.deps.records?.peekList();
+  }
+
   start(gameId: string, imageRef: string, ctx: OpContext): Promise<OpResult> {
     checkGameId(gameId, "invalid_request");
     checkImageRef(imageRef);

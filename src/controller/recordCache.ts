@@ -110,6 +110,21 @@ export class RecordCache {
         return this.state.listRecords();
       }
     }
+    return this.sortedRecords();
+  }
+
+  /** The record when memory alone can answer; undefined means ask `get`. Never reads the store. */
+  peek(gameId: string): RuntimeRecord | undefined {
+    return this.live ? this.records.get(gameId) : undefined;
+  }
+
+  /** The sorted list when memory alone can answer; undefined means ask `list`. Never reads the store. */
+  peekList(): RuntimeRecord[] | undefined {
+    if (!this.live || !this.complete || this.stale.size > 0) return undefined;
+    return this.sortedRecords();
+  }
+
+  private sortedRecords(): RuntimeRecord[] {
     this.sorted ??= [...this.records.values()].sort((a, b) => (a.gameId < b.gameId ? -1 : a.gameId > b.gameId ? 1 : 0));
     return this.sorted;
   }

@@ -1,19 +1,49 @@
-import type { ServerResponse } from "node:http";
+import { ServerResponse, type IncomingMessage, type OutgoingHttpHeader, type OutgoingHttpHeaders } from "node:http";
 import { HTTP_STATUS_BY_CODE, RtmError, type ErrorCode } from "../model/errors.js";
-import type { ErrorEnvelope } from "./wire.js";
+import { OP_ID_HEADER, type ErrorEnvelope } from "./wire.js";
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  sendJsonText(res, status, JSON.stringify(body), headers);
+type HeaderArg = OutgoingHttpHeaders | OutgoingHttpHeader[];
+
+/**
+ * A response that carries its request's op id on every answer, streams,
+ * errors and bare `res.end()`s included (node writes implicit heads through
+ * writeHead too). The id joins the head where it is written rather than
+ * through setHeader up front: any setHeader puts the whole head on node's
+ * slow path, each header validated and merged one by one, which a hot GET
+ * notices.
+ */
+export class OpResponse<Request extends IncomingMessage = IncomingMessage> extends ServerResponse<Request> {
+  opId = "";
+
+  override writeHead(statusCode: number, headers?: HeaderArg): this;
+  override writeHead(statusCode: number, statusMessage?: string, headers?: HeaderArg): this;
+  override writeHead(statusCode: number, messageOrHeaders?: string | HeaderArg, headers?: HeaderArg): this {
+    if (typeof messageOrHeaders === "string") return super.writeHead(statusCode, messageOrHeaders, this.withOpId(headers));
+    return super.writeHead(statusCode, this.withOpId(messageOrHeaders));
+  }
+
+  private withOpId(headers: HeaderArg | undefined): HeaderArg | undefined {
+    if (this.opId === "") return headers;
+    if (headers === undefined) return { [OP_ID_HEADER]: this.opId };
+    if (Array.isArray(headers)) return [OP_ID_HEADER, this.opId, ...headers];
+    return { [OP_ID_HEADER]: this.opId, ...headers };
+  }
 }
 
-/** For a body already serialised (see JsonMemo). */
-export function sendJsonText(res: ServerResponse, status: number, payload: string, headers: Record<string, string> = {}): void {
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const payload = JSON.stringify(body);
   res.writeHead(status, {
     ...headers,
     "content-type": "application/json; charset=utf-8",
     "content-length": Buffer.byteLength(payload),
     "cache-control": "no-store",
   });
+  res.end(payload);
+}
+
+/** For a body already serialised (see JsonMemo): nothing to measure or encode per request. */
+export function sendJsonBytes(res: ServerResponse, status: number, payload: Buffer): void {
+  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": payload.length, "cache-control": "no-store" });
   res.end(payload);
 }
 
@@ -50,14 +80,15 @@ export function transportError(status: 401 | 405, message: string): RtmError {
  * serialises once per change instead of once per request.
  */
 export class JsonMemo<K extends object> {
-  private readonly payloads = new WeakMap<K, string>();
+  private readonly payloads = new WeakMap<K, Buffer>();
 
   constructor(private readonly render: (value: K) => unknown) {}
 
-  json(value: K): string {
+  /** UTF-8 bytes, so a hot GET neither measures nor encodes the string again. */
+  json(value: K): Buffer {
     let payload = this.payloads.get(value);
     if (payload === undefined) {
-      payload = JSON.stringify(this.render(value));
+      payload = Buffer.from(JSON.stringify(this.render(value)));
       this.payloads.set(value, payload);
     }
     return payload;

@@ -15,7 +15,7 @@ import { toContractRecord, type RuntimeRecord } from "../model/record.js";
 import { opSourceFromCaller } from "../model/status.js";
 import { readEmptyBody, readJsonBody } from "./body.js";
 import { EventStreams } from "./events.js";
-import { envelope, JsonMemo, sendError, sendJson, sendJsonText, sendText, statusOf, transportError } from "./respond.js";
+import { envelope, JsonMemo, OpResponse, sendError, sendJson, sendJsonBytes, sendText, statusOf, transportError } from "./respond.js";
 import { ROUTES, Router, parseTarget, type RouteDef, type RouteName } from "./routes.js";
 import { PatchRequestSchema, StartRequestSchema, StopRequestSchema } from "./schemas.js";
 import { CALLER_HEADER, OP_ID_HEADER, OP_ID_PATTERN, type ExtOperationList, type ExtRuntimeView } from "./wire.js";
@@ -66,19 +66,15 @@ function adoptOpId(header: string | string[] | undefined): string {
   return typeof header === "string" && OP_ID_PATTERN.test(header) ? header : randomUUID();
 }
 
-/** Hashing first makes the comparison constant-time whatever the lengths. */
-function tokenMatches(presented: string, expected: string): boolean {
-  const a = createHash("sha256").update(presented).digest();
-  const b = createHash("sha256").update(expected).digest();
-  return timingSafeEqual(a, b);
-}
+const sha256 = (text: string): Buffer => createHash("sha256").update(text).digest();
 
-function checkAuth(req: IncomingMessage, token: string): void {
+/** Hashing first makes the comparison constant-time whatever the lengths. */
+function checkAuth(req: IncomingMessage, expectedDigest: Buffer): void {
   const header = req.headers.authorization;
   if (!header) throw transportError(401, "missing bearer token: send Authorization: Bearer <RTMANAGER_INTERNAL_TOKEN>");
   const m = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
   if (!m) throw transportError(401, "Authorization header must be Bearer <token>");
-  if (!tokenMatches(m[1]!, token)) throw transportError(401, "wrong bearer token");
+  if (!timingSafeEqual(sha256(m[1]!), expectedDigest)) throw transportError(401, "wrong bearer token");
 }
 
 function intParam(query: URLSearchParams, name: string, fallback: number, max: number): number {
@@ -98,6 +94,7 @@ export function createHttpServer(deps: HttpDeps): http.Server {
     return true;
   });
   const router = new Router(available);
+  const tokenDigest = deps.token ? sha256(deps.token) : null;
   const recordJson = new JsonMemo<RuntimeRecord>(toContractRecord);
   const listJson = new JsonMemo<readonly RuntimeRecord[]>((records) => ({ items: records.map(toContractRecord) }));
   const streams = new EventStreams({
@@ -132,9 +129,9 @@ export function createHttpServer(deps: HttpDeps): http.Server {
         return sendText(res, 200, await m.render(), m.contentType);
       }
       case "list":
-        return sendJsonText(res, 200, listJson.json(await operations.list()));
+        return sendJsonBytes(res, 200, listJson.json(await operations.list()));
       case "get":
-        return sendJsonText(res, 200, recordJson.json(await operations.get(gameId)));
+        return sendJsonBytes(res, 200, recordJson.json(await operations.get(gameId)));
       case "start": {
         const body = await readJsonBody(req, StartRequestSchema);
         const r = await operations.start(gameId, body.image_ref, opCtx());
@@ -197,11 +194,33 @@ export function createHttpServer(deps: HttpDeps): http.Server {
     }
   };
 
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const started = process.hrtime.bigint();
+  /**
+   * The hot reads, answered from the record cache without a promise; false
+   * when memory cannot answer and dispatch must. Under load every
+   * microsecond here costs several in the kernel (the client has gone to
+   * sleep by the time the answer lands), so this path stays short.
+   */
+  const serveFromMemory = (route: RouteDef, gameId: string | null, res: ServerResponse): boolean => {
+    if (route.name === "get" && gameId !== null) {
+      const record = deps.operations.peek(gameId);
+      if (record === undefined) return false;
+      sendJsonBytes(res, 200, recordJson.json(record));
+      return true;
+    }
+    if (route.name === "list") {
+      const records = deps.operations.peekList();
+      if (records === undefined) return false;
+      sendJsonBytes(res, 200, listJson.json(records));
+      return true;
+    }
+    return false;
+  };
+
+  const handle = (req: IncomingMessage, res: OpResponse): void => {
+    const started = performance.now();
     const opId = adoptOpId(req.headers[OP_ID_HEADER]);
-    // Set before anything can fail, so every answer (401s and 500s included) carries it.
-    res.setHeader(OP_ID_HEADER, opId);
+    // Every answer carries it, 401s and 500s included (OpResponse adds it to the head).
+    res.opId = opId;
     const method = req.method ?? "GET";
     const target = parseTarget(req.url);
     const match = router.match(target.pathname);
@@ -211,29 +230,39 @@ export function createHttpServer(deps: HttpDeps): http.Server {
     let child: Logger | null = null;
     const logger = (): Logger => (child ??= deps.logger.child({ opId, route: label }));
 
-    res.on("close", () => {
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const finished = (): void => {
+      const seconds = (performance.now() - started) / 1000;
       deps.metrics?.observeRequest(label, method, res.statusCode, seconds);
       const mutation = route !== null && MUTATIONS.has(route.name);
       if (!mutation && !deps.logger.isLevelEnabled("debug")) return;
       const line = { method, status: res.statusCode, ms: Math.round(seconds * 1000), gameId: match?.gameId ?? undefined };
       if (mutation) logger().info(line, "request");
       else logger().debug(line, "request");
-    });
+    };
 
     try {
       const open = match?.routes.some((r) => r.open) ?? false;
-      if (deps.token && !open) checkAuth(req, deps.token);
+      if (tokenDigest && !open) checkAuth(req, tokenDigest);
       if (!match) throw new RtmError("not_found", `no such endpoint: ${method} ${target.pathname.slice(0, 200)}`);
       if (!route) {
         const allow = match.routes.map((r) => r.method).join(", ");
         res.setHeader("allow", allow);
         throw transportError(405, `method ${method} is not allowed on ${label}; allowed: ${allow}`);
       }
-      await dispatch(req, res, { opId, route, gameId: match.gameId ?? "", query: () => new URLSearchParams(target.search), logger });
+      if (serveFromMemory(route, match.gameId, res)) {
+        // Handed to the socket already: nothing left to wait for.
+        finished();
+        return;
+      }
     } catch (err) {
       fail(res, err, logger());
+      finished();
+      return;
     }
+    res.on("close", finished);
+    dispatch(req, res, { opId, route, gameId: match.gameId ?? "", query: () => new URLSearchParams(target.search), logger }).catch((err: unknown) =>
+      fail(res, err, logger()),
+    );
   };
 
   const fail = (res: ServerResponse, err: unknown, logger: Logger): void => {
@@ -250,7 +279,7 @@ export function createHttpServer(deps: HttpDeps): http.Server {
     sendError(res, known ? err : new RtmError("internal_error", "internal server error"));
   };
 
-  const server = http.createServer((req, res) => void handle(req, res));
+  const server = http.createServer<typeof IncomingMessage, typeof OpResponse>({ ServerResponse: OpResponse }, handle);
   // Longer than the usual 60 s idle timeout of load balancers and well within
   // Go's 90 s, so a pooled connection is rarely closed under a new request.
   server.keepAliveTimeout = 65_000;

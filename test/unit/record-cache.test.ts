@@ -122,4 +122,37 @@ describe("record cache", () => {
     expect((await cache.get("a"))?.status).toBe("stopped");
     expect(store.counts.get).toBe(1);
   });
+
+  it("answers peeks only from memory it can trust, and never reads the store for them", async () => {
+    const store = fakeStore([runtimeRecord({ gameId: "a" }), runtimeRecord({ gameId: "b" })]);
+    const cache = new RecordCache(store);
+    await cache.list();
+    // Not live: memory may be stale, so a peek defers to the store path.
+    expect(cache.peek("a")).toBeUndefined();
+    expect(cache.peekList()).toBeUndefined();
+    cache.setLive(true);
+    // Live but nothing loaded yet.
+    expect(cache.peekList()).toBeUndefined();
+    expect(cache.peek("a")).toBeUndefined();
+    const listed = await cache.list();
+    expect(cache.peekList()).toBe(listed);
+    expect(cache.peek("b")?.gameId).toBe("b");
+    expect(cache.peek("zzz")).toBeUndefined();
+    // Changed elsewhere: the game and the list must be read again.
+    cache.invalidate("a");
+    expect(cache.peek("a")).toBeUndefined();
+    expect(cache.peekList()).toBeUndefined();
+    store.rows.set("a", runtimeRecord({ gameId: "a", status: "stopped" }));
+    expect((await cache.list()).map((r) => r.status)).toEqual(["stopped", "running"]);
+    expect(cache.peek("a")?.status).toBe("stopped");
+    cache.put(runtimeRecord({ gameId: "c", updatedAt: new Date(Date.now() + 1000) }));
+    expect(cache.peekList()?.map((r) => r.gameId)).toEqual(["a", "b", "c"]);
+    const reads = { ...store.counts };
+    cache.peek("a");
+    cache.peekList();
+    expect(store.counts).toEqual(reads);
+    cache.setLive(false);
+    expect(cache.peek("a")).toBeUndefined();
+    expect(cache.peekList()).toBeUndefined();
+  });
 });
