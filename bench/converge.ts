@@ -23,6 +23,7 @@ import path from "node:path";
 import pg from "pg";
 import { createTestNetwork, ensureTestImages, tempStateDir, TEST_IMAGES, uniqueInstance, waitFor } from "../test/helpers/docker.js";
 import { startPostgres, type PostgresServer } from "../test/helpers/postgres.js";
+import { PROBE_CONCURRENCY } from "../src/controller/manager.js";
 import {
   removeInstanceContainers,
   removeNetwork,
@@ -46,6 +47,8 @@ import {
   runBench,
   say,
   sleep,
+  spawnTracked,
+  listInstance,
   startController,
   tapEvents,
   tmpLog,
@@ -201,7 +204,7 @@ function descendantsUsage(pid: number): { cpu: number; rss: number; count: numbe
   return { cpu, rss, count: pids.length };
 }
 
-async function measureIdle(kept: Kept, sql: pg.Client, label = ""): Promise<void> {
+async function measureIdle(kept: Kept, sql: pg.Client, label = ""): Promise<number> {
   const c = kept.controller;
   await settle(kept, sql);
   const before = await metricsText(c.port);
@@ -250,6 +253,88 @@ async function measureIdle(kept: Kept, sql: pg.Client, label = ""): Promise<void
     met: rssMax < 150,
     note: `${kept.games} runtimes${kids1.count > 0 ? `; + ${kids1.rss.toFixed(0)} MB in tsx's esbuild child process, not included` : ""}`,
     data: { kind: c.kind, rssMaxMb: round(rssMax), rssMedianMb: round(median(rss)), samples: rss.length, games: kept.games },
+  });  return cpuPct;
+}
+
+/**
+ * The floor under the idle CPU row: what probing alone costs on this machine.
+ * A bare node process (no tsx, no framework, no Docker or database calls)
+ * probes the same engines through the same published ports at the
+ * controller's default interval and probe concurrency: connect, send
+ * GET /healthz, read the first bytes, close; the least any /healthz prober
+ * can do. Its CPU over the same window is the baseline of the idle ratio.
+ * Inline so that it runs on plain node: a loader would bill its own thread.
+ */
+const PROBE_FLOOR_SCRIPT = `
+const net = require("node:net");
+const ports = JSON.parse(process.env.FLOOR_PORTS);
+const every = Number(process.env.FLOOR_INTERVAL_MS);
+const limit = Number(process.env.FLOOR_CONCURRENCY);
+let probes = 0, failures = 0;
+function probe(port) {
+  return new Promise((resolve) => {
+    let done = false;
+    const s = net.connect(port, "127.0.0.1");
+    const finish = (ok) => { if (done) return; done = true; clearTimeout(t); probes++; if (!ok) failures++; s.destroy(); resolve(); };
+    const t = setTimeout(() => finish(false), 2000);
+    s.on("connect", () => s.write("GET /healthz HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nConnection: close\\r\\n\\r\\n"));
+    s.once("data", (b) => finish(b.toString("latin1").startsWith("HTTP/1.")));
+    s.on("end", () => finish(false));
+    s.on("error", () => finish(false));
+  });
+}
+let running = false;
+async function pass() {
+  if (running) return;
+  running = true;
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(limit, ports.length) }, async () => { while (next < ports.length) await probe(ports[next++]); }));
+  running = false;
+}
+setInterval(pass, every);
+void pass();
+process.on("SIGTERM", () => { process.stdout.write(JSON.stringify({ probes, failures }) + "\\n"); process.exit(0); });
+`;
+
+async function measureProbeFloor(kept: Kept, controllerCpuPct: number): Promise<void> {
+  const ports = (await listInstance(kept.instance))
+    .filter((c) => c.State === "running")
+    .map((c) => c.Ports.find((p) => p.PrivatePort === 8080 && p.IP === "127.0.0.1")?.PublicPort)
+    .filter((p): p is number => typeof p === "number");
+  const intervalMs = 15_000;
+  const child = spawnTracked(["-e", PROBE_FLOOR_SCRIPT], {
+    FLOOR_PORTS: JSON.stringify(ports),
+    FLOOR_INTERVAL_MS: String(intervalMs),
+    FLOOR_CONCURRENCY: String(PROBE_CONCURRENCY),
+  });
+  let out = "";
+  child.stdout?.on("data", (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  onCleanup("probe floor", async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    await exited;
+  });
+  say(`probe floor: a bare node process probing the ${ports.length} published engine ports every ${intervalMs / 1000} s, ${PROBE_CONCURRENCY} at a time; ${IDLE_WINDOW_MS / 1000} s window, load ${loadAverage()}`);
+  // Past its first pass, like the controller whose window starts long after its first.
+  await sleep(2000);
+  const cpu0 = cpuSeconds(child.pid!);
+  const t0 = performance.now();
+  await sleep(IDLE_WINDOW_MS);
+  const floorPct = ((cpuSeconds(child.pid!) - cpu0) / ((performance.now() - t0) / 1000)) * 100;
+  child.kill("SIGTERM");
+  await exited;
+  const counts = JSON.parse(out.trim().split("\n").at(-1) || "{}") as { probes?: number; failures?: number };
+  const ratio = controllerCpuPct / floorPct;
+  emit({
+    bench: "converge",
+    metric: `idle controller CPU against the probing floor, ${ports.length} runtimes, node dist/src/main.js`,
+    rtmanager: `${controllerCpuPct.toFixed(2)} % of one core`,
+    baseline: `${floorPct.toFixed(2)} % bare node TCP probes of the same engines (connect, GET /healthz, read, close), every ${intervalMs / 1000} s, ${PROBE_CONCURRENCY} at a time`,
+    ratio,
+    goal: "-",
+    met: null,
+    note: `each in its own ${IDLE_WINDOW_MS / 1000} s window; the floor made ${counts.probes ?? "?"} probes, ${counts.failures ?? "?"} failed; what the controller spends above the floor is its own: ${(controllerCpuPct - floorPct).toFixed(2)} % of a core`,
+    data: { controllerCpuPct: round(controllerCpuPct, 3), floorCpuPct: round(floorPct, 3), engines: ports.length, intervalMs, concurrency: PROBE_CONCURRENCY, probes: counts.probes, failures: counts.failures },
   });
 }
 
@@ -422,7 +507,8 @@ async function main(): Promise<void> {
     const controller = await startController("built", kept.env, tmpLog(`${kept.instance}-built`));
     kept = { ...kept, controller };
     kinds = ["tsx", "built"];
-    await measureIdle(kept, sql);
+    const builtCpuPct = await measureIdle(kept, sql);
+    await measureProbeFloor(kept, builtCpuPct);
   } else {
     say("no usable dist/src/main.js (npm run build, or BENCH_NO_BUILT is set); idle CPU/RSS measured on the tsx process only");
   }

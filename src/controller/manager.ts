@@ -62,7 +62,7 @@ export interface ManagerDeps {
  * (2 s default), 200 engines take 200 / 32 x 2 s, within the 15 s interval; a
  * pass still running when the next is due is skipped, not doubled.
  */
-const PROBE_CONCURRENCY = 32;
+export const PROBE_CONCURRENCY = 32;
 
 /** Every this many periodic resyncs, one reconciles every game, converged or not. */
 const FULL_RESYNC_EVERY = 10;
