@@ -8,11 +8,16 @@ import type { HealthObservation } from "./planner.js";
 
 /**
  * Where an engine's /healthz answers: through its port published on the
- * development host address, or by container name on the engine network.
+ * development host address; else at the container's address on the engine
+ * network, taken from the same Docker answer that listed it, so a probe needs
+ * no DNS lookup (Docker's embedded DNS, through libuv's four-thread pool, 13
+ * times a second for 200 engines) and reaches that very container, not
+ * whichever one holds the alias at that moment; else by container name.
  */
-export function probeUrl(c: ObservedContainer, publishHost: string | undefined): string | null {
+export function probeUrl(c: ObservedContainer, publishHost: string | undefined, network: string): string | null {
   if (publishHost) return c.publishedPort ? `http://${publishHost}:${c.publishedPort}/healthz` : null;
-  return `http://${c.name}:8080/healthz`;
+  const address = c.networkAddresses[network];
+  return `http://${address ?? c.name}:8080/healthz`;
 }
 
 export interface TrackedHealth extends HealthObservation {

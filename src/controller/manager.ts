@@ -322,7 +322,7 @@ export class Manager {
       // A bounded number at a time: 200 engines probed at once is a burst of connections (and,
       // with published ports, of docker-proxy work) that times probes out on a small host.
       await mapLimit(containers, PROBE_CONCURRENCY, async (c) => {
-        const url = probeUrl(c, settings.enginePublishHost);
+        const url = probeUrl(c, settings.enginePublishHost, settings.dockerNetwork);
         if (!url) return;
         const result = await prober.probe(url, settings.probeTimeoutMs);
         hooks?.onProbe?.(result.ok);

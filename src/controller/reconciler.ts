@@ -336,7 +336,7 @@ export class Reconciler {
       if (this.deps.mayAct && !this.deps.mayAct()) return new RtmError("service_unavailable", "lost leadership during the health gate");
       const c = (await docker.listForGame(gameId)).find((x) => x.id === containerId);
       if (!c || !isRunning(c)) return new RtmError("container_start_failed", `the engine exited (code ${c?.exitCode ?? "unknown"}) during the health gate`);
-      const url = probeUrl(c, settings.enginePublishHost);
+      const url = probeUrl(c, settings.enginePublishHost, settings.dockerNetwork);
       if (url) {
         const r = await prober.probe(url, settings.probeTimeoutMs);
         if (r.ok) {

@@ -102,6 +102,7 @@ export function observedFromSummary(s: Dockerode.ContainerInfo, instance: string
     startedAt: null,
     finishedAt: null,
     publishedPort: state === "running" && port ? port.PublicPort : null,
+    networkAddresses: addressesOf(s.NetworkSettings?.Networks),
   };
 }
 
@@ -133,5 +134,13 @@ export function observedFromInspect(info: Dockerode.ContainerInspectInfo, instan
     startedAt: parseDockerTime(info.State.StartedAt),
     finishedAt: parseDockerTime(info.State.FinishedAt),
     publishedPort: publishedPort(info),
+    networkAddresses: addressesOf(info.NetworkSettings?.Networks),
   };
+}
+
+/** Network name -> IPv4 address; Docker reports "" for a network of a container that is not running. */
+function addressesOf(networks: Record<string, { IPAddress?: string }> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, n] of Object.entries(networks ?? {})) if (n.IPAddress) out[name] = n.IPAddress;
+  return out;
 }

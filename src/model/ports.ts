@@ -113,6 +113,8 @@ export interface ObservedContainer {
   finishedAt: Date | null;
   /** Host port on 127.0.0.1 that 8080 is published on, when publishing is enabled. */
   publishedPort: number | null;
+  /** The container's IPv4 address on each Docker network it is attached to; empty when stopped. */
+  networkAddresses: Readonly<Record<string, string>>;
 }
 
 export interface ContainerResources {

@@ -55,6 +55,7 @@ export function observedContainer(over: Partial<ObservedContainer> = {}, now = n
     startedAt: now,
     finishedAt: null,
     publishedPort: null,
+    networkAddresses: {},
     ...over,
   };
 }

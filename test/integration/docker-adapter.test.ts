@@ -214,6 +214,12 @@ describe("DockerAdapter against the real engine", { timeout: 60_000 }, () => {
     expect(seen).toMatchObject({ id, state: "running", publishedPort: null, restartToken: null });
     const info = await testDocker().getContainer(id).inspect();
     expect(info.Config.Labels).not.toHaveProperty(LABELS.restartToken);
+    // Where an unpublished engine is probed: its address on the engine network, from inspect and from the list alike.
+    const address = info.NetworkSettings.Networks[network]?.IPAddress;
+    expect(address).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    expect(seen.networkAddresses).toEqual({ [network]: address });
+    const light = (await adapter.listManaged({ inspect: false })).find((c) => c.id === id);
+    expect(light?.networkAddresses).toEqual({ [network]: address });
   });
 
   it("probes an unhealthy engine as not ok", async () => {
@@ -234,7 +240,7 @@ describe("DockerAdapter against the real engine", { timeout: 60_000 }, () => {
     expect(Date.now() - t0).toBeLessThan(5_000);
 
     const stopped = await observe(spec.gameId);
-    expect(stopped).toMatchObject({ state: "exited", exitCode: 0, oomKilled: false, publishedPort: null });
+    expect(stopped).toMatchObject({ state: "exited", exitCode: 0, oomKilled: false, publishedPort: null, networkAddresses: {} });
     expect(stopped.finishedAt).toBeInstanceOf(Date);
 
     await adapter.stop(id, 10);
