@@ -24,6 +24,7 @@ import pg from "pg";
 import { createTestNetwork, ensureTestImages, tempStateDir, TEST_IMAGES, uniqueInstance, waitFor } from "../test/helpers/docker.js";
 import { startPostgres, type PostgresServer } from "../test/helpers/postgres.js";
 import { PROBE_CONCURRENCY } from "../src/controller/manager.js";
+import { loadConfig } from "../src/config.js";
 import {
   removeInstanceContainers,
   removeNetwork,
@@ -253,7 +254,8 @@ async function measureIdle(kept: Kept, sql: pg.Client, label = ""): Promise<numb
     met: rssMax < 150,
     note: `${kept.games} runtimes${kids1.count > 0 ? `; + ${kids1.rss.toFixed(0)} MB in tsx's esbuild child process, not included` : ""}`,
     data: { kind: c.kind, rssMaxMb: round(rssMax), rssMedianMb: round(median(rss)), samples: rss.length, games: kept.games },
-  });  return cpuPct;
+  });
+  return cpuPct;
 }
 
 /**
@@ -270,13 +272,14 @@ const net = require("node:net");
 const ports = JSON.parse(process.env.FLOOR_PORTS);
 const every = Number(process.env.FLOOR_INTERVAL_MS);
 const limit = Number(process.env.FLOOR_CONCURRENCY);
+const timeoutMs = Number(process.env.FLOOR_TIMEOUT_MS);
 let probes = 0, failures = 0;
 function probe(port) {
   return new Promise((resolve) => {
     let done = false;
     const s = net.connect(port, "127.0.0.1");
     const finish = (ok) => { if (done) return; done = true; clearTimeout(t); probes++; if (!ok) failures++; s.destroy(); resolve(); };
-    const t = setTimeout(() => finish(false), 2000);
+    const t = setTimeout(() => finish(false), timeoutMs);
     s.on("connect", () => s.write("GET /healthz HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nConnection: close\\r\\n\\r\\n"));
     s.once("data", (b) => finish(b.toString("latin1").startsWith("HTTP/1.")));
     s.on("end", () => finish(false));
@@ -301,10 +304,12 @@ async function measureProbeFloor(kept: Kept, controllerCpuPct: number): Promise<
     .filter((c) => c.State === "running")
     .map((c) => c.Ports.find((p) => p.PrivatePort === 8080 && p.IP === "127.0.0.1")?.PublicPort)
     .filter((p): p is number => typeof p === "number");
-  const intervalMs = 15_000;
+  // The controller runs with the default probe settings; the floor takes the same.
+  const { probeIntervalMs: intervalMs, probeTimeoutMs } = loadConfig({});
   const child = spawnTracked(["-e", PROBE_FLOOR_SCRIPT], {
     FLOOR_PORTS: JSON.stringify(ports),
     FLOOR_INTERVAL_MS: String(intervalMs),
+    FLOOR_TIMEOUT_MS: String(probeTimeoutMs),
     FLOOR_CONCURRENCY: String(PROBE_CONCURRENCY),
   });
   let out = "";
