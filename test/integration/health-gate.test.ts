@@ -45,11 +45,18 @@ async function runningOn(gameId: string, image: string) {
   }, 40_000);
 }
 
+/**
+ * What the engine answers on /version. A rolled-back container is running
+ * before its httpd listens, and Docker's proxy resets connections until then,
+ * so this asks until the engine answers.
+ */
 async function engineVersion(containerId: string): Promise<string> {
   const info = await docker.getContainer(containerId).inspect();
   const port = info.NetworkSettings.Ports["8080/tcp"]?.[0]?.HostPort;
-  const res = await fetch(`http://127.0.0.1:${port}/version`);
-  return (await res.text()).trim();
+  return waitFor(`engine ${containerId.slice(0, 12)} answering /version`, async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/version`).catch(() => null);
+    return res?.ok ? (await res.text()).trim() : undefined;
+  }, 10_000, 100);
 }
 
 beforeAll(async () => {
