@@ -11,7 +11,7 @@ import { assertPatchAllowed } from "../model/imageRef.js";
 import type { ObservedContainer } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
 import type { EventType, OpKind, OpSource, StopReason } from "../model/status.js";
-import { backoffDelay } from "./queue.js";
+import { backoffDelay } from "../model/backoff.js";
 
 export type Action =
   /** Make the image available locally, per the pull policy ("never" for a rollback target: it must be local). */

@@ -10,6 +10,8 @@
  *   delays a fresh change.
  */
 
+import { backoffDelay, type BackoffSettings } from "../model/backoff.js";
+
 export interface QueueHooks {
   onAdd?(key: string): void;
   onRetry?(key: string, delayMs: number, failures: number): void;
@@ -18,15 +20,6 @@ export interface QueueHooks {
   onDone?(key: string, workSeconds: number): void;
 }
 
-export interface BackoffSettings {
-  baseMs: number;
-  maxMs: number;
-}
-
-export function backoffDelay(failures: number, { baseMs, maxMs }: BackoffSettings): number {
-  // 2^n overflows to Infinity long after it passes any sane cap; Math.min handles that.
-  return Math.min(maxMs, baseMs * 2 ** Math.max(0, failures));
-}
 
 export class WorkQueue {
   private readonly queue: string[] = [];

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { backoffDelay, runWorkers, WorkQueue } from "../../src/controller/queue.js";
+import { backoffDelay } from "../../src/model/backoff.js";
+import { runWorkers, WorkQueue } from "../../src/controller/queue.js";
 
 describe("work queue", () => {
   it("collapses duplicate adds of a waiting key", async () => {
