@@ -56,6 +56,7 @@ import {
   type Controller,
   type ControllerKind,
 } from "./lib.js";
+import { measureSelfHeal } from "./selfHeal.js";
 
 /**
  * BENCH_SIZES=200 BENCH_REPS=1: one size, one repetition (e.g. to look at the
@@ -67,6 +68,9 @@ const SIZES =
 const repsFor = (n: number) => (process.env.BENCH_REPS ? Number(process.env.BENCH_REPS) : QUICK ? 1 : n <= 50 ? 5 : 3);
 /** BENCH_SKIP_RAW=1: no raw dockerode side, so no converge row; for the idle and insert rows only. */
 const SKIP_RAW = /^(1|true|yes)$/i.test(process.env.BENCH_SKIP_RAW ?? "");
+/** BENCH_SELFHEAL_ONLY=1: only the self-heal row (one small controller, no converge or idle rows). */
+const SELFHEAL_ONLY = /^(1|true|yes)$/i.test(process.env.BENCH_SELFHEAL_ONLY ?? "");
+const SELFHEAL_REPS = QUICK ? 3 : 7;
 const CONCURRENCY = 8;
 const IDLE_WINDOW_MS = QUICK ? 15_000 : 60_000;
 const SETTLE_MS = QUICK ? 3_000 : 10_000;
@@ -452,6 +456,10 @@ async function main(): Promise<void> {
   onCleanup("state dirs", () => rm(stateRoot, { recursive: true, force: true }));
   const ctx: Ctx = { pg: pgServer, network, stateRoot };
 
+  if (SELFHEAL_ONLY) {
+    await selfHealRow(ctx, (await runRtm(ctx, 1, true)).kept);
+    return;
+  }
   await measureIdleEmpty(ctx, builtControllerAvailable() ? "built" : "tsx");
   if (SIZES.length === 0) return;
 
@@ -518,9 +526,26 @@ async function main(): Promise<void> {
     say("no usable dist/src/main.js (npm run build, or BENCH_NO_BUILT is set); idle CPU/RSS measured on the tsx process only");
   }
   await measureInsertLatency(kept, sql);
+  await selfHealRow(ctx, kept, sql);
   say(`controllers measured: ${kinds.join(", ")}; load ${loadAverage()}`);
   await kept.controller.stop();
   await removeInstanceContainers(kept.instance);
+}
+
+/** The self-heal row, on a kept controller (its SQL client, or a new one). */
+async function selfHealRow(ctx: Ctx, kept: Kept | null, sql?: pg.Client): Promise<void> {
+  if (!kept) throw new Error("no controller kept for the self-heal row");
+  const client = sql ?? new pg.Client({ connectionString: kept.env.DATABASE_URL });
+  if (!sql) await client.connect();
+  try {
+    await measureSelfHeal({ instance: kept.instance, network: ctx.network, stateRoot: ctx.stateRoot, sql: client }, { instance: "", network: ctx.network, stateRoot: ctx.stateRoot }, SELFHEAL_REPS);
+  } finally {
+    if (!sql) await client.end();
+    if (SELFHEAL_ONLY) {
+      await kept.controller.stop();
+      await removeInstanceContainers(kept.instance);
+    }
+  }
 }
 
 await runBench("converge", QUICK ? 6 * 60_000 : 20 * 60_000, main);

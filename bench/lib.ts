@@ -432,6 +432,8 @@ export interface RawSpec {
   image: string;
   network: string;
   stateRoot: string;
+  /** Docker's own restart policy; "no" (what rtmanager creates) unless a bench compares against Docker restarting by itself. */
+  restartPolicy?: "no" | "on-failure";
 }
 
 /**
@@ -460,7 +462,7 @@ export async function rawCreateStart(spec: RawSpec): Promise<string> {
     HostConfig: {
       Binds: [`${statePath}:/var/lib/galaxy-game`],
       NetworkMode: spec.network,
-      RestartPolicy: { Name: "no" },
+      RestartPolicy: { Name: spec.restartPolicy ?? "no" },
       NanoCpus: 1e9,
       Memory: memory,
       MemorySwap: memory,

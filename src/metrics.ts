@@ -10,8 +10,8 @@
 import { mapLimit } from "./model/mapLimit.js";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type GaugeConfiguration } from "prom-client";
 import type { ManagerHooks, WatchName } from "./controller/manager.js";
-import { CRASH_LOOP_THRESHOLD, ORPHAN_REPORT_REASONS, type OrphanReportReason, type Plan } from "./controller/planner.js";
-import type { ReconcileResult } from "./controller/reconciler.js";
+import { CRASH_LOOP_THRESHOLD, ORPHAN_REPORT_REASONS, type OrphanReportReason } from "./controller/planner.js";
+import { errorOf, type ReconcileResult } from "./controller/reconciler.js";
 import type { DockerCallOutcome } from "./docker/dockerAdapter.js";
 import type { Declaration } from "./model/declaration.js";
 import type { RuntimeRecord } from "./model/record.js";
@@ -99,8 +99,6 @@ export class Metrics implements HttpMetrics {
   /** observedGeneration last seen per game, to notice when a record advances. */
   private readonly observedGeneration = new Map<string, number>();
   private observedSeeded = false;
-  /** The cause of the last exit seen per game, until the restart that answers it is counted. */
-  private readonly pendingExit = new Map<string, "exit" | "oom">();
   private readonly watchLastEvent = new Map<WatchName, number>();
   /** Orphans the loop left in place and reported, by game (never a label). */
   private readonly orphansReported = new Map<string, OrphanReportReason>();
@@ -455,48 +453,29 @@ export class Metrics implements HttpMetrics {
   // ------------------------------------------------------------ internals
 
   private observeReconcile(result: ReconcileResult, seconds: number): void {
+    const error = errorOf(result);
     this.reconcileTime.observe(seconds);
     this.reconcileTotal.inc({ result: this.outcomeOf(result) });
-    if (result.error) this.reconcileErrors.inc({ code: result.error.code });
-    const orphan = result.plan.orphanReport;
+    if (error) this.reconcileErrors.inc({ code: error.code });
+    const orphan = result.plan?.orphanReport;
     if (orphan) this.orphansReported.set(result.gameId, orphan.why);
-    else if (!result.error) this.orphansReported.delete(result.gameId);
+    else if (!error) this.orphansReported.delete(result.gameId);
     this.countRestart(result);
   }
 
   private outcomeOf(result: ReconcileResult): ReconcileOutcome {
-    if (result.error) return "error";
-    if (result.plan.actions.length > 0) return "success";
-    const after = result.plan.requeueAfterMs;
-    if (after !== null && after <= this.requeueHorizonMs) return "requeue";
+    const { outcome, plan } = result;
+    if (outcome.type === "error") return "error";
+    if (plan && plan.actions.length > 0) return "success";
+    if (outcome.type === "requeue" && outcome.afterMs <= this.requeueHorizonMs) return "requeue";
     return "noop";
   }
 
-  /**
-   * The plan does not name a restart's cause, so it is read from the plan's
-   * shape: an unhealthy restart stops the running engine (stop without a stop
-   * reason) and creates a new one; an exit restart starts the exited
-   * container again, answering an exit (or OOM) event seen earlier for that
-   * game. A start of a never-started container has no such event, so it is
-   * not counted.
-   */
+  /** A restart by the restart policy that went through, by the cause its plan names. */
   private countRestart(result: ReconcileResult): void {
-    const { gameId, plan } = result;
-    for (const ev of plan.events) {
-      if (ev.type === "container_oom") this.pendingExit.set(gameId, "oom");
-      else if (ev.type === "container_exited") this.pendingExit.set(gameId, "exit");
-    }
-    if (result.error || plan.kind !== "self_heal") return;
-    const reason = restartShape(plan);
-    if (reason === "unhealthy") {
-      this.restarts.inc({ reason });
-    } else if (reason === "exit") {
-      const cause = this.pendingExit.get(gameId);
-      if (cause) {
-        this.restarts.inc({ reason: cause });
-        this.pendingExit.delete(gameId);
-      }
-    }
+    const cause = result.plan?.restartCause;
+    if (result.outcome.type === "error" || result.plan?.kind !== "self_heal" || !cause) return;
+    if ((RESTART_REASONS as readonly string[]).includes(cause)) this.restarts.inc({ reason: cause });
   }
 
   /**
@@ -509,7 +488,6 @@ export class Metrics implements HttpMetrics {
    */
   private observeRecord(record: RuntimeRecord): void {
     const { gameId, observedGeneration } = record;
-    if (record.status === "removed") this.pendingExit.delete(gameId);
     const previous = this.observedGeneration.get(gameId) ?? (this.observedSeeded ? 0 : undefined);
     this.observedGeneration.set(gameId, observedGeneration);
     if (previous === undefined || observedGeneration <= previous || !this.bindings) return;
@@ -550,14 +528,6 @@ export class Metrics implements HttpMetrics {
     });
     return summarizeFleet(records, declarations);
   }
-}
-
-/** "unhealthy", "exit", or null when a self_heal plan is not a restart by the restart policy. */
-export function restartShape(plan: Plan): "unhealthy" | "exit" | null {
-  const creates = plan.actions.some((a) => a.type === "create");
-  if (creates && plan.actions.some((a) => a.type === "stop" && a.reason === null)) return "unhealthy";
-  if (!creates && plan.actions.some((a) => a.type === "start" && a.containerId !== "created")) return "exit";
-  return null;
 }
 
 /** Fleet gauges from records and declarations; `invalid` is a stored declaration that fails the schema. */

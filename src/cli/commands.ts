@@ -115,6 +115,8 @@ function describeAction(a: Action): string {
       return `stop container ${shortId(a.containerId)}${a.reason ? ` (reason ${a.reason})` : ""}`;
     case "remove":
       return `remove container ${shortId(a.containerId)}`;
+    case "removeAll":
+      return "stop and remove every container of the game";
   }
 }
 

@@ -11,7 +11,7 @@ import { parseMemory } from "../model/duration.js";
 import { containerName } from "../model/gameId.js";
 import type { ContainerResources, DockerPort } from "../model/ports.js";
 import type { EventType } from "../model/status.js";
-import type { Action } from "./planner.js";
+import { isRunning, type Action } from "./plan.js";
 
 export interface ExecutorSettings {
   imagePullPolicy: "always" | "if_not_present" | "never";
@@ -115,6 +115,16 @@ export async function executeActions(
       case "remove":
         await docker.remove(action.containerId);
         observer.onAction("container_removed", { containerId: action.containerId });
+        break;
+      case "removeAll":
+        for (const c of await docker.listForGame(gameId)) {
+          if (isRunning(c)) {
+            await docker.stop(c.id, Math.ceil(settings.stopTimeoutMs / 1000));
+            observer.onAction("container_stopped", { containerId: c.id, reason: action.reason });
+          }
+          await docker.remove(c.id);
+          observer.onAction("container_removed", { containerId: c.id });
+        }
         break;
     }
   }

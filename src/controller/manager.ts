@@ -11,7 +11,7 @@ import type { RuntimeRecord } from "../model/record.js";
 import { HealthTracker, probeUrl } from "./health.js";
 import { LeaderElector, type Lease, type LeaderSettings } from "./leader.js";
 import { runWorkers, WorkQueue, type QueueHooks } from "./queue.js";
-import { Reconciler, type ReconcileObserver, type ReconcileResult, type ReconcilerDeps, type ReconcilerSettings } from "./reconciler.js";
+import { Reconciler, type ReconcileObserver, type ReconcilerDeps, type ReconcilerSettings } from "./reconciler.js";
 import { isSteady } from "./resyncTriage.js";
 import { RecordWaiters } from "./waiters.js";
 
@@ -237,28 +237,31 @@ export class Manager {
     if (stop) await stop();
   }
 
+  /** What the queue does after a reconcile: forget, requeue after a delay, or back off. */
   private async handle(queue: WorkQueue, key: string): Promise<void> {
     const { logger, settings } = this.deps;
-    let result: ReconcileResult;
-    try {
-      result = await this.reconciler.reconcile(key);
-    } catch (err) {
-      const e = toRtmError(err);
-      const delay = queue.addRateLimited(key);
-      logger.warn({ gameId: key, code: e.code, err: e.message, retryInMs: delay }, "reconcile threw");
-      return;
+    const { outcome } = await this.reconciler.reconcile(key);
+    switch (outcome.type) {
+      case "error": {
+        if (outcome.terminal) {
+          queue.forget(key);
+          return;
+        }
+        const failures = queue.numFailures(key) + 1;
+        const delay = queue.addRateLimited(key);
+        const line = { gameId: key, code: outcome.error.code, failures, retryInMs: delay };
+        if (failures >= KEEPS_FAILING) logger.error(line, "reconcile keeps failing");
+        return;
+      }
+      case "requeue":
+        queue.forget(key);
+        // Long waits (retention) are left to the periodic resync; timers that long are not worth holding.
+        if (outcome.afterMs <= settings.resyncIntervalMs) queue.addAfter(key, outcome.afterMs);
+        return;
+      case "done":
+        queue.forget(key);
+        return;
     }
-    if (result.error && !result.permanent) {
-      const failures = queue.numFailures(key) + 1;
-      const delay = queue.addRateLimited(key);
-      const line = { gameId: key, code: result.error.code, failures, retryInMs: delay };
-      if (failures >= KEEPS_FAILING) logger.error(line, "reconcile keeps failing");
-      return;
-    }
-    queue.forget(key);
-    const after = result.plan.requeueAfterMs;
-    // Long waits (retention) are left to the periodic resync; timers that long are not worth holding.
-    if (after !== null && after <= settings.resyncIntervalMs) queue.addAfter(key, after);
   }
 
   /**

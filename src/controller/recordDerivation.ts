@@ -1,6 +1,9 @@
 /**
- * The record after a reconcile, derived from what Docker shows afterwards:
- * the record reports reality, never what the controller hoped to achieve.
+ * The record after a reconcile, derived from what the runtime shows
+ * afterwards: the record reports reality, never what the controller hoped to
+ * achieve. The only place that sets a record's fields: the interim record of
+ * an open health gate, the verdict of a rollout (held, degraded) and the
+ * record of a reconcile that could not observe are all derived here.
  */
 import type { Declaration } from "../model/declaration.js";
 import type { RtmError } from "../model/errors.js";
@@ -8,7 +11,7 @@ import { engineEndpoint } from "../model/gameId.js";
 import type { ObservedContainer } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
 import type { RuntimeStatus } from "../model/status.js";
-import { isRunning, type HealthObservation, type Plan } from "./planner.js";
+import { blankPlan, isRunning, type HealthObservation, type Plan } from "./plan.js";
 
 export interface DeriveInput {
   gameId: string;
@@ -16,12 +19,16 @@ export interface DeriveInput {
   declaration: Declaration | null;
   container: ObservedContainer | null;
   plan: Plan;
-  /** Set when executing the plan failed. */
+  /** Set when executing the plan (or its rollout) failed. */
   error: RtmError | null;
   health: HealthObservation | null;
   now: Date;
   statePath: string;
   dockerNetwork: string;
+  /** A health gate is open: the record is interim, so a crash during the wait resumes it. */
+  gateOpen?: { since: Date; rollbackTo: string | null };
+  /** The rollout's verdict: the generation is held (rolled back), the runtime is degraded (the rollback failed too). */
+  verdict?: { held: boolean; degraded: boolean };
 }
 
 export function statusOf(c: ObservedContainer | null): RuntimeStatus {
@@ -30,30 +37,12 @@ export function statusOf(c: ObservedContainer | null): RuntimeStatus {
 }
 
 export function deriveRecord(input: DeriveInput): RuntimeRecord {
-  const { previous: prev, container: c, plan, error, now, declaration: d } = input;
+  const { previous: prev, container: c, plan, error, now, declaration: d, gateOpen, verdict } = input;
   const status = statusOf(c);
   const acted = plan.actions.length > 0 || plan.kind !== null;
   const statusChanged = prev?.status !== status || prev?.currentContainerId !== (c?.id ?? null);
-  const failedGeneration = error ? (d?.generation ?? null) : null;
-
-  let lastErrorCode = prev?.lastErrorCode ?? null;
-  let lastErrorMessage = prev?.lastErrorMessage ?? null;
-  let lastErrorGeneration = prev?.lastErrorGeneration ?? null;
-  if (error) {
-    lastErrorCode = error.code;
-    lastErrorMessage = error.message;
-    lastErrorGeneration = failedGeneration;
-  } else if (plan.hold) {
-    lastErrorCode = plan.hold.code;
-    lastErrorMessage = plan.hold.message;
-    lastErrorGeneration = d?.generation ?? null;
-  } else if (d && plan.converges) {
-    lastErrorCode = null;
-    lastErrorMessage = null;
-    lastErrorGeneration = null;
-  }
-
-  const observedGeneration = d && !error && !plan.hold && plan.converges ? d.generation : (prev?.observedGeneration ?? 0);
+  // An open gate has not converged yet: the generation is reached when the engine proves healthy.
+  const converges = plan.converges && !gateOpen;
   const health = input.health;
   const imageChanged = !!c && !!prev?.currentImageRef && prev.currentImageRef !== c.imageRef;
 
@@ -70,21 +59,62 @@ export function deriveRecord(input: DeriveInput): RuntimeRecord {
     removedAt: status === "removed" && prev && prev.status !== "removed" ? now : (prev?.removedAt ?? null),
     lastOpAt: acted || statusChanged || error ? now : (prev?.lastOpAt ?? now),
     createdAt: prev?.createdAt ?? now,
-    observedGeneration,
+    observedGeneration: d && !error && !plan.hold && converges ? d.generation : (prev?.observedGeneration ?? 0),
     restartCount: plan.restartCount,
     lastExitCode: c && !isRunning(c) ? c.exitCode : (prev?.lastExitCode ?? null),
-    lastErrorCode,
-    lastErrorMessage,
-    lastErrorGeneration,
+    ...lastError(prev, d, error, plan, converges),
     health: status !== "running" ? "unknown" : health ? (health.healthy ? "healthy" : "unhealthy") : (prev?.health ?? "unknown"),
     consecutiveProbeFailures: status === "running" ? (health?.consecutiveFailures ?? prev?.consecutiveProbeFailures ?? 0) : 0,
     lastProbeAt: health?.lastProbeAt ?? prev?.lastProbeAt ?? null,
-    previousImageRef: imageChanged ? (prev?.currentImageRef ?? null) : (prev?.previousImageRef ?? null),
-    // The reconciler sets it while a health gate is open; any finished reconcile closes it.
-    rolloutStartedAt: null,
-    // A successful converge proves the runtime healthy again.
-    degraded: d && plan.converges && !error && !plan.hold ? false : (prev?.degraded ?? false),
-    heldGeneration: d && prev?.heldGeneration === d.generation ? prev.heldGeneration : null,
+    previousImageRef: gateOpen?.rollbackTo ?? (imageChanged ? (prev?.currentImageRef ?? null) : (prev?.previousImageRef ?? null)),
+    // Set while a health gate is open (kept across a resumed gate); any finished reconcile closes it.
+    rolloutStartedAt: gateOpen ? (prev?.rolloutStartedAt ?? gateOpen.since) : null,
+    // A rollback that failed leaves it degraded; a successful converge proves it healthy again.
+    degraded: verdict?.degraded ? true : d && converges && !error && !plan.hold ? false : (prev?.degraded ?? false),
+    heldGeneration: d && (verdict?.held || prev?.heldGeneration === d.generation) ? d.generation : null,
     updatedAt: now,
   };
+}
+
+function lastError(
+  prev: RuntimeRecord | null,
+  d: Declaration | null,
+  error: RtmError | null,
+  plan: Plan,
+  converges: boolean,
+): Pick<RuntimeRecord, "lastErrorCode" | "lastErrorMessage" | "lastErrorGeneration"> {
+  if (error) return { lastErrorCode: error.code, lastErrorMessage: error.message, lastErrorGeneration: d?.generation ?? null };
+  if (plan.hold) return { lastErrorCode: plan.hold.code, lastErrorMessage: plan.hold.message, lastErrorGeneration: d?.generation ?? null };
+  if (d && converges) return { lastErrorCode: null, lastErrorMessage: null, lastErrorGeneration: null };
+  return { lastErrorCode: prev?.lastErrorCode ?? null, lastErrorMessage: prev?.lastErrorMessage ?? null, lastErrorGeneration: prev?.lastErrorGeneration ?? null };
+}
+
+/**
+ * The runtime or the store did not answer, so nothing was observed: the
+ * previous record with the error on it (waiters learn of the failure), or,
+ * for a game never recorded, a removed record carrying it.
+ */
+export function deriveFailedObservation(input: {
+  gameId: string;
+  previous: RuntimeRecord | null;
+  declaration: Declaration | null;
+  error: RtmError;
+  now: Date;
+  statePath: string;
+  dockerNetwork: string;
+}): RuntimeRecord {
+  const { previous: prev, declaration: d, error, now } = input;
+  const base = prev ?? deriveRecord({ ...input, container: null, plan: idlePlan(), error, health: null });
+  return {
+    ...base,
+    lastErrorCode: error.code,
+    lastErrorMessage: error.message,
+    lastErrorGeneration: d?.generation ?? prev?.lastErrorGeneration ?? null,
+    updatedAt: now,
+  };
+}
+
+/** A plan of nothing that converges nothing: what a reconcile that could not plan did. */
+function idlePlan(): Plan {
+  return { ...blankPlan(0, null), converges: false, reason: "not observed" };
 }

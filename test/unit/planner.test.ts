@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { plan, type PlannerInput, type PlannerSettings } from "../../src/controller/planner.js";
+import { plan, type PlannerInput, type PlannerSettings, type RestartCause } from "../../src/controller/planner.js";
 import type { Declaration } from "../../src/model/declaration.js";
 import { RtmError } from "../../src/model/errors.js";
 import type { ObservedContainer } from "../../src/model/ports.js";
@@ -51,7 +51,15 @@ function input(over: Partial<PlannerInput>): PlannerInput {
 const types = (p: ReturnType<typeof plan>) => p.actions.map((a) => a.type);
 
 describe("planner", () => {
-  const cases: { name: string; in: Partial<PlannerInput>; kind: string | null; actions: string[]; extra?: (p: ReturnType<typeof plan>) => void }[] = [
+  const cases: {
+    name: string;
+    in: Partial<PlannerInput>;
+    kind: string | null;
+    actions: string[];
+    /** The restart cause the plan names; null (the default) when it restarts nothing. */
+    cause?: RestartCause;
+    extra?: (p: ReturnType<typeof plan>) => void;
+  }[] = [
     {
       name: "declared running, nothing exists: pull, create, start",
       in: { declaration: decl({ generation: 1 }) },
@@ -95,6 +103,7 @@ describe("planner", () => {
       in: { declaration: decl({ restartToken: "r1", generation: 3 }), containers: [container()], record: record() },
       kind: "restart",
       actions: ["ensureImage", "stop", "remove", "create", "start"],
+      cause: "restart_requested",
     },
     {
       name: "declared stopped while running: stop with the declared reason",
@@ -135,6 +144,7 @@ describe("planner", () => {
       in: { declaration: decl(), containers: [container({ state: "exited", exitCode: 137, finishedAt: ago(100) })], record: record() },
       kind: "self_heal",
       actions: ["start"],
+      cause: "exit",
       extra: (p) => {
         expect(p.restartCount).toBe(1);
         expect(p.events.map((e) => e.type)).toEqual(["container_exited"]);
@@ -150,6 +160,7 @@ describe("planner", () => {
       },
       kind: "self_heal",
       actions: ["ensureImage", "remove", "create", "start"],
+      cause: "start_failed",
       extra: (p) => expect(p.restartCount).toBe(2),
     },
     {
@@ -172,6 +183,7 @@ describe("planner", () => {
       },
       kind: "self_heal",
       actions: ["start"],
+      cause: "exit",
       extra: (p) => expect(p.events.map((e) => e.type)).toContain("crash_loop"),
     },
     {
@@ -195,6 +207,7 @@ describe("planner", () => {
       in: { declaration: decl({ restartPolicy: "always" }), containers: [container({ state: "exited", exitCode: 0, finishedAt: ago(100) })], record: record() },
       kind: "self_heal",
       actions: ["start"],
+      cause: "exit",
     },
     {
       name: "crash under never: recorded, stays stopped",
@@ -207,6 +220,7 @@ describe("planner", () => {
       in: { declaration: decl(), containers: [container({ state: "exited", exitCode: 137, oomKilled: true, finishedAt: ago(100) })], record: record() },
       kind: "self_heal",
       actions: ["start"],
+      cause: "oom",
       extra: (p) => expect(p.events.map((e) => e.type)).toEqual(["container_oom"]),
     },
     {
@@ -214,6 +228,7 @@ describe("planner", () => {
       in: { declaration: decl(), containers: [], record: record() },
       kind: "self_heal",
       actions: ["ensureImage", "create", "start"],
+      cause: "disappeared",
       extra: (p) => expect(p.events.map((e) => e.type)).toEqual(["container_disappeared"]),
     },
     {
@@ -307,6 +322,7 @@ describe("planner", () => {
       },
       kind: "self_heal",
       actions: ["ensureImage", "stop", "remove", "create", "start"],
+      cause: "unhealthy",
     },
     {
       name: "unhealthy engine under never: reported only",
@@ -319,6 +335,32 @@ describe("planner", () => {
       kind: null,
       actions: [],
     },
+    {
+      name: "env changed on a running engine: recreate on the same image, gated, cause config_changed",
+      in: { declaration: decl({ env: { MODE: "ranked" }, generation: 3 }), containers: [container()], record: record() },
+      kind: "restart",
+      actions: ["ensureImage", "stop", "remove", "create", "start"],
+      cause: "config_changed",
+      extra: (p) => expect(p.gate).toMatchObject({ rollbackTo: null, rollback: [] }),
+    },
+    {
+      name: "a container from before the config-hash label is not restarted for its config",
+      in: { declaration: decl({ env: { MODE: "ranked" } }), containers: [container({ configHash: null })], record: record() },
+      kind: null,
+      actions: [],
+    },
+    {
+      name: "unhealthy within the crash-loop backoff: waits, restarts nothing yet",
+      in: {
+        declaration: decl(),
+        containers: [container({ startedAt: ago(500) })],
+        record: record({ restartCount: 2 }),
+        health: { consecutiveFailures: 3, healthy: false, lastProbeAt: ago(10) },
+      },
+      kind: null,
+      actions: [],
+      extra: (p) => expect(p.requeueAfterMs).toBe(1500),
+    },
   ];
 
   for (const c of cases) {
@@ -326,13 +368,25 @@ describe("planner", () => {
       const p = plan(input(c.in));
       expect(types(p)).toEqual(c.actions);
       expect(p.kind).toBe(c.kind);
+      expect(p.restartCause).toBe(c.cause ?? null);
       c.extra?.(p);
     });
   }
 
   it("gates a patch on health with the old image as rollback target", () => {
     const p = plan(input({ declaration: decl({ imageRef: "galaxy/engine:1.0.1", generation: 3 }), containers: [container()], record: record() }));
-    expect(p.gate).toEqual({ minHealthyMs: 5000, timeoutMs: 60_000, rollbackTo: "galaxy/engine:1.0.0" });
+    expect(p.gate).toEqual({
+      minHealthyMs: 5000,
+      timeoutMs: 60_000,
+      rollbackTo: "galaxy/engine:1.0.0",
+      // The plan carries its rollback: the previous image, local only, replacing whatever runs then.
+      rollback: [
+        { type: "ensureImage", imageRef: "galaxy/engine:1.0.0", policy: "never" },
+        { type: "removeAll", reason: null },
+        { type: "create", imageRef: "galaxy/engine:1.0.0" },
+        { type: "start", containerId: "created" },
+      ],
+    });
   });
 
   it("gates a restart without a rollback target; a plain start is not gated unless configured", () => {
@@ -352,7 +406,17 @@ describe("planner", () => {
     );
     expect(types(p)).toEqual([]);
     expect(p.kind).toBe("patch");
-    expect(p.gate).toEqual({ minHealthyMs: 5000, timeoutMs: 40_000, rollbackTo: "galaxy/engine:1.0.0" });
+    expect(p.gate).toEqual({
+      minHealthyMs: 5000,
+      timeoutMs: 40_000,
+      rollbackTo: "galaxy/engine:1.0.0",
+      rollback: [
+        { type: "ensureImage", imageRef: "galaxy/engine:1.0.0", policy: "never" },
+        { type: "removeAll", reason: null },
+        { type: "create", imageRef: "galaxy/engine:1.0.0" },
+        { type: "start", containerId: "created" },
+      ],
+    });
   });
 
   it("never retries a rolled-back generation, but keeps the restored engine alive", () => {

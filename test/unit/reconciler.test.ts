@@ -108,7 +108,7 @@ async function counter(m: Metrics, name: string, labels: Record<string, string> 
 }
 
 describe("reconciler", () => {
-  it("counts a reconcile whose store write throws as an error with its code, and still throws", async () => {
+  it("a reconcile whose store write throws returns an error outcome with its code (retryable), counted as an error", async () => {
     const metrics = new Metrics({ defaultMetrics: false });
     const hooks = metrics.managerHooks();
     const world: World = {
@@ -119,7 +119,8 @@ describe("reconciler", () => {
       failStartOperation: new RtmError("service_unavailable", "database is down"),
     };
     const r = reconciler(world, { observer: { onReconcile: hooks.onReconcile } });
-    await expect(r.reconcile("g1")).rejects.toThrow(/database is down/);
+    const result = await r.reconcile("g1");
+    expect(result.outcome).toMatchObject({ type: "error", terminal: false, error: { code: "service_unavailable", message: "database is down" } });
 
     expect(await counter(metrics, "rtmanager_reconcile_total", { result: "error" })).toBe(1);
     expect(await counter(metrics, "rtmanager_reconcile_errors_total", { code: "service_unavailable" })).toBe(1);
@@ -132,7 +133,8 @@ describe("reconciler", () => {
     const world: World = { declarations: new Map([["g1", declaration("g1")]]), containers: [container("g1")], records: new Map(), events: [] };
     world.failStartOperation = new TypeError("boom") as unknown as RtmError;
     const r = reconciler(world, { observer: { onReconcile: metrics.managerHooks().onReconcile } });
-    await expect(r.reconcile("g1")).rejects.toThrow(/boom/);
+    const result = await r.reconcile("g1");
+    expect(result.outcome).toMatchObject({ type: "error", terminal: false, error: { code: "internal_error" } });
     expect(await counter(metrics, "rtmanager_reconcile_errors_total", { code: "internal_error" })).toBe(1);
   });
 
@@ -148,8 +150,8 @@ describe("reconciler", () => {
     const r = reconciler(world, { settings: { orphanDryRun: true }, logs, observer: { onReconcile: metrics.managerHooks().onReconcile } });
     for (let i = 0; i < 3; i++) {
       const result = await r.reconcile("g2");
-      expect(result.error).toBeNull();
-      expect(result.plan.actions).toEqual([]);
+      expect(result.outcome.type).not.toBe("error");
+      expect(result.plan?.actions).toEqual([]);
     }
     const warned = logs.filter((l) => l.level === "warn" && l.msg === "orphan left in place");
     expect(warned).toHaveLength(1);
@@ -171,8 +173,8 @@ describe("reconciler", () => {
     const r = reconciler(world, { logs });
     for (let i = 0; i < 3; i++) {
       const result = await r.reconcile("g3");
-      expect(result.plan.actions).toEqual([]);
-      expect(result.plan.orphanReport?.why).toBe("unrecorded");
+      expect(result.plan?.actions).toEqual([]);
+      expect(result.plan?.orphanReport?.why).toBe("unrecorded");
     }
     expect(world.records.has("g3")).toBe(false);
     expect(logs.filter((l) => l.msg === "orphan left in place")).toHaveLength(1);

@@ -1,0 +1,201 @@
+/**
+ * What the planner hands the loop: an ordered list of idempotent actions and
+ * everything else the reconcile does because of them (events, the health
+ * gate and its rollback, the cause of a restart, a hold, a requeue). The
+ * reconciler and the rollout only carry a plan out; they never add to it.
+ */
+import type { Declaration } from "../model/declaration.js";
+import type { ErrorCode, RtmError } from "../model/errors.js";
+import { containerName } from "../model/gameId.js";
+import type { ObservedContainer } from "../model/ports.js";
+import type { RuntimeRecord } from "../model/record.js";
+import type { EventType, OpKind, OpSource, StopReason } from "../model/status.js";
+
+export type Action =
+  /** Make the image available locally, per the pull policy ("never" for a rollback target: it must be local). */
+  | { type: "ensureImage"; imageRef: string; policy?: "never" }
+  /** Create the game's container from the declaration, on `imageRef`. */
+  | { type: "create"; imageRef: string }
+  /** Start a container: an existing one by id, or the one `create` just made. */
+  | { type: "start"; containerId: string | "created" }
+  | { type: "stop"; containerId: string; reason: StopReason | null }
+  | { type: "remove"; containerId: string }
+  /**
+   * Stop and remove every container of the game as the runtime shows it when
+   * the action runs: a rollback does not know the id of the engine the failed
+   * rollout created when it is planned.
+   */
+  | { type: "removeAll"; reason: StopReason | null };
+
+/**
+ * Why an engine is restarted or recreated. `exit`, `oom`, `unhealthy`,
+ * `disappeared` and `start_failed` are the restart policy at work;
+ * `restart_requested` (a new restart token) and `config_changed` (env or
+ * resources) answer a declaration change.
+ */
+export const RESTART_CAUSES = ["exit", "oom", "unhealthy", "disappeared", "start_failed", "restart_requested", "config_changed"] as const;
+export type RestartCause = (typeof RESTART_CAUSES)[number];
+
+export interface PlannedEvent {
+  type: EventType;
+  data: Record<string, unknown>;
+}
+
+export interface HealthGate {
+  minHealthyMs: number;
+  timeoutMs: number;
+  /** The image a failed gate restores; null when there is nothing to go back to (a restart). */
+  rollbackTo: string | null;
+  /** What restores it, in order; empty when `rollbackTo` is null. */
+  rollback: Action[];
+}
+
+export interface Plan {
+  /** What the operation log calls this; null when there is nothing to do. */
+  kind: OpKind | null;
+  opSource: OpSource;
+  /** The declaration writer's op id, when the plan answers a declaration change. */
+  opId: string | null;
+  actions: Action[];
+  /** Events to append whether or not actions follow (an exit, a disappearance). */
+  events: PlannedEvent[];
+  /** Reconcile again after this long (a crash-loop backoff, an orphan grace). */
+  requeueAfterMs: number | null;
+  /** A problem recorded without acting: it will not go away until the declaration changes. */
+  hold: { code: ErrorCode; message: string } | null;
+  /** Whether the result brings the record to the declaration's generation. */
+  converges: boolean;
+  /**
+   * After the actions, the engine must pass /healthz and stay healthy for
+   * `minHealthyMs` within `timeoutMs`; when it does not, `rollback` runs.
+   */
+  gate: HealthGate | null;
+  /** Set when the actions restart or recreate a running (or exited) engine. */
+  restartCause: RestartCause | null;
+  /** Restart count to record after this plan. */
+  restartCount: number;
+  stopReason: StopReason | null;
+  imageRef: string | null;
+  /** One line for logs and `rtmctl diff`. */
+  reason: string;
+  /** An orphan container left in place (dry run, or a store that never recorded it): report it. */
+  orphanReport: OrphanReport | null;
+}
+
+export const ORPHAN_REPORT_REASONS = ["dry_run", "unrecorded"] as const;
+export type OrphanReportReason = (typeof ORPHAN_REPORT_REASONS)[number];
+
+export interface OrphanReport {
+  containerId: string;
+  containerName: string;
+  imageRef: string;
+  /** `dry_run`: RTMANAGER_ORPHAN_DRY_RUN keeps it; `unrecorded`: this store never recorded the game. */
+  why: OrphanReportReason;
+}
+
+export interface HealthObservation {
+  consecutiveFailures: number;
+  healthy: boolean;
+  lastProbeAt: Date;
+}
+
+export interface PlannerSettings {
+  retentionMs: number;
+  restartBackoffBaseMs: number;
+  restartBackoffMaxMs: number;
+  crashLoopResetMs: number;
+  orphanGraceMs: number;
+  orphanDryRun: boolean;
+  probeFailureThreshold: number;
+  /** 0 turns the patch and restart health gate off. */
+  patchHealthTimeoutMs: number;
+  patchMinHealthyMs: number;
+  startWaitHealthy: boolean;
+}
+
+export interface PlannerInput {
+  gameId: string;
+  declaration: Declaration | null;
+  /** Set when the stored declaration exists but fails the schema. */
+  declarationError: RtmError | null;
+  /** This installation's containers labelled with this game. */
+  containers: ObservedContainer[];
+  record: RuntimeRecord | null;
+  health: HealthObservation | null;
+  now: Date;
+  settings: PlannerSettings;
+}
+
+/** Restarts in a row after which a runtime is reported as crash-looping. */
+export const CRASH_LOOP_THRESHOLD = 3;
+
+const RUNNING_STATES = new Set(["running", "restarting", "paused"]);
+
+export function isRunning(c: ObservedContainer): boolean {
+  return RUNNING_STATES.has(c.state);
+}
+
+export function basePlan(input: PlannerInput): Plan {
+  return blankPlan(input.record?.restartCount ?? 0, input.declaration?.imageRef ?? null);
+}
+
+/** A plan that does nothing and converges: the start of every plan. */
+export function blankPlan(restartCount: number, imageRef: string | null): Plan {
+  return {
+    kind: null,
+    opSource: "reconcile",
+    opId: null,
+    actions: [],
+    events: [],
+    requeueAfterMs: null,
+    hold: null,
+    converges: true,
+    gate: null,
+    restartCause: null,
+    restartCount,
+    stopReason: null,
+    imageRef,
+    reason: "in sync",
+    orphanReport: null,
+  };
+}
+
+/** The container that is the game's runtime, and any strays beside it. */
+export function splitContainers(gameId: string, containers: readonly ObservedContainer[]): { primary: ObservedContainer | null; extras: ObservedContainer[] } {
+  const name = containerName(gameId);
+  const sorted = [...containers].sort((a, b) => {
+    const byName = Number(b.name === name) - Number(a.name === name);
+    return byName !== 0 ? byName : b.createdAt.getTime() - a.createdAt.getTime();
+  });
+  return { primary: sorted[0] ?? null, extras: sorted.slice(1) };
+}
+
+export function removeActions(c: ObservedContainer, reason: StopReason | null): Action[] {
+  return isRunning(c) ? [{ type: "stop", containerId: c.id, reason }, { type: "remove", containerId: c.id }] : [{ type: "remove", containerId: c.id }];
+}
+
+/** A new container on `imageRef`: the image first, so nothing is torn down for an image that cannot be had. */
+export function createActions(imageRef: string): Action[] {
+  return [{ type: "ensureImage", imageRef }, { type: "create", imageRef }, { type: "start", containerId: "created" }];
+}
+
+/** Replace `c` by a new container on `imageRef`, pulling before the old one is touched. */
+export function replaceActions(c: ObservedContainer, imageRef: string): Action[] {
+  return [{ type: "ensureImage", imageRef }, ...removeActions(c, null), { type: "create", imageRef }, { type: "start", containerId: "created" }];
+}
+
+/** Restores `target`, which must still be local: a rollback never pulls. */
+export function rollbackActions(target: string): Action[] {
+  return [
+    { type: "ensureImage", imageRef: target, policy: "never" },
+    { type: "removeAll", reason: null },
+    { type: "create", imageRef: target },
+    { type: "start", containerId: "created" },
+  ];
+}
+
+/** Every plan leaves the planner through here: acting without a named kind is cleaning up strays. */
+export function finish(p: Plan): Plan {
+  if (p.kind === null && p.actions.length > 0) p.kind = "orphan_cleanup";
+  return p;
+}

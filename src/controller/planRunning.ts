@@ -1,0 +1,263 @@
+/**
+ * A game declared running: one function per situation, each returning null
+ * when the situation is not its own, tried in order (as Agones'
+ * syncGameServer* steps are). The order is the priority: a resumed gate
+ * before anything, then a declaration change (patch, restart), then the
+ * engine's own trouble (unhealthy, exited), then adoption and steady state.
+ */
+import { configHash, type Declaration } from "../model/declaration.js";
+import { RtmError } from "../model/errors.js";
+import { assertPatchAllowed } from "../model/imageRef.js";
+import { backoffDelay } from "../model/backoff.js";
+import type { ObservedContainer } from "../model/ports.js";
+import type { RuntimeRecord } from "../model/record.js";
+import {
+  createActions,
+  CRASH_LOOP_THRESHOLD,
+  finish,
+  isRunning,
+  replaceActions,
+  rollbackActions,
+  type HealthGate,
+  type Plan,
+  type PlannerInput,
+  type PlannerSettings,
+  type RestartCause,
+} from "./plan.js";
+
+export interface Situation {
+  p: Plan;
+  input: PlannerInput;
+  d: Declaration;
+  c: ObservedContainer | null;
+  generationChanged: boolean;
+}
+
+/** A situation with an engine to look at. */
+type EngineSituation = Situation & { c: ObservedContainer };
+
+export function planRunning(s: Situation): Plan {
+  const c = s.c;
+  if (!c) return finish(planMissing(s));
+  const e: EngineSituation = { ...s, c };
+  const p = isRunning(c)
+    ? (resumeGate(e) ?? planPatch(e) ?? planRestart(e) ?? planUnhealthy(e) ?? planAdopt(e) ?? planSteady(e))
+    : (planUnstarted(e) ?? planRecreateStopped(e) ?? planExited(e));
+  return finish(p);
+}
+
+/** A patch or restart was waiting for health when the controller stopped: resume the wait. */
+function resumeGate({ p, input, d, c, generationChanged }: EngineSituation): Plan | null {
+  const { record, now, settings } = input;
+  if (!record?.rolloutStartedAt || !generationChanged || c.imageRef !== d.imageRef) return null;
+  const elapsed = now.getTime() - record.rolloutStartedAt.getTime();
+  const rollbackTo = record.previousImageRef && record.previousImageRef !== d.imageRef ? record.previousImageRef : null;
+  p.kind = rollbackTo ? "patch" : "restart";
+  p.gate = gate(settings, rollbackTo, Math.max(0, settings.patchHealthTimeoutMs - elapsed));
+  p.reason = `resuming the health gate of ${d.imageRef} (${Math.round(elapsed / 1000)}s elapsed)`;
+  return p;
+}
+
+/** No container at all: create one (a start, a patch of a vanished engine, or a self-heal). */
+function planMissing({ p, input, d, generationChanged }: Situation): Plan {
+  const { record, settings } = input;
+  const wasRunningImage = record?.status === "running" ? record.currentImageRef : null;
+  const disappeared = record?.status === "running" && !!record.currentContainerId;
+  if (disappeared) p.events.push({ type: "container_disappeared", data: { containerId: record.currentContainerId } });
+  const imageChanges = !!wasRunningImage && wasRunningImage !== d.imageRef;
+  if (imageChanges) {
+    const refused = checkPatch(wasRunningImage, d.imageRef);
+    if (refused) return holdPlan(p, refused);
+  }
+  p.actions.push(...createActions(d.imageRef));
+  p.kind = generationChanged ? (imageChanges ? "patch" : "start") : "self_heal";
+  if (p.kind === "self_heal") p.restartCause = "disappeared";
+  if (p.kind === "start" && settings.startWaitHealthy) p.gate = gateFor(settings, null);
+  p.reason = disappeared ? "container disappeared: recreating it" : "no container: creating and starting it";
+  return p;
+}
+
+/** A new image on a running engine: pull first (the old engine serves meanwhile), then replace, gated, with a rollback. */
+function planPatch({ p, input, d, c }: EngineSituation): Plan | null {
+  if (c.imageRef === d.imageRef) return null;
+  const refused = checkPatch(c.imageRef, d.imageRef);
+  if (refused) return holdPlan(p, refused);
+  p.actions.push(...replaceActions(c, d.imageRef));
+  p.kind = "patch";
+  p.gate = gateFor(input.settings, c.imageRef);
+  p.reason = `patching ${c.imageRef} -> ${d.imageRef}`;
+  return p;
+}
+
+/** A new restart token, or new env or resources: recreate on the same image, gated. */
+function planRestart({ p, input, d, c }: EngineSituation): Plan | null {
+  const cause = declaredRestart(d, c);
+  if (!cause) return null;
+  p.actions.push(...replaceActions(c, d.imageRef));
+  p.kind = "restart";
+  p.restartCause = cause;
+  p.gate = gateFor(input.settings, null);
+  p.reason =
+    cause === "restart_requested" ? "restart requested: recreating the container on the same image" : "env or resources changed: recreating the container on the same image";
+  return p;
+}
+
+/** Failed probes past the threshold: recreate under the restart policy, after the crash-loop backoff. */
+function planUnhealthy({ p, input, d, c }: EngineSituation): Plan | null {
+  if (!isUnhealthy(input) || d.restartPolicy === "never") return null;
+  const delay = restartDelay(input, c.startedAt);
+  if (delay > 0) {
+    p.requeueAfterMs = delay;
+    p.reason = `engine unhealthy; restart in ${Math.ceil(delay / 1000)}s (backoff)`;
+    return p;
+  }
+  p.actions.push(...replaceActions(c, d.imageRef));
+  countRestart(p, input.record, "unhealthy", { cause: "unhealthy" });
+  p.reason = `engine failed ${input.health?.consecutiveFailures} probes in a row: restarting it`;
+  return p;
+}
+
+/** A running container that matches the declaration but is not the one recorded: take it over, no Docker call. */
+function planAdopt({ p, input, c }: EngineSituation): Plan | null {
+  const { record } = input;
+  if (record && record.currentContainerId === c.id) return null;
+  p.kind = "reconcile_adopt";
+  p.opSource = "reconcile";
+  p.events.push({ type: "container_adopted", data: { containerId: c.id } });
+  p.reason = "running container matches the declaration: adopting it";
+  resetCrashLoop(p, input, c);
+  return p;
+}
+
+function planSteady({ p, input, c }: EngineSituation): Plan {
+  p.reason = isUnhealthy(input) ? "engine unhealthy; restart policy never: reporting only" : "running as declared";
+  resetCrashLoop(p, input, c);
+  return p;
+}
+
+/** A crash between create and start: finish the job. */
+function planUnstarted({ p, d, c, generationChanged }: EngineSituation): Plan | null {
+  if (c.state !== "created" || c.imageRef !== d.imageRef || tokenDiffers(d, c)) return null;
+  p.actions.push({ type: "start", containerId: c.id });
+  p.kind = generationChanged ? "start" : "self_heal";
+  p.reason = "container was created but never started: starting it";
+  return p;
+}
+
+/** A stopped container and a new intent (start after stop, new image, restart): a fresh container. */
+function planRecreateStopped({ p, input, d, c, generationChanged }: EngineSituation): Plan | null {
+  const exitedOnItsOwn = !generationChanged && c.imageRef === d.imageRef && !tokenDiffers(d, c) && input.record?.currentContainerId === c.id;
+  if (exitedOnItsOwn) return null;
+  p.actions.push(...replaceActions(c, d.imageRef));
+  p.kind = "start";
+  if (input.settings.startWaitHealthy) p.gate = gateFor(input.settings, null);
+  p.reason = "declared running: recreating the stopped container";
+  return p;
+}
+
+/** The engine exited on its own: record it, and restart it if the restart policy says so, after the backoff. */
+function planExited({ p, input, d, c }: EngineSituation): Plan {
+  const { record } = input;
+  const newExit = isNewExit(c, record);
+  if (newExit) {
+    p.events.push({ type: c.oomKilled ? "container_oom" : "container_exited", data: { containerId: c.id, exitCode: c.exitCode } });
+  }
+  const cleanExit = c.exitCode === 0 && !c.oomKilled;
+  if (d.restartPolicy === "never" || (d.restartPolicy === "on-failure" && cleanExit)) {
+    if (newExit) p.kind = "record_exit";
+    p.reason = `engine exited with code ${c.exitCode}; restart policy ${d.restartPolicy} leaves it stopped`;
+    return p;
+  }
+  const delay = restartDelay(input, c.finishedAt);
+  if (delay > 0) {
+    if (newExit) p.kind = "record_exit";
+    p.requeueAfterMs = delay;
+    p.reason = `engine exited with code ${c.exitCode}; restarting in ${Math.ceil(delay / 1000)}s (restart ${(record?.restartCount ?? 0) + 1}, backoff)`;
+    return p;
+  }
+  // Docker can refuse to start a container again (after a daemon restart:
+  // "task already exists"); once a start has failed, recreate instead.
+  const startFailedBefore =
+    record?.lastErrorCode === "container_start_failed" && record.lastErrorGeneration === d.generation && record.heldGeneration !== d.generation;
+  p.actions.push(...(startFailedBefore ? replaceActions(c, d.imageRef) : [{ type: "start", containerId: c.id } as const]));
+  const exitCause = c.oomKilled ? "oom" : "exit";
+  countRestart(p, record, startFailedBefore ? "start_failed" : exitCause, { exitCode: c.exitCode });
+  p.reason = `engine exited with code ${c.exitCode}; restart policy ${d.restartPolicy} ${startFailedBefore ? "recreates it (its last start failed)" : "restarts it"}`;
+  return p;
+}
+
+// ------------------------------------------------------------------ helpers
+
+function tokenDiffers(d: Declaration, c: ObservedContainer): boolean {
+  return (c.restartToken ?? null) !== (d.restartToken ?? null);
+}
+
+function declaredRestart(d: Declaration, c: ObservedContainer): RestartCause | null {
+  if (tokenDiffers(d, c)) return "restart_requested";
+  // A container from before the config-hash label cannot tell; it is left alone rather than restarted.
+  if (c.configHash !== null && c.configHash !== configHash(d)) return "config_changed";
+  return null;
+}
+
+function isUnhealthy(input: PlannerInput): boolean {
+  return !!input.health && input.health.consecutiveFailures >= input.settings.probeFailureThreshold;
+}
+
+/** An exit not yet recorded: the record still believes it runs, or the exit is newer than the last one seen. */
+function isNewExit(c: ObservedContainer, record: RuntimeRecord | null): boolean {
+  if (!record) return true;
+  if (record.currentContainerId !== c.id) return true;
+  if (record.status === "running") return true;
+  return !!c.finishedAt && !!record.stoppedAt && c.finishedAt.getTime() > record.stoppedAt.getTime();
+}
+
+/** A restart by the restart policy: counted, and reported as a crash loop from the third in a row. */
+function countRestart(p: Plan, record: RuntimeRecord | null, cause: RestartCause, data: Record<string, unknown>): void {
+  p.kind = "self_heal";
+  p.restartCause = cause;
+  p.restartCount = (record?.restartCount ?? 0) + 1;
+  if (p.restartCount >= CRASH_LOOP_THRESHOLD) p.events.push({ type: "crash_loop", data: { restartCount: p.restartCount, ...data } });
+}
+
+/** Running long enough resets the crash-loop count, as Kubernetes does after ten minutes. */
+function resetCrashLoop(p: Plan, input: PlannerInput, c: ObservedContainer): void {
+  if (c.startedAt && input.now.getTime() - c.startedAt.getTime() >= input.settings.crashLoopResetMs) p.restartCount = 0;
+}
+
+/** Remaining crash-loop backoff, measured from when the engine last went down. */
+function restartDelay(input: PlannerInput, since: Date | null): number {
+  const n = input.record?.restartCount ?? 0;
+  if (n === 0) return 0;
+  const delay = backoffDelay(n - 1, { baseMs: input.settings.restartBackoffBaseMs, maxMs: input.settings.restartBackoffMaxMs });
+  const elapsed = since ? input.now.getTime() - since.getTime() : delay;
+  return Math.max(0, delay - elapsed);
+}
+
+function gate(settings: PlannerSettings, rollbackTo: string | null, timeoutMs: number): HealthGate {
+  return { minHealthyMs: settings.patchMinHealthyMs, timeoutMs, rollbackTo, rollback: rollbackTo ? rollbackActions(rollbackTo) : [] };
+}
+
+/** The gate of a fresh rollout; none when RTMANAGER_PATCH_HEALTH_TIMEOUT is 0. */
+function gateFor(settings: PlannerSettings, rollbackTo: string | null): HealthGate | null {
+  return settings.patchHealthTimeoutMs > 0 ? gate(settings, rollbackTo, settings.patchHealthTimeoutMs) : null;
+}
+
+function checkPatch(fromRef: string, toRef: string): RtmError | null {
+  try {
+    assertPatchAllowed(fromRef, toRef);
+    return null;
+  } catch (err) {
+    if (err instanceof RtmError) return err;
+    throw err;
+  }
+}
+
+/** A refused patch: nothing is touched but strays, and the refusal is held until the declaration changes. */
+function holdPlan(p: Plan, err: RtmError): Plan {
+  p.actions = p.actions.filter((a) => a.type === "stop" || a.type === "remove");
+  p.hold = { code: err.code, message: err.message };
+  p.kind = "patch";
+  p.converges = false;
+  p.reason = `refused: ${err.message}`;
+  return p;
+}

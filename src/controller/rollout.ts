@@ -1,0 +1,202 @@
+/**
+ * The health gate of a rollout (patch, restart, or a start with
+ * RTMANAGER_START_WAIT_HEALTHY): after the plan's actions, the new engine
+ * must answer /healthz and stay healthy for `minHealthyMs` within
+ * `timeoutMs`. A gate that fails runs the plan's rollback, when it has one.
+ * An interim record is written first, so a controller that stops during the
+ * wait resumes it on its next start (the planner's resumeGate).
+ */
+import type { Logger } from "../log.js";
+import { RtmError, toRtmError } from "../model/errors.js";
+import type { Declaration } from "../model/declaration.js";
+import type { DockerPort, HealthProber, StateStore } from "../model/ports.js";
+import type { RuntimeRecord } from "../model/record.js";
+import { statePathOf } from "./actions.js";
+import { probeUrl } from "./health.js";
+import { isRunning, splitContainers, type Action, type HealthGate, type Plan, type PlannedEvent } from "./plan.js";
+import { deriveRecord } from "./recordDerivation.js";
+
+/** How often the gate probes the new engine. */
+const GATE_PROBE_INTERVAL_MS = 250;
+
+export interface RolloutSettings {
+  probeTimeoutMs: number;
+  enginePublishHost: string | undefined;
+  dockerNetwork: string;
+  stateRoot: string;
+}
+
+export interface RolloutDeps {
+  docker: DockerPort;
+  state: StateStore;
+  prober: HealthProber;
+  settings: RolloutSettings;
+  clock: () => Date;
+  mayAct?: () => boolean;
+  onRecord(record: RuntimeRecord): void;
+}
+
+/** Runs actions with the reconcile's executor; `beforeAction` sees each one before it is tried. */
+export type Execute = (actions: readonly Action[], beforeAction?: (a: Action) => void) => Promise<void>;
+
+export interface RolloutInput {
+  gameId: string;
+  declaration: Declaration;
+  previous: RuntimeRecord | null;
+  plan: Plan;
+  gate: HealthGate;
+  /** Executing the plan's actions failed with this. */
+  actionError: RtmError | null;
+  /** Whether the engine that ran before was stopped or removed (or a stop or remove of it was tried). */
+  oldTouched: boolean;
+  now: Date;
+  opId: string;
+  execute: Execute;
+  log: Logger;
+}
+
+export interface RolloutVerdict {
+  /** The reconcile's error after the gate: null when the engine proved healthy. */
+  error: RtmError | null;
+  /** The generation is held: rolled back, never retried until the declaration changes. */
+  held: boolean;
+  /** The rollback failed too. */
+  degraded: boolean;
+  events: PlannedEvent[];
+}
+
+export class Rollout {
+  constructor(private readonly deps: RolloutDeps) {}
+
+  /**
+   * A failure before the old engine was touched (the new image could not be
+   * pulled, leadership lost before the first action) is not a failed rollout:
+   * the old engine still serves, the error stands as it is, and the queue
+   * retries with backoff. Docker not answering is not a verdict on the image.
+   */
+  async run(input: RolloutInput): Promise<RolloutVerdict> {
+    const { gate, actionError, declaration: d } = input;
+    const verdict: RolloutVerdict = { error: actionError, held: false, degraded: false, events: [] };
+    const rollbackWanted = !!gate.rollbackTo && input.oldTouched;
+    if ((actionError && !rollbackWanted) || actionError?.code === "docker_unavailable") return verdict;
+
+    const gateError = actionError ?? (await this.openGate(input));
+    if (!gateError) return verdict;
+    if (!gate.rollbackTo) {
+      verdict.error = new RtmError("container_start_failed", `${input.plan.kind ?? "start"} of ${d.imageRef}: ${gateError.message}; the restart policy takes over`);
+      return verdict;
+    }
+    const target = gate.rollbackTo;
+    input.log.warn({ from: d.imageRef, to: target, err: gateError }, "patch failed its health gate: rolling back");
+    const rollbackError = await this.rollback(input, target);
+    verdict.held = true;
+    if (rollbackError) {
+      verdict.degraded = true;
+      verdict.events.push({ type: "rollback_failed", data: { failedImageRef: d.imageRef, targetImageRef: target, message: rollbackError.message } });
+      verdict.error = new RtmError(
+        "container_start_failed",
+        `patch to ${d.imageRef} failed (${gateError.message}) and the rollback to ${target} failed too (${rollbackError.message}); the runtime is degraded`,
+      );
+    } else {
+      verdict.events.push({ type: "patch_rolled_back", data: { failedImageRef: d.imageRef, restoredImageRef: target, reason: gateError.message } });
+      verdict.error = new RtmError("container_start_failed", `patch to ${d.imageRef} failed: ${gateError.message}; rolled back to ${target}`);
+    }
+    return verdict;
+  }
+
+  /** Writes the interim record, then waits for health. Returns null when healthy, else why not. */
+  private async openGate(input: RolloutInput): Promise<RtmError | null> {
+    const { docker, state, settings } = this.deps;
+    const { gameId, gate } = input;
+    const { primary } = splitContainers(gameId, await docker.listForGame(gameId));
+    if (!primary || !isRunning(primary)) return new RtmError("container_start_failed", "the new container is not running");
+    const interim = deriveRecord({
+      gameId,
+      previous: input.previous,
+      declaration: input.declaration,
+      container: primary,
+      plan: input.plan,
+      error: null,
+      health: null,
+      now: input.now,
+      statePath: statePathOf(settings.stateRoot, gameId),
+      dockerNetwork: settings.dockerNetwork,
+      gateOpen: { since: input.now, rollbackTo: gate.rollbackTo },
+    });
+    await state.putRecord(interim);
+    this.deps.onRecord(interim);
+    return this.awaitHealthy(gameId, primary.id, gate);
+  }
+
+  private async awaitHealthy(gameId: string, containerId: string, gate: HealthGate): Promise<RtmError | null> {
+    const { docker, prober, settings, mayAct } = this.deps;
+    const deadline = Date.now() + gate.timeoutMs;
+    let healthySince: number | null = null;
+    let last = "no probe answered yet";
+    for (;;) {
+      if (mayAct && !mayAct()) return new RtmError("service_unavailable", "lost leadership during the health gate");
+      const c = (await docker.listForGame(gameId)).find((x) => x.id === containerId);
+      if (!c || !isRunning(c)) return new RtmError("container_start_failed", `the engine exited (code ${c?.exitCode ?? "unknown"}) during the health gate`);
+      const url = probeUrl(c, settings.enginePublishHost, settings.dockerNetwork);
+      if (url) {
+        const r = await prober.probe(url, settings.probeTimeoutMs);
+        if (r.ok) {
+          healthySince ??= Date.now();
+          if (Date.now() - healthySince >= gate.minHealthyMs) return null;
+        } else {
+          healthySince = null;
+          last = r.error ?? `HTTP ${r.statusCode}`;
+        }
+      }
+      if (Date.now() >= deadline) {
+        return new RtmError(
+          "container_start_failed",
+          `the engine did not stay healthy for ${gate.minHealthyMs / 1000}s within ${Math.round(gate.timeoutMs / 1000)}s (last /healthz: ${last})`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, Math.min(GATE_PROBE_INTERVAL_MS, Math.max(1, deadline - Date.now()))));
+    }
+  }
+
+  /** The plan's rollback, as its own operation-log row. Returns null when the previous image runs again. */
+  private async rollback(input: RolloutInput, target: string): Promise<RtmError | null> {
+    const { state, clock } = this.deps;
+    const row = await state.startOperation({
+      opId: input.opId,
+      gameId: input.gameId,
+      kind: "rollback",
+      opSource: "reconcile",
+      imageRef: target,
+      generation: input.declaration.generation,
+      errorCode: null,
+      message: `rolling back to ${target}`,
+      stopReason: null,
+      startedAt: clock(),
+    });
+    let failure: RtmError | null = null;
+    // The rollback checks its image before it removes anything: without the target, the
+    // failing container is all there is, and removing it would leave nothing running.
+    let removed = false;
+    try {
+      await input.execute(input.gate.rollback, (a) => {
+        if (a.type === "removeAll") removed = true;
+      });
+    } catch (err) {
+      failure = toRtmError(err);
+      if (!removed && failure.code === "image_pull_failed") {
+        failure = new RtmError(
+          "image_pull_failed",
+          `rollback target ${target} is no longer present locally (a rollback never pulls); the failing container was left in place`,
+          { imageRef: target },
+        );
+      }
+    }
+    await state.finishOperation(row, {
+      outcome: failure ? "failure" : "success",
+      errorCode: failure?.code ?? null,
+      message: failure ? failure.message : `restored ${target}`,
+      finishedAt: clock(),
+    });
+    return failure;
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * The rollout over fakes (no Docker, no database): the health gate's verdicts
+ * and the plan's rollback, run through the real action executor.
+ */
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { executeActions } from "../../src/controller/actions.js";
+import { plan, type Action, type Plan } from "../../src/controller/planner.js";
+import { Rollout, type RolloutInput } from "../../src/controller/rollout.js";
+import type { Declaration } from "../../src/model/declaration.js";
+import { RtmError } from "../../src/model/errors.js";
+import type { ContainerSpec, DockerPort, HealthProber, ObservedContainer, StateStore } from "../../src/model/ports.js";
+import type { NewOperation, OperationResult, RuntimeRecord } from "../../src/model/record.js";
+import { createLogger } from "../../src/log.js";
+import { observedContainer, PLANNER_SETTINGS, runtimeRecord } from "../helpers/fixtures.js";
+
+const NOW = new Date("2026-11-23T12:00:00Z");
+const OLD = "galaxy/engine:1.0.0";
+const NEW = "galaxy/engine:1.0.1";
+const stateRoot = await fs.mkdtemp(path.join(os.tmpdir(), "rtm-rollout-"));
+afterAll(() => fs.rm(stateRoot, { recursive: true, force: true }));
+
+const settings = {
+  ...PLANNER_SETTINGS,
+  patchMinHealthyMs: 0,
+  patchHealthTimeoutMs: 300,
+  imagePullPolicy: "if_not_present" as const,
+  stopTimeoutMs: 1000,
+  dockerNetwork: "galaxy-net",
+  stateRoot,
+  enginePublishHost: undefined,
+  defaultCpus: 1,
+  defaultMemoryBytes: 64 * 1024 * 1024,
+  defaultPidsLimit: 64,
+  probeTimeoutMs: 100,
+};
+
+/** A Docker engine in memory: just enough of the port for create, start, stop, remove and list. */
+class FakeDocker {
+  containers: ObservedContainer[] = [];
+  images = new Set([OLD, NEW]);
+  calls: string[] = [];
+  private seq = 0;
+  readonly port = {
+    listForGame: async (gameId: string) => this.containers.filter((c) => c.gameId === gameId).map((c) => ({ ...c })),
+    imagePresent: async (ref: string) => this.images.has(ref),
+    pull: async (ref: string) => {
+      throw new RtmError("image_pull_failed", `pull of ${ref} failed`);
+    },
+    imageLabels: async () => ({}),
+    create: async (spec: ContainerSpec) => {
+      const id = `c${++this.seq}`;
+      this.calls.push(`create ${spec.imageRef}`);
+      this.containers.push(observedContainer({ id, gameId: spec.gameId, imageRef: spec.imageRef, state: "created", startedAt: null }, NOW));
+      return id;
+    },
+    start: async (id: string) => {
+      this.calls.push(`start ${id}`);
+      this.find(id).state = "running";
+    },
+    stop: async (id: string) => {
+      this.calls.push(`stop ${id}`);
+      this.find(id).state = "exited";
+    },
+    remove: async (id: string) => {
+      this.calls.push(`remove ${id}`);
+      this.containers = this.containers.filter((c) => c.id !== id);
+    },
+  } as unknown as DockerPort;
+
+  private find(id: string): ObservedContainer {
+    const c = this.containers.find((x) => x.id === id);
+    if (!c) throw new Error(`no container ${id}`);
+    return c;
+  }
+}
+
+function world(probeOk: () => boolean) {
+  const docker = new FakeDocker();
+  const records: RuntimeRecord[] = [];
+  const operations: { op: NewOperation; result?: OperationResult }[] = [];
+  const state = {
+    putRecord: async (r: RuntimeRecord) => void records.push(r),
+    startOperation: async (op: NewOperation) => operations.push({ op }),
+    finishOperation: async (id: number, result: OperationResult) => void (operations[id - 1]!.result = result),
+  } as unknown as StateStore;
+  let probes = 0;
+  const prober: HealthProber = {
+    probe: async () => {
+      probes++;
+      const ok = probeOk();
+      return { ok, statusCode: ok ? 200 : 503, error: ok ? null : "HTTP 503", latencyMs: 1 };
+    },
+  };
+  const rollout = new Rollout({ docker: docker.port, state, prober, settings, clock: () => NOW, onRecord: () => undefined });
+  return { docker, records, operations, rollout, probes: () => probes };
+}
+
+function declaration(imageRef: string): Declaration {
+  return { gameId: "g1", imageRef, desiredState: "running", restartPolicy: "on-failure", generation: 3, opId: "op", opSource: "gm_rest", createdAt: NOW, updatedAt: NOW };
+}
+
+/** Plans a patch OLD -> NEW over the fake world, runs its actions, and hands the result to the rollout. */
+async function patch(w: ReturnType<typeof world>, over: Partial<RolloutInput> = {}) {
+  w.docker.containers.push(observedContainer({ id: "c-old", gameId: "g1", imageRef: OLD }, NOW));
+  const d = declaration(NEW);
+  const previous = runtimeRecord({ currentContainerId: "c-old", observedGeneration: 2 }, NOW);
+  const p: Plan = plan({ gameId: "g1", declaration: d, declarationError: null, containers: w.docker.containers, record: previous, health: null, now: NOW, settings });
+  expect(p.gate?.rollbackTo).toBe(OLD);
+  const touched = new Set<string>();
+  const execute = (actions: readonly Action[], before?: (a: Action) => void) =>
+    executeActions(actions, {
+      docker: w.docker.port,
+      declaration: d,
+      gameId: "g1",
+      settings,
+      observer: {
+        onAction: () => undefined,
+        beforeAction: (a) => {
+          if (a.type === "stop" || a.type === "remove") touched.add(a.containerId);
+          before?.(a);
+        },
+      },
+    });
+  let actionError: RtmError | null = null;
+  await execute(p.actions).catch((err: RtmError) => (actionError = err));
+  return w.rollout.run({
+    gameId: "g1",
+    declaration: d,
+    previous,
+    plan: p,
+    gate: p.gate!,
+    actionError,
+    oldTouched: touched.has("c-old"),
+    now: NOW,
+    opId: "op",
+    execute,
+    log: createLogger("silent"),
+    ...over,
+  });
+}
+
+describe("rollout", () => {
+  it("a healthy engine passes the gate: no error, and an interim record was written first so a crash resumes the wait", async () => {
+    const w = world(() => true);
+    const verdict = await patch(w);
+    expect(verdict).toEqual({ error: null, held: false, degraded: false, events: [] });
+    expect(w.records).toHaveLength(1);
+    expect(w.records[0]).toMatchObject({ currentImageRef: NEW, rolloutStartedAt: NOW, previousImageRef: OLD, observedGeneration: 2 });
+    expect(w.docker.containers.map((c) => c.imageRef)).toEqual([NEW]);
+  });
+
+  it("an engine that never gets healthy is rolled back with the plan's rollback: the old image runs, the generation is held", async () => {
+    const w = world(() => false);
+    const verdict = await patch(w);
+    expect(verdict.held).toBe(true);
+    expect(verdict.degraded).toBe(false);
+    expect(verdict.error?.code).toBe("container_start_failed");
+    expect(verdict.error?.message).toMatch(/rolled back to galaxy\/engine:1\.0\.0/);
+    expect(verdict.events.map((e) => e.type)).toEqual(["patch_rolled_back"]);
+    expect(w.docker.containers.map((c) => [c.imageRef, c.state])).toEqual([[OLD, "running"]]);
+    expect(w.operations.find((o) => o.op.kind === "rollback")?.result).toMatchObject({ outcome: "success" });
+  });
+
+  it("a rollback whose image is gone leaves the failing engine in place and the runtime degraded", async () => {
+    const w2 = world(() => false);
+    w2.docker.images.delete(OLD);
+    const gone = await patch(w2);
+    expect(gone.held).toBe(true);
+    expect(gone.degraded).toBe(true);
+    expect(gone.events.map((e) => e.type)).toEqual(["rollback_failed"]);
+    expect(gone.error?.message).toMatch(/no longer present locally .*left in place\); the runtime is degraded/);
+    expect(w2.docker.containers.map((c) => c.imageRef)).toEqual([NEW]);
+  });
+
+  it("a failed pull before the old engine was touched is no rollout failure: the error stands and no probe is made", async () => {
+    const w = world(() => true);
+    w.docker.images.delete(NEW);
+    const verdict = await patch(w);
+    expect(verdict).toMatchObject({ held: false, degraded: false, events: [] });
+    expect(verdict.error?.code).toBe("image_pull_failed");
+    expect(w.probes()).toBe(0);
+    expect(w.docker.containers.map((c) => [c.id, c.state])).toEqual([["c-old", "running"]]);
+  });
+
+  it("a gate without a rollback target (a restart) fails to the restart policy, not held", async () => {
+    const w = world(() => false);
+    const verdict = await patch(w, { gate: { minHealthyMs: 0, timeoutMs: 200, rollbackTo: null, rollback: [] } });
+    expect(verdict.held).toBe(false);
+    expect(verdict.error?.message).toMatch(/the restart policy takes over/);
+    expect(w.docker.containers.map((c) => c.imageRef)).toEqual([NEW]);
+  });
+});
