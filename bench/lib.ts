@@ -15,7 +15,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type Dockerode from "dockerode";
-import { LABELS } from "../src/docker/labels.js";
+import { LABELS } from "../src/runtime/docker/labels.js";
 import { spawnController, type ControllerProcess } from "../test/helpers/process.js";
 import { testDocker, waitFor } from "../test/helpers/docker.js";
 

@@ -11,7 +11,7 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "../log.js";
 import type { Declaration } from "../model/declaration.js";
 import { PERMANENT_CODES, RtmError, toRtmError } from "../model/errors.js";
-import type { DeclarationSource, DockerPort, HealthProber, ObservedContainer, StateStore } from "../model/ports.js";
+import type { DeclarationSource, HealthProber, ObservedContainer, RuntimePort, StateStore } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
 import type { EventType } from "../model/status.js";
 import { executeActions, statePathOf, type ExecutorSettings } from "./actions.js";
@@ -19,7 +19,7 @@ import { probeUrl, type HealthTracker } from "./health.js";
 import { isRunning, plan, removeActions, splitContainers, type Action, type HealthGate, type Plan, type PlannedEvent, type PlannerSettings } from "./planner.js";
 import { deriveRecord } from "./recordDerivation.js";
 
-export type ReconcilerSettings = PlannerSettings & ExecutorSettings & { probeTimeoutMs: number };
+export type ReconcilerSettings = PlannerSettings & ExecutorSettings & { probeTimeoutMs: number; dockerNetwork: string };
 
 /** How often the health gate probes the new engine. */
 const GATE_PROBE_INTERVAL_MS = 250;
@@ -41,7 +41,7 @@ export interface ReconcileResult {
 export interface ReconcilerDeps {
   source: DeclarationSource;
   state: StateStore;
-  docker: DockerPort;
+  docker: RuntimePort;
   prober: HealthProber;
   health: HealthTracker;
   settings: ReconcilerSettings;
@@ -181,7 +181,7 @@ export class Reconciler {
     let oldTouched = false;
     const execute = (actions: readonly Action[]) =>
       executeActions(actions, {
-        docker,
+        runtime: docker,
         declaration: o.declaration,
         gameId,
         settings,
@@ -336,7 +336,7 @@ export class Reconciler {
       if (this.deps.mayAct && !this.deps.mayAct()) return new RtmError("service_unavailable", "lost leadership during the health gate");
       const c = (await docker.listForGame(gameId)).find((x) => x.id === containerId);
       if (!c || !isRunning(c)) return new RtmError("container_start_failed", `the engine exited (code ${c?.exitCode ?? "unknown"}) during the health gate`);
-      const url = probeUrl(c, settings.enginePublishHost, settings.dockerNetwork);
+      const url = probeUrl(docker, c);
       if (url) {
         const r = await prober.probe(url, settings.probeTimeoutMs);
         if (r.ok) {
