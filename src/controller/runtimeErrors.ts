@@ -40,6 +40,7 @@ function mapped<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...arg
  * controller, the REST operations and the readiness check are given.
  */
 export function withContractErrors(runtime: RuntimePort): RuntimePort {
+  const updateImage = runtime.updateImage?.bind(runtime);
   return {
     name: runtime.name,
     capabilities: runtime.capabilities,
@@ -51,6 +52,7 @@ export function withContractErrors(runtime: RuntimePort): RuntimePort {
     imagePresent: mapped((ref: string) => runtime.imagePresent(ref)),
     imageLabels: mapped((ref: string) => runtime.imageLabels(ref)),
     create: mapped((spec: Parameters<RuntimePort["create"]>[0]) => runtime.create(spec)),
+    ...(updateImage ? { updateImage: mapped(updateImage) } : {}),
     start: mapped((id: string) => runtime.start(id)),
     stop: mapped((id: string, timeoutSeconds: number) => runtime.stop(id, timeoutSeconds)),
     remove: mapped((id: string) => runtime.remove(id)),

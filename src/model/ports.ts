@@ -201,6 +201,11 @@ export interface RuntimePort {
   imageLabels(ref: string): Promise<Record<string, string>>;
   /** Returns the engine's id. `config_refused`, `image_not_found`, `conflict`. */
   create(spec: EngineSpec): Promise<string>;
+  /**
+   * Present exactly when `capabilities.updatesImageInPlace`: applies the
+   * spec's image (and labels) to the existing engine without remove + create.
+   */
+  updateImage?(id: string, spec: EngineSpec): Promise<void>;
   /** Idempotent on a running engine. `start_failed`. */
   start(id: string): Promise<void>;
   /** Idempotent: stopping a stopped engine succeeds. */
