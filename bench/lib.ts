@@ -435,7 +435,7 @@ export interface RawSpec {
 }
 
 /**
- * The baseline: what DockerAdapter.create + start send for one game (name,
+ * The baseline: what DockerRuntime.create + start send for one game (name,
  * labels, env, network + alias, bind mount, the default resources, a port
  * published on 127.0.0.1, no Docker restart policy), as plain dockerode calls.
  * The state directory is created the same way (mkdir 0750).
