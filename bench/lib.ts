@@ -15,7 +15,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type Dockerode from "dockerode";
-import { LABELS } from "../src/docker/labels.js";
+import { LABELS } from "../src/runtime/docker/labels.js";
 import { spawnController, type ControllerProcess } from "../test/helpers/process.js";
 import { testDocker, waitFor } from "../test/helpers/docker.js";
 
@@ -437,7 +437,7 @@ export interface RawSpec {
 }
 
 /**
- * The baseline: what DockerAdapter.create + start send for one game (name,
+ * The baseline: what DockerRuntime.create + start send for one game (name,
  * labels, env, network + alias, bind mount, the default resources, a port
  * published on 127.0.0.1, no Docker restart policy), as plain dockerode calls.
  * The state directory is created the same way (mkdir 0750).

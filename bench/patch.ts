@@ -21,7 +21,7 @@ import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { LABELS } from "../src/docker/labels.js";
+import { LABELS } from "../src/runtime/docker/labels.js";
 import { createTestNetwork, ensureTestImages, tempStateDir, TEST_IMAGES, uniqueInstance, waitFor } from "../test/helpers/docker.js";
 import { startPostgres } from "../test/helpers/postgres.js";
 import {

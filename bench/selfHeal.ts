@@ -10,7 +10,7 @@
  */
 import type pg from "pg";
 import { TEST_IMAGES, uniqueInstance } from "../test/helpers/docker.js";
-import { LABELS } from "../src/docker/labels.js";
+import { LABELS } from "../src/runtime/docker/labels.js";
 import { docker, emit, fmtMs, median, onCleanup, pollConverged, rawCreateStart, removeInstanceContainers, round, say, sleep, tapEvents, type EventTap } from "./lib.js";
 
 const IMAGE = TEST_IMAGES.v100;

@@ -1,6 +1,6 @@
 /**
  * Wiring: the only place that knows every concrete class. `createApp` builds
- * the store, the Docker adapter, the loop, the operations and the HTTP server
+ * the store, the engine runtime (Docker), the loop, the operations and the HTTP server
  * from a Config; tests call it with overrides, `main.ts` with the environment.
  */
 import type { Server } from "node:http";
@@ -11,18 +11,19 @@ import { Manager, type ManagerHooks } from "./controller/manager.js";
 import { RecordCache } from "./controller/recordCache.js";
 import { RuntimeOperations } from "./controller/operations.js";
 import type { Lease } from "./controller/leader.js";
-import { DockerAdapter } from "./docker/dockerAdapter.js";
 import { withTimeout } from "./model/timeout.js";
-import { HttpProber } from "./docker/prober.js";
+import { DockerRuntime } from "./runtime/docker/dockerRuntime.js";
+import { HttpProber } from "./runtime/httpProber.js";
+import { withContractErrors } from "./controller/runtimeErrors.js";
 import { createHttpServer } from "./http/server.js";
 import type { Logger } from "./log.js";
 import { Metrics } from "./metrics.js";
 import { RtmError, toRtmError } from "./model/errors.js";
-import type { DeclarationSource, DockerPort, StateStore } from "./model/ports.js";
+import type { DeclarationSource, RuntimePort, StateStore } from "./model/ports.js";
 import { openStore, type SqlStore } from "./store/index.js";
 
 export interface AppOverrides {
-  docker?: DockerPort;
+  docker?: RuntimePort;
   /** Desired state from somewhere other than the store (Kubernetes mode). */
   source?: DeclarationSource;
   lease?: Lease | null;
@@ -32,7 +33,7 @@ export interface App {
   config: Config;
   logger: Logger;
   store: SqlStore;
-  docker: DockerPort;
+  docker: RuntimePort;
   source: DeclarationSource;
   manager: Manager;
   operations: RuntimeOperations;
@@ -51,7 +52,7 @@ export function leaderIdentity(): string {
 export const READINESS_CHECK_TIMEOUT_MS = 1_500;
 
 /** A readable reason when a dependency is missing, or null when ready. The checks run side by side. */
-export async function readiness(store: SqlStore, docker: DockerPort, network: string): Promise<string | null> {
+export async function readiness(store: SqlStore, docker: RuntimePort, network: string): Promise<string | null> {
   const check = async (what: string, work: () => Promise<string | null>): Promise<string | null> => {
     try {
       return await withTimeout(work(), READINESS_CHECK_TIMEOUT_MS, () => new Error(`no answer within ${READINESS_CHECK_TIMEOUT_MS} ms`));
@@ -160,9 +161,17 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
     },
   });
   records = new RecordCache(store);
-  const docker =
+  // Every runtime failure reaches the loop, the REST operations and readiness as a contract error.
+  const docker = withContractErrors(
     overrides.docker ??
-    new DockerAdapter({ instance: config.instanceId, logger: logger.child({ component: "docker" }), onCall: metrics.dockerOnCall });
+      new DockerRuntime({
+        instance: config.instanceId,
+        network: config.dockerNetwork,
+        publishHost: config.enginePublishHost ?? null,
+        logger: logger.child({ component: "docker" }),
+        onCall: metrics.dockerOnCall,
+      }),
+  );
   const identity = leaderIdentity();
   const kube = overrides.source || config.source !== "kubernetes" ? null : await kubernetesParts(config, logger, store, identity, metrics);
   const source: DeclarationSource = overrides.source ?? kube?.source ?? store;

@@ -12,7 +12,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type GaugeC
 import type { ManagerHooks, WatchName } from "./controller/manager.js";
 import { CRASH_LOOP_THRESHOLD, ORPHAN_REPORT_REASONS, type OrphanReportReason } from "./controller/planner.js";
 import { errorOf, type ReconcileResult } from "./controller/reconciler.js";
-import type { DockerCallOutcome } from "./docker/dockerAdapter.js";
+import type { DockerCallOutcome } from "./runtime/docker/dockerRuntime.js";
 import type { Declaration } from "./model/declaration.js";
 import type { RuntimeRecord } from "./model/record.js";
 import { RUNTIME_STATUSES } from "./model/status.js";
@@ -416,7 +416,7 @@ export class Metrics implements HttpMetrics {
     };
   }
 
-  /** For DockerAdapterOptions.onCall. */
+  /** For DockerRuntimeOptions.onCall. */
   readonly dockerOnCall = (operation: string, outcome: DockerCallOutcome, seconds: number): void => {
     this.dockerCalls.inc({ operation, outcome });
     this.dockerDuration.observe({ operation }, seconds);

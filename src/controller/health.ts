@@ -3,21 +3,20 @@
  * here; the reconcile reads a snapshot and folds it into the record, so the
  * record has a single writer (the reconcile) and no update is lost.
  */
-import type { ObservedContainer } from "../model/ports.js";
+import type { ObservedContainer, RuntimePort } from "../model/ports.js";
 import type { HealthObservation } from "./planner.js";
 
+/** The engine contract's health endpoint. */
+export const HEALTH_PATH = "/healthz";
+
 /**
- * Where an engine's /healthz answers: through its port published on the
- * development host address; else at the container's address on the engine
- * network, taken from the same Docker answer that listed it, so a probe needs
- * no DNS lookup (Docker's embedded DNS, through libuv's four-thread pool, 13
- * times a second for 200 engines) and reaches that very container, not
- * whichever one holds the alias at that moment; else by container name.
+ * Where an engine's health endpoint answers: the runtime knows where the
+ * engine can be reached (see its probeAddress); the path is the engine's.
+ * Null when the runtime cannot reach it now (e.g. a port not yet published).
  */
-export function probeUrl(c: ObservedContainer, publishHost: string | undefined, network: string): string | null {
-  if (publishHost) return c.publishedPort ? `http://${publishHost}:${c.publishedPort}/healthz` : null;
-  const address = c.networkAddresses[network];
-  return `http://${address ?? c.name}:8080/healthz`;
+export function probeUrl(runtime: Pick<RuntimePort, "probeAddress">, engine: ObservedContainer): string | null {
+  const address = runtime.probeAddress(engine);
+  return address === null ? null : `http://${address}${HEALTH_PATH}`;
 }
 
 export interface TrackedHealth extends HealthObservation {

@@ -6,7 +6,7 @@
 import type { Logger } from "../log.js";
 import { toRtmError } from "../model/errors.js";
 import { mapLimit } from "../model/mapLimit.js";
-import type { DeclarationSource, DockerPort, HealthProber, ObservedContainer, StateStore } from "../model/ports.js";
+import type { DeclarationSource, HealthProber, ObservedContainer, RuntimePort, StateStore } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
 import { HealthTracker, probeUrl } from "./health.js";
 import { LeaderElector, type Lease, type LeaderSettings } from "./leader.js";
@@ -46,7 +46,7 @@ export type WatchName = "docker" | "postgres" | "kubernetes";
 export interface ManagerDeps {
   source: DeclarationSource;
   state: StateStore;
-  docker: DockerPort;
+  docker: RuntimePort;
   prober: HealthProber;
   /** Absent: this replica leads unconditionally (single-replica setups and tests). */
   lease?: Lease;
@@ -325,7 +325,7 @@ export class Manager {
       // A bounded number at a time: 200 engines probed at once is a burst of connections (and,
       // with published ports, of docker-proxy work) that times probes out on a small host.
       await mapLimit(containers, PROBE_CONCURRENCY, async (c) => {
-        const url = probeUrl(c, settings.enginePublishHost, settings.dockerNetwork);
+        const url = probeUrl(docker, c);
         if (!url) return;
         const result = await prober.probe(url, settings.probeTimeoutMs);
         hooks?.onProbe?.(result.ok);

@@ -13,7 +13,7 @@ import type { Declaration, RuntimeSpec } from "../model/declaration.js";
 import { RtmError } from "../model/errors.js";
 import { GameIdSchema } from "../model/gameId.js";
 import { assertPatchAllowed, IMAGE_REF_MAX_LENGTH, IMAGE_REF_PATTERN } from "../model/imageRef.js";
-import type { DeclarationSource, DockerPort, StateStore } from "../model/ports.js";
+import type { DeclarationSource, RuntimePort, StateStore } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
 import { withTimeout } from "../model/timeout.js";
 import type { OpKind, OpSource, StopReason } from "../model/status.js";
@@ -35,7 +35,7 @@ export interface OpResult {
 export interface OperationsDeps {
   source: DeclarationSource;
   state: StateStore;
-  docker: DockerPort;
+  docker: RuntimePort;
   waiters: RecordWaiters;
   /** Wakes this process's loop at once when it leads; the store's notification covers other replicas. */
   enqueue(gameId: string): void;

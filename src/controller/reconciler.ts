@@ -14,7 +14,7 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "../log.js";
 import type { Declaration } from "../model/declaration.js";
 import { PERMANENT_CODES, RtmError, toRtmError } from "../model/errors.js";
-import type { DeclarationSource, DockerPort, HealthProber, ObservedContainer, StateStore } from "../model/ports.js";
+import type { DeclarationSource, HealthProber, ObservedContainer, RuntimePort, StateStore } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
 import { executeActions, statePathOf, type ExecutorSettings } from "./actions.js";
 import type { HealthTracker } from "./health.js";
@@ -22,7 +22,7 @@ import { plan, splitContainers, type Action, type Plan, type PlannedEvent, type 
 import { deriveFailedObservation, deriveRecord } from "./recordDerivation.js";
 import { Rollout, type RolloutVerdict } from "./rollout.js";
 
-export type ReconcilerSettings = PlannerSettings & ExecutorSettings & { probeTimeoutMs: number };
+export type ReconcilerSettings = PlannerSettings & ExecutorSettings & { probeTimeoutMs: number; dockerNetwork: string };
 
 /** What the queue does next with the game. */
 export type ReconcileOutcome =
@@ -48,7 +48,7 @@ export interface ReconcileObserver {
 export interface ReconcilerDeps {
   source: DeclarationSource;
   state: StateStore;
-  docker: DockerPort;
+  docker: RuntimePort;
   prober: HealthProber;
   health: HealthTracker;
   settings: ReconcilerSettings;
@@ -196,7 +196,7 @@ export class Reconciler {
     const { docker, settings, mayAct } = this.deps;
     const execute = (actions: readonly Action[], beforeAction?: (a: Action) => void) =>
       executeActions(actions, {
-        docker,
+        runtime: docker,
         declaration: o.declaration,
         gameId,
         settings,

@@ -9,7 +9,7 @@
 import type { Logger } from "../log.js";
 import { RtmError, toRtmError } from "../model/errors.js";
 import type { Declaration } from "../model/declaration.js";
-import type { DockerPort, HealthProber, StateStore } from "../model/ports.js";
+import type { HealthProber, RuntimePort, StateStore } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
 import { statePathOf } from "./actions.js";
 import { probeUrl } from "./health.js";
@@ -21,13 +21,12 @@ const GATE_PROBE_INTERVAL_MS = 250;
 
 export interface RolloutSettings {
   probeTimeoutMs: number;
-  enginePublishHost: string | undefined;
   dockerNetwork: string;
   stateRoot: string;
 }
 
 export interface RolloutDeps {
-  docker: DockerPort;
+  docker: RuntimePort;
   state: StateStore;
   prober: HealthProber;
   settings: RolloutSettings;
@@ -137,7 +136,7 @@ export class Rollout {
       if (mayAct && !mayAct()) return new RtmError("service_unavailable", "lost leadership during the health gate");
       const c = (await docker.listForGame(gameId)).find((x) => x.id === containerId);
       if (!c || !isRunning(c)) return new RtmError("container_start_failed", `the engine exited (code ${c?.exitCode ?? "unknown"}) during the health gate`);
-      const url = probeUrl(c, settings.enginePublishHost, settings.dockerNetwork);
+      const url = probeUrl(docker, c);
       if (url) {
         const r = await prober.probe(url, settings.probeTimeoutMs);
         if (r.ok) {

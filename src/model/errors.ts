@@ -20,6 +20,9 @@ export const ERROR_CODES = [
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
+/** The contract names the engine runtime after Docker; code outside the Docker adapter uses this name for it. */
+export const RUNTIME_UNAVAILABLE = "docker_unavailable" satisfies ErrorCode;
+
 /** HTTP status each code answers with on the REST surface. */
 export const HTTP_STATUS_BY_CODE: Record<ErrorCode, number> = {
   invalid_request: 400,

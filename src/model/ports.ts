@@ -1,5 +1,5 @@
 /**
- * The interfaces the controller depends on. Adapters (src/store, src/docker,
+ * The interfaces the controller depends on. Adapters (src/store, src/runtime,
  * src/crd) implement them; the controller never imports an adapter.
  */
 import type { Declaration, RuntimeSpec } from "./declaration.js";
@@ -89,11 +89,12 @@ export interface LeaseStore {
   release(name: string, holder: string): Promise<void>;
 }
 
-// ---------------------------------------------------------------- Docker
+// ---------------------------------------------------------------- engine runtime
 
 export const CONTAINER_STATES = ["created", "running", "paused", "restarting", "removing", "exited", "dead"] as const;
 export type ContainerState = (typeof CONTAINER_STATES)[number];
 
+/** One engine instance ("container") as the runtime reports it. */
 export interface ObservedContainer {
   id: string;
   name: string;
@@ -113,7 +114,7 @@ export interface ObservedContainer {
   finishedAt: Date | null;
   /** Host port on 127.0.0.1 that 8080 is published on, when publishing is enabled. */
   publishedPort: number | null;
-  /** The container's IPv4 address on each Docker network it is attached to; empty when stopped. */
+  /** The engine's IPv4 address on each network it is attached to; empty when stopped. */
   networkAddresses: Readonly<Record<string, string>>;
 }
 
@@ -123,7 +124,11 @@ export interface ContainerResources {
   pidsLimit: number;
 }
 
-export interface ContainerSpec {
+/**
+ * What the controller asks a runtime to run for one game. Where the engine is
+ * attached and published is the runtime's own configuration, not the spec's.
+ */
+export interface EngineSpec {
   gameId: string;
   name: string;
   imageRef: string;
@@ -131,54 +136,87 @@ export interface ContainerSpec {
   restartToken: string | null;
   configHash: string;
   env: Record<string, string>;
-  /** Host directory bind-mounted at /var/lib/galaxy-game. */
+  /** Where the game's state lives (a host directory the runtime mounts at the engine's state path). */
   statePath: string;
-  network: string;
   resources: ContainerResources;
-  /** Publish 8080 on this host address (127.0.0.1 in development); null in production. */
-  publishHost: string | null;
 }
 
-export interface DockerEvent {
+export type ImagePullPolicy = "always" | "if_not_present" | "never";
+
+export interface EngineEvent {
   gameId: string;
   containerId: string;
   action: "start" | "die" | "oom" | "destroy" | "stop" | "kill" | "create";
   exitCode: number | null;
 }
 
-export interface DockerEventHandlers {
-  onEvent(event: DockerEvent): void;
+export interface EngineEventHandlers {
+  onEvent(event: EngineEvent): void;
   /** The stream was re-established after a break; events may have been missed. */
   onReconnect(): void;
   onDisconnect(err: Error): void;
 }
 
-export interface DockerPort {
-  /** Throws RtmError('docker_unavailable') when the engine does not answer. */
+/**
+ * What a runtime does by itself, so the planner can ask instead of assuming.
+ * Docker does none of these: the controller pulls, creates, starts, restarts
+ * and replaces engines itself.
+ */
+export interface RuntimeCapabilities {
+  /** An exited engine is restarted by the runtime (a Pod's restartPolicy); the controller only records the exit. */
+  restartsExitedEngines: boolean;
+  /** A new image is applied to the existing engine (a Pod's image patch) instead of remove + create. */
+  updatesImageInPlace: boolean;
+  /** create() also starts the engine; start() of a created engine has nothing left to do. */
+  startsOnCreate: boolean;
+  /** The runtime fetches images itself when it starts an engine; ensureImage() has nothing to do. */
+  pullsImagesItself: boolean;
+}
+
+/**
+ * The engine runtime (Docker, or anything else that runs one engine per
+ * game). Every method rejects with a RuntimeFailure (src/model/runtimeFailure.ts):
+ * the runtime says what went wrong; the controller decides what that means
+ * for the contract (src/controller/runtimeErrors.ts).
+ */
+export interface RuntimePort {
+  /** Short name for logs and messages ("docker"). */
+  readonly name: string;
+  readonly capabilities: RuntimeCapabilities;
+  /** Fails with `unavailable` when the runtime does not answer. */
   ping(): Promise<void>;
   networkExists(name: string): Promise<boolean>;
   /**
-   * Containers carrying this installation's labels. `{ inspect: false }` is one
-   * list call for the whole fleet (no per-container inspect): enough for ids,
+   * Engines carrying this installation's labels. `{ inspect: false }` is one
+   * list call for the whole fleet (no per-engine inspect): enough for ids,
    * states and published ports, but exit code comes from the status text and
    * OOM and start/finish times are unknown. The periodic passes use it.
    */
   listManaged(options?: { inspect?: boolean }): Promise<ObservedContainer[]>;
   listForGame(gameId: string): Promise<ObservedContainer[]>;
+  /** Makes `ref` available under `policy`; `image_not_found` / `pull_failed` when it cannot. */
+  ensureImage(ref: string, policy: ImagePullPolicy): Promise<void>;
   imagePresent(ref: string): Promise<boolean>;
-  /** Throws RtmError('image_pull_failed'). */
-  pull(ref: string): Promise<void>;
+  /** `image_not_found` when the image is not present. */
   imageLabels(ref: string): Promise<Record<string, string>>;
-  /** Throws RtmError('start_config_invalid') for a refused config. Returns the id. */
-  create(spec: ContainerSpec): Promise<string>;
-  /** Throws RtmError('container_start_failed'). */
+  /** Returns the engine's id. `config_refused`, `image_not_found`, `conflict`. */
+  create(spec: EngineSpec): Promise<string>;
+  /**
+   * Present exactly when `capabilities.updatesImageInPlace`: applies the
+   * spec's image (and labels) to the existing engine without remove + create.
+   */
+  updateImage?(id: string, spec: EngineSpec): Promise<void>;
+  /** Idempotent on a running engine. `start_failed`. */
   start(id: string): Promise<void>;
-  /** Idempotent: stopping a stopped container succeeds. */
+  /** Idempotent: stopping a stopped engine succeeds. */
   stop(id: string, timeoutSeconds: number): Promise<void>;
-  /** Idempotent: removing a missing container succeeds. Forces removal of a running one. */
+  /** Idempotent: removing a missing engine succeeds. Forces removal of a running one. */
   remove(id: string): Promise<void>;
-  watchEvents(handlers: DockerEventHandlers): () => void;
+  watchEvents(handlers: EngineEventHandlers): () => void;
+  /** The last `tail` lines of output. `not_found` for an unknown engine. */
   logs(id: string, tail: number): Promise<string>;
+  /** "host:port" where the engine's HTTP port answers the controller, or null when it cannot be reached now. */
+  probeAddress(engine: ObservedContainer): string | null;
 }
 
 export interface ProbeResult {

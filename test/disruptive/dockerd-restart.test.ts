@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Manager } from "../../src/controller/manager.js";
-import { LABELS } from "../../src/docker/labels.js";
+import { LABELS } from "../../src/runtime/docker/labels.js";
 import { openStore, type SqlStore } from "../../src/store/index.js";
 import { fastSettings, startController } from "../helpers/controller.js";
 import { cleanupInstance, createTestNetwork, ensureTestImages, removeTestNetwork, tempStateDir, TEST_IMAGES, testDocker, uniqueInstance, waitFor } from "../helpers/docker.js";

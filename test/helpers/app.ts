@@ -15,8 +15,8 @@ import { createApp, type App } from "../../src/app.js";
 import { RtmClient, type RtmClientOptions } from "../../src/client/index.js";
 import { loadConfig, type Config } from "../../src/config.js";
 import type { Manager } from "../../src/controller/manager.js";
-import { DockerAdapter } from "../../src/docker/dockerAdapter.js";
-import type { DockerPort } from "../../src/model/ports.js";
+import { DockerRuntime } from "../../src/runtime/docker/dockerRuntime.js";
+import type { RuntimePort } from "../../src/model/ports.js";
 import type { SqlStore } from "../../src/store/sqlStore.js";
 import { cleanupInstance, createTestNetwork, removeTestNetwork, uniqueInstance } from "./docker.js";
 
@@ -43,7 +43,7 @@ export interface TestApp {
   newClient(options?: Partial<RtmClientOptions>): RtmClient;
   app: App;
   store: SqlStore;
-  docker: DockerPort;
+  docker: RuntimePort;
   manager: Manager;
   config: Config;
   instance: string;
@@ -99,7 +99,7 @@ export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> 
   const app = await createApp(config, logger, {
     // One replica: lead at once instead of waiting for a lease round.
     lease: null,
-    ...(opts.dockerode ? { docker: new DockerAdapter({ docker: opts.dockerode, instance, callTimeoutMs: 3000 }) } : {}),
+    ...(opts.dockerode ? { docker: new DockerRuntime({ docker: opts.dockerode, instance, network, publishHost: config.enginePublishHost ?? null, callTimeoutMs: 3000 }) } : {}),
   });
   let port: number;
   if (opts.start === false) {

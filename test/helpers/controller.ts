@@ -4,16 +4,19 @@
  * way any other writer would (plain SQL, or the store's mutate).
  */
 import { Manager, type ManagerSettings } from "../../src/controller/manager.js";
-import { DockerAdapter } from "../../src/docker/dockerAdapter.js";
-import { HttpProber } from "../../src/docker/prober.js";
+import { withContractErrors } from "../../src/controller/runtimeErrors.js";
+import { DockerRuntime } from "../../src/runtime/docker/dockerRuntime.js";
+import { HttpProber } from "../../src/runtime/httpProber.js";
 import { createLogger } from "../../src/log.js";
 import type { SqlStore } from "../../src/store/index.js";
+
+/** Tests reach engines through ports published on loopback. */
+export const TEST_PUBLISH_HOST = "127.0.0.1";
 
 export function fastSettings(over: Partial<ManagerSettings> & { instanceId: string; dockerNetwork: string; stateRoot: string }): ManagerSettings {
   return {
     imagePullPolicy: "if_not_present",
     stopTimeoutMs: 2000,
-    enginePublishHost: "127.0.0.1",
     defaultCpus: 0.5,
     defaultMemoryBytes: 64 * 1024 * 1024,
     defaultPidsLimit: 64,
@@ -52,7 +55,9 @@ export async function startController(opts: {
   const manager = new Manager({
     source: opts.store,
     state: opts.store,
-    docker: new DockerAdapter({ instance: opts.settings.instanceId }),
+    docker: withContractErrors(
+      new DockerRuntime({ instance: opts.settings.instanceId, network: opts.settings.dockerNetwork, publishHost: TEST_PUBLISH_HOST }),
+    ),
     prober: new HttpProber(),
     lease: opts.withLease
       ? { tryAcquire: (h, d) => opts.store.tryAcquire(leaseName, h, d), release: (h) => opts.store.release(leaseName, h) }

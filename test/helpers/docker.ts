@@ -7,7 +7,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import Dockerode from "dockerode";
-import { LABELS } from "../../src/docker/labels.js";
+import { LABELS } from "../../src/runtime/docker/labels.js";
 
 const run = promisify(execFile);
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");

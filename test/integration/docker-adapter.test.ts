@@ -5,12 +5,15 @@ import path from "node:path";
 import { PassThrough } from "node:stream";
 import Dockerode from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DockerAdapter } from "../../src/docker/dockerAdapter.js";
-import { LABELS } from "../../src/docker/labels.js";
-import { HttpProber } from "../../src/docker/prober.js";
-import { RtmError } from "../../src/model/errors.js";
+import { probeUrl } from "../../src/controller/health.js";
+import { contractError } from "../../src/controller/runtimeErrors.js";
+import type { ErrorCode } from "../../src/model/errors.js";
 import { containerName } from "../../src/model/gameId.js";
-import type { ContainerSpec, DockerEvent, ObservedContainer } from "../../src/model/ports.js";
+import type { EngineEvent, EngineSpec, ObservedContainer } from "../../src/model/ports.js";
+import { RuntimeFailure, type RuntimeFailureKind } from "../../src/model/runtimeFailure.js";
+import { DockerRuntime, type DockerRuntimeOptions } from "../../src/runtime/docker/dockerRuntime.js";
+import { LABELS } from "../../src/runtime/docker/labels.js";
+import { HttpProber } from "../../src/runtime/httpProber.js";
 import {
   DockerSocketProxy,
   TEST_IMAGES,
@@ -32,16 +35,16 @@ const otherInstance = uniqueInstance("adapter-other");
 const network = `rtm-test-${instance}`;
 const stateDirs: string[] = [];
 const calls: { operation: string; outcome: string; seconds: number }[] = [];
-const adapter = new DockerAdapter({
-  docker: testDocker(),
-  instance,
-  onCall: (operation, outcome, seconds) => calls.push({ operation, outcome, seconds }),
-});
-const other = new DockerAdapter({ docker: testDocker(), instance: otherInstance });
+/** A Docker runtime of this test's installation, publishing engines on loopback unless told otherwise. */
+function runtime(over: Partial<DockerRuntimeOptions> = {}): DockerRuntime {
+  return new DockerRuntime({ docker: testDocker(), instance, network, publishHost: "127.0.0.1", ...over });
+}
+const adapter = runtime({ onCall: (operation, outcome, seconds) => calls.push({ operation, outcome, seconds }) });
+const other = runtime({ instance: otherInstance });
 const prober = new HttpProber();
 const unlabelledNames: string[] = [];
 
-async function makeSpec(overrides: Partial<ContainerSpec> = {}): Promise<ContainerSpec> {
+async function makeSpec(overrides: Partial<EngineSpec> = {}): Promise<EngineSpec> {
   const gameId = overrides.gameId ?? uniqueGameId();
   const statePath = await tempStateDir();
   stateDirs.push(statePath);
@@ -54,14 +57,12 @@ async function makeSpec(overrides: Partial<ContainerSpec> = {}): Promise<Contain
     configHash: "0123456789abcdef",
     env: { GALAXY_TEST: "yes" },
     statePath,
-    network,
     resources: { nanoCpus: 500_000_000, memoryBytes: 64 * MiB, pidsLimit: 64 },
-    publishHost: "127.0.0.1",
     ...overrides,
   };
 }
 
-async function startEngine(overrides: Partial<ContainerSpec> = {}, using = adapter): Promise<{ spec: ContainerSpec; id: string }> {
+async function startEngine(overrides: Partial<EngineSpec> = {}, using = adapter): Promise<{ spec: EngineSpec; id: string }> {
   const spec = await makeSpec(overrides);
   const id = await using.create(spec);
   await using.start(id);
@@ -87,12 +88,23 @@ async function httpGet(port: number, urlPath: string): Promise<{ status: number;
   });
 }
 
-async function rejection(p: Promise<unknown>): Promise<RtmError> {
+interface Rejection {
+  /** What the runtime says went wrong. */
+  kind: RuntimeFailureKind;
+  /** The contract code a user sees for it, mapped on the controller side. */
+  code: ErrorCode;
+  message: string;
+  details: Record<string, unknown>;
+}
+
+/** The adapter rejects with RuntimeFailures only; each is checked together with the code it becomes. */
+async function rejection(p: Promise<unknown>): Promise<Rejection> {
   try {
     await p;
   } catch (err) {
-    expect(err).toBeInstanceOf(RtmError);
-    return err as RtmError;
+    expect(err).toBeInstanceOf(RuntimeFailure);
+    const failure = err as RuntimeFailure;
+    return { kind: failure.kind, code: contractError(failure).code, message: failure.message, details: failure.details };
   }
   throw new Error("expected a rejection");
 }
@@ -116,7 +128,7 @@ afterAll(async () => {
   await Promise.all(stateDirs.map((d) => fs.rm(d, { recursive: true, force: true })));
 }, 60_000);
 
-describe("DockerAdapter against the real engine", { timeout: 60_000 }, () => {
+describe("DockerRuntime against the real engine", { timeout: 60_000 }, () => {
   it("pings and tells an existing network from a missing one (no ID-prefix matches)", async () => {
     await adapter.ping();
     expect(await adapter.networkExists(network)).toBe(true);
@@ -176,7 +188,9 @@ describe("DockerAdapter against the real engine", { timeout: 60_000 }, () => {
 
     const port = seen.publishedPort as number;
     await healthy(port);
-    const probe = await prober.probe(`http://127.0.0.1:${port}/healthz`, 2000);
+    // Where the controller probes it: the runtime's own answer, from the listing.
+    expect(probeUrl(adapter, seen)).toBe(`http://127.0.0.1:${port}/healthz`);
+    const probe = await prober.probe(probeUrl(adapter, seen) as string, 2000);
     expect(probe).toMatchObject({ ok: true, statusCode: 200, error: null });
     expect(await httpGet(port, "/version")).toEqual({ status: 200, body: "1.0.1\n" });
 
@@ -209,7 +223,8 @@ describe("DockerAdapter against the real engine", { timeout: 60_000 }, () => {
   });
 
   it("leaves the port unpublished without publishHost, and omits the restart token label when null", async () => {
-    const { spec, id } = await startEngine({ publishHost: null, restartToken: null });
+    const unpublished = runtime({ publishHost: null });
+    const { spec, id } = await startEngine({ restartToken: null }, unpublished);
     const seen = await observe(spec.gameId);
     expect(seen).toMatchObject({ id, state: "running", publishedPort: null, restartToken: null });
     const info = await testDocker().getContainer(id).inspect();
@@ -218,6 +233,7 @@ describe("DockerAdapter against the real engine", { timeout: 60_000 }, () => {
     const address = info.NetworkSettings.Networks[network]?.IPAddress;
     expect(address).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
     expect(seen.networkAddresses).toEqual({ [network]: address });
+    expect(unpublished.probeAddress(seen)).toBe(`${address}:8080`);
     const light = (await adapter.listManaged({ inspect: false })).find((c) => c.id === id);
     expect(light?.networkAddresses).toEqual({ [network]: address });
   });
@@ -279,38 +295,38 @@ describe("DockerAdapter against the real engine", { timeout: 60_000 }, () => {
     expect(found.map((c) => c.generation).sort()).toEqual([1, 2]);
   });
 
-  it("maps a name conflict to conflict", async () => {
+  it("reports a name conflict as conflict", async () => {
     const { spec, id } = await startEngine();
     const err = await rejection(adapter.create({ ...spec }));
-    expect(err.code).toBe("conflict");
+    expect(err).toMatchObject({ kind: "conflict", code: "conflict" });
     expect(err.details).toMatchObject({ containerName: spec.name, existingContainerId: id });
   });
 
-  it("maps a missing image at create to image_pull_failed and a refused config to start_config_invalid", async () => {
+  it("reports a missing image at create as image_not_found (image_pull_failed) and a refused config as config_refused (start_config_invalid)", async () => {
     const missing = await rejection(adapter.create(await makeSpec({ imageRef: "galaxy/does-not-exist:1.0.0" })));
-    expect(missing.code).toBe("image_pull_failed");
+    expect(missing).toMatchObject({ kind: "image_not_found", code: "image_pull_failed" });
     expect(missing.message).toContain("galaxy/does-not-exist:1.0.0");
 
     const tooSmall = await rejection(adapter.create(await makeSpec({ resources: { nanoCpus: 0, memoryBytes: 1000, pidsLimit: 0 } })));
-    expect(tooSmall.code).toBe("start_config_invalid");
+    expect(tooSmall).toMatchObject({ kind: "config_refused", code: "start_config_invalid" });
     expect(tooSmall.message).toMatch(/memory/i);
 
     const relative = await rejection(adapter.create({ ...(await makeSpec()), statePath: "relative/state" }));
-    expect(relative.code).toBe("start_config_invalid");
+    expect(relative).toMatchObject({ kind: "config_refused", code: "start_config_invalid" });
   });
 
-  it("maps a failing start to container_start_failed with Docker's reason", async () => {
+  it("reports a failing start as start_failed (container_start_failed) with Docker's reason", async () => {
     const spec = await makeSpec({ imageRef: TEST_IMAGES.brokenStart });
     const id = await adapter.create(spec);
     const err = await rejection(adapter.start(id));
-    expect(err.code).toBe("container_start_failed");
+    expect(err).toMatchObject({ kind: "start_failed", code: "container_start_failed" });
     expect(err.message).toContain("engine-binary-that-does-not-exist");
     expect(await observe(spec.gameId)).toMatchObject({ id, state: "created", exitCode: 127, startedAt: null });
 
     // Docker 20.10 accepts a missing network at create and refuses at start.
-    const noNet = await makeSpec({ network: `${network}-missing` });
-    const noNetId = await adapter.create(noNet);
-    expect((await rejection(adapter.start(noNetId))).code).toBe("container_start_failed");
+    const noNetwork = runtime({ network: `${network}-missing` });
+    const noNetId = await noNetwork.create(await makeSpec());
+    expect((await rejection(noNetwork.start(noNetId))).code).toBe("container_start_failed");
   });
 
   it("answers image questions and fails a pull that cannot succeed", async () => {
@@ -322,14 +338,34 @@ describe("DockerAdapter against the real engine", { timeout: 60_000 }, () => {
       "com.galaxy.pids_limit": "64",
     });
     expect(await adapter.imageLabels(TEST_IMAGES.v100)).not.toHaveProperty("com.galaxy.memory");
-    expect((await rejection(adapter.imageLabels("galaxy/does-not-exist:1.0.0"))).code).toBe("image_pull_failed");
+    expect(await rejection(adapter.imageLabels("galaxy/does-not-exist:1.0.0"))).toMatchObject({ kind: "image_not_found", code: "image_pull_failed" });
 
     // A registry on a closed loopback port: the pull fails fast and touches no other address.
     const ref = "127.0.0.1:1/galaxy/does-not-exist:1.0.0";
     const err = await rejection(adapter.pull(ref));
-    expect(err.code).toBe("image_pull_failed");
+    expect(err).toMatchObject({ kind: "pull_failed", code: "image_pull_failed" });
     expect(err.message).toContain(ref);
     expect(err.message).toMatch(/connection refused/);
+  });
+
+  it("applies the pull policy in ensureImage: a present image is not pulled, a missing one under never fails", async () => {
+    calls.length = 0;
+    await adapter.ensureImage(TEST_IMAGES.v100, "if_not_present");
+    await adapter.ensureImage(TEST_IMAGES.v100, "never");
+    expect(calls.map((c) => c.operation)).toEqual(["image_inspect", "image_inspect"]);
+
+    const never = await rejection(adapter.ensureImage("galaxy/does-not-exist:1.0.0", "never"));
+    expect(never).toMatchObject({ kind: "image_not_found", code: "image_pull_failed" });
+    expect(never.message).toMatch(/RTMANAGER_IMAGE_PULL_POLICY is never/);
+    // if_not_present pulls a missing image; from a closed loopback registry that fails as a pull.
+    const missing = await rejection(adapter.ensureImage("127.0.0.1:1/galaxy/does-not-exist:1.0.0", "if_not_present"));
+    expect(missing).toMatchObject({ kind: "pull_failed", code: "image_pull_failed" });
+    expect(calls.map((c) => c.operation)).toContain("pull");
+  });
+
+  it("declares that it does nothing by itself: the controller pulls, starts, restarts and replaces", () => {
+    expect(adapter.name).toBe("docker");
+    expect(adapter.capabilities).toEqual({ restartsExitedEngines: false, updatesImageInPlace: false, startsOnCreate: false, pullsImagesItself: false });
   });
 
   it("never lists a container of another installation, or an unlabelled one", async () => {
@@ -352,7 +388,7 @@ describe("DockerAdapter against the real engine", { timeout: 60_000 }, () => {
   });
 
   it("delivers events of this installation only", async () => {
-    const events: DockerEvent[] = [];
+    const events: EngineEvent[] = [];
     const stop = adapter.watchEvents({ onEvent: (e) => events.push(e), onReconnect: () => undefined, onDisconnect: () => undefined });
     try {
       // Events from before the watch connected are replayed from the moment of the call.
@@ -379,9 +415,9 @@ describe("DockerAdapter against the real engine", { timeout: 60_000 }, () => {
   it("reports a broken event stream once, reconnects, and delivers events again", async () => {
     const proxy = new DockerSocketProxy();
     await proxy.start();
-    const viaProxy = new DockerAdapter({ docker: proxy.docker(), instance, reconnectBaseMs: 50, reconnectMaxMs: 400 });
+    const viaProxy = runtime({ docker: proxy.docker(), reconnectBaseMs: 50, reconnectMaxMs: 400 });
     const log: string[] = [];
-    const events: DockerEvent[] = [];
+    const events: EngineEvent[] = [];
     const stop = viaProxy.watchEvents({
       onEvent: (e) => events.push(e),
       onReconnect: () => log.push("reconnect"),
@@ -398,7 +434,7 @@ describe("DockerAdapter against the real engine", { timeout: 60_000 }, () => {
       await new Promise((r) => setTimeout(r, 600));
       expect(log).toEqual(["disconnect"]);
       const down = await rejection(viaProxy.ping());
-      expect(down.code).toBe("docker_unavailable");
+      expect(down).toMatchObject({ kind: "unavailable", code: "docker_unavailable" });
 
       await proxy.start();
       await waitFor("reconnect", () => log.includes("reconnect"), 10_000);
@@ -417,8 +453,8 @@ describe("DockerAdapter against the real engine", { timeout: 60_000 }, () => {
     expect(log).toEqual(["disconnect", "reconnect"]);
   });
 
-  it("maps an unreachable engine to docker_unavailable everywhere", async () => {
-    const dead = new DockerAdapter({ docker: new Dockerode({ socketPath: "/tmp/rtm-no-such-dir/docker.sock" }), instance });
+  it("reports an unreachable engine as unavailable (docker_unavailable) everywhere", async () => {
+    const dead = runtime({ docker: new Dockerode({ socketPath: "/tmp/rtm-no-such-dir/docker.sock" }) });
     const spec = await makeSpec();
     const results = await Promise.all([
       rejection(dead.ping()),
@@ -429,11 +465,12 @@ describe("DockerAdapter against the real engine", { timeout: 60_000 }, () => {
       rejection(dead.stop("abc", 1)),
       rejection(dead.remove("abc")),
       rejection(dead.pull(TEST_IMAGES.v100)),
+      rejection(dead.ensureImage(TEST_IMAGES.v100, "if_not_present")),
       rejection(dead.imagePresent(TEST_IMAGES.v100)),
       rejection(dead.networkExists(network)),
       rejection(dead.logs("abc", 10)),
     ]);
-    for (const err of results) expect(err.code).toBe("docker_unavailable");
+    for (const err of results) expect(err).toMatchObject({ kind: "unavailable", code: "docker_unavailable" });
 
     const disconnects: Error[] = [];
     const stop = dead.watchEvents({ onEvent: () => undefined, onReconnect: () => undefined, onDisconnect: (e) => disconnects.push(e) });
@@ -450,10 +487,10 @@ describe("DockerAdapter against the real engine", { timeout: 60_000 }, () => {
     await new Promise<void>((r) => silent.listen(0, "127.0.0.1", () => r()));
     try {
       const port = (silent.address() as net.AddressInfo).port;
-      const hung = new DockerAdapter({ docker: new Dockerode({ host: "127.0.0.1", port, protocol: "http" }), instance, callTimeoutMs: 300 });
+      const hung = runtime({ docker: new Dockerode({ host: "127.0.0.1", port, protocol: "http" }), callTimeoutMs: 300 });
       const t0 = Date.now();
       const err = await rejection(hung.listManaged());
-      expect(err.code).toBe("docker_unavailable");
+      expect(err).toMatchObject({ kind: "unavailable", code: "docker_unavailable" });
       expect(err.message).toMatch(/within 300 ms/);
       expect(Date.now() - t0).toBeLessThan(3_000);
     } finally {
@@ -546,7 +583,7 @@ describe("HttpProber", () => {
  * registry to pull from, and dockerd never splits an event across chunks on
  * demand. A stub stands in for dockerode.
  */
-describe("DockerAdapter stream handling (stubbed engine)", () => {
+describe("DockerRuntime stream handling (stubbed engine)", () => {
   function stubDocker(methods: Partial<Record<"pull" | "getEvents", (...args: unknown[]) => Promise<unknown>>>): Dockerode {
     return methods as unknown as Dockerode;
   }
@@ -562,28 +599,26 @@ describe("DockerAdapter stream handling (stubbed engine)", () => {
   }
 
   it("follows a pull to its end, and fails one whose stream reports an error or is cut", async () => {
-    const ok = new DockerAdapter({
-      instance,
+    const ok = runtime({
       docker: stubDocker({ pull: async () => streamOf(['{"status":"Pulling fs layer"}\n{"stat', 'us":"Download complete"}\n']) }),
     });
     await ok.pull("registry.example/galaxy/engine:1.0.0");
 
-    const denied = new DockerAdapter({
-      instance,
+    const denied = runtime({
       docker: stubDocker({
         pull: async () => streamOf(['{"status":"Pulling"}\n', '{"errorDetail":{"message":"manifest unknown"},"error":"manifest unknown"}\n']),
       }),
     });
     const err = await rejection(denied.pull("registry.example/galaxy/engine:9.9.9"));
-    expect(err.code).toBe("image_pull_failed");
+    expect(err).toMatchObject({ kind: "pull_failed", code: "image_pull_failed" });
     expect(err.message).toBe("pull of registry.example/galaxy/engine:9.9.9 failed: manifest unknown");
 
-    const cut = new DockerAdapter({ instance, docker: stubDocker({ pull: async () => streamOf(['{"status":"Pulling"}\n'], "cut") }) });
-    expect((await rejection(cut.pull("registry.example/galaxy/engine:1.0.0"))).code).toBe("docker_unavailable");
+    const cut = runtime({ docker: stubDocker({ pull: async () => streamOf(['{"status":"Pulling"}\n'], "cut") }) });
+    expect(await rejection(cut.pull("registry.example/galaxy/engine:1.0.0"))).toMatchObject({ kind: "unavailable", code: "docker_unavailable" });
 
-    const slow = new DockerAdapter({ instance, pullTimeoutMs: 100, docker: stubDocker({ pull: async () => new PassThrough() }) });
+    const slow = runtime({ pullTimeoutMs: 100, docker: stubDocker({ pull: async () => new PassThrough() }) });
     const timedOut = await rejection(slow.pull("registry.example/galaxy/engine:1.0.0"));
-    expect(timedOut.code).toBe("image_pull_failed");
+    expect(timedOut).toMatchObject({ kind: "pull_failed", code: "image_pull_failed" });
     expect(timedOut.message).toMatch(/within 100 ms/);
   });
 
@@ -600,8 +635,7 @@ describe("DockerAdapter stream handling (stubbed engine)", () => {
     ];
     const queries: unknown[] = [];
     let n = 0;
-    const adapterWithStub = new DockerAdapter({
-      instance,
+    const adapterWithStub = runtime({
       reconnectBaseMs: 10,
       reconnectMaxMs: 50,
       docker: stubDocker({

@@ -6,8 +6,8 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Manager } from "../../src/controller/manager.js";
-import { LABELS } from "../../src/docker/labels.js";
-import { HttpProber } from "../../src/docker/prober.js";
+import { LABELS } from "../../src/runtime/docker/labels.js";
+import { HttpProber } from "../../src/runtime/httpProber.js";
 import { openStore, type SqlStore } from "../../src/store/index.js";
 import { fastSettings, startController } from "../helpers/controller.js";
 import {

@@ -38,7 +38,7 @@ import { KubernetesDeclarationSource, type KubernetesSourceOptions } from "../..
 import { KubernetesLease } from "../../src/crd/lease.js";
 import { mirrorToKubernetes } from "../../src/crd/mirror.js";
 import { GameRuntimeStatusWriter } from "../../src/crd/statusWriter.js";
-import { LABELS } from "../../src/docker/labels.js";
+import { LABELS } from "../../src/runtime/docker/labels.js";
 import { createLogger } from "../../src/log.js";
 import { RtmError } from "../../src/model/errors.js";
 import type { Declaration, RuntimeSpec } from "../../src/model/declaration.js";

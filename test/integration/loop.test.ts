@@ -19,7 +19,7 @@ import {
   waitFor,
 } from "../helpers/docker.js";
 import { startPostgres, type PostgresServer } from "../helpers/postgres.js";
-import { LABELS } from "../../src/docker/labels.js";
+import { LABELS } from "../../src/runtime/docker/labels.js";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 

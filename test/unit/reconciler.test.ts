@@ -7,7 +7,7 @@ import { HealthTracker } from "../../src/controller/health.js";
 import { Reconciler, type ReconcileObserver, type ReconcilerSettings } from "../../src/controller/reconciler.js";
 import type { Declaration } from "../../src/model/declaration.js";
 import { RtmError } from "../../src/model/errors.js";
-import type { DeclarationSource, DockerPort, HealthProber, ObservedContainer, StateStore } from "../../src/model/ports.js";
+import type { DeclarationSource, HealthProber, ObservedContainer, RuntimePort, StateStore } from "../../src/model/ports.js";
 import type { NewRuntimeEvent, RuntimeRecord } from "../../src/model/record.js";
 import { createLogger, type Logger } from "../../src/log.js";
 import { Metrics } from "../../src/metrics.js";
@@ -21,7 +21,6 @@ const settings: ReconcilerSettings = {
   stopTimeoutMs: 1000,
   dockerNetwork: "galaxy-net",
   stateRoot: "/nonexistent",
-  enginePublishHost: undefined,
   defaultCpus: 1,
   defaultMemoryBytes: 64 * 1024 * 1024,
   defaultPidsLimit: 64,
@@ -75,7 +74,7 @@ function reconciler(world: World, opts: { settings?: Partial<ReconcilerSettings>
   } as unknown as StateStore;
   const docker = {
     listForGame: async (id: string) => world.containers.filter((c) => c.gameId === id),
-  } as unknown as DockerPort;
+  } as unknown as RuntimePort;
   const prober = { probe: async () => ({ ok: true }) } as unknown as HealthProber;
   let logger: Logger = createLogger("silent");
   if (opts.logs) {

@@ -11,7 +11,8 @@ import { plan, type Action, type Plan } from "../../src/controller/planner.js";
 import { Rollout, type RolloutInput } from "../../src/controller/rollout.js";
 import type { Declaration } from "../../src/model/declaration.js";
 import { RtmError } from "../../src/model/errors.js";
-import type { ContainerSpec, DockerPort, HealthProber, ObservedContainer, StateStore } from "../../src/model/ports.js";
+import type { EngineSpec, HealthProber, ObservedContainer, RuntimePort, StateStore } from "../../src/model/ports.js";
+import { RuntimeFailure } from "../../src/model/runtimeFailure.js";
 import type { NewOperation, OperationResult, RuntimeRecord } from "../../src/model/record.js";
 import { createLogger } from "../../src/log.js";
 import { observedContainer, PLANNER_SETTINGS, runtimeRecord } from "../helpers/fixtures.js";
@@ -30,7 +31,6 @@ const settings = {
   stopTimeoutMs: 1000,
   dockerNetwork: "galaxy-net",
   stateRoot,
-  enginePublishHost: undefined,
   defaultCpus: 1,
   defaultMemoryBytes: 64 * 1024 * 1024,
   defaultPidsLimit: 64,
@@ -46,11 +46,13 @@ class FakeDocker {
   readonly port = {
     listForGame: async (gameId: string) => this.containers.filter((c) => c.gameId === gameId).map((c) => ({ ...c })),
     imagePresent: async (ref: string) => this.images.has(ref),
-    pull: async (ref: string) => {
-      throw new RtmError("image_pull_failed", `pull of ${ref} failed`);
+    // Nothing can be pulled: an image is there or it is not.
+    ensureImage: async (ref: string) => {
+      if (!this.images.has(ref)) throw new RuntimeFailure("image_not_found", "pull", `image ${ref} not found`);
     },
+    probeAddress: (c: ObservedContainer) => `127.0.0.1:${c.id}`,
     imageLabels: async () => ({}),
-    create: async (spec: ContainerSpec) => {
+    create: async (spec: EngineSpec) => {
       const id = `c${++this.seq}`;
       this.calls.push(`create ${spec.imageRef}`);
       this.containers.push(observedContainer({ id, gameId: spec.gameId, imageRef: spec.imageRef, state: "created", startedAt: null }, NOW));
@@ -68,7 +70,7 @@ class FakeDocker {
       this.calls.push(`remove ${id}`);
       this.containers = this.containers.filter((c) => c.id !== id);
     },
-  } as unknown as DockerPort;
+  } as unknown as RuntimePort;
 
   private find(id: string): ObservedContainer {
     const c = this.containers.find((x) => x.id === id);
@@ -112,7 +114,7 @@ async function patch(w: ReturnType<typeof world>, over: Partial<RolloutInput> = 
   const touched = new Set<string>();
   const execute = (actions: readonly Action[], before?: (a: Action) => void) =>
     executeActions(actions, {
-      docker: w.docker.port,
+      runtime: w.docker.port,
       declaration: d,
       gameId: "g1",
       settings,

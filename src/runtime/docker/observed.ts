@@ -1,50 +1,10 @@
-import type Dockerode from "dockerode";
-import { CONTAINER_STATES, type ContainerSpec, type ContainerState, type ObservedContainer } from "../model/ports.js";
-
 /**
- * Container labels are the adapter's only memory: after a restart of the
- * controller (or of dockerd) everything it knows about a container is read
- * back from them, so they carry every field the reconciler compares.
+ * Docker's answers (container list entries and inspect results) as the
+ * ObservedContainer the controller reasons about.
  */
-export const LABEL_PREFIX = "com.galaxy.rtmanager.";
-export const LABELS = {
-  managed: `${LABEL_PREFIX}managed`,
-  instance: `${LABEL_PREFIX}instance`,
-  gameId: `${LABEL_PREFIX}game-id`,
-  generation: `${LABEL_PREFIX}generation`,
-  imageRef: `${LABEL_PREFIX}image-ref`,
-  restartToken: `${LABEL_PREFIX}restart-token`,
-  configHash: `${LABEL_PREFIX}config-hash`,
-} as const;
-
-/** Mount point of the game's state directory inside the engine. */
-export const GAME_STATE_PATH = "/var/lib/galaxy-game";
-export const ENGINE_PORT = "8080/tcp";
-
-export function specLabels(spec: ContainerSpec, instance: string): Record<string, string> {
-  const labels: Record<string, string> = {
-    [LABELS.managed]: "true",
-    [LABELS.instance]: instance,
-    [LABELS.gameId]: spec.gameId,
-    [LABELS.generation]: String(spec.generation),
-    [LABELS.imageRef]: spec.imageRef,
-    [LABELS.configHash]: spec.configHash,
-  };
-  if (spec.restartToken !== null) labels[LABELS.restartToken] = spec.restartToken;
-  return labels;
-}
-
-/** Docker label filters (ANDed) selecting this installation's containers, optionally of one game. */
-export function labelFilters(instance: string, gameId?: string): string[] {
-  const filters = [`${LABELS.managed}=true`, `${LABELS.instance}=${instance}`];
-  if (gameId !== undefined) filters.push(`${LABELS.gameId}=${gameId}`);
-  return filters;
-}
-
-/** True when the labels say this installation owns the container. */
-export function ownedBy(labels: Record<string, string> | null | undefined, instance: string): boolean {
-  return !!labels && labels[LABELS.managed] === "true" && labels[LABELS.instance] === instance && !!labels[LABELS.gameId];
-}
+import type Dockerode from "dockerode";
+import { CONTAINER_STATES, type ContainerState, type ObservedContainer } from "../../model/ports.js";
+import { ENGINE_PORT, LABELS, ownedBy } from "./labels.js";
 
 /** Docker reports "never" as the zero time rather than leaving the field out. */
 export function parseDockerTime(value: string | undefined | null): Date | null {

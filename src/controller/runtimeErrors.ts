@@ -1,0 +1,63 @@
+/**
+ * The one place where a runtime's failure becomes a contract error. The
+ * runtime says what happened (RuntimeFailure.kind); which code the user sees,
+ * and so whether the loop retries (PERMANENT_CODES), is decided here.
+ */
+import { RUNTIME_UNAVAILABLE, RtmError, toRtmError, type ErrorCode } from "../model/errors.js";
+import type { RuntimePort } from "../model/ports.js";
+import { RuntimeFailure, type RuntimeFailureKind } from "../model/runtimeFailure.js";
+
+export const CODE_BY_FAILURE_KIND: Readonly<Record<RuntimeFailureKind, ErrorCode>> = {
+  unavailable: RUNTIME_UNAVAILABLE,
+  // The controller ensures the image before creating, so a missing one means the pull did not take.
+  image_not_found: "image_pull_failed",
+  pull_failed: "image_pull_failed",
+  // A refused config fails the same way until the declaration changes: permanent.
+  config_refused: "start_config_invalid",
+  start_failed: "container_start_failed",
+  not_found: "not_found",
+  conflict: "conflict",
+  failed: "internal_error",
+};
+
+/** A RuntimeFailure as the contract error it stands for; anything else as toRtmError does. */
+export function contractError(err: unknown): RtmError {
+  if (err instanceof RuntimeFailure) {
+    return new RtmError(CODE_BY_FAILURE_KIND[err.kind], err.message, { operation: err.operation, ...err.details }, { cause: err });
+  }
+  return toRtmError(err);
+}
+
+function mapped<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+  return (...args) =>
+    fn(...args).catch((err: unknown) => {
+      throw contractError(err);
+    });
+}
+
+/**
+ * The same runtime, with every failure already a contract error: what the
+ * controller, the REST operations and the readiness check are given.
+ */
+export function withContractErrors(runtime: RuntimePort): RuntimePort {
+  const updateImage = runtime.updateImage?.bind(runtime);
+  return {
+    name: runtime.name,
+    capabilities: runtime.capabilities,
+    ping: mapped(() => runtime.ping()),
+    networkExists: mapped((name: string) => runtime.networkExists(name)),
+    listManaged: mapped((options?: { inspect?: boolean }) => runtime.listManaged(options)),
+    listForGame: mapped((gameId: string) => runtime.listForGame(gameId)),
+    ensureImage: mapped((ref: string, policy: Parameters<RuntimePort["ensureImage"]>[1]) => runtime.ensureImage(ref, policy)),
+    imagePresent: mapped((ref: string) => runtime.imagePresent(ref)),
+    imageLabels: mapped((ref: string) => runtime.imageLabels(ref)),
+    create: mapped((spec: Parameters<RuntimePort["create"]>[0]) => runtime.create(spec)),
+    ...(updateImage ? { updateImage: mapped(updateImage) } : {}),
+    start: mapped((id: string) => runtime.start(id)),
+    stop: mapped((id: string, timeoutSeconds: number) => runtime.stop(id, timeoutSeconds)),
+    remove: mapped((id: string) => runtime.remove(id)),
+    watchEvents: (handlers) => runtime.watchEvents(handlers),
+    logs: mapped((id: string, tail: number) => runtime.logs(id, tail)),
+    probeAddress: (engine) => runtime.probeAddress(engine),
+  };
+}

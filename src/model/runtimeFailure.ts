@@ -1,0 +1,43 @@
+/**
+ * What went wrong in an engine runtime, in the runtime's terms. Adapters throw
+ * it; they do not decide what it means for the contract or whether retrying
+ * helps: src/controller/runtimeErrors.ts maps each kind to an RtmError code.
+ */
+export const RUNTIME_FAILURE_KINDS = [
+  /** Nobody answered (socket refused, timeout, connection cut). */
+  "unavailable",
+  /** The image is not present where it has to be. */
+  "image_not_found",
+  /** Fetching the image failed. */
+  "pull_failed",
+  /** The runtime refused the engine's configuration; the same inputs fail the same way. */
+  "config_refused",
+  /** The engine could not be started. */
+  "start_failed",
+  /** No such engine. */
+  "not_found",
+  /** An engine of that name already exists. */
+  "conflict",
+  /** Any other refusal. */
+  "failed",
+] as const;
+
+export type RuntimeFailureKind = (typeof RUNTIME_FAILURE_KINDS)[number];
+
+export class RuntimeFailure extends Error {
+  override readonly name = "RuntimeFailure";
+  constructor(
+    readonly kind: RuntimeFailureKind,
+    /** The runtime call that failed ("create", "pull", ...). */
+    readonly operation: string,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export function isRuntimeFailure(err: unknown): err is RuntimeFailure {
+  return err instanceof RuntimeFailure;
+}

@@ -1,0 +1,227 @@
+/**
+ * A Pod-shaped engine runtime, in memory: what the RuntimePort has to fit
+ * besides Docker. A Pod has no separate pull, create and start (the kubelet
+ * pulls and starts when the Pod is created), swaps its image in place,
+ * restarts an exited engine itself, and streams its logs. Tests use it to
+ * run the real controller code against a runtime that is not Docker.
+ */
+import { PassThrough } from "node:stream";
+import type {
+  EngineEventHandlers,
+  EngineSpec,
+  ImagePullPolicy,
+  ObservedContainer,
+  RuntimeCapabilities,
+  RuntimePort,
+} from "../../src/model/ports.js";
+import { RuntimeFailure } from "../../src/model/runtimeFailure.js";
+
+interface Pod {
+  uid: string;
+  spec: EngineSpec;
+  /** Running until deleted; a stop scales the engine to zero and leaves the Pod object, as a Job would. */
+  phase: "Running" | "Stopped";
+  podIP: string | null;
+  restarts: number;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  lastExitCode: number | null;
+  /** The log stream the kubelet serves; read continuously into `lines`. */
+  logStream: PassThrough;
+  lines: string[];
+}
+
+/** The smallest memory limit the stub API server admits, like a LimitRange would. */
+const MIN_MEMORY_BYTES = 4 * 1024 * 1024;
+
+export class StubPodRuntime implements RuntimePort {
+  readonly name = "pods";
+  readonly capabilities: RuntimeCapabilities = {
+    restartsExitedEngines: true,
+    updatesImageInPlace: true,
+    startsOnCreate: true,
+    pullsImagesItself: true,
+  };
+  /** Calls received, in order, for assertions on what the controller asked for. */
+  readonly calls: string[] = [];
+  /** When set, the API server does not answer. */
+  down = false;
+  private readonly pods = new Map<string, Pod>();
+  private readonly handlers = new Set<EngineEventHandlers>();
+  private nextUid = 1;
+
+  constructor(
+    private readonly instance = "rtm",
+    private readonly namespace = "galaxy-games",
+  ) {}
+
+  private answer(call: string): void {
+    this.calls.push(call);
+    if (this.down) throw new RuntimeFailure("unavailable", call, "the Kubernetes API server does not answer");
+  }
+
+  private byUid(uid: string): Pod | undefined {
+    return [...this.pods.values()].find((p) => p.uid === uid);
+  }
+
+  private emit(pod: Pod, action: "create" | "start" | "die" | "destroy" | "stop", exitCode: number | null = null): void {
+    for (const h of this.handlers) h.onEvent({ gameId: pod.spec.gameId, containerId: pod.uid, action, exitCode });
+  }
+
+  async ping(): Promise<void> {
+    this.answer("ping");
+  }
+
+  async networkExists(name: string): Promise<boolean> {
+    this.answer("networkExists");
+    return name === this.namespace;
+  }
+
+  async listManaged(): Promise<ObservedContainer[]> {
+    this.answer("list");
+    return [...this.pods.values()].map((p) => this.observed(p));
+  }
+
+  async listForGame(gameId: string): Promise<ObservedContainer[]> {
+    this.answer("list");
+    return [...this.pods.values()].filter((p) => p.spec.gameId === gameId).map((p) => this.observed(p));
+  }
+
+  /** The kubelet pulls when the Pod starts: nothing to do here, whatever the policy. */
+  async ensureImage(_ref: string, _policy: ImagePullPolicy): Promise<void> {
+    this.answer("ensureImage");
+  }
+
+  async imagePresent(): Promise<boolean> {
+    this.answer("imagePresent");
+    return true;
+  }
+
+  /** No local image to inspect: resources come from the declaration and defaults. */
+  async imageLabels(): Promise<Record<string, string>> {
+    this.answer("imageLabels");
+    return {};
+  }
+
+  async create(spec: EngineSpec): Promise<string> {
+    this.answer("create");
+    if (this.pods.has(spec.name)) throw new RuntimeFailure("conflict", "create", `pods "${spec.name}" already exists`, { containerName: spec.name });
+    if (spec.resources.memoryBytes < MIN_MEMORY_BYTES) {
+      throw new RuntimeFailure("config_refused", "create", `Pod "${spec.name}" is invalid: memory limit below ${MIN_MEMORY_BYTES}`, { status: 422 });
+    }
+    const now = new Date();
+    const pod: Pod = {
+      uid: `pod-${this.nextUid++}`,
+      spec,
+      phase: "Running",
+      podIP: `10.244.0.${this.nextUid}`,
+      restarts: 0,
+      createdAt: now,
+      startedAt: now,
+      finishedAt: null,
+      lastExitCode: null,
+      logStream: new PassThrough(),
+      lines: [],
+    };
+    pod.logStream.setEncoding("utf8");
+    pod.logStream.on("data", (chunk: string) => pod.lines.push(...chunk.split("\n").filter(Boolean)));
+    this.pods.set(spec.name, pod);
+    pod.logStream.write(`engine ${spec.imageRef} starting\n`);
+    this.emit(pod, "create");
+    this.emit(pod, "start");
+    return pod.uid;
+  }
+
+  /** Created Pods are already running; starting a stopped one scales it back up. */
+  async start(id: string): Promise<void> {
+    this.answer("start");
+    const pod = this.byUid(id);
+    if (!pod) throw new RuntimeFailure("start_failed", "start", `no Pod ${id} to start`, { containerId: id });
+    if (pod.phase === "Running") return;
+    pod.phase = "Running";
+    pod.startedAt = new Date();
+    this.emit(pod, "start");
+  }
+
+  async updateImage(id: string, spec: EngineSpec): Promise<void> {
+    this.answer("updateImage");
+    const pod = this.byUid(id);
+    if (!pod) throw new RuntimeFailure("not_found", "updateImage", `no Pod ${id}`, { containerId: id });
+    pod.spec = { ...pod.spec, imageRef: spec.imageRef, generation: spec.generation, configHash: spec.configHash };
+    pod.restarts++;
+    pod.logStream.write(`engine ${spec.imageRef} starting\n`);
+  }
+
+  async stop(id: string): Promise<void> {
+    this.answer("stop");
+    const pod = this.byUid(id);
+    if (!pod || pod.phase === "Stopped") return;
+    pod.phase = "Stopped";
+    pod.finishedAt = new Date();
+    pod.lastExitCode = 0;
+    this.emit(pod, "die", 0);
+    this.emit(pod, "stop");
+  }
+
+  async remove(id: string): Promise<void> {
+    this.answer("remove");
+    const pod = this.byUid(id);
+    if (!pod) return;
+    this.pods.delete(pod.spec.name);
+    pod.logStream.end();
+    this.emit(pod, "destroy");
+  }
+
+  /** The engine in `id` exits with `code`; the kubelet starts it again at once. */
+  crash(id: string, code: number): void {
+    const pod = this.byUid(id);
+    if (!pod) throw new Error(`no Pod ${id}`);
+    pod.lastExitCode = code;
+    pod.finishedAt = new Date();
+    this.emit(pod, "die", code);
+    pod.restarts++;
+    pod.startedAt = new Date();
+    this.emit(pod, "start");
+  }
+
+  watchEvents(handlers: EngineEventHandlers): () => void {
+    this.handlers.add(handlers);
+    return () => void this.handlers.delete(handlers);
+  }
+
+  async logs(id: string, tail: number): Promise<string> {
+    this.answer("logs");
+    const pod = this.byUid(id);
+    if (!pod) throw new RuntimeFailure("not_found", "logs", `no Pod ${id}`, { containerId: id });
+    return pod.lines.slice(-tail).join("\n");
+  }
+
+  probeAddress(engine: ObservedContainer): string | null {
+    const pod = this.byUid(engine.id);
+    return pod?.phase === "Running" && pod.podIP ? `${pod.podIP}:8080` : null;
+  }
+
+  /** The Pod as the controller sees any engine. Its address is the Pod IP, not a published port. */
+  private observed(p: Pod): ObservedContainer {
+    const running = p.phase === "Running";
+    return {
+      id: p.uid,
+      name: p.spec.name,
+      gameId: p.spec.gameId,
+      instance: this.instance,
+      generation: p.spec.generation,
+      imageRef: p.spec.imageRef,
+      restartToken: p.spec.restartToken,
+      configHash: p.spec.configHash,
+      state: running ? "running" : "exited",
+      exitCode: running ? null : p.lastExitCode,
+      oomKilled: false,
+      createdAt: p.createdAt,
+      startedAt: p.startedAt,
+      finishedAt: p.finishedAt,
+      publishedPort: null,
+      networkAddresses: running && p.podIP ? { [this.namespace]: p.podIP } : {},
+    };
+  }
+}

@@ -1,0 +1,47 @@
+import { describe, expect, it } from "vitest";
+import { CODE_BY_FAILURE_KIND, contractError, withContractErrors } from "../../src/controller/runtimeErrors.js";
+import { PERMANENT_CODES, RtmError } from "../../src/model/errors.js";
+import { RUNTIME_FAILURE_KINDS, RuntimeFailure } from "../../src/model/runtimeFailure.js";
+import { StubPodRuntime } from "../helpers/podRuntime.js";
+
+describe("runtime failures as contract errors", () => {
+  it("gives every kind the code users saw before the port had kinds", () => {
+    expect(Object.keys(CODE_BY_FAILURE_KIND).sort()).toEqual([...RUNTIME_FAILURE_KINDS].sort());
+    expect(CODE_BY_FAILURE_KIND).toEqual({
+      unavailable: "docker_unavailable",
+      image_not_found: "image_pull_failed",
+      pull_failed: "image_pull_failed",
+      config_refused: "start_config_invalid",
+      start_failed: "container_start_failed",
+      not_found: "not_found",
+      conflict: "conflict",
+      failed: "internal_error",
+    });
+    // Only a refused config is worth not retrying; the rest back off.
+    const permanent = RUNTIME_FAILURE_KINDS.filter((k) => PERMANENT_CODES.has(CODE_BY_FAILURE_KIND[k]));
+    expect(permanent).toEqual(["config_refused"]);
+  });
+
+  it("keeps the runtime's message and details, and the failure as the cause", () => {
+    const failure = new RuntimeFailure("conflict", "create", "container name x is already in use", { existingContainerId: "abc" });
+    const err = contractError(failure);
+    expect(err).toBeInstanceOf(RtmError);
+    expect(err).toMatchObject({ code: "conflict", message: "container name x is already in use", details: { operation: "create", existingContainerId: "abc" } });
+    expect(err.cause).toBe(failure);
+  });
+
+  it("passes a contract error through and makes anything else internal_error", () => {
+    const already = new RtmError("service_unavailable", "lost leadership");
+    expect(contractError(already)).toBe(already);
+    expect(contractError(new Error("boom")).code).toBe("internal_error");
+  });
+
+  it("wraps a runtime so failures leave every method mapped and answers unchanged", async () => {
+    const pods = new StubPodRuntime("rtm", "galaxy-games");
+    const wrapped = withContractErrors(withContractErrors(pods));
+    expect(wrapped.name).toBe("pods");
+    expect(await wrapped.networkExists("galaxy-games")).toBe(true);
+    await expect(wrapped.logs("pod-404", 10)).rejects.toMatchObject({ name: "RtmError", code: "not_found" });
+    await expect(wrapped.start("pod-404")).rejects.toMatchObject({ name: "RtmError", code: "container_start_failed" });
+  });
+});

@@ -1,0 +1,163 @@
+import { describe, expect, it } from "vitest";
+import { executeActions, type ExecutorSettings } from "../../src/controller/actions.js";
+import { probeUrl } from "../../src/controller/health.js";
+import { plan, type Action } from "../../src/controller/planner.js";
+import { withContractErrors } from "../../src/controller/runtimeErrors.js";
+import { configHash, type Declaration } from "../../src/model/declaration.js";
+import { PERMANENT_CODES, RtmError } from "../../src/model/errors.js";
+import type { EngineEvent, RuntimePort } from "../../src/model/ports.js";
+import type { EventType } from "../../src/model/status.js";
+import { DockerRuntime } from "../../src/runtime/docker/dockerRuntime.js";
+import { PLANNER_SETTINGS } from "../helpers/fixtures.js";
+import { StubPodRuntime } from "../helpers/podRuntime.js";
+
+const NOW = new Date("2026-11-23T12:00:00Z");
+
+const SETTINGS: ExecutorSettings = {
+  // "always" on purpose: a runtime that pulls by itself ignores the policy.
+  imagePullPolicy: "always",
+  stopTimeoutMs: 5000,
+  stateRoot: "/var/lib/galaxy/state",
+  defaultCpus: 0.5,
+  defaultMemoryBytes: 64 * 1024 * 1024,
+  defaultPidsLimit: 64,
+};
+
+function decl(over: Partial<Declaration> = {}): Declaration {
+  return {
+    gameId: "g1",
+    imageRef: "galaxy/engine:1.0.0",
+    desiredState: "running",
+    restartPolicy: "on-failure",
+    generation: 1,
+    opId: "op-1",
+    opSource: "gm_rest",
+    env: { GALAXY_MODE: "ranked" },
+    createdAt: NOW,
+    updatedAt: NOW,
+    ...over,
+  };
+}
+
+async function execute(runtime: RuntimePort, actions: readonly Action[], declaration: Declaration) {
+  const events: { type: EventType; data: Record<string, unknown> }[] = [];
+  await executeActions(actions, {
+    runtime,
+    declaration,
+    gameId: declaration.gameId,
+    settings: SETTINGS,
+    observer: { onAction: (type, data) => events.push({ type, data }) },
+  });
+  return events;
+}
+
+async function failureOf(p: Promise<unknown>): Promise<RtmError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(RtmError);
+    return err as RtmError;
+  }
+  throw new Error("expected a rejection");
+}
+
+describe("the runtime port fits a Pod runtime (StubPodRuntime)", () => {
+  it("runs the planner's first-start plan through the real executor: one Pod, running the declared engine", async () => {
+    const pods = new StubPodRuntime();
+    const d = decl();
+    const p = plan({ gameId: "g1", declaration: d, declarationError: null, containers: [], record: null, health: null, now: NOW, settings: PLANNER_SETTINGS });
+
+    const events = await execute(pods, p.actions, d);
+
+    // ensureImage reached the runtime, which has nothing to pull; start found the Pod already running.
+    expect(pods.calls).toEqual(["ensureImage", "imageLabels", "create", "start"]);
+    const engines = await pods.listForGame("g1");
+    expect(engines).toHaveLength(1);
+    const [engine] = engines;
+    expect(engine).toMatchObject({
+      name: "galaxy-game-g1",
+      imageRef: "galaxy/engine:1.0.0",
+      generation: 1,
+      configHash: configHash(d),
+      state: "running",
+    });
+    expect(events).toEqual([
+      { type: "container_created", data: { containerId: engine?.id, imageRef: "galaxy/engine:1.0.0" } },
+      { type: "container_started", data: { containerId: engine?.id } },
+    ]);
+    // The controller probes where the runtime says: the Pod IP, no published port.
+    expect(probeUrl(pods, engine!)).toMatch(/^http:\/\/10\.244\.0\.\d+:8080\/healthz$/);
+    await expect.poll(() => pods.logs(engine!.id, 10)).toContain("engine galaxy/engine:1.0.0 starting");
+  });
+
+  it("runs the replace sequence a patch plans today (stop, remove, create, start) on it", async () => {
+    const pods = new StubPodRuntime();
+    await execute(pods, [{ type: "ensureImage", imageRef: "galaxy/engine:1.0.0" }, { type: "create", imageRef: "galaxy/engine:1.0.0" }, { type: "start", containerId: "created" }], decl());
+    const [old] = await pods.listForGame("g1");
+    const next = decl({ imageRef: "galaxy/engine:1.0.1", generation: 2 });
+
+    const events = await execute(
+      pods,
+      [
+        { type: "ensureImage", imageRef: next.imageRef },
+        { type: "stop", containerId: old!.id, reason: null },
+        { type: "remove", containerId: old!.id },
+        { type: "create", imageRef: next.imageRef },
+        { type: "start", containerId: "created" },
+      ],
+      next,
+    );
+
+    expect(events.map((e) => e.type)).toEqual(["container_stopped", "container_removed", "container_created", "container_started"]);
+    const now = await pods.listForGame("g1");
+    expect(now.map((e) => [e.imageRef, e.generation, e.state])).toEqual([["galaxy/engine:1.0.1", 2, "running"]]);
+    expect(now[0]?.id).not.toBe(old!.id);
+  });
+
+  it("leaves its failures to the controller, which maps them to the codes Docker's failures get", async () => {
+    const pods = new StubPodRuntime();
+    // The API server refuses the Pod: permanent, like Docker refusing a config.
+    const tiny = decl({ resources: { memory: "1m" } });
+    const refused = await failureOf(execute(pods, [{ type: "create", imageRef: tiny.imageRef }], tiny));
+    expect(refused.code).toBe("start_config_invalid");
+    expect(PERMANENT_CODES.has(refused.code)).toBe(true);
+
+    await execute(pods, [{ type: "create", imageRef: "galaxy/engine:1.0.0" }], decl());
+    expect((await failureOf(execute(pods, [{ type: "create", imageRef: "galaxy/engine:1.0.0" }], decl()))).code).toBe("conflict");
+
+    pods.down = true;
+    const down = await failureOf(execute(pods, [{ type: "ensureImage", imageRef: "galaxy/engine:1.0.0" }], decl()));
+    expect(down.code).toBe("docker_unavailable");
+    // The same mapping guards every other caller (REST operations, readiness, the loop's reads).
+    expect((await failureOf(withContractErrors(pods).listForGame("g1"))).code).toBe("docker_unavailable");
+    expect((await failureOf(withContractErrors(pods).ping())).code).toBe("docker_unavailable");
+  });
+
+  it("reports an exit it restarted itself as a die and a start of the same engine, which keeps running", async () => {
+    const pods = new StubPodRuntime();
+    const seen: EngineEvent[] = [];
+    const stop = withContractErrors(pods).watchEvents({ onEvent: (e) => seen.push(e), onReconnect: () => undefined, onDisconnect: () => undefined });
+    await execute(pods, [{ type: "create", imageRef: "galaxy/engine:1.0.0" }], decl());
+    const [engine] = await pods.listForGame("g1");
+    pods.crash(engine!.id, 137);
+    stop();
+    expect(seen.map((e) => [e.action, e.exitCode])).toEqual([
+      ["create", null],
+      ["start", null],
+      ["die", 137],
+      ["start", null],
+    ]);
+    expect(seen.every((e) => e.containerId === engine!.id && e.gameId === "g1")).toBe(true);
+    expect((await pods.listForGame("g1"))[0]).toMatchObject({ id: engine!.id, state: "running" });
+  });
+
+  it("declares what it does by itself; Docker declares none of it, and only an in-place runtime offers updateImage", () => {
+    const pods: RuntimePort = new StubPodRuntime();
+    const docker: RuntimePort = new DockerRuntime({ instance: "capabilities-test", network: "galaxy-net" });
+    expect(docker.capabilities).toEqual({ restartsExitedEngines: false, updatesImageInPlace: false, startsOnCreate: false, pullsImagesItself: false });
+    expect(pods.capabilities).toEqual({ restartsExitedEngines: true, updatesImageInPlace: true, startsOnCreate: true, pullsImagesItself: true });
+    for (const runtime of [docker, pods, withContractErrors(docker), withContractErrors(pods)]) {
+      expect(typeof runtime.updateImage === "function").toBe(runtime.capabilities.updatesImageInPlace);
+    }
+  });
+});
