@@ -54,9 +54,7 @@ export async function startController(opts: {
     state: opts.store,
     docker: new DockerAdapter({ instance: opts.settings.instanceId }),
     prober: new HttpProber(),
-    lease: opts.withLease
-      ? { tryAcquire: (h, d) => opts.store.tryAcquire(leaseName, h, d), release: (h) => opts.store.release(leaseName, h) }
-      : undefined,
+    lease: opts.withLease ? opts.store.lease(leaseName) : undefined,
     identity: opts.identity ?? `test-${process.pid}`,
     settings: opts.settings,
     logger,
