@@ -10,7 +10,6 @@ import type { Config } from "./config.js";
 import { Manager, type ManagerHooks } from "./controller/manager.js";
 import { RecordCache } from "./controller/recordCache.js";
 import { RuntimeOperations } from "./controller/operations.js";
-import type { Lease } from "./controller/leader.js";
 import { withTimeout } from "./model/timeout.js";
 import { DockerRuntime } from "./runtime/docker/dockerRuntime.js";
 import { HttpProber } from "./runtime/httpProber.js";
@@ -19,7 +18,7 @@ import { createHttpServer } from "./http/server.js";
 import type { Logger } from "./log.js";
 import { Metrics } from "./metrics.js";
 import { RtmError, toRtmError } from "./model/errors.js";
-import type { DeclarationSource, RuntimePort, StateStore } from "./model/ports.js";
+import type { DeclarationSource, Lease, RuntimePort, StateStore } from "./model/ports.js";
 import { openStore, type SqlStore } from "./store/index.js";
 
 export interface AppOverrides {
@@ -86,6 +85,7 @@ async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, 
     { mirrorToKubernetes },
     { GameRuntimeStatusWriter },
     { kubeNamespaces },
+    { kubernetesMirrorRunnable },
   ] = await Promise.all([
     import("@kubernetes/client-node"),
     import("./crd/kubeSource.js"),
@@ -94,6 +94,7 @@ async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, 
     import("./crd/mirror.js"),
     import("./crd/statusWriter.js"),
     import("./crd/namespaces.js"),
+    import("./crd/mirrorRunnable.js"),
   ]);
   const namespaces = kubeNamespaces(config);
   const kubeConfig = new KubeConfig();
@@ -113,7 +114,7 @@ async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, 
   const status = new GameRuntimeStatusWriter(source, log);
   const events = new GameRuntimeEventRecorder({ source, logger: log, instance: identity });
   const state = mirrorToKubernetes(store, { status, events });
-  const kubeLease = new KubernetesLease({
+  const lease = new KubernetesLease({
     kubeConfig,
     // Cluster-wide: the pod's own namespace (POD_NAMESPACE), where deploy/rbac.yaml grants it.
     namespace: namespaces.lease,
@@ -121,17 +122,9 @@ async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, 
     name: `${config.instanceId}-leader`,
     logger: log,
   });
-  // A leader gives its lease up only after the loop stopped (the elector
-  // steps down first): write out the statuses and Events it still owes, so
-  // the next leader starts from what this one did.
-  const lease: Lease = {
-    tryAcquire: (holder, durationMs, signal) => kubeLease.tryAcquire(holder, durationMs, signal),
-    release: async (holder, signal) => {
-      await Promise.all([status.flush(), events.flush()]);
-      await kubeLease.release(holder, signal);
-    },
-  };
-  return { source, state, lease };
+  // Stopped after the workers on every step-down: statuses and Events owed are written before the lease goes.
+  const runnables = [kubernetesMirrorRunnable({ status, events })];
+  return { source, state, lease, runnables };
 }
 
 /** Records this process writes go straight into the read cache. */
@@ -178,14 +171,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
   // Kubernetes mode mirrors records into .status and events into Kubernetes Events.
   const state: StateStore = kube?.state ?? store;
   const leaseName = `rtmanager/${config.instanceId}`;
-  const lease: Lease | undefined =
-    overrides.lease === null
-      ? undefined
-      : (overrides.lease ??
-        kube?.lease ?? {
-          tryAcquire: (holder, durationMs) => store.tryAcquire(leaseName, holder, durationMs),
-          release: (holder) => store.release(leaseName, holder),
-        });
+  const lease: Lease | undefined = overrides.lease === null ? undefined : (overrides.lease ?? kube?.lease ?? store.lease(leaseName));
   const manager = new Manager({
     source,
     state,
@@ -203,6 +189,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
     },
     logger: logger.child({ component: "controller" }),
     hooks: withRecordCache(metrics.managerHooks(), records),
+    runnables: kube?.runnables,
   });
   metrics.bind({ queueStats: () => manager.queueStats(), records: store, declarations: source, poolInUse: () => store.sql.inUse?.() ?? 0 });
   const operations = new RuntimeOperations({

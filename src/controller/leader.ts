@@ -14,15 +14,11 @@
  * neither extends nor cuts a leader's term.
  */
 import type { Logger } from "../log.js";
+import type { Lease } from "../model/ports.js";
 import { withTimeout } from "../model/timeout.js";
 
-export interface Lease {
-  /** Takes or renews the lease for `holder`; true when held after the call. `signal` aborts it (the elector's deadline). */
-  tryAcquire(holder: string, durationMs: number, signal?: AbortSignal): Promise<boolean>;
-  release(holder: string, signal?: AbortSignal): Promise<void>;
-}
-
 export interface LeaderCallbacks {
+  /** Starts the leader's work. When it throws, the elector steps down (and tries again on its next retry). */
   onStartedLeading(): void | Promise<void>;
   onStoppedLeading(): void | Promise<void>;
 }
@@ -111,7 +107,12 @@ export class LeaderElector {
       if (!this.leading) {
         this.leading = true;
         this.logger.info({ identity: this.identity }, "became leader");
-        await this.callbacks.onStartedLeading();
+        try {
+          await this.callbacks.onStartedLeading();
+        } catch (err) {
+          this.logger.error({ err, identity: this.identity }, "could not start leading");
+          await this.stepDown("the leader's work did not start");
+        }
       }
       return;
     }
@@ -125,7 +126,12 @@ export class LeaderElector {
     if (!this.leading) return;
     this.leading = false;
     this.logger.warn({ identity: this.identity, why }, "stopped leading");
-    await this.callbacks.onStoppedLeading();
+    try {
+      await this.callbacks.onStoppedLeading();
+    } catch (err) {
+      // The elector's loop must go on (and a shutdown must still release the lease).
+      this.logger.error({ err, identity: this.identity }, "stopping the leader's work failed");
+    }
   }
 
   async stop(): Promise<void> {

@@ -20,6 +20,8 @@ export interface QueueHooks {
   onDone?(key: string, workSeconds: number): void;
 }
 
+/** "high": a watch or a writer woke the key. "low": a periodic resync did; it waits behind every "high" key. */
+export type Lane = "high" | "low";
 
 export class WorkQueue {
   private readonly queue: string[] = [];
@@ -38,7 +40,7 @@ export class WorkQueue {
     private readonly now: () => number = Date.now,
   ) {}
 
-  add(key: string, lane: "high" | "low" = "high"): void {
+  add(key: string, lane: Lane = "high"): void {
     if (this.shuttingDown) return;
     if (this.dirty.has(key)) {
       // Already waiting: a fresh change moves it out of the resync lane.
@@ -140,10 +142,6 @@ export class WorkQueue {
       longest = Math.max(longest, s);
     }
     return { unfinishedSeconds: total, longestSeconds: longest };
-  }
-
-  isQueuedOrProcessing(key: string): boolean {
-    return this.dirty.has(key) || this.processing.has(key);
   }
 
   shutDown(): void {

@@ -24,8 +24,8 @@ import {
   type ResponseContext,
   type V1Lease,
 } from "@kubernetes/client-node";
-import type { Lease } from "../controller/leader.js";
 import type { Logger } from "../log.js";
+import type { Lease } from "../model/ports.js";
 import { apiMessageOf, httpStatusOf } from "./api.js";
 import { toDate } from "./kubeSource.js";
 

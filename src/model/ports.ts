@@ -81,12 +81,16 @@ export interface StateStore {
 }
 
 /**
- * Leader election: one lease per installation. `tryAcquire` takes or renews
- * the lease and returns whether `holder` holds it after the call.
+ * The lock behind leader election: one per installation, taken or renewed
+ * atomically. Implemented over a SQL row (src/store/sqlLease.ts) and over a
+ * coordination.k8s.io Lease (src/crd/lease.ts); the elector
+ * (src/controller/leader.ts) bounds every call and aborts it through `signal`.
  */
-export interface LeaseStore {
-  tryAcquire(name: string, holder: string, ttlMs: number): Promise<boolean>;
-  release(name: string, holder: string): Promise<void>;
+export interface Lease {
+  /** Takes or renews the lease for `holder` for `durationMs`; true when `holder` holds it after the call. */
+  tryAcquire(holder: string, durationMs: number, signal?: AbortSignal): Promise<boolean>;
+  /** Gives the lease up when `holder` holds it, so a standby need not wait for it to expire. */
+  release(holder: string, signal?: AbortSignal): Promise<void>;
 }
 
 // ---------------------------------------------------------------- engine runtime

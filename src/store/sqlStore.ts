@@ -6,7 +6,6 @@ import type {
   DeclarationSource,
   DeclarationWatch,
   EventQuery,
-  LeaseStore,
   StateStore,
   WriteMeta,
 } from "../model/ports.js";
@@ -26,6 +25,7 @@ import {
   DECLARATION_SPEC_KEYS,
   RECORDS_CHANNEL,
 } from "./migrations.js";
+import { SqlLease } from "./sqlLease.js";
 import { silentLogger, type Row, type SqlClient, type SqlQueryable, type StoreLogger } from "./sqlClient.js";
 
 /** First key of the two-key advisory locks taken per game ("RTM\x01"). */
@@ -43,14 +43,6 @@ export const INTERRUPTED_MESSAGE = "controller stopped before the operation fini
 export interface RecordWatch {
   onChange(gameId: string): void;
   onResync?(): void;
-}
-
-export interface LeaseInfo {
-  name: string;
-  holder: string;
-  expiresAt: Date;
-  acquiredAt: Date;
-  renewedAt: Date;
 }
 
 type ColumnKind = "text" | "bigint" | "integer" | "boolean" | "timestamptz";
@@ -204,7 +196,7 @@ export interface SqlStoreOptions {
  * The SQL store over either backend: desired state (declarations), observed
  * state (records), the operation log, the event stream and leases.
  */
-export class SqlStore implements StateStore, LeaseStore, DeclarationSource {
+export class SqlStore implements StateStore, DeclarationSource {
   private readonly logger: StoreLogger;
   private closed = false;
 
@@ -495,41 +487,8 @@ export class SqlStore implements StateStore, LeaseStore, DeclarationSource {
 
   // ------------------------------------------------------------------ leases
 
-  /**
-   * One statement, judged by the database clock, so replicas with skewed
-   * clocks still agree on who holds the lease.
-   */
-  async tryAcquire(name: string, holder: string, ttlMs: number): Promise<boolean> {
-    const { rows } = await this.client.query<{ holder: string }>(
-      `INSERT INTO leases AS l (name, holder, expires_at, acquired_at, renewed_at)
-       VALUES ($1, $2, now() + $3::double precision * interval '1 millisecond', now(), now())
-       ON CONFLICT (name) DO UPDATE SET
-         holder = EXCLUDED.holder,
-         expires_at = EXCLUDED.expires_at,
-         acquired_at = CASE WHEN l.holder = EXCLUDED.holder AND l.expires_at >= now() THEN l.acquired_at ELSE now() END,
-         renewed_at = now()
-       WHERE l.holder = EXCLUDED.holder OR l.expires_at < now()
-       RETURNING holder`,
-      [name, holder, ttlMs],
-    );
-    return rows[0]?.holder === holder;
-  }
-
-  async release(name: string, holder: string): Promise<void> {
-    await this.client.query("DELETE FROM leases WHERE name = $1 AND holder = $2", [name, holder]);
-  }
-
-  /** Not part of LeaseStore: who holds `name`, for status pages; null when nobody or expired. */
-  async getLease(name: string): Promise<LeaseInfo | null> {
-    const { rows } = await this.client.query<Row>("SELECT * FROM leases WHERE name = $1 AND expires_at >= now()", [name]);
-    const row = rows[0];
-    if (!row) return null;
-    return {
-      name: String(row.name),
-      holder: String(row.holder),
-      expiresAt: fromColumn("timestamptz", row.expires_at) as Date,
-      acquiredAt: fromColumn("timestamptz", row.acquired_at) as Date,
-      renewedAt: fromColumn("timestamptz", row.renewed_at) as Date,
-    };
+  /** The lease row `name` (one per installation), for leader election. */
+  lease(name: string): SqlLease {
+    return new SqlLease(this.client, name);
   }
 }

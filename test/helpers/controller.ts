@@ -59,9 +59,7 @@ export async function startController(opts: {
       new DockerRuntime({ instance: opts.settings.instanceId, network: opts.settings.dockerNetwork, publishHost: TEST_PUBLISH_HOST }),
     ),
     prober: new HttpProber(),
-    lease: opts.withLease
-      ? { tryAcquire: (h, d) => opts.store.tryAcquire(leaseName, h, d), release: (h) => opts.store.release(leaseName, h) }
-      : undefined,
+    lease: opts.withLease ? opts.store.lease(leaseName) : undefined,
     identity: opts.identity ?? `test-${process.pid}`,
     settings: opts.settings,
     logger,

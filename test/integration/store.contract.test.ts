@@ -573,22 +573,24 @@ function describeStoreContract(name: string, open: () => Promise<Fixture>): void
 
     describe("leases", () => {
       it("holder A acquires, B is refused while it lives, B takes it after expiry, renewal keeps it", async () => {
-        expect(await store.tryAcquire("leader", "A", 5_000)).toBe(true);
-        expect(await store.tryAcquire("leader", "B", 5_000)).toBe(false);
-        expect(await store.tryAcquire("leader", "A", 5_000)).toBe(true);
-        expect((await store.getLease("leader"))?.holder).toBe("A");
+        const leader = store.lease("leader");
+        const short = store.lease("short");
+        expect(await leader.tryAcquire("A", 5_000)).toBe(true);
+        expect(await leader.tryAcquire("B", 5_000)).toBe(false);
+        expect(await leader.tryAcquire("A", 5_000)).toBe(true);
+        expect((await leader.current())?.holder).toBe("A");
 
-        expect(await store.tryAcquire("short", "A", 50)).toBe(true);
-        expect(await store.tryAcquire("short", "B", 5_000)).toBe(false);
+        expect(await short.tryAcquire("A", 50)).toBe(true);
+        expect(await short.tryAcquire("B", 5_000)).toBe(false);
         await new Promise((r) => setTimeout(r, 120));
-        expect(await store.tryAcquire("short", "B", 5_000)).toBe(true);
-        expect(await store.tryAcquire("short", "A", 5_000)).toBe(false);
+        expect(await short.tryAcquire("B", 5_000)).toBe(true);
+        expect(await short.tryAcquire("A", 5_000)).toBe(false);
 
-        await store.release("leader", "B");
-        expect(await store.tryAcquire("leader", "B", 5_000)).toBe(false);
-        await store.release("leader", "A");
-        expect(await store.getLease("leader")).toBeNull();
-        expect(await store.tryAcquire("leader", "B", 5_000)).toBe(true);
+        await leader.release("B");
+        expect(await leader.tryAcquire("B", 5_000)).toBe(false);
+        await leader.release("A");
+        expect(await leader.current()).toBeNull();
+        expect(await leader.tryAcquire("B", 5_000)).toBe(true);
       });
     });
   });

@@ -4,7 +4,8 @@
  * whatever the lease does, and each lease call is aborted at its bound.
  */
 import { describe, expect, it } from "vitest";
-import { LeaderElector, type Lease } from "../../src/controller/leader.js";
+import { LeaderElector } from "../../src/controller/leader.js";
+import type { Lease } from "../../src/model/ports.js";
 import { createLogger } from "../../src/log.js";
 
 const logger = createLogger("silent", "test-leader");
