@@ -82,7 +82,7 @@ async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, 
     { KubernetesDeclarationSource },
     { GameRuntimeEventRecorder },
     { KubernetesLease },
-    { mirrorToKubernetes },
+    { withKubernetesMirror, withStatusMirror },
     { GameRuntimeStatusWriter },
     { kubeNamespaces },
   ] = await Promise.all([
@@ -111,7 +111,8 @@ async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, 
   });
   const status = new GameRuntimeStatusWriter(source, log);
   const events = new GameRuntimeEventRecorder({ source, logger: log, instance: identity });
-  const state = mirrorToKubernetes(store, { status, events });
+  const state = withKubernetesMirror(store, { status, events });
+  const observe = (hooks: ManagerHooks) => withStatusMirror(hooks, status);
   const kubeLease = new KubernetesLease({
     kubeConfig,
     // Cluster-wide: the pod's own namespace (POD_NAMESPACE), where deploy/rbac.yaml grants it.
@@ -130,7 +131,7 @@ async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, 
       await kubeLease.release(holder, signal);
     },
   };
-  return { source, state, lease };
+  return { source, state, lease, observe };
 }
 
 /** Records this process writes go straight into the read cache. */
@@ -193,7 +194,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
       declarationWatch: config.source === "kubernetes" ? "kubernetes" : "postgres",
     },
     logger: logger.child({ component: "controller" }),
-    hooks: withRecordCache(metrics.managerHooks(), records),
+    hooks: (kube?.observe ?? ((h: ManagerHooks) => h))(withRecordCache(metrics.managerHooks(), records)),
   });
   metrics.bind({ queueStats: () => manager.queueStats(), records: store, declarations: source, poolInUse: () => store.sql.inUse?.() ?? 0 });
   const operations = new RuntimeOperations({
@@ -278,6 +279,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
         server.closeAllConnections?.();
       });
       await manager.stop();
+      await kube?.source.close();
       if (stopRecordWatch) await stopRecordWatch().catch(() => {});
       await store.close();
     },

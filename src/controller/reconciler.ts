@@ -50,7 +50,7 @@ export interface ReconcilerDeps {
   clock?: () => Date;
   mayAct?: () => boolean;
   /** Kubernetes mode: lets a deleted GameRuntime go once its container is removed. */
-  finalizer?: { finalizeIfDeleting(gameId: string, containerGone: boolean): Promise<void> };
+  finalizer?: { ensureFinalizer(gameId: string): Promise<void>; finalizeIfDeleting(gameId: string, containerGone: boolean): Promise<void> };
 }
 
 export function newOpId(): string {
@@ -147,6 +147,7 @@ export class Reconciler {
     const { state, docker, settings } = this.deps;
     let o: Observation;
     try {
+      await this.deps.finalizer?.ensureFinalizer(gameId);
       o = await this.observe(gameId);
     } catch (err) {
       return this.recordObservationFailure(gameId, toRtmError(err));
