@@ -196,24 +196,23 @@ export class KubernetesDeclarationSource implements DeclarationSource, Finalizer
 
   // ---------------------------------------------------------------- writes
 
-  /** A GET from the API server, for a retry after 409; what it finds goes into the store. */
+  /**
+   * A GET from the API server, for a retry after 409. What it finds, like the
+   * response of every write, goes into the store (`reflector.apply`), so the
+   * next read sees it.
+   */
   private async fresh(gameId: string): Promise<GameRuntimeObject | null> {
     try {
       if (this.namespace !== undefined) {
         const obj = await this.api.get({ namespace: this.namespace, name: gameId });
-        return obj ? this.wrote(obj) : null;
+        return obj ? this.reflector.apply(obj) : null;
       }
-      const matching = (await this.api.list(undefined, `metadata.name=${gameId}`)).items.filter((o) => o.metadata.name === gameId).map((o) => this.wrote(o));
+      const matching = (await this.api.list(undefined, `metadata.name=${gameId}`)).items.filter((o) => o.metadata.name === gameId).map((o) => this.reflector.apply(o));
       if (matching.length > 1) return this.lookup(gameId);
       return matching[0] ?? null;
     } catch (err) {
       throw toApiRtmError(err, `reading GameRuntime ${gameId}`);
     }
-  }
-
-  /** Applies a write's response (or a fresh GET) to the store, so the next read sees it. */
-  private wrote(obj: GameRuntimeObject): GameRuntimeObject {
-    return this.reflector.apply(obj);
   }
 
   async mutate(gameId: string, mutate: DeclarationMutator, meta: WriteMeta): Promise<{ declaration: Declaration | null; changed: boolean }> {
@@ -240,7 +239,7 @@ export class KubernetesDeclarationSource implements DeclarationSource, Finalizer
 
         try {
           const written = obj ? await this.replaceSpec(obj, parsed.data, meta, base) : await this.createObject(gameId, parsed.data, meta);
-          return { declaration: declarationOf(this.wrote(written)), changed: true };
+          return { declaration: declarationOf(this.reflector.apply(written)), changed: true };
         } catch (err) {
           // 409: stale resourceVersion (replace) or created meanwhile (create). Read again and decide again.
           if (httpStatusOf(err) === 409 && attempt < attempts) {
@@ -309,7 +308,7 @@ export class KubernetesDeclarationSource implements DeclarationSource, Finalizer
   /** JSON merge patch of an object's status subresource; the response goes into the store. False: the object is gone. */
   async patchStatus(ref: ObjectRef, body: object): Promise<boolean> {
     try {
-      this.wrote(await this.api.patchStatus(ref, body));
+      this.reflector.apply(await this.api.patchStatus(ref, body));
       return true;
     } catch (err) {
       if (httpStatusOf(err) === 404) return false;
@@ -337,7 +336,7 @@ export class KubernetesDeclarationSource implements DeclarationSource, Finalizer
       if (patch === null) return null;
       try {
         // The resourceVersion makes the merge patch conditional: finalizers is a list, replaced whole.
-        return this.wrote(await this.api.patch(refOf(obj), { metadata: { resourceVersion: obj.metadata.resourceVersion, ...patch } }));
+        return this.reflector.apply(await this.api.patch(refOf(obj), { metadata: { resourceVersion: obj.metadata.resourceVersion, ...patch } }));
       } catch (err) {
         const status = httpStatusOf(err);
         if (status === 404) return null;
