@@ -82,7 +82,7 @@ async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, 
     { KubernetesDeclarationSource },
     { GameRuntimeEventRecorder },
     { KubernetesLease },
-    { mirrorToKubernetes },
+    { withKubernetesMirror, withStatusMirror },
     { GameRuntimeStatusWriter },
     { kubeNamespaces },
     { kubernetesMirrorRunnable },
@@ -113,7 +113,8 @@ async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, 
   });
   const status = new GameRuntimeStatusWriter(source, log);
   const events = new GameRuntimeEventRecorder({ source, logger: log, instance: identity });
-  const state = mirrorToKubernetes(store, { status, events });
+  const state = withKubernetesMirror(store, { status, events });
+  const observe = (hooks: ManagerHooks) => withStatusMirror(hooks, status);
   const lease = new KubernetesLease({
     kubeConfig,
     // Cluster-wide: the pod's own namespace (POD_NAMESPACE), where deploy/rbac.yaml grants it.
@@ -124,7 +125,7 @@ async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, 
   });
   // Stopped after the workers on every step-down: statuses and Events owed are written before the lease goes.
   const runnables = [kubernetesMirrorRunnable({ status, events })];
-  return { source, state, lease, runnables };
+  return { source, state, lease, runnables, observe };
 }
 
 /** Records this process writes go straight into the read cache. */
@@ -188,7 +189,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
       declarationWatch: config.source === "kubernetes" ? "kubernetes" : "postgres",
     },
     logger: logger.child({ component: "controller" }),
-    hooks: withRecordCache(metrics.managerHooks(), records),
+    hooks: (kube?.observe ?? ((h: ManagerHooks) => h))(withRecordCache(metrics.managerHooks(), records)),
     runnables: kube?.runnables,
   });
   metrics.bind({ queueStats: () => manager.queueStats(), records: store, declarations: source, poolInUse: () => store.sql.inUse?.() ?? 0 });
@@ -274,6 +275,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
         server.closeAllConnections?.();
       });
       await manager.stop();
+      await kube?.source.close();
       if (stopRecordWatch) await stopRecordWatch().catch(() => {});
       await store.close();
     },

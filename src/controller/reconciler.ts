@@ -57,7 +57,7 @@ export interface ReconcilerDeps {
   clock?: () => Date;
   mayAct?: () => boolean;
   /** Kubernetes mode: lets a deleted GameRuntime go once its container is removed. */
-  finalizer?: { finalizeIfDeleting(gameId: string, containerGone: boolean): Promise<void> };
+  finalizer?: { ensureFinalizer(gameId: string): Promise<void>; finalizeIfDeleting(gameId: string, containerGone: boolean): Promise<void> };
 }
 
 export function newOpId(): string {
@@ -132,6 +132,7 @@ export class Reconciler {
   private async reconcileOnce(gameId: string): Promise<ReconcileResult> {
     let o: Observation;
     try {
+      await this.deps.finalizer?.ensureFinalizer(gameId);
       o = await this.observe(gameId);
     } catch (err) {
       return this.recordObservationFailure(gameId, toRtmError(err));

@@ -1,53 +1,70 @@
 /**
- * Kubernetes mode wiring without touching the loop: a StateStore decorator
- * that, after the SQL store took a write, mirrors it onto the GameRuntime
- * object. Records (putRecord) become `.status`; runtime events (appendEvent)
- * become Kubernetes Events. Both are asynchronous: the SQL store stays the
- * source of truth for records, the operation log and the event stream, and a
- * slow or failing API server never slows the loop. A failed status write is
- * retried by the writer; and every record the loop reads (getRecord, once per
- * reconcile) is checked against the object's cached `.status`, so a status
- * left stale (an outage, a restart, another client's write) is repaired
- * without waiting for the record to change.
+ * Kubernetes mode mirrors what the loop does onto the GameRuntime objects,
+ * asynchronously: the SQL store stays the source of truth for records, the
+ * operation log and the event stream, and a slow or failing API server never
+ * slows the loop.
+ *
+ * - Every record the loop writes becomes `.status` through the loop's own
+ *   observer (`onRecord`, as the app's record cache and metrics see it).
+ * - Every record the loop reads (getRecord, at the start of each reconcile)
+ *   is checked against the object's `.status` in the source's store, so a
+ *   status left stale (an outage, a restart, another client's write) is
+ *   repaired without waiting for the record to change, and a new generation
+ *   shows `Reconciling` as soon as the loop takes it up.
+ * - Every runtime event the loop appends becomes a Kubernetes Event.
+ * The last two wrap those two methods of the state store explicitly; every
+ * other method is the store's own.
  */
+import type { ReconcileObserver } from "../controller/reconciler.js";
 import type { StateStore } from "../model/ports.js";
 import type { NewRuntimeEvent, RuntimeRecord } from "../model/record.js";
 import type { GameRuntimeEventRecorder } from "./events.js";
 import type { GameRuntimeStatusWriter } from "./statusWriter.js";
+
+/** `hooks`, plus a status write queued for every record the loop writes. */
+export function withStatusMirror<H extends ReconcileObserver>(hooks: H, status: GameRuntimeStatusWriter): H {
+  return {
+    ...hooks,
+    onRecord: (record: RuntimeRecord) => {
+      hooks.onRecord?.(record);
+      void status.enqueue(record);
+    },
+  };
+}
 
 export interface KubernetesMirror {
   status?: GameRuntimeStatusWriter;
   events?: GameRuntimeEventRecorder;
 }
 
-export function mirrorToKubernetes(state: StateStore, mirror: KubernetesMirror): StateStore {
-  const putRecord = async (record: RuntimeRecord): Promise<void> => {
-    await state.putRecord(record);
-    void mirror.status?.enqueue(record);
-  };
-  const getRecord = async (gameId: string): Promise<RuntimeRecord | null> => {
-    const record = await state.getRecord(gameId);
-    if (record && mirror.status) {
-      try {
-        mirror.status.observe(record);
-      } catch {
-        // Best effort: the repair check never fails a read.
+/** The state store, with records read checked against `.status` and appended events recorded as Kubernetes Events. */
+export function withKubernetesMirror(state: StateStore, mirror: KubernetesMirror): StateStore {
+  return {
+    ping: () => state.ping(),
+    close: () => state.close(),
+    getRecord: async (gameId) => {
+      const record = await state.getRecord(gameId);
+      if (record && mirror.status) {
+        try {
+          mirror.status.observe(record);
+        } catch {
+          // Best effort: the repair check never fails a read.
+        }
       }
-    }
-    return record;
-  };
-  const appendEvent: StateStore["appendEvent"] = async (event: NewRuntimeEvent) => {
-    const stored = await state.appendEvent(event);
-    mirror.events?.recordRuntimeEvent(event);
-    return stored;
-  };
-  return new Proxy(state, {
-    get(target, prop, receiver) {
-      if (prop === "putRecord") return putRecord;
-      if (prop === "getRecord") return getRecord;
-      if (prop === "appendEvent") return appendEvent;
-      const value: unknown = Reflect.get(target, prop, receiver);
-      return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      return record;
     },
-  });
+    listRecords: () => state.listRecords(),
+    putRecord: (record) => state.putRecord(record),
+    startOperation: (op) => state.startOperation(op),
+    finishOperation: (id, result) => state.finishOperation(id, result),
+    listOperations: (gameId, limit) => state.listOperations(gameId, limit),
+    markInterruptedOperations: () => state.markInterruptedOperations(),
+    appendEvent: async (event: NewRuntimeEvent) => {
+      const stored = await state.appendEvent(event);
+      mirror.events?.recordRuntimeEvent(event);
+      return stored;
+    },
+    eventsAfter: (seq, query) => state.eventsAfter(seq, query),
+    eventBounds: () => state.eventBounds(),
+  };
 }

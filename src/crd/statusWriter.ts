@@ -10,11 +10,34 @@
  * record's generation minus the object's generation base (see api.ts).
  */
 import type { Logger } from "../log.js";
+import { jitteredBackoff, type BackoffSettings } from "../model/backoff.js";
 import { RuntimeSpecSchema } from "../model/declaration.js";
 import type { ErrorCode, RtmError } from "../model/errors.js";
 import type { RuntimeRecord } from "../model/record.js";
-import { apiMessageOf, failureMessage, httpStatusOf, reasonOf, type Condition, type ConditionStatus, type ConditionType, type GameRuntimeObject, type GameRuntimeStatus, type Phase } from "./api.js";
-import { generationBaseOf, isDeleting, type KubernetesDeclarationSource } from "./kubeSource.js";
+import {
+  apiMessageOf,
+  failureMessage,
+  httpStatusOf,
+  reasonOf,
+  type Condition,
+  type ConditionStatus,
+  type ConditionType,
+  type GameRuntimeObject,
+  type GameRuntimeStatus,
+  type ObjectRef,
+  type Phase,
+} from "./api.js";
+import { generationBaseOf, isDeleting } from "./gameRuntimeMapping.js";
+
+/** Where statuses go: the declaration source's store and its status subresource writes. */
+export interface StatusTarget {
+  /** The object as the store holds it (waits for the first list). */
+  read(gameId: string): Promise<GameRuntimeObject | null>;
+  /** The object as the store holds it now, without waiting. */
+  cached(gameId: string): GameRuntimeObject | undefined;
+  /** Merge patch of /status; the response goes into the store. False: the object is gone. */
+  patchStatus(ref: ObjectRef, body: object): Promise<boolean>;
+}
 
 const MAX_MESSAGE = 32_768;
 
@@ -129,7 +152,7 @@ export interface StatusWriterHooks {
 
 export interface StatusWriterOptions {
   /** Retry of a failed write: doubles from baseMs up to maxMs, with jitter. Default 500 ms .. 30 s. */
-  backoff?: { baseMs: number; maxMs: number };
+  backoff?: BackoffSettings;
   /** How long `flush()` keeps retrying before it gives up on what is left. Default 10 s. */
   flushTimeoutMs?: number;
 }
@@ -165,14 +188,14 @@ export class GameRuntimeStatusWriter {
   private readonly newest = new Map<string, number>();
   private readonly failures = new Map<string, number>();
   private readonly sleepers = new Map<string, () => void>();
-  private readonly backoff: { baseMs: number; maxMs: number };
+  private readonly backoff: BackoffSettings;
   private readonly flushTimeoutMs: number;
   private flushDeadline: number | null = null;
   private flushing = 0;
   private readonly logger: Logger;
 
   constructor(
-    private readonly source: KubernetesDeclarationSource,
+    private readonly source: StatusTarget,
     logger: Logger,
     private readonly hooks: StatusWriterHooks = {},
     private readonly clock: () => Date = () => new Date(),
@@ -215,11 +238,6 @@ export class GameRuntimeStatusWriter {
     return true;
   }
 
-  private backoffMs(failures: number): number {
-    const exp = Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** Math.max(0, failures - 1));
-    return exp / 2 + Math.random() * (exp / 2);
-  }
-
   private async sleep(gameId: string, ms: number): Promise<void> {
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, ms);
@@ -255,7 +273,7 @@ export class GameRuntimeStatusWriter {
               this.logger.warn({ gameId, err: apiMessageOf(err) }, "could not write GameRuntime status; giving up (the next reconcile repairs it)");
               break;
             }
-            let delay = this.backoffMs(failures);
+            let delay = jitteredBackoff(failures, this.backoff);
             if (this.flushDeadline !== null) delay = Math.min(delay, Math.max(0, this.flushDeadline - now));
             this.logger.warn({ gameId, err: apiMessageOf(err), failures, retryInMs: Math.round(delay) }, "could not write GameRuntime status; retrying");
             await this.sleep(gameId, delay);
@@ -292,7 +310,7 @@ export class GameRuntimeStatusWriter {
     }
   }
 
-  /** Reads the object and patches its status when it differs. Throws on API failures. */
+  /** Reads the object from the store and patches its status when it differs. Throws on API failures. */
   async writeNow(record: RuntimeRecord, error: RtmError | null = null): Promise<boolean> {
     const obj = await this.source.read(record.gameId);
     if (!obj) return false;
@@ -307,12 +325,7 @@ export class GameRuntimeStatusWriter {
         engineEndpoint: status.engineEndpoint ?? null,
       },
     };
-    try {
-      await this.source.api.patchStatus({ namespace: obj.metadata.namespace, name: obj.metadata.name }, body);
-    } catch (err) {
-      if (httpStatusOf(err) === 404) return false;
-      throw err;
-    }
+    if (!(await this.source.patchStatus({ namespace: obj.metadata.namespace, name: obj.metadata.name }, body))) return false;
     this.hooks.onWrite?.(record.gameId);
     return true;
   }

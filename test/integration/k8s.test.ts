@@ -32,17 +32,18 @@ import { parseAllDocuments } from "yaml";
 import { createApp, type App } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import type { RuntimeOperations } from "../../src/controller/operations.js";
+import type { ReconcileObserver } from "../../src/controller/reconciler.js";
 import { ANNOTATION_GENERATION_BASE, ANNOTATION_OP_ID, ANNOTATION_OP_SOURCE, FINALIZER, GameRuntimeApi, type GameRuntimeObject } from "../../src/crd/api.js";
 import { GameRuntimeEventRecorder } from "../../src/crd/events.js";
 import { KubernetesDeclarationSource, type KubernetesSourceOptions } from "../../src/crd/kubeSource.js";
 import { KubernetesLease } from "../../src/crd/lease.js";
-import { mirrorToKubernetes } from "../../src/crd/mirror.js";
+import { withKubernetesMirror, withStatusMirror } from "../../src/crd/mirror.js";
 import { GameRuntimeStatusWriter } from "../../src/crd/statusWriter.js";
 import { LABELS } from "../../src/runtime/docker/labels.js";
 import { createLogger } from "../../src/log.js";
 import { RtmError } from "../../src/model/errors.js";
 import type { Declaration, RuntimeSpec } from "../../src/model/declaration.js";
-import type { DeclarationWatch } from "../../src/model/ports.js";
+import type { DeclarationWatch, StateStore } from "../../src/model/ports.js";
 import type { RuntimeRecord } from "../../src/model/record.js";
 import type { SqlStore } from "../../src/store/index.js";
 import {
@@ -161,7 +162,7 @@ function suite(fake: boolean, target: () => Target) {
 
   afterEach(async () => {
     for (const stop of stops.splice(0)) await stop();
-    sources.splice(0);
+    for (const source of sources.splice(0)) await source.close();
     t().fake?.clearFailures();
     if (t().fake) t().fake!.beforeHandle = null;
   });
@@ -185,14 +186,19 @@ function suite(fake: boolean, target: () => Target) {
 
       await apply(g);
       await waitFor("ADDED reported", () => seen.changes.includes(g));
-      const adopted = await waitFor("finalizer added", async () => {
-        const o = await read(g);
-        return o?.metadata.finalizers?.includes(FINALIZER) ? o : undefined;
-      });
-      expect(adopted.metadata.annotations?.[ANNOTATION_GENERATION_BASE]).toBe("0");
       expect(await source.listGameIds()).toContain(g);
       const d1 = await source.get(g);
       expect(d1).toMatchObject({ gameId: g, imageRef: IMAGE_A, desiredState: "running", restartPolicy: "on-failure", generation: 1, opSource: "kubernetes", opId: null });
+      // A read never writes: the finalizer is a reconcile step of its own.
+      expect((await read(g))?.metadata.finalizers ?? []).not.toContain(FINALIZER);
+      await source.ensureFinalizer(g);
+      const adopted = (await read(g))!;
+      expect(adopted.metadata.finalizers).toContain(FINALIZER);
+      expect(adopted.metadata.annotations?.[ANNOTATION_GENERATION_BASE]).toBe("0");
+      // Read-your-writes: the store holds the adopted object as soon as the write returned.
+      expect(source.cached(g)?.metadata.resourceVersion).toBe(adopted.metadata.resourceVersion);
+      await source.ensureFinalizer(g); // adopted: no write
+      expect((await read(g))?.metadata.resourceVersion).toBe(adopted.metadata.resourceVersion);
 
       const before = seen.changes.length;
       await other.patch({ namespace: ns(), name: g }, { spec: { imageRef: IMAGE_B } });
@@ -227,7 +233,10 @@ function suite(fake: boolean, target: () => Target) {
       expect(obj?.metadata.finalizers).toEqual([FINALIZER]);
 
       await other.delete({ namespace: ns(), name: g });
-      const deleting = await source.get(g);
+      const deleting = await waitFor("deletion seen", async () => {
+        const d = await source.get(g);
+        return d?.desiredState === "removed" ? d : undefined;
+      });
       expect(deleting).toMatchObject({ desiredState: "removed", opSource: "kubernetes", opId: null });
       // The API server bumps the generation on deletion: the loop sees a new generation.
       expect(deleting!.generation).toBeGreaterThan(1);
@@ -249,9 +258,10 @@ function suite(fake: boolean, target: () => Target) {
       const source = newSource();
       const g = gid();
       await apply(g);
-      await source.get(g); // adopts: adds our finalizer
+      await source.ensureFinalizer(g);
       await other.patch({ namespace: ns(), name: g }, { metadata: { finalizers: ["example.com/other", FINALIZER] } });
       await other.delete({ namespace: ns(), name: g });
+      await waitFor("deletion seen", () => source.cached(g)?.metadata.deletionTimestamp);
       await source.finalizeIfDeleting(g, true);
       const o = await read(g);
       expect(o?.metadata.finalizers).toEqual(["example.com/other"]);
@@ -282,6 +292,7 @@ function suite(fake: boolean, target: () => Target) {
 
       // A kubectl edit after that is the cluster's change, not op-3's.
       await other.patch({ namespace: ns(), name: g }, { spec: { desiredState: "running" } });
+      await waitFor("kubectl edit seen", async () => (await source.get(g))?.generation === 3);
       expect(await source.get(g)).toMatchObject({ generation: 3, opId: null, opSource: "kubernetes" });
 
       // The mutator's refusal propagates and writes nothing.
@@ -302,7 +313,12 @@ function suite(fake: boolean, target: () => Target) {
       expect(r.declaration?.generation).toBe(8);
       const g2 = gid();
       await apply(g2);
+      // Before adoption a read already answers above the floor, and writes nothing.
+      expect((await waitFor("g2 seen", async () => (await source.get(g2)) ?? undefined))?.generation).toBe(8);
+      expect((await read(g2))?.metadata.annotations?.[ANNOTATION_GENERATION_BASE]).toBeUndefined();
+      await source.ensureFinalizer(g2);
       expect((await source.get(g2))?.generation).toBe(8);
+      expect((await read(g2))?.metadata.annotations?.[ANNOTATION_GENERATION_BASE]).toBe("7");
       expect((await read(g2))?.metadata.generation).toBe(1);
     });
 
@@ -316,7 +332,7 @@ function suite(fake: boolean, target: () => Target) {
       const writes: Promise<unknown>[] = [];
       for (let i = 0; i < 6; i++) writes.push(addEnv(a, `A${i}`), addEnv(b, `B${i}`));
       await Promise.all(writes);
-      const env = (await a.get(g))?.env ?? {};
+      const env = ((await read(g))?.spec as { env?: Record<string, string> }).env ?? {};
       expect(Object.keys(env).sort()).toEqual(["A0", "A1", "A2", "A3", "A4", "A5", "B0", "B1", "B2", "B3", "B4", "B5"]);
     }, 30_000);
 
@@ -363,12 +379,14 @@ function suite(fake: boolean, target: () => Target) {
       await expect(source.get(g)).rejects.toMatchObject({ code: "start_config_invalid" });
       const g2 = gid();
       s.create("gameruntimes", ns(), { metadata: { name: g2 }, spec: { gameId: "someone-else", imageRef: IMAGE_A } });
+      await waitFor("g2 seen", () => source.cached(g2));
       await expect(source.get(g2)).rejects.toMatchObject({ code: "start_config_invalid", message: expect.stringContaining("metadata.name") });
 
       s.update("gameruntimes", ns(), g, (o) => {
         o.metadata.finalizers = [FINALIZER];
       });
       s.remove("gameruntimes", ns(), g);
+      await waitFor("deletion seen", () => source.cached(g)?.metadata.deletionTimestamp);
       expect(await source.get(g)).toMatchObject({ gameId: g, desiredState: "removed" });
     });
 
@@ -391,6 +409,7 @@ function suite(fake: boolean, target: () => Target) {
       expect(s.get("gameruntimes", "games-b", a)).toBeUndefined();
 
       s.create("gameruntimes", "games-b", { metadata: { name: a }, spec: { gameId: a, imageRef: IMAGE_A } });
+      await waitFor("duplicate seen", () => source.cached(a) === undefined);
       await expect(source.get(a)).rejects.toMatchObject({ code: "start_config_invalid", message: expect.stringContaining("several namespaces") });
 
       expect(await source.delete(b)).toBe(true);
@@ -436,7 +455,8 @@ function suite(fake: boolean, target: () => Target) {
       const source = newSource({ hooks: { onRelist: (why) => relists.push(why) } });
       const seen = recorder();
       await watch(source, seen);
-      await waitFor("adopted", () => [a, b].every((n) => s.get("gameruntimes", ns(), n)?.metadata.finalizers?.includes(FINALIZER)));
+      await source.ensureFinalizer(a);
+      await source.ensureFinalizer(b);
       await waitFor("watch open", () => s.watchCount("gameruntimes") > 0);
 
       // The watch goes down and stays down while things change and history is compacted.
@@ -486,7 +506,6 @@ function suite(fake: boolean, target: () => Target) {
       const a = gid();
       await apply(a);
       await waitFor("a seen", () => seen.changes.includes(a));
-      await waitFor("a adopted", () => s.get("gameruntimes", ns(), a)?.metadata.finalizers?.includes(FINALIZER));
       await new Promise((r) => setTimeout(r, 100));
       const lastRv = s.resourceVersion;
 
@@ -536,9 +555,9 @@ function suite(fake: boolean, target: () => Target) {
       // Stopping while the API server is down (backing off) is prompt.
       const slow = newSource({ backoff: { baseMs: 5000, maxMs: 30_000 } });
       s.setFailNext({ method: "GET", path: "/gameruntimes", status: 503, count: 1_000_000 });
-      const stop = await slow.watch(recorder());
+      stops.push(await slow.watch(recorder()));
       const started = Date.now();
-      await stop();
+      await slow.close();
       expect(Date.now() - started).toBeLessThan(1000);
     });
   });
@@ -647,11 +666,8 @@ function suite(fake: boolean, target: () => Target) {
       await other.patchStatus({ namespace: ns(), name: g }, { status: { phase: "pending", observedGeneration: 0 } });
       await waitFor("cache sees the stale status", () => source.cached(g)?.status?.phase === "pending");
 
-      // Through the mirror, as the loop reads the record at the start of a reconcile.
-      const state = mirrorToKubernetes(
-        { getRecord: async () => r } as unknown as Parameters<typeof mirrorToKubernetes>[0],
-        { status: writer },
-      );
+      // Through the mirrored state store, as the loop reads the record at the start of a reconcile.
+      const state = withKubernetesMirror({ getRecord: async () => r } as unknown as StateStore, { status: writer });
       expect(await state.getRecord(g)).toBe(r);
       await writer.flush();
       await waitFor("status repaired", async () => (await read(g))?.status?.phase === "running");
@@ -660,6 +676,11 @@ function suite(fake: boolean, target: () => Target) {
       expect(writer.observe(r)).toBe(false);
       // An older record read late never overwrites a newer one.
       expect(writer.observe({ ...r, restartCount: 9, updatedAt: new Date(r.updatedAt.getTime() - 1000) })).toBe(false);
+      // And a record the loop writes reaches .status through its onRecord observer.
+      const observer = withStatusMirror<ReconcileObserver>({}, writer);
+      observer.onRecord!({ ...r, restartCount: 5, updatedAt: new Date(r.updatedAt.getTime() + 1000) });
+      await writer.flush();
+      await waitFor("status follows the written record", async () => (await read(g))?.status?.restartCount === 5);
     });
 
     it("the status observedGeneration is in the object's terms when a generation base applies", async () => {
