@@ -1,0 +1,258 @@
+/**
+ * The test kubelet against the test API server, driven through
+ * @kubernetes/client-node's CoreV1Api as a controller would: pods run as real
+ * Docker containers of the test engine (test/engine), report status as the
+ * kubelet does, restart, change image in place, fail pulls, and survive or
+ * die with their node. See test/k8s/README.md for what this models.
+ */
+import { CoreV1Api, PatchStrategy, Watch, setHeaderOptions, type V1Pod } from "@kubernetes/client-node";
+import fs from "node:fs/promises";
+import http from "node:http";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ensureTestImages, testDocker, TEST_IMAGES } from "../helpers/docker.js";
+import { FakeApiServer } from "../k8s/fakeApiServer.js";
+import { fakeKubeConfig } from "../k8s/kubeconfig.js";
+import { TestCluster } from "../k8s/kubelet/cluster.js";
+import { RUN_LABEL } from "../k8s/kubelet/types.js";
+import { enginePod, until } from "./helpers.js";
+
+const NS = "games";
+const MISSING_IMAGE = "galaxy/test-engine:9.9.9-never-built";
+
+let server: FakeApiServer;
+let cluster: TestCluster;
+let core: CoreV1Api;
+
+const strategic = () => setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch);
+const read = (name: string) => core.readNamespacedPod({ name, namespace: NS });
+const engine = (p: V1Pod) => p.status?.containerStatuses?.find((c) => c.name === "engine");
+const ready = (p: V1Pod) => p.status?.conditions?.find((c) => c.type === "Ready")?.status === "True";
+
+async function runningReady(name: string): Promise<V1Pod> {
+  return until(`${name} Running and Ready`, async () => {
+    const p = await read(name);
+    return p.status?.phase === "Running" && ready(p) ? p : undefined;
+  });
+}
+
+function httpGet(port: number, urlPath: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: "127.0.0.1", port, path: urlPath, agent: false }, (res) => {
+        let body = "";
+        res.on("data", (c: Buffer) => (body += c.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      })
+      .on("error", reject);
+  });
+}
+
+async function containerExists(id: string): Promise<boolean> {
+  try {
+    return (await testDocker().getContainer(id).inspect()).State.Running;
+  } catch {
+    return false;
+  }
+}
+
+const dockerId = (p: V1Pod) => engine(p)?.containerID?.replace("docker://", "") ?? "";
+
+beforeAll(async () => {
+  await ensureTestImages();
+  server = await FakeApiServer.start();
+  cluster = await TestCluster.start(server, { nodes: 3, backoffBaseMs: 1000, backoffCapMs: 8000 });
+  core = fakeKubeConfig(server.url).makeApiClient(CoreV1Api);
+});
+
+afterAll(async () => {
+  await cluster?.stop();
+  await server?.stop();
+  const left = await testDocker().listContainers({ all: true, filters: { label: [`${RUN_LABEL}=${cluster.runId}`] } });
+  expect(left).toEqual([]);
+});
+
+describe("test kubelet (Docker)", () => {
+  it("registers Ready nodes and runs a pod as a real container: Running, Ready from /healthz, reachable on its published port, watchable", async () => {
+    const nodes = await core.listNode();
+    expect(nodes.items.map((n) => n.metadata?.name).sort()).toEqual(["node-0", "node-1", "node-2"]);
+    expect(nodes.items.every((n) => n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"))).toBe(true);
+
+    const seen: { type: string; phase?: string; ready: boolean }[] = [];
+    const list = await core.listNamespacedPod({ namespace: NS });
+    const abort = await new Watch(fakeKubeConfig(server.url)).watch(
+      `/api/v1/namespaces/${NS}/pods`,
+      { resourceVersion: list.metadata?.resourceVersion, labelSelector: "app=engine,case=first" },
+      (type, obj: V1Pod) => seen.push({ type, phase: obj.status?.phase, ready: ready(obj) }),
+      () => undefined,
+    );
+    await core.createNamespacedPod({ namespace: NS, body: enginePod("first", TEST_IMAGES.v100, { labels: { case: "first" } }) });
+    const pod = await runningReady("first");
+    abort.abort();
+
+    expect(pod.spec?.nodeName).toMatch(/^node-\d$/);
+    expect(pod.status?.podIP).toBe("127.0.0.1");
+    expect(pod.status?.conditions?.find((c) => c.type === "PodScheduled")?.status).toBe("True");
+    const status = engine(pod)!;
+    expect(status.state?.running?.startedAt).toBeDefined();
+    expect(status).toMatchObject({ ready: true, started: true, restartCount: 0, image: TEST_IMAGES.v100 });
+    expect(status.containerID).toMatch(/^docker:\/\/[0-9a-f]{64}$/);
+    const info = await testDocker().getContainer(dockerId(pod)).inspect();
+    expect(info.Config.Labels[RUN_LABEL]).toBe(cluster.runId);
+    expect(info.Config.Image).toBe(TEST_IMAGES.v100);
+    const port = TestCluster.hostPort(pod)!;
+    expect(info.NetworkSettings.Ports["8080/tcp"]?.[0]).toMatchObject({ HostIp: "127.0.0.1", HostPort: String(port) });
+    expect((await httpGet(port, "/version")).body.trim()).toBe("1.0.0");
+
+    expect(seen[0]).toMatchObject({ type: "ADDED", phase: "Pending", ready: false });
+    expect(seen.some((e) => e.type === "MODIFIED" && e.phase === "Running" && !e.ready)).toBe(true);
+    expect(seen.at(-1)).toMatchObject({ type: "MODIFIED", phase: "Running", ready: true });
+
+    const byNode = await core.listNamespacedPod({ namespace: NS, fieldSelector: `spec.nodeName=${pod.spec!.nodeName}` });
+    expect(byNode.items.map((p) => p.metadata?.name)).toContain("first");
+  });
+
+  it("serves the container's output on pods/log with tailLines, limitBytes and follow", async () => {
+    const all = await core.readNamespacedPodLog({ name: "first", namespace: NS });
+    expect(all).toContain("engine 1.0.0 starting (healthy=true)");
+    const limited = await core.readNamespacedPodLog({ name: "first", namespace: NS, limitBytes: 6 });
+    expect(limited).toBe("engine");
+    const tail = await core.readNamespacedPodLog({ name: "first", namespace: NS, tailLines: 1 });
+    expect(tail.trim().split("\n")).toHaveLength(1);
+
+    // follow: the stream stays open and carries what the container prints next (the SIGTERM message on deletion).
+    const url = new URL(`/api/v1/namespaces/${NS}/pods/first/log?follow=true`, server.url);
+    let followed = "";
+    const ended = new Promise<void>((resolve) => {
+      http.get(url, (res) => {
+        res.on("data", (c: Buffer) => (followed += c.toString()));
+        res.on("end", resolve);
+      });
+    });
+    await until("the followed log to start", () => followed.includes("starting"));
+    await core.deleteNamespacedPod({ name: "first", namespace: NS, gracePeriodSeconds: 5 });
+    await ended;
+    expect(followed).toContain("engine 1.0.0: signal received, stopping");
+    await until("first to be gone", async () => !(await core.listNamespacedPod({ namespace: NS })).items.some((p) => p.metadata?.name === "first"));
+  });
+
+  it("restarts a container killed by its host PID: restartCount 1, lastState terminated 137, Running and Ready again", async () => {
+    await core.createNamespacedPod({ namespace: NS, body: enginePod("crash", TEST_IMAGES.v100) });
+    const before = await runningReady("crash");
+    const pid = (await testDocker().getContainer(dockerId(before)).inspect()).State.Pid;
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      await testDocker().getContainer(dockerId(before)).kill();
+    }
+    const after = await until("a restart", async () => {
+      const p = await read("crash");
+      return engine(p)?.restartCount === 1 && ready(p) ? p : undefined;
+    });
+    expect(after.status?.phase).toBe("Running");
+    expect(dockerId(after)).not.toBe(dockerId(before));
+    expect(engine(after)?.lastState?.terminated).toMatchObject({ exitCode: 137, reason: "Error", containerID: engine(before)?.containerID });
+    expect(await containerExists(dockerId(before))).toBe(false);
+    expect(await containerExists(dockerId(after))).toBe(true);
+  });
+
+  it("applies an in-place image change (strategic merge keyed by container name); a missing image fails as ErrImagePull, then ImagePullBackOff", async () => {
+    const before = await read("crash");
+    await core.patchNamespacedPod({ name: "crash", namespace: NS, body: { spec: { containers: [{ name: "engine", image: TEST_IMAGES.v101 }] } } }, strategic());
+    const patched = await until("the new image running", async () => {
+      const p = await read("crash");
+      return engine(p)?.image === TEST_IMAGES.v101 && ready(p) ? p : undefined;
+    });
+    expect(dockerId(patched)).not.toBe(dockerId(before));
+    expect(engine(patched)?.restartCount).toBe(2);
+    expect(patched.spec?.containers[0]?.ports?.[0]?.containerPort).toBe(8080);
+    expect((await httpGet(TestCluster.hostPort(patched)!, "/version")).body.trim()).toBe("1.0.1");
+    expect(await containerExists(dockerId(before))).toBe(false);
+
+    await expect(core.patchNamespacedPod({ name: "crash", namespace: NS, body: { spec: { restartPolicy: "Never" } } }, strategic())).rejects.toMatchObject({ code: 422 });
+
+    await core.patchNamespacedPod({ name: "crash", namespace: NS, body: { spec: { containers: [{ name: "engine", image: MISSING_IMAGE }] } } }, strategic());
+    const reasons = new Set<string>();
+    await until("ImagePullBackOff after ErrImagePull", async () => {
+      const s = engine(await read("crash"));
+      const reason = s?.state?.waiting?.reason;
+      if (reason) reasons.add(reason);
+      return reasons.has("ErrImagePull") && reasons.has("ImagePullBackOff");
+    });
+    const failing = await read("crash");
+    expect(ready(failing)).toBe(false);
+    expect(engine(failing)?.lastState?.terminated?.containerID).toBe(engine(patched)?.containerID);
+    expect(await containerExists(dockerId(patched))).toBe(false);
+    await core.deleteNamespacedPod({ name: "crash", namespace: NS, gracePeriodSeconds: 0 });
+  });
+
+  it("backs off a container that cannot start (CrashLoopBackOff) and honours restartPolicy Never and OnFailure", async () => {
+    await core.createNamespacedPod({ namespace: NS, body: enginePod("broken", TEST_IMAGES.brokenStart) });
+    await core.createNamespacedPod({ namespace: NS, body: enginePod("fails", TEST_IMAGES.v100, { restartPolicy: "Never", env: { ENGINE_EXIT_AFTER: "0", ENGINE_EXIT_CODE: "3" } }) });
+    await core.createNamespacedPod({ namespace: NS, body: enginePod("done", TEST_IMAGES.v100, { restartPolicy: "OnFailure", env: { ENGINE_EXIT_AFTER: "0", ENGINE_EXIT_CODE: "0" } }) });
+
+    const looping = await until("CrashLoopBackOff with restarts", async () => {
+      const p = await read("broken");
+      const s = engine(p);
+      return s?.state?.waiting?.reason === "CrashLoopBackOff" && (s.restartCount ?? 0) >= 2 ? p : undefined;
+    });
+    expect(looping.status?.phase).toBe("Running");
+    expect(engine(looping)?.lastState?.terminated).toMatchObject({ exitCode: 128, reason: "StartError" });
+
+    const failed = await until("fails Failed", async () => ((await read("fails")).status?.phase === "Failed" ? read("fails") : undefined));
+    expect(engine(failed)?.state?.terminated).toMatchObject({ exitCode: 3, reason: "Error" });
+    expect(engine(failed)?.restartCount).toBe(0);
+    const done = await until("done Succeeded", async () => ((await read("done")).status?.phase === "Succeeded" ? read("done") : undefined));
+    expect(engine(done)?.state?.terminated).toMatchObject({ exitCode: 0, reason: "Completed" });
+    expect(done.status?.conditions?.find((c) => c.type === "Ready")).toMatchObject({ status: "False", reason: "PodCompleted" });
+    for (const name of ["broken", "fails", "done"]) await core.deleteNamespacedPod({ name, namespace: NS, gracePeriodSeconds: 0 });
+  });
+
+  it("restarts a container whose liveness probe fails; an engine without /healthz never becomes Ready", async () => {
+    await core.createNamespacedPod({ namespace: NS, body: enginePod("sick", TEST_IMAGES.unhealthy, { liveness: true, grace: 1 }) });
+    const p = await until("a liveness restart", async () => {
+      const pod = await read("sick");
+      return (engine(pod)?.restartCount ?? 0) >= 1 ? pod : undefined;
+    });
+    expect(ready(p)).toBe(false);
+    expect(p.status?.conditions?.find((c) => c.type === "Ready")).toMatchObject({ status: "False", reason: "ContainersNotReady" });
+    await core.deleteNamespacedPod({ name: "sick", namespace: NS, gracePeriodSeconds: 0 });
+  });
+
+  it("binds a PersistentVolumeClaim and mounts it as a host directory that outlives the container", async () => {
+    await core.createNamespacedPersistentVolumeClaim({
+      namespace: NS,
+      body: { metadata: { name: "state-a" }, spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } } } },
+    });
+    await core.createNamespacedPod({ namespace: NS, body: enginePod("stateful", TEST_IMAGES.v100, { claim: "state-a" }) });
+    const pod = await runningReady("stateful");
+    expect((await core.readNamespacedPersistentVolumeClaim({ name: "state-a", namespace: NS })).status?.phase).toBe("Bound");
+    const boots = path.join(cluster.dataRoot, "pvc", NS, "state-a", "boots.log");
+    expect(await fs.readFile(boots, "utf8")).toMatch(/^boot version=1.0.0/);
+    await testDocker().getContainer(dockerId(pod)).kill();
+    await until("a second boot on the same volume", async () => (await fs.readFile(boots, "utf8")).trim().split("\n").length === 2);
+    await core.deleteNamespacedPod({ name: "stateful", namespace: NS, gracePeriodSeconds: 0 });
+  });
+
+  it("a partitioned node goes NotReady and its pod Unknown while the container runs; the out-of-service taint kills it and the pod goes", async () => {
+    await core.createNamespacedPod({ namespace: NS, body: enginePod("island", TEST_IMAGES.v100) });
+    const pod = await runningReady("island");
+    const node = pod.spec!.nodeName!;
+    cluster.partition(node);
+
+    const nodeObj = await core.readNode({ name: node });
+    expect(nodeObj.status?.conditions?.find((c) => c.type === "Ready")?.status).toBe("Unknown");
+    expect(nodeObj.spec?.taints?.map((t) => `${t.key}:${t.effect}`)).toContain("node.kubernetes.io/unreachable:NoExecute");
+    const lost = await read("island");
+    expect(lost.status?.phase).toBe("Unknown");
+    expect(ready(lost)).toBe(false);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await containerExists(dockerId(pod))).toBe(true);
+    expect((await read("island")).status?.phase).toBe("Unknown");
+
+    await core.patchNode({ name: node, body: { spec: { taints: [...(nodeObj.spec?.taints ?? []), { key: "node.kubernetes.io/out-of-service", value: "nodeshutdown", effect: "NoExecute" }] } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+    await until("the container killed", async () => !(await containerExists(dockerId(pod))));
+    await until("the pod force-deleted", async () => !(await core.listNamespacedPod({ namespace: NS })).items.some((p) => p.metadata?.name === "island"));
+    await core.deleteNode({ name: node });
+  });
+});

@@ -1,0 +1,145 @@
+/**
+ * One test node's kubelet: registers its Node (Ready), runs the pods bound to
+ * it (as Docker containers, or hollow in simulated mode), and models the
+ * failures a real node has: a partition (nothing reaches the API server,
+ * containers keep running) and a power-off (every container killed).
+ */
+import type { Readable } from "node:stream";
+import type { Change, FakeApiServer, LogOptions, Obj } from "../fakeApiServer.js";
+import { HttpError } from "../apiserver/types.js";
+import { PodWorker, type PodRunner, type WorkerDeps } from "./podWorker.js";
+import type { DockerRuntime } from "./runtime.js";
+import { SimulatedPod } from "./simulated.js";
+import { nowTime, type PodSpec } from "./types.js";
+
+export interface KubeletOptions {
+  api: FakeApiServer;
+  nodeName: string;
+  /** null: simulated mode. */
+  runtime: DockerRuntime | null;
+  runId: string;
+  dataRoot: string;
+  backoffBaseMs: number;
+  backoffCapMs: number;
+}
+
+export function nodeObject(name: string): Obj {
+  return {
+    metadata: { name, labels: { "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "node-role.test.galaxy.io/worker": "" } },
+    spec: {},
+  };
+}
+
+export function readyNodeStatus(simulated: boolean): Record<string, unknown> {
+  const t = nowTime();
+  const cond = (type: string, status: string, reason: string, message: string) => ({ type, status, reason, message, lastHeartbeatTime: t, lastTransitionTime: t });
+  return {
+    conditions: [
+      cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+      cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+      cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+      cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+    ],
+    addresses: [{ type: "InternalIP", address: "127.0.0.1" }],
+    capacity: { cpu: "2", memory: "8Gi", pods: simulated ? "20000" : "110" },
+    allocatable: { cpu: "2", memory: "8Gi", pods: simulated ? "20000" : "110" },
+    nodeInfo: { kubeletVersion: "v1.31.0-test", containerRuntimeVersion: simulated ? "simulated://0" : "docker://20.10", operatingSystem: "linux", architecture: "amd64" },
+  };
+}
+
+export class TestKubelet {
+  private readonly runners = new Map<string, { runner: PodRunner; pod: Obj }>();
+  private partitioned = false;
+  private poweredOff = false;
+  private unsubscribe: (() => void) | null = null;
+
+  constructor(private readonly options: KubeletOptions) {}
+
+  get nodeName(): string {
+    return this.options.nodeName;
+  }
+
+  get isPoweredOff(): boolean {
+    return this.poweredOff;
+  }
+
+  start(): void {
+    const { api, nodeName, runtime } = this.options;
+    if (!api.get("nodes", "", nodeName)) api.create("nodes", "", nodeObject(nodeName));
+    api.setStatus("nodes", "", nodeName, readyNodeStatus(runtime === null));
+    this.unsubscribe = api.subscribe((c) => this.onChange(c));
+    for (const pod of api.list("pods")) if ((pod.spec as PodSpec).nodeName === nodeName) this.handle("ADDED", pod);
+  }
+
+  private onChange(c: Change): void {
+    if (c.resource !== "pods" || (c.object.spec as PodSpec).nodeName !== this.options.nodeName) return;
+    // Deferred: subscribers run inside the API server's commit.
+    setImmediate(() => this.handle(c.type, c.object));
+  }
+
+  private handle(type: Change["type"], pod: Obj): void {
+    if (this.partitioned || this.poweredOff) return;
+    const uid = pod.metadata.uid ?? "";
+    const known = this.runners.get(uid);
+    if (type === "DELETED") {
+      if (!known) return;
+      this.runners.delete(uid);
+      void known.runner.terminate(1);
+      return;
+    }
+    if (known) {
+      known.pod = pod;
+      known.runner.update(pod);
+      return;
+    }
+    const connected = () => !this.partitioned && !this.poweredOff;
+    const runner: PodRunner = this.options.runtime ? new PodWorker(pod, this.workerDeps(this.options.runtime, connected)) : new SimulatedPod(pod, this.options.api, connected);
+    this.runners.set(uid, { runner, pod });
+  }
+
+  private workerDeps(runtime: DockerRuntime, connected: () => boolean): WorkerDeps {
+    const { api, nodeName, runId, dataRoot, backoffBaseMs, backoffCapMs } = this.options;
+    return { api, runtime, nodeName, runId, dataRoot, backoffBaseMs, backoffCapMs, connected };
+  }
+
+  /** The network between this node and the API server goes: no status, no watch; containers keep running. */
+  partition(): void {
+    this.partitioned = true;
+  }
+
+  /** The network comes back: the node reports Ready again and catches up with what changed meanwhile. */
+  heal(): void {
+    if (!this.partitioned || this.poweredOff) return;
+    this.partitioned = false;
+    const { api, nodeName, runtime } = this.options;
+    if (!api.get("nodes", "", nodeName)) api.create("nodes", "", nodeObject(nodeName));
+    api.setStatus("nodes", "", nodeName, readyNodeStatus(runtime === null));
+    const live = new Map(api.list("pods").filter((p) => (p.spec as PodSpec).nodeName === nodeName).map((p) => [p.metadata.uid ?? "", p]));
+    for (const [uid, { runner }] of this.runners) {
+      if (live.has(uid)) continue;
+      this.runners.delete(uid);
+      void runner.terminate(1);
+    }
+    for (const pod of live.values()) this.handle("MODIFIED", pod);
+  }
+
+  /** The machine goes down (a non-graceful shutdown): every container dies at once. */
+  async powerOff(): Promise<void> {
+    this.poweredOff = true;
+    const all = [...this.runners.values()];
+    this.runners.clear();
+    await Promise.all(all.map(({ runner }) => runner.terminate(0)));
+  }
+
+  async logs(pod: Obj, options: LogOptions): Promise<Readable> {
+    const known = this.runners.get(pod.metadata.uid ?? "");
+    if (!known || this.poweredOff) throw new HttpError(400, "BadRequest", `container "${options.container}" in pod "${pod.metadata.name}" is not available`);
+    if (this.partitioned) throw new HttpError(500, "InternalError", `Get "https://${this.nodeName}:10250/containerLogs/...": dial tcp: i/o timeout`);
+    return known.runner.logs(options);
+  }
+
+  async stop(): Promise<void> {
+    this.unsubscribe?.();
+    await this.powerOff();
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * The control plane's side of node failures: the node lifecycle controller
+ * (a partitioned node goes Ready=Unknown with the unreachable taints; its
+ * pods go Ready=False and phase Unknown), the pod garbage collector (pods on
+ * a deleted node, or terminating on an out-of-service node, are force
+ * deleted), and a PVC binder that binds every claim at once.
+ */
+import type { Change, FakeApiServer, Obj } from "../fakeApiServer.js";
+import { setCondition } from "./status.js";
+import { OUT_OF_SERVICE_TAINT, UNREACHABLE_TAINT, nowTime, type Condition, type PodSpec, type PodStatus } from "./types.js";
+import { tolerates } from "./scheduler.js";
+
+export interface NodeControllerHooks {
+  /** The machine behind a node is gone (deleted or declared out of service): its containers die. */
+  powerOff: (node: string) => Promise<void>;
+  podGc: boolean;
+}
+
+interface Taint {
+  key: string;
+  value?: string;
+  effect: string;
+}
+
+export class NodeController {
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    private readonly api: FakeApiServer,
+    private readonly hooks: NodeControllerHooks,
+  ) {
+    this.unsubscribe = api.subscribe((c) => this.onChange(c));
+  }
+
+  stop(): void {
+    this.unsubscribe();
+  }
+
+  private onChange(c: Change): void {
+    if (c.resource === "persistentvolumeclaims" && c.type === "ADDED") setImmediate(() => this.bindClaim(c.object));
+    if (c.resource !== "nodes") return;
+    const name = c.object.metadata.name;
+    if (c.type === "DELETED") setImmediate(() => void this.nodeGone(name));
+    else if (taints(c.object).some((t) => t.key === OUT_OF_SERVICE_TAINT) && !(c.previous && taints(c.previous).some((t) => t.key === OUT_OF_SERVICE_TAINT)))
+      setImmediate(() => void this.outOfService(name));
+  }
+
+  /** What the node lifecycle controller does once a node stops posting status. */
+  markUnreachable(node: string): void {
+    const obj = this.api.get("nodes", "", node);
+    if (!obj) return;
+    const status = (obj.status ?? {}) as { conditions?: (Condition & { lastHeartbeatTime?: string })[] };
+    const conditions = (status.conditions ?? []).map((c) => ({ ...c, status: "Unknown" as const, reason: "NodeStatusUnknown", message: "Kubelet stopped posting node status.", lastTransitionTime: nowTime() }));
+    this.api.setStatus("nodes", "", node, { ...status, conditions });
+    this.api.update("nodes", "", node, (o) => {
+      const spec = (o.spec ?? {}) as { taints?: Taint[] };
+      const kept = (spec.taints ?? []).filter((t) => t.key !== UNREACHABLE_TAINT);
+      spec.taints = [...kept, { key: UNREACHABLE_TAINT, effect: "NoSchedule" }, { key: UNREACHABLE_TAINT, effect: "NoExecute", timeAdded: nowTime() } as Taint];
+      o.spec = spec;
+    });
+    for (const pod of this.podsOn(node)) {
+      const ps = (pod.status ?? {}) as PodStatus;
+      let conditions = setCondition(ps.conditions ?? [], { type: "Ready", status: "False", reason: "NodeNotReady", message: "" });
+      conditions = setCondition(conditions, { type: "ContainersReady", status: "False", reason: "NodeNotReady", message: "" });
+      const phase = ps.phase === "Succeeded" || ps.phase === "Failed" ? ps.phase : "Unknown";
+      this.api.setStatus("pods", pod.metadata.namespace ?? "", pod.metadata.name, { ...ps, phase, conditions, reason: "NodeLost", message: `Node ${node} which was running pod ${pod.metadata.name} is unresponsive` });
+    }
+  }
+
+  private podsOn(node: string): Obj[] {
+    return this.api.list("pods").filter((p) => (p.spec as PodSpec).nodeName === node);
+  }
+
+  private async nodeGone(node: string): Promise<void> {
+    await this.hooks.powerOff(node);
+    if (!this.hooks.podGc) return;
+    for (const pod of this.podsOn(node)) this.api.remove("pods", pod.metadata.namespace ?? "", pod.metadata.name, { gracePeriodSeconds: 0 });
+  }
+
+  /** Non-graceful node shutdown: the taint evicts what does not tolerate it, and the pod GC force-deletes the terminating pods. */
+  private async outOfService(node: string): Promise<void> {
+    await this.hooks.powerOff(node);
+    const taint = taints(this.api.get("nodes", "", node) ?? ({ metadata: { name: node } } as Obj)).find((t) => t.key === OUT_OF_SERVICE_TAINT);
+    for (const pod of this.podsOn(node)) {
+      const { namespace, name } = pod.metadata;
+      if (taint && taint.effect === "NoExecute" && !tolerates(pod.spec as PodSpec, taint)) this.api.remove("pods", namespace ?? "", name);
+      if (this.hooks.podGc && this.api.get("pods", namespace ?? "", name)?.metadata.deletionTimestamp) this.api.remove("pods", namespace ?? "", name, { gracePeriodSeconds: 0 });
+    }
+  }
+
+  private bindClaim(pvc: Obj): void {
+    const { namespace, name, uid } = pvc.metadata;
+    const live = this.api.get("persistentvolumeclaims", namespace ?? "", name);
+    if (!live || live.metadata.uid !== uid) return;
+    const spec = (live.spec ?? {}) as { accessModes?: string[]; resources?: { requests?: { storage?: string } } };
+    this.api.update("persistentvolumeclaims", namespace ?? "", name, (o) => {
+      (o.spec as Record<string, unknown>).volumeName = `pvc-${uid}`;
+      o.metadata.annotations = { ...(o.metadata.annotations ?? {}), "pv.kubernetes.io/bind-completed": "yes" };
+    });
+    this.api.setStatus("persistentvolumeclaims", namespace ?? "", name, { phase: "Bound", accessModes: spec.accessModes ?? ["ReadWriteOnce"], capacity: { storage: spec.resources?.requests?.storage ?? "1Gi" } });
+  }
+}
+
+function taints(node: Obj): Taint[] {
+  return ((node.spec ?? {}) as { taints?: Taint[] }).taints ?? [];
+}

@@ -1,0 +1,145 @@
+/**
+ * The container runtime of the test kubelet: Docker through dockerode. Images
+ * are only looked up, never pulled (nothing may leave this machine), so a
+ * missing image is an image pull failure. Every container publishes its
+ * ports on 127.0.0.1 with a Docker-assigned host port, so Pods never collide.
+ */
+import { PassThrough, type Readable } from "node:stream";
+import type Dockerode from "dockerode";
+import type { Terminated } from "./types.js";
+import { nowTime } from "./types.js";
+
+export interface RunSpec {
+  name: string;
+  image: string;
+  command?: string[];
+  args?: string[];
+  env: string[];
+  ports: number[];
+  binds: string[];
+  labels: Record<string, string>;
+}
+
+export interface Started {
+  id: string;
+  imageId: string;
+  startedAt: string;
+  hostPorts: Record<number, number>;
+  pid: number;
+}
+
+/** A container that was created but could not start (a bad entrypoint): the kubelet's StartError. */
+export class StartError extends Error {
+  constructor(
+    readonly containerId: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const statusCode = (err: unknown): number | undefined => (err as { statusCode?: number }).statusCode;
+
+export class DockerRuntime {
+  constructor(private readonly docker: Dockerode) {}
+
+  /** The image's id, or null when it is not present locally. */
+  async imageId(ref: string): Promise<string | null> {
+    try {
+      return (await this.docker.getImage(ref).inspect()).Id;
+    } catch (err) {
+      if (statusCode(err) === 404) return null;
+      throw err;
+    }
+  }
+
+  async run(spec: RunSpec): Promise<Started> {
+    const exposed = Object.fromEntries(spec.ports.map((p) => [`${p}/tcp`, {}]));
+    const bindings = Object.fromEntries(spec.ports.map((p) => [`${p}/tcp`, [{ HostIp: "127.0.0.1", HostPort: "" }]]));
+    const container = await this.docker.createContainer({
+      name: spec.name,
+      Image: spec.image,
+      ...(spec.command ? { Entrypoint: spec.command } : {}),
+      ...(spec.args ? { Cmd: spec.args } : {}),
+      Env: spec.env,
+      Labels: spec.labels,
+      ExposedPorts: exposed,
+      HostConfig: { PortBindings: bindings, Binds: spec.binds },
+    });
+    try {
+      await container.start();
+    } catch (err) {
+      throw new StartError(container.id, (err as { json?: { message?: string } }).json?.message ?? (err as Error).message);
+    }
+    const info = await container.inspect();
+    const hostPorts: Record<number, number> = {};
+    for (const p of spec.ports) {
+      const b = info.NetworkSettings.Ports[`${p}/tcp`]?.[0];
+      if (b) hostPorts[p] = Number(b.HostPort);
+    }
+    return { id: container.id, imageId: info.Image, startedAt: info.State.StartedAt.replace(/\.\d+Z$/, "Z"), hostPorts, pid: info.State.Pid };
+  }
+
+  /** Resolves when the container exits, with its termination as the kubelet reports it. */
+  async waitExit(id: string): Promise<Terminated> {
+    const c = this.docker.getContainer(id);
+    await c.wait();
+    const s = (await c.inspect()).State;
+    const reason = s.OOMKilled ? "OOMKilled" : s.ExitCode === 0 ? "Completed" : "Error";
+    return { exitCode: s.ExitCode, reason, startedAt: s.StartedAt.replace(/\.\d+Z$/, "Z"), finishedAt: s.FinishedAt.startsWith("0001") ? nowTime() : s.FinishedAt.replace(/\.\d+Z$/, "Z"), containerID: `docker://${id}` };
+  }
+
+  /** SIGTERM, then SIGKILL after the grace period (0: SIGKILL at once). */
+  async stop(id: string, graceSeconds: number): Promise<void> {
+    try {
+      if (graceSeconds <= 0) await this.docker.getContainer(id).kill({ signal: "SIGKILL" });
+      else await this.docker.getContainer(id).stop({ t: graceSeconds });
+    } catch (err) {
+      if (![304, 404, 409].includes(statusCode(err) ?? 0)) throw err;
+    }
+  }
+
+  async remove(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).remove({ force: true, v: true });
+    } catch (err) {
+      if (![404, 409].includes(statusCode(err) ?? 0)) throw err;
+    }
+  }
+
+  /** Every container carrying `label=value` (running or not). */
+  async listLabelled(label: string, value: string): Promise<string[]> {
+    const list = await this.docker.listContainers({ all: true, filters: { label: [`${label}=${value}`] } });
+    return list.map((c) => c.Id);
+  }
+
+  /** stdout and stderr interleaved, demultiplexed from Docker's framing. */
+  async logs(id: string, options: { follow: boolean; tailLines?: number; timestamps: boolean }): Promise<Readable> {
+    const c = this.docker.getContainer(id);
+    const common = { stdout: true, stderr: true, timestamps: options.timestamps, ...(options.tailLines !== undefined ? { tail: options.tailLines } : {}) };
+    const out = new PassThrough();
+    if (!options.follow) {
+      const buf = (await c.logs({ ...common, follow: false })) as unknown as Buffer;
+      out.end(demux(buf));
+      return out;
+    }
+    const stream = (await c.logs({ ...common, follow: true })) as unknown as Readable;
+    this.docker.modem.demuxStream(stream, out, out);
+    stream.on("end", () => out.end());
+    stream.on("error", () => out.end());
+    out.on("close", () => stream.destroy());
+    return out;
+  }
+}
+
+/** Docker's multiplexed log framing: 8-byte headers (stream, 0, 0, 0, size BE32) before each payload. */
+function demux(buf: Buffer): Buffer {
+  const parts: Buffer[] = [];
+  let at = 0;
+  while (at + 8 <= buf.length) {
+    const size = buf.readUInt32BE(at + 4);
+    parts.push(buf.subarray(at + 8, at + 8 + size));
+    at += 8 + size;
+  }
+  return Buffer.concat(parts);
+}
