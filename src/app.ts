@@ -116,8 +116,8 @@ async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, 
     kubeConfig,
     // Cluster-wide: the pod's own namespace (POD_NAMESPACE), where deploy/rbac.yaml grants it.
     namespace: namespaces.lease,
-    // Matches the resourceNames in deploy/rbac.yaml for the default instance id.
-    name: `${config.instanceId}-leader`,
+    // RTMANAGER_LEASE_NAME, default `<instance id>-leader`: the name the Role's resourceNames grant.
+    name: config.leaseName,
     logger: log,
   });
   // A leader gives its lease up only after the loop stopped (the elector
