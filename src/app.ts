@@ -114,7 +114,7 @@ async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, 
   const state = mirrorToKubernetes(store, { status, events });
   const kubeLease = new KubernetesLease({
     kubeConfig,
-    // Cluster-wide: the pod's own namespace (POD_NAMESPACE), where deploy/rbac.yaml grants it.
+    // Cluster-wide: the pod's own namespace (POD_NAMESPACE), where deploy/kustomize/base/rbac.yaml grants it.
     namespace: namespaces.lease,
     // RTMANAGER_LEASE_NAME, default `<instance id>-leader`: the name the Role's resourceNames grant.
     name: config.leaseName,

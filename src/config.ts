@@ -19,7 +19,7 @@ export const CONFIG_DOCS: Setting[] = [
   { env: "RTMANAGER_SOURCE", default: "store", doc: "Where declarations live: `store` (the declarations table) or `kubernetes` (GameRuntime objects)." },
   { env: "RTMANAGER_KUBE_NAMESPACE", default: "", doc: "Kubernetes mode: namespace to watch; empty watches all namespaces." },
   { env: "RTMANAGER_KUBE_CREATE_NAMESPACE", default: "", doc: "Kubernetes mode, cluster-wide: namespace where the REST API creates new GameRuntime objects. Empty: POD_NAMESPACE, else `default`. With RTMANAGER_KUBE_NAMESPACE set it must be empty or equal to it." },
-  { env: "POD_NAMESPACE", default: undefined, doc: "Kubernetes mode: the pod's own namespace (deploy/deployment.yaml sets it through the downward API). Holds the leader Lease when RTMANAGER_KUBE_NAMESPACE is empty; unset: `default`." },
+  { env: "POD_NAMESPACE", default: undefined, doc: "Kubernetes mode: the pod's own namespace (deploy/kustomize/base/deployment.yaml sets it through the downward API). Holds the leader Lease when RTMANAGER_KUBE_NAMESPACE is empty; unset: `default`." },
   { env: "RTMANAGER_INSTANCE_ID", default: "rtmanager", doc: "Names this installation in container labels; two installations on one engine never touch each other's containers." },
   { env: "RTMANAGER_INTERNAL_HTTP_ADDR", default: ":8096", doc: "Listen address of the REST API, probes and /metrics." },
   { env: "RTMANAGER_INTERNAL_TOKEN", default: undefined, doc: "Optional shared bearer token required on every path but the probes." },
