@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 bash scripts/ensure-node-deps.sh
 bash scripts/ensure-docker.sh
 bash scripts/ensure-postgres.sh
+bash scripts/ensure-promtool.sh
 bash test/engine/build.sh
 
 echo "== tsc --noEmit" >&2

@@ -117,10 +117,10 @@ async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, 
   const observe = (hooks: ManagerHooks) => withStatusMirror(hooks, status);
   const lease = new KubernetesLease({
     kubeConfig,
-    // Cluster-wide: the pod's own namespace (POD_NAMESPACE), where deploy/rbac.yaml grants it.
+    // Cluster-wide: the pod's own namespace (POD_NAMESPACE), where deploy/kustomize/base/rbac.yaml grants it.
     namespace: namespaces.lease,
-    // Matches the resourceNames in deploy/rbac.yaml for the default instance id.
-    name: `${config.instanceId}-leader`,
+    // RTMANAGER_LEASE_NAME, default `<instance id>-leader`: the name the Role's resourceNames grant.
+    name: config.leaseName,
     logger: log,
   });
   // Stopped after the workers on every step-down: statuses and Events owed are written before the lease goes.

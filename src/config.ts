@@ -19,7 +19,7 @@ export const CONFIG_DOCS: Setting[] = [
   { env: "RTMANAGER_SOURCE", default: "store", doc: "Where declarations live: `store` (the declarations table) or `kubernetes` (GameRuntime objects)." },
   { env: "RTMANAGER_KUBE_NAMESPACE", default: "", doc: "Kubernetes mode: namespace to watch; empty watches all namespaces." },
   { env: "RTMANAGER_KUBE_CREATE_NAMESPACE", default: "", doc: "Kubernetes mode, cluster-wide: namespace where the REST API creates new GameRuntime objects. Empty: POD_NAMESPACE, else `default`. With RTMANAGER_KUBE_NAMESPACE set it must be empty or equal to it." },
-  { env: "POD_NAMESPACE", default: undefined, doc: "Kubernetes mode: the pod's own namespace (deploy/deployment.yaml sets it through the downward API). Holds the leader Lease when RTMANAGER_KUBE_NAMESPACE is empty; unset: `default`." },
+  { env: "POD_NAMESPACE", default: undefined, doc: "Kubernetes mode: the pod's own namespace (deploy/kustomize/base/deployment.yaml sets it through the downward API). Holds the leader Lease when RTMANAGER_KUBE_NAMESPACE is empty; unset: `default`." },
   { env: "RTMANAGER_INSTANCE_ID", default: "rtmanager", doc: "Names this installation in container labels; two installations on one engine never touch each other's containers." },
   { env: "RTMANAGER_INTERNAL_HTTP_ADDR", default: ":8096", doc: "Listen address of the REST API, probes and /metrics." },
   { env: "RTMANAGER_INTERNAL_TOKEN", default: undefined, doc: "Optional shared bearer token required on every path but the probes." },
@@ -48,12 +48,16 @@ export const CONFIG_DOCS: Setting[] = [
   { env: "RTMANAGER_START_WAIT_HEALTHY", default: "false", doc: "Gate start on health too." },
   { env: "RTMANAGER_ORPHAN_GRACE", default: "60s", doc: "A managed container without a declaration younger than this is left alone." },
   { env: "RTMANAGER_ORPHAN_DRY_RUN", default: "false", doc: "Only report orphans that would be removed." },
+  { env: "RTMANAGER_LEASE_NAME", default: "", doc: "Kubernetes mode: name of the leader Lease (in the pod's namespace). Empty: `<RTMANAGER_INSTANCE_ID>-leader`. The RBAC Role must grant get/update on exactly this name (the kustomize base copies it there)." },
   { env: "RTMANAGER_LEASE_DURATION", default: "15s", doc: "Leader lease duration." },
   { env: "RTMANAGER_LEASE_RENEW_DEADLINE", default: "10s", doc: "A leader that cannot renew within this stops acting." },
   { env: "RTMANAGER_LEASE_RETRY_PERIOD", default: "2s", doc: "How often candidates try to take or renew the lease." },
   { env: "RTMANAGER_WATCH_SILENCE_LIMIT", default: "5m", doc: "A watch silent this long is re-established and everything re-listed." },
   { env: "RTMANAGER_LOG_LEVEL", default: "info", doc: "pino level: trace, debug, info, warn, error." },
 ];
+
+/** A Kubernetes object name such as a Lease's (RFC 1123 subdomain; the length is checked apart). */
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 const duration = (env: string) =>
   z.string().transform((text, ctx) => {
@@ -119,6 +123,8 @@ export interface Config {
   startWaitHealthy: boolean;
   orphanGraceMs: number;
   orphanDryRun: boolean;
+  /** Kubernetes mode: the leader Lease's name. */
+  leaseName: string;
   leaseDurationMs: number;
   leaseRenewDeadlineMs: number;
   leaseRetryPeriodMs: number;
@@ -217,6 +223,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   ] as const) {
     if (value !== "" && !GAME_ID_PATTERN.test(value)) throw new ConfigError(`invalid configuration: ${name}: ${JSON.stringify(value)} is not a namespace name (a DNS label)`);
   }
+  const leaseName = get("RTMANAGER_LEASE_NAME") || `${v.RTMANAGER_INSTANCE_ID}-leader`;
+  if (leaseName.length > 253 || !DNS_SUBDOMAIN.test(leaseName)) {
+    throw new ConfigError(`invalid configuration: RTMANAGER_LEASE_NAME: ${JSON.stringify(leaseName)} is not a Lease name (a DNS subdomain)`);
+  }
   if (kubeNamespace !== "" && kubeCreateNamespace !== "" && kubeCreateNamespace !== kubeNamespace) {
     throw new ConfigError(
       "invalid configuration: RTMANAGER_KUBE_CREATE_NAMESPACE must be empty or equal to RTMANAGER_KUBE_NAMESPACE: objects created elsewhere would never be watched",
@@ -259,6 +269,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     startWaitHealthy: v.RTMANAGER_START_WAIT_HEALTHY,
     orphanGraceMs: v.RTMANAGER_ORPHAN_GRACE,
     orphanDryRun: v.RTMANAGER_ORPHAN_DRY_RUN,
+    leaseName,
     leaseDurationMs: v.RTMANAGER_LEASE_DURATION,
     leaseRenewDeadlineMs: v.RTMANAGER_LEASE_RENEW_DEADLINE,
     leaseRetryPeriodMs: v.RTMANAGER_LEASE_RETRY_PERIOD,

@@ -6,7 +6,7 @@
  *   namespace; cluster-wide, RTMANAGER_KUBE_CREATE_NAMESPACE, else the pod's
  *   own namespace (POD_NAMESPACE), else "default";
  * - lease: the watched namespace; cluster-wide, the pod's own namespace, else
- *   "default". deploy/rbac.yaml grants the Lease in rtmanager's namespace,
+ *   "default". deploy/kustomize/base/rbac.yaml grants the Lease in rtmanager's namespace,
  *   which is why the Deployment sets POD_NAMESPACE through the downward API.
  */
 import type { Config } from "../config.js";

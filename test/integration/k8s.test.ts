@@ -989,8 +989,8 @@ describe("Kubernetes mode end to end: the loop over real Docker and PGlite, Game
       const docs = parseAllDocuments(await fs.readFile(path.join(process.cwd(), "deploy", file), "utf8")).map((d) => d.toJS() as { kind: string; rules?: Rule[] });
       return docs.find((d) => d.kind === kind)!.rules!;
     };
-    const role = await rulesOf("rbac.yaml", "Role");
-    const clusterRole = await rulesOf("rbac-cluster-wide.yaml", "ClusterRole");
+    const role = await rulesOf("kustomize/base/rbac.yaml", "Role");
+    const clusterRole = await rulesOf("kustomize/components/cluster-wide/rbac-cluster-wide.yaml", "ClusterRole");
     const used = server.verbsUsed();
     const key = (u: { group: string; resource: string; verb: string }) => `${u.group}/${u.resource} ${u.verb}`;
     const granted = (rules: Rule[]) => new Set(rules.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${g}/${res} ${v}`)))));

@@ -1,8 +1,9 @@
 /**
- * Every YAML file under deploy/ parses, the manifests hang together
- * (ServiceAccount, RBAC, Deployment), and the examples validate against the
- * CRD's openAPIV3Schema (ajv, with the Kubernetes-only keywords translated)
- * and against RuntimeSpecSchema itself.
+ * Every YAML file under deploy/ parses, the RBAC source files have the right
+ * shape, and the examples validate against the CRD's openAPIV3Schema (ajv,
+ * with the Kubernetes-only keywords translated) and against RuntimeSpecSchema
+ * itself. What the kustomize overlays render (Deployment, namespaces, the
+ * Lease, images) is checked in kustomize.test.ts.
  */
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
@@ -12,13 +13,15 @@ import { describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { loadConfig } from "../../src/config.js";
 import { FINALIZER } from "../../src/crd/api.js";
-import { kubeNamespaces } from "../../src/crd/namespaces.js";
 import type { StructuralSchema } from "../../src/crd/schema.js";
 import { RESERVED_ENV, RuntimeSpecSchema } from "../../src/model/declaration.js";
 import { ajvValidator } from "../k8s/crdAjv.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const deployDir = path.join(root, "deploy");
+/** The RBAC files test/integration/k8s.test.ts compares with the verbs the code calls. */
+const RBAC = "kustomize/base/rbac.yaml";
+const RBAC_CLUSTER_WIDE = "kustomize/components/cluster-wide/rbac-cluster-wide.yaml";
 
 type Doc = Record<string, unknown> & { kind?: string; apiVersion?: string; metadata?: { name?: string; namespace?: string } };
 
@@ -47,7 +50,7 @@ async function crdValidator(): Promise<ValidateFunction> {
 describe("deploy/ manifests", () => {
   it("every YAML file parses; every Kubernetes manifest has apiVersion, kind and a name", async () => {
     const files = await yamlFiles(deployDir);
-    const manifests = ["crd/gameruntime.yaml", "rbac.yaml", "rbac-cluster-wide.yaml", "deployment.yaml"];
+    const manifests = ["crd/gameruntime.yaml", RBAC, RBAC_CLUSTER_WIDE, "kustomize/base/deployment.yaml"];
     expect(files.map((f) => path.relative(deployDir, f))).toEqual(expect.arrayContaining(manifests));
     for (const file of files) {
       const docs = await docsOf(file);
@@ -57,6 +60,8 @@ describe("deploy/ manifests", () => {
       for (const d of docs) {
         // Grafana provisioning files carry a numeric apiVersion (1): not Kubernetes either.
         if (!isManifest && typeof d.apiVersion !== "string") continue;
+        // kustomize's own files are not objects of the cluster (no metadata).
+        if (d.kind === "Kustomization" || d.kind === "Component") continue;
         expect(typeof d.apiVersion, `${path.relative(root, file)}: apiVersion`).toBe("string");
         expect(typeof d.kind, `${path.relative(root, file)}: kind`).toBe("string");
         expect(typeof d.metadata?.name, `${path.relative(root, file)}: metadata.name`).toBe("string");
@@ -102,8 +107,8 @@ describe("deploy/ manifests", () => {
   // Which verbs the controller actually uses is derived from the test API server's request log in
   // test/integration/k8s.test.ts (end to end) and compared with these files there; here only their shape.
   it("RBAC: a ServiceAccount bound to a Role and a ClusterRole that never delete, and no finalizers subresource", async () => {
-    const docs = await docsOf(path.join(deployDir, "rbac.yaml"));
-    const cluster = await docsOf(path.join(deployDir, "rbac-cluster-wide.yaml"));
+    const docs = await docsOf(path.join(deployDir, RBAC));
+    const cluster = await docsOf(path.join(deployDir, RBAC_CLUSTER_WIDE));
     type Rule = { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] };
     const sa = docs.find((d) => d.kind === "ServiceAccount");
     const role = docs.find((d) => d.kind === "Role") as { rules: Rule[] } | undefined;
@@ -118,81 +123,12 @@ describe("deploy/ manifests", () => {
       expect(r.verbs).not.toContain("*");
       expect(r.resources).not.toContain("gameruntimes/finalizers");
     }
-    // Leases: get/update only on the default instance's Lease; create cannot be limited by name.
+    // Leases: get/update only on the default Lease name (kustomize replaces it with RTMANAGER_LEASE_NAME);
+    // create cannot be limited by name.
     const named = role!.rules.find((r) => r.resources.includes("leases") && r.resourceNames);
-    expect(named?.resourceNames).toEqual([`${loadConfig({}).instanceId}-leader`]);
+    expect(named?.resourceNames).toEqual([loadConfig({}).leaseName]);
+    expect(loadConfig({}).leaseName).toBe(`${loadConfig({}).instanceId}-leader`);
     expect(clusterRole!.rules.some((r) => r.resources.includes("leases"))).toBe(false);
     expect(FINALIZER).toBe("galaxy.io/runtime-cleanup");
-  });
-
-  it("namespaced and cluster-wide, the Lease and REST-created objects land where the RBAC allows them", async () => {
-    type EnvVar = { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } };
-    type Rule = { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] };
-    const [dep] = await docsOf(path.join(deployDir, "deployment.yaml"));
-    const podNamespace = dep!.metadata!.namespace!;
-    const container = (dep as { spec: { template: { spec: { containers: { env: EnvVar[] }[] } } } }).spec.template.spec.containers[0]!;
-    // What the kubelet puts in the environment: values, and the downward API's metadata.namespace.
-    const env: Record<string, string> = {};
-    for (const e of container.env) {
-      if (e.value !== undefined) env[e.name] = e.value;
-      else if (e.valueFrom?.fieldRef?.fieldPath === "metadata.namespace") env[e.name] = podNamespace;
-    }
-    expect(env.POD_NAMESPACE, "POD_NAMESPACE from the downward API").toBe(podNamespace);
-
-    const rbac = await docsOf(path.join(deployDir, "rbac.yaml"));
-    const clusterWide = await docsOf(path.join(deployDir, "rbac-cluster-wide.yaml"));
-    const role = rbac.find((d) => d.kind === "Role") as Doc & { rules: Rule[] };
-    const clusterRole = clusterWide.find((d) => d.kind === "ClusterRole") as Doc & { rules: Rule[] };
-    const grants = (rules: Rule[], group: string, resource: string, verb: string, name?: string) =>
-      rules.some((r) => r.apiGroups.includes(group) && r.resources.includes(resource) && r.verbs.includes(verb) && (!r.resourceNames || (name !== undefined && r.resourceNames.includes(name))));
-    const leaseName = `${loadConfig(env).instanceId}-leader`;
-
-    for (const mode of ["namespaced", "cluster-wide"] as const) {
-      const config = loadConfig({ ...env, ...(mode === "cluster-wide" ? { RTMANAGER_KUBE_NAMESPACE: "" } : {}) });
-      const ns = kubeNamespaces(config);
-      expect(ns.watch, mode).toBe(mode === "namespaced" ? podNamespace : undefined);
-      // The Lease: in the namespace of rbac.yaml's Role, under the name it grants.
-      expect(ns.lease, `${mode}: lease namespace`).toBe(role.metadata!.namespace);
-      for (const verb of ["get", "update"]) expect(grants(role.rules, "coordination.k8s.io", "leases", verb, leaseName), `${mode}: leases ${verb}`).toBe(true);
-      expect(grants(role.rules, "coordination.k8s.io", "leases", "create"), `${mode}: leases create`).toBe(true);
-      // REST creates: where some role lets the ServiceAccount create GameRuntime objects.
-      const rules = mode === "namespaced" ? role.rules : clusterRole.rules;
-      if (mode === "namespaced") expect(ns.create).toBe(role.metadata!.namespace);
-      else expect(ns.create).toBe(podNamespace);
-      expect(grants(rules, "galaxy.io", "gameruntimes", "create"), `${mode}: create`).toBe(true);
-    }
-    // Cluster-wide with an explicit create namespace.
-    expect(kubeNamespaces(loadConfig({ ...env, RTMANAGER_KUBE_NAMESPACE: "", RTMANAGER_KUBE_CREATE_NAMESPACE: "games" }))).toEqual({
-      watch: undefined,
-      create: "games",
-      lease: podNamespace,
-    });
-  });
-
-  it("the Deployment runs in Kubernetes mode with probes on /healthz and /readyz, the Docker socket and resources", async () => {
-    const [dep] = await docsOf(path.join(deployDir, "deployment.yaml"));
-    type Container = {
-      env: { name: string; value?: string }[];
-      ports: { name: string; containerPort: number }[];
-      livenessProbe: { httpGet: { path: string; port: string } };
-      readinessProbe: { httpGet: { path: string; port: string } };
-      resources: { requests: Record<string, string>; limits: Record<string, string> };
-      volumeMounts: { name: string; mountPath: string }[];
-    };
-    const pod = (dep as { spec: { template: { spec: { serviceAccountName: string; containers: Container[]; volumes: { name: string; hostPath?: { path: string } }[] } } } }).spec.template.spec;
-    expect(pod.serviceAccountName).toBe("rtmanager");
-    const c = pod.containers[0]!;
-    expect(c.env.find((e) => e.name === "RTMANAGER_SOURCE")?.value).toBe("kubernetes");
-    expect(c.ports.find((p) => p.name === "http")?.containerPort).toBe(8096);
-    expect(c.livenessProbe.httpGet).toEqual({ path: "/healthz", port: "http" });
-    expect(c.readinessProbe.httpGet).toEqual({ path: "/readyz", port: "http" });
-    expect(c.resources.requests).toBeDefined();
-    expect(c.resources.limits).toBeDefined();
-    expect(c.volumeMounts.find((m) => m.mountPath === "/var/run/docker.sock")).toBeDefined();
-    expect(pod.volumes.find((v) => v.hostPath?.path === "/var/run/docker.sock")).toBeDefined();
-    const stateRoot = c.env.find((e) => e.name === "RTMANAGER_STATE_ROOT")?.value;
-    // Docker bind-mounts host paths: the state root is the same path inside and out.
-    const stateMount = c.volumeMounts.find((m) => m.mountPath === stateRoot);
-    expect(pod.volumes.find((v) => v.name === stateMount?.name)?.hostPath?.path).toBe(stateRoot);
   });
 });

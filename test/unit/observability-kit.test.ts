@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { Metrics } from "../../src/metrics.js";
+import { runbookUrl } from "../../scripts/gen-prometheus-rule.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const read = (p: string) => readFileSync(path.join(repoRoot, p), "utf8");
@@ -114,6 +115,7 @@ describe("observability kit", () => {
     expect(exprs.get("RtmanagerRuntimeDegraded")).toContain("rtmanager_runtimes_degraded");
     expect(exprs.get("RtmanagerDockerUnavailable")).toContain("rtmanager_docker_api_calls_total");
     expect(exprs.get("RtmanagerNoLeader")).toMatch(/sum\(rtmanager_leader\)/);
+    expect(exprs.get("RtmanagerTargetMissing")).toMatch(/^absent\(up\{job="rtmanager"\}\)$/);
     expect(exprs.get("RtmanagerSlowConvergence")).toMatch(/histogram_quantile\(0\.95,.*rtmanager_convergence_seconds_bucket.*> 60/);
   });
 
@@ -140,7 +142,7 @@ describe("observability kit", () => {
     for (const rule of alertRules()) {
       const anchor = rule.alert!.toLowerCase();
       expect(anchors.has(anchor), `docs/operations.md has no "## ${rule.alert}"`).toBe(true);
-      expect(rule.annotations?.runbook_url).toBe(`docs/operations.md#${anchor}`);
+      expect(rule.annotations?.runbook_url).toBe(runbookUrl(anchor));
     }
   });
 
@@ -153,7 +155,11 @@ describe("observability kit", () => {
   });
 
   it("the YAML of the kit parses and wires what it should", () => {
-    const prom = parse(read("deploy/prometheus/prometheus.yml")) as { rule_files: string[]; scrape_configs: { job_name: string; metrics_path: string }[] };
+    const prom = parse(read("deploy/prometheus/prometheus.yml")) as {
+      rule_files: string[];
+      scrape_configs: { job_name: string; metrics_path: string }[];
+      alerting?: { alertmanagers: { static_configs: { targets: string[] }[] }[] };
+    };
     expect(prom.rule_files).toContain("alerts.yml");
     expect(prom.scrape_configs.find((s) => s.job_name === "rtmanager")?.metrics_path).toBe("/metrics");
 
@@ -172,14 +178,29 @@ describe("observability kit", () => {
     expect(compose.networks["galaxy-net"]?.name).toBe(rtm.environment?.RTMANAGER_DOCKER_NETWORK);
     expect(rtm.networks).toContain("galaxy-net");
 
+    // Alerts go somewhere named: Prometheus -> compose's alertmanager (monitoring profile) -> its route's receiver.
+    const targets = prom.alerting?.alertmanagers.flatMap((a) => a.static_configs.flatMap((c) => c.targets)) ?? [];
+    const am = (compose.services as Record<string, { profiles?: string[]; volumes?: string[]; ports?: string[] }>).alertmanager;
+    expect(am?.profiles).toEqual(["monitoring"]);
+    expect(targets).toEqual(["alertmanager:9093"]);
+    expect(am?.volumes).toContain("./alertmanager:/etc/alertmanager:ro");
+    expect(am?.ports?.every((p) => p.startsWith("127.0.0.1:"))).toBe(true);
+    const amConfig = parse(read("deploy/alertmanager/alertmanager.yml")) as { route: { receiver: string }; receivers: { name: string }[] };
+    expect(amConfig.receivers.map((r) => r.name)).toContain(amConfig.route.receiver);
+
     for (const p of ["deploy/grafana/provisioning/datasources/prometheus.yaml", "deploy/grafana/provisioning/dashboards/rtmanager.yaml"]) {
       expect(() => parse(read(p)), p).not.toThrow();
     }
   });
 
-  it("the Dockerfile runs as a non-root user in the socket's group", () => {
+  it("the Dockerfile runs on Node 24 LTS as the non-root uid 10001 in the socket's group", () => {
     const dockerfile = read("deploy/Dockerfile");
     expect(dockerfile).toMatch(/^FROM node:\$\{NODE_VERSION\}-bookworm-slim AS build$/m);
+    // Node 24, an LTS line (even major); both stages use it.
+    expect(dockerfile).toMatch(/^ARG NODE_VERSION=24$/m);
+    expect(dockerfile.match(/^FROM node:\$\{NODE_VERSION\}-/gm)).toHaveLength(2);
+    expect(dockerfile).not.toMatch(/node:20/);
+    expect(dockerfile).toMatch(/^ARG UID=10001$/m);
     expect(dockerfile).toMatch(/^ARG DOCKER_GID=/m);
     expect(dockerfile).toMatch(/^USER rtmanager$/m);
     expect(dockerfile).toMatch(/root-equivalent/);

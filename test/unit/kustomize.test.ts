@@ -1,0 +1,356 @@
+/**
+ * Every overlay under deploy/kustomize/overlays is rendered with `kubectl
+ * kustomize` and what it would apply is checked: apiVersion and kind, the
+ * namespace, the labels, the one image, Pod Security against what the pod
+ * asks for, the Secrets against the examples, the RBAC against the files
+ * test/integration/k8s.test.ts compares with the code's calls, the Lease and
+ * the namespaces the code computes from the rendered environment, and the
+ * monitoring objects against deploy/prometheus.
+ */
+import { execFileSync } from "node:child_process";
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse, parseAllDocuments } from "yaml";
+import { loadConfig } from "../../src/config.js";
+import { kubeNamespaces } from "../../src/crd/namespaces.js";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const kustomizeDir = path.join(root, "deploy/kustomize");
+const read = (p: string) => readFileSync(path.join(root, p), "utf8");
+
+type Meta = { name: string; namespace?: string; labels?: Record<string, string> };
+type Obj = { apiVersion: string; kind: string; metadata: Meta } & Record<string, unknown>;
+type Rule = { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] };
+type EnvVar = { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string }; secretKeyRef?: { name: string; key: string; optional?: boolean } } };
+type Container = {
+  name: string;
+  image: string;
+  env?: EnvVar[];
+  ports?: { name: string; containerPort: number }[];
+  livenessProbe?: { httpGet: { path: string; port: string } };
+  readinessProbe?: { httpGet: { path: string; port: string } };
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+  securityContext?: { runAsUser?: number; runAsNonRoot?: boolean; allowPrivilegeEscalation?: boolean };
+  volumeMounts?: { name: string; mountPath: string }[];
+};
+type PodSpec = {
+  serviceAccountName: string;
+  hostNetwork?: boolean;
+  securityContext?: { runAsUser?: number; runAsNonRoot?: boolean; supplementalGroups?: number[] };
+  containers: Container[];
+  initContainers?: Container[];
+  volumes?: { name: string; hostPath?: { path: string } }[];
+};
+type Deployment = Obj & { spec: { replicas: number; template: { metadata: { labels: Record<string, string> }; spec: PodSpec } } };
+
+/** The apiVersion of every kind an overlay may render, and whether it is namespaced. */
+const KINDS: Record<string, { apiVersion: string; namespaced: boolean }> = {
+  Namespace: { apiVersion: "v1", namespaced: false },
+  ServiceAccount: { apiVersion: "v1", namespaced: true },
+  Service: { apiVersion: "v1", namespaced: true },
+  ConfigMap: { apiVersion: "v1", namespaced: true },
+  Deployment: { apiVersion: "apps/v1", namespaced: true },
+  Role: { apiVersion: "rbac.authorization.k8s.io/v1", namespaced: true },
+  RoleBinding: { apiVersion: "rbac.authorization.k8s.io/v1", namespaced: true },
+  ClusterRole: { apiVersion: "rbac.authorization.k8s.io/v1", namespaced: false },
+  ClusterRoleBinding: { apiVersion: "rbac.authorization.k8s.io/v1", namespaced: false },
+  PodMonitor: { apiVersion: "monitoring.coreos.com/v1", namespaced: true },
+  PrometheusRule: { apiVersion: "monitoring.coreos.com/v1", namespaced: true },
+};
+const LABELS = { "app.kubernetes.io/name": "rtmanager", "app.kubernetes.io/part-of": "galaxy" };
+const RUNTIME_OVERLAYS = ["docker-namespaced", "docker-cluster-wide"];
+
+const INSTALL_KUBECTL =
+  "kubectl with kustomize v5 (kubectl >= 1.27) is needed to render deploy/kustomize. Install it from " +
+  "https://kubernetes.io/docs/tasks/tools/install-kubectl-linux/ (Debian's kubernetes-client 1.20 is too old) " +
+  "or point KUBECTL at one.";
+
+/** The kubectl to use, or why none fits. */
+function findKubectl(): { bin: string } | { error: string } {
+  const bin = process.env.KUBECTL || "kubectl";
+  let out: string;
+  try {
+    out = execFileSync(bin, ["version", "--client", "-o", "json"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  } catch (err) {
+    return { error: `${INSTALL_KUBECTL} (\`${bin} version --client\` failed: ${(err as Error).message.split("\n")[0]})` };
+  }
+  const version = JSON.parse(out) as { clientVersion?: { gitVersion?: string }; kustomizeVersion?: string };
+  const kustomizeMajor = Number(/^v?(\d+)\./.exec(version.kustomizeVersion ?? "")?.[1] ?? 0);
+  if (kustomizeMajor < 5) return { error: `${INSTALL_KUBECTL} Found ${bin} ${version.clientVersion?.gitVersion ?? "?"} with kustomize ${version.kustomizeVersion ?? "none"}.` };
+  return { bin };
+}
+
+const kubectl = findKubectl();
+
+function render(dir: string): Obj[] {
+  if ("error" in kubectl) throw new Error(kubectl.error);
+  const out = execFileSync(kubectl.bin, ["kustomize", dir], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  return parseAllDocuments(out).map((d) => d.toJS() as Obj);
+}
+
+const one = <T extends Obj = Obj>(objs: Obj[], kind: string, name?: string): T => {
+  const found = objs.filter((o) => o.kind === kind && (name === undefined || o.metadata.name === name));
+  expect(found.map((o) => `${o.kind}/${o.metadata.name}`), `exactly one ${kind}${name ? `/${name}` : ""}`).toHaveLength(1);
+  return found[0] as T;
+};
+
+const grants = (rules: Rule[], group: string, resource: string, verb: string, name?: string) =>
+  rules.some((r) => r.apiGroups.includes(group) && r.resources.includes(resource) && r.verbs.includes(verb) && (!r.resourceNames || (name !== undefined && r.resourceNames.includes(name))));
+
+/** What the kubelet puts in the container's environment: values and the downward API's namespace (Secrets left out). */
+function environment(c: Container, podNamespace: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const e of c.env ?? []) {
+    if (e.value !== undefined) env[e.name] = e.value;
+    else if (e.valueFrom?.fieldRef?.fieldPath === "metadata.namespace") env[e.name] = podNamespace;
+  }
+  return env;
+}
+
+const baseKustomization = parse(read("deploy/kustomize/base/kustomization.yaml")) as { namespace: string; images: { name: string; newName: string; newTag: string }[] };
+const NAMESPACE = baseKustomization.namespace;
+const IMAGE = `${baseKustomization.images[0]!.newName}:${baseKustomization.images[0]!.newTag}`;
+
+/** The Role and ClusterRole as written in the files the k8s end-to-end test checks against the code's calls. */
+function sourceRules(file: string, kind: string): Rule[] {
+  const docs = parseAllDocuments(read(file)).map((d) => d.toJS() as Obj & { rules?: Rule[] });
+  return docs.find((d) => d.kind === kind)!.rules!;
+}
+
+describe("deploy/kustomize", () => {
+  const rendered = new Map<string, Obj[]>();
+  const overlays = readdirSync(path.join(kustomizeDir, "overlays"), { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+
+  beforeAll(() => {
+    if ("error" in kubectl) return;
+    for (const o of overlays) rendered.set(o, render(path.join(kustomizeDir, "overlays", o)));
+  });
+  /** An overlay's objects; without a usable kubectl every test fails saying what to install. */
+  const objsOf = (overlay: string): Obj[] => {
+    if ("error" in kubectl) throw new Error(kubectl.error);
+    const objs = rendered.get(overlay);
+    if (!objs) throw new Error(`overlay ${overlay} was not rendered`);
+    return objs;
+  };
+
+  it("a kubectl that renders kustomize v5 is available", () => {
+    if ("error" in kubectl) throw new Error(kubectl.error);
+    expect(overlays).toEqual(["docker-cluster-wide", "docker-namespaced", "prometheus-operator"]);
+    for (const o of overlays) expect(objsOf(o).length, o).toBeGreaterThan(0);
+  });
+
+  it("every object of every overlay: known kind and apiVersion, its namespace, the labels, the one image", () => {
+    for (const overlay of overlays) {
+      const objs = objsOf(overlay);
+      for (const o of objs) {
+        const where = `${overlay}: ${o.kind}/${o.metadata.name}`;
+        const kind = KINDS[o.kind];
+        expect(kind, `${where}: unexpected kind`).toBeDefined();
+        expect(o.apiVersion, where).toBe(kind!.apiVersion);
+        expect(o.metadata.namespace, `${where}: namespace`).toBe(kind!.namespaced ? NAMESPACE : undefined);
+        expect(o.metadata.labels, `${where}: labels`).toMatchObject(LABELS);
+      }
+      for (const d of objs.filter((o): o is Deployment => o.kind === "Deployment")) {
+        const pod = d.spec.template.spec;
+        for (const c of [...pod.containers, ...(pod.initContainers ?? [])]) expect(c.image, `${overlay}: ${c.name} image`).toBe(IMAGE);
+      }
+    }
+    expect(IMAGE).not.toMatch(/registry\.example/);
+    const files = readdirSync(path.join(root, "deploy"), { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
+    const placeholders = files.map((e) => path.join(e.parentPath, e.name)).filter((f) => readFileSync(f, "utf8").includes("registry.example"));
+    expect(placeholders, "registry.example left in deploy/").toEqual([]);
+  });
+
+  it("runtime overlays: Pod Security of the namespace admits the pod, and nothing more than it needs is asked", () => {
+    for (const overlay of RUNTIME_OVERLAYS) {
+      const objs = objsOf(overlay);
+      const ns = one(objs, "Namespace");
+      expect(ns.metadata.name).toBe(NAMESPACE);
+      const pod = one<Deployment>(objs, "Deployment", "rtmanager").spec.template.spec;
+      const usesHost = pod.hostNetwork === true || (pod.volumes ?? []).some((v) => v.hostPath);
+      // hostPath and hostNetwork are refused by baseline and restricted: only privileged admits them.
+      expect(usesHost, `${overlay}: the Docker runtime uses the host`).toBe(true);
+      expect(ns.metadata.labels?.["pod-security.kubernetes.io/enforce"], overlay).toBe("privileged");
+      // The controller itself: the image's non-root user, reaching the socket through a supplementary group.
+      expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 10001 });
+      expect(pod.securityContext?.supplementalGroups?.length, `${overlay}: the Docker socket's group`).toBeGreaterThan(0);
+      const main = pod.containers.find((c) => c.name === "rtmanager")!;
+      expect(main.securityContext?.runAsUser ?? pod.securityContext?.runAsUser).toBe(10001);
+      expect(main.securityContext?.allowPrivilegeEscalation).toBe(false);
+    }
+  });
+
+  it("runtime overlays: Kubernetes mode, probes, resources, the Docker socket and a state root at the same path inside and out", () => {
+    for (const overlay of RUNTIME_OVERLAYS) {
+      const objs = objsOf(overlay);
+      const pod = one<Deployment>(objs, "Deployment", "rtmanager").spec.template.spec;
+      const sa = one(objs, "ServiceAccount");
+      expect(pod.serviceAccountName).toBe(sa.metadata.name);
+      const c = pod.containers.find((x) => x.name === "rtmanager")!;
+      const env = environment(c, NAMESPACE);
+      expect(env.RTMANAGER_SOURCE).toBe("kubernetes");
+      expect(c.ports?.find((p) => p.name === "http")?.containerPort).toBe(8096);
+      expect(c.livenessProbe?.httpGet).toEqual({ path: "/healthz", port: "http" });
+      expect(c.readinessProbe?.httpGet).toEqual({ path: "/readyz", port: "http" });
+      expect(c.resources?.requests).toBeDefined();
+      expect(c.resources?.limits).toBeDefined();
+      expect(c.volumeMounts?.find((m) => m.mountPath === "/var/run/docker.sock")).toBeDefined();
+      expect(pod.volumes?.find((v) => v.hostPath?.path === "/var/run/docker.sock")).toBeDefined();
+      // Docker bind-mounts host paths: the state root is the same path inside and out.
+      const stateMount = c.volumeMounts?.find((m) => m.mountPath === env.RTMANAGER_STATE_ROOT);
+      expect(pod.volumes?.find((v) => v.name === stateMount?.name)?.hostPath?.path, overlay).toBe(env.RTMANAGER_STATE_ROOT);
+      // The whole environment is one rtmanager accepts.
+      expect(() => loadConfig({ ...env, DATABASE_URL: "postgres://x@y/z" }), overlay).not.toThrow();
+
+      // The Service reaches the pod's http port.
+      const svc = one(objs, "Service") as Obj & { spec: { selector: Record<string, string>; ports: { targetPort: string }[] } };
+      expect(one<Deployment>(objs, "Deployment").spec.template.metadata.labels).toMatchObject(svc.spec.selector);
+      expect(c.ports?.map((p) => p.name)).toContain(svc.spec.ports[0]!.targetPort);
+    }
+  });
+
+  it("runtime overlays: the Secrets the pod reads are the ones base/secrets.example.yaml shows", () => {
+    const examples = parseAllDocuments(read("deploy/kustomize/base/secrets.example.yaml")).map((d) => d.toJS() as Obj & { stringData: Record<string, string> });
+    for (const overlay of RUNTIME_OVERLAYS) {
+      const c = one<Deployment>(objsOf(overlay), "Deployment").spec.template.spec.containers[0]!;
+      const refs = (c.env ?? []).flatMap((e) => (e.valueFrom?.secretKeyRef ? [{ env: e.name, ...e.valueFrom.secretKeyRef }] : []));
+      expect(refs.map((r) => r.env).sort()).toEqual(["DATABASE_URL", "RTMANAGER_INTERNAL_TOKEN"]);
+      for (const ref of refs) {
+        const example = examples.find((s) => s.kind === "Secret" && s.metadata.name === ref.name);
+        expect(example?.stringData, `${overlay}: ${ref.name}`).toHaveProperty(ref.key);
+      }
+      expect(refs.find((r) => r.env === "RTMANAGER_INTERNAL_TOKEN")?.optional).toBe(true);
+      // No Secret is applied by an overlay: placeholders would overwrite the real ones.
+      expect(objsOf(overlay).filter((o) => (o.kind as string) === "Secret")).toEqual([]);
+    }
+  });
+
+  it("RBAC: the rendered rules are the source files' (checked against the code's calls end to end) with the Lease the pod takes", () => {
+    const role = sourceRules("deploy/kustomize/base/rbac.yaml", "Role");
+    const clusterRole = sourceRules("deploy/kustomize/components/cluster-wide/rbac-cluster-wide.yaml", "ClusterRole");
+    for (const overlay of RUNTIME_OVERLAYS) {
+      const objs = objsOf(overlay);
+      const dep = one<Deployment>(objs, "Deployment");
+      const env = environment(dep.spec.template.spec.containers[0]!, NAMESPACE);
+      const leaseName = loadConfig(env).leaseName;
+      const withLease = role.map((r) => (r.resourceNames ? { ...r, resourceNames: [leaseName] } : r));
+      const renderedRole = one(objs, "Role") as Obj & { rules: Rule[] };
+      expect(renderedRole.rules, overlay).toEqual(withLease);
+      const sa = one(objs, "ServiceAccount");
+      const binding = one(objs, "RoleBinding") as Obj & { roleRef: { kind: string; name: string }; subjects: { kind: string; name: string; namespace: string }[] };
+      expect(binding.roleRef).toMatchObject({ kind: "Role", name: renderedRole.metadata.name });
+      expect(binding.subjects).toEqual([{ kind: "ServiceAccount", name: sa.metadata.name, namespace: NAMESPACE }]);
+      const clusterRoles = objs.filter((o) => o.kind === "ClusterRole") as (Obj & { rules: Rule[] })[];
+      if (overlay.endsWith("cluster-wide")) {
+        expect(clusterRoles.map((r) => r.rules)).toEqual([clusterRole]);
+        const cb = one(objs, "ClusterRoleBinding") as Obj & { roleRef: { name: string }; subjects: { name: string; namespace: string }[] };
+        expect(cb.roleRef.name).toBe(clusterRoles[0]!.metadata.name);
+        expect(cb.subjects).toEqual([{ kind: "ServiceAccount", name: sa.metadata.name, namespace: NAMESPACE }]);
+      } else {
+        expect(clusterRoles, `${overlay} asks for no cluster-wide rights`).toEqual([]);
+        expect(objs.filter((o) => o.kind === "ClusterRoleBinding")).toEqual([]);
+      }
+    }
+  });
+
+  it("namespaced and cluster-wide: the code's watch, create and Lease namespaces and Lease name are what the RBAC grants", () => {
+    for (const overlay of RUNTIME_OVERLAYS) {
+      const objs = objsOf(overlay);
+      const env = environment(one<Deployment>(objs, "Deployment").spec.template.spec.containers[0]!, NAMESPACE);
+      const config = loadConfig(env);
+      const ns = kubeNamespaces(config);
+      const role = one(objs, "Role") as Obj & { rules: Rule[] };
+      const clusterRole = objs.find((o) => o.kind === "ClusterRole") as (Obj & { rules: Rule[] }) | undefined;
+      expect(ns.watch, overlay).toBe(overlay === "docker-namespaced" ? NAMESPACE : undefined);
+      expect(ns.lease, `${overlay}: lease namespace`).toBe(role.metadata.namespace);
+      for (const verb of ["get", "update"]) expect(grants(role.rules, "coordination.k8s.io", "leases", verb, config.leaseName), `${overlay}: leases ${verb} ${config.leaseName}`).toBe(true);
+      expect(grants(role.rules, "coordination.k8s.io", "leases", "get", "some-other-lease"), overlay).toBe(false);
+      expect(grants(role.rules, "coordination.k8s.io", "leases", "create"), `${overlay}: leases create`).toBe(true);
+      expect(ns.create).toBe(NAMESPACE);
+      const rules = ns.watch === undefined ? clusterRole?.rules ?? [] : role.rules;
+      for (const verb of ["list", "watch", "create", "update", "patch"]) expect(grants(rules, "galaxy.io", "gameruntimes", verb), `${overlay}: gameruntimes ${verb}`).toBe(true);
+      expect(grants(rules, "galaxy.io", "gameruntimes/status", "patch"), overlay).toBe(true);
+      expect(grants(rules, "", "events", "create"), overlay).toBe(true);
+    }
+  });
+
+  describe("rendering a changed copy", () => {
+    let tmp: string;
+    beforeAll(() => {
+      tmp = mkdtempSync(path.join(os.tmpdir(), "rtm-kustomize-"));
+    });
+    afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+    it("the Role grants whatever Lease name RTMANAGER_LEASE_NAME is set to", () => {
+      const copy = path.join(tmp, "kustomize");
+      cpSync(kustomizeDir, copy, { recursive: true });
+      const file = path.join(copy, "base/deployment.yaml");
+      const text = readFileSync(file, "utf8");
+      const changed = text.replace(/(- name: RTMANAGER_LEASE_NAME\n\s+value: )\S+/, "$1games-2-leader");
+      expect(changed).not.toBe(text);
+      writeFileSync(file, changed);
+      for (const overlay of RUNTIME_OVERLAYS) {
+        const objs = render(path.join(copy, "overlays", overlay));
+        const env = environment(one<Deployment>(objs, "Deployment").spec.template.spec.containers[0]!, NAMESPACE);
+        expect(loadConfig(env).leaseName).toBe("games-2-leader");
+        const role = one(objs, "Role") as Obj & { rules: Rule[] };
+        expect(grants(role.rules, "coordination.k8s.io", "leases", "update", "games-2-leader"), overlay).toBe(true);
+        expect(grants(role.rules, "coordination.k8s.io", "leases", "update", "rtmanager-leader"), overlay).toBe(false);
+      }
+    });
+
+    it("an overlay of one's own that moves rtmanager to another namespace moves the Namespace, the bindings and the Lease with it", () => {
+      const mine = path.join(tmp, "mine");
+      mkdirSync(mine, { recursive: true });
+      const base = path.relative(mine, path.join(kustomizeDir, "overlays/docker-cluster-wide"));
+      writeFileSync(path.join(mine, "kustomization.yaml"), `resources:\n  - ${base}\nnamespace: games-ctl\n`);
+      const objs = render(mine);
+      expect(one(objs, "Namespace").metadata).toMatchObject({ name: "games-ctl", labels: { "pod-security.kubernetes.io/enforce": "privileged" } });
+      for (const o of objs) if (KINDS[o.kind]!.namespaced) expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBe("games-ctl");
+      for (const kind of ["RoleBinding", "ClusterRoleBinding"]) {
+        expect((one(objs, kind) as Obj & { subjects: { namespace: string }[] }).subjects[0]!.namespace, kind).toBe("games-ctl");
+      }
+      const env = environment(one<Deployment>(objs, "Deployment").spec.template.spec.containers[0]!, "games-ctl");
+      expect(kubeNamespaces(loadConfig(env)).lease).toBe(one(objs, "Role").metadata.namespace);
+    });
+  });
+
+  it("prometheus-operator: the PodMonitor scrapes the pods' http port as job=\"rtmanager\", like compose's scrape", () => {
+    const objs = objsOf("prometheus-operator");
+    type PodMonitor = Obj & { spec: { jobLabel?: string; selector: { matchLabels: Record<string, string> }; podMetricsEndpoints: { port: string; path: string; authorization?: { credentials: { name: string; key: string } } }[] } };
+    const pm = one<PodMonitor>(objs, "PodMonitor");
+    const examples = parseAllDocuments(read("deploy/kustomize/base/secrets.example.yaml")).map((d) => d.toJS() as Obj & { stringData: Record<string, string> });
+    for (const overlay of RUNTIME_OVERLAYS) {
+      const dep = one<Deployment>(objsOf(overlay), "Deployment");
+      const podLabels = dep.spec.template.metadata.labels;
+      expect(podLabels, overlay).toMatchObject(pm.spec.selector.matchLabels);
+      const endpoint = pm.spec.podMetricsEndpoints[0]!;
+      expect(dep.spec.template.spec.containers[0]!.ports?.map((p) => p.name)).toContain(endpoint.port);
+      expect(endpoint.path).toBe("/metrics");
+      // A PodMonitor's job is "<namespace>/<name>" unless jobLabel names a pod label: then it is that label's value.
+      expect(pm.spec.jobLabel, "jobLabel must be set, or job would be galaxy/rtmanager").toBeDefined();
+      const job = podLabels[pm.spec.jobLabel!];
+      const compose = parse(read("deploy/prometheus/prometheus.yml")) as { scrape_configs: { job_name: string }[] };
+      expect(compose.scrape_configs.map((s) => s.job_name)).toContain(job);
+      const alerts = read("deploy/prometheus/alerts.yml");
+      const jobsInAlerts = [...alerts.matchAll(/up\{job="([^"]+)"\}/g)].map((m) => m[1]);
+      expect(jobsInAlerts.length).toBeGreaterThanOrEqual(2);
+      for (const j of jobsInAlerts) expect(j).toBe(job);
+      const cred = endpoint.authorization?.credentials;
+      expect(examples.find((s) => s.metadata.name === cred?.name)?.stringData).toHaveProperty(cred!.key);
+    }
+  });
+
+  it("prometheus-operator: the PrometheusRule holds exactly alerts.yml's groups; the base's dashboard ConfigMap is for the Grafana sidecar", () => {
+    const rule = one(objsOf("prometheus-operator"), "PrometheusRule") as Obj & { spec: { groups: unknown[] } };
+    expect(rule.spec.groups).toEqual((parse(read("deploy/prometheus/alerts.yml")) as { groups: unknown[] }).groups);
+    for (const overlay of RUNTIME_OVERLAYS) {
+      const cm = one(objsOf(overlay), "ConfigMap", "rtmanager-grafana-dashboard") as Obj & { data: Record<string, string> };
+      expect(cm.metadata.labels?.grafana_dashboard).toBe("1");
+      expect(JSON.parse(cm.data["rtmanager-dashboard.json"]!)).toEqual(JSON.parse(read("deploy/grafana/rtmanager-dashboard.json")));
+    }
+  });
+});
