@@ -115,6 +115,8 @@ function describeAction(a: Action): string {
       return `stop container ${shortId(a.containerId)}${a.reason ? ` (reason ${a.reason})` : ""}`;
     case "remove":
       return `remove container ${shortId(a.containerId)}`;
+    case "updateImage":
+      return `set the image of container ${shortId(a.containerId)} to ${a.imageRef} in place`;
     case "removeAll":
       return "stop and remove every container of the game";
   }

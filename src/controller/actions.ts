@@ -9,7 +9,7 @@ import { configHash, type Declaration } from "../model/declaration.js";
 import { RtmError } from "../model/errors.js";
 import { parseMemory } from "../model/duration.js";
 import { containerName } from "../model/gameId.js";
-import type { ContainerResources, ImagePullPolicy, RuntimePort } from "../model/ports.js";
+import type { ContainerResources, EngineSpec, ImagePullPolicy, RuntimePort } from "../model/ports.js";
 import type { EventType } from "../model/status.js";
 import { isRunning, type Action } from "./plan.js";
 import { contractError } from "./runtimeErrors.js";
@@ -76,24 +76,15 @@ async function executeAction(action: Action, ctx: ExecutionContext, run: { creat
     case "ensureImage":
       await runtime.ensureImage(action.imageRef, action.policy ?? settings.imagePullPolicy);
       break;
-    case "create": {
-      const d = ctx.declaration;
-      if (!d) throw new RtmError("internal_error", "create planned without a declaration");
-      const labels = await runtime.imageLabels(action.imageRef);
-      run.createdId = await runtime.create({
-        gameId,
-        name: containerName(gameId),
-        imageRef: action.imageRef,
-        generation: d.generation,
-        restartToken: d.restartToken ?? null,
-        configHash: configHash(d),
-        env: d.env ?? {},
-        statePath: statePathOf(settings.stateRoot, gameId),
-        resources: resolveResources(labels, d, settings),
-      });
+    case "create":
+      run.createdId = await runtime.create(await engineSpec(action.imageRef, ctx));
       observer.onAction("container_created", { containerId: run.createdId, imageRef: action.imageRef });
       break;
-    }
+    case "updateImage":
+      if (!runtime.updateImage) throw new RtmError("internal_error", `an in-place image update was planned, but the ${runtime.name} runtime cannot do one`);
+      await runtime.updateImage(action.containerId, await engineSpec(action.imageRef, ctx));
+      observer.onAction("image_updated", { containerId: action.containerId, imageRef: action.imageRef });
+      break;
     case "start": {
       const id = action.containerId === "created" ? run.createdId : action.containerId;
       if (!id) throw new RtmError("internal_error", "start planned before create");
@@ -120,4 +111,22 @@ async function executeAction(action: Action, ctx: ExecutionContext, run: { creat
       }
       break;
   }
+}
+
+/** What an engine on `imageRef` is made of: the declaration, the image's resource labels, the settings. */
+async function engineSpec(imageRef: string, ctx: ExecutionContext): Promise<EngineSpec> {
+  const { runtime, settings, gameId, declaration: d } = ctx;
+  if (!d) throw new RtmError("internal_error", "an engine was planned without a declaration");
+  const labels = await runtime.imageLabels(imageRef);
+  return {
+    gameId,
+    name: containerName(gameId),
+    imageRef,
+    generation: d.generation,
+    restartToken: d.restartToken ?? null,
+    configHash: configHash(d),
+    env: d.env ?? {},
+    statePath: statePathOf(settings.stateRoot, gameId),
+    resources: resolveResources(labels, d, settings),
+  };
 }

@@ -7,7 +7,7 @@
 import type { Declaration } from "../model/declaration.js";
 import type { ErrorCode, RtmError } from "../model/errors.js";
 import { containerName } from "../model/gameId.js";
-import type { ObservedContainer } from "../model/ports.js";
+import type { ObservedContainer, RuntimeCapabilities } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
 import type { EventType, OpKind, OpSource, StopReason } from "../model/status.js";
 
@@ -20,6 +20,8 @@ export type Action =
   | { type: "start"; containerId: string | "created" }
   | { type: "stop"; containerId: string; reason: StopReason | null }
   | { type: "remove"; containerId: string }
+  /** Swap the image of a running engine in place (a runtime with `updatesImageInPlace`: a Pod's container image). */
+  | { type: "updateImage"; containerId: string; imageRef: string }
   /**
    * Stop and remove every container of the game as the runtime shows it when
    * the action runs: a rollback does not know the id of the engine the failed
@@ -124,6 +126,8 @@ export interface PlannerInput {
   health: HealthObservation | null;
   now: Date;
   settings: PlannerSettings;
+  /** What the engine runtime does by itself; the planner asks instead of assuming Docker. */
+  capabilities: RuntimeCapabilities;
 }
 
 /** Restarts in a row after which a runtime is reported as crash-looping. */
@@ -184,8 +188,13 @@ export function replaceActions(c: ObservedContainer, imageRef: string): Action[]
   return [{ type: "ensureImage", imageRef }, ...removeActions(c, null), { type: "create", imageRef }, { type: "start", containerId: "created" }];
 }
 
-/** Restores `target`, which must still be local: a rollback never pulls. */
-export function rollbackActions(target: string): Action[] {
+/**
+ * Restores `target`. In place when the runtime can (the same engine, its
+ * image set back); otherwise by replacing whatever runs then, with an image
+ * that must still be local: a rollback never pulls.
+ */
+export function rollbackActions(target: string, inPlace: { containerId: string } | null): Action[] {
+  if (inPlace) return [{ type: "updateImage", containerId: inPlace.containerId, imageRef: target }];
   return [
     { type: "ensureImage", imageRef: target, policy: "never" },
     { type: "removeAll", reason: null },

@@ -53,7 +53,8 @@ function resumeGate({ p, input, d, c, generationChanged }: EngineSituation): Pla
   const elapsed = now.getTime() - record.rolloutStartedAt.getTime();
   const rollbackTo = record.previousImageRef && record.previousImageRef !== d.imageRef ? record.previousImageRef : null;
   p.kind = rollbackTo ? "patch" : "restart";
-  p.gate = gate(settings, rollbackTo, Math.max(0, settings.patchHealthTimeoutMs - elapsed));
+  const inPlace = input.capabilities.updatesImageInPlace ? { containerId: c.id } : null;
+  p.gate = gate(settings, rollbackTo, Math.max(0, settings.patchHealthTimeoutMs - elapsed), inPlace);
   p.reason = `resuming the health gate of ${d.imageRef} (${Math.round(elapsed / 1000)}s elapsed)`;
   return p;
 }
@@ -82,9 +83,16 @@ function planPatch({ p, input, d, c }: EngineSituation): Plan | null {
   if (c.imageRef === d.imageRef) return null;
   const refused = checkPatch(c.imageRef, d.imageRef);
   if (refused) return holdPlan(p, refused);
-  p.actions.push(...replaceActions(c, d.imageRef));
   p.kind = "patch";
-  p.gate = gateFor(input.settings, c.imageRef);
+  if (input.capabilities.updatesImageInPlace) {
+    // The runtime swaps the image of the same engine (same node, same volume); so does its rollback.
+    p.actions.push({ type: "updateImage", containerId: c.id, imageRef: d.imageRef });
+    p.gate = gateFor(input.settings, c.imageRef, { containerId: c.id });
+    p.reason = `patching ${c.imageRef} -> ${d.imageRef} in place`;
+    return p;
+  }
+  p.actions.push(...replaceActions(c, d.imageRef));
+  p.gate = gateFor(input.settings, c.imageRef, null);
   p.reason = `patching ${c.imageRef} -> ${d.imageRef}`;
   return p;
 }
@@ -163,6 +171,12 @@ function planExited({ p, input, d, c }: EngineSituation): Plan {
     p.events.push({ type: c.oomKilled ? "container_oom" : "container_exited", data: { containerId: c.id, exitCode: c.exitCode } });
   }
   const cleanExit = c.exitCode === 0 && !c.oomKilled;
+  if (input.capabilities.restartsExitedEngines) {
+    // The runtime applies the restart policy itself (a Pod's restartPolicy): record, never race it.
+    if (newExit) p.kind = "record_exit";
+    p.reason = `engine exited with code ${c.exitCode}; the runtime applies restart policy ${d.restartPolicy} itself`;
+    return p;
+  }
   if (d.restartPolicy === "never" || (d.restartPolicy === "on-failure" && cleanExit)) {
     if (newExit) p.kind = "record_exit";
     p.reason = `engine exited with code ${c.exitCode}; restart policy ${d.restartPolicy} leaves it stopped`;
@@ -233,13 +247,13 @@ function restartDelay(input: PlannerInput, since: Date | null): number {
   return Math.max(0, delay - elapsed);
 }
 
-function gate(settings: PlannerSettings, rollbackTo: string | null, timeoutMs: number): HealthGate {
-  return { minHealthyMs: settings.patchMinHealthyMs, timeoutMs, rollbackTo, rollback: rollbackTo ? rollbackActions(rollbackTo) : [] };
+function gate(settings: PlannerSettings, rollbackTo: string | null, timeoutMs: number, inPlace: { containerId: string } | null): HealthGate {
+  return { minHealthyMs: settings.patchMinHealthyMs, timeoutMs, rollbackTo, rollback: rollbackTo ? rollbackActions(rollbackTo, inPlace) : [] };
 }
 
 /** The gate of a fresh rollout; none when RTMANAGER_PATCH_HEALTH_TIMEOUT is 0. */
-function gateFor(settings: PlannerSettings, rollbackTo: string | null): HealthGate | null {
-  return settings.patchHealthTimeoutMs > 0 ? gate(settings, rollbackTo, settings.patchHealthTimeoutMs) : null;
+function gateFor(settings: PlannerSettings, rollbackTo: string | null, inPlace: { containerId: string } | null = null): HealthGate | null {
+  return settings.patchHealthTimeoutMs > 0 ? gate(settings, rollbackTo, settings.patchHealthTimeoutMs, inPlace) : null;
 }
 
 function checkPatch(fromRef: string, toRef: string): RtmError | null {

@@ -126,7 +126,7 @@ export class Reconciler {
   private planFor(gameId: string, o: Observation, now: Date): Plan {
     const { primary } = splitContainers(gameId, o.containers);
     const health = this.deps.health.get(gameId, primary?.id ?? null);
-    return plan({ gameId, ...o, health, now, settings: this.deps.settings });
+    return plan({ gameId, ...o, health, now, settings: this.deps.settings, capabilities: this.deps.docker.capabilities });
   }
 
   private async reconcileOnce(gameId: string): Promise<ReconcileResult> {

@@ -43,6 +43,8 @@ export function kubeEventFor(type: EventType, data: Record<string, unknown>): Ku
       };
     case "container_removed":
       return { type: "Normal", reason: "ContainerRemoved", action: "Remove", message: `removed container ${short(data.containerId)}; the state directory is kept` };
+    case "image_updated":
+      return { type: "Normal", reason: "ImageUpdated", action: "Update", message: `set the image of ${short(data.containerId)} to ${str(data.imageRef)} in place` };
     case "container_adopted":
       return { type: "Normal", reason: "ContainerAdopted", action: "Adopt", message: `adopted existing container ${short(data.containerId)}` };
     case "orphan_removed":

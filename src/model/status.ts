@@ -50,6 +50,7 @@ export const EVENT_TYPES = [
   "container_oom",
   "container_disappeared",
   "container_adopted",
+  "image_updated",
   "probe_failed",
   "probe_recovered",
   "reconcile_failed",

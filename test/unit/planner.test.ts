@@ -4,7 +4,7 @@ import type { Declaration } from "../../src/model/declaration.js";
 import { RtmError } from "../../src/model/errors.js";
 import type { ObservedContainer } from "../../src/model/ports.js";
 import type { RuntimeRecord } from "../../src/model/record.js";
-import { observedContainer, PLANNER_SETTINGS, runtimeRecord } from "../helpers/fixtures.js";
+import { DOCKER_CAPABILITIES, observedContainer, PLANNER_SETTINGS, POD_CAPABILITIES, runtimeRecord } from "../helpers/fixtures.js";
 
 const NOW = new Date("2026-11-23T12:00:00Z");
 const ago = (ms: number) => new Date(NOW.getTime() - ms);
@@ -45,7 +45,7 @@ function record(over: Partial<RuntimeRecord> = {}): RuntimeRecord {
 }
 
 function input(over: Partial<PlannerInput>): PlannerInput {
-  return { gameId: "g1", declaration: null, declarationError: null, containers: [], record: null, health: null, now: NOW, settings, ...over };
+  return { gameId: "g1", declaration: null, declarationError: null, containers: [], record: null, health: null, now: NOW, settings, capabilities: DOCKER_CAPABILITIES, ...over };
 }
 
 const types = (p: ReturnType<typeof plan>) => p.actions.map((a) => a.type);
@@ -360,6 +360,31 @@ describe("planner", () => {
       kind: null,
       actions: [],
       extra: (p) => expect(p.requeueAfterMs).toBe(1500),
+    },
+    {
+      name: "a runtime that updates images in place (Pods): a patch is one in-place update, and so is its rollback",
+      in: { declaration: decl({ imageRef: "galaxy/engine:1.0.1", generation: 3 }), containers: [container()], record: record(), capabilities: POD_CAPABILITIES },
+      kind: "patch",
+      actions: ["updateImage"],
+      extra: (p) => {
+        expect(p.actions[0]).toEqual({ type: "updateImage", containerId: "c1", imageRef: "galaxy/engine:1.0.1" });
+        expect(p.gate?.rollback).toEqual([{ type: "updateImage", containerId: "c1", imageRef: "galaxy/engine:1.0.0" }]);
+      },
+    },
+    {
+      name: "a runtime that restarts exited engines itself (Pods): the exit is recorded, never raced with a start",
+      in: {
+        declaration: decl(),
+        containers: [container({ state: "exited", exitCode: 137, finishedAt: ago(100) })],
+        record: record(),
+        capabilities: POD_CAPABILITIES,
+      },
+      kind: "record_exit",
+      actions: [],
+      extra: (p) => {
+        expect(p.events.map((e) => e.type)).toEqual(["container_exited"]);
+        expect(p.restartCount).toBe(0);
+      },
     },
   ];
 

@@ -15,7 +15,7 @@ import type { EngineSpec, HealthProber, ObservedContainer, RuntimePort, StateSto
 import { RuntimeFailure } from "../../src/model/runtimeFailure.js";
 import type { NewOperation, OperationResult, RuntimeRecord } from "../../src/model/record.js";
 import { createLogger } from "../../src/log.js";
-import { observedContainer, PLANNER_SETTINGS, runtimeRecord } from "../helpers/fixtures.js";
+import { DOCKER_CAPABILITIES, observedContainer, PLANNER_SETTINGS, runtimeRecord } from "../helpers/fixtures.js";
 
 const NOW = new Date("2026-11-23T12:00:00Z");
 const OLD = "galaxy/engine:1.0.0";
@@ -109,7 +109,7 @@ async function patch(w: ReturnType<typeof world>, over: Partial<RolloutInput> = 
   w.docker.containers.push(observedContainer({ id: "c-old", gameId: "g1", imageRef: OLD }, NOW));
   const d = declaration(NEW);
   const previous = runtimeRecord({ currentContainerId: "c-old", observedGeneration: 2 }, NOW);
-  const p: Plan = plan({ gameId: "g1", declaration: d, declarationError: null, containers: w.docker.containers, record: previous, health: null, now: NOW, settings });
+  const p: Plan = plan({ gameId: "g1", declaration: d, declarationError: null, containers: w.docker.containers, record: previous, health: null, now: NOW, settings, capabilities: DOCKER_CAPABILITIES });
   expect(p.gate?.rollbackTo).toBe(OLD);
   const touched = new Set<string>();
   const execute = (actions: readonly Action[], before?: (a: Action) => void) =>

@@ -8,7 +8,7 @@ import { PERMANENT_CODES, RtmError } from "../../src/model/errors.js";
 import type { EngineEvent, RuntimePort } from "../../src/model/ports.js";
 import type { EventType } from "../../src/model/status.js";
 import { DockerRuntime } from "../../src/runtime/docker/dockerRuntime.js";
-import { PLANNER_SETTINGS } from "../helpers/fixtures.js";
+import { PLANNER_SETTINGS, runtimeRecord } from "../helpers/fixtures.js";
 import { StubPodRuntime } from "../helpers/podRuntime.js";
 
 const NOW = new Date("2026-11-23T12:00:00Z");
@@ -65,7 +65,7 @@ describe("the runtime port fits a Pod runtime (StubPodRuntime)", () => {
   it("runs the planner's first-start plan through the real executor: one Pod, running the declared engine", async () => {
     const pods = new StubPodRuntime();
     const d = decl();
-    const p = plan({ gameId: "g1", declaration: d, declarationError: null, containers: [], record: null, health: null, now: NOW, settings: PLANNER_SETTINGS });
+    const p = plan({ gameId: "g1", declaration: d, declarationError: null, containers: [], record: null, health: null, now: NOW, settings: PLANNER_SETTINGS, capabilities: pods.capabilities });
 
     const events = await execute(pods, p.actions, d);
 
@@ -112,6 +112,24 @@ describe("the runtime port fits a Pod runtime (StubPodRuntime)", () => {
     const now = await pods.listForGame("g1");
     expect(now.map((e) => [e.imageRef, e.generation, e.state])).toEqual([["galaxy/engine:1.0.1", 2, "running"]]);
     expect(now[0]?.id).not.toBe(old!.id);
+  });
+
+  it("patches in place when the planner asks it: one updateImage on the same engine, and the plan's rollback sets the image back", async () => {
+    const pods = new StubPodRuntime();
+    await execute(pods, [{ type: "create", imageRef: "galaxy/engine:1.0.0" }, { type: "start", containerId: "created" }], decl());
+    const [old] = await pods.listForGame("g1");
+    const record = runtimeRecord({ currentContainerId: old!.id, observedGeneration: 1 }, NOW);
+    const next = decl({ imageRef: "galaxy/engine:1.0.1", generation: 2 });
+    const p = plan({ gameId: "g1", declaration: next, declarationError: null, containers: [old!], record, health: null, now: NOW, settings: PLANNER_SETTINGS, capabilities: pods.capabilities });
+
+    const events = await execute(pods, p.actions, next);
+    expect(events).toEqual([{ type: "image_updated", data: { containerId: old!.id, imageRef: "galaxy/engine:1.0.1" } }]);
+    const [patched] = await pods.listForGame("g1");
+    expect([patched?.id, patched?.imageRef]).toEqual([old!.id, "galaxy/engine:1.0.1"]);
+
+    await execute(pods, p.gate!.rollback, next);
+    const [restored] = await pods.listForGame("g1");
+    expect([restored?.id, restored?.imageRef]).toEqual([old!.id, "galaxy/engine:1.0.0"]);
   });
 
   it("leaves its failures to the controller, which maps them to the codes Docker's failures get", async () => {
