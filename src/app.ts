@@ -177,7 +177,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
     source,
     state,
     finalizer: kube?.source,
-    docker,
+    runtime: docker,
     prober: new HttpProber(),
     lease,
     identity,
@@ -196,7 +196,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
   const operations = new RuntimeOperations({
     source,
     state,
-    docker,
+    runtime: docker,
     waiters: manager.waiters,
     enqueue: (gameId) => manager.enqueue(gameId),
     opTimeoutMs: config.opTimeoutMs,

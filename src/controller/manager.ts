@@ -57,7 +57,7 @@ export interface ManagerHooks extends ReconcileObserver, WatchHooks {
 export interface ManagerDeps {
   source: DeclarationSource;
   state: StateStore;
-  docker: RuntimePort;
+  runtime: RuntimePort;
   prober: HealthProber;
   /** Absent: this replica leads unconditionally (single-replica setups and tests). */
   lease?: Lease;
@@ -94,7 +94,7 @@ export class Manager {
     this.reconciler = new Reconciler({
       source: deps.source,
       state: deps.state,
-      docker: deps.docker,
+      runtime: deps.runtime,
       prober: deps.prober,
       health: this.health,
       settings,
@@ -119,7 +119,7 @@ export class Manager {
     for (const r of deps.runnables ?? []) this.add(r);
     this.add(this.workers);
     this.add(new DeclarationWatchRunnable({ ...watch, source: deps.source, watch: settings.declarationWatch ?? "postgres" }));
-    this.add(new DockerEventWatchRunnable({ ...watch, docker: deps.docker, silenceLimitMs: settings.watchSilenceLimitMs }));
+    this.add(new DockerEventWatchRunnable({ ...watch, runtime: deps.runtime, silenceLimitMs: settings.watchSilenceLimitMs }));
     this.add(this.resync);
     this.add(new HealthProbeRunnable({ ...deps, health: this.health, enqueue, onProbe: hooks?.onProbe }));
   }

@@ -35,7 +35,7 @@ export interface OpResult {
 export interface OperationsDeps {
   source: DeclarationSource;
   state: StateStore;
-  docker: RuntimePort;
+  runtime: RuntimePort;
   waiters: RecordWaiters;
   /** Wakes this process's loop at once when it leads; the store's notification covers other replicas. */
   enqueue(gameId: string): void;
@@ -195,12 +195,12 @@ export class RuntimeOperations {
     decide: (d: Declaration | null, r: RuntimeRecord | null) => RuntimeSpec | null,
     alreadyDone: (r: RuntimeRecord | null) => boolean = () => false,
   ): Promise<OpResult> {
-    const { source, state, docker } = this.deps;
+    const { source, state, runtime } = this.deps;
     // One budget for the whole request, not only for the wait: a slow ping or
     // store must not stretch an answer past RTMANAGER_OP_TIMEOUT either.
     const deadline = Date.now() + this.deps.opTimeoutMs;
     // Docker down: refuse before writing, so a 503 leaves nothing half-declared.
-    await this.within(deadline, "the Docker ping", docker.ping());
+    await this.within(deadline, "the Docker ping", runtime.ping());
     const record = await this.within(deadline, "reading the runtime record", state.getRecord(gameId));
     let refused: RtmError | null = null;
     let result: { declaration: Declaration | null; changed: boolean };

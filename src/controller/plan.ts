@@ -126,7 +126,7 @@ export interface PlannerInput {
   health: HealthObservation | null;
   now: Date;
   settings: PlannerSettings;
-  /** What the engine runtime does by itself; the planner asks instead of assuming Docker. */
+  /** What the engine runtime does by itself; the planner asks instead of assuming. */
   capabilities: RuntimeCapabilities;
 }
 

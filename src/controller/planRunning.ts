@@ -125,7 +125,7 @@ function planUnhealthy({ p, input, d, c }: EngineSituation): Plan | null {
   return p;
 }
 
-/** A running container that matches the declaration but is not the one recorded: take it over, no Docker call. */
+/** A running container that matches the declaration but is not the one recorded: take it over, no runtime call. */
 function planAdopt({ p, input, c }: EngineSituation): Plan | null {
   const { record } = input;
   if (record && record.currentContainerId === c.id) return null;
@@ -189,8 +189,8 @@ function planExited({ p, input, d, c }: EngineSituation): Plan {
     p.reason = `engine exited with code ${c.exitCode}; restarting in ${Math.ceil(delay / 1000)}s (restart ${(record?.restartCount ?? 0) + 1}, backoff)`;
     return p;
   }
-  // Docker can refuse to start a container again (after a daemon restart:
-  // "task already exists"); once a start has failed, recreate instead.
+  // A runtime can refuse to start an engine again (Docker after a daemon
+  // restart: "task already exists"); once a start has failed, recreate instead.
   const startFailedBefore =
     record?.lastErrorCode === "container_start_failed" && record.lastErrorGeneration === d.generation && record.heldGeneration !== d.generation;
   p.actions.push(...(startFailedBefore ? replaceActions(c, d.imageRef) : [{ type: "start", containerId: c.id } as const]));

@@ -48,7 +48,7 @@ export interface ReconcileObserver {
 export interface ReconcilerDeps {
   source: DeclarationSource;
   state: StateStore;
-  docker: RuntimePort;
+  runtime: RuntimePort;
   prober: HealthProber;
   health: HealthTracker;
   settings: ReconcilerSettings;
@@ -92,7 +92,7 @@ export class Reconciler {
   }
 
   async observe(gameId: string): Promise<Observation> {
-    const { source, state, docker } = this.deps;
+    const { source, state, runtime } = this.deps;
     const readDeclaration = source.get(gameId).then(
       (declaration) => ({ declaration, declarationError: null }),
       (err: unknown) => {
@@ -101,7 +101,7 @@ export class Reconciler {
         return { declaration: null, declarationError: e };
       },
     );
-    const [decl, record, containers] = await Promise.all([readDeclaration, state.getRecord(gameId), docker.listForGame(gameId)]);
+    const [decl, record, containers] = await Promise.all([readDeclaration, state.getRecord(gameId), runtime.listForGame(gameId)]);
     return { ...decl, record, containers };
   }
 
@@ -126,7 +126,7 @@ export class Reconciler {
   private planFor(gameId: string, o: Observation, now: Date): Plan {
     const { primary } = splitContainers(gameId, o.containers);
     const health = this.deps.health.get(gameId, primary?.id ?? null);
-    return plan({ gameId, ...o, health, now, settings: this.deps.settings, capabilities: this.deps.docker.capabilities });
+    return plan({ gameId, ...o, health, now, settings: this.deps.settings, capabilities: this.deps.runtime.capabilities });
   }
 
   private async reconcileOnce(gameId: string): Promise<ReconcileResult> {
@@ -174,7 +174,7 @@ export class Reconciler {
       actionEvents.push(...verdict.events);
     }
 
-    const containers = p.actions.length > 0 || p.gate ? await this.deps.docker.listForGame(gameId).catch(() => o.containers) : o.containers;
+    const containers = p.actions.length > 0 || p.gate ? await this.deps.runtime.listForGame(gameId).catch(() => o.containers) : o.containers;
     const { primary } = splitContainers(gameId, containers);
     const record = this.derive(gameId, o, primary, p, error, verdict);
     await this.writeOutcome(gameId, o, p, { opId, opRow, record, error, events: [...p.events, ...actionEvents] });
@@ -194,10 +194,10 @@ export class Reconciler {
   private executor(gameId: string, o: Observation) {
     const events: PlannedEvent[] = [];
     const touched = new Set<string>();
-    const { docker, settings, mayAct } = this.deps;
+    const { runtime, settings, mayAct } = this.deps;
     const execute = (actions: readonly Action[], beforeAction?: (a: Action) => void) =>
       executeActions(actions, {
-        runtime: docker,
+        runtime,
         declaration: o.declaration,
         gameId,
         settings,

@@ -7,7 +7,7 @@
  * wait resumes it on its next start (the planner's resumeGate).
  */
 import type { Logger } from "../log.js";
-import { RtmError, toRtmError } from "../model/errors.js";
+import { RUNTIME_UNAVAILABLE, RtmError, toRtmError } from "../model/errors.js";
 import type { Declaration } from "../model/declaration.js";
 import type { HealthProber, RuntimePort, StateStore } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
@@ -26,7 +26,7 @@ export interface RolloutSettings {
 }
 
 export interface RolloutDeps {
-  docker: RuntimePort;
+  runtime: RuntimePort;
   state: StateStore;
   prober: HealthProber;
   settings: RolloutSettings;
@@ -71,13 +71,13 @@ export class Rollout {
    * A failure before the old engine was touched (the new image could not be
    * pulled, leadership lost before the first action) is not a failed rollout:
    * the old engine still serves, the error stands as it is, and the queue
-   * retries with backoff. Docker not answering is not a verdict on the image.
+   * retries with backoff. The runtime not answering is no verdict on the image.
    */
   async run(input: RolloutInput): Promise<RolloutVerdict> {
     const { gate, actionError, declaration: d } = input;
     const verdict: RolloutVerdict = { error: actionError, held: false, degraded: false, events: [] };
     const rollbackWanted = !!gate.rollbackTo && input.oldTouched;
-    if ((actionError && !rollbackWanted) || actionError?.code === "docker_unavailable") return verdict;
+    if ((actionError && !rollbackWanted) || actionError?.code === RUNTIME_UNAVAILABLE) return verdict;
 
     const gateError = actionError ?? (await this.openGate(input));
     if (!gateError) return verdict;
@@ -105,9 +105,9 @@ export class Rollout {
 
   /** Writes the interim record, then waits for health. Returns null when healthy, else why not. */
   private async openGate(input: RolloutInput): Promise<RtmError | null> {
-    const { docker, state, settings } = this.deps;
+    const { runtime, state, settings } = this.deps;
     const { gameId, gate } = input;
-    const { primary } = splitContainers(gameId, await docker.listForGame(gameId));
+    const { primary } = splitContainers(gameId, await runtime.listForGame(gameId));
     if (!primary || !isRunning(primary)) return new RtmError("container_start_failed", "the new container is not running");
     const interim = deriveRecord({
       gameId,
@@ -128,15 +128,15 @@ export class Rollout {
   }
 
   private async awaitHealthy(gameId: string, containerId: string, gate: HealthGate): Promise<RtmError | null> {
-    const { docker, prober, settings, mayAct } = this.deps;
+    const { runtime, prober, settings, mayAct } = this.deps;
     const deadline = Date.now() + gate.timeoutMs;
     let healthySince: number | null = null;
     let last = "no probe answered yet";
     for (;;) {
       if (mayAct && !mayAct()) return new RtmError("service_unavailable", "lost leadership during the health gate");
-      const c = (await docker.listForGame(gameId)).find((x) => x.id === containerId);
+      const c = (await runtime.listForGame(gameId)).find((x) => x.id === containerId);
       if (!c || !isRunning(c)) return new RtmError("container_start_failed", `the engine exited (code ${c?.exitCode ?? "unknown"}) during the health gate`);
-      const url = probeUrl(docker, c);
+      const url = probeUrl(runtime, c);
       if (url) {
         const r = await prober.probe(url, settings.probeTimeoutMs);
         if (r.ok) {

@@ -55,7 +55,7 @@ export async function startController(opts: {
   const manager = new Manager({
     source: opts.store,
     state: opts.store,
-    docker: withContractErrors(
+    runtime: withContractErrors(
       new DockerRuntime({ instance: opts.settings.instanceId, network: opts.settings.dockerNetwork, publishHost: TEST_PUBLISH_HOST }),
     ),
     prober: new HttpProber(),

@@ -21,7 +21,7 @@ function resync(health: HealthTracker, lists: { records: RuntimeRecord[]; contai
   } as Partial<RuntimePort> as RuntimePort;
   const state: Pick<StateStore, "listRecords"> = { listRecords: () => Promise.resolve(lists.records) };
   const queued: string[] = [];
-  const r = new ResyncRunnable({ source, docker, state, health, enqueue: (id) => void queued.push(id), intervalMs: 3_600_000, logger });
+  const r = new ResyncRunnable({ source, runtime: docker, state, health, enqueue: (id) => void queued.push(id), intervalMs: 3_600_000, logger });
   r.start();
   return { r, queued };
 }

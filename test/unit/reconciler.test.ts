@@ -86,7 +86,7 @@ function reconciler(world: World, opts: { settings?: Partial<ReconcilerSettings>
   return new Reconciler({
     source,
     state,
-    docker,
+    runtime: docker,
     prober,
     health: new HealthTracker(),
     settings: { ...settings, ...opts.settings },

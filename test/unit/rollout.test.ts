@@ -96,7 +96,7 @@ function world(probeOk: () => boolean) {
       return { ok, statusCode: ok ? 200 : 503, error: ok ? null : "HTTP 503", latencyMs: 1 };
     },
   };
-  const rollout = new Rollout({ docker: docker.port, state, prober, settings, clock: () => NOW, onRecord: () => undefined });
+  const rollout = new Rollout({ runtime: docker.port, state, prober, settings, clock: () => NOW, onRecord: () => undefined });
   return { docker, records, operations, rollout, probes: () => probes };
 }
 

@@ -135,7 +135,7 @@ function fakes(log: string[]) {
     listRecords: () => Promise.resolve([]),
   } as Partial<StateStore> as StateStore;
   const prober: HealthProber = { probe: () => Promise.reject(new Error("no engines in this test")) };
-  return { source, docker, state, prober };
+  return { source, runtime: docker, state, prober };
 }
 
 function manager(log: string[], lease: Lease | undefined, runnables: Runnable[]) {

@@ -25,7 +25,7 @@ export interface ProbeSettings {
 }
 
 export interface HealthProbeDeps {
-  docker: RuntimePort;
+  runtime: RuntimePort;
   prober: HealthProber;
   state: Pick<StateStore, "appendEvent">;
   health: Pick<HealthTracker, "observe">;
@@ -61,7 +61,7 @@ export class HealthProbeRunnable implements Runnable {
   private async probeAll(signal: AbortSignal): Promise<void> {
     try {
       // One list call for the fleet: a pass over 200 engines must not cost 200 inspects.
-      const containers = (await this.deps.docker.listManaged({ inspect: false })).filter((c) => c.state === "running");
+      const containers = (await this.deps.runtime.listManaged({ inspect: false })).filter((c) => c.state === "running");
       // A bounded number at a time: 200 engines probed at once is a burst of connections (and,
       // with published ports, of docker-proxy work) that times probes out on a small host.
       await mapLimit(containers, PROBE_CONCURRENCY, (c) => (signal.aborted ? Promise.resolve() : this.probeOne(c)));
@@ -71,8 +71,8 @@ export class HealthProbeRunnable implements Runnable {
   }
 
   private async probeOne(c: ObservedContainer): Promise<void> {
-    const { docker, prober, state, health, enqueue, settings, logger, onProbe } = this.deps;
-    const url = probeUrl(docker, c);
+    const { runtime, prober, state, health, enqueue, settings, logger, onProbe } = this.deps;
+    const url = probeUrl(runtime, c);
     if (!url) return;
     const result = await prober.probe(url, settings.probeTimeoutMs);
     onProbe?.(result.ok);

@@ -25,7 +25,7 @@ export interface ResyncResult {
 
 export interface ResyncDeps {
   source: DeclarationSource;
-  docker: RuntimePort;
+  runtime: RuntimePort;
   state: Pick<StateStore, "listRecords">;
   health: Pick<HealthTracker, "get" | "forget">;
   enqueue: Enqueue;
@@ -98,7 +98,7 @@ export class ResyncRunnable implements Runnable {
   }
 
   private async list(why: string, triage: boolean): Promise<Listing> {
-    const { source, docker, state, logger } = this.deps;
+    const { source, runtime, state, logger } = this.deps;
     const settled = <T>(r: PromiseSettledResult<T>): T | null => {
       if (r.status === "fulfilled") return r.value;
       logger.warn({ why, err: r.reason as unknown }, "resync could not list a source");
@@ -106,7 +106,7 @@ export class ResyncRunnable implements Runnable {
     };
     const [decls, containers, records] = await Promise.allSettled([
       triage ? source.listGenerations!() : source.listGameIds().then((ids) => new Map(ids.map((id) => [id, -1]))),
-      docker.listManaged({ inspect: false }),
+      runtime.listManaged({ inspect: false }),
       state.listRecords(),
     ]);
     const listed = settled(containers);

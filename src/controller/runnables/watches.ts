@@ -71,7 +71,7 @@ export class DockerEventWatchRunnable implements Runnable {
   private stopEvents: (() => void) | null = null;
   private watchdog: NodeJS.Timeout | null = null;
 
-  constructor(private readonly deps: WatchDeps & { docker: RuntimePort; silenceLimitMs: number }) {}
+  constructor(private readonly deps: WatchDeps & { runtime: RuntimePort; silenceLimitMs: number }) {}
 
   start(): void {
     this.lastMessage = Date.now();
@@ -90,8 +90,8 @@ export class DockerEventWatchRunnable implements Runnable {
   }
 
   private watch(): () => void {
-    const { docker, enqueue, requestResync, logger, hooks } = this.deps;
-    return docker.watchEvents({
+    const { runtime, enqueue, requestResync, logger, hooks } = this.deps;
+    return runtime.watchEvents({
       onEvent: (e) => {
         this.lastMessage = Date.now();
         hooks?.onWatchMessage?.("docker");
