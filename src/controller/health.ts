@@ -3,6 +3,7 @@
  * here; the reconcile reads a snapshot and folds it into the record, so the
  * record has a single writer (the reconcile) and no update is lost.
  */
+import { ENGINE_PORT } from "../model/engine.js";
 import type { ObservedContainer } from "../model/ports.js";
 import type { HealthObservation } from "./planner.js";
 
@@ -17,7 +18,7 @@ import type { HealthObservation } from "./planner.js";
 export function probeUrl(c: ObservedContainer, publishHost: string | undefined, network: string): string | null {
   if (publishHost) return c.publishedPort ? `http://${publishHost}:${c.publishedPort}/healthz` : null;
   const address = c.networkAddresses[network];
-  return `http://${address ?? c.name}:8080/healthz`;
+  return `http://${address ?? c.name}:${ENGINE_PORT}/healthz`;
 }
 
 export interface TrackedHealth extends HealthObservation {

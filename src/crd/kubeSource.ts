@@ -19,7 +19,7 @@
  */
 import { Watch, type KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "../log.js";
-import { describeZodError, RuntimeSpecSchema, type Declaration, type RuntimeSpec } from "../model/declaration.js";
+import { checkedSpecFor, describeZodError, RuntimeSpecSchema, specOf, type Declaration, type RuntimeSpec } from "../model/declaration.js";
 import { RtmError } from "../model/errors.js";
 import { GameIdSchema } from "../model/gameId.js";
 import type { DeclarationMutator, DeclarationSource, DeclarationWatch, WriteMeta } from "../model/ports.js";
@@ -138,11 +138,6 @@ export function canonicalSpec(spec: RuntimeSpec): Record<string, unknown> {
 
 function sameSpec(a: RuntimeSpec, b: RuntimeSpec): boolean {
   return JSON.stringify(canonicalSpec(a)) === JSON.stringify(canonicalSpec(b));
-}
-
-function specOf(d: Declaration): RuntimeSpec {
-  const { generation: _g, opId: _o, opSource: _s, createdAt: _c, updatedAt: _u, ...spec } = d;
-  return spec;
 }
 
 /**
@@ -324,18 +319,14 @@ export class KubernetesDeclarationSource implements DeclarationSource, Finalizer
         const next = mutate(current);
         if (next === null) return { declaration: current, changed: false };
 
-        const parsed = RuntimeSpecSchema.safeParse(next);
-        if (!parsed.success) throw new RtmError("invalid_request", describeZodError(parsed.error), { gameId });
-        if (parsed.data.gameId !== gameId) {
-          throw new RtmError("invalid_request", `gameId: must be ${JSON.stringify(gameId)}, got ${JSON.stringify(parsed.data.gameId)}`);
-        }
-        if (current && sameSpec(specOf(current), parsed.data)) return { declaration: current, changed: false };
+        const spec = checkedSpecFor(gameId, next);
+        if (current && sameSpec(specOf(current), spec)) return { declaration: current, changed: false };
         if (obj && isDeleting(obj)) {
           throw new RtmError("conflict", `GameRuntime ${obj.metadata.namespace}/${gameId} is being deleted; start it again once it is gone`);
         }
 
         try {
-          const written = obj ? await this.replaceSpec(obj, parsed.data, meta) : await this.createObject(gameId, parsed.data, meta);
+          const written = obj ? await this.replaceSpec(obj, spec, meta) : await this.createObject(gameId, spec, meta);
           return { declaration: declarationOf(written), changed: true };
         } catch (err) {
           // 409: stale resourceVersion (replace) or created meanwhile (create). Read again and decide again.

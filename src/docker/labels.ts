@@ -1,4 +1,5 @@
 import type Dockerode from "dockerode";
+import { ENGINE_PORT as ENGINE_HTTP_PORT } from "../model/engine.js";
 import { CONTAINER_STATES, type ContainerSpec, type ContainerState, type ObservedContainer } from "../model/ports.js";
 
 /**
@@ -19,7 +20,8 @@ export const LABELS = {
 
 /** Mount point of the game's state directory inside the engine. */
 export const GAME_STATE_PATH = "/var/lib/galaxy-game";
-export const ENGINE_PORT = "8080/tcp";
+/** Docker's key for the engine's port. */
+export const ENGINE_PORT = `${ENGINE_HTTP_PORT}/tcp`;
 
 export function specLabels(spec: ContainerSpec, instance: string): Record<string, string> {
   const labels: Record<string, string> = {
@@ -85,7 +87,7 @@ export function observedFromSummary(s: Dockerode.ContainerInfo, instance: string
   if (!ownedBy(labels, instance)) return null;
   const state = parseState(s.State);
   const exit = /^Exited \((-?\d+)\)/.exec(s.Status ?? "");
-  const port = (s.Ports ?? []).find((p) => p.PrivatePort === 8080 && p.Type === "tcp" && p.PublicPort > 0);
+  const port = (s.Ports ?? []).find((p) => p.PrivatePort === ENGINE_HTTP_PORT && p.Type === "tcp" && p.PublicPort > 0);
   return {
     id: s.Id,
     name: (s.Names?.[0] ?? "").replace(/^\//, ""),
