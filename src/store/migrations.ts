@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { RuntimeSpecSchema, toSnakeCase, type RuntimeSpec } from "../model/declaration.js";
+import { RuntimeSpecSchema, SPEC_KEYS, toSnakeCase, type RuntimeSpec } from "../model/declaration.js";
 import { ERROR_CODES, RtmError } from "../model/errors.js";
 import { GAME_ID_MAX_LENGTH, GAME_ID_PATTERN } from "../model/gameId.js";
 import { IMAGE_REF_MAX_LENGTH, IMAGE_REF_PATTERN } from "../model/imageRef.js";
@@ -35,8 +35,8 @@ export const DECLARATION_SPEC_COLUMN_TYPES: { [K in keyof RuntimeSpec]-?: "text"
   restartToken: "text",
 };
 
-export const DECLARATION_SPEC_KEYS = Object.keys(DECLARATION_SPEC_COLUMN_TYPES) as (keyof RuntimeSpec)[];
-export const DECLARATION_SPEC_COLUMNS = DECLARATION_SPEC_KEYS.map(toSnakeCase);
+/** The spec columns, in SPEC_KEYS order (the store binds values in that order). */
+export const DECLARATION_SPEC_COLUMNS = SPEC_KEYS.map(toSnakeCase);
 /** Columns the store maintains next to the spec. */
 export const DECLARATION_META_COLUMNS = ["generation", "op_id", "op_source", "created_at", "updated_at"] as const;
 
