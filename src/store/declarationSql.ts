@@ -5,7 +5,7 @@ import { GameIdSchema } from "../model/gameId.js";
 import type { DeclarationMutator, WriteMeta } from "../model/ports.js";
 import { OP_SOURCES, type OpSource } from "../model/status.js";
 import { dateColumn, nullableText } from "./columns.js";
-import { DECLARATION_SPEC_COLUMN_TYPES, DECLARATION_SPEC_COLUMNS } from "./migrations.js";
+import { DECLARATION_SPEC_COLUMN_TYPES, DECLARATION_SPEC_COLUMNS } from "./tables.js";
 import type { Row, SqlClient, SqlQueryable } from "./sqlClient.js";
 
 /** First key of the two-key advisory locks taken per game ("RTM\x01"). */

@@ -4,7 +4,7 @@ import type { NewOperation, NewRuntimeEvent, OperationEntry, OperationResult, Ru
 import { fromColumn } from "./columns.js";
 import * as declarations from "./declarationSql.js";
 import * as history from "./historySql.js";
-import { DECLARATIONS_CHANNEL, RECORDS_CHANNEL } from "./migrations.js";
+import { DECLARATIONS_CHANNEL, RECORDS_CHANNEL } from "./tables.js";
 import * as records from "./recordSql.js";
 import { silentLogger, type Row, type SqlClient, type StoreLogger } from "./sqlClient.js";
 
@@ -100,16 +100,18 @@ export class SqlStore implements StateStore, LeaseStore, DeclarationSource {
    * would otherwise be missed. `onResync` fires (pg only) after the listening
    * connection came back from a loss, once it is listening again.
    */
-  async watch(handler: DeclarationWatch): Promise<() => Promise<void>> {
-    return this.client.listen(DECLARATIONS_CHANNEL, {
-      onNotify: (gameId) => handler.onChange(gameId),
-      onResync: () => handler.onResync(),
-    });
+  watch(handler: DeclarationWatch): Promise<() => Promise<void>> {
+    return this.listenForGames(DECLARATIONS_CHANNEL, handler);
   }
 
   /** Record writes by any replica, for REST waiters that did not do the write themselves. */
-  async watchRecords(handler: RecordWatch): Promise<() => Promise<void>> {
-    return this.client.listen(RECORDS_CHANNEL, {
+  watchRecords(handler: RecordWatch): Promise<() => Promise<void>> {
+    return this.listenForGames(RECORDS_CHANNEL, handler);
+  }
+
+  /** Both channels carry a game id as their payload. */
+  private listenForGames(channel: string, handler: RecordWatch): Promise<() => Promise<void>> {
+    return this.client.listen(channel, {
       onNotify: (gameId) => handler.onChange(gameId),
       onResync: () => handler.onResync?.(),
     });
