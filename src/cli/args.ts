@@ -1,11 +1,14 @@
 /** rtmctl's verbs, flags and help text, parsed with node:util parseArgs. */
 import { parseArgs } from "node:util";
+import { OPERATION_LIST_MAX_LIMIT } from "../model/record.js";
 import { STOP_REASONS } from "../model/status.js";
 import { exitCodeTable } from "./exitCodes.js";
 
 export const DEFAULT_SERVER = "http://127.0.0.1:8096";
 /** Longer than the server's default RTMANAGER_OP_TIMEOUT (90 s), so its own 503 arrives first. */
 export const DEFAULT_TIMEOUT_S = 120;
+/** `rtmctl ops` shows a screenful by default, fewer than the server's default page. */
+export const OPS_DEFAULT_ROWS = 20;
 
 interface FlagSpec {
   type: "string" | "boolean";
@@ -92,7 +95,7 @@ export const SPECS: Record<Verb, VerbSpec> = {
   ops: {
     args: ["game"],
     summary: "operation log of a game, newest first",
-    flags: { limit: { type: "string", value: "n", description: "rows to show (default 20, max 1000)" } },
+    flags: { limit: { type: "string", value: "n", description: `rows to show (default ${OPS_DEFAULT_ROWS}, max ${OPERATION_LIST_MAX_LIMIT})` } },
     examples: ["rtmctl ops game-42", "rtmctl ops game-42 -o json | jq '.[] | select(.outcome==\"failure\")'"],
   },
   events: {

@@ -1,9 +1,12 @@
 /** The verbs, each over RtmClient: print for people (table) or scripts (json), return an exit code. */
 import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Action } from "../controller/planner.js";
 import { RtmApiError, type ContractRuntimeRecord, type ExtRuntimeView, type RtmClient, type StreamedEvent, type WireEvent } from "../client/index.js";
+import { Backoff } from "../model/backoff.js";
+import { OPERATION_LIST_MAX_LIMIT } from "../model/record.js";
 import { STOP_REASONS, type StopReason } from "../model/status.js";
-import { UsageError, type FlagValues, type Verb } from "./args.js";
+import { OPS_DEFAULT_ROWS, UsageError, type FlagValues, type Verb } from "./args.js";
 import { EXIT_OK } from "./exitCodes.js";
 import { age, dash, duration, fields, humanMs, json, shortId, table, truncate } from "./format.js";
 
@@ -195,16 +198,21 @@ function describeDiagnostic(data: unknown): string {
   return `event stream: ${JSON.stringify(data)}`;
 }
 
+/** Reconnects of `events --follow`: 0.5 s, doubling, at most 10 s. */
+const EVENTS_RECONNECT = { baseMs: 500, maxMs: 10_000 };
+
 async function eventsFollow(ctx: CommandContext, gameId: string | undefined, since: number | undefined): Promise<number> {
   let cursor = since;
   let headerShown = false;
-  let backoffMs = 500;
+  // Deterministic, so the "reconnecting in" line tells the truth; one CLI needs no jitter.
+  const backoff = new Backoff(EVENTS_RECONNECT, false);
   const widths = [24, 6, 20, 22, 8];
   const row = (cells: string[]) => cells.map((c, i) => (i < widths.length ? c.padEnd(widths[i]!) : c)).join(" ").trimEnd() + "\n";
   while (!ctx.signal.aborted) {
+    let why: string;
     try {
       for await (const e of ctx.client.events({ gameId, cursor, signal: ctx.signal })) {
-        backoffMs = 500;
+        backoff.reset();
         if (ctx.output === "json") {
           ctx.io.out(`${JSON.stringify({ id: e.id, type: e.type, data: e.data })}\n`);
         } else if (e.type === "snapshot") {
@@ -221,15 +229,17 @@ async function eventsFollow(ctx: CommandContext, gameId: string | undefined, sin
         if (c !== null) cursor = c;
       }
       if (ctx.signal.aborted) break;
-      ctx.io.err("rtmctl: event stream ended; reconnecting\n");
+      why = "event stream ended";
     } catch (err) {
       if (ctx.signal.aborted) break;
       // A refusal (bad game id, wrong token) will not change by retrying.
       if (err instanceof RtmApiError && err.status < 500) throw err;
-      ctx.io.err(`rtmctl: event stream failed (${(err as Error).message}); reconnecting in ${backoffMs / 1000}s\n`);
+      why = `event stream failed (${(err as Error).message})`;
     }
-    await new Promise((resolve) => setTimeout(resolve, backoffMs));
-    backoffMs = Math.min(10_000, backoffMs * 2);
+    const delayMs = backoff.next();
+    ctx.io.err(`rtmctl: ${why}; reconnecting in ${delayMs / 1000}s\n`);
+    // Ctrl-C during the wait ends the command at once.
+    await sleep(delayMs, undefined, { signal: ctx.signal }).catch(() => undefined);
   }
   return EXIT_OK;
 }
@@ -281,7 +291,7 @@ export const COMMANDS: Record<Verb, Command> = {
   cleanup: mutation("cleanup"),
 
   async ops(ctx, [gameId = ""]) {
-    const limit = intFlag(ctx.flags, "limit", 20, 1000, "ops");
+    const limit = intFlag(ctx.flags, "limit", OPS_DEFAULT_ROWS, OPERATION_LIST_MAX_LIMIT, "ops");
     const items = await ctx.client.operations(gameId, limit);
     if (ctx.output === "json") {
       ctx.io.out(json(items));

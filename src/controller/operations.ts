@@ -9,7 +9,7 @@
  * logged with error_code replay_no_op.
  */
 import type { Logger } from "../log.js";
-import type { Declaration, RuntimeSpec } from "../model/declaration.js";
+import { specOf, type Declaration, type RuntimeSpec } from "../model/declaration.js";
 import { RtmError } from "../model/errors.js";
 import { GameIdSchema } from "../model/gameId.js";
 import { assertPatchAllowed, IMAGE_REF_MAX_LENGTH, IMAGE_REF_PATTERN } from "../model/imageRef.js";
@@ -57,19 +57,6 @@ export function checkImageRef(imageRef: string): void {
   if (imageRef.length === 0 || imageRef.length > IMAGE_REF_MAX_LENGTH || !IMAGE_REF_PATTERN.test(imageRef)) {
     throw new RtmError("invalid_request", `image_ref ${JSON.stringify(imageRef.slice(0, 300))} is not a Docker reference such as registry/galaxy/engine:1.4.2`);
   }
-}
-
-function specOf(d: Declaration): RuntimeSpec {
-  return {
-    gameId: d.gameId,
-    imageRef: d.imageRef,
-    desiredState: d.desiredState,
-    restartPolicy: d.restartPolicy,
-    resources: d.resources,
-    env: d.env,
-    stopReason: d.stopReason,
-    restartToken: d.restartToken,
-  };
 }
 
 const notFound = (gameId: string) => new RtmError("not_found", `runtime record not found for game ${gameId}`);

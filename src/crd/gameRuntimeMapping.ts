@@ -84,11 +84,6 @@ export function sameSpec(a: RuntimeSpec, b: RuntimeSpec): boolean {
   return JSON.stringify(canonicalSpec(a)) === JSON.stringify(canonicalSpec(b));
 }
 
-export function specOf(d: Declaration): RuntimeSpec {
-  const { generation: _g, opId: _o, opSource: _s, createdAt: _c, updatedAt: _u, ...spec } = d;
-  return spec;
-}
-
 /**
  * The declaration an object stands for. `base` is the generation base to use
  * when the object carries none yet (default 0): the reader passes the floor

@@ -18,7 +18,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "../log.js";
 import { jitteredBackoff, type BackoffSettings } from "../model/backoff.js";
-import { describeZodError, RuntimeSpecSchema, type Declaration, type RuntimeSpec } from "../model/declaration.js";
+import { checkedSpecFor, specOf, type Declaration, type RuntimeSpec } from "../model/declaration.js";
 import { RtmError } from "../model/errors.js";
 import { GameIdSchema } from "../model/gameId.js";
 import type { DeclarationMutator, DeclarationSource, DeclarationWatch, WriteMeta } from "../model/ports.js";
@@ -37,7 +37,7 @@ import {
   type GameRuntimeObject,
   type ObjectRef,
 } from "./api.js";
-import { annotatedGenerationBase, canonicalSpec, declarationOf, fingerprint, hasFinalizer, isAdopted, isDeleting, sameSpec, specOf } from "./gameRuntimeMapping.js";
+import { annotatedGenerationBase, canonicalSpec, declarationOf, fingerprint, hasFinalizer, isAdopted, isDeleting, sameSpec } from "./gameRuntimeMapping.js";
 import { Reflector, type ReflectorHooks } from "./reflector.js";
 
 export { canonicalSpec, declarationOf, generationBaseOf, isDeleting, toDate } from "./gameRuntimeMapping.js";
@@ -227,18 +227,14 @@ export class KubernetesDeclarationSource implements DeclarationSource, Finalizer
         const next = mutate(current);
         if (next === null) return { declaration: current, changed: false };
 
-        const parsed = RuntimeSpecSchema.safeParse(next);
-        if (!parsed.success) throw new RtmError("invalid_request", describeZodError(parsed.error), { gameId });
-        if (parsed.data.gameId !== gameId) {
-          throw new RtmError("invalid_request", `gameId: must be ${JSON.stringify(gameId)}, got ${JSON.stringify(parsed.data.gameId)}`);
-        }
-        if (current && sameSpec(specOf(current), parsed.data)) return { declaration: current, changed: false };
+        const spec = checkedSpecFor(gameId, next);
+        if (current && sameSpec(specOf(current), spec)) return { declaration: current, changed: false };
         if (obj && isDeleting(obj)) {
           throw new RtmError("conflict", `GameRuntime ${obj.metadata.namespace}/${gameId} is being deleted; start it again once it is gone`);
         }
 
         try {
-          const written = obj ? await this.replaceSpec(obj, parsed.data, meta, base) : await this.createObject(gameId, parsed.data, meta);
+          const written = obj ? await this.replaceSpec(obj, spec, meta, base) : await this.createObject(gameId, spec, meta);
           return { declaration: declarationOf(this.reflector.apply(written)), changed: true };
         } catch (err) {
           // 409: stale resourceVersion (replace) or created meanwhile (create). Read again and decide again.

@@ -11,7 +11,7 @@ import type { Logger } from "../log.js";
 import type { Declaration } from "../model/declaration.js";
 import { RtmError, isRtmError } from "../model/errors.js";
 import type { StateStore } from "../model/ports.js";
-import { toContractRecord, type RuntimeRecord } from "../model/record.js";
+import { OPERATION_LIST_DEFAULT_LIMIT, OPERATION_LIST_MAX_LIMIT, toContractRecord, type RuntimeRecord } from "../model/record.js";
 import { opSourceFromCaller } from "../model/status.js";
 import { readEmptyBody, readJsonBody } from "./body.js";
 import { EventStreams } from "./events.js";
@@ -20,9 +20,11 @@ import { ROUTES, Router, parseTarget, type RouteDef, type RouteName } from "./ro
 import { PatchRequestSchema, StartRequestSchema, StopRequestSchema } from "./schemas.js";
 import { CALLER_HEADER, OP_ID_HEADER, OP_ID_PATTERN, type ExtOperationList, type ExtRuntimeView } from "./wire.js";
 
+/** The metrics as the HTTP server sees them (src/metrics.ts implements it). */
 export interface HttpMetrics {
-  contentType: string;
+  readonly contentType: string;
   render(): Promise<string>;
+  /** `route` is the route template (`/api/v1/internal/runtimes/{game_id}/stop`) or "unmatched", never a raw path. */
   observeRequest(route: string, method: string, status: number, seconds: number): void;
 }
 
@@ -49,8 +51,6 @@ export interface HttpDeps {
 }
 
 const MUTATIONS: ReadonlySet<RouteName> = new Set(["start", "stop", "restart", "patch", "cleanup"]);
-const DEFAULT_OPERATION_LIMIT = 100;
-const MAX_OPERATION_LIMIT = 1000;
 const DEFAULT_LOG_TAIL = 200;
 const MAX_LOG_TAIL = 10_000;
 
@@ -177,7 +177,7 @@ export function createHttpServer(deps: HttpDeps): http.Server {
       }
       case "extOperations": {
         checkGameId(gameId, "not_found");
-        const limit = intParam(ctx.query(), "limit", DEFAULT_OPERATION_LIMIT, MAX_OPERATION_LIMIT);
+        const limit = intParam(ctx.query(), "limit", OPERATION_LIST_DEFAULT_LIMIT, OPERATION_LIST_MAX_LIMIT);
         const items = await state.listOperations(gameId, limit);
         return sendJson(res, 200, { items } satisfies { [K in keyof ExtOperationList]: unknown });
       }

@@ -32,11 +32,12 @@ export class Backoff {
   constructor(
     private readonly settings: BackoffSettings,
     private readonly jitter = true,
+    private readonly random: () => number = Math.random,
   ) {}
 
   next(): number {
     this.failures += 1;
-    return this.jitter ? jitteredBackoff(this.failures, this.settings) : backoffDelay(this.failures - 1, this.settings);
+    return this.jitter ? jitteredBackoff(this.failures, this.settings, this.random) : backoffDelay(this.failures - 1, this.settings);
   }
 
   reset(): void {

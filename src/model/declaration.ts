@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
+import { RtmError } from "./errors.js";
 import { GameIdSchema } from "./gameId.js";
 import { IMAGE_REF_MAX_LENGTH, IMAGE_REF_PATTERN } from "./imageRef.js";
 import { DESIRED_STATES, OP_SOURCES, RESTART_POLICIES, STOP_REASONS } from "./status.js";
@@ -77,6 +78,27 @@ export interface Declaration extends RuntimeSpec {
 /** Spec keys that become SQL columns (snake_case) of the declarations table. */
 export const SPEC_KEYS = Object.keys(RuntimeSpecSchema.shape) as (keyof RuntimeSpec)[];
 
+/** The spec part of a stored declaration, without what the store maintains. */
+export function specOf(d: Declaration): RuntimeSpec {
+  const spec: Partial<Record<keyof RuntimeSpec, unknown>> = {};
+  for (const key of SPEC_KEYS) if (d[key] !== undefined) spec[key] = d[key];
+  return spec as RuntimeSpec;
+}
+
+/**
+ * The spec a declaration mutator returned, validated for a write to `gameId`:
+ * it must pass the schema and name that game. Every declaration source
+ * (SQL, Kubernetes) writes only what this returns.
+ */
+export function checkedSpecFor(gameId: string, next: RuntimeSpecInput): RuntimeSpec {
+  const parsed = RuntimeSpecSchema.safeParse(next);
+  if (!parsed.success) throw new RtmError("invalid_request", describeZodError(parsed.error), { gameId });
+  if (parsed.data.gameId !== gameId) {
+    throw new RtmError("invalid_request", `gameId: must be ${JSON.stringify(gameId)}, got ${JSON.stringify(parsed.data.gameId)}`);
+  }
+  return parsed.data;
+}
+
 export function toSnakeCase(key: string): string {
   return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }
@@ -92,10 +114,6 @@ export function configHash(spec: Pick<RuntimeSpec, "env" | "resources">): string
     .update(JSON.stringify({ env: sorted(spec.env), resources: sorted(spec.resources) }))
     .digest("hex")
     .slice(0, 16);
-}
-
-export function parseSpec(input: unknown): RuntimeSpec {
-  return RuntimeSpecSchema.parse(input);
 }
 
 /** A readable one-line summary of a zod failure, naming each bad field. */

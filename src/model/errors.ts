@@ -61,10 +61,6 @@ export class RtmError extends Error {
   ) {
     super(message, options);
   }
-
-  get httpStatus(): number {
-    return HTTP_STATUS_BY_CODE[this.code];
-  }
 }
 
 export function isRtmError(err: unknown): err is RtmError {

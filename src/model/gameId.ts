@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ENGINE_PORT } from "./engine.js";
 
 /**
  * A game id becomes a container name (`galaxy-game-{id}`), a directory name
@@ -29,5 +30,5 @@ export function containerName(gameId: string): string {
 }
 
 export function engineEndpoint(gameId: string): string {
-  return `http://${containerName(gameId)}:8080`;
+  return `http://${containerName(gameId)}:${ENGINE_PORT}`;
 }

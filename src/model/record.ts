@@ -84,6 +84,10 @@ export function toContractRecord(r: RuntimeRecord): ContractRuntimeRecord {
   };
 }
 
+/** Operation-log rows one listing returns when the caller names no limit, and at most. */
+export const OPERATION_LIST_DEFAULT_LIMIT = 100;
+export const OPERATION_LIST_MAX_LIMIT = 1000;
+
 export interface OperationEntry {
   /** Row id, assigned by the store. */
   id: number;

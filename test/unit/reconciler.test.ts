@@ -123,7 +123,7 @@ describe("reconciler", () => {
 
     expect(await counter(metrics, "rtmanager_reconcile_total", { result: "error" })).toBe(1);
     expect(await counter(metrics, "rtmanager_reconcile_errors_total", { code: "service_unavailable" })).toBe(1);
-    const time = await metrics.reconcileTime.get();
+    const time = await metrics.loop.reconcileTime.get();
     expect(time.values.find((v) => v.metricName === "rtmanager_reconcile_time_seconds_count")?.value).toBe(1);
   });
 

@@ -18,7 +18,7 @@ import { DockerCalls, dockerMessage, failure, isNotFound, type AdapterLogger, ty
 import { DockerContainers } from "./containers.js";
 import { watchDockerEvents } from "./events.js";
 import { DockerImages } from "./images.js";
-import { ENGINE_PORT } from "./labels.js";
+import { ENGINE_PORT as ENGINE_HTTP_PORT } from "../../model/engine.js";
 import { containerLogs } from "./logs.js";
 
 export type { AdapterLogger, DockerCallOutcome } from "./calls.js";
@@ -47,8 +47,6 @@ export interface DockerRuntimeOptions {
   reconnectMaxMs?: number;
 }
 
-/** The engine's HTTP port inside its container. */
-const ENGINE_HTTP_PORT = Number(ENGINE_PORT.split("/")[0]);
 
 export class DockerRuntime implements RuntimePort {
   readonly name = "docker";

@@ -1,3 +1,4 @@
+import { ENGINE_PORT as ENGINE_HTTP_PORT } from "../../model/engine.js";
 import type { EngineSpec } from "../../model/ports.js";
 
 /**
@@ -18,7 +19,8 @@ export const LABELS = {
 
 /** Mount point of the game's state directory inside the engine. */
 export const GAME_STATE_PATH = "/var/lib/galaxy-game";
-export const ENGINE_PORT = "8080/tcp";
+/** The engine port as Docker names it in port maps. */
+export const ENGINE_PORT = `${ENGINE_HTTP_PORT}/tcp`;
 
 export function specLabels(spec: EngineSpec, instance: string): Record<string, string> {
   const labels: Record<string, string> = {

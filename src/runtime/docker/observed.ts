@@ -4,6 +4,7 @@
  */
 import type Dockerode from "dockerode";
 import { CONTAINER_STATES, type ContainerState, type ObservedContainer } from "../../model/ports.js";
+import { ENGINE_PORT as ENGINE_HTTP_PORT } from "../../model/engine.js";
 import { ENGINE_PORT, LABELS, ownedBy } from "./labels.js";
 
 /** Docker reports "never" as the zero time rather than leaving the field out. */
@@ -45,7 +46,7 @@ export function observedFromSummary(s: Dockerode.ContainerInfo, instance: string
   if (!ownedBy(labels, instance)) return null;
   const state = parseState(s.State);
   const exit = /^Exited \((-?\d+)\)/.exec(s.Status ?? "");
-  const port = (s.Ports ?? []).find((p) => p.PrivatePort === 8080 && p.Type === "tcp" && p.PublicPort > 0);
+  const port = (s.Ports ?? []).find((p) => p.PrivatePort === ENGINE_HTTP_PORT && p.Type === "tcp" && p.PublicPort > 0);
   return {
     id: s.Id,
     name: (s.Names?.[0] ?? "").replace(/^\//, ""),
