@@ -1,8 +1,21 @@
 #!/usr/bin/env bash
 # The demo on embedded defaults: PGlite under ./.rtmanager, the local Docker
-# engine, a locally built engine image, one demo game converging. Ctrl-C stops it.
+# engine (or Docker Desktop, or DOCKER_HOST), a locally built engine image,
+# one demo game converging. Ctrl-C stops rtmanager only: the game container
+# keeps running, and a dockerd this script started runs on in its own session.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The docker CLI follows `docker context use` (Docker Desktop on Linux uses a
+# socket under ~/.docker/desktop/); rtmanager (dockerode) reads only
+# DOCKER_HOST. Export the CLI's endpoint so both talk to the same engine.
+if [ -z "${DOCKER_HOST:-}" ] && command -v docker >/dev/null 2>&1; then
+  endpoint="$(docker context inspect --format '{{.Endpoints.docker.Host}}' 2>/dev/null || true)"
+  if [ -n "$endpoint" ] && [ "$endpoint" != "unix:///var/run/docker.sock" ]; then
+    export DOCKER_HOST="$endpoint"
+    echo "demo: using the docker context's engine, DOCKER_HOST=$DOCKER_HOST" >&2
+  fi
+fi
 
 bash scripts/ensure-node-deps.sh
 bash scripts/ensure-docker.sh
@@ -27,11 +40,14 @@ npx tsx src/main.ts &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null' INT TERM EXIT
 
-for _ in $(seq 1 100); do
-  curl -fsS "$base/readyz" >/dev/null 2>&1 && break
+# First start compiles TypeScript and PGlite's WebAssembly: allow two minutes.
+ready=0
+for _ in $(seq 1 600); do
+  if curl -fsS "$base/readyz" >/dev/null 2>&1; then ready=1; break; fi
   kill -0 $pid 2>/dev/null || { echo "demo: rtmanager exited during start-up" >&2; exit 1; }
   sleep 0.2
 done
+[ "$ready" = 1 ] || { echo "demo: rtmanager was not ready on $base/readyz within 120 s" >&2; exit 1; }
 
 cat >&2 <<MSG
 
@@ -50,6 +66,7 @@ Try:
   npm run rtmctl -- patch $game galaxy/test-engine:1.0.1
   docker kill galaxy-game-$game     # watch it come back (restart policy on-failure)
   curl -s $base/metrics | grep rtmanager_
-Ctrl-C stops rtmanager (the game container keeps running and is adopted on the next start).
+Ctrl-C stops rtmanager only: the game container keeps running (dockerd runs
+detached from this terminal) and is adopted on the next start.
 MSG
 wait $pid

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure a Docker engine answers and a static busybox exists for the test
-# engine images. Safe to run repeatedly: each step is skipped when done.
+# engine images. Safe to run repeatedly: each step is skipped when done, and
+# when `docker info` already answers nothing at all is installed or started.
 set -euo pipefail
 
 log() { echo "ensure-docker: $*" >&2; }
@@ -22,13 +23,22 @@ apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null || die "apt-get install $* failed"
 }
 
+static_busybox() { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; }
+
+# An engine that already answers (a local dockerd, Docker Desktop, a remote
+# DOCKER_HOST) is used as it is: nothing is installed or started.
+if docker info >/dev/null 2>&1; then
+  static_busybox || log "note: building the test engine images needs a static busybox at /bin/busybox (Debian: apt-get install busybox-static, or set BUSYBOX=<path>); not installing anything because Docker already answers"
+  exit 0
+fi
+
 if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; then
   log "installing docker.io"
   apt_install docker.io
 fi
 
 # The test images are FROM scratch, so busybox must be the static build.
-if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
+if ! static_busybox; then
   log "installing busybox-static"
   apt_install busybox-static
 fi
@@ -39,8 +49,11 @@ fi
 
 dockerd_log="${DOCKERD_LOG:-/tmp/dockerd.log}"
 start_dockerd() {
-  log "starting dockerd (log: $dockerd_log)"
-  as_root sh -c "nohup dockerd >>'$dockerd_log' 2>&1 &"
+  log "starting dockerd detached from this terminal (log: $dockerd_log)"
+  # A session of its own (setsid): Ctrl-C in the terminal that ran the demo or
+  # the tests reaches their process group only, never dockerd, so the engines
+  # it runs (the demo's game) keep running. No terminal on any of its streams.
+  as_root setsid -f sh -c "exec dockerd >>'$dockerd_log' 2>&1 </dev/null"
 }
 if pgrep -x dockerd >/dev/null 2>&1; then
   log "dockerd is running but not answering yet; waiting"

@@ -21,6 +21,8 @@ reports="$(mktemp -d -t rtm-vitest-XXXX)"
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile.json="$reports/main.json" "$@" || status=$?
 if [ "$#" -eq 0 ]; then
+  # Unit and HTTP suites again on Node 22, 24 and 26 (scripts/test-node-matrix.sh).
+  bash scripts/test-node-matrix.sh "$reports" || status=$?
   # Restarts dockerd: only after everything else, never beside other tests.
   echo "== vitest (disruptive: restarts dockerd)" >&2
   npx vitest run --config vitest.disruptive.config.ts --reporter=default --reporter=json --outputFile.json="$reports/disruptive.json" || status=$?

@@ -17,6 +17,7 @@ import { withContractErrors } from "./controller/runtimeErrors.js";
 import { createHttpServer } from "./http/server.js";
 import type { Logger } from "./log.js";
 import { Metrics } from "./metrics.js";
+import { buildInfo, registerBuildInfo } from "./buildInfo.js";
 import { RtmError, toRtmError } from "./model/errors.js";
 import type { DeclarationSource, Lease, RuntimePort, StateStore } from "./model/ports.js";
 import { openStore, type SqlStore } from "./store/index.js";
@@ -141,6 +142,7 @@ function withRecordCache(hooks: ManagerHooks, records: RecordCache): ManagerHook
 
 export async function createApp(config: Config, logger: Logger, overrides: AppOverrides = {}): Promise<App> {
   const metrics = new Metrics({ requeueHorizonMs: config.resyncIntervalMs });
+  registerBuildInfo(metrics.registry);
   let records: RecordCache | null = null;
   const store = await openStore({
     databaseUrl: config.databaseUrl,
@@ -266,7 +268,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
       });
       const addr = server.address();
       const port = typeof addr === "object" && addr ? addr.port : config.httpPort;
-      logger.info({ port, instance: config.instanceId, source: config.source, db: config.databaseUrl ? "postgres" : "pglite" }, "rtmanager started");
+      logger.info({ port, ...buildInfo(), instance: config.instanceId, source: config.source, db: config.databaseUrl ? "postgres" : "pglite" }, "rtmanager started");
       return port;
     },
     async stop() {

@@ -28,15 +28,15 @@ export const CONFIG_DOCS: Setting[] = [
   { env: "RTMANAGER_IMAGE_PULL_POLICY", default: "if_not_present", doc: "`always`, `if_not_present` or `never`." },
   { env: "RTMANAGER_CONTAINER_STOP_TIMEOUT", default: "30s", doc: "Grace period docker stop gives an engine before SIGKILL." },
   { env: "RTMANAGER_CONTAINER_RETENTION", default: "30d", doc: "A stopped runtime idle this long has its container removed (op_source auto_ttl)." },
-  { env: "RTMANAGER_RESYNC_INTERVAL", default: "30s", doc: "Full re-list of declarations and containers, catching anything a watch missed." },
+  { env: "RTMANAGER_RESYNC_INTERVAL", default: "30s", doc: "Full re-list of declarations and containers, catching anything a watch missed; converged games are skipped except on every tenth pass (see Periodic resync triage)." },
   { env: "RTMANAGER_CONCURRENCY", default: "8", doc: "Games reconciled at once." },
   { env: "RTMANAGER_DEFAULT_CPUS", default: "1.0", doc: "CPU limit when neither the image labels nor the declaration set one." },
   { env: "RTMANAGER_DEFAULT_MEMORY", default: "512m", doc: "Memory limit default." },
   { env: "RTMANAGER_DEFAULT_PIDS_LIMIT", default: "512", doc: "PIDs limit default." },
-  { env: "RTMANAGER_PROBE_INTERVAL", default: "15s", doc: "How often each running engine's GET /healthz is probed." },
+  { env: "RTMANAGER_PROBE_INTERVAL", default: "15s", doc: "How often each running engine's GET /healthz is probed (at most 32 at once). Probing is most of an idle controller's CPU, and its cost scales with 1/interval (measurements in docs/BENCHMARKS.md)." },
   { env: "RTMANAGER_PROBE_TIMEOUT", default: "2s", doc: "Timeout of one health probe." },
   { env: "RTMANAGER_PROBE_FAILURE_THRESHOLD", default: "3", doc: "Failures in a row that make an engine unhealthy." },
-  { env: "RTMANAGER_ENGINE_PUBLISH_HOST", default: undefined, doc: "Publish each engine's 8080 on this host address (e.g. 127.0.0.1) and probe it there: for development, and for a controller that cannot resolve engine names on the Docker network (the Kubernetes Deployment, which uses hostNetwork). Unset: nothing is published and engines are probed at `http://galaxy-game-{id}:8080`." },
+  { env: "RTMANAGER_ENGINE_PUBLISH_HOST", default: undefined, doc: "Publish each engine's 8080 on this host address (e.g. 127.0.0.1) and probe it there: for development, and for a controller that cannot resolve engine names on the Docker network (the Kubernetes Deployment, which uses hostNetwork). Unset: nothing is published, and each engine is probed at its address on `RTMANAGER_DOCKER_NETWORK` as Docker's own listing reports it (no DNS lookup per probe, and always that exact container), or at `http://galaxy-game-{id}:8080` when Docker reports none. `engine_endpoint` stays the name either way." },
   { env: "RTMANAGER_RESTART_BACKOFF_BASE", default: "1s", doc: "First delay of the crash-loop backoff; doubles per restart." },
   { env: "RTMANAGER_RESTART_BACKOFF_MAX", default: "5m", doc: "Cap of the crash-loop backoff." },
   { env: "RTMANAGER_CRASHLOOP_RESET", default: "10m", doc: "Running this long resets the restart count." },
@@ -54,6 +54,7 @@ export const CONFIG_DOCS: Setting[] = [
   { env: "RTMANAGER_LEASE_RETRY_PERIOD", default: "2s", doc: "How often candidates try to take or renew the lease." },
   { env: "RTMANAGER_WATCH_SILENCE_LIMIT", default: "5m", doc: "A watch silent this long is re-established and everything re-listed." },
   { env: "RTMANAGER_LOG_LEVEL", default: "info", doc: "pino level: trace, debug, info, warn, error." },
+  { env: "RTMANAGER_COMMIT", default: undefined, doc: "The commit this build was made from, shown by GET /api/v1/ext/version, `rtmctl version`, the start-up log line and `rtmanager_build_info`. The image has no git: set it there (an `ENV` at image build). Unset: `git rev-parse HEAD` of the checkout at start, else `unknown`." },
 ];
 
 /** A Kubernetes object name such as a Lease's (RFC 1123 subdomain; the length is checked apart). */

@@ -17,7 +17,7 @@ interface FlagSpec {
   description: string;
 }
 
-export const VERBS = ["list", "get", "start", "stop", "restart", "patch", "cleanup", "ops", "events", "logs", "diff"] as const;
+export const VERBS = ["list", "get", "start", "stop", "restart", "patch", "cleanup", "ops", "events", "logs", "diff", "version"] as const;
 export type Verb = (typeof VERBS)[number];
 
 interface VerbSpec {
@@ -124,6 +124,13 @@ export const SPECS: Record<Verb, VerbSpec> = {
     summary: "what the loop would do for a game now (the planner's plan, nothing executed)",
     flags: {},
     examples: ["rtmctl diff game-42"],
+  },
+  version: {
+    args: [],
+    summary: "this rtmctl's version and the server's (version, commit, Node)",
+    details: "The client line is printed before the server is asked, so it shows even when the server cannot be reached.",
+    flags: {},
+    examples: ["rtmctl version", "rtmctl version -o json | jq -r .server.commit"],
   },
 };
 

@@ -1,6 +1,7 @@
 /** The verbs, each over RtmClient: print for people (table) or scripts (json), return an exit code. */
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
+import { buildInfo, type BuildInfo } from "../buildInfo.js";
 import type { Action } from "../controller/planner.js";
 import { RtmApiError, type ContractRuntimeRecord, type ExtRuntimeView, type RtmClient, type StreamedEvent, type WireEvent } from "../client/index.js";
 import { Backoff } from "../model/backoff.js";
@@ -353,6 +354,18 @@ export const COMMANDS: Record<Verb, Command> = {
     if (plan.hold) lines.push(`held: ${plan.hold.code}: ${plan.hold.message}`);
     if (plan.requeueAfterMs !== null) lines.push(`looks again in: ${humanMs(plan.requeueAfterMs)}`);
     ctx.io.out(`${lines.join("\n")}\n`);
+    return EXIT_OK;
+  },
+
+  async version(ctx) {
+    const client = buildInfo();
+    const line = (who: string, v: BuildInfo) => `${who}: ${v.version} (commit ${v.commit}, node ${v.node})\n`;
+    if (ctx.output === "json") {
+      ctx.io.out(json({ client, server: await ctx.client.version({ signal: ctx.signal }) }));
+      return EXIT_OK;
+    }
+    ctx.io.out(line("client", client));
+    ctx.io.out(line("server", await ctx.client.version({ signal: ctx.signal })));
     return EXIT_OK;
   },
 };

@@ -9,9 +9,9 @@
 import type { Plan } from "../controller/planner.js";
 import type { ContractRuntimeRecord } from "../model/record.js";
 import type { StopReason } from "../model/status.js";
-import type { ExtOperationList, ExtRuntimeView, WireEvent } from "../http/wire.js";
+import type { ExtOperationList, ExtRuntimeView, ExtVersion, WireEvent } from "../http/wire.js";
 
-export type { ContractRuntimeRecord, ExtOperationList, ExtRuntimeView, Plan, StopReason, WireEvent };
+export type { ContractRuntimeRecord, ExtOperationList, ExtRuntimeView, ExtVersion, Plan, StopReason, WireEvent };
 export type { EventDiagnostic, EventSnapshot, Wire } from "../http/wire.js";
 
 export interface RtmClientOptions {
@@ -164,6 +164,11 @@ export class RtmClient {
     const q = tail !== undefined ? `?tail=${tail}` : "";
     const res = await this.send("GET", `${EXT}/runtimes/${id(gameId)}/logs${q}`, undefined, opts, "text/plain");
     return res.text();
+  }
+
+  /** The server's version, commit and Node version. */
+  version(opts?: CallOptions): Promise<ExtVersion> {
+    return this.json("GET", `${EXT}/version`, undefined, opts);
   }
 
   /**

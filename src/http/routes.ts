@@ -19,6 +19,7 @@ export type RouteName =
   | "extOperations"
   | "extPlan"
   | "extLogs"
+  | "extVersion"
   | "events";
 
 export type Method = "GET" | "POST" | "DELETE";
@@ -51,6 +52,7 @@ export const ROUTES: readonly RouteDef[] = [
   { name: "extPlan", method: "GET", template: `${EXT}/runtimes/{game_id}/plan` },
   { name: "extLogs", method: "GET", template: `${EXT}/runtimes/{game_id}/logs` },
   { name: "events", method: "GET", template: `${EXT}/events` },
+  { name: "extVersion", method: "GET", template: `${EXT}/version` },
 ];
 
 interface Compiled {

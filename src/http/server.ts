@@ -5,6 +5,7 @@
  */
 import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import { buildInfo } from "../buildInfo.js";
 import type { RuntimeOperations } from "../controller/operations.js";
 import { checkGameId } from "../controller/operations.js";
 import type { Logger } from "../log.js";
@@ -18,7 +19,7 @@ import { EventStreams } from "./events.js";
 import { envelope, JsonMemo, OpResponse, sendError, sendJson, sendJsonBytes, sendText, statusOf, transportError } from "./respond.js";
 import { ROUTES, Router, parseTarget, type RouteDef, type RouteName } from "./routes.js";
 import { PatchRequestSchema, StartRequestSchema, StopRequestSchema } from "./schemas.js";
-import { CALLER_HEADER, OP_ID_HEADER, OP_ID_PATTERN, type ExtOperationList, type ExtRuntimeView } from "./wire.js";
+import { CALLER_HEADER, OP_ID_HEADER, OP_ID_PATTERN, type ExtOperationList, type ExtRuntimeView, type ExtVersion } from "./wire.js";
 
 /** The metrics as the HTTP server sees them (src/metrics.ts implements it). */
 export interface HttpMetrics {
@@ -191,6 +192,8 @@ export function createHttpServer(deps: HttpDeps): http.Server {
       }
       case "events":
         return streams.serve(req, res, ctx.query(), ctx.logger());
+      case "extVersion":
+        return sendJson(res, 200, buildInfo() satisfies ExtVersion);
     }
   };
 

@@ -3,6 +3,7 @@
  * cannot drift. Contract bodies come from src/model (ContractRuntimeRecord);
  * the rest is the extension surface documented in docs/http-extensions.md.
  */
+import type { BuildInfo } from "../buildInfo.js";
 import type { Declaration } from "../model/declaration.js";
 import type { ErrorCode } from "../model/errors.js";
 import type { OperationEntry, RuntimeEvent, RuntimeRecord } from "../model/record.js";
@@ -28,6 +29,9 @@ export interface ExtRuntimeView {
 export interface ExtOperationList {
   items: Wire<OperationEntry>[];
 }
+
+/** GET /api/v1/ext/version: which build answers. */
+export type ExtVersion = BuildInfo;
 
 export type WireEvent = Wire<RuntimeEvent>;
 

@@ -1,8 +1,10 @@
 /**
- * Validates live responses against ../shared/contract/internal-openapi.yaml,
- * read at test time so that drift between the contract and the server fails
- * a test. OpenAPI 3.0's `nullable: true` becomes a JSON Schema type array;
- * $refs are resolved by Ajv against one bundled schema.
+ * Validates live responses against an OpenAPI document read at test time, so
+ * drift between a document and the server fails a test: the internal
+ * contract (vendored in contract/, byte-identical to
+ * ../shared/contract/internal-openapi.yaml) and the extension API
+ * (docs/ext-openapi.yaml). OpenAPI 3.0's `nullable: true` becomes a JSON
+ * Schema type array; $refs are resolved by Ajv against one bundled schema.
  */
 import { readFileSync } from "node:fs";
 import http from "node:http";
@@ -13,7 +15,11 @@ import addFormatsModule from "ajv-formats";
 import YAML from "yaml";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-export const CONTRACT_PATH = path.resolve(repoRoot, "../shared/contract/internal-openapi.yaml");
+/** The copy the tests use, so the repository is complete on its own. */
+export const CONTRACT_PATH = path.resolve(repoRoot, "contract/internal-openapi.yaml");
+/** The law, when the shared checkout sits beside this one; the vendored copy must equal it byte for byte. */
+export const SHARED_CONTRACT_PATH = path.resolve(repoRoot, "../shared/contract/internal-openapi.yaml");
+export const EXT_CONTRACT_PATH = path.resolve(repoRoot, "docs/ext-openapi.yaml");
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type JsonObject = { [k: string]: Json };
@@ -23,58 +29,30 @@ interface OpenApi {
   components: { schemas: Record<string, JsonObject>; responses: Record<string, JsonObject> };
 }
 
-const spec = YAML.parse(readFileSync(CONTRACT_PATH, "utf8")) as OpenApi;
-
-/** OpenAPI 3.0 schema -> JSON Schema draft-07 (the parts the contract uses). */
-function toJsonSchema(node: Json): Json {
-  if (Array.isArray(node)) return node.map(toJsonSchema);
+/** OpenAPI 3.0 schema -> JSON Schema draft-07 (the parts these documents use). */
+function toJsonSchema(node: Json, id: string): Json {
+  if (Array.isArray(node)) return node.map((n) => toJsonSchema(n, id));
   if (node === null || typeof node !== "object") return node;
   const out: JsonObject = {};
   for (const [k, v] of Object.entries(node)) {
-    if (k === "nullable" || k === "example" || k === "examples") continue;
+    if (k === "nullable" || k === "example" || k === "examples" || k === "description") continue;
     if (k === "$ref" && typeof v === "string") {
-      out.$ref = v.replace("#/components/schemas/", "contract#/definitions/");
+      out.$ref = v.replace("#/components/schemas/", `${id}#/definitions/`);
       continue;
     }
-    out[k] = toJsonSchema(v);
+    out[k] = k === "properties" && v !== null && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).map(([name, schema]) => [name, toJsonSchema(schema, id)]))
+      : toJsonSchema(v, id);
   }
   if (node.nullable === true) {
     if (typeof out.type === "string") out.type = [out.type, "null"];
+    else if (out.type === undefined) return { anyOf: [out, { type: "null" }] };
     if (Array.isArray(out.enum)) out.enum = [...out.enum, null];
   }
   return out;
 }
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
-const ajv = new Ajv({ allErrors: true, strict: false });
-addFormats(ajv);
-ajv.addSchema({ $id: "contract", definitions: toJsonSchema(spec.components.schemas as Json) });
-
-function resolveResponse(r: JsonObject): JsonObject {
-  const ref = r.$ref;
-  if (typeof ref === "string") {
-    const name = ref.replace("#/components/responses/", "");
-    const found = spec.components.responses[name];
-    if (!found) throw new Error(`contract: unknown response ${ref}`);
-    return found;
-  }
-  return r;
-}
-
-const validators = new Map<string, ValidateFunction>();
-
-/** Statuses the contract documents for one operation, as numbers. */
-export function documentedStatuses(template: string, method: string): number[] {
-  const op = spec.paths[template]?.[method.toLowerCase()];
-  if (!op) throw new Error(`contract has no ${method} ${template}`);
-  return Object.keys(op.responses).map(Number);
-}
-
-export function contractOperations(): { template: string; method: string; statuses: number[] }[] {
-  return Object.entries(spec.paths).flatMap(([template, ops]) =>
-    Object.keys(ops).map((m) => ({ template, method: m.toUpperCase(), statuses: documentedStatuses(template, m) })),
-  );
-}
 
 export interface LiveResponse {
   status: number;
@@ -83,44 +61,97 @@ export interface LiveResponse {
   json: unknown;
 }
 
-/** Every validated (template, method, status), for the "all documented statuses seen" check. */
-export const observed = new Set<string>();
+export class OpenApiContract {
+  private readonly spec: OpenApi;
+  private readonly ajv = new Ajv({ allErrors: true, strict: false });
+  private readonly validators = new Map<string, ValidateFunction>();
+  /** Every validated (template, method, status), for the "all documented statuses seen" check. */
+  readonly observed = new Set<string>();
 
-/**
- * Fails unless the status is one the contract documents for this operation,
- * the body is JSON and it matches the response schema.
- */
-export function assertContract(template: string, method: string, res: LiveResponse): void {
-  const op = spec.paths[template]?.[method.toLowerCase()];
-  if (!op) throw new Error(`contract has no ${method} ${template}`);
-  const documented = op.responses[String(res.status)];
-  if (!documented) {
-    throw new Error(`${method} ${template} answered ${res.status}, which the contract does not document (${Object.keys(op.responses).join(", ")}): ${res.text}`);
+  constructor(
+    readonly file: string,
+    private readonly id: string,
+  ) {
+    this.spec = YAML.parse(readFileSync(file, "utf8")) as OpenApi;
+    addFormats(this.ajv);
+    this.ajv.addSchema({ $id: id, definitions: toJsonSchema(this.spec.components.schemas as Json, id) });
   }
+
+  private operation(template: string, method: string) {
+    const op = this.spec.paths[template]?.[method.toLowerCase()];
+    if (!op) throw new Error(`${path.basename(this.file)} has no ${method} ${template}`);
+    return op;
+  }
+
+  /** Statuses the document gives one operation, as numbers. */
+  documentedStatuses(template: string, method: string): number[] {
+    return Object.keys(this.operation(template, method).responses).map(Number);
+  }
+
+  operations(): { template: string; method: string; statuses: number[] }[] {
+    return Object.entries(this.spec.paths).flatMap(([template, ops]) =>
+      Object.keys(ops).map((m) => ({ template, method: m.toUpperCase(), statuses: this.documentedStatuses(template, m) })),
+    );
+  }
+
+  private resolveResponse(r: JsonObject): JsonObject {
+    const ref = r.$ref;
+    if (typeof ref !== "string") return r;
+    const found = this.spec.components.responses[ref.replace("#/components/responses/", "")];
+    if (!found) throw new Error(`${path.basename(this.file)}: unknown response ${ref}`);
+    return found;
+  }
+
+  /**
+   * Fails unless the status is one the document gives this operation, the
+   * content type is one it names for that status and a JSON body matches its
+   * schema. `res.text` may be empty for a stream whose head alone was read.
+   */
+  assert(template: string, method: string, res: LiveResponse): void {
+    const op = this.operation(template, method);
+    const documented = op.responses[String(res.status)];
+    if (!documented) {
+      throw new Error(`${method} ${template} answered ${res.status}, which ${path.basename(this.file)} does not document (${Object.keys(op.responses).join(", ")}): ${res.text}`);
+    }
+    const key = `${method} ${template} ${res.status}`;
+    const content = (this.resolveResponse(documented).content ?? {}) as JsonObject;
+    const contentType = String(res.headers["content-type"] ?? "");
+    const media = Object.keys(content).find((m) => contentType.startsWith(m));
+    if (!media) throw new Error(`${key}: content-type ${JSON.stringify(contentType)} is not one of ${Object.keys(content).join(", ")}`);
+    if (media === "application/json") {
+      let validate = this.validators.get(key);
+      if (!validate) {
+        const schema = (content[media] as JsonObject | undefined)?.schema;
+        if (!schema) throw new Error(`${key} has no application/json schema`);
+        validate = this.ajv.compile(toJsonSchema(schema, this.id) as object);
+        this.validators.set(key, validate);
+      }
+      if (!validate(res.json)) throw new Error(`${key} body does not match ${path.basename(this.file)}: ${this.ajv.errorsText(validate.errors)}\n${res.text}`);
+    }
+    this.observed.add(key);
+  }
+
+  /** Validates against one named component schema (e.g. ErrorResponse). */
+  assertSchema(name: string, value: unknown): void {
+    const validate = this.ajv.getSchema(`${this.id}#/definitions/${name}`);
+    if (!validate) throw new Error(`${path.basename(this.file)} has no schema ${name}`);
+    if (!validate(value)) throw new Error(`${name}: ${this.ajv.errorsText(validate.errors)}\n${JSON.stringify(value)}`);
+  }
+}
+
+const internal = new OpenApiContract(CONTRACT_PATH, "contract");
+
+/** Every validated (template, method, status) of the internal contract. */
+export const observed = internal.observed;
+export const documentedStatuses = (template: string, method: string): number[] => internal.documentedStatuses(template, method);
+export const contractOperations = (): { template: string; method: string; statuses: number[] }[] => internal.operations();
+/** Fails unless the answer is one the internal contract documents (JSON, matching its schema). */
+export function assertContract(template: string, method: string, res: LiveResponse): void {
   const contentType = String(res.headers["content-type"] ?? "");
   if (!contentType.startsWith("application/json")) throw new Error(`${method} ${template} ${res.status}: content-type ${contentType}`);
-  const key = `${method} ${template} ${res.status}`;
-  let validate = validators.get(key);
-  if (!validate) {
-    const response = resolveResponse(documented);
-    const content = response.content as JsonObject | undefined;
-    const media = content?.["application/json"] as JsonObject | undefined;
-    if (!media?.schema) throw new Error(`contract: ${key} has no application/json schema`);
-    validate = ajv.compile(toJsonSchema(media.schema) as object);
-    validators.set(key, validate);
-  }
-  if (!validate(res.json)) {
-    throw new Error(`${key} body does not match the contract: ${ajv.errorsText(validate.errors)}\n${res.text}`);
-  }
-  observed.add(key);
+  internal.assert(template, method, res);
 }
-
-/** Validates against one named component schema (e.g. ErrorResponse) for answers outside the contract's paths. */
-export function assertSchema(name: string, value: unknown): void {
-  const validate = ajv.getSchema(`contract#/definitions/${name}`);
-  if (!validate) throw new Error(`contract has no schema ${name}`);
-  if (!validate(value)) throw new Error(`${name}: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(value)}`);
-}
+export const assertSchema = (name: string, value: unknown): void => internal.assertSchema(name, value);
 
 export interface RawRequest {
   method: string;
@@ -167,5 +198,35 @@ export function jsonRequest(baseUrl: string, method: string, p: string, body?: u
     path: p,
     headers: body === undefined ? headers : { "content-type": "application/json", ...headers },
     body: body === undefined ? undefined : JSON.stringify(body),
+  });
+}
+
+/** The status and headers of a response whose body may never end (an event stream); the connection is then dropped. */
+export function responseHead(baseUrl: string, req: Omit<RawRequest, "body">): Promise<LiveResponse> {
+  const url = new URL(baseUrl);
+  return new Promise((resolve, reject) => {
+    const r = http.request({ host: url.hostname, port: url.port, method: req.method, path: req.path, headers: req.headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      const done = () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        let json: unknown = undefined;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          // a stream, or not JSON: the caller's assertion says which was wanted
+        }
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+      };
+      if (String(res.headers["content-type"] ?? "").startsWith("text/event-stream")) {
+        res.destroy();
+        done();
+        return;
+      }
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", done);
+      res.on("error", reject);
+    });
+    r.on("error", reject);
+    r.end();
   });
 }

@@ -1,8 +1,12 @@
 /**
  * The extension endpoints (docs/http-extensions.md): the full record with
  * its declaration, the operation log, the plan preview, engine logs and
- * /metrics, including who may see them when a token is set.
+ * /metrics, including who may see them when a token is set, and which
+ * build answers (GET /api/v1/ext/version, the build_info gauge, the
+ * start-up log line).
  */
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import type http from "node:http";
 import { Counter, Registry } from "prom-client";
@@ -14,6 +18,21 @@ import { rawRequest } from "../helpers/contract.js";
 import { TEST_IMAGES, ensureTestImages, uniqueGameId, waitFor } from "../helpers/docker.js";
 
 let app: TestApp;
+
+/** What the build info must say, worked out here without src/buildInfo.ts. */
+function expectedBuild(): { version: string; commit: string; node: string } {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+  const commit =
+    process.env.RTMANAGER_COMMIT?.trim() ||
+    (() => {
+      try {
+        return execFileSync("git", ["rev-parse", "HEAD"], { cwd: new URL("../..", import.meta.url), encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+      } catch {
+        return "unknown";
+      }
+    })();
+  return { version: pkg.version, commit, node: process.version };
+}
 
 beforeAll(async () => {
   await ensureTestImages();
@@ -79,6 +98,25 @@ describe("extension endpoints", () => {
     const res = await rawRequest(app.baseUrl, { method: "GET", path: `/api/v1/ext/runtimes/${g}/logs?tail=0` });
     expect(res.status).toBe(400);
   }, 60_000);
+
+  it("version: the same build in GET /api/v1/ext/version, rtmanager_build_info and the start-up log line", async () => {
+    const want = expectedBuild();
+    expect(want.version).toMatch(/^\d+\.\d+\.\d+/);
+    const res = await rawRequest(app.baseUrl, { method: "GET", path: "/api/v1/ext/version" });
+    expect(res.status).toBe(200);
+    expect(res.headers["content-type"]).toMatch(/^application\/json/);
+    expect(res.json).toEqual(want);
+    expect(await app.client.version()).toEqual(want);
+
+    const metrics = await rawRequest(app.baseUrl, { method: "GET", path: "/metrics" });
+    expect(metrics.text).toContain(`rtmanager_build_info{version="${want.version}",commit="${want.commit}",node="${want.node}"} 1`);
+
+    const started = app.logs.find((l) => l.msg === "rtmanager started");
+    expect(started).toMatchObject(want);
+
+    const post = await rawRequest(app.baseUrl, { method: "POST", path: "/api/v1/ext/version" });
+    expect(post.status).toBe(405);
+  });
 
   it("/metrics renders deps.metrics, observes every request by route template, and sits behind the token", async () => {
     const registry = new Registry();

@@ -4,6 +4,7 @@
  * what it prints and the exit codes scripts branch on.
  */
 import { execFile, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -150,6 +151,26 @@ describe("rtmctl", () => {
     expect(patch.code).toBe(EXIT_BY_CODE.conflict);
     expect(patch.stderr).toMatch(/conflict \(HTTP 409\)/);
     expect(patch.stderr).toMatch(/\[op [0-9a-f-]{36}\]/);
+  });
+
+  it("version prints the client's and the server's build; the client's even when the server is unreachable", async () => {
+    const pkg = JSON.parse(readFileSync(path.join(repoRoot, "package.json"), "utf8")) as { version: string };
+    const commit = "0123456789abcdef0123456789abcdef01234567";
+    // The server reads its commit from git or RTMANAGER_COMMIT; this subprocess is told a different one.
+    const server = await testApp.client.version();
+    const r = await rtmctl(["version"], { RTMANAGER_COMMIT: commit });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(
+      `client: ${pkg.version} (commit ${commit}, node ${process.version})\n` + `server: ${server.version} (commit ${server.commit}, node ${server.node})\n`,
+    );
+    expect(server.version).toBe(pkg.version);
+
+    const asJson = await rtmctl(["version", "-o", "json"], { RTMANAGER_COMMIT: commit });
+    expect(JSON.parse(asJson.stdout)).toEqual({ client: { version: pkg.version, commit, node: process.version }, server });
+
+    const away = await rtmctl(["version", "--server", "http://127.0.0.1:1", "--timeout", "5"], { RTMANAGER_COMMIT: commit });
+    expect(away.code).toBe(EXIT_UNREACHABLE);
+    expect(away.stdout).toBe(`client: ${pkg.version} (commit ${commit}, node ${process.version})\n`);
   });
 
   it("maps error codes to exit codes", async () => {

