@@ -6,10 +6,11 @@
  *   npx tsx scripts/config-table.ts           prints the table
  *   npx tsx scripts/config-table.ts --write   rewrites README.md between the markers
  */
-import { readFileSync, realpathSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { CONFIG_DOCS } from "../src/config.js";
+import { isMain } from "../src/isMain.js";
 
 export const TABLE_START = "<!-- config-table:start -->";
 export const TABLE_END = "<!-- config-table:end -->";
@@ -49,17 +50,7 @@ export function withGeneratedTable(readme: string): string {
   return `${readme.slice(0, start)}\n${configTableLines().join("\n")}\n${readme.slice(end)}`;
 }
 
-function isMain(): boolean {
-  const entry = process.argv[1];
-  if (!entry) return false;
-  try {
-    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (isMain()) {
+if (isMain(import.meta.url)) {
   if (process.argv.includes("--write")) {
     const before = readFileSync(README_PATH, "utf8");
     const after = withGeneratedTable(before);

@@ -4,12 +4,11 @@
  * extensions (src/client). Exit codes are documented in ./exitCodes.ts and
  * printed by `rtmctl --help`.
  */
-import { realpathSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { RtmApiError, RtmClient, RtmTransportError } from "../client/index.js";
 import { DEFAULT_SERVER, DEFAULT_TIMEOUT_S, mainHelp, parseInvocation, UsageError, verbHelp } from "./args.js";
 import { COMMANDS, type Io } from "./commands.js";
 import { EXIT_INTERRUPTED, EXIT_UNEXPECTED, EXIT_UNREACHABLE, EXIT_USAGE, exitCodeFor } from "./exitCodes.js";
+import { isMain } from "../isMain.js";
 
 export interface RunOptions {
   env?: NodeJS.ProcessEnv;
@@ -80,17 +79,7 @@ export async function run(argv: string[], options: RunOptions = {}): Promise<num
   }
 }
 
-function isMain(): boolean {
-  const entry = process.argv[1];
-  if (!entry) return false;
-  try {
-    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (isMain()) {
+if (isMain(import.meta.url)) {
   const interrupt = new AbortController();
   let interrupted = false;
   process.on("SIGINT", () => {

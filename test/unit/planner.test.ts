@@ -50,6 +50,14 @@ function input(over: Partial<PlannerInput>): PlannerInput {
 
 const types = (p: ReturnType<typeof plan>) => p.actions.map((a) => a.type);
 
+/** A Docker plan's rollback: the previous image, local only, replacing whatever runs then. */
+const ROLLBACK_TO_1_0_0 = [
+  { type: "ensureImage", imageRef: "galaxy/engine:1.0.0", policy: "never" },
+  { type: "removeAll", reason: null },
+  { type: "create", imageRef: "galaxy/engine:1.0.0" },
+  { type: "start", containerId: "created" },
+];
+
 describe("planner", () => {
   const cases: {
     name: string;
@@ -404,13 +412,7 @@ describe("planner", () => {
       minHealthyMs: 5000,
       timeoutMs: 60_000,
       rollbackTo: "galaxy/engine:1.0.0",
-      // The plan carries its rollback: the previous image, local only, replacing whatever runs then.
-      rollback: [
-        { type: "ensureImage", imageRef: "galaxy/engine:1.0.0", policy: "never" },
-        { type: "removeAll", reason: null },
-        { type: "create", imageRef: "galaxy/engine:1.0.0" },
-        { type: "start", containerId: "created" },
-      ],
+      rollback: ROLLBACK_TO_1_0_0,
     });
   });
 
@@ -435,12 +437,7 @@ describe("planner", () => {
       minHealthyMs: 5000,
       timeoutMs: 40_000,
       rollbackTo: "galaxy/engine:1.0.0",
-      rollback: [
-        { type: "ensureImage", imageRef: "galaxy/engine:1.0.0", policy: "never" },
-        { type: "removeAll", reason: null },
-        { type: "create", imageRef: "galaxy/engine:1.0.0" },
-        { type: "start", containerId: "created" },
-      ],
+      rollback: ROLLBACK_TO_1_0_0,
     });
   });
 
