@@ -50,7 +50,8 @@ context() {
     cp "$busybox_bin" "$ctx/busybox"
     cp "$here/Dockerfile" "$here/entrypoint.sh" "$ctx/"
     printf 'FROM galaxy/test-engine:1.0.0\nENV ENGINE_VERSION=1.0.4\nENTRYPOINT ["/engine-binary-that-does-not-exist"]\n' >"$ctx/Dockerfile.broken"
-    printf 'FROM galaxy/test-engine:1.0.0\nENV ENGINE_WWW=/tmp/www\nUSER 10001:10001\n' >"$ctx/Dockerfile.hardened"
+    # FROM scratch has no /tmp: a writable one, as images have, for when no tmpfs is mounted there.
+    printf 'FROM galaxy/test-engine:1.0.0\nRUN ["/bin/mkdir", "-m", "1777", "/tmp"]\nENV ENGINE_WWW=/tmp/www\nUSER 10001:10001\n' >"$ctx/Dockerfile.hardened"
   fi
 }
 
