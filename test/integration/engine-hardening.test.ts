@@ -8,8 +8,10 @@ import { execFile } from "node:child_process";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
 import { containerName } from "../../src/model/gameId.js";
 import type { EngineSpec } from "../../src/model/ports.js";
 import { DockerRuntime } from "../../src/runtime/docker/dockerRuntime.js";
@@ -79,6 +81,28 @@ async function processStatus(id: string): Promise<{ eff: bigint; bnd: bigint; no
     uid: field("Uid").split(/\s+/)[0]!,
     groups: field("Groups").split(/\s+/).filter(Boolean),
   };
+}
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+/** The state-init of each deployment kit, as its file says: the command and what it runs with. */
+async function stateInits(): Promise<{ kit: string; command: string[]; user: string; capAdd: string[]; root: string }[]> {
+  const read = async (p: string) => parse(await fs.readFile(path.join(repoRoot, p), "utf8")) as Record<string, unknown>;
+  type Init = { name: string; command: string[]; securityContext: { runAsUser: number; runAsGroup: number; capabilities: { add: string[] } }; volumeMounts: { mountPath: string }[] };
+  const k8s = (await read("deploy/kustomize/components/docker-runtime/deployment-docker.yaml")) as { spec: { template: { spec: { initContainers: Init[] } } } };
+  const init = k8s.spec.template.spec.initContainers.find((c) => c.name === "state-init")!;
+  const compose = (await read("deploy/compose.yaml")) as { services: Record<string, { entrypoint: string[]; user: string; cap_add: string[]; volumes: string[] }> };
+  const svc = compose.services["state-init"]!;
+  return [
+    {
+      kit: "kustomize",
+      command: init.command,
+      user: `${init.securityContext.runAsUser}:${init.securityContext.runAsGroup}`,
+      capAdd: init.securityContext.capabilities.add,
+      root: init.volumeMounts[0]!.mountPath,
+    },
+    { kit: "compose", command: svc.entrypoint, user: svc.user, capAdd: svc.cap_add, root: svc.volumes[0]!.split(":")[1]! },
+  ];
 }
 
 const capNames = (caps: string[] | null | undefined) => (caps ?? []).map((c) => c.replace(/^CAP_/, ""));
@@ -173,6 +197,30 @@ describe("engine hardening on a real engine", { timeout: 60_000 }, () => {
 
     const readOnly = await exec(id, "touch /written-to-root");
     expect(readOnly.out).toMatch(/Read-only file system/);
+  });
+
+  it("each kit's state-init, run as its file says (root, CHOWN only) on a fresh root-owned state root, twice, leaves a root where uid 10001 with no capability creates a game directory", async () => {
+    for (const init of await stateInits()) {
+      const host = await fs.mkdtemp(path.join(os.tmpdir(), "rtm-stateroot-"));
+      roots.push(host);
+      await fs.chmod(host, 0o755); // as the kubelet's DirectoryOrCreate and Docker's missing bind source make it
+      const [entrypoint, ...args] = init.command;
+      const runInit = () =>
+        run("docker", [
+          "run", "--rm", "--network", "none", "--user", init.user, "--cap-drop", "ALL", ...init.capAdd.flatMap((c) => ["--cap-add", c]),
+          "--security-opt", "no-new-privileges", "--read-only", "-v", `${host}:${init.root}`, "--entrypoint", entrypoint!, TEST_IMAGES.v100, ...args,
+        ]);
+      // A pod restarts its init containers on every start: the second run must succeed too.
+      await runInit();
+      await runInit();
+      const st = await fs.stat(host);
+      expect({ kit: init.kit, uid: st.uid, gid: st.gid }).toEqual({ kit: init.kit, uid: 10001, gid: 10001 });
+      await run("docker", [
+        "run", "--rm", "--network", "none", "--user", "10001:10001", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+        "-v", `${host}:${init.root}`, "--entrypoint", "mkdir", TEST_IMAGES.v100, `${init.root}/game-1`,
+      ]);
+      expect((await fs.stat(path.join(host, "game-1"))).uid).toBe(10001);
+    }
   });
 
   it("RTMANAGER_ENGINE_USER overrides the image's user, and that user writes its state too", async () => {
