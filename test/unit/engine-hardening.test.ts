@@ -130,12 +130,13 @@ describe("state directory rule: group-writable by the fsGroup, setgid", () => {
 
   it("a non-root controller (uid 10001): its own group needs no privilege; a group it is not in is reported, not thrown", () => {
     const script = `
-      import { prepareStateDir } from ${JSON.stringify(path.join(root, "src/runtime/docker/stateDir.ts"))};
+      import { fsGroupProblem, prepareStateDir } from ${JSON.stringify(path.join(root, "src/runtime/docker/stateDir.ts"))};
       const { DIR: dir, OWN: own, FOREIGN: foreign } = process.env;
       (async () => {
         const a = await prepareStateDir(dir + "/game-own", Number(own));
         const b = await prepareStateDir(dir + "/game-foreign", Number(foreign));
-        console.log(JSON.stringify({ uid: process.getuid(), a, b }));
+        const warned = { own: fsGroupProblem(Number(own)), foreign: fsGroupProblem(Number(foreign)) };
+        console.log(JSON.stringify({ uid: process.getuid(), a, b, warned }));
       })();`;
     const stateRoot = path.join(tmp, "root-b");
     mkdirSync(stateRoot);
@@ -151,9 +152,17 @@ describe("state directory rule: group-writable by the fsGroup, setgid", () => {
       env: { ...process.env, TSX_DISABLE_CACHE: "1", HOME: tmp, DIR: stateRoot, OWN: String(asRoot ? 10001 : process.getgid!()), FOREIGN: "4242" },
       ...(asRoot ? { uid: 10001, gid: 10001 } : {}),
     });
-    const result = JSON.parse(out.trim().split("\n").pop()!) as { uid: number; a: { gid: number; mode: number; problem: string | null }; b: { problem: string | null } };
+    const result = JSON.parse(out.trim().split("\n").pop()!) as {
+      uid: number;
+      a: { gid: number; mode: number; problem: string | null };
+      b: { problem: string | null };
+      warned: { own: string | null; foreign: string | null };
+    };
     expect(result.uid).not.toBe(0);
     expect(result.a).toEqual({ gid: asRoot ? 10001 : process.getgid!(), mode: 0o2770, problem: null });
     expect(result.b.problem).toMatch(/cannot give it to group 4242/);
+    // The start-up warning says so before any game: not for its own group, for a foreign one.
+    expect(result.warned.own).toBeNull();
+    expect(result.warned.foreign).toMatch(/RTMANAGER_ENGINE_FS_GROUP 4242 is not a group of this process/);
   });
 });

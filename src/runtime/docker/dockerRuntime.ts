@@ -21,6 +21,7 @@ import { watchDockerEvents } from "./events.js";
 import { DockerImages } from "./images.js";
 import { ENGINE_PORT as ENGINE_HTTP_PORT } from "../../model/engine.js";
 import { containerLogs } from "./logs.js";
+import { fsGroupProblem } from "./stateDir.js";
 
 export type { AdapterLogger, DockerCallOutcome } from "./calls.js";
 
@@ -78,11 +79,10 @@ export class DockerRuntime implements RuntimePort {
     };
     this.network = options.network;
     this.publishHost = options.publishHost ?? null;
-    this.containers = new DockerContainers(this.ctx, {
-      network: this.network,
-      publishHost: this.publishHost,
-      hardening: options.hardening ?? defaultEngineHardening(),
-    });
+    const hardening = options.hardening ?? defaultEngineHardening();
+    this.containers = new DockerContainers(this.ctx, { network: this.network, publishHost: this.publishHost, hardening });
+    const problem = fsGroupProblem(hardening.fsGroup);
+    if (problem) options.logger?.warn({ fsGroup: hardening.fsGroup }, problem);
     this.images = new DockerImages(this.ctx, options.pullTimeoutMs ?? 10 * 60_000);
     this.reconnect = { baseMs: options.reconnectBaseMs ?? 200, maxMs: options.reconnectMaxMs ?? 10_000 };
   }

@@ -87,3 +87,15 @@ export async function ensureStateDir(
     );
   }
 }
+
+/**
+ * Why this process could not hand directories to the fsGroup, or null.
+ * Said once at start-up, so a misconfiguration shows before the first game.
+ */
+export function fsGroupProblem(fsGroup: number): string | null {
+  if (!process.getuid || !process.getgroups || !process.getgid) return null;
+  if (process.getuid() === 0) return null;
+  const groups = new Set([process.getgid(), ...process.getgroups()]);
+  if (groups.has(fsGroup)) return null;
+  return `RTMANAGER_ENGINE_FS_GROUP ${fsGroup} is not a group of this process (uid ${process.getuid()}, groups ${[...groups].join(",")}): it cannot hand state directories to it unless it has CAP_CHOWN; engines that are not their directory's owner may be unable to write their state`;
+}
