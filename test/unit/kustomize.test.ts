@@ -213,7 +213,7 @@ describe("deploy/kustomize", () => {
           const main = pod.containers.find((x) => x.name === "rtmanager")!;
           const stateRoot = environment(main, NAMESPACE).RTMANAGER_STATE_ROOT;
           const owner = `${pod.securityContext?.runAsUser}:${pod.securityContext?.runAsGroup}`;
-          // Exactly one chown: a chmod after it would need CAP_FOWNER and fail on every start but the first.
+          // Exactly one chown: a chmod after it needs CAP_FOWNER and fails on every start.
           expect([...(c.command ?? []), ...(c.args ?? [])], where).toEqual(["chown", owner, stateRoot]);
           expect(c.volumeMounts?.map((m) => m.mountPath), where).toEqual([stateRoot]);
         }
