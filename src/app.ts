@@ -164,6 +164,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
         instance: config.instanceId,
         network: config.dockerNetwork,
         publishHost: config.enginePublishHost ?? null,
+        hardening: config.engineHardening,
         logger: logger.child({ component: "docker" }),
         onCall: metrics.dockerOnCall,
       }),

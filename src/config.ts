@@ -2,6 +2,7 @@ import path from "node:path";
 import { z } from "zod";
 import { parseDuration, parseMemory } from "./model/duration.js";
 import { GAME_ID_PATTERN } from "./model/gameId.js";
+import { parseEngineHardening, type EngineHardening } from "./runtime/engineHardening.js";
 
 /**
  * Every setting is an environment variable with a default. `CONFIG_DOCS`
@@ -55,6 +56,12 @@ export const CONFIG_DOCS: Setting[] = [
   { env: "RTMANAGER_WATCH_SILENCE_LIMIT", default: "5m", doc: "A watch silent this long is re-established and everything re-listed." },
   { env: "RTMANAGER_LOG_LEVEL", default: "info", doc: "pino level: trace, debug, info, warn, error." },
   { env: "RTMANAGER_COMMIT", default: undefined, doc: "The commit this build was made from, shown by GET /api/v1/ext/version, `rtmctl version`, the start-up log line and `rtmanager_build_info`. The image has no git: set it there (an `ENV` at image build). Unset: `git rev-parse HEAD` of the checkout at start, else `unknown`." },
+  { env: "RTMANAGER_ENGINE_CAP_ADD", default: "", doc: "Comma-separated Linux capabilities engines keep (e.g. `NET_BIND_SERVICE`); every other one is dropped. Empty: none. See docs/engine-hardening.md." },
+  { env: "RTMANAGER_ENGINE_LOG_MAX_SIZE", default: "10m", doc: "An engine's log file is rotated at this size (json-file driver)." },
+  { env: "RTMANAGER_ENGINE_LOG_MAX_FILES", default: "3", doc: "Log files kept per engine, the current one included." },
+  { env: "RTMANAGER_ENGINE_READ_ONLY_ROOTFS", default: "false", doc: "Engines get a read-only root filesystem and a tmpfs on /tmp." },
+  { env: "RTMANAGER_ENGINE_USER", default: undefined, doc: "`uid` or `uid:gid` engines run as. Unset: the image's user." },
+  { env: "RTMANAGER_ENGINE_FS_GROUP", default: undefined, doc: "Numeric group that owns each game's state directory (mode 2770) and that every engine gets as a supplementary group. Unset: the controller's own group. A non-root controller must be a member of it." },
 ];
 
 /** A Kubernetes object name such as a Lease's (RFC 1123 subdomain; the length is checked apart). */
@@ -131,6 +138,8 @@ export interface Config {
   leaseRetryPeriodMs: number;
   watchSilenceLimitMs: number;
   logLevel: string;
+  /** How every engine is confined, for whichever runtime runs it (RTMANAGER_ENGINE_*). */
+  engineHardening: EngineHardening;
 }
 
 export class ConfigError extends Error {
@@ -233,6 +242,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       "invalid configuration: RTMANAGER_KUBE_CREATE_NAMESPACE must be empty or equal to RTMANAGER_KUBE_NAMESPACE: objects created elsewhere would never be watched",
     );
   }
+  const hardening = parseEngineHardening(get, process.getgid?.() ?? 0);
+  if (!hardening.ok) throw new ConfigError(`invalid configuration: ${hardening.issues.join("; ")}`);
   return {
     databaseUrl: env.DATABASE_URL || undefined,
     dataDir: path.resolve(get("RTMANAGER_DATA_DIR")),
@@ -276,5 +287,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     leaseRetryPeriodMs: v.RTMANAGER_LEASE_RETRY_PERIOD,
     watchSilenceLimitMs: v.RTMANAGER_WATCH_SILENCE_LIMIT,
     logLevel: v.RTMANAGER_LOG_LEVEL,
+    engineHardening: hardening.value,
   };
 }

@@ -7,6 +7,8 @@
 #   galaxy/test-engine:1.0.3                            unhealthy (no /healthz)
 #   galaxy/test-engine:1.0.4                            fails at start (missing entrypoint)
 #   galaxy/test-engine-labelled:1.0.0                   healthy, with com.galaxy.* resource labels
+#   galaxy/test-engine-hardened:1.0.0                   healthy, runs as uid/gid 10001 and writes only
+#                                                       GAME_STATE_PATH and /tmp (fits a read-only rootfs)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -48,6 +50,8 @@ context() {
     cp "$busybox_bin" "$ctx/busybox"
     cp "$here/Dockerfile" "$here/entrypoint.sh" "$ctx/"
     printf 'FROM galaxy/test-engine:1.0.0\nENV ENGINE_VERSION=1.0.4\nENTRYPOINT ["/engine-binary-that-does-not-exist"]\n' >"$ctx/Dockerfile.broken"
+    # FROM scratch has no /tmp: a writable one, as images have, for when no tmpfs is mounted there.
+    printf 'FROM galaxy/test-engine:1.0.0\nRUN ["/bin/mkdir", "-m", "1777", "/tmp"]\nENV ENGINE_WWW=/tmp/www\nUSER 10001:10001\n' >"$ctx/Dockerfile.hardened"
   fi
 }
 
@@ -84,6 +88,12 @@ if ! up_to_date galaxy/test-engine:1.0.4; then
   context
   echo "build.sh: building galaxy/test-engine:1.0.4 (broken entrypoint)" >&2
   quiet_build -f "$ctx/Dockerfile.broken" -t galaxy/test-engine:1.0.4 "$ctx"
+fi
+
+if ! up_to_date galaxy/test-engine-hardened:1.0.0; then
+  context
+  echo "build.sh: building galaxy/test-engine-hardened:1.0.0 (non-root, read-only-rootfs ready)" >&2
+  quiet_build -f "$ctx/Dockerfile.hardened" -t galaxy/test-engine-hardened:1.0.0 "$ctx"
 fi
 
 # Rebuilds leave the previous images untagged; drop only ours.

@@ -6,7 +6,9 @@
 # ENGINE_VERSION / ENGINE_HEALTHY are baked in at build time; a test may
 # override ENGINE_HEALTHY at run time. ENGINE_EXIT_AFTER (seconds) and
 # ENGINE_EXIT_CODE make the engine exit on its own, to exercise the restart
-# policy without killing anything from outside.
+# policy without killing anything from outside. ENGINE_WWW is where the
+# served files go (default /www; the hardened variant, non-root and fit for a
+# read-only root filesystem, sets /tmp/www).
 
 version="${ENGINE_VERSION:-unknown}"
 now="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -16,12 +18,13 @@ if [ -n "$GAME_STATE_PATH" ]; then
   echo "boot version=$version game=${GAME_ID:-} at=$now" >>"$GAME_STATE_PATH/boots.log"
 fi
 
-mkdir -p /www
-rm -f /www/healthz
+www="${ENGINE_WWW:-/www}"
+mkdir -p "$www"
+rm -f "$www/healthz"
 if [ "$ENGINE_HEALTHY" = "true" ]; then
-  echo ok >/www/healthz
+  echo ok >"$www/healthz"
 fi
-echo "$version" >/www/version
+echo "$version" >"$www/version"
 
 echo "engine $version starting (healthy=$ENGINE_HEALTHY)"
 
@@ -33,7 +36,7 @@ shutdown() {
 }
 trap shutdown TERM INT
 
-busybox httpd -f -p 8080 -h /www &
+busybox httpd -f -p 8080 -h "$www" &
 httpd_pid=$!
 
 if [ -n "$ENGINE_EXIT_AFTER$ENGINE_EXIT_CODE" ]; then

@@ -131,4 +131,43 @@ describe("deploy/ manifests", () => {
     expect(clusterRole!.rules.some((r) => r.resources.includes("leases"))).toBe(false);
     expect(FINALIZER).toBe("galaxy.io/runtime-cleanup");
   });
+
+  it("compose: rtmanager's image runs as its non-root user with no capability and no privilege gain; only state-init is root, with CHOWN alone", async () => {
+    type Service = {
+      image?: string;
+      user?: string;
+      entrypoint?: string[];
+      cap_drop?: string[];
+      cap_add?: string[];
+      security_opt?: string[];
+      read_only?: boolean;
+      group_add?: string[];
+      privileged?: boolean;
+      volumes?: string[];
+    };
+    const [compose] = (await docsOf(path.join(deployDir, "compose.yaml"))) as unknown as [{ services: Record<string, Service> }];
+    const ours = Object.entries(compose.services).filter(([, svc]) => svc.image?.startsWith("galaxy/rtmanager:"));
+    expect(ours.map(([name]) => name).sort()).toEqual(["rtmanager", "state-init"]);
+    for (const [name, svc] of ours) {
+      expect(svc.cap_drop, name).toEqual(["ALL"]);
+      expect(svc.security_opt, name).toEqual(["no-new-privileges:true"]);
+      // Docker's default seccomp profile stays: nothing unconfined, nothing privileged.
+      expect(svc.security_opt?.some((o) => /seccomp|apparmor/.test(o)), name).toBe(false);
+      expect(svc.privileged ?? false, name).toBe(false);
+      expect(svc.read_only, name).toBe(true);
+    }
+    const rtm = compose.services.rtmanager!;
+    // No `user:`: the image's rtmanager (10001); the socket's group is added at run time.
+    expect(rtm.user).toBeUndefined();
+    expect(rtm.cap_add ?? []).toEqual([]);
+    expect(rtm.group_add).toEqual(["${DOCKER_GID:-999}"]);
+    const init = compose.services["state-init"]!;
+    expect(init.user).toBe("0:0");
+    expect(init.cap_add).toEqual(["CHOWN"]);
+    // One chown of the state root that rtmanager mounts: nothing else runs as root.
+    const stateRoot = "/var/lib/galaxy/state";
+    expect(init.entrypoint).toEqual(["chown", "10001:10001", stateRoot]);
+    expect(init.volumes).toEqual([`${stateRoot}:${stateRoot}`]);
+    expect(rtm.volumes).toContain(`${stateRoot}:${stateRoot}`);
+  });
 });

@@ -33,13 +33,16 @@ type Container = {
   livenessProbe?: { httpGet: { path: string; port: string } };
   readinessProbe?: { httpGet: { path: string; port: string } };
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
-  securityContext?: { runAsUser?: number; runAsNonRoot?: boolean; allowPrivilegeEscalation?: boolean };
+  command?: string[];
+  args?: string[];
+  securityContext?: SecurityContext & { allowPrivilegeEscalation?: boolean; readOnlyRootFilesystem?: boolean; privileged?: boolean; capabilities?: { drop?: string[]; add?: string[] } };
   volumeMounts?: { name: string; mountPath: string }[];
 };
+type SecurityContext = { runAsUser?: number; runAsGroup?: number; runAsNonRoot?: boolean; seccompProfile?: { type: string } };
 type PodSpec = {
   serviceAccountName: string;
   hostNetwork?: boolean;
-  securityContext?: { runAsUser?: number; runAsNonRoot?: boolean; supplementalGroups?: number[] };
+  securityContext?: SecurityContext & { supplementalGroups?: number[] };
   containers: Container[];
   initContainers?: Container[];
   volumes?: { name: string; hostPath?: { path: string } }[];
@@ -180,6 +183,41 @@ describe("deploy/kustomize", () => {
       const main = pod.containers.find((c) => c.name === "rtmanager")!;
       expect(main.securityContext?.runAsUser ?? pod.securityContext?.runAsUser).toBe(10001);
       expect(main.securityContext?.allowPrivilegeEscalation).toBe(false);
+    }
+  });
+
+  it("every container of every overlay: non-root but for the one justified init container, RuntimeDefault seccomp, no privilege escalation, every capability dropped", () => {
+    for (const overlay of overlays) {
+      for (const d of objsOf(overlay).filter((o): o is Deployment => o.kind === "Deployment")) {
+        const pod = d.spec.template.spec;
+        for (const c of [...pod.containers, ...(pod.initContainers ?? [])]) {
+          const where = `${overlay}: ${c.name}`;
+          const sc = c.securityContext ?? {};
+          const user = sc.runAsUser ?? pod.securityContext?.runAsUser;
+          expect(user, `${where}: runAsUser set (the image's user would be taken on trust)`).toBeDefined();
+          expect(sc.seccompProfile?.type ?? pod.securityContext?.seccompProfile?.type, `${where}: seccomp`).toBe("RuntimeDefault");
+          expect(sc.allowPrivilegeEscalation, `${where}: allowPrivilegeEscalation`).toBe(false);
+          expect(sc.privileged ?? false, `${where}: privileged`).toBe(false);
+          expect(sc.readOnlyRootFilesystem, `${where}: readOnlyRootFilesystem`).toBe(true);
+          expect(sc.capabilities?.drop, `${where}: capabilities.drop`).toEqual(["ALL"]);
+          if (user !== 0) {
+            expect(sc.runAsNonRoot ?? pod.securityContext?.runAsNonRoot, `${where}: runAsNonRoot`).toBe(true);
+            // A non-root process holds no capability anyway; asking for one would only mislead.
+            expect(sc.capabilities?.add ?? [], `${where}: capabilities.add`).toEqual([]);
+            continue;
+          }
+          // uid 0 only for docker-runtime's state-init: it hands the state root to rtmanager's uid, with CHOWN and nothing else.
+          expect(c.name, `${where} runs as uid 0`).toBe("state-init");
+          expect(pod.initContainers?.map((i) => i.name), where).toContain(c.name);
+          expect(sc.capabilities?.add, `${where}: capabilities.add`).toEqual(["CHOWN"]);
+          const main = pod.containers.find((x) => x.name === "rtmanager")!;
+          const stateRoot = environment(main, NAMESPACE).RTMANAGER_STATE_ROOT;
+          const owner = `${pod.securityContext?.runAsUser}:${pod.securityContext?.runAsGroup}`;
+          // Exactly one chown: a chmod after it needs CAP_FOWNER and fails on every start.
+          expect([...(c.command ?? []), ...(c.args ?? [])], where).toEqual(["chown", owner, stateRoot]);
+          expect(c.volumeMounts?.map((m) => m.mountPath), where).toEqual([stateRoot]);
+        }
+      }
     }
   });
 

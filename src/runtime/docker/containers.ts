@@ -1,12 +1,14 @@
 /** Container lifecycle on Docker: list, create, start, stop, remove. */
-import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import type Dockerode from "dockerode";
 import { mapLimit } from "../../model/mapLimit.js";
 import type { EngineSpec, ObservedContainer } from "../../model/ports.js";
 import { RuntimeFailure } from "../../model/runtimeFailure.js";
 import { dockerMessage, failure, isNotFound, statusOf, type DockerContext } from "./calls.js";
-import { ENGINE_PORT, GAME_STATE_PATH, labelFilters, ownedBy, specLabels } from "./labels.js";
+import type { EngineHardening } from "../engineHardening.js";
+import { engineUser, hardenedHostConfig, hardeningDigest } from "./hardening.js";
+import { ENGINE_PORT, GAME_STATE_PATH, LABELS, labelFilters, ownedBy, specLabels } from "./labels.js";
+import { ensureStateDir } from "./stateDir.js";
 import { observedFromInspect, observedFromSummary } from "./observed.js";
 
 export interface EnginePlacement {
@@ -14,6 +16,8 @@ export interface EnginePlacement {
   network: string;
   /** Publish 8080 on this host address (127.0.0.1 in development); null in production. */
   publishHost: string | null;
+  /** How every engine is confined (capabilities, privileges, logs, root filesystem, user, fsGroup). */
+  hardening: EngineHardening;
 }
 
 export class DockerContainers {
@@ -66,10 +70,8 @@ export class DockerContainers {
       // Docker refuses a bind mount of a relative host path; say so before creating a directory relative to cwd.
       throw new RuntimeFailure("config_refused", "create", `the state path ${spec.statePath} is not absolute`, { gameId: spec.gameId, statePath: spec.statePath });
     }
-    // 0750: the engine's state is not for other users of the host. Never deleted by rtmanager.
-    await mkdir(spec.statePath, { recursive: true, mode: 0o750 }).catch((err: unknown) => {
-      throw new RuntimeFailure("failed", "create", `creating the state directory ${spec.statePath} failed: ${String(err)}`, { gameId: spec.gameId }, { cause: err });
-    });
+    // Never deleted by rtmanager.
+    await ensureStateDir(spec, this.placement.hardening.fsGroup, this.ctx.logger);
     const options = this.createOptions(spec);
     try {
       const container = await this.ctx.calls.run("create", (signal) => this.ctx.docker.createContainer({ ...options, abortSignal: signal }));
@@ -80,7 +82,7 @@ export class DockerContainers {
   }
 
   private createOptions(spec: EngineSpec): Dockerode.ContainerCreateOptions {
-    const { network, publishHost } = this.placement;
+    const { network, publishHost, hardening } = this.placement;
     const env: Record<string, string> = { ...spec.env, GAME_STATE_PATH, GAME_ID: spec.gameId };
     const { nanoCpus, memoryBytes, pidsLimit } = spec.resources;
     const hostConfig: Dockerode.HostConfig = {
@@ -93,6 +95,7 @@ export class DockerContainers {
       // Equal to Memory means no swap on top, so the memory limit is the real ceiling.
       MemorySwap: memoryBytes > 0 ? memoryBytes : undefined,
       PidsLimit: pidsLimit > 0 ? pidsLimit : undefined,
+      ...hardenedHostConfig(hardening),
     };
     if (publishHost) {
       // Empty HostPort: Docker picks a free port; listManaged reports it.
@@ -101,7 +104,8 @@ export class DockerContainers {
     return {
       name: spec.name,
       Image: spec.imageRef,
-      Labels: specLabels(spec, this.ctx.instance),
+      Labels: { ...specLabels(spec, this.ctx.instance), [LABELS.hardening]: hardeningDigest(hardening) },
+      User: engineUser(hardening),
       Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
       ExposedPorts: { [ENGINE_PORT]: {} },
       HostConfig: hostConfig,

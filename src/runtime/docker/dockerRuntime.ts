@@ -14,12 +14,14 @@ import type {
   RuntimePort,
 } from "../../model/ports.js";
 import { RuntimeFailure } from "../../model/runtimeFailure.js";
+import { defaultEngineHardening, type EngineHardening } from "../engineHardening.js";
 import { DockerCalls, dockerMessage, failure, isNotFound, type AdapterLogger, type DockerContext, type OnDockerCall } from "./calls.js";
 import { DockerContainers } from "./containers.js";
 import { watchDockerEvents } from "./events.js";
 import { DockerImages } from "./images.js";
 import { ENGINE_PORT as ENGINE_HTTP_PORT } from "../../model/engine.js";
 import { containerLogs } from "./logs.js";
+import { fsGroupProblem } from "./stateDir.js";
 
 export type { AdapterLogger, DockerCallOutcome } from "./calls.js";
 
@@ -32,6 +34,8 @@ export interface DockerRuntimeOptions {
   network: string;
   /** Publish each engine's 8080 on this host address and probe it there; null or absent: not published. */
   publishHost?: string | null;
+  /** How engines are confined (RTMANAGER_ENGINE_*). Default: the settings' defaults, fsGroup = this process's group. */
+  hardening?: EngineHardening;
   logger?: AdapterLogger;
   /** Called once per Docker API call; metrics plug in here. */
   onCall?: OnDockerCall;
@@ -75,7 +79,10 @@ export class DockerRuntime implements RuntimePort {
     };
     this.network = options.network;
     this.publishHost = options.publishHost ?? null;
-    this.containers = new DockerContainers(this.ctx, { network: this.network, publishHost: this.publishHost });
+    const hardening = options.hardening ?? defaultEngineHardening();
+    this.containers = new DockerContainers(this.ctx, { network: this.network, publishHost: this.publishHost, hardening });
+    const problem = fsGroupProblem(hardening.fsGroup);
+    if (problem) options.logger?.warn({ fsGroup: hardening.fsGroup }, problem);
     this.images = new DockerImages(this.ctx, options.pullTimeoutMs ?? 10 * 60_000);
     this.reconnect = { baseMs: options.reconnectBaseMs ?? 200, maxMs: options.reconnectMaxMs ?? 10_000 };
   }

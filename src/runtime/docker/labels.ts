@@ -15,6 +15,8 @@ export const LABELS = {
   imageRef: `${LABEL_PREFIX}image-ref`,
   restartToken: `${LABEL_PREFIX}restart-token`,
   configHash: `${LABEL_PREFIX}config-hash`,
+  /** Digest of the engine hardening it was created with: shows which engines predate a settings change. */
+  hardening: `${LABEL_PREFIX}hardening`,
 } as const;
 
 /** Mount point of the game's state directory inside the engine. */
