@@ -88,6 +88,8 @@ export class Manager {
   readonly waiters = new RecordWaiters();
   readonly health = new HealthTracker();
   readonly reconciler: Reconciler;
+  /** The state store as this replica's loop writes it: every write carries the leader epoch (fencedState). */
+  readonly loopState: StateStore;
   private readonly leaderGroup: RunnableGroup;
   private readonly alwaysGroup: RunnableGroup;
   private readonly workers: Workers;
@@ -107,10 +109,9 @@ export class Manager {
     const stopTimeoutMs = settings.runnableStopTimeoutMs ?? DEFAULT_RUNNABLE_STOP_TIMEOUT_MS;
     this.leaderGroup = new RunnableGroup(logger, stopTimeoutMs);
     this.alwaysGroup = new RunnableGroup(logger, stopTimeoutMs);
-    const state = fencedState(deps.state, () => this.fence, (err) => {
-      logger.warn({ err, epoch: err.fence.epoch, currentEpoch: err.currentEpoch }, "store write refused: a newer leader has taken over");
-      hooks?.onFencedWrite?.(err);
-    });
+    // The store logs each refusal (warn "fenced write refused"); here it is counted.
+    const state = fencedState(deps.state, () => this.fence, (err) => hooks?.onFencedWrite?.(err));
+    this.loopState = state;
     this.reconciler = new Reconciler({
       source: deps.source,
       state,

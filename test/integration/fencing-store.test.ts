@@ -110,10 +110,10 @@ describe("fenced writes: postgresql", () => {
   }, 120_000);
   afterAll(() => server?.stop());
 
-  describeFencing("postgresql", (logger) => openStore({ databaseUrl: url, logger }));
+  describeFencing("postgresql", (logger) => openStore({ databaseUrl: url, dataDir: "unused", logger }));
 
   it("an epoch bump waits for a fenced write already past its check, so no older write can land after it", async () => {
-    const store = await openStore({ databaseUrl: url });
+    const store = await openStore({ databaseUrl: url, dataDir: "unused" });
     const fencing = store.fencing("rtmanager/bump-order");
     const fence = await fencing.advance("replica-a");
     const raw = new pg.Client({ connectionString: url });
