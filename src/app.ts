@@ -183,6 +183,8 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
     runtime: docker,
     prober: new HttpProber(),
     lease,
+    // One epoch row per installation in the SQL store, in both modes (src/store/fenceSql.ts).
+    fencing: store.fencing(leaseName),
     identity,
     settings: {
       ...config,

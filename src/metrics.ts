@@ -57,6 +57,7 @@ export class Metrics implements HttpMetrics {
   readonly dockerDuration: Histogram<"operation">;
   readonly dockerReconnects: Counter;
   readonly storeQueryErrors: Counter;
+  readonly fencedWrites: Counter;
   readonly leader: Gauge;
   readonly watchRelists: Counter<"watch">;
   readonly probes: Counter<"result">;
@@ -87,6 +88,11 @@ export class Metrics implements HttpMetrics {
     // Registered before the fleet gauges: collect() runs in registration order, so
     // the pool is read before the fleet snapshot's own queries check connections out.
     this.storeQueryErrors = new Counter({ name: "rtmanager_store_query_errors_total", help: "Store queries and transactions that failed.", registers });
+    this.fencedWrites = new Counter({
+      name: "rtmanager_fenced_writes_total",
+      help: "Store writes of the loop refused because a newer leader had advanced the leader epoch (this replica was a former leader).",
+      registers,
+    });
     scrapeGauge(registry, { name: "rtmanager_store_pool_in_use", help: "Database connections checked out of the pool (PGlite: 0 or 1)." }, (g) => {
       g.set(this.bindings?.poolInUse?.() ?? 0);
     });
@@ -168,6 +174,7 @@ export class Metrics implements HttpMetrics {
       onWatchMessage: (watch) => this.watchEvent(watch),
       onRelist: (watch) => this.watchRelist(watch),
       onProbe: (ok) => this.probes.inc({ result: ok ? "success" : "failure" }),
+      onFencedWrite: () => this.fencedWrites.inc(),
     };
   }
 

@@ -8,7 +8,9 @@
  * replica serves reads and accepts writes.
  */
 import type { Logger } from "../log.js";
+import type { Fence, FencedWriteError, LeaderFencing } from "../model/fence.js";
 import type { DeclarationSource, RuntimePort, HealthProber, Lease, StateStore } from "../model/ports.js";
+import { fencedState } from "./fencedState.js";
 import { HealthTracker } from "./health.js";
 import { LeaderElector, type LeaderSettings } from "./leader.js";
 import type { QueueHooks } from "./queue.js";
@@ -52,6 +54,8 @@ export interface ManagerHooks extends ReconcileObserver, WatchHooks {
   onLeaderChange?(leading: boolean): void;
   onResync?(why: string): void;
   onProbe?(ok: boolean): void;
+  /** A store write of the loop was refused: this replica's leader epoch is stale (see src/model/fence.ts). */
+  onFencedWrite?(err: FencedWriteError): void;
 }
 
 export interface ManagerDeps {
@@ -61,6 +65,12 @@ export interface ManagerDeps {
   prober: HealthProber;
   /** Absent: this replica leads unconditionally (single-replica setups and tests). */
   lease?: Lease;
+  /**
+   * Advanced each time this replica starts leading, before any leader runnable
+   * starts; the loop's store writes then carry that epoch and are refused once
+   * another leader has advanced it. Absent: the loop's writes are not fenced.
+   */
+  fencing?: LeaderFencing;
   identity: string;
   settings: ManagerSettings;
   logger: Logger;
@@ -78,6 +88,8 @@ export class Manager {
   readonly waiters = new RecordWaiters();
   readonly health = new HealthTracker();
   readonly reconciler: Reconciler;
+  /** The state store as this replica's loop writes it: every write carries the leader epoch (fencedState). */
+  readonly loopState: StateStore;
   private readonly leaderGroup: RunnableGroup;
   private readonly alwaysGroup: RunnableGroup;
   private readonly workers: Workers;
@@ -85,15 +97,24 @@ export class Manager {
   private elector: LeaderElector | null = null;
   private leadingDirectly = false;
   private started = false;
+  /**
+   * The epoch of this replica's latest term. Kept after a step-down on purpose:
+   * an in-flight reconcile may still record what it did until another leader
+   * advances the epoch, and the store, not this process, judges that.
+   */
+  private fence: Fence | null = null;
 
   constructor(private readonly deps: ManagerDeps) {
     const { settings, logger, hooks } = deps;
     const stopTimeoutMs = settings.runnableStopTimeoutMs ?? DEFAULT_RUNNABLE_STOP_TIMEOUT_MS;
     this.leaderGroup = new RunnableGroup(logger, stopTimeoutMs);
     this.alwaysGroup = new RunnableGroup(logger, stopTimeoutMs);
+    // The store logs each refusal (warn "fenced write refused"); here it is counted.
+    const state = fencedState(deps.state, () => this.fence, (err) => hooks?.onFencedWrite?.(err));
+    this.loopState = state;
     this.reconciler = new Reconciler({
       source: deps.source,
-      state: deps.state,
+      state,
       runtime: deps.runtime,
       prober: deps.prober,
       health: this.health,
@@ -113,7 +134,7 @@ export class Manager {
     });
     const enqueue: Enqueue = (gameId, lane) => this.workers.add(gameId, lane);
     const requestResync: RequestResync = (why) => this.resync.request(why);
-    this.workers = new Workers({ reconcile: (key) => this.reconciler.reconcile(key), state: deps.state, settings, logger, hooks: hooks?.queue });
+    this.workers = new Workers({ reconcile: (key) => this.reconciler.reconcile(key), state, settings, logger, hooks: hooks?.queue });
     this.resync = new ResyncRunnable({ ...deps, health: this.health, enqueue, intervalMs: settings.resyncIntervalMs, onResync: hooks?.onResync });
     const watch = { enqueue, requestResync, logger, hooks };
     for (const r of deps.runnables ?? []) this.add(r);
@@ -121,7 +142,7 @@ export class Manager {
     this.add(new DeclarationWatchRunnable({ ...watch, source: deps.source, watch: settings.declarationWatch ?? "postgres" }));
     this.add(new DockerEventWatchRunnable({ ...watch, runtime: deps.runtime, silenceLimitMs: settings.watchSilenceLimitMs }));
     this.add(this.resync);
-    this.add(new HealthProbeRunnable({ ...deps, health: this.health, enqueue, onProbe: hooks?.onProbe }));
+    this.add(new HealthProbeRunnable({ ...deps, state, health: this.health, enqueue, onProbe: hooks?.onProbe }));
   }
 
   /** Registers a runnable before `start` (controller-runtime's mgr.Add); it starts after those added earlier. */
@@ -190,6 +211,12 @@ export class Manager {
 
   /** Throws when a runnable did not start; the group has then stopped the ones that had. */
   private async startLeading(): Promise<void> {
+    const { fencing, identity, logger } = this.deps;
+    if (fencing) {
+      // Before anything acts: from here on no write of an earlier term can land.
+      this.fence = await fencing.advance(identity);
+      logger.info({ identity, fence: this.fence.name, epoch: this.fence.epoch }, "leader epoch advanced");
+    }
     this.deps.hooks?.onLeaderChange?.(true);
     await this.leaderGroup.start();
     this.deps.logger.info({ concurrency: this.deps.settings.concurrency, instance: this.deps.settings.instanceId, runnables: this.leaderGroup.names }, "controller loop started");

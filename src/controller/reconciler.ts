@@ -173,6 +173,7 @@ export class Reconciler {
       error = verdict.error;
       actionEvents.push(...verdict.events);
     }
+    if (verdict?.aborted || (error && this.lostLeadership())) return this.aborted(gameId, p, log);
 
     const containers = p.actions.length > 0 || p.gate ? await this.deps.runtime.listForGame(gameId).catch(() => o.containers) : o.containers;
     const { primary } = splitContainers(gameId, containers);
@@ -183,6 +184,24 @@ export class Reconciler {
     }
     if (error) return failed(gameId, p, record, error);
     return { gameId, plan: p, record, outcome: p.requeueAfterMs !== null ? { type: "requeue", afterMs: p.requeueAfterMs } : { type: "done" } };
+  }
+
+  private lostLeadership(): boolean {
+    return !!this.deps.mayAct && !this.deps.mayAct();
+  }
+
+  /**
+   * Leadership went mid-reconcile: what happened is not known here, so nothing
+   * more is written (no events, no end of the operation-log row, no record;
+   * a newer leader's epoch would refuse them anyway). The row left `running`
+   * is marked interrupted by the next leader, which reconciles the game afresh
+   * (and resumes a health gate from its interim record); a REST call waiting
+   * here waits for that leader's record, or answers 503 at its op timeout.
+   */
+  private aborted(gameId: string, p: Plan, log: Logger): ReconcileResult {
+    const error = new RtmError("service_unavailable", "this replica lost leadership mid-reconcile; the new leader finishes the job");
+    log.warn({ kind: p.kind }, "reconcile aborted: lost leadership; nothing more is written");
+    return { gameId, plan: p, record: null, outcome: { type: "error", error, terminal: false } };
   }
 
   /**

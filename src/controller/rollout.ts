@@ -5,6 +5,11 @@
  * `timeoutMs`. A gate that fails runs the plan's rollback, when it has one.
  * An interim record is written first, so a controller that stops during the
  * wait resumes it on its next start (the planner's resumeGate).
+ *
+ * Lost leadership is no verdict on the image: a gate (or a rollback) cut
+ * short by it is *aborted*: no rollback, no hold, nothing degraded, and the
+ * reconcile writes nothing more. The new leader finds the interim record and
+ * resumes the gate.
  */
 import type { Logger } from "../log.js";
 import { RUNTIME_UNAVAILABLE, RtmError, toRtmError } from "../model/errors.js";
@@ -57,6 +62,8 @@ export interface RolloutInput {
 export interface RolloutVerdict {
   /** The reconcile's error after the gate: null when the engine proved healthy. */
   error: RtmError | null;
+  /** This replica lost leadership before a verdict: nothing is known, nothing may be written. */
+  aborted: boolean;
   /** The generation is held: rolled back, never retried until the declaration changes. */
   held: boolean;
   /** The rollback failed too. */
@@ -64,8 +71,15 @@ export interface RolloutVerdict {
   events: PlannedEvent[];
 }
 
+/** What waiting for health found. */
+type GateResult = { kind: "healthy" } | { kind: "failed"; error: RtmError } | { kind: "aborted" };
+
 export class Rollout {
   constructor(private readonly deps: RolloutDeps) {}
+
+  private lostLeadership(): boolean {
+    return !!this.deps.mayAct && !this.deps.mayAct();
+  }
 
   /**
    * A failure before the old engine was touched (the new image could not be
@@ -75,12 +89,17 @@ export class Rollout {
    */
   async run(input: RolloutInput): Promise<RolloutVerdict> {
     const { gate, actionError, declaration: d } = input;
-    const verdict: RolloutVerdict = { error: actionError, held: false, degraded: false, events: [] };
+    const verdict: RolloutVerdict = { error: actionError, aborted: false, held: false, degraded: false, events: [] };
+    const aborted = (): RolloutVerdict => ({ ...verdict, aborted: true });
+    // The actions stopped because leadership went (executeActions checks before each one).
+    if (actionError && this.lostLeadership()) return aborted();
     const rollbackWanted = !!gate.rollbackTo && input.oldTouched;
     if ((actionError && !rollbackWanted) || actionError?.code === RUNTIME_UNAVAILABLE) return verdict;
 
-    const gateError = actionError ?? (await this.openGate(input));
-    if (!gateError) return verdict;
+    const gateResult: GateResult = actionError ? { kind: "failed", error: actionError } : await this.openGate(input);
+    if (gateResult.kind === "aborted") return aborted();
+    if (gateResult.kind === "healthy") return verdict;
+    const gateError = gateResult.error;
     if (!gate.rollbackTo) {
       verdict.error = new RtmError("container_start_failed", `${input.plan.kind ?? "start"} of ${d.imageRef}: ${gateError.message}; the restart policy takes over`);
       return verdict;
@@ -88,6 +107,7 @@ export class Rollout {
     const target = gate.rollbackTo;
     input.log.warn({ from: d.imageRef, to: target, err: gateError }, "patch failed its health gate: rolling back");
     const rollbackError = await this.rollback(input, target);
+    if (rollbackError === "aborted") return aborted();
     verdict.held = true;
     if (rollbackError) {
       verdict.degraded = true;
@@ -103,12 +123,12 @@ export class Rollout {
     return verdict;
   }
 
-  /** Writes the interim record, then waits for health. Returns null when healthy, else why not. */
-  private async openGate(input: RolloutInput): Promise<RtmError | null> {
+  /** Writes the interim record, then waits for health. */
+  private async openGate(input: RolloutInput): Promise<GateResult> {
     const { runtime, state, settings } = this.deps;
     const { gameId, gate } = input;
     const { primary } = splitContainers(gameId, await runtime.listForGame(gameId));
-    if (!primary || !isRunning(primary)) return new RtmError("container_start_failed", "the new container is not running");
+    if (!primary || !isRunning(primary)) return { kind: "failed", error: new RtmError("container_start_failed", "the new container is not running") };
     const interim = deriveRecord({
       gameId,
       previous: input.previous,
@@ -122,44 +142,50 @@ export class Rollout {
       dockerNetwork: settings.dockerNetwork,
       gateOpen: { since: input.now, rollbackTo: gate.rollbackTo },
     });
+    // Fenced like every loop write: a former leader's interim record is refused (it throws) and never announced.
     await state.putRecord(interim);
     this.deps.onRecord(interim);
     return this.awaitHealthy(gameId, primary.id, gate);
   }
 
-  private async awaitHealthy(gameId: string, containerId: string, gate: HealthGate): Promise<RtmError | null> {
-    const { runtime, prober, settings, mayAct } = this.deps;
+  private async awaitHealthy(gameId: string, containerId: string, gate: HealthGate): Promise<GateResult> {
+    const { runtime, prober, settings } = this.deps;
     const deadline = Date.now() + gate.timeoutMs;
     let healthySince: number | null = null;
     let last = "no probe answered yet";
+    const failed = (message: string): GateResult => ({ kind: "failed", error: new RtmError("container_start_failed", message) });
     for (;;) {
-      if (mayAct && !mayAct()) return new RtmError("service_unavailable", "lost leadership during the health gate");
+      if (this.lostLeadership()) return { kind: "aborted" };
       const c = (await runtime.listForGame(gameId)).find((x) => x.id === containerId);
-      if (!c || !isRunning(c)) return new RtmError("container_start_failed", `the engine exited (code ${c?.exitCode ?? "unknown"}) during the health gate`);
+      // Checked again after each await: a replica paused mid-call wakes up without its lease.
+      if (this.lostLeadership()) return { kind: "aborted" };
+      if (!c || !isRunning(c)) return failed(`the engine exited (code ${c?.exitCode ?? "unknown"}) during the health gate`);
       const url = probeUrl(runtime, c);
       if (url) {
         const r = await prober.probe(url, settings.probeTimeoutMs);
+        if (this.lostLeadership()) return { kind: "aborted" };
         if (r.ok) {
           healthySince ??= Date.now();
-          if (Date.now() - healthySince >= gate.minHealthyMs) return null;
+          if (Date.now() - healthySince >= gate.minHealthyMs) return { kind: "healthy" };
         } else {
           healthySince = null;
           last = r.error ?? `HTTP ${r.statusCode}`;
         }
       }
       if (Date.now() >= deadline) {
-        return new RtmError(
-          "container_start_failed",
-          `the engine did not stay healthy for ${gate.minHealthyMs / 1000}s within ${Math.round(gate.timeoutMs / 1000)}s (last /healthz: ${last})`,
-        );
+        return failed(`the engine did not stay healthy for ${gate.minHealthyMs / 1000}s within ${Math.round(gate.timeoutMs / 1000)}s (last /healthz: ${last})`);
       }
       await new Promise((r) => setTimeout(r, Math.min(GATE_PROBE_INTERVAL_MS, Math.max(1, deadline - Date.now()))));
     }
   }
 
-  /** The plan's rollback, as its own operation-log row. Returns null when the previous image runs again. */
-  private async rollback(input: RolloutInput, target: string): Promise<RtmError | null> {
+  /**
+   * The plan's rollback, as its own operation-log row. Returns null when the
+   * previous image runs again, "aborted" when leadership went before or during it.
+   */
+  private async rollback(input: RolloutInput, target: string): Promise<RtmError | null | "aborted"> {
     const { state, clock } = this.deps;
+    if (this.lostLeadership()) return "aborted";
     const row = await state.startOperation({
       opId: input.opId,
       gameId: input.gameId,
@@ -181,6 +207,8 @@ export class Rollout {
         if (a.type === "removeAll") removed = true;
       });
     } catch (err) {
+      // Stopped by lost leadership, not by the runtime: the new leader takes the rollout over.
+      if (this.lostLeadership()) return "aborted";
       failure = toRtmError(err);
       if (!removed && failure.code === "image_pull_failed") {
         failure = new RtmError(

@@ -54,13 +54,14 @@ export function withKubernetesMirror(state: StateStore, mirror: KubernetesMirror
       return record;
     },
     listRecords: () => state.listRecords(),
-    putRecord: (record) => state.putRecord(record),
-    startOperation: (op) => state.startOperation(op),
-    finishOperation: (id, result) => state.finishOperation(id, result),
+    putRecord: (record, fence) => state.putRecord(record, fence),
+    startOperation: (op, fence) => state.startOperation(op, fence),
+    finishOperation: (id, result, fence) => state.finishOperation(id, result, fence),
     listOperations: (gameId, limit) => state.listOperations(gameId, limit),
-    markInterruptedOperations: () => state.markInterruptedOperations(),
-    appendEvent: async (event: NewRuntimeEvent) => {
-      const stored = await state.appendEvent(event);
+    markInterruptedOperations: (fence) => state.markInterruptedOperations(fence),
+    appendEvent: async (event: NewRuntimeEvent, fence) => {
+      // After the write: a refused (fenced) event must not become a Kubernetes Event either.
+      const stored = await state.appendEvent(event, fence);
       mirror.events?.recordRuntimeEvent(event);
       return stored;
     },

@@ -11,6 +11,7 @@ import type {
   RuntimeEvent,
   RuntimeRecord,
 } from "./record.js";
+import type { Fence } from "./fence.js";
 import type { OpSource } from "./status.js";
 
 export interface WriteMeta {
@@ -59,22 +60,27 @@ export interface EventQuery {
   limit?: number;
 }
 
-/** Records, operation log and events: always the configured SQL store. */
+/**
+ * Records, operation log and events: always the configured SQL store. The
+ * writes the loop makes carry its leader's `fence` (src/model/fence.ts) and
+ * are refused with a FencedWriteError once a newer leader has advanced the
+ * epoch; REST writes carry none (standbys accept writes).
+ */
 export interface StateStore {
   ping(): Promise<void>;
   close(): Promise<void>;
 
   getRecord(gameId: string): Promise<RuntimeRecord | null>;
   listRecords(): Promise<RuntimeRecord[]>;
-  putRecord(record: RuntimeRecord): Promise<void>;
+  putRecord(record: RuntimeRecord, fence?: Fence): Promise<void>;
 
-  startOperation(op: NewOperation): Promise<number>;
-  finishOperation(id: number, result: OperationResult): Promise<void>;
+  startOperation(op: NewOperation, fence?: Fence): Promise<number>;
+  finishOperation(id: number, result: OperationResult, fence?: Fence): Promise<void>;
   listOperations(gameId: string, limit?: number): Promise<OperationEntry[]>;
   /** Marks rows left `running` by a crashed process as `interrupted`; returns them. */
-  markInterruptedOperations(): Promise<OperationEntry[]>;
+  markInterruptedOperations(fence?: Fence): Promise<OperationEntry[]>;
 
-  appendEvent(event: NewRuntimeEvent): Promise<RuntimeEvent>;
+  appendEvent(event: NewRuntimeEvent, fence?: Fence): Promise<RuntimeEvent>;
   eventsAfter(seq: number, query?: EventQuery): Promise<RuntimeEvent[]>;
   /** Lowest and highest sequence still stored (null when empty): a cursor below `oldest - 1` has expired. */
   eventBounds(): Promise<{ oldest: number | null; latest: number | null }>;

@@ -117,16 +117,19 @@ export async function pruneOperations(db: SqlQueryable, olderThan: Date): Promis
 // ------------------------------------------------------------------ events
 
 export async function appendEvent(db: SqlClient, event: NewRuntimeEvent): Promise<RuntimeEvent> {
-  return db.transaction(async (tx) => {
-    await tx.query(EVENTS_LOCK_SQL);
-    const { rows } = await tx.query<Row>(
-      `INSERT INTO runtime_events (game_id, type, at, op_id, data)
-       VALUES ($1, $2, COALESCE($3::timestamptz, now()), $4, $5::jsonb)
-       RETURNING *`,
-      [event.gameId, event.type, event.at ?? null, event.opId, JSON.stringify(event.data ?? {})],
-    );
-    return toEvent(rows[0]!);
-  });
+  return db.transaction((tx) => insertEvent(tx, event));
+}
+
+/** The insert of appendEvent, inside a transaction the caller opened (a fenced write opens its own). */
+export async function insertEvent(tx: SqlQueryable, event: NewRuntimeEvent): Promise<RuntimeEvent> {
+  await tx.query(EVENTS_LOCK_SQL);
+  const { rows } = await tx.query<Row>(
+    `INSERT INTO runtime_events (game_id, type, at, op_id, data)
+     VALUES ($1, $2, COALESCE($3::timestamptz, now()), $4, $5::jsonb)
+     RETURNING *`,
+    [event.gameId, event.type, event.at ?? null, event.opId, JSON.stringify(event.data ?? {})],
+  );
+  return toEvent(rows[0]!);
 }
 
 export async function eventsAfter(db: SqlQueryable, seq: number, query: EventQuery = {}): Promise<RuntimeEvent[]> {

@@ -111,6 +111,18 @@ CREATE TABLE leases (
     name: "held generation of a rolled-back patch",
     sql: `ALTER TABLE runtime_records ADD COLUMN held_generation bigint NULL;`,
   },
+  {
+    version: 3,
+    name: "leader epochs for fencing a former leader's writes",
+    sql: `
+CREATE TABLE leader_epochs (
+  name text PRIMARY KEY,
+  epoch bigint NOT NULL,
+  holder text NOT NULL,
+  advanced_at timestamptz NOT NULL DEFAULT now()
+);
+`,
+  },
 ];
 
 const checksum = (sql: string): string => createHash("sha256").update(sql).digest("hex");

@@ -1,11 +1,13 @@
 import type { Declaration } from "../model/declaration.js";
+import type { Fence, LeaderFencing } from "../model/fence.js";
 import type { DeclarationMutator, DeclarationSource, DeclarationWatch, EventQuery, StateStore, WriteMeta } from "../model/ports.js";
 import type { NewOperation, NewRuntimeEvent, OperationEntry, OperationResult, RuntimeEvent, RuntimeRecord } from "../model/record.js";
 import * as declarations from "./declarationSql.js";
+import { advanceEpoch, currentEpoch, fencedWrite } from "./fenceSql.js";
 import * as history from "./historySql.js";
 import { DECLARATIONS_CHANNEL, RECORDS_CHANNEL } from "./tables.js";
 import * as records from "./recordSql.js";
-import { silentLogger, type SqlClient, type StoreLogger } from "./sqlClient.js";
+import { silentLogger, type SqlClient, type SqlQueryable, type StoreLogger } from "./sqlClient.js";
 import { SqlLease } from "./sqlLease.js";
 
 export { DEFAULT_EVENT_LIMIT, INTERRUPTED_MESSAGE } from "./historySql.js";
@@ -119,8 +121,8 @@ export class SqlStore implements StateStore, DeclarationSource {
     return records.listRecords(this.client);
   }
 
-  putRecord(record: RuntimeRecord): Promise<void> {
-    return records.putRecord(this.client, record);
+  putRecord(record: RuntimeRecord, fence?: Fence): Promise<void> {
+    return this.write(fence, `record of ${record.gameId}`, (db) => records.putRecord(db, record));
   }
 
   /** Not part of StateStore: retention of records whose runtime is long gone. */
@@ -130,12 +132,12 @@ export class SqlStore implements StateStore, DeclarationSource {
 
   // ----------------------------------------------------------- operation log
 
-  startOperation(op: NewOperation): Promise<number> {
-    return history.startOperation(this.client, op);
+  startOperation(op: NewOperation, fence?: Fence): Promise<number> {
+    return this.write(fence, `operation ${op.kind} of ${op.gameId}`, (db) => history.startOperation(db, op));
   }
 
-  finishOperation(id: number, result: OperationResult): Promise<void> {
-    return history.finishOperation(this.client, id, result);
+  finishOperation(id: number, result: OperationResult, fence?: Fence): Promise<void> {
+    return this.write(fence, `end of operation ${id}`, (db) => history.finishOperation(db, id, result));
   }
 
   /** Newest first. */
@@ -147,8 +149,8 @@ export class SqlStore implements StateStore, DeclarationSource {
    * Call only where no other process can be running operations (the leader,
    * right after taking the lease): every `running` row is taken for dead.
    */
-  markInterruptedOperations(): Promise<OperationEntry[]> {
-    return history.markInterruptedOperations(this.client);
+  markInterruptedOperations(fence?: Fence): Promise<OperationEntry[]> {
+    return this.write(fence, "interrupted operations", (db) => history.markInterruptedOperations(db));
   }
 
   /** Not part of StateStore: retention. Running operations are kept. */
@@ -158,8 +160,9 @@ export class SqlStore implements StateStore, DeclarationSource {
 
   // ------------------------------------------------------------------ events
 
-  appendEvent(event: NewRuntimeEvent): Promise<RuntimeEvent> {
-    return history.appendEvent(this.client, event);
+  appendEvent(event: NewRuntimeEvent, fence?: Fence): Promise<RuntimeEvent> {
+    if (!fence) return history.appendEvent(this.client, event);
+    return fencedWrite(this.client, fence, `event ${event.type} of ${event.gameId}`, this.logger, (tx) => history.insertEvent(tx, event));
   }
 
   eventsAfter(seq: number, query?: EventQuery): Promise<RuntimeEvent[]> {
@@ -180,5 +183,20 @@ export class SqlStore implements StateStore, DeclarationSource {
   /** The lease row `name` (one per installation), for leader election. */
   lease(name: string): SqlLease {
     return new SqlLease(this.client, name);
+  }
+
+  // ---------------------------------------------------------------- fencing
+
+  /** The installation's epoch row `name` (src/store/fenceSql.ts), whichever lease elects the leader. */
+  fencing(name: string): LeaderFencing & { current(): Promise<number | null> } {
+    return {
+      advance: (holder) => advanceEpoch(this.client, name, holder),
+      current: () => currentEpoch(this.client, name),
+    };
+  }
+
+  /** A write with a fence runs in a transaction that checks it first; without one, as it is. */
+  private write<T>(fence: Fence | undefined, what: string, write: (db: SqlQueryable) => Promise<T>): Promise<T> {
+    return fence ? fencedWrite(this.client, fence, what, this.logger, write) : write(this.client);
   }
 }

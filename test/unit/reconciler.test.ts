@@ -54,7 +54,10 @@ interface World {
   failStartOperation?: RtmError;
 }
 
-function reconciler(world: World, opts: { settings?: Partial<ReconcilerSettings>; observer?: ReconcileObserver; logs?: Record<string, unknown>[] } = {}) {
+function reconciler(
+  world: World,
+  opts: { settings?: Partial<ReconcilerSettings>; observer?: ReconcileObserver; logs?: Record<string, unknown>[]; mayAct?: () => boolean } = {},
+) {
   const source = {
     get: async (id: string) => world.declarations.get(id) ?? null,
   } as unknown as DeclarationSource;
@@ -93,6 +96,7 @@ function reconciler(world: World, opts: { settings?: Partial<ReconcilerSettings>
     logger,
     observer: opts.observer,
     clock: () => NOW,
+    mayAct: opts.mayAct,
   });
 }
 
@@ -125,6 +129,22 @@ describe("reconciler", () => {
     expect(await counter(metrics, "rtmanager_reconcile_errors_total", { code: "service_unavailable" })).toBe(1);
     const time = await metrics.loop.reconcileTime.get();
     expect(time.values.find((v) => v.metricName === "rtmanager_reconcile_time_seconds_count")?.value).toBe(1);
+  });
+
+  it("leadership lost mid-reconcile: nothing more is written or announced, and the outcome is a retryable service_unavailable", async () => {
+    const world: World = { declarations: new Map([["g1", declaration("g1")]]), containers: [], records: new Map(), events: [] };
+    const announced: RuntimeRecord[] = [];
+    const logs: Record<string, unknown>[] = [];
+    const r = reconciler(world, { mayAct: () => false, observer: { onRecord: (rec) => announced.push(rec) }, logs });
+    const result = await r.reconcile("g1");
+    expect(result.plan?.actions.length).toBeGreaterThan(0);
+    expect(result.outcome).toMatchObject({ type: "error", terminal: false, error: { code: "service_unavailable" } });
+    expect(result.record).toBeNull();
+    // No failure record a REST waiter could take for a verdict, no events.
+    expect(world.records.size).toBe(0);
+    expect(world.events).toEqual([]);
+    expect(announced).toEqual([]);
+    expect(logs.some((l) => l.msg === "reconcile aborted: lost leadership; nothing more is written")).toBe(true);
   });
 
   it("an error that is not an RtmError is counted as internal_error", async () => {

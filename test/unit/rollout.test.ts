@@ -79,7 +79,7 @@ class FakeDocker {
   }
 }
 
-function world(probeOk: () => boolean) {
+function world(probeOk: () => boolean, mayAct?: () => boolean) {
   const docker = new FakeDocker();
   const records: RuntimeRecord[] = [];
   const operations: { op: NewOperation; result?: OperationResult }[] = [];
@@ -96,8 +96,8 @@ function world(probeOk: () => boolean) {
       return { ok, statusCode: ok ? 200 : 503, error: ok ? null : "HTTP 503", latencyMs: 1 };
     },
   };
-  const rollout = new Rollout({ runtime: docker.port, state, prober, settings, clock: () => NOW, onRecord: () => undefined });
-  return { docker, records, operations, rollout, probes: () => probes };
+  const rollout = new Rollout({ runtime: docker.port, state, prober, settings, clock: () => NOW, mayAct, onRecord: () => undefined });
+  return { docker, records, operations, rollout, mayAct, probes: () => probes };
 }
 
 function declaration(imageRef: string): Declaration {
@@ -118,6 +118,7 @@ async function patch(w: ReturnType<typeof world>, over: Partial<RolloutInput> = 
       declaration: d,
       gameId: "g1",
       settings,
+      mayAct: w.mayAct,
       observer: {
         onAction: () => undefined,
         beforeAction: (a) => {
@@ -148,7 +149,7 @@ describe("rollout", () => {
   it("a healthy engine passes the gate: no error, and an interim record was written first so a crash resumes the wait", async () => {
     const w = world(() => true);
     const verdict = await patch(w);
-    expect(verdict).toEqual({ error: null, held: false, degraded: false, events: [] });
+    expect(verdict).toEqual({ error: null, aborted: false, held: false, degraded: false, events: [] });
     expect(w.records).toHaveLength(1);
     expect(w.records[0]).toMatchObject({ currentImageRef: NEW, rolloutStartedAt: NOW, previousImageRef: OLD, observedGeneration: 2 });
     expect(w.docker.containers.map((c) => c.imageRef)).toEqual([NEW]);
@@ -185,6 +186,34 @@ describe("rollout", () => {
     expect(verdict.error?.code).toBe("image_pull_failed");
     expect(w.probes()).toBe(0);
     expect(w.docker.containers.map((c) => [c.id, c.state])).toEqual([["c-old", "running"]]);
+  });
+
+  it("leadership lost during the gate aborts it without a verdict: no rollback, nothing held or degraded, the new engine left running", async () => {
+    let probesSeen = 0;
+    // Unhealthy, so without the abort the gate would time out into a rollback.
+    const w = world(
+      () => (probesSeen++, false),
+      () => probesSeen < 2,
+    );
+    const verdict = await patch(w);
+    expect(verdict).toMatchObject({ aborted: true, held: false, degraded: false, events: [] });
+    expect(w.docker.calls.filter((c) => c.startsWith("create"))).toEqual([`create ${NEW}`]);
+    expect(w.operations.some((o) => o.op.kind === "rollback")).toBe(false);
+    expect(w.docker.containers.map((c) => [c.imageRef, c.state])).toEqual([[NEW, "running"]]);
+  });
+
+  it("leadership lost during the rollback aborts it: the runtime is not called degraded, and the rollback row is not closed", async () => {
+    let leading = true;
+    const w = world(() => false, () => leading);
+    // The rollback's first action is where this replica finds it no longer leads.
+    const realStop = w.docker.port.stop.bind(w.docker.port);
+    (w.docker.port as { stop: RuntimePort["stop"] }).stop = async (id, t) => {
+      await realStop(id, t);
+      if (id !== "c-old") leading = false;
+    };
+    const verdict = await patch(w);
+    expect(verdict).toMatchObject({ aborted: true, held: false, degraded: false, events: [] });
+    expect(w.operations.find((o) => o.op.kind === "rollback")?.result).toBeUndefined();
   });
 
   it("a gate without a rollback target (a restart) fails to the restart policy, not held", async () => {

@@ -1,0 +1,137 @@
+/**
+ * Fenced store writes on both backends: once a newer leader has advanced the
+ * installation's epoch, every loop write carrying the old one is refused
+ * (nothing written, a warn line logged), while writes without a fence (REST
+ * on any replica) and writes of the current epoch go through. On PostgreSQL,
+ * an epoch bump also waits for a fenced write already past its check.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import pg from "pg";
+import { FencedWriteError, type Fence } from "../../src/model/fence.js";
+import { openStore } from "../../src/store/open.js";
+import type { StoreLogger } from "../../src/store/sqlClient.js";
+import type { SqlStore } from "../../src/store/sqlStore.js";
+import { runtimeRecord } from "../helpers/fixtures.js";
+import { startPostgres, type PostgresServer } from "../helpers/postgres.js";
+
+interface LogLine {
+  obj: Record<string, unknown>;
+  msg: string | undefined;
+}
+
+function capturingLogger(): StoreLogger & { warnings: LogLine[] } {
+  const warnings: LogLine[] = [];
+  return {
+    warnings,
+    debug: () => undefined,
+    info: () => undefined,
+    warn: (obj, msg) => void warnings.push({ obj: obj as Record<string, unknown>, msg }),
+    error: () => undefined,
+  };
+}
+
+async function refusal(promise: Promise<unknown>): Promise<FencedWriteError> {
+  const err = await promise.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err, "the stale write should have been refused").toBeInstanceOf(FencedWriteError);
+  return err as FencedWriteError;
+}
+
+function describeFencing(name: string, open: (logger: StoreLogger) => Promise<SqlStore>): void {
+  describe(`fenced writes: ${name}`, () => {
+    const logger = capturingLogger();
+    let store: SqlStore;
+    let old: Fence;
+    let current: Fence;
+
+    beforeAll(async () => {
+      store = await open(logger);
+      const fencing = store.fencing("rtmanager/fence-test");
+      old = await fencing.advance("replica-a");
+      await store.putRecord(runtimeRecord({ gameId: "g1", observedGeneration: 1 }), old);
+      current = await fencing.advance("replica-b");
+      expect(current.epoch).toBe(old.epoch + 1);
+      expect(await fencing.current()).toBe(current.epoch);
+    }, 60_000);
+    afterAll(() => store?.close());
+
+    it("a record write with a stale epoch is refused, leaves the stored record as it was, and is logged", async () => {
+      const before = logger.warnings.length;
+      const err = await refusal(store.putRecord(runtimeRecord({ gameId: "g1", observedGeneration: 2, status: "stopped" }), old));
+      expect(err.code).toBe("service_unavailable");
+      expect(err.currentEpoch).toBe(current.epoch);
+      expect(await store.getRecord("g1")).toMatchObject({ observedGeneration: 1, status: "running" });
+      const line = logger.warnings.slice(before).find((l) => l.msg?.startsWith("fenced write refused"));
+      expect(line?.obj).toMatchObject({ write: "record of g1", epoch: old.epoch, currentEpoch: current.epoch });
+    });
+
+    it("operation-log rows, their end, events and the interrupted-operations sweep are refused with a stale epoch", async () => {
+      const opsBefore = await store.listOperations("g1");
+      const bounds = await store.eventBounds();
+      const op = { opId: "op-1", gameId: "g1", kind: "stop" as const, opSource: "reconcile" as const, imageRef: null, generation: 2, errorCode: null, message: null, stopReason: null, startedAt: new Date() };
+      await refusal(store.startOperation(op, old));
+      const id = await store.startOperation(op, current);
+      await refusal(store.finishOperation(id, { outcome: "success", errorCode: null, message: "stopped", finishedAt: new Date() }, old));
+      await refusal(store.appendEvent({ gameId: "g1", type: "container_stopped", opId: "op-1", data: {} }, old));
+      await refusal(store.markInterruptedOperations(old));
+
+      const ops = await store.listOperations("g1");
+      expect(ops).toHaveLength(opsBefore.length + 1);
+      expect(ops[0]).toMatchObject({ id, outcome: "running" });
+      expect(await store.eventBounds()).toEqual(bounds);
+    });
+
+    it("writes of the current epoch, and unfenced writes (REST on any replica), are applied", async () => {
+      await store.putRecord(runtimeRecord({ gameId: "g1", observedGeneration: 3 }), current);
+      expect((await store.getRecord("g1"))?.observedGeneration).toBe(3);
+      const ev = await store.appendEvent({ gameId: "g1", type: "container_started", opId: null, data: {} }, current);
+      expect(ev.seq).toBeGreaterThan(0);
+      await store.putRecord(runtimeRecord({ gameId: "g2" }));
+      expect(await store.getRecord("g2")).not.toBeNull();
+    });
+
+    it("a fence naming no epoch row at all is refused", async () => {
+      await refusal(store.putRecord(runtimeRecord({ gameId: "g3" }), { name: "rtmanager/nobody", epoch: 1 }));
+      expect(await store.getRecord("g3")).toBeNull();
+    });
+  });
+}
+
+describeFencing("pglite", (logger) => openStore({ dataDir: "memory://", logger }));
+
+describe("fenced writes: postgresql", () => {
+  let server: PostgresServer;
+  let url: string;
+  beforeAll(async () => {
+    server = await startPostgres();
+    url = await server.createDatabase();
+  }, 120_000);
+  afterAll(() => server?.stop());
+
+  describeFencing("postgresql", (logger) => openStore({ databaseUrl: url, dataDir: "unused", logger }));
+
+  it("an epoch bump waits for a fenced write already past its check, so no older write can land after it", async () => {
+    const store = await openStore({ databaseUrl: url, dataDir: "unused" });
+    const fencing = store.fencing("rtmanager/bump-order");
+    const fence = await fencing.advance("replica-a");
+    const raw = new pg.Client({ connectionString: url });
+    await raw.connect();
+    try {
+      // What a fenced write holds between its check and its commit.
+      await raw.query("BEGIN");
+      await raw.query("SELECT epoch FROM leader_epochs WHERE name = $1 FOR SHARE", [fence.name]);
+      let bumped = false;
+      const bump = fencing.advance("replica-b").then((f) => ((bumped = true), f));
+      await new Promise((r) => setTimeout(r, 300));
+      expect(bumped).toBe(false);
+      await raw.query("COMMIT");
+      expect((await bump).epoch).toBe(fence.epoch + 1);
+      await refusal(store.putRecord(runtimeRecord({ gameId: "late" }), fence));
+    } finally {
+      await raw.end();
+      await store.close();
+    }
+  });
+});
