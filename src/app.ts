@@ -322,9 +322,13 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
       );
       // Stops acting at once (mayAct turns false), stops the leader's runnables, releases the lease.
       await step("stopping the controller", () => manager.stop(), deadline - CLOSE_RESERVE_MS - performance.now());
-      await step("closing the Kubernetes watches", async () => kube?.source.close(), CLOSE_RESERVE_MS);
-      await step("closing the record watch", async () => stopRecordWatch?.(), CLOSE_RESERVE_MS);
-      await step("closing the store", () => store.close(), CLOSE_RESERVE_MS);
+      // Side by side: each may wait on a dependency that does not answer, and
+      // closing the store ends the LISTEN connection a stuck UNLISTEN waits on.
+      await Promise.all([
+        step("closing the Kubernetes watches", async () => kube?.source.close(), CLOSE_RESERVE_MS),
+        step("closing the record watch", async () => stopRecordWatch?.(), CLOSE_RESERVE_MS),
+        step("closing the store", () => store.close(), CLOSE_RESERVE_MS),
+      ]);
     },
   };
 }

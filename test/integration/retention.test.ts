@@ -106,9 +106,9 @@ describe.each(backends)("retention on $name", ({ open }) => {
     const old = new Date(now - 40 * DAY);
     const recent = new Date(now - 1 * DAY);
     const oldEvents = [];
-    for (let i = 0; i < 7; i++) oldEvents.push(await store.appendEvent({ gameId: "g-old", type: "container_started", opId: null, at: old }));
+    for (let i = 0; i < 7; i++) oldEvents.push(await store.appendEvent({ gameId: "g-old", type: "container_started", opId: null, data: {}, at: old }));
     const recentEvents = [];
-    for (let i = 0; i < 2; i++) recentEvents.push(await store.appendEvent({ gameId: "g-new", type: "container_started", opId: null, at: recent }));
+    for (let i = 0; i < 2; i++) recentEvents.push(await store.appendEvent({ gameId: "g-new", type: "container_started", opId: null, data: {}, at: recent }));
     for (let i = 0; i < 5; i++) await addOperation(store, "g-old", old, "success");
     const runningId = await addOperation(store, "g-old", old, "running");
     await addOperation(store, "g-new", recent, "success");
@@ -151,10 +151,10 @@ describe.each(backends)("retention on $name", ({ open }) => {
     const before = (await store.eventBounds()).latest ?? 0;
     // An old event after a recent one (a writer's clock behind): deleting it would
     // leave a hole a resuming reader skips silently, so it stays with its successor.
-    const e1 = await store.appendEvent({ gameId: "p", type: "container_started", opId: null, at: old });
-    const e2 = await store.appendEvent({ gameId: "p", type: "container_started", opId: null, at: old });
-    const e3 = await store.appendEvent({ gameId: "p", type: "probe_failed", opId: null, at: recent });
-    const e4 = await store.appendEvent({ gameId: "p", type: "probe_failed", opId: null, at: old });
+    const e1 = await store.appendEvent({ gameId: "p", type: "container_started", opId: null, data: {}, at: old });
+    const e2 = await store.appendEvent({ gameId: "p", type: "container_started", opId: null, data: {}, at: old });
+    const e3 = await store.appendEvent({ gameId: "p", type: "probe_failed", opId: null, data: {}, at: recent });
+    const e4 = await store.appendEvent({ gameId: "p", type: "probe_failed", opId: null, data: {}, at: old });
     const retention = new RetentionRunnable({ store, settings: { eventRetentionMs: 30 * DAY, oplogRetentionMs: 30 * DAY, batchSize: 2, batchPauseMs: 0 }, logger });
     await retention.runNow();
     const seqs = (await store.eventsAfter(before)).map((e) => e.seq);
@@ -192,8 +192,8 @@ describe.each(backends)("retention on $name", ({ open }) => {
 
   it("stops between batches when its run is aborted (step-down)", async () => {
     const old = new Date(Date.now() - 40 * DAY);
-    for (let i = 0; i < 6; i++) await store.appendEvent({ gameId: "s", type: "container_started", opId: null, at: old });
-    await store.appendEvent({ gameId: "s", type: "container_started", opId: null });
+    for (let i = 0; i < 6; i++) await store.appendEvent({ gameId: "s", type: "container_started", opId: null, data: {}, at: old });
+    await store.appendEvent({ gameId: "s", type: "container_started", opId: null, data: {} });
     const controller = new AbortController();
     let batchesRun = 0;
     const counting = {
