@@ -9,9 +9,15 @@ export { describeDatabaseUrl, isConnectionError } from "./pgErrors.js";
 /** How much longer than the server's statement_timeout the client waits before it gives up on its own. */
 export const CLIENT_TIMEOUT_GRACE_MS = 5_000;
 
+/** node-postgres gave up waiting for an answer (query_timeout), whether or not the error was wrapped since. */
+function isReadTimeout(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  return err.message === "Query read timeout" || (err.cause !== undefined && err.cause !== err && isReadTimeout(err.cause));
+}
+
 /** The server cancelled a statement for its timeout, or the client gave up waiting for an answer. */
 function isStatementTimeout(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
+  if (!(err instanceof Error) || err instanceof RtmError) return false;
   const code = sqlState(err);
   if ((code === "57014" || code === "25P03") && /timeout/i.test(err.message)) return true;
   return err.message === "Query read timeout";
@@ -189,7 +195,7 @@ export class PgSqlClient implements SqlClient {
         // After a client-side timeout the connection still waits for the
         // lost answer: a ROLLBACK would queue behind it. Discarding the
         // connection rolls the transaction back on the server.
-        if (err instanceof Error && err.message === "Query read timeout") throw err;
+        if (isReadTimeout(err)) throw err;
         await conn.query("ROLLBACK");
       } catch {
         // A connection that cannot roll back must not go back to the pool

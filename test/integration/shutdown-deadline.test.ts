@@ -3,9 +3,10 @@
  * answers nothing: a real rtmanager process (src/main.ts) leading over a
  * PostgreSQL that is frozen (SIGSTOP: connections stay open, nothing is
  * answered, the hardest case for a client), and one leading in Kubernetes
- * mode over a test API server that stops answering every request. In the
- * Kubernetes case a single API call is also shown to be aborted by
- * RTMANAGER_KUBE_REQUEST_TIMEOUT.
+ * mode over a test API server that stops answering every request. Single
+ * calls are bounded too: a SQL statement on the frozen server fails after
+ * the statement timeout plus the client's grace, and a Kubernetes API call
+ * is aborted after RTMANAGER_KUBE_REQUEST_TIMEOUT.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import fs from "node:fs/promises";
@@ -13,6 +14,8 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BoundedKubeConfig, GameRuntimeApi, toApiRtmError } from "../../src/crd/api.js";
+import { RtmError } from "../../src/model/errors.js";
+import { CLIENT_TIMEOUT_GRACE_MS, PgSqlClient } from "../../src/store/pgClient.js";
 import { FakeApiServer } from "../k8s/fakeApiServer.js";
 import { fakeKubeConfig } from "../k8s/kubeconfig.js";
 import { cleanupInstance, createTestNetwork, ensureTestImages, removeTestNetwork, tempStateDir, uniqueInstance, waitFor } from "../helpers/docker.js";
@@ -101,6 +104,40 @@ describe("SIGTERM while PostgreSQL answers nothing", () => {
       }
     }
     await pg?.stop();
+  }, 60_000);
+
+  it("a transaction on a server that answers nothing fails soon after the statement timeout plus the client's grace", async () => {
+    const url = await pg.createDatabase("frozen_tx");
+    const dataDir = (await pg.query<{ data_directory: string }>("SHOW data_directory"))[0]!.data_directory;
+    const client = new PgSqlClient({ connectionString: url, statementTimeoutMs: 300 });
+    try {
+      await client.query("SELECT 1");
+      const pids = serverProcesses(dataDir);
+      let started = 0;
+      const outcome = client
+        .transaction(async (tx) => {
+          await tx.query("SELECT 1");
+          for (const pid of pids) process.kill(pid, "SIGSTOP");
+          started = performance.now();
+          await tx.query("SELECT 2");
+        })
+        .then(
+          () => null,
+          (e: unknown) => e,
+        );
+      const err = await outcome;
+      const ms = performance.now() - started;
+      for (const pid of pids) process.kill(pid, "SIGCONT");
+      // No ROLLBACK queued behind the lost answer: one timeout, not two.
+      expect(ms).toBeGreaterThan(300 + CLIENT_TIMEOUT_GRACE_MS - 200);
+      expect(ms).toBeLessThan(300 + CLIENT_TIMEOUT_GRACE_MS + 2_000);
+      expect(err).toBeInstanceOf(RtmError);
+      expect((err as RtmError).message).toMatch(/statement timed out \(RTMANAGER_SQL_STATEMENT_TIMEOUT=300 ms\): no answer within 5300 ms/);
+      // The pool discarded that connection and works again once the server is back.
+      expect((await client.query<{ one: number }>("SELECT 1 AS one")).rows[0]!.one).toBe(1);
+    } finally {
+      await client.close();
+    }
   }, 60_000);
 
   it("the leader exits within RTMANAGER_SHUTDOWN_TIMEOUT", async () => {
