@@ -7,7 +7,8 @@ import type { Server } from "node:http";
 import os from "node:os";
 import { randomBytes } from "node:crypto";
 import type { Config } from "./config.js";
-import { Manager, type ManagerHooks } from "./controller/manager.js";
+import { DEFAULT_RUNNABLE_STOP_TIMEOUT_MS, Manager, type ManagerHooks } from "./controller/manager.js";
+import { RetentionRunnable } from "./controller/runnables/retention.js";
 import { RecordCache } from "./controller/recordCache.js";
 import { RuntimeOperations } from "./controller/operations.js";
 import { withTimeout } from "./model/timeout.js";
@@ -42,6 +43,22 @@ export interface App {
   start(): Promise<number>;
   /** Stops in order: stop accepting requests, stop the loop, close the store. */
   stop(): Promise<void>;
+}
+
+/**
+ * What a shutdown keeps for the steps around the leader's runnables: closing
+ * the HTTP server (1 s), releasing the lease (3 s), closing the watches and
+ * the store (2 s), and a margin (1 s). The runnables get the rest of
+ * RTMANAGER_SHUTDOWN_TIMEOUT (18 s of the default 25 s), so the whole
+ * shutdown fits under the Deployment's 30 s termination grace.
+ */
+export const SHUTDOWN_RESERVE_MS = 7_000;
+const HTTP_CLOSE_BOUND_MS = 1_000;
+const CLOSE_RESERVE_MS = 2_000;
+
+/** The leader's runnables' stop bound: the manager's default, cut to fit the shutdown deadline. */
+export function runnableStopTimeout(shutdownTimeoutMs: number): number {
+  return Math.max(1_000, Math.min(DEFAULT_RUNNABLE_STOP_TIMEOUT_MS, shutdownTimeoutMs - SHUTDOWN_RESERVE_MS));
 }
 
 export function leaderIdentity(): string {
@@ -79,7 +96,7 @@ export async function readiness(store: SqlStore, docker: RuntimePort, network: s
  */
 async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, identity: string, metrics: Metrics) {
   const [
-    { KubeConfig },
+    { BoundedKubeConfig },
     { KubernetesDeclarationSource },
     { GameRuntimeEventRecorder },
     { KubernetesLease },
@@ -88,7 +105,7 @@ async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, 
     { kubeNamespaces },
     { kubernetesMirrorRunnable },
   ] = await Promise.all([
-    import("@kubernetes/client-node"),
+    import("./crd/api.js"),
     import("./crd/kubeSource.js"),
     import("./crd/events.js"),
     import("./crd/lease.js"),
@@ -98,7 +115,8 @@ async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, 
     import("./crd/mirrorRunnable.js"),
   ]);
   const namespaces = kubeNamespaces(config);
-  const kubeConfig = new KubeConfig();
+  // Every API request is aborted past RTMANAGER_KUBE_REQUEST_TIMEOUT; watches keep their silence limit.
+  const kubeConfig = new BoundedKubeConfig(config.kubeRequestTimeoutMs);
   kubeConfig.loadFromDefault();
   const log = logger.child({ component: "kubernetes" });
   const source = new KubernetesDeclarationSource({
@@ -151,6 +169,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
     onQueryError: () => metrics.onStoreQueryError(),
     // Record notifications are being missed: REST reads go to the store until they flow again.
     pg: {
+      statementTimeoutMs: config.sqlStatementTimeoutMs,
       onConnectionLost: () => records?.setLive(false),
       // A quiet LISTEN connection that answers its heartbeat is a live watch: its age restarts.
       onHeartbeat: () => metrics.watchEvent("postgres"),
@@ -192,10 +211,19 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
       renewDeadlineMs: config.leaseRenewDeadlineMs,
       retryPeriodMs: config.leaseRetryPeriodMs,
       declarationWatch: config.source === "kubernetes" ? "kubernetes" : "postgres",
+      runnableStopTimeoutMs: runnableStopTimeout(config.shutdownTimeoutMs),
     },
     logger: logger.child({ component: "controller" }),
     hooks: (kube?.observe ?? ((h: ManagerHooks) => h))(withRecordCache(metrics.managerHooks(), records)),
-    runnables: kube?.runnables,
+    runnables: [
+      ...(kube?.runnables ?? []),
+      new RetentionRunnable({
+        store,
+        settings: { eventRetentionMs: config.eventRetentionMs, oplogRetentionMs: config.oplogRetentionMs },
+        logger: logger.child({ component: "retention" }),
+        onPruned: metrics.onRetentionPruned,
+      }),
+    ],
   });
   metrics.bind({ queueStats: () => manager.queueStats(), records: store, declarations: source, poolInUse: () => store.sql.inUse?.() ?? 0 });
   const operations = new RuntimeOperations({
@@ -275,14 +303,37 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
       return port;
     },
     async stop() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections?.();
-      });
-      await manager.stop();
-      await kube?.source.close();
-      if (stopRecordWatch) await stopRecordWatch().catch(() => {});
-      await store.close();
+      // Every step is bounded, so a database or API server that answers
+      // nothing cannot hold the process past RTMANAGER_SHUTDOWN_TIMEOUT (main.ts
+      // exits at that deadline in any case). A step past its bound is left
+      // behind: the process is about to exit.
+      const deadline = performance.now() + config.shutdownTimeoutMs - 1_000;
+      const step = async (what: string, work: () => Promise<unknown>, boundMs: number): Promise<void> => {
+        const ms = Math.max(0, Math.min(boundMs, deadline - performance.now()));
+        try {
+          await withTimeout(work(), ms, () => new Error(`${what} did not finish within ${Math.round(ms)} ms`));
+        } catch (err) {
+          logger.warn({ err, step: what }, "shutdown step did not finish; going on");
+        }
+      };
+      await step(
+        "closing the HTTP server",
+        () =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeAllConnections?.();
+          }),
+        HTTP_CLOSE_BOUND_MS,
+      );
+      // Stops acting at once (mayAct turns false), stops the leader's runnables, releases the lease.
+      await step("stopping the controller", () => manager.stop(), deadline - CLOSE_RESERVE_MS - performance.now());
+      // Side by side: each may wait on a dependency that does not answer, and
+      // closing the store ends the LISTEN connection a stuck UNLISTEN waits on.
+      await Promise.all([
+        step("closing the Kubernetes watches", async () => kube?.source.close(), CLOSE_RESERVE_MS),
+        step("closing the record watch", async () => stopRecordWatch?.(), CLOSE_RESERVE_MS),
+        step("closing the store", () => store.close(), CLOSE_RESERVE_MS),
+      ]);
     },
   };
 }

@@ -62,6 +62,11 @@ export const CONFIG_DOCS: Setting[] = [
   { env: "RTMANAGER_ENGINE_READ_ONLY_ROOTFS", default: "false", doc: "Engines get a read-only root filesystem and a tmpfs on /tmp." },
   { env: "RTMANAGER_ENGINE_USER", default: undefined, doc: "`uid` or `uid:gid` engines run as. Unset: the image's user." },
   { env: "RTMANAGER_ENGINE_FS_GROUP", default: undefined, doc: "Numeric group that owns each game's state directory (mode 2770) and that every engine gets as a supplementary group. Unset: the controller's own group. A non-root controller must be a member of it." },
+  { env: "RTMANAGER_EVENT_RETENTION", default: "30d", doc: "Runtime events older than this are deleted by the leader (every 10 min); the newest event is always kept. A stream cursor older than the oldest kept event gets a `cursor_expired` diagnostic." },
+  { env: "RTMANAGER_OPLOG_RETENTION", default: "30d", doc: "Finished operation-log rows started longer ago than this are deleted by the leader; `running` rows are never deleted." },
+  { env: "RTMANAGER_SQL_STATEMENT_TIMEOUT", default: "30s", doc: "PostgreSQL: `statement_timeout` and `idle_in_transaction_session_timeout` of every pooled connection; the client gives up 5 s later on a server that does not answer at all. Migrations run without it. 0 turns it off. PGlite: unused." },
+  { env: "RTMANAGER_KUBE_REQUEST_TIMEOUT", default: "10s", doc: "Kubernetes mode: every API request (not watches, which have RTMANAGER_WATCH_SILENCE_LIMIT) is aborted after this long. 0 turns it off." },
+  { env: "RTMANAGER_SHUTDOWN_TIMEOUT", default: "25s", doc: "On SIGTERM/SIGINT the process exits within this, even with the database or the Kubernetes API hanging. Keep it under the pod's terminationGracePeriodSeconds (30 s)." },
 ];
 
 /** A Kubernetes object name such as a Lease's (RFC 1123 subdomain; the length is checked apart). */
@@ -140,6 +145,12 @@ export interface Config {
   logLevel: string;
   /** How every engine is confined, for whichever runtime runs it (RTMANAGER_ENGINE_*). */
   engineHardening: EngineHardening;
+  eventRetentionMs: number;
+  oplogRetentionMs: number;
+  /** 0: no statement timeout. */
+  sqlStatementTimeoutMs: number;
+  kubeRequestTimeoutMs: number;
+  shutdownTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -206,6 +217,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     RTMANAGER_LEASE_RENEW_DEADLINE: duration("RTMANAGER_LEASE_RENEW_DEADLINE"),
     RTMANAGER_LEASE_RETRY_PERIOD: duration("RTMANAGER_LEASE_RETRY_PERIOD"),
     RTMANAGER_WATCH_SILENCE_LIMIT: duration("RTMANAGER_WATCH_SILENCE_LIMIT"),
+    RTMANAGER_EVENT_RETENTION: duration("RTMANAGER_EVENT_RETENTION"),
+    RTMANAGER_OPLOG_RETENTION: duration("RTMANAGER_OPLOG_RETENTION"),
+    RTMANAGER_SQL_STATEMENT_TIMEOUT: duration("RTMANAGER_SQL_STATEMENT_TIMEOUT"),
+    RTMANAGER_KUBE_REQUEST_TIMEOUT: duration("RTMANAGER_KUBE_REQUEST_TIMEOUT"),
+    RTMANAGER_SHUTDOWN_TIMEOUT: duration("RTMANAGER_SHUTDOWN_TIMEOUT"),
     RTMANAGER_LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"], {
       message: "RTMANAGER_LOG_LEVEL must be trace, debug, info, warn, error, fatal or silent",
     }),
@@ -288,5 +304,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     watchSilenceLimitMs: v.RTMANAGER_WATCH_SILENCE_LIMIT,
     logLevel: v.RTMANAGER_LOG_LEVEL,
     engineHardening: hardening.value,
+    eventRetentionMs: v.RTMANAGER_EVENT_RETENTION,
+    oplogRetentionMs: v.RTMANAGER_OPLOG_RETENTION,
+    sqlStatementTimeoutMs: v.RTMANAGER_SQL_STATEMENT_TIMEOUT,
+    kubeRequestTimeoutMs: v.RTMANAGER_KUBE_REQUEST_TIMEOUT,
+    shutdownTimeoutMs: v.RTMANAGER_SHUTDOWN_TIMEOUT,
   };
 }

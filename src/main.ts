@@ -32,12 +32,24 @@ async function main(): Promise<void> {
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, "shutting down");
+    const deadlineMs = config.shutdownTimeoutMs;
+    logger.info({ signal, deadlineMs }, "shutting down");
+    // The backstop: app.stop() bounds each of its steps, but whatever still
+    // hangs (a socket to a frozen database, a stuck API call) must not keep
+    // the process past the deadline and into the kubelet's SIGKILL.
+    const backstop = setTimeout(() => {
+      logger.error({ signal, deadlineMs }, "shutdown did not finish within RTMANAGER_SHUTDOWN_TIMEOUT; exiting anyway");
+      process.exit(1);
+    }, deadlineMs);
     app
       .stop()
-      .then(() => process.exit(0))
+      .then(() => {
+        clearTimeout(backstop);
+        logger.info({ signal }, "stopped");
+        process.exit(0);
+      })
       .catch((err: unknown) => {
-        logger.error({ err: (err as Error).message }, "shutdown failed");
+        logger.error({ err }, "shutdown failed");
         process.exit(1);
       });
   };

@@ -12,6 +12,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { ManagerHooks, WatchName } from "./controller/manager.js";
+import { RETENTION_TABLES, type RetentionTable } from "./controller/runnables/retention.js";
 import type { DockerCallOutcome } from "./runtime/docker/dockerRuntime.js";
 import type { HttpMetrics } from "./http/server.js";
 import { FleetGauges, type FleetSources } from "./metrics/fleet.js";
@@ -61,6 +62,7 @@ export class Metrics implements HttpMetrics {
   readonly leader: Gauge;
   readonly watchRelists: Counter<"watch">;
   readonly probes: Counter<"result">;
+  readonly retentionPruned: Counter<"table">;
 
   private readonly now: () => number;
   private bindings: MetricsBindings | null = null;
@@ -142,6 +144,13 @@ export class Metrics implements HttpMetrics {
     this.watchRelists = new Counter({ name: "rtmanager_watch_relists_total", help: "Full re-lists after a watch was re-established.", labelNames: ["watch"], registers });
     this.probes = new Counter({ name: "rtmanager_probe_total", help: "Engine health probes by result.", labelNames: ["result"], registers });
     for (const result of ["success", "failure"]) this.probes.inc({ result }, 0);
+    this.retentionPruned = new Counter({
+      name: "rtmanager_retention_pruned_rows_total",
+      help: "Rows deleted by retention (RTMANAGER_EVENT_RETENTION, RTMANAGER_OPLOG_RETENTION), by table.",
+      labelNames: ["table"],
+      registers,
+    });
+    for (const table of RETENTION_TABLES) this.retentionPruned.inc({ table }, 0);
   }
 
   get contentType(): string {
@@ -191,6 +200,11 @@ export class Metrics implements HttpMetrics {
   onStoreQueryError(): void {
     this.storeQueryErrors.inc();
   }
+
+  /** For RetentionDeps.onPruned. */
+  readonly onRetentionPruned = (table: RetentionTable, rows: number): void => {
+    this.retentionPruned.inc({ table }, rows);
+  };
 
   /** A watch delivered a message. */
   watchEvent(watch: WatchName): void {

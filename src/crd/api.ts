@@ -7,9 +7,10 @@
 import {
   ApiException,
   CustomObjectsApi,
+  KubeConfig,
   PatchStrategy,
   setHeaderOptions,
-  type KubeConfig,
+  type RequestContext,
   type V1ObjectMeta,
 } from "@kubernetes/client-node";
 import { RtmError } from "../model/errors.js";
@@ -110,8 +111,42 @@ export function httpStatusOf(err: unknown): number | null {
   return null;
 }
 
+/**
+ * A KubeConfig whose API requests are aborted after `requestTimeoutMs` (0:
+ * never), so an API server that accepts connections but answers nothing
+ * cannot hold a worker, the status writer or a step-down for ever.
+ *
+ * client-node 1.4 authenticates every request of every API client made with
+ * makeApiClient through `applySecurityAuthentication(RequestContext)`, and
+ * its fetch layer passes `RequestContext.getSignal()` to node-fetch; setting
+ * the signal there bounds the calls of every module (GameRuntime objects,
+ * Events, the Lease) without each one passing options. A per-call middleware
+ * that sets its own signal (the Lease's renew-deadline bound) runs after
+ * this and replaces it. Watches do not come through here (client-node's Watch
+ * uses applyToFetchOptions): they are long-lived and bounded by the silence
+ * watchdog instead.
+ */
+export class BoundedKubeConfig extends KubeConfig {
+  constructor(readonly requestTimeoutMs: number) {
+    super();
+  }
+
+  override async applySecurityAuthentication(context: RequestContext): Promise<void> {
+    await super.applySecurityAuthentication(context);
+    if (this.requestTimeoutMs > 0 && !context.getSignal()) {
+      context.setSignal(AbortSignal.timeout(this.requestTimeoutMs) as Parameters<RequestContext["setSignal"]>[0]);
+    }
+  }
+}
+
+/** node-fetch rejects an aborted request with an AbortError that carries no reason. */
+function isAbortError(err: unknown): boolean {
+  return err instanceof Error && err.name === "AbortError";
+}
+
 /** The `message` of a Kubernetes Status body, or the error's own message. */
 export function apiMessageOf(err: unknown): string {
+  if (isAbortError(err)) return "request aborted: no answer within its timeout (RTMANAGER_KUBE_REQUEST_TIMEOUT or the caller's bound)";
   if (err instanceof ApiException) {
     const body: unknown = err.body;
     let parsed: unknown = body;
@@ -136,7 +171,8 @@ export function toApiRtmError(err: unknown, what: string): RtmError {
   const status = httpStatusOf(err);
   const message = `${what}: ${apiMessageOf(err)}`;
   if (status === 422 || status === 400) return new RtmError("invalid_request", message, undefined, { cause: err });
-  return new RtmError("service_unavailable", `Kubernetes API ${status ? `answered ${status}` : "unreachable"}: ${message}`, undefined, { cause: err });
+  const outcome = status ? `answered ${status}` : isAbortError(err) ? "timed out" : "unreachable";
+  return new RtmError("service_unavailable", `Kubernetes API ${outcome}: ${message}`, undefined, { cause: err });
 }
 
 export function isGameRuntimeObject(value: unknown): value is GameRuntimeObject {

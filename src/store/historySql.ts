@@ -105,11 +105,26 @@ export async function markInterruptedOperations(db: SqlQueryable): Promise<Opera
   return rows.map(toOperation).sort((a, b) => a.id - b.id);
 }
 
-/** Running operations are kept. */
-export async function pruneOperations(db: SqlQueryable, olderThan: Date): Promise<number> {
+/** Rows one retention statement deletes at most: a short lock, whatever the backlog. */
+export const PRUNE_BATCH_DEFAULT = 1000;
+
+/**
+ * One batch of retention: at most `limit` finished operations started before
+ * `olderThan`, oldest first. A `running` row is never deleted (the outer
+ * condition is re-checked on the row the DELETE locks, so a row cannot slip
+ * through between the subquery and the delete). Returns the rows deleted; fewer
+ * than `limit` means nothing older is left.
+ */
+export async function pruneOperations(db: SqlQueryable, olderThan: Date, limit = PRUNE_BATCH_DEFAULT): Promise<number> {
   const { rows } = await db.query(
-    "DELETE FROM operation_log WHERE started_at < $1::timestamptz AND outcome <> 'running' RETURNING id",
-    [olderThan],
+    `DELETE FROM operation_log
+      WHERE id IN (SELECT id FROM operation_log
+                    WHERE started_at < $1::timestamptz AND outcome <> 'running'
+                    ORDER BY id
+                    LIMIT $2)
+        AND outcome <> 'running'
+      RETURNING id`,
+    [olderThan, limit],
   );
   return rows.length;
 }
@@ -152,7 +167,27 @@ export async function eventBounds(db: SqlQueryable): Promise<{ oldest: number | 
   };
 }
 
-export async function pruneEvents(db: SqlQueryable, olderThan: Date): Promise<number> {
-  const { rows } = await db.query("DELETE FROM runtime_events WHERE at < $1::timestamptz RETURNING seq", [olderThan]);
+/**
+ * One batch of event retention: at most `limit` events, and only a prefix of
+ * the log in `seq` order. Of the `limit` oldest events it deletes those before
+ * the first one at or after `olderThan`, and never the newest event of all.
+ * So the stored events stay one unbroken run of seq values (an event written
+ * with an older `at` than its predecessor cannot leave a hole a resuming
+ * reader would skip silently), and eventBounds() never comes back empty after
+ * pruning: a cursor below the oldest kept event is always reported as
+ * `cursor_expired` on the event stream. Returns the events deleted; fewer than
+ * `limit` means nothing older is left.
+ */
+export async function pruneEvents(db: SqlQueryable, olderThan: Date, limit = PRUNE_BATCH_DEFAULT): Promise<number> {
+  const { rows } = await db.query(
+    `WITH head AS (SELECT seq, at FROM runtime_events ORDER BY seq LIMIT $2),
+          keep_from AS (SELECT COALESCE((SELECT min(seq) FROM head WHERE at >= $1::timestamptz),
+                                        (SELECT max(seq) FROM runtime_events)) AS seq)
+     DELETE FROM runtime_events
+      WHERE seq IN (SELECT seq FROM head)
+        AND seq < (SELECT seq FROM keep_from)
+      RETURNING seq`,
+    [olderThan, limit],
+  );
   return rows.length;
 }

@@ -42,13 +42,32 @@ export async function openStore(options: OpenStoreOptions): Promise<SqlStore> {
     client = await PgliteSqlClient.open(options.dataDir, logger);
   }
   try {
-    await applyMigrations(client, logger);
+    await migrate(client, options, logger);
   } catch (err) {
     await client.close().catch(() => undefined);
     throw err;
   }
   logger.info({ db: client.description }, "store open");
   return new SqlStore(options.onQueryError ? observeErrors(client, options.onQueryError) : client, { logger });
+}
+
+/**
+ * Migrations may wait for another replica's migration (the lock) and a
+ * schema change on a large table may take minutes: on PostgreSQL they run on
+ * a connection of their own without the statement timeout (a start-up probe
+ * bounds start-up as a whole).
+ */
+async function migrate(client: SqlClient, options: OpenStoreOptions, logger: StoreLogger): Promise<void> {
+  if (!options.databaseUrl || !options.pg?.statementTimeoutMs) {
+    await applyMigrations(client, logger);
+    return;
+  }
+  const unbounded = new PgSqlClient({ ...options.pg, connectionString: options.databaseUrl, logger, poolSize: 1, statementTimeoutMs: 0 });
+  try {
+    await applyMigrations(unbounded, logger);
+  } finally {
+    await unbounded.close();
+  }
 }
 
 /**

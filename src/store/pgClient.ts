@@ -1,9 +1,44 @@
 import pg from "pg";
 import { describeDatabaseUrl, mapError, passwordOf } from "./pgErrors.js";
 import { PgListener } from "./pgListener.js";
-import { silentLogger, type ListenHandlers, type SqlClient, type SqlQueryable, type StoreLogger } from "./sqlClient.js";
+import { RtmError } from "../model/errors.js";
+import { silentLogger, sqlState, type ListenHandlers, type SqlClient, type SqlQueryable, type StoreLogger } from "./sqlClient.js";
 
 export { describeDatabaseUrl, isConnectionError } from "./pgErrors.js";
+
+/** How much longer than the server's statement_timeout the client waits before it gives up on its own. */
+export const CLIENT_TIMEOUT_GRACE_MS = 5_000;
+
+/** node-postgres gave up waiting for an answer (query_timeout), whether or not the error was wrapped since. */
+function isReadTimeout(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  return err.message === "Query read timeout" || (err.cause !== undefined && err.cause !== err && isReadTimeout(err.cause));
+}
+
+/** The server cancelled a statement for its timeout, or the client gave up waiting for an answer. */
+function isStatementTimeout(err: unknown): boolean {
+  if (!(err instanceof Error) || err instanceof RtmError) return false;
+  const code = sqlState(err);
+  if ((code === "57014" || code === "25P03") && /timeout/i.test(err.message)) return true;
+  return err.message === "Query read timeout";
+}
+
+/**
+ * A timeout as service_unavailable naming the setting, so a log line or a 503
+ * says what was slow and what bounds it; everything else goes to mapError.
+ */
+function mapTimeout(err: unknown, description: string, statementTimeoutMs: number): RtmError | null {
+  if (!isStatementTimeout(err)) return null;
+  const message = (err as Error).message === "Query read timeout"
+    ? `no answer within ${statementTimeoutMs + CLIENT_TIMEOUT_GRACE_MS} ms`
+    : (err as Error).message;
+  return new RtmError(
+    "service_unavailable",
+    `database ${description}: statement timed out (RTMANAGER_SQL_STATEMENT_TIMEOUT=${statementTimeoutMs} ms): ${message}`,
+    undefined,
+    { cause: err },
+  );
+}
 
 export interface PgClientOptions {
   connectionString: string;
@@ -13,6 +48,15 @@ export interface PgClientOptions {
   /** application_name of the pool; the LISTEN connection gets `${applicationName}-listen`. */
   applicationName?: string;
   connectTimeoutMs?: number;
+  /**
+   * Server-side `statement_timeout` and `idle_in_transaction_session_timeout`
+   * of every pooled connection (0 or absent: none). A statement past it fails
+   * with service_unavailable instead of holding a worker, and a transaction
+   * left open by a stuck client gives its locks back. The client itself gives
+   * up CLIENT_TIMEOUT_GRACE_MS later, for a server that answers nothing at all
+   * (frozen, or cut off without a reset): then the connection is discarded.
+   */
+  statementTimeoutMs?: number;
   /**
    * How often the LISTEN connection is asked `SELECT 1`. A silently dropped
    * TCP connection raises no event; without this probe the watch would go
@@ -67,6 +111,7 @@ export class PgSqlClient implements SqlClient {
     this.description = describeDatabaseUrl(options.connectionString);
     this.logger = options.logger ?? silentLogger;
     this.secret = passwordOf(options.connectionString);
+    const statementTimeoutMs = options.statementTimeoutMs ?? 0;
     this.pool = new pg.Pool({
       connectionString: options.connectionString,
       max: options.poolSize ?? 10,
@@ -74,6 +119,17 @@ export class PgSqlClient implements SqlClient {
       connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
       idleTimeoutMillis: 30_000,
       keepAlive: true,
+      // Startup parameters: they hold for every statement on the connection.
+      // No lock_timeout: a lock wait is part of its statement and already
+      // bounded by statement_timeout; a shorter one would turn ordinary
+      // waits on the events lock into failures.
+      ...(statementTimeoutMs > 0
+        ? {
+            statement_timeout: statementTimeoutMs,
+            idle_in_transaction_session_timeout: statementTimeoutMs,
+            query_timeout: statementTimeoutMs + CLIENT_TIMEOUT_GRACE_MS,
+          }
+        : {}),
     });
     // An idle pooled connection that dies emits here; without a listener
     // the process would crash. The pool replaces it on the next checkout.
@@ -84,6 +140,7 @@ export class PgSqlClient implements SqlClient {
       connectionString: options.connectionString,
       applicationName: `${options.applicationName ?? "rtmanager"}-listen`,
       connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
+      queryTimeoutMs: statementTimeoutMs > 0 ? statementTimeoutMs + CLIENT_TIMEOUT_GRACE_MS : undefined,
       heartbeatMs: options.listenHeartbeatMs ?? 15_000,
       reconnectMinMs: options.reconnectMinMs ?? 100,
       reconnectMaxMs: options.reconnectMaxMs ?? 5_000,
@@ -95,7 +152,8 @@ export class PgSqlClient implements SqlClient {
     });
   }
 
-  private wrap = (err: unknown): unknown => mapError(err, this.description, this.secret);
+  private wrap = (err: unknown): unknown =>
+    mapTimeout(err, this.description, this.options.statementTimeoutMs ?? 0) ?? mapError(err, this.description, this.secret);
 
   inUse(): number {
     return this.pool.totalCount - this.pool.idleCount;
@@ -134,6 +192,10 @@ export class PgSqlClient implements SqlClient {
       return result;
     } catch (err) {
       try {
+        // After a client-side timeout the connection still waits for the
+        // lost answer: a ROLLBACK would queue behind it. Discarding the
+        // connection rolls the transaction back on the server.
+        if (isReadTimeout(err)) throw err;
         await conn.query("ROLLBACK");
       } catch {
         // A connection that cannot roll back must not go back to the pool

@@ -15,6 +15,13 @@ export interface PgListenerOptions {
   /** application_name of the connection. */
   applicationName: string;
   connectTimeoutMs: number;
+  /**
+   * Client-side bound of LISTEN and UNLISTEN (absent: none), so subscribing
+   * or unsubscribing never hangs on a server that answers nothing. The
+   * connection gets no server-side statement_timeout: it only runs trivial
+   * statements, and its liveness is the heartbeat's job.
+   */
+  queryTimeoutMs?: number;
   /** How often the connection is asked `SELECT 1`; 0 turns the heartbeat off. */
   heartbeatMs: number;
   reconnectMinMs: number;
@@ -106,6 +113,7 @@ export class PgListener {
       application_name: this.options.applicationName,
       connectionTimeoutMillis: this.options.connectTimeoutMs,
       keepAlive: true,
+      ...(this.options.queryTimeoutMs ? { query_timeout: this.options.queryTimeoutMs } : {}),
     });
     let dead: Error | null = null;
     client.on("notification", (msg) => {

@@ -153,9 +153,9 @@ export class SqlStore implements StateStore, DeclarationSource {
     return this.write(fence, "interrupted operations", (db) => history.markInterruptedOperations(db));
   }
 
-  /** Not part of StateStore: retention. Running operations are kept. */
-  pruneOperations(olderThan: Date): Promise<number> {
-    return history.pruneOperations(this.client, olderThan);
+  /** Not part of StateStore: retention, one batch of at most `limit` rows. Running operations are kept. */
+  pruneOperations(olderThan: Date, limit?: number): Promise<number> {
+    return history.pruneOperations(this.client, olderThan, limit);
   }
 
   // ------------------------------------------------------------------ events
@@ -173,9 +173,9 @@ export class SqlStore implements StateStore, DeclarationSource {
     return history.eventBounds(this.client);
   }
 
-  /** Not part of StateStore: retention. */
-  pruneEvents(olderThan: Date): Promise<number> {
-    return history.pruneEvents(this.client, olderThan);
+  /** Not part of StateStore: retention, one batch of at most `limit` events (a prefix of the log; the newest is kept). */
+  pruneEvents(olderThan: Date, limit?: number): Promise<number> {
+    return history.pruneEvents(this.client, olderThan, limit);
   }
 
   // ------------------------------------------------------------------ leases
