@@ -12,4 +12,22 @@ export default tseslint.config(
       "no-console": "off",
     },
   },
+  {
+    // Errors go to pino as objects, under `err`, so its serializer keeps the type,
+    // the message, the stack and the cause; a message string alone loses them.
+    files: ["src/**/*.ts"],
+    rules: {
+      "no-restricted-syntax": [
+        "error",
+        {
+          selector: "CallExpression[callee.property.name=/^(trace|debug|info|warn|error|fatal)$/] > ObjectExpression > Property[key.name=/^(err|error)$/] > MemberExpression[property.name='message']",
+          message: "Log the error object ({ err }), not its message: pino's serializer keeps the stack and the cause.",
+        },
+        {
+          selector: "CallExpression[callee.property.name=/^(trace|debug|info|warn|error|fatal)$/] > ObjectExpression > Property[key.name=/^(err|error)$/] > CallExpression[callee.name=/^(String|apiMessageOf)$/]",
+          message: "Log the error object ({ err }), not a string made from it: pino's serializer keeps the stack and the cause.",
+        },
+      ],
+    },
+  },
 );

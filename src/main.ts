@@ -23,7 +23,7 @@ async function main(): Promise<void> {
     await app.start();
   } catch (err) {
     const code = isRtmError(err) ? err.code : "internal_error";
-    logger.fatal({ code, err: (err as Error).message }, "start-up failed");
+    logger.fatal({ code, err }, "start-up failed");
     console.error(`rtmanager: start-up failed (${code}): ${(err as Error).message}`);
     if (app) await app.stop().catch(() => {});
     process.exit(1);

@@ -99,7 +99,7 @@ export class LeaderElector {
       refused = !held;
     } catch (err) {
       // Unknown outcome (unreachable, or no answer in time): keep trying until the renew deadline.
-      this.logger.warn({ err: (err as Error).message }, "lease renewal failed");
+      this.logger.warn({ err }, "lease renewal failed");
     }
     if (this.stopped && !this.leading) return;
     if (held) {

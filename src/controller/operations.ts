@@ -273,7 +273,7 @@ export class RuntimeOperations {
     try {
       await this.logFinished(gameId, kind, ctx, imageRef, stopReason, "failure", err);
     } catch (logErr) {
-      ctx.logger.warn({ err: (logErr as Error).message }, "could not log a refused operation");
+      ctx.logger.warn({ err: logErr }, "could not log a refused operation");
     }
   }
 

@@ -148,7 +148,7 @@ export class GameRuntimeEventRecorder {
       if (!obj) return;
       await this.write(obj, spec);
     } catch (err) {
-      this.logger.warn({ gameId, reason: spec.reason, err: apiMessageOf(err) }, "could not emit a Kubernetes event");
+      this.logger.warn({ gameId, reason: spec.reason, err, apiMessage: apiMessageOf(err) }, "could not emit a Kubernetes event");
     }
   }
 

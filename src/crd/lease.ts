@@ -184,7 +184,7 @@ export class KubernetesLease implements Lease {
       this.logger.info({ holder }, "lease released");
     } catch (err) {
       // 409: someone else already wrote it; then it is not ours to release anymore.
-      if (httpStatusOf(err) !== 409) this.logger.warn({ err: apiMessageOf(err) }, "could not release the lease");
+      if (httpStatusOf(err) !== 409) this.logger.warn({ err, apiMessage: apiMessageOf(err) }, "could not release the lease");
     }
   }
 }

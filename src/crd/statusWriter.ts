@@ -270,12 +270,12 @@ export class GameRuntimeStatusWriter {
             if (!retriable(err) || (this.flushDeadline !== null && now >= this.flushDeadline)) {
               this.pending.delete(gameId);
               this.failures.delete(gameId);
-              this.logger.warn({ gameId, err: apiMessageOf(err) }, "could not write GameRuntime status; giving up (the next reconcile repairs it)");
+              this.logger.warn({ gameId, err, apiMessage: apiMessageOf(err) }, "could not write GameRuntime status; giving up (the next reconcile repairs it)");
               break;
             }
             let delay = jitteredBackoff(failures, this.backoff);
             if (this.flushDeadline !== null) delay = Math.min(delay, Math.max(0, this.flushDeadline - now));
-            this.logger.warn({ gameId, err: apiMessageOf(err), failures, retryInMs: Math.round(delay) }, "could not write GameRuntime status; retrying");
+            this.logger.warn({ gameId, err, apiMessage: apiMessageOf(err), failures, retryInMs: Math.round(delay) }, "could not write GameRuntime status; retrying");
             await this.sleep(gameId, delay);
           }
         }

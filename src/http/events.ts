@@ -156,7 +156,7 @@ export class EventStreams {
         const e = toRtmError(err);
         // One diagnostic per outage; the poll keeps retrying from the same cursor.
         if (!failing) {
-          logger.warn({ err: e.message, cursor }, "event stream read failed");
+          logger.warn({ err: e, cursor }, "event stream read failed");
           await write(diagnosticFrame({ code: "stream_failed", message: `reading events failed: ${e.message}; retrying`, cursor }));
         }
         failing = true;
@@ -189,7 +189,7 @@ export class EventStreams {
       await write(`id: ${cursor}\nevent: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n`);
     } catch (err) {
       const e = toRtmError(err);
-      logger.warn({ err: e.message }, "event stream could not send its snapshot");
+      logger.warn({ err: e }, "event stream could not send its snapshot");
       await write(diagnosticFrame({ code: "stream_failed", message: `could not read the current records: ${e.message}` }));
       cleanup();
       res.end();

@@ -272,7 +272,7 @@ export function createHttpServer(deps: HttpDeps): http.Server {
     const known = isRtmError(err);
     const status = known ? statusOf(err) : 500;
     if (!known) logger.error({ err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, "unexpected error");
-    else if (status >= 500) logger.error({ code: err.code, err: err.message }, "request failed");
+    else if (status >= 500) logger.error({ code: err.code, err }, "request failed");
     if (res.headersSent) {
       // A stream already under way cannot switch to an error envelope.
       res.end();

@@ -125,7 +125,7 @@ export class PgliteSqlClient implements SqlClient {
       try {
         handlers.onNotify(payload);
       } catch (err) {
-        this.logger.error({ err: (err as Error).message, channel }, "notification handler threw");
+        this.logger.error({ err, channel }, "notification handler threw");
       }
     });
     return async () => {
