@@ -54,6 +54,8 @@ export const CONFIG_DOCS: Setting[] = [
   { env: "RTMANAGER_LEASE_RETRY_PERIOD", default: "2s", doc: "How often candidates try to take or renew the lease." },
   { env: "RTMANAGER_WATCH_SILENCE_LIMIT", default: "5m", doc: "A watch silent this long is re-established and everything re-listed." },
   { env: "RTMANAGER_LOG_LEVEL", default: "info", doc: "pino level: trace, debug, info, warn, error." },
+  { env: "RTMANAGER_LOGS_MAX_BYTES", default: "1m", doc: "Byte ceiling of one engine-log read without follow (GET .../logs); a smaller limitBytes wins. k, m, g are binary." },
+  { env: "RTMANAGER_LOGS_FOLLOW_MAX", default: "1h", doc: "How long one followed engine-log stream (GET .../logs?follow=true) stays open at most." },
 ];
 
 /** A Kubernetes object name such as a Lease's (RFC 1123 subdomain; the length is checked apart). */
@@ -130,6 +132,10 @@ export interface Config {
   leaseRetryPeriodMs: number;
   watchSilenceLimitMs: number;
   logLevel: string;
+  /** Byte ceiling of a non-follow engine-log read. */
+  logsMaxBytes: number;
+  /** Bound of one followed engine-log stream. */
+  logsFollowMaxMs: number;
 }
 
 export class ConfigError extends Error {
@@ -199,6 +205,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     RTMANAGER_LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"], {
       message: "RTMANAGER_LOG_LEVEL must be trace, debug, info, warn, error, fatal or silent",
     }),
+    RTMANAGER_LOGS_MAX_BYTES: z.string().transform((t, ctx) => {
+      const n = parseMemory(t);
+      if (n === null) {
+        ctx.addIssue({ code: "custom", message: `RTMANAGER_LOGS_MAX_BYTES: ${JSON.stringify(t)} is not a size such as 1m` });
+        return z.NEVER;
+      }
+      return n;
+    }),
+    RTMANAGER_LOGS_FOLLOW_MAX: duration("RTMANAGER_LOGS_FOLLOW_MAX"),
   });
   const raw = Object.fromEntries(Object.keys(schema.shape).map((k) => [k, get(k)]));
   const parsed = schema.safeParse(raw);
@@ -275,5 +290,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     leaseRetryPeriodMs: v.RTMANAGER_LEASE_RETRY_PERIOD,
     watchSilenceLimitMs: v.RTMANAGER_WATCH_SILENCE_LIMIT,
     logLevel: v.RTMANAGER_LOG_LEVEL,
+    logsMaxBytes: v.RTMANAGER_LOGS_MAX_BYTES,
+    logsFollowMaxMs: v.RTMANAGER_LOGS_FOLLOW_MAX,
   };
 }

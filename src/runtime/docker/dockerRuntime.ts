@@ -9,6 +9,7 @@ import type {
   EngineEventHandlers,
   EngineSpec,
   ImagePullPolicy,
+  LogStreamOptions,
   ObservedContainer,
   RuntimeCapabilities,
   RuntimePort,
@@ -19,7 +20,7 @@ import { DockerContainers } from "./containers.js";
 import { watchDockerEvents } from "./events.js";
 import { DockerImages } from "./images.js";
 import { ENGINE_PORT as ENGINE_HTTP_PORT } from "../../model/engine.js";
-import { containerLogs } from "./logs.js";
+import { containerLogStream } from "./logs.js";
 
 export type { AdapterLogger, DockerCallOutcome } from "./calls.js";
 
@@ -146,8 +147,8 @@ export class DockerRuntime implements RuntimePort {
     return watchDockerEvents(this.ctx, this.reconnect, handlers);
   }
 
-  logs(id: string, tail: number): Promise<string> {
-    return containerLogs(this.ctx, id, tail);
+  logStream(id: string, options: LogStreamOptions): Promise<AsyncIterable<Buffer>> {
+    return containerLogStream(this.ctx, id, options);
   }
 
   /**
