@@ -117,7 +117,11 @@ export async function waitCommand(ctx: CommandContext, [gameId = ""]: string[]):
   };
   const timer = setInterval(() => void look().catch(() => undefined), WAIT_RECHECK_MS);
   try {
-    if (!(await look())) await eachEvent(ctx, gameId, signal, () => look());
+    if (!(await look())) {
+      ctx.io.err(`waiting up to ${humanMs(ctx.timeoutMs)} for ${gameId} to be ${cond}\n`);
+      // Each connection opens with a snapshot, which triggers a look: nothing between the first look and now is missed.
+      await eachEvent(ctx, gameId, signal, () => look());
+    }
   } catch (err) {
     // A request cut by the deadline or by a periodic look that succeeded is no failure; the checks below decide.
     if (!signal.aborted) throw err;
