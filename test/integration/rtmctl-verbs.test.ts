@@ -122,7 +122,7 @@ describe("rtmctl completion", () => {
     expect(await complete("rtmctl", "completion", "")).toEqual(["bash", "zsh"]);
 
     expect((await rtmctl(["completion", "fish"])).code).toBe(EXIT_USAGE);
-  }, 60_000);
+  }, 180_000);
 });
 
 describe("rtmctl against a server", () => {
@@ -151,7 +151,7 @@ describe("rtmctl against a server", () => {
     expect(docs.every((d) => d.gameId === game)).toBe(true);
     const logs = await rtmctl(["logs", game, "-o", "yaml"]);
     expect(parseYaml(logs.stdout)).toMatchObject({ gameId: game, logs: expect.stringContaining("engine 1.0.0 starting") });
-  }, 90_000);
+  }, 240_000);
 
   it("wait: 0 once the condition holds, 6 on timeout, the error's code otherwise; woken by events", async () => {
     const game = uniqueGameId("wait");
