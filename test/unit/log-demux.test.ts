@@ -1,7 +1,9 @@
-/** Docker's multiplexed log frames, read as they arrive in arbitrary chunks. */
+/** Engine log streams: Docker's multiplexed frames read as they arrive, the route's bounds, the Pod stub's stream. */
 import { describe, expect, it } from "vitest";
 import { parseLogQuery } from "../../src/http/logs.js";
+import type { EngineSpec } from "../../src/model/ports.js";
 import { LogDemuxer } from "../../src/runtime/docker/logs.js";
+import { StubPodRuntime } from "../helpers/podRuntime.js";
 
 function frame(stream: 1 | 2, text: string): Buffer {
   const payload = Buffer.from(text);
@@ -43,5 +45,36 @@ describe("parseLogQuery", () => {
   });
   it("refuses what it cannot read", () => {
     for (const bad of ["tail=0", "tail=x", "limitBytes=-1", "follow=yes"]) expect(() => q(bad), bad).toThrow(/must be/);
+  });
+});
+
+describe("StubPodRuntime.logStream (the port's other implementation)", () => {
+  const spec = (imageRef: string): EngineSpec => ({
+    gameId: "g1",
+    name: "galaxy-game-g1",
+    imageRef,
+    generation: 1,
+    restartToken: null,
+    configHash: "h",
+    env: {},
+    statePath: "/state/g1",
+    resources: { nanoCpus: 500_000_000, memoryBytes: 64 * 1024 * 1024, pidsLimit: 64 },
+  });
+
+  it("gives the tail, then with follow the new output until the Pod goes; unknown Pods are not_found", async () => {
+    const pods = new StubPodRuntime();
+    const id = await pods.create(spec("galaxy/engine:1.0.0"));
+    await expect.poll(() => pods.logs(id, 5)).toContain("starting");
+    const text = async (s: AsyncIterable<Buffer>) => {
+      let t = "";
+      for await (const c of s) t += c.toString();
+      return t;
+    };
+    expect(await text(await pods.logStream(id, { tail: 5, follow: false, signal: new AbortController().signal }))).toBe("engine galaxy/engine:1.0.0 starting\n");
+    const followed = text(await pods.logStream(id, { tail: 1, follow: true, signal: new AbortController().signal }));
+    await pods.updateImage(id, spec("galaxy/engine:1.0.1"));
+    await pods.remove(id);
+    expect(await followed).toBe("engine galaxy/engine:1.0.0 starting\nengine galaxy/engine:1.0.1 starting\n");
+    await expect(pods.logStream("pod-404", { tail: 1, follow: false, signal: new AbortController().signal })).rejects.toMatchObject({ kind: "not_found" });
   });
 });
