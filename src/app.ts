@@ -252,10 +252,14 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
     preview: (gameId) => manager.reconciler.preview(gameId),
     metrics,
     declarations: source,
-    logs: async (gameId, tail) => {
-      const record = await store.getRecord(gameId);
-      if (!record?.currentContainerId) throw new RtmError("not_found", `runtime ${gameId} has no container`);
-      return docker.logs(record.currentContainerId, tail);
+    logs: {
+      logStream: async (gameId, options) => {
+        const record = await store.getRecord(gameId);
+        if (!record?.currentContainerId) throw new RtmError("not_found", `runtime ${gameId} has no container`);
+        return docker.logStream(record.currentContainerId, options);
+      },
+      maxBytes: config.logsMaxBytes,
+      followMaxMs: config.logsFollowMaxMs,
     },
   });
   let stopRecordWatch: (() => Promise<void>) | null = null;

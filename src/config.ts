@@ -67,6 +67,8 @@ export const CONFIG_DOCS: Setting[] = [
   { env: "RTMANAGER_SQL_STATEMENT_TIMEOUT", default: "30s", doc: "PostgreSQL: `statement_timeout` and `idle_in_transaction_session_timeout` of every pooled connection; the client gives up 5 s later on a server that does not answer at all. Migrations run without it. 0 turns it off. PGlite: unused." },
   { env: "RTMANAGER_KUBE_REQUEST_TIMEOUT", default: "10s", doc: "Kubernetes mode: every API request (not watches, which have RTMANAGER_WATCH_SILENCE_LIMIT) is aborted after this long. 0 turns it off." },
   { env: "RTMANAGER_SHUTDOWN_TIMEOUT", default: "25s", doc: "On SIGTERM/SIGINT the process exits within this, even with the database or the Kubernetes API hanging. Keep it under the pod's terminationGracePeriodSeconds (30 s)." },
+  { env: "RTMANAGER_LOGS_MAX_BYTES", default: "1m", doc: "Byte ceiling of one engine-log read without follow (GET .../logs); a smaller limitBytes wins. k, m, g are binary." },
+  { env: "RTMANAGER_LOGS_FOLLOW_MAX", default: "1h", doc: "How long one followed engine-log stream (GET .../logs?follow=true) stays open at most." },
 ];
 
 /** A Kubernetes object name such as a Lease's (RFC 1123 subdomain; the length is checked apart). */
@@ -151,6 +153,10 @@ export interface Config {
   sqlStatementTimeoutMs: number;
   kubeRequestTimeoutMs: number;
   shutdownTimeoutMs: number;
+  /** Byte ceiling of a non-follow engine-log read. */
+  logsMaxBytes: number;
+  /** Bound of one followed engine-log stream. */
+  logsFollowMaxMs: number;
 }
 
 export class ConfigError extends Error {
@@ -225,6 +231,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     RTMANAGER_LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"], {
       message: "RTMANAGER_LOG_LEVEL must be trace, debug, info, warn, error, fatal or silent",
     }),
+    RTMANAGER_LOGS_MAX_BYTES: z.string().transform((t, ctx) => {
+      const n = parseMemory(t);
+      if (n === null) {
+        ctx.addIssue({ code: "custom", message: `RTMANAGER_LOGS_MAX_BYTES: ${JSON.stringify(t)} is not a size such as 1m` });
+        return z.NEVER;
+      }
+      return n;
+    }),
+    RTMANAGER_LOGS_FOLLOW_MAX: duration("RTMANAGER_LOGS_FOLLOW_MAX"),
   });
   const raw = Object.fromEntries(Object.keys(schema.shape).map((k) => [k, get(k)]));
   const parsed = schema.safeParse(raw);
@@ -309,5 +324,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sqlStatementTimeoutMs: v.RTMANAGER_SQL_STATEMENT_TIMEOUT,
     kubeRequestTimeoutMs: v.RTMANAGER_KUBE_REQUEST_TIMEOUT,
     shutdownTimeoutMs: v.RTMANAGER_SHUTDOWN_TIMEOUT,
+    logsMaxBytes: v.RTMANAGER_LOGS_MAX_BYTES,
+    logsFollowMaxMs: v.RTMANAGER_LOGS_FOLLOW_MAX,
   };
 }

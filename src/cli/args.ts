@@ -10,49 +10,65 @@ export const DEFAULT_TIMEOUT_S = 120;
 /** `rtmctl ops` shows a screenful by default, fewer than the server's default page. */
 export const OPS_DEFAULT_ROWS = 20;
 
-interface FlagSpec {
+export type OutputFormat = "table" | "json" | "yaml";
+export const OUTPUT_FORMATS: readonly OutputFormat[] = ["table", "json", "yaml"];
+/** What `rtmctl wait --for` accepts. */
+export const WAIT_CONDITIONS = ["running", "healthy", "removed"] as const;
+export type WaitCondition = (typeof WAIT_CONDITIONS)[number];
+
+export interface FlagSpec {
   type: "string" | "boolean";
   short?: string;
   value?: string;
   description: string;
+  /** Values a shell may complete; verbs' args are completed from the verb table. */
+  choices?: readonly string[];
 }
 
-export const VERBS = ["list", "get", "start", "stop", "restart", "patch", "cleanup", "ops", "events", "logs", "diff", "version"] as const;
+export const VERBS = ["list", "get", "start", "stop", "restart", "patch", "cleanup", "ops", "events", "logs", "diff", "wait", "version", "completion"] as const;
 export type Verb = (typeof VERBS)[number];
 
-interface VerbSpec {
+export interface VerbSpec {
   args: string[];
   summary: string;
   details?: string;
   flags: Record<string, FlagSpec>;
   examples: string[];
+  /** Values a shell may complete for the positional arguments, when they are a fixed set. */
+  argChoices?: readonly string[];
   /** Waits for the loop: shows a progress line and sends an op id. */
   mutation?: boolean;
 }
 
-const GLOBAL_FLAGS: Record<string, FlagSpec> = {
+export const GLOBAL_FLAGS: Record<string, FlagSpec> = {
   server: { type: "string", value: "url", description: `rtmanager base URL (env RTMCTL_SERVER, default ${DEFAULT_SERVER})` },
   token: { type: "string", value: "token", description: "bearer token (env RTMANAGER_INTERNAL_TOKEN)" },
-  output: { type: "string", short: "o", value: "table|json", description: "output format (default table)" },
-  timeout: { type: "string", value: "seconds", description: `request timeout (default ${DEFAULT_TIMEOUT_S})` },
+  output: { type: "string", short: "o", value: "table|json|yaml", description: "output format (default table)", choices: OUTPUT_FORMATS },
+  timeout: {
+    type: "string",
+    value: "duration",
+    description: `request timeout, e.g. 30s, 2m; a bare number is seconds (default ${DEFAULT_TIMEOUT_S}s); for wait, the whole wait`,
+  },
   help: { type: "boolean", short: "h", description: "show help" },
 };
 
 const OP_ID_FLAG: FlagSpec = { type: "string", value: "id", description: "X-Op-Id to send (default: a fresh UUID, printed on stderr)" };
+const WATCH_FLAG: FlagSpec = { type: "boolean", short: "w", description: "redraw whenever the event stream reports a change, until Ctrl-C (exit 0)" };
 
 export const SPECS: Record<Verb, VerbSpec> = {
   list: {
     args: [],
     summary: "list runtime records",
-    flags: {},
-    examples: ["rtmctl list", "rtmctl list -o json | jq -r '.[] | select(.status==\"running\") | .game_id'"],
+    details: "With --watch and -o json|yaml, each redraw is one more JSON value or YAML document.",
+    flags: { watch: WATCH_FLAG },
+    examples: ["rtmctl list", "rtmctl list -o json | jq -r '.[] | select(.status==\"running\") | .game_id'", "rtmctl list --watch"],
   },
   get: {
     args: ["game"],
     summary: "show one runtime: record, declaration, last error",
-    details: "-o json prints the extension view: { gameId, record, declaration, declarationError }.",
-    flags: {},
-    examples: ["rtmctl get game-42"],
+    details: "-o json|yaml prints the extension view: { gameId, record, declaration, declarationError }.",
+    flags: { watch: WATCH_FLAG },
+    examples: ["rtmctl get game-42", "rtmctl get game-42 -o yaml", "rtmctl get game-42 -w"],
   },
   start: {
     args: ["game", "image"],
@@ -65,7 +81,7 @@ export const SPECS: Record<Verb, VerbSpec> = {
     args: ["game"],
     summary: "stop a runtime and wait until it is stopped",
     flags: {
-      reason: { type: "string", value: "reason", description: `one of ${STOP_REASONS.join(", ")} (default admin_request)` },
+      reason: { type: "string", value: "reason", description: `one of ${STOP_REASONS.join(", ")} (default admin_request)`, choices: STOP_REASONS },
       "op-id": OP_ID_FLAG,
     },
     examples: ["rtmctl stop game-42", "rtmctl stop game-42 --reason finished"],
@@ -104,7 +120,7 @@ export const SPECS: Record<Verb, VerbSpec> = {
     details:
       "Without --follow: prints stored events (the last --tail of them) and exits.\n" +
       "With --follow: prints events as they happen until interrupted, reconnecting from the last event seen.\n" +
-      "-o json prints one JSON object per line (NDJSON).",
+      "-o json prints one JSON object per line (NDJSON); -o yaml one YAML document per event.",
     flags: {
       game: { type: "string", value: "game", description: "only this game's events" },
       follow: { type: "boolean", short: "f", description: "keep streaming new events" },
@@ -115,9 +131,17 @@ export const SPECS: Record<Verb, VerbSpec> = {
   },
   logs: {
     args: ["game"],
-    summary: "the engine container's recent log lines",
-    flags: { tail: { type: "string", value: "n", description: "lines from the end (default 200)" } },
-    examples: ["rtmctl logs game-42 --tail 50"],
+    summary: "the engine's output: its last lines, or follow it live",
+    details:
+      "Streams as the server sends it. Without --follow the server caps the bytes (RTMANAGER_LOGS_MAX_BYTES).\n" +
+      "With --follow: new output until the engine stops, the server's bound (RTMANAGER_LOGS_FOLLOW_MAX) or Ctrl-C (exit 0).\n" +
+      "-o json|yaml (not with --follow) prints { gameId, logs }.",
+    flags: {
+      follow: { type: "boolean", short: "f", description: "keep streaming new output" },
+      tail: { type: "string", value: "n", description: "lines from the end (default 200, max 10000)" },
+      "limit-bytes": { type: "string", value: "n", description: "stop after n bytes" },
+    },
+    examples: ["rtmctl logs game-42 --tail 50", "rtmctl logs game-42 -f --tail 10", "rtmctl logs game-42 -f --limit-bytes 65536"],
   },
   diff: {
     args: ["game"],
@@ -131,6 +155,27 @@ export const SPECS: Record<Verb, VerbSpec> = {
     details: "The client line is printed before the server is asked, so it shows even when the server cannot be reached.",
     flags: {},
     examples: ["rtmctl version", "rtmctl version -o json | jq -r .server.commit"],
+  },
+  wait: {
+    args: ["game"],
+    summary: "wait until a runtime is running, healthy or removed",
+    details:
+      "Checks at once, then again on every event of the game (and every few seconds: a first healthy probe is not an event),\n" +
+      "until the condition holds or --timeout (default 120s) runs out; a last GET decides.\n" +
+      "Exit 0 when met, 6 on timeout, else the error's exit code (11: no such game, for running and healthy).\n" +
+      "removed: the record says removed, or nothing is known of the game any more.",
+    flags: {
+      for: { type: "string", value: "condition", description: `one of ${WAIT_CONDITIONS.join(", ")} (required)`, choices: WAIT_CONDITIONS },
+    },
+    examples: ["rtmctl wait game-42 --for=running --timeout=60s", "rtmctl cleanup game-42 && rtmctl wait game-42 --for=removed"],
+  },
+  completion: {
+    args: ["shell"],
+    summary: "print a shell completion script (bash or zsh)",
+    argChoices: ["bash", "zsh"],
+    details: "Verbs and flags come from the same table as this help, so the two cannot drift.",
+    flags: {},
+    examples: ["source <(rtmctl completion bash)", "rtmctl completion zsh > \"${fpath[1]}/_rtmctl\""],
   },
 };
 
@@ -198,7 +243,9 @@ export function parseInvocation(argv: string[]): Invocation {
     throw new UsageError(`${verb} takes ${want}, got ${args.length === 0 ? "none" : args.map((a) => JSON.stringify(a)).join(" ")}`, verb);
   }
   const output = flags.output;
-  if (output !== undefined && output !== "table" && output !== "json") throw new UsageError(`-o must be table or json, got ${JSON.stringify(output)}`, verb);
+  if (output !== undefined && !(OUTPUT_FORMATS as readonly unknown[]).includes(output)) {
+    throw new UsageError(`-o must be one of ${OUTPUT_FORMATS.join(", ")}, got ${JSON.stringify(output)}`, verb);
+  }
   return { verb, args, flags, help: false };
 }
 

@@ -1,42 +1,20 @@
-/** The verbs, each over RtmClient: print for people (table) or scripts (json), return an exit code. */
+/** The verbs, each over RtmClient: print for people (table) or scripts (json, yaml), return an exit code. */
 import { randomUUID } from "node:crypto";
-import { setTimeout as sleep } from "node:timers/promises";
 import { buildInfo, type BuildInfo } from "../buildInfo.js";
 import type { Action } from "../controller/planner.js";
-import { RtmApiError, type ContractRuntimeRecord, type ExtRuntimeView, type RtmClient, type StreamedEvent, type WireEvent } from "../client/index.js";
-import { Backoff } from "../model/backoff.js";
+import type { ContractRuntimeRecord, ExtRuntimeView } from "../client/index.js";
 import { OPERATION_LIST_MAX_LIMIT } from "../model/record.js";
 import { STOP_REASONS, type StopReason } from "../model/status.js";
-import { OPS_DEFAULT_ROWS, UsageError, type FlagValues, type Verb } from "./args.js";
+import { OPS_DEFAULT_ROWS, UsageError, type Verb } from "./args.js";
+import { completionScript } from "./completion.js";
+import { intFlag, structured, type Command, type CommandContext, type Io } from "./context.js";
+import { eventsCommand } from "./events.js";
 import { EXIT_OK } from "./exitCodes.js";
-import { age, dash, duration, fields, humanMs, json, shortId, table, truncate } from "./format.js";
+import { age, dash, duration, fields, humanMs, shortId, table, truncate } from "./format.js";
+import { logsCommand } from "./logs.js";
+import { waitCommand, watchLoop } from "./watch.js";
 
-export interface Io {
-  out(text: string): void;
-  err(text: string): void;
-  /** Whether stderr is a terminal: the progress line is drawn only there. */
-  stderrIsTty: boolean;
-}
-
-export interface CommandContext {
-  client: RtmClient;
-  io: Io;
-  output: "table" | "json";
-  flags: FlagValues;
-  /** Aborted on SIGINT: ends a followed stream cleanly. */
-  signal: AbortSignal;
-}
-
-type Command = (ctx: CommandContext, args: string[]) => Promise<number>;
-
-function intFlag(flags: FlagValues, name: string, fallback: number, max: number, verb: Verb): number {
-  const raw = flags[name];
-  if (raw === undefined) return fallback;
-  if (typeof raw !== "string" || !/^[0-9]{1,9}$/.test(raw) || Number(raw) < 1 || Number(raw) > max) {
-    throw new UsageError(`--${name} must be an integer from 1 to ${max}, got ${JSON.stringify(raw)}`, verb);
-  }
-  return Number(raw);
-}
+export type { Io } from "./context.js";
 
 function recordRows(records: ContractRuntimeRecord[], now: number): string {
   return table(
@@ -101,8 +79,7 @@ function mutation(verb: "start" | "stop" | "restart" | "patch" | "cleanup"): Com
       }
       throw err;
     }
-    if (ctx.output === "json") ctx.io.out(json(record));
-    else ctx.io.out(recordRows([record], Date.now()));
+    ctx.io.out(ctx.output === "table" ? recordRows([record], Date.now()) : structured(ctx.output, record));
     return EXIT_OK;
   };
 }
@@ -124,125 +101,6 @@ function describeAction(a: Action): string {
     case "removeAll":
       return "stop and remove every container of the game";
   }
-}
-
-function eventLine(e: WireEvent): string[] {
-  const data = Object.keys(e.data).length ? truncate(JSON.stringify(e.data), 100) : "-";
-  return [e.at, String(e.seq), e.gameId, e.type, shortId(e.opId, 8), data];
-}
-
-const EVENT_HEADERS = ["TIME", "SEQ", "GAME", "TYPE", "OP", "DATA"];
-
-function isWireEvent(e: StreamedEvent): e is StreamedEvent & { data: WireEvent } {
-  const d = e.data;
-  return e.id !== null && e.type !== "snapshot" && e.type !== "diagnostic" && typeof d === "object" && d !== null && "seq" in d;
-}
-
-function cursorOf(e: StreamedEvent): number | null {
-  const n = e.id === null ? NaN : Number(e.id);
-  return Number.isInteger(n) ? n : null;
-}
-
-/** Without --follow: how long a stream may stay quiet before its stored backlog counts as drained. */
-const BACKLOG_QUIET_MS = 750;
-
-async function eventsBacklog(ctx: CommandContext, gameId: string | undefined, since: number, tail: number): Promise<number> {
-  // A first connection without a cursor learns the newest seq (its snapshot's cursor): the end of the backlog.
-  let latest = 0;
-  const probe = new AbortController();
-  for await (const e of ctx.client.events({ gameId, signal: AbortSignal.any([probe.signal, ctx.signal]) })) {
-    if (e.type === "snapshot") {
-      latest = cursorOf(e) ?? 0;
-      break;
-    }
-  }
-  probe.abort();
-  const collected: WireEvent[] = [];
-  if (latest > since) {
-    const done = new AbortController();
-    let quiet: NodeJS.Timeout | undefined;
-    // A game filter can hide the newest seq, so silence ends the read too; the backlog is written at once.
-    const arm = () => {
-      clearTimeout(quiet);
-      quiet = setTimeout(() => done.abort(), BACKLOG_QUIET_MS);
-    };
-    try {
-      for await (const e of ctx.client.events({ gameId, cursor: since, signal: AbortSignal.any([done.signal, ctx.signal]) })) {
-        if (e.type === "snapshot") {
-          arm();
-          continue;
-        }
-        if (e.type === "diagnostic") {
-          ctx.io.err(`rtmctl: ${describeDiagnostic(e.data)}\n`);
-          continue;
-        }
-        if (!isWireEvent(e)) continue;
-        if (e.data.seq > latest) break;
-        collected.push(e.data);
-        if (collected.length > tail) collected.shift();
-        if (e.data.seq === latest) break;
-        arm();
-      }
-    } finally {
-      clearTimeout(quiet);
-      done.abort();
-    }
-  }
-  if (ctx.output === "json") for (const e of collected) ctx.io.out(`${JSON.stringify(e)}\n`);
-  else if (collected.length === 0) ctx.io.err("no events\n");
-  else ctx.io.out(table(EVENT_HEADERS, collected.map(eventLine)));
-  return EXIT_OK;
-}
-
-function describeDiagnostic(data: unknown): string {
-  if (data && typeof data === "object" && "message" in data) return `event stream: ${String((data as { message: unknown }).message)}`;
-  return `event stream: ${JSON.stringify(data)}`;
-}
-
-/** Reconnects of `events --follow`: 0.5 s, doubling, at most 10 s. */
-const EVENTS_RECONNECT = { baseMs: 500, maxMs: 10_000 };
-
-async function eventsFollow(ctx: CommandContext, gameId: string | undefined, since: number | undefined): Promise<number> {
-  let cursor = since;
-  let headerShown = false;
-  // Deterministic, so the "reconnecting in" line tells the truth; one CLI needs no jitter.
-  const backoff = new Backoff(EVENTS_RECONNECT, false);
-  const widths = [24, 6, 20, 22, 8];
-  const row = (cells: string[]) => cells.map((c, i) => (i < widths.length ? c.padEnd(widths[i]!) : c)).join(" ").trimEnd() + "\n";
-  while (!ctx.signal.aborted) {
-    let why: string;
-    try {
-      for await (const e of ctx.client.events({ gameId, cursor, signal: ctx.signal })) {
-        backoff.reset();
-        if (ctx.output === "json") {
-          ctx.io.out(`${JSON.stringify({ id: e.id, type: e.type, data: e.data })}\n`);
-        } else if (e.type === "snapshot") {
-          const n = (e.data as { records?: unknown[] } | null)?.records?.length ?? 0;
-          ctx.io.err(`following events after seq ${dash(e.id)} (${n} runtime${n === 1 ? "" : "s"} known); Ctrl-C to stop\n`);
-          if (!headerShown) ctx.io.out(row(EVENT_HEADERS));
-          headerShown = true;
-        } else if (e.type === "diagnostic") {
-          ctx.io.err(`rtmctl: ${describeDiagnostic(e.data)}\n`);
-        } else if (isWireEvent(e)) {
-          ctx.io.out(row(eventLine(e.data)));
-        }
-        const c = cursorOf(e);
-        if (c !== null) cursor = c;
-      }
-      if (ctx.signal.aborted) break;
-      why = "event stream ended";
-    } catch (err) {
-      if (ctx.signal.aborted) break;
-      // A refusal (bad game id, wrong token) will not change by retrying.
-      if (err instanceof RtmApiError && err.status < 500) throw err;
-      why = `event stream failed (${(err as Error).message})`;
-    }
-    const delayMs = backoff.next();
-    ctx.io.err(`rtmctl: ${why}; reconnecting in ${delayMs / 1000}s\n`);
-    // Ctrl-C during the wait ends the command at once.
-    await sleep(delayMs, undefined, { signal: ctx.signal }).catch(() => undefined);
-  }
-  return EXIT_OK;
 }
 
 function showRuntime(view: ExtRuntimeView, now: number): string {
@@ -270,18 +128,39 @@ function showRuntime(view: ExtRuntimeView, now: number): string {
   return fields(pairs.filter(([, v]) => v !== null && v !== undefined));
 }
 
+/** `list` as printed: a table, or the records for -o json|yaml. */
+async function listText(ctx: CommandContext, watching: boolean): Promise<string> {
+  const records = await ctx.client.list({ signal: ctx.signal });
+  if (ctx.output !== "table") return watching ? streamedDoc(ctx, records) : structured(ctx.output, records);
+  if (records.length === 0) {
+    if (watching) return "no runtimes\n";
+    ctx.io.err("no runtimes\n");
+    return "";
+  }
+  return recordRows(records, Date.now());
+}
+
+async function getText(ctx: CommandContext, gameId: string, watching: boolean): Promise<string> {
+  const view = await ctx.client.extRecord(gameId, { signal: ctx.signal });
+  if (ctx.output === "table") return showRuntime(view, Date.now());
+  return watching ? streamedDoc(ctx, view) : structured(ctx.output, view);
+}
+
+/** While watching, each redraw is one more JSON value or YAML document, so a reader can split them. */
+function streamedDoc(ctx: CommandContext, value: unknown): string {
+  return ctx.output === "yaml" ? `---\n${structured("yaml", value)}` : structured("json", value);
+}
+
 export const COMMANDS: Record<Verb, Command> = {
   async list(ctx) {
-    const records = await ctx.client.list();
-    if (ctx.output === "json") ctx.io.out(json(records));
-    else if (records.length === 0) ctx.io.err("no runtimes\n");
-    else ctx.io.out(recordRows(records, Date.now()));
+    if (ctx.flags.watch === true) return watchLoop(ctx, undefined, () => listText(ctx, true));
+    ctx.io.out(await listText(ctx, false));
     return EXIT_OK;
   },
 
   async get(ctx, [gameId = ""]) {
-    const view = await ctx.client.extRecord(gameId);
-    ctx.io.out(ctx.output === "json" ? json(view) : showRuntime(view, Date.now()));
+    if (ctx.flags.watch === true) return watchLoop(ctx, gameId, () => getText(ctx, gameId, true));
+    ctx.io.out(await getText(ctx, gameId, false));
     return EXIT_OK;
   },
 
@@ -294,8 +173,8 @@ export const COMMANDS: Record<Verb, Command> = {
   async ops(ctx, [gameId = ""]) {
     const limit = intFlag(ctx.flags, "limit", OPS_DEFAULT_ROWS, OPERATION_LIST_MAX_LIMIT, "ops");
     const items = await ctx.client.operations(gameId, limit);
-    if (ctx.output === "json") {
-      ctx.io.out(json(items));
+    if (ctx.output !== "table") {
+      ctx.io.out(structured(ctx.output, items));
       return EXIT_OK;
     }
     if (items.length === 0) {
@@ -321,29 +200,20 @@ export const COMMANDS: Record<Verb, Command> = {
     return EXIT_OK;
   },
 
-  async events(ctx) {
-    const gameId = typeof ctx.flags.game === "string" ? ctx.flags.game : undefined;
-    let since: number | undefined;
-    if (ctx.flags.since !== undefined) {
-      const raw = String(ctx.flags.since);
-      if (!/^[0-9]{1,15}$/.test(raw)) throw new UsageError(`--since must be an event sequence number, got ${JSON.stringify(raw)}`, "events");
-      since = Number(raw);
-    }
-    if (ctx.flags.follow === true) return eventsFollow(ctx, gameId, since);
-    return eventsBacklog(ctx, gameId, since ?? 0, intFlag(ctx.flags, "tail", 100, 100_000, "events"));
-  },
+  events: eventsCommand,
+  logs: logsCommand,
+  wait: waitCommand,
 
-  async logs(ctx, [gameId = ""]) {
-    const text = await ctx.client.logs(gameId, intFlag(ctx.flags, "tail", 200, 10_000, "logs"));
-    if (ctx.output === "json") ctx.io.out(json({ gameId, logs: text }));
-    else ctx.io.out(text.endsWith("\n") || text === "" ? text : `${text}\n`);
+  async completion(ctx, [shell = ""]) {
+    if (shell !== "bash" && shell !== "zsh") throw new UsageError(`completion takes bash or zsh, got ${JSON.stringify(shell)}`, "completion");
+    ctx.io.out(completionScript(shell));
     return EXIT_OK;
   },
 
   async diff(ctx, [gameId = ""]) {
     const plan = await ctx.client.plan(gameId);
-    if (ctx.output === "json") {
-      ctx.io.out(json(plan));
+    if (ctx.output !== "table") {
+      ctx.io.out(structured(ctx.output, plan));
       return EXIT_OK;
     }
     const lines = [`${gameId}: ${plan.reason}`];
@@ -360,8 +230,8 @@ export const COMMANDS: Record<Verb, Command> = {
   async version(ctx) {
     const client = buildInfo();
     const line = (who: string, v: BuildInfo) => `${who}: ${v.version} (commit ${v.commit}, node ${v.node})\n`;
-    if (ctx.output === "json") {
-      ctx.io.out(json({ client, server: await ctx.client.version({ signal: ctx.signal }) }));
+    if (ctx.output !== "table") {
+      ctx.io.out(structured(ctx.output, { client, server: await ctx.client.version({ signal: ctx.signal }) }));
       return EXIT_OK;
     }
     ctx.io.out(line("client", client));

@@ -15,7 +15,9 @@ export const EXIT_UNREACHABLE = 3;
 export const EXIT_UNAUTHORIZED = 4;
 /** The server answered with an error code this rtmctl does not know (a newer server). */
 export const EXIT_UNKNOWN_CODE = 5;
-/** Ctrl-C while waiting (128 + SIGINT, as shells report it); following events ends with 0 instead. */
+/** `rtmctl wait`: the condition did not hold within --timeout. */
+export const EXIT_WAIT_TIMEOUT = 6;
+/** Ctrl-C while waiting (128 + SIGINT, as shells report it); --follow and --watch end with 0 instead. */
 export const EXIT_INTERRUPTED = 130;
 
 export const EXIT_BY_CODE: Record<ErrorCode, number> = {
@@ -48,6 +50,7 @@ export function exitCodeTable(): [number, string][] {
     [EXIT_UNREACHABLE, "server unreachable or request timed out"],
     [EXIT_UNAUTHORIZED, "unauthorized: missing or wrong token"],
     [EXIT_UNKNOWN_CODE, "the server answered an error code rtmctl does not know"],
+    [EXIT_WAIT_TIMEOUT, "wait: the condition did not hold within --timeout"],
     ...ERROR_CODES.filter((c) => EXIT_BY_CODE[c] !== 0).map((c): [number, string] => [EXIT_BY_CODE[c], c]),
     [EXIT_INTERRUPTED, "interrupted (Ctrl-C) while waiting"],
   ];

@@ -5,8 +5,10 @@
  * printed by `rtmctl --help`.
  */
 import { RtmApiError, RtmClient, RtmTransportError } from "../client/index.js";
-import { DEFAULT_SERVER, DEFAULT_TIMEOUT_S, mainHelp, parseInvocation, UsageError, verbHelp } from "./args.js";
-import { COMMANDS, type Io } from "./commands.js";
+import { DEFAULT_SERVER, DEFAULT_TIMEOUT_S, mainHelp, parseInvocation, UsageError, verbHelp, type OutputFormat } from "./args.js";
+import { COMMANDS } from "./commands.js";
+import type { Io } from "./context.js";
+import { parseDuration } from "../model/duration.js";
 import { EXIT_INTERRUPTED, EXIT_UNEXPECTED, EXIT_UNREACHABLE, EXIT_USAGE, exitCodeFor } from "./exitCodes.js";
 import { isMain } from "../isMain.js";
 
@@ -20,6 +22,7 @@ const processIo: Io = {
   out: (text) => void process.stdout.write(text),
   err: (text) => void process.stderr.write(text),
   stderrIsTty: process.stderr.isTTY === true,
+  stdoutIsTty: process.stdout.isTTY === true,
 };
 
 /** Runs one invocation; resolves with the exit code (never calls process.exit, so tests can call it). */
@@ -36,15 +39,17 @@ export async function run(argv: string[], options: RunOptions = {}): Promise<num
     }
     const verb = inv.verb!;
     const timeoutRaw = inv.flags.timeout;
-    const timeoutS = timeoutRaw === undefined ? DEFAULT_TIMEOUT_S : Number(timeoutRaw);
-    if (!(timeoutS > 0)) throw new UsageError(`--timeout must be a positive number of seconds, got ${JSON.stringify(timeoutRaw)}`, verb);
+    const timeoutMs = timeoutRaw === undefined ? DEFAULT_TIMEOUT_S * 1000 : parseDuration(String(timeoutRaw));
+    if (timeoutMs === null || !(timeoutMs > 0)) {
+      throw new UsageError(`--timeout must be a positive duration such as 30s or 2m (a bare number is seconds), got ${JSON.stringify(timeoutRaw)}`, verb);
+    }
     const server = String(inv.flags.server ?? env.RTMCTL_SERVER ?? DEFAULT_SERVER);
     const token = inv.flags.token ?? env.RTMANAGER_INTERNAL_TOKEN;
     let client: RtmClient;
     try {
       client = new RtmClient({
         baseUrl: server,
-        timeoutMs: timeoutS * 1000,
+        timeoutMs,
         token: typeof token === "string" && token !== "" ? token : undefined,
         caller: "admin",
       });
@@ -52,7 +57,14 @@ export async function run(argv: string[], options: RunOptions = {}): Promise<num
       throw new UsageError(`--server: ${(err as Error).message.replace(/^rtm client: /, "")}`, verb);
     }
     return await COMMANDS[verb](
-      { client, io, output: inv.flags.output === "json" ? "json" : "table", flags: inv.flags, signal: options.signal ?? new AbortController().signal },
+      {
+        client,
+        io,
+        output: (inv.flags.output as OutputFormat | undefined) ?? "table",
+        flags: inv.flags,
+        signal: options.signal ?? new AbortController().signal,
+        timeoutMs,
+      },
       inv.args,
     );
   } catch (err) {

@@ -72,6 +72,15 @@ export interface EventsOptions {
   signal?: AbortSignal;
 }
 
+export interface LogStreamOptions extends CallOptions {
+  /** Lines from the end of the stored output (server default 200, at most 10000). */
+  tail?: number;
+  /** Keep streaming new output. */
+  follow?: boolean;
+  /** Bytes to receive at most; without follow the server's ceiling also applies. */
+  limitBytes?: number;
+}
+
 const INTERNAL = "/api/v1/internal/runtimes";
 const EXT = "/api/v1/ext";
 
@@ -160,6 +169,7 @@ export class RtmClient {
     return this.json("GET", `${EXT}/runtimes/${id(gameId)}/plan`, undefined, opts);
   }
 
+  /** The engine's last `tail` lines as text, within the server's byte ceiling. */
   async logs(gameId: string, tail?: number, opts?: CallOptions): Promise<string> {
     const q = tail !== undefined ? `?tail=${tail}` : "";
     const res = await this.send("GET", `${EXT}/runtimes/${id(gameId)}/logs${q}`, undefined, opts, "text/plain");
@@ -169,6 +179,42 @@ export class RtmClient {
   /** The server's version, commit and Node version. */
   version(opts?: CallOptions): Promise<ExtVersion> {
     return this.json("GET", `${EXT}/version`, undefined, opts);
+  }
+
+  /**
+   * The engine's output as it arrives. With `follow` it goes on until the
+   * engine stops, the server's bound ends it, or `signal` aborts (then the
+   * iteration simply ends). The request timeout covers only the wait for the
+   * answer's headers.
+   */
+  async *logStream(gameId: string, options: LogStreamOptions = {}): AsyncIterable<Uint8Array> {
+    const params = new URLSearchParams();
+    if (options.tail !== undefined) params.set("tail", String(options.tail));
+    if (options.limitBytes !== undefined) params.set("limitBytes", String(options.limitBytes));
+    if (options.follow) params.set("follow", "true");
+    const q = params.size ? `?${params.toString()}` : "";
+    const res = await this.send("GET", `${EXT}/runtimes/${id(gameId)}/logs${q}`, undefined, options, "text/plain", {}, false);
+    if (!res.body) return;
+    const reader = res.body.getReader();
+    const onAbort = () => void reader.cancel().catch(() => undefined);
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      for (;;) {
+        let chunk: ReadableStreamReadResult<Uint8Array>;
+        try {
+          chunk = await reader.read();
+        } catch (err) {
+          if (options.signal?.aborted) return;
+          throw new RtmTransportError(`rtm GET logs of ${gameId}: the stream broke: ${(err as Error).message}`, false, { cause: err });
+        }
+        if (chunk.done) return;
+        yield chunk.value;
+      }
+    } finally {
+      options.signal?.removeEventListener("abort", onAbort);
+      await reader.cancel().catch(() => undefined);
+      reader.releaseLock();
+    }
   }
 
   /**

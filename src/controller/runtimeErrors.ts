@@ -35,6 +35,15 @@ function mapped<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...arg
     });
 }
 
+/** A failure in the middle of a stream is a contract error too. */
+async function* mappedStream<T>(source: AsyncIterable<T>): AsyncIterable<T> {
+  try {
+    yield* source;
+  } catch (err) {
+    throw contractError(err);
+  }
+}
+
 /**
  * The same runtime, with every failure already a contract error: what the
  * controller, the REST operations and the readiness check are given.
@@ -57,7 +66,7 @@ export function withContractErrors(runtime: RuntimePort): RuntimePort {
     stop: mapped((id: string, timeoutSeconds: number) => runtime.stop(id, timeoutSeconds)),
     remove: mapped((id: string) => runtime.remove(id)),
     watchEvents: (handlers) => runtime.watchEvents(handlers),
-    logs: mapped((id: string, tail: number) => runtime.logs(id, tail)),
+    logStream: async (id, options) => mappedStream(await mapped(() => runtime.logStream(id, options))()),
     probeAddress: (engine) => runtime.probeAddress(engine),
   };
 }

@@ -16,6 +16,7 @@ import { OPERATION_LIST_DEFAULT_LIMIT, OPERATION_LIST_MAX_LIMIT, toContractRecor
 import { opSourceFromCaller } from "../model/status.js";
 import { readEmptyBody, readJsonBody } from "./body.js";
 import { EventStreams } from "./events.js";
+import { LogStreams, type LogRouteDeps } from "./logs.js";
 import { envelope, JsonMemo, OpResponse, sendError, sendJson, sendJsonBytes, sendText, statusOf, transportError } from "./respond.js";
 import { ROUTES, Router, parseTarget, type RouteDef, type RouteName } from "./routes.js";
 import { PatchRequestSchema, StartRequestSchema, StopRequestSchema } from "./schemas.js";
@@ -43,8 +44,8 @@ export interface HttpDeps {
   metrics?: HttpMetrics;
   /** Wakes event streams when new events may exist; without it they poll. */
   subscribeEvents?(listener: () => void): () => void;
-  /** Engine container logs; enables GET .../logs. */
-  logs?(gameId: string, tail: number): Promise<string>;
+  /** Engine output and its bounds; enables GET .../logs (src/http/logs.ts). */
+  logs?: LogRouteDeps;
   /** The desired state, shown next to the record by GET /api/v1/ext/runtimes/{game_id}. */
   declarations?: { get(gameId: string): Promise<Declaration | null> };
   /** Event stream timing; the defaults (1 s poll, 15 s keep-alive) suit production. */
@@ -52,8 +53,6 @@ export interface HttpDeps {
 }
 
 const MUTATIONS: ReadonlySet<RouteName> = new Set(["start", "stop", "restart", "patch", "cleanup"]);
-const DEFAULT_LOG_TAIL = 200;
-const MAX_LOG_TAIL = 10_000;
 
 interface RequestContext {
   opId: string;
@@ -104,6 +103,7 @@ export function createHttpServer(deps: HttpDeps): http.Server {
     pollMs: deps.events?.pollMs,
     keepAliveMs: deps.events?.keepAliveMs,
   });
+  const logStreams = deps.logs ? new LogStreams(deps.logs) : null;
 
   const dispatch = async (req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> => {
     const { operations, state } = deps;
@@ -185,11 +185,9 @@ export function createHttpServer(deps: HttpDeps): http.Server {
       case "extPlan":
         checkGameId(gameId, "not_found");
         return sendJson(res, 200, await deps.preview!(gameId));
-      case "extLogs": {
+      case "extLogs":
         checkGameId(gameId, "not_found");
-        const tail = intParam(ctx.query(), "tail", DEFAULT_LOG_TAIL, MAX_LOG_TAIL);
-        return sendText(res, 200, await deps.logs!(gameId, tail));
-      }
+        return logStreams!.serve(res, gameId, ctx.query(), ctx.logger());
       case "events":
         return streams.serve(req, res, ctx.query(), ctx.logger());
       case "extVersion":
@@ -291,6 +289,7 @@ export function createHttpServer(deps: HttpDeps): http.Server {
   // Event streams never finish on their own; without this close() would wait for every client.
   server.close = ((callback?: (err?: Error) => void) => {
     streams.closeAll();
+    logStreams?.closeAll();
     return close(callback);
   }) as typeof server.close;
   return server;

@@ -183,6 +183,14 @@ export interface RuntimeCapabilities {
   pullsImagesItself: boolean;
 }
 
+export interface LogStreamOptions {
+  /** Lines from the end of the stored output. */
+  tail: number;
+  follow: boolean;
+  /** Ends the stream and frees the runtime's connection. */
+  signal: AbortSignal;
+}
+
 /**
  * The engine runtime (Docker, or anything else that runs one engine per
  * game). Every method rejects with a RuntimeFailure (src/model/runtimeFailure.ts):
@@ -223,8 +231,13 @@ export interface RuntimePort {
   /** Idempotent: removing a missing engine succeeds. Forces removal of a running one. */
   remove(id: string): Promise<void>;
   watchEvents(handlers: EngineEventHandlers): () => void;
-  /** The last `tail` lines of output. `not_found` for an unknown engine. */
-  logs(id: string, tail: number): Promise<string>;
+  /**
+   * The engine's output, stdout and stderr merged, as it arrives: the last
+   * `tail` lines, then (with `follow`) new output until the engine stops or
+   * `signal` aborts. Resolves once the runtime has answered, so `not_found`
+   * and `unavailable` reject here and never in the middle of the stream.
+   */
+  logStream(id: string, options: LogStreamOptions): Promise<AsyncIterable<Buffer>>;
   /** "host:port" where the engine's HTTP port answers the controller, or null when it cannot be reached now. */
   probeAddress(engine: ObservedContainer): string | null;
 }

@@ -10,6 +10,7 @@ import type {
   EngineEventHandlers,
   EngineSpec,
   ImagePullPolicy,
+  LogStreamOptions,
   ObservedContainer,
   RuntimeCapabilities,
   RuntimePort,
@@ -190,11 +191,37 @@ export class StubPodRuntime implements RuntimePort {
     return () => void this.handlers.delete(handlers);
   }
 
+  /** The last lines as text: what a test asserts on. */
   async logs(id: string, tail: number): Promise<string> {
     this.answer("logs");
     const pod = this.byUid(id);
     if (!pod) throw new RuntimeFailure("not_found", "logs", `no Pod ${id}`, { containerId: id });
     return pod.lines.slice(-tail).join("\n");
+  }
+
+  /** As the kubelet serves `pods/log?tailLines=&follow=`: the stored lines, then (following) new output until the Pod ends. */
+  async logStream(id: string, options: LogStreamOptions): Promise<AsyncIterable<Buffer>> {
+    this.answer("logs");
+    const pod = this.byUid(id);
+    if (!pod) throw new RuntimeFailure("not_found", "logs", `no Pod ${id}`, { containerId: id });
+    const backlog = pod.lines.slice(-options.tail).map((l) => Buffer.from(`${l}\n`));
+    if (!options.follow || pod.logStream.writableEnded) return (async function* () {
+      yield* backlog;
+    })();
+    const live = new PassThrough();
+    const forward = (chunk: string) => live.write(chunk);
+    const finish = () => {
+      pod.logStream.off("data", forward);
+      pod.logStream.off("end", finish);
+      live.end();
+    };
+    pod.logStream.on("data", forward);
+    pod.logStream.on("end", finish);
+    options.signal.addEventListener("abort", finish, { once: true });
+    return (async function* () {
+      yield* backlog;
+      for await (const chunk of live as AsyncIterable<Buffer>) yield chunk;
+    })();
   }
 
   probeAddress(engine: ObservedContainer): string | null {

@@ -14,6 +14,7 @@ import { RuntimeFailure, type RuntimeFailureKind } from "../../src/model/runtime
 import { DockerRuntime, type DockerRuntimeOptions } from "../../src/runtime/docker/dockerRuntime.js";
 import { LABELS } from "../../src/runtime/docker/labels.js";
 import { HttpProber } from "../../src/runtime/httpProber.js";
+import { logText } from "../helpers/logs.js";
 import {
   DockerSocketProxy,
   TEST_IMAGES,
@@ -219,7 +220,7 @@ describe("DockerRuntime against the real engine", { timeout: 60_000 }, () => {
     const boots = await waitFor("boots.log", () => fs.readFile(path.join(spec.statePath, "boots.log"), "utf8"));
     expect(boots).toMatch(new RegExp(`^boot version=1\\.0\\.1 game=${spec.gameId} at=\\S+\\n$`));
 
-    await waitFor("engine log line", async () => (await adapter.logs(id, 50)).includes("engine 1.0.1 starting") || undefined);
+    await waitFor("engine log line", async () => (await logText(adapter, id, 50)).includes("engine 1.0.1 starting") || undefined);
   });
 
   it("leaves the port unpublished without publishHost, and omits the restart token label when null", async () => {
@@ -283,7 +284,7 @@ describe("DockerRuntime against the real engine", { timeout: 60_000 }, () => {
     expect(exited.finishedAt).toBeInstanceOf(Date);
     const light = (await adapter.listManaged({ inspect: false })).find((c) => c.id === exited.id);
     expect(light).toMatchObject({ state: "exited", exitCode: 3, publishedPort: null });
-    expect(await adapter.logs(exited.id, 10)).toContain("exiting on purpose with 3");
+    expect(await logText(adapter, exited.id, 10)).toContain("exiting on purpose with 3");
   });
 
   it("lists every container of a game, leftovers included", async () => {
@@ -468,7 +469,7 @@ describe("DockerRuntime against the real engine", { timeout: 60_000 }, () => {
       rejection(dead.ensureImage(TEST_IMAGES.v100, "if_not_present")),
       rejection(dead.imagePresent(TEST_IMAGES.v100)),
       rejection(dead.networkExists(network)),
-      rejection(dead.logs("abc", 10)),
+      rejection(logText(dead, "abc", 10)),
     ]);
     for (const err of results) expect(err).toMatchObject({ kind: "unavailable", code: "docker_unavailable" });
 

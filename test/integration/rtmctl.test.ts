@@ -80,7 +80,7 @@ describe("rtmctl", () => {
   });
 
   it("refuses bad usage with exit code 2 before sending anything", async () => {
-    const cases = [[], ["frobnicate"], ["start", "only-a-game"], ["list", "-o", "yaml"], ["list", "--reason", "finished"], ["stop", "g-1", "--reason", "bored"]];
+    const cases = [[], ["frobnicate"], ["start", "only-a-game"], ["list", "-o", "xml"], ["list", "--reason", "finished"], ["stop", "g-1", "--reason", "bored"]];
     for (const args of cases) {
       const r = await rtmctl(args);
       expect(r.code, args.join(" ")).toBe(EXIT_USAGE);

@@ -41,7 +41,7 @@ describe("runtime failures as contract errors", () => {
     const wrapped = withContractErrors(withContractErrors(pods));
     expect(wrapped.name).toBe("pods");
     expect(await wrapped.networkExists("galaxy-games")).toBe(true);
-    await expect(wrapped.logs("pod-404", 10)).rejects.toMatchObject({ name: "RtmError", code: "not_found" });
+    await expect(wrapped.logStream("pod-404", { tail: 10, follow: false, signal: new AbortController().signal })).rejects.toMatchObject({ name: "RtmError", code: "not_found" });
     await expect(wrapped.start("pod-404")).rejects.toMatchObject({ name: "RtmError", code: "container_start_failed" });
   });
 });

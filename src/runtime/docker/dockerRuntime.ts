@@ -9,6 +9,7 @@ import type {
   EngineEventHandlers,
   EngineSpec,
   ImagePullPolicy,
+  LogStreamOptions,
   ObservedContainer,
   RuntimeCapabilities,
   RuntimePort,
@@ -20,8 +21,8 @@ import { DockerContainers } from "./containers.js";
 import { watchDockerEvents } from "./events.js";
 import { DockerImages } from "./images.js";
 import { ENGINE_PORT as ENGINE_HTTP_PORT } from "../../model/engine.js";
-import { containerLogs } from "./logs.js";
 import { fsGroupProblem } from "./stateDir.js";
+import { containerLogStream } from "./logs.js";
 
 export type { AdapterLogger, DockerCallOutcome } from "./calls.js";
 
@@ -153,8 +154,8 @@ export class DockerRuntime implements RuntimePort {
     return watchDockerEvents(this.ctx, this.reconnect, handlers);
   }
 
-  logs(id: string, tail: number): Promise<string> {
-    return containerLogs(this.ctx, id, tail);
+  logStream(id: string, options: LogStreamOptions): Promise<AsyncIterable<Buffer>> {
+    return containerLogStream(this.ctx, id, options);
   }
 
   /**
