@@ -42,9 +42,23 @@ export function hostAllowed(header: string | undefined, allowed: readonly string
   return allowed.some((a) => (a.startsWith(".") ? name.endsWith(a) && name.length > a.length : name === a));
 }
 
-/** Throws a 403 when the request is a browser's from elsewhere, or names this server by a name it does not answer to. */
-export function checkBrowserGuards(req: IncomingMessage, settings: GuardSettings): void {
-  if (settings.checkHost && !hostAllowed(req.headers.host, settings.allowedHosts)) {
+/** Host headers already found allowed: a hot GET then costs one Set lookup. Bounded, since clients choose them. */
+const MAX_REMEMBERED_HOSTS = 256;
+
+/** A check that throws a 403 when the request is a browser's from elsewhere, or names this server by a name it does not answer to. */
+export function browserGuard(settings: GuardSettings): (req: IncomingMessage) => void {
+  const remembered = new Set<string>();
+  const hostOk = (header: string | undefined): boolean => {
+    if (header !== undefined && remembered.has(header)) return true;
+    const ok = hostAllowed(header, settings.allowedHosts);
+    if (ok && header !== undefined && remembered.size < MAX_REMEMBERED_HOSTS) remembered.add(header);
+    return ok;
+  };
+  return (req) => checkBrowserGuards(req, settings, hostOk);
+}
+
+function checkBrowserGuards(req: IncomingMessage, settings: GuardSettings, hostOk: (header: string | undefined) => boolean): void {
+  if (settings.checkHost && !hostOk(req.headers.host)) {
     throw forbidden(
       `Host ${JSON.stringify(String(req.headers.host).slice(0, 100))} is not a name this server answers to; add it to RTMANAGER_ALLOWED_HOSTS (or use an IP address)`,
     );

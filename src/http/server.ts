@@ -16,7 +16,7 @@ import { opSourceFromCaller } from "../model/status.js";
 import { imageRefused } from "../model/admission.js";
 import { discardBody, readJsonBody } from "./body.js";
 import { EventStreams } from "./events.js";
-import { checkBrowserGuards, type GuardSettings } from "./guards.js";
+import { browserGuard, type GuardSettings } from "./guards.js";
 import { applySocketTimeouts, MutationSlots, serverTimeoutOptions, type HttpLimits } from "./limits.js";
 import { fileTokens, staticTokens, type TokenCheck } from "./tokens.js";
 import { envelope, JsonMemo, OpResponse, sendError, sendJson, sendJsonBytes, sendText, statusOf, transportError } from "./respond.js";
@@ -136,6 +136,7 @@ export function createHttpServer(deps: HttpDeps): http.Server {
   const router = new Router(available);
   const tokens: TokenCheck | null = deps.tokenFile ? fileTokens(deps.tokenFile, deps.logger) : deps.token ? staticTokens(deps.token) : null;
   const guards: GuardSettings = { allowedHosts: ["localhost"], allowedOrigins: [], checkHost: true, ...deps.guards };
+  const checkBrowser = browserGuard(guards);
   const mutations = new MutationSlots(deps.limits?.maxConcurrentMutations);
   const ready = readinessProbe(deps);
   const recordJson = new JsonMemo<RuntimeRecord>(toContractRecord);
@@ -285,7 +286,7 @@ export function createHttpServer(deps: HttpDeps): http.Server {
     try {
       const open = match?.routes.some((r) => r.open) ?? false;
       // Probes stay open to kubelet, which dials the pod IP and sends no Origin.
-      if (!open) checkBrowserGuards(req, guards);
+      if (!open) checkBrowser(req);
       if (tokens && !open) checkAuth(req, tokens);
       if (!match) throw new RtmError("not_found", `no such endpoint: ${method} ${target.pathname.slice(0, 200)}`);
       if (!route) {
