@@ -15,7 +15,8 @@ import { withTimeout } from "./model/timeout.js";
 import { DockerRuntime } from "./runtime/docker/dockerRuntime.js";
 import { HttpProber } from "./runtime/httpProber.js";
 import { withContractErrors } from "./controller/runtimeErrors.js";
-import { createHttpServer } from "./http/server.js";
+import { createHttpServer, type ReadinessFailure } from "./http/server.js";
+import { httpDepsFromConfig, listenOn } from "./http/listen.js";
 import type { Logger } from "./log.js";
 import { Metrics } from "./metrics.js";
 import { buildInfo, registerBuildInfo } from "./buildInfo.js";
@@ -69,12 +70,13 @@ export function leaderIdentity(): string {
 export const READINESS_CHECK_TIMEOUT_MS = 1_500;
 
 /** A readable reason when a dependency is missing, or null when ready. The checks run side by side. */
-export async function readiness(store: SqlStore, docker: RuntimePort, network: string): Promise<string | null> {
-  const check = async (what: string, work: () => Promise<string | null>): Promise<string | null> => {
+export async function readiness(store: SqlStore, docker: RuntimePort, network: string): Promise<ReadinessFailure | null> {
+  // The reason names the dependency and is served; the detail can carry addresses and goes to the log only.
+  const check = async (what: string, work: () => Promise<ReadinessFailure | null>): Promise<ReadinessFailure | null> => {
     try {
       return await withTimeout(work(), READINESS_CHECK_TIMEOUT_MS, () => new Error(`no answer within ${READINESS_CHECK_TIMEOUT_MS} ms`));
     } catch (err) {
-      return `${what} unavailable: ${toRtmError(err).message}`;
+      return { reason: `${what} unavailable`, detail: toRtmError(err).message };
     }
   };
   const reasons = await Promise.all([
@@ -84,7 +86,7 @@ export async function readiness(store: SqlStore, docker: RuntimePort, network: s
     }),
     check("docker", async () => {
       await docker.ping();
-      return (await docker.networkExists(network)) ? null : `docker network ${network} does not exist`;
+      return (await docker.networkExists(network)) ? null : { reason: `docker network ${network} does not exist` };
     }),
   ]);
   return reasons.find((r) => r !== null) ?? null;
@@ -247,7 +249,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
     },
     state: store,
     logger: logger.child({ component: "http" }),
-    token: config.internalToken,
+    ...httpDepsFromConfig(config),
     readiness: () => readiness(store, docker, config.dockerNetwork),
     preview: (gameId) => manager.reconciler.preview(gameId),
     metrics,
@@ -297,13 +299,8 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
       });
       records.setLive(true);
       await manager.start();
-      await new Promise<void>((resolve, reject) => {
-        server.once("error", reject);
-        server.listen(config.httpPort, config.httpHost, () => resolve());
-      });
-      const addr = server.address();
-      const port = typeof addr === "object" && addr ? addr.port : config.httpPort;
-      logger.info({ port, ...buildInfo(), instance: config.instanceId, source: config.source, db: config.databaseUrl ? "postgres" : "pglite" }, "rtmanager started");
+      const port = await listenOn(server, config);
+      logger.info({ port, socket: config.httpSocketPath, ...buildInfo(), instance: config.instanceId, source: config.source, db: config.databaseUrl ? "postgres" : "pglite" }, "rtmanager started");
       return port;
     },
     async stop() {

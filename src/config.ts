@@ -3,6 +3,7 @@ import { z } from "zod";
 import { parseDuration, parseMemory } from "./model/duration.js";
 import { GAME_ID_PATTERN } from "./model/gameId.js";
 import { parseEngineHardening, type EngineHardening } from "./runtime/engineHardening.js";
+import { HttpConfigError, loadHttpSettings, parseListenAddress, type HttpSettings } from "./httpConfig.js";
 
 /**
  * Every setting is an environment variable with a default. `CONFIG_DOCS`
@@ -22,7 +23,7 @@ export const CONFIG_DOCS: Setting[] = [
   { env: "RTMANAGER_KUBE_CREATE_NAMESPACE", default: "", doc: "Kubernetes mode, cluster-wide: namespace where the REST API creates new GameRuntime objects. Empty: POD_NAMESPACE, else `default`. With RTMANAGER_KUBE_NAMESPACE set it must be empty or equal to it." },
   { env: "POD_NAMESPACE", default: undefined, doc: "Kubernetes mode: the pod's own namespace (deploy/kustomize/base/deployment.yaml sets it through the downward API). Holds the leader Lease when RTMANAGER_KUBE_NAMESPACE is empty; unset: `default`." },
   { env: "RTMANAGER_INSTANCE_ID", default: "rtmanager", doc: "Names this installation in container labels; two installations on one engine never touch each other's containers." },
-  { env: "RTMANAGER_INTERNAL_HTTP_ADDR", default: ":8096", doc: "Listen address of the REST API, probes and /metrics." },
+  { env: "RTMANAGER_INTERNAL_HTTP_ADDR", default: "127.0.0.1:8096", doc: "Listen address of the REST API, probes and /metrics: `host:port`, `:port` (every interface) or `unix:/path/to.sock`. Loopback by default (the contract says `:8096`; see Security)." },
   { env: "RTMANAGER_INTERNAL_TOKEN", default: undefined, doc: "Optional shared bearer token required on every path but the probes." },
   { env: "RTMANAGER_DOCKER_NETWORK", default: "galaxy-net", doc: "Docker network the engines join; it must exist at start-up." },
   { env: "RTMANAGER_STATE_ROOT", default: "./.rtmanager/state", doc: "Host directory holding one state directory per game (never deleted)." },
@@ -69,6 +70,18 @@ export const CONFIG_DOCS: Setting[] = [
   { env: "RTMANAGER_SHUTDOWN_TIMEOUT", default: "25s", doc: "On SIGTERM/SIGINT the process exits within this, even with the database or the Kubernetes API hanging. Keep it under the pod's terminationGracePeriodSeconds (30 s)." },
   { env: "RTMANAGER_LOGS_MAX_BYTES", default: "1m", doc: "Byte ceiling of one engine-log read without follow (GET .../logs); a smaller limitBytes wins. k, m, g are binary." },
   { env: "RTMANAGER_LOGS_FOLLOW_MAX", default: "1h", doc: "How long one followed engine-log stream (GET .../logs?follow=true) stays open at most." },
+  { env: "RTMANAGER_INTERNAL_TOKEN_FILE", default: undefined, doc: "File holding the bearer token (instead of RTMANAGER_INTERNAL_TOKEN): one line, or two during a rotation (both valid). Re-read when it changes." },
+  { env: "RTMANAGER_ALLOW_UNAUTHENTICATED", default: "false", doc: "Required (`true`) to listen on a non-loopback address without a token; start-up is refused otherwise." },
+  { env: "RTMANAGER_ALLOWED_HOSTS", default: "", doc: "Comma-separated extra `Host` names accepted (e.g. a Service's `rtmanager.galaxy.svc`); `localhost`, this machine's name and IP literals always are; a leading `.` allows subdomains. Probes are exempt." },
+  { env: "RTMANAGER_ALLOWED_ORIGINS", default: "", doc: "Comma-separated browser origins allowed to call the API; a request with any other `Origin`, or `Sec-Fetch-Site: cross-site`, gets 403." },
+  { env: "RTMANAGER_IMAGE_ALLOWLIST", default: "", doc: "Comma-separated registry or repository prefixes images must come from (matched on `/` boundaries); empty allows every image." },
+  { env: "RTMANAGER_MAX_CPUS", default: "8", doc: "Ceiling on the CPUs an image label or declaration may ask for; past it: start_config_invalid." },
+  { env: "RTMANAGER_MAX_MEMORY", default: "16g", doc: "Ceiling on the memory an image label or declaration may ask for." },
+  { env: "RTMANAGER_MAX_PIDS_LIMIT", default: "4096", doc: "Ceiling on the PIDs limit an image label or declaration may ask for." },
+  { env: "RTMANAGER_MAX_EVENT_STREAMS", default: "256", doc: "Open event streams (GET /api/v1/ext/events) at once; past it: 503 with Retry-After." },
+  { env: "RTMANAGER_MAX_CONCURRENT_MUTATIONS", default: "512", doc: "REST mutations in flight at once; past it: 503 service_unavailable with Retry-After." },
+  { env: "RTMANAGER_HTTP_REQUEST_TIMEOUT", default: "30s", doc: "Time a client has to send a whole request (headers and body)." },
+  { env: "RTMANAGER_HTTP_IDLE_TIMEOUT", default: "60s", doc: "A socket silent this long mid-request is closed; mutations wait up to RTMANAGER_OP_TIMEOUT instead, event streams have keep-alives." },
 ];
 
 /** A Kubernetes object name such as a Lease's (RFC 1123 subdomain; the length is checked apart). */
@@ -100,7 +113,7 @@ const bool = (env: string) =>
     return z.NEVER;
   });
 
-export interface Config {
+export interface Config extends HttpSettings {
   databaseUrl: string | undefined;
   dataDir: string;
   source: "store" | "kubernetes";
@@ -112,6 +125,8 @@ export interface Config {
   instanceId: string;
   httpHost: string | undefined;
   httpPort: number;
+  /** Set when RTMANAGER_INTERNAL_HTTP_ADDR is `unix:/path`. */
+  httpSocketPath: string | undefined;
   internalToken: string | undefined;
   dockerNetwork: string;
   stateRoot: string;
@@ -163,11 +178,14 @@ export class ConfigError extends Error {
   override readonly name = "ConfigError";
 }
 
-function parseAddr(addr: string): { host: string | undefined; port: number } {
-  const m = /^(.*):(\d{1,5})$/.exec(addr);
-  if (!m || Number(m[2]) > 65535) throw new ConfigError(`RTMANAGER_INTERNAL_HTTP_ADDR: ${JSON.stringify(addr)} is not host:port or :port`);
-  const host = m[1] === "" ? undefined : m[1]!.replace(/^\[(.*)\]$/, "$1");
-  return { host, port: Number(m[2]) };
+function httpSettings(env: NodeJS.ProcessEnv, get: (name: string) => string) {
+  try {
+    const listen = parseListenAddress(get("RTMANAGER_INTERNAL_HTTP_ADDR"));
+    return { listen, settings: loadHttpSettings(env, get, listen) };
+  } catch (err) {
+    if (err instanceof HttpConfigError) throw new ConfigError(`invalid configuration: ${err.message}`);
+    throw err;
+  }
 }
 
 /** Reads and validates the environment; a bad value throws naming the variable. */
@@ -249,7 +267,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     );
   }
   const v = parsed.data;
-  const { host, port } = parseAddr(get("RTMANAGER_INTERNAL_HTTP_ADDR"));
+  const { listen, settings: http } = httpSettings(env, get);
   if (v.RTMANAGER_LEASE_RENEW_DEADLINE >= v.RTMANAGER_LEASE_DURATION) {
     throw new ConfigError("invalid configuration: RTMANAGER_LEASE_RENEW_DEADLINE must be shorter than RTMANAGER_LEASE_DURATION");
   }
@@ -283,8 +301,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     kubeCreateNamespace,
     podNamespace,
     instanceId: v.RTMANAGER_INSTANCE_ID,
-    httpHost: host,
-    httpPort: port,
+    ...http,
+    httpHost: listen.host,
+    httpPort: listen.port,
+    httpSocketPath: listen.socketPath,
     internalToken: token ? token : undefined,
     dockerNetwork: v.RTMANAGER_DOCKER_NETWORK,
     // Docker bind mounts need an absolute host path.

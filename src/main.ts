@@ -2,6 +2,7 @@
 /** Process entry point: config, logger, app, signals. */
 import { createApp } from "./app.js";
 import { ConfigError, loadConfig } from "./config.js";
+import { unauthenticatedExposure } from "./httpConfig.js";
 import { createLogger } from "./log.js";
 import { isRtmError } from "./model/errors.js";
 
@@ -17,6 +18,8 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel);
+  const exposure = unauthenticatedExposure(config);
+  if (exposure) logger.warn({ addr: `${config.httpHost ?? ""}:${config.httpPort}` }, exposure);
   let app;
   try {
     app = await createApp(config, logger);

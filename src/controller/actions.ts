@@ -5,6 +5,7 @@
  * failure leaves here as the contract error it stands for (runtimeErrors.ts).
  */
 import path from "node:path";
+import { resourcesRefused, type ResourceCeilings } from "../model/admission.js";
 import { configHash, type Declaration } from "../model/declaration.js";
 import { RtmError } from "../model/errors.js";
 import { parseMemory } from "../model/duration.js";
@@ -21,6 +22,8 @@ export interface ExecutorSettings {
   defaultCpus: number;
   defaultMemoryBytes: number;
   defaultPidsLimit: number;
+  /** RTMANAGER_MAX_*: what image labels may ask for; the declaration is held by the planner already. */
+  resourceCeilings?: ResourceCeilings;
 }
 
 export interface ActionObserver {
@@ -42,6 +45,9 @@ export function resolveResources(imageLabels: Record<string, string>, d: Declara
   const cpus = labelCpus > 0 ? labelCpus : (d.resources?.cpus ?? s.defaultCpus);
   const memory = labelMemory ?? (d.resources?.memory ? parseMemory(d.resources.memory) : null) ?? s.defaultMemoryBytes;
   const pids = Number.isInteger(labelPids) && labelPids > 0 ? labelPids : (d.resources?.pidsLimit ?? s.defaultPidsLimit);
+  // Labels are only known once the image is local: this is the first place they can be refused. Permanent: not retried until the declaration changes.
+  const refused = resourcesRefused({ cpus, memoryBytes: memory, pidsLimit: pids }, s.resourceCeilings, "the image's com.galaxy.* labels (or the declaration)");
+  if (refused) throw new RtmError("start_config_invalid", `${refused}; no container was created`);
   return { nanoCpus: Math.round(cpus * 1e9), memoryBytes: memory, pidsLimit: pids };
 }
 

@@ -4,6 +4,7 @@
  * gate and its rollback, the cause of a restart, a hold, a requeue). The
  * reconciler and the rollout only carry a plan out; they never add to it.
  */
+import type { ResourceCeilings } from "../model/admission.js";
 import type { Declaration } from "../model/declaration.js";
 import type { ErrorCode, RtmError } from "../model/errors.js";
 import { containerName } from "../model/gameId.js";
@@ -113,6 +114,10 @@ export interface PlannerSettings {
   patchHealthTimeoutMs: number;
   patchMinHealthyMs: number;
   startWaitHealthy: boolean;
+  /** RTMANAGER_IMAGE_ALLOWLIST (normalised prefixes); empty or absent allows every image. */
+  imageAllowlist?: readonly string[];
+  /** RTMANAGER_MAX_*: a declaration asking for more is held with start_config_invalid. */
+  resourceCeilings?: ResourceCeilings;
 }
 
 export interface PlannerInput {

@@ -5,6 +5,7 @@
  * show what the loop would do now. What a declared-running game needs is in
  * planRunning.ts, one function per situation.
  */
+import { declaredResources, imageRefused, resourcesRefused } from "../model/admission.js";
 import { PERMANENT_CODES } from "../model/errors.js";
 import type { Declaration } from "../model/declaration.js";
 import type { ObservedContainer } from "../model/ports.js";
@@ -61,6 +62,15 @@ export function plan(input: PlannerInput): Plan {
     return finish(p);
   }
 
+  // Whoever wrote it (REST, SQL, kubectl), a declaration this installation does not run is held before anything is pulled.
+  const refused = d.desiredState === "running" ? admissionRefusal(d, input) : null;
+  if (refused) {
+    p.hold = { code: "start_config_invalid", message: refused };
+    p.converges = false;
+    p.reason = `${refused}; held until the declaration changes`;
+    return finish(p);
+  }
+
   switch (d.desiredState) {
     case "running":
       if (record && record.heldGeneration === d.generation) return planHeld(p, input, d, record, primary);
@@ -77,6 +87,11 @@ export function plan(input: PlannerInput): Plan {
       }
       return finish(p);
   }
+}
+
+function admissionRefusal(d: Declaration, input: PlannerInput): string | null {
+  const { imageAllowlist, resourceCeilings } = input.settings;
+  return imageRefused(d.imageRef, imageAllowlist) ?? resourcesRefused(declaredResources(d.resources), resourceCeilings, `the declaration's resources`);
 }
 
 function planOrphan(p: Plan, input: PlannerInput, primary: ObservedContainer | null): Plan {

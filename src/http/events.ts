@@ -7,6 +7,11 @@
  * `id:`, so an EventSource (or RtmClient.events) resumes with Last-Event-ID
  * and gets every later event exactly once: the store makes seq values visible
  * in order, and the stream only ever reads `seq > cursor`.
+ *
+ * Live events come from one EventFeed per process; a stream reads only its
+ * own backlog. Open streams are capped (503 with Retry-After past the cap),
+ * and a client too slow to take what the feed hands it is disconnected
+ * rather than buffered without bound: it resumes with Last-Event-ID.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "../log.js";
@@ -14,6 +19,7 @@ import { RtmError, toRtmError } from "../model/errors.js";
 import { GameIdSchema } from "../model/gameId.js";
 import type { StateStore } from "../model/ports.js";
 import type { RuntimeEvent } from "../model/record.js";
+import { EventFeed, type FeedSubscriber } from "./eventFeed.js";
 import type { EventDiagnostic, EventSnapshot } from "./wire.js";
 
 export interface EventStreamOptions {
@@ -23,20 +29,42 @@ export interface EventStreamOptions {
   pollMs?: number;
   keepAliveMs?: number;
   pageSize?: number;
+  /** Open streams at once; past it a new one gets 503 with Retry-After. */
+  maxStreams?: number;
+  logger: Logger;
 }
 
 const CURSOR_PATTERN = /^[0-9]{1,15}$/;
+/** Events queued for one slow client before it is disconnected. */
+const MAX_QUEUED_FRAMES = 10_000;
+const RETRY_AFTER_SECONDS = 5;
+
+interface Cursor {
+  cursor: number;
+  diagnostics: EventDiagnostic[];
+}
 
 export class EventStreams {
   private readonly open = new Set<ServerResponse>();
-  private readonly pollMs: number;
+  /** Slots taken, counted before the first await so a burst cannot overshoot the cap. */
+  private taken = 0;
   private readonly keepAliveMs: number;
   private readonly pageSize: number;
+  private readonly maxStreams: number;
+  private keepAliveTimer: NodeJS.Timeout | null = null;
+  readonly feed: EventFeed;
 
   constructor(private readonly options: EventStreamOptions) {
-    this.pollMs = options.pollMs ?? 1000;
     this.keepAliveMs = options.keepAliveMs ?? 15_000;
     this.pageSize = options.pageSize ?? 500;
+    this.maxStreams = options.maxStreams ?? 256;
+    this.feed = new EventFeed({
+      state: options.state,
+      subscribeEvents: options.subscribeEvents,
+      pollMs: options.pollMs ?? 1000,
+      pageSize: this.pageSize,
+      logger: options.logger,
+    });
   }
 
   get size(): number {
@@ -47,55 +75,60 @@ export class EventStreams {
   closeAll(): void {
     for (const res of this.open) res.end();
     this.open.clear();
+    if (this.keepAliveTimer) clearInterval(this.keepAliveTimer);
+    this.keepAliveTimer = null;
   }
 
   /** Validation failures throw before any byte is written, so they still get the JSON envelope. */
   async serve(req: IncomingMessage, res: ServerResponse, query: URLSearchParams, logger: Logger): Promise<void> {
-    const { state } = this.options;
-    const gameIdParam = query.get("game_id");
-    let gameId: string | undefined;
-    if (gameIdParam !== null && gameIdParam !== "") {
-      const parsed = GameIdSchema.safeParse(gameIdParam);
-      if (!parsed.success) throw new RtmError("invalid_request", `game_id: ${parsed.error.issues[0]?.message ?? "invalid"}`);
-      gameId = parsed.data;
+    if (this.taken >= this.maxStreams) {
+      throw new RtmError("service_unavailable", `too many open event streams (RTMANAGER_MAX_EVENT_STREAMS=${this.maxStreams}); retry later`, {
+        retryAfterSeconds: RETRY_AFTER_SECONDS,
+      });
     }
+    this.taken++;
+    let released = false;
+    const release = () => {
+      if (!released) this.taken--;
+      released = true;
+    };
+    res.on("close", release);
+    try {
+      const gameId = parseGameId(query);
+      const start = await this.startCursor(req, query);
+      await this.stream(req, res, gameId, start, logger);
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
+  private async startCursor(req: IncomingMessage, query: URLSearchParams): Promise<Cursor> {
     const headerCursor = req.headers["last-event-id"];
     const rawCursor = (typeof headerCursor === "string" && headerCursor !== "" ? headerCursor : null) ?? query.get("cursor");
-
-    const bounds = await state.eventBounds();
+    const bounds = await this.options.state.eventBounds();
     const now = bounds.latest ?? 0;
-    const diagnostics: EventDiagnostic[] = [];
-    let cursor = now;
-    if (rawCursor !== null && rawCursor !== "") {
-      if (!CURSOR_PATTERN.test(rawCursor)) {
-        diagnostics.push({
-          code: "invalid_cursor",
-          message: `cursor ${JSON.stringify(rawCursor.slice(0, 64))} is not an event sequence number; continuing from now`,
-          cursor: now,
-        });
-      } else {
-        const asked = Number(rawCursor);
-        if (bounds.oldest !== null && asked < bounds.oldest - 1) {
-          cursor = bounds.oldest - 1;
-          diagnostics.push({
-            code: "cursor_expired",
-            message: `events after ${asked} up to ${bounds.oldest - 1} were pruned; continuing from the oldest stored event`,
-            oldest: bounds.oldest,
-            cursor,
-          });
-        } else if (bounds.latest !== null && asked > bounds.latest) {
-          // Ahead of the log: the database was reset or belongs to another installation.
-          diagnostics.push({
-            code: "cursor_unknown",
-            message: `cursor ${asked} is beyond the newest event ${bounds.latest}; continuing from now`,
-            cursor: now,
-          });
-        } else {
-          cursor = asked;
-        }
-      }
+    if (rawCursor === null || rawCursor === "") return { cursor: now, diagnostics: [] };
+    if (!CURSOR_PATTERN.test(rawCursor)) {
+      const message = `cursor ${JSON.stringify(rawCursor.slice(0, 64))} is not an event sequence number; continuing from now`;
+      return { cursor: now, diagnostics: [{ code: "invalid_cursor", message, cursor: now }] };
     }
+    const asked = Number(rawCursor);
+    if (bounds.oldest !== null && asked < bounds.oldest - 1) {
+      const cursor = bounds.oldest - 1;
+      const message = `events after ${asked} up to ${bounds.oldest - 1} were pruned; continuing from the oldest stored event`;
+      return { cursor, diagnostics: [{ code: "cursor_expired", message, oldest: bounds.oldest, cursor }] };
+    }
+    if (bounds.latest !== null && asked > bounds.latest) {
+      // Ahead of the log: the database was reset or belongs to another installation.
+      const message = `cursor ${asked} is beyond the newest event ${bounds.latest}; continuing from now`;
+      return { cursor: now, diagnostics: [{ code: "cursor_unknown", message, cursor: now }] };
+    }
+    return { cursor: asked, diagnostics: [] };
+  }
 
+  private async stream(req: IncomingMessage, res: ServerResponse, gameId: string | undefined, start: Cursor, logger: Logger): Promise<void> {
+    const { state } = this.options;
     res.writeHead(200, {
       "content-type": "text/event-stream; charset=utf-8",
       "cache-control": "no-store",
@@ -104,104 +137,146 @@ export class EventStreams {
       "x-accel-buffering": "no",
     });
     req.socket.setNoDelay(true);
-    req.socket.setTimeout(0);
+    // Its own bound: keep-alive frames every keepAliveMs keep a live socket busy; a stalled one times out.
+    req.socket.setTimeout(this.keepAliveMs * 4);
     this.open.add(res);
+    this.keepAlive();
 
+    let cursor = start.cursor;
     let closed = false;
-    let ready = false;
-    let pumping = false;
-    let again = false;
-    let failing = false;
-    const timers: NodeJS.Timeout[] = [];
-    let unsubscribe: () => void = () => {};
-
-    const write = async (frame: string): Promise<void> => {
-      if (closed || res.writableEnded) return;
-      if (!res.write(frame)) {
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            res.off("drain", done);
-            res.off("close", done);
-            resolve();
-          };
-          res.on("drain", done);
-          res.on("close", done);
-        });
-      }
-    };
-
-    const pump = async (): Promise<void> => {
-      if (!ready || closed) return;
-      if (pumping) {
-        again = true;
-        return;
-      }
-      pumping = true;
-      try {
-        do {
-          again = false;
-          for (;;) {
-            const batch = await state.eventsAfter(cursor, { gameId, limit: this.pageSize });
-            for (const event of batch) {
-              if (closed) return;
-              await write(eventFrame(event));
-              cursor = event.seq;
-            }
-            if (batch.length < this.pageSize) break;
-          }
-        } while (again && !closed);
-        if (failing) logger.info({ cursor }, "event stream reading again");
-        failing = false;
-      } catch (err) {
-        const e = toRtmError(err);
-        // One diagnostic per outage; the poll keeps retrying from the same cursor.
-        if (!failing) {
-          logger.warn({ err: e, cursor }, "event stream read failed");
-          await write(diagnosticFrame({ code: "stream_failed", message: `reading events failed: ${e.message}; retrying`, cursor }));
+    const writer = new FrameWriter(res);
+    const subscriber: FeedSubscriber = {
+      deliver: (event) => {
+        if (event.seq <= cursor || (gameId && event.gameId !== gameId)) return;
+        cursor = event.seq;
+        if (!writer.push(eventFrame(event))) {
+          logger.warn({ cursor, queued: MAX_QUEUED_FRAMES }, "event stream client too slow; disconnecting it (it resumes with Last-Event-ID)");
+          res.end();
         }
-        failing = true;
-      } finally {
-        pumping = false;
-      }
+      },
+      failed: (message) => void writer.push(diagnosticFrame({ code: "stream_failed", message, cursor })),
     };
-
     const cleanup = () => {
       if (closed) return;
       closed = true;
-      for (const t of timers) clearInterval(t);
-      unsubscribe();
+      this.feed.leave(subscriber);
       this.open.delete(res);
       logger.debug({ cursor }, "event stream closed");
     };
     res.on("close", cleanup);
     req.on("close", cleanup);
 
-    // Subscribed before the snapshot is read, so nothing written meanwhile is
-    // missed; wakes before `ready` are covered by the first pump's read.
-    unsubscribe = this.options.subscribeEvents?.(() => void pump()) ?? (() => {});
-
     try {
-      await write("retry: 2000\n\n");
-      for (const d of diagnostics) await write(diagnosticFrame(d));
+      writer.push("retry: 2000\n\n");
+      for (const d of start.diagnostics) writer.push(diagnosticFrame(d));
       const records = (await state.listRecords()).filter((r) => !gameId || r.gameId === gameId);
       // Dates become ISO strings in JSON.stringify, which is what EventSnapshot describes.
       const snapshot = { cursor, records } satisfies { [K in keyof EventSnapshot]: unknown };
-      await write(`id: ${cursor}\nevent: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n`);
+      writer.push(`id: ${cursor}\nevent: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n`);
+      logger.debug({ cursor, gameId, diagnostics: start.diagnostics.map((d) => d.code) }, "event stream open");
+      // The backlog is this stream's own to read; then it joins the shared feed.
+      for (;;) {
+        const feedAt = await this.feed.position();
+        cursor = await this.readBacklog(cursor, gameId, writer, () => closed);
+        if (closed || this.feed.join(subscriber, Math.max(cursor, feedAt))) break;
+      }
     } catch (err) {
       const e = toRtmError(err);
-      logger.warn({ err: e }, "event stream could not send its snapshot");
-      await write(diagnosticFrame({ code: "stream_failed", message: `could not read the current records: ${e.message}` }));
+      logger.warn({ err }, "event stream could not send its snapshot or backlog");
+      writer.push(diagnosticFrame({ code: "stream_failed", message: `could not read the current records or backlog: ${e.message}` }));
       cleanup();
       res.end();
-      return;
     }
-    logger.debug({ cursor, gameId, diagnostics: diagnostics.map((d) => d.code) }, "event stream open");
-
-    ready = true;
-    timers.push(setInterval(() => void pump(), this.pollMs));
-    timers.push(setInterval(() => void write(": keep-alive\n\n"), this.keepAliveMs));
-    await pump();
   }
+
+  /** Pages of events after `cursor` until a short page; returns the new cursor. */
+  private async readBacklog(cursor: number, gameId: string | undefined, writer: FrameWriter, closed: () => boolean): Promise<number> {
+    for (;;) {
+      const batch = await this.options.state.eventsAfter(cursor, { gameId, limit: this.pageSize });
+      for (const event of batch) {
+        if (closed()) return cursor;
+        await writer.pushAndDrain(eventFrame(event));
+        cursor = event.seq;
+      }
+      if (batch.length < this.pageSize) return cursor;
+    }
+  }
+
+  /** One timer for every stream, running while any is open. */
+  private keepAlive(): void {
+    if (this.keepAliveTimer) return;
+    this.keepAliveTimer = setInterval(() => {
+      if (this.open.size === 0 && this.keepAliveTimer) {
+        clearInterval(this.keepAliveTimer);
+        this.keepAliveTimer = null;
+        return;
+      }
+      for (const res of this.open) if (!res.writableEnded && res.writableLength === 0) res.write(": keep-alive\n\n");
+    }, this.keepAliveMs);
+    this.keepAliveTimer.unref();
+  }
+}
+
+/** Frames go out in order; the queue is bounded, and a full one means the client is too slow. */
+class FrameWriter {
+  private readonly queue: string[] = [];
+  private flushing = false;
+  private readonly idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly res: ServerResponse) {}
+
+  /** False when the client is too far behind. */
+  push(frame: string): boolean {
+    if (this.res.writableEnded) return true;
+    if (this.queue.length >= MAX_QUEUED_FRAMES) return false;
+    this.queue.push(frame);
+    void this.flush();
+    return true;
+  }
+
+  /** For the backlog: wait until the socket took it, so one reader never fills memory. */
+  async pushAndDrain(frame: string): Promise<void> {
+    this.push(frame);
+    if (!this.flushing && this.queue.length === 0) return;
+    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private async flush(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      while (this.queue.length > 0) {
+        if (this.res.writableEnded || this.res.destroyed) {
+          this.queue.length = 0;
+          break;
+        }
+        if (!this.res.write(this.queue.shift()!)) await drained(this.res);
+      }
+    } finally {
+      this.flushing = false;
+      for (const resolve of this.idleWaiters.splice(0)) resolve();
+    }
+  }
+}
+
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.on("drain", done);
+    res.on("close", done);
+  });
+}
+
+function parseGameId(query: URLSearchParams): string | undefined {
+  const gameIdParam = query.get("game_id");
+  if (gameIdParam === null || gameIdParam === "") return undefined;
+  const parsed = GameIdSchema.safeParse(gameIdParam);
+  if (!parsed.success) throw new RtmError("invalid_request", `game_id: ${parsed.error.issues[0]?.message ?? "invalid"}`);
+  return parsed.data;
 }
 
 function eventFrame(event: RuntimeEvent): string {

@@ -67,6 +67,9 @@ export class LogStreams {
     // The client going away ends the runtime's stream too.
     res.on("close", onClose);
     const timer = bounds.follow ? setTimeout(() => abort.abort(), this.deps.followMaxMs) : undefined;
+    // An engine may print nothing for minutes: the server's idle timeout must not cut a followed
+    // stream; its own bound is the follow maximum (and the client closing).
+    if (bounds.follow) res.socket?.setTimeout(this.deps.followMaxMs + 5_000);
     this.open.add(abort);
     try {
       const stream = await this.deps.logStream(gameId, { tail: bounds.tail, follow: bounds.follow, signal: abort.signal });

@@ -3,7 +3,7 @@
  * /metrics and the extension endpoints. Transport only; what an operation
  * means lives in src/controller/operations.ts.
  */
-import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import { buildInfo } from "../buildInfo.js";
 import type { RuntimeOperations } from "../controller/operations.js";
@@ -14,9 +14,13 @@ import { RtmError, isRtmError } from "../model/errors.js";
 import type { StateStore } from "../model/ports.js";
 import { OPERATION_LIST_DEFAULT_LIMIT, OPERATION_LIST_MAX_LIMIT, toContractRecord, type RuntimeRecord } from "../model/record.js";
 import { opSourceFromCaller } from "../model/status.js";
-import { readEmptyBody, readJsonBody } from "./body.js";
+import { imageRefused } from "../model/admission.js";
+import { discardBody, readJsonBody } from "./body.js";
 import { EventStreams } from "./events.js";
 import { LogStreams, type LogRouteDeps } from "./logs.js";
+import { browserGuard, type GuardSettings } from "./guards.js";
+import { applySocketTimeouts, MutationSlots, serverTimeoutOptions, type HttpLimits } from "./limits.js";
+import { fileTokens, staticTokens, type TokenCheck } from "./tokens.js";
 import { envelope, JsonMemo, OpResponse, sendError, sendJson, sendJsonBytes, sendText, statusOf, transportError } from "./respond.js";
 import { ROUTES, Router, parseTarget, type RouteDef, type RouteName } from "./routes.js";
 import { PatchRequestSchema, StartRequestSchema, StopRequestSchema } from "./schemas.js";
@@ -36,8 +40,10 @@ export interface HttpDeps {
   logger: Logger;
   /** When set, every path but /healthz and /readyz needs `Authorization: Bearer <token>`. */
   token?: string;
-  /** null when ready, else the reason (served as the 503 message). */
-  readiness(): Promise<string | null>;
+  /** Like `token`, read from a file of one or two lines (both valid) and re-read when it changes. */
+  tokenFile?: string;
+  /** null when ready, else the reason (served as the 503 message) and a detail for the log only. */
+  readiness(): Promise<ReadinessFailure | null>;
   /** What the loop would do now (Reconciler.preview); enables GET .../plan. */
   preview?(gameId: string): Promise<unknown>;
   /** Enables GET /metrics; every request is observed through it. */
@@ -50,6 +56,18 @@ export interface HttpDeps {
   declarations?: { get(gameId: string): Promise<Declaration | null> };
   /** Event stream timing; the defaults (1 s poll, 15 s keep-alive) suit production. */
   events?: { pollMs?: number; keepAliveMs?: number };
+  /** Host and Origin checks; defaults: localhost and IP literals, no browser origin. */
+  guards?: Partial<GuardSettings>;
+  /** Caps and timeouts; see limits.ts for the defaults. */
+  limits?: Partial<HttpLimits>;
+  /** RTMANAGER_IMAGE_ALLOWLIST, checked on start and patch before anything is written. */
+  imageAllowlist?: readonly string[];
+}
+
+/** `reason` names the dependency and is served; `detail` (addresses, driver messages) goes to the log only. */
+export interface ReadinessFailure {
+  reason: string;
+  detail?: string;
 }
 
 const MUTATIONS: ReadonlySet<RouteName> = new Set(["start", "stop", "restart", "patch", "cleanup"]);
@@ -66,15 +84,37 @@ function adoptOpId(header: string | string[] | undefined): string {
   return typeof header === "string" && OP_ID_PATTERN.test(header) ? header : randomUUID();
 }
 
-const sha256 = (text: string): Buffer => createHash("sha256").update(text).digest();
-
-/** Hashing first makes the comparison constant-time whatever the lengths. */
-function checkAuth(req: IncomingMessage, expectedDigest: Buffer): void {
+function checkAuth(req: IncomingMessage, tokens: TokenCheck): void {
   const header = req.headers.authorization;
   if (!header) throw transportError(401, "missing bearer token: send Authorization: Bearer <RTMANAGER_INTERNAL_TOKEN>");
   const m = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
   if (!m) throw transportError(401, "Authorization header must be Bearer <token>");
-  if (!timingSafeEqual(sha256(m[1]!), expectedDigest)) throw transportError(401, "wrong bearer token");
+  if (!tokens.accepts(m[1]!)) throw transportError(401, "wrong bearer token");
+}
+
+function checkImage(imageRef: string, allowlist: readonly string[] | undefined): void {
+  const refused = imageRefused(imageRef, allowlist);
+  if (refused) throw new RtmError("start_config_invalid", `${refused}; nothing was pulled or started`);
+}
+
+/** The dependency is served; its address (in the detail) is logged, once per change. */
+function readinessProbe(deps: HttpDeps) {
+  let lastLogged: string | null = null;
+  return async (): Promise<string | null> => {
+    let failure: ReadinessFailure | null;
+    try {
+      failure = await deps.readiness();
+    } catch (err) {
+      failure = { reason: "readiness check failed", detail: String((err as Error).message) };
+    }
+    const line = failure ? `${failure.reason}: ${failure.detail ?? ""}` : null;
+    if (line !== lastLogged) {
+      if (failure) deps.logger.warn({ reason: failure.reason, detail: failure.detail }, "not ready");
+      else if (lastLogged !== null) deps.logger.info("ready again");
+      lastLogged = line;
+    }
+    return failure?.reason ?? null;
+  };
 }
 
 function intParam(query: URLSearchParams, name: string, fallback: number, max: number): number {
@@ -94,7 +134,11 @@ export function createHttpServer(deps: HttpDeps): http.Server {
     return true;
   });
   const router = new Router(available);
-  const tokenDigest = deps.token ? sha256(deps.token) : null;
+  const tokens: TokenCheck | null = deps.tokenFile ? fileTokens(deps.tokenFile, deps.logger) : deps.token ? staticTokens(deps.token) : null;
+  const guards: GuardSettings = { allowedHosts: ["localhost"], allowedOrigins: [], checkHost: true, ...deps.guards };
+  const checkBrowser = browserGuard(guards);
+  const mutations = new MutationSlots(deps.limits?.maxConcurrentMutations);
+  const ready = readinessProbe(deps);
   const recordJson = new JsonMemo<RuntimeRecord>(toContractRecord);
   const listJson = new JsonMemo<readonly RuntimeRecord[]>((records) => ({ items: records.map(toContractRecord) }));
   const streams = new EventStreams({
@@ -102,6 +146,8 @@ export function createHttpServer(deps: HttpDeps): http.Server {
     subscribeEvents: deps.subscribeEvents,
     pollMs: deps.events?.pollMs,
     keepAliveMs: deps.events?.keepAliveMs,
+    maxStreams: deps.limits?.maxEventStreams,
+    logger: deps.logger,
   });
   const logStreams = deps.logs ? new LogStreams(deps.logs) : null;
 
@@ -116,12 +162,7 @@ export function createHttpServer(deps: HttpDeps): http.Server {
       case "healthz":
         return sendJson(res, 200, { status: "ok" });
       case "readyz": {
-        let reason: string | null;
-        try {
-          reason = await deps.readiness();
-        } catch (err) {
-          reason = `readiness check failed: ${(err as Error).message}`;
-        }
+        const reason = await ready();
         if (reason === null) return sendJson(res, 200, { status: "ready" });
         return sendJson(res, 503, envelope("service_unavailable", reason));
       }
@@ -135,6 +176,7 @@ export function createHttpServer(deps: HttpDeps): http.Server {
         return sendJsonBytes(res, 200, recordJson.json(await operations.get(gameId)));
       case "start": {
         const body = await readJsonBody(req, StartRequestSchema);
+        checkImage(body.image_ref, deps.imageAllowlist);
         const r = await operations.start(gameId, body.image_ref, opCtx());
         return sendJson(res, 200, toContractRecord(r.record));
       }
@@ -144,17 +186,18 @@ export function createHttpServer(deps: HttpDeps): http.Server {
         return sendJson(res, 200, toContractRecord(r.record));
       }
       case "restart": {
-        await readEmptyBody(req);
+        discardBody(req);
         const r = await operations.restart(gameId, opCtx());
         return sendJson(res, 200, toContractRecord(r.record));
       }
       case "patch": {
         const body = await readJsonBody(req, PatchRequestSchema);
+        checkImage(body.image_ref, deps.imageAllowlist);
         const r = await operations.patch(gameId, body.image_ref, opCtx());
         return sendJson(res, 200, toContractRecord(r.record));
       }
       case "cleanup": {
-        await readEmptyBody(req);
+        discardBody(req);
         const r = await operations.cleanup(gameId, opCtx());
         return sendJson(res, 200, toContractRecord(r.record));
       }
@@ -243,7 +286,9 @@ export function createHttpServer(deps: HttpDeps): http.Server {
 
     try {
       const open = match?.routes.some((r) => r.open) ?? false;
-      if (tokenDigest && !open) checkAuth(req, tokenDigest);
+      // Probes stay open to kubelet, which dials the pod IP and sends no Origin.
+      if (!open) checkBrowser(req);
+      if (tokens && !open) checkAuth(req, tokens);
       if (!match) throw new RtmError("not_found", `no such endpoint: ${method} ${target.pathname.slice(0, 200)}`);
       if (!route) {
         const allow = match.routes.map((r) => r.method).join(", ");
@@ -261,9 +306,16 @@ export function createHttpServer(deps: HttpDeps): http.Server {
       return;
     }
     res.on("close", finished);
-    dispatch(req, res, { opId, route, gameId: match.gameId ?? "", query: () => new URLSearchParams(target.search), logger }).catch((err: unknown) =>
-      fail(res, err, logger()),
-    );
+    const mutation = MUTATIONS.has(route.name);
+    if (mutation && !mutations.take()) {
+      fail(res, mutations.refusal(), logger());
+      return;
+    }
+    if (mutation) limits.mutationSocket(req);
+    const settled = mutation ? () => mutations.release() : () => {};
+    dispatch(req, res, { opId, route, gameId: match.gameId ?? "", query: () => new URLSearchParams(target.search), logger })
+      .catch((err: unknown) => fail(res, err, logger()))
+      .finally(settled);
   };
 
   const fail = (res: ServerResponse, err: unknown, logger: Logger): void => {
@@ -276,20 +328,20 @@ export function createHttpServer(deps: HttpDeps): http.Server {
       res.end();
       return;
     }
+    const retryAfter = known ? err.details?.retryAfterSeconds : undefined;
+    const headers: Record<string, string> = typeof retryAfter === "number" ? { "retry-after": String(retryAfter) } : {};
     // Unknown errors keep their text in the log only: it can carry SQL, paths or hosts.
-    sendError(res, known ? err : new RtmError("internal_error", "internal server error"));
+    sendError(res, known ? err : new RtmError("internal_error", "internal server error"), headers);
   };
 
-  const server = http.createServer<typeof IncomingMessage, typeof OpResponse>({ ServerResponse: OpResponse }, handle);
-  // Longer than the usual 60 s idle timeout of load balancers and well within
-  // Go's 90 s, so a pooled connection is rarely closed under a new request.
-  server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
+  const server = http.createServer<typeof IncomingMessage, typeof OpResponse>({ ServerResponse: OpResponse, ...serverTimeoutOptions(deps.limits) }, handle);
+  const limits = applySocketTimeouts(server, deps.limits);
   const close = server.close.bind(server);
   // Event streams never finish on their own; without this close() would wait for every client.
   server.close = ((callback?: (err?: Error) => void) => {
     streams.closeAll();
     logStreams?.closeAll();
+    tokens?.close();
     return close(callback);
   }) as typeof server.close;
   return server;

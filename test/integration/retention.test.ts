@@ -57,7 +57,7 @@ async function addOperation(store: SqlStore, gameId: string, startedAt: Date, ou
 
 /** Serves the real event stream over the store on a loopback port. */
 async function serveEvents(store: SqlStore) {
-  const streams = new EventStreams({ state: store, pollMs: 100 });
+  const streams = new EventStreams({ state: store, pollMs: 100, logger });
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://x");
     void streams.serve(req, res, url.searchParams, logger).catch(() => res.destroy());

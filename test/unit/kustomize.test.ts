@@ -255,12 +255,19 @@ describe("deploy/kustomize", () => {
     for (const overlay of RUNTIME_OVERLAYS) {
       const c = one<Deployment>(objsOf(overlay), "Deployment").spec.template.spec.containers[0]!;
       const refs = (c.env ?? []).flatMap((e) => (e.valueFrom?.secretKeyRef ? [{ env: e.name, ...e.valueFrom.secretKeyRef }] : []));
-      expect(refs.map((r) => r.env).sort()).toEqual(["DATABASE_URL", "RTMANAGER_INTERNAL_TOKEN"]);
+      expect(refs.map((r) => r.env).sort()).toEqual(["DATABASE_URL"]);
       for (const ref of refs) {
         const example = examples.find((s) => s.kind === "Secret" && s.metadata.name === ref.name);
         expect(example?.stringData, `${overlay}: ${ref.name}`).toHaveProperty(ref.key);
       }
-      expect(refs.find((r) => r.env === "RTMANAGER_INTERNAL_TOKEN")?.optional).toBe(true);
+      // The token is a file from a Secret volume (re-read on rotation), and not optional: no Secret, no pod.
+      const pod = one<Deployment>(objsOf(overlay), "Deployment").spec.template.spec as { volumes?: { name: string; secret?: { secretName: string; optional?: boolean } }[] };
+      const tokenFile = (c.env ?? []).find((e) => e.name === "RTMANAGER_INTERNAL_TOKEN_FILE")?.value ?? "";
+      const mount = (c.volumeMounts ?? []).find((m) => tokenFile.startsWith(`${m.mountPath}/`));
+      const volume = pod.volumes?.find((v) => v.name === mount?.name);
+      expect(volume?.secret?.optional ?? false, overlay).toBe(false);
+      const tokenSecret = examples.find((e) => e.kind === "Secret" && e.metadata.name === volume?.secret?.secretName);
+      expect(tokenSecret?.stringData, overlay).toHaveProperty(tokenFile.slice(mount!.mountPath.length + 1));
       // No Secret is applied by an overlay: placeholders would overwrite the real ones.
       expect(objsOf(overlay).filter((o) => (o.kind as string) === "Secret")).toEqual([]);
     }

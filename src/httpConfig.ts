@@ -1,0 +1,143 @@
+/**
+ * The settings of the HTTP surface's safety and bounds, read apart from
+ * src/config.ts so that file stays a table of rows. Every refusal names the
+ * variables involved, so an operator can fix the environment from the
+ * message alone.
+ */
+import os from "node:os";
+import { parseDuration, parseMemory } from "./model/duration.js";
+import { normaliseAllowlist, type ResourceCeilings } from "./model/admission.js";
+
+export class HttpConfigError extends Error {
+  override readonly name = "HttpConfigError";
+}
+
+export interface ListenAddress {
+  /** undefined: every interface. */
+  host: string | undefined;
+  port: number;
+  /** Set for `unix:/path/to.sock`; host and port are then unused. */
+  socketPath: string | undefined;
+}
+
+export interface HttpSettings {
+  internalTokenFile: string | undefined;
+  allowUnauthenticated: boolean;
+  imageAllowlist: string[];
+  allowedOrigins: string[];
+  allowedHosts: string[];
+  maxEventStreams: number;
+  maxConcurrentMutations: number;
+  resourceCeilings: ResourceCeilings;
+  httpRequestTimeoutMs: number;
+  httpIdleTimeoutMs: number;
+}
+
+export function parseListenAddress(addr: string): ListenAddress {
+  if (addr.startsWith("unix:")) {
+    const socketPath = addr.slice("unix:".length);
+    if (!socketPath.startsWith("/")) throw new HttpConfigError(`RTMANAGER_INTERNAL_HTTP_ADDR: ${JSON.stringify(addr)}: a Unix socket needs an absolute path (unix:/run/rtmanager/http.sock)`);
+    return { host: undefined, port: 0, socketPath };
+  }
+  const m = /^(.*):(\d{1,5})$/.exec(addr);
+  if (!m || Number(m[2]) > 65535) throw new HttpConfigError(`RTMANAGER_INTERNAL_HTTP_ADDR: ${JSON.stringify(addr)} is not host:port, :port or unix:/path`);
+  const host = m[1] === "" ? undefined : m[1]!.replace(/^\[(.*)\]$/, "$1");
+  return { host, port: Number(m[2]), socketPath: undefined };
+}
+
+/** Only these addresses are unreachable from other machines (and from other network namespaces). */
+export function isLoopbackListen(addr: ListenAddress): boolean {
+  if (addr.socketPath !== undefined) return true;
+  const host = addr.host?.toLowerCase();
+  if (host === undefined) return false;
+  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+const list = (text: string): string[] =>
+  text
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+
+function positiveInt(env: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n <= 0) throw new HttpConfigError(`${env}: ${JSON.stringify(text)} is not a positive integer`);
+  return n;
+}
+
+function duration(env: string, text: string): number {
+  const ms = parseDuration(text);
+  if (ms === null || ms <= 0) throw new HttpConfigError(`${env}: ${JSON.stringify(text)} is not a positive duration (e.g. 30s)`);
+  return ms;
+}
+
+function origin(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new HttpConfigError(`RTMANAGER_ALLOWED_ORIGINS: ${JSON.stringify(text)} is not an origin such as https://ops.example.com`);
+  }
+  if (url.origin === "null" || url.pathname !== "/" || url.search || url.hash) {
+    throw new HttpConfigError(`RTMANAGER_ALLOWED_ORIGINS: ${JSON.stringify(text)} is not an origin (scheme://host[:port], nothing after)`);
+  }
+  return url.origin;
+}
+
+/** `get` returns the variable or its documented default. */
+export function loadHttpSettings(env: NodeJS.ProcessEnv, get: (name: string) => string, listen: ListenAddress): HttpSettings {
+  const tokenFile = env.RTMANAGER_INTERNAL_TOKEN_FILE || undefined;
+  const token = env.RTMANAGER_INTERNAL_TOKEN || undefined;
+  if (token && tokenFile) {
+    throw new HttpConfigError("set RTMANAGER_INTERNAL_TOKEN or RTMANAGER_INTERNAL_TOKEN_FILE, not both (the file may hold a second token for rotation)");
+  }
+  if (tokenFile && !tokenFile.startsWith("/")) throw new HttpConfigError(`RTMANAGER_INTERNAL_TOKEN_FILE: ${JSON.stringify(tokenFile)} must be an absolute path`);
+  const allowUnauthenticatedText = get("RTMANAGER_ALLOW_UNAUTHENTICATED");
+  if (!/^(true|false|)$/i.test(allowUnauthenticatedText)) {
+    throw new HttpConfigError(`RTMANAGER_ALLOW_UNAUTHENTICATED: ${JSON.stringify(allowUnauthenticatedText)} is not true or false`);
+  }
+  const allowUnauthenticated = /^true$/i.test(allowUnauthenticatedText);
+  if (!token && !tokenFile && !allowUnauthenticated && !isLoopbackListen(listen)) {
+    throw new HttpConfigError(
+      `RTMANAGER_INTERNAL_HTTP_ADDR=${listen.host ?? ""}:${listen.port} listens beyond this machine without a token: ` +
+        "set RTMANAGER_INTERNAL_TOKEN or RTMANAGER_INTERNAL_TOKEN_FILE, listen on 127.0.0.1 or a unix: socket, " +
+        "or set RTMANAGER_ALLOW_UNAUTHENTICATED=true if the network alone is trusted",
+    );
+  }
+  const memory = parseMemory(get("RTMANAGER_MAX_MEMORY"));
+  if (memory === null) throw new HttpConfigError(`RTMANAGER_MAX_MEMORY: ${JSON.stringify(get("RTMANAGER_MAX_MEMORY"))} is not a size such as 16g`);
+  const cpus = Number(get("RTMANAGER_MAX_CPUS"));
+  if (!(cpus > 0)) throw new HttpConfigError(`RTMANAGER_MAX_CPUS: ${JSON.stringify(get("RTMANAGER_MAX_CPUS"))} is not a positive number`);
+  let imageAllowlist: string[];
+  try {
+    imageAllowlist = normaliseAllowlist(list(get("RTMANAGER_IMAGE_ALLOWLIST")));
+  } catch (err) {
+    throw new HttpConfigError(`RTMANAGER_IMAGE_ALLOWLIST: ${(err as Error).message}`);
+  }
+  return {
+    internalTokenFile: tokenFile,
+    allowUnauthenticated,
+    imageAllowlist,
+    allowedOrigins: list(get("RTMANAGER_ALLOWED_ORIGINS")).map(origin),
+    // localhost and this machine's own name are always allowed; the setting adds names (a Service's).
+    allowedHosts: [...new Set(["localhost", os.hostname(), ...list(get("RTMANAGER_ALLOWED_HOSTS"))].map((h) => h.toLowerCase().replace(/\.$/, "")))],
+    maxEventStreams: positiveInt("RTMANAGER_MAX_EVENT_STREAMS", get("RTMANAGER_MAX_EVENT_STREAMS")),
+    maxConcurrentMutations: positiveInt("RTMANAGER_MAX_CONCURRENT_MUTATIONS", get("RTMANAGER_MAX_CONCURRENT_MUTATIONS")),
+    resourceCeilings: { cpus, memoryBytes: memory, pidsLimit: positiveInt("RTMANAGER_MAX_PIDS_LIMIT", get("RTMANAGER_MAX_PIDS_LIMIT")) },
+    httpRequestTimeoutMs: duration("RTMANAGER_HTTP_REQUEST_TIMEOUT", get("RTMANAGER_HTTP_REQUEST_TIMEOUT")),
+    httpIdleTimeoutMs: duration("RTMANAGER_HTTP_IDLE_TIMEOUT", get("RTMANAGER_HTTP_IDLE_TIMEOUT")),
+  };
+}
+
+/** The warning to log at start when the API listens beyond this machine without a token (allowed explicitly), else null. */
+export function unauthenticatedExposure(c: {
+  httpHost: string | undefined;
+  httpPort: number;
+  httpSocketPath: string | undefined;
+  internalToken: string | undefined;
+  internalTokenFile: string | undefined;
+}): string | null {
+  if (c.internalToken || c.internalTokenFile) return null;
+  if (isLoopbackListen({ host: c.httpHost, port: c.httpPort, socketPath: c.httpSocketPath })) return null;
+  return `the API listens on ${c.httpHost ?? "every interface"}:${c.httpPort} without a token (RTMANAGER_ALLOW_UNAUTHENTICATED=true): anyone who can reach it can start, stop and remove engines`;
+}
