@@ -55,6 +55,12 @@ export const CONFIG_DOCS: Setting[] = [
   { env: "RTMANAGER_WATCH_SILENCE_LIMIT", default: "5m", doc: "A watch silent this long is re-established and everything re-listed." },
   { env: "RTMANAGER_LOG_LEVEL", default: "info", doc: "pino level: trace, debug, info, warn, error." },
   { env: "RTMANAGER_COMMIT", default: undefined, doc: "The commit this build was made from, shown by GET /api/v1/ext/version, `rtmctl version`, the start-up log line and `rtmanager_build_info`. The image has no git: set it there (an `ENV` at image build). Unset: `git rev-parse HEAD` of the checkout at start, else `unknown`." },
+  { env: "RTMANAGER_RUNTIME", default: "docker", doc: "What runs the engines: `docker` (containers on one Docker engine) or `kubernetes` (one Pod per game, with a Service and a claim; see docs/kubernetes.md). Independent of RTMANAGER_SOURCE." },
+  { env: "RTMANAGER_POD_NAMESPACE", default: "", doc: "Pod runtime: namespace of the game Pods, Services and claims. Empty: POD_NAMESPACE, else `default`. With RTMANAGER_SOURCE=kubernetes each game's objects go to its GameRuntime's namespace instead." },
+  { env: "RTMANAGER_POD_STORAGE_CLASS", default: "", doc: "Pod runtime: storage class of each game's state claim; empty: the cluster's default class." },
+  { env: "RTMANAGER_POD_STORAGE_SIZE", default: "1Gi", doc: "Pod runtime: size requested by each game's state claim (a Kubernetes quantity)." },
+  { env: "RTMANAGER_POD_TEMPLATE_FILE", default: "", doc: "Pod runtime: a JSON or YAML file (a mounted ConfigMap) with the Pods' `nodeSelector`, `tolerations`, `priorityClassName`, `serviceAccountName` and `imagePullSecrets` (names); no other key is accepted." },
+  { env: "RTMANAGER_POD_START_TIMEOUT", default: "30s", doc: "Pod runtime: how long a start waits for the engine container to run (or fail to pull or start) before leaving it to the loop." },
 ];
 
 /** A Kubernetes object name such as a Lease's (RFC 1123 subdomain; the length is checked apart). */
@@ -131,6 +137,13 @@ export interface Config {
   leaseRetryPeriodMs: number;
   watchSilenceLimitMs: number;
   logLevel: string;
+  runtime: "docker" | "kubernetes";
+  /** Pod runtime: the namespace of game objects (resolved: never empty). */
+  gamePodNamespace: string;
+  podStorageClass: string;
+  podStorageSize: string;
+  podTemplateFile: string;
+  podStartTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -200,6 +213,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     RTMANAGER_LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"], {
       message: "RTMANAGER_LOG_LEVEL must be trace, debug, info, warn, error, fatal or silent",
     }),
+     RTMANAGER_RUNTIME: z.enum(["docker", "kubernetes"], { message: "RTMANAGER_RUNTIME must be docker or kubernetes" }),
+    RTMANAGER_POD_NAMESPACE: z.string().regex(/^$|^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, "RTMANAGER_POD_NAMESPACE must be empty or a namespace name (a DNS label)"),
+    RTMANAGER_POD_STORAGE_SIZE: z.string().regex(/^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$/, "RTMANAGER_POD_STORAGE_SIZE must be a Kubernetes quantity such as 1Gi"),
+    RTMANAGER_POD_START_TIMEOUT: duration("RTMANAGER_POD_START_TIMEOUT"),
   });
   const raw = Object.fromEntries(Object.keys(schema.shape).map((k) => [k, get(k)]));
   const parsed = schema.safeParse(raw);
@@ -276,5 +293,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     leaseRetryPeriodMs: v.RTMANAGER_LEASE_RETRY_PERIOD,
     watchSilenceLimitMs: v.RTMANAGER_WATCH_SILENCE_LIMIT,
     logLevel: v.RTMANAGER_LOG_LEVEL,
+    runtime: v.RTMANAGER_RUNTIME,
+    gamePodNamespace: v.RTMANAGER_POD_NAMESPACE || podNamespace || "default",
+    podStorageClass: get("RTMANAGER_POD_STORAGE_CLASS"),
+    podStorageSize: v.RTMANAGER_POD_STORAGE_SIZE,
+    podTemplateFile: get("RTMANAGER_POD_TEMPLATE_FILE"),
+    podStartTimeoutMs: v.RTMANAGER_POD_START_TIMEOUT,
   };
 }

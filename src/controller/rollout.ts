@@ -11,8 +11,8 @@ import { RUNTIME_UNAVAILABLE, RtmError, toRtmError } from "../model/errors.js";
 import type { Declaration } from "../model/declaration.js";
 import type { HealthProber, RuntimePort, StateStore } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
-import { statePathOf } from "./actions.js";
-import { probeUrl } from "./health.js";
+import { recordLocationOf } from "./actions.js";
+import { gateEngine, probeUrl, reportedReadiness } from "./health.js";
 import { isRunning, splitContainers, type Action, type HealthGate, type Plan, type PlannedEvent } from "./plan.js";
 import { deriveRecord } from "./recordDerivation.js";
 
@@ -118,8 +118,7 @@ export class Rollout {
       error: null,
       health: null,
       now: input.now,
-      statePath: statePathOf(settings.stateRoot, gameId),
-      dockerNetwork: settings.dockerNetwork,
+      ...recordLocationOf(runtime, settings, gameId),
       gateOpen: { since: input.now, rollbackTo: gate.rollbackTo },
     });
     await state.putRecord(interim);
@@ -134,11 +133,12 @@ export class Rollout {
     let last = "no probe answered yet";
     for (;;) {
       if (mayAct && !mayAct()) return new RtmError("service_unavailable", "lost leadership during the health gate");
-      const c = (await runtime.listForGame(gameId)).find((x) => x.id === containerId);
+      const c = gateEngine(await runtime.listForGame(gameId), gameId, containerId, runtime.capabilities);
       if (!c || !isRunning(c)) return new RtmError("container_start_failed", `the engine exited (code ${c?.exitCode ?? "unknown"}) during the health gate`);
-      const url = probeUrl(runtime, c);
-      if (url) {
-        const r = await prober.probe(url, settings.probeTimeoutMs);
+      const reported = reportedReadiness(c);
+      const url = reported ? null : probeUrl(runtime, c);
+      const r = reported ?? (url ? await prober.probe(url, settings.probeTimeoutMs) : null);
+      if (r) {
         if (r.ok) {
           healthySince ??= Date.now();
           if (Date.now() - healthySince >= gate.minHealthyMs) return null;
