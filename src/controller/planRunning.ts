@@ -112,7 +112,8 @@ function planRestart({ p, input, d, c }: EngineSituation): Plan | null {
 
 /** Failed probes past the threshold: recreate under the restart policy, after the crash-loop backoff. */
 function planUnhealthy({ p, input, d, c }: EngineSituation): Plan | null {
-  // A runtime that restarts engines itself also restarts one failing its liveness probe (a Pod's kubelet).
+  // A runtime that restarts engines itself owns their lifecycle (a Pod: its readiness takes it out of the
+  // Service); recreating on failed probes would also recreate every Pod of a node that is only unreachable.
   if (!isUnhealthy(input) || d.restartPolicy === "never" || input.capabilities.restartsExitedEngines) return null;
   const delay = restartDelay(input, c.startedAt);
   if (delay > 0) {

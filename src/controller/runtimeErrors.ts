@@ -59,5 +59,6 @@ export function withContractErrors(runtime: RuntimePort): RuntimePort {
     watchEvents: (handlers) => runtime.watchEvents(handlers),
     logs: mapped((id: string, tail: number) => runtime.logs(id, tail)),
     probeAddress: (engine) => runtime.probeAddress(engine),
+    ...(runtime.recordLocation ? { recordLocation: runtime.recordLocation.bind(runtime) } : {}),
   };
 }

@@ -63,7 +63,7 @@ describe("the game Pod", () => {
     expect(podManifest(spec({ restartPolicy: "never" }), at, settings).spec?.restartPolicy).toBe("Never");
   });
 
-  it("runs one container with the image, GAME_ID and GAME_STATE_PATH, the claim at the state path, requests equal to limits, and readiness and liveness on /healthz:8080", () => {
+  it("runs one container with the image, GAME_ID and GAME_STATE_PATH, the claim at the state path, requests equal to limits, and readiness (no liveness) on /healthz:8080", () => {
     const pod = podManifest(spec(), at, settings);
     const [c] = pod.spec!.containers;
     expect(pod.spec!.containers).toHaveLength(1);
@@ -76,7 +76,7 @@ describe("the game Pod", () => {
     expect(JSON.stringify(pod)).not.toMatch(/pids/i);
     const probe = { httpGet: { path: "/healthz", port: 8080 }, periodSeconds: 15, timeoutSeconds: 2, failureThreshold: 3, successThreshold: 1 };
     expect(c!.readinessProbe).toEqual(probe);
-    expect(c!.livenessProbe).toEqual(probe);
+    expect(c!.livenessProbe).toBeUndefined();
     expect(pod.spec).toMatchObject({ terminationGracePeriodSeconds: 30, enableServiceLinks: false, automountServiceAccountToken: false });
   });
 

@@ -33,7 +33,7 @@ export interface PodManifestSettings {
   /** Grace period of a deleted Pod (RTMANAGER_CONTAINER_STOP_TIMEOUT). */
   terminationGraceSeconds: number;
   template: PodTemplateOverrides;
-  /** The readiness and liveness probes on /healthz:8080 (RTMANAGER_PROBE_INTERVAL / _TIMEOUT / _FAILURE_THRESHOLD). */
+  /** The readiness probe on /healthz:8080 (RTMANAGER_PROBE_INTERVAL / _TIMEOUT / _FAILURE_THRESHOLD). */
   readiness: { periodSeconds: number; timeoutSeconds: number; failureThreshold: number };
 }
 
@@ -136,9 +136,9 @@ export function podManifest(spec: EngineSpec, placement: Placement, s: PodManife
           env: Object.entries(env).map(([name, value]) => ({ name, value })),
           ports: [{ name: "http", containerPort: ENGINE_PORT }],
           resources: resourcesOf(spec),
+          // Readiness only: an engine failing /healthz is taken out of its Service and reported, not killed
+          // (a liveness kill of an engine that exits 0 on SIGTERM would end an OnFailure Pod for good).
           readinessProbe: healthProbe(s),
-          // The kubelet restarts an engine failing /healthz past the threshold, as the controller's prober does on Docker.
-          livenessProbe: healthProbe(s),
           volumeMounts: [{ name: STATE_VOLUME, mountPath: GAME_STATE_PATH }],
           securityContext: {
             runAsNonRoot: true,

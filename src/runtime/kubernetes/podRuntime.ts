@@ -133,9 +133,22 @@ export class KubernetesPodRuntime implements RuntimePort {
     return engine!.id;
   }
 
+  /**
+   * Patches the container image; the kubelet restarts just that container.
+   * A finished Pod (Succeeded/Failed) never runs again, whatever its image:
+   * it is recreated on the new image instead.
+   */
   async updateImage(id: string, spec: EngineSpec): Promise<void> {
     const at = await this.locate(id);
     if (!at?.podUid) throw new RuntimeFailure("not_found", "updateImage", `no Pod runs engine ${id}`, { containerId: id });
+    const pod = await this.api.readPod(at);
+    const phase = pod?.status?.phase;
+    if (pod && pod.metadata?.uid === at.podUid && (phase === "Succeeded" || phase === "Failed")) {
+      await this.api.deletePod(at, at.podUid, undefined);
+      await this.api.waitPodGone(at, at.podUid, this.api.calls.timeoutMs);
+      await this.create(spec);
+      return;
+    }
     await this.api.patchImage(at, spec);
   }
 
