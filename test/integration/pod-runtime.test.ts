@@ -274,3 +274,67 @@ describe("engines as Pods (RTMANAGER_RUNTIME=kubernetes, declarations in the sto
     expect(record.current_image_ref).toBe(TEST_IMAGES.v100);
   }, 60_000);
 });
+
+describe("engines as Pods with GameRuntime objects as the source", () => {
+  const TEAM = "team-a";
+  const kubeInstance = uniqueInstance("podsk");
+  let kubeApp: App;
+
+  beforeAll(async () => {
+    const kubeconfigFile = path.join(root, "kubeconfig");
+    const config = loadConfig({
+      RTMANAGER_SOURCE: "kubernetes",
+      RTMANAGER_KUBE_NAMESPACE: TEAM,
+      RTMANAGER_RUNTIME: "kubernetes",
+      RTMANAGER_INSTANCE_ID: kubeInstance,
+      RTMANAGER_DATA_DIR: path.join(root, "data-kube"),
+      RTMANAGER_INTERNAL_HTTP_ADDR: "127.0.0.1:0",
+      RTMANAGER_CONTAINER_STOP_TIMEOUT: "2s",
+      RTMANAGER_PROBE_INTERVAL: "1s",
+      RTMANAGER_RESYNC_INTERVAL: "2s",
+      RTMANAGER_RETRY_BACKOFF_BASE: "200ms",
+      RTMANAGER_DEFAULT_MEMORY: "64m",
+      RTMANAGER_LEASE_DURATION: "3s",
+      RTMANAGER_LEASE_RENEW_DEADLINE: "2s",
+      RTMANAGER_LEASE_RETRY_PERIOD: "300ms",
+      RTMANAGER_LOG_LEVEL: "silent",
+    });
+    const saved = process.env.KUBECONFIG;
+    process.env.KUBECONFIG = kubeconfigFile;
+    try {
+      kubeApp = await createApp(config, pino({ level: "silent" }));
+    } finally {
+      if (saved === undefined) delete process.env.KUBECONFIG;
+      else process.env.KUBECONFIG = saved;
+    }
+    await kubeApp.start();
+    await until("leader", () => kubeApp.manager.isLeader, 15_000);
+  }, 60_000);
+
+  afterAll(async () => {
+    await kubeApp?.stop();
+  }, 30_000);
+
+  it("a GameRuntime's Pod and Service live in its namespace, owned by it; deleting the object removes the Pod and keeps the claim", async () => {
+    const g = uniqueGameId("owned");
+    const obj = server.create("gameruntimes", TEAM, { metadata: { name: g }, spec: { gameId: g, imageRef: TEST_IMAGES.v100 } });
+    const pod = await until("Pod ready in the object's namespace", () => {
+      const p = server.get("pods", TEAM, `galaxy-game-${g}`);
+      return engineStatus(p)?.ready ? p : undefined;
+    }, 40_000);
+    const owner = { apiVersion: "galaxy.io/v1alpha1", kind: "GameRuntime", name: g, uid: obj.metadata.uid, controller: true };
+    expect(pod.metadata.ownerReferences).toEqual([owner]);
+    expect(server.get("services", TEAM, `galaxy-game-${g}`)?.metadata.ownerReferences).toEqual([owner]);
+    expect(server.get("persistentvolumeclaims", TEAM, `galaxy-game-${g}-state`)?.metadata.ownerReferences).toBeUndefined();
+    const record = await until("record", async () => {
+      const r = await kubeApp.store.getRecord(g);
+      return r?.status === "running" ? r : undefined;
+    }, 20_000);
+    expect(record).toMatchObject({ dockerNetwork: TEAM, statePath: `pvc://${TEAM}/galaxy-game-${g}-state` });
+
+    server.remove("gameruntimes", TEAM, g);
+    await until("object gone (finalizer released after cleanup)", () => server.get("gameruntimes", TEAM, g) === undefined, 40_000);
+    await until("Pod gone", () => server.get("pods", TEAM, `galaxy-game-${g}`) === undefined, 20_000);
+    expect(server.get("persistentvolumeclaims", TEAM, `galaxy-game-${g}-state`)).toBeDefined();
+  }, 90_000);
+});
