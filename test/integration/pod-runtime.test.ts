@@ -152,6 +152,16 @@ describe("engines as Pods (RTMANAGER_RUNTIME=kubernetes, declarations in the sto
     expect(podOf(g)).toBeUndefined();
   }, 60_000);
 
+  it("a start on an image the kubelet cannot pull answers image_pull_failed, as on Docker; stop and cleanup remove the Pod", async () => {
+    const g = uniqueGameId("nopullstart");
+    const err = await rejection(client.start(g, "galaxy/test-engine:1.0.9"));
+    expect(err.code).toBe("image_pull_failed");
+    expect(err.message).toMatch(/ErrImagePull|ImagePullBackOff/);
+    expect((await client.stop(g, "cancelled")).status).toBe("stopped");
+    expect((await client.cleanup(g)).status).toBe("removed");
+    await until("Pod gone", () => !podOf(g), 20_000);
+  }, 60_000);
+
   it("stop deletes the Pod and keeps Service and claim; the game reads stopped; restart after it is a new Pod; cleanup removes it and keeps the claim", async () => {
     const g = uniqueGameId("stop");
     await client.start(g, TEST_IMAGES.v100);
