@@ -39,7 +39,7 @@ beforeAll(async () => {
   await ensureTestImages();
   root = await fs.mkdtemp(path.join(os.tmpdir(), "rtm-pods-"));
   server = await FakeApiServer.start();
-  cluster = await TestCluster.start(server, { nodes: 2, backoffBaseMs: 300, backoffCapMs: 2000 });
+  cluster = await TestCluster.start(server, { nodes: 3, backoffBaseMs: 300, backoffCapMs: 2000 });
   const kubeconfigFile = path.join(root, "kubeconfig");
   await fs.writeFile(kubeconfigFile, fakeKubeConfig(server.url).exportConfig());
   const config = loadConfig({
@@ -346,5 +346,36 @@ describe("engines as Pods with GameRuntime objects as the source", () => {
     await until("object gone (finalizer released after cleanup)", () => server.get("gameruntimes", TEAM, g) === undefined, 40_000);
     await until("Pod gone", () => server.get("pods", TEAM, `galaxy-game-${g}`) === undefined, 20_000);
     expect(server.get("persistentvolumeclaims", TEAM, `galaxy-game-${g}-state`)).toBeDefined();
+  }, 90_000);
+});
+
+// Runs last: it cuts a node off and then takes it out of service.
+describe("node failure", () => {
+  it("a Pod on an unreachable node is reported, not recreated; once the node is declared out of service it is recreated on another node", async () => {
+    const g = uniqueGameId("node");
+    await client.start(g, TEST_IMAGES.v100);
+    const pod = await readyPod(g, TEST_IMAGES.v100);
+    const node = (pod.spec as { nodeName: string }).nodeName;
+    cluster.partition(node);
+
+    await until("probe_failed reported", async () => (await app.store.eventsAfter(0, { gameId: g })).some((e) => e.type === "probe_failed"), 20_000);
+    // Several resyncs later the Pod is still the same one, not deleted: the node may come back.
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(podOf(g)?.metadata.uid).toBe(pod.metadata.uid);
+    expect(podOf(g)?.metadata.deletionTimestamp).toBeUndefined();
+    expect(await app.store.getRecord(g)).toMatchObject({ status: "running", health: "unhealthy" });
+
+    server.update("nodes", "", node, (o) => {
+      const spec = (o.spec ?? {}) as { taints?: object[] };
+      spec.taints = [...(spec.taints ?? []), { key: "node.kubernetes.io/out-of-service", value: "nodeshutdown", effect: "NoExecute" }];
+      o.spec = spec;
+    });
+    const again = await until("a new Pod, ready, on another node", () => {
+      const p = podOf(g);
+      return p && p.metadata.uid !== pod.metadata.uid && engineStatus(p)?.ready ? p : undefined;
+    }, 40_000);
+    expect((again.spec as { nodeName: string }).nodeName).not.toBe(node);
+    await until("the recreation recorded", async () => (await app.store.eventsAfter(0, { gameId: g })).some((e) => e.type === "container_disappeared"), 20_000);
+    await until("record on the new Pod", async () => (await client.get(g)).current_container_id === stripScheme(engineStatus(podOf(g))?.containerID), 20_000);
   }, 90_000);
 });
