@@ -14,6 +14,7 @@ import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { pino } from "pino";
+import { parseAllDocuments } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp, type App } from "../../src/app.js";
 import { RtmApiError, RtmClient } from "../../src/client/index.js";
@@ -378,4 +379,18 @@ describe("node failure", () => {
     await until("the recreation recorded", async () => (await app.store.eventsAfter(0, { gameId: g })).some((e) => e.type === "container_disappeared"), 20_000);
     await until("record on the new Pod", async () => (await client.get(g)).current_container_id === stripScheme(engineStatus(podOf(g))?.containerID), 20_000);
   }, 90_000);
+});
+
+// Runs last: the request log then holds everything both apps did above.
+describe("RBAC", () => {
+  it("deploy/kustomize/components/pod-runtime grants exactly the verbs the Pod runtime used (derived from the test API server's request log)", async () => {
+    type Rule = { apiGroups: string[]; resources: string[]; verbs: string[] };
+    const docs = parseAllDocuments(await fs.readFile(path.join(process.cwd(), "deploy/kustomize/components/pod-runtime/rbac-pods.yaml"), "utf8"));
+    const role = docs.map((d) => d.toJS() as { kind: string; rules?: Rule[] }).find((d) => d.kind === "Role")!;
+    const granted = new Set(role.rules!.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${g}/${res} ${v}`)))));
+    const engineResources = new Set(["pods", "pods/log", "services", "persistentvolumeclaims", "nodes"]);
+    const used = new Set(server.verbsUsed().filter((u) => u.group === "" && engineResources.has(u.resource)).map((u) => `${u.group}/${u.resource} ${u.verb}`));
+    expect([...granted].sort()).toEqual([...used].sort());
+    expect([...used].some((k) => k.startsWith("/nodes"))).toBe(false);
+  });
 });
