@@ -60,6 +60,7 @@ beforeAll(async () => {
     RTMANAGER_OP_TIMEOUT: "30s",
     RTMANAGER_DEFAULT_MEMORY: "64m",
     RTMANAGER_DEFAULT_CPUS: "0.5",
+    RTMANAGER_ORPHAN_GRACE: "1s",
     RTMANAGER_LOG_LEVEL: "silent",
   });
   const saved = process.env.KUBECONFIG;
@@ -267,6 +268,16 @@ describe("engines as Pods (RTMANAGER_RUNTIME=kubernetes, declarations in the sto
     const exited = (await app.store.eventsAfter(0, { gameId: g })).find((e) => e.type === "container_exited");
     expect(exited?.data).toMatchObject({ containerId: oldId, restartedBy: "runtime" });
     expect((await app.store.listOperations(g)).map((o) => o.kind)).toContain("record_exit");
+  }, 60_000);
+
+  it("a Pod with this installation's labels and no declaration is an orphan: removed after the grace (orphan_removed), claim kept", async () => {
+    const g = uniqueGameId("orphan");
+    await client.start(g, TEST_IMAGES.v100);
+    await readyPod(g, TEST_IMAGES.v100);
+    expect(await app.source.delete(g)).toBe(true);
+    await until("orphan Pod removed", () => !podOf(g), 30_000);
+    await until("orphan_removed recorded", async () => (await app.store.eventsAfter(0, { gameId: g })).some((e) => e.type === "orphan_removed"), 20_000);
+    expect(server.get("persistentvolumeclaims", NS, `galaxy-game-${g}-state`)).toBeDefined();
   }, 60_000);
 
   it("a Pod deleted by hand is recreated", async () => {
