@@ -270,6 +270,20 @@ describe("engines as Pods (RTMANAGER_RUNTIME=kubernetes, declarations in the sto
     expect((await app.store.listOperations(g)).map((o) => o.kind)).toContain("record_exit");
   }, 60_000);
 
+  it("an evicted Pod is recreated (the evicted one only holds the name, so it is replaced)", async () => {
+    const g = uniqueGameId("evicted");
+    await client.start(g, TEST_IMAGES.v100);
+    const pod = await readyPod(g, TEST_IMAGES.v100);
+    // What the kubelet writes when it evicts a Pod under node pressure.
+    server.setStatus("pods", NS, `galaxy-game-${g}`, { ...(pod.status as object), phase: "Failed", reason: "Evicted", message: "The node was low on resource: memory." });
+    const again = await until("a new Pod, ready", () => {
+      const p = podOf(g);
+      return p && p.metadata.uid !== pod.metadata.uid && engineStatus(p)?.ready ? p : undefined;
+    }, 40_000);
+    await until("the recreation recorded", async () => (await app.store.eventsAfter(0, { gameId: g })).some((e) => e.type === "container_disappeared"), 20_000);
+    expect(again.metadata.name).toBe(`galaxy-game-${g}`);
+  }, 60_000);
+
   it("a Pod with this installation's labels and no declaration is an orphan: removed after the grace (orphan_removed), claim kept", async () => {
     const g = uniqueGameId("orphan");
     await client.start(g, TEST_IMAGES.v100);

@@ -14,6 +14,15 @@ import { ENGINE_CONTAINER, ownedBy, POD_ANNOTATIONS, POD_LABELS } from "./names.
 /** Waiting reasons that mean the image cannot be had: the engine is down until someone fixes the image. */
 export const IMAGE_FAILURE_REASONS = new Set(["ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"]);
 
+/**
+ * A Pod the node evicted (or lost) is finished for good and will never run
+ * again: the runtime reports it as gone, so the controller recreates it, and
+ * a create replaces it.
+ */
+export function isEvicted(pod: V1Pod): boolean {
+  return pod.status?.phase === "Failed" && ["Evicted", "NodeLost", "Shutdown", "NodeShutdown", "Terminated", "UnexpectedAdmissionError"].includes(pod.status.reason ?? "");
+}
+
 export function stripScheme(containerID: string | undefined): string | null {
   if (!containerID) return null;
   const i = containerID.indexOf("://");

@@ -5,7 +5,7 @@ import { RuntimeFailure } from "../../model/runtimeFailure.js";
 import { asFailure, isStatus, KubeCalls } from "./calls.js";
 import { claimManifest, podManifest, serviceManifest, type ClaimSettings, type Placement, type PodManifestSettings } from "./manifests.js";
 import { ENGINE_CONTAINER, managedSelector, podName, POD_ANNOTATIONS, POD_LABELS, serviceName } from "./names.js";
-import { observedFromPod, observedFromTombstone, type Tombstone } from "./observed.js";
+import { isEvicted, observedFromPod, observedFromTombstone, type Tombstone } from "./observed.js";
 
 export interface GameRef {
   namespace: string;
@@ -58,6 +58,7 @@ export class PodApi {
     const found: Found[] = [];
     const withPod = new Set<string>();
     for (const pod of pods.items) {
+      if (isEvicted(pod)) continue;
       const engine = observedFromPod(pod, this.instance);
       if (!engine) continue;
       const namespace = pod.metadata?.namespace ?? "";
@@ -93,14 +94,28 @@ export class PodApi {
       .run("create", "creating the state claim", () => this.core.createNamespacedPersistentVolumeClaim({ namespace, body: claimManifest(spec.gameId, placement, this.instance, claim) }), details)
       .catch((err: unknown) => tolerateConflict(err));
     await this.ensureService({ namespace, gameId: spec.gameId }, placement);
+    const create = () => this.calls.run("create", `creating Pod ${podName(spec.gameId)}`, () => this.core.createNamespacedPod({ namespace, body: podManifest(spec, placement, pod) }), details);
     try {
-      return await this.calls.run("create", `creating Pod ${podName(spec.gameId)}`, () => this.core.createNamespacedPod({ namespace, body: podManifest(spec, placement, pod) }), details);
+      return await create();
     } catch (err) {
+      const evicted = err instanceof RuntimeFailure && err.kind === "conflict" ? await this.evictedPod({ namespace, gameId: spec.gameId }) : null;
+      if (evicted) {
+        // Never to run again: it only holds the name. Replace it.
+        await this.deletePod({ namespace, gameId: spec.gameId }, evicted, 0);
+        await this.waitPodGone({ namespace, gameId: spec.gameId }, evicted, this.calls.timeoutMs);
+        return create();
+      }
       if (err instanceof RuntimeFailure && err.kind === "conflict") {
         throw new RuntimeFailure("conflict", "create", `Pod ${podName(spec.gameId)} already exists in ${namespace}`, { ...details, containerName: podName(spec.gameId) }, { cause: err });
       }
       throw err;
     }
+  }
+
+  /** The uid of the game's Pod when the node evicted it, else null. */
+  private async evictedPod(ref: GameRef): Promise<string | null> {
+    const existing = await this.readPod(ref);
+    return existing && isEvicted(existing) ? (existing.metadata?.uid ?? null) : null;
   }
 
   /** The game's Service, created when missing; a new engine supersedes any tombstone on it. */
