@@ -6,7 +6,8 @@
 import type { Server } from "node:http";
 import os from "node:os";
 import { randomBytes } from "node:crypto";
-import type { Config } from "./config.js";
+import { ConfigError, type Config } from "./config.js";
+import type { KubernetesDeclarationSource } from "./crd/kubeSource.js";
 import { DEFAULT_RUNNABLE_STOP_TIMEOUT_MS, Manager, type ManagerHooks } from "./controller/manager.js";
 import { RetentionRunnable } from "./controller/runnables/retention.js";
 import { RecordCache } from "./controller/recordCache.js";
@@ -84,7 +85,7 @@ export async function readiness(store: SqlStore, docker: RuntimePort, network: s
       await store.ping();
       return null;
     }),
-    check("docker", async () => {
+    check(docker.name, async () => {
       await docker.ping();
       return (await docker.networkExists(network)) ? null : { reason: `docker network ${network} does not exist` };
     }),
@@ -149,6 +150,60 @@ async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, 
   return { source, state, lease, runnables, observe };
 }
 
+/**
+ * The engine runtime RTMANAGER_RUNTIME names, whatever the declaration source.
+ * The Pod runtime is loaded only when chosen (@kubernetes/client-node's RSS);
+ * with GameRuntime objects as the source, each game's objects go to its
+ * object's namespace, owned by it.
+ */
+async function engineRuntime(config: Config, logger: Logger, metrics: Metrics, kubeSource: KubernetesDeclarationSource | null): Promise<RuntimePort> {
+  if (config.runtime === "docker") {
+    return new DockerRuntime({
+      instance: config.instanceId,
+      network: config.dockerNetwork,
+      publishHost: config.enginePublishHost ?? null,
+      hardening: config.engineHardening,
+      logger: logger.child({ component: "docker" }),
+      onCall: metrics.dockerOnCall,
+    });
+  }
+  const [{ KubeConfig }, { KubernetesPodRuntime }, { loadPodTemplate }, { gameRuntimePlacement }] = await Promise.all([
+    import("@kubernetes/client-node"),
+    import("./runtime/kubernetes/podRuntime.js"),
+    import("./runtime/kubernetes/podTemplate.js"),
+    import("./runtime/kubernetes/placement.js"),
+  ]);
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromDefault();
+  let template;
+  try {
+    template = loadPodTemplate(config.podTemplateFile);
+  } catch (err) {
+    throw new ConfigError(`invalid configuration: ${toRtmError(err).message}`);
+  }
+  return new KubernetesPodRuntime({
+    kubeConfig,
+    instance: config.instanceId,
+    namespace: config.gamePodNamespace,
+    listNamespace: kubeSource ? config.kubeNamespace || null : config.gamePodNamespace,
+    placement: kubeSource ? gameRuntimePlacement(kubeSource, config.gamePodNamespace) : undefined,
+    pod: {
+      imagePullPolicy: config.imagePullPolicy,
+      terminationGraceSeconds: Math.ceil(config.stopTimeoutMs / 1000),
+      template,
+      readiness: {
+        periodSeconds: Math.max(1, Math.round(config.probeIntervalMs / 1000)),
+        timeoutSeconds: Math.max(1, Math.round(config.probeTimeoutMs / 1000)),
+        failureThreshold: config.probeFailureThreshold,
+      },
+    },
+    claim: { storageClass: config.podStorageClass, size: config.podStorageSize },
+    logger: logger.child({ component: "pods" }),
+    startTimeoutMs: config.podStartTimeoutMs,
+    silenceLimitMs: config.watchSilenceLimitMs,
+  });
+}
+
 /** Records this process writes go straight into the read cache. */
 function withRecordCache(hooks: ManagerHooks, records: RecordCache): ManagerHooks {
   return {
@@ -178,20 +233,12 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
     },
   });
   records = new RecordCache(store);
-  // Every runtime failure reaches the loop, the REST operations and readiness as a contract error.
-  const docker = withContractErrors(
-    overrides.docker ??
-      new DockerRuntime({
-        instance: config.instanceId,
-        network: config.dockerNetwork,
-        publishHost: config.enginePublishHost ?? null,
-        hardening: config.engineHardening,
-        logger: logger.child({ component: "docker" }),
-        onCall: metrics.dockerOnCall,
-      }),
-  );
   const identity = leaderIdentity();
   const kube = overrides.source || config.source !== "kubernetes" ? null : await kubernetesParts(config, logger, store, identity, metrics);
+  // Every runtime failure reaches the loop, the REST operations and readiness as a contract error.
+  const docker = withContractErrors(overrides.docker ?? (await engineRuntime(config, logger, metrics, kube?.source ?? null)));
+  // Docker mode checks its network; the Pod runtime checks it can list in its namespace.
+  const network = config.runtime === "kubernetes" ? config.gamePodNamespace : config.dockerNetwork;
   const source: DeclarationSource = overrides.source ?? kube?.source ?? store;
   // Kubernetes mode mirrors records into .status and events into Kubernetes Events.
   const state: StateStore = kube?.state ?? store;
@@ -250,7 +297,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
     state: store,
     logger: logger.child({ component: "http" }),
     ...httpDepsFromConfig(config),
-    readiness: () => readiness(store, docker, config.dockerNetwork),
+    readiness: () => readiness(store, docker, network),
     preview: (gameId) => manager.reconciler.preview(gameId),
     metrics,
     declarations: source,
@@ -279,9 +326,9 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
       try {
         await docker.ping();
       } catch (err) {
-        throw new RtmError("docker_unavailable", `cannot reach the Docker engine: ${toRtmError(err).message}`);
+        throw new RtmError("docker_unavailable", `cannot reach the ${docker.name} runtime: ${toRtmError(err).message}`);
       }
-      if (!(await docker.networkExists(config.dockerNetwork))) {
+      if (!(await docker.networkExists(network))) {
         throw new RtmError(
           "start_config_invalid",
           `Docker network ${config.dockerNetwork} (RTMANAGER_DOCKER_NETWORK) does not exist; create it with: docker network create ${config.dockerNetwork}`,

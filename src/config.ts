@@ -82,6 +82,12 @@ export const CONFIG_DOCS: Setting[] = [
   { env: "RTMANAGER_MAX_CONCURRENT_MUTATIONS", default: "512", doc: "REST mutations in flight at once; past it: 503 service_unavailable with Retry-After." },
   { env: "RTMANAGER_HTTP_REQUEST_TIMEOUT", default: "30s", doc: "Time a client has to send a whole request (headers and body)." },
   { env: "RTMANAGER_HTTP_IDLE_TIMEOUT", default: "60s", doc: "A socket silent this long mid-request is closed; mutations wait up to RTMANAGER_OP_TIMEOUT instead, event streams have keep-alives." },
+  { env: "RTMANAGER_RUNTIME", default: "docker", doc: "What runs the engines: `docker` (containers on one Docker engine) or `kubernetes` (one Pod per game, with a Service and a claim; see docs/kubernetes.md). Independent of RTMANAGER_SOURCE." },
+  { env: "RTMANAGER_POD_NAMESPACE", default: "", doc: "Pod runtime: namespace of the game Pods, Services and claims. Empty: POD_NAMESPACE, else `default`. With RTMANAGER_SOURCE=kubernetes each game's objects go to its GameRuntime's namespace instead." },
+  { env: "RTMANAGER_POD_STORAGE_CLASS", default: "", doc: "Pod runtime: storage class of each game's state claim; empty: the cluster's default class." },
+  { env: "RTMANAGER_POD_STORAGE_SIZE", default: "1Gi", doc: "Pod runtime: size requested by each game's state claim (a Kubernetes quantity)." },
+  { env: "RTMANAGER_POD_TEMPLATE_FILE", default: "", doc: "Pod runtime: a JSON or YAML file (a mounted ConfigMap) with the Pods' `nodeSelector`, `tolerations`, `priorityClassName`, `serviceAccountName` and `imagePullSecrets` (names); no other key is accepted." },
+  { env: "RTMANAGER_POD_START_TIMEOUT", default: "30s", doc: "Pod runtime: how long a start waits for the engine container to run (or fail to pull or start) before leaving it to the loop." },
 ];
 
 /** A Kubernetes object name such as a Lease's (RFC 1123 subdomain; the length is checked apart). */
@@ -172,6 +178,13 @@ export interface Config extends HttpSettings {
   logsMaxBytes: number;
   /** Bound of one followed engine-log stream. */
   logsFollowMaxMs: number;
+  runtime: "docker" | "kubernetes";
+  /** Pod runtime: the namespace of game objects (resolved: never empty). */
+  gamePodNamespace: string;
+  podStorageClass: string;
+  podStorageSize: string;
+  podTemplateFile: string;
+  podStartTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -258,6 +271,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       return n;
     }),
     RTMANAGER_LOGS_FOLLOW_MAX: duration("RTMANAGER_LOGS_FOLLOW_MAX"),
+     RTMANAGER_RUNTIME: z.enum(["docker", "kubernetes"], { message: "RTMANAGER_RUNTIME must be docker or kubernetes" }),
+    RTMANAGER_POD_NAMESPACE: z.string().regex(/^$|^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, "RTMANAGER_POD_NAMESPACE must be empty or a namespace name (a DNS label)"),
+    RTMANAGER_POD_STORAGE_SIZE: z.string().regex(/^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$/, "RTMANAGER_POD_STORAGE_SIZE must be a Kubernetes quantity such as 1Gi"),
+    RTMANAGER_POD_START_TIMEOUT: duration("RTMANAGER_POD_START_TIMEOUT"),
   });
   const raw = Object.fromEntries(Object.keys(schema.shape).map((k) => [k, get(k)]));
   const parsed = schema.safeParse(raw);
@@ -346,5 +363,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownTimeoutMs: v.RTMANAGER_SHUTDOWN_TIMEOUT,
     logsMaxBytes: v.RTMANAGER_LOGS_MAX_BYTES,
     logsFollowMaxMs: v.RTMANAGER_LOGS_FOLLOW_MAX,
+    runtime: v.RTMANAGER_RUNTIME,
+    gamePodNamespace: v.RTMANAGER_POD_NAMESPACE || podNamespace || "default",
+    podStorageClass: get("RTMANAGER_POD_STORAGE_CLASS"),
+    podStorageSize: v.RTMANAGER_POD_STORAGE_SIZE,
+    podTemplateFile: get("RTMANAGER_POD_TEMPLATE_FILE"),
+    podStartTimeoutMs: v.RTMANAGER_POD_START_TIMEOUT,
   };
 }

@@ -37,6 +37,16 @@ export function statePathOf(stateRoot: string, gameId: string): string {
   return path.join(stateRoot, gameId);
 }
 
+/** The record's network and state path: the runtime's own terms when it has them, else the configured ones. */
+export function recordLocationOf(
+  runtime: Pick<RuntimePort, "recordLocation">,
+  settings: { stateRoot: string; dockerNetwork?: string },
+  gameId: string,
+): { statePath: string; dockerNetwork: string } {
+  const own = runtime.recordLocation?.(gameId);
+  return own ? { statePath: own.statePath, dockerNetwork: own.network } : { statePath: statePathOf(settings.stateRoot, gameId), dockerNetwork: settings.dockerNetwork ?? "" };
+}
+
 /** Image labels win, then the declaration, then configured defaults. */
 export function resolveResources(imageLabels: Record<string, string>, d: Declaration, s: ExecutorSettings): ContainerResources {
   const labelCpus = Number(imageLabels["com.galaxy.cpu_quota"]);
@@ -132,7 +142,8 @@ async function engineSpec(imageRef: string, ctx: ExecutionContext): Promise<Engi
     restartToken: d.restartToken ?? null,
     configHash: configHash(d),
     env: d.env ?? {},
-    statePath: statePathOf(settings.stateRoot, gameId),
+    statePath: recordLocationOf(runtime, settings, gameId).statePath,
     resources: resolveResources(labels, d, settings),
+    restartPolicy: d.restartPolicy,
   };
 }

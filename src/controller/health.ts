@@ -3,8 +3,8 @@
  * here; the reconcile reads a snapshot and folds it into the record, so the
  * record has a single writer (the reconcile) and no update is lost.
  */
-import type { ObservedContainer, RuntimePort } from "../model/ports.js";
-import type { HealthObservation } from "./planner.js";
+import type { ObservedContainer, ProbeResult, RuntimeCapabilities, RuntimePort } from "../model/ports.js";
+import { splitContainers, type HealthObservation } from "./plan.js";
 
 /** The engine contract's health endpoint. */
 export const HEALTH_PATH = "/healthz";
@@ -17,6 +17,26 @@ export const HEALTH_PATH = "/healthz";
 export function probeUrl(runtime: Pick<RuntimePort, "probeAddress">, engine: ObservedContainer): string | null {
   const address = runtime.probeAddress(engine);
   return address === null ? null : `http://${address}${HEALTH_PATH}`;
+}
+
+/**
+ * The runtime's own readiness verdict as a probe result, when it reports one
+ * (a Pod's readiness probe on /healthz); null when the controller must probe.
+ */
+export function reportedReadiness(engine: ObservedContainer): ProbeResult | null {
+  if (engine.ready === undefined || engine.ready === null) return null;
+  return { ok: engine.ready, statusCode: null, error: engine.ready ? null : `the ${engine.state} engine is not ready (runtime readiness probe)`, latencyMs: 0 };
+}
+
+/**
+ * The engine a health gate watches. A runtime that restarts its engine in
+ * place (a Pod's kubelet: after an image patch, or an exit) reports a new
+ * container id each time, so the gate follows the game's engine there.
+ */
+export function gateEngine(engines: ObservedContainer[], gameId: string, containerId: string, capabilities: RuntimeCapabilities): ObservedContainer | undefined {
+  const same = engines.find((x) => x.id === containerId);
+  if (same || !capabilities.restartsExitedEngines) return same;
+  return splitContainers(gameId, engines).primary ?? undefined;
 }
 
 export interface TrackedHealth extends HealthObservation {

@@ -41,7 +41,7 @@ export function planRunning(s: Situation): Plan {
   if (!c) return finish(planMissing(s));
   const e: EngineSituation = { ...s, c };
   const p = isRunning(c)
-    ? (resumeGate(e) ?? planPatch(e) ?? planRestart(e) ?? planUnhealthy(e) ?? planAdopt(e) ?? planSteady(e))
+    ? (resumeGate(e) ?? planPatch(e) ?? planRestart(e) ?? planUnhealthy(e) ?? planRuntimeRestarted(e) ?? planAdopt(e) ?? planSteady(e))
     : (planUnstarted(e) ?? planRecreateStopped(e) ?? planExited(e));
   return finish(p);
 }
@@ -112,7 +112,9 @@ function planRestart({ p, input, d, c }: EngineSituation): Plan | null {
 
 /** Failed probes past the threshold: recreate under the restart policy, after the crash-loop backoff. */
 function planUnhealthy({ p, input, d, c }: EngineSituation): Plan | null {
-  if (!isUnhealthy(input) || d.restartPolicy === "never") return null;
+  // A runtime that restarts engines itself owns their lifecycle (a Pod: its readiness takes it out of the
+  // Service); recreating on failed probes would also recreate every Pod of a node that is only unreachable.
+  if (!isUnhealthy(input) || d.restartPolicy === "never" || input.capabilities.restartsExitedEngines) return null;
   const delay = restartDelay(input, c.startedAt);
   if (delay > 0) {
     p.requeueAfterMs = delay;
@@ -122,6 +124,24 @@ function planUnhealthy({ p, input, d, c }: EngineSituation): Plan | null {
   p.actions.push(...replaceActions(c, d.imageRef));
   countRestart(p, input.record, "unhealthy", { cause: "unhealthy" });
   p.reason = `engine failed ${input.health?.consecutiveFailures} probes in a row: restarting it`;
+  return p;
+}
+
+/**
+ * The runtime restarted the engine by itself (a Pod's kubelet, after an exit
+ * or a failed liveness probe): its restart count went up since the record
+ * last saw it. Nothing to do but record the exit.
+ */
+function planRuntimeRestarted({ p, input, c }: EngineSituation): Plan | null {
+  const { record } = input;
+  const seen = record?.restartCount ?? 0;
+  if (c.restartCount === undefined || c.restartCount === null || !record || c.restartCount <= seen || !input.capabilities.restartsExitedEngines) return null;
+  p.kind = "record_exit";
+  p.events.push({
+    type: c.oomKilled ? "container_oom" : "container_exited",
+    data: { containerId: record.currentContainerId, restartedAs: c.id, restartCount: c.restartCount, restartedBy: "runtime" },
+  });
+  p.reason = `the runtime restarted the engine itself (restart ${c.restartCount}); recording the exit`;
   return p;
 }
 

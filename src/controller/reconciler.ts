@@ -16,7 +16,7 @@ import type { Declaration } from "../model/declaration.js";
 import { PERMANENT_CODES, RtmError, toRtmError } from "../model/errors.js";
 import type { DeclarationSource, HealthProber, ObservedContainer, RuntimePort, StateStore } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
-import { executeActions, statePathOf, type ExecutorSettings } from "./actions.js";
+import { executeActions, recordLocationOf, type ExecutorSettings } from "./actions.js";
 import type { HealthTracker } from "./health.js";
 import { plan, splitContainers, type Action, type Plan, type PlannedEvent, type PlannerSettings } from "./planner.js";
 import { deriveFailedObservation, deriveRecord } from "./recordDerivation.js";
@@ -243,8 +243,7 @@ export class Reconciler {
       error,
       health: this.deps.health.get(gameId, container?.id ?? null),
       now: this.clock(),
-      statePath: statePathOf(settings.stateRoot, gameId),
-      dockerNetwork: settings.dockerNetwork,
+      ...recordLocationOf(this.deps.runtime, settings, gameId),
       verdict,
     });
   }
@@ -331,8 +330,7 @@ export class Reconciler {
           declaration,
           error,
           now: this.clock(),
-          statePath: statePathOf(settings.stateRoot, gameId),
-          dockerNetwork: settings.dockerNetwork,
+          ...recordLocationOf(this.deps.runtime, settings, gameId),
         });
         await state.putRecord(record);
         this.deps.observer?.onRecord?.(record);

@@ -60,7 +60,8 @@ export function deriveRecord(input: DeriveInput): RuntimeRecord {
     lastOpAt: acted || statusChanged || error ? now : (prev?.lastOpAt ?? now),
     createdAt: prev?.createdAt ?? now,
     observedGeneration: d && !error && !plan.hold && converges ? d.generation : (prev?.observedGeneration ?? 0),
-    restartCount: plan.restartCount,
+    // A runtime that restarts engines itself reports its own count (a Pod's restartCount); the planner compares against it.
+    restartCount: c?.restartCount ?? plan.restartCount,
     lastExitCode: c && !isRunning(c) ? c.exitCode : (prev?.lastExitCode ?? null),
     ...lastError(prev, d, error, plan, converges),
     health: status !== "running" ? "unknown" : health ? (health.healthy ? "healthy" : "unhealthy") : (prev?.health ?? "unknown"),

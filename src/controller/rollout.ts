@@ -16,8 +16,8 @@ import { RUNTIME_UNAVAILABLE, RtmError, toRtmError } from "../model/errors.js";
 import type { Declaration } from "../model/declaration.js";
 import type { HealthProber, RuntimePort, StateStore } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
-import { statePathOf } from "./actions.js";
-import { probeUrl } from "./health.js";
+import { recordLocationOf } from "./actions.js";
+import { gateEngine, probeUrl, reportedReadiness } from "./health.js";
 import { isRunning, splitContainers, type Action, type HealthGate, type Plan, type PlannedEvent } from "./plan.js";
 import { deriveRecord } from "./recordDerivation.js";
 
@@ -138,8 +138,7 @@ export class Rollout {
       error: null,
       health: null,
       now: input.now,
-      statePath: statePathOf(settings.stateRoot, gameId),
-      dockerNetwork: settings.dockerNetwork,
+      ...recordLocationOf(runtime, settings, gameId),
       gateOpen: { since: input.now, rollbackTo: gate.rollbackTo },
     });
     // Fenced like every loop write: a former leader's interim record is refused (it throws) and never announced.
@@ -156,13 +155,15 @@ export class Rollout {
     const failed = (message: string): GateResult => ({ kind: "failed", error: new RtmError("container_start_failed", message) });
     for (;;) {
       if (this.lostLeadership()) return { kind: "aborted" };
-      const c = (await runtime.listForGame(gameId)).find((x) => x.id === containerId);
+      const c = gateEngine(await runtime.listForGame(gameId), gameId, containerId, runtime.capabilities);
       // Checked again after each await: a replica paused mid-call wakes up without its lease.
       if (this.lostLeadership()) return { kind: "aborted" };
       if (!c || !isRunning(c)) return failed(`the engine exited (code ${c?.exitCode ?? "unknown"}) during the health gate`);
-      const url = probeUrl(runtime, c);
-      if (url) {
-        const r = await prober.probe(url, settings.probeTimeoutMs);
+      // A runtime that reports readiness itself (a Pod's Ready condition) is asked; otherwise /healthz is probed.
+      const reported = reportedReadiness(c);
+      const url = reported ? null : probeUrl(runtime, c);
+      const r = reported ?? (url ? await prober.probe(url, settings.probeTimeoutMs) : null);
+      if (r) {
         if (this.lostLeadership()) return { kind: "aborted" };
         if (r.ok) {
           healthySince ??= Date.now();

@@ -68,5 +68,6 @@ export function withContractErrors(runtime: RuntimePort): RuntimePort {
     watchEvents: (handlers) => runtime.watchEvents(handlers),
     logStream: async (id, options) => mappedStream(await mapped(() => runtime.logStream(id, options))()),
     probeAddress: (engine) => runtime.probeAddress(engine),
+    ...(runtime.recordLocation ? { recordLocation: runtime.recordLocation.bind(runtime) } : {}),
   };
 }

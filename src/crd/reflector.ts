@@ -26,6 +26,8 @@ export interface ListerWatcher<T> {
   list(): Promise<{ items: T[]; resourceVersion: string }>;
   /** Path of the list endpoint, watched with ?watch=true by client-node's Watch. */
   watchPath: string;
+  /** Extra query parameters of every watch request (a labelSelector matching the list's). */
+  watchQuery?: Record<string, string>;
   isObject(value: unknown): value is T;
 }
 
@@ -292,7 +294,7 @@ export class Reflector<T extends ReflectedObject> {
       this.watchClient
         .watch(
           this.options.lister.watchPath,
-          { resourceVersion: this.resourceVersion, allowWatchBookmarks: true, timeoutSeconds },
+          { ...this.options.lister.watchQuery, resourceVersion: this.resourceVersion, allowWatchBookmarks: true, timeoutSeconds },
           (type: string, apiObj: unknown) => {
             if (settled) return;
             received = true;

@@ -12,7 +12,7 @@ import type {
   RuntimeRecord,
 } from "./record.js";
 import type { Fence } from "./fence.js";
-import type { OpSource } from "./status.js";
+import type { OpSource, RestartPolicy } from "./status.js";
 
 export interface WriteMeta {
   opId: string;
@@ -126,6 +126,17 @@ export interface ObservedContainer {
   publishedPort: number | null;
   /** The engine's IPv4 address on each network it is attached to; empty when stopped. */
   networkAddresses: Readonly<Record<string, string>>;
+  /**
+   * Times the runtime itself restarted this engine (a Pod's containerStatuses
+   * restartCount); absent or null on a runtime that never restarts by itself.
+   */
+  restartCount?: number | null;
+  /**
+   * Whether the runtime reports the engine ready (a Pod's readiness probe on
+   * /healthz); absent or null when the runtime does not probe, and the
+   * controller probes it itself.
+   */
+  ready?: boolean | null;
 }
 
 export interface ContainerResources {
@@ -149,6 +160,14 @@ export interface EngineSpec {
   /** Where the game's state lives (a host directory the runtime mounts at the engine's state path). */
   statePath: string;
   resources: ContainerResources;
+  /** The declaration's restart policy, for a runtime that applies it itself (a Pod's restartPolicy). */
+  restartPolicy?: RestartPolicy;
+}
+
+/** Where a game's record says it lives: the runtime's own terms (a Docker network, or a namespace; a host path, or a claim). */
+export interface RecordLocation {
+  network: string;
+  statePath: string;
 }
 
 export type ImagePullPolicy = "always" | "if_not_present" | "never";
@@ -240,6 +259,11 @@ export interface RuntimePort {
   logStream(id: string, options: LogStreamOptions): Promise<AsyncIterable<Buffer>>;
   /** "host:port" where the engine's HTTP port answers the controller, or null when it cannot be reached now. */
   probeAddress(engine: ObservedContainer): string | null;
+  /**
+   * The record's `docker_network` and `state_path` for a game. Optional: a
+   * runtime without it gets the configured network and state root.
+   */
+  recordLocation?(gameId: string): RecordLocation;
 }
 
 export interface ProbeResult {

@@ -141,7 +141,7 @@ describe("deploy/kustomize", () => {
 
   it("a kubectl that renders kustomize v5 is available", () => {
     if ("error" in kubectl) throw new Error(kubectl.error);
-    expect(overlays).toEqual(["docker-cluster-wide", "docker-namespaced", "prometheus-operator"]);
+    expect(overlays).toEqual(["docker-cluster-wide", "docker-namespaced", "pods", "prometheus-operator"]);
     for (const o of overlays) expect(objsOf(o).length, o).toBeGreaterThan(0);
   });
 

@@ -7,7 +7,7 @@
 import type { Logger } from "../../log.js";
 import { mapLimit } from "../../model/mapLimit.js";
 import type { RuntimePort, HealthProber, ObservedContainer, StateStore } from "../../model/ports.js";
-import { probeUrl, type HealthTracker } from "../health.js";
+import { probeUrl, reportedReadiness, type HealthTracker } from "../health.js";
 import type { Runnable, RunnableContext } from "./runnable.js";
 import type { Enqueue } from "./watches.js";
 
@@ -72,9 +72,11 @@ export class HealthProbeRunnable implements Runnable {
 
   private async probeOne(c: ObservedContainer): Promise<void> {
     const { runtime, prober, state, health, enqueue, settings, logger, onProbe } = this.deps;
-    const url = probeUrl(runtime, c);
-    if (!url) return;
-    const result = await prober.probe(url, settings.probeTimeoutMs);
+    // A runtime that probes the engine itself (a Pod's readiness probe) is asked, not second-guessed.
+    const reported = reportedReadiness(c);
+    const url = reported ? null : probeUrl(runtime, c);
+    const result = reported ?? (url ? await prober.probe(url, settings.probeTimeoutMs) : null);
+    if (!result) return;
     onProbe?.(result.ok);
     const transition = health.observe(c.gameId, c.id, result.ok, new Date(), settings.probeFailureThreshold);
     if (!transition) return;

@@ -1,0 +1,46 @@
+/**
+ * Every API call of the Pod runtime goes through here: a deadline (a wedged
+ * API server must not hang the loop) and one reading of its failures as
+ * RuntimeFailure kinds.
+ */
+import { apiMessageOf, httpStatusOf } from "../../crd/api.js";
+import { RuntimeFailure, type RuntimeFailureKind } from "../../model/runtimeFailure.js";
+import { withTimeout } from "../../model/timeout.js";
+
+export interface KubeCallLogger {
+  warn(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  debug(obj: object, msg: string): void;
+}
+
+export function failureKind(status: number | null, operation: string): RuntimeFailureKind {
+  if (status === null || status === 429 || status >= 500) return "unavailable";
+  if (status === 404) return "not_found";
+  if (status === 409) return "conflict";
+  // 400/422 (invalid) and 403 on a create (PodSecurity admission, a quota) refuse this config; elsewhere 403 is RBAC.
+  if (status === 400 || status === 422 || (status === 403 && operation === "create")) return "config_refused";
+  return "failed";
+}
+
+export class KubeCalls {
+  constructor(readonly timeoutMs: number) {}
+
+  async run<T>(operation: string, what: string, work: () => Promise<T>, details: Record<string, unknown> = {}): Promise<T> {
+    try {
+      return await withTimeout(work(), this.timeoutMs, () => new Error(`no answer within ${this.timeoutMs} ms`));
+    } catch (err) {
+      throw asFailure(err, operation, what, details);
+    }
+  }
+}
+
+export function asFailure(err: unknown, operation: string, what: string, details: Record<string, unknown> = {}): RuntimeFailure {
+  if (err instanceof RuntimeFailure) return err;
+  const status = httpStatusOf(err);
+  const kind = failureKind(status, operation);
+  const prefix = kind === "unavailable" ? `Kubernetes API ${status ? `answered ${status}` : "unreachable"}: ` : "";
+  return new RuntimeFailure(kind, operation, `${prefix}${what}: ${apiMessageOf(err)}`, { ...details, ...(status ? { status } : {}) }, { cause: err });
+}
+
+export const isStatus = (err: unknown, status: number): boolean =>
+  httpStatusOf(err) === status || (err instanceof RuntimeFailure && err.details.status === status);

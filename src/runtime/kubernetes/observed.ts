@@ -1,0 +1,166 @@
+/**
+ * A game's Pod (or, once a stop deleted it, the tombstone on its Service) as
+ * the ObservedContainer the controller reasons about. Pure.
+ *
+ * The id is the engine container's id as the kubelet reports it (scheme
+ * stripped: `docker://abc` -> `abc`); it changes when the kubelet restarts
+ * the container, which is how the record notices a restart it did not make.
+ * Before the first container exists the id is `pod:<uid>`.
+ */
+import type { V1ContainerStatus, V1Pod, V1Service } from "@kubernetes/client-node";
+import type { ContainerState, ObservedContainer } from "../../model/ports.js";
+import { ENGINE_CONTAINER, ownedBy, POD_ANNOTATIONS, POD_LABELS } from "./names.js";
+
+/** Waiting reasons that mean the image cannot be had: the engine is down until someone fixes the image. */
+export const IMAGE_FAILURE_REASONS = new Set(["ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"]);
+
+/**
+ * A Pod the node evicted (or lost) is finished for good and will never run
+ * again: the runtime reports it as gone, so the controller recreates it, and
+ * a create replaces it.
+ */
+export function isEvicted(pod: V1Pod): boolean {
+  return pod.status?.phase === "Failed" && ["Evicted", "NodeLost", "Shutdown", "NodeShutdown", "Terminated", "UnexpectedAdmissionError"].includes(pod.status.reason ?? "");
+}
+
+export function stripScheme(containerID: string | undefined): string | null {
+  if (!containerID) return null;
+  const i = containerID.indexOf("://");
+  return i >= 0 ? containerID.slice(i + 3) : containerID;
+}
+
+function parseGeneration(value: string | undefined): number | null {
+  return value !== undefined && /^\d+$/.test(value) ? Number(value) : null;
+}
+
+const toDate = (v: Date | string | undefined | null): Date | null => (v ? new Date(v) : null);
+
+/** Registries' default prefixes, so `docker.io/library/x:1` and `x:1` compare equal. */
+export function sameImage(a: string | undefined, b: string | undefined): boolean {
+  const norm = (s: string | undefined) => (s ?? "").replace(/^docker\.io\/library\//, "").replace(/^docker\.io\//, "");
+  return !!a && norm(a) === norm(b);
+}
+
+export function engineStatus(pod: V1Pod): V1ContainerStatus | undefined {
+  return pod.status?.containerStatuses?.find((c) => c.name === ENGINE_CONTAINER);
+}
+
+/** Whether the kubelet starts the container again after `exitCode` under the Pod's restartPolicy. */
+function restarts(pod: V1Pod, exitCode: number): boolean {
+  const policy = pod.spec?.restartPolicy ?? "Always";
+  return policy === "Always" || (policy === "OnFailure" && exitCode !== 0);
+}
+
+export function podState(pod: V1Pod): ContainerState {
+  if (pod.metadata?.deletionTimestamp) return "removing";
+  const phase = pod.status?.phase;
+  if (phase === "Succeeded" || phase === "Failed") return "exited";
+  const cs = engineStatus(pod);
+  if (!cs?.state) return "created";
+  if (cs.state.running) return "running";
+  if (cs.state.terminated) return restarts(pod, cs.state.terminated.exitCode) ? "restarting" : "exited";
+  const reason = cs.state.waiting?.reason ?? "";
+  // The kubelet killed the old container before the pull: nothing serves, and nothing will until the image exists.
+  if (IMAGE_FAILURE_REASONS.has(reason)) return "dead";
+  // A first start still being prepared; anything later (CrashLoopBackOff, a restart after an image change) is the kubelet restarting it.
+  return (cs.restartCount ?? 0) === 0 && !cs.lastState?.terminated ? "created" : "restarting";
+}
+
+/** Ready as the kubelet says, and on the image the Pod asks for (right after an image patch the old container may still look ready). */
+function isReady(pod: V1Pod, cs: V1ContainerStatus | undefined): boolean {
+  const podReady = pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+  const wanted = pod.spec?.containers.find((c) => c.name === ENGINE_CONTAINER)?.image;
+  return podReady && !!cs?.ready && !!cs.state?.running && sameImage(cs.image, wanted);
+}
+
+export function observedFromPod(pod: V1Pod, instance: string): ObservedContainer | null {
+  const labels = pod.metadata?.labels ?? {};
+  const annotations = pod.metadata?.annotations ?? {};
+  if (!ownedBy(labels, instance)) return null;
+  const cs = engineStatus(pod);
+  const state = podState(pod);
+  const terminated = cs?.state?.terminated ?? null;
+  const last = cs?.lastState?.terminated ?? null;
+  const ended = state === "exited" ? (terminated ?? last) : null;
+  const id = stripScheme(cs?.containerID) ?? stripScheme(last?.containerID) ?? `pod:${pod.metadata?.uid ?? pod.metadata?.name}`;
+  const podIP = pod.status?.podIP;
+  const namespace = pod.metadata?.namespace ?? "";
+  return {
+    id,
+    name: pod.metadata?.name ?? "",
+    gameId: labels[POD_LABELS.gameId] as string,
+    instance,
+    generation: parseGeneration(labels[POD_LABELS.generation]),
+    imageRef: annotations[POD_ANNOTATIONS.imageRef] || (pod.spec?.containers.find((c) => c.name === ENGINE_CONTAINER)?.image ?? ""),
+    restartToken: annotations[POD_ANNOTATIONS.restartToken] || null,
+    configHash: labels[POD_LABELS.configHash] || null,
+    state,
+    exitCode: ended ? ended.exitCode : null,
+    oomKilled: (terminated ?? last)?.reason === "OOMKilled",
+    createdAt: toDate(pod.metadata?.creationTimestamp) ?? new Date(0),
+    startedAt: toDate(cs?.state?.running?.startedAt) ?? toDate(pod.status?.startTime),
+    finishedAt: toDate(terminated?.finishedAt) ?? toDate(last?.finishedAt),
+    publishedPort: null,
+    networkAddresses: podIP && state === "running" ? { [namespace]: podIP } : {},
+    restartCount: cs?.restartCount ?? 0,
+    ready: isReady(pod, cs),
+  };
+}
+
+/** The engine a stop deleted, kept on the game's Service so the game reads as stopped rather than removed. */
+export interface Tombstone {
+  id: string;
+  imageRef: string;
+  generation: number | null;
+  configHash: string | null;
+  restartToken: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string;
+}
+
+export function tombstoneOf(engine: ObservedContainer, finishedAt: Date): Tombstone {
+  return {
+    id: engine.id,
+    imageRef: engine.imageRef,
+    generation: engine.generation,
+    configHash: engine.configHash,
+    restartToken: engine.restartToken,
+    createdAt: engine.createdAt.toISOString(),
+    startedAt: engine.startedAt?.toISOString() ?? null,
+    finishedAt: finishedAt.toISOString(),
+  };
+}
+
+export function observedFromTombstone(service: V1Service, instance: string): ObservedContainer | null {
+  const labels = service.metadata?.labels ?? {};
+  const raw = service.metadata?.annotations?.[POD_ANNOTATIONS.stoppedEngine];
+  if (!raw || !ownedBy(labels, instance)) return null;
+  let t: Tombstone;
+  try {
+    t = JSON.parse(raw) as Tombstone;
+  } catch {
+    return null;
+  }
+  if (typeof t.id !== "string" || typeof t.imageRef !== "string") return null;
+  return {
+    id: t.id,
+    name: service.metadata?.name ?? "",
+    gameId: labels[POD_LABELS.gameId] as string,
+    instance,
+    generation: t.generation ?? null,
+    imageRef: t.imageRef,
+    restartToken: t.restartToken ?? null,
+    configHash: t.configHash ?? null,
+    state: "exited",
+    exitCode: null,
+    oomKilled: false,
+    createdAt: new Date(t.createdAt),
+    startedAt: toDate(t.startedAt),
+    finishedAt: new Date(t.finishedAt),
+    publishedPort: null,
+    networkAddresses: {},
+    restartCount: null,
+    ready: false,
+  };
+}

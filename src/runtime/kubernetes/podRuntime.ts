@@ -1,0 +1,238 @@
+/**
+ * The Kubernetes implementation of RuntimePort: one game = one Pod
+ * (`galaxy-game-{id}`), a ClusterIP Service of the same name and a claim
+ * `galaxy-game-{id}-state`. The kubelet pulls, starts, restarts exited
+ * engines (restartPolicy) and swaps images in place; readiness comes from the
+ * Pod's readiness probe. Parts: names.ts, manifests.ts (pure objects),
+ * observed.ts (pure mapping), podApi.ts (the API calls), podEvents.ts (watch).
+ *
+ * A stop deletes the Pod (a Pod cannot be stopped) and leaves the engine's
+ * last state on the Service (a "tombstone"), so the game reads as stopped,
+ * not removed; remove() drops the tombstone. Claim and Service are kept.
+ */
+import type { KubeConfig } from "@kubernetes/client-node";
+import type { Logger } from "../../log.js";
+import type {
+  EngineEventHandlers,
+  EngineSpec,
+  ImagePullPolicy,
+  ObservedContainer,
+  RecordLocation,
+  RuntimeCapabilities,
+  RuntimePort,
+  LogStreamOptions,
+} from "../../model/ports.js";
+import { RuntimeFailure } from "../../model/runtimeFailure.js";
+import { ENGINE_PORT } from "../../model/engine.js";
+import { assertPodNames, type ClaimSettings, type Placement, type PodManifestSettings } from "./manifests.js";
+import { claimName } from "./names.js";
+import { IMAGE_FAILURE_REASONS, engineStatus, observedFromPod, tombstoneOf } from "./observed.js";
+import { PodApi, type GameRef } from "./podApi.js";
+import { watchPods } from "./podEvents.js";
+
+/** Where each game's objects go; in Kubernetes-source mode, its GameRuntime's namespace and owner. */
+export interface PodPlacement {
+  placement(gameId: string): Promise<Placement>;
+  /** From memory (no API call): the namespace a game's objects are in. */
+  namespaceOf(gameId: string): string;
+}
+
+export interface KubernetesRuntimeOptions {
+  kubeConfig: KubeConfig;
+  instance: string;
+  /** Namespace of every game's objects, unless `placement` says otherwise. */
+  namespace: string;
+  /** Namespace listed and watched; null: all namespaces (Kubernetes source watching all of them). */
+  listNamespace: string | null;
+  placement?: PodPlacement;
+  pod: Omit<PodManifestSettings, "instance">;
+  claim: ClaimSettings;
+  logger: Logger;
+  callTimeoutMs?: number;
+  /** How long start() waits for the engine to run or fail before leaving it to the loop. Default 30 s. */
+  startTimeoutMs?: number;
+  silenceLimitMs?: number;
+}
+
+/** Which Pod a container id belongs to: remembered from every listing, since the id is the kubelet's. */
+interface Known extends GameRef {
+  podUid: string | null;
+}
+const KNOWN_LIMIT = 10_000;
+
+export class KubernetesPodRuntime implements RuntimePort {
+  readonly name = "kubernetes";
+  readonly capabilities: RuntimeCapabilities = Object.freeze({
+    restartsExitedEngines: true,
+    updatesImageInPlace: true,
+    startsOnCreate: true,
+    pullsImagesItself: true,
+  });
+  private readonly api: PodApi;
+  private readonly placement: PodPlacement;
+  private readonly known = new Map<string, Known>();
+
+  constructor(private readonly options: KubernetesRuntimeOptions) {
+    if (!options.instance) throw new Error("KubernetesPodRuntime needs a non-empty instance id");
+    this.api = new PodApi(options.kubeConfig, options.instance, options.listNamespace, options.callTimeoutMs ?? 30_000);
+    this.placement = options.placement ?? {
+      placement: () => Promise.resolve({ namespace: options.namespace, owner: null }),
+      namespaceOf: () => options.namespace,
+    };
+  }
+
+  ping(): Promise<void> {
+    return this.api.ping(this.options.listNamespace ?? this.options.namespace);
+  }
+
+  /** A namespace needs no creating by rtmanager: it exists when the API lists in it. */
+  async networkExists(name: string): Promise<boolean> {
+    await this.api.ping(name);
+    return true;
+  }
+
+  async listManaged(): Promise<ObservedContainer[]> {
+    return this.remembered(await this.api.observe());
+  }
+
+  async listForGame(gameId: string): Promise<ObservedContainer[]> {
+    return this.remembered(await this.api.observe(gameId));
+  }
+
+  private remembered(found: { engine: ObservedContainer; namespace: string; podUid: string | null }[]): ObservedContainer[] {
+    for (const { engine, namespace, podUid } of found) {
+      this.known.delete(engine.id);
+      this.known.set(engine.id, { namespace, gameId: engine.gameId, podUid });
+      if (this.known.size > KNOWN_LIMIT) this.known.delete(this.known.keys().next().value as string);
+    }
+    return found.map((f) => f.engine);
+  }
+
+  private async locate(id: string): Promise<Known | null> {
+    if (!this.known.has(id)) await this.listManaged();
+    return this.known.get(id) ?? null;
+  }
+
+  /** The kubelet pulls when it starts the container. */
+  async ensureImage(_ref: string, _policy: ImagePullPolicy): Promise<void> {}
+
+  /** Unknowable without a node's image store: the kubelet finds out when it pulls. */
+  async imagePresent(): Promise<boolean> {
+    return true;
+  }
+
+  /** Image labels cannot be read without Docker: resources come from the declaration and the defaults. */
+  async imageLabels(): Promise<Record<string, string>> {
+    return {};
+  }
+
+  async create(spec: EngineSpec): Promise<string> {
+    assertPodNames(spec.gameId);
+    const placement = await this.placement.placement(spec.gameId);
+    const pod = await this.api.createGame(spec, placement, { ...this.options.pod, instance: this.options.instance }, this.options.claim);
+    const [engine] = this.remembered([{ engine: observedFromPod(pod, this.options.instance)!, namespace: placement.namespace, podUid: pod.metadata?.uid ?? null }]);
+    return engine!.id;
+  }
+
+  /**
+   * Patches the container image; the kubelet restarts just that container.
+   * A finished Pod (Succeeded/Failed) never runs again, whatever its image:
+   * it is recreated on the new image instead.
+   */
+  async updateImage(id: string, spec: EngineSpec): Promise<void> {
+    const at = await this.locate(id);
+    if (!at?.podUid) throw new RuntimeFailure("not_found", "updateImage", `no Pod runs engine ${id}`, { containerId: id });
+    const pod = await this.api.readPod(at);
+    const phase = pod?.status?.phase;
+    if (pod && pod.metadata?.uid === at.podUid && (phase === "Succeeded" || phase === "Failed")) {
+      await this.api.deletePod(at, at.podUid, undefined);
+      await this.api.waitPodGone(at, at.podUid, this.api.calls.timeoutMs);
+      await this.create(spec);
+      return;
+    }
+    await this.api.patchImage(at, spec);
+  }
+
+  /**
+   * The Pod starts by itself; this waits until the engine runs, so a start
+   * fails as it does on Docker: `pull_failed` for an image the kubelet cannot
+   * pull, `start_failed` for a container that cannot start. Still pending at
+   * the bound (no node yet, a slow pull): returns, and the loop looks again.
+   */
+  async start(id: string): Promise<void> {
+    const at = await this.locate(id);
+    if (!at?.podUid) throw new RuntimeFailure("start_failed", "start", `no Pod to start for engine ${id}`, { containerId: id });
+    const deadline = Date.now() + (this.options.startTimeoutMs ?? 30_000);
+    while (Date.now() < deadline) {
+      const pod = await this.api.readPod(at);
+      if (!pod || pod.metadata?.uid !== at.podUid) throw new RuntimeFailure("start_failed", "start", `Pod of engine ${id} is gone`, { containerId: id });
+      const cs = engineStatus(pod);
+      if (cs?.state?.running || cs?.state?.terminated?.reason === "Completed" || pod.status?.phase === "Succeeded") return;
+      const waiting = cs?.state?.waiting;
+      if (waiting && IMAGE_FAILURE_REASONS.has(waiting.reason ?? "")) {
+        throw new RuntimeFailure("pull_failed", "start", `the kubelet cannot pull ${cs?.image ?? "the image"}: ${waiting.reason}${waiting.message ? ` (${waiting.message})` : ""}`, { gameId: at.gameId });
+      }
+      const startError = cs?.state?.terminated?.reason === "StartError" ? cs.state.terminated : cs?.lastState?.terminated?.reason === "StartError" ? cs.lastState.terminated : null;
+      if (startError) throw new RuntimeFailure("start_failed", "start", `the engine container could not start: ${startError.message ?? startError.reason}`, { gameId: at.gameId });
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    this.options.logger.info({ gameId: at.gameId }, "engine Pod not running yet at the start bound; the loop will look again");
+  }
+
+  /** Deletes the Pod (grace = the stop timeout) after leaving the engine's last state on the Service. */
+  async stop(id: string, timeoutSeconds: number): Promise<void> {
+    const at = await this.locate(id);
+    if (!at?.podUid) return;
+    const pod = await this.api.readPod(at);
+    if (!pod || pod.metadata?.uid !== at.podUid) return;
+    const engine = observedFromPod(pod, this.options.instance);
+    if (engine) await this.api.setTombstone(at, tombstoneOf(engine, new Date()), await this.placement.placement(at.gameId));
+    await this.api.deletePod(at, at.podUid, timeoutSeconds);
+    await this.api.waitPodGone(at, at.podUid, timeoutSeconds * 1000 + this.api.calls.timeoutMs);
+  }
+
+  /** Deletes the Pod if it still is the one `id` ran in, and forgets the stopped engine. Claim and Service stay. */
+  async remove(id: string): Promise<void> {
+    const at = await this.locate(id);
+    if (!at) return;
+    if (at.podUid) {
+      const pod = await this.api.readPod(at);
+      if (pod && pod.metadata?.uid === at.podUid) {
+        await this.api.deletePod(at, at.podUid, undefined);
+        await this.api.waitPodGone(at, at.podUid, ((pod.spec?.terminationGracePeriodSeconds ?? 30) * 1000) + this.api.calls.timeoutMs);
+      }
+    }
+    await this.api.clearTombstone(at, id);
+  }
+
+  watchEvents(handlers: EngineEventHandlers): () => void {
+    return watchPods(
+      {
+        kubeConfig: this.options.kubeConfig,
+        instance: this.options.instance,
+        lister: this.api.podLister(),
+        logger: this.options.logger,
+        silenceLimitMs: this.options.silenceLimitMs ?? 5 * 60_000,
+      },
+      handlers,
+    );
+  }
+
+  async logStream(id: string, options: LogStreamOptions): Promise<AsyncIterable<Buffer>> {
+    const at = await this.locate(id);
+    if (!at?.podUid) throw new RuntimeFailure("not_found", "logs", `no Pod runs engine ${id} (a stopped game's Pod is deleted)`, { containerId: id });
+    return this.api.logStream(at, options);
+  }
+
+  /** The Pod IP; the controller does not probe when the runtime reports readiness, so this is for tools only. */
+  probeAddress(engine: ObservedContainer): string | null {
+    const ip = Object.values(engine.networkAddresses)[0];
+    return engine.state === "running" && ip ? `${ip}:${ENGINE_PORT}` : null;
+  }
+
+  /** The record's `docker_network` is the namespace; `state_path` names the claim. */
+  recordLocation(gameId: string): RecordLocation {
+    const namespace = this.placement.namespaceOf(gameId);
+    return { network: namespace, statePath: `pvc://${namespace}/${claimName(gameId)}` };
+  }
+}

@@ -1,0 +1,421 @@
+/**
+ * The Pod runtime end to end, wired as production wires it: createApp with
+ * RTMANAGER_RUNTIME=kubernetes, declarations in the store (PGlite), the
+ * kubeconfig read from $KUBECONFIG pointing at the test API server, and the
+ * test kubelet running each Pod as a real Docker container of the test
+ * engine (test/k8s/README.md says what it models and what it does not).
+ *
+ * Time budget: under 2 minutes on a quiet 2-core machine (the rollback to
+ * 1.0.3 waits out RTMANAGER_PATCH_HEALTH_TIMEOUT=6s; every other case is a
+ * few seconds of Pod start-up).
+ */
+import fs from "node:fs/promises";
+import http from "node:http";
+import os from "node:os";
+import path from "node:path";
+import { pino } from "pino";
+import { parseAllDocuments } from "yaml";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApp, type App } from "../../src/app.js";
+import { RtmApiError, RtmClient } from "../../src/client/index.js";
+import { loadConfig } from "../../src/config.js";
+import { rawRequest } from "../helpers/contract.js";
+import { ensureTestImages, testDocker, TEST_IMAGES, uniqueGameId, uniqueInstance } from "../helpers/docker.js";
+import { FakeApiServer, type Obj } from "../k8s/fakeApiServer.js";
+import { fakeKubeConfig } from "../k8s/kubeconfig.js";
+import { TestCluster } from "../k8s/kubelet/cluster.js";
+import { until } from "../k8s-infra/helpers.js";
+
+const NS = "games";
+const instance = uniqueInstance("pods");
+let server: FakeApiServer;
+let cluster: TestCluster;
+let app: App;
+let client: RtmClient;
+let gm: RtmClient;
+let baseUrl: string;
+let root: string;
+
+beforeAll(async () => {
+  await ensureTestImages();
+  root = await fs.mkdtemp(path.join(os.tmpdir(), "rtm-pods-"));
+  server = await FakeApiServer.start();
+  cluster = await TestCluster.start(server, { nodes: 3, backoffBaseMs: 300, backoffCapMs: 2000 });
+  const kubeconfigFile = path.join(root, "kubeconfig");
+  await fs.writeFile(kubeconfigFile, fakeKubeConfig(server.url).exportConfig());
+  const config = loadConfig({
+    RTMANAGER_RUNTIME: "kubernetes",
+    RTMANAGER_POD_NAMESPACE: NS,
+    RTMANAGER_INSTANCE_ID: instance,
+    RTMANAGER_DATA_DIR: path.join(root, "data"),
+    RTMANAGER_INTERNAL_HTTP_ADDR: "127.0.0.1:0",
+    RTMANAGER_CONTAINER_STOP_TIMEOUT: "2s",
+    RTMANAGER_PROBE_INTERVAL: "1s",
+    RTMANAGER_PROBE_TIMEOUT: "1s",
+    RTMANAGER_PATCH_MIN_HEALTHY: "1s",
+    RTMANAGER_PATCH_HEALTH_TIMEOUT: "6s",
+    RTMANAGER_RETRY_BACKOFF_BASE: "200ms",
+    RTMANAGER_RETRY_BACKOFF_MAX: "2s",
+    RTMANAGER_RESYNC_INTERVAL: "2s",
+    RTMANAGER_OP_TIMEOUT: "30s",
+    RTMANAGER_DEFAULT_MEMORY: "64m",
+    RTMANAGER_DEFAULT_CPUS: "0.5",
+    RTMANAGER_ORPHAN_GRACE: "1s",
+    RTMANAGER_LOG_LEVEL: "silent",
+  });
+  const saved = process.env.KUBECONFIG;
+  process.env.KUBECONFIG = kubeconfigFile;
+  try {
+    app = await createApp(config, pino({ level: "silent" }));
+  } finally {
+    if (saved === undefined) delete process.env.KUBECONFIG;
+    else process.env.KUBECONFIG = saved;
+  }
+  const port = await app.start();
+  baseUrl = `http://127.0.0.1:${port}`;
+  client = new RtmClient({ baseUrl, timeoutMs: 40_000 });
+  gm = new RtmClient({ baseUrl, timeoutMs: 40_000, caller: "gm" });
+}, 120_000);
+
+afterAll(async () => {
+  await app?.stop();
+  await cluster?.stop();
+  await server?.stop();
+  if (root) await fs.rm(root, { recursive: true, force: true });
+}, 60_000);
+
+const podOf = (g: string): Obj | undefined => server.get("pods", NS, `galaxy-game-${g}`);
+const engineStatus = (pod: Obj | undefined) =>
+  (pod?.status as { containerStatuses?: { name: string; containerID?: string; image: string; restartCount: number; ready: boolean }[] } | undefined)?.containerStatuses?.find(
+    (c) => c.name === "engine",
+  );
+const stripScheme = (id: string | undefined) => id?.replace(/^[a-z]+:\/\//, "");
+
+function version(pod: Obj): Promise<string> {
+  const port = TestCluster.hostPort(pod);
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: "127.0.0.1", port, path: "/version", agent: false }, (res) => {
+        let body = "";
+        res.on("data", (c: Buffer) => (body += c.toString()));
+        res.on("end", () => resolve(body.trim()));
+      })
+      .on("error", reject);
+  });
+}
+
+async function readyPod(g: string, image: string): Promise<Obj> {
+  try {
+    return await until(`${g} ready on ${image}`, () => {
+      const pod = podOf(g);
+      const cs = engineStatus(pod);
+      return cs?.ready && cs.image === image && !pod?.metadata.deletionTimestamp ? pod : undefined;
+    }, 30_000);
+  } catch (err) {
+    const pod = podOf(g);
+    throw new Error(`${(err as Error).message}; Pod now: ${JSON.stringify({ spec: pod?.spec, status: pod?.status, annotations: pod?.metadata.annotations })}`);
+  }
+}
+
+async function rejection(p: Promise<unknown>): Promise<RtmApiError> {
+  const err = await p.then(() => null, (e: unknown) => e);
+  expect(err).toBeInstanceOf(RtmApiError);
+  return err as RtmApiError;
+}
+
+describe("engines as Pods (RTMANAGER_RUNTIME=kubernetes, declarations in the store)", () => {
+  it("start creates the Pod, its Service and its claim; the record names the kubelet's container, the namespace and the claim", async () => {
+    const g = uniqueGameId("start");
+    const record = await client.start(g, TEST_IMAGES.v100);
+    const pod = await readyPod(g, TEST_IMAGES.v100);
+    expect(record).toMatchObject({
+      status: "running",
+      current_image_ref: TEST_IMAGES.v100,
+      engine_endpoint: `http://galaxy-game-${g}:8080`,
+      docker_network: NS,
+      state_path: `pvc://${NS}/galaxy-game-${g}-state`,
+    });
+    expect(record.current_container_id).toBe(stripScheme(engineStatus(pod)?.containerID));
+    expect(pod.metadata.labels).toMatchObject({ "rtmanager.galaxy.io/instance": instance, "rtmanager.galaxy.io/game-id": g });
+    expect((pod.spec as { restartPolicy: string }).restartPolicy).toBe("OnFailure");
+    expect(server.get("services", NS, `galaxy-game-${g}`)).toBeDefined();
+    expect(server.get("persistentvolumeclaims", NS, `galaxy-game-${g}-state`)).toBeDefined();
+    expect(await version(pod)).toBe("1.0.0");
+    // The engine reads its id and state path from the env the Pod sets.
+    expect(await client.logs(g, 20)).toContain("engine 1.0.0 starting");
+  }, 60_000);
+
+  it("a game id whose Service name would pass 63 characters is refused with start_config_invalid, and nothing is created", async () => {
+    const g = `long-${"a".repeat(47)}`;
+    expect(g).toHaveLength(52);
+    const err = await rejection(client.start(g, TEST_IMAGES.v100));
+    expect(err.code).toBe("start_config_invalid");
+    expect(err.message).toMatch(/at most 51 characters/);
+    expect(podOf(g)).toBeUndefined();
+  }, 60_000);
+
+  it("a start on an image the kubelet cannot pull answers image_pull_failed, as on Docker; stop and cleanup remove the Pod", async () => {
+    const g = uniqueGameId("nopullstart");
+    const err = await rejection(client.start(g, "galaxy/test-engine:1.0.9"));
+    expect(err.code).toBe("image_pull_failed");
+    expect(err.message).toMatch(/ErrImagePull|ImagePullBackOff/);
+    expect((await client.stop(g, "cancelled")).status).toBe("stopped");
+    expect((await client.cleanup(g)).status).toBe("removed");
+    await until("Pod gone", () => !podOf(g), 20_000);
+  }, 60_000);
+
+  it("stop deletes the Pod and keeps Service and claim; the game reads stopped; restart after it is a new Pod; cleanup removes it and keeps the claim", async () => {
+    const g = uniqueGameId("stop");
+    await client.start(g, TEST_IMAGES.v100);
+    const first = await readyPod(g, TEST_IMAGES.v100);
+
+    const stopped = await gm.stop(g, "finished");
+    expect(stopped.status).toBe("stopped");
+    await until("Pod gone", () => !podOf(g), 20_000);
+    expect(server.get("services", NS, `galaxy-game-${g}`)).toBeDefined();
+    expect(server.get("persistentvolumeclaims", NS, `galaxy-game-${g}-state`)).toBeDefined();
+    expect((await gm.stop(g, "finished")).status).toBe("stopped");
+    expect((await client.get(g)).status).toBe("stopped");
+
+    const restarted = await client.start(g, TEST_IMAGES.v100);
+    expect(restarted.status).toBe("running");
+    const second = await readyPod(g, TEST_IMAGES.v100);
+    expect(second.metadata.uid).not.toBe(first.metadata.uid);
+
+    const viaRestart = await client.restart(g);
+    expect(viaRestart.status).toBe("running");
+    const third = await readyPod(g, TEST_IMAGES.v100);
+    expect(third.metadata.uid).not.toBe(second.metadata.uid);
+
+    await client.stop(g, "finished");
+    const removed = await client.cleanup(g);
+    expect(removed.status).toBe("removed");
+    expect(podOf(g)).toBeUndefined();
+    expect(server.get("persistentvolumeclaims", NS, `galaxy-game-${g}-state`)).toBeDefined();
+    expect(removed.state_path).toBe(`pvc://${NS}/galaxy-game-${g}-state`);
+  }, 90_000);
+
+  it("patch swaps the image of the same Pod in place; Game Master's exact requests (stop, patch) answer as the Go client expects", async () => {
+    const g = uniqueGameId("patch");
+    await client.start(g, TEST_IMAGES.v100);
+    const before = await readyPod(g, TEST_IMAGES.v100);
+    const req = (op: string, body: object) =>
+      rawRequest(baseUrl, {
+        method: "POST",
+        path: `/api/v1/internal/runtimes/${encodeURIComponent(g)}/${op}`,
+        headers: { accept: "application/json", "content-type": "application/json", "user-agent": "Go-http-client/1.1" },
+        body: JSON.stringify(body),
+      });
+    const patch = await req("patch", { image_ref: TEST_IMAGES.v101 });
+    expect(patch.status, patch.text).toBe(200);
+    expect(JSON.parse(patch.text)).toMatchObject({ status: "running", current_image_ref: TEST_IMAGES.v101 });
+    const after = await readyPod(g, TEST_IMAGES.v101);
+    expect(after.metadata.uid).toBe(before.metadata.uid);
+    expect(await version(after)).toBe("1.0.1");
+    const cross = await req("patch", { image_ref: TEST_IMAGES.v110 });
+    expect(cross.status).toBe(409);
+    expect((JSON.parse(cross.text) as { error: { code: string } }).error.code).toBe("semver_patch_only");
+    const stop = await req("stop", { reason: "admin_request" });
+    expect(stop.status, stop.text).toBe(200);
+    await until("Pod gone", () => !podOf(g), 20_000);
+  }, 90_000);
+
+  it("a patch to an image that never gets healthy is rolled back in place: 500 container_start_failed, patch_rolled_back, generation held", async () => {
+    const g = uniqueGameId("rollback");
+    await client.start(g, TEST_IMAGES.v100);
+    const before = await readyPod(g, TEST_IMAGES.v100);
+    const err = await rejection(gm.patch(g, TEST_IMAGES.unhealthy));
+    expect(err).toMatchObject({ status: 500, code: "container_start_failed" });
+    expect(err.message).toMatch(/rolled back to galaxy\/test-engine:1\.0\.0/);
+    const restored = await readyPod(g, TEST_IMAGES.v100);
+    expect(restored.metadata.uid).toBe(before.metadata.uid);
+    const events = await app.store.eventsAfter(0, { gameId: g });
+    expect(events.map((e) => e.type)).toContain("patch_rolled_back");
+    const record = await app.store.getRecord(g);
+    expect(record).toMatchObject({ currentImageRef: TEST_IMAGES.v100, heldGeneration: expect.any(Number) as number });
+  }, 60_000);
+
+  it("a patch to an image the kubelet cannot pull (ErrImagePull) fails the gate at once and is rolled back", async () => {
+    const g = uniqueGameId("nopull");
+    await client.start(g, TEST_IMAGES.v100);
+    await readyPod(g, TEST_IMAGES.v100);
+    const missing = "galaxy/test-engine:1.0.9";
+    const began = Date.now();
+    const err = await rejection(gm.patch(g, missing));
+    expect(err).toMatchObject({ status: 500, code: "container_start_failed" });
+    expect(err.message).toMatch(/rolled back/);
+    // Well inside the 6 s health timeout: the pull failure itself fails the gate.
+    expect(Date.now() - began).toBeLessThan(6_000);
+    await readyPod(g, TEST_IMAGES.v100);
+  }, 60_000);
+
+  it("the kubelet restarts a killed engine by itself; rtmanager records the exit (container_exited, record_exit) and the new container", async () => {
+    const g = uniqueGameId("heal");
+    await client.start(g, TEST_IMAGES.v100);
+    const pod = await readyPod(g, TEST_IMAGES.v100);
+    const oldId = stripScheme(engineStatus(pod)?.containerID)!;
+    await testDocker().getContainer(oldId).kill();
+    const restarted = await until("kubelet restart", () => {
+      const cs = engineStatus(podOf(g));
+      return cs && cs.restartCount >= 1 && cs.ready ? cs : undefined;
+    }, 30_000);
+    const record = await until("record of the restart", async () => {
+      const r = await app.store.getRecord(g);
+      return r && r.restartCount >= 1 && r.currentContainerId === stripScheme(restarted.containerID) ? r : undefined;
+    }, 20_000);
+    expect(record.status).toBe("running");
+    expect(podOf(g)?.metadata.uid).toBe(pod.metadata.uid);
+    const exited = (await app.store.eventsAfter(0, { gameId: g })).find((e) => e.type === "container_exited");
+    expect(exited?.data).toMatchObject({ containerId: oldId, restartedBy: "runtime" });
+    expect((await app.store.listOperations(g)).map((o) => o.kind)).toContain("record_exit");
+  }, 60_000);
+
+  it("an evicted Pod is recreated (the evicted one only holds the name, so it is replaced)", async () => {
+    const g = uniqueGameId("evicted");
+    await client.start(g, TEST_IMAGES.v100);
+    const pod = await readyPod(g, TEST_IMAGES.v100);
+    // What the kubelet writes when it evicts a Pod under node pressure.
+    server.setStatus("pods", NS, `galaxy-game-${g}`, { ...(pod.status as object), phase: "Failed", reason: "Evicted", message: "The node was low on resource: memory." });
+    const again = await until("a new Pod, ready", () => {
+      const p = podOf(g);
+      return p && p.metadata.uid !== pod.metadata.uid && engineStatus(p)?.ready ? p : undefined;
+    }, 40_000);
+    await until("the recreation recorded", async () => (await app.store.eventsAfter(0, { gameId: g })).some((e) => e.type === "container_disappeared"), 20_000);
+    expect(again.metadata.name).toBe(`galaxy-game-${g}`);
+  }, 60_000);
+
+  it("a Pod with this installation's labels and no declaration is an orphan: removed after the grace (orphan_removed), claim kept", async () => {
+    const g = uniqueGameId("orphan");
+    await client.start(g, TEST_IMAGES.v100);
+    await readyPod(g, TEST_IMAGES.v100);
+    expect(await app.source.delete(g)).toBe(true);
+    await until("orphan Pod removed", () => !podOf(g), 30_000);
+    await until("orphan_removed recorded", async () => (await app.store.eventsAfter(0, { gameId: g })).some((e) => e.type === "orphan_removed"), 20_000);
+    expect(server.get("persistentvolumeclaims", NS, `galaxy-game-${g}-state`)).toBeDefined();
+  }, 60_000);
+
+  it("a Pod deleted by hand is recreated", async () => {
+    const g = uniqueGameId("gone");
+    await client.start(g, TEST_IMAGES.v100);
+    const pod = await readyPod(g, TEST_IMAGES.v100);
+    server.remove("pods", NS, `galaxy-game-${g}`);
+    const again = await until("a new Pod, ready", () => {
+      const p = podOf(g);
+      return p && p.metadata.uid !== pod.metadata.uid && engineStatus(p)?.ready ? p : undefined;
+    }, 40_000);
+    const record = await until("record on the new Pod", async () => {
+      const r = await client.get(g);
+      return r.status === "running" && r.current_container_id === stripScheme(engineStatus(again)?.containerID) ? r : undefined;
+    }, 20_000);
+    expect(record.current_image_ref).toBe(TEST_IMAGES.v100);
+  }, 60_000);
+});
+
+describe("engines as Pods with GameRuntime objects as the source", () => {
+  const TEAM = "team-a";
+  const kubeInstance = uniqueInstance("podsk");
+  let kubeApp: App;
+
+  beforeAll(async () => {
+    const kubeconfigFile = path.join(root, "kubeconfig");
+    const config = loadConfig({
+      RTMANAGER_SOURCE: "kubernetes",
+      RTMANAGER_KUBE_NAMESPACE: TEAM,
+      RTMANAGER_RUNTIME: "kubernetes",
+      RTMANAGER_INSTANCE_ID: kubeInstance,
+      RTMANAGER_DATA_DIR: path.join(root, "data-kube"),
+      RTMANAGER_INTERNAL_HTTP_ADDR: "127.0.0.1:0",
+      RTMANAGER_CONTAINER_STOP_TIMEOUT: "2s",
+      RTMANAGER_PROBE_INTERVAL: "1s",
+      RTMANAGER_RESYNC_INTERVAL: "2s",
+      RTMANAGER_RETRY_BACKOFF_BASE: "200ms",
+      RTMANAGER_DEFAULT_MEMORY: "64m",
+      RTMANAGER_LEASE_DURATION: "3s",
+      RTMANAGER_LEASE_RENEW_DEADLINE: "2s",
+      RTMANAGER_LEASE_RETRY_PERIOD: "300ms",
+      RTMANAGER_LOG_LEVEL: "silent",
+    });
+    const saved = process.env.KUBECONFIG;
+    process.env.KUBECONFIG = kubeconfigFile;
+    try {
+      kubeApp = await createApp(config, pino({ level: "silent" }));
+    } finally {
+      if (saved === undefined) delete process.env.KUBECONFIG;
+      else process.env.KUBECONFIG = saved;
+    }
+    await kubeApp.start();
+    await until("leader", () => kubeApp.manager.isLeader, 15_000);
+  }, 60_000);
+
+  afterAll(async () => {
+    await kubeApp?.stop();
+  }, 30_000);
+
+  it("a GameRuntime's Pod and Service live in its namespace, owned by it; deleting the object removes the Pod and keeps the claim", async () => {
+    const g = uniqueGameId("owned");
+    const obj = server.create("gameruntimes", TEAM, { metadata: { name: g }, spec: { gameId: g, imageRef: TEST_IMAGES.v100 } });
+    const pod = await until("Pod ready in the object's namespace", () => {
+      const p = server.get("pods", TEAM, `galaxy-game-${g}`);
+      return engineStatus(p)?.ready ? p : undefined;
+    }, 40_000);
+    const owner = { apiVersion: "galaxy.io/v1alpha1", kind: "GameRuntime", name: g, uid: obj.metadata.uid, controller: true };
+    expect(pod.metadata.ownerReferences).toEqual([owner]);
+    expect(server.get("services", TEAM, `galaxy-game-${g}`)?.metadata.ownerReferences).toEqual([owner]);
+    expect(server.get("persistentvolumeclaims", TEAM, `galaxy-game-${g}-state`)?.metadata.ownerReferences).toBeUndefined();
+    const record = await until("record", async () => {
+      const r = await kubeApp.store.getRecord(g);
+      return r?.status === "running" ? r : undefined;
+    }, 20_000);
+    expect(record).toMatchObject({ dockerNetwork: TEAM, statePath: `pvc://${TEAM}/galaxy-game-${g}-state` });
+
+    server.remove("gameruntimes", TEAM, g);
+    await until("object gone (finalizer released after cleanup)", () => server.get("gameruntimes", TEAM, g) === undefined, 40_000);
+    await until("Pod gone", () => server.get("pods", TEAM, `galaxy-game-${g}`) === undefined, 20_000);
+    expect(server.get("persistentvolumeclaims", TEAM, `galaxy-game-${g}-state`)).toBeDefined();
+  }, 90_000);
+});
+
+// Runs last: it cuts a node off and then takes it out of service.
+describe("node failure", () => {
+  it("a Pod on an unreachable node is reported, not recreated; once the node is declared out of service it is recreated on another node", async () => {
+    const g = uniqueGameId("node");
+    await client.start(g, TEST_IMAGES.v100);
+    const pod = await readyPod(g, TEST_IMAGES.v100);
+    const node = (pod.spec as { nodeName: string }).nodeName;
+    cluster.partition(node);
+
+    await until("probe_failed reported", async () => (await app.store.eventsAfter(0, { gameId: g })).some((e) => e.type === "probe_failed"), 20_000);
+    // Several resyncs later the Pod is still the same one, not deleted: the node may come back.
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(podOf(g)?.metadata.uid).toBe(pod.metadata.uid);
+    expect(podOf(g)?.metadata.deletionTimestamp).toBeUndefined();
+    expect(await app.store.getRecord(g)).toMatchObject({ status: "running", health: "unhealthy" });
+
+    server.update("nodes", "", node, (o) => {
+      const spec = (o.spec ?? {}) as { taints?: object[] };
+      spec.taints = [...(spec.taints ?? []), { key: "node.kubernetes.io/out-of-service", value: "nodeshutdown", effect: "NoExecute" }];
+      o.spec = spec;
+    });
+    const again = await until("a new Pod, ready, on another node", () => {
+      const p = podOf(g);
+      return p && p.metadata.uid !== pod.metadata.uid && engineStatus(p)?.ready ? p : undefined;
+    }, 40_000);
+    expect((again.spec as { nodeName: string }).nodeName).not.toBe(node);
+    await until("the recreation recorded", async () => (await app.store.eventsAfter(0, { gameId: g })).some((e) => e.type === "container_disappeared"), 20_000);
+    await until("record on the new Pod", async () => (await client.get(g)).current_container_id === stripScheme(engineStatus(podOf(g))?.containerID), 20_000);
+  }, 90_000);
+});
+
+// Runs last: the request log then holds everything both apps did above.
+describe("RBAC", () => {
+  it("deploy/kustomize/components/pod-runtime grants exactly the verbs the Pod runtime used (derived from the test API server's request log)", async () => {
+    type Rule = { apiGroups: string[]; resources: string[]; verbs: string[] };
+    const docs = parseAllDocuments(await fs.readFile(path.join(process.cwd(), "deploy/kustomize/components/pod-runtime/rbac-pods.yaml"), "utf8"));
+    const role = docs.map((d) => d.toJS() as { kind: string; rules?: Rule[] }).find((d) => d.kind === "Role")!;
+    const granted = new Set(role.rules!.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${g}/${res} ${v}`)))));
+    const engineResources = new Set(["pods", "pods/log", "services", "persistentvolumeclaims", "nodes"]);
+    const used = new Set(server.verbsUsed().filter((u) => u.group === "" && engineResources.has(u.resource)).map((u) => `${u.group}/${u.resource} ${u.verb}`));
+    expect([...granted].sort()).toEqual([...used].sort());
+    expect([...used].some((k) => k.startsWith("/nodes"))).toBe(false);
+  });
+});
