@@ -195,7 +195,26 @@ export class RtmClient {
     const q = params.size ? `?${params.toString()}` : "";
     const res = await this.send("GET", `${EXT}/runtimes/${id(gameId)}/logs${q}`, undefined, options, "text/plain", {}, false);
     if (!res.body) return;
-    yield* bodyChunks(res.body, options.signal, (err) => new RtmTransportError(`rtm GET logs of ${gameId}: the stream broke: ${(err as Error).message}`, false, { cause: err }));
+    const reader = res.body.getReader();
+    const onAbort = () => void reader.cancel().catch(() => undefined);
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      for (;;) {
+        let chunk: ReadableStreamReadResult<Uint8Array>;
+        try {
+          chunk = await reader.read();
+        } catch (err) {
+          if (options.signal?.aborted) return;
+          throw new RtmTransportError(`rtm GET logs of ${gameId}: the stream broke: ${(err as Error).message}`, false, { cause: err });
+        }
+        if (chunk.done) return;
+        yield chunk.value;
+      }
+    } finally {
+      options.signal?.removeEventListener("abort", onAbort);
+      await reader.cancel().catch(() => undefined);
+      reader.releaseLock();
+    }
   }
 
   /**
@@ -300,57 +319,13 @@ function id(gameId: string): string {
 
 /** Parses text/event-stream (the WHATWG rules that matter here: fields, multi-line data, comments). */
 export async function* parseEventStream(body: ReadableStream<Uint8Array>, signal?: AbortSignal): AsyncIterable<StreamedEvent> {
+  const reader = body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
   let lastId: string | null = null;
   let type = "";
   let data: string[] = [];
   let hasId = false;
-  for await (const chunk of bodyChunks(body, signal)) {
-    buffer += decoder.decode(chunk, { stream: true });
-    let nl: number;
-    while ((nl = buffer.search(/\r\n|\r|\n/)) >= 0) {
-      const line = buffer.slice(0, nl);
-      buffer = buffer.slice(nl + (buffer.startsWith("\r\n", nl) ? 2 : 1));
-      if (line === "") {
-        if (data.length > 0) {
-          const text = data.join("\n");
-          let parsed: unknown = text;
-          try {
-            parsed = JSON.parse(text);
-          } catch {
-            // Leave non-JSON data as text.
-          }
-          yield { id: hasId ? lastId : null, type: type || "message", data: parsed };
-        }
-        type = "";
-        data = [];
-        hasId = false;
-        continue;
-      }
-      if (line.startsWith(":")) continue;
-      const colon = line.indexOf(":");
-      const field = colon >= 0 ? line.slice(0, colon) : line;
-      let value = colon >= 0 ? line.slice(colon + 1) : "";
-      if (value.startsWith(" ")) value = value.slice(1);
-      if (field === "data") data.push(value);
-      else if (field === "event") type = value;
-      else if (field === "id") {
-        lastId = value;
-        hasId = true;
-      }
-    }
-  }
-}
-
-/**
- * A response body's chunks until it ends. An abort through `signal` ends the
- * iteration quietly; a broken stream rejects with `broke(err)`. The reader is
- * cancelled however the iteration ends, also when the consumer stops early,
- * so the connection never lingers.
- */
-async function* bodyChunks(body: ReadableStream<Uint8Array>, signal: AbortSignal | undefined, broke: (err: unknown) => unknown = (err) => err): AsyncIterable<Uint8Array> {
-  const reader = body.getReader();
   const onAbort = () => void reader.cancel().catch(() => undefined);
   signal?.addEventListener("abort", onAbort, { once: true });
   try {
@@ -360,13 +335,46 @@ async function* bodyChunks(body: ReadableStream<Uint8Array>, signal: AbortSignal
         chunk = await reader.read();
       } catch (err) {
         if (signal?.aborted) return;
-        throw broke(err);
+        throw err;
       }
       if (chunk.done) return;
-      yield chunk.value;
+      buffer += decoder.decode(chunk.value, { stream: true });
+      let nl: number;
+      while ((nl = buffer.search(/\r\n|\r|\n/)) >= 0) {
+        const line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + (buffer.startsWith("\r\n", nl) ? 2 : 1));
+        if (line === "") {
+          if (data.length > 0) {
+            const text = data.join("\n");
+            let parsed: unknown = text;
+            try {
+              parsed = JSON.parse(text);
+            } catch {
+              // Leave non-JSON data as text.
+            }
+            yield { id: hasId ? lastId : null, type: type || "message", data: parsed };
+          }
+          type = "";
+          data = [];
+          hasId = false;
+          continue;
+        }
+        if (line.startsWith(":")) continue;
+        const colon = line.indexOf(":");
+        const field = colon >= 0 ? line.slice(0, colon) : line;
+        let value = colon >= 0 ? line.slice(colon + 1) : "";
+        if (value.startsWith(" ")) value = value.slice(1);
+        if (field === "data") data.push(value);
+        else if (field === "event") type = value;
+        else if (field === "id") {
+          lastId = value;
+          hasId = true;
+        }
+      }
     }
   } finally {
     signal?.removeEventListener("abort", onAbort);
+    // Also reached when the consumer stops iterating early: the connection must not linger.
     await reader.cancel().catch(() => undefined);
     reader.releaseLock();
   }
