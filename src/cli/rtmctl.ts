@@ -102,5 +102,9 @@ if (isMain(import.meta.url)) {
   });
   void run(process.argv.slice(2), { signal: interrupt.signal }).then((code) => {
     process.exitCode = code;
+    // The verb is done: a connection or timer some library still holds must not keep a
+    // script waiting. Unreferenced, so a clean process exits at once on its own and
+    // output still draining into a pipe gets its grace.
+    setTimeout(() => process.exit(code), 2000).unref();
   });
 }
