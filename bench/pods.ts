@@ -35,6 +35,8 @@ import { FakeApiServer, type Change, type Obj } from "../test/k8s/fakeApiServer.
 import { fakeKubeConfig } from "../test/k8s/kubeconfig.js";
 import { TestCluster } from "../test/k8s/kubelet/cluster.js";
 import {
+  builtControllerAvailable,
+  builtNote,
   cpuSeconds,
   emit,
   fmtMs,
@@ -52,6 +54,7 @@ import {
   startController,
   tmpLog,
   type Controller,
+  type ControllerKind,
 } from "./lib.js";
 
 const SIZES = process.env.BENCH_POD_SIZES ? process.env.BENCH_POD_SIZES.split(",").map(Number) : QUICK ? [50] : [50, 200];
@@ -73,6 +76,7 @@ interface Cluster {
   kubeconfig: string;
   /** Resolves with Date.now() once `n` Pods of `ns` are Running and Ready. */
   readyAt(ns: string, n: number, timeoutMs: number): Promise<number>;
+  readyCount(ns: string): number;
   stop(): Promise<void>;
 }
 
@@ -122,6 +126,7 @@ async function startCluster(dir: string): Promise<Cluster> {
     cluster,
     kubeconfig,
     readyAt,
+    readyCount: (ns) => ready.get(ns)?.size ?? 0,
     stop: async () => {
       unregister();
       await stop();
@@ -178,10 +183,10 @@ function controllerEnv(url: string, instance: string, kubeconfig: string): Recor
 }
 
 /** Starts a controller on `c`, inserts `n` declarations and waits for `n` Ready Pods; the controller is left running. */
-async function runRtm(pgServer: PostgresServer, c: Cluster, n: number, tag: string): Promise<RtmRun> {
+async function runRtm(pgServer: PostgresServer, c: Cluster, n: number, tag: string, kind: ControllerKind = "tsx"): Promise<RtmRun> {
   const instance = uniqueInstance(`bench-pod-${tag}`);
   const url = await pgServer.createDatabase(`bench_pods_${process.pid}_${tag}`);
-  const controller = await startController("tsx", controllerEnv(url, instance, c.kubeconfig), tmpLog(instance));
+  const controller = await startController(kind, controllerEnv(url, instance, c.kubeconfig), tmpLog(instance));
   const sql = new pg.Client({ connectionString: url });
   await sql.connect();
   let peakRssMb = rssMb(controller.pid);
@@ -192,6 +197,7 @@ async function runRtm(pgServer: PostgresServer, c: Cluster, n: number, tag: stri
       // exited
     }
   }, 500);
+  const progress = n >= 1000 ? setInterval(() => say(`${c.readyCount(NS)} of ${n} Pods ready, controller RSS ${peakRssMb.toFixed(0)} MB peak, load ${loadAverage()}`), 30_000) : null;
   try {
     const since = c.server.requests.length;
     const t0 = Date.now();
@@ -200,6 +206,7 @@ async function runRtm(pgServer: PostgresServer, c: Cluster, n: number, tag: stri
     return { ms: done - t0, requests: requestsByVerb(c.server, since), controller, peakRssMb: Math.max(peakRssMb, rssMb(controller.pid)), sql };
   } finally {
     clearInterval(rssTimer);
+    if (progress) clearInterval(progress);
   }
 }
 
@@ -350,13 +357,15 @@ async function measureResync(c: Cluster, controller: Controller, n: number): Pro
 async function scaleRows(pgServer: PostgresServer, dir: string): Promise<void> {
   const c = await startCluster(dir);
   try {
-    say(`scale run: ${SCALE_N} declarations, load ${loadAverage()}`);
-    const r = await runRtm(pgServer, c, SCALE_N, "scale");
+    const kind: ControllerKind = builtControllerAvailable() ? "built" : "tsx";
+    say(`scale run: ${SCALE_N} declarations, ${kind} controller, load ${loadAverage()}`);
+    const r = await runRtm(pgServer, c, SCALE_N, "scale", kind);
     try {
       say(`scale run: ${SCALE_N} Pods Ready in ${fmtMs(r.ms)}, peak RSS ${r.peakRssMb.toFixed(0)} MB; waiting for a periodic pass (every ${RESYNC_S} s)`);
       const resync = await measureResync(c, r.controller, SCALE_N);
       const peak = Math.max(r.peakRssMb, resync.rssMb);
-      const note = `${NOTE_SIM}; tsx controller (node --import tsx src/main.ts), PostgreSQL store; load ${loadAverage()} (a CI run shared the 2 cores)`;
+      const how = kind === "built" ? `node dist/src/main.js${builtNote() ? ` (${builtNote()})` : ""}` : "node --import tsx src/main.ts";
+      const note = `${NOTE_SIM}; ${how}, PostgreSQL store; load ${loadAverage()} (a CI run shared the 2 cores)`;
       emit({
         bench: "pods",
         metric: `scale: converge ${SCALE_N} declarations to Ready Pods`,
