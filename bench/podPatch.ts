@@ -187,6 +187,8 @@ export async function podPatchRows(pgServer: PostgresServer, kubeconfigDir: stri
     tmpLog(instance),
   );
   const sql = new pg.Client({ connectionString: url });
+  // A PostgreSQL stopped under it on an abort must not crash the cleanup.
+  sql.on("error", (err) => say(`sql client: ${err.message}`));
   await sql.connect();
   const core = fakeKubeConfig(server.url).makeApiClient(CoreV1Api);
   const rtm: number[] = [];

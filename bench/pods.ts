@@ -200,6 +200,8 @@ async function runRtm(pgServer: PostgresServer, c: Cluster, n: number, tag: stri
   const url = await pgServer.createDatabase(`bench_pods_${process.pid}_${tag}`);
   const controller = await startController(kind, controllerEnv(url, instance, c.kubeconfig), tmpLog(instance));
   const sql = new pg.Client({ connectionString: url });
+  // A PostgreSQL stopped under it on an abort must not crash the cleanup.
+  sql.on("error", (err) => say(`sql client: ${err.message}`));
   await sql.connect();
   let peakRssMb = rssMb(controller.pid);
   const rssTimer = setInterval(() => {
