@@ -34,7 +34,6 @@ import {
   cpuSeconds,
   emit,
   fmtMs,
-  httpRequest,
   loadAverage,
   mapLimit,
   median,
@@ -55,6 +54,8 @@ import {
   tmpLog,
   type Controller,
   type ControllerKind,
+  counterSum,
+  metricsText,
 } from "./lib.js";
 import { measureSelfHeal } from "./selfHeal.js";
 
@@ -156,23 +157,6 @@ async function runRaw(ctx: Ctx, n: number): Promise<{ pollMs: number; eventMs: n
     tap.close();
     await removeInstanceContainers(instance);
   }
-}
-
-async function metricsText(port: number): Promise<string> {
-  try {
-    return (await httpRequest(port, "GET", "/metrics", undefined, 10_000)).body;
-  } catch {
-    return "";
-  }
-}
-
-/** Sum of a counter's samples (all label sets) in a Prometheus text exposition. */
-function counterSum(text: string, name: string): number {
-  let sum = 0;
-  for (const line of text.split("\n")) {
-    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) sum += Number(line.slice(line.lastIndexOf(" ") + 1)) || 0;
-  }
-  return sum;
 }
 
 /** Waits until the loop has nothing queued or in flight and no operation is open. */

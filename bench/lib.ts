@@ -608,3 +608,21 @@ export async function publishedPort(containerId: string): Promise<number | null>
   const b = info.NetworkSettings?.Ports?.["8080/tcp"]?.find((x) => Number(x.HostPort) > 0);
   return b ? Number(b.HostPort) : null;
 }
+
+/** A controller's /metrics text, or "" when it does not answer in time. */
+export async function metricsText(port: number, timeoutMs = 10_000): Promise<string> {
+  try {
+    return (await httpRequest(port, "GET", "/metrics", undefined, timeoutMs)).body;
+  } catch {
+    return "";
+  }
+}
+
+/** Sum of a counter's samples (all label sets) in a Prometheus text exposition. */
+export function counterSum(text: string, name: string): number {
+  let sum = 0;
+  for (const line of text.split("\n")) {
+    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) sum += Number(line.slice(line.lastIndexOf(" ") + 1)) || 0;
+  }
+  return sum;
+}

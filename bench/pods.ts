@@ -43,7 +43,6 @@ import {
   cpuSeconds,
   emit,
   fmtMs,
-  httpRequest,
   loadAverage,
   mapLimit,
   median,
@@ -58,6 +57,8 @@ import {
   tmpLog,
   type Controller,
   type ControllerKind,
+  counterSum,
+  metricsText,
 } from "./lib.js";
 import { podPatchRows } from "./podPatch.js";
 
@@ -336,32 +337,16 @@ async function convergeRows(pgServer: PostgresServer, dir: string): Promise<void
   }
 }
 
-async function metricsText(port: number): Promise<string> {
-  try {
-    return (await httpRequest(port, "GET", "/metrics", undefined, 30_000)).body;
-  } catch {
-    return "";
-  }
-}
-
-function counterSum(text: string, name: string): number {
-  let sum = 0;
-  for (const line of text.split("\n")) {
-    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) sum += Number(line.slice(line.lastIndexOf(" ") + 1)) || 0;
-  }
-  return sum;
-}
-
 /** Waits for the next periodic pass (work-queue adds jump by >= n) and measures it until the queue drains. */
 async function measureResync(c: Cluster, controller: Controller, n: number): Promise<{ cpuS: number; wallMs: number; requests: Record<string, number>; rssMb: number }> {
   const queueIdle = async () => {
-    const m = await metricsText(controller.port);
+    const m = await metricsText(controller.port, 30_000);
     return m !== "" && counterSum(m, "rtmanager_workqueue_depth") === 0 && counterSum(m, "rtmanager_workqueue_unfinished_work_seconds") === 0;
   };
   await waitFor("the controller to go idle", async () => ((await queueIdle()) ? true : undefined), 300_000, 500);
   // NaN when the scrape failed, so a failed scrape never looks like a jump.
   const addsNow = async () => {
-    const m = await metricsText(controller.port);
+    const m = await metricsText(controller.port, 30_000);
     return m === "" ? NaN : counterSum(m, "rtmanager_workqueue_adds_total");
   };
   const waitS = RESYNC_S * (FULL_RESYNC_EVERY + 2) + 60;
