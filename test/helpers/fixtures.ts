@@ -1,6 +1,6 @@
 /** A complete RuntimeRecord for tests; override what the test is about. */
 import { configHash } from "../../src/model/declaration.js";
-import type { ObservedContainer, RuntimeCapabilities } from "../../src/model/ports.js";
+import type { ObservedContainer } from "../../src/model/ports.js";
 import type { RuntimeRecord } from "../../src/model/record.js";
 import type { PlannerSettings } from "../../src/controller/planner.js";
 
@@ -61,11 +61,9 @@ export function observedContainer(over: Partial<ObservedContainer> = {}, now = n
 }
 
 /** The planner's production defaults, for unit tests of the planner and the reconciler. */
-/** What Docker does by itself: nothing (the loop restarts, pulls, creates and starts). */
-export const DOCKER_CAPABILITIES: RuntimeCapabilities = { restartsExitedEngines: false, updatesImageInPlace: false, startsOnCreate: false, pullsImagesItself: false };
-
-/** What a Pod runtime does by itself: the kubelet restarts, pulls, starts, and swaps images in place. */
-export const POD_CAPABILITIES: RuntimeCapabilities = { restartsExitedEngines: true, updatesImageInPlace: true, startsOnCreate: true, pullsImagesItself: true };
+// The planner tests use the real runtimes' declarations, so a changed capability cannot pass unnoticed.
+export { DOCKER_CAPABILITIES } from "../../src/runtime/docker/dockerRuntime.js";
+export { POD_CAPABILITIES } from "../../src/runtime/kubernetes/podRuntime.js";
 
 export const PLANNER_SETTINGS: PlannerSettings = {
   retentionMs: 30 * 86_400_000,

@@ -52,16 +52,17 @@ export interface DockerRuntimeOptions {
   reconnectMaxMs?: number;
 }
 
+/** Docker does nothing by itself: the controller pulls, creates, starts, restarts and replaces. */
+export const DOCKER_CAPABILITIES: RuntimeCapabilities = Object.freeze({
+  restartsExitedEngines: false,
+  updatesImageInPlace: false,
+  startsOnCreate: false,
+  pullsImagesItself: false,
+});
 
 export class DockerRuntime implements RuntimePort {
   readonly name = "docker";
-  /** Docker does nothing by itself: the controller pulls, creates, starts, restarts and replaces. */
-  readonly capabilities: RuntimeCapabilities = Object.freeze({
-    restartsExitedEngines: false,
-    updatesImageInPlace: false,
-    startsOnCreate: false,
-    pullsImagesItself: false,
-  });
+  readonly capabilities = DOCKER_CAPABILITIES;
   private readonly ctx: DockerContext;
   private readonly network: string;
   private readonly publishHost: string | null;

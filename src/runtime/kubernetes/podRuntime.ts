@@ -60,14 +60,17 @@ interface Known extends GameRef {
 }
 const KNOWN_LIMIT = 10_000;
 
+/** The kubelet restarts, pulls, starts, and swaps a container's image in place. */
+export const POD_CAPABILITIES: RuntimeCapabilities = Object.freeze({
+  restartsExitedEngines: true,
+  updatesImageInPlace: true,
+  startsOnCreate: true,
+  pullsImagesItself: true,
+});
+
 export class KubernetesPodRuntime implements RuntimePort {
   readonly name = "kubernetes";
-  readonly capabilities: RuntimeCapabilities = Object.freeze({
-    restartsExitedEngines: true,
-    updatesImageInPlace: true,
-    startsOnCreate: true,
-    pullsImagesItself: true,
-  });
+  readonly capabilities = POD_CAPABILITIES;
   private readonly api: PodApi;
   private readonly placement: PodPlacement;
   private readonly known = new Map<string, Known>();
