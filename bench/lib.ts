@@ -18,6 +18,7 @@ import type Dockerode from "dockerode";
 import { LABELS } from "../src/runtime/docker/labels.js";
 import { spawnController, type ControllerProcess } from "../test/helpers/process.js";
 import { testDocker, waitFor } from "../test/helpers/docker.js";
+import type { EngineSpec } from "../src/model/ports.js";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 export const QUICK = /^(1|true|yes)$/i.test(process.env.BENCH_QUICK ?? "");
@@ -625,4 +626,20 @@ export function counterSum(text: string, name: string): number {
     if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) sum += Number(line.slice(line.lastIndexOf(" ") + 1)) || 0;
   }
   return sum;
+}
+
+/** The engine spec the Pod benches give rtmanager's manifest builders and the bare client alike. */
+export function benchEngineSpec(gameId: string, imageRef: string): EngineSpec {
+  return {
+    gameId,
+    name: containerNameOf(gameId),
+    imageRef,
+    generation: 1,
+    restartToken: null,
+    configHash: "bench",
+    env: {},
+    statePath: "",
+    resources: { nanoCpus: 500_000_000, memoryBytes: 64 * 1024 * 1024, pidsLimit: 512 },
+    restartPolicy: "on-failure",
+  };
 }

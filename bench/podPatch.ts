@@ -14,13 +14,12 @@ import path from "node:path";
 import { CoreV1Api } from "@kubernetes/client-node";
 import pg from "pg";
 import { claimManifest, podManifest, type Placement, type PodManifestSettings } from "../src/runtime/kubernetes/manifests.js";
-import type { EngineSpec } from "../src/model/ports.js";
 import { TEST_IMAGES, uniqueInstance, waitFor } from "../test/helpers/docker.js";
 import type { PostgresServer } from "../test/helpers/postgres.js";
 import { FakeApiServer, type Obj } from "../test/k8s/fakeApiServer.js";
 import { fakeKubeConfig } from "../test/k8s/kubeconfig.js";
 import { TestCluster } from "../test/k8s/kubelet/cluster.js";
-import { emit, fmtMs, httpRequest, loadAverage, median, onCleanup, say, sleep, startController, tmpLog } from "./lib.js";
+import { benchEngineSpec, emit, fmtMs, httpRequest, loadAverage, median, onCleanup, say, sleep, startController, tmpLog } from "./lib.js";
 
 const POLL_MS = 10;
 const PROBE_TIMEOUT_MS = 200;
@@ -98,20 +97,6 @@ const SETTINGS: PodManifestSettings = {
   readiness: { periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 3 },
 };
 
-function specOf(gameId: string, imageRef: string): EngineSpec {
-  return {
-    gameId,
-    name: `galaxy-game-${gameId}`,
-    imageRef,
-    generation: 1,
-    restartToken: null,
-    configHash: "bench",
-    env: {},
-    statePath: "",
-    resources: { nanoCpus: 500_000_000, memoryBytes: 64 * 1024 * 1024, pidsLimit: 512 },
-    restartPolicy: "on-failure",
-  };
-}
 
 /** One in-place patch through rtmanager: its downtime. */
 async function rtmPatch(server: FakeApiServer, port: number, sql: pg.Client, gameId: string): Promise<number> {
@@ -138,7 +123,7 @@ async function barePatch(server: FakeApiServer, core: CoreV1Api, gameId: string)
   const placement: Placement = { namespace: "bare", owner: null };
   const name = `galaxy-game-${gameId}`;
   await core.createNamespacedPersistentVolumeClaim({ namespace: "bare", body: claimManifest(gameId, placement, SETTINGS.instance, { storageClass: "", size: "1Gi" }) });
-  await core.createNamespacedPod({ namespace: "bare", body: podManifest(specOf(gameId, TEST_IMAGES.v100), placement, SETTINGS) });
+  await core.createNamespacedPod({ namespace: "bare", body: podManifest(benchEngineSpec(gameId, TEST_IMAGES.v100), placement, SETTINGS) });
   await readyOn(server, "bare", name, TEST_IMAGES.v100);
   const poller = new PodPoller(server, "bare", name);
   try {
@@ -146,7 +131,7 @@ async function barePatch(server: FakeApiServer, core: CoreV1Api, gameId: string)
     const t0 = Date.now();
     await core.deleteNamespacedPod({ namespace: "bare", name });
     await waitFor(`${name} gone`, () => !server.get("pods", "bare", name), 60_000, 10);
-    await core.createNamespacedPod({ namespace: "bare", body: podManifest(specOf(gameId, TEST_IMAGES.v101), placement, SETTINGS) });
+    await core.createNamespacedPod({ namespace: "bare", body: podManifest(benchEngineSpec(gameId, TEST_IMAGES.v101), placement, SETTINGS) });
     await readyOn(server, "bare", name, TEST_IMAGES.v101);
     await sleep(500);
     const o = poller.outage(t0);

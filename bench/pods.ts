@@ -31,7 +31,6 @@ import path from "node:path";
 import { CoreV1Api } from "@kubernetes/client-node";
 import pg from "pg";
 import { claimManifest, podManifest, serviceManifest, type Placement, type PodManifestSettings } from "../src/runtime/kubernetes/manifests.js";
-import type { EngineSpec } from "../src/model/ports.js";
 import { ensureTestImages, TEST_IMAGES, uniqueInstance, waitFor } from "../test/helpers/docker.js";
 import { startPostgres, type PostgresServer } from "../test/helpers/postgres.js";
 import { FakeApiServer, type Change, type Obj } from "../test/k8s/fakeApiServer.js";
@@ -59,6 +58,7 @@ import {
   type ControllerKind,
   counterSum,
   metricsText,
+  benchEngineSpec,
 } from "./lib.js";
 import { podPatchRows } from "./podPatch.js";
 
@@ -245,20 +245,6 @@ const MANIFEST_SETTINGS: PodManifestSettings = {
   readiness: { periodSeconds: 15, timeoutSeconds: 2, failureThreshold: 3 },
 };
 
-function specOf(gameId: string): EngineSpec {
-  return {
-    gameId,
-    name: `galaxy-game-${gameId}`,
-    imageRef: IMAGE,
-    generation: 1,
-    restartToken: null,
-    configHash: "bench",
-    env: {},
-    statePath: "",
-    resources: { nanoCpus: 500_000_000, memoryBytes: 64 * 1024 * 1024, pidsLimit: 512 },
-    restartPolicy: "on-failure",
-  };
-}
 
 /** The baseline: the same claim, Service and Pod per game through CoreV1Api, 8 games at a time. */
 async function runBare(c: Cluster, n: number, tag: string): Promise<{ ms: number; requests: Record<string, number> }> {
@@ -271,7 +257,7 @@ async function runBare(c: Cluster, n: number, tag: string): Promise<{ ms: number
     Array.from({ length: n }, (_, i) => `b${tag}-${i + 1}`),
     CONCURRENCY,
     async (gameId) => {
-      const spec = specOf(gameId);
+      const spec = benchEngineSpec(gameId, IMAGE);
       await core.createNamespacedPersistentVolumeClaim({ namespace: NS, body: claimManifest(gameId, placement, MANIFEST_SETTINGS.instance, { storageClass: "", size: "1Gi" }) });
       await core.createNamespacedPod({ namespace: NS, body: podManifest(spec, placement, MANIFEST_SETTINGS) });
       await core.createNamespacedService({ namespace: NS, body: serviceManifest(gameId, placement, MANIFEST_SETTINGS.instance) });
