@@ -87,6 +87,20 @@ function serverProcesses(dataDir: string): number[] {
   return [postmaster, ...children];
 }
 
+/**
+ * Signals each server process that still exists. A short-lived backend can end
+ * between the listing and the signal (ESRCH): nothing is left to freeze or wake.
+ */
+function signalAll(pids: readonly number[], signal: "SIGSTOP" | "SIGCONT"): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
+    }
+  }
+}
+
 describe("SIGTERM while PostgreSQL answers nothing", () => {
   let pg: PostgresServer;
   let frozen: number[] = [];
@@ -96,13 +110,7 @@ describe("SIGTERM while PostgreSQL answers nothing", () => {
   }, 120_000);
 
   afterAll(async () => {
-    for (const pid of frozen) {
-      try {
-        process.kill(pid, "SIGCONT");
-      } catch {
-        // gone
-      }
-    }
+    signalAll(frozen, "SIGCONT");
     await pg?.stop();
   }, 60_000);
 
@@ -117,7 +125,7 @@ describe("SIGTERM while PostgreSQL answers nothing", () => {
       const outcome = client
         .transaction(async (tx) => {
           await tx.query("SELECT 1");
-          for (const pid of pids) process.kill(pid, "SIGSTOP");
+          signalAll(pids, "SIGSTOP");
           started = performance.now();
           await tx.query("SELECT 2");
         })
@@ -127,7 +135,7 @@ describe("SIGTERM while PostgreSQL answers nothing", () => {
         );
       const err = await outcome;
       const ms = performance.now() - started;
-      for (const pid of pids) process.kill(pid, "SIGCONT");
+      signalAll(pids, "SIGCONT");
       // No ROLLBACK queued behind the lost answer: one timeout, not two.
       expect(ms).toBeGreaterThan(300 + CLIENT_TIMEOUT_GRACE_MS - 200);
       expect(ms).toBeLessThan(300 + CLIENT_TIMEOUT_GRACE_MS + 2_000);
@@ -155,7 +163,7 @@ describe("SIGTERM while PostgreSQL answers nothing", () => {
     );
 
     frozen = serverProcesses(dataDir);
-    for (const pid of frozen) process.kill(pid, "SIGSTOP");
+    signalAll(frozen, "SIGSTOP");
     // Let the lease renewal and the pollers get stuck on the frozen server first.
     await new Promise((r) => setTimeout(r, 1_000));
 
