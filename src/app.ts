@@ -379,6 +379,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
       // closing the store ends the LISTEN connection a stuck UNLISTEN waits on.
       await Promise.all([
         step("closing the Kubernetes watches", async () => kube?.source.close(), CLOSE_RESERVE_MS),
+        step("closing the runtime's watches", async () => docker.close?.(), CLOSE_RESERVE_MS),
         step("closing the record watch", async () => stopRecordWatch?.(), CLOSE_RESERVE_MS),
         step("closing the store", () => store.close(), CLOSE_RESERVE_MS),
       ]);

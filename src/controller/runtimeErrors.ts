@@ -69,5 +69,6 @@ export function withContractErrors(runtime: RuntimePort): RuntimePort {
     logStream: async (id, options) => mappedStream(await mapped(() => runtime.logStream(id, options))()),
     probeAddress: (engine) => runtime.probeAddress(engine),
     ...(runtime.recordLocation ? { recordLocation: runtime.recordLocation.bind(runtime) } : {}),
+    ...(runtime.close ? { close: runtime.close.bind(runtime) } : {}),
   };
 }

@@ -61,6 +61,8 @@ export interface ReflectorOptions<T> {
   /** Server-side timeout asked of each watch request. Default: random 5..10 min. */
   watchTimeoutSeconds?: () => number;
   hooks?: ReflectorHooks;
+  /** Trims each listed or watched object before it is stored (what a large store need not keep). */
+  transform?: (obj: T) => T;
 }
 
 type WatchOutcome =
@@ -144,7 +146,8 @@ export class Reflector<T extends ReflectedObject> {
    * what the store holds, so a read right after the write sees it (or
    * something newer). Returns the object the store now holds for that key.
    */
-  apply(obj: T): T {
+  apply(written: T): T {
+    const obj = this.options.transform ? this.options.transform(written) : written;
     const { applied } = this.store.upsert(obj);
     return applied ? obj : (this.store.get(keyOf(obj)) ?? obj);
   }
@@ -188,8 +191,10 @@ export class Reflector<T extends ReflectedObject> {
   /** One list; null when it filled the store, else why the next one is due. */
   private async tryList(why: string, first: boolean): Promise<string | null> {
     try {
-      const { items, resourceVersion } = await this.options.lister.list();
+      const listed = await this.options.lister.list();
+      const { resourceVersion } = listed;
       if (this.stopped) return null;
+      const items = this.options.transform ? listed.items.map(this.options.transform) : listed.items;
       const changes = this.store.replace(items, resourceVersion);
       this.resourceVersion = resourceVersion;
       this.lastMessageAt = Date.now();
@@ -252,7 +257,9 @@ export class Reflector<T extends ReflectedObject> {
     }
     const rv = (apiObj as { metadata?: { resourceVersion?: unknown } } | null)?.metadata?.resourceVersion;
     if (typeof rv === "string" && rv !== "" && (type === "BOOKMARK" || this.options.lister.isObject(apiObj))) this.resourceVersion = rv;
-    if ((type === "ADDED" || type === "MODIFIED" || type === "DELETED") && this.options.lister.isObject(apiObj)) this.applyEvent(type, apiObj);
+    if ((type === "ADDED" || type === "MODIFIED" || type === "DELETED") && this.options.lister.isObject(apiObj)) {
+      this.applyEvent(type, this.options.transform ? this.options.transform(apiObj) : apiObj);
+    }
     return null;
   }
 

@@ -250,6 +250,8 @@ export interface RuntimePort {
   /** Idempotent: removing a missing engine succeeds. Forces removal of a running one. */
   remove(id: string): Promise<void>;
   watchEvents(handlers: EngineEventHandlers): () => void;
+  /** Ends what the runtime keeps open by itself (a cache's watches); absent when it keeps nothing. */
+  close?(): Promise<void>;
   /**
    * The engine's output, stdout and stderr merged, as it arrives: the last
    * `tail` lines, then (with `follow`) new output until the engine stops or

@@ -7,6 +7,8 @@ import { asFailure, isStatus, KubeCalls } from "./calls.js";
 import { claimManifest, podManifest, serviceManifest, type ClaimSettings, type Placement, type PodManifestSettings } from "./manifests.js";
 import { ENGINE_CONTAINER, managedSelector, podName, POD_ANNOTATIONS, POD_LABELS, serviceName } from "./names.js";
 import { isEvicted, observedFromPod, observedFromTombstone, type Tombstone } from "./observed.js";
+import { PodCache } from "./podCache.js";
+import type { Logger } from "../../log.js";
 
 export interface GameRef {
   namespace: string;
@@ -20,6 +22,11 @@ export interface Found {
   podUid: string | null;
 }
 
+/** How long a read waits for the cache's first lists before it asks the API itself. */
+const CACHE_SYNC_WAIT_MS = 10_000;
+/** A wait on the watch checks the API itself this often. */
+const WAIT_RECHECK_MS = 5_000;
+
 const strategic = () => setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch);
 const mergePatch = () => setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
 
@@ -28,17 +35,32 @@ export class PodApi {
   private readonly core: CoreV1Api;
   private readonly log: Log;
 
+  /** Pods and Services as last listed, watched or written: what reads use once it has listed. */
+  readonly cache: PodCache;
+
   constructor(
     kubeConfig: KubeConfig,
     private readonly instance: string,
     /** null: all namespaces. */
     private readonly listNamespace: string | null,
     timeoutMs: number,
+    logger: Logger,
+    silenceLimitMs: number,
   ) {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     // pods/log streams: the generated client reads a body whole, client-node's Log pipes it.
     this.log = new Log(kubeConfig);
     this.calls = new KubeCalls(timeoutMs);
+    this.cache = new PodCache({ kubeConfig, logger, silenceLimitMs, listers: this.listers() });
+  }
+
+  /**
+   * Starts the cache on first use and waits a bounded time for its first
+   * lists; every read comes from it, as a controller-runtime client's do.
+   */
+  private async cached(operation: string): Promise<PodCache> {
+    if (await this.cache.ready(Math.min(this.calls.timeoutMs, CACHE_SYNC_WAIT_MS))) return this.cache;
+    throw new RuntimeFailure("unavailable", operation, `Kubernetes API: the engine Pods and Services could not be listed within ${CACHE_SYNC_WAIT_MS / 1000}s (see the log for why)`);
   }
 
   async ping(namespace: string): Promise<void> {
@@ -57,36 +79,79 @@ export class PodApi {
 
   /** This installation's engines (of one game): every Pod, and the tombstone of each game whose Pod a stop deleted. */
   async observe(gameId?: string): Promise<Found[]> {
-    const selector = managedSelector(this.instance, gameId);
-    const [pods, services] = await this.calls.run("list", "listing engine Pods and Services", () => Promise.all([this.listPods(selector), this.listServices(selector)]));
+    const cache = await this.cached("list");
+    const { pods, services } = gameId === undefined ? cache.all() : cache.forGame(gameId);
+    return this.found(pods, services, gameId);
+  }
+
+  private found(pods: V1Pod[], services: V1Service[], gameId: string | undefined): Found[] {
     const found: Found[] = [];
     const withPod = new Set<string>();
-    for (const pod of pods.items) {
+    for (const pod of pods) {
       if (isEvicted(pod)) continue;
       const engine = observedFromPod(pod, this.instance);
-      if (!engine) continue;
+      if (!engine || (gameId !== undefined && engine.gameId !== gameId)) continue;
       const namespace = pod.metadata?.namespace ?? "";
       withPod.add(`${namespace}/${engine.gameId}`);
       found.push({ engine, namespace, podUid: pod.metadata?.uid ?? null });
     }
-    for (const service of services.items) {
+    for (const service of services) {
       const engine = observedFromTombstone(service, this.instance);
       const namespace = service.metadata?.namespace ?? "";
-      if (engine && !withPod.has(`${namespace}/${engine.gameId}`)) found.push({ engine, namespace, podUid: null });
+      if (engine && (gameId === undefined || engine.gameId === gameId) && !withPod.has(`${namespace}/${engine.gameId}`)) found.push({ engine, namespace, podUid: null });
     }
     return found;
   }
 
-  podLister() {
+  /** The engine `id` (a kubelet container id, or `pod:<uid>`) among the cached Pods and tombstones, if the cache has listed. */
+  async findInCache(id: string): Promise<Found | null> {
+    const { pods, services } = (await this.cached("inspect")).all();
+    return this.found(pods, services, undefined).find((f) => f.engine.id === id) ?? null;
+  }
+
+  /** The game's Pod as the cache holds it. */
+  async currentPod(ref: GameRef): Promise<V1Pod | null> {
+    return (await this.cached("inspect")).pod(ref) ?? null;
+  }
+
+  /**
+   * Waits until `done(pod)` holds for the game's Pod (undefined: no Pod),
+   * following the watch. Resolves with the Pod (or undefined), or null at the bound.
+   */
+  async waitForPod(ref: GameRef, done: (pod: V1Pod | undefined) => boolean, boundMs: number): Promise<V1Pod | undefined | null> {
+    const cache = await this.cached("inspect");
+    const deadline = Date.now() + boundMs;
+    while (Date.now() < deadline) {
+      const seen = await cache.waitForPod(ref, done, Math.min(deadline - Date.now(), WAIT_RECHECK_MS));
+      if (seen !== null) return seen;
+      // Asked of the API now and then: a watch that fell silent must not stretch the wait to the bound.
+      const pod = (await this.readPod(ref)) ?? undefined;
+      if (done(pod)) return pod;
+    }
+    return null;
+  }
+
+  private listers() {
     const selector = managedSelector(this.instance);
     const ns = this.listNamespace;
+    const path = (plural: string) => (ns === null ? `/api/v1/${plural}` : `/api/v1/namespaces/${ns}/${plural}`);
     return {
-      list: async () => {
-        const list = await this.listPods(selector);
-        return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? "" };
+      pods: {
+        list: async () => {
+          const list = await this.listPods(selector);
+          return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? "" };
+        },
+        watchPath: path("pods"),
+        watchQuery: { labelSelector: selector },
       },
-      watchPath: ns === null ? "/api/v1/pods" : `/api/v1/namespaces/${ns}/pods`,
-      watchQuery: { labelSelector: selector },
+      services: {
+        list: async () => {
+          const list = await this.listServices(selector);
+          return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? "" };
+        },
+        watchPath: path("services"),
+        watchQuery: { labelSelector: selector },
+      },
     };
   }
 
@@ -98,7 +163,11 @@ export class PodApi {
       .run("create", "creating the state claim", () => this.core.createNamespacedPersistentVolumeClaim({ namespace, body: claimManifest(spec.gameId, placement, this.instance, claim) }), details)
       .catch((err: unknown) => tolerateConflict(err));
     await this.ensureService({ namespace, gameId: spec.gameId }, placement);
-    const create = () => this.calls.run("create", `creating Pod ${podName(spec.gameId)}`, () => this.core.createNamespacedPod({ namespace, body: podManifest(spec, placement, pod) }), details);
+    const create = async () => {
+      const created = await this.calls.run("create", `creating Pod ${podName(spec.gameId)}`, () => this.core.createNamespacedPod({ namespace, body: podManifest(spec, placement, pod) }), details);
+      this.cache.applyPod(created);
+      return created;
+    };
     try {
       return await create();
     } catch (err) {
@@ -124,8 +193,14 @@ export class PodApi {
 
   /** The game's Service, created when missing; a new engine supersedes any tombstone on it. */
   private async ensureService(ref: GameRef, placement: Placement): Promise<void> {
+    if ((await this.cached("create")).service(ref)) {
+      await this.clearTombstone(ref, null);
+      return;
+    }
     try {
-      await this.calls.run("create", "creating the engine Service", () => this.core.createNamespacedService({ namespace: ref.namespace, body: serviceManifest(ref.gameId, placement, this.instance) }));
+      this.cache.applyService(
+        await this.calls.run("create", "creating the engine Service", () => this.core.createNamespacedService({ namespace: ref.namespace, body: serviceManifest(ref.gameId, placement, this.instance) })),
+      );
     } catch (err) {
       tolerateConflict(err);
       await this.clearTombstone(ref, null);
@@ -150,9 +225,13 @@ export class PodApi {
       },
       spec: { containers: [{ name: ENGINE_CONTAINER, image: spec.imageRef }] },
     };
-    await this.calls.run("updateImage", `patching the image of Pod ${podName(ref.gameId)}`, () => this.core.patchNamespacedPod({ name: podName(ref.gameId), namespace: ref.namespace, body }, strategic()), {
-      gameId: ref.gameId,
-    });
+    const patched = await this.calls.run(
+      "updateImage",
+      `patching the image of Pod ${podName(ref.gameId)}`,
+      () => this.core.patchNamespacedPod({ name: podName(ref.gameId), namespace: ref.namespace, body }, strategic()),
+      { gameId: ref.gameId },
+    );
+    this.cache.applyPod(patched);
   }
 
   async deletePod(ref: GameRef, uid: string, graceSeconds: number | undefined): Promise<void> {
@@ -169,12 +248,8 @@ export class PodApi {
 
   /** Waits until the Pod with `uid` is gone, so a new one of the same name can be created right after. */
   async waitPodGone(ref: GameRef, uid: string, boundMs: number): Promise<void> {
-    const deadline = Date.now() + boundMs;
-    while (Date.now() < deadline) {
-      const pod = await this.readPod(ref);
-      if (!pod || pod.metadata?.uid !== uid) return;
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    const gone = await this.waitForPod(ref, (pod) => !pod || pod.metadata?.uid !== uid, boundMs);
+    if (gone !== null) return;
     throw new RuntimeFailure("failed", "remove", `Pod ${podName(ref.gameId)} is still terminating after ${Math.round(boundMs / 1000)}s`, { gameId: ref.gameId });
   }
 
@@ -182,28 +257,25 @@ export class PodApi {
     const body = { metadata: { annotations: { [POD_ANNOTATIONS.stoppedEngine]: JSON.stringify(tombstone) } } };
     const patch = () => this.core.patchNamespacedService({ name: serviceName(ref.gameId), namespace: ref.namespace, body }, mergePatch());
     try {
-      await this.calls.run("stop", "recording the stopped engine on its Service", patch);
+      this.cache.applyService(await this.calls.run("stop", "recording the stopped engine on its Service", patch));
     } catch (err) {
       if (!isStatus(err, 404)) throw err;
       await this.ensureService(ref, placement);
-      await this.calls.run("stop", "recording the stopped engine on its Service", patch);
+      this.cache.applyService(await this.calls.run("stop", "recording the stopped engine on its Service", patch));
     }
   }
 
   /** Drops the tombstone (only if it is `id`'s, when `id` is given). */
   async clearTombstone(ref: GameRef, id: string | null): Promise<void> {
-    let service: V1Service;
-    try {
-      service = await this.calls.run("remove", "reading the engine Service", () => this.core.readNamespacedService({ name: serviceName(ref.gameId), namespace: ref.namespace }));
-    } catch (err) {
-      if (isStatus(err, 404)) return;
-      throw err;
-    }
+    const service = (await this.cached("remove")).service(ref);
+    if (!service) return;
     const raw = service.metadata?.annotations?.[POD_ANNOTATIONS.stoppedEngine];
     if (!raw || (id !== null && !raw.includes(JSON.stringify(id)))) return;
     const body = { metadata: { annotations: { [POD_ANNOTATIONS.stoppedEngine]: null } } };
-    await this.calls.run("remove", "clearing the stopped engine from its Service", () =>
-      this.core.patchNamespacedService({ name: serviceName(ref.gameId), namespace: ref.namespace, body }, mergePatch()),
+    this.cache.applyService(
+      await this.calls.run("remove", "clearing the stopped engine from its Service", () =>
+        this.core.patchNamespacedService({ name: serviceName(ref.gameId), namespace: ref.namespace, body }, mergePatch()),
+      ),
     );
   }
 

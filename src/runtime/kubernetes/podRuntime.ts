@@ -10,7 +10,7 @@
  * last state on the Service (a "tombstone"), so the game reads as stopped,
  * not removed; remove() drops the tombstone. Claim and Service are kept.
  */
-import type { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig, V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "../../log.js";
 import type {
   EngineEventHandlers,
@@ -77,7 +77,7 @@ export class KubernetesPodRuntime implements RuntimePort {
 
   constructor(private readonly options: KubernetesRuntimeOptions) {
     if (!options.instance) throw new Error("KubernetesPodRuntime needs a non-empty instance id");
-    this.api = new PodApi(options.kubeConfig, options.instance, options.listNamespace, options.callTimeoutMs ?? 30_000);
+    this.api = new PodApi(options.kubeConfig, options.instance, options.listNamespace, options.callTimeoutMs ?? 30_000, options.logger, options.silenceLimitMs ?? 5 * 60_000);
     this.placement = options.placement ?? {
       placement: () => Promise.resolve({ namespace: options.namespace, owner: null }),
       namespaceOf: () => options.namespace,
@@ -112,8 +112,15 @@ export class KubernetesPodRuntime implements RuntimePort {
   }
 
   private async locate(id: string): Promise<Known | null> {
-    if (!this.known.has(id)) await this.listManaged();
+    if (this.known.has(id)) return this.known.get(id)!;
+    const cached = await this.api.findInCache(id);
+    if (cached) this.remembered([cached]);
     return this.known.get(id) ?? null;
+  }
+
+  /** Stops the cache's watches. */
+  async close(): Promise<void> {
+    await this.api.cache.stop();
   }
 
   /** The kubelet pulls when it starts the container. */
@@ -145,7 +152,7 @@ export class KubernetesPodRuntime implements RuntimePort {
   async updateImage(id: string, spec: EngineSpec): Promise<void> {
     const at = await this.locate(id);
     if (!at?.podUid) throw new RuntimeFailure("not_found", "updateImage", `no Pod runs engine ${id}`, { containerId: id });
-    const pod = await this.api.readPod(at);
+    const pod = await this.api.currentPod(at);
     const phase = pod?.status?.phase;
     if (pod && pod.metadata?.uid === at.podUid && (phase === "Succeeded" || phase === "Failed")) {
       await this.api.deletePod(at, at.podUid, undefined);
@@ -165,28 +172,24 @@ export class KubernetesPodRuntime implements RuntimePort {
   async start(id: string): Promise<void> {
     const at = await this.locate(id);
     if (!at?.podUid) throw new RuntimeFailure("start_failed", "start", `no Pod to start for engine ${id}`, { containerId: id });
-    const deadline = Date.now() + (this.options.startTimeoutMs ?? 30_000);
-    while (Date.now() < deadline) {
-      const pod = await this.api.readPod(at);
-      if (!pod || pod.metadata?.uid !== at.podUid) throw new RuntimeFailure("start_failed", "start", `Pod of engine ${id} is gone`, { containerId: id });
-      const cs = engineStatus(pod);
-      if (cs?.state?.running || cs?.state?.terminated?.reason === "Completed" || pod.status?.phase === "Succeeded") return;
-      const waiting = cs?.state?.waiting;
-      if (waiting && IMAGE_FAILURE_REASONS.has(waiting.reason ?? "")) {
-        throw new RuntimeFailure("pull_failed", "start", `the kubelet cannot pull ${cs?.image ?? "the image"}: ${waiting.reason}${waiting.message ? ` (${waiting.message})` : ""}`, { gameId: at.gameId });
-      }
-      const startError = cs?.state?.terminated?.reason === "StartError" ? cs.state.terminated : cs?.lastState?.terminated?.reason === "StartError" ? cs.lastState.terminated : null;
-      if (startError) throw new RuntimeFailure("start_failed", "start", `the engine container could not start: ${startError.message ?? startError.reason}`, { gameId: at.gameId });
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    this.options.logger.info({ gameId: at.gameId }, "engine Pod not running yet at the start bound; the loop will look again");
+    const seen: { failure: RuntimeFailure | null } = { failure: null };
+    const settled = await this.api.waitForPod(
+      at,
+      (pod) => {
+        seen.failure = pod && pod.metadata?.uid === at.podUid ? startFailure(pod, at.gameId) : new RuntimeFailure("start_failed", "start", `Pod of engine ${id} is gone`, { containerId: id });
+        return seen.failure !== null || (!!pod && hasStarted(pod));
+      },
+      this.options.startTimeoutMs ?? 30_000,
+    );
+    if (seen.failure) throw seen.failure;
+    if (settled === null) this.options.logger.info({ gameId: at.gameId }, "engine Pod not running yet at the start bound; the loop will look again");
   }
 
   /** Deletes the Pod (grace = the stop timeout) after leaving the engine's last state on the Service. */
   async stop(id: string, timeoutSeconds: number): Promise<void> {
     const at = await this.locate(id);
     if (!at?.podUid) return;
-    const pod = await this.api.readPod(at);
+    const pod = await this.api.currentPod(at);
     if (!pod || pod.metadata?.uid !== at.podUid) return;
     const engine = observedFromPod(pod, this.options.instance);
     if (engine) await this.api.setTombstone(at, tombstoneOf(engine, new Date()), await this.placement.placement(at.gameId));
@@ -199,7 +202,7 @@ export class KubernetesPodRuntime implements RuntimePort {
     const at = await this.locate(id);
     if (!at) return;
     if (at.podUid) {
-      const pod = await this.api.readPod(at);
+      const pod = await this.api.currentPod(at);
       if (pod && pod.metadata?.uid === at.podUid) {
         await this.api.deletePod(at, at.podUid, undefined);
         await this.api.waitPodGone(at, at.podUid, ((pod.spec?.terminationGracePeriodSeconds ?? 30) * 1000) + this.api.calls.timeoutMs);
@@ -209,16 +212,7 @@ export class KubernetesPodRuntime implements RuntimePort {
   }
 
   watchEvents(handlers: EngineEventHandlers): () => void {
-    return watchPods(
-      {
-        kubeConfig: this.options.kubeConfig,
-        instance: this.options.instance,
-        lister: this.api.podLister(),
-        logger: this.options.logger,
-        silenceLimitMs: this.options.silenceLimitMs ?? 5 * 60_000,
-      },
-      handlers,
-    );
+    return watchPods(this.api.cache, this.options.instance, handlers);
   }
 
   async logStream(id: string, options: LogStreamOptions): Promise<AsyncIterable<Buffer>> {
@@ -238,4 +232,21 @@ export class KubernetesPodRuntime implements RuntimePort {
     const namespace = this.placement.namespaceOf(gameId);
     return { network: namespace, statePath: `pvc://${namespace}/${claimName(gameId)}` };
   }
+}
+
+/** The engine runs, or ran to completion: nothing left for start() to wait for. */
+function hasStarted(pod: V1Pod): boolean {
+  const cs = engineStatus(pod);
+  return !!cs?.state?.running || cs?.state?.terminated?.reason === "Completed" || pod.status?.phase === "Succeeded";
+}
+
+/** Why the engine cannot start (an image the kubelet cannot pull, a container that cannot start), or null. */
+function startFailure(pod: V1Pod, gameId: string): RuntimeFailure | null {
+  const cs = engineStatus(pod);
+  const waiting = cs?.state?.waiting;
+  if (waiting && IMAGE_FAILURE_REASONS.has(waiting.reason ?? "")) {
+    return new RuntimeFailure("pull_failed", "start", `the kubelet cannot pull ${cs?.image ?? "the image"}: ${waiting.reason}${waiting.message ? ` (${waiting.message})` : ""}`, { gameId });
+  }
+  const startError = cs?.state?.terminated?.reason === "StartError" ? cs.state.terminated : cs?.lastState?.terminated?.reason === "StartError" ? cs.lastState.terminated : null;
+  return startError ? new RuntimeFailure("start_failed", "start", `the engine container could not start: ${startError.message ?? startError.reason}`, { gameId }) : null;
 }
