@@ -105,8 +105,7 @@ function planRestart({ p, input, d, c }: EngineSituation): Plan | null {
   p.kind = "restart";
   p.restartCause = cause;
   p.gate = gateFor(input.settings, null);
-  p.reason =
-    cause === "restart_requested" ? "restart requested: recreating the container on the same image" : "env or resources changed: recreating the container on the same image";
+  p.reason = `${restartReason(d, c, cause)}: recreating the container on the same image`;
   return p;
 }
 
@@ -230,7 +229,20 @@ function declaredRestart(d: Declaration, c: ObservedContainer): RestartCause | n
   if (tokenDiffers(d, c)) return "restart_requested";
   // A container from before the config-hash label cannot tell; it is left alone rather than restarted.
   if (c.configHash !== null && c.configHash !== configHash(d)) return "config_changed";
+  // Only a runtime that fixes the policy at creation reports it (a Pod); Docker's is applied by the controller.
+  if (policyFixedAndChanged(d, c)) return "config_changed";
   return null;
+}
+
+function policyFixedAndChanged(d: Declaration, c: ObservedContainer): boolean {
+  return c.restartPolicy !== undefined && c.restartPolicy !== null && c.restartPolicy !== d.restartPolicy;
+}
+
+function restartReason(d: Declaration, c: ObservedContainer, cause: RestartCause): string {
+  if (cause === "restart_requested") return "restart requested";
+  const policy = policyFixedAndChanged(d, c) ? `restart policy changed (${c.restartPolicy} -> ${d.restartPolicy})` : null;
+  const config = c.configHash !== null && c.configHash !== configHash(d) ? "env or resources changed" : null;
+  return [config, policy].filter(Boolean).join("; ");
 }
 
 function isUnhealthy(input: PlannerInput): boolean {

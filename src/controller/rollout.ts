@@ -14,11 +14,11 @@
 import type { Logger } from "../log.js";
 import { RUNTIME_UNAVAILABLE, RtmError, toRtmError } from "../model/errors.js";
 import type { Declaration } from "../model/declaration.js";
-import type { HealthProber, RuntimePort, StateStore } from "../model/ports.js";
+import type { HealthProber, ObservedContainer, RuntimePort, StateStore } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
 import { recordLocationOf } from "./actions.js";
 import { gateEngine, probeUrl, reportedReadiness } from "./health.js";
-import { isRunning, splitContainers, type Action, type HealthGate, type Plan, type PlannedEvent } from "./plan.js";
+import { createActions, isRunning, rollbackActions, splitContainers, type Action, type HealthGate, type Plan, type PlannedEvent } from "./plan.js";
 import { deriveRecord } from "./recordDerivation.js";
 
 /** How often the gate probes the new engine. */
@@ -71,8 +71,14 @@ export interface RolloutVerdict {
   events: PlannedEvent[];
 }
 
-/** What waiting for health found. */
-type GateResult = { kind: "healthy" } | { kind: "failed"; error: RtmError } | { kind: "aborted" };
+/**
+ * What waiting for health found. `replaced_finished`: the engine that ran the
+ * image before an in-place update was stopped for it and the runtime will not
+ * start it again (a Pod's kubelet: restartPolicy OnFailure or Never, once the
+ * start of the new image failed after the old container exited 0). That is
+ * no exit of the new image, which never ran.
+ */
+type GateResult = { kind: "healthy" } | { kind: "failed"; error: RtmError } | { kind: "aborted" } | { kind: "replaced_finished"; engine: ObservedContainer };
 
 export class Rollout {
   constructor(private readonly deps: RolloutDeps) {}
@@ -96,7 +102,12 @@ export class Rollout {
     const rollbackWanted = !!gate.rollbackTo && input.oldTouched;
     if ((actionError && !rollbackWanted) || actionError?.code === RUNTIME_UNAVAILABLE) return verdict;
 
-    const gateResult: GateResult = actionError ? { kind: "failed", error: actionError } : await this.openGate(input);
+    let gateResult: GateResult = actionError ? { kind: "failed", error: actionError } : await this.openGate(input, replacedEngineId(input.plan));
+    if (gateResult.kind === "replaced_finished") {
+      // The recreated engine has a new id: the in-place rollback that named the old one cannot restore it.
+      input = { ...input, gate: { ...gate, rollback: gate.rollbackTo ? rollbackActions(gate.rollbackTo, null) : [] } };
+      gateResult = await this.recreateAndGate(input, gateResult.engine);
+    }
     if (gateResult.kind === "aborted") return aborted();
     if (gateResult.kind === "healthy") return verdict;
     const gateError = gateResult.error;
@@ -123,11 +134,33 @@ export class Rollout {
     return verdict;
   }
 
-  /** Writes the interim record, then waits for health. */
-  private async openGate(input: RolloutInput): Promise<GateResult> {
+  /**
+   * The engine stopped for an in-place update will never run the new image:
+   * recreate it on that image (as the runtime would an evicted engine), once,
+   * and gate the new engine.
+   */
+  private async recreateAndGate(input: RolloutInput, finished: ObservedContainer): Promise<Exclude<GateResult, { kind: "replaced_finished" }>> {
+    const d = input.declaration;
+    input.log.warn({ containerId: finished.id, exitCode: finished.exitCode, imageRef: d.imageRef }, "the engine stopped for the in-place update will not be started again: recreating it on the new image");
+    if (this.lostLeadership()) return { kind: "aborted" };
+    try {
+      await input.execute([{ type: "removeAll", reason: null }, ...createActions(d.imageRef)]);
+    } catch (err) {
+      if (this.lostLeadership()) return { kind: "aborted" };
+      const e = toRtmError(err);
+      return { kind: "failed", error: new RtmError(e.code, `the runtime did not start ${d.imageRef} after stopping the old engine, and recreating it failed: ${e.message}`) };
+    }
+    const result = await this.openGate(input, null);
+    // Without a replaced id the gate cannot find a replaced engine again.
+    return result.kind === "replaced_finished" ? { kind: "failed", error: new RtmError("container_start_failed", "the recreated engine is not running") } : result;
+  }
+
+  /** Writes the interim record, then waits for health. `replacedId`: the engine an in-place update stopped. */
+  private async openGate(input: RolloutInput, replacedId: string | null): Promise<GateResult> {
     const { runtime, state, settings } = this.deps;
     const { gameId, gate } = input;
     const { primary } = splitContainers(gameId, await runtime.listForGame(gameId));
+    if (primary && isReplacedAndFinished(primary, replacedId)) return { kind: "replaced_finished", engine: primary };
     if (!primary || !isRunning(primary)) return { kind: "failed", error: new RtmError("container_start_failed", "the new container is not running") };
     const interim = deriveRecord({
       gameId,
@@ -144,10 +177,10 @@ export class Rollout {
     // Fenced like every loop write: a former leader's interim record is refused (it throws) and never announced.
     await state.putRecord(interim);
     this.deps.onRecord(interim);
-    return this.awaitHealthy(gameId, primary.id, gate);
+    return this.awaitHealthy(gameId, primary.id, gate, replacedId);
   }
 
-  private async awaitHealthy(gameId: string, containerId: string, gate: HealthGate): Promise<GateResult> {
+  private async awaitHealthy(gameId: string, containerId: string, gate: HealthGate, replacedId: string | null): Promise<GateResult> {
     const { runtime, prober, settings } = this.deps;
     const deadline = Date.now() + gate.timeoutMs;
     let healthySince: number | null = null;
@@ -158,6 +191,7 @@ export class Rollout {
       const c = gateEngine(await runtime.listForGame(gameId), gameId, containerId, runtime.capabilities);
       // Checked again after each await: a replica paused mid-call wakes up without its lease.
       if (this.lostLeadership()) return { kind: "aborted" };
+      if (c && isReplacedAndFinished(c, replacedId)) return { kind: "replaced_finished", engine: c };
       if (!c || !isRunning(c)) return failed(`the engine exited (code ${c?.exitCode ?? "unknown"}) during the health gate`);
       // A runtime that reports readiness itself (a Pod's Ready condition) is asked; otherwise /healthz is probed.
       const reported = reportedReadiness(c);
@@ -227,4 +261,20 @@ export class Rollout {
     });
     return failure;
   }
+}
+
+/** The engine an in-place update swaps the image of: the container that ran the image before. */
+function replacedEngineId(plan: Plan): string | null {
+  for (const a of plan.actions) if (a.type === "updateImage") return a.containerId;
+  return null;
+}
+
+/**
+ * The container that ran the old image, stopped (exit 0 on SIGTERM) and left
+ * stopped by the runtime ("exited": it will not restart it). A termination of
+ * any other container, or one the runtime restarts ("restarting"), or an
+ * image it cannot pull ("dead"), stays the gate's verdict as before.
+ */
+function isReplacedAndFinished(c: ObservedContainer, replacedId: string | null): boolean {
+  return replacedId !== null && c.id === replacedId && c.state === "exited";
 }

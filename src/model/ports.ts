@@ -137,6 +137,13 @@ export interface ObservedContainer {
    * controller probes it itself.
    */
   ready?: boolean | null;
+  /**
+   * The restart policy the engine was created with, when the runtime fixes it
+   * at creation (a Pod's spec.restartPolicy is immutable): a change of the
+   * declared policy recreates it. Absent where the controller applies the
+   * policy itself (Docker), so a change there needs no recreate.
+   */
+  restartPolicy?: RestartPolicy | null;
 }
 
 export interface ContainerResources {

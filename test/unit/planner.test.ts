@@ -481,3 +481,42 @@ describe("planner", () => {
     expect(p.restartCount).toBe(0);
   });
 });
+
+describe("planner: a restart policy fixed at creation (issue 12)", () => {
+  const onPods = (policy: Declaration["restartPolicy"], observed: ObservedContainer["restartPolicy"]) =>
+    plan(input({ declaration: decl({ restartPolicy: policy, generation: 3 }), containers: [container({ restartPolicy: observed })], record: record(), capabilities: POD_CAPABILITIES }));
+
+  it("a Pod created under another restart policy is recreated on the same image, gated, cause config_changed, and the reason says so", () => {
+    const p = onPods("always", "on-failure");
+    expect(p.kind).toBe("restart");
+    expect(types(p)).toEqual(["ensureImage", "stop", "remove", "create", "start"]);
+    expect(p.restartCause).toBe("config_changed");
+    expect(p.gate).toMatchObject({ rollbackTo: null, rollback: [] });
+    expect(p.reason).toBe("restart policy changed (on-failure -> always): recreating the container on the same image");
+  });
+
+  it("a Pod under the declared restart policy is left alone", () => {
+    const p = onPods("never", "never");
+    expect(types(p)).toEqual([]);
+    expect(p.kind).toBeNull();
+  });
+
+  it("Docker reports no policy (the controller applies it): a changed policy recreates nothing", () => {
+    const p = plan(input({ declaration: decl({ restartPolicy: "always", generation: 3 }), containers: [container()], record: record() }));
+    expect(types(p)).toEqual([]);
+    expect(p.kind).toBeNull();
+  });
+
+  it("env and restart policy changed together: one recreate, the reason names both", () => {
+    const p = plan(
+      input({
+        declaration: decl({ restartPolicy: "never", env: { MODE: "ranked" }, generation: 3 }),
+        containers: [container({ restartPolicy: "on-failure" })],
+        record: record(),
+        capabilities: POD_CAPABILITIES,
+      }),
+    );
+    expect(p.restartCause).toBe("config_changed");
+    expect(p.reason).toMatch(/^env or resources changed; restart policy changed \(on-failure -> never\)/);
+  });
+});

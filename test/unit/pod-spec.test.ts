@@ -190,6 +190,13 @@ describe("a Pod's status as the controller sees it", () => {
     expect(podState(pod({ phase: "Running" }, { deletionTimestamp: new Date() }))).toBe("removing");
   });
 
+  it("the restart policy the Pod was created with, as the declaration spells it (defaulted Always when absent)", () => {
+    const p = pod({ phase: "Running" });
+    expect(observedFromPod(p, "rtm-a")?.restartPolicy).toBe("on-failure");
+    expect(observedFromPod({ ...p, spec: { ...p.spec!, restartPolicy: "Never" } }, "rtm-a")?.restartPolicy).toBe("never");
+    expect(observedFromPod({ ...p, spec: { ...p.spec!, restartPolicy: undefined } }, "rtm-a")?.restartPolicy).toBe("always");
+  });
+
   it("not ready while the container still runs the image from before a patch", () => {
     const p = pod({
       phase: "Running",

@@ -15,7 +15,7 @@ import type { EngineSpec, HealthProber, ObservedContainer, RuntimePort, StateSto
 import { RuntimeFailure } from "../../src/model/runtimeFailure.js";
 import type { NewOperation, OperationResult, RuntimeRecord } from "../../src/model/record.js";
 import { createLogger } from "../../src/log.js";
-import { DOCKER_CAPABILITIES, observedContainer, PLANNER_SETTINGS, runtimeRecord } from "../helpers/fixtures.js";
+import { DOCKER_CAPABILITIES, observedContainer, PLANNER_SETTINGS, POD_CAPABILITIES, runtimeRecord } from "../helpers/fixtures.js";
 
 const NOW = new Date("2026-11-23T12:00:00Z");
 const OLD = "galaxy/engine:1.0.0";
@@ -222,5 +222,94 @@ describe("rollout", () => {
     expect(verdict.held).toBe(false);
     expect(verdict.error?.message).toMatch(/the restart policy takes over/);
     expect(w.docker.containers.map((c) => c.imageRef)).toEqual([NEW]);
+  });
+});
+
+/**
+ * A Pod runtime in memory: one engine whose image is swapped in place, and
+ * what the kubelet does next scripted by `afterUpdate` (its container id
+ * changes with each container, readiness is the runtime's own).
+ */
+class FakePods {
+  containers: ObservedContainer[] = [observedContainer({ id: "k-old", gameId: "g1", imageRef: OLD, ready: true, restartCount: 0 }, NOW)];
+  calls: string[] = [];
+  constructor(private readonly afterUpdate: (engine: ObservedContainer) => void) {}
+  readonly port = {
+    name: "fake-pods",
+    capabilities: POD_CAPABILITIES,
+    listForGame: async (gameId: string) => this.containers.filter((c) => c.gameId === gameId).map((c) => ({ ...c })),
+    ensureImage: async () => undefined,
+    imageLabels: async () => ({}),
+    probeAddress: () => null,
+    updateImage: async (id: string, spec: EngineSpec) => {
+      this.calls.push(`updateImage ${id} ${spec.imageRef}`);
+      // The runtime finds the game's Pod from any id its engine had (podRuntime's locate).
+      const c = this.containers[0]!;
+      // Not ready while the old image still runs (observed.ts isReady); the kubelet acts a moment later.
+      Object.assign(c, { imageRef: spec.imageRef, ready: false });
+      setTimeout(() => this.afterUpdate(c), 50);
+    },
+    create: async (spec: EngineSpec) => {
+      this.calls.push(`create ${spec.imageRef}`);
+      this.containers.push(observedContainer({ id: "k-recreated", gameId: spec.gameId, imageRef: spec.imageRef, ready: true, restartCount: 0 }, NOW));
+      return "k-recreated";
+    },
+    start: async () => undefined,
+    stop: async (id: string) => void this.calls.push(`stop ${id}`),
+    remove: async (id: string) => {
+      this.calls.push(`remove ${id}`);
+      this.containers = this.containers.filter((c) => c.id !== id);
+    },
+  } as unknown as RuntimePort;
+}
+
+async function patchInPlace(pods: FakePods) {
+  const records: RuntimeRecord[] = [];
+  const operations: { op: NewOperation; result?: OperationResult }[] = [];
+  const state = {
+    putRecord: async (r: RuntimeRecord) => void records.push(r),
+    startOperation: async (op: NewOperation) => operations.push({ op }),
+    finishOperation: async (id: number, result: OperationResult) => void (operations[id - 1]!.result = result),
+  } as unknown as StateStore;
+  const prober: HealthProber = { probe: async () => ({ ok: false, statusCode: null, error: "the gate must ask the runtime's readiness", latencyMs: 0 }) };
+  const rollout = new Rollout({ runtime: pods.port, state, prober, settings, clock: () => NOW, onRecord: () => undefined });
+  const d = declaration(NEW);
+  const previous = runtimeRecord({ currentContainerId: "k-old", observedGeneration: 2 }, NOW);
+  const p = plan({ gameId: "g1", declaration: d, declarationError: null, containers: pods.containers, record: previous, health: null, now: NOW, settings, capabilities: POD_CAPABILITIES });
+  expect(p.actions).toEqual([{ type: "updateImage", containerId: "k-old", imageRef: NEW }]);
+  const execute = (actions: readonly Action[]) => executeActions(actions, { runtime: pods.port, declaration: d, gameId: "g1", settings, observer: { onAction: () => undefined } });
+  await execute(p.actions);
+  const verdict = await rollout.run({ gameId: "g1", declaration: d, previous, plan: p, gate: p.gate!, actionError: null, oldTouched: true, now: NOW, opId: "op", execute, log: createLogger("silent") });
+  return { verdict, operations };
+}
+
+describe("rollout of an in-place update (a Pod's image patched; issue 12)", () => {
+  it("the container that ran the old image stopped (exit 0 on SIGTERM) and left stopped by the runtime is no exit of the new image: the engine is recreated on the new image, which passes", async () => {
+    // The kubelet killed the old container for the new spec, its start of the new image failed, and under
+    // OnFailure it never restarts a container that exited 0: the Pod reports the OLD container, exited, code 0.
+    const pods = new FakePods((c) => Object.assign(c, { state: "exited", exitCode: 0, ready: false, finishedAt: NOW }));
+    const { verdict, operations } = await patchInPlace(pods);
+    expect(verdict).toEqual({ error: null, aborted: false, held: false, degraded: false, events: [] });
+    expect(pods.calls).toEqual([`updateImage k-old ${NEW}`, "remove k-old", `create ${NEW}`]);
+    expect(pods.containers.map((c) => [c.id, c.imageRef, c.state])).toEqual([["k-recreated", NEW, "running"]]);
+    expect(operations).toEqual([]);
+  });
+
+  it("a real exit of the new image (a new container id) still fails the gate and is rolled back in place", async () => {
+    // The kubelet started the new image, which exited at once: the Pod reports the NEW container, exited.
+    const pods = new FakePods((c) => Object.assign(c, { id: "k-new", state: "exited", exitCode: 0, ready: false, restartCount: 1, finishedAt: NOW }));
+    const { verdict, operations } = await patchInPlace(pods);
+    expect(verdict).toMatchObject({ held: true, degraded: false });
+    expect(verdict.error?.message).toBe(`patch to ${NEW} failed: the engine exited (code 0) during the health gate; rolled back to ${OLD}`);
+    expect(pods.calls).toEqual([`updateImage k-old ${NEW}`, `updateImage k-old ${OLD}`]);
+    expect(operations.map((o) => [o.op.kind, o.result?.outcome])).toEqual([["rollback", "success"]]);
+  });
+
+  it("an image the kubelet cannot pull after the kill (dead) still fails the gate at once", async () => {
+    const pods = new FakePods((c) => Object.assign(c, { state: "dead", exitCode: 0, ready: false }));
+    const { verdict } = await patchInPlace(pods);
+    expect(verdict.held).toBe(true);
+    expect(verdict.error?.message).toMatch(/the engine exited \(code 0\) during the health gate; rolled back/);
+    expect(pods.calls).not.toContain(`create ${NEW}`);
   });
 });

@@ -9,6 +9,7 @@
  */
 import type { V1ContainerStatus, V1Pod, V1Service } from "@kubernetes/client-node";
 import type { ContainerState, ObservedContainer } from "../../model/ports.js";
+import type { RestartPolicy } from "../../model/status.js";
 import { ENGINE_CONTAINER, ownedBy, POD_ANNOTATIONS, POD_LABELS } from "./names.js";
 
 /** Waiting reasons that mean the image cannot be had: the engine is down until someone fixes the image. */
@@ -40,6 +41,9 @@ export function sameImage(a: string | undefined, b: string | undefined): boolean
   const norm = (s: string | undefined) => (s ?? "").replace(/^docker\.io\/library\//, "").replace(/^docker\.io\//, "");
   return !!a && norm(a) === norm(b);
 }
+
+/** A Pod's restartPolicy as the declaration spells it (the API server defaults an absent one to Always). */
+const DECLARED_RESTART_POLICY: Record<string, RestartPolicy> = { Always: "always", OnFailure: "on-failure", Never: "never" };
 
 export function engineStatus(pod: V1Pod): V1ContainerStatus | undefined {
   return pod.status?.containerStatuses?.find((c) => c.name === ENGINE_CONTAINER);
@@ -104,6 +108,7 @@ export function observedFromPod(pod: V1Pod, instance: string): ObservedContainer
     networkAddresses: podIP && state === "running" ? { [namespace]: podIP } : {},
     restartCount: cs?.restartCount ?? 0,
     ready: isReady(pod, cs),
+    restartPolicy: DECLARED_RESTART_POLICY[pod.spec?.restartPolicy ?? "Always"] ?? null,
   };
 }
 

@@ -1,0 +1,130 @@
+/**
+ * Issue 12 on the Pod runtime end to end (test API server, test kubelet
+ * running real Docker containers of the test engine, declarations in PGlite):
+ * a changed restartPolicy recreates the Pod (spec.restartPolicy is immutable),
+ * and an in-place patch whose new container the kubelet failed to start once
+ * is not taken for an exit of the new image.
+ */
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { pino } from "pino";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { createApp, type App } from "../../src/app.js";
+import { RtmClient } from "../../src/client/index.js";
+import { loadConfig } from "../../src/config.js";
+import { specOf } from "../../src/model/declaration.js";
+import { ensureTestImages, TEST_IMAGES, uniqueGameId, uniqueInstance } from "../helpers/docker.js";
+import { FakeApiServer, type Obj } from "../k8s/fakeApiServer.js";
+import { fakeKubeConfig } from "../k8s/kubeconfig.js";
+import { TestCluster } from "../k8s/kubelet/cluster.js";
+import { DockerRuntime } from "../k8s/kubelet/runtime.js";
+import { until } from "../k8s-infra/helpers.js";
+
+const NS = "games";
+let server: FakeApiServer;
+let cluster: TestCluster;
+let app: App;
+let client: RtmClient;
+let root: string;
+
+beforeAll(async () => {
+  await ensureTestImages();
+  root = await fs.mkdtemp(path.join(os.tmpdir(), "rtm-podpolicy-"));
+  server = await FakeApiServer.start();
+  cluster = await TestCluster.start(server, { nodes: 1, backoffBaseMs: 300, backoffCapMs: 2000 });
+  const kubeconfigFile = path.join(root, "kubeconfig");
+  await fs.writeFile(kubeconfigFile, fakeKubeConfig(server.url).exportConfig());
+  const config = loadConfig({
+    RTMANAGER_RUNTIME: "kubernetes",
+    RTMANAGER_POD_NAMESPACE: NS,
+    RTMANAGER_INSTANCE_ID: uniqueInstance("podpolicy"),
+    RTMANAGER_DATA_DIR: path.join(root, "data"),
+    RTMANAGER_INTERNAL_HTTP_ADDR: "127.0.0.1:0",
+    RTMANAGER_CONTAINER_STOP_TIMEOUT: "2s",
+    RTMANAGER_PROBE_INTERVAL: "1s",
+    RTMANAGER_PROBE_TIMEOUT: "1s",
+    RTMANAGER_PATCH_MIN_HEALTHY: "1s",
+    RTMANAGER_PATCH_HEALTH_TIMEOUT: "15s",
+    RTMANAGER_RETRY_BACKOFF_BASE: "200ms",
+    RTMANAGER_RETRY_BACKOFF_MAX: "2s",
+    RTMANAGER_RESYNC_INTERVAL: "2s",
+    RTMANAGER_OP_TIMEOUT: "40s",
+    RTMANAGER_DEFAULT_MEMORY: "64m",
+    RTMANAGER_DEFAULT_CPUS: "0.5",
+    RTMANAGER_LOG_LEVEL: "silent",
+  });
+  const saved = process.env.KUBECONFIG;
+  process.env.KUBECONFIG = kubeconfigFile;
+  try {
+    app = await createApp(config, pino({ level: "silent" }));
+  } finally {
+    if (saved === undefined) delete process.env.KUBECONFIG;
+    else process.env.KUBECONFIG = saved;
+  }
+  const port = await app.start();
+  client = new RtmClient({ baseUrl: `http://127.0.0.1:${port}`, timeoutMs: 60_000 });
+}, 120_000);
+
+afterEach(() => vi.restoreAllMocks());
+
+afterAll(async () => {
+  await app?.stop();
+  await cluster?.stop();
+  await server?.stop();
+  if (root) await fs.rm(root, { recursive: true, force: true });
+}, 60_000);
+
+type Status = { containerStatuses?: { name: string; image: string; ready: boolean }[] };
+const podOf = (g: string): Obj | undefined => server.get("pods", NS, `galaxy-game-${g}`);
+const restartPolicyOf = (pod: Obj | undefined) => (pod?.spec as { restartPolicy?: string } | undefined)?.restartPolicy;
+
+function readyPod(g: string, image: string): Promise<Obj> {
+  return until(`${g} ready on ${image}`, () => {
+    const pod = podOf(g);
+    const cs = (pod?.status as Status | undefined)?.containerStatuses?.find((c) => c.name === "engine");
+    return cs?.ready && cs.image === image && !pod?.metadata.deletionTimestamp ? pod : undefined;
+  }, 40_000);
+}
+
+describe("Pods and issue 12", () => {
+  it("a declaration whose restartPolicy changes (through the store) gets a new Pod with the new spec.restartPolicy", async () => {
+    const g = uniqueGameId("policy");
+    await client.start(g, TEST_IMAGES.v100);
+    const before = await readyPod(g, TEST_IMAGES.v100);
+    expect(restartPolicyOf(before)).toBe("OnFailure");
+    await app.source.mutate(g, (d) => (d ? { ...specOf(d), restartPolicy: "always" } : null), { opId: `op-${g}`, opSource: "admin_rest" });
+    const after = await until("a new Pod under Always", () => {
+      const pod = podOf(g);
+      return pod && pod.metadata.uid !== before.metadata.uid && restartPolicyOf(pod) === "Always" ? pod : undefined;
+    }, 40_000);
+    await readyPod(g, TEST_IMAGES.v100);
+    expect(after.metadata.uid).not.toBe(before.metadata.uid);
+    // The recreate is a restart of the same image, through the health gate.
+    const op = await until("the restart operation finished", async () => (await app.store.listOperations(g)).find((o) => o.kind === "restart" && o.outcome !== "running"), 30_000);
+    expect(op).toMatchObject({ outcome: "success", imageRef: TEST_IMAGES.v100 });
+  }, 90_000);
+
+  it("an in-place patch whose new container the kubelet failed to start once (old one exited 0 under OnFailure) recreates the Pod on the new image, not a rollback", async () => {
+    const g = uniqueGameId("inplace");
+    await client.start(g, TEST_IMAGES.v100);
+    const before = await readyPod(g, TEST_IMAGES.v100);
+    // One transient container-create failure for the new image, as Docker gives under load. The kubelet
+    // has already killed the old container (exit 0: the engine traps SIGTERM); under OnFailure it never
+    // restarts a container that exited 0 (ShouldContainerBeRestarted), so the Pod ends Succeeded.
+    const run = DockerRuntime.prototype.run;
+    let failed = 0;
+    vi.spyOn(DockerRuntime.prototype, "run").mockImplementation(function (this: DockerRuntime, spec) {
+      if (spec.image === TEST_IMAGES.v101 && failed++ === 0) return Promise.reject(new Error("(HTTP code 500) server error - injected: create failed under load"));
+      return run.call(this, spec);
+    });
+    const record = await client.patch(g, TEST_IMAGES.v101);
+    expect(failed).toBeGreaterThan(0);
+    expect(record).toMatchObject({ status: "running", current_image_ref: TEST_IMAGES.v101 });
+    const after = await readyPod(g, TEST_IMAGES.v101);
+    expect(after.metadata.uid).not.toBe(before.metadata.uid);
+    const events = (await app.store.eventsAfter(0, { gameId: g })).map((e) => e.type);
+    expect(events).not.toContain("patch_rolled_back");
+    expect(await app.store.getRecord(g)).toMatchObject({ currentImageRef: TEST_IMAGES.v101, heldGeneration: null });
+  }, 90_000);
+});
