@@ -1,0 +1,163 @@
+/**
+ * One rtmanager per runtime for the shared behavioural suite
+ * (test/integration/runtime-behaviour.test.ts), each through the production
+ * wiring (createApp): engines as Docker containers (as test/helpers/app.ts
+ * wires them) or as Pods (RTMANAGER_RUNTIME=kubernetes against the test API
+ * server and the test kubelet in real-Docker mode), declarations in PGlite or
+ * in a real PostgreSQL. Each fixture carries what its runtime does
+ * differently BY DESIGN (README, "Engines as Pods", "Docker and Pods side by
+ * side"); the scenarios assert those values instead of skipping.
+ */
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { pino } from "pino";
+import { createApp, type App } from "../../src/app.js";
+import { loadConfig } from "../../src/config.js";
+import { FakeApiServer } from "../k8s/fakeApiServer.js";
+import { fakeKubeConfig } from "../k8s/kubeconfig.js";
+import { TestCluster } from "../k8s/kubelet/cluster.js";
+import { startTestApp } from "./app.js";
+import { uniqueInstance } from "./docker.js";
+
+/** The settings both runtimes share, so timings differ only where the runtimes do. */
+export const SUITE_ENV: Readonly<Record<string, string>> = {
+  RTMANAGER_PATCH_MIN_HEALTHY: "1s",
+  RTMANAGER_PATCH_HEALTH_TIMEOUT: "5s",
+  RTMANAGER_RESTART_BACKOFF_BASE: "300ms",
+  RTMANAGER_LOG_LEVEL: "silent",
+};
+
+/** What a runtime does differently by design; every value here is documented in the README. */
+export interface RuntimeExpectations {
+  /** The record's `docker_network`: the Docker network, or the Pods' namespace. */
+  network: string;
+  /** The record's `state_path`: a host directory, or `pvc://{namespace}/{claim}`. */
+  statePath(gameId: string): string;
+  /** The host directory that holds a game's state (the bind mount, or the test kubelet's claim directory). */
+  stateDirOnHost(gameId: string): string;
+  /**
+   * After the engine is killed: Docker mode restarts the same container
+   * (`docker start`, rtmanager decides); the kubelet starts a new container
+   * in the same Pod (the kubelet decides, rtmanager records it).
+   */
+  selfHealKeepsContainerId: boolean;
+  /** Data of the `container_exited` event beyond containerId: the Pod runtime says who restarted it. */
+  exitEventData: Record<string, unknown>;
+  /**
+   * A patch to an image that cannot be pulled: Docker pulls before it stops
+   * the old engine (500 image_pull_failed, old engine untouched, retried);
+   * the kubelet kills the old container before it pulls, so the gate fails
+   * at once and the previous image is patched back (500 container_start_failed).
+   */
+  patchToUnpullable: { code: "image_pull_failed" | "container_start_failed"; rolledBack: boolean };
+  /**
+   * A game whose start failed to pull, before and after a stop: Docker pulls
+   * before it creates anything, so there is no container and the record
+   * reads `removed` with no container id; the Pod runtime creates claim,
+   * Service and Pod before the kubelet pulls, so the record reads `stopped`
+   * and, before the Pod's first container, names it `pod:<uid>`
+   * (src/runtime/kubernetes/observed.ts).
+   */
+  afterFailedPull: { status: "removed" | "stopped"; containerId: null | RegExp };
+  /** The operation-log row of an engine restarted after it exited: rtmanager's restart, or the kubelet's recorded. */
+  exitOperation: "self_heal" | "record_exit";
+}
+
+export interface RuntimeFixture {
+  name: string;
+  baseUrl: string;
+  app: App;
+  expect: RuntimeExpectations;
+  close(): Promise<void>;
+}
+
+export interface FixtureOptions {
+  /** A PostgreSQL URL; unset: PGlite, as the other Docker integration tests run. */
+  databaseUrl?: string;
+}
+
+export async function dockerFixture(name: string, opts: FixtureOptions = {}): Promise<RuntimeFixture> {
+  const t = await startTestApp({
+    instance: uniqueInstance("suite-docker"),
+    env: { ...SUITE_ENV, ...(opts.databaseUrl ? { DATABASE_URL: opts.databaseUrl } : {}) },
+  });
+  return {
+    name,
+    baseUrl: t.baseUrl,
+    app: t.app,
+    expect: {
+      network: t.network,
+      statePath: (g) => path.join(t.config.stateRoot, g),
+      stateDirOnHost: (g) => path.join(t.config.stateRoot, g),
+      selfHealKeepsContainerId: true,
+      exitEventData: {},
+      patchToUnpullable: { code: "image_pull_failed", rolledBack: false },
+      afterFailedPull: { status: "removed", containerId: null },
+      exitOperation: "self_heal",
+    },
+    close: () => t.close(),
+  };
+}
+
+const POD_NAMESPACE = "games";
+
+export async function podFixture(name: string, opts: FixtureOptions = {}): Promise<RuntimeFixture> {
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), "rtm-suite-pods-"));
+  const server = await FakeApiServer.start();
+  // One node: scheduling is not what this suite is about, and each kubelet costs CPU.
+  const cluster = await TestCluster.start(server, { nodes: 1, backoffBaseMs: 300, backoffCapMs: 2000 });
+  const kubeconfigFile = path.join(root, "kubeconfig");
+  await fs.writeFile(kubeconfigFile, fakeKubeConfig(server.url).exportConfig());
+  const config = loadConfig({
+    RTMANAGER_RUNTIME: "kubernetes",
+    RTMANAGER_POD_NAMESPACE: POD_NAMESPACE,
+    RTMANAGER_INSTANCE_ID: uniqueInstance("suite-pods"),
+    RTMANAGER_DATA_DIR: path.join(root, "data"),
+    RTMANAGER_INTERNAL_HTTP_ADDR: "127.0.0.1:0",
+    RTMANAGER_CONTAINER_STOP_TIMEOUT: "2s",
+    RTMANAGER_PROBE_INTERVAL: "1s",
+    RTMANAGER_PROBE_TIMEOUT: "1s",
+    RTMANAGER_RETRY_BACKOFF_BASE: "200ms",
+    RTMANAGER_RETRY_BACKOFF_MAX: "2s",
+    RTMANAGER_RESYNC_INTERVAL: "2s",
+    RTMANAGER_OP_TIMEOUT: "30s",
+    RTMANAGER_DEFAULT_MEMORY: "64m",
+    RTMANAGER_DEFAULT_CPUS: "0.5",
+    ...SUITE_ENV,
+    ...(opts.databaseUrl ? { DATABASE_URL: opts.databaseUrl } : {}),
+  });
+  // The client reads $KUBECONFIG while createApp builds it, as in production.
+  const saved = process.env.KUBECONFIG;
+  process.env.KUBECONFIG = kubeconfigFile;
+  let app: App;
+  try {
+    app = await createApp(config, pino({ level: "silent" }), { lease: null });
+  } finally {
+    if (saved === undefined) delete process.env.KUBECONFIG;
+    else process.env.KUBECONFIG = saved;
+  }
+  const port = await app.start();
+  const claim = (g: string) => `galaxy-game-${g}-state`;
+  return {
+    name,
+    baseUrl: `http://127.0.0.1:${port}`,
+    app,
+    expect: {
+      network: POD_NAMESPACE,
+      statePath: (g) => `pvc://${POD_NAMESPACE}/${claim(g)}`,
+      stateDirOnHost: (g) => path.join(cluster.dataRoot, "pvc", POD_NAMESPACE, claim(g)),
+      selfHealKeepsContainerId: false,
+      exitEventData: { restartedBy: "runtime" },
+      patchToUnpullable: { code: "container_start_failed", rolledBack: true },
+      afterFailedPull: { status: "stopped", containerId: /^pod:[0-9a-f-]+$/ },
+      exitOperation: "record_exit",
+    },
+    async close() {
+      await app.stop().catch(() => undefined);
+      await cluster.stop();
+      await server.stop();
+      await fs.rm(root, { recursive: true, force: true });
+    },
+  };
+}
