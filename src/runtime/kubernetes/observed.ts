@@ -10,6 +10,7 @@
 import type { V1ContainerStatus, V1Pod, V1Service } from "@kubernetes/client-node";
 import type { ContainerState, ObservedContainer } from "../../model/ports.js";
 import { ENGINE_CONTAINER, ownedBy, POD_ANNOTATIONS, POD_LABELS } from "./names.js";
+import { engineNodeLoss, type NodeLookup } from "./nodeHealth.js";
 
 /** Waiting reasons that mean the image cannot be had: the engine is down until someone fixes the image. */
 export const IMAGE_FAILURE_REASONS = new Set(["ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"]);
@@ -73,7 +74,8 @@ function isReady(pod: V1Pod, cs: V1ContainerStatus | undefined): boolean {
   return podReady && !!cs?.ready && !!cs.state?.running && sameImage(cs.image, wanted);
 }
 
-export function observedFromPod(pod: V1Pod, instance: string): ObservedContainer | null {
+/** `nodes`: which nodes are lost (the Node watch); without it a lost node is told from the Pod alone. */
+export function observedFromPod(pod: V1Pod, instance: string, nodes?: NodeLookup): ObservedContainer | null {
   const labels = pod.metadata?.labels ?? {};
   const annotations = pod.metadata?.annotations ?? {};
   if (!ownedBy(labels, instance)) return null;
@@ -104,6 +106,7 @@ export function observedFromPod(pod: V1Pod, instance: string): ObservedContainer
     networkAddresses: podIP && state === "running" ? { [namespace]: podIP } : {},
     restartCount: cs?.restartCount ?? 0,
     ready: isReady(pod, cs),
+    nodeLost: engineNodeLoss(pod, nodes),
   };
 }
 

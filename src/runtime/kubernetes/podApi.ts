@@ -6,6 +6,7 @@ import { RuntimeFailure } from "../../model/runtimeFailure.js";
 import { asFailure, isStatus, KubeCalls } from "./calls.js";
 import { claimManifest, podManifest, serviceManifest, type ClaimSettings, type Placement, type PodManifestSettings } from "./manifests.js";
 import { ENGINE_CONTAINER, managedSelector, podName, POD_ANNOTATIONS, POD_LABELS, serviceName } from "./names.js";
+import type { NodeLookup } from "./nodeHealth.js";
 import { isEvicted, observedFromPod, observedFromTombstone, type Tombstone } from "./observed.js";
 
 export interface GameRef {
@@ -34,6 +35,8 @@ export class PodApi {
     /** null: all namespaces. */
     private readonly listNamespace: string | null,
     timeoutMs: number,
+    /** Which nodes are lost (the Node watch), for the engines observe() reports. */
+    private readonly nodes?: NodeLookup,
   ) {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     // pods/log streams: the generated client reads a body whole, client-node's Log pipes it.
@@ -63,7 +66,7 @@ export class PodApi {
     const withPod = new Set<string>();
     for (const pod of pods.items) {
       if (isEvicted(pod)) continue;
-      const engine = observedFromPod(pod, this.instance);
+      const engine = observedFromPod(pod, this.instance, this.nodes);
       if (!engine) continue;
       const namespace = pod.metadata?.namespace ?? "";
       withPod.add(`${namespace}/${engine.gameId}`);
