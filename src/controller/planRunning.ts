@@ -151,7 +151,8 @@ function planRestart({ p, input, d, c }: EngineSituation): Plan | null {
 function planUnhealthy({ p, input, d, c }: EngineSituation): Plan | null {
   // On every runtime: a Pod's readiness probe never restarts anything (and a liveness probe is not used, see
   // manifests.ts), so the controller recreates it. A Pod on a lost node never gets here (planNodeLost).
-  if (!isUnhealthy(input) || d.restartPolicy === "never") return null;
+  // An engine the runtime is restarting (a Pod mid image swap) is judged again once it runs: its failures are the old one's.
+  if (!isUnhealthy(input) || d.restartPolicy === "never" || c.state !== "running") return null;
   const delay = restartDelay(input, c.startedAt);
   if (delay > 0) {
     p.requeueAfterMs = delay;

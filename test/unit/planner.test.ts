@@ -422,6 +422,18 @@ describe("planner", () => {
       extra: (p) => expect(p.requeueAfterMs).toBe(1500),
     },
     {
+      name: "Pods: an engine the kubelet is swapping in place (a rollback) is not recreated on the old container's failures",
+      in: {
+        declaration: decl(),
+        containers: [container({ state: "restarting", startedAt: ago(5000), restartCount: 0, ready: false })],
+        record: record(),
+        health: { consecutiveFailures: 6, healthy: false, lastProbeAt: ago(10) },
+        capabilities: POD_CAPABILITIES,
+      },
+      kind: null,
+      actions: [],
+    },
+    {
       name: "Pods: unhealthy on a lost node: nothing recreated, node_lost reported once",
       in: {
         declaration: decl(),

@@ -58,7 +58,8 @@ export function podState(pod: V1Pod): ContainerState {
   if (phase === "Succeeded" || phase === "Failed") return "exited";
   const cs = engineStatus(pod);
   if (!cs?.state) return "created";
-  if (cs.state.running) return "running";
+  // Running an image other than the Pod's: the kubelet is about to swap it (an in-place patch or rollback).
+  if (cs.state.running) return sameImage(cs.image, pod.spec?.containers.find((c) => c.name === ENGINE_CONTAINER)?.image) ? "running" : "restarting";
   if (cs.state.terminated) return restarts(pod, cs.state.terminated.exitCode) ? "restarting" : "exited";
   const reason = cs.state.waiting?.reason ?? "";
   // The kubelet killed the old container before the pull: nothing serves, and nothing will until the image exists.
