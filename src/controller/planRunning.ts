@@ -41,9 +41,46 @@ export function planRunning(s: Situation): Plan {
   if (!c) return finish(planMissing(s));
   const e: EngineSituation = { ...s, c };
   const p = isRunning(c)
-    ? (resumeGate(e) ?? planPatch(e) ?? planRestart(e) ?? planUnhealthy(e) ?? planRuntimeRestarted(e) ?? planAdopt(e) ?? planSteady(e))
-    : (planUnstarted(e) ?? planRecreateStopped(e) ?? planExited(e));
+    ? (resumeGate(e) ?? planNodeLost(e) ?? planPatch(e) ?? planRestart(e) ?? planUnhealthy(e) ?? planRuntimeRestarted(e) ?? planAdopt(e) ?? planSteady(e))
+    : (planNodeLost(e) ?? planUnstarted(e) ?? planRecreateStopped(e) ?? planExited(e));
   return finish(p);
+}
+
+/**
+ * The engine's node is lost (NotReady/Unknown): the engine may still run
+ * there and hold its claim, and no API call reaches it. Kubernetes' rule:
+ * a Pod is replaced only once the API says its old incarnation is gone
+ * (the Node deleted, or tainted node.kubernetes.io/out-of-service, and the
+ * pod GC deleting the Pod; or an operator force-deleting it). Until then it
+ * is reported (nodeLossEvents) and nothing else is done: not a patch, not
+ * a restart, not a recreate on failed probes.
+ */
+function planNodeLost({ p, c }: EngineSituation): Plan | null {
+  if (!c.nodeLost) return null;
+  p.converges = false;
+  p.reason = `node ${c.nodeLost.node} is lost (${c.nodeLost.reason}): the engine is not replaced until the Node is deleted or tainted ${OUT_OF_SERVICE_TAINT}, or its Pod is force-deleted`;
+  return p;
+}
+
+/** The taint that declares a node shut down for good (non-graceful node shutdown). */
+export const OUT_OF_SERVICE_TAINT = "node.kubernetes.io/out-of-service";
+
+/**
+ * Once per transition, whatever is declared: the engine's node was lost
+ * (`node_lost`), or the record's lost node no longer holds the engine (it
+ * came back, or its Pod is gone: `node_lost_cleared`). The record remembers
+ * the lost node, so a repeated reconcile reports nothing new.
+ */
+export function nodeLossEvents(p: Plan, record: RuntimeRecord | null, c: ObservedContainer | null): void {
+  const lost = c?.nodeLost ?? null;
+  const before = record?.lostNode ?? null;
+  if (before && before !== lost?.node) {
+    const how = c && c.id === record?.currentContainerId ? "node_ready" : "engine_replaced";
+    p.events.push({ type: "node_lost_cleared", data: { node: before, since: record?.lostNodeSince?.toISOString() ?? null, how, containerId: c?.id ?? null } });
+  }
+  if (lost && lost.node !== before) {
+    p.events.push({ type: "node_lost", data: { node: lost.node, reason: lost.reason, since: lost.since.toISOString(), containerId: c?.id ?? null } });
+  }
 }
 
 /** A patch or restart was waiting for health when the controller stopped: resume the wait. */
@@ -111,9 +148,10 @@ function planRestart({ p, input, d, c }: EngineSituation): Plan | null {
 
 /** Failed probes past the threshold: recreate under the restart policy, after the crash-loop backoff. */
 function planUnhealthy({ p, input, d, c }: EngineSituation): Plan | null {
-  // A runtime that restarts engines itself owns their lifecycle (a Pod: its readiness takes it out of the
-  // Service); recreating on failed probes would also recreate every Pod of a node that is only unreachable.
-  if (!isUnhealthy(input) || d.restartPolicy === "never" || input.capabilities.restartsExitedEngines) return null;
+  // On every runtime: a Pod's readiness probe never restarts anything (and a liveness probe is not used, see
+  // manifests.ts), so the controller recreates it. A Pod on a lost node never gets here (planNodeLost).
+  // An engine the runtime is restarting (a Pod mid image swap) is judged again once it runs: its failures are the old one's.
+  if (!isUnhealthy(input) || d.restartPolicy === "never" || c.state !== "running") return null;
   const delay = restartDelay(input, c.startedAt);
   if (delay > 0) {
     p.requeueAfterMs = delay;
@@ -134,7 +172,10 @@ function planUnhealthy({ p, input, d, c }: EngineSituation): Plan | null {
 function planRuntimeRestarted({ p, input, c }: EngineSituation): Plan | null {
   const { record } = input;
   const seen = record?.restartCount ?? 0;
-  if (c.restartCount === undefined || c.restartCount === null || !record || c.restartCount <= seen || !input.capabilities.restartsExitedEngines) return null;
+  if (c.restartCount === undefined || c.restartCount === null || !record || c.restartCount === 0 || !input.capabilities.restartsExitedEngines) return null;
+  // The kubelet's count restarts at 0 in a Pod the controller recreated, while the record keeps the controller's
+  // own count (the crash-loop backoff): a new container id with restarts behind it is a restart too.
+  if (c.restartCount <= seen && c.id === record.currentContainerId) return null;
   p.kind = "record_exit";
   p.events.push({
     type: c.oomKilled ? "container_oom" : "container_exited",

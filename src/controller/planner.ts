@@ -11,7 +11,7 @@ import type { Declaration } from "../model/declaration.js";
 import type { ObservedContainer } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
 import { basePlan, finish, isRunning, removeActions, splitContainers, type Plan, type PlannerInput } from "./plan.js";
-import { planRunning } from "./planRunning.js";
+import { nodeLossEvents, planRunning } from "./planRunning.js";
 
 export {
   CRASH_LOOP_THRESHOLD,
@@ -36,6 +36,7 @@ export function plan(input: PlannerInput): Plan {
   const p = basePlan(input);
   const { declaration: d, record } = input;
   const { primary, extras } = splitContainers(input.gameId, input.containers);
+  nodeLossEvents(p, record, primary);
 
   // Strays (a second container with this game's labels) never serve; remove them first.
   for (const extra of extras) p.actions.push(...removeActions(extra, "orphan_cleanup"));

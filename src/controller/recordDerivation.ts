@@ -61,7 +61,8 @@ export function deriveRecord(input: DeriveInput): RuntimeRecord {
     createdAt: prev?.createdAt ?? now,
     observedGeneration: d && !error && !plan.hold && converges ? d.generation : (prev?.observedGeneration ?? 0),
     // A runtime that restarts engines itself reports its own count (a Pod's restartCount); the planner compares against it.
-    restartCount: c?.restartCount ?? plan.restartCount,
+    // A recreate by the controller starts a new engine at 0, so its own count (the plan's) is kept over a lower one.
+    restartCount: c?.restartCount !== undefined && c.restartCount !== null ? Math.max(c.restartCount, plan.restartCount) : plan.restartCount,
     lastExitCode: c && !isRunning(c) ? c.exitCode : (prev?.lastExitCode ?? null),
     ...lastError(prev, d, error, plan, converges),
     health: status !== "running" ? "unknown" : health ? (health.healthy ? "healthy" : "unhealthy") : (prev?.health ?? "unknown"),
@@ -73,6 +74,8 @@ export function deriveRecord(input: DeriveInput): RuntimeRecord {
     // A rollback that failed leaves it degraded; a successful converge proves it healthy again.
     degraded: verdict?.degraded ? true : d && converges && !error && !plan.hold ? false : (prev?.degraded ?? false),
     heldGeneration: d && (verdict?.held || prev?.heldGeneration === d.generation) ? d.generation : null,
+    lostNode: c?.nodeLost?.node ?? null,
+    lostNodeSince: c?.nodeLost ? (prev?.lostNode === c.nodeLost.node ? (prev.lostNodeSince ?? c.nodeLost.since) : c.nodeLost.since) : null,
     updatedAt: now,
   };
 }

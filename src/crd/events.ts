@@ -72,6 +72,20 @@ export function kubeEventFor(type: EventType, data: Record<string, unknown>): Ku
       };
     case "rollback_failed":
       return { type: "Warning", reason: "RollbackFailed", action: "Rollback", message: `rollback to ${str(data.targetImageRef)} failed: ${str(data.message)}` };
+    case "node_lost":
+      return {
+        type: "Warning",
+        reason: "NodeLost",
+        action: "Report",
+        message: `node ${str(data.node)} is lost (${str(data.reason)}): the engine is not replaced until the Node is deleted or tainted node.kubernetes.io/out-of-service, or its Pod is force-deleted`,
+      };
+    case "node_lost_cleared":
+      return {
+        type: "Normal",
+        reason: "NodeLostCleared",
+        action: "Report",
+        message: data.how === "node_ready" ? `node ${str(data.node)} is back; the engine kept running there` : `the engine no longer runs on lost node ${str(data.node)}`,
+      };
     case "reconcile_failed":
       return data.code
         ? { type: "Warning", reason: reasonOf(str(data.code)), action: "Reconcile", message: failureMessage(str(data.code), str(data.message) || "reconcile failed") }

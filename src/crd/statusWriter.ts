@@ -66,6 +66,7 @@ export function computeStatus(obj: GameRuntimeObject, record: RuntimeRecord, err
   }
   const behind = observed < generation;
   const unhealthy = record.status === "running" && record.health === "unhealthy";
+  const nodeLost = record.lostNode ? nodeLostMessage(record.lostNode, record.lostNodeSince) : null;
 
   let phase: Phase;
   if (failure || record.degraded) phase = "failed";
@@ -78,6 +79,7 @@ export function computeStatus(obj: GameRuntimeObject, record: RuntimeRecord, err
   if (record.degraded) conditions.push(cond("Ready", "False", "RollbackFailed", record.lastErrorMessage ?? "a rollback failed; the runtime needs a human"));
   else if (failure) conditions.push(cond("Ready", "False", reasonOf(failure.code), failureMessage(failure.code, failure.message)));
   else if (deleting) conditions.push(cond("Ready", "False", "Deleting", "removing the container before the GameRuntime goes"));
+  else if (nodeLost) conditions.push(cond("Ready", "False", "NodeLost", nodeLost));
   else if (behind) conditions.push(cond("Ready", "False", "Reconciling", `generation ${generation} is not reconciled yet (observed ${observed})`));
   else if (desired === "running" && record.status === "running" && !unhealthy) {
     const health = record.health === "healthy" ? "healthy" : "health not probed yet";
@@ -101,6 +103,7 @@ export function computeStatus(obj: GameRuntimeObject, record: RuntimeRecord, err
   // Degraded: something is wrong that the loop reports rather than hides.
   if (record.degraded) conditions.push(cond("Degraded", "True", "RollbackFailed", record.lastErrorMessage ?? "a rollback failed; the runtime needs a human"));
   else if (failure) conditions.push(cond("Degraded", "True", reasonOf(failure.code), failureMessage(failure.code, failure.message)));
+  else if (nodeLost) conditions.push(cond("Degraded", "True", "NodeLost", nodeLost));
   else if (unhealthy) conditions.push(cond("Degraded", "True", "Unhealthy", `GET /healthz failed ${record.consecutiveProbeFailures} times in a row`));
   else conditions.push(cond("Degraded", "False", "AsExpected", "no failure recorded"));
 
@@ -121,6 +124,14 @@ export function computeStatus(obj: GameRuntimeObject, record: RuntimeRecord, err
     restartCount: record.restartCount,
     conditions: stamped,
   };
+}
+
+/** Kubernetes' rule, said where an operator looks (docs/kubernetes.md, "A lost node"). */
+function nodeLostMessage(node: string, since: Date | null): string {
+  return (
+    `node ${node} stopped answering the control plane${since ? ` at ${rfc3339(since)}` : ""}; the engine may still run there and hold its state, ` +
+    `so it is not recreated until the Node is deleted or tainted node.kubernetes.io/out-of-service, or the Pod is force-deleted`
+  );
 }
 
 /** metav1.Time: RFC 3339, second precision. */

@@ -22,9 +22,11 @@ export interface FleetSnapshot {
   drift: number;
   crashLooping: number;
   degraded: number;
+  /** Runtimes whose engine's node is lost (Pod runtime): reported, not recreated. */
+  nodeLost: number;
 }
 
-const emptyFleet = (): FleetSnapshot => ({ byStatus: new Map(), drift: 0, crashLooping: 0, degraded: 0 });
+const emptyFleet = (): FleetSnapshot => ({ byStatus: new Map(), drift: 0, crashLooping: 0, degraded: 0, nodeLost: 0 });
 
 export class FleetGauges {
   private cache: { at: number; value: Promise<FleetSnapshot> } | null = null;
@@ -55,6 +57,11 @@ export class FleetGauges {
         "rtmanager_runtimes_degraded",
         "Runtimes left degraded: a patch failed and so did its rollback (for example the previous image is gone); they stay so until a new declaration converges.",
         (f) => f.degraded,
+      ],
+      [
+        "rtmanager_runtimes_node_lost",
+        "Runtimes whose engine's node stopped answering the control plane (Pod runtime): reported, not recreated until the Node is deleted or tainted out-of-service, or the Pod is force-deleted.",
+        (f) => f.nodeLost,
       ],
     ];
     for (const [name, help, pick] of counts) {
@@ -102,6 +109,7 @@ export function summarizeFleet(records: RuntimeRecord[], declarations: Map<strin
   let drift = 0;
   let crashLooping = 0;
   const degraded = records.filter((r) => r.degraded).length;
+  const nodeLost = records.filter((r) => r.lostNode !== null && r.status !== "removed").length;
   for (const gameId of new Set([...recordOf.keys(), ...declarations.keys()])) {
     const r = recordOf.get(gameId) ?? null;
     const d = declarations.get(gameId) ?? null;
@@ -120,5 +128,5 @@ export function summarizeFleet(records: RuntimeRecord[], declarations: Map<strin
     if (r.observedGeneration < d.generation || r.status !== d.desiredState) drift++;
     if (d.desiredState === "running" && r.restartCount >= CRASH_LOOP_THRESHOLD) crashLooping++;
   }
-  return { byStatus, drift, crashLooping, degraded };
+  return { byStatus, drift, crashLooping, degraded, nodeLost };
 }

@@ -144,6 +144,22 @@ export interface ObservedContainer {
    * policy itself (Docker), so a change there needs no recreate.
    */
   restartPolicy?: RestartPolicy | null;
+  /**
+   * The engine's node stopped answering the control plane (a Pod's node
+   * NotReady/Unknown): the engine may still run there and hold its state, so
+   * it is reported, never replaced, until the API says it is gone. Absent or
+   * null on a runtime without nodes (Docker).
+   */
+  nodeLost?: NodeLoss | null;
+}
+
+/** A node the control plane lost contact with, as the engine's runtime reports it. */
+export interface NodeLoss {
+  node: string;
+  /** The node's Ready condition reason (NodeStatusUnknown, KubeletNotReady, ...) or the Pod's, when Nodes cannot be read. */
+  reason: string;
+  /** When the node (or the Pod) stopped being Ready. */
+  since: Date;
 }
 
 export interface ContainerResources {

@@ -46,6 +46,13 @@ export interface RuntimeRecord {
    * rolled back. A new declaration (a new generation) lifts it.
    */
   heldGeneration: number | null;
+  /**
+   * The node the engine's Pod is bound to while the control plane has lost
+   * contact with it (and since when): the engine is reported, not replaced.
+   * Null on Docker and once the node is back or the Pod is gone.
+   */
+  lostNode: string | null;
+  lostNodeSince: Date | null;
   updatedAt: Date;
 }
 

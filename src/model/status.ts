@@ -59,6 +59,10 @@ export const EVENT_TYPES = [
   "rollback_failed",
   "orphan_removed",
   "orphan_reported",
+  /** The engine's node is lost: reported, not replaced (the Pod runtime). */
+  "node_lost",
+  /** The lost node came back, or the engine no longer runs there. */
+  "node_lost_cleared",
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

@@ -123,6 +123,11 @@ CREATE TABLE leader_epochs (
 );
 `,
   },
+  {
+    version: 4,
+    name: "the lost node an engine's Pod is stuck on",
+    sql: `ALTER TABLE runtime_records ADD COLUMN lost_node text NULL, ADD COLUMN lost_node_since timestamptz NULL;`,
+  },
 ];
 
 const checksum = (sql: string): string => createHash("sha256").update(sql).digest("hex");

@@ -31,6 +31,8 @@ const RECORD_FIELDS: { [K in keyof RuntimeRecord]-?: ColumnKind } = {
   rolloutStartedAt: "timestamptz",
   degraded: "boolean",
   heldGeneration: "bigint",
+  lostNode: "text",
+  lostNodeSince: "timestamptz",
   updatedAt: "timestamptz",
 };
 

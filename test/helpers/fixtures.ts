@@ -32,6 +32,8 @@ export function runtimeRecord(over: Partial<RuntimeRecord> & { gameId?: string }
     rolloutStartedAt: null,
     degraded: false,
     heldGeneration: null,
+    lostNode: null,
+    lostNodeSince: null,
     updatedAt: now,
     ...over,
   };

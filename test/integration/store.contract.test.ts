@@ -115,6 +115,8 @@ function fullRecord(gameId: string): RuntimeRecord {
     rolloutStartedAt: new Date("2026-01-02T03:04:05.000Z"),
     degraded: true,
     heldGeneration: 7,
+    lostNode: "node-3",
+    lostNodeSince: new Date("2026-01-02T03:04:59.000Z"),
     updatedAt: new Date("2026-01-02T03:05:00.500Z"),
   };
 }
@@ -430,6 +432,8 @@ function describeStoreContract(name: string, open: () => Promise<Fixture>): void
           observedGeneration: 8,
           degraded: false,
           heldGeneration: null,
+    lostNode: null,
+    lostNodeSince: null,
           health: "unknown",
         };
         await store.putRecord(removed);

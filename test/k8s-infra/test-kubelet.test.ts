@@ -234,7 +234,7 @@ describe("test kubelet (Docker)", () => {
     await core.deleteNamespacedPod({ name: "stateful", namespace: NS, gracePeriodSeconds: 0 });
   });
 
-  it("a partitioned node goes NotReady and its pod Unknown while the container runs; the out-of-service taint kills it and the pod goes", async () => {
+  it("a partitioned node goes NotReady and its pod's Ready condition False (phase kept) while the container runs; the out-of-service taint kills it and the pod goes", async () => {
     await core.createNamespacedPod({ namespace: NS, body: enginePod("island", TEST_IMAGES.v100) });
     const pod = await runningReady("island");
     const node = pod.spec!.nodeName!;
@@ -243,12 +243,15 @@ describe("test kubelet (Docker)", () => {
     const nodeObj = await core.readNode({ name: node });
     expect(nodeObj.status?.conditions?.find((c) => c.type === "Ready")?.status).toBe("Unknown");
     expect(nodeObj.spec?.taints?.map((t) => `${t.key}:${t.effect}`)).toContain("node.kubernetes.io/unreachable:NoExecute");
+    // As MarkPodsNotReady leaves it: only Ready flips; phase, ContainersReady and the container status are the kubelet's last word.
     const lost = await read("island");
-    expect(lost.status?.phase).toBe("Unknown");
+    expect(lost.status?.phase).toBe("Running");
     expect(ready(lost)).toBe(false);
+    expect(lost.status?.conditions?.find((c) => c.type === "ContainersReady")?.status).toBe("True");
+    expect(lost.status?.containerStatuses?.[0]?.ready).toBe(true);
     await new Promise((r) => setTimeout(r, 1500));
     expect(await containerExists(dockerId(pod))).toBe(true);
-    expect((await read("island")).status?.phase).toBe("Unknown");
+    expect((await read("island")).status?.phase).toBe("Running");
 
     await core.patchNode({ name: node, body: { spec: { taints: [...(nodeObj.spec?.taints ?? []), { key: "node.kubernetes.io/out-of-service", value: "nodeshutdown", effect: "NoExecute" }] } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
     await until("the container killed", async () => !(await containerExists(dockerId(pod))));

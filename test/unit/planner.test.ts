@@ -394,6 +394,112 @@ describe("planner", () => {
         expect(p.restartCount).toBe(0);
       },
     },
+    {
+      name: "Pods: unhealthy on a healthy node, backoff over: recreated by the controller (a readiness probe restarts nothing)",
+      in: {
+        declaration: decl(),
+        containers: [container({ startedAt: ago(5000), restartCount: 0, ready: false })],
+        record: record({ restartCount: 1 }),
+        health: { consecutiveFailures: 3, healthy: false, lastProbeAt: ago(10) },
+        capabilities: POD_CAPABILITIES,
+      },
+      kind: "self_heal",
+      actions: ["ensureImage", "stop", "remove", "create", "start"],
+      cause: "unhealthy",
+      extra: (p) => expect(p.restartCount).toBe(2),
+    },
+    {
+      name: "Pods: unhealthy on a healthy node within the crash-loop backoff: waits",
+      in: {
+        declaration: decl(),
+        containers: [container({ startedAt: ago(500), restartCount: 0, ready: false })],
+        record: record({ restartCount: 2 }),
+        health: { consecutiveFailures: 3, healthy: false, lastProbeAt: ago(10) },
+        capabilities: POD_CAPABILITIES,
+      },
+      kind: null,
+      actions: [],
+      extra: (p) => expect(p.requeueAfterMs).toBe(1500),
+    },
+    {
+      name: "Pods: an engine the kubelet is swapping in place (a rollback) is not recreated on the old container's failures",
+      in: {
+        declaration: decl(),
+        containers: [container({ state: "restarting", startedAt: ago(5000), restartCount: 0, ready: false })],
+        record: record(),
+        health: { consecutiveFailures: 6, healthy: false, lastProbeAt: ago(10) },
+        capabilities: POD_CAPABILITIES,
+      },
+      kind: null,
+      actions: [],
+    },
+    {
+      name: "Pods: unhealthy on a lost node: nothing recreated, node_lost reported once",
+      in: {
+        declaration: decl(),
+        containers: [container({ restartCount: 0, ready: false, nodeLost: { node: "node-1", reason: "NodeStatusUnknown", since: ago(40_000) } })],
+        record: record(),
+        health: { consecutiveFailures: 9, healthy: false, lastProbeAt: ago(10) },
+        capabilities: POD_CAPABILITIES,
+      },
+      kind: null,
+      actions: [],
+      extra: (p) => {
+        expect(p.events).toEqual([{ type: "node_lost", data: { node: "node-1", reason: "NodeStatusUnknown", since: ago(40_000).toISOString(), containerId: "c1" } }]);
+        expect(p.converges).toBe(false);
+        expect(p.reason).toContain("node.kubernetes.io/out-of-service");
+      },
+    },
+    {
+      name: "Pods: still on the lost node, already reported: nothing, no second node_lost",
+      in: {
+        declaration: decl(),
+        containers: [container({ restartCount: 0, ready: false, nodeLost: { node: "node-1", reason: "NodeStatusUnknown", since: ago(40_000) } })],
+        record: record({ lostNode: "node-1", lostNodeSince: ago(40_000) }),
+        health: { consecutiveFailures: 9, healthy: false, lastProbeAt: ago(10) },
+        capabilities: POD_CAPABILITIES,
+      },
+      kind: null,
+      actions: [],
+      extra: (p) => expect(p.events).toEqual([]),
+    },
+    {
+      name: "Pods: a patch waits while the node is lost (nothing reaches the Pod)",
+      in: {
+        declaration: decl({ imageRef: "galaxy/engine:1.0.1", generation: 3 }),
+        containers: [container({ restartCount: 0, nodeLost: { node: "node-1", reason: "NodeStatusUnknown", since: ago(40_000) } })],
+        record: record({ lostNode: "node-1", lostNodeSince: ago(40_000) }),
+        capabilities: POD_CAPABILITIES,
+      },
+      kind: null,
+      actions: [],
+    },
+    {
+      name: "Pods: the lost node's Pod is gone (out-of-service, force-deleted): recreated, node_lost_cleared reported",
+      in: { declaration: decl(), containers: [], record: record({ lostNode: "node-1", lostNodeSince: ago(40_000) }), capabilities: POD_CAPABILITIES },
+      kind: "self_heal",
+      actions: ["ensureImage", "create", "start"],
+      cause: "disappeared",
+      extra: (p) =>
+        expect(p.events.map((e) => [e.type, e.data.node ?? null, e.data.how ?? null])).toEqual([
+          ["node_lost_cleared", "node-1", "engine_replaced"],
+          ["container_disappeared", null, null],
+        ]),
+    },
+    {
+      name: "Pods: the lost node came back with the engine on it: node_lost_cleared, nothing recreated",
+      in: { declaration: decl(), containers: [container({ restartCount: 0 })], record: record({ lostNode: "node-1", lostNodeSince: ago(40_000) }), capabilities: POD_CAPABILITIES },
+      kind: null,
+      actions: [],
+      extra: (p) => expect(p.events.map((e) => [e.type, e.data.how])).toEqual([["node_lost_cleared", "node_ready"]]),
+    },
+    {
+      name: "Pods: a kubelet restart in a Pod the controller recreated is recorded, though its count is below the record's",
+      in: { declaration: decl(), containers: [container({ id: "c2", restartCount: 1 })], record: record({ restartCount: 3 }), capabilities: POD_CAPABILITIES },
+      kind: "record_exit",
+      actions: [],
+      extra: (p) => expect(p.events.map((e) => e.type)).toEqual(["container_exited"]),
+    },
   ];
 
   for (const c of cases) {

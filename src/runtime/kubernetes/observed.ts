@@ -11,6 +11,7 @@ import type { V1ContainerStatus, V1Pod, V1Service } from "@kubernetes/client-nod
 import type { ContainerState, ObservedContainer } from "../../model/ports.js";
 import type { RestartPolicy } from "../../model/status.js";
 import { ENGINE_CONTAINER, ownedBy, POD_ANNOTATIONS, POD_LABELS } from "./names.js";
+import { engineNodeLoss, type NodeLookup } from "./nodeHealth.js";
 
 /** Waiting reasons that mean the image cannot be had: the engine is down until someone fixes the image. */
 export const IMAGE_FAILURE_REASONS = new Set(["ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"]);
@@ -61,7 +62,8 @@ export function podState(pod: V1Pod): ContainerState {
   if (phase === "Succeeded" || phase === "Failed") return "exited";
   const cs = engineStatus(pod);
   if (!cs?.state) return "created";
-  if (cs.state.running) return "running";
+  // Running an image other than the Pod's: the kubelet is about to swap it (an in-place patch or rollback).
+  if (cs.state.running) return sameImage(cs.image, pod.spec?.containers.find((c) => c.name === ENGINE_CONTAINER)?.image) ? "running" : "restarting";
   if (cs.state.terminated) return restarts(pod, cs.state.terminated.exitCode) ? "restarting" : "exited";
   const reason = cs.state.waiting?.reason ?? "";
   // The kubelet killed the old container before the pull: nothing serves, and nothing will until the image exists.
@@ -77,7 +79,8 @@ function isReady(pod: V1Pod, cs: V1ContainerStatus | undefined): boolean {
   return podReady && !!cs?.ready && !!cs.state?.running && sameImage(cs.image, wanted);
 }
 
-export function observedFromPod(pod: V1Pod, instance: string): ObservedContainer | null {
+/** `nodes`: which nodes are lost (the Node watch); without it a lost node is told from the Pod alone. */
+export function observedFromPod(pod: V1Pod, instance: string, nodes?: NodeLookup): ObservedContainer | null {
   const labels = pod.metadata?.labels ?? {};
   const annotations = pod.metadata?.annotations ?? {};
   if (!ownedBy(labels, instance)) return null;
@@ -109,6 +112,7 @@ export function observedFromPod(pod: V1Pod, instance: string): ObservedContainer
     restartCount: cs?.restartCount ?? 0,
     ready: isReady(pod, cs),
     restartPolicy: DECLARED_RESTART_POLICY[pod.spec?.restartPolicy ?? "Always"] ?? null,
+    nodeLost: engineNodeLoss(pod, nodes),
   };
 }
 

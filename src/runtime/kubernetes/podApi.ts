@@ -6,6 +6,7 @@ import { RuntimeFailure } from "../../model/runtimeFailure.js";
 import { asFailure, isStatus, KubeCalls } from "./calls.js";
 import { claimManifest, podManifest, serviceManifest, type ClaimSettings, type Placement, type PodManifestSettings } from "./manifests.js";
 import { ENGINE_CONTAINER, managedSelector, podName, POD_ANNOTATIONS, POD_LABELS, serviceName } from "./names.js";
+import type { NodeLookup } from "./nodeHealth.js";
 import { isEvicted, observedFromPod, observedFromTombstone, type Tombstone } from "./observed.js";
 import { PodCache } from "./podCache.js";
 import type { Logger } from "../../log.js";
@@ -46,6 +47,8 @@ export class PodApi {
     timeoutMs: number,
     logger: Logger,
     silenceLimitMs: number,
+    /** Which nodes are lost (the Node watch), for the engines observe() reports. */
+    private readonly nodes?: NodeLookup,
   ) {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     // pods/log streams: the generated client reads a body whole, client-node's Log pipes it.
@@ -89,7 +92,7 @@ export class PodApi {
     const withPod = new Set<string>();
     for (const pod of pods) {
       if (isEvicted(pod)) continue;
-      const engine = observedFromPod(pod, this.instance);
+      const engine = observedFromPod(pod, this.instance, this.nodes);
       if (!engine || (gameId !== undefined && engine.gameId !== gameId)) continue;
       const namespace = pod.metadata?.namespace ?? "";
       withPod.add(`${namespace}/${engine.gameId}`);

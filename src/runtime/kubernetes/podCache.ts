@@ -73,7 +73,8 @@ export function trimPod(pod: CachedPod): CachedPod {
       message: status.message,
       podIP: status.podIP,
       startTime: status.startTime,
-      conditions: status.conditions?.filter((c) => c.type === "Ready"),
+      // ContainersReady with Ready: a lost node's Pods show Ready False alone (nodeHealth.ts podNodeLoss).
+      conditions: status.conditions?.filter((c) => c.type === "Ready" || c.type === "ContainersReady"),
       containerStatuses: status.containerStatuses?.filter((c) => c.name === ENGINE_CONTAINER),
     },
   };

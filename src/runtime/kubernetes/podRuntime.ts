@@ -28,6 +28,7 @@ import { assertPodNames, type ClaimSettings, type Placement, type PodManifestSet
 import { claimName } from "./names.js";
 import { IMAGE_FAILURE_REASONS, engineStatus, observedFromPod, tombstoneOf } from "./observed.js";
 import { PodApi, type GameRef } from "./podApi.js";
+import { NodeHealth } from "./nodeHealth.js";
 import { watchPods } from "./podEvents.js";
 
 /** Where each game's objects go; in Kubernetes-source mode, its GameRuntime's namespace and owner. */
@@ -74,10 +75,12 @@ export class KubernetesPodRuntime implements RuntimePort {
   private readonly api: PodApi;
   private readonly placement: PodPlacement;
   private readonly known = new Map<string, Known>();
+  private readonly nodes: NodeHealth;
 
   constructor(private readonly options: KubernetesRuntimeOptions) {
     if (!options.instance) throw new Error("KubernetesPodRuntime needs a non-empty instance id");
-    this.api = new PodApi(options.kubeConfig, options.instance, options.listNamespace, options.callTimeoutMs ?? 30_000, options.logger, options.silenceLimitMs ?? 5 * 60_000);
+    this.nodes = new NodeHealth({ kubeConfig: options.kubeConfig, logger: options.logger, silenceLimitMs: options.silenceLimitMs ?? 5 * 60_000 });
+    this.api = new PodApi(options.kubeConfig, options.instance, options.listNamespace, options.callTimeoutMs ?? 30_000, options.logger, options.silenceLimitMs ?? 5 * 60_000, this.nodes.lookup);
     this.placement = options.placement ?? {
       placement: () => Promise.resolve({ namespace: options.namespace, owner: null }),
       namespaceOf: () => options.namespace,
@@ -212,7 +215,12 @@ export class KubernetesPodRuntime implements RuntimePort {
   }
 
   watchEvents(handlers: EngineEventHandlers): () => void {
-    return watchPods(this.api.cache, this.options.instance, handlers);
+    this.nodes.start();
+    const stopPods = watchPods(this.api.cache, this.options.instance, handlers);
+    return () => {
+      stopPods();
+      void this.nodes.stop();
+    };
   }
 
   async logStream(id: string, options: LogStreamOptions): Promise<AsyncIterable<Buffer>> {

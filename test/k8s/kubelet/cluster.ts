@@ -80,7 +80,7 @@ export class TestCluster {
     return k;
   }
 
-  /** Cuts a node off the API server; the control plane notices (node Ready=Unknown, its pods not ready, phase Unknown). */
+  /** Cuts a node off the API server; the control plane notices (node Ready=Unknown and tainted unreachable, its pods' Ready False). */
   partition(node: string): void {
     this.kubelet(node).partition();
     this.nodeController.markUnreachable(node);

@@ -1,7 +1,8 @@
 /**
  * The control plane's side of node failures: the node lifecycle controller
  * (a partitioned node goes Ready=Unknown with the unreachable taints; its
- * pods go Ready=False and phase Unknown), the pod garbage collector (pods on
+ * pods' Ready condition goes False, nothing else: MarkPodsNotReady in
+ * kubernetes pkg/controller/util/node), the pod garbage collector (pods on
  * a deleted node, or terminating on an out-of-service node, are force
  * deleted), and a PVC binder that binds every claim at once.
  */
@@ -58,12 +59,14 @@ export class NodeController {
       spec.taints = [...kept, { key: UNREACHABLE_TAINT, effect: "NoSchedule" }, { key: UNREACHABLE_TAINT, effect: "NoExecute", timeAdded: nowTime() } as Taint];
       o.spec = spec;
     });
+    // MarkPodsNotReady: the Ready condition's status only (its reason and message kept); phase, ContainersReady
+    // and the container statuses stay as the kubelet last posted them. Pods without a Ready condition are left alone.
     for (const pod of this.podsOn(node)) {
       const ps = (pod.status ?? {}) as PodStatus;
-      let conditions = setCondition(ps.conditions ?? [], { type: "Ready", status: "False", reason: "NodeNotReady", message: "" });
-      conditions = setCondition(conditions, { type: "ContainersReady", status: "False", reason: "NodeNotReady", message: "" });
-      const phase = ps.phase === "Succeeded" || ps.phase === "Failed" ? ps.phase : "Unknown";
-      this.api.setStatus("pods", pod.metadata.namespace ?? "", pod.metadata.name, { ...ps, phase, conditions, reason: "NodeLost", message: `Node ${node} which was running pod ${pod.metadata.name} is unresponsive` });
+      const ready = (ps.conditions ?? []).find((c) => c.type === "Ready");
+      if (!ready || ready.status === "False") continue;
+      const conditions = setCondition(ps.conditions ?? [], { ...ready, status: "False" });
+      this.api.setStatus("pods", pod.metadata.namespace ?? "", pod.metadata.name, { ...ps, conditions });
     }
   }
 

@@ -1,0 +1,135 @@
+/**
+ * A game whose node is lost, through the production wiring (createApp with
+ * RTMANAGER_RUNTIME=kubernetes, the test API server and the test cluster's
+ * Docker kubelets): Kubernetes' rule is that a Pod is replaced only once the
+ * API says its old incarnation is gone. While the node is only NotReady the
+ * engine may still run there and hold its claim, so rtmanager reports it
+ * (event, record, metric) and recreates nothing, although the engine fails
+ * its health checks; once the node is tainted out-of-service (the pod GC
+ * force-deletes the Pod) it is recreated on another node and the report
+ * clears.
+ */
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApp, type App } from "../../src/app.js";
+import { RtmClient } from "../../src/client/index.js";
+import { loadConfig } from "../../src/config.js";
+import { ensureTestImages, TEST_IMAGES, uniqueGameId, uniqueInstance } from "../helpers/docker.js";
+import { FakeApiServer, type Obj } from "../k8s/fakeApiServer.js";
+import { fakeKubeConfig } from "../k8s/kubeconfig.js";
+import { TestCluster } from "../k8s/kubelet/cluster.js";
+import { until } from "../k8s-infra/helpers.js";
+
+const NS = "games";
+let server: FakeApiServer;
+let cluster: TestCluster;
+let app: App;
+let client: RtmClient;
+let baseUrl: string;
+let root: string;
+
+beforeAll(async () => {
+  await ensureTestImages();
+  root = await fs.mkdtemp(path.join(os.tmpdir(), "rtm-nodelost-"));
+  server = await FakeApiServer.start();
+  cluster = await TestCluster.start(server, { nodes: 2, backoffBaseMs: 300, backoffCapMs: 2000 });
+  const kubeconfigFile = path.join(root, "kubeconfig");
+  await fs.writeFile(kubeconfigFile, fakeKubeConfig(server.url).exportConfig());
+  const config = loadConfig({
+    RTMANAGER_RUNTIME: "kubernetes",
+    RTMANAGER_POD_NAMESPACE: NS,
+    RTMANAGER_INSTANCE_ID: uniqueInstance("nodelost"),
+    RTMANAGER_DATA_DIR: path.join(root, "data"),
+    RTMANAGER_INTERNAL_HTTP_ADDR: "127.0.0.1:0",
+    RTMANAGER_CONTAINER_STOP_TIMEOUT: "2s",
+    RTMANAGER_PROBE_INTERVAL: "1s",
+    RTMANAGER_PROBE_TIMEOUT: "1s",
+    RTMANAGER_RETRY_BACKOFF_BASE: "200ms",
+    RTMANAGER_RETRY_BACKOFF_MAX: "2s",
+    RTMANAGER_RESYNC_INTERVAL: "2s",
+    RTMANAGER_DEFAULT_MEMORY: "64m",
+    RTMANAGER_LOG_LEVEL: "silent",
+  });
+  const saved = process.env.KUBECONFIG;
+  process.env.KUBECONFIG = kubeconfigFile;
+  try {
+    app = await createApp(config, pino({ level: "silent" }));
+  } finally {
+    if (saved === undefined) delete process.env.KUBECONFIG;
+    else process.env.KUBECONFIG = saved;
+  }
+  const port = await app.start();
+  baseUrl = `http://127.0.0.1:${port}`;
+  client = new RtmClient({ baseUrl, timeoutMs: 40_000 });
+}, 120_000);
+
+afterAll(async () => {
+  await app?.stop();
+  await cluster?.stop();
+  await server?.stop();
+  if (root) await fs.rm(root, { recursive: true, force: true });
+}, 60_000);
+
+const podOf = (g: string): Obj | undefined => server.get("pods", NS, `galaxy-game-${g}`);
+const engineReady = (pod: Obj | undefined) =>
+  (pod?.status as { containerStatuses?: { name: string; ready: boolean }[] } | undefined)?.containerStatuses?.find((c) => c.name === "engine")?.ready === true;
+const nodeOf = (pod: Obj) => (pod.spec as { nodeName: string }).nodeName;
+
+async function nodeLostGauge(): Promise<number | undefined> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith("rtmanager_runtimes_node_lost "));
+  return line === undefined ? undefined : Number(line.split(" ")[1]);
+}
+
+const eventsOf = async (g: string, type: string) => (await app.store.eventsAfter(0, { gameId: g })).filter((e) => e.type === type);
+
+describe("an engine on a lost node", () => {
+  it("is reported (node_lost, record, metric) and not recreated while the node is NotReady; recreated elsewhere once the node is out of service", async () => {
+    const g = uniqueGameId("lost");
+    await client.start(g, TEST_IMAGES.v100);
+    const pod = await until("Pod ready", () => (engineReady(podOf(g)) ? podOf(g) : undefined), 40_000);
+    const node = nodeOf(pod);
+    expect(await nodeLostGauge()).toBe(0);
+
+    cluster.partition(node);
+    const [lost] = await until("node_lost reported", async () => {
+      const found = await eventsOf(g, "node_lost");
+      return found.length > 0 ? found : undefined;
+    }, 20_000);
+    expect(lost!.data).toMatchObject({ node, reason: "NodeStatusUnknown" });
+    await until("the metric says 1", async () => ((await nodeLostGauge()) === 1 ? true : undefined), 20_000);
+    expect(await app.store.getRecord(g)).toMatchObject({ status: "running", lostNode: node });
+
+    // Past the probe threshold and several resyncs: the engine fails its health checks, yet the Pod is
+    // the same one, never deleted (it may still run on the node and hold its claim), and reported once.
+    await until("probe_failed reported", async () => ((await eventsOf(g, "probe_failed")).length > 0 ? true : undefined), 20_000);
+    await new Promise((r) => setTimeout(r, 5_000));
+    expect(podOf(g)?.metadata.uid).toBe(pod.metadata.uid);
+    expect(podOf(g)?.metadata.deletionTimestamp).toBeUndefined();
+    expect(await eventsOf(g, "node_lost")).toHaveLength(1);
+    expect(await eventsOf(g, "container_disappeared")).toHaveLength(0);
+    expect((await app.store.listOperations(g)).filter((o) => o.kind === "self_heal")).toHaveLength(0);
+
+    // Declared shut down for good: the pod GC force-deletes the Pod, and only then is it replaced.
+    server.update("nodes", "", node, (o) => {
+      const spec = (o.spec ?? {}) as { taints?: object[] };
+      spec.taints = [...(spec.taints ?? []), { key: "node.kubernetes.io/out-of-service", value: "nodeshutdown", effect: "NoExecute" }];
+      o.spec = spec;
+    });
+    const again = await until("a new Pod, ready, on the other node", () => {
+      const p = podOf(g);
+      return p && p.metadata.uid !== pod.metadata.uid && engineReady(p) ? p : undefined;
+    }, 40_000);
+    expect(nodeOf(again)).not.toBe(node);
+    const [cleared] = await until("node_lost_cleared reported", async () => {
+      const found = await eventsOf(g, "node_lost_cleared");
+      return found.length > 0 ? found : undefined;
+    }, 20_000);
+    expect(cleared!.data).toMatchObject({ node, how: "engine_replaced" });
+    await until("the metric back to 0", async () => ((await nodeLostGauge()) === 0 ? true : undefined), 20_000);
+    expect(await app.store.getRecord(g)).toMatchObject({ status: "running", lostNode: null, lostNodeSince: null });
+  }, 120_000);
+});
