@@ -25,6 +25,7 @@
  *   npx tsx bench/pods.ts          (BENCH_QUICK=1 for a smoke run)
  *   BENCH_POD_ONLY=converge|patch|scale, BENCH_POD_N=10000, BENCH_POD_SIZES=50,200
  */
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -59,6 +60,7 @@ import {
   counterSum,
   metricsText,
   benchEngineSpec,
+  repoRoot,
 } from "./lib.js";
 import { podPatchRows } from "./podPatch.js";
 
@@ -185,8 +187,12 @@ interface RtmRun {
   sql: pg.Client;
 }
 
+/** The controller runs with the Deployment's NODE_OPTIONS (its V8 heap cap), as shipped. */
+const SHIPPED_NODE_OPTIONS = /name: NODE_OPTIONS\s+value: "([^"]*)"/.exec(readFileSync(path.join(repoRoot, "deploy/kustomize/base/deployment.yaml"), "utf8"))?.[1] ?? "";
+
 function controllerEnv(url: string, instance: string, kubeconfig: string): Record<string, string> {
   return {
+    NODE_OPTIONS: SHIPPED_NODE_OPTIONS,
     DATABASE_URL: url,
     KUBECONFIG: kubeconfig,
     RTMANAGER_RUNTIME: "kubernetes",
@@ -372,7 +378,7 @@ async function scaleRows(pgServer: PostgresServer, dir: string): Promise<void> {
     say(`scale run: ${SCALE_N} declarations, ${kind} controller, load ${loadAverage()}`);
     const r = await runRtm(pgServer, c, SCALE_N, "scale", kind, SCALE_BUDGET_S * 1000);
     const how = kind === "built" ? `node dist/src/main.js${builtNote() ? ` (${builtNote()})` : ""}` : "node --import tsx src/main.ts";
-    const note = () => `${NOTE_SIM}; ${how}, PostgreSQL store, resync every ${RESYNC_S} s; load ${loadAverage()} (a CI run shared the 2 cores)`;
+    const note = () => `${NOTE_SIM}; ${how}, NODE_OPTIONS "${SHIPPED_NODE_OPTIONS}" (deploy/kustomize/base/deployment.yaml), PostgreSQL store, resync every ${RESYNC_S} s; load ${loadAverage()}`;
     // Emitted at once: the file's hard deadline may end the run during the resync.
     const rssRow = (when: string, mb: number) =>
       emit({
@@ -416,6 +422,18 @@ async function scaleRows(pgServer: PostgresServer, dir: string): Promise<void> {
       say(`scale run: ${SCALE_N} Pods Ready in ${fmtMs(r.ms)}, peak RSS ${r.peakRssMb.toFixed(0)} MB; waiting for a periodic pass (every ${RESYNC_S} s)`);
       const resync = await measureResync(c, r.controller, SCALE_N);
       rssRow("after one full periodic pass", resync.rssMb);
+      const heapMb = counterSum(await metricsText(r.controller.port, 30_000), "nodejs_heap_size_used_bytes") / 1e6;
+      emit({
+        bench: "pods",
+        metric: `scale: V8 heap in use with ${SCALE_N} games, after the pass (nodejs_heap_size_used_bytes; live objects plus garbage not yet collected)`,
+        rtmanager: `${heapMb.toFixed(0)} MB`,
+        baseline: "-",
+        ratio: null,
+        goal: "-",
+        met: null,
+        note: note(),
+        data: { heapUsedMb: round(heapMb) },
+      });
       emit({
         bench: "pods",
         metric: `scale: CPU of one full periodic pass over ${SCALE_N} converged games (every ${FULL_RESYNC_EVERY}th pass; the others skip converged games)`,

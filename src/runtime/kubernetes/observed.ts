@@ -105,7 +105,8 @@ export function observedFromPod(pod: V1Pod, instance: string, nodes?: NodeLookup
     exitCode: ended ? ended.exitCode : null,
     oomKilled: (terminated ?? last)?.reason === "OOMKilled",
     createdAt: toDate(pod.metadata?.creationTimestamp) ?? new Date(0),
-    startedAt: toDate(cs?.state?.running?.startedAt) ?? toDate(pod.status?.startTime),
+    // The container's own start: the Pod's startTime is when the kubelet took the Pod, which an engine that never ran also has.
+    startedAt: toDate(cs?.state?.running?.startedAt) ?? toDate(terminated?.startedAt) ?? toDate(last?.startedAt),
     finishedAt: toDate(terminated?.finishedAt) ?? toDate(last?.finishedAt),
     publishedPort: null,
     networkAddresses: podIP && state === "running" ? { [namespace]: podIP } : {},

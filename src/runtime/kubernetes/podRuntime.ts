@@ -25,8 +25,8 @@ import type {
 import { RuntimeFailure } from "../../model/runtimeFailure.js";
 import { ENGINE_PORT } from "../../model/engine.js";
 import { assertPodNames, type ClaimSettings, type Placement, type PodManifestSettings } from "./manifests.js";
-import { claimName } from "./names.js";
-import { IMAGE_FAILURE_REASONS, engineStatus, observedFromPod, tombstoneOf } from "./observed.js";
+import { claimName, ENGINE_CONTAINER } from "./names.js";
+import { IMAGE_FAILURE_REASONS, engineStatus, observedFromPod, sameImage, stripScheme, tombstoneOf } from "./observed.js";
 import { PodApi, type GameRef } from "./podApi.js";
 import { NodeHealth } from "./nodeHealth.js";
 import { watchPods } from "./podEvents.js";
@@ -164,6 +164,11 @@ export class KubernetesPodRuntime implements RuntimePort {
       return;
     }
     await this.api.patchImage(at, spec);
+    await this.untilRunning(at, id, (pod) => {
+      const cs = engineStatus(pod);
+      // The old container may still run (the kubelet has not synced yet): wait for the new image's.
+      return (!!cs?.state?.running && sameImage(cs.image, spec.imageRef) && stripScheme(cs.containerID) !== id) || isFinished(pod);
+    });
   }
 
   /**
@@ -175,17 +180,28 @@ export class KubernetesPodRuntime implements RuntimePort {
   async start(id: string): Promise<void> {
     const at = await this.locate(id);
     if (!at?.podUid) throw new RuntimeFailure("start_failed", "start", `no Pod to start for engine ${id}`, { containerId: id });
+    await this.untilRunning(at, id, hasStarted);
+  }
+
+  /**
+   * Waits until `running(pod)`, so a start or an image swap ends as on Docker
+   * with the engine running (and a record naming its container), or fails as
+   * it does there: `pull_failed` for an image the kubelet cannot pull,
+   * `start_failed` for a container that cannot start. Still pending at the
+   * bound (no node yet, a slow pull): returns, and the loop looks again.
+   */
+  private async untilRunning(at: Known, id: string, running: (pod: V1Pod) => boolean): Promise<void> {
     const seen: { failure: RuntimeFailure | null } = { failure: null };
     const settled = await this.api.waitForPod(
       at,
       (pod) => {
         seen.failure = pod && pod.metadata?.uid === at.podUid ? startFailure(pod, at.gameId) : new RuntimeFailure("start_failed", "start", `Pod of engine ${id} is gone`, { containerId: id });
-        return seen.failure !== null || (!!pod && hasStarted(pod));
+        return seen.failure !== null || (!!pod && running(pod));
       },
       this.options.startTimeoutMs ?? 30_000,
     );
     if (seen.failure) throw seen.failure;
-    if (settled === null) this.options.logger.info({ gameId: at.gameId }, "engine Pod not running yet at the start bound; the loop will look again");
+    if (settled === null) this.options.logger.info({ gameId: at.gameId }, "engine Pod not running yet at the bound; the loop will look again");
   }
 
   /** Deletes the Pod (grace = the stop timeout) after leaving the engine's last state on the Service. */
@@ -245,12 +261,23 @@ export class KubernetesPodRuntime implements RuntimePort {
 /** The engine runs, or ran to completion: nothing left for start() to wait for. */
 function hasStarted(pod: V1Pod): boolean {
   const cs = engineStatus(pod);
-  return !!cs?.state?.running || cs?.state?.terminated?.reason === "Completed" || pod.status?.phase === "Succeeded";
+  return !!cs?.state?.running || cs?.state?.terminated?.reason === "Completed" || isFinished(pod);
 }
 
-/** Why the engine cannot start (an image the kubelet cannot pull, a container that cannot start), or null. */
+/** Succeeded or Failed: the Pod never runs again, and the gate decides what that means. */
+function isFinished(pod: V1Pod): boolean {
+  return pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed";
+}
+
+/**
+ * Why the engine cannot start (an image the kubelet cannot pull, a container
+ * that cannot start), or null. Only about the image the Pod asks for now: right
+ * after an image patch the status may still tell of the previous one.
+ */
 function startFailure(pod: V1Pod, gameId: string): RuntimeFailure | null {
   const cs = engineStatus(pod);
+  const wanted = pod.spec?.containers.find((c) => c.name === ENGINE_CONTAINER)?.image;
+  if (cs?.image && wanted && !sameImage(cs.image, wanted)) return null;
   const waiting = cs?.state?.waiting;
   if (waiting && IMAGE_FAILURE_REASONS.has(waiting.reason ?? "")) {
     return new RuntimeFailure("pull_failed", "start", `the kubelet cannot pull ${cs?.image ?? "the image"}: ${waiting.reason}${waiting.message ? ` (${waiting.message})` : ""}`, { gameId });
