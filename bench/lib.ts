@@ -259,7 +259,9 @@ export async function startController(kind: ControllerKind, env: Record<string, 
 }
 
 function spawnBuilt(env: Record<string, string>, logFile: string): ControllerProcess {
-  const child = spawn(process.execPath, [path.join(repoRoot, "dist/src/main.js")], {
+  // BENCH_NODE_ARGS: node flags for the built controller, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" (not allowed in NODE_OPTIONS).
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, path.join(repoRoot, "dist/src/main.js")], {
     cwd: repoRoot,
     env: { ...process.env, RTMANAGER_LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
