@@ -164,11 +164,13 @@ export class KubernetesPodRuntime implements RuntimePort {
       return;
     }
     await this.api.patchImage(at, spec);
-    await this.untilRunning(at, id, (pod) => {
+    // The old container may still run (the kubelet has not synced yet): wait for the new image's. A failure
+    // (a pull, a start) is the health gate's to judge and roll back: the old engine is already gone.
+    const swapped = (pod: V1Pod) => {
       const cs = engineStatus(pod);
-      // The old container may still run (the kubelet has not synced yet): wait for the new image's.
       return (!!cs?.state?.running && sameImage(cs.image, spec.imageRef) && stripScheme(cs.containerID) !== id) || isFinished(pod);
-    });
+    };
+    await this.untilRunning(at, id, swapped, "settle");
   }
 
   /**
@@ -189,8 +191,9 @@ export class KubernetesPodRuntime implements RuntimePort {
    * it does there: `pull_failed` for an image the kubelet cannot pull,
    * `start_failed` for a container that cannot start. Still pending at the
    * bound (no node yet, a slow pull): returns, and the loop looks again.
+   * `settle`: a failure ends the wait without an error.
    */
-  private async untilRunning(at: Known, id: string, running: (pod: V1Pod) => boolean): Promise<void> {
+  private async untilRunning(at: Known, id: string, running: (pod: V1Pod) => boolean, onFailure: "throw" | "settle" = "throw"): Promise<void> {
     const seen: { failure: RuntimeFailure | null } = { failure: null };
     const settled = await this.api.waitForPod(
       at,
@@ -200,7 +203,7 @@ export class KubernetesPodRuntime implements RuntimePort {
       },
       this.options.startTimeoutMs ?? 30_000,
     );
-    if (seen.failure) throw seen.failure;
+    if (seen.failure && onFailure === "throw") throw seen.failure;
     if (settled === null) this.options.logger.info({ gameId: at.gameId }, "engine Pod not running yet at the bound; the loop will look again");
   }
 

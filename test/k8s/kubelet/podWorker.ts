@@ -331,6 +331,9 @@ export class PodWorker implements PodRunner {
     const { namespace, name } = this.pod.metadata;
     const live = this.deps.api.get("pods", namespace ?? "", name);
     if (!live || live.metadata.uid !== this.pod.metadata.uid) return;
+    // A terminal phase is final, as the kubelet's status manager keeps it (an eviction written while this sync ran).
+    const livePhase = (live.status as PodStatus | undefined)?.phase;
+    if (livePhase === "Succeeded" || livePhase === "Failed") return;
     const statuses: ContainerStatus[] = this.spec.containers.map((c) => containerStatusOf(this.record(c)));
     const phase = podPhase(this.spec.restartPolicy, statuses);
     const existing = ((live.status ?? {}) as PodStatus).conditions ?? [];
