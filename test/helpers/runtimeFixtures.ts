@@ -8,15 +8,9 @@
  * differently BY DESIGN (README, "Engines as Pods", "Docker and Pods side by
  * side"); the scenarios assert those values instead of skipping.
  */
-import fs from "node:fs/promises";
-import os from "node:os";
 import path from "node:path";
-import { pino } from "pino";
-import { createApp, type App } from "../../src/app.js";
-import { loadConfig } from "../../src/config.js";
-import { FakeApiServer } from "../k8s/fakeApiServer.js";
-import { fakeKubeConfig } from "../k8s/kubeconfig.js";
-import { TestCluster } from "../k8s/kubelet/cluster.js";
+import type { App } from "../../src/app.js";
+import { POD_NAMESPACE, startPodTestApp } from "./podApp.js";
 import { startTestApp } from "./app.js";
 import { uniqueInstance } from "./docker.js";
 
@@ -100,48 +94,20 @@ export async function dockerFixture(name: string, opts: FixtureOptions = {}): Pr
   };
 }
 
-const POD_NAMESPACE = "games";
 
 export async function podFixture(name: string, opts: FixtureOptions = {}): Promise<RuntimeFixture> {
-  const root = await fs.mkdtemp(path.join(os.tmpdir(), "rtm-suite-pods-"));
-  const server = await FakeApiServer.start();
   // One node: scheduling is not what this suite is about, and each kubelet costs CPU.
-  const cluster = await TestCluster.start(server, { nodes: 1, backoffBaseMs: 300, backoffCapMs: 2000 });
-  const kubeconfigFile = path.join(root, "kubeconfig");
-  await fs.writeFile(kubeconfigFile, fakeKubeConfig(server.url).exportConfig());
-  const config = loadConfig({
-    RTMANAGER_RUNTIME: "kubernetes",
-    RTMANAGER_POD_NAMESPACE: POD_NAMESPACE,
-    RTMANAGER_INSTANCE_ID: uniqueInstance("suite-pods"),
-    RTMANAGER_DATA_DIR: path.join(root, "data"),
-    RTMANAGER_INTERNAL_HTTP_ADDR: "127.0.0.1:0",
-    RTMANAGER_CONTAINER_STOP_TIMEOUT: "2s",
-    RTMANAGER_PROBE_INTERVAL: "1s",
-    RTMANAGER_PROBE_TIMEOUT: "1s",
-    RTMANAGER_RETRY_BACKOFF_BASE: "200ms",
-    RTMANAGER_RETRY_BACKOFF_MAX: "2s",
-    RTMANAGER_RESYNC_INTERVAL: "2s",
-    RTMANAGER_OP_TIMEOUT: "30s",
-    RTMANAGER_DEFAULT_MEMORY: "64m",
-    RTMANAGER_DEFAULT_CPUS: "0.5",
-    ...SUITE_ENV,
-    ...(opts.databaseUrl ? { DATABASE_URL: opts.databaseUrl } : {}),
+  const t = await startPodTestApp({
+    name: "suite-pods",
+    nodes: 1,
+    env: { RTMANAGER_OP_TIMEOUT: "30s", ...SUITE_ENV, ...(opts.databaseUrl ? { DATABASE_URL: opts.databaseUrl } : {}) },
+    overrides: { lease: null },
   });
-  // The client reads $KUBECONFIG while createApp builds it, as in production.
-  const saved = process.env.KUBECONFIG;
-  process.env.KUBECONFIG = kubeconfigFile;
-  let app: App;
-  try {
-    app = await createApp(config, pino({ level: "silent" }), { lease: null });
-  } finally {
-    if (saved === undefined) delete process.env.KUBECONFIG;
-    else process.env.KUBECONFIG = saved;
-  }
-  const port = await app.start();
+  const { app, cluster } = t;
   const claim = (g: string) => `galaxy-game-${g}-state`;
   return {
     name,
-    baseUrl: `http://127.0.0.1:${port}`,
+    baseUrl: t.baseUrl,
     app,
     expect: {
       network: POD_NAMESPACE,
@@ -153,11 +119,6 @@ export async function podFixture(name: string, opts: FixtureOptions = {}): Promi
       afterFailedPull: { status: "stopped", containerId: /^pod:[0-9a-f-]+$/ },
       exitOperation: "record_exit",
     },
-    async close() {
-      await app.stop().catch(() => undefined);
-      await cluster.stop();
-      await server.stop();
-      await fs.rm(root, { recursive: true, force: true });
-    },
+    close: () => t.close(),
   };
 }

@@ -9,68 +9,31 @@
  * force-deletes the Pod) it is recreated on another node and the report
  * clears.
  */
-import fs from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
-import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createApp, type App } from "../../src/app.js";
+import { type App } from "../../src/app.js";
 import { RtmClient } from "../../src/client/index.js";
-import { loadConfig } from "../../src/config.js";
-import { ensureTestImages, TEST_IMAGES, uniqueGameId, uniqueInstance } from "../helpers/docker.js";
+import { TEST_IMAGES, uniqueGameId } from "../helpers/docker.js";
 import { FakeApiServer, type Obj } from "../k8s/fakeApiServer.js";
-import { fakeKubeConfig } from "../k8s/kubeconfig.js";
 import { TestCluster } from "../k8s/kubelet/cluster.js";
+import { startPodTestApp, type PodTestApp } from "../helpers/podApp.js";
 import { until } from "../k8s-infra/helpers.js";
 
 const NS = "games";
+let t: PodTestApp;
 let server: FakeApiServer;
 let cluster: TestCluster;
 let app: App;
 let client: RtmClient;
 let baseUrl: string;
-let root: string;
 
 beforeAll(async () => {
-  await ensureTestImages();
-  root = await fs.mkdtemp(path.join(os.tmpdir(), "rtm-nodelost-"));
-  server = await FakeApiServer.start();
-  cluster = await TestCluster.start(server, { nodes: 2, backoffBaseMs: 300, backoffCapMs: 2000 });
-  const kubeconfigFile = path.join(root, "kubeconfig");
-  await fs.writeFile(kubeconfigFile, fakeKubeConfig(server.url).exportConfig());
-  const config = loadConfig({
-    RTMANAGER_RUNTIME: "kubernetes",
-    RTMANAGER_POD_NAMESPACE: NS,
-    RTMANAGER_INSTANCE_ID: uniqueInstance("nodelost"),
-    RTMANAGER_DATA_DIR: path.join(root, "data"),
-    RTMANAGER_INTERNAL_HTTP_ADDR: "127.0.0.1:0",
-    RTMANAGER_CONTAINER_STOP_TIMEOUT: "2s",
-    RTMANAGER_PROBE_INTERVAL: "1s",
-    RTMANAGER_PROBE_TIMEOUT: "1s",
-    RTMANAGER_RETRY_BACKOFF_BASE: "200ms",
-    RTMANAGER_RETRY_BACKOFF_MAX: "2s",
-    RTMANAGER_RESYNC_INTERVAL: "2s",
-    RTMANAGER_DEFAULT_MEMORY: "64m",
-    RTMANAGER_LOG_LEVEL: "silent",
-  });
-  const saved = process.env.KUBECONFIG;
-  process.env.KUBECONFIG = kubeconfigFile;
-  try {
-    app = await createApp(config, pino({ level: "silent" }));
-  } finally {
-    if (saved === undefined) delete process.env.KUBECONFIG;
-    else process.env.KUBECONFIG = saved;
-  }
-  const port = await app.start();
-  baseUrl = `http://127.0.0.1:${port}`;
+  t = await startPodTestApp({ name: "nodelost", nodes: 2 });
+  ({ server, cluster, app, baseUrl } = t);
   client = new RtmClient({ baseUrl, timeoutMs: 40_000 });
 }, 120_000);
 
 afterAll(async () => {
-  await app?.stop();
-  await cluster?.stop();
-  await server?.stop();
-  if (root) await fs.rm(root, { recursive: true, force: true });
+  await t?.close();
 }, 60_000);
 
 const podOf = (g: string): Obj | undefined => server.get("pods", NS, `galaxy-game-${g}`);

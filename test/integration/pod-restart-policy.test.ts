@@ -5,74 +5,36 @@
  * and an in-place patch whose new container the kubelet failed to start once
  * is not taken for an exit of the new image.
  */
-import fs from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
-import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { createApp, type App } from "../../src/app.js";
+import { type App } from "../../src/app.js";
 import { RtmClient } from "../../src/client/index.js";
-import { loadConfig } from "../../src/config.js";
 import { specOf } from "../../src/model/declaration.js";
-import { ensureTestImages, TEST_IMAGES, uniqueGameId, uniqueInstance } from "../helpers/docker.js";
+import { TEST_IMAGES, uniqueGameId } from "../helpers/docker.js";
 import { FakeApiServer, type Obj } from "../k8s/fakeApiServer.js";
-import { fakeKubeConfig } from "../k8s/kubeconfig.js";
-import { TestCluster } from "../k8s/kubelet/cluster.js";
+import { startPodTestApp, type PodTestApp } from "../helpers/podApp.js";
 import { DockerRuntime } from "../k8s/kubelet/runtime.js";
 import { until } from "../k8s-infra/helpers.js";
 
 const NS = "games";
+let t: PodTestApp;
 let server: FakeApiServer;
-let cluster: TestCluster;
 let app: App;
 let client: RtmClient;
-let root: string;
 
 beforeAll(async () => {
-  await ensureTestImages();
-  root = await fs.mkdtemp(path.join(os.tmpdir(), "rtm-podpolicy-"));
-  server = await FakeApiServer.start();
-  cluster = await TestCluster.start(server, { nodes: 1, backoffBaseMs: 300, backoffCapMs: 2000 });
-  const kubeconfigFile = path.join(root, "kubeconfig");
-  await fs.writeFile(kubeconfigFile, fakeKubeConfig(server.url).exportConfig());
-  const config = loadConfig({
-    RTMANAGER_RUNTIME: "kubernetes",
-    RTMANAGER_POD_NAMESPACE: NS,
-    RTMANAGER_INSTANCE_ID: uniqueInstance("podpolicy"),
-    RTMANAGER_DATA_DIR: path.join(root, "data"),
-    RTMANAGER_INTERNAL_HTTP_ADDR: "127.0.0.1:0",
-    RTMANAGER_CONTAINER_STOP_TIMEOUT: "2s",
-    RTMANAGER_PROBE_INTERVAL: "1s",
-    RTMANAGER_PROBE_TIMEOUT: "1s",
-    RTMANAGER_PATCH_MIN_HEALTHY: "1s",
-    RTMANAGER_PATCH_HEALTH_TIMEOUT: "15s",
-    RTMANAGER_RETRY_BACKOFF_BASE: "200ms",
-    RTMANAGER_RETRY_BACKOFF_MAX: "2s",
-    RTMANAGER_RESYNC_INTERVAL: "2s",
-    RTMANAGER_OP_TIMEOUT: "40s",
-    RTMANAGER_DEFAULT_MEMORY: "64m",
-    RTMANAGER_DEFAULT_CPUS: "0.5",
-    RTMANAGER_LOG_LEVEL: "silent",
+  t = await startPodTestApp({
+    name: "podpolicy",
+    nodes: 1,
+    env: { RTMANAGER_PATCH_MIN_HEALTHY: "1s", RTMANAGER_PATCH_HEALTH_TIMEOUT: "15s", RTMANAGER_OP_TIMEOUT: "40s" },
   });
-  const saved = process.env.KUBECONFIG;
-  process.env.KUBECONFIG = kubeconfigFile;
-  try {
-    app = await createApp(config, pino({ level: "silent" }));
-  } finally {
-    if (saved === undefined) delete process.env.KUBECONFIG;
-    else process.env.KUBECONFIG = saved;
-  }
-  const port = await app.start();
-  client = new RtmClient({ baseUrl: `http://127.0.0.1:${port}`, timeoutMs: 60_000 });
+  ({ server, app } = t);
+  client = new RtmClient({ baseUrl: t.baseUrl, timeoutMs: 60_000 });
 }, 120_000);
 
 afterEach(() => vi.restoreAllMocks());
 
 afterAll(async () => {
-  await app?.stop();
-  await cluster?.stop();
-  await server?.stop();
-  if (root) await fs.rm(root, { recursive: true, force: true });
+  await t?.close();
 }, 60_000);
 
 type Status = { containerStatuses?: { name: string; image: string; ready: boolean }[] };

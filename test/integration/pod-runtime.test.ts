@@ -16,7 +16,6 @@
  */
 import fs from "node:fs/promises";
 import http from "node:http";
-import os from "node:os";
 import path from "node:path";
 import { pino } from "pino";
 import { parseAllDocuments } from "yaml";
@@ -25,14 +24,15 @@ import { createApp, type App } from "../../src/app.js";
 import { RtmApiError, RtmClient } from "../../src/client/index.js";
 import { loadConfig } from "../../src/config.js";
 import { rawRequest } from "../helpers/contract.js";
-import { ensureTestImages, TEST_IMAGES, uniqueGameId, uniqueInstance } from "../helpers/docker.js";
+import { TEST_IMAGES, uniqueGameId, uniqueInstance } from "../helpers/docker.js";
 import { FakeApiServer, type Obj } from "../k8s/fakeApiServer.js";
-import { fakeKubeConfig } from "../k8s/kubeconfig.js";
 import { TestCluster } from "../k8s/kubelet/cluster.js";
+import { startPodTestApp, type PodTestApp } from "../helpers/podApp.js";
 import { until } from "../k8s-infra/helpers.js";
 
 const NS = "games";
-const instance = uniqueInstance("pods");
+let t: PodTestApp;
+let instance: string;
 let server: FakeApiServer;
 let cluster: TestCluster;
 let app: App;
@@ -41,50 +41,17 @@ let baseUrl: string;
 let root: string;
 
 beforeAll(async () => {
-  await ensureTestImages();
-  root = await fs.mkdtemp(path.join(os.tmpdir(), "rtm-pods-"));
-  server = await FakeApiServer.start();
-  cluster = await TestCluster.start(server, { nodes: 3, backoffBaseMs: 300, backoffCapMs: 2000 });
-  const kubeconfigFile = path.join(root, "kubeconfig");
-  await fs.writeFile(kubeconfigFile, fakeKubeConfig(server.url).exportConfig());
-  const config = loadConfig({
-    RTMANAGER_RUNTIME: "kubernetes",
-    RTMANAGER_POD_NAMESPACE: NS,
-    RTMANAGER_INSTANCE_ID: instance,
-    RTMANAGER_DATA_DIR: path.join(root, "data"),
-    RTMANAGER_INTERNAL_HTTP_ADDR: "127.0.0.1:0",
-    RTMANAGER_CONTAINER_STOP_TIMEOUT: "2s",
-    RTMANAGER_PROBE_INTERVAL: "1s",
-    RTMANAGER_PROBE_TIMEOUT: "1s",
-    RTMANAGER_PATCH_MIN_HEALTHY: "1s",
-    RTMANAGER_PATCH_HEALTH_TIMEOUT: "6s",
-    RTMANAGER_RETRY_BACKOFF_BASE: "200ms",
-    RTMANAGER_RETRY_BACKOFF_MAX: "2s",
-    RTMANAGER_RESYNC_INTERVAL: "2s",
-    RTMANAGER_OP_TIMEOUT: "30s",
-    RTMANAGER_DEFAULT_MEMORY: "64m",
-    RTMANAGER_DEFAULT_CPUS: "0.5",
-    RTMANAGER_ORPHAN_GRACE: "1s",
-    RTMANAGER_LOG_LEVEL: "silent",
+  t = await startPodTestApp({
+    name: "pods",
+    nodes: 3,
+    env: { RTMANAGER_PATCH_MIN_HEALTHY: "1s", RTMANAGER_PATCH_HEALTH_TIMEOUT: "6s", RTMANAGER_OP_TIMEOUT: "30s", RTMANAGER_ORPHAN_GRACE: "1s" },
   });
-  const saved = process.env.KUBECONFIG;
-  process.env.KUBECONFIG = kubeconfigFile;
-  try {
-    app = await createApp(config, pino({ level: "silent" }));
-  } finally {
-    if (saved === undefined) delete process.env.KUBECONFIG;
-    else process.env.KUBECONFIG = saved;
-  }
-  const port = await app.start();
-  baseUrl = `http://127.0.0.1:${port}`;
+  ({ server, cluster, app, baseUrl, instance, root } = t);
   client = new RtmClient({ baseUrl, timeoutMs: 40_000 });
 }, 120_000);
 
 afterAll(async () => {
-  await app?.stop();
-  await cluster?.stop();
-  await server?.stop();
-  if (root) await fs.rm(root, { recursive: true, force: true });
+  await t?.close();
 }, 60_000);
 
 const podOf = (g: string): Obj | undefined => server.get("pods", NS, `galaxy-game-${g}`);
