@@ -137,25 +137,15 @@ export class PodApi {
   private listers() {
     const selector = managedSelector(this.instance);
     const ns = this.listNamespace;
-    const path = (plural: string) => (ns === null ? `/api/v1/${plural}` : `/api/v1/namespaces/${ns}/${plural}`);
-    return {
-      pods: {
-        list: async () => {
-          const list = await this.listPods(selector);
-          return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? "" };
-        },
-        watchPath: path("pods"),
-        watchQuery: { labelSelector: selector },
+    const lister = <T>(plural: string, list: (selector: string) => Promise<{ items: T[]; metadata?: { resourceVersion?: string } }>) => ({
+      list: async () => {
+        const listed = await list(selector);
+        return { items: listed.items, resourceVersion: listed.metadata?.resourceVersion ?? "" };
       },
-      services: {
-        list: async () => {
-          const list = await this.listServices(selector);
-          return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? "" };
-        },
-        watchPath: path("services"),
-        watchQuery: { labelSelector: selector },
-      },
-    };
+      watchPath: ns === null ? `/api/v1/${plural}` : `/api/v1/namespaces/${ns}/${plural}`,
+      watchQuery: { labelSelector: selector },
+    });
+    return { pods: lister("pods", (sel) => this.listPods(sel)), services: lister("services", (sel) => this.listServices(sel)) };
   }
 
   /** Claim and Service first (kept across stops, so usually there), then the Pod. */
