@@ -172,6 +172,21 @@ describe("engines as Pods (RTMANAGER_RUNTIME=kubernetes, declarations in the sto
     expect(server.get("persistentvolumeclaims", NS, `galaxy-game-${g}-state`)).toBeDefined();
   }, 60_000);
 
+  it("a Service deleted by hand while its engine runs is created again; the Pod is left alone", async () => {
+    const g = uniqueGameId("svc");
+    await client.start(g, TEST_IMAGES.v100);
+    const pod = await readyPod(g, TEST_IMAGES.v100);
+    const before = server.get("services", NS, `galaxy-game-${g}`)!;
+    server.remove("services", NS, `galaxy-game-${g}`);
+    const again = await until("the Service back", () => {
+      const svc = server.get("services", NS, `galaxy-game-${g}`);
+      return svc && svc.metadata.uid !== before.metadata.uid ? svc : undefined;
+    }, 20_000);
+    expect(again.metadata.labels).toEqual(before.metadata.labels);
+    expect(podOf(g)!.metadata.uid).toBe(pod.metadata.uid);
+    expect((await client.get(g)).status).toBe("running");
+  }, 60_000);
+
   it("a Pod deleted by hand is recreated", async () => {
     const g = uniqueGameId("gone");
     await client.start(g, TEST_IMAGES.v100);

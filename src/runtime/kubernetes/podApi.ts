@@ -185,7 +185,7 @@ export class PodApi {
   }
 
   /** The game's Service, created when missing; a new engine supersedes any tombstone on it. */
-  private async ensureService(ref: GameRef, placement: Placement): Promise<void> {
+  async ensureService(ref: GameRef, placement: Placement): Promise<void> {
     if ((await this.cached("create")).service(ref)) {
       await this.clearTombstone(ref, null);
       return;

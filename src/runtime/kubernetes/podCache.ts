@@ -34,6 +34,8 @@ export interface PodChangeListener {
   /** A list replaced the Pod store after a gap (not the first list): events may have been missed. */
   onRelist(): void;
   onWatchError(err: Error): void;
+  /** A game's Service went away (deleted by hand: rtmanager never deletes one). */
+  onServiceGone?(service: CachedService): void;
 }
 
 export interface PodCacheOptions {
@@ -122,7 +124,14 @@ export class PodCache {
       kind: "Service",
       lister: { ...(options.listers.services as Omit<ListerWatcher<CachedService>, "isObject">), isObject: (v): v is CachedService => hasName(v) },
       transform: trimService,
-      listener: { onEvent: () => {}, onReplace: () => {} },
+      listener: {
+        onEvent: (type, service) => {
+          if (type === "DELETED") for (const l of this.listeners) l.onServiceGone?.(service);
+        },
+        onReplace: (_why, changes) => {
+          for (const c of changes) if (c.before && !c.after) for (const l of this.listeners) l.onServiceGone?.(c.before);
+        },
+      },
     });
   }
 

@@ -6,7 +6,7 @@
 import type { WatchEventType } from "../../crd/reflector.js";
 import type { EngineEvent, EngineEventHandlers } from "../../model/ports.js";
 import { observedFromPod } from "./observed.js";
-import type { CachedPod, PodCache } from "./podCache.js";
+import type { CachedPod, CachedService, PodCache } from "./podCache.js";
 
 function actionOf(type: WatchEventType, pod: CachedPod, instance: string): EngineEvent["action"] {
   if (type === "ADDED") return "create";
@@ -15,8 +15,9 @@ function actionOf(type: WatchEventType, pod: CachedPod, instance: string): Engin
   return state === "running" ? "start" : "die";
 }
 
-export function watchPods(cache: PodCache, instance: string, handlers: EngineEventHandlers): () => void {
+export function watchPods(cache: PodCache, instance: string, handlers: EngineEventHandlers, onServiceGone?: (service: CachedService) => void): () => void {
   const unsubscribe = cache.subscribe({
+    onServiceGone,
     onPod: (type, pod) => {
       const observed = observedFromPod(pod, instance);
       if (!observed) return;

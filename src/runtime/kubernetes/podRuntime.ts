@@ -25,9 +25,10 @@ import type {
 import { RuntimeFailure } from "../../model/runtimeFailure.js";
 import { ENGINE_PORT } from "../../model/engine.js";
 import { assertPodNames, type ClaimSettings, type Placement, type PodManifestSettings } from "./manifests.js";
-import { claimName, ENGINE_CONTAINER } from "./names.js";
+import { claimName, ENGINE_CONTAINER, ownedBy, POD_LABELS } from "./names.js";
 import { IMAGE_FAILURE_REASONS, engineStatus, observedFromPod, sameImage, stripScheme, tombstoneOf } from "./observed.js";
 import { PodApi, type GameRef } from "./podApi.js";
+import type { CachedService } from "./podCache.js";
 import { NodeHealth } from "./nodeHealth.js";
 import { watchPods } from "./podEvents.js";
 
@@ -235,11 +236,32 @@ export class KubernetesPodRuntime implements RuntimePort {
 
   watchEvents(handlers: EngineEventHandlers): () => void {
     this.nodes.start();
-    const stopPods = watchPods(this.api.cache, this.options.instance, handlers);
+    // Only the leader watches events: it alone puts back a Service deleted by hand.
+    const stopPods = watchPods(this.api.cache, this.options.instance, handlers, (service) => void this.restoreService(service));
     return () => {
       stopPods();
       void this.nodes.stop();
     };
+  }
+
+  /**
+   * A game's Service deleted by hand while its engine runs: `engine_endpoint`
+   * would no longer resolve, so it is created again (a new ClusterIP; clients
+   * resolve the name). A game without a live Pod keeps no Service of its own
+   * making: the next start creates it.
+   */
+  private async restoreService(service: CachedService): Promise<void> {
+    const gameId = service.metadata.labels?.[POD_LABELS.gameId];
+    const namespace = service.metadata.namespace ?? "";
+    if (!gameId || !ownedBy(service.metadata.labels, this.options.instance)) return;
+    const pod = this.api.cache.pod({ namespace, gameId });
+    if (!pod || pod.metadata.deletionTimestamp) return;
+    try {
+      await this.api.ensureService({ namespace, gameId }, await this.placement.placement(gameId));
+      this.options.logger.warn({ gameId, namespace }, "the engine's Service was deleted while it ran: created it again");
+    } catch (err) {
+      this.options.logger.warn({ err, gameId, namespace }, "could not create the deleted engine Service again; the next start will");
+    }
   }
 
   async logStream(id: string, options: LogStreamOptions): Promise<AsyncIterable<Buffer>> {
