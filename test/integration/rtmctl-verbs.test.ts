@@ -190,6 +190,10 @@ describe("rtmctl against a server", () => {
     const get = rtmctlLive(["get", game, "-w"]);
     try {
       await waitFor("the first list", () => list.out().length > 0, 60_000, 50);
+      // get on a game unknown when it started: not_found is the exit code, as without --watch.
+      // Awaited before the start, or get may first look after the game exists.
+      await waitFor("get to exit", () => get.child.exitCode !== null || undefined, 60_000, 50);
+      expect(await get.exited).toBe(EXIT_BY_CODE.not_found);
       await testApp.client.start(game, TEST_IMAGES.v100);
       await waitFor(
         "a list redraw with the new game running",
@@ -197,8 +201,6 @@ describe("rtmctl against a server", () => {
         30_000,
         50,
       );
-      // get on a game unknown when it started: not_found is the exit code, as without --watch.
-      expect(await get.exited).toBe(EXIT_BY_CODE.not_found);
 
       const get2 = rtmctlLive(["get", game, "--watch"]);
       await waitFor("get's first drawing", () => /^status: +running$/m.test(get2.out()), 60_000, 50);
