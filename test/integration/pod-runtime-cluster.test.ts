@@ -80,6 +80,7 @@ describe("Pod runtime against the cluster in $KUBECONFIG", () => {
 
     expect((await client.stop(g, "admin_request")).status).toBe("stopped");
     expect((await client.start(g, v101)).status).toBe("running");
+    expect((await client.stop(g, "finished")).status).toBe("stopped");
     expect((await client.cleanup(g)).status).toBe("removed");
     await core.readNamespacedPersistentVolumeClaim({ namespace, name: `galaxy-game-${g}-state` });
   }, 600_000);
