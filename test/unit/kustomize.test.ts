@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
 import { loadConfig } from "../../src/config.js";
 import { kubeNamespaces } from "../../src/crd/namespaces.js";
+import { POD_LABELS } from "../../src/runtime/kubernetes/names.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const kustomizeDir = path.join(root, "deploy/kustomize");
@@ -52,6 +53,7 @@ type Deployment = Obj & { spec: { replicas: number; template: { metadata: { labe
 /** The apiVersion of every kind an overlay may render, and whether it is namespaced. */
 const KINDS: Record<string, { apiVersion: string; namespaced: boolean }> = {
   Namespace: { apiVersion: "v1", namespaced: false },
+  PodDisruptionBudget: { apiVersion: "policy/v1", namespaced: true },
   ServiceAccount: { apiVersion: "v1", namespaced: true },
   Service: { apiVersion: "v1", namespaced: true },
   ConfigMap: { apiVersion: "v1", namespaced: true },
@@ -328,6 +330,19 @@ describe("deploy/kustomize", () => {
       tmp = mkdtempSync(path.join(os.tmpdir(), "rtm-kustomize-"));
     });
     afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+    it("components/pod-disruption-budget added to the pods overlay, as its comment says: one PDB in the games' namespace, selecting the label every game Pod carries, no voluntary disruption", () => {
+      const copy = path.join(tmp, "kustomize-pdb");
+      cpSync(kustomizeDir, copy, { recursive: true });
+      const file = path.join(copy, "overlays/pods/kustomization.yaml");
+      writeFileSync(file, readFileSync(file, "utf8").replace("  - ../../components/pod-runtime\n", "  - ../../components/pod-runtime\n  - ../../components/pod-disruption-budget\n"));
+      const objs = render(path.join(copy, "overlays/pods"));
+      const pdb = one(objs, "PodDisruptionBudget") as Obj & { spec: { selector: { matchLabels: Record<string, string> }; maxUnavailable: number } };
+      expect(pdb.metadata.namespace).toBe(NAMESPACE);
+      expect(pdb.spec.selector.matchLabels).toEqual({ [POD_LABELS.managed]: "true" });
+      expect(pdb.spec.maxUnavailable).toBe(0);
+      expect(objsOf("pods").some((o) => o.kind === "PodDisruptionBudget"), "opt-in: not in the pods overlay as shipped").toBe(false);
+    });
 
     it("the Role grants whatever Lease name RTMANAGER_LEASE_NAME is set to", () => {
       const copy = path.join(tmp, "kustomize");
