@@ -15,6 +15,7 @@ import { RuntimeOperations } from "./controller/operations.js";
 import { withTimeout } from "./model/timeout.js";
 import { DockerRuntime } from "./runtime/docker/dockerRuntime.js";
 import { HttpProber } from "./runtime/httpProber.js";
+import { StateRetentionRunnable } from "./controller/runnables/stateRetention.js";
 import { withContractErrors } from "./controller/runtimeErrors.js";
 import { createHttpServer, type ReadinessFailure } from "./http/server.js";
 import { httpDepsFromConfig, listenOn } from "./http/listen.js";
@@ -197,11 +198,18 @@ async function engineRuntime(config: Config, logger: Logger, metrics: Metrics, k
         failureThreshold: config.probeFailureThreshold,
       },
     },
-    claim: { storageClass: config.podStorageClass, size: config.podStorageSize },
+    claim: { storageClass: config.podStorageClass, size: config.podStorageSize, retentionMs: config.podClaimRetentionMs },
     logger: logger.child({ component: "pods" }),
     startTimeoutMs: config.podStartTimeoutMs,
     silenceLimitMs: config.watchSilenceLimitMs,
   });
+}
+
+/** RTMANAGER_POD_CLAIM_RETENTION: the leader deletes released claims, when the runtime has state to delete and the setting is on. */
+function stateRetention(config: Config, runtime: RuntimePort, logger: Logger): StateRetentionRunnable[] {
+  const prune = runtime.pruneReleasedState?.bind(runtime);
+  if (!prune || config.podClaimRetentionMs <= 0) return [];
+  return [new StateRetentionRunnable({ retentionMs: config.podClaimRetentionMs, prune, logger: logger.child({ component: "state-retention" }) })];
 }
 
 /** Records this process writes go straight into the read cache. */
@@ -272,6 +280,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
         logger: logger.child({ component: "retention" }),
         onPruned: metrics.onRetentionPruned,
       }),
+      ...stateRetention(config, docker, logger),
     ],
   });
   metrics.bind({ queueStats: () => manager.queueStats(), records: store, declarations: source, poolInUse: () => store.sql.inUse?.() ?? 0 });

@@ -88,6 +88,7 @@ export const CONFIG_DOCS: Setting[] = [
   { env: "RTMANAGER_POD_STORAGE_SIZE", default: "1Gi", doc: "Pod runtime: size requested by each game's state claim (a Kubernetes quantity)." },
   { env: "RTMANAGER_POD_TEMPLATE_FILE", default: "", doc: "Pod runtime: a JSON or YAML file (a mounted ConfigMap) with the Pods' `nodeSelector`, `tolerations`, `priorityClassName`, `serviceAccountName` and `imagePullSecrets` (names); no other key is accepted." },
   { env: "RTMANAGER_POD_START_TIMEOUT", default: "30s", doc: "Pod runtime: how long a start waits for the engine container to run (or fail to pull or start) before leaving it to the loop." },
+  { env: "RTMANAGER_POD_CLAIM_RETENTION", default: "0", doc: "Pod runtime: a game's state claim is deleted this long after its engine was removed (cleanup, or RTMANAGER_CONTAINER_RETENTION), unless an engine was created for it since. `0` (the default) keeps every claim, as the Docker runtime keeps state directories; applies to engines removed while it is set." },
 ];
 
 /** A Kubernetes object name such as a Lease's (RFC 1123 subdomain; the length is checked apart). */
@@ -185,6 +186,8 @@ export interface Config extends HttpSettings {
   podStorageSize: string;
   podTemplateFile: string;
   podStartTimeoutMs: number;
+  /** Pod runtime: delete a released claim after this long; 0: never. */
+  podClaimRetentionMs: number;
 }
 
 export class ConfigError extends Error {
@@ -275,6 +278,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     RTMANAGER_POD_NAMESPACE: z.string().regex(/^$|^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, "RTMANAGER_POD_NAMESPACE must be empty or a namespace name (a DNS label)"),
     RTMANAGER_POD_STORAGE_SIZE: z.string().regex(/^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$/, "RTMANAGER_POD_STORAGE_SIZE must be a Kubernetes quantity such as 1Gi"),
     RTMANAGER_POD_START_TIMEOUT: duration("RTMANAGER_POD_START_TIMEOUT"),
+    RTMANAGER_POD_CLAIM_RETENTION: duration("RTMANAGER_POD_CLAIM_RETENTION"),
   });
   const raw = Object.fromEntries(Object.keys(schema.shape).map((k) => [k, get(k)]));
   const parsed = schema.safeParse(raw);
@@ -369,5 +373,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     podStorageSize: v.RTMANAGER_POD_STORAGE_SIZE,
     podTemplateFile: get("RTMANAGER_POD_TEMPLATE_FILE"),
     podStartTimeoutMs: v.RTMANAGER_POD_START_TIMEOUT,
+    podClaimRetentionMs: v.RTMANAGER_POD_CLAIM_RETENTION,
   };
 }

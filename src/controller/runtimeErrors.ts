@@ -70,5 +70,6 @@ export function withContractErrors(runtime: RuntimePort): RuntimePort {
     probeAddress: (engine) => runtime.probeAddress(engine),
     ...(runtime.recordLocation ? { recordLocation: runtime.recordLocation.bind(runtime) } : {}),
     ...(runtime.close ? { close: runtime.close.bind(runtime) } : {}),
+    ...(runtime.pruneReleasedState ? { pruneReleasedState: mapped(runtime.pruneReleasedState.bind(runtime)) } : {}),
   };
 }

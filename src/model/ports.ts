@@ -276,6 +276,12 @@ export interface RuntimePort {
   /** Ends what the runtime keeps open by itself (a cache's watches); absent when it keeps nothing. */
   close?(): Promise<void>;
   /**
+   * Deletes the state of games whose engine was removed before `olderThan`
+   * and not created again since (a Pod's claim); returns their ids. Absent
+   * where state is kept for good (Docker's state directories).
+   */
+  pruneReleasedState?(olderThan: Date): Promise<string[]>;
+  /**
    * The engine's output, stdout and stderr merged, as it arrives: the last
    * `tail` lines, then (with `follow`) new output until the engine stops or
    * `signal` aborts. Resolves once the runtime has answered, so `not_found`

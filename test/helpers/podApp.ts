@@ -36,13 +36,15 @@ export interface PodTestAppOptions {
   /** Settings on top of the defaults below (fast probes, retries and resyncs). */
   env?: Record<string, string>;
   overrides?: AppOverrides;
+  /** Another app's test cluster to run on (a second installation); close() leaves it running. */
+  on?: { server: FakeApiServer; cluster: TestCluster };
 }
 
 export async function startPodTestApp(options: PodTestAppOptions): Promise<PodTestApp> {
   await ensureTestImages();
   const root = await fs.mkdtemp(path.join(os.tmpdir(), `rtm-${options.name}-`));
-  const server = await FakeApiServer.start();
-  const cluster = await TestCluster.start(server, { nodes: options.nodes, backoffBaseMs: 300, backoffCapMs: 2000 });
+  const server = options.on?.server ?? (await FakeApiServer.start());
+  const cluster = options.on?.cluster ?? (await TestCluster.start(server, { nodes: options.nodes, backoffBaseMs: 300, backoffCapMs: 2000 }));
   const kubeconfigFile = path.join(root, "kubeconfig");
   await fs.writeFile(kubeconfigFile, fakeKubeConfig(server.url).exportConfig());
   const instance = uniqueInstance(options.name);
@@ -84,8 +86,10 @@ export async function startPodTestApp(options: PodTestAppOptions): Promise<PodTe
     podOf: (gameId) => server.get("pods", POD_NAMESPACE, `galaxy-game-${gameId}`),
     async close() {
       await app.stop().catch(() => undefined);
-      await cluster.stop();
-      await server.stop();
+      if (!options.on) {
+        await cluster.stop();
+        await server.stop();
+      }
       await fs.rm(root, { recursive: true, force: true });
     },
   };

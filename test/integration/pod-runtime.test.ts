@@ -187,6 +187,30 @@ describe("engines as Pods (RTMANAGER_RUNTIME=kubernetes, declarations in the sto
     expect((await client.get(g)).status).toBe("running");
   }, 60_000);
 
+  it("RTMANAGER_POD_CLAIM_RETENTION: a removed game's claim is deleted after the retention, a restarted game's is kept", async () => {
+    const other = await startPodTestApp({ name: "claims", nodes: 0, on: { server, cluster }, env: { RTMANAGER_POD_CLAIM_RETENTION: "2s" } });
+    try {
+      const retained = new RtmClient({ baseUrl: other.baseUrl, timeoutMs: 40_000 });
+      const [gone, kept] = [uniqueGameId("claimgone"), uniqueGameId("claimkept")];
+      const claim = (g: string) => server.get("persistentvolumeclaims", NS, `galaxy-game-${g}-state`);
+      for (const g of [gone, kept]) {
+        await retained.start(g, TEST_IMAGES.v100);
+        await retained.stop(g, "finished");
+        await retained.cleanup(g);
+        expect(claim(g)?.metadata.annotations?.["rtmanager.galaxy.io/released-at"], g).toBeDefined();
+      }
+      // Started again before the retention ran out: the new engine holds its claim.
+      await retained.start(kept, TEST_IMAGES.v100);
+      expect(claim(kept)?.metadata.annotations?.["rtmanager.galaxy.io/released-at"]).toBeUndefined();
+      await until("the released claim deleted", () => !claim(gone) || undefined, 20_000);
+      await new Promise((r) => setTimeout(r, 3_000));
+      expect(claim(kept), "a claim whose game runs again is never deleted").toBeDefined();
+      await retained.stop(kept, "finished");
+    } finally {
+      await other.close();
+    }
+  }, 90_000);
+
   it("a Pod deleted by hand is recreated", async () => {
     const g = uniqueGameId("gone");
     await client.start(g, TEST_IMAGES.v100);

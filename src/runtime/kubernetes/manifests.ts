@@ -41,6 +41,8 @@ export interface ClaimSettings {
   /** Empty: the cluster's default storage class. */
   storageClass: string;
   size: string;
+  /** RTMANAGER_POD_CLAIM_RETENTION; 0 or absent: claims are kept (and never marked released). */
+  retentionMs?: number;
 }
 
 /** Where one game's objects go: a namespace, and in Kubernetes-source mode the GameRuntime that owns them. */

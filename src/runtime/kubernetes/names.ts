@@ -19,6 +19,8 @@ export const POD_ANNOTATIONS = {
   restartToken: `${KEY_PREFIX}restart-token`,
   /** On the Service: the engine a stop deleted, so a stopped game still shows as stopped (see tombstone.ts). */
   stoppedEngine: `${KEY_PREFIX}stopped-engine`,
+  /** On the claim: when its engine was removed (RTMANAGER_POD_CLAIM_RETENTION counts from it); cleared by a new engine. */
+  releasedAt: `${KEY_PREFIX}released-at`,
   /** Keeps the cluster autoscaler from evicting a game to scale a node down. */
   safeToEvict: "cluster-autoscaler.kubernetes.io/safe-to-evict",
 } as const;

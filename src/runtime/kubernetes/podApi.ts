@@ -9,6 +9,7 @@ import { ENGINE_CONTAINER, managedSelector, podName, POD_ANNOTATIONS, POD_LABELS
 import type { NodeLookup } from "./nodeHealth.js";
 import { isEvicted, observedFromPod, observedFromTombstone, type Tombstone } from "./observed.js";
 import { PodCache } from "./podCache.js";
+import { ClaimRetention } from "./claimRetention.js";
 import type { Logger } from "../../log.js";
 
 export interface GameRef {
@@ -38,6 +39,8 @@ export class PodApi {
 
   /** Pods and Services as last listed, watched or written: what reads use once it has listed. */
   readonly cache: PodCache;
+  /** Release marks on claims, and their deletion after RTMANAGER_POD_CLAIM_RETENTION. */
+  readonly claims: ClaimRetention;
 
   constructor(
     kubeConfig: KubeConfig,
@@ -55,6 +58,7 @@ export class PodApi {
     this.log = new Log(kubeConfig);
     this.calls = new KubeCalls(timeoutMs);
     this.cache = new PodCache({ kubeConfig, logger, silenceLimitMs, listers: this.listers() });
+    this.claims = new ClaimRetention(this.core, this.calls, instance, listNamespace);
   }
 
   /**
@@ -152,9 +156,13 @@ export class PodApi {
   async createGame(spec: EngineSpec, placement: Placement, pod: PodManifestSettings, claim: ClaimSettings): Promise<V1Pod> {
     const { namespace } = placement;
     const details = { gameId: spec.gameId, namespace };
-    await this.calls
+    const newClaim = await this.calls
       .run("create", "creating the state claim", () => this.core.createNamespacedPersistentVolumeClaim({ namespace, body: claimManifest(spec.gameId, placement, this.instance, claim) }), details)
-      .catch((err: unknown) => tolerateConflict(err));
+      .then(
+        () => true,
+        (err: unknown) => (tolerateConflict(err), false),
+      );
+    if (!newClaim && claim.retentionMs) await this.claims.hold({ namespace, gameId: spec.gameId });
     await this.ensureService({ namespace, gameId: spec.gameId }, placement);
     const create = async () => {
       const created = await this.calls.run("create", `creating Pod ${podName(spec.gameId)}`, () => this.core.createNamespacedPod({ namespace, body: podManifest(spec, placement, pod) }), details);

@@ -232,6 +232,13 @@ export class KubernetesPodRuntime implements RuntimePort {
       }
     }
     await this.api.clearTombstone(at, id);
+    if (this.options.claim.retentionMs) await this.api.claims.release(at, new Date());
+  }
+
+  /** RTMANAGER_POD_CLAIM_RETENTION: deletes claims released before `olderThan` whose game has no Pod. */
+  async pruneReleasedState(olderThan: Date): Promise<string[]> {
+    await this.listManaged();
+    return this.api.claims.prune(olderThan, (ref) => this.api.cache.pod(ref) !== undefined);
   }
 
   watchEvents(handlers: EngineEventHandlers): () => void {
