@@ -122,9 +122,9 @@ export class KubernetesPodRuntime implements RuntimePort {
     return this.known.get(id) ?? null;
   }
 
-  /** Stops the cache's watches. */
+  /** Stops the cache's and the Node watches. */
   async close(): Promise<void> {
-    await this.api.cache.stop();
+    await Promise.all([this.api.cache.stop(), this.nodes.stop()]);
   }
 
   /** The kubelet pulls when it starts the container. */
