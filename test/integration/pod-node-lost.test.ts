@@ -18,7 +18,6 @@ import { TestCluster } from "../k8s/kubelet/cluster.js";
 import { startPodTestApp, type PodTestApp } from "../helpers/podApp.js";
 import { until } from "../k8s-infra/helpers.js";
 
-const NS = "games";
 let t: PodTestApp;
 let server: FakeApiServer;
 let cluster: TestCluster;
@@ -36,7 +35,7 @@ afterAll(async () => {
   await t?.close();
 }, 60_000);
 
-const podOf = (g: string): Obj | undefined => server.get("pods", NS, `galaxy-game-${g}`);
+const podOf = (g: string): Obj | undefined => t.podOf(g);
 const engineReady = (pod: Obj | undefined) =>
   (pod?.status as { containerStatuses?: { name: string; ready: boolean }[] } | undefined)?.containerStatuses?.find((c) => c.name === "engine")?.ready === true;
 const nodeOf = (pod: Obj) => (pod.spec as { nodeName: string }).nodeName;

@@ -10,14 +10,12 @@ import { type App } from "../../src/app.js";
 import { RtmClient } from "../../src/client/index.js";
 import { specOf } from "../../src/model/declaration.js";
 import { TEST_IMAGES, uniqueGameId } from "../helpers/docker.js";
-import { FakeApiServer, type Obj } from "../k8s/fakeApiServer.js";
+import type { Obj } from "../k8s/fakeApiServer.js";
 import { startPodTestApp, type PodTestApp } from "../helpers/podApp.js";
 import { DockerRuntime } from "../k8s/kubelet/runtime.js";
 import { until } from "../k8s-infra/helpers.js";
 
-const NS = "games";
 let t: PodTestApp;
-let server: FakeApiServer;
 let app: App;
 let client: RtmClient;
 
@@ -27,7 +25,7 @@ beforeAll(async () => {
     nodes: 1,
     env: { RTMANAGER_PATCH_MIN_HEALTHY: "1s", RTMANAGER_PATCH_HEALTH_TIMEOUT: "15s", RTMANAGER_OP_TIMEOUT: "40s" },
   });
-  ({ server, app } = t);
+  ({ app } = t);
   client = new RtmClient({ baseUrl: t.baseUrl, timeoutMs: 60_000 });
 }, 120_000);
 
@@ -38,7 +36,7 @@ afterAll(async () => {
 }, 60_000);
 
 type Status = { containerStatuses?: { name: string; image: string; ready: boolean }[] };
-const podOf = (g: string): Obj | undefined => server.get("pods", NS, `galaxy-game-${g}`);
+const podOf = (g: string): Obj | undefined => t.podOf(g);
 const restartPolicyOf = (pod: Obj | undefined) => (pod?.spec as { restartPolicy?: string } | undefined)?.restartPolicy;
 
 function readyPod(g: string, image: string): Promise<Obj> {

@@ -54,7 +54,7 @@ afterAll(async () => {
   await t?.close();
 }, 60_000);
 
-const podOf = (g: string): Obj | undefined => server.get("pods", NS, `galaxy-game-${g}`);
+const podOf = (g: string): Obj | undefined => t.podOf(g);
 const engineStatus = (pod: Obj | undefined) =>
   (pod?.status as { containerStatuses?: { name: string; containerID?: string; image: string; restartCount: number; ready: boolean }[] } | undefined)?.containerStatuses?.find(
     (c) => c.name === "engine",
