@@ -57,16 +57,16 @@ describe("NodeHealth (the Node watch)", () => {
     nodes.start();
     try {
       await until("nodes listed", () => nodes.reading, 10_000);
-      expect(nodes.lostNode("n-0")).toBeNull();
+      expect(nodes.lookup("n-0")).toBeNull();
 
       const at = "2026-01-02T03:04:05Z";
       server.setStatus("nodes", "", "n-0", unknownReady(at));
-      const lost = await until("n-0 lost", () => nodes.lostNode("n-0") ?? undefined, 10_000);
+      const lost = await until("n-0 lost", () => nodes.lookup("n-0") ?? undefined, 10_000);
       expect(lost).toEqual({ node: "n-0", reason: "NodeStatusUnknown", since: new Date(at) });
-      expect(nodes.lostNode("n-1")).toBeNull();
+      expect(nodes.lookup("n-1")).toBeNull();
 
       server.setStatus("nodes", "", "n-0", readyNodeStatus(true));
-      await until("n-0 back", () => nodes.lostNode("n-0") === null, 10_000);
+      await until("n-0 back", () => nodes.lookup("n-0") === null, 10_000);
       // The Node's word wins over the Pod's: a Ready node's Pod is not lost, whatever its conditions.
       expect(engineNodeLoss(markedNotReady("n-0", at), nodes.lookup)).toBeNull();
     } finally {
@@ -89,7 +89,8 @@ describe("NodeHealth (the Node watch)", () => {
       await new Promise((r) => setTimeout(r, 1500));
       expect(nodeRequests).toHaveLength(1);
       expect(nodes.reading).toBe(false);
-      expect(nodes.lostNode("n-0")).toBeNull();
+      // Not read: the watch knows nothing of the node (the Pod speaks for it, below).
+      expect(nodes.lookup("n-0")).toBeUndefined();
       const at = "2026-01-02T03:04:05Z";
       expect(engineNodeLoss(markedNotReady("n-1", at), nodes.lookup)).toEqual({ node: "n-1", reason: "NodeNotReady", since: new Date(at) });
       // A readiness failure is not a lost node: the kubelet flips ContainersReady and the container too.

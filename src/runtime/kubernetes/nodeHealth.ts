@@ -139,7 +139,4 @@ export class NodeHealth {
     return node ? nodeLoss(node) : undefined;
   };
 
-  lostNode(nodeName: string): NodeLoss | null {
-    return this.lookup(nodeName) ?? null;
-  }
 }

@@ -50,6 +50,16 @@ export function engineStatus(pod: V1Pod): V1ContainerStatus | undefined {
   return pod.status?.containerStatuses?.find((c) => c.name === ENGINE_CONTAINER);
 }
 
+/** The image the Pod asks for now (its spec; the status may still tell of the previous one). */
+export function wantedImage(pod: V1Pod): string | undefined {
+  return pod.spec?.containers.find((c) => c.name === ENGINE_CONTAINER)?.image;
+}
+
+/** Succeeded or Failed: the Pod never runs again. */
+export function isFinished(pod: V1Pod): boolean {
+  return pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed";
+}
+
 /** Whether the kubelet starts the container again after `exitCode` under the Pod's restartPolicy. */
 function restarts(pod: V1Pod, exitCode: number): boolean {
   const policy = pod.spec?.restartPolicy ?? "Always";
@@ -58,12 +68,11 @@ function restarts(pod: V1Pod, exitCode: number): boolean {
 
 export function podState(pod: V1Pod): ContainerState {
   if (pod.metadata?.deletionTimestamp) return "removing";
-  const phase = pod.status?.phase;
-  if (phase === "Succeeded" || phase === "Failed") return "exited";
+  if (isFinished(pod)) return "exited";
   const cs = engineStatus(pod);
   if (!cs?.state) return "created";
   // Running an image other than the Pod's: the kubelet is about to swap it (an in-place patch or rollback).
-  if (cs.state.running) return sameImage(cs.image, pod.spec?.containers.find((c) => c.name === ENGINE_CONTAINER)?.image) ? "running" : "restarting";
+  if (cs.state.running) return sameImage(cs.image, wantedImage(pod)) ? "running" : "restarting";
   if (cs.state.terminated) return restarts(pod, cs.state.terminated.exitCode) ? "restarting" : "exited";
   const reason = cs.state.waiting?.reason ?? "";
   // The kubelet killed the old container before the pull: nothing serves, and nothing will until the image exists.
@@ -75,8 +84,7 @@ export function podState(pod: V1Pod): ContainerState {
 /** Ready as the kubelet says, and on the image the Pod asks for (right after an image patch the old container may still look ready). */
 function isReady(pod: V1Pod, cs: V1ContainerStatus | undefined): boolean {
   const podReady = pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
-  const wanted = pod.spec?.containers.find((c) => c.name === ENGINE_CONTAINER)?.image;
-  return podReady && !!cs?.ready && !!cs.state?.running && sameImage(cs.image, wanted);
+  return podReady && !!cs?.ready && !!cs.state?.running && sameImage(cs.image, wantedImage(pod));
 }
 
 /** `nodes`: which nodes are lost (the Node watch); without it a lost node is told from the Pod alone. */
@@ -98,7 +106,7 @@ export function observedFromPod(pod: V1Pod, instance: string, nodes?: NodeLookup
     gameId: labels[POD_LABELS.gameId] as string,
     instance,
     generation: parseGeneration(labels[POD_LABELS.generation]),
-    imageRef: annotations[POD_ANNOTATIONS.imageRef] || (pod.spec?.containers.find((c) => c.name === ENGINE_CONTAINER)?.image ?? ""),
+    imageRef: annotations[POD_ANNOTATIONS.imageRef] || (wantedImage(pod) ?? ""),
     restartToken: annotations[POD_ANNOTATIONS.restartToken] || null,
     configHash: labels[POD_LABELS.configHash] || null,
     state,

@@ -24,7 +24,7 @@ export interface Found {
   podUid: string | null;
 }
 
-/** How long a read waits for the cache's first lists before it asks the API itself. */
+/** How long a read waits for the cache's first lists before it fails as `unavailable`. */
 const CACHE_SYNC_WAIT_MS = 10_000;
 /** A wait on the watch checks the API itself this often. */
 const WAIT_RECHECK_MS = 5_000;

@@ -16,6 +16,7 @@
  * over is most of the controller's memory.
  */
 import type { KubeConfig, V1Pod, V1Service } from "@kubernetes/client-node";
+import { keyOf } from "../../crd/objectStore.js";
 import { Reflector, type ListerWatcher, type WatchEventType } from "../../crd/reflector.js";
 import type { Logger } from "../../log.js";
 import { ENGINE_CONTAINER, podName, serviceName } from "./names.js";
@@ -90,6 +91,9 @@ export function trimService(service: CachedService): CachedService {
 
 type Waiter = { key: string; check: () => void };
 
+/** The store's key of the game's Pod (objectStore.ts keyOf). */
+const podKey = (ref: GameRef): string => keyOf({ metadata: { namespace: ref.namespace, name: podName(ref.gameId) } });
+
 export class PodCache {
   private readonly pods: Reflector<CachedPod>;
   private readonly services: Reflector<CachedService>;
@@ -106,13 +110,13 @@ export class PodCache {
       transform: trimPod,
       listener: {
         onEvent: (type, pod) => {
-          this.wake(`${pod.metadata.namespace ?? ""}/${pod.metadata.name}`);
+          this.wake(keyOf(pod));
           for (const l of this.listeners) l.onPod(type, pod);
         },
         onReplace: (_why, changes, first) => {
           for (const c of changes) {
             const pod = c.after ?? c.before;
-            if (pod) this.wake(`${pod.metadata.namespace ?? ""}/${pod.metadata.name}`);
+            if (pod) this.wake(keyOf(pod));
           }
           if (!first) for (const l of this.listeners) l.onRelist();
         },
@@ -137,18 +141,13 @@ export class PodCache {
 
   /**
    * Starts both reflectors (once) and waits up to `timeoutMs` for their
-   * first lists; false when either has not listed yet, so the caller reads
-   * from the API instead.
+   * first lists; false when either has not listed yet.
    */
   async ready(timeoutMs: number): Promise<boolean> {
     this.started ??= Promise.all([this.pods.start(), this.services.start()]).then(() => undefined);
     if (this.pods.hasSynced && this.services.hasSynced) return true;
     const [pods, services] = await Promise.all([this.pods.waitForSync(timeoutMs), this.services.waitForSync(timeoutMs)]);
     return pods && services;
-  }
-
-  get synced(): boolean {
-    return this.pods.hasSynced && this.services.hasSynced;
   }
 
   async stop(): Promise<void> {
@@ -162,11 +161,11 @@ export class PodCache {
   }
 
   pod(ref: GameRef): CachedPod | undefined {
-    return this.pods.store.get(`${ref.namespace}/${podName(ref.gameId)}`);
+    return this.pods.store.get(podKey(ref));
   }
 
   service(ref: GameRef): CachedService | undefined {
-    return this.services.store.get(`${ref.namespace}/${serviceName(ref.gameId)}`);
+    return this.services.store.get(keyOf({ metadata: { namespace: ref.namespace, name: serviceName(ref.gameId) } }));
   }
 
   /** The game's Pods and Services in every namespace the cache sees (one of each, normally). */
@@ -179,8 +178,9 @@ export class PodCache {
   }
 
   applyPod(pod: V1Pod): void {
-    if (hasName(pod)) this.pods.apply(pod as CachedPod);
-    this.wake(`${pod.metadata?.namespace ?? ""}/${pod.metadata?.name ?? ""}`);
+    if (!hasName(pod)) return;
+    this.pods.apply(pod as CachedPod);
+    this.wake(keyOf(pod as CachedPod));
   }
 
   applyService(service: V1Service): void {
@@ -193,7 +193,7 @@ export class PodCache {
    * no API request.
    */
   waitForPod(ref: GameRef, done: (pod: CachedPod | undefined) => boolean, timeoutMs: number): Promise<CachedPod | undefined | null> {
-    const key = `${ref.namespace}/${podName(ref.gameId)}`;
+    const key = podKey(ref);
     return new Promise((resolve) => {
       const waiter: Waiter = {
         key,

@@ -25,8 +25,8 @@ import type {
 import { RuntimeFailure } from "../../model/runtimeFailure.js";
 import { ENGINE_PORT } from "../../model/engine.js";
 import { assertPodNames, type ClaimSettings, type Placement, type PodManifestSettings } from "./manifests.js";
-import { claimName, ENGINE_CONTAINER, ownedBy, POD_LABELS } from "./names.js";
-import { IMAGE_FAILURE_REASONS, engineStatus, observedFromPod, sameImage, stripScheme, tombstoneOf } from "./observed.js";
+import { claimName, ownedBy, POD_LABELS } from "./names.js";
+import { IMAGE_FAILURE_REASONS, engineStatus, isFinished, observedFromPod, sameImage, stripScheme, tombstoneOf, wantedImage } from "./observed.js";
 import { PodApi, type GameRef } from "./podApi.js";
 import type { CachedService } from "./podCache.js";
 import { NodeHealth } from "./nodeHealth.js";
@@ -80,8 +80,9 @@ export class KubernetesPodRuntime implements RuntimePort {
 
   constructor(private readonly options: KubernetesRuntimeOptions) {
     if (!options.instance) throw new Error("KubernetesPodRuntime needs a non-empty instance id");
-    this.nodes = new NodeHealth({ kubeConfig: options.kubeConfig, logger: options.logger, silenceLimitMs: options.silenceLimitMs ?? 5 * 60_000 });
-    this.api = new PodApi(options.kubeConfig, options.instance, options.listNamespace, options.callTimeoutMs ?? 30_000, options.logger, options.silenceLimitMs ?? 5 * 60_000, this.nodes.lookup);
+    const silenceLimitMs = options.silenceLimitMs ?? 5 * 60_000;
+    this.nodes = new NodeHealth({ kubeConfig: options.kubeConfig, logger: options.logger, silenceLimitMs });
+    this.api = new PodApi(options.kubeConfig, options.instance, options.listNamespace, options.callTimeoutMs ?? 30_000, options.logger, silenceLimitMs, this.nodes.lookup);
     this.placement = options.placement ?? {
       placement: () => Promise.resolve({ namespace: options.namespace, owner: null }),
       namespaceOf: () => options.namespace,
@@ -157,8 +158,7 @@ export class KubernetesPodRuntime implements RuntimePort {
     const at = await this.locate(id);
     if (!at?.podUid) throw new RuntimeFailure("not_found", "updateImage", `no Pod runs engine ${id}`, { containerId: id });
     const pod = await this.api.currentPod(at);
-    const phase = pod?.status?.phase;
-    if (pod && pod.metadata?.uid === at.podUid && (phase === "Succeeded" || phase === "Failed")) {
+    if (pod && pod.metadata?.uid === at.podUid && isFinished(pod)) {
       await this.api.deletePod(at, at.podUid, undefined);
       await this.api.waitPodGone(at, at.podUid, this.api.calls.timeoutMs);
       await this.create(spec);
@@ -296,11 +296,6 @@ function hasStarted(pod: V1Pod): boolean {
   return !!cs?.state?.running || cs?.state?.terminated?.reason === "Completed" || isFinished(pod);
 }
 
-/** Succeeded or Failed: the Pod never runs again, and the gate decides what that means. */
-function isFinished(pod: V1Pod): boolean {
-  return pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed";
-}
-
 /**
  * Why the engine cannot start (an image the kubelet cannot pull, a container
  * that cannot start), or null. Only about the image the Pod asks for now: right
@@ -308,7 +303,7 @@ function isFinished(pod: V1Pod): boolean {
  */
 function startFailure(pod: V1Pod, gameId: string): RuntimeFailure | null {
   const cs = engineStatus(pod);
-  const wanted = pod.spec?.containers.find((c) => c.name === ENGINE_CONTAINER)?.image;
+  const wanted = wantedImage(pod);
   if (cs?.image && wanted && !sameImage(cs.image, wanted)) return null;
   const waiting = cs?.state?.waiting;
   if (waiting && IMAGE_FAILURE_REASONS.has(waiting.reason ?? "")) {
