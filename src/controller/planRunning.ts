@@ -9,7 +9,7 @@ import { configHash, type Declaration } from "../model/declaration.js";
 import { RtmError } from "../model/errors.js";
 import { assertPatchAllowed } from "../model/imageRef.js";
 import { backoffDelay } from "../model/backoff.js";
-import type { ObservedContainer } from "../model/ports.js";
+import { NODE_LOST_RULE, type ObservedContainer } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
 import {
   createActions,
@@ -58,12 +58,9 @@ export function planRunning(s: Situation): Plan {
 function planNodeLost({ p, c }: EngineSituation): Plan | null {
   if (!c.nodeLost) return null;
   p.converges = false;
-  p.reason = `node ${c.nodeLost.node} is lost (${c.nodeLost.reason}): the engine is not replaced until the Node is deleted or tainted ${OUT_OF_SERVICE_TAINT}, or its Pod is force-deleted`;
+  p.reason = `node ${c.nodeLost.node} is lost (${c.nodeLost.reason}): ${NODE_LOST_RULE}`;
   return p;
 }
-
-/** The taint that declares a node shut down for good (non-graceful node shutdown). */
-export const OUT_OF_SERVICE_TAINT = "node.kubernetes.io/out-of-service";
 
 /**
  * Once per transition, whatever is declared: the engine's node was lost
@@ -268,11 +265,15 @@ function tokenDiffers(d: Declaration, c: ObservedContainer): boolean {
 
 function declaredRestart(d: Declaration, c: ObservedContainer): RestartCause | null {
   if (tokenDiffers(d, c)) return "restart_requested";
-  // A container from before the config-hash label cannot tell; it is left alone rather than restarted.
-  if (c.configHash !== null && c.configHash !== configHash(d)) return "config_changed";
+  if (configChanged(d, c)) return "config_changed";
   // Only a runtime that fixes the policy at creation reports it (a Pod); Docker's is applied by the controller.
   if (policyFixedAndChanged(d, c)) return "config_changed";
   return null;
+}
+
+/** Env or resources differ. A container from before the config-hash label cannot tell; it is left alone rather than restarted. */
+function configChanged(d: Declaration, c: ObservedContainer): boolean {
+  return c.configHash !== null && c.configHash !== configHash(d);
 }
 
 function policyFixedAndChanged(d: Declaration, c: ObservedContainer): boolean {
@@ -282,7 +283,7 @@ function policyFixedAndChanged(d: Declaration, c: ObservedContainer): boolean {
 function restartReason(d: Declaration, c: ObservedContainer, cause: RestartCause): string {
   if (cause === "restart_requested") return "restart requested";
   const policy = policyFixedAndChanged(d, c) ? `restart policy changed (${c.restartPolicy} -> ${d.restartPolicy})` : null;
-  const config = c.configHash !== null && c.configHash !== configHash(d) ? "env or resources changed" : null;
+  const config = configChanged(d, c) ? "env or resources changed" : null;
   return [config, policy].filter(Boolean).join("; ");
 }
 

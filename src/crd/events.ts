@@ -10,6 +10,7 @@ import { CoreV1Api, PatchStrategy, setHeaderOptions, type CoreV1Event } from "@k
 import type { Logger } from "../log.js";
 import type { NewRuntimeEvent } from "../model/record.js";
 import type { EventType } from "../model/status.js";
+import { NODE_LOST_RULE } from "../model/ports.js";
 import { API_VERSION, apiMessageOf, failureMessage, httpStatusOf, KIND, reasonOf, type GameRuntimeObject } from "./api.js";
 import type { KubernetesDeclarationSource } from "./kubeSource.js";
 
@@ -77,7 +78,7 @@ export function kubeEventFor(type: EventType, data: Record<string, unknown>): Ku
         type: "Warning",
         reason: "NodeLost",
         action: "Report",
-        message: `node ${str(data.node)} is lost (${str(data.reason)}): the engine is not replaced until the Node is deleted or tainted node.kubernetes.io/out-of-service, or its Pod is force-deleted`,
+        message: `node ${str(data.node)} is lost (${str(data.reason)}): ${NODE_LOST_RULE}`,
       };
     case "node_lost_cleared":
       return {

@@ -14,6 +14,7 @@ import { jitteredBackoff, type BackoffSettings } from "../model/backoff.js";
 import { RuntimeSpecSchema } from "../model/declaration.js";
 import type { ErrorCode, RtmError } from "../model/errors.js";
 import type { RuntimeRecord } from "../model/record.js";
+import { NODE_LOST_RULE } from "../model/ports.js";
 import {
   apiMessageOf,
   failureMessage,
@@ -130,7 +131,7 @@ export function computeStatus(obj: GameRuntimeObject, record: RuntimeRecord, err
 function nodeLostMessage(node: string, since: Date | null): string {
   return (
     `node ${node} stopped answering the control plane${since ? ` at ${rfc3339(since)}` : ""}; the engine may still run there and hold its state, ` +
-    `so it is not recreated until the Node is deleted or tainted node.kubernetes.io/out-of-service, or the Pod is force-deleted`
+    `so ${NODE_LOST_RULE}`
   );
 }
 

@@ -153,6 +153,9 @@ export interface ObservedContainer {
   nodeLost?: NodeLoss | null;
 }
 
+/** Kubernetes' rule for an engine on a lost node (docs/kubernetes.md, "A lost node"), worded once for every place that reports it. */
+export const NODE_LOST_RULE = "the engine is not replaced until the Node is deleted or tainted node.kubernetes.io/out-of-service, or its Pod is force-deleted";
+
 /** A node the control plane lost contact with, as the engine's runtime reports it. */
 export interface NodeLoss {
   node: string;
