@@ -8,12 +8,13 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { pino } from "pino";
-import { createApp, type App, type AppOverrides } from "../../src/app.js";
+import type { App, AppOverrides } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import { FakeApiServer, type Obj } from "../k8s/fakeApiServer.js";
 import { fakeKubeConfig } from "../k8s/kubeconfig.js";
 import { TestCluster } from "../k8s/kubelet/cluster.js";
 import { ensureTestImages, uniqueInstance } from "./docker.js";
+import { createAppWithKubeconfig } from "./kubeconfigApp.js";
 
 export const POD_NAMESPACE = "games";
 
@@ -66,15 +67,7 @@ export async function startPodTestApp(options: PodTestAppOptions): Promise<PodTe
     ...options.env,
   });
   // The client reads $KUBECONFIG while createApp builds it, as in production.
-  const saved = process.env.KUBECONFIG;
-  process.env.KUBECONFIG = kubeconfigFile;
-  let app: App;
-  try {
-    app = await createApp(config, pino({ level: "silent" }), options.overrides);
-  } finally {
-    if (saved === undefined) delete process.env.KUBECONFIG;
-    else process.env.KUBECONFIG = saved;
-  }
+  const app = await createAppWithKubeconfig(kubeconfigFile, config, pino({ level: "silent" }), options.overrides);
   const port = await app.start();
   return {
     server,

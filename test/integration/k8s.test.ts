@@ -29,7 +29,7 @@ import path from "node:path";
 import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
-import { createApp, type App } from "../../src/app.js";
+import type { App } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import type { RuntimeOperations } from "../../src/controller/operations.js";
 import type { ReconcileObserver } from "../../src/controller/reconciler.js";
@@ -61,6 +61,7 @@ import { FakeApiServer } from "../k8s/fakeApiServer.js";
 import { fakeKubeConfig, realKubeConfig } from "../k8s/kubeconfig.js";
 import { FAST_APP_ENV } from "../helpers/app.js";
 import { runtimeRecord } from "../helpers/fixtures.js";
+import { createAppWithKubeconfig } from "../helpers/kubeconfigApp.js";
 
 const logger = createLogger(process.env.TEST_LOG_LEVEL ?? "silent", "test-k8s");
 const IMAGE_A = "registry.example/galaxy/engine:1.0.0";
@@ -858,14 +859,7 @@ describe("Kubernetes mode end to end: the loop over real Docker and PGlite, Game
       RTMANAGER_LEASE_RETRY_PERIOD: "300ms",
       RTMANAGER_LOG_LEVEL: "silent",
     });
-    const saved = process.env.KUBECONFIG;
-    process.env.KUBECONFIG = kubeconfigFile;
-    try {
-      app = await createApp(config, logger);
-    } finally {
-      if (saved === undefined) delete process.env.KUBECONFIG;
-      else process.env.KUBECONFIG = saved;
-    }
+    app = await createAppWithKubeconfig(kubeconfigFile, config, logger);
     store = app.store;
     operations = app.operations;
     await app.start();

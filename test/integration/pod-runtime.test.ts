@@ -20,7 +20,7 @@ import path from "node:path";
 import { pino } from "pino";
 import { parseAllDocuments } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createApp, type App } from "../../src/app.js";
+import type { App } from "../../src/app.js";
 import { RtmApiError, RtmClient } from "../../src/client/index.js";
 import { loadConfig } from "../../src/config.js";
 import { rawRequest } from "../helpers/contract.js";
@@ -29,6 +29,7 @@ import { FakeApiServer, type Obj } from "../k8s/fakeApiServer.js";
 import { TestCluster } from "../k8s/kubelet/cluster.js";
 import { startPodTestApp, type PodTestApp } from "../helpers/podApp.js";
 import { until } from "../k8s-infra/helpers.js";
+import { createAppWithKubeconfig } from "../helpers/kubeconfigApp.js";
 
 const NS = "games";
 let t: PodTestApp;
@@ -252,14 +253,7 @@ describe("engines as Pods with GameRuntime objects as the source", () => {
       RTMANAGER_LEASE_RETRY_PERIOD: "300ms",
       RTMANAGER_LOG_LEVEL: "silent",
     });
-    const saved = process.env.KUBECONFIG;
-    process.env.KUBECONFIG = kubeconfigFile;
-    try {
-      kubeApp = await createApp(config, pino({ level: "silent" }));
-    } finally {
-      if (saved === undefined) delete process.env.KUBECONFIG;
-      else process.env.KUBECONFIG = saved;
-    }
+    kubeApp = await createAppWithKubeconfig(kubeconfigFile, config, pino({ level: "silent" }));
     await kubeApp.start();
     await until("leader", () => kubeApp.manager.isLeader, 15_000);
   }, 60_000);

@@ -10,7 +10,7 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createApp, type App } from "../../src/app.js";
+import type { App } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/log.js";
 import { FencedWriteError } from "../../src/model/fence.js";
@@ -20,6 +20,7 @@ import { runtimeRecord } from "../helpers/fixtures.js";
 import { startPostgres, type PostgresServer } from "../helpers/postgres.js";
 import { FakeApiServer } from "../k8s/fakeApiServer.js";
 import { fakeKubeConfig } from "../k8s/kubeconfig.js";
+import { createAppWithKubeconfig } from "../helpers/kubeconfigApp.js";
 
 const logger = createLogger(process.env.TEST_LOG_LEVEL ?? "silent", "test-split-k8s");
 const instance = uniqueInstance("splitk8s");
@@ -44,15 +45,7 @@ async function startApp(dbUrl: string, kubeconfigFile: string): Promise<{ app: A
     RTMANAGER_LEASE_RETRY_PERIOD: "300ms",
     RTMANAGER_LOG_LEVEL: "silent",
   });
-  const saved = process.env.KUBECONFIG;
-  process.env.KUBECONFIG = kubeconfigFile;
-  let app: App;
-  try {
-    app = await createApp(config, logger);
-  } finally {
-    if (saved === undefined) delete process.env.KUBECONFIG;
-    else process.env.KUBECONFIG = saved;
-  }
+  const app = await createAppWithKubeconfig(kubeconfigFile, config, logger);
   apps.push(app);
   return { app, port: await app.start() };
 }
