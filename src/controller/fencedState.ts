@@ -29,5 +29,6 @@ export function fencedState(state: StateStore, currentFence: () => Fence | null,
     appendEvent: (event) => state.appendEvent(event, fence()).catch(refused),
     eventsAfter: (seq, query) => state.eventsAfter(seq, query),
     eventBounds: () => state.eventBounds(),
+    commitReconcile: (commit) => state.commitReconcile(commit, fence()).catch(refused),
   };
 }

@@ -264,7 +264,7 @@ export class Reconciler {
     });
   }
 
-  /** Events, then the operation-log row, then the record: waiters wake on the record, and by then the log is complete. */
+  /** Events, the end of the operation-log row and the record, in one transaction: waiters wake on the record, and by then the log is complete. */
   private async writeOutcome(
     gameId: string,
     o: Observation,
@@ -276,26 +276,25 @@ export class Reconciler {
     const events = [...w.events];
     if (error) events.push({ type: "reconcile_failed", data: { code: error.code, message: error.message, kind: p.kind } });
     else if (p.hold && o.record?.lastErrorCode !== p.hold.code) events.push({ type: "reconcile_failed", data: { code: p.hold.code, message: p.hold.message, kind: p.kind } });
-    for (const ev of events) await state.appendEvent({ gameId, type: ev.type, opId: w.opId, data: ev.data });
-
-    if (w.opRow !== null) {
-      const failure = error ?? (p.hold ? new RtmError(p.hold.code, p.hold.message) : null);
-      await state.finishOperation(w.opRow, {
-        outcome: failure ? "failure" : p.actions.length > 0 || p.events.length > 0 ? "success" : "no_op",
+    const failure = error ?? (p.hold ? new RtmError(p.hold.code, p.hold.message) : null);
+    const finishOperation = w.opRow === null ? null : {
+      id: w.opRow,
+      result: {
+        outcome: failure ? ("failure" as const) : p.actions.length > 0 || p.events.length > 0 ? ("success" as const) : ("no_op" as const),
         errorCode: failure?.code ?? null,
         message: failure?.message ?? p.reason,
         imageRef: record.currentImageRef ?? p.imageRef,
         finishedAt: this.clock(),
-      });
-    }
+      },
+    };
     // A container with neither a declaration nor a record gets no record: writing one
     // would make a store that never knew the game look as if it had created it, and the
     // next pass would remove the engine as an ordinary orphan.
-    const recordNeeded = o.declaration !== null || o.record !== null;
-    if (recordNeeded && !sameRecord(o.record, record)) {
-      await state.putRecord(record);
-      this.deps.observer?.onRecord?.(record);
-    }
+    const recordNeeded = (o.declaration !== null || o.record !== null) && !sameRecord(o.record, record);
+    if (events.length === 0 && !finishOperation && !recordNeeded) return;
+    // One transaction: the record never shows without its log and events, and NOTIFYs go out at commit.
+    await state.commitReconcile({ events: events.map((ev) => ({ gameId, type: ev.type, opId: w.opId, data: ev.data })), finishOperation, record: recordNeeded ? record : null });
+    if (recordNeeded) this.deps.observer?.onRecord?.(record);
   }
 
   /** An orphan left in place (dry run, or never recorded) is reported once per container: a log line and an event. */

@@ -67,5 +67,10 @@ export function withKubernetesMirror(state: StateStore, mirror: KubernetesMirror
     },
     eventsAfter: (seq, query) => state.eventsAfter(seq, query),
     eventBounds: () => state.eventBounds(),
+    commitReconcile: async (commit, fence) => {
+      const stored = await state.commitReconcile(commit, fence);
+      for (const event of commit.events) mirror.events?.recordRuntimeEvent(event);
+      return stored;
+    },
   };
 }

@@ -55,6 +55,20 @@ export interface DeclarationSource {
   watch(handler: DeclarationWatch): Promise<() => Promise<void>>;
 }
 
+/**
+ * What one reconcile writes at its end (StateStore.commitReconcile): written
+ * together or not at all, so a reader never sees the record of a reconcile
+ * whose operation-log row or events are missing.
+ */
+export interface ReconcileCommit {
+  /** Appended in this order. */
+  events: NewRuntimeEvent[];
+  /** The end of the operation-log row the reconcile opened, if it opened one. */
+  finishOperation?: { id: number; result: OperationResult } | null;
+  /** The record, when it changed. */
+  record?: RuntimeRecord | null;
+}
+
 export interface EventQuery {
   gameId?: string;
   limit?: number;
@@ -84,6 +98,14 @@ export interface StateStore {
   eventsAfter(seq: number, query?: EventQuery): Promise<RuntimeEvent[]>;
   /** Lowest and highest sequence still stored (null when empty): a cursor below `oldest - 1` has expired. */
   eventBounds(): Promise<{ oldest: number | null; latest: number | null }>;
+
+  /**
+   * A reconcile's events, the end of its operation-log row and its record in
+   * one transaction: all of them or none (a stale fence, or an operation-log
+   * row that is not there: not_found). Notifications of the record go out at
+   * commit. Returns the events as stored.
+   */
+  commitReconcile(commit: ReconcileCommit, fence?: Fence): Promise<RuntimeEvent[]>;
 }
 
 /**

@@ -1,5 +1,6 @@
 /** The append-mostly tables: operation_log and runtime_events. */
 import { RtmError } from "../model/errors.js";
+import type { Fence } from "../model/fence.js";
 import type { EventQuery } from "../model/ports.js";
 import {
   OPERATION_LIST_DEFAULT_LIMIT,
@@ -10,16 +11,19 @@ import {
   type RuntimeEvent,
 } from "../model/record.js";
 import { dateColumn, mapRow, nullableText, type ColumnKind } from "./columns.js";
-import type { Row, SqlClient, SqlQueryable } from "./sqlClient.js";
+import { fenceGuard, fenceParams } from "./fenceSql.js";
+import type { Row, SqlQueryable } from "./sqlClient.js";
 
 export const DEFAULT_EVENT_LIMIT = 1000;
 export const INTERRUPTED_MESSAGE = "controller stopped before the operation finished";
 
 /**
- * Held by every event insert until commit, so seq values become visible in
- * seq order: a reader that saw seq N can never later find N-1 appear.
+ * Taken by every event insert before its seq is drawn and held until commit,
+ * so seq values become visible in seq order: a reader that saw seq N can never
+ * later find N-1 appear. A FROM item of the insert itself, so the lock costs
+ * no statement of its own.
  */
-const EVENTS_LOCK_SQL = `SELECT pg_advisory_xact_lock(hashtext('rtmanager:events'))`;
+export const EVENTS_LOCK_FROM = `(SELECT pg_advisory_xact_lock(hashtext('rtmanager:events'))) AS events_lock`;
 
 const OPERATION_FIELDS: { [K in keyof OperationEntry]-?: ColumnKind } = {
   id: "bigint",
@@ -39,7 +43,7 @@ const OPERATION_FIELDS: { [K in keyof OperationEntry]-?: ColumnKind } = {
 
 const toOperation = (row: Row): OperationEntry => mapRow<OperationEntry>(OPERATION_FIELDS, row);
 
-function toEvent(row: Row): RuntimeEvent {
+export function toEvent(row: Row): RuntimeEvent {
   return {
     seq: Number(row.seq),
     gameId: String(row.game_id),
@@ -52,40 +56,69 @@ function toEvent(row: Row): RuntimeEvent {
 
 // ----------------------------------------------------------- operation log
 
-export async function startOperation(db: SqlQueryable, op: NewOperation): Promise<number> {
-  const { rows } = await db.query<{ id: string | number }>(
-    `INSERT INTO operation_log
+const OPERATION_PARAMS = 12;
+const insertOperationSql = (guard: string) => `INSERT INTO operation_log
        (op_id, game_id, kind, op_source, image_ref, generation, outcome, error_code, message, stop_reason, started_at, finished_at)
-     VALUES ($1, $2, $3, $4, $5, $6::bigint, $7, $8, $9, $10, $11::timestamptz, $12::timestamptz)
-     RETURNING id`,
-    [
-      op.opId,
-      op.gameId,
-      op.kind,
-      op.opSource,
-      op.imageRef,
-      op.generation,
-      op.outcome ?? "running",
-      op.errorCode,
-      op.message,
-      op.stopReason,
-      op.startedAt,
-      op.finishedAt ?? null,
-    ],
-  );
-  return Number(rows[0]!.id);
+     SELECT $1, $2, $3, $4, $5, $6::bigint, $7, $8, $9, $10, $11::timestamptz, $12::timestamptz
+      WHERE ${guard}
+     RETURNING id`;
+const INSERT_OPERATION_SQL = insertOperationSql("true");
+const FENCED_INSERT_OPERATION_SQL = insertOperationSql(fenceGuard(OPERATION_PARAMS + 1));
+
+/** The new row's id, or null when the fence refused it. */
+export async function startOperation(db: SqlQueryable, op: NewOperation, fence?: Fence): Promise<number | null> {
+  const params = [
+    op.opId,
+    op.gameId,
+    op.kind,
+    op.opSource,
+    op.imageRef,
+    op.generation,
+    op.outcome ?? "running",
+    op.errorCode,
+    op.message,
+    op.stopReason,
+    op.startedAt,
+    op.finishedAt ?? null,
+  ];
+  const { rows } = fence
+    ? await db.query<{ id: string | number }>(FENCED_INSERT_OPERATION_SQL, [...params, ...fenceParams(fence)])
+    : await db.query<{ id: string | number }>(INSERT_OPERATION_SQL, params);
+  return rows[0] ? Number(rows[0].id) : null;
 }
 
-export async function finishOperation(db: SqlQueryable, id: number, result: OperationResult): Promise<void> {
-  const { rows } = await db.query(
-    `UPDATE operation_log
-        SET outcome = $2, error_code = $3, message = $4, finished_at = $5::timestamptz,
-            image_ref = CASE WHEN $6::boolean THEN $7::text ELSE image_ref END
-      WHERE id = $1
-      RETURNING id`,
-    [id, result.outcome, result.errorCode, result.message, result.finishedAt, result.imageRef !== undefined, result.imageRef ?? null],
-  );
-  if (rows.length === 0) throw new RtmError("not_found", `operation ${id} is not in the operation log`);
+/** The end of an operation-log row `$first` ... `$first+6`, as one UPDATE under `guard`; RETURNING id. */
+export function finishOperationSql(first: number, guard: string): string {
+  const p = (i: number) => `$${first + i}`;
+  return `UPDATE operation_log
+        SET outcome = ${p(1)}, error_code = ${p(2)}, message = ${p(3)}, finished_at = ${p(4)}::timestamptz,
+            image_ref = CASE WHEN ${p(5)}::boolean THEN ${p(6)}::text ELSE image_ref END
+      WHERE id = ${p(0)}::bigint AND ${guard}
+      RETURNING id`;
+}
+
+export const finishOperationParams = (id: number, result: OperationResult): unknown[] => [
+  id,
+  result.outcome,
+  result.errorCode,
+  result.message,
+  result.finishedAt,
+  result.imageRef !== undefined,
+  result.imageRef ?? null,
+];
+
+const FINISH_OPERATION_SQL = finishOperationSql(1, "true");
+const FENCED_FINISH_OPERATION_SQL = finishOperationSql(1, fenceGuard(8));
+
+/** False when nothing was updated: no such row, or the fence refused it (the caller tells which). */
+export async function finishOperation(db: SqlQueryable, id: number, result: OperationResult, fence?: Fence): Promise<boolean> {
+  const params = finishOperationParams(id, result);
+  const { rows } = fence ? await db.query(FENCED_FINISH_OPERATION_SQL, [...params, ...fenceParams(fence)]) : await db.query(FINISH_OPERATION_SQL, params);
+  return rows.length > 0;
+}
+
+export function operationNotFound(id: number): RtmError {
+  return new RtmError("not_found", `operation ${id} is not in the operation log`);
 }
 
 /** Newest first. */
@@ -94,13 +127,13 @@ export async function listOperations(db: SqlQueryable, gameId: string, limit = O
   return rows.map(toOperation);
 }
 
-/** Every `running` row is taken for dead: see SqlStore.markInterruptedOperations. */
-export async function markInterruptedOperations(db: SqlQueryable): Promise<OperationEntry[]> {
+/** Every `running` row is taken for dead: see SqlStore.markInterruptedOperations. Under a fence, empty when it refused. */
+export async function markInterruptedOperations(db: SqlQueryable, fence?: Fence): Promise<OperationEntry[]> {
   const { rows } = await db.query<Row>(
     `UPDATE operation_log SET outcome = 'interrupted', finished_at = now(), message = $1
-      WHERE outcome = 'running'
+      WHERE outcome = 'running' AND ${fence ? fenceGuard(2) : "true"}
       RETURNING *`,
-    [INTERRUPTED_MESSAGE],
+    fence ? [INTERRUPTED_MESSAGE, ...fenceParams(fence)] : [INTERRUPTED_MESSAGE],
   );
   return rows.map(toOperation).sort((a, b) => a.id - b.id);
 }
@@ -131,20 +164,19 @@ export async function pruneOperations(db: SqlQueryable, olderThan: Date, limit =
 
 // ------------------------------------------------------------------ events
 
-export async function appendEvent(db: SqlClient, event: NewRuntimeEvent): Promise<RuntimeEvent> {
-  return db.transaction((tx) => insertEvent(tx, event));
-}
+const insertEventSql = (guard: string) => `INSERT INTO runtime_events (game_id, type, at, op_id, data)
+     SELECT $1, $2, COALESCE($3::timestamptz, now()), $4, $5::jsonb
+       FROM ${EVENTS_LOCK_FROM}
+      WHERE ${guard}
+     RETURNING *`;
+const INSERT_EVENT_SQL = insertEventSql("true");
+const FENCED_INSERT_EVENT_SQL = insertEventSql(fenceGuard(6));
 
-/** The insert of appendEvent, inside a transaction the caller opened (a fenced write opens its own). */
-export async function insertEvent(tx: SqlQueryable, event: NewRuntimeEvent): Promise<RuntimeEvent> {
-  await tx.query(EVENTS_LOCK_SQL);
-  const { rows } = await tx.query<Row>(
-    `INSERT INTO runtime_events (game_id, type, at, op_id, data)
-     VALUES ($1, $2, COALESCE($3::timestamptz, now()), $4, $5::jsonb)
-     RETURNING *`,
-    [event.gameId, event.type, event.at ?? null, event.opId, JSON.stringify(event.data ?? {})],
-  );
-  return toEvent(rows[0]!);
+/** One statement, lock included; null when the fence refused it. */
+export async function appendEvent(db: SqlQueryable, event: NewRuntimeEvent, fence?: Fence): Promise<RuntimeEvent | null> {
+  const params = [event.gameId, event.type, event.at ?? null, event.opId, JSON.stringify(event.data ?? {})];
+  const { rows } = fence ? await db.query<Row>(FENCED_INSERT_EVENT_SQL, [...params, ...fenceParams(fence)]) : await db.query<Row>(INSERT_EVENT_SQL, params);
+  return rows[0] ? toEvent(rows[0]) : null;
 }
 
 export async function eventsAfter(db: SqlQueryable, seq: number, query: EventQuery = {}): Promise<RuntimeEvent[]> {

@@ -1,7 +1,9 @@
 /** The runtime_records table: observed state, one row per game. */
 import { toSnakeCase } from "../model/declaration.js";
+import type { Fence } from "../model/fence.js";
 import type { RuntimeRecord } from "../model/record.js";
 import { mapRow, type ColumnKind } from "./columns.js";
+import { fenceGuard, fenceParams } from "./fenceSql.js";
 import type { Row, SqlQueryable } from "./sqlClient.js";
 
 /** Every RuntimeRecord field and its column kind; the mapped type keeps it complete. */
@@ -38,11 +40,26 @@ const RECORD_FIELDS: { [K in keyof RuntimeRecord]-?: ColumnKind } = {
 
 const RECORD_KEYS = Object.keys(RECORD_FIELDS) as (keyof RuntimeRecord)[];
 const RECORD_COLUMNS = RECORD_KEYS.map(toSnakeCase);
-const UPSERT_RECORD_SQL = `INSERT INTO runtime_records (${RECORD_COLUMNS.join(", ")})
-  VALUES (${RECORD_KEYS.map((k, i) => `$${i + 1}::${RECORD_FIELDS[k]}`).join(", ")})
+
+/**
+ * The upsert of one record from the parameters starting at `$first` (in
+ * RECORD_KEYS order), written only when `guard` holds (a fence, or a gate in a
+ * larger statement). Returns the game id of a row written.
+ */
+export function upsertRecordSql(first: number, guard: string): string {
+  return `INSERT INTO runtime_records (${RECORD_COLUMNS.join(", ")})
+  SELECT ${RECORD_KEYS.map((k, i) => `$${first + i}::${RECORD_FIELDS[k]}`).join(", ")}
+   WHERE ${guard}
   ON CONFLICT (game_id) DO UPDATE SET ${RECORD_COLUMNS.filter((c) => c !== "game_id")
     .map((c) => `${c} = EXCLUDED.${c}`)
-    .join(", ")}`;
+    .join(", ")}
+  RETURNING game_id`;
+}
+
+export const recordParams = (record: RuntimeRecord): unknown[] => RECORD_KEYS.map((k) => record[k] ?? null);
+
+const UPSERT_RECORD_SQL = upsertRecordSql(1, "true");
+const FENCED_UPSERT_RECORD_SQL = upsertRecordSql(1, fenceGuard(RECORD_KEYS.length + 1));
 
 const toRecord = (row: Row): RuntimeRecord => mapRow<RuntimeRecord>(RECORD_FIELDS, row);
 
@@ -56,11 +73,12 @@ export async function listRecords(db: SqlQueryable): Promise<RuntimeRecord[]> {
   return rows.map(toRecord);
 }
 
-export async function putRecord(db: SqlQueryable, record: RuntimeRecord): Promise<void> {
-  await db.query(
-    UPSERT_RECORD_SQL,
-    RECORD_KEYS.map((k) => record[k] ?? null),
-  );
+/** False when the fence refused it (nothing was written). */
+export async function putRecord(db: SqlQueryable, record: RuntimeRecord, fence?: Fence): Promise<boolean> {
+  const { rows } = fence
+    ? await db.query(FENCED_UPSERT_RECORD_SQL, [...recordParams(record), ...fenceParams(fence)])
+    : await db.query(UPSERT_RECORD_SQL, recordParams(record));
+  return rows.length > 0;
 }
 
 export async function deleteRecord(db: SqlQueryable, gameId: string): Promise<boolean> {

@@ -1,13 +1,15 @@
 import type { Declaration } from "../model/declaration.js";
 import type { Fence, LeaderFencing } from "../model/fence.js";
-import type { DeclarationMutator, DeclarationSource, DeclarationWatch, EventQuery, StateStore, WriteMeta } from "../model/ports.js";
+import { RtmError } from "../model/errors.js";
+import type { DeclarationMutator, DeclarationSource, DeclarationWatch, EventQuery, ReconcileCommit, StateStore, WriteMeta } from "../model/ports.js";
 import type { NewOperation, NewRuntimeEvent, OperationEntry, OperationResult, RuntimeEvent, RuntimeRecord } from "../model/record.js";
 import * as declarations from "./declarationSql.js";
-import { advanceEpoch, currentEpoch, fencedWrite } from "./fenceSql.js";
+import { advanceEpoch, currentEpoch, refuseIfStale } from "./fenceSql.js";
 import * as history from "./historySql.js";
 import { DECLARATIONS_CHANNEL, RECORDS_CHANNEL } from "./tables.js";
+import * as reconcile from "./reconcileSql.js";
 import * as records from "./recordSql.js";
-import { silentLogger, type SqlClient, type SqlQueryable, type StoreLogger } from "./sqlClient.js";
+import { silentLogger, type SqlClient, type StoreLogger } from "./sqlClient.js";
 import { SqlLease } from "./sqlLease.js";
 
 export { DEFAULT_EVENT_LIMIT, INTERRUPTED_MESSAGE } from "./historySql.js";
@@ -121,8 +123,9 @@ export class SqlStore implements StateStore, DeclarationSource {
     return records.listRecords(this.client);
   }
 
-  putRecord(record: RuntimeRecord, fence?: Fence): Promise<void> {
-    return this.write(fence, `record of ${record.gameId}`, (db) => records.putRecord(db, record));
+  async putRecord(record: RuntimeRecord, fence?: Fence): Promise<void> {
+    if (await records.putRecord(this.client, record, fence)) return;
+    await this.refused(fence, `record of ${record.gameId}`);
   }
 
   /** Not part of StateStore: retention of records whose runtime is long gone. */
@@ -132,12 +135,14 @@ export class SqlStore implements StateStore, DeclarationSource {
 
   // ----------------------------------------------------------- operation log
 
-  startOperation(op: NewOperation, fence?: Fence): Promise<number> {
-    return this.write(fence, `operation ${op.kind} of ${op.gameId}`, (db) => history.startOperation(db, op));
+  async startOperation(op: NewOperation, fence?: Fence): Promise<number> {
+    const id = await history.startOperation(this.client, op, fence);
+    return id ?? this.refused(fence, `operation ${op.kind} of ${op.gameId}`);
   }
 
-  finishOperation(id: number, result: OperationResult, fence?: Fence): Promise<void> {
-    return this.write(fence, `end of operation ${id}`, (db) => history.finishOperation(db, id, result));
+  async finishOperation(id: number, result: OperationResult, fence?: Fence): Promise<void> {
+    if (await history.finishOperation(this.client, id, result, fence)) return;
+    await this.refusedOrMissing(fence, `end of operation ${id}`, id);
   }
 
   /** Newest first. */
@@ -149,8 +154,10 @@ export class SqlStore implements StateStore, DeclarationSource {
    * Call only where no other process can be running operations (the leader,
    * right after taking the lease): every `running` row is taken for dead.
    */
-  markInterruptedOperations(fence?: Fence): Promise<OperationEntry[]> {
-    return this.write(fence, "interrupted operations", (db) => history.markInterruptedOperations(db));
+  async markInterruptedOperations(fence?: Fence): Promise<OperationEntry[]> {
+    const rows = await history.markInterruptedOperations(this.client, fence);
+    if (rows.length === 0 && fence) await refuseIfStale(this.client, fence, "interrupted operations", this.logger);
+    return rows;
   }
 
   /** Not part of StateStore: retention, one batch of at most `limit` rows. Running operations are kept. */
@@ -160,9 +167,9 @@ export class SqlStore implements StateStore, DeclarationSource {
 
   // ------------------------------------------------------------------ events
 
-  appendEvent(event: NewRuntimeEvent, fence?: Fence): Promise<RuntimeEvent> {
-    if (!fence) return history.appendEvent(this.client, event);
-    return fencedWrite(this.client, fence, `event ${event.type} of ${event.gameId}`, this.logger, (tx) => history.insertEvent(tx, event));
+  async appendEvent(event: NewRuntimeEvent, fence?: Fence): Promise<RuntimeEvent> {
+    const stored = await history.appendEvent(this.client, event, fence);
+    return stored ?? this.refused(fence, `event ${event.type} of ${event.gameId}`);
   }
 
   eventsAfter(seq: number, query?: EventQuery): Promise<RuntimeEvent[]> {
@@ -195,8 +202,25 @@ export class SqlStore implements StateStore, DeclarationSource {
     };
   }
 
-  /** A write with a fence runs in a transaction that checks it first; without one, as it is. */
-  private write<T>(fence: Fence | undefined, what: string, write: (db: SqlQueryable) => Promise<T>): Promise<T> {
-    return fence ? fencedWrite(this.client, fence, what, this.logger, write) : write(this.client);
+  // -------------------------------------------------------------- reconcile
+
+  async commitReconcile(commit: ReconcileCommit, fence?: Fence): Promise<RuntimeEvent[]> {
+    const { ok, events } = await reconcile.commitReconcile(this.client, commit, fence);
+    if (ok) return events;
+    const gameId = commit.record?.gameId ?? commit.events[0]?.gameId ?? "a game";
+    return this.refusedOrMissing(fence, `reconcile outcome of ${gameId}`, commit.finishOperation?.id ?? null);
+  }
+
+  /** A fenced write that wrote nothing: only a stale fence explains it (see fenceSql.ts). */
+  private async refused(fence: Fence | undefined, what: string): Promise<never> {
+    if (fence) await refuseIfStale(this.client, fence, what, this.logger);
+    throw new RtmError("internal_error", `${what}: the store wrote nothing and gave no reason`);
+  }
+
+  /** A write of an operation-log row that wrote nothing: a stale fence, else the row is not there. */
+  private async refusedOrMissing(fence: Fence | undefined, what: string, id: number | null): Promise<never> {
+    if (fence) await refuseIfStale(this.client, fence, what, this.logger);
+    if (id !== null) throw history.operationNotFound(id);
+    throw new RtmError("internal_error", `${what}: the store wrote nothing and gave no reason`);
   }
 }

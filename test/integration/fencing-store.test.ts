@@ -11,6 +11,7 @@ import { FencedWriteError, type Fence } from "../../src/model/fence.js";
 import { openStore } from "../../src/store/open.js";
 import type { StoreLogger } from "../../src/store/sqlClient.js";
 import type { SqlStore } from "../../src/store/sqlStore.js";
+import type { RuntimeRecord } from "../../src/model/record.js";
 import { runtimeRecord } from "../helpers/fixtures.js";
 import { startPostgres, type PostgresServer } from "../helpers/postgres.js";
 
@@ -92,6 +93,82 @@ function describeFencing(name: string, open: (logger: StoreLogger) => Promise<Sq
       expect(await store.getRecord("g2")).not.toBeNull();
     });
 
+    describe("one reconcile's writes in one transaction (commitReconcile)", () => {
+      const opOf = (gameId: string) => ({
+        opId: `op-${gameId}`,
+        gameId,
+        kind: "start" as const,
+        opSource: "reconcile" as const,
+        imageRef: null,
+        generation: 1,
+        errorCode: null,
+        message: null,
+        stopReason: null,
+        startedAt: new Date(),
+      });
+      const finished = { outcome: "success" as const, errorCode: null, message: "started", imageRef: "galaxy/test-engine:1.0.1", finishedAt: new Date() };
+      const eventsOf = (gameId: string) => [
+        { gameId, type: "container_created" as const, opId: `op-${gameId}`, data: { n: 1 } },
+        { gameId, type: "container_started" as const, opId: `op-${gameId}`, data: { n: 2 } },
+      ];
+      const eventsOfGame = async (gameId: string) => (await store.eventsAfter(0, { gameId })).map((e) => ({ type: e.type, data: e.data }));
+
+      it("writes the events in order, the end of the operation-log row and the record together", async () => {
+        const id = await store.startOperation(opOf("c1"), current);
+        const stored = await store.commitReconcile(
+          { events: eventsOf("c1"), finishOperation: { id, result: finished }, record: runtimeRecord({ gameId: "c1", observedGeneration: 1 }) },
+          current,
+        );
+        expect(stored.map((e) => e.type)).toEqual(["container_created", "container_started"]);
+        expect(stored[1]!.seq).toBeGreaterThan(stored[0]!.seq);
+        expect(stored[0]!.at).toBeInstanceOf(Date);
+        expect(await eventsOfGame("c1")).toEqual([
+          { type: "container_created", data: { n: 1 } },
+          { type: "container_started", data: { n: 2 } },
+        ]);
+        expect((await store.listOperations("c1"))[0]).toMatchObject({ id, outcome: "success", message: "started", imageRef: "galaxy/test-engine:1.0.1" });
+        expect(await store.getRecord("c1")).toMatchObject({ gameId: "c1", observedGeneration: 1 });
+      });
+
+      it("a stale epoch writes none of the three and is refused", async () => {
+        const id = await store.startOperation(opOf("c2"), current);
+        const err = await refusal(
+          store.commitReconcile({ events: eventsOf("c2"), finishOperation: { id, result: finished }, record: runtimeRecord({ gameId: "c2" }) }, old),
+        );
+        expect(err.currentEpoch).toBe(current.epoch);
+        expect(await eventsOfGame("c2")).toEqual([]);
+        expect((await store.listOperations("c2"))[0]).toMatchObject({ id, outcome: "running" });
+        expect(await store.getRecord("c2")).toBeNull();
+      });
+
+      it("a failure in the middle (the operation-log row is gone) writes none of the three", async () => {
+        const err = await store
+          .commitReconcile({ events: eventsOf("c3"), finishOperation: { id: 987_654_321, result: finished }, record: runtimeRecord({ gameId: "c3" }) }, current)
+          .then(() => null, (e: unknown) => e);
+        expect(err).toMatchObject({ code: "not_found" });
+        expect(err).not.toBeInstanceOf(FencedWriteError);
+        expect(await eventsOfGame("c3")).toEqual([]);
+        expect(await store.getRecord("c3")).toBeNull();
+      });
+
+      it("a record the table refuses rolls back the events and the end of the operation-log row", async () => {
+        const id = await store.startOperation(opOf("c4"), current);
+        const bad = { ...runtimeRecord({ gameId: "c4" }), status: "exploded" } as unknown as RuntimeRecord;
+        await expect(store.commitReconcile({ events: eventsOf("c4"), finishOperation: { id, result: finished }, record: bad }, current)).rejects.toThrow();
+        expect(await eventsOfGame("c4")).toEqual([]);
+        expect((await store.listOperations("c4"))[0]).toMatchObject({ id, outcome: "running" });
+        expect(await store.getRecord("c4")).toBeNull();
+      });
+
+      it("without a fence (and with only some parts) it writes what it is given", async () => {
+        await store.commitReconcile({ events: [], record: runtimeRecord({ gameId: "c5" }) });
+        expect(await store.getRecord("c5")).not.toBeNull();
+        const stored = await store.commitReconcile({ events: eventsOf("c5") });
+        expect(stored).toHaveLength(2);
+        expect(await eventsOfGame("c5")).toHaveLength(2);
+      });
+    });
+
     it("a fence naming no epoch row at all is refused", async () => {
       await refusal(store.putRecord(runtimeRecord({ gameId: "g3" }), { name: "rtmanager/nobody", epoch: 1 }));
       expect(await store.getRecord("g3")).toBeNull();
@@ -111,6 +188,55 @@ describe("fenced writes: postgresql", () => {
   afterAll(() => server?.stop());
 
   describeFencing("postgresql", (logger) => openStore({ databaseUrl: url, dataDir: "unused", logger }));
+
+  it("a one-statement fenced write past its check holds the epoch row: a bump waits for its commit", async () => {
+    const store = await openStore({ databaseUrl: url, dataDir: "unused" });
+    const fencing = store.fencing("rtmanager/bump-waits-for-write");
+    const fence = await fencing.advance("replica-a");
+    await store.putRecord(runtimeRecord({ gameId: "stalled", observedGeneration: 1 }));
+    const raw = new pg.Client({ connectionString: url });
+    await raw.connect();
+    try {
+      // The record's row lock stalls the fenced upsert after its epoch check (the check is its one-time filter).
+      await raw.query("BEGIN");
+      await raw.query("SELECT 1 FROM runtime_records WHERE game_id = 'stalled' FOR UPDATE");
+      const write = store.putRecord(runtimeRecord({ gameId: "stalled", observedGeneration: 2 }), fence);
+      await new Promise((r) => setTimeout(r, 300));
+      let bumped = false;
+      const bump = fencing.advance("replica-b").then((f) => ((bumped = true), f));
+      await new Promise((r) => setTimeout(r, 300));
+      expect(bumped).toBe(false);
+      await raw.query("COMMIT");
+      await write;
+      expect((await bump).epoch).toBe(fence.epoch + 1);
+      expect((await store.getRecord("stalled"))?.observedGeneration).toBe(2);
+    } finally {
+      await raw.end();
+      await store.close();
+    }
+  });
+
+  it("a fenced write that meets a bump in progress waits for it and is refused once it commits", async () => {
+    const store = await openStore({ databaseUrl: url, dataDir: "unused" });
+    const fencing = store.fencing("rtmanager/write-meets-bump");
+    const fence = await fencing.advance("replica-a");
+    const raw = new pg.Client({ connectionString: url });
+    await raw.connect();
+    try {
+      await raw.query("BEGIN");
+      await raw.query("UPDATE leader_epochs SET epoch = epoch + 1 WHERE name = $1", [fence.name]);
+      const write = store.commitReconcile({ events: [{ gameId: "racer", type: "container_started", opId: null, data: {} }], record: runtimeRecord({ gameId: "racer" }) }, fence);
+      await new Promise((r) => setTimeout(r, 300));
+      await raw.query("COMMIT");
+      const err = await refusal(write);
+      expect(err.currentEpoch).toBe(fence.epoch + 1);
+      expect(await store.getRecord("racer")).toBeNull();
+      expect(await store.eventsAfter(0, { gameId: "racer" })).toEqual([]);
+    } finally {
+      await raw.end();
+      await store.close();
+    }
+  });
 
   it("an epoch bump waits for a fenced write already past its check, so no older write can land after it", async () => {
     const store = await openStore({ databaseUrl: url, dataDir: "unused" });

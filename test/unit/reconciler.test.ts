@@ -7,7 +7,7 @@ import { HealthTracker } from "../../src/controller/health.js";
 import { Reconciler, type ReconcileObserver, type ReconcilerSettings } from "../../src/controller/reconciler.js";
 import type { Declaration } from "../../src/model/declaration.js";
 import { RtmError } from "../../src/model/errors.js";
-import type { DeclarationSource, HealthProber, ObservedContainer, RuntimePort, StateStore } from "../../src/model/ports.js";
+import type { DeclarationSource, HealthProber, ObservedContainer, ReconcileCommit, RuntimePort, StateStore } from "../../src/model/ports.js";
 import type { NewRuntimeEvent, RuntimeRecord } from "../../src/model/record.js";
 import { createLogger, type Logger } from "../../src/log.js";
 import { Metrics } from "../../src/metrics.js";
@@ -73,6 +73,11 @@ function reconciler(
     appendEvent: async (e: NewRuntimeEvent) => {
       world.events.push(e);
       return { ...e, seq: world.events.length, at: NOW };
+    },
+    commitReconcile: async (c: ReconcileCommit) => {
+      world.events.push(...c.events);
+      if (c.record) world.records.set(c.record.gameId, c.record);
+      return c.events.map((e, i) => ({ ...e, seq: world.events.length - c.events.length + i + 1, at: NOW }));
     },
   } as unknown as StateStore;
   const docker = {
