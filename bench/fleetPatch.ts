@@ -97,6 +97,23 @@ async function rawFleetSwap(n: number, network: string, stateRoot: string): Prom
   return ms;
 }
 
+/** Wall time at which every game's record shows `image` running at its declaration's generation, with no gate open. */
+async function patchedAt(sql: pg.Client, games: string[], image: string, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const issued = wallNow();
+    const { rows } = await sql.query<{ c: number }>(
+      `SELECT count(*)::int AS c FROM runtime_records r JOIN declarations d USING (game_id)
+        WHERE r.game_id = ANY($1::text[]) AND r.status = 'running' AND r.current_image_ref = $2
+          AND r.observed_generation >= d.generation AND r.rollout_started_at IS NULL`,
+      [games, image],
+    );
+    if (rows[0]!.c >= games.length) return issued;
+    if (Date.now() > deadline) throw new Error(`${rows[0]!.c} of ${games.length} games show ${image} after ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
+
 async function startGame(port: number, gameId: string): Promise<{ ms: number; status: number }> {
   const t0 = wallNow();
   const r = await httpRequest(port, "POST", `${INTERNAL}/${gameId}/start`, { image_ref: TEST_IMAGES.v100 }, 300_000);
@@ -150,18 +167,26 @@ async function fleetRun(n: number, ctx: { pg: Awaited<ReturnType<typeof startPos
     say(`N=${n}: idle start ${idle.map(fmtMs).join(", ")}`);
 
     const t0 = wallNow();
-    const patches = games.map(async (g) => {
-      const r = await httpRequest(controller.port, "POST", `${INTERNAL}/${g}/patch`, { image_ref: TEST_IMAGES.v101 }, 900_000);
-      return { status: r.status, body: r.body, at: wallNow() };
-    });
+    // Handled at once: a call the controller's HTTP server cuts (Node's 300 s requestTimeout) must not crash the bench.
+    const patches = games.map((g) =>
+      httpRequest(controller.port, "POST", `${INTERNAL}/${g}/patch`, { image_ref: TEST_IMAGES.v101 }, 900_000).then(
+        (r) => ({ status: r.status, body: r.body, at: wallNow() }),
+        (err: unknown) => ({ status: 0, body: (err as Error).message, at: wallNow() }),
+      ),
+    );
     await sleep(1_000);
-    const during = await startGame(controller.port, `${prefix}-during`);
+    const duringCall = startGame(controller.port, `${prefix}-during`).catch((err: unknown) => ({ ms: NaN, status: 0, why: (err as Error).message }));
+    // When the store shows every game patched (what the REST waiters wait for), whether or not each call got its answer.
+    const doneAt = await patchedAt(sql, games, TEST_IMAGES.v101, 1_200_000);
     const answers = await Promise.all(patches);
-    const fleetMs = Math.max(...answers.map((a) => a.at)) - t0;
-    const bad = answers.filter((a) => a.status !== 200);
-    if (bad.length > 0) throw new Error(`N=${n}: ${bad.length} patches failed, first ${bad[0]!.status} ${bad[0]!.body}`);
-    if (during.status !== 200) throw new Error(`N=${n}: the start during the patch answered ${during.status}`);
-    say(`N=${n}: fleet patch ${fmtMs(fleetMs)}, start during it ${fmtMs(during.ms)}`);
+    const during = await duringCall;
+    const duringRecordedAt = await patchedAt(sql, [`${prefix}-during`], TEST_IMAGES.v100, 600_000);
+    const duringMs = during.status === 200 ? during.ms : duringRecordedAt - (t0 + 1_000);
+    const fleetMs = doneAt - t0;
+    const cut = answers.filter((a) => a.status !== 200);
+    if (cut.some((a) => a.status !== 0)) throw new Error(`N=${n}: patches failed, first ${cut[0]!.status} ${cut[0]!.body}`);
+    const answered = `${answers.length - cut.length} of ${n} calls answered 200${cut.length > 0 ? `, ${cut.length} cut unanswered (${cut[0]!.body})` : ""}; the start during it ${during.status === 200 ? "answered 200" : `was cut (${"why" in during ? during.why : during.status}), timed to its record`}`;
+    say(`N=${n}: fleet patch ${fmtMs(fleetMs)}, start during it ${fmtMs(duringMs)}; ${answered}`);
     await controller.stop();
     await removeInstanceContainers(instance);
 
@@ -177,19 +202,19 @@ async function fleetRun(n: number, ctx: { pg: Awaited<ReturnType<typeof startPos
       ratio: fleetMs / floor,
       goal: "ratio <= 2",
       met: fleetMs / floor <= 2,
-      note: `${kind} controller, defaults (8 workers); load ${loadAverage()}`,
-      data: { n, fleetMs: round(fleetMs), rawMs: round(rawMs), floorMs: round(floor) },
+      note: `${kind} controller, defaults (8 workers); until the store shows all ${n} patched; ${answered}; load ${loadAverage()}`,
+      data: { n, fleetMs: round(fleetMs), rawMs: round(rawMs), floorMs: round(floor), lastAnswerMs: round(Math.max(...answers.map((a) => a.at)) - t0) },
     });
     emit({
       bench: "fleetPatch",
       metric: `new POST .../start 1 s into the fleet patch of N=${n}, against the same start idle`,
-      rtmanager: fmtMs(during.ms),
+      rtmanager: fmtMs(duringMs),
       baseline: `${fmtMs(idleMs)} idle (median of ${IDLE_STARTS})`,
-      ratio: during.ms / idleMs,
+      ratio: duringMs / idleMs,
       goal: "ratio <= 2",
-      met: during.ms / idleMs <= 2,
+      met: duringMs / idleMs <= 2,
       note: `${kind} controller; load ${loadAverage()}`,
-      data: { n, duringMs: round(during.ms), idleMs: idle.map((x) => round(x)) },
+      data: { n, duringMs: round(duringMs), idleMs: idle.map((x) => round(x)) },
     });
   } finally {
     await sql.end().catch(() => undefined);

@@ -9,7 +9,10 @@
  */
 import type { ObservedContainer } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
-import type { TrackedHealth } from "./health.js";
+import type { HealthTracker, TrackedHealth } from "./health.js";
+import type { PlannerInput } from "./plan.js";
+import { plan, splitContainers } from "./planner.js";
+import { deriveRecord } from "./recordDerivation.js";
 
 export interface SteadyInput {
   /** The declaration's generation; undefined when there is none. */
@@ -36,6 +39,45 @@ export function isSteady({ generation, record, containers, health }: SteadyInput
   if (health) {
     const probed = health.healthy ? "healthy" : "unhealthy";
     if (record.health !== probed || record.consecutiveProbeFailures !== health.consecutiveFailures) return false;
+  }
+  return true;
+}
+
+/** What the full pass checks one game against: a reconcile's inputs, read in bulk. */
+export interface QuietInput extends Omit<PlannerInput, "health" | "declarationError"> {
+  health: Pick<HealthTracker, "get">;
+  location: { statePath: string; dockerNetwork: string };
+}
+
+/**
+ * The full pass's check (every FULL_RESYNC_EVERY-th pass, src/controller/runnables/resync.ts):
+ * the planner's own decision on the bulk lists, and the record a reconcile
+ * would derive from it. A game the planner would leave alone and whose record
+ * would not change is not queued: a reconcile of it would observe the same
+ * things one by one (two store reads and a runtime list each) only to write
+ * nothing. Anything the planner would act on, report or wait for is queued,
+ * and the reconcile then decides on fresh reads.
+ */
+export function reconcileWouldDoNothing(input: QuietInput): boolean {
+  const { gameId, containers, record, declaration } = input;
+  const primary = splitContainers(gameId, containers).primary;
+  const health = input.health.get(gameId, primary?.id ?? null);
+  const p = plan({ ...input, declarationError: null, health });
+  if (p.kind !== null || p.actions.length > 0 || p.events.length > 0 || p.gate || p.hold || p.orphanReport || p.requeueAfterMs !== null) return false;
+  if (declaration === null && record === null) return true;
+  const derived = deriveRecord({ gameId, previous: record, declaration, container: primary, plan: p, error: null, health, now: input.now, ...input.location });
+  return record !== null && sameFields(record, derived);
+}
+
+/** Field by field, Dates by value, `updatedAt` aside (every derivation sets it). */
+function sameFields(a: RuntimeRecord, b: RuntimeRecord): boolean {
+  for (const key of Object.keys(b) as (keyof RuntimeRecord)[]) {
+    if (key === "updatedAt") continue;
+    const x = a[key] ?? null;
+    const y = b[key] ?? null;
+    if (x instanceof Date || y instanceof Date) {
+      if (!(x instanceof Date && y instanceof Date && x.getTime() === y.getTime())) return false;
+    } else if (x !== y) return false;
   }
   return true;
 }

@@ -11,6 +11,7 @@ import type {
   RuntimeEvent,
   RuntimeRecord,
 } from "./record.js";
+import type { RtmError } from "./errors.js";
 import type { Fence } from "./fence.js";
 import type { OpSource, RestartPolicy } from "./status.js";
 
@@ -44,6 +45,12 @@ export interface DeclarationSource {
    * game is reconciled on every pass.
    */
   listGenerations?(): Promise<Map<string, number>>;
+  /**
+   * Every declaration in one read; a stored row the schema refuses maps to its
+   * start_config_invalid error. Optional: with it the full periodic pass plans
+   * every game on bulk lists instead of reconciling each (see resyncTriage).
+   */
+  listDeclarations?(): Promise<Map<string, Declaration | RtmError>>;
   /**
    * Runs `mutate` under a per-game lock and writes its result, bumping the
    * generation when the spec changed. Two writers on one game are serialised.

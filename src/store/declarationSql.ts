@@ -77,6 +77,21 @@ export async function listGenerations(db: SqlQueryable): Promise<Map<string, num
   return new Map(rows.map((r) => [r.game_id, Number(r.generation)]));
 }
 
+/** Every declaration; a row the schema refuses maps to its start_config_invalid error. */
+export async function listDeclarations(db: SqlQueryable): Promise<Map<string, Declaration | RtmError>> {
+  const { rows } = await db.query<Row>("SELECT * FROM declarations");
+  const out = new Map<string, Declaration | RtmError>();
+  for (const row of rows) {
+    try {
+      out.set(String(row.game_id), toDeclaration(row));
+    } catch (err) {
+      if (!(err instanceof RtmError)) throw err;
+      out.set(String(row.game_id), err);
+    }
+  }
+  return out;
+}
+
 export async function deleteDeclaration(db: SqlQueryable, gameId: string): Promise<boolean> {
   const { rows } = await db.query("DELETE FROM declarations WHERE game_id = $1 RETURNING game_id", [gameId]);
   return rows.length > 0;

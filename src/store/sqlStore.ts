@@ -77,6 +77,10 @@ export class SqlStore implements StateStore, DeclarationSource {
     return declarations.listGenerations(this.client);
   }
 
+  listDeclarations(): Promise<Map<string, Declaration | RtmError>> {
+    return declarations.listDeclarations(this.client);
+  }
+
   /**
    * A stored row the schema refuses makes this throw start_config_invalid
    * before `mutate` is called: the mutator's contract has no way to say

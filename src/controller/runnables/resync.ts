@@ -8,10 +8,14 @@
  * every game ever run.
  */
 import type { Logger } from "../../log.js";
+import type { Declaration } from "../../model/declaration.js";
+import { RtmError } from "../../model/errors.js";
 import type { DeclarationSource, RuntimePort, ObservedContainer, StateStore } from "../../model/ports.js";
 import type { RuntimeRecord } from "../../model/record.js";
+import { recordLocationOf } from "../actions.js";
 import type { HealthTracker } from "../health.js";
-import { isSteady } from "../resyncTriage.js";
+import type { PlannerSettings } from "../plan.js";
+import { isSteady, reconcileWouldDoNothing } from "../resyncTriage.js";
 import type { Runnable } from "./runnable.js";
 import type { Enqueue } from "./watches.js";
 
@@ -30,6 +34,8 @@ export interface ResyncDeps {
   health: Pick<HealthTracker, "get" | "forget">;
   enqueue: Enqueue;
   intervalMs: number;
+  /** The planner's settings: with them (and a source that lists declarations) the full pass plans on bulk lists. */
+  settings?: PlannerSettings & { stateRoot: string; dockerNetwork?: string };
   logger: Logger;
   onResync?(why: string): void;
 }
@@ -37,6 +43,8 @@ export interface ResyncDeps {
 /** What one pass read; a list that failed is null. */
 interface Listing {
   generations: Map<string, number> | null;
+  /** Only on a full pass that plans on bulk lists. */
+  declarations: Map<string, Declaration | RtmError> | null;
   containers: Map<string, ObservedContainer[]> | null;
   records: RuntimeRecord[] | null;
 }
@@ -71,21 +79,24 @@ export class ResyncRunnable implements Runnable {
   async runNow(why: string): Promise<ResyncResult | null> {
     if (!this.timer) return null;
     const periodic = why === "periodic";
-    const triage = periodic && this.deps.source.listGenerations !== undefined && ++this.periodicPasses % FULL_RESYNC_EVERY !== 0;
-    const listing = await this.list(why, triage);
+    const pass = periodic && this.deps.source.listGenerations !== undefined ? ++this.periodicPasses : 0;
+    const triage = pass > 0 && pass % FULL_RESYNC_EVERY !== 0;
+    const planned = pass > 0 && !triage && this.deps.source.listDeclarations !== undefined && this.deps.settings !== undefined;
+    const cpu = process.cpuUsage();
+    const started = Date.now();
+    const listing = await this.list(why, triage, planned);
     this.forgetGone(listing);
     const recordOf = new Map<string, RuntimeRecord>();
     for (const r of listing.records ?? []) if (r.status !== "removed") recordOf.set(r.gameId, r);
     const generations = listing.generations ?? new Map<string, number>();
     const byGame = listing.containers ?? new Map<string, ObservedContainer[]>();
     const ids = new Set([...generations.keys(), ...byGame.keys(), ...recordOf.keys()]);
-    // Triage only when every list answered: a missing list cannot prove anything steady.
-    const canSkip = triage && listing.generations !== null && listing.containers !== null && listing.records !== null;
+    // Skip only when every list answered: a missing list cannot prove anything steady.
+    const listed = listing.generations !== null && listing.containers !== null && listing.records !== null;
+    const skip = !listed ? () => false : triage ? this.steady(generations, recordOf, byGame) : planned ? this.quiet(listing, byGame) : () => false;
     const result: ResyncResult = { queued: [], skipped: [] };
     for (const id of ids) {
-      const record = recordOf.get(id);
-      const containers = byGame.get(id) ?? [];
-      if (canSkip && isSteady({ generation: generations.get(id), record, containers, health: this.deps.health.get(id, record?.currentContainerId ?? null) })) {
+      if (skip(id)) {
         result.skipped.push(id);
         continue;
       }
@@ -93,11 +104,45 @@ export class ResyncRunnable implements Runnable {
       this.deps.enqueue(id, periodic ? "low" : "high");
       result.queued.push(id);
     }
-    this.deps.logger.debug({ why, games: ids.size, skipped: result.skipped.length }, "resync");
+    const fields = { why, games: ids.size, queued: result.queued.length, skipped: result.skipped.length };
+    // The full pass once in FULL_RESYNC_EVERY, with what it cost this process (the lists and the planning, not the reconciles it queued).
+    if (planned) this.deps.logger.info({ ...fields, ms: Date.now() - started, cpuMs: Math.round(cpuMsSince(cpu)) }, "full resync pass");
+    else this.deps.logger.debug(fields, "resync");
     return result;
   }
 
-  private async list(why: string, triage: boolean): Promise<Listing> {
+  /** A triaged pass: skips what the bulk lists show converged (resyncTriage.isSteady). */
+  private steady(generations: Map<string, number>, recordOf: Map<string, RuntimeRecord>, byGame: Map<string, ObservedContainer[]>): (id: string) => boolean {
+    return (id) => {
+      const record = recordOf.get(id);
+      return isSteady({ generation: generations.get(id), record, containers: byGame.get(id) ?? [], health: this.deps.health.get(id, record?.currentContainerId ?? null) });
+    };
+  }
+
+  /** A full pass: skips a game only when the planner, on the bulk lists, would do nothing and write nothing (resyncTriage). */
+  private quiet(listing: Listing, byGame: Map<string, ObservedContainer[]>): (id: string) => boolean {
+    const { runtime, health } = this.deps;
+    const settings = this.deps.settings!;
+    const records = new Map((listing.records ?? []).map((r) => [r.gameId, r]));
+    const now = new Date();
+    return (id) => {
+      const declaration = listing.declarations?.get(id) ?? null;
+      if (declaration instanceof RtmError) return false;
+      return reconcileWouldDoNothing({
+        gameId: id,
+        declaration,
+        record: records.get(id) ?? null,
+        containers: byGame.get(id) ?? [],
+        health,
+        now,
+        settings,
+        capabilities: runtime.capabilities,
+        location: recordLocationOf(runtime, settings, id),
+      });
+    };
+  }
+
+  private async list(why: string, triage: boolean, planned: boolean): Promise<Listing> {
     const { source, runtime, state, logger } = this.deps;
     const settled = <T>(r: PromiseSettledResult<T>): T | null => {
       if (r.status === "fulfilled") return r.value;
@@ -105,17 +150,25 @@ export class ResyncRunnable implements Runnable {
       return null;
     };
     const [decls, containers, records] = await Promise.allSettled([
-      triage ? source.listGenerations!() : source.listGameIds().then((ids) => new Map(ids.map((id) => [id, -1]))),
-      runtime.listManaged({ inspect: false }),
+      planned ? source.listDeclarations!() : triage ? source.listGenerations!() : source.listGameIds().then((ids) => new Map(ids.map((id) => [id, -1]))),
+      // The full pass plans on what a reconcile would observe: exit codes and times come from inspect.
+      runtime.listManaged({ inspect: planned }),
       state.listRecords(),
     ]);
     const listed = settled(containers);
     let byGame: Map<string, ObservedContainer[]> | null = null;
     if (listed) {
       byGame = new Map();
-      for (const c of listed) byGame.set(c.gameId, [...(byGame.get(c.gameId) ?? []), c]);
+      for (const c of listed) {
+        const list = byGame.get(c.gameId);
+        if (list) list.push(c);
+        else byGame.set(c.gameId, [c]);
+      }
     }
-    return { generations: settled(decls), containers: byGame, records: settled(records) };
+    const declared = settled<Map<string, unknown>>(decls);
+    const declarations = planned ? (declared as Map<string, Declaration | RtmError> | null) : null;
+    const generations = declared && planned ? new Map([...declared.keys()].map((id) => [id, -1])) : (declared as Map<string, number> | null);
+    return { generations, declarations, containers: byGame, records: settled(records) };
   }
 
   /** A game whose record says removed and that has no container has nothing left to probe. */
@@ -123,4 +176,9 @@ export class ResyncRunnable implements Runnable {
     if (!containers || !records) return;
     for (const r of records) if (r.status === "removed" && !containers.has(r.gameId)) this.deps.health.forget(r.gameId);
   }
+}
+
+function cpuMsSince(start: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(start);
+  return (d.user + d.system) / 1000;
 }
