@@ -62,6 +62,7 @@ import { fakeKubeConfig, realKubeConfig } from "../k8s/kubeconfig.js";
 import { FAST_APP_ENV } from "../helpers/app.js";
 import { runtimeRecord } from "../helpers/fixtures.js";
 import { createAppWithKubeconfig } from "../helpers/kubeconfigApp.js";
+import { slack } from "../helpers/slack.js";
 
 const logger = createLogger(process.env.TEST_LOG_LEVEL ?? "silent", "test-k8s");
 const IMAGE_A = "registry.example/galaxy/engine:1.0.0";
@@ -559,7 +560,7 @@ function suite(fake: boolean, target: () => Target) {
       stops.push(await slow.watch(recorder()));
       const started = Date.now();
       await slow.close();
-      expect(Date.now() - started).toBeLessThan(1000);
+      expect(Date.now() - started).toBeLessThan(slack(1000));
     });
   });
 
@@ -651,7 +652,7 @@ function suite(fake: boolean, target: () => Target) {
       void writer.enqueue(record(g, { restartCount: 4 }));
       const started = Date.now();
       await writer.flush(300);
-      expect(Date.now() - started).toBeLessThan(2000);
+      expect(Date.now() - started).toBeLessThan(slack(2000));
       expect((await read(g))?.status?.restartCount).toBe(3);
       s.clearFailures();
     });
@@ -775,7 +776,7 @@ function suite(fake: boolean, target: () => Target) {
       };
       const started = Date.now();
       await expect(lease.tryAcquire("a", 1000, AbortSignal.timeout(200))).rejects.toBeTruthy();
-      expect(Date.now() - started).toBeLessThan(1500);
+      expect(Date.now() - started).toBeLessThan(slack(1500));
       expect(hung).toBe(1);
       s.beforeHandle = null;
     });
