@@ -25,8 +25,9 @@ reports="${1:-}"
 # minute: every contract path and status (node:http, the stores, Docker) and
 # every extension endpoint (the client's fetch, /metrics). The other suites
 # take too long to repeat per Node: CI must stay under 20 minutes.
-# The PostgreSQL half of the store contract too: the pg driver is the one
-# dependency whose sockets and timers differ between Node majors.
+# The PostgreSQL half of the store contract too (RTMANAGER_TEST_STORE_BACKEND=postgres
+# skips its PGlite half): the pg driver's sockets and timers are what differ
+# between Node majors, and the REST suites above use PGlite only.
 suites=(test/unit test/integration/http-contract.test.ts test/integration/http-ext.test.ts test/integration/store.contract.test.ts)
 budget="${RTMANAGER_TEST_NODE_BUDGET:-15m}"
 bail=()
@@ -73,7 +74,7 @@ for major in $majors; do
   [ -z "$reports" ] || json_args=(--reporter=json --outputFile.json="$reports/node$major.json")
   run=0
   # PATH first, so anything the tests spawn through `node` gets this one too.
-  PATH="$(dirname "$node_bin"):$PATH" timeout --kill-after=30s "$budget" "$node_bin" node_modules/vitest/vitest.mjs run "${bail[@]}" --reporter=default "${json_args[@]}" "${suites[@]}" || run=$?
+  RTMANAGER_TEST_STORE_BACKEND=postgres PATH="$(dirname "$node_bin"):$PATH" timeout --kill-after=30s "$budget" "$node_bin" node_modules/vitest/vitest.mjs run "${bail[@]}" --reporter=default "${json_args[@]}" "${suites[@]}" || run=$?
   [ -z "$reports" ] || echo "$run" >"$reports/node$major.exit"
   [ "$run" -eq 0 ] || status=1
   log "Node $major: $([ "$run" -eq 0 ] && echo passed || echo FAILED) in $((SECONDS - started)) s"

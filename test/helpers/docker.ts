@@ -107,23 +107,29 @@ export async function tempStateDir(prefix = "rtm-state-"): Promise<string> {
 }
 
 /**
- * A loopback TCP front for the Docker socket that a test can cut and restore,
- * to simulate the engine going away without restarting the shared dockerd.
- * Point an adapter at it with `new Dockerode({ host: "127.0.0.1", port })`.
+ * A front for the Docker socket that a test can cut and restore, to simulate
+ * the engine going away without restarting the shared dockerd: on a loopback
+ * TCP port, or on a Unix socket of its own (`listenPath`) as dockerd's is.
+ * Point an adapter at it with `proxy.docker()`.
  */
 export class DockerSocketProxy {
   private server: net.Server | null = null;
   private readonly sockets = new Set<net.Socket>();
   port = 0;
 
-  constructor(private readonly socketPath = DOCKER_SOCKET) {}
+  constructor(
+    private readonly socketPath = DOCKER_SOCKET,
+    /** Listen on this Unix socket instead of a TCP port. */
+    readonly listenPath?: string,
+  ) {}
 
   docker(): Dockerode {
+    if (this.listenPath) return new Dockerode({ socketPath: this.listenPath });
     if (!this.port) throw new Error("proxy not started");
     return new Dockerode({ host: "127.0.0.1", port: this.port, protocol: "http" });
   }
 
-  /** Listens on 127.0.0.1 (the same port again after a stop). */
+  /** Listens on 127.0.0.1 or `listenPath` (the same port or path again after a stop). */
   async start(): Promise<void> {
     if (this.server) return;
     const server = net.createServer((client) => {
@@ -139,12 +145,14 @@ export class DockerSocketProxy {
     });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen({ host: "127.0.0.1", port: this.port }, () => {
+      const ready = () => {
         server.off("error", reject);
         resolve();
-      });
+      };
+      if (this.listenPath) server.listen(this.listenPath, ready);
+      else server.listen({ host: "127.0.0.1", port: this.port }, ready);
     });
-    this.port = (server.address() as net.AddressInfo).port;
+    if (!this.listenPath) this.port = (server.address() as net.AddressInfo).port;
     this.server = server;
   }
 

@@ -697,7 +697,9 @@ describe("postgres", () => {
 
 // ------------------------------------------------------------------ PGlite
 
-describe("pglite", () => {
+// The Node matrix (scripts/test-node-matrix.sh) re-runs the PostgreSQL half only: RTMANAGER_TEST_STORE_BACKEND=postgres.
+const pgliteSkipped = process.env.RTMANAGER_TEST_STORE_BACKEND === "postgres";
+describe.skipIf(pgliteSkipped)(`pglite${pgliteSkipped ? " (skipped: RTMANAGER_TEST_STORE_BACKEND=postgres)" : ""}`, () => {
   let dataRoot: string;
   beforeAll(() => {
     dataRoot = mkdtempSync(path.join(os.tmpdir(), "rtm-pglite-"));
