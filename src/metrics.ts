@@ -62,6 +62,7 @@ export class Metrics implements HttpMetrics {
   readonly leader: Gauge;
   readonly watchRelists: Counter<"watch">;
   readonly probes: Counter<"result">;
+  readonly resyncs: Counter<"why">;
   readonly retentionPruned: Counter<"table">;
 
   private readonly now: () => number;
@@ -144,6 +145,8 @@ export class Metrics implements HttpMetrics {
     this.watchRelists = new Counter({ name: "rtmanager_watch_relists_total", help: "Full re-lists after a watch was re-established.", labelNames: ["watch"], registers });
     this.probes = new Counter({ name: "rtmanager_probe_total", help: "Engine health probes by result.", labelNames: ["result"], registers });
     for (const result of ["success", "failure"]) this.probes.inc({ result }, 0);
+    // Lets a test (or an operator) see that the loop has looked again: "nothing happened" means something only after it moved.
+    this.resyncs = new Counter({ name: "rtmanager_resync_total", help: "Resync passes started, by trigger (start, periodic, a watch's gap).", labelNames: ["why"], registers });
     this.retentionPruned = new Counter({
       name: "rtmanager_retention_pruned_rows_total",
       help: "Rows deleted by retention (RTMANAGER_EVENT_RETENTION, RTMANAGER_OPLOG_RETENTION), by table.",
@@ -183,6 +186,7 @@ export class Metrics implements HttpMetrics {
       onWatchMessage: (watch) => this.watchEvent(watch),
       onRelist: (watch) => this.watchRelist(watch),
       onProbe: (ok) => this.probes.inc({ result: ok ? "success" : "failure" }),
+      onResync: (why) => this.resyncs.inc({ why }),
       onFencedWrite: () => this.fencedWrites.inc(),
     };
   }

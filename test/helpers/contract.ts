@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import { Ajv, type ValidateFunction } from "ajv";
 import addFormatsModule from "ajv-formats";
 import YAML from "yaml";
+import { slack } from "./slack.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 /** The copy the tests use, so the repository is complete on its own. */
@@ -159,6 +160,19 @@ export interface RawRequest {
   path: string;
   headers?: Record<string, string>;
   body?: string | Buffer;
+  /** Whole-request bound (scaled by RTMANAGER_TEST_SLACK); default RAW_REQUEST_TIMEOUT_MS. */
+  timeoutMs?: number;
+}
+
+/** Longer than any operation a test app waits for (RTMANAGER_OP_TIMEOUT is 30 s there), short of hanging a run. */
+export const RAW_REQUEST_TIMEOUT_MS = 90_000;
+
+/** Destroys `r` with a named error once `ms` (scaled) have passed; returns the disarm. */
+function bound(r: http.ClientRequest, what: string, ms: number): () => void {
+  const limit = slack(ms);
+  const timer = setTimeout(() => r.destroy(new Error(`${what}: no complete answer within ${limit} ms`)), limit);
+  timer.unref();
+  return () => clearTimeout(timer);
 }
 
 /** node:http rather than fetch, so the request target and the headers go out byte for byte. */
@@ -167,12 +181,14 @@ export function rawRequest(baseUrl: string, req: RawRequest): Promise<LiveRespon
   // node:http frames DELETE bodies only when told the length (it does not chunk them by default).
   const headers = req.body === undefined ? req.headers : { "content-length": String(Buffer.byteLength(req.body)), ...req.headers };
   return new Promise((resolve, reject) => {
+    let disarm = (): void => undefined;
     const r = http.request(
       { host: url.hostname, port: url.port, method: req.method, path: req.path, headers, agent: false },
       (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("end", () => {
+          disarm();
           const text = Buffer.concat(chunks).toString("utf8");
           let json: unknown = undefined;
           try {
@@ -185,7 +201,11 @@ export function rawRequest(baseUrl: string, req: RawRequest): Promise<LiveRespon
         res.on("error", reject);
       },
     );
-    r.on("error", reject);
+    disarm = bound(r, `${req.method} ${req.path}`, req.timeoutMs ?? RAW_REQUEST_TIMEOUT_MS);
+    r.on("error", (err) => {
+      disarm();
+      reject(err);
+    });
     if (req.body !== undefined) r.write(req.body);
     r.end();
   });
@@ -226,6 +246,8 @@ export function responseHead(baseUrl: string, req: Omit<RawRequest, "body">): Pr
       res.on("end", done);
       res.on("error", reject);
     });
+    const disarm = bound(r, `${req.method} ${req.path}`, RAW_REQUEST_TIMEOUT_MS);
+    r.on("close", disarm);
     r.on("error", reject);
     r.end();
   });

@@ -3,6 +3,7 @@
  * with settings that make tests quick. No HTTP: tests write declarations the
  * way any other writer would (plain SQL, or the store's mutate).
  */
+import type Dockerode from "dockerode";
 import { Manager, type ManagerSettings } from "../../src/controller/manager.js";
 import { withContractErrors } from "../../src/controller/runtimeErrors.js";
 import { DockerRuntime } from "../../src/runtime/docker/dockerRuntime.js";
@@ -49,6 +50,8 @@ export async function startController(opts: {
   settings: ManagerSettings;
   identity?: string;
   withLease?: boolean;
+  /** Default: the machine's engine (DOCKER_HOST, else /var/run/docker.sock). */
+  docker?: Dockerode;
 }): Promise<Manager> {
   const logger = createLogger(process.env.TEST_LOG_LEVEL ?? "silent", "test-controller");
   const leaseName = `rtmanager/${opts.settings.instanceId}`;
@@ -56,7 +59,7 @@ export async function startController(opts: {
     source: opts.store,
     state: opts.store,
     runtime: withContractErrors(
-      new DockerRuntime({ instance: opts.settings.instanceId, network: opts.settings.dockerNetwork, publishHost: TEST_PUBLISH_HOST }),
+      new DockerRuntime({ docker: opts.docker, instance: opts.settings.instanceId, network: opts.settings.dockerNetwork, publishHost: TEST_PUBLISH_HOST }),
     ),
     prober: new HttpProber(),
     lease: opts.withLease ? opts.store.lease(leaseName) : undefined,

@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import Dockerode from "dockerode";
 import { LABELS } from "../../src/runtime/docker/labels.js";
+import { slack } from "./slack.js";
 
 const run = promisify(execFile);
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -29,9 +30,17 @@ export const TEST_IMAGES = {
   labelled: "galaxy/test-engine-labelled:1.0.0",
 } as const;
 
+/**
+ * The machine's engine, for tests to look at what rtmanager did. Every call
+ * gives up after 30 s (scaled by RTMANAGER_TEST_SLACK) without a byte from
+ * dockerd, so a wedged engine fails a test instead of hanging the run.
+ */
 export function testDocker(): Dockerode {
-  return new Dockerode({ socketPath: DOCKER_SOCKET });
+  return new Dockerode({ socketPath: DOCKER_SOCKET, timeout: slack(DOCKER_CALL_TIMEOUT_MS) });
 }
+
+/** Silence after which a test's Docker call is abandoned (before RTMANAGER_TEST_SLACK). */
+export const DOCKER_CALL_TIMEOUT_MS = 30_000;
 
 let imagesReady: Promise<void> | null = null;
 
@@ -61,8 +70,7 @@ export function uniqueGameId(prefix = "g"): string {
   return `${prefix}-${randomBytes(4).toString("hex")}`;
 }
 
-export async function createTestNetwork(name: string): Promise<void> {
-  const docker = testDocker();
+export async function createTestNetwork(name: string, docker: Dockerode = testDocker()): Promise<void> {
   try {
     await docker.createNetwork({ Name: name, Driver: "bridge", CheckDuplicate: true, Labels: { "com.galaxy.test": "true" } });
   } catch (err) {
@@ -70,17 +78,16 @@ export async function createTestNetwork(name: string): Promise<void> {
   }
 }
 
-export async function removeTestNetwork(name: string): Promise<void> {
+export async function removeTestNetwork(name: string, docker: Dockerode = testDocker()): Promise<void> {
   try {
-    await testDocker().getNetwork(name).remove();
+    await docker.getNetwork(name).remove();
   } catch (err) {
     if ((err as { statusCode?: number }).statusCode !== 404) throw err;
   }
 }
 
 /** Force-removes every container carrying `instance`'s label. Call in afterAll. */
-export async function cleanupInstance(instance: string): Promise<void> {
-  const docker = testDocker();
+export async function cleanupInstance(instance: string, docker: Dockerode = testDocker()): Promise<void> {
   const containers = await docker.listContainers({ all: true, filters: { label: [`${LABELS.instance}=${instance}`] } });
   await Promise.all(
     containers.map(async (c) => {
@@ -100,23 +107,29 @@ export async function tempStateDir(prefix = "rtm-state-"): Promise<string> {
 }
 
 /**
- * A loopback TCP front for the Docker socket that a test can cut and restore,
- * to simulate the engine going away without restarting the shared dockerd.
- * Point an adapter at it with `new Dockerode({ host: "127.0.0.1", port })`.
+ * A front for the Docker socket that a test can cut and restore, to simulate
+ * the engine going away without restarting the shared dockerd: on a loopback
+ * TCP port, or on a Unix socket of its own (`listenPath`) as dockerd's is.
+ * Point an adapter at it with `proxy.docker()`.
  */
 export class DockerSocketProxy {
   private server: net.Server | null = null;
   private readonly sockets = new Set<net.Socket>();
   port = 0;
 
-  constructor(private readonly socketPath = DOCKER_SOCKET) {}
+  constructor(
+    private readonly socketPath = DOCKER_SOCKET,
+    /** Listen on this Unix socket instead of a TCP port. */
+    readonly listenPath?: string,
+  ) {}
 
   docker(): Dockerode {
+    if (this.listenPath) return new Dockerode({ socketPath: this.listenPath });
     if (!this.port) throw new Error("proxy not started");
     return new Dockerode({ host: "127.0.0.1", port: this.port, protocol: "http" });
   }
 
-  /** Listens on 127.0.0.1 (the same port again after a stop). */
+  /** Listens on 127.0.0.1 or `listenPath` (the same port or path again after a stop). */
   async start(): Promise<void> {
     if (this.server) return;
     const server = net.createServer((client) => {
@@ -132,12 +145,14 @@ export class DockerSocketProxy {
     });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen({ host: "127.0.0.1", port: this.port }, () => {
+      const ready = () => {
         server.off("error", reject);
         resolve();
-      });
+      };
+      if (this.listenPath) server.listen(this.listenPath, ready);
+      else server.listen({ host: "127.0.0.1", port: this.port }, ready);
     });
-    this.port = (server.address() as net.AddressInfo).port;
+    if (!this.listenPath) this.port = (server.address() as net.AddressInfo).port;
     this.server = server;
   }
 
@@ -156,18 +171,33 @@ export class DockerSocketProxy {
   }
 }
 
-/** Polls `check` until it returns a value other than undefined/false, or throws after `timeoutMs`. */
+/**
+ * Polls `check` until it returns a value other than undefined/false, or throws
+ * after `timeoutMs` (scaled by RTMANAGER_TEST_SLACK). A check that never
+ * settles (a wedged call) is abandoned at the deadline too.
+ */
 export async function waitFor<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000, intervalMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
+  const limit = slack(timeoutMs);
+  const deadline = Date.now() + limit;
   let last: unknown;
   while (Date.now() < deadline) {
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<"expired">((r) => {
+      timer = setTimeout(() => r("expired"), Math.max(0, deadline - Date.now()));
+    });
     try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
+      const value = await Promise.race([Promise.resolve().then(check), expired]);
+      if (value === "expired") {
+        last = new Error("the last check did not finish");
+        break;
+      }
+      if (value !== undefined && value !== false) return value as T;
     } catch (err) {
       last = err;
+    } finally {
+      clearTimeout(timer);
     }
     await new Promise((r) => setTimeout(r, intervalMs));
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+  throw new Error(`timed out after ${limit} ms waiting for ${what}${last ? `: ${String(last)}` : ""}`);
 }

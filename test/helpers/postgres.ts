@@ -29,6 +29,10 @@ export interface PostgresServer {
   terminateListeners(database?: string): Promise<number>;
   /** Runs one statement as superuser on `database` (default `postgres`). */
   query<T = Record<string, unknown>>(sql: string, params?: unknown[], database?: string): Promise<T[]>;
+  /** Stops the server (fast shutdown: clients are disconnected), keeping its data and port for startServer(). */
+  stopServer(): Promise<void>;
+  /** Starts a server stopped by stopServer() again, on the same port with the same data. */
+  startServer(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -111,20 +115,21 @@ export async function startPostgres(): Promise<PostgresServer> {
 
   let port = 0;
   let lastError: unknown;
-  // The free port can be taken between probing and binding; try a few.
-  for (let attempt = 0; attempt < 3 && !port; attempt++) {
-    const candidate = await freePort();
-    const serverOptions = [
+  const serverOptions = (p: number): string =>
+    [
       "-c listen_addresses=127.0.0.1",
-      `-p ${candidate}`,
+      `-p ${p}`,
       `-k ${root}`,
       "-c fsync=off",
       "-c synchronous_commit=off",
       "-c full_page_writes=off",
       "-c max_connections=200",
     ].join(" ");
+  // The free port can be taken between probing and binding; try a few.
+  for (let attempt = 0; attempt < 3 && !port; attempt++) {
+    const candidate = await freePort();
     try {
-      await exec(pgCtl, ["-D", dataDir, "-l", logFile, "-w", "-t", "30", "-o", serverOptions, "start"]);
+      await exec(pgCtl, ["-D", dataDir, "-l", logFile, "-w", "-t", "30", "-o", serverOptions(candidate), "start"]);
       port = candidate;
     } catch (err) {
       lastError = err;
@@ -180,6 +185,12 @@ export async function startPostgres(): Promise<PostgresServer> {
       return rows.length;
     },
     query,
+    async stopServer() {
+      await exec(pgCtl, ["-D", dataDir, "-m", "fast", "-w", "stop"]);
+    },
+    async startServer() {
+      await exec(pgCtl, ["-D", dataDir, "-l", logFile, "-w", "-t", "30", "-o", serverOptions(port), "start"]);
+    },
     async stop() {
       running.delete(killNow);
       try {

@@ -28,6 +28,7 @@ import {
   uniqueInstance,
   waitFor,
 } from "../helpers/docker.js";
+import { slack } from "../helpers/slack.js";
 
 const MiB = 1024 * 1024;
 
@@ -254,7 +255,7 @@ describe("DockerRuntime against the real engine", { timeout: 60_000 }, () => {
     const t0 = Date.now();
     await adapter.stop(id, 10);
     // The engine traps SIGTERM; anything near the 10 s grace would mean a SIGKILL.
-    expect(Date.now() - t0).toBeLessThan(5_000);
+    expect(Date.now() - t0).toBeLessThan(slack(5_000));
 
     const stopped = await observe(spec.gameId);
     expect(stopped).toMatchObject({ state: "exited", exitCode: 0, oomKilled: false, publishedPort: null, networkAddresses: {} });
@@ -493,7 +494,7 @@ describe("DockerRuntime against the real engine", { timeout: 60_000 }, () => {
       const err = await rejection(hung.listManaged());
       expect(err).toMatchObject({ kind: "unavailable", code: "docker_unavailable" });
       expect(err.message).toMatch(/within 300 ms/);
-      expect(Date.now() - t0).toBeLessThan(3_000);
+      expect(Date.now() - t0).toBeLessThan(slack(3_000));
     } finally {
       for (const s of sockets) s.destroy();
       await new Promise((r) => silent.close(r));
@@ -532,7 +533,7 @@ describe("HttpProber", () => {
       const slow = await prober.probe(`http://127.0.0.1:${port}/healthz`, 200);
       expect(slow).toMatchObject({ ok: false, statusCode: null });
       expect(slow.error).toMatch(/timeout/);
-      expect(slow.latencyMs).toBeLessThan(1500);
+      expect(slow.latencyMs).toBeLessThan(slack(1500));
     } finally {
       for (const s of sockets) s.destroy();
       await new Promise((r) => silent.close(r));

@@ -17,6 +17,7 @@ import { SPECS, VERBS } from "../../src/cli/args.js";
 import { EXIT_BY_CODE, EXIT_USAGE, EXIT_WAIT_TIMEOUT } from "../../src/cli/exitCodes.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { ensureTestImages, TEST_IMAGES, uniqueGameId, uniqueInstance, waitFor } from "../helpers/docker.js";
+import { slack } from "../helpers/slack.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const TSX = path.join(repoRoot, "node_modules/tsx/dist/cli.mjs");
@@ -180,7 +181,7 @@ describe("rtmctl against a server", () => {
     await testApp.client.cleanup(game);
     const cleanedAt = Date.now();
     expect(await waiter.exited).toBe(0);
-    expect(Date.now() - cleanedAt).toBeLessThan(10_000);
+    expect(Date.now() - cleanedAt).toBeLessThan(slack(10_000));
     expect(waiter.err()).toContain(`${game}: removed`);
   }, 240_000);
 

@@ -21,6 +21,7 @@ import { fakeKubeConfig } from "../k8s/kubeconfig.js";
 import { cleanupInstance, createTestNetwork, ensureTestImages, removeTestNetwork, tempStateDir, uniqueInstance, waitFor } from "../helpers/docker.js";
 import { startPostgres, type PostgresServer } from "../helpers/postgres.js";
 import { spawnController, type ControllerProcess } from "../helpers/process.js";
+import { slack } from "../helpers/slack.js";
 
 const SHUTDOWN_TIMEOUT_MS = 6_000;
 /** Node start-up of the exit path and process reaping on a loaded 2-core machine. */
@@ -138,7 +139,7 @@ describe("SIGTERM while PostgreSQL answers nothing", () => {
       signalAll(pids, "SIGCONT");
       // No ROLLBACK queued behind the lost answer: one timeout, not two.
       expect(ms).toBeGreaterThan(300 + CLIENT_TIMEOUT_GRACE_MS - 200);
-      expect(ms).toBeLessThan(300 + CLIENT_TIMEOUT_GRACE_MS + 2_000);
+      expect(ms).toBeLessThan(slack(300 + CLIENT_TIMEOUT_GRACE_MS + 2_000));
       expect(err).toBeInstanceOf(RtmError);
       expect((err as RtmError).message).toMatch(/statement timed out \(RTMANAGER_SQL_STATEMENT_TIMEOUT=300 ms\): no answer within 5300 ms/);
       // The pool discarded that connection and works again once the server is back.
@@ -169,7 +170,7 @@ describe("SIGTERM while PostgreSQL answers nothing", () => {
 
     const { ms, signal } = await terminate(p);
     expect(signal, "exited by itself, not killed").toBeNull();
-    expect(ms).toBeLessThan(SHUTDOWN_TIMEOUT_MS + SLACK_MS);
+    expect(ms).toBeLessThan(slack(SHUTDOWN_TIMEOUT_MS + SLACK_MS));
     const log = await fs.readFile(logFile, "utf8");
     expect(log).toContain('"msg":"shutting down"');
   }, 120_000);
@@ -201,7 +202,7 @@ describe("SIGTERM while the Kubernetes API answers nothing", () => {
         () => null,
         (e: unknown) => e,
       );
-      expect(performance.now() - started).toBeLessThan(3_000);
+      expect(performance.now() - started).toBeLessThan(slack(3_000));
       expect(err).not.toBeNull();
       const mapped = toApiRtmError(err, "get gameruntime");
       expect(mapped.code).toBe("service_unavailable");
@@ -235,7 +236,7 @@ describe("SIGTERM while the Kubernetes API answers nothing", () => {
 
     const { ms, signal } = await terminate(p);
     expect(signal, "exited by itself, not killed").toBeNull();
-    expect(ms).toBeLessThan(SHUTDOWN_TIMEOUT_MS + SLACK_MS);
+    expect(ms).toBeLessThan(slack(SHUTDOWN_TIMEOUT_MS + SLACK_MS));
     const log = await fs.readFile(logFile, "utf8");
     expect(log).toContain('"msg":"shutting down"');
   }, 120_000);

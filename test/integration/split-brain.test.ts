@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LABELS } from "../../src/runtime/docker/labels.js";
 import { cleanupInstance, createTestNetwork, ensureTestImages, removeTestNetwork, tempStateDir, TEST_IMAGES, testDocker, uniqueInstance, waitFor } from "../helpers/docker.js";
 import { startPostgres, type PostgresServer } from "../helpers/postgres.js";
+import { afterLoopLookedAgain, metricValue } from "../helpers/loop.js";
 import { spawnController, type ControllerProcess } from "../helpers/process.js";
 
 const docker = testDocker();
@@ -136,8 +137,10 @@ describe("split brain", () => {
     for (const answer of await Promise.all(patches)) {
       expect([200, 503], JSON.stringify(answer.body)).toContain(answer.status);
     }
-    // Time for the woken replica to do whatever it would do (its gate loops wake within 250 ms).
-    await new Promise((r) => setTimeout(r, 4_000));
+    // The woken replica has looked at its lease (stepped down: rtmanager_leader 0) and the leader
+    // has looked at the fleet twice since: whatever the former leader would do, it has done.
+    await waitFor("the woken replica stepping down", async () => ((await metricValue(leader.url, "rtmanager_leader")) === 0 ? true : undefined), 30_000, 100);
+    await afterLoopLookedAgain(standby.url, 2);
 
     const patched = await record("sb-patched");
     expect(patched).toMatchObject({ status: "running", current_image_ref: TEST_IMAGES.v101, degraded: false, held_generation: null, last_error_code: null });

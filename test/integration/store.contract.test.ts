@@ -12,6 +12,7 @@ import { sqlState } from "../../src/store/sqlClient.js";
 import type { SqlStore } from "../../src/store/sqlStore.js";
 import { waitFor as pollUntil } from "../helpers/docker.js";
 import { startPostgres, type PostgresServer } from "../helpers/postgres.js";
+import { slack } from "../helpers/slack.js";
 
 interface Fixture {
   store: SqlStore;
@@ -247,16 +248,15 @@ function describeStoreContract(name: string, open: () => Promise<Fixture>): void
         expect(recreated.declaration?.generation).toBe(6);
       });
 
-      it("accepts a minimal plain SQL INSERT with defaults and wakes watch within 100 ms", async () => {
+      // The 100 ms wake-up goal is a speed target: bench/converge.ts measures it (INSERT -> first Docker call).
+      // Here: the INSERT alone wakes the watch, by notification (the store has no polling to fall back on).
+      it("accepts a minimal plain SQL INSERT with defaults and wakes watch", async () => {
         const probe = new WatchProbe();
         const unwatch = await store.watch(probe);
         try {
-          const woke = probe.next((g) => g === "plain", 2_000, "onChange(plain)");
-          const started = performance.now();
+          const woke = probe.next((g) => g === "plain", slack(2_000), "onChange(plain)");
           await store.sql.query("INSERT INTO declarations (game_id, image_ref) VALUES ('plain', 'galaxy/engine:2.0.0')");
           await woke;
-          const elapsed = performance.now() - started;
-          expect(elapsed).toBeLessThan(100);
           expect(await store.get("plain")).toMatchObject({
             gameId: "plain",
             imageRef: "galaxy/engine:2.0.0",
@@ -697,7 +697,9 @@ describe("postgres", () => {
 
 // ------------------------------------------------------------------ PGlite
 
-describe("pglite", () => {
+// The Node matrix (scripts/test-node-matrix.sh) re-runs the PostgreSQL half only: RTMANAGER_TEST_STORE_BACKEND=postgres.
+const pgliteSkipped = process.env.RTMANAGER_TEST_STORE_BACKEND === "postgres";
+describe.skipIf(pgliteSkipped)(`pglite${pgliteSkipped ? " (skipped: RTMANAGER_TEST_STORE_BACKEND=postgres)" : ""}`, () => {
   let dataRoot: string;
   beforeAll(() => {
     dataRoot = mkdtempSync(path.join(os.tmpdir(), "rtm-pglite-"));

@@ -7,18 +7,11 @@ import { describe, expect, it } from "vitest";
 import { LeaderElector } from "../../src/controller/leader.js";
 import type { Lease } from "../../src/model/ports.js";
 import { createLogger } from "../../src/log.js";
+import { elapse as sleep, settle, until, useFakeTime } from "../helpers/fakeTime.js";
 
 const logger = createLogger("silent", "test-leader");
 const settings = { leaseDurationMs: 600, renewDeadlineMs: 300, retryPeriodMs: 50 };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, cond: () => boolean, timeoutMs = 3000): Promise<void> {
-  const end = performance.now() + timeoutMs;
-  while (!cond()) {
-    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
+useFakeTime();
 
 /** A lease that grants while `mode` is "grant", refuses on "refuse", and never answers on "hang" (until aborted). */
 class LeaseDouble implements Lease {
@@ -72,11 +65,9 @@ describe("LeaderElector", () => {
     expect(e.mayAct()).toBe(true);
 
     lease.mode = "hang";
-    const hungAt = performance.now();
-    await until("stepped down", () => !e.isLeader, 2000);
-    const tookMs = performance.now() - hungAt;
-    // The last good renewal started at most one retry period before the hang: down within deadline + slack.
-    expect(tookMs).toBeLessThan(settings.renewDeadlineMs + settings.retryPeriodMs + 150);
+    const tookMs = await until("stepped down", () => !e.isLeader, 2000);
+    // Down by the deadline counted from the last good renewal, which started no later than the hang.
+    expect(tookMs).toBeLessThanOrEqual(settings.renewDeadlineMs);
     expect(e.mayAct()).toBe(false);
     expect(transitions).toEqual(["started", "stopped"]);
     // The hanging call was cancelled, not left dangling.
@@ -88,7 +79,7 @@ describe("LeaderElector", () => {
     lease.mode = "grant";
     await until("leading again", () => e.isLeader, 2000);
     expect(transitions).toEqual(["started", "stopped", "started"]);
-    await e.stop();
+    await settle("stop", e.stop());
     expect(lease.released).toBe(1);
     expect(lease.pending).toBe(0);
   });
@@ -101,7 +92,7 @@ describe("LeaderElector", () => {
     lease.mode = "hang";
     await sleep(settings.renewDeadlineMs + 20);
     expect(e.mayAct()).toBe(false);
-    await e.stop();
+    await settle("stop", e.stop());
   });
 
   it("a lease that refuses makes the leader step down at once; a candidate never leads", async () => {
@@ -110,16 +101,15 @@ describe("LeaderElector", () => {
     e.start();
     await until("leading", () => e.isLeader);
     lease.mode = "refuse";
-    const refusedAt = performance.now();
-    await until("stepped down", () => !e.isLeader, 1000);
-    expect(performance.now() - refusedAt).toBeLessThan(settings.retryPeriodMs + 100);
+    // At the next renewal, one retry period away at most.
+    expect(await until("stepped down", () => !e.isLeader, 1000)).toBeLessThanOrEqual(settings.retryPeriodMs);
     expect(e.mayAct()).toBe(false);
     const calls = lease.calls;
     await sleep(200);
     expect(e.isLeader).toBe(false);
     expect(lease.calls).toBeGreaterThan(calls); // keeps trying every retry period
     expect(transitions).toEqual(["started", "stopped"]);
-    await e.stop();
+    await settle("stop", e.stop());
     expect(lease.released).toBe(0);
   });
 
@@ -129,9 +119,9 @@ describe("LeaderElector", () => {
     const { e } = elector(lease);
     e.start();
     await sleep(20);
-    const started = performance.now();
-    await e.stop();
-    expect(performance.now() - started).toBeLessThan(settings.renewDeadlineMs + 100);
+    // The hanging attempt is aborted at its bound (the renew deadline from its start): stop waits no longer.
+    const { tookMs } = await settle("stop", e.stop());
+    expect(tookMs).toBeLessThanOrEqual(settings.renewDeadlineMs);
     expect(e.isLeader).toBe(false);
   });
 });

@@ -5,9 +5,10 @@
  * and stop waits for a pass in flight, which ends after its current batch.
  * The SQL itself is covered on both backends in test/integration/retention.test.ts.
  */
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { RetentionRunnable, type RetentionStore } from "../../src/controller/runnables/retention.js";
 import { createLogger } from "../../src/log.js";
+import { elapse, settle, until as fakeUntil } from "../helpers/fakeTime.js";
 
 const logger = createLogger("silent", "test-retention");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -59,17 +60,23 @@ describe("retention runnable", () => {
       logger,
       now: () => now,
     });
-    const abort = new AbortController();
-    r.start({ signal: abort.signal });
-    expect(calls).toHaveLength(0);
-    await until("three passes", () => calls.filter((c) => c.table === "events").length >= 3);
-    expect(calls[0]).toEqual({ table: "events", olderThan: new Date(now - 30 * DAY), limit: 1000 });
-    expect(calls[1]).toEqual({ table: "ops", olderThan: new Date(now - 7 * DAY), limit: 1000 });
-    abort.abort();
-    await r.stop();
-    const after = calls.length;
-    await sleep(120);
-    expect(calls.length, "no pass after stop").toBe(after);
+    // Fake timers: "no pass after stop" is checked over three whole intervals of fake time.
+    vi.useFakeTimers();
+    try {
+      const abort = new AbortController();
+      r.start({ signal: abort.signal });
+      expect(calls).toHaveLength(0);
+      await fakeUntil("three passes", () => calls.filter((c) => c.table === "events").length >= 3);
+      expect(calls[0]).toEqual({ table: "events", olderThan: new Date(now - 30 * DAY), limit: 1000 });
+      expect(calls[1]).toEqual({ table: "ops", olderThan: new Date(now - 7 * DAY), limit: 1000 });
+      abort.abort();
+      await settle("stop", r.stop());
+      const after = calls.length;
+      await elapse(3 * 40);
+      expect(calls.length, "no pass after stop").toBe(after);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("a failed pass is retried on the next interval", async () => {
@@ -84,22 +91,29 @@ describe("retention runnable", () => {
   });
 
   it("stop waits for the batch in flight and no further batch starts", async () => {
-    const { store, calls } = fakeStore({ backlog: 10_000, batchTakesMs: 50 });
-    const r = new RetentionRunnable({
-      store,
-      settings: { eventRetentionMs: DAY, oplogRetentionMs: DAY, firstDelayMs: 0, intervalMs: 60_000, batchSize: 100, batchPauseMs: 1 },
-      logger,
-    });
-    const abort = new AbortController();
-    r.start({ signal: abort.signal });
-    await until("a batch in flight", () => calls.length >= 2);
-    abort.abort();
-    const started = performance.now();
-    await r.stop();
-    expect(performance.now() - started).toBeLessThan(500);
-    const stoppedAt = calls.length;
-    expect(stoppedAt).toBeLessThan(100);
-    await sleep(150);
-    expect(calls.length).toBe(stoppedAt);
+    // Fake timers: "within one batch" and "nothing after" are exact, whatever the machine's load.
+    vi.useFakeTimers();
+    try {
+      const { store, calls } = fakeStore({ backlog: 10_000, batchTakesMs: 50 });
+      const r = new RetentionRunnable({
+        store,
+        settings: { eventRetentionMs: DAY, oplogRetentionMs: DAY, firstDelayMs: 0, intervalMs: 60_000, batchSize: 100, batchPauseMs: 1 },
+        logger,
+      });
+      const abort = new AbortController();
+      r.start({ signal: abort.signal });
+      await fakeUntil("a batch in flight", () => calls.length >= 2);
+      abort.abort();
+      // The batch in flight (50 ms) ends, then stop returns: no second batch is waited for.
+      const { tookMs } = await settle("stop", r.stop());
+      expect(tookMs).toBeLessThanOrEqual(55);
+      const stoppedAt = calls.length;
+      expect(stoppedAt).toBeLessThan(100);
+      // Past the next interval: a stopped runnable never prunes again.
+      await elapse(60_000 + 1000);
+      expect(calls.length).toBe(stoppedAt);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

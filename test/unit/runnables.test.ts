@@ -5,12 +5,13 @@
  * others always; a runnable that fails to start makes the leader step down and
  * try again. Fakes stand in for the store, the source and Docker.
  */
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { Manager, type Runnable } from "../../src/controller/manager.js";
 import { RunnableGroup, RunnableStartError } from "../../src/controller/runnables/runnable.js";
 import { createLogger } from "../../src/log.js";
 import type { DeclarationSource, RuntimePort, HealthProber, Lease, StateStore } from "../../src/model/ports.js";
 import { fastSettings } from "../helpers/controller.js";
+import { settle } from "../helpers/fakeTime.js";
 
 const logger = createLogger("silent", "test-runnables");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -76,20 +77,26 @@ describe("RunnableGroup", () => {
   });
 
   it("a stop is bounded: a hanging runnable is left behind, the others still stop, and the next start waits for it", async () => {
-    const log: string[] = [];
-    const group = new RunnableGroup(logger, 100);
-    for (const r of [recorder(log, "a"), recorder(log, "slow", { stopTakesMs: 400 }), recorder(log, "c")]) group.add(r);
-    await group.start();
-    const t0 = performance.now();
-    await group.stop();
-    expect(performance.now() - t0).toBeLessThan(300);
-    expect(log).toEqual(["start a", "start slow", "start c", "stop c", "stopped c", "stop slow", "stop a", "stopped a"]);
+    // Fake timers: the bound (100 ms) and the slow stop (400 ms) are exact, whatever the machine's load.
+    vi.useFakeTimers();
+    try {
+      const log: string[] = [];
+      const group = new RunnableGroup(logger, 100);
+      for (const r of [recorder(log, "a"), recorder(log, "slow", { stopTakesMs: 400 }), recorder(log, "c")]) group.add(r);
+      await group.start();
+      const stopped = await settle("stop", group.stop());
+      // Gave up on "slow" at its 100 ms bound, long before its 400 ms stop ended.
+      expect(stopped.tookMs).toBeLessThanOrEqual(105);
+      expect(log).toEqual(["start a", "start slow", "start c", "stop c", "stopped c", "stop slow", "stop a", "stopped a"]);
 
-    // Restarting while "slow" is still stopping would run it twice at once: the start waits.
-    await group.start();
-    expect(log.slice(8)).toEqual(["stopped slow", "start a", "start slow", "start c"]);
-    expect(performance.now() - t0).toBeGreaterThanOrEqual(380);
-    await group.stop().catch(() => undefined);
+      // Restarting while "slow" is still stopping would run it twice at once: the start waits.
+      const restarted = await settle("start", group.start());
+      expect(log.slice(8)).toEqual(["stopped slow", "start a", "start slow", "start c"]);
+      expect(stopped.tookMs + restarted.tookMs).toBeGreaterThanOrEqual(400);
+      await settle("stop", group.stop().catch(() => undefined));
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 
@@ -99,7 +106,9 @@ describe("RunnableGroup", () => {
 class SwitchLease implements Lease {
   granting = true;
   releases = 0;
+  attempts = 0;
   tryAcquire(): Promise<boolean> {
+    this.attempts++;
     return Promise.resolve(this.granting);
   }
   release(): Promise<void> {
@@ -150,7 +159,9 @@ describe("Manager as a host of runnables", () => {
     lease.granting = false;
     const m = manager(log, lease, [recorder(log, "always", { needsLeadership: false }), recorder(log, "mirror")]);
     await m.start();
-    await sleep(100);
+    // The elector has provably looked again (two refused attempts since start), not merely some time passed.
+    const attempts = lease.attempts;
+    await until("two more lease attempts", () => lease.attempts >= attempts + 2);
     // Not leading: only the runnable that needs no leadership runs.
     expect(log).toEqual(["start always"]);
     expect(await m.resyncNow("test")).toBeNull();
