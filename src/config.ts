@@ -1,5 +1,6 @@
 import path from "node:path";
 import { z } from "zod";
+import { RESOURCE_FLOORS } from "./model/declaration.js";
 import { parseDuration, parseMemory } from "./model/duration.js";
 import { GAME_ID_PATTERN } from "./model/gameId.js";
 import { parseEngineHardening, type EngineHardening } from "./runtime/engineHardening.js";
@@ -224,16 +225,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     RTMANAGER_CONCURRENCY: positiveInt("RTMANAGER_CONCURRENCY"),
     RTMANAGER_DEFAULT_CPUS: z.string().transform((t, ctx) => {
       const n = Number(t);
-      if (!(n > 0)) {
-        ctx.addIssue({ code: "custom", message: `RTMANAGER_DEFAULT_CPUS: ${JSON.stringify(t)} is not a positive number` });
+      if (!(n >= RESOURCE_FLOORS.cpus)) {
+        ctx.addIssue({ code: "custom", message: `RTMANAGER_DEFAULT_CPUS: ${JSON.stringify(t)} is not a number of at least ${RESOURCE_FLOORS.cpus}` });
         return z.NEVER;
       }
       return n;
     }),
     RTMANAGER_DEFAULT_MEMORY: z.string().transform((t, ctx) => {
       const n = parseMemory(t);
-      if (n === null) {
-        ctx.addIssue({ code: "custom", message: `RTMANAGER_DEFAULT_MEMORY: ${JSON.stringify(t)} is not a size such as 512m` });
+      if (n === null || n < RESOURCE_FLOORS.memoryBytes) {
+        ctx.addIssue({ code: "custom", message: `RTMANAGER_DEFAULT_MEMORY: ${JSON.stringify(t)} is not a size of at least 6m, such as 512m` });
         return z.NEVER;
       }
       return n;

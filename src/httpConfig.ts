@@ -7,6 +7,7 @@
 import os from "node:os";
 import { parseDuration, parseMemory } from "./model/duration.js";
 import { normaliseAllowlist, type ResourceCeilings } from "./model/admission.js";
+import { RESOURCE_FLOORS } from "./model/declaration.js";
 
 export class HttpConfigError extends Error {
   override readonly name = "HttpConfigError";
@@ -107,7 +108,7 @@ export function loadHttpSettings(env: NodeJS.ProcessEnv, get: (name: string) => 
   const memory = parseMemory(get("RTMANAGER_MAX_MEMORY"));
   if (memory === null) throw new HttpConfigError(`RTMANAGER_MAX_MEMORY: ${JSON.stringify(get("RTMANAGER_MAX_MEMORY"))} is not a size such as 16g`);
   const cpus = Number(get("RTMANAGER_MAX_CPUS"));
-  if (!(cpus > 0)) throw new HttpConfigError(`RTMANAGER_MAX_CPUS: ${JSON.stringify(get("RTMANAGER_MAX_CPUS"))} is not a positive number`);
+  if (!(cpus >= RESOURCE_FLOORS.cpus)) throw new HttpConfigError(`RTMANAGER_MAX_CPUS: ${JSON.stringify(get("RTMANAGER_MAX_CPUS"))} is not a number of at least ${RESOURCE_FLOORS.cpus}`);
   let imageAllowlist: string[];
   try {
     imageAllowlist = normaliseAllowlist(list(get("RTMANAGER_IMAGE_ALLOWLIST")));
