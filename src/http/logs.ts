@@ -59,6 +59,10 @@ export class LogStreams {
 
   constructor(private readonly deps: LogRouteDeps) {}
 
+  get size(): number {
+    return this.open.size;
+  }
+
   /** Rejects (before any byte is sent) with invalid_request, not_found or the runtime's error. */
   async serve(res: ServerResponse, gameId: string, query: URLSearchParams, logger: Logger): Promise<void> {
     const bounds = parseLogQuery(query, this.deps.maxBytes);

@@ -24,6 +24,7 @@ import { fileTokens, staticTokens, type TokenCheck } from "./tokens.js";
 import { envelope, JsonMemo, OpResponse, sendError, sendJson, sendJsonBytes, sendText, statusOf, transportError } from "./respond.js";
 import { ROUTES, Router, parseTarget, type RouteDef, type RouteName } from "./routes.js";
 import { PatchRequestSchema, StartRequestSchema, StopRequestSchema } from "./schemas.js";
+import type { HttpStreamCounts } from "../metrics/http.js";
 import { CALLER_HEADER, OP_ID_HEADER, OP_ID_PATTERN, type ExtOperationList, type ExtRuntimeView, type ExtVersion } from "./wire.js";
 
 /** The metrics as the HTTP server sees them (src/metrics.ts implements it). */
@@ -32,6 +33,10 @@ export interface HttpMetrics {
   render(): Promise<string>;
   /** `route` is the route template (`/api/v1/internal/runtimes/{game_id}/stop`) or "unmatched", never a raw path. */
   observeRequest(route: string, method: string, status: number, seconds: number): void;
+  /** Streams held open, read at scrape time (a leak shows as subscribers above streams). */
+  bindStreams?(counts: () => HttpStreamCounts): void;
+  /** Once per readiness dependency check actually run. */
+  onReadinessCheck?(): void;
 }
 
 export interface HttpDeps {
@@ -150,6 +155,7 @@ export function createHttpServer(deps: HttpDeps): http.Server {
     logger: deps.logger,
   });
   const logStreams = deps.logs ? new LogStreams(deps.logs) : null;
+  deps.metrics?.bindStreams?.(() => ({ eventStreams: streams.size, eventSubscribers: streams.feed.size, logFollows: logStreams?.size ?? 0 }));
 
   const dispatch = async (req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> => {
     const { operations, state } = deps;

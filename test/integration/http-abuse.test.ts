@@ -1,0 +1,94 @@
+/**
+ * What an unauthenticated or careless client must not be able to leak or
+ * amplify (issue 21): an event stream whose client leaves during its first
+ * query, /readyz floods, and log follows past their caps. A whole app on real
+ * PostgreSQL and Docker, loopback only; leaks are read from /metrics.
+ */
+import http from "node:http";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestApp, type TestApp } from "../helpers/app.js";
+import { ensureTestImages, waitFor } from "../helpers/docker.js";
+import { startPostgres, type PostgresServer } from "../helpers/postgres.js";
+
+let pgServer: PostgresServer;
+let databaseUrl: string;
+let app: TestApp;
+
+beforeAll(async () => {
+  await ensureTestImages();
+  pgServer = await startPostgres();
+  databaseUrl = await pgServer.createDatabase();
+  app = await startTestApp({ env: { DATABASE_URL: databaseUrl } });
+}, 300_000);
+
+afterAll(async () => {
+  await app?.close();
+  await pgServer?.stop();
+}, 120_000);
+
+/** One sample of a metric from /metrics, 0 when absent. */
+async function metric(name: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = await (await fetch(`${app.baseUrl}/metrics`)).text();
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  let total = 0;
+  for (const line of text.split("\n")) {
+    const m = /^([a-z_:]+)(?:\{(.*)\})? ([0-9.e+-]+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = (m[2] ?? "").split(",");
+    if (want.every((w) => have.includes(w))) total += Number(m[3]);
+  }
+  return total;
+}
+
+const port = () => Number(new URL(app.baseUrl).port);
+
+describe("event stream subscribers", () => {
+  it("a client that disconnects during the slow first query leaves no subscriber and no open stream behind", async () => {
+    const database = new URL(databaseUrl).pathname.slice(1);
+    const locker = new pg.Client({ connectionString: databaseUrl });
+    await locker.connect();
+    const N = 5;
+    const eventsRoute = { route: "/api/v1/ext/events" };
+    const closedBefore = await metric("rtmanager_http_requests_total", eventsRoute);
+    const leftBefore = app.logs.filter((l) => l.msg === "event stream client left before its stream started").length;
+    try {
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE runtime_events IN ACCESS EXCLUSIVE MODE");
+      const requests = Array.from({ length: N }, () => {
+        const req = http.request({ host: "127.0.0.1", port: port(), path: "/api/v1/ext/events", agent: false });
+        req.on("error", () => undefined);
+        req.end();
+        return req;
+      });
+      // Each stream's first query (the event log's bounds) now waits on the lock.
+      await waitFor(
+        "the streams' first queries blocked on the lock",
+        async () => {
+          const [row] = await pgServer.query<{ n: number }>(
+            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
+            [database],
+          );
+          return (row?.n ?? 0) >= N;
+        },
+        30_000,
+      );
+      for (const req of requests) req.destroy();
+      // The server saw every client go (a request is counted when its response closes).
+      await waitFor("the server saw the clients leave", async () => (await metric("rtmanager_http_requests_total", eventsRoute)) >= closedBefore + N, 30_000);
+    } finally {
+      await locker.query("ROLLBACK").catch(() => undefined);
+      await locker.end();
+    }
+    // Either the server notices the clients left (fixed) or the streams go on and join the feed (the leak).
+    await waitFor(
+      "each request to finish after the lock was released",
+      async () =>
+        app.logs.filter((l) => l.msg === "event stream client left before its stream started").length >= leftBefore + N ||
+        (await metric("rtmanager_http_open_streams", { kind: "event_subscribers" })) >= N,
+      30_000,
+    );
+    expect(await metric("rtmanager_http_open_streams", { kind: "event_subscribers" })).toBe(0);
+    expect(await metric("rtmanager_http_open_streams", { kind: "events" })).toBe(0);
+  }, 120_000);
+});
