@@ -22,6 +22,7 @@ import { browserGuard, type GuardSettings } from "./guards.js";
 import { applySocketTimeouts, MutationSlots, serverTimeoutOptions, type HttpLimits } from "./limits.js";
 import { fileTokens, staticTokens, type TokenCheck } from "./tokens.js";
 import { envelope, JsonMemo, OpResponse, sendError, sendJson, sendJsonBytes, sendText, statusOf, transportError } from "./respond.js";
+import { CachedCheck } from "./readiness.js";
 import { ROUTES, Router, parseTarget, type RouteDef, type RouteName } from "./routes.js";
 import { PatchRequestSchema, StartRequestSchema, StopRequestSchema } from "./schemas.js";
 import type { HttpStreamCounts } from "../metrics/http.js";
@@ -102,16 +103,19 @@ function checkImage(imageRef: string, allowlist: readonly string[] | undefined):
   if (refused) throw new RtmError("start_config_invalid", `${refused}; nothing was pulled or started`);
 }
 
+/** How long one readiness answer is served to every caller (readiness.ts). */
+const READINESS_CACHE_MS = 1000;
+
 /** The dependency is served; its address (in the detail) is logged, once per change. */
 function readinessProbe(deps: HttpDeps) {
   let lastLogged: string | null = null;
+  const shared = new CachedCheck<ReadinessFailure | null>({
+    check: () => deps.readiness().catch((err: unknown) => ({ reason: "readiness check failed", detail: String((err as Error).message) })),
+    ttlMs: READINESS_CACHE_MS,
+    onCheck: () => deps.metrics?.onReadinessCheck?.(),
+  });
   return async (): Promise<string | null> => {
-    let failure: ReadinessFailure | null;
-    try {
-      failure = await deps.readiness();
-    } catch (err) {
-      failure = { reason: "readiness check failed", detail: String((err as Error).message) };
-    }
+    const failure = await shared.get();
     const line = failure ? `${failure.reason}: ${failure.detail ?? ""}` : null;
     if (line !== lastLogged) {
       if (failure) deps.logger.warn({ reason: failure.reason, detail: failure.detail }, "not ready");

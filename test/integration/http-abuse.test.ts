@@ -92,3 +92,45 @@ describe("event stream subscribers", () => {
     expect(await metric("rtmanager_http_open_streams", { kind: "events" })).toBe(0);
   }, 120_000);
 });
+
+describe("/readyz", () => {
+  it("a flood of 10,000 /readyz runs no more dependency checks than one a second (from the metrics)", async () => {
+    const checksBefore = await metric("rtmanager_readiness_checks_total");
+    const pingsBefore = await metric("rtmanager_docker_calls_total", { operation: "ping" });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+    const get = () =>
+      new Promise<number>((resolve, reject) => {
+        const req = http.get({ host: "127.0.0.1", port: port(), path: "/readyz", agent }, (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode ?? 0));
+        });
+        req.on("error", reject);
+      });
+    const started = performance.now();
+    const statuses = new Map<number, number>();
+    try {
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: 64 }, async () => {
+          while (next < 10_000) {
+            next++;
+            const status = await get();
+            statuses.set(status, (statuses.get(status) ?? 0) + 1);
+          }
+        }),
+      );
+    } finally {
+      agent.destroy();
+    }
+    const seconds = (performance.now() - started) / 1000;
+    expect(statuses.get(200)).toBe(10_000);
+    const checks = (await metric("rtmanager_readiness_checks_total")) - checksBefore;
+    const pings = (await metric("rtmanager_docker_calls_total", { operation: "ping" })) - pingsBefore;
+    // One check per second of flood, plus the one running when it began.
+    const allowed = Math.ceil(seconds) + 1;
+    expect(checks, `${checks} checks in ${seconds.toFixed(1)} s`).toBeGreaterThanOrEqual(1);
+    expect(checks, `${checks} checks in ${seconds.toFixed(1)} s`).toBeLessThanOrEqual(allowed);
+    // The real dependency calls agree with the counter (the loop pings Docker on its own only on reconnects).
+    expect(pings, `${pings} Docker pings in ${seconds.toFixed(1)} s`).toBeLessThanOrEqual(allowed);
+  }, 300_000);
+});
