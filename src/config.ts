@@ -80,6 +80,8 @@ export const CONFIG_DOCS: Setting[] = [
   { env: "RTMANAGER_MAX_MEMORY", default: "16g", doc: "Ceiling on the memory an image label or declaration may ask for." },
   { env: "RTMANAGER_MAX_PIDS_LIMIT", default: "4096", doc: "Ceiling on the PIDs limit an image label or declaration may ask for." },
   { env: "RTMANAGER_MAX_EVENT_STREAMS", default: "256", doc: "Open event streams (GET /api/v1/ext/events) at once; past it: 503 with Retry-After." },
+  { env: "RTMANAGER_MAX_LOG_FOLLOWS", default: "64", doc: "Followed engine-log streams (GET .../logs?follow=true) open at once in this process; past it: 503 with Retry-After. Each holds a runtime stream for up to RTMANAGER_LOGS_FOLLOW_MAX." },
+  { env: "RTMANAGER_MAX_LOG_FOLLOWS_PER_GAME", default: "4", doc: "Followed engine-log streams of one game open at once; past it: 503 with Retry-After." },
   { env: "RTMANAGER_MAX_CONCURRENT_MUTATIONS", default: "512", doc: "REST mutations in flight at once; past it: 503 service_unavailable with Retry-After." },
   { env: "RTMANAGER_HTTP_REQUEST_TIMEOUT", default: "30s", doc: "Time a client has to send a whole request (headers and body)." },
   { env: "RTMANAGER_HTTP_IDLE_TIMEOUT", default: "60s", doc: "A socket silent this long mid-request is closed; mutations wait up to RTMANAGER_OP_TIMEOUT instead, event streams have keep-alives." },

@@ -28,6 +28,8 @@ export interface HttpSettings {
   allowedOrigins: string[];
   allowedHosts: string[];
   maxEventStreams: number;
+  maxLogFollows: number;
+  maxLogFollowsPerGame: number;
   maxConcurrentMutations: number;
   resourceCeilings: ResourceCeilings;
   httpRequestTimeoutMs: number;
@@ -123,6 +125,8 @@ export function loadHttpSettings(env: NodeJS.ProcessEnv, get: (name: string) => 
     // localhost and this machine's own name are always allowed; the setting adds names (a Service's).
     allowedHosts: [...new Set(["localhost", os.hostname(), ...list(get("RTMANAGER_ALLOWED_HOSTS"))].map((h) => h.toLowerCase().replace(/\.$/, "")))],
     maxEventStreams: positiveInt("RTMANAGER_MAX_EVENT_STREAMS", get("RTMANAGER_MAX_EVENT_STREAMS")),
+    maxLogFollows: positiveInt("RTMANAGER_MAX_LOG_FOLLOWS", get("RTMANAGER_MAX_LOG_FOLLOWS")),
+    maxLogFollowsPerGame: positiveInt("RTMANAGER_MAX_LOG_FOLLOWS_PER_GAME", get("RTMANAGER_MAX_LOG_FOLLOWS_PER_GAME")),
     maxConcurrentMutations: positiveInt("RTMANAGER_MAX_CONCURRENT_MUTATIONS", get("RTMANAGER_MAX_CONCURRENT_MUTATIONS")),
     resourceCeilings: { cpus, memoryBytes: memory, pidsLimit: positiveInt("RTMANAGER_MAX_PIDS_LIMIT", get("RTMANAGER_MAX_PIDS_LIMIT")) },
     httpRequestTimeoutMs: duration("RTMANAGER_HTTP_REQUEST_TIMEOUT", get("RTMANAGER_HTTP_REQUEST_TIMEOUT")),

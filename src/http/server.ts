@@ -19,7 +19,7 @@ import { discardBody, readJsonBody } from "./body.js";
 import { EventStreams } from "./events.js";
 import { LogStreams, type LogRouteDeps } from "./logs.js";
 import { browserGuard, type GuardSettings } from "./guards.js";
-import { applySocketTimeouts, MutationSlots, serverTimeoutOptions, type HttpLimits } from "./limits.js";
+import { applySocketTimeouts, DEFAULT_HTTP_LIMITS, MutationSlots, serverTimeoutOptions, type HttpLimits } from "./limits.js";
 import { fileTokens, staticTokens, type TokenCheck } from "./tokens.js";
 import { envelope, JsonMemo, OpResponse, sendError, sendJson, sendJsonBytes, sendText, statusOf, transportError } from "./respond.js";
 import { CachedCheck } from "./readiness.js";
@@ -158,7 +158,8 @@ export function createHttpServer(deps: HttpDeps): http.Server {
     maxStreams: deps.limits?.maxEventStreams,
     logger: deps.logger,
   });
-  const logStreams = deps.logs ? new LogStreams(deps.logs) : null;
+  const httpLimits = { ...DEFAULT_HTTP_LIMITS, ...deps.limits };
+  const logStreams = deps.logs ? new LogStreams(deps.logs, { max: httpLimits.maxLogFollows, perGame: httpLimits.maxLogFollowsPerGame }) : null;
   deps.metrics?.bindStreams?.(() => ({ eventStreams: streams.size, eventSubscribers: streams.feed.size, logFollows: logStreams?.size ?? 0 }));
 
   const dispatch = async (req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> => {

@@ -8,7 +8,7 @@ import http from "node:http";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../helpers/app.js";
-import { ensureTestImages, waitFor } from "../helpers/docker.js";
+import { TEST_IMAGES, ensureTestImages, uniqueGameId, waitFor } from "../helpers/docker.js";
 import { startPostgres, type PostgresServer } from "../helpers/postgres.js";
 
 let pgServer: PostgresServer;
@@ -19,7 +19,7 @@ beforeAll(async () => {
   await ensureTestImages();
   pgServer = await startPostgres();
   databaseUrl = await pgServer.createDatabase();
-  app = await startTestApp({ env: { DATABASE_URL: databaseUrl } });
+  app = await startTestApp({ env: { DATABASE_URL: databaseUrl, RTMANAGER_MAX_LOG_FOLLOWS: "20", RTMANAGER_MAX_LOG_FOLLOWS_PER_GAME: "8" } });
 }, 300_000);
 
 afterAll(async () => {
@@ -133,4 +133,44 @@ describe("/readyz", () => {
     // The real dependency calls agree with the counter (the loop pings Docker on its own only on reconnects).
     expect(pings, `${pings} Docker pings in ${seconds.toFixed(1)} s`).toBeLessThanOrEqual(allowed);
   }, 300_000);
+});
+
+describe("log follows", () => {
+  it("300 follows against caps of 20 per process and 8 per game: the rest get 503 with Retry-After, and every slot comes back", async () => {
+    const games = [uniqueGameId("follow"), uniqueGameId("follow"), uniqueGameId("follow")];
+    for (const g of games) await app.client.start(g, TEST_IMAGES.v100);
+    type Answer = { status: number; retryAfter: string | undefined; code?: string; game: string; req: http.ClientRequest };
+    const follow = (game: string) =>
+      new Promise<Answer>((resolve, reject) => {
+        const req = http.get({ host: "127.0.0.1", port: port(), path: `/api/v1/ext/runtimes/${game}/logs?follow=true&tail=1`, agent: false }, (res) => {
+          const answer: Answer = { status: res.statusCode ?? 0, retryAfter: res.headers["retry-after"] as string | undefined, game, req };
+          if (answer.status === 200) return resolve(answer); // a follow: the body never ends on its own
+          let body = "";
+          res.on("data", (c: Buffer) => (body += c.toString()));
+          res.on("end", () => resolve({ ...answer, code: (JSON.parse(body) as { error?: { code: string } }).error?.code }));
+        });
+        req.on("error", reject);
+      });
+    const answers = await Promise.all(Array.from({ length: 300 }, (_, i) => follow(games[i % 3]!)));
+    try {
+      const held = answers.filter((a) => a.status === 200);
+      const refused = answers.filter((a) => a.status !== 200);
+      expect(held).toHaveLength(20);
+      for (const g of games) expect(held.filter((a) => a.game === g).length).toBeLessThanOrEqual(8);
+      expect(refused).toHaveLength(280);
+      for (const a of refused) expect([a.status, a.code, a.retryAfter]).toEqual([503, "service_unavailable", "5"]);
+      expect(await metric("rtmanager_http_open_streams", { kind: "log_follows" })).toBe(20);
+    } finally {
+      for (const a of answers) a.req.destroy();
+    }
+    await waitFor("every follow slot released", async () => (await metric("rtmanager_http_open_streams", { kind: "log_follows" })) === 0, 30_000);
+    // Freed slots are usable again, up to the per-game cap.
+    const again = await Promise.all(Array.from({ length: 9 }, () => follow(games[0]!)));
+    try {
+      expect(again.filter((a) => a.status === 200)).toHaveLength(8);
+      expect(again.filter((a) => a.status === 503)).toHaveLength(1);
+    } finally {
+      for (const a of again) a.req.destroy();
+    }
+  }, 180_000);
 });
