@@ -1,5 +1,6 @@
 import path from "node:path";
 import { z } from "zod";
+import { RESOURCE_FLOORS } from "./model/declaration.js";
 import { parseDuration, parseMemory } from "./model/duration.js";
 import { GAME_ID_PATTERN } from "./model/gameId.js";
 import { parseEngineHardening, type EngineHardening } from "./runtime/engineHardening.js";
@@ -79,6 +80,8 @@ export const CONFIG_DOCS: Setting[] = [
   { env: "RTMANAGER_MAX_MEMORY", default: "16g", doc: "Ceiling on the memory an image label or declaration may ask for." },
   { env: "RTMANAGER_MAX_PIDS_LIMIT", default: "4096", doc: "Ceiling on the PIDs limit an image label or declaration may ask for." },
   { env: "RTMANAGER_MAX_EVENT_STREAMS", default: "256", doc: "Open event streams (GET /api/v1/ext/events) at once; past it: 503 with Retry-After." },
+  { env: "RTMANAGER_MAX_LOG_FOLLOWS", default: "64", doc: "Followed engine-log streams (GET .../logs?follow=true) open at once in this process; past it: 503 with Retry-After. Each holds a runtime stream for up to RTMANAGER_LOGS_FOLLOW_MAX." },
+  { env: "RTMANAGER_MAX_LOG_FOLLOWS_PER_GAME", default: "4", doc: "Followed engine-log streams of one game open at once; past it: 503 with Retry-After." },
   { env: "RTMANAGER_MAX_CONCURRENT_MUTATIONS", default: "512", doc: "REST mutations in flight at once; past it: 503 service_unavailable with Retry-After." },
   { env: "RTMANAGER_HTTP_REQUEST_TIMEOUT", default: "30s", doc: "Time a client has to send a whole request (headers and body)." },
   { env: "RTMANAGER_HTTP_IDLE_TIMEOUT", default: "60s", doc: "A socket silent this long mid-request is closed; mutations wait up to RTMANAGER_OP_TIMEOUT instead, event streams have keep-alives." },
@@ -224,16 +227,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     RTMANAGER_CONCURRENCY: positiveInt("RTMANAGER_CONCURRENCY"),
     RTMANAGER_DEFAULT_CPUS: z.string().transform((t, ctx) => {
       const n = Number(t);
-      if (!(n > 0)) {
-        ctx.addIssue({ code: "custom", message: `RTMANAGER_DEFAULT_CPUS: ${JSON.stringify(t)} is not a positive number` });
+      if (!(n >= RESOURCE_FLOORS.cpus)) {
+        ctx.addIssue({ code: "custom", message: `RTMANAGER_DEFAULT_CPUS: ${JSON.stringify(t)} is not a number of at least ${RESOURCE_FLOORS.cpus}` });
         return z.NEVER;
       }
       return n;
     }),
     RTMANAGER_DEFAULT_MEMORY: z.string().transform((t, ctx) => {
       const n = parseMemory(t);
-      if (n === null) {
-        ctx.addIssue({ code: "custom", message: `RTMANAGER_DEFAULT_MEMORY: ${JSON.stringify(t)} is not a size such as 512m` });
+      if (n === null || n < RESOURCE_FLOORS.memoryBytes) {
+        ctx.addIssue({ code: "custom", message: `RTMANAGER_DEFAULT_MEMORY: ${JSON.stringify(t)} is not a size of at least 6m, such as 512m` });
         return z.NEVER;
       }
       return n;

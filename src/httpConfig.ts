@@ -7,6 +7,7 @@
 import os from "node:os";
 import { parseDuration, parseMemory } from "./model/duration.js";
 import { normaliseAllowlist, type ResourceCeilings } from "./model/admission.js";
+import { RESOURCE_FLOORS } from "./model/declaration.js";
 
 export class HttpConfigError extends Error {
   override readonly name = "HttpConfigError";
@@ -27,6 +28,8 @@ export interface HttpSettings {
   allowedOrigins: string[];
   allowedHosts: string[];
   maxEventStreams: number;
+  maxLogFollows: number;
+  maxLogFollowsPerGame: number;
   maxConcurrentMutations: number;
   resourceCeilings: ResourceCeilings;
   httpRequestTimeoutMs: number;
@@ -107,7 +110,7 @@ export function loadHttpSettings(env: NodeJS.ProcessEnv, get: (name: string) => 
   const memory = parseMemory(get("RTMANAGER_MAX_MEMORY"));
   if (memory === null) throw new HttpConfigError(`RTMANAGER_MAX_MEMORY: ${JSON.stringify(get("RTMANAGER_MAX_MEMORY"))} is not a size such as 16g`);
   const cpus = Number(get("RTMANAGER_MAX_CPUS"));
-  if (!(cpus > 0)) throw new HttpConfigError(`RTMANAGER_MAX_CPUS: ${JSON.stringify(get("RTMANAGER_MAX_CPUS"))} is not a positive number`);
+  if (!(cpus >= RESOURCE_FLOORS.cpus)) throw new HttpConfigError(`RTMANAGER_MAX_CPUS: ${JSON.stringify(get("RTMANAGER_MAX_CPUS"))} is not a number of at least ${RESOURCE_FLOORS.cpus}`);
   let imageAllowlist: string[];
   try {
     imageAllowlist = normaliseAllowlist(list(get("RTMANAGER_IMAGE_ALLOWLIST")));
@@ -122,6 +125,8 @@ export function loadHttpSettings(env: NodeJS.ProcessEnv, get: (name: string) => 
     // localhost and this machine's own name are always allowed; the setting adds names (a Service's).
     allowedHosts: [...new Set(["localhost", os.hostname(), ...list(get("RTMANAGER_ALLOWED_HOSTS"))].map((h) => h.toLowerCase().replace(/\.$/, "")))],
     maxEventStreams: positiveInt("RTMANAGER_MAX_EVENT_STREAMS", get("RTMANAGER_MAX_EVENT_STREAMS")),
+    maxLogFollows: positiveInt("RTMANAGER_MAX_LOG_FOLLOWS", get("RTMANAGER_MAX_LOG_FOLLOWS")),
+    maxLogFollowsPerGame: positiveInt("RTMANAGER_MAX_LOG_FOLLOWS_PER_GAME", get("RTMANAGER_MAX_LOG_FOLLOWS_PER_GAME")),
     maxConcurrentMutations: positiveInt("RTMANAGER_MAX_CONCURRENT_MUTATIONS", get("RTMANAGER_MAX_CONCURRENT_MUTATIONS")),
     resourceCeilings: { cpus, memoryBytes: memory, pidsLimit: positiveInt("RTMANAGER_MAX_PIDS_LIMIT", get("RTMANAGER_MAX_PIDS_LIMIT")) },
     httpRequestTimeoutMs: duration("RTMANAGER_HTTP_REQUEST_TIMEOUT", get("RTMANAGER_HTTP_REQUEST_TIMEOUT")),

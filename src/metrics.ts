@@ -17,7 +17,7 @@ import type { DockerCallOutcome } from "./runtime/docker/dockerRuntime.js";
 import type { HttpMetrics } from "./http/server.js";
 import { FleetGauges, type FleetSources } from "./metrics/fleet.js";
 import { scrapeGauge } from "./metrics/gauge.js";
-import { HttpRequestMetrics } from "./metrics/http.js";
+import { HttpRequestMetrics, type HttpStreamCounts } from "./metrics/http.js";
 import { LoopMetrics, type QueueStats } from "./metrics/loop.js";
 
 export type { WatchName };
@@ -199,6 +199,14 @@ export class Metrics implements HttpMetrics {
 
   observeRequest(route: string, method: string, status: number | string, seconds: number): void {
     this.http.observe(route, method, status, seconds);
+  }
+
+  bindStreams(counts: () => HttpStreamCounts): void {
+    this.http.bindStreams(counts);
+  }
+
+  onReadinessCheck(): void {
+    this.http.readinessChecks.inc();
   }
 
   onStoreQueryError(): void {

@@ -5,10 +5,9 @@
  * failure leaves here as the contract error it stands for (runtimeErrors.ts).
  */
 import path from "node:path";
-import { resourcesRefused, type ResourceCeilings } from "../model/admission.js";
+import { declaredResources, labelResources, resourcesBelowFloor, resourcesRefused, type ResourceCeilings } from "../model/admission.js";
 import { configHash, type Declaration } from "../model/declaration.js";
 import { RtmError } from "../model/errors.js";
-import { parseMemory } from "../model/duration.js";
 import { containerName } from "../model/gameId.js";
 import type { ContainerResources, EngineSpec, ImagePullPolicy, RuntimePort } from "../model/ports.js";
 import type { EventType } from "../model/status.js";
@@ -49,14 +48,17 @@ export function recordLocationOf(
 
 /** Image labels win, then the declaration, then configured defaults. */
 export function resolveResources(imageLabels: Record<string, string>, d: Declaration, s: ExecutorSettings): ContainerResources {
-  const labelCpus = Number(imageLabels["com.galaxy.cpu_quota"]);
-  const labelMemory = imageLabels["com.galaxy.memory"] ? parseMemory(imageLabels["com.galaxy.memory"]) : null;
-  const labelPids = Number(imageLabels["com.galaxy.pids_limit"]);
-  const cpus = labelCpus > 0 ? labelCpus : (d.resources?.cpus ?? s.defaultCpus);
-  const memory = labelMemory ?? (d.resources?.memory ? parseMemory(d.resources.memory) : null) ?? s.defaultMemoryBytes;
-  const pids = Number.isInteger(labelPids) && labelPids > 0 ? labelPids : (d.resources?.pidsLimit ?? s.defaultPidsLimit);
+  const labels = labelResources(imageLabels);
   // Labels are only known once the image is local: this is the first place they can be refused. Permanent: not retried until the declaration changes.
-  const refused = resourcesRefused({ cpus, memoryBytes: memory, pidsLimit: pids }, s.resourceCeilings, "the image's com.galaxy.* labels (or the declaration)");
+  if (labels.refused) throw new RtmError("start_config_invalid", `${labels.refused}; no container was created`);
+  const declared = declaredResources(d.resources);
+  const cpus = labels.asked.cpus ?? declared.cpus ?? s.defaultCpus;
+  const memory = labels.asked.memoryBytes ?? declared.memoryBytes ?? s.defaultMemoryBytes;
+  const pids = labels.asked.pidsLimit ?? declared.pidsLimit ?? s.defaultPidsLimit;
+  const asked = { cpus, memoryBytes: memory, pidsLimit: pids };
+  const source = "the image's com.galaxy.* labels (or the declaration)";
+  // A limit under the floor is refused, never dropped: 1e-10 CPUs would otherwise become 0 nano-CPUs, "no limit".
+  const refused = resourcesBelowFloor(asked, source) ?? resourcesRefused(asked, s.resourceCeilings, source);
   if (refused) throw new RtmError("start_config_invalid", `${refused}; no container was created`);
   return { nanoCpus: Math.round(cpus * 1e9), memoryBytes: memory, pidsLimit: pids };
 }

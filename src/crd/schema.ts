@@ -8,7 +8,7 @@
  */
 import { stringify } from "yaml";
 import { z } from "zod";
-import { ENV_NAME_PATTERN, RESERVED_ENV, RuntimeSpecSchema } from "../model/declaration.js";
+import { ENV_NAME_PATTERN, RESERVED_ENV, RESOURCE_FLOORS, RuntimeSpecSchema } from "../model/declaration.js";
 import { ERROR_CODES } from "../model/errors.js";
 import { CONDITION_TYPES, GROUP, KIND, LIST_KIND, PHASES, PLURAL, reasonOf, SHORT_NAMES, SINGULAR, VERSION } from "./api.js";
 
@@ -123,6 +123,16 @@ export function specSchema(): StructuralSchema {
         rule: RESERVED_ENV.map((name) => `!('${name}' in self)`).join(" && "),
         message: `env may not set ${RESERVED_ENV.join(" or ")}: the controller sets them`,
       },
+    ];
+  }
+  const memory = props.resources?.properties?.memory;
+  if (memory) {
+    // ResourcesSchema's memory floor: a refinement zod exports as nothing. Doubles, so 12 digits times 1g cannot overflow.
+    const digits = "(self.endsWith('k') || self.endsWith('m') || self.endsWith('g') ? self.substring(0, size(self) - 1) : self)";
+    const unit = `(self.endsWith('g') ? ${1024 ** 3}.0 : self.endsWith('m') ? ${1024 ** 2}.0 : self.endsWith('k') ? 1024.0 : 1.0)`;
+    memory.maxLength = 13;
+    memory["x-kubernetes-validations"] = [
+      { rule: `double(${digits}) * ${unit} >= ${RESOURCE_FLOORS.memoryBytes}.0`, message: "memory must be at least 6m (6 MiB)" },
     ];
   }
   spec["x-kubernetes-validations"] = [{ rule: "self.gameId == oldSelf.gameId", message: "gameId is immutable" }];

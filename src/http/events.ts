@@ -87,18 +87,22 @@ export class EventStreams {
       });
     }
     this.taken++;
-    let released = false;
-    const release = () => {
-      if (!released) this.taken--;
-      released = true;
-    };
-    res.on("close", release);
+    // Registered before the first await: a client that leaves while the cursor
+    // is read must not come back later as a stream nobody reads (issue 21).
+    const conn = new Connection();
+    conn.onClose(() => this.taken--);
+    res.on("close", conn.close);
+    req.on("close", conn.close);
     try {
       const gameId = parseGameId(query);
       const start = await this.startCursor(req, query);
-      await this.stream(req, res, gameId, start, logger);
+      if (conn.closed) {
+        logger.debug("event stream client left before its stream started");
+        return;
+      }
+      await this.stream(req, res, gameId, start, logger, conn);
     } catch (err) {
-      release();
+      conn.close();
       throw err;
     }
   }
@@ -127,7 +131,7 @@ export class EventStreams {
     return { cursor: asked, diagnostics: [] };
   }
 
-  private async stream(req: IncomingMessage, res: ServerResponse, gameId: string | undefined, start: Cursor, logger: Logger): Promise<void> {
+  private async stream(req: IncomingMessage, res: ServerResponse, gameId: string | undefined, start: Cursor, logger: Logger, conn: Connection): Promise<void> {
     const { state } = this.options;
     res.writeHead(200, {
       "content-type": "text/event-stream; charset=utf-8",
@@ -143,7 +147,6 @@ export class EventStreams {
     this.keepAlive();
 
     let cursor = start.cursor;
-    let closed = false;
     const writer = new FrameWriter(res);
     const subscriber: FeedSubscriber = {
       deliver: (event) => {
@@ -156,15 +159,11 @@ export class EventStreams {
       },
       failed: (message) => void writer.push(diagnosticFrame({ code: "stream_failed", message, cursor })),
     };
-    const cleanup = () => {
-      if (closed) return;
-      closed = true;
+    conn.onClose(() => {
       this.feed.leave(subscriber);
       this.open.delete(res);
       logger.debug({ cursor }, "event stream closed");
-    };
-    res.on("close", cleanup);
-    req.on("close", cleanup);
+    });
 
     try {
       writer.push("retry: 2000\n\n");
@@ -177,14 +176,14 @@ export class EventStreams {
       // The backlog is this stream's own to read; then it joins the shared feed.
       for (;;) {
         const feedAt = await this.feed.position();
-        cursor = await this.readBacklog(cursor, gameId, writer, () => closed);
-        if (closed || this.feed.join(subscriber, Math.max(cursor, feedAt))) break;
+        cursor = await this.readBacklog(cursor, gameId, writer, () => conn.closed);
+        if (conn.closed || this.feed.join(subscriber, Math.max(cursor, feedAt))) break;
       }
     } catch (err) {
       const e = toRtmError(err);
       logger.warn({ err }, "event stream could not send its snapshot or backlog");
       writer.push(diagnosticFrame({ code: "stream_failed", message: `could not read the current records or backlog: ${e.message}` }));
-      cleanup();
+      conn.close();
       res.end();
     }
   }
@@ -215,6 +214,23 @@ export class EventStreams {
     }, this.keepAliveMs);
     this.keepAliveTimer.unref();
   }
+}
+
+/** One stream's end, however it comes (client gone, error, shutdown); each cleanup runs once, even one added after the end. */
+class Connection {
+  closed = false;
+  private readonly cleanups: (() => void)[] = [];
+
+  onClose(cleanup: () => void): void {
+    if (this.closed) cleanup();
+    else this.cleanups.push(cleanup);
+  }
+
+  readonly close = (): void => {
+    if (this.closed) return;
+    this.closed = true;
+    for (const cleanup of this.cleanups.splice(0)) cleanup();
+  };
 }
 
 /** Frames go out in order; the queue is bounded, and a full one means the client is too slow. */

@@ -10,6 +10,9 @@ import { RtmError } from "../model/errors.js";
 
 export interface HttpLimits {
   maxEventStreams: number;
+  /** Followed log streams open at once, in the process and per game (logs.ts). */
+  maxLogFollows: number;
+  maxLogFollowsPerGame: number;
   maxConcurrentMutations: number;
   /** Time to receive a whole request, headers and body (server.requestTimeout). */
   requestTimeoutMs: number;
@@ -21,6 +24,8 @@ export interface HttpLimits {
 
 export const DEFAULT_HTTP_LIMITS: HttpLimits = {
   maxEventStreams: 256,
+  maxLogFollows: 64,
+  maxLogFollowsPerGame: 4,
   maxConcurrentMutations: 512,
   requestTimeoutMs: 30_000,
   idleTimeoutMs: 60_000,

@@ -23,6 +23,8 @@ export function httpDepsFromConfig(config: Config): Pick<HttpDeps, "token" | "to
     guards: { allowedHosts: config.allowedHosts, allowedOrigins: config.allowedOrigins, checkHost: config.httpSocketPath === undefined },
     limits: {
       maxEventStreams: config.maxEventStreams,
+      maxLogFollows: config.maxLogFollows,
+      maxLogFollowsPerGame: config.maxLogFollowsPerGame,
       maxConcurrentMutations: config.maxConcurrentMutations,
       requestTimeoutMs: config.httpRequestTimeoutMs,
       idleTimeoutMs: config.httpIdleTimeoutMs,

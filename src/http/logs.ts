@@ -10,6 +10,7 @@ import type { ServerResponse } from "node:http";
 import type { Logger } from "../log.js";
 import { RtmError } from "../model/errors.js";
 import type { LogStreamOptions } from "../model/ports.js";
+import { DEFAULT_HTTP_LIMITS } from "./limits.js";
 
 export const DEFAULT_LOG_TAIL = 200;
 export const MAX_LOG_TAIL = 10_000;
@@ -54,14 +55,34 @@ export function parseLogQuery(query: URLSearchParams, maxBytes: number): LogQuer
   return { tail, follow, limitBytes };
 }
 
+/** Followed streams at once; each holds a runtime stream (a Docker attach, a kubelet log) for up to followMaxMs. */
+export interface FollowCaps {
+  max: number;
+  perGame: number;
+}
+
+const RETRY_AFTER_SECONDS = 5;
+
 export class LogStreams {
   private readonly open = new Set<AbortController>();
+  private follows = 0;
+  private readonly followsByGame = new Map<string, number>();
 
-  constructor(private readonly deps: LogRouteDeps) {}
+  constructor(
+    private readonly deps: LogRouteDeps,
+    private readonly caps: FollowCaps = { max: DEFAULT_HTTP_LIMITS.maxLogFollows, perGame: DEFAULT_HTTP_LIMITS.maxLogFollowsPerGame },
+  ) {}
+
+  /** Followed streams open. */
+  get size(): number {
+    return this.follows;
+  }
 
   /** Rejects (before any byte is sent) with invalid_request, not_found or the runtime's error. */
   async serve(res: ServerResponse, gameId: string, query: URLSearchParams, logger: Logger): Promise<void> {
     const bounds = parseLogQuery(query, this.deps.maxBytes);
+    // Taken before the first await, so a burst cannot overshoot; like the event streams' cap.
+    const release = bounds.follow ? this.takeFollow(gameId) : () => undefined;
     const abort = new AbortController();
     const onClose = () => abort.abort();
     // The client going away ends the runtime's stream too.
@@ -83,11 +104,32 @@ export class LogStreams {
       logger.warn({ err, gameId }, "log stream failed");
     } finally {
       clearTimeout(timer);
+      release();
       res.off("close", onClose);
       this.open.delete(abort);
       abort.abort();
     }
     if (!res.writableEnded) res.end();
+  }
+
+  /** A slot for one followed stream, or 503 with Retry-After; returns its release (idempotent). */
+  private takeFollow(gameId: string): () => void {
+    const ofGame = this.followsByGame.get(gameId) ?? 0;
+    if (this.follows >= this.caps.max || ofGame >= this.caps.perGame) {
+      const which = this.follows >= this.caps.max ? `RTMANAGER_MAX_LOG_FOLLOWS=${this.caps.max}` : `RTMANAGER_MAX_LOG_FOLLOWS_PER_GAME=${this.caps.perGame} for game ${gameId}`;
+      throw new RtmError("service_unavailable", `too many followed log streams (${which}); retry later`, { retryAfterSeconds: RETRY_AFTER_SECONDS });
+    }
+    this.follows++;
+    this.followsByGame.set(gameId, ofGame + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.follows--;
+      const left = (this.followsByGame.get(gameId) ?? 1) - 1;
+      if (left > 0) this.followsByGame.set(gameId, left);
+      else this.followsByGame.delete(gameId);
+    };
   }
 
   /** Ends every followed stream: the server is closing. */

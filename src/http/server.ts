@@ -19,11 +19,13 @@ import { discardBody, readJsonBody } from "./body.js";
 import { EventStreams } from "./events.js";
 import { LogStreams, type LogRouteDeps } from "./logs.js";
 import { browserGuard, type GuardSettings } from "./guards.js";
-import { applySocketTimeouts, MutationSlots, serverTimeoutOptions, type HttpLimits } from "./limits.js";
+import { applySocketTimeouts, DEFAULT_HTTP_LIMITS, MutationSlots, serverTimeoutOptions, type HttpLimits } from "./limits.js";
 import { fileTokens, staticTokens, type TokenCheck } from "./tokens.js";
 import { envelope, JsonMemo, OpResponse, sendError, sendJson, sendJsonBytes, sendText, statusOf, transportError } from "./respond.js";
+import { CachedCheck } from "./readiness.js";
 import { ROUTES, Router, parseTarget, type RouteDef, type RouteName } from "./routes.js";
 import { PatchRequestSchema, StartRequestSchema, StopRequestSchema } from "./schemas.js";
+import type { HttpStreamCounts } from "../metrics/http.js";
 import { CALLER_HEADER, OP_ID_HEADER, OP_ID_PATTERN, type ExtOperationList, type ExtRuntimeView, type ExtVersion } from "./wire.js";
 
 /** The metrics as the HTTP server sees them (src/metrics.ts implements it). */
@@ -32,6 +34,10 @@ export interface HttpMetrics {
   render(): Promise<string>;
   /** `route` is the route template (`/api/v1/internal/runtimes/{game_id}/stop`) or "unmatched", never a raw path. */
   observeRequest(route: string, method: string, status: number, seconds: number): void;
+  /** Streams held open, read at scrape time (a leak shows as subscribers above streams). */
+  bindStreams?(counts: () => HttpStreamCounts): void;
+  /** Once per readiness dependency check actually run. */
+  onReadinessCheck?(): void;
 }
 
 export interface HttpDeps {
@@ -97,16 +103,19 @@ function checkImage(imageRef: string, allowlist: readonly string[] | undefined):
   if (refused) throw new RtmError("start_config_invalid", `${refused}; nothing was pulled or started`);
 }
 
+/** How long one readiness answer is served to every caller (readiness.ts). */
+const READINESS_CACHE_MS = 1000;
+
 /** The dependency is served; its address (in the detail) is logged, once per change. */
 function readinessProbe(deps: HttpDeps) {
   let lastLogged: string | null = null;
+  const shared = new CachedCheck<ReadinessFailure | null>({
+    check: () => deps.readiness().catch((err: unknown) => ({ reason: "readiness check failed", detail: String((err as Error).message) })),
+    ttlMs: READINESS_CACHE_MS,
+    onCheck: () => deps.metrics?.onReadinessCheck?.(),
+  });
   return async (): Promise<string | null> => {
-    let failure: ReadinessFailure | null;
-    try {
-      failure = await deps.readiness();
-    } catch (err) {
-      failure = { reason: "readiness check failed", detail: String((err as Error).message) };
-    }
+    const failure = await shared.get();
     const line = failure ? `${failure.reason}: ${failure.detail ?? ""}` : null;
     if (line !== lastLogged) {
       if (failure) deps.logger.warn({ reason: failure.reason, detail: failure.detail }, "not ready");
@@ -149,7 +158,9 @@ export function createHttpServer(deps: HttpDeps): http.Server {
     maxStreams: deps.limits?.maxEventStreams,
     logger: deps.logger,
   });
-  const logStreams = deps.logs ? new LogStreams(deps.logs) : null;
+  const httpLimits = { ...DEFAULT_HTTP_LIMITS, ...deps.limits };
+  const logStreams = deps.logs ? new LogStreams(deps.logs, { max: httpLimits.maxLogFollows, perGame: httpLimits.maxLogFollowsPerGame }) : null;
+  deps.metrics?.bindStreams?.(() => ({ eventStreams: streams.size, eventSubscribers: streams.feed.size, logFollows: logStreams?.size ?? 0 }));
 
   const dispatch = async (req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> => {
     const { operations, state } = deps;

@@ -1,5 +1,16 @@
 /** HTTP request metrics, labelled by route template so a raw path never becomes a label. */
 import { Counter, Histogram, type Registry } from "prom-client";
+import { scrapeGauge } from "./gauge.js";
+
+/** What the HTTP server holds open, read at scrape time. */
+export interface HttpStreamCounts {
+  /** Event streams (SSE) open. */
+  eventStreams: number;
+  /** Streams joined to the shared event feed; more than eventStreams would be a leak. */
+  eventSubscribers: number;
+  /** Engine log follows open. */
+  logFollows: number;
+}
 
 /** Distinct HTTP route values kept before the rest are folded into "unmatched": a guard against a caller passing raw paths. */
 const MAX_ROUTES = 64;
@@ -9,10 +20,24 @@ const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 3
 export class HttpRequestMetrics {
   readonly requests: Counter<"route" | "method" | "status">;
   readonly duration: Histogram<"route" | "method">;
+  /** Dependency checks /readyz actually ran (cached answers do not count). */
+  readonly readinessChecks: Counter;
   private readonly routes = new Set<string>();
+  private streams: (() => HttpStreamCounts) | null = null;
 
   constructor(registry: Registry) {
     const registers = [registry];
+    this.readinessChecks = new Counter({
+      name: "rtmanager_readiness_checks_total",
+      help: "Readiness dependency checks run (database, runtime); /readyz answers in between from a cache.",
+      registers,
+    });
+    scrapeGauge(registry, { name: "rtmanager_http_open_streams", help: "Long-lived HTTP streams open, by kind.", labelNames: ["kind"] }, (g) => {
+      const c = this.streams?.();
+      g.set({ kind: "events" }, c?.eventStreams ?? 0);
+      g.set({ kind: "event_subscribers" }, c?.eventSubscribers ?? 0);
+      g.set({ kind: "log_follows" }, c?.logFollows ?? 0);
+    });
     this.requests = new Counter({
       name: "rtmanager_http_requests_total",
       help: "HTTP requests by route template, method and status.",
@@ -26,6 +51,10 @@ export class HttpRequestMetrics {
       buckets: HTTP_BUCKETS,
       registers,
     });
+  }
+
+  bindStreams(counts: () => HttpStreamCounts): void {
+    this.streams = counts;
   }
 
   /** `route` must be the route template (`/api/v1/internal/runtimes/{game_id}/stop`) or "unmatched". */

@@ -4,6 +4,7 @@
  * REST edge, the planner and the executor each call them where they first
  * know the values, and refuse with start_config_invalid.
  */
+import { RESOURCE_FLOORS } from "./declaration.js";
 import { parseMemory } from "./duration.js";
 import { parseImageRef } from "./imageRef.js";
 
@@ -77,4 +78,42 @@ export function declaredResources(resources: { cpus?: number; memory?: string; p
   if (!resources) return {};
   const memoryBytes = resources.memory ? (parseMemory(resources.memory) ?? undefined) : undefined;
   return { cpus: resources.cpus, memoryBytes, pidsLimit: resources.pidsLimit };
+}
+
+/** null when every asked limit is at or above its floor, else a message naming what would round to no limit. */
+export function resourcesBelowFloor(asked: AskedResources, source: string): string | null {
+  const under: string[] = [];
+  if (asked.cpus !== undefined && !(asked.cpus >= RESOURCE_FLOORS.cpus)) under.push(`cpus ${asked.cpus} < ${RESOURCE_FLOORS.cpus}`);
+  if (asked.memoryBytes !== undefined && !(asked.memoryBytes >= RESOURCE_FLOORS.memoryBytes)) {
+    under.push(`memory ${asked.memoryBytes} bytes < ${RESOURCE_FLOORS.memoryBytes} bytes`);
+  }
+  if (asked.pidsLimit !== undefined && !(asked.pidsLimit >= RESOURCE_FLOORS.pidsLimit)) under.push(`pidsLimit ${asked.pidsLimit} < ${RESOURCE_FLOORS.pidsLimit}`);
+  return under.length === 0 ? null : `${source} asks for less than any limit can be (it would round to none): ${under.join("; ")}`;
+}
+
+export const RESOURCE_LABELS = { cpus: "com.galaxy.cpu_quota", memory: "com.galaxy.memory", pidsLimit: "com.galaxy.pids_limit" } as const;
+
+/**
+ * The com.galaxy.* resource labels of an image as numbers. An absent or empty
+ * label is "not asked for"; any other value that is not a number (a size for
+ * memory, an integer for PIDs) is refused rather than skipped, so a label that
+ * means "tiny" can never fall back to a larger declaration or default.
+ */
+export function labelResources(labels: Readonly<Record<string, string>>): { asked: AskedResources; refused: string | null } {
+  const text = (key: string): string | undefined => {
+    const v = labels[key]?.trim();
+    return v ? v : undefined;
+  };
+  const bad: string[] = [];
+  const cpuText = text(RESOURCE_LABELS.cpus);
+  const memText = text(RESOURCE_LABELS.memory);
+  const pidsText = text(RESOURCE_LABELS.pidsLimit);
+  const cpus = cpuText === undefined ? undefined : Number(cpuText);
+  const memoryBytes = memText === undefined ? undefined : parseMemory(memText);
+  const pidsLimit = pidsText === undefined ? undefined : Number(pidsText);
+  if (cpus !== undefined && !Number.isFinite(cpus)) bad.push(`${RESOURCE_LABELS.cpus}=${JSON.stringify(cpuText)} is not a number`);
+  if (memoryBytes === null) bad.push(`${RESOURCE_LABELS.memory}=${JSON.stringify(memText)} is not a size such as 512m`);
+  if (pidsLimit !== undefined && !Number.isInteger(pidsLimit)) bad.push(`${RESOURCE_LABELS.pidsLimit}=${JSON.stringify(pidsText)} is not an integer`);
+  const asked: AskedResources = { cpus, memoryBytes: memoryBytes ?? undefined, pidsLimit };
+  return { asked, refused: bad.length > 0 ? `the image's labels are unusable: ${bad.join("; ")}` : null };
 }

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import { RtmError } from "./errors.js";
+import { parseMemory } from "./duration.js";
 import { GameIdSchema } from "./gameId.js";
 import { IMAGE_REF_MAX_LENGTH, IMAGE_REF_PATTERN } from "./imageRef.js";
 import { DESIRED_STATES, OP_SOURCES, RESTART_POLICIES, STOP_REASONS } from "./status.js";
@@ -19,14 +20,35 @@ export const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 /** Variables the controller sets itself; a declaration may not override them. */
 export const RESERVED_ENV = ["GAME_STATE_PATH", "GAME_ID"] as const;
 
+/**
+ * The smallest limits a declaration, an image label or a setting may ask for.
+ * Below 0.01 CPUs, Math.round(cpus * 1e9) can reach 0 nano-CPUs, which Docker
+ * and the kubelet both read as "no limit"; 0.01 is also Docker's own lower
+ * bound (moby daemon/daemon_unix.go verifyPlatformContainerResources, "Range
+ * of CPUs is from 0.01"), and 6 MiB its memory minimum (linuxMinMemory). A
+ * PID limit under 16 leaves an engine unable to start its own threads.
+ */
+export const RESOURCE_FLOORS = { cpus: 0.01, memoryBytes: 6 * 1024 ** 2, pidsLimit: 16 } as const;
+export const RESOURCE_MAXIMA = { cpus: 64, pidsLimit: 1_000_000 } as const;
+
 export const ResourcesSchema = z
   .object({
     memory: z
       .string()
       .regex(MEMORY_PATTERN, "memory must be a positive byte count with an optional k, m or g suffix, e.g. 512m")
+      .refine((m) => (parseMemory(m) ?? 0) >= RESOURCE_FLOORS.memoryBytes, "memory must be at least 6m (6 MiB)")
       .optional(),
-    cpus: z.number().positive("cpus must be positive").max(64, "cpus must be at most 64").optional(),
-    pidsLimit: z.number().int().positive().max(1_000_000).optional(),
+    cpus: z
+      .number()
+      .min(RESOURCE_FLOORS.cpus, `cpus must be at least ${RESOURCE_FLOORS.cpus}`)
+      .max(RESOURCE_MAXIMA.cpus, `cpus must be at most ${RESOURCE_MAXIMA.cpus}`)
+      .optional(),
+    pidsLimit: z
+      .number()
+      .int()
+      .min(RESOURCE_FLOORS.pidsLimit, `pidsLimit must be at least ${RESOURCE_FLOORS.pidsLimit}`)
+      .max(RESOURCE_MAXIMA.pidsLimit)
+      .optional(),
   })
   .strict();
 

@@ -3,7 +3,7 @@
  * enums and patterns, and the triggers that bump generations and notify.
  * Re-applied by applyMigrations whenever this SQL changes.
  */
-import { RuntimeSpecSchema } from "../model/declaration.js";
+import { MEMORY_PATTERN, RESOURCE_FLOORS, RESOURCE_MAXIMA, RuntimeSpecSchema } from "../model/declaration.js";
 import { ERROR_CODES } from "../model/errors.js";
 import { GAME_ID_MAX_LENGTH, GAME_ID_PATTERN } from "../model/gameId.js";
 import { IMAGE_REF_MAX_LENGTH, IMAGE_REF_PATTERN } from "../model/imageRef.js";
@@ -24,6 +24,39 @@ function restartTokenMaxLength(): number {
   const max = RuntimeSpecSchema.shape.restartToken.unwrap().maxLength;
   if (max === null) throw new Error("restartToken has no max length in RuntimeSpecSchema; the SQL CHECK needs one");
   return max;
+}
+
+/** `resources->'key'` absent, or a JSON number within [min, max]; integers only when `integer`. */
+function numberFieldCheck(key: string, min: number, max: number, integer: boolean): string {
+  const v = `resources->${quoteLiteral(key)}`;
+  // CASE, not AND: PostgreSQL does not promise to evaluate AND left to right, and the cast must only see numbers.
+  const inRange = `(${v}::text)::numeric BETWEEN ${min} AND ${max}${integer ? ` AND (${v}::text)::numeric = trunc((${v}::text)::numeric)` : ""}`;
+  return `CASE WHEN ${v} IS NULL THEN true WHEN jsonb_typeof(${v}) = 'number' THEN ${inRange} ELSE false END`;
+}
+
+/** `resources->'memory'` absent, or a MEMORY_PATTERN string of at least the floor in bytes. */
+function memoryFieldCheck(): string {
+  const v = `resources->>'memory'`;
+  const bytes = `substring(${v} from '^[0-9]+')::numeric * CASE right(${v}, 1) WHEN 'k' THEN 1024 WHEN 'm' THEN ${1024 ** 2} WHEN 'g' THEN ${1024 ** 3} ELSE 1 END`;
+  return (
+    `CASE WHEN resources->'memory' IS NULL THEN true ` +
+    `WHEN jsonb_typeof(resources->'memory') = 'string' AND ${v} ~ ${quoteLiteral(MEMORY_PATTERN.source)} THEN ${bytes} >= ${RESOURCE_FLOORS.memoryBytes} ` +
+    `ELSE false END`
+  );
+}
+
+/**
+ * The limits' floors and ceilings from ResourcesSchema: a limit that would
+ * round to "none" (cpus 1e-10 is 0 nano-CPUs) is refused by plain SQL too.
+ */
+function resourceLimitsCheck(): string {
+  return [
+    numberFieldCheck("cpus", RESOURCE_FLOORS.cpus, RESOURCE_MAXIMA.cpus, false),
+    numberFieldCheck("pidsLimit", RESOURCE_FLOORS.pidsLimit, RESOURCE_MAXIMA.pidsLimit, true),
+    memoryFieldCheck(),
+  ]
+    .map((c) => `(${c})`)
+    .join(" AND ");
 }
 
 interface DerivedCheck {
@@ -59,6 +92,11 @@ export function derivedChecks(): DerivedCheck[] {
       table: "declarations",
       name: "declarations_resources_check",
       expr: `resources IS NULL OR jsonb_typeof(resources) = 'object'`,
+    },
+    {
+      table: "declarations",
+      name: "declarations_resource_limits_check",
+      expr: `resources IS NULL OR jsonb_typeof(resources) <> 'object' OR (${resourceLimitsCheck()})`,
     },
     { table: "declarations", name: "declarations_env_check", expr: `env IS NULL OR jsonb_typeof(env) = 'object'` },
     {

@@ -6,6 +6,7 @@ import type { Declaration, RuntimeSpec } from "../../src/model/declaration.js";
 import { RtmError } from "../../src/model/errors.js";
 import type { DeclarationWatch, WriteMeta } from "../../src/model/ports.js";
 import type { RuntimeRecord } from "../../src/model/record.js";
+import { derivedChecks } from "../../src/store/derivedSchema.js";
 import { applyMigrations, MIGRATIONS } from "../../src/store/migrations.js";
 import { openStore } from "../../src/store/open.js";
 import { sqlState } from "../../src/store/sqlClient.js";
@@ -349,6 +350,34 @@ function describeStoreContract(name: string, open: () => Promise<Fixture>): void
         ).toBe("23514");
         await insert("stop_reason, restart_policy, desired_state", "'admin_request', 'never', 'stopped'");
         expect(await store.get("enum")).toMatchObject({ stopReason: "admin_request", restartPolicy: "never", desiredState: "stopped" });
+      });
+
+      it("refuses in plain SQL a resource limit that would round to none, and takes one at its floor", async () => {
+        const insert = (id: string, resources: string) =>
+          store.sql.query(`INSERT INTO declarations (game_id, image_ref, resources) VALUES ($1, 'galaxy/engine:1.0.0', $2::jsonb)`, [id, resources]);
+        // 1e-10 CPUs is 0 nano-CPUs once rounded: "no limit" to Docker and the kubelet.
+        expect(await sqlError(insert("tiny-cpu", '{"cpus": 1e-10}'))).toBe("23514");
+        expect(await sqlError(insert("zero-cpu", '{"cpus": 0}'))).toBe("23514");
+        expect(await sqlError(insert("text-cpu", '{"cpus": "1"}'))).toBe("23514");
+        expect(await sqlError(insert("tiny-mem", '{"memory": "6291455"}'))).toBe("23514");
+        expect(await sqlError(insert("bad-mem", '{"memory": "lots"}'))).toBe("23514");
+        expect(await sqlError(insert("few-pids", '{"pidsLimit": 15}'))).toBe("23514");
+        expect(await sqlError(insert("half-pid", '{"pidsLimit": 16.5}'))).toBe("23514");
+        await insert("floor", '{"cpus": 0.01, "memory": "6m", "pidsLimit": 16}');
+        expect(await store.get("floor")).toMatchObject({ resources: { cpus: 0.01, memory: "6m", pidsLimit: 16 } });
+        expect((await store.listGameIds()).sort()).toEqual(["floor"]);
+      });
+
+      it("a row from before the floor (the CHECK was not there) is start_config_invalid, never run without a limit", async () => {
+        const check = derivedChecks().find((c) => c.name === "declarations_resource_limits_check")!;
+        await store.sql.query(`ALTER TABLE declarations DROP CONSTRAINT ${check.name}`);
+        try {
+          await store.sql.query(`INSERT INTO declarations (game_id, image_ref, resources) VALUES ('old-tiny', 'galaxy/engine:1.0.0', '{"cpus": 1e-10}'::jsonb)`);
+          const err = await expectRtmError(store.get("old-tiny"), "start_config_invalid");
+          expect(err.message).toContain("cpus");
+        } finally {
+          await store.sql.exec(`TRUNCATE declarations; ALTER TABLE declarations ADD CONSTRAINT ${check.name} CHECK (${check.expr})`);
+        }
       });
 
       it("get throws start_config_invalid for a row that passes SQL but fails the schema", async () => {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { resolveResources, type ExecutorSettings } from "../../src/controller/actions.js";
 import { plan, type PlannerInput } from "../../src/controller/planner.js";
-import { imageRefused, normaliseAllowlist, resourcesRefused } from "../../src/model/admission.js";
-import type { Declaration } from "../../src/model/declaration.js";
+import { imageRefused, normaliseAllowlist, resourcesBelowFloor, resourcesRefused } from "../../src/model/admission.js";
+import { RuntimeSpecSchema, type Declaration } from "../../src/model/declaration.js";
 import { RtmError } from "../../src/model/errors.js";
 import { DOCKER_CAPABILITIES, observedContainer, PLANNER_SETTINGS, runtimeRecord } from "../helpers/fixtures.js";
 
@@ -75,6 +75,48 @@ describe("resource ceilings", () => {
       expect((err as RtmError).message).toContain("RTMANAGER_MAX_MEMORY");
     }
     expect(resolveResources({ "com.galaxy.memory": "1g" }, decl(), settings).memoryBytes).toBe(1024 ** 3);
+  });
+});
+
+describe("resource floors", () => {
+  const settings: ExecutorSettings = { imagePullPolicy: "never", stopTimeoutMs: 1000, stateRoot: "/tmp", defaultCpus: 1, defaultMemoryBytes: 512 * 1024 ** 2, defaultPidsLimit: 512, resourceCeilings: CEILINGS };
+  const codeOf = (labels: Record<string, string>, d = decl()): string | null => {
+    try {
+      resolveResources(labels, d, settings);
+      return null;
+    } catch (err) {
+      return (err as RtmError).code;
+    }
+  };
+
+  it("refuses a label that would round to no limit, instead of dropping it for the declaration's or the default", () => {
+    // 1e-10 CPUs is Math.round(0.1) = 0 nano-CPUs: "unlimited" to Docker and the kubelet.
+    expect(codeOf({ "com.galaxy.cpu_quota": "1e-10" })).toBe("start_config_invalid");
+    expect(codeOf({ "com.galaxy.cpu_quota": "0" })).toBe("start_config_invalid");
+    expect(codeOf({ "com.galaxy.cpu_quota": "-1" })).toBe("start_config_invalid");
+    expect(codeOf({ "com.galaxy.cpu_quota": "lots" })).toBe("start_config_invalid");
+    expect(codeOf({ "com.galaxy.memory": "1k" })).toBe("start_config_invalid");
+    expect(codeOf({ "com.galaxy.memory": "a lot" })).toBe("start_config_invalid");
+    expect(codeOf({ "com.galaxy.pids_limit": "0" })).toBe("start_config_invalid");
+    expect(codeOf({ "com.galaxy.pids_limit": "1.5" })).toBe("start_config_invalid");
+    expect(resourcesBelowFloor({ cpus: 1e-10 }, "x")).toContain("cpus");
+  });
+
+  it("takes a label at the floor, and an empty label as no label", () => {
+    expect(resolveResources({ "com.galaxy.cpu_quota": "0.01" }, decl(), settings).nanoCpus).toBe(10_000_000);
+    expect(resolveResources({ "com.galaxy.cpu_quota": "" }, decl({ resources: { cpus: 2 } }), settings).nanoCpus).toBe(2_000_000_000);
+    expect(resolveResources({ "com.galaxy.memory": "6m", "com.galaxy.pids_limit": "16" }, decl(), settings)).toMatchObject({ memoryBytes: 6 * 1024 ** 2, pidsLimit: 16 });
+  });
+
+  it("the one schema refuses a declared limit under its floor (start_config_invalid when it reaches the loop)", () => {
+    const parse = (resources: Record<string, unknown>) => RuntimeSpecSchema.safeParse({ gameId: "g1", imageRef: "galaxy/engine:1.0.0", resources }).success;
+    expect(parse({ cpus: 1e-10 })).toBe(false);
+    expect(parse({ cpus: 0.009 })).toBe(false);
+    expect(parse({ cpus: 0.01 })).toBe(true);
+    expect(parse({ memory: "6291455" })).toBe(false);
+    expect(parse({ memory: "6m" })).toBe(true);
+    expect(parse({ pidsLimit: 15 })).toBe(false);
+    expect(parse({ pidsLimit: 16 })).toBe(true);
   });
 });
 

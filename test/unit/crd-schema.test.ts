@@ -46,8 +46,11 @@ describe("GameRuntime CRD", () => {
     expect(p.restartPolicy).toMatchObject({ enum: ["always", "on-failure", "never"], default: "on-failure" });
     expect(p.gameId).toMatchObject({ type: "string", minLength: 1, maxLength: 63, pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" });
     expect(p.imageRef).toMatchObject({ maxLength: 255 });
-    expect(p.resources!.properties!.cpus).toMatchObject({ type: "number", minimum: 0, exclusiveMinimum: true, maximum: 64 });
-    expect(p.resources!.properties!.pidsLimit).toMatchObject({ type: "integer", minimum: 0, exclusiveMinimum: true });
+    // Floors, not "> 0": 1e-10 CPUs would round to 0 nano-CPUs, which both runtimes read as no limit.
+    expect(p.resources!.properties!.cpus).toMatchObject({ type: "number", minimum: 0.01, maximum: 64 });
+    expect(p.resources!.properties!.cpus!.exclusiveMinimum).toBeUndefined();
+    expect(p.resources!.properties!.pidsLimit).toMatchObject({ type: "integer", minimum: 16 });
+    expect(p.resources!.properties!.memory!["x-kubernetes-validations"]?.[0]?.rule).toContain(">= 6291456.0");
     expect(p.env).toMatchObject({ type: "object", additionalProperties: { type: "string", maxLength: 4096 }, maxProperties: 64 });
     expect(p.restartToken).toMatchObject({ type: "string", maxLength: 64 });
   });
