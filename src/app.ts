@@ -26,7 +26,6 @@ import { RtmError, toRtmError } from "./model/errors.js";
 import type { DeclarationSource, Lease, RuntimePort, StateStore } from "./model/ports.js";
 import { openStore, SqlQuarantines, type SqlStore } from "./store/index.js";
 import { createFleet } from "./controller/fleet.js";
-import { quarantineMetrics } from "./metrics/quarantine.js";
 import { readiness } from "./readiness.js";
 
 export { readiness, READINESS_CHECK_TIMEOUT_MS } from "./readiness.js";
@@ -231,8 +230,8 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
   const state: StateStore = kube?.state ?? store;
   const leaseName = `rtmanager/${config.instanceId}`;
   const lease: Lease | undefined = overrides.lease === null ? undefined : (overrides.lease ?? kube?.lease ?? store.lease(leaseName));
-  const q = quarantineMetrics(metrics.registry, () => quarantines.view().size);
-  const { fleet, quarantines } = createFleet({ store: new SqlQuarantines(store.sql), state, settings: { after: config.quarantineAfter, windowMs: config.quarantineWindowMs, canaries: config.patchCanaries }, logger, enqueue: (id) => manager.enqueue(id), onImposed: q.onImposed });
+  const { fleet, quarantines } = createFleet({ store: new SqlQuarantines(store.sql), state, settings: { after: config.quarantineAfter, windowMs: config.quarantineWindowMs, canaries: config.patchCanaries }, logger, enqueue: (id) => manager.enqueue(id), onImposed: metrics.quarantines.onImposed });
+  metrics.quarantines.bind(() => quarantines.view().size);
   const manager = new Manager({
     fleet,
     source,

@@ -7,14 +7,25 @@
 import { Counter, type Registry } from "prom-client";
 import { scrapeGauge } from "./gauge.js";
 
-export interface QuarantineMetrics {
-  onImposed(): void;
-}
+export class QuarantineMetrics {
+  private activeCount: () => number = () => 0;
+  private readonly imposed: Counter;
 
-export function quarantineMetrics(registry: Registry, activeCount: () => number): QuarantineMetrics {
-  scrapeGauge(registry, { name: "rtmanager_images_quarantined", help: "Images quarantined now: their patches kept rolling back, and further patches to them are refused until lifted." }, (g) =>
-    g.set(activeCount()),
-  );
-  const imposed = new Counter({ name: "rtmanager_image_quarantines_total", help: "Image quarantines imposed by this replica's loop.", registers: [registry] });
-  return { onImposed: () => imposed.inc() };
+  constructor(registry: Registry) {
+    scrapeGauge(
+      registry,
+      { name: "rtmanager_images_quarantined", help: "Images quarantined now: their patches kept rolling back, and further patches to them are refused until lifted." },
+      (g) => g.set(this.activeCount()),
+    );
+    this.imposed = new Counter({ name: "rtmanager_image_quarantines_total", help: "Image quarantines imposed by this replica's loop.", registers: [registry] });
+  }
+
+  /** The quarantines the gauge counts (app.ts binds it once they exist). */
+  bind(activeCount: () => number): void {
+    this.activeCount = activeCount;
+  }
+
+  readonly onImposed = (): void => {
+    this.imposed.inc();
+  };
 }
