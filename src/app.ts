@@ -17,14 +17,18 @@ import { DockerRuntime } from "./runtime/docker/dockerRuntime.js";
 import { HttpProber } from "./runtime/httpProber.js";
 import { StateRetentionRunnable } from "./controller/runnables/stateRetention.js";
 import { withContractErrors } from "./controller/runtimeErrors.js";
-import { createHttpServer, type ReadinessFailure } from "./http/server.js";
+import { createHttpServer } from "./http/server.js";
 import { httpDepsFromConfig, listenOn } from "./http/listen.js";
 import type { Logger } from "./log.js";
 import { Metrics } from "./metrics.js";
 import { buildInfo, registerBuildInfo } from "./buildInfo.js";
 import { RtmError, toRtmError } from "./model/errors.js";
 import type { DeclarationSource, Lease, RuntimePort, StateStore } from "./model/ports.js";
-import { openStore, type SqlStore } from "./store/index.js";
+import { openStore, SqlQuarantines, type SqlStore } from "./store/index.js";
+import { createFleet } from "./controller/fleet.js";
+import { readiness } from "./readiness.js";
+
+export { readiness, READINESS_CHECK_TIMEOUT_MS } from "./readiness.js";
 
 export interface AppOverrides {
   docker?: RuntimePort;
@@ -66,32 +70,6 @@ export function runnableStopTimeout(shutdownTimeoutMs: number): number {
 
 export function leaderIdentity(): string {
   return `${os.hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
-}
-
-/** Each readiness check's bound, under the Deployment's 2 s probe timeout: a hanging probe is worse than a "no". */
-export const READINESS_CHECK_TIMEOUT_MS = 1_500;
-
-/** A readable reason when a dependency is missing, or null when ready. The checks run side by side. */
-export async function readiness(store: SqlStore, docker: RuntimePort, network: string): Promise<ReadinessFailure | null> {
-  // The reason names the dependency and is served; the detail can carry addresses and goes to the log only.
-  const check = async (what: string, work: () => Promise<ReadinessFailure | null>): Promise<ReadinessFailure | null> => {
-    try {
-      return await withTimeout(work(), READINESS_CHECK_TIMEOUT_MS, () => new Error(`no answer within ${READINESS_CHECK_TIMEOUT_MS} ms`));
-    } catch (err) {
-      return { reason: `${what} unavailable`, detail: toRtmError(err).message };
-    }
-  };
-  const reasons = await Promise.all([
-    check("store", async () => {
-      await store.ping();
-      return null;
-    }),
-    check(docker.name, async () => {
-      await docker.ping();
-      return (await docker.networkExists(network)) ? null : { reason: `docker network ${network} does not exist` };
-    }),
-  ]);
-  return reasons.find((r) => r !== null) ?? null;
 }
 
 /**
@@ -252,7 +230,10 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
   const state: StateStore = kube?.state ?? store;
   const leaseName = `rtmanager/${config.instanceId}`;
   const lease: Lease | undefined = overrides.lease === null ? undefined : (overrides.lease ?? kube?.lease ?? store.lease(leaseName));
+  const { fleet, quarantines } = createFleet({ store: new SqlQuarantines(store.sql), state, settings: { after: config.quarantineAfter, windowMs: config.quarantineWindowMs, canaries: config.patchCanaries }, logger, enqueue: (id) => manager.enqueue(id), onImposed: metrics.quarantines.onImposed });
+  metrics.quarantines.bind(() => quarantines.view().size);
   const manager = new Manager({
+    fleet,
     source,
     state,
     finalizer: kube?.source,
@@ -292,6 +273,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
     enqueue: (gameId) => manager.enqueue(gameId),
     opTimeoutMs: config.opTimeoutMs,
     records,
+    quarantines,
   });
   // Every reconcile appends its events before it writes the record, so a record
   // notification (from any replica) is also the moment new events may exist.
@@ -310,6 +292,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
     preview: (gameId) => manager.reconciler.preview(gameId),
     metrics,
     declarations: source,
+    quarantines,
     logs: {
       logStream: async (gameId, options) => {
         const record = await store.getRecord(gameId);

@@ -48,6 +48,9 @@ export const CONFIG_DOCS: Setting[] = [
   { env: "RTMANAGER_OP_TIMEOUT", default: "90s", doc: "How long a REST mutation waits for the loop before answering service_unavailable." },
   { env: "RTMANAGER_PATCH_MIN_HEALTHY", default: "5s", doc: "A patched engine must stay healthy this long to count as patched." },
   { env: "RTMANAGER_PATCH_HEALTH_TIMEOUT", default: "60s", doc: "A patch not healthy within this time is rolled back." },
+  { env: "RTMANAGER_QUARANTINE_AFTER", default: "3", doc: "Patches to one image rolled back by the health gate within RTMANAGER_QUARANTINE_WINDOW that quarantine the image: further patches to it are refused with container_start_failed until `rtmctl quarantine lift` (see Patch)." },
+  { env: "RTMANAGER_QUARANTINE_WINDOW", default: "10m", doc: "The window RTMANAGER_QUARANTINE_AFTER counts rollbacks in." },
+  { env: "RTMANAGER_PATCH_CANARIES", default: "0", doc: "Patches to an image no game runs yet go to this many games first; the others wait (within RTMANAGER_OP_TIMEOUT) until one passes its health gate. 0: off." },
   { env: "RTMANAGER_START_WAIT_HEALTHY", default: "false", doc: "Gate start on health too." },
   { env: "RTMANAGER_ORPHAN_GRACE", default: "60s", doc: "A managed container without a declaration younger than this is left alone." },
   { env: "RTMANAGER_ORPHAN_DRY_RUN", default: "false", doc: "Only report orphans that would be removed." },
@@ -161,6 +164,9 @@ export interface Config extends HttpSettings {
   patchMinHealthyMs: number;
   patchHealthTimeoutMs: number;
   startWaitHealthy: boolean;
+  quarantineAfter: number;
+  quarantineWindowMs: number;
+  patchCanaries: number;
   orphanGraceMs: number;
   orphanDryRun: boolean;
   /** Kubernetes mode: the leader Lease's name. */
@@ -254,6 +260,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     RTMANAGER_PATCH_MIN_HEALTHY: duration("RTMANAGER_PATCH_MIN_HEALTHY"),
     RTMANAGER_PATCH_HEALTH_TIMEOUT: duration("RTMANAGER_PATCH_HEALTH_TIMEOUT"),
     RTMANAGER_START_WAIT_HEALTHY: bool("RTMANAGER_START_WAIT_HEALTHY"),
+    RTMANAGER_QUARANTINE_AFTER: positiveInt("RTMANAGER_QUARANTINE_AFTER"),
+    RTMANAGER_QUARANTINE_WINDOW: duration("RTMANAGER_QUARANTINE_WINDOW"),
+    RTMANAGER_PATCH_CANARIES: z.string().regex(/^[0-9]{1,6}$/, "RTMANAGER_PATCH_CANARIES must be 0 or a positive integer").transform(Number),
     RTMANAGER_ORPHAN_GRACE: duration("RTMANAGER_ORPHAN_GRACE"),
     RTMANAGER_ORPHAN_DRY_RUN: bool("RTMANAGER_ORPHAN_DRY_RUN"),
     RTMANAGER_LEASE_DURATION: duration("RTMANAGER_LEASE_DURATION"),
@@ -354,6 +363,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     patchMinHealthyMs: v.RTMANAGER_PATCH_MIN_HEALTHY,
     patchHealthTimeoutMs: v.RTMANAGER_PATCH_HEALTH_TIMEOUT,
     startWaitHealthy: v.RTMANAGER_START_WAIT_HEALTHY,
+    quarantineAfter: v.RTMANAGER_QUARANTINE_AFTER,
+    quarantineWindowMs: v.RTMANAGER_QUARANTINE_WINDOW,
+    patchCanaries: v.RTMANAGER_PATCH_CANARIES,
     orphanGraceMs: v.RTMANAGER_ORPHAN_GRACE,
     orphanDryRun: v.RTMANAGER_ORPHAN_DRY_RUN,
     leaseName,

@@ -19,6 +19,7 @@ import { FleetGauges, type FleetSources } from "./metrics/fleet.js";
 import { scrapeGauge } from "./metrics/gauge.js";
 import { HttpRequestMetrics, type HttpStreamCounts } from "./metrics/http.js";
 import { LoopMetrics, type QueueStats } from "./metrics/loop.js";
+import { QuarantineMetrics } from "./metrics/quarantine.js";
 
 export type { WatchName };
 export type { FleetSnapshot, FleetSources } from "./metrics/fleet.js";
@@ -64,6 +65,7 @@ export class Metrics implements HttpMetrics {
   readonly probes: Counter<"result">;
   readonly resyncs: Counter<"why">;
   readonly retentionPruned: Counter<"table">;
+  readonly quarantines: QuarantineMetrics;
 
   private readonly now: () => number;
   private bindings: MetricsBindings | null = null;
@@ -91,6 +93,7 @@ export class Metrics implements HttpMetrics {
     // Registered before the fleet gauges: collect() runs in registration order, so
     // the pool is read before the fleet snapshot's own queries check connections out.
     this.storeQueryErrors = new Counter({ name: "rtmanager_store_query_errors_total", help: "Store queries and transactions that failed.", registers });
+    this.quarantines = new QuarantineMetrics(registry);
     this.fencedWrites = new Counter({
       name: "rtmanager_fenced_writes_total",
       help: "Store writes of the loop refused because a newer leader had advanced the leader epoch (this replica was a former leader).",

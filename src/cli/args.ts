@@ -25,7 +25,7 @@ export interface FlagSpec {
   choices?: readonly string[];
 }
 
-export const VERBS = ["list", "get", "start", "stop", "restart", "patch", "cleanup", "ops", "events", "logs", "diff", "wait", "version", "completion"] as const;
+export const VERBS = ["list", "get", "start", "stop", "restart", "patch", "cleanup", "ops", "events", "logs", "diff", "wait", "version", "quarantine", "completion"] as const;
 export type Verb = (typeof VERBS)[number];
 
 export interface VerbSpec {
@@ -34,6 +34,8 @@ export interface VerbSpec {
   details?: string;
   flags: Record<string, FlagSpec>;
   examples: string[];
+  /** Positional arguments after `args` that may be left out (`quarantine lift <image>`). */
+  optionalArgs?: string[];
   /** Values a shell may complete for the positional arguments, when they are a fixed set. */
   argChoices?: readonly string[];
   /** Waits for the loop: shows a progress line and sends an op id. */
@@ -169,6 +171,18 @@ export const SPECS: Record<Verb, VerbSpec> = {
     },
     examples: ["rtmctl wait game-42 --for=running --timeout=60s", "rtmctl cleanup game-42 && rtmctl wait game-42 --for=removed"],
   },
+  quarantine: {
+    args: ["list|lift"],
+    optionalArgs: ["image"],
+    argChoices: ["list", "lift"],
+    summary: "list the quarantined images, or lift one's quarantine",
+    details:
+      "An image is quarantined when RTMANAGER_QUARANTINE_AFTER patches to it were rolled back within RTMANAGER_QUARANTINE_WINDOW;\n" +
+      "patches to it are then refused (500 container_start_failed) until it is lifted. Lift it once the image is fixed or known good.\n" +
+      "Exit 11 when lifting an image that is not quarantined.",
+    flags: {},
+    examples: ["rtmctl quarantine list", "rtmctl quarantine lift registry/galaxy/engine:1.4.3"],
+  },
   completion: {
     args: ["shell"],
     summary: "print a shell completion script (bash or zsh)",
@@ -238,8 +252,9 @@ export function parseInvocation(argv: string[]): Invocation {
   const flags = parsed.values as FlagValues;
   const args = parsed.positionals.slice(1);
   if (flags.help === true) return { verb, args, flags, help: true };
-  if (args.length !== spec.args.length) {
-    const want = spec.args.length === 0 ? "no arguments" : spec.args.map((a) => `<${a}>`).join(" ");
+  const optional = spec.optionalArgs?.length ?? 0;
+  if (args.length < spec.args.length || args.length > spec.args.length + optional) {
+    const want = spec.args.length === 0 ? "no arguments" : [...spec.args.map((a) => `<${a}>`), ...(spec.optionalArgs ?? []).map((a) => `[<${a}>]`)].join(" ");
     throw new UsageError(`${verb} takes ${want}, got ${args.length === 0 ? "none" : args.map((a) => JSON.stringify(a)).join(" ")}`, verb);
   }
   const output = flags.output;

@@ -12,6 +12,7 @@ import { eventsCommand } from "./events.js";
 import { EXIT_OK } from "./exitCodes.js";
 import { age, dash, duration, fields, humanMs, shortId, table, truncate } from "./format.js";
 import { logsCommand } from "./logs.js";
+import { quarantineCommand } from "./quarantine.js";
 import { waitCommand, watchLoop } from "./watch.js";
 
 export type { Io } from "./context.js";
@@ -203,6 +204,7 @@ export const COMMANDS: Record<Verb, Command> = {
   events: eventsCommand,
   logs: logsCommand,
   wait: waitCommand,
+  quarantine: quarantineCommand,
 
   async completion(ctx, [shell = ""]) {
     if (shell !== "bash" && shell !== "zsh") throw new UsageError(`completion takes bash or zsh, got ${JSON.stringify(shell)}`, "completion");

@@ -9,9 +9,9 @@
 import type { Plan } from "../controller/planner.js";
 import type { ContractRuntimeRecord } from "../model/record.js";
 import type { StopReason } from "../model/status.js";
-import type { ExtOperationList, ExtRuntimeView, ExtVersion, WireEvent } from "../http/wire.js";
+import type { ExtOperationList, ExtQuarantine, ExtQuarantineList, ExtRuntimeView, ExtVersion, WireEvent } from "../http/wire.js";
 
-export type { ContractRuntimeRecord, ExtOperationList, ExtRuntimeView, ExtVersion, Plan, StopReason, WireEvent };
+export type { ContractRuntimeRecord, ExtOperationList, ExtQuarantine, ExtRuntimeView, ExtVersion, Plan, StopReason, WireEvent };
 export type { EventDiagnostic, EventSnapshot, Wire } from "../http/wire.js";
 
 export interface RtmClientOptions {
@@ -179,6 +179,16 @@ export class RtmClient {
   /** The server's version, commit and Node version. */
   version(opts?: CallOptions): Promise<ExtVersion> {
     return this.json("GET", `${EXT}/version`, undefined, opts);
+  }
+
+  /** Images quarantined now, oldest first. */
+  quarantines(opts?: CallOptions): Promise<ExtQuarantine[]> {
+    return this.json<ExtQuarantineList>("GET", `${EXT}/quarantines`, undefined, opts).then((r) => r.items);
+  }
+
+  /** Lifts the quarantine of `imageRef`; 404 not_found when it has none. */
+  liftQuarantine(imageRef: string, opts?: CallOptions): Promise<ExtQuarantine> {
+    return this.json("POST", `${EXT}/quarantines/lift`, { image_ref: imageRef }, opts);
   }
 
   /**

@@ -11,6 +11,7 @@ import type { Logger } from "../log.js";
 import type { Fence, FencedWriteError, LeaderFencing } from "../model/fence.js";
 import type { DeclarationSource, RuntimePort, HealthProber, Lease, StateStore } from "../model/ports.js";
 import { fencedState } from "./fencedState.js";
+import type { Fleet } from "./fleet.js";
 import { HealthTracker } from "./health.js";
 import { LeaderElector, type LeaderSettings } from "./leader.js";
 import type { QueueHooks } from "./queue.js";
@@ -82,6 +83,8 @@ export interface ManagerDeps {
    * writer that must flush before the lease is released).
    */
   runnables?: readonly Runnable[];
+  /** Quarantines and canaries: the plan reads it, the loop's records and rollbacks feed it. */
+  fleet?: Fleet;
 }
 
 export class Manager {
@@ -110,7 +113,8 @@ export class Manager {
     this.leaderGroup = new RunnableGroup(logger, stopTimeoutMs);
     this.alwaysGroup = new RunnableGroup(logger, stopTimeoutMs);
     // The store logs each refusal (warn "fenced write refused"); here it is counted.
-    const state = fencedState(deps.state, () => this.fence, (err) => hooks?.onFencedWrite?.(err));
+    const fenced = fencedState(deps.state, () => this.fence, (err) => hooks?.onFencedWrite?.(err));
+    const state = deps.fleet ? deps.fleet.countingRollbacks(fenced) : fenced;
     this.loopState = state;
     this.reconciler = new Reconciler({
       source: deps.source,
@@ -122,8 +126,10 @@ export class Manager {
       logger,
       mayAct: () => this.mayAct(),
       finalizer: deps.finalizer,
+      fleet: deps.fleet,
       observer: {
         onRecord: (record) => {
+          deps.fleet?.onRecord(record);
           // Nothing left to probe: the tracker must not keep every game ever run.
           if (record.status === "removed") this.health.forget(record.gameId);
           this.waiters.notify(record.gameId);
@@ -138,6 +144,8 @@ export class Manager {
     this.resync = new ResyncRunnable({ ...deps, health: this.health, enqueue, intervalMs: settings.resyncIntervalMs, onResync: hooks?.onResync });
     const watch = { enqueue, requestResync, logger, hooks };
     for (const r of deps.runnables ?? []) this.add(r);
+    // Before the workers: the canaries are rebuilt from the records before anything is planned.
+    if (deps.fleet) this.add(deps.fleet.runnable());
     this.add(this.workers);
     this.add(new DeclarationWatchRunnable({ ...watch, source: deps.source, watch: settings.declarationWatch ?? "postgres" }));
     this.add(new DockerEventWatchRunnable({ ...watch, runtime: deps.runtime, silenceLimitMs: settings.watchSilenceLimitMs }));

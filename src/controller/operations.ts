@@ -17,6 +17,7 @@ import type { DeclarationSource, RuntimePort, StateStore } from "../model/ports.
 import type { RuntimeRecord } from "../model/record.js";
 import { withTimeout } from "../model/timeout.js";
 import type { OpKind, OpSource, StopReason } from "../model/status.js";
+import { isQuarantineRefusal, quarantineError, type Quarantine } from "./quarantine.js";
 import type { RecordCache } from "./recordCache.js";
 import type { RecordWaiters } from "./waiters.js";
 
@@ -42,6 +43,8 @@ export interface OperationsDeps {
   opTimeoutMs: number;
   /** Serves the reads from memory when given (see RecordCache). */
   records?: RecordCache;
+  /** Patches to a quarantined image are refused before anything is written (quarantine.ts). */
+  quarantines?: { find(imageRef: string): Promise<Quarantine | null> };
 }
 
 /** Validates a path game id: 400 for operations whose contract has a 400, else 404 (no such runtime can exist). */
@@ -143,16 +146,31 @@ export class RuntimeOperations {
   patch(gameId: string, imageRef: string, ctx: OpContext): Promise<OpResult> {
     checkGameId(gameId, "invalid_request");
     checkImageRef(imageRef);
-    return this.run(gameId, "patch", ctx, imageRef, null, (d, r) => {
-      if (!d || !r) throw notFound(gameId);
-      if (r.status !== "running" || d.desiredState !== "running") {
-        throw new RtmError("conflict", `runtime is ${r.status}; patch replaces a running engine, start it with the new image instead`);
-      }
-      const current = r.currentImageRef ?? d.imageRef;
-      assertPatchAllowed(current, imageRef);
-      if (d.imageRef === imageRef) return null;
-      return { ...specOf(d), imageRef };
-    });
+    let quarantine: Quarantine | null = null;
+    const readQuarantine = async () => {
+      quarantine = (await this.deps.quarantines?.find(imageRef)) ?? null;
+    };
+    return this.run(
+      gameId,
+      "patch",
+      ctx,
+      imageRef,
+      null,
+      (d, r) => {
+        if (!d || !r) throw notFound(gameId);
+        if (r.status !== "running" || d.desiredState !== "running") {
+          throw new RtmError("conflict", `runtime is ${r.status}; patch replaces a running engine, start it with the new image instead`);
+        }
+        const current = r.currentImageRef ?? d.imageRef;
+        assertPatchAllowed(current, imageRef);
+        if (d.imageRef === imageRef) return null;
+        // Refused at once, without a gate: the image already failed it on enough games.
+        if (quarantine) throw quarantineError(quarantine);
+        return { ...specOf(d), imageRef };
+      },
+      undefined,
+      readQuarantine,
+    );
   }
 
   cleanup(gameId: string, ctx: OpContext): Promise<OpResult> {
@@ -181,6 +199,7 @@ export class RuntimeOperations {
     stopReason: StopReason | null,
     decide: (d: Declaration | null, r: RuntimeRecord | null) => RuntimeSpec | null,
     alreadyDone: (r: RuntimeRecord | null) => boolean = () => false,
+    prepare?: () => Promise<void>,
   ): Promise<OpResult> {
     const { source, state, runtime } = this.deps;
     // One budget for the whole request, not only for the wait: a slow ping or
@@ -189,6 +208,7 @@ export class RuntimeOperations {
     // Docker down: refuse before writing, so a 503 leaves nothing half-declared.
     await this.within(deadline, "the Docker ping", runtime.ping());
     const record = await this.within(deadline, "reading the runtime record", state.getRecord(gameId));
+    if (prepare) await this.within(deadline, "reading the image quarantines", prepare());
     let refused: RtmError | null = null;
     let result: { declaration: Declaration | null; changed: boolean };
     try {
@@ -198,7 +218,7 @@ export class RuntimeOperations {
         source.mutate(gameId, (current) => decide(current, record), { opId: ctx.opId, opSource: ctx.opSource }),
       );
     } catch (err) {
-      if (err instanceof RtmError && (err.code === "conflict" || err.code === "semver_patch_only")) refused = err;
+      if (err instanceof RtmError && (err.code === "conflict" || err.code === "semver_patch_only" || isQuarantineRefusal(err))) refused = err;
       if (refused) await this.logRefusal(gameId, kind, ctx, imageRef, stopReason, refused);
       throw err;
     }

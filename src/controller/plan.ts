@@ -11,6 +11,7 @@ import { containerName } from "../model/gameId.js";
 import type { ObservedContainer, RuntimeCapabilities } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
 import type { EventType, OpKind, OpSource, StopReason } from "../model/status.js";
+import type { FleetView } from "./planFleet.js";
 
 export type Action =
   /** Make the image available locally, per the pull policy ("never" for a rollback target: it must be local). */
@@ -133,6 +134,8 @@ export interface PlannerInput {
   settings: PlannerSettings;
   /** What the engine runtime does by itself; the planner asks instead of assuming. */
   capabilities: RuntimeCapabilities;
+  /** Quarantined images and canaries (planFleet.ts); absent: no fleet holds. */
+  fleet?: FleetView;
 }
 
 /** Restarts in a row after which a runtime is reported as crash-looping. */

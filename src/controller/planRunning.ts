@@ -10,6 +10,7 @@ import { RtmError } from "../model/errors.js";
 import { assertPatchAllowed } from "../model/imageRef.js";
 import { backoffDelay } from "../model/backoff.js";
 import { NODE_LOST_RULE, type ObservedContainer } from "../model/ports.js";
+import { fleetHold, quarantineHold } from "./planFleet.js";
 import type { RuntimeRecord } from "../model/record.js";
 import {
   createActions,
@@ -103,6 +104,9 @@ function planMissing({ p, input, d, generationChanged }: Situation): Plan {
   if (imageChanges) {
     const refused = checkPatch(wasRunningImage, d.imageRef);
     if (refused) return holdPlan(p, refused);
+    // Not gated here (nothing runs to roll back to), so no canary either; but never a quarantined image.
+    const held = quarantineHold(p, input, d.imageRef);
+    if (held) return held;
   }
   p.actions.push(...createActions(d.imageRef));
   p.kind = generationChanged ? (imageChanges ? "patch" : "start") : "self_heal";
@@ -117,6 +121,8 @@ function planPatch({ p, input, d, c }: EngineSituation): Plan | null {
   if (c.imageRef === d.imageRef) return null;
   const refused = checkPatch(c.imageRef, d.imageRef);
   if (refused) return holdPlan(p, refused);
+  const held = fleetHold(p, input, d.imageRef);
+  if (held) return held;
   p.kind = "patch";
   if (input.capabilities.updatesImageInPlace) {
     // The runtime swaps the image of the same engine (same node, same volume); so does its rollback.

@@ -18,6 +18,7 @@ import type { DeclarationSource, HealthProber, ObservedContainer, RuntimePort, S
 import type { RuntimeRecord } from "../model/record.js";
 import { executeActions, recordLocationOf, type ExecutorSettings } from "./actions.js";
 import type { HealthTracker } from "./health.js";
+import type { FleetView } from "./planFleet.js";
 import { plan, splitContainers, type Action, type Plan, type PlannedEvent, type PlannerSettings } from "./planner.js";
 import { deriveFailedObservation, deriveRecord } from "./recordDerivation.js";
 import { Rollout, type RolloutVerdict } from "./rollout.js";
@@ -56,6 +57,8 @@ export interface ReconcilerDeps {
   observer?: ReconcileObserver;
   clock?: () => Date;
   mayAct?: () => boolean;
+  /** Quarantines and canaries (fleet.ts): read by the plan, told of each plan before any await. */
+  fleet?: { view(): FleetView; planned(gameId: string, p: Plan, d: Declaration | null): void };
   /** Kubernetes mode: lets a deleted GameRuntime go once its container is removed. */
   finalizer?: { ensureFinalizer(gameId: string): Promise<void>; finalizeIfDeleting(gameId: string, containerGone: boolean): Promise<void> };
 }
@@ -126,7 +129,7 @@ export class Reconciler {
   private planFor(gameId: string, o: Observation, now: Date): Plan {
     const { primary } = splitContainers(gameId, o.containers);
     const health = this.deps.health.get(gameId, primary?.id ?? null);
-    return plan({ gameId, ...o, health, now, settings: this.deps.settings, capabilities: this.deps.runtime.capabilities });
+    return plan({ gameId, ...o, health, now, settings: this.deps.settings, capabilities: this.deps.runtime.capabilities, fleet: this.deps.fleet?.view() });
   }
 
   private async reconcileOnce(gameId: string): Promise<ReconcileResult> {
@@ -139,6 +142,7 @@ export class Reconciler {
     }
     const now = this.clock();
     const p = this.planFor(gameId, o, now);
+    this.deps.fleet?.planned(gameId, p, o.declaration);
     const opId = p.opId ?? newOpId();
     const log = this.deps.logger.child({ gameId, opId });
 

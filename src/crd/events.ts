@@ -87,6 +87,10 @@ export function kubeEventFor(type: EventType, data: Record<string, unknown>): Ku
         action: "Report",
         message: data.how === "node_ready" ? `node ${str(data.node)} is back; the engine kept running there` : `the engine no longer runs on lost node ${str(data.node)}`,
       };
+    case "image_quarantined":
+      return { type: "Warning", reason: "ImageQuarantined", action: "Quarantine", message: str(data.message) || `image ${str(data.imageRef)} is quarantined` };
+    case "image_quarantine_lifted":
+      return { type: "Normal", reason: "ImageQuarantineLifted", action: "Quarantine", message: `quarantine of image ${str(data.imageRef)} lifted by ${str(data.liftedBy)}` };
     case "reconcile_failed":
       return data.code
         ? { type: "Warning", reason: reasonOf(str(data.code)), action: "Reconcile", message: failureMessage(str(data.code), str(data.message) || "reconcile failed") }

@@ -20,6 +20,8 @@ export type RouteName =
   | "extPlan"
   | "extLogs"
   | "extVersion"
+  | "extQuarantines"
+  | "extQuarantineLift"
   | "events";
 
 export type Method = "GET" | "POST" | "DELETE";
@@ -53,6 +55,8 @@ export const ROUTES: readonly RouteDef[] = [
   { name: "extLogs", method: "GET", template: `${EXT}/runtimes/{game_id}/logs` },
   { name: "events", method: "GET", template: `${EXT}/events` },
   { name: "extVersion", method: "GET", template: `${EXT}/version` },
+  { name: "extQuarantines", method: "GET", template: `${EXT}/quarantines` },
+  { name: "extQuarantineLift", method: "POST", template: `${EXT}/quarantines/lift` },
 ];
 
 interface Compiled {

@@ -24,6 +24,7 @@ import { fileTokens, staticTokens, type TokenCheck } from "./tokens.js";
 import { envelope, JsonMemo, OpResponse, sendError, sendJson, sendJsonBytes, sendText, statusOf, transportError } from "./respond.js";
 import { CachedCheck } from "./readiness.js";
 import { ROUTES, Router, parseTarget, type RouteDef, type RouteName } from "./routes.js";
+import { liftQuarantine, listQuarantines, type QuarantineRouteDeps } from "./quarantines.js";
 import { PatchRequestSchema, StartRequestSchema, StopRequestSchema } from "./schemas.js";
 import type { HttpStreamCounts } from "../metrics/http.js";
 import { CALLER_HEADER, OP_ID_HEADER, OP_ID_PATTERN, type ExtOperationList, type ExtRuntimeView, type ExtVersion } from "./wire.js";
@@ -66,6 +67,8 @@ export interface HttpDeps {
   guards?: Partial<GuardSettings>;
   /** Caps and timeouts; see limits.ts for the defaults. */
   limits?: Partial<HttpLimits>;
+  /** Image quarantines (src/controller/quarantine.ts); enables /api/v1/ext/quarantines. */
+  quarantines?: QuarantineRouteDeps;
   /** RTMANAGER_IMAGE_ALLOWLIST, checked on start and patch before anything is written. */
   imageAllowlist?: readonly string[];
 }
@@ -140,6 +143,7 @@ export function createHttpServer(deps: HttpDeps): http.Server {
     if (r.name === "metrics") return Boolean(deps.metrics);
     if (r.name === "extPlan") return Boolean(deps.preview);
     if (r.name === "extLogs") return Boolean(deps.logs);
+    if (r.name === "extQuarantines" || r.name === "extQuarantineLift") return Boolean(deps.quarantines);
     return true;
   });
   const router = new Router(available);
@@ -246,6 +250,10 @@ export function createHttpServer(deps: HttpDeps): http.Server {
         return streams.serve(req, res, ctx.query(), ctx.logger());
       case "extVersion":
         return sendJson(res, 200, buildInfo() satisfies ExtVersion);
+      case "extQuarantines":
+        return listQuarantines(res, deps.quarantines!);
+      case "extQuarantineLift":
+        return liftQuarantine(req, res, deps.quarantines!, opSource, ctx.logger());
     }
   };
 

@@ -30,6 +30,20 @@ export interface ExtOperationList {
   items: Wire<OperationEntry>[];
 }
 
+/** One active image quarantine (GET /api/v1/ext/quarantines, and the answer of a lift). */
+export interface ExtQuarantine {
+  imageRef: string;
+  since: string;
+  rollbacks: number;
+  /** The game whose rollback imposed it. */
+  gameId: string;
+  games: string[];
+}
+
+export interface ExtQuarantineList {
+  items: ExtQuarantine[];
+}
+
 /** GET /api/v1/ext/version: which build answers. */
 export type ExtVersion = BuildInfo;
 

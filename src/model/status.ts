@@ -63,6 +63,9 @@ export const EVENT_TYPES = [
   "node_lost",
   /** The lost node came back, or the engine no longer runs there. */
   "node_lost_cleared",
+  /** Patches to an image kept rolling back: it is refused until lifted (src/controller/quarantine.ts). */
+  "image_quarantined",
+  "image_quarantine_lifted",
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

@@ -5,3 +5,4 @@ export type { ListenHandlers, SqlClient, SqlQueryable, StoreLogger } from "./sql
 export { PgSqlClient, describeDatabaseUrl, type PgClientOptions } from "./pgClient.js";
 export { PgliteSqlClient } from "./pgliteClient.js";
 export { MIGRATIONS, applyMigrations, DECLARATIONS_CHANNEL, RECORDS_CHANNEL } from "./migrations.js";
+export { SqlQuarantines } from "./quarantineSql.js";

@@ -10,7 +10,7 @@ import type http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHttpServer } from "../../src/http/index.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
-import { EXT_CONTRACT_PATH, OpenApiContract, rawRequest, responseHead, type LiveResponse } from "../helpers/contract.js";
+import { EXT_CONTRACT_PATH, OpenApiContract, jsonRequest, rawRequest, responseHead, type LiveResponse } from "../helpers/contract.js";
 import { TEST_IMAGES, ensureTestImages, uniqueGameId, waitFor } from "../helpers/docker.js";
 
 const ext = new OpenApiContract(EXT_CONTRACT_PATH, "ext");
@@ -97,6 +97,43 @@ describe("docs/ext-openapi.yaml against a real server", () => {
     const res = await call(app.baseUrl, "events", "", `?game_id=${running}`);
     expect(res.status).toBe(200);
     expect((await call(app.baseUrl, "events", "", "?game_id=Not_A_Game")).status).toBe(400);
+  });
+
+  it("quarantines: 200 list; lift: 200 for a quarantined image (then gone from the list), 404 for one not quarantined, 400 for a bad body, 401 without the token, 405 to GET", async () => {
+    const Q = `${E}/quarantines`;
+    const LIFT = `${Q}/lift`;
+    const lift = async (base: string, body: unknown, headers: Record<string, string> = {}) => {
+      const res = typeof body === "string" ? await rawRequest(base, { method: "POST", path: LIFT, headers: { "content-type": "application/json", ...headers }, body }) : await jsonRequest(base, "POST", LIFT, body, headers);
+      ext.assert(LIFT, "POST", res);
+      return res;
+    };
+    const list = async (base = app.baseUrl) => {
+      const res = await rawRequest(base, { method: "GET", path: Q });
+      ext.assert(Q, "GET", res);
+      return res;
+    };
+    expect((await list()).json).toEqual({ items: [] });
+    const image = "registry.test/galaxy/engine:1.4.3";
+    await app.store.sql.query(
+      "INSERT INTO image_quarantines (image_ref, quarantined_at, rollbacks, game_id, games) VALUES ($1, now(), 3, 'g-1', '[\"g-1\",\"g-2\"]'::jsonb)",
+      [image],
+    );
+    const listed = await list();
+    expect(listed.status).toBe(200);
+    expect(listed.json).toMatchObject({ items: [{ imageRef: image, rollbacks: 3, gameId: "g-1", games: ["g-1", "g-2"] }] });
+    const lifted = await lift(app.baseUrl, { image_ref: image });
+    expect(lifted.status).toBe(200);
+    expect(lifted.json).toMatchObject({ imageRef: image, rollbacks: 3 });
+    expect((await list()).json).toEqual({ items: [] });
+    expect((await lift(app.baseUrl, { image_ref: image })).status).toBe(404);
+    expect((await lift(app.baseUrl, { image_ref: "not a ref" })).status).toBe(400);
+    expect((await lift(app.baseUrl, { image: image })).status).toBe(400);
+    expect((await lift(app.baseUrl, "{")).status).toBe(400);
+    expect((await lift(guardedUrl, { image_ref: image })).status).toBe(401);
+    expect((await list(guardedUrl)).status).toBe(401);
+    const get = await rawRequest(app.baseUrl, { method: "GET", path: LIFT });
+    expect(get.status).toBe(405);
+    expect(get.headers.allow).toBe("POST");
   });
 
   it("metrics: 200 Prometheus text", async () => {
