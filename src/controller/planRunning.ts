@@ -118,7 +118,9 @@ function planPatch({ p, input, d, c }: EngineSituation): Plan | null {
   const refused = checkPatch(c.imageRef, d.imageRef);
   if (refused) return holdPlan(p, refused);
   p.kind = "patch";
-  if (input.capabilities.updatesImageInPlace) {
+  // In place only when the image is the only change: a swap keeps the engine's env and resources, so a patch
+  // that also changes them (or the restart token or policy) recreates the engine, which takes all of them.
+  if (input.capabilities.updatesImageInPlace && !declaredRestart(d, c)) {
     // The runtime swaps the image of the same engine (same node, same volume); so does its rollback.
     p.actions.push({ type: "updateImage", containerId: c.id, imageRef: d.imageRef });
     p.gate = gateFor(input.settings, c.imageRef, { containerId: c.id });

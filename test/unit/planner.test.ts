@@ -380,6 +380,21 @@ describe("planner", () => {
       },
     },
     {
+      name: "Pods: one edit of image and env is not an in-place swap (a swap keeps the old env): the engine is recreated on the new image, gated",
+      in: {
+        declaration: decl({ imageRef: "galaxy/engine:1.0.1", env: { MODE: "ranked" }, generation: 3 }),
+        containers: [container()],
+        record: record(),
+        capabilities: POD_CAPABILITIES,
+      },
+      kind: "patch",
+      actions: ["ensureImage", "stop", "remove", "create", "start"],
+      extra: (p) => {
+        expect(p.actions.find((a) => a.type === "create")).toEqual({ type: "create", imageRef: "galaxy/engine:1.0.1" });
+        expect(p.gate?.rollbackTo).toBe("galaxy/engine:1.0.0");
+      },
+    },
+    {
       name: "a runtime that restarts exited engines itself (Pods): the exit is recorded, never raced with a start",
       in: {
         declaration: decl(),
