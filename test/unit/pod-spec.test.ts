@@ -11,6 +11,7 @@ import { RuntimeFailure } from "../../src/model/runtimeFailure.js";
 import { claimManifest, GAME_STATE_PATH, podManifest, serviceManifest, type PodManifestSettings } from "../../src/runtime/kubernetes/manifests.js";
 import { MAX_POD_GAME_ID, POD_ANNOTATIONS } from "../../src/runtime/kubernetes/names.js";
 import { observedFromPod, podState } from "../../src/runtime/kubernetes/observed.js";
+import { trimPod, type CachedPod } from "../../src/runtime/kubernetes/podCache.js";
 import { parsePodTemplate } from "../../src/runtime/kubernetes/podTemplate.js";
 
 const spec = (over: Partial<EngineSpec> = {}): EngineSpec => ({
@@ -227,6 +228,16 @@ describe("a Pod's status as the controller sees it", () => {
       const other = `sha256:${"c".repeat(64)}`;
       expect(running(`registry.example/galaxy/engine:1.4.2@${digest}`, { image: "registry.example/galaxy/engine:1.4.2", imageID: `registry.example/galaxy/engine@${other}` })).toMatchObject({ state: "restarting", ready: false });
     });
+  });
+
+  it("says why the engine cannot run: a Failed Pod (final), a container the kubelet cannot create, a Pod no node fits (kept through the cache's trim)", () => {
+    const rejected = pod({ phase: "Failed", reason: "OutOfcpu", message: "Pod was rejected: Node didn't have enough resource: cpu" });
+    expect(observedFromPod(rejected, "rtm-a")?.problem).toEqual({ kind: "start_failed", reason: "OutOfcpu", message: "Pod was rejected: Node didn't have enough resource: cpu", final: true });
+    const config = pod({ phase: "Pending", containerStatuses: [cs({ waiting: { reason: "CreateContainerConfigError", message: 'secret "x" not found' } })] });
+    expect(observedFromPod(config, "rtm-a")).toMatchObject({ state: "created", problem: { kind: "start_failed", reason: "CreateContainerConfigError", final: false } });
+    const unschedulable = pod({ phase: "Pending", conditions: [{ type: "PodScheduled", status: "False", reason: "Unschedulable", message: "0/3 nodes are available: 3 Insufficient cpu." }] });
+    expect(observedFromPod(trimPod(unschedulable as CachedPod) as V1Pod, "rtm-a")?.problem).toEqual({ kind: "refused_for_now", reason: "Unschedulable", message: "0/3 nodes are available: 3 Insufficient cpu.", final: false });
+    expect(observedFromPod(pod({ phase: "Running" }), "rtm-a")?.problem).toBeNull();
   });
 
   it("counts only the restarts the engine caused: each in-place swap raises the baseline the patch records", () => {

@@ -8,7 +8,7 @@
  * Before the first container exists the id is `pod:<uid>`.
  */
 import type { V1ContainerStatus, V1Pod, V1Service } from "@kubernetes/client-node";
-import type { ContainerState, ObservedContainer } from "../../model/ports.js";
+import type { ContainerState, EngineProblem, ObservedContainer } from "../../model/ports.js";
 import type { RestartPolicy } from "../../model/status.js";
 import { ENGINE_CONTAINER, ownedBy, POD_ANNOTATIONS, POD_LABELS } from "./names.js";
 import { engineNodeLoss, type NodeLookup } from "./nodeHealth.js";
@@ -23,6 +23,36 @@ export const IMAGE_FAILURE_REASONS = new Set(["ErrImagePull", "ImagePullBackOff"
  */
 export function isEvicted(pod: V1Pod): boolean {
   return pod.status?.phase === "Failed" && ["Evicted", "NodeLost", "Shutdown", "NodeShutdown", "Terminated", "UnexpectedAdmissionError"].includes(pod.status.reason ?? "");
+}
+
+/**
+ * Waiting reasons of a container the kubelet could not create or start
+ * (kuberuntime_container.go startContainer: ErrCreateContainerConfig,
+ * ErrCreateContainer, ErrRunContainer; it retries them on each sync).
+ */
+export const CONTAINER_ERROR_REASONS = new Set(["CreateContainerConfigError", "CreateContainerError", "RunContainerError", "PreCreateHookError", "PostStartHookError"]);
+
+/**
+ * Why the engine cannot run, as the Pod says it, or null: a Failed Pod (the
+ * kubelet's admission rejections OutOfcpu, OutOfmemory, NodeAffinity,
+ * Preempting…, or a container that ended a Never Pod) is final; a container
+ * the kubelet cannot create or start, and a Pod no node fits
+ * (PodScheduled=False, Unschedulable), are retried by Kubernetes itself.
+ */
+export function engineProblem(pod: V1Pod): EngineProblem | null {
+  const status = pod.status;
+  const cs = engineStatus(pod);
+  if (status?.phase === "Failed") {
+    const ended = cs?.state?.terminated;
+    const reason = status.reason ?? ended?.reason ?? "Failed";
+    const message = status.message ?? (ended ? `the engine exited with code ${ended.exitCode}` : "the Pod failed");
+    return { kind: "start_failed", reason, message, final: true };
+  }
+  const waiting = cs?.state?.waiting;
+  if (waiting && CONTAINER_ERROR_REASONS.has(waiting.reason ?? "")) return { kind: "start_failed", reason: waiting.reason!, message: waiting.message ?? waiting.reason!, final: false };
+  const scheduled = status?.conditions?.find((c) => c.type === "PodScheduled");
+  if (scheduled?.status === "False" && scheduled.reason === "Unschedulable") return { kind: "refused_for_now", reason: "Unschedulable", message: scheduled.message ?? "no node fits the Pod", final: false };
+  return null;
 }
 
 export function stripScheme(containerID: string | undefined): string | null {
@@ -160,6 +190,7 @@ export function observedFromPod(pod: V1Pod, instance: string, nodes?: NodeLookup
     ready: isReady(pod, cs),
     restartPolicy: DECLARED_RESTART_POLICY[pod.spec?.restartPolicy ?? "Always"] ?? null,
     nodeLost: engineNodeLoss(pod, nodes),
+    problem: engineProblem(pod),
   };
 }
 
