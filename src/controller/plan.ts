@@ -67,6 +67,12 @@ export interface Plan {
   requeueAfterMs: number | null;
   /** A problem recorded without acting: it will not go away until the declaration changes. */
   hold: { code: ErrorCode; message: string } | null;
+  /**
+   * Why the runtime cannot run the engine, as it said (a Pod's
+   * CreateContainerConfigError, Unschedulable, OutOfcpu): recorded as the
+   * record's error and reported once, while the loop goes on.
+   */
+  problem: { code: ErrorCode; message: string } | null;
   /** Whether the result brings the record to the declaration's generation. */
   converges: boolean;
   /**
@@ -161,6 +167,7 @@ export function blankPlan(restartCount: number, imageRef: string | null): Plan {
     events: [],
     requeueAfterMs: null,
     hold: null,
+    problem: null,
     converges: true,
     gate: null,
     restartCause: null,

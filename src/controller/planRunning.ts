@@ -9,8 +9,9 @@ import { configHash, type Declaration } from "../model/declaration.js";
 import { RtmError } from "../model/errors.js";
 import { assertPatchAllowed } from "../model/imageRef.js";
 import { backoffDelay } from "../model/backoff.js";
-import { NODE_LOST_RULE, type ObservedContainer } from "../model/ports.js";
+import { NODE_LOST_RULE, type EngineProblem, type ObservedContainer } from "../model/ports.js";
 import { fleetHold, quarantineHold } from "./planFleet.js";
+import { CODE_BY_FAILURE_KIND } from "./runtimeErrors.js";
 import type { RuntimeRecord } from "../model/record.js";
 import {
   createActions,
@@ -43,8 +44,40 @@ export function planRunning(s: Situation): Plan {
   const e: EngineSituation = { ...s, c };
   const p = isRunning(c)
     ? (resumeGate(e) ?? planNodeLost(e) ?? planPatch(e) ?? planRestart(e) ?? planUnhealthy(e) ?? planRuntimeRestarted(e) ?? planAdopt(e) ?? planSteady(e))
-    : (planNodeLost(e) ?? planUnstarted(e) ?? planRecreateStopped(e) ?? planExited(e));
+    : (planNodeLost(e) ?? planUnstarted(e) ?? planRecreateStopped(e) ?? planReplaceFinished(e) ?? planExited(e));
+  if (c.problem && !p.problem) p.problem = problemOf(c.problem);
   return finish(p);
+}
+
+/** An engine problem as the record's error: the runtime's reason first (conditions take it as their reason). */
+function problemOf(problem: EngineProblem): NonNullable<Plan["problem"]> {
+  return { code: CODE_BY_FAILURE_KIND[problem.kind], message: `${problem.reason}: ${problem.message}` };
+}
+
+/**
+ * The runtime will never run the engine again (a Failed Pod: the kubelet
+ * rejected it at admission with OutOfcpu, OutOfmemory, NodeAffinity,
+ * Preempting…): whatever the restart policy says the runtime does itself,
+ * nothing restarts it. Replaced, after the crash-loop backoff, unless the
+ * declared policy is never.
+ */
+function planReplaceFinished({ p, input, d, c }: EngineSituation): Plan | null {
+  const problem = c.problem;
+  if (!problem?.final || !input.capabilities.restartsExitedEngines || d.restartPolicy === "never") return null;
+  p.problem = problemOf(problem);
+  if (isNewExit(c, input.record)) {
+    p.events.push({ type: "container_exited", data: { containerId: c.id, exitCode: c.exitCode, reason: problem.reason, message: problem.message } });
+  }
+  const delay = restartDelay(input, c.finishedAt ?? c.createdAt);
+  if (delay > 0) {
+    p.requeueAfterMs = delay;
+    p.reason = `the runtime will not run the engine again (${problem.reason}); replacing it in ${Math.ceil(delay / 1000)}s (backoff)`;
+    return p;
+  }
+  p.actions.push(...replaceActions(c, d.imageRef));
+  countRestart(p, input.record, "exit", { reason: problem.reason });
+  p.reason = `the runtime will not run the engine again (${problem.reason}: ${problem.message}): replacing it`;
+  return p;
 }
 
 /**
@@ -124,7 +157,9 @@ function planPatch({ p, input, d, c }: EngineSituation): Plan | null {
   const held = fleetHold(p, input, d.imageRef);
   if (held) return held;
   p.kind = "patch";
-  if (input.capabilities.updatesImageInPlace) {
+  // In place only when the image is the only change: a swap keeps the engine's env and resources, so a patch
+  // that also changes them (or the restart token or policy) recreates the engine, which takes all of them.
+  if (input.capabilities.updatesImageInPlace && !declaredRestart(d, c)) {
     // The runtime swaps the image of the same engine (same node, same volume); so does its rollback.
     p.actions.push({ type: "updateImage", containerId: c.id, imageRef: d.imageRef });
     p.gate = gateFor(input.settings, c.imageRef, { containerId: c.id });

@@ -280,6 +280,7 @@ export class Reconciler {
     const events = [...w.events];
     if (error) events.push({ type: "reconcile_failed", data: { code: error.code, message: error.message, kind: p.kind } });
     else if (p.hold && o.record?.lastErrorCode !== p.hold.code) events.push({ type: "reconcile_failed", data: { code: p.hold.code, message: p.hold.message, kind: p.kind } });
+    else if (p.problem && o.record?.lastErrorMessage !== p.problem.message) events.push({ type: "reconcile_failed", data: { code: p.problem.code, message: p.problem.message, kind: p.kind } });
     const failure = error ?? (p.hold ? new RtmError(p.hold.code, p.hold.message) : null);
     const finishOperation = w.opRow === null ? null : {
       id: w.opRow,

@@ -89,6 +89,7 @@ function lastError(
 ): Pick<RuntimeRecord, "lastErrorCode" | "lastErrorMessage" | "lastErrorGeneration"> {
   if (error) return { lastErrorCode: error.code, lastErrorMessage: error.message, lastErrorGeneration: d?.generation ?? null };
   if (plan.hold) return { lastErrorCode: plan.hold.code, lastErrorMessage: plan.hold.message, lastErrorGeneration: d?.generation ?? null };
+  if (plan.problem) return { lastErrorCode: plan.problem.code, lastErrorMessage: plan.problem.message, lastErrorGeneration: d?.generation ?? null };
   if (d && converges) return { lastErrorCode: null, lastErrorMessage: null, lastErrorGeneration: null };
   return { lastErrorCode: prev?.lastErrorCode ?? null, lastErrorMessage: prev?.lastErrorMessage ?? null, lastErrorGeneration: prev?.lastErrorGeneration ?? null };
 }

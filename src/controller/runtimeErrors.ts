@@ -14,6 +14,9 @@ export const CODE_BY_FAILURE_KIND: Readonly<Record<RuntimeFailureKind, ErrorCode
   pull_failed: "image_pull_failed",
   // A refused config fails the same way until the declaration changes: permanent.
   config_refused: "start_config_invalid",
+  // Retried, so a transient code: 503 service_unavailable, the contract's "an upstream dependency is
+  // unavailable" (here the cluster's capacity), which Game Master retries like any 503.
+  refused_for_now: "service_unavailable",
   start_failed: "container_start_failed",
   not_found: "not_found",
   conflict: "conflict",

@@ -85,6 +85,7 @@ export class Reflector<T extends ReflectedObject> {
   private syncWaiters = new Set<() => void>();
   private running: Promise<void> | null = null;
   private stopped = true;
+  private stopping: Promise<void> | null = null;
   private endConnection: ((o: WatchOutcome) => void) | null = null;
   private wakeSleeper: (() => void) | null = null;
 
@@ -102,8 +103,15 @@ export class Reflector<T extends ReflectedObject> {
     return this.synced;
   }
 
-  /** Starts list and watch; resolves after the first list attempt, whether or not it succeeded. */
+  /**
+   * Starts list and watch; resolves after the first list attempt, whether or
+   * not it succeeded. A start right after a stop that is still winding down
+   * waits for it: setting `stopped` back at once would let the old loop,
+   * which has not re-checked the flag yet, run on beside the new one (and
+   * the stop would never resolve).
+   */
   start(): Promise<void> {
+    if (this.stopping) return this.stopping.then(() => this.start());
     if (!this.stopped) return Promise.resolve();
     this.stopped = false;
     return new Promise<void>((firstListDone) => {
@@ -111,7 +119,15 @@ export class Reflector<T extends ReflectedObject> {
     });
   }
 
-  async stop(): Promise<void> {
+  /** Ends the loop and clears the store; concurrent calls share one stop. */
+  stop(): Promise<void> {
+    this.stopping ??= this.wind().finally(() => {
+      this.stopping = null;
+    });
+    return this.stopping;
+  }
+
+  private async wind(): Promise<void> {
     this.stopped = true;
     this.endConnection?.({ kind: "stopped" });
     this.wakeSleeper?.();

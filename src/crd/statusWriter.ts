@@ -42,6 +42,16 @@ export interface StatusTarget {
 
 const MAX_MESSAGE = 32_768;
 
+/**
+ * A failure's condition reason: the runtime's own reason when the record's
+ * message starts with one (a Pod's `CreateContainerConfigError: …`,
+ * `Unschedulable: …`, `OutOfcpu: …`, see planRunning.ts problemOf), else the
+ * error code in CamelCase.
+ */
+function failureReason(failure: { code: string; message: string }): string {
+  return /^([A-Z][A-Za-z]+): /.exec(failure.message)?.[1] ?? reasonOf(failure.code);
+}
+
 function cond(type: ConditionType, status: ConditionStatus, reason: string, message: string): Omit<Condition, "lastTransitionTime" | "observedGeneration"> {
   return { type, status, reason, message: message.slice(0, MAX_MESSAGE) };
 }
@@ -78,7 +88,7 @@ export function computeStatus(obj: GameRuntimeObject, record: RuntimeRecord, err
 
   // Ready: the runtime is what the declaration asks for.
   if (record.degraded) conditions.push(cond("Ready", "False", "RollbackFailed", record.lastErrorMessage ?? "a rollback failed; the runtime needs a human"));
-  else if (failure) conditions.push(cond("Ready", "False", reasonOf(failure.code), failureMessage(failure.code, failure.message)));
+  else if (failure) conditions.push(cond("Ready", "False", failureReason(failure), failureMessage(failure.code, failure.message)));
   else if (deleting) conditions.push(cond("Ready", "False", "Deleting", "removing the container before the GameRuntime goes"));
   else if (nodeLost) conditions.push(cond("Ready", "False", "NodeLost", nodeLost));
   else if (behind) conditions.push(cond("Ready", "False", "Reconciling", `generation ${generation} is not reconciled yet (observed ${observed})`));
@@ -96,14 +106,14 @@ export function computeStatus(obj: GameRuntimeObject, record: RuntimeRecord, err
 
   // Progressing: the loop is working towards a new generation or a rollout.
   if (deleting) conditions.push(cond("Progressing", "True", "Deleting", "removing the container; the state directory is kept"));
-  else if (failure) conditions.push(cond("Progressing", "False", reasonOf(failure.code), failureMessage(failure.code, failure.message)));
+  else if (failure) conditions.push(cond("Progressing", "False", failureReason(failure), failureMessage(failure.code, failure.message)));
   else if (behind) conditions.push(cond("Progressing", "True", "Reconciling", `reconciling generation ${generation}`));
   else if (record.rolloutStartedAt) conditions.push(cond("Progressing", "True", "RollingOut", "waiting for the new engine to prove healthy"));
   else conditions.push(cond("Progressing", "False", "Converged", `generation ${generation} reconciled`));
 
   // Degraded: something is wrong that the loop reports rather than hides.
   if (record.degraded) conditions.push(cond("Degraded", "True", "RollbackFailed", record.lastErrorMessage ?? "a rollback failed; the runtime needs a human"));
-  else if (failure) conditions.push(cond("Degraded", "True", reasonOf(failure.code), failureMessage(failure.code, failure.message)));
+  else if (failure) conditions.push(cond("Degraded", "True", failureReason(failure), failureMessage(failure.code, failure.message)));
   else if (nodeLost) conditions.push(cond("Degraded", "True", "NodeLost", nodeLost));
   else if (unhealthy) conditions.push(cond("Degraded", "True", "Unhealthy", `GET /healthz failed ${record.consecutiveProbeFailures} times in a row`));
   else conditions.push(cond("Degraded", "False", "AsExpected", "no failure recorded"));

@@ -14,6 +14,7 @@ import type {
 import type { RtmError } from "./errors.js";
 import type { Fence } from "./fence.js";
 import type { OpSource, RestartPolicy } from "./status.js";
+import type { RuntimeFailureKind } from "./runtimeFailure.js";
 
 export interface WriteMeta {
   opId: string;
@@ -180,6 +181,22 @@ export interface ObservedContainer {
    * null on a runtime without nodes (Docker).
    */
   nodeLost?: NodeLoss | null;
+  /**
+   * Why the runtime cannot run the engine, in its own words (a Pod's
+   * CreateContainerConfigError, Unschedulable, a Failed Pod's OutOfcpu), or
+   * null. Absent on a runtime that reports failures only as call errors (Docker).
+   */
+  problem?: EngineProblem | null;
+}
+
+export interface EngineProblem {
+  /** What it means for the contract (src/controller/runtimeErrors.ts maps it to a code). */
+  kind: RuntimeFailureKind;
+  /** The runtime's own reason (a kubelet or scheduler reason), CamelCase. */
+  reason: string;
+  message: string;
+  /** The runtime will never run this engine again (a Failed Pod): it must be replaced, or left as its policy says. */
+  final: boolean;
 }
 
 /** Kubernetes' rule for an engine on a lost node (docs/kubernetes.md, "A lost node"), worded once for every place that reports it. */

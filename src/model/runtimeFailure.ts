@@ -12,6 +12,12 @@ export const RUNTIME_FAILURE_KINDS = [
   "pull_failed",
   /** The runtime refused the engine's configuration; the same inputs fail the same way. */
   "config_refused",
+  /**
+   * The runtime refused for now and says so (a quota, a namespace being
+   * deleted, rate limiting, no node with room): the same request may succeed
+   * later without any change, so it is retried with backoff.
+   */
+  "refused_for_now",
   /** The engine could not be started. */
   "start_failed",
   /** No such engine. */

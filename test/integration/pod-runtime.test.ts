@@ -284,6 +284,34 @@ describe("engines as Pods with GameRuntime objects as the source", () => {
     await until("Pod gone", () => server.get("pods", TEAM, `galaxy-game-${g}`) === undefined, 20_000);
     expect(server.get("persistentvolumeclaims", TEAM, `galaxy-game-${g}-state`)).toBeDefined();
   }, 90_000);
+
+  it("one edit of imageRef and env together recreates the Pod with both (an in-place swap would keep the old env)", async () => {
+    const g = uniqueGameId("imgenv");
+    server.create("gameruntimes", TEAM, { metadata: { name: g }, spec: { gameId: g, imageRef: TEST_IMAGES.v100, env: { MODE: "casual" } } });
+    const envOf = (p: Obj | undefined) =>
+      Object.fromEntries(((p?.spec as { containers: { name: string; env?: { name: string; value?: string }[] }[] } | undefined)?.containers[0]?.env ?? []).map((e) => [e.name, e.value]));
+    const first = await until("Pod ready", () => {
+      const p = server.get("pods", TEAM, `galaxy-game-${g}`);
+      return engineStatus(p)?.ready ? p : undefined;
+    }, 40_000);
+    expect(envOf(first).MODE).toBe("casual");
+    server.update("gameruntimes", TEAM, g, (o) => {
+      o.spec = { ...(o.spec as object), imageRef: TEST_IMAGES.v101, env: { MODE: "ranked" } };
+    });
+    const after = await until("the Pod runs 1.0.1 with the new env", () => {
+      const p = server.get("pods", TEAM, `galaxy-game-${g}`);
+      const spec = p?.spec as { containers: { image: string }[] } | undefined;
+      return p && spec?.containers[0]?.image === TEST_IMAGES.v101 && engineStatus(p)?.ready ? p : undefined;
+    }, 40_000);
+    expect(envOf(after).MODE).toBe("ranked");
+    expect(after.metadata.uid).not.toBe(first.metadata.uid);
+    const record = await until("record converged", async () => {
+      const r = await kubeApp.store.getRecord(g);
+      return r?.status === "running" && r.currentImageRef === TEST_IMAGES.v101 && !r.rolloutStartedAt ? r : undefined;
+    }, 20_000);
+    expect(record.lastErrorCode).toBeNull();
+    server.remove("gameruntimes", TEAM, g);
+  }, 90_000);
 });
 
 // Runs last: it cuts a node off and then takes it out of service.

@@ -30,6 +30,13 @@ import { slack } from "../helpers/slack.js";
 /** A registry address nothing listens on: pulls from it fail at once, on loopback. */
 const UNREACHABLE_REPO = "127.0.0.1:9/galaxy/test-engine";
 const LOCAL_V100 = `${UNREACHABLE_REPO}:1.0.0`;
+/**
+ * A second tag of the 1.0.1 image (a re-tagged patch release), unique to this
+ * run. containerd reports an image by its first repo tag, so a Pod asking for
+ * it reads `docker.io/galaxy/test-engine:1.0.1` in its status.
+ */
+const ALIAS_TAG = `1.0.${500 + (process.pid % 400)}`;
+const ALIAS_OF_V101 = `galaxy/test-engine:${ALIAS_TAG}`;
 
 const R = "/api/v1/internal/runtimes";
 const OPS = {
@@ -65,9 +72,12 @@ const FIXTURES: { name: string; start: () => Promise<RuntimeFixture> }[] = [
 beforeAll(async () => {
   await ensureTestImages();
   await testDocker().getImage(TEST_IMAGES.v100).tag({ repo: UNREACHABLE_REPO, tag: "1.0.0" });
+  await testDocker().getImage(TEST_IMAGES.v101).tag({ repo: "galaxy/test-engine", tag: ALIAS_TAG });
 }, 300_000);
 
 afterAll(async () => {
+  // Untags only: the image stays under its own tag.
+  await testDocker().getImage(ALIAS_OF_V101).remove({ noprune: true }).catch(() => undefined);
   await pg?.stop();
 }, 60_000);
 
@@ -162,6 +172,24 @@ describe.each(FIXTURES)("$name", ({ start }) => {
     await fails("patch", g, { image_ref: "galaxy/test-engine:latest" }, 400, "image_ref_not_semver");
     expect(await ok("get", g)).toMatchObject({ status: "running", current_image_ref: TEST_IMAGES.v101, current_container_id: patched.current_container_id });
   }, 60_000);
+
+  it("patches to an alias tag and back along the line run without a rollback, and rtmanager's own swaps are not counted as crashes", async () => {
+    const g = uniqueGameId("alias");
+    await running(g);
+    // The runtime names the image by another of its tags: the gate must still see the new engine healthy.
+    const aliased = await ok("patch", g, { image_ref: ALIAS_OF_V101 });
+    expect(aliased).toMatchObject({ status: "running", current_image_ref: ALIAS_OF_V101 });
+    await serving(aliased.current_container_id!, "1.0.1");
+    const third = await ok("patch", g, { image_ref: TEST_IMAGES.v102 });
+    await serving(third.current_container_id!, "1.0.2");
+    const fourth = await ok("patch", g, { image_ref: TEST_IMAGES.v101 });
+    await serving(fourth.current_container_id!, "1.0.1");
+    const types = (await eventsOf(g)).map((e) => e.type);
+    expect(types).not.toContain("patch_rolled_back");
+    // Three swaps in a row: a kubelet counts each as a container restart, rtmanager must not (crash loop from the third).
+    expect(types).not.toContain("crash_loop");
+    expect((await f.app.store.getRecord(g))?.restartCount).toBe(0);
+  }, 90_000);
 
   it("a patch to an image that never gets healthy is rolled back: 500 container_start_failed, patch_rolled_back, the old image serves, the generation is held", async () => {
     const g = uniqueGameId("rollback");

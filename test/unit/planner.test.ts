@@ -380,6 +380,73 @@ describe("planner", () => {
       },
     },
     {
+      name: "Pods: one edit of image and env is not an in-place swap (a swap keeps the old env): the engine is recreated on the new image, gated",
+      in: {
+        declaration: decl({ imageRef: "galaxy/engine:1.0.1", env: { MODE: "ranked" }, generation: 3 }),
+        containers: [container()],
+        record: record(),
+        capabilities: POD_CAPABILITIES,
+      },
+      kind: "patch",
+      actions: ["ensureImage", "stop", "remove", "create", "start"],
+      extra: (p) => {
+        expect(p.actions.find((a) => a.type === "create")).toEqual({ type: "create", imageRef: "galaxy/engine:1.0.1" });
+        expect(p.gate?.rollbackTo).toBe("galaxy/engine:1.0.0");
+      },
+    },
+    {
+      name: "Pods: a Pod the kubelet rejected at admission (Failed, OutOfcpu) is replaced under on-failure, the reason in the event and the record's error",
+      in: {
+        declaration: decl(),
+        containers: [container({ state: "exited", exitCode: null, finishedAt: null, createdAt: ago(60_000), problem: { kind: "start_failed", reason: "OutOfcpu", message: "Node didn't have enough resource: cpu", final: true } })],
+        record: record(),
+        capabilities: POD_CAPABILITIES,
+      },
+      kind: "self_heal",
+      actions: ["ensureImage", "remove", "create", "start"],
+      cause: "exit",
+      extra: (p) => {
+        expect(p.events[0]).toMatchObject({ type: "container_exited", data: { reason: "OutOfcpu", message: "Node didn't have enough resource: cpu" } });
+        expect(p.problem).toEqual({ code: "container_start_failed", message: "OutOfcpu: Node didn't have enough resource: cpu" });
+      },
+    },
+    {
+      name: "Pods: a Failed Pod under restart policy never is left as it is, its reason recorded",
+      in: {
+        declaration: decl({ restartPolicy: "never" }),
+        containers: [container({ state: "exited", exitCode: null, finishedAt: null, restartPolicy: "never", problem: { kind: "start_failed", reason: "OutOfmemory", message: "Node didn't have enough resource: memory", final: true } })],
+        record: record(),
+        capabilities: POD_CAPABILITIES,
+      },
+      kind: "record_exit",
+      actions: [],
+      extra: (p) => expect(p.problem?.message).toBe("OutOfmemory: Node didn't have enough resource: memory"),
+    },
+    {
+      name: "Pods: a container the kubelet cannot create (CreateContainerConfigError) is reported as the record's error, nothing recreated",
+      in: {
+        declaration: decl(),
+        containers: [container({ state: "created", problem: { kind: "start_failed", reason: "CreateContainerConfigError", message: 'secret "x" not found', final: false } })],
+        record: record({ currentContainerId: "c1", status: "running" }),
+        capabilities: POD_CAPABILITIES,
+      },
+      kind: "self_heal",
+      actions: ["start"],
+      extra: (p) => expect(p.problem).toEqual({ code: "container_start_failed", message: 'CreateContainerConfigError: secret "x" not found' }),
+    },
+    {
+      name: "Pods: an unschedulable Pod is reported as a transient service_unavailable",
+      in: {
+        declaration: decl({ generation: 3 }),
+        containers: [container({ state: "created", problem: { kind: "refused_for_now", reason: "Unschedulable", message: "0/1 nodes are available: 1 Insufficient cpu.", final: false } })],
+        record: record(),
+        capabilities: POD_CAPABILITIES,
+      },
+      kind: "start",
+      actions: ["start"],
+      extra: (p) => expect(p.problem).toEqual({ code: "service_unavailable", message: "Unschedulable: 0/1 nodes are available: 1 Insufficient cpu." }),
+    },
+    {
       name: "a runtime that restarts exited engines itself (Pods): the exit is recorded, never raced with a start",
       in: {
         declaration: decl(),

@@ -9,8 +9,9 @@ import type { V1Pod } from "@kubernetes/client-node";
 import type { EngineSpec } from "../../src/model/ports.js";
 import { RuntimeFailure } from "../../src/model/runtimeFailure.js";
 import { claimManifest, GAME_STATE_PATH, podManifest, serviceManifest, type PodManifestSettings } from "../../src/runtime/kubernetes/manifests.js";
-import { MAX_POD_GAME_ID } from "../../src/runtime/kubernetes/names.js";
+import { MAX_POD_GAME_ID, POD_ANNOTATIONS } from "../../src/runtime/kubernetes/names.js";
 import { observedFromPod, podState } from "../../src/runtime/kubernetes/observed.js";
+import { trimPod, type CachedPod } from "../../src/runtime/kubernetes/podCache.js";
 import { parsePodTemplate } from "../../src/runtime/kubernetes/podTemplate.js";
 
 const spec = (over: Partial<EngineSpec> = {}): EngineSpec => ({
@@ -197,12 +198,53 @@ describe("a Pod's status as the controller sees it", () => {
     expect(observedFromPod({ ...p, spec: { ...p.spec!, restartPolicy: undefined } }, "rtm-a")?.restartPolicy).toBe("always");
   });
 
-  it("not ready while the container still runs the image from before a patch", () => {
-    const p = pod({
-      phase: "Running",
-      conditions: [{ type: "Ready", status: "True" }],
-      containerStatuses: [cs({ running: { startedAt: new Date() } }, { ready: true, image: "registry.example/galaxy/engine:1.4.1" })],
+  it("not ready while the container an in-place patch replaced still runs, whatever image it reports", () => {
+    const patched = (containerID: string) =>
+      pod(
+        { phase: "Running", conditions: [{ type: "Ready", status: "True" }], containerStatuses: [cs({ running: { startedAt: new Date() } }, { ready: true, containerID })] },
+        { annotations: { ...podManifest(spec(), at, settings).metadata!.annotations, [POD_ANNOTATIONS.replacedContainer]: "old1" } },
+      );
+    expect(observedFromPod(patched("containerd://old1"), "rtm-a")).toMatchObject({ state: "restarting", ready: false });
+    expect(observedFromPod(patched("containerd://new2"), "rtm-a")).toMatchObject({ state: "running", ready: true });
+  });
+
+  /** The image as containerd's CRI reports it: the image's first repo tag, registry-qualified; imageID its first repo digest. */
+  describe("runs the wanted image whatever name the runtime reports", () => {
+    const digest = `sha256:${"a".repeat(64)}`;
+    const running = (specImage: string, reported: { image: string; imageID: string }) => {
+      const p = pod({ phase: "Running", conditions: [{ type: "Ready", status: "True" }], containerStatuses: [cs({ running: { startedAt: new Date() } }, { ready: true, containerID: "containerd://c1", ...reported })] });
+      p.spec!.containers[0]!.image = specImage;
+      return observedFromPod(p, "rtm-a");
+    };
+    it.each([
+      ["a digest-pinned ref", `registry.example/galaxy/engine:1.4.2@${digest}`, { image: "registry.example/galaxy/engine:1.4.2", imageID: `registry.example/galaxy/engine@${digest}` }],
+      ["an alias tag (the image's first tag is another)", "galaxy/engine:1.4.9", { image: "docker.io/galaxy/engine:1.4.2", imageID: `docker.io/galaxy/engine@${digest}` }],
+      ["a short name, reported registry-qualified", "engine:1.4.2", { image: "docker.io/library/engine:1.4.2", imageID: "sha256:" + "b".repeat(64) }],
+      ["a ref reported by image id only", "galaxy/engine:1.4.2", { image: "sha256:" + "b".repeat(64), imageID: "sha256:" + "b".repeat(64) }],
+    ])("%s", (_what, specImage, reported) => {
+      expect(running(specImage, reported)).toMatchObject({ state: "running", ready: true });
     });
-    expect(observedFromPod(p, "rtm-a")?.ready).toBe(false);
+    it("a pinned digest the runtime reports otherwise is not the wanted image", () => {
+      const other = `sha256:${"c".repeat(64)}`;
+      expect(running(`registry.example/galaxy/engine:1.4.2@${digest}`, { image: "registry.example/galaxy/engine:1.4.2", imageID: `registry.example/galaxy/engine@${other}` })).toMatchObject({ state: "restarting", ready: false });
+    });
+  });
+
+  it("says why the engine cannot run: a Failed Pod (final), a container the kubelet cannot create, a Pod no node fits (kept through the cache's trim)", () => {
+    const rejected = pod({ phase: "Failed", reason: "OutOfcpu", message: "Pod was rejected: Node didn't have enough resource: cpu" });
+    expect(observedFromPod(rejected, "rtm-a")?.problem).toEqual({ kind: "start_failed", reason: "OutOfcpu", message: "Pod was rejected: Node didn't have enough resource: cpu", final: true });
+    const config = pod({ phase: "Pending", containerStatuses: [cs({ waiting: { reason: "CreateContainerConfigError", message: 'secret "x" not found' } })] });
+    expect(observedFromPod(config, "rtm-a")).toMatchObject({ state: "created", problem: { kind: "start_failed", reason: "CreateContainerConfigError", final: false } });
+    const unschedulable = pod({ phase: "Pending", conditions: [{ type: "PodScheduled", status: "False", reason: "Unschedulable", message: "0/3 nodes are available: 3 Insufficient cpu." }] });
+    expect(observedFromPod(trimPod(unschedulable as CachedPod) as V1Pod, "rtm-a")?.problem).toEqual({ kind: "refused_for_now", reason: "Unschedulable", message: "0/3 nodes are available: 3 Insufficient cpu.", final: false });
+    expect(observedFromPod(pod({ phase: "Running" }), "rtm-a")?.problem).toBeNull();
+  });
+
+  it("counts only the restarts the engine caused: each in-place swap raises the baseline the patch records", () => {
+    const p = pod(
+      { phase: "Running", containerStatuses: [cs({ running: { startedAt: new Date() } }, { restartCount: 4, containerID: "containerd://c5" })] },
+      { annotations: { ...podManifest(spec(), at, settings).metadata!.annotations, [POD_ANNOTATIONS.restartBaseline]: "3" } },
+    );
+    expect(observedFromPod(p, "rtm-a")?.restartCount).toBe(1);
   });
 });

@@ -88,6 +88,29 @@ describe("reflector against the test API server", () => {
     expect(r.store.byName(a)).toHaveLength(1);
   });
 
+  it("stop() then start() at once (a watchdog restarting a quiet watch): one loop afterwards, and the stop resolves", async () => {
+    const a = name("restart");
+    server.create("gameruntimes", NS, spec(a));
+    const { r, events } = reflector();
+    await r.start();
+    await waitFor("watch open", () => server.watchCount("gameruntimes") > 0);
+    const before = lists(0).length;
+    for (let i = 0; i < 3; i++) {
+      const stopped = r.stop();
+      const started = r.start();
+      await Promise.race([stopped, new Promise((_, reject) => setTimeout(() => reject(new Error("stop() never resolved")), 5000))]);
+      await started;
+    }
+    expect(r.hasSynced).toBe(true);
+    await waitFor("one watch open again", () => server.watchCount("gameruntimes") === 1);
+    // Each restart is one list; a second loop would list and watch beside the first.
+    expect(lists(0).length - before).toBe(3);
+    const b = name("after");
+    server.create("gameruntimes", NS, spec(b));
+    await waitFor("the new object's event", () => events.some(([, n]) => n === b));
+    expect(server.watchCount("gameruntimes")).toBe(1);
+  });
+
   it("a bookmark advances the resourceVersion: a reconnect after compaction resumes without a list", async () => {
     const { r, relists } = reflector();
     await r.start();

@@ -3,6 +3,8 @@ import { CODE_BY_FAILURE_KIND, contractError, withContractErrors } from "../../s
 import { PERMANENT_CODES, RtmError } from "../../src/model/errors.js";
 import { RUNTIME_FAILURE_KINDS, RuntimeFailure } from "../../src/model/runtimeFailure.js";
 import { StubPodRuntime } from "../helpers/podRuntime.js";
+import { ApiException } from "@kubernetes/client-node";
+import { asFailure } from "../../src/runtime/kubernetes/calls.js";
 
 describe("runtime failures as contract errors", () => {
   it("gives every kind the code users saw before the port had kinds", () => {
@@ -12,6 +14,7 @@ describe("runtime failures as contract errors", () => {
       image_not_found: "image_pull_failed",
       pull_failed: "image_pull_failed",
       config_refused: "start_config_invalid",
+      refused_for_now: "service_unavailable",
       start_failed: "container_start_failed",
       not_found: "not_found",
       conflict: "conflict",
@@ -20,6 +23,22 @@ describe("runtime failures as contract errors", () => {
     // Only a refused config is worth not retrying; the rest back off.
     const permanent = RUNTIME_FAILURE_KINDS.filter((k) => PERMANENT_CODES.has(CODE_BY_FAILURE_KIND[k]));
     expect(permanent).toEqual(["config_refused"]);
+  });
+
+  it("a create the cluster refuses for now (quota, a terminating namespace, 429) is a transient 503 service_unavailable; a refused config stays permanent", () => {
+    const answered = (code: number, message: string) => new ApiException(code, "refused", JSON.stringify({ kind: "Status", code, message }), {});
+    const quota = asFailure(answered(403, 'pods "galaxy-game-g1" is forbidden: exceeded quota: games, requested: count/pods=1, used: count/pods=2, limited: count/pods=2'), "create", "creating Pod");
+    const terminating = asFailure(answered(403, 'pods "galaxy-game-g1" is forbidden: unable to create new content in namespace games because it is being terminated'), "create", "creating Pod");
+    const throttled = asFailure(answered(429, "Too many requests, please try again later."), "create", "creating Pod");
+    const podSecurity = asFailure(answered(403, 'pods "galaxy-game-g1" is forbidden: violates PodSecurity "restricted:latest": runAsNonRoot != true'), "create", "creating Pod");
+    for (const f of [quota, terminating, throttled]) {
+      expect(f.kind).toBe("refused_for_now");
+      const err = contractError(f);
+      expect(err.code).toBe("service_unavailable");
+      expect(PERMANENT_CODES.has(err.code)).toBe(false);
+    }
+    expect(quota.message).toMatch(/exceeded quota/);
+    expect(contractError(podSecurity).code).toBe("start_config_invalid");
   });
 
   it("keeps the runtime's message and details, and the failure as the cause", () => {

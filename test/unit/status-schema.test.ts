@@ -101,3 +101,16 @@ describe("computeStatus output against the CRD status schema", () => {
     expect(validate({ ...good, conditions })).toBe(false);
   });
 });
+
+describe("a reason the runtime named", () => {
+  it("an engine problem the kubelet or scheduler named (CreateContainerConfigError, Unschedulable) is the conditions' reason, the code leads the message", async () => {
+    const validate = await statusValidator();
+    const record = runtimeRecord({ lastErrorCode: "container_start_failed", lastErrorMessage: 'CreateContainerConfigError: secret "x" not found', lastErrorGeneration: 1 });
+    const status = computeStatus(object(), record, null, now);
+    expect(validate(stored(status))).toBe(true);
+    const ready = status.conditions?.find((c) => c.type === "Ready");
+    expect(ready).toMatchObject({ status: "False", reason: "CreateContainerConfigError", message: 'container_start_failed: CreateContainerConfigError: secret "x" not found' });
+    const unschedulable = runtimeRecord({ lastErrorCode: "service_unavailable", lastErrorMessage: "Unschedulable: 0/1 nodes are available", lastErrorGeneration: 1 });
+    expect(computeStatus(object(), unschedulable, null, now).conditions?.find((c) => c.type === "Degraded")).toMatchObject({ status: "True", reason: "Unschedulable" });
+  });
+});

@@ -13,8 +13,18 @@ export interface KubeCallLogger {
   debug(obj: object, msg: string): void;
 }
 
-export function failureKind(status: number | null, operation: string): RuntimeFailureKind {
-  if (status === null || status === 429 || status >= 500) return "unavailable";
+/**
+ * A 403 that admission gives for now, not for this config: the ResourceQuota
+ * admission's "exceeded quota" (and "status unknown for quota"), and the
+ * NamespaceLifecycle admission's "because it is being terminated". The same
+ * create succeeds once quota frees up or the namespace is back.
+ */
+const TRANSIENT_FORBIDDEN = /exceeded quota|status unknown for quota|because it is being terminated/;
+
+export function failureKind(status: number | null, operation: string, message = ""): RuntimeFailureKind {
+  if (status === 429) return "refused_for_now";
+  if (status === null || status >= 500) return "unavailable";
+  if (status === 403 && TRANSIENT_FORBIDDEN.test(message)) return "refused_for_now";
   if (status === 404) return "not_found";
   if (status === 409) return "conflict";
   // 400/422 (invalid) and 403 on a create (PodSecurity admission, a quota) refuse this config; elsewhere 403 is RBAC.
@@ -37,9 +47,11 @@ export class KubeCalls {
 export function asFailure(err: unknown, operation: string, what: string, details: Record<string, unknown> = {}): RuntimeFailure {
   if (err instanceof RuntimeFailure) return err;
   const status = httpStatusOf(err);
-  const kind = failureKind(status, operation);
-  const prefix = kind === "unavailable" ? `Kubernetes API ${status ? `answered ${status}` : "unreachable"}: ` : "";
-  return new RuntimeFailure(kind, operation, `${prefix}${what}: ${apiMessageOf(err)}`, { ...details, ...(status ? { status } : {}) }, { cause: err });
+  const message = apiMessageOf(err);
+  const kind = failureKind(status, operation, message);
+  const prefix =
+    kind === "unavailable" ? `Kubernetes API ${status ? `answered ${status}` : "unreachable"}: ` : kind === "refused_for_now" ? `Kubernetes API refused for now (${status}; retried with backoff): ` : "";
+  return new RuntimeFailure(kind, operation, `${prefix}${what}: ${message}`, { ...details, ...(status ? { status } : {}) }, { cause: err });
 }
 
 export const isStatus = (err: unknown, status: number): boolean =>

@@ -21,6 +21,15 @@ export const POD_ANNOTATIONS = {
   stoppedEngine: `${KEY_PREFIX}stopped-engine`,
   /** On the claim: when its engine was removed (RTMANAGER_POD_CLAIM_RETENTION counts from it); cleared by a new engine. */
   releasedAt: `${KEY_PREFIX}released-at`,
+  /**
+   * Set by an in-place image patch: the container the patch replaces and the
+   * kubelet's restartCount once the swap's own restart is counted. A
+   * container status names the image as the runtime reports it (containerd:
+   * the image's first repo tag, registry-qualified, or its id), so "is the
+   * new image running" is read from these, never from the image string.
+   */
+  replacedContainer: `${KEY_PREFIX}replaced-container`,
+  restartBaseline: `${KEY_PREFIX}restart-baseline`,
   /** Keeps the cluster autoscaler from evicting a game to scale a node down. */
   safeToEvict: "cluster-autoscaler.kubernetes.io/safe-to-evict",
 } as const;

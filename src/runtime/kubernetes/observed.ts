@@ -8,7 +8,7 @@
  * Before the first container exists the id is `pod:<uid>`.
  */
 import type { V1ContainerStatus, V1Pod, V1Service } from "@kubernetes/client-node";
-import type { ContainerState, ObservedContainer } from "../../model/ports.js";
+import type { ContainerState, EngineProblem, ObservedContainer } from "../../model/ports.js";
 import type { RestartPolicy } from "../../model/status.js";
 import { ENGINE_CONTAINER, ownedBy, POD_ANNOTATIONS, POD_LABELS } from "./names.js";
 import { engineNodeLoss, type NodeLookup } from "./nodeHealth.js";
@@ -25,6 +25,36 @@ export function isEvicted(pod: V1Pod): boolean {
   return pod.status?.phase === "Failed" && ["Evicted", "NodeLost", "Shutdown", "NodeShutdown", "Terminated", "UnexpectedAdmissionError"].includes(pod.status.reason ?? "");
 }
 
+/**
+ * Waiting reasons of a container the kubelet could not create or start
+ * (kuberuntime_container.go startContainer: ErrCreateContainerConfig,
+ * ErrCreateContainer, ErrRunContainer; it retries them on each sync).
+ */
+export const CONTAINER_ERROR_REASONS = new Set(["CreateContainerConfigError", "CreateContainerError", "RunContainerError", "PreCreateHookError", "PostStartHookError"]);
+
+/**
+ * Why the engine cannot run, as the Pod says it, or null: a Failed Pod (the
+ * kubelet's admission rejections OutOfcpu, OutOfmemory, NodeAffinity,
+ * Preempting…, or a container that ended a Never Pod) is final; a container
+ * the kubelet cannot create or start, and a Pod no node fits
+ * (PodScheduled=False, Unschedulable), are retried by Kubernetes itself.
+ */
+export function engineProblem(pod: V1Pod): EngineProblem | null {
+  const status = pod.status;
+  const cs = engineStatus(pod);
+  if (status?.phase === "Failed") {
+    const ended = cs?.state?.terminated;
+    const reason = status.reason ?? ended?.reason ?? "Failed";
+    const message = status.message ?? (ended ? `the engine exited with code ${ended.exitCode}` : "the Pod failed");
+    return { kind: "start_failed", reason, message, final: true };
+  }
+  const waiting = cs?.state?.waiting;
+  if (waiting && CONTAINER_ERROR_REASONS.has(waiting.reason ?? "")) return { kind: "start_failed", reason: waiting.reason!, message: waiting.message ?? waiting.reason!, final: false };
+  const scheduled = status?.conditions?.find((c) => c.type === "PodScheduled");
+  if (scheduled?.status === "False" && scheduled.reason === "Unschedulable") return { kind: "refused_for_now", reason: "Unschedulable", message: scheduled.message ?? "no node fits the Pod", final: false };
+  return null;
+}
+
 export function stripScheme(containerID: string | undefined): string | null {
   if (!containerID) return null;
   const i = containerID.indexOf("://");
@@ -36,12 +66,6 @@ function parseGeneration(value: string | undefined): number | null {
 }
 
 const toDate = (v: Date | string | undefined | null): Date | null => (v ? new Date(v) : null);
-
-/** Registries' default prefixes, so `docker.io/library/x:1` and `x:1` compare equal. */
-export function sameImage(a: string | undefined, b: string | undefined): boolean {
-  const norm = (s: string | undefined) => (s ?? "").replace(/^docker\.io\/library\//, "").replace(/^docker\.io\//, "");
-  return !!a && norm(a) === norm(b);
-}
 
 /** A Pod's restartPolicy as the declaration spells it (the API server defaults an absent one to Always). */
 const DECLARED_RESTART_POLICY: Record<string, RestartPolicy> = { Always: "always", OnFailure: "on-failure", Never: "never" };
@@ -60,6 +84,50 @@ export function isFinished(pod: V1Pod): boolean {
   return pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed";
 }
 
+/** The digest a ref pins (`repo:tag@sha256:…`), or null. */
+export function pinnedDigest(ref: string | undefined): string | null {
+  const m = /@(sha256:[0-9a-f]{64})$/.exec(ref ?? "");
+  return m ? m[1]! : null;
+}
+
+/**
+ * The container an in-place patch replaced, from the annotation the patch
+ * wrote (null: the Pod was never patched, so every container runs its spec).
+ */
+export function replacedContainer(pod: V1Pod): string | null {
+  return pod.metadata?.annotations?.[POD_ANNOTATIONS.replacedContainer] || null;
+}
+
+/**
+ * Whether `cs` is a running container of the image the Pod asks for now.
+ * Never decided from `cs.image`: the kubelet copies what the runtime reports,
+ * and containerd reports the image's first repo tag, registry-qualified, or
+ * its id (ContainerStatus in containerd's CRI plugin), so an alias tag, a
+ * digest-pinned ref or a short name never equals the spec. Instead, from what
+ * an image change changes: the kubelet starts every container from the
+ * current spec, so once the container an in-place patch replaced is gone, the
+ * running one is the new image's. Where the ref pins a digest and the runtime
+ * reports a repo digest (`repo@sha256:…`) as imageID, the two must agree.
+ */
+export function runsWantedImage(pod: V1Pod, cs: V1ContainerStatus | undefined): boolean {
+  if (!cs?.state?.running) return false;
+  const replaced = replacedContainer(pod);
+  if (replaced && stripScheme(cs.containerID) === replaced) return false;
+  const pinned = pinnedDigest(wantedImage(pod));
+  const at = cs.imageID?.lastIndexOf("@") ?? -1;
+  return !pinned || at < 0 || cs.imageID!.slice(at + 1) === pinned;
+}
+
+/**
+ * Restarts the engine caused: the kubelet's restartCount (which never resets
+ * within a Pod, and counts the restart an image change makes) less the swaps
+ * rtmanager made, which each patch adds to the Pod's baseline annotation.
+ */
+export function engineRestarts(pod: V1Pod, cs: V1ContainerStatus | undefined): number {
+  const baseline = parseGeneration(pod.metadata?.annotations?.[POD_ANNOTATIONS.restartBaseline]) ?? 0;
+  return Math.max(0, (cs?.restartCount ?? 0) - baseline);
+}
+
 /** Whether the kubelet starts the container again after `exitCode` under the Pod's restartPolicy. */
 function restarts(pod: V1Pod, exitCode: number): boolean {
   const policy = pod.spec?.restartPolicy ?? "Always";
@@ -71,8 +139,8 @@ export function podState(pod: V1Pod): ContainerState {
   if (isFinished(pod)) return "exited";
   const cs = engineStatus(pod);
   if (!cs?.state) return "created";
-  // Running an image other than the Pod's: the kubelet is about to swap it (an in-place patch or rollback).
-  if (cs.state.running) return sameImage(cs.image, wantedImage(pod)) ? "running" : "restarting";
+  // Still the container an in-place patch (or rollback) replaced: the kubelet is about to swap it.
+  if (cs.state.running) return runsWantedImage(pod, cs) ? "running" : "restarting";
   if (cs.state.terminated) return restarts(pod, cs.state.terminated.exitCode) ? "restarting" : "exited";
   const reason = cs.state.waiting?.reason ?? "";
   // The kubelet killed the old container before the pull: nothing serves, and nothing will until the image exists.
@@ -84,7 +152,7 @@ export function podState(pod: V1Pod): ContainerState {
 /** Ready as the kubelet says, and on the image the Pod asks for (right after an image patch the old container may still look ready). */
 function isReady(pod: V1Pod, cs: V1ContainerStatus | undefined): boolean {
   const podReady = pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
-  return podReady && !!cs?.ready && !!cs.state?.running && sameImage(cs.image, wantedImage(pod));
+  return podReady && !!cs?.ready && runsWantedImage(pod, cs);
 }
 
 /** `nodes`: which nodes are lost (the Node watch); without it a lost node is told from the Pod alone. */
@@ -118,10 +186,11 @@ export function observedFromPod(pod: V1Pod, instance: string, nodes?: NodeLookup
     finishedAt: toDate(terminated?.finishedAt) ?? toDate(last?.finishedAt),
     publishedPort: null,
     networkAddresses: podIP && state === "running" ? { [namespace]: podIP } : {},
-    restartCount: cs?.restartCount ?? 0,
+    restartCount: engineRestarts(pod, cs),
     ready: isReady(pod, cs),
     restartPolicy: DECLARED_RESTART_POLICY[pod.spec?.restartPolicy ?? "Always"] ?? null,
     nodeLost: engineNodeLoss(pod, nodes),
+    problem: engineProblem(pod),
   };
 }
 

@@ -7,7 +7,7 @@ import { asFailure, isStatus, KubeCalls } from "./calls.js";
 import { claimManifest, podManifest, serviceManifest, type ClaimSettings, type Placement, type PodManifestSettings } from "./manifests.js";
 import { ENGINE_CONTAINER, managedSelector, podName, POD_ANNOTATIONS, POD_LABELS, serviceName } from "./names.js";
 import type { NodeLookup } from "./nodeHealth.js";
-import { isEvicted, observedFromPod, observedFromTombstone, type Tombstone } from "./observed.js";
+import { engineStatus, isEvicted, observedFromPod, observedFromTombstone, stripScheme, type Tombstone } from "./observed.js";
 import { PodCache } from "./podCache.js";
 import { ClaimRetention } from "./claimRetention.js";
 import type { Logger } from "../../log.js";
@@ -217,12 +217,30 @@ export class PodApi {
     }
   }
 
-  /** A strategic merge patch by container name: the kubelet restarts just that container on the new image. */
-  async patchImage(ref: GameRef, spec: EngineSpec): Promise<void> {
+  /**
+   * A strategic merge patch by container name: the kubelet restarts just that
+   * container on the new image. It carries the resourceVersion of the Pod it
+   * was planned on (`planned`), so the API server refuses it with 409 when the
+   * Pod changed since (a newer patch or rollback landed, the kubelet
+   * restarted the container): a slow patch never lands over a newer one.
+   * It records the container it replaces and one more swap in the restart
+   * baseline (observed.ts reads both).
+   */
+  async patchImage(ref: GameRef, spec: EngineSpec, planned: V1Pod): Promise<void> {
+    const cs = engineStatus(planned);
+    const replaced = stripScheme(cs?.containerID) ?? "";
+    // The kubelet counts the swap's start as a restart once a container of that name ran (startContainer: RestartCount + 1).
+    const swaps = (Number(planned.metadata?.annotations?.[POD_ANNOTATIONS.restartBaseline]) || 0) + (cs?.containerID || cs?.lastState?.terminated ? 1 : 0);
     const body = {
       metadata: {
+        resourceVersion: planned.metadata?.resourceVersion,
         labels: { [POD_LABELS.generation]: String(spec.generation), [POD_LABELS.configHash]: spec.configHash },
-        annotations: { [POD_ANNOTATIONS.imageRef]: spec.imageRef, [POD_ANNOTATIONS.restartToken]: spec.restartToken },
+        annotations: {
+          [POD_ANNOTATIONS.imageRef]: spec.imageRef,
+          [POD_ANNOTATIONS.restartToken]: spec.restartToken,
+          [POD_ANNOTATIONS.replacedContainer]: replaced,
+          [POD_ANNOTATIONS.restartBaseline]: String(swaps),
+        },
       },
       spec: { containers: [{ name: ENGINE_CONTAINER, image: spec.imageRef }] },
     };

@@ -77,7 +77,8 @@ export function trimPod(pod: CachedPod): CachedPod {
       podIP: status.podIP,
       startTime: status.startTime,
       // ContainersReady with Ready: a lost node's Pods show Ready False alone (nodeHealth.ts podNodeLoss).
-      conditions: status.conditions?.filter((c) => c.type === "Ready" || c.type === "ContainersReady"),
+      // PodScheduled too: an unschedulable Pod must say why (observed.ts, engineProblem).
+      conditions: status.conditions?.filter((c) => c.type === "Ready" || c.type === "ContainersReady" || (c.type === "PodScheduled" && c.status === "False")),
       containerStatuses: status.containerStatuses?.filter((c) => c.name === ENGINE_CONTAINER),
     },
   };

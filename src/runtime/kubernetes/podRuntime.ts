@@ -26,7 +26,7 @@ import { RuntimeFailure } from "../../model/runtimeFailure.js";
 import { ENGINE_PORT } from "../../model/engine.js";
 import { assertPodNames, type ClaimSettings, type Placement, type PodManifestSettings } from "./manifests.js";
 import { claimName, ownedBy, POD_LABELS } from "./names.js";
-import { IMAGE_FAILURE_REASONS, engineStatus, isFinished, observedFromPod, sameImage, stripScheme, tombstoneOf, wantedImage } from "./observed.js";
+import { IMAGE_FAILURE_REASONS, engineStatus, isFinished, observedFromPod, replacedContainer, runsWantedImage, stripScheme, tombstoneOf, wantedImage } from "./observed.js";
 import { PodApi, type GameRef } from "./podApi.js";
 import type { CachedService } from "./podCache.js";
 import { NodeHealth } from "./nodeHealth.js";
@@ -164,14 +164,35 @@ export class KubernetesPodRuntime implements RuntimePort {
       await this.create(spec);
       return;
     }
-    await this.api.patchImage(at, spec);
+    if (!pod || pod.metadata?.uid !== at.podUid) throw new RuntimeFailure("not_found", "updateImage", `the Pod of engine ${id} is gone`, { containerId: id });
+    await this.patchPlanned(at, spec, pod);
     // The old container may still run (the kubelet has not synced yet): wait for the new image's. A failure
     // (a pull, a start) is the health gate's to judge and roll back: the old engine is already gone.
     const swapped = (pod: V1Pod) => {
       const cs = engineStatus(pod);
-      return (!!cs?.state?.running && sameImage(cs.image, spec.imageRef) && stripScheme(cs.containerID) !== id) || isFinished(pod);
+      return (runsWantedImage(pod, cs) && stripScheme(cs?.containerID) !== id) || isFinished(pod);
     };
     await this.untilRunning(at, id, swapped, "settle");
+  }
+
+  /**
+   * The image patch, preconditioned on the Pod it was planned on. A 409 that
+   * only the kubelet's status writes caused (same Pod, same spec) is retried
+   * on the fresh Pod, as client-go's RetryOnConflict does; one caused by a
+   * newer patch or rollback, or a new Pod, is the caller's conflict.
+   */
+  private async patchPlanned(at: Known, spec: EngineSpec, planned: V1Pod): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.api.patchImage(at, spec, planned);
+      } catch (err) {
+        if (!(err instanceof RuntimeFailure && err.kind === "conflict") || attempt >= 3) throw err;
+        const fresh = await this.api.readPod(at);
+        const same = (a: V1Pod, b: V1Pod) => a.metadata?.uid === b.metadata?.uid && wantedImage(a) === wantedImage(b) && a.metadata?.labels?.[POD_LABELS.generation] === b.metadata?.labels?.[POD_LABELS.generation];
+        if (!fresh || !same(fresh, planned)) throw err;
+        planned = fresh;
+      }
+    }
   }
 
   /**
@@ -303,8 +324,8 @@ function hasStarted(pod: V1Pod): boolean {
  */
 function startFailure(pod: V1Pod, gameId: string): RuntimeFailure | null {
   const cs = engineStatus(pod);
-  const wanted = wantedImage(pod);
-  if (cs?.image && wanted && !sameImage(cs.image, wanted)) return null;
+  const replaced = replacedContainer(pod);
+  if (replaced && stripScheme(cs?.containerID) === replaced) return null;
   const waiting = cs?.state?.waiting;
   if (waiting && IMAGE_FAILURE_REASONS.has(waiting.reason ?? "")) {
     return new RuntimeFailure("pull_failed", "start", `the kubelet cannot pull ${cs?.image ?? "the image"}: ${waiting.reason}${waiting.message ? ` (${waiting.message})` : ""}`, { gameId });

@@ -70,7 +70,7 @@ export class TestCluster {
   static async start(api: FakeApiServer, options: TestClusterOptions = {}): Promise<TestCluster> {
     const runId = options.runId ?? `tk-${randomBytes(4).toString("hex")}`;
     const dataRoot = await fs.mkdtemp(path.join(os.tmpdir(), `${runId}-`));
-    const runtime = options.mode === "simulated" ? null : new DockerRuntime(new Dockerode({ socketPath: options.dockerSocket ?? "/var/run/docker.sock" }));
+    const runtime = options.mode === "simulated" ? null : new DockerRuntime(new Dockerode({ socketPath: options.dockerSocket ?? "/var/run/docker.sock" }), runId);
     return new TestCluster(api, runId, dataRoot, runtime, options);
   }
 
@@ -116,6 +116,7 @@ export class TestCluster {
     if (this.runtime) {
       const ids = await this.runtime.listLabelled(RUN_LABEL, this.runId);
       await Promise.all(ids.map((id) => this.runtime!.remove(id)));
+      await this.runtime.dispose();
     }
     await fs.rm(this.dataRoot, { recursive: true, force: true });
   }

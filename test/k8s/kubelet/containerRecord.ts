@@ -6,8 +6,8 @@ import type { ContainerSpec, ContainerState, ContainerStatus, Terminated } from 
 
 export interface ContainerRecord {
   spec: ContainerSpec;
-  /** The running instance, with the image it was started from. */
-  current: (Started & { image: string }) | null;
+  /** The running instance, with the image as the runtime reports it and the spec image it was started from. */
+  current: (Started & { specImage: string }) | null;
   /** The instance that exited and was not restarted yet. */
   terminated: Terminated | null;
   /** The previous instance's termination (lastState). */

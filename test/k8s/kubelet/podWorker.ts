@@ -133,7 +133,7 @@ export class PodWorker implements PodRunner {
 
   private async syncContainer(spec: ContainerSpec): Promise<void> {
     const rec = this.record(spec);
-    if (rec.current && rec.current.image !== spec.image) {
+    if (rec.current && rec.current.specImage !== spec.image) {
       // The container's hash changed: kill it and start the new image at once, as the kubelet does.
       await this.stopContainer(rec, this.spec.terminationGracePeriodSeconds ?? 30);
       rec.restartNow = true;
@@ -212,7 +212,7 @@ export class PodWorker implements PodRunner {
       await this.deps.runtime.remove(started.id);
       return;
     }
-    rec.current = { ...started, image: rec.spec.image };
+    rec.current = { ...started, specImage: rec.spec.image };
     rec.terminated = null;
     rec.waiting = null;
     rec.ready = false;

@@ -22,6 +22,9 @@ export interface RunSpec {
 
 export interface Started {
   id: string;
+  /** The image as the runtime names it in a container status (containerd: the first repo tag, registry-qualified). */
+  image: string;
+  /** containerd's imageRef: the first repo digest, or the image id. */
   imageId: string;
   startedAt: string;
   hostPorts: Record<number, number>;
@@ -38,10 +41,43 @@ export class StartError extends Error {
   }
 }
 
+const RUN_NETWORK_LABEL = "kubelet.test.galaxy.io/network";
 const statusCode = (err: unknown): number | undefined => (err as { statusCode?: number }).statusCode;
 
 export class DockerRuntime {
-  constructor(private readonly docker: Dockerode) {}
+  private network: Promise<string> | null = null;
+
+  /**
+   * `network`: a bridge network of this cluster's own (created on first use,
+   * removed by dispose()), so Pods never depend on the machine's default
+   * bridge (docker0), which other users of the daemon may have taken away.
+   */
+  constructor(
+    private readonly docker: Dockerode,
+    private readonly networkName: string | null = null,
+  ) {}
+
+  private ensureNetwork(): Promise<string> | null {
+    if (!this.networkName) return null;
+    this.network ??= this.docker
+      .createNetwork({ Name: this.networkName, Driver: "bridge", Labels: { [RUN_NETWORK_LABEL]: this.networkName } })
+      .then(
+        () => this.networkName!,
+        (err: unknown) => {
+          if (statusCode(err) === 409) return this.networkName!;
+          this.network = null;
+          throw err;
+        },
+      );
+    return this.network;
+  }
+
+  /** Removes the network this runtime created (its containers must be gone). */
+  async dispose(): Promise<void> {
+    if (!this.network) return;
+    await this.network.catch(() => undefined);
+    await this.docker.getNetwork(this.networkName!).remove().catch(() => undefined);
+  }
 
   /** The image's id, or null when it is not present locally. */
   async imageId(ref: string): Promise<string | null> {
@@ -64,7 +100,7 @@ export class DockerRuntime {
       Env: spec.env,
       Labels: spec.labels,
       ExposedPorts: exposed,
-      HostConfig: { PortBindings: bindings, Binds: spec.binds },
+      HostConfig: { PortBindings: bindings, Binds: spec.binds, ...(this.networkName ? { NetworkMode: await this.ensureNetwork()! } : {}) },
     });
     try {
       await container.start();
@@ -77,7 +113,23 @@ export class DockerRuntime {
       const b = info.NetworkSettings.Ports[`${p}/tcp`]?.[0];
       if (b) hostPorts[p] = Number(b.HostPort);
     }
-    return { id: container.id, imageId: info.Image, startedAt: info.State.StartedAt.replace(/\.\d+Z$/, "Z"), hostPorts, pid: info.State.Pid };
+    const names = await this.reportedNames(info.Image);
+    return { id: container.id, ...names, startedAt: info.State.StartedAt.replace(/\.\d+Z$/, "Z"), hostPorts, pid: info.State.Pid };
+  }
+
+  /**
+   * What containerd's CRI ContainerStatus reports for a container's image
+   * (pkg/cri/server/container_status.go: `spec = repoTags[0]`, `imageRef =
+   * repoDigests[0]`, else the id): one name of the image, not necessarily the
+   * one the Pod asked for, fully qualified (`docker.io/…`). Docker keeps tags in
+   * the order they were made; containerd's image store keeps its references
+   * sorted, so the first is the smallest.
+   */
+  private async reportedNames(imageId: string): Promise<{ image: string; imageId: string }> {
+    const info = await this.docker.getImage(imageId).inspect();
+    const tags = [...(info.RepoTags ?? [])].filter((t) => t !== "<none>:<none>").sort();
+    const digests = [...(info.RepoDigests ?? [])].sort();
+    return { image: tags[0] ? qualified(tags[0]) : imageId, imageId: digests[0] ? qualified(digests[0]) : imageId };
   }
 
   /** Resolves when the container exits, with its termination as the kubelet reports it. */
@@ -130,6 +182,14 @@ export class DockerRuntime {
     out.on("close", () => stream.destroy());
     return out;
   }
+}
+
+/** A reference as distribution/reference's ParseNormalizedNamed spells it: `x:1` -> `docker.io/library/x:1`. */
+export function qualified(ref: string): string {
+  const slash = ref.indexOf("/");
+  const first = slash < 0 ? "" : ref.slice(0, slash);
+  if (first.includes(".") || first.includes(":") || first === "localhost") return ref;
+  return slash < 0 ? `docker.io/library/${ref}` : `docker.io/${ref}`;
 }
 
 /** Docker's multiplexed log framing: 8-byte headers (stream, 0, 0, 0, size BE32) before each payload. */

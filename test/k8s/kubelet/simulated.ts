@@ -9,6 +9,7 @@ import type { FakeApiServer, LogOptions, Obj } from "../fakeApiServer.js";
 import { HttpError } from "../apiserver/types.js";
 import { podConditions } from "./status.js";
 import { nowTime, type Condition, type ContainerStatus, type PodSpec, type PodStatus } from "./types.js";
+import { qualified } from "./runtime.js";
 
 export class SimulatedPod {
   private readonly started = new Map<string, { id: string; image: string; restarts: number; startedAt: string }>();
@@ -46,7 +47,7 @@ export class SimulatedPod {
     const { namespace, name } = this.pod.metadata;
     const statuses: ContainerStatus[] = [...this.started.entries()].map(([cname, s]) => ({
       name: cname,
-      image: s.image,
+      image: qualified(s.image),
       imageID: "",
       containerID: `simulated://${s.id}`,
       state: { running: { startedAt: s.startedAt } },
