@@ -1,47 +1,29 @@
 /**
- * The container runtime of the test kubelet: Docker through dockerode. Images
- * are only looked up, never pulled (nothing may leave this machine), so a
- * missing image is an image pull failure. Every container publishes its
- * ports on 127.0.0.1 with a Docker-assigned host port, so Pods never collide.
+ * The Docker adapter of the test kubelet's ContainerRuntime (the CRI one is
+ * criRuntime.ts): containers through dockerode. Images are only looked up,
+ * never pulled (nothing may leave this machine), so a missing image is an
+ * image pull failure. Every container publishes its ports on 127.0.0.1 with
+ * a Docker-assigned host port, so Pods never collide; the pod IP is
+ * 127.0.0.1.
  */
 import { PassThrough, type Readable } from "node:stream";
 import type Dockerode from "dockerode";
+import { PullError, StartError, type ContainerRuntime, type LogRequest, type RunSpec, type Started } from "./containerRuntime.js";
 import type { Terminated } from "./types.js";
 import { nowTime } from "./types.js";
 
-export interface RunSpec {
-  name: string;
-  image: string;
-  command?: string[];
-  args?: string[];
-  env: string[];
-  ports: number[];
-  binds: string[];
-  labels: Record<string, string>;
-}
-
-export interface Started {
-  id: string;
-  imageId: string;
-  startedAt: string;
-  hostPorts: Record<number, number>;
-  pid: number;
-}
-
-/** A container that was created but could not start (a bad entrypoint): the kubelet's StartError. */
-export class StartError extends Error {
-  constructor(
-    readonly containerId: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+export { StartError, type RunSpec, type Started } from "./containerRuntime.js";
 
 const statusCode = (err: unknown): number | undefined => (err as { statusCode?: number }).statusCode;
 
-export class DockerRuntime {
+export class DockerRuntime implements ContainerRuntime {
+  readonly version = "docker://20.10";
+
   constructor(private readonly docker: Dockerode) {}
+
+  pullImage(ref: string): Promise<string> {
+    return Promise.reject(new PullError(`failed to pull and unpack image "${ref}": not present locally, and the test kubelet never pulls`));
+  }
 
   /** The image's id, or null when it is not present locally. */
   async imageId(ref: string): Promise<string | null> {
@@ -77,7 +59,8 @@ export class DockerRuntime {
       const b = info.NetworkSettings.Ports[`${p}/tcp`]?.[0];
       if (b) hostPorts[p] = Number(b.HostPort);
     }
-    return { id: container.id, imageId: info.Image, startedAt: info.State.StartedAt.replace(/\.\d+Z$/, "Z"), hostPorts, pid: info.State.Pid };
+    const startedAt = info.State.StartedAt.replace(/\.\d+Z$/, "Z");
+    return { id: container.id, containerID: `docker://${container.id}`, reportedImage: spec.image, imageId: info.Image, startedAt, hostPorts, podIP: "127.0.0.1", pid: info.State.Pid };
   }
 
   /** Resolves when the container exits, with its termination as the kubelet reports it. */
@@ -99,6 +82,19 @@ export class DockerRuntime {
     }
   }
 
+  releasePod(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  async removeAll(runLabel: string, runId: string): Promise<void> {
+    const ids = await this.listLabelled(runLabel, runId);
+    await Promise.all(ids.map((id) => this.remove(id)));
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+
   async remove(id: string): Promise<void> {
     try {
       await this.docker.getContainer(id).remove({ force: true, v: true });
@@ -114,7 +110,7 @@ export class DockerRuntime {
   }
 
   /** stdout and stderr interleaved, demultiplexed from Docker's framing. */
-  async logs(id: string, options: { follow: boolean; tailLines?: number; timestamps: boolean }): Promise<Readable> {
+  async logs(id: string, options: LogRequest): Promise<Readable> {
     const c = this.docker.getContainer(id);
     const common = { stdout: true, stderr: true, timestamps: options.timestamps, ...(options.tailLines !== undefined ? { tail: options.tailLines } : {}) };
     const out = new PassThrough();
