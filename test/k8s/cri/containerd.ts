@@ -37,7 +37,7 @@ export interface Containerd {
   /** The pods' subnet, e.g. 10.244.173.0/24, and the bridge's (gateway's) address on it. */
   subnet: string;
   gateway: string;
-  /** `repo:tag@sha256:…` of ALIAS_OF, resolvable only because containerd has that digest. */
+  /** `repo:tag@sha256:…` of ALIAS_OF, resolvable only because containerd has that digest ("" when ALIAS_OF was not imported). */
   digestRef: string;
   ctr(args: string[]): Promise<string>;
   stop(): Promise<void>;
@@ -65,27 +65,46 @@ const alive = (pid: number): boolean => {
   }
 };
 
+/**
+ * A slot whose test process died (a crash, a killed vitest worker) may have left its containerd
+ * running: stop that containerd (it was started by these tests, its pid and dir are in the slot) and
+ * unmount its state before the slot is reused.
+ */
+async function reclaim(slotDir: string, slot: number): Promise<void> {
+  const containerdPid = Number(await fs.readFile(path.join(slotDir, "containerd"), "utf8").catch(() => "0"));
+  const stateDir = await fs.readFile(path.join(slotDir, "dir"), "utf8").catch(() => "");
+  if (containerdPid > 0 && stateDir && alive(containerdPid)) {
+    const cmdline = await fs.readFile(`/proc/${containerdPid}/cmdline`, "utf8").catch(() => "");
+    if (cmdline.includes(`${stateDir}/config.toml`)) {
+      process.kill(containerdPid, "SIGKILL");
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+  if (stateDir.startsWith(path.join(os.tmpdir(), "rtm-cri-"))) {
+    await killShims(path.join(stateDir, "containerd.sock"));
+    await unmountUnder(stateDir);
+    await fs.rm(stateDir, { recursive: true, force: true }).catch(() => undefined);
+  }
+  await run("ip", ["link", "delete", `rtmcri${slot}`]).catch(() => undefined);
+  await fs.rm(slotDir, { recursive: true, force: true });
+}
+
 /** Takes the first free slot (mkdir is atomic); a slot whose holder died is taken over. */
-async function takeSlot(): Promise<{ slot: number; release: () => Promise<void> }> {
+async function takeSlot(): Promise<{ slot: number; dir: string; release: () => Promise<void> }> {
   await fs.mkdir(SLOT_DIR, { recursive: true });
-  const routes = (await run("ip", ["-4", "route"])).stdout;
   for (let slot = FIRST_SLOT; slot <= LAST_SLOT; slot++) {
-    if (routes.includes(`10.244.${slot}.`)) continue;
     const dir = path.join(SLOT_DIR, String(slot));
+    const holder = Number(await fs.readFile(path.join(dir, "pid"), "utf8").catch(() => "0"));
+    if (holder > 0 && !alive(holder)) await reclaim(dir, slot);
+    // A subnet something else routes (another network on this machine) is never used.
+    if ((await run("ip", ["-4", "route"])).stdout.includes(`10.244.${slot}.`)) continue;
     try {
       await fs.mkdir(dir);
     } catch {
-      const holder = Number(await fs.readFile(path.join(dir, "pid"), "utf8").catch(() => "0"));
-      if (holder === 0 || alive(holder)) continue;
-      await fs.rm(dir, { recursive: true, force: true });
-      try {
-        await fs.mkdir(dir);
-      } catch {
-        continue;
-      }
+      continue;
     }
     await fs.writeFile(path.join(dir, "pid"), String(process.pid));
-    return { slot, release: () => fs.rm(dir, { recursive: true, force: true }) };
+    return { slot, dir, release: () => fs.rm(dir, { recursive: true, force: true }) };
   }
   throw new Error(`no free CRI test subnet in 10.244.${FIRST_SLOT}-${LAST_SLOT}.0/24`);
 }
@@ -117,12 +136,18 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   stream_server_port = "0"
   enable_selinux = false
   disable_apparmor = true
+  # This machine may not lower oom_score_adj below its own (no CAP_SYS_RESOURCE): the sandbox's -998 and a
+  # Guaranteed container's -997 are raised to containerd's own score, as on kind/rootless nodes.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
-  [plugins."io.containerd.grpc.v1.cri".cni]
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        # runc's state beside this containerd's, not in the machine's /run/containerd/runc.
+        Root = "${dir}/runc"
+${process.env.RTM_CRI_RUNC ? `        BinaryName = "${process.env.RTM_CRI_RUNC}"\n` : ""}  [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "${CNI_BIN_DIR}"
     conf_dir = "${dir}/cni"
     max_conf_num = 1
@@ -161,6 +186,34 @@ async function registryHosts(dir: string): Promise<void> {
   }
 }
 
+/**
+ * Shims outlive containerd by design (containers survive its restarts): kill the ones serving this
+ * containerd's socket, and the container processes under them, which are this test's.
+ */
+async function killShims(socket: string): Promise<void> {
+  const shims: number[] = [];
+  for (const pid of await fs.readdir("/proc").catch(() => [] as string[])) {
+    if (!/^\d+$/.test(pid)) continue;
+    const cmd = await fs.readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+    if (cmd.startsWith("/usr/bin/containerd-shim") && cmd.includes(`\0${socket}`)) shims.push(Number(pid));
+  }
+  for (const shim of shims) {
+    const children = (await run("ps", ["-o", "pid=", "--ppid", String(shim)]).catch(() => ({ stdout: "" }))).stdout.split(/\s+/).filter(Boolean);
+    for (const c of children) {
+      try {
+        process.kill(Number(c), "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    try {
+      process.kill(shim, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+}
+
 async function waitForSocket(socket: string, child: ChildProcess, log: () => Promise<string>): Promise<void> {
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
@@ -183,8 +236,9 @@ async function unmountUnder(dir: string): Promise<void> {
 
 export async function startContainerd(images: string[]): Promise<Containerd> {
   await ensureContainerd();
-  const { slot, release } = await takeSlot();
+  const { slot, dir: slotDir, release } = await takeSlot();
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), `rtm-cri-${slot}-`));
+  await fs.writeFile(path.join(slotDir, "dir"), dir);
   const socket = path.join(dir, "containerd.sock");
   await fs.mkdir(path.join(dir, "cni"), { recursive: true });
   await fs.writeFile(path.join(dir, "config.toml"), configToml(dir));
@@ -192,6 +246,10 @@ export async function startContainerd(images: string[]): Promise<Containerd> {
   await registryHosts(dir);
   const logFile = await fs.open(path.join(dir, "containerd.log"), "a");
   const child = spawn("containerd", ["--config", path.join(dir, "config.toml"), "--log-level", "warn"], { stdio: ["ignore", logFile.fd, logFile.fd], detached: false });
+  await fs.writeFile(path.join(slotDir, "containerd"), String(child.pid ?? 0));
+  // A test process that exits without stop() must not leave its containerd behind.
+  const orphanGuard = () => child.kill("SIGKILL");
+  process.once("exit", orphanGuard);
   const log = () => fs.readFile(path.join(dir, "containerd.log"), "utf8").catch(() => "");
   const ctr = async (args: string[]) => (await run("ctr", ["--address", socket, "-n", "k8s.io", ...args], { timeout: 120_000, maxBuffer: 16 << 20 })).stdout;
 
@@ -199,6 +257,7 @@ export async function startContainerd(images: string[]): Promise<Containerd> {
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
+    process.off("exit", orphanGuard);
     if (child.exitCode === null && child.pid) {
       const exited = new Promise((r) => child.once("exit", r));
       child.kill("SIGTERM");
@@ -206,6 +265,7 @@ export async function startContainerd(images: string[]): Promise<Containerd> {
       if (child.exitCode === null) child.kill("SIGKILL");
     }
     await logFile.close().catch(() => undefined);
+    await killShims(socket);
     await unmountUnder(dir);
     await run("ip", ["link", "delete", `rtmcri${slot}`]).catch(() => undefined);
     await fs.rm(dir, { recursive: true, force: true }).catch(() => undefined);
@@ -214,18 +274,38 @@ export async function startContainerd(images: string[]): Promise<Containerd> {
 
   try {
     await waitForSocket(socket, child, log);
-    const tar = path.join(dir, "images.tar");
-    await run("docker", ["save", "-o", tar, `docker.io/${PAUSE_IMAGE}`, ...images], { timeout: 120_000 });
-    await ctr(["images", "import", tar]);
-    await fs.rm(tar);
-    await ctr(["images", "tag", `docker.io/${ALIAS_OF}`, `docker.io/${ALIAS_IMAGE}`]);
-    const digest = await manifestDigest(ctr, `docker.io/${ALIAS_OF}`);
-    // CRI resolves `repo:tag@sha256:…` by `repo@sha256:…` (containerd's localResolve); a pull would name it so.
-    await ctr(["images", "tag", `docker.io/${ALIAS_OF}`, `docker.io/${ALIAS_OF.split(":")[0]}@${digest}`]);
-    return { socket, dir, subnet: `10.244.${slot}.0/24`, gateway: `10.244.${slot}.1`, digestRef: `${ALIAS_OF}@${digest}`, ctr, stop };
+    await importImages(dir, images, ctr);
+    let digestRef = "";
+    if (images.includes(ALIAS_OF)) {
+      await ctr(["images", "tag", `docker.io/${ALIAS_OF}`, `docker.io/${ALIAS_IMAGE}`]);
+      const digest = await manifestDigest(ctr, `docker.io/${ALIAS_OF}`);
+      // CRI resolves `repo:tag@sha256:…` by `repo@sha256:…` (containerd's localResolve); a pull would name it so.
+      await ctr(["images", "tag", `docker.io/${ALIAS_OF}`, `docker.io/${ALIAS_OF.split(":")[0]}@${digest}`]);
+      digestRef = `${ALIAS_OF}@${digest}`;
+    }
+    return { socket, dir, subnet: `10.244.${slot}.0/24`, gateway: `10.244.${slot}.1`, digestRef, ctr, stop };
   } catch (err) {
     await stop();
     throw err;
+  }
+}
+
+const variantOf = (image: string): string => `galaxy-cri/${image.slice(image.lastIndexOf("/") + 1)}`;
+
+/**
+ * `docker save` | `ctr images import` of the pause image and the non-root-ready variants of the test
+ * images (build-cri-images.sh), each then named as the image it was built from and the variant's
+ * name dropped, so containerd knows exactly the names the tests use.
+ */
+async function importImages(dir: string, images: string[], ctr: Containerd["ctr"]): Promise<void> {
+  if (images.length > 0) await run("bash", [path.join(here, "build-cri-images.sh"), ...images], { timeout: 300_000 });
+  const tar = path.join(dir, "images.tar");
+  await run("docker", ["save", "-o", tar, `docker.io/${PAUSE_IMAGE}`, ...images.map(variantOf)], { timeout: 120_000 });
+  await ctr(["images", "import", tar]);
+  await fs.rm(tar);
+  for (const image of images) {
+    await ctr(["images", "tag", `docker.io/${variantOf(image)}`, `docker.io/${image}`]);
+    await ctr(["images", "rm", `docker.io/${variantOf(image)}`]);
   }
 }
 

@@ -207,8 +207,12 @@ export class CriRuntime implements ContainerRuntime {
     await ignoreNotFound(this.client.removePodSandbox(sandbox.id));
   }
 
-  async removeAll(runLabel: string, runId: string): Promise<void> {
-    const items = await this.client.listPodSandbox({ [runLabel]: runId });
+  removeAll(runLabel: string, runId: string): Promise<void> {
+    return this.removeAllSandboxes({ [runLabel]: runId });
+  }
+
+  private async removeAllSandboxes(labels: Record<string, string> = {}): Promise<void> {
+    const items = await this.client.listPodSandbox(labels);
     for (const s of items) {
       await ignoreNotFound(this.client.stopPodSandbox(s.id));
       await ignoreNotFound(this.client.removePodSandbox(s.id));
@@ -258,6 +262,8 @@ export class CriRuntime implements ContainerRuntime {
     if (this.relist) clearInterval(this.relist);
     for (const waiting of this.waiters.values()) for (const w of waiting) w.reject(new Error("CRI runtime closed"));
     this.waiters.clear();
+    // Every sandbox in this containerd is this cluster's: stopping them releases their netns and IPs.
+    await this.removeAllSandboxes().catch(() => undefined);
     this.client.close();
     await this.containerd.stop();
   }
