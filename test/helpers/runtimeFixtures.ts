@@ -3,7 +3,7 @@
  * (test/integration/runtime-behaviour.test.ts), each through the production
  * wiring (createApp): engines as Docker containers (as test/helpers/app.ts
  * wires them) or as Pods (RTMANAGER_RUNTIME=kubernetes against the test API
- * server and the test kubelet in real-Docker mode), declarations in PGlite or
+ * server and the test kubelet on containerd's CRI), declarations in PGlite or
  * in a real PostgreSQL. Each fixture carries what its runtime does
  * differently BY DESIGN (README, "Engines as Pods", "Docker and Pods side by
  * side"); the scenarios assert those values instead of skipping.
@@ -69,6 +69,8 @@ export interface RuntimeFixture {
 export interface FixtureOptions {
   /** A PostgreSQL URL; unset: PGlite, as the other Docker integration tests run. */
   databaseUrl?: string;
+  /** Pod fixture: images the CRI-backed kubelet's containerd gets beyond the test engine images. */
+  extraImages?: string[];
 }
 
 export async function dockerFixture(name: string, opts: FixtureOptions = {}): Promise<RuntimeFixture> {
@@ -97,9 +99,12 @@ export async function dockerFixture(name: string, opts: FixtureOptions = {}): Pr
 
 export async function podFixture(name: string, opts: FixtureOptions = {}): Promise<RuntimeFixture> {
   // One node: scheduling is not what this suite is about, and each kubelet costs CPU.
+  // The kubelet runs Pods through containerd's CRI: what a container is comes from a real runtime.
   const t = await startPodTestApp({
     name: "suite-pods",
     nodes: 1,
+    mode: "cri",
+    ...(opts.extraImages ? { extraImages: opts.extraImages } : {}),
     env: { RTMANAGER_OP_TIMEOUT: "30s", ...SUITE_ENV, ...(opts.databaseUrl ? { DATABASE_URL: opts.databaseUrl } : {}) },
     overrides: { lease: null },
   });

@@ -2,14 +2,15 @@
  * One behavioural suite, run unchanged against both runtimes through Game
  * Master's REST contract (every answer checked against
  * contract/internal-openapi.yaml): engines as Docker containers, and engines
- * as Pods (test API server + test kubelet running real Docker containers)
+ * as Pods (test API server + test kubelet running them through containerd's CRI)
  * with the declarations in a real PostgreSQL, the setup Game Master runs in
  * production. Where the runtimes differ by design the scenario asserts the
  * fixture's own documented value (RuntimeExpectations; README, "Docker and
  * Pods side by side"), never a skip.
  *
- * Engines are reached as both runtimes allow here: their 8080 published on
- * 127.0.0.1 and `docker exec` into the container the record names. Images
+ * Engines are reached as each runtime allows here (test/helpers/engine.ts):
+ * their 8080 published on 127.0.0.1 and `docker exec`, or the pod IP on the
+ * CRI cluster's bridge and CRI ExecSync, by the container id the record names. Images
  * that "cannot be pulled" live under a loopback registry nobody serves
  * (127.0.0.1:9), so a pull attempt never leaves the machine.
  *
@@ -22,7 +23,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { assertContract, jsonRequest, type LiveResponse } from "../helpers/contract.js";
 import { ensureTestImages, TEST_IMAGES, testDocker, uniqueGameId, waitFor } from "../helpers/docker.js";
-import { engineShell, servedVersion } from "../helpers/engine.js";
+import { engineGone, engineShell, killEngine, servedVersion } from "../helpers/engine.js";
 import { startPostgres, type PostgresServer } from "../helpers/postgres.js";
 import { dockerFixture, podFixture, type RuntimeFixture } from "../helpers/runtimeFixtures.js";
 
@@ -58,7 +59,7 @@ async function database(name: string): Promise<string> {
 
 const FIXTURES: { name: string; start: () => Promise<RuntimeFixture> }[] = [
   { name: "docker (PGlite)", start: () => dockerFixture("docker") },
-  { name: "pods (PostgreSQL)", start: async () => podFixture("pods", { databaseUrl: await database("suite_pods") }) },
+  { name: "pods on CRI (PostgreSQL)", start: async () => podFixture("pods", { databaseUrl: await database("suite_pods"), extraImages: [LOCAL_V100] }) },
 ];
 
 beforeAll(async () => {
@@ -211,7 +212,7 @@ describe.each(FIXTURES)("$name", ({ start }) => {
     const g = uniqueGameId("heal");
     const first = await running(g);
     const killed = first.current_container_id!;
-    await testDocker().getContainer(killed).kill();
+    await killEngine(killed);
     const healed = await waitFor("running again", async () => {
       const r = await ok("get", g);
       const stored = await f.app.store.getRecord(g);
@@ -233,14 +234,7 @@ describe.each(FIXTURES)("$name", ({ start }) => {
     await ok("stop", g, { reason: "finished" });
     const removed = await ok("cleanup", g);
     expect(removed).toMatchObject({ status: "removed", state_path: f.expect.statePath(g) });
-    await waitFor("container gone", async () => {
-      try {
-        await testDocker().getContainer(first.current_container_id!).inspect();
-        return false;
-      } catch (err) {
-        return (err as { statusCode?: number }).statusCode === 404;
-      }
-    }, 20_000, 200);
+    await waitFor("container gone", () => engineGone(first.current_container_id!), 20_000, 200);
     expect(await fs.readFile(path.join(f.expect.stateDirOnHost(g), "marker"), "utf8")).toBe("kept\n");
     expect(await ok("cleanup", g)).toMatchObject({ status: "removed" });
   }, 60_000);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# For each test engine image given (built by test/engine/build.sh), a variant
-# for the CRI test kubelet, tagged `galaxy-cri/<repo-name>:<tag>`: the same
+# For each `SOURCE=VARIANT` given (SOURCE built by test/engine/build.sh), a
+# variant for the CRI test kubelet, tagged VARIANT: the same
 # image with its served directory /www writable by any uid. A Pod runs the
 # engine as rtmanager's non-root uid (runAsUser 65532), which containerd
 # enforces, and an image built for Kubernetes has to allow that; the Docker
@@ -15,9 +15,9 @@ script_hash="$(sha256sum <"$here/build-cri-images.sh" | cut -c1-16)"
 exec 9>"${TMPDIR:-/tmp}/galaxy-test-engine-cri-build.lock"
 flock 9
 ctx=""
-for src in "$@"; do
-  name="${src##*/}"
-  dst="galaxy-cri/${name}"
+for pair in "$@"; do
+  src="${pair%%=*}"
+  dst="${pair#*=}"
   src_id="$(docker image inspect --format '{{.Id}}' "$src")"
   want="${script_hash}-${src_id#sha256:}"
   want="${want:0:40}"

@@ -290,7 +290,18 @@ export async function startContainerd(images: string[]): Promise<Containerd> {
   }
 }
 
-const variantOf = (image: string): string => `galaxy-cri/${image.slice(image.lastIndexOf("/") + 1)}`;
+/** The name containerd stores a ref under: docker.io/ (and library/) added when no registry host leads it. */
+export function qualified(ref: string): string {
+  const first = ref.split("/")[0] ?? "";
+  if (ref.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost")) return ref;
+  return ref.includes("/") ? `docker.io/${ref}` : `docker.io/library/${ref}`;
+}
+
+/** The Docker tag of an image's non-root-ready variant (unique per source ref). */
+const variantOf = (image: string): string => {
+  const at = image.lastIndexOf(":");
+  return `galaxy-cri/${image.slice(0, at).replace(/[^a-z0-9]+/g, "-")}:${image.slice(at + 1)}`;
+};
 
 /**
  * `docker save` | `ctr images import` of the pause image and the non-root-ready variants of the test
@@ -298,14 +309,14 @@ const variantOf = (image: string): string => `galaxy-cri/${image.slice(image.las
  * name dropped, so containerd knows exactly the names the tests use.
  */
 async function importImages(dir: string, images: string[], ctr: Containerd["ctr"]): Promise<void> {
-  if (images.length > 0) await run("bash", [path.join(here, "build-cri-images.sh"), ...images], { timeout: 300_000 });
+  if (images.length > 0) await run("bash", [path.join(here, "build-cri-images.sh"), ...images.map((i) => `${i}=${variantOf(i)}`)], { timeout: 300_000 });
   const tar = path.join(dir, "images.tar");
   await run("docker", ["save", "-o", tar, `docker.io/${PAUSE_IMAGE}`, ...images.map(variantOf)], { timeout: 120_000 });
   await ctr(["images", "import", tar]);
   await fs.rm(tar);
   for (const image of images) {
-    await ctr(["images", "tag", `docker.io/${variantOf(image)}`, `docker.io/${image}`]);
-    await ctr(["images", "rm", `docker.io/${variantOf(image)}`]);
+    await ctr(["images", "tag", qualified(variantOf(image)), qualified(image)]);
+    await ctr(["images", "rm", qualified(variantOf(image))]);
   }
 }
 
