@@ -14,24 +14,58 @@ import { testDocker } from "./docker.js";
 
 const run = promisify(execFile);
 
-const criRuntimes = new Set<CriRuntime>();
-
-/** Makes a CRI test cluster's containers reachable by id; the returned function forgets it. */
-export function registerCriRuntime(runtime: CriRuntime): () => void {
-  criRuntimes.add(runtime);
-  return () => criRuntimes.delete(runtime);
+/** How a test reaches engines that are not Docker containers (a CRI test cluster's, a real cluster's). */
+export interface EngineAccess {
+  has(containerId: string): Promise<boolean>;
+  /** The pod IP or proxy answer of GET /version, or null when nothing serves. */
+  servedVersion(containerId: string): Promise<string | null>;
+  shell(containerId: string, script: string): Promise<string>;
+  kill(containerId: string): Promise<void>;
 }
 
-/** The CRI runtime that has this container, or null (then it is Docker's, or gone). */
-async function criOwner(containerId: string): Promise<CriRuntime | null> {
-  for (const r of criRuntimes) {
-    try {
-      await r.client.containerStatus(containerId);
-      return r;
-    } catch {
-      // not this cluster's
-    }
-  }
+const accesses = new Set<EngineAccess>();
+
+/** Makes another runtime's containers reachable by id; the returned function forgets it. */
+export function registerEngineAccess(access: EngineAccess): () => void {
+  accesses.add(access);
+  return () => accesses.delete(access);
+}
+
+/** A CRI test cluster's containers: pod IP on its bridge, ExecSync, the host pid. */
+export function registerCriRuntime(cri: CriRuntime): () => void {
+  return registerEngineAccess({
+    has: async (id) => {
+      try {
+        await cri.client.containerStatus(id);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    servedVersion: async (id) => {
+      const ip = await cri.ipOf(id);
+      if (!ip) return null;
+      try {
+        const res = await engineGet(8080, "/version", ip);
+        return res.status === 200 ? res.body : null;
+      } catch {
+        return null;
+      }
+    },
+    shell: async (id, script) => {
+      const r = await cri.exec(id, ["/bin/sh", "-c", script]);
+      if (r.exitCode !== 0) throw new Error(`exec in ${id} exited ${r.exitCode}: ${r.stderr}`);
+      return r.stdout;
+    },
+    kill: async (id) => {
+      process.kill(await cri.pidOf(id), "SIGKILL");
+    },
+  });
+}
+
+/** The registered access that has this container, or null (then it is Docker's, or gone). */
+async function criOwner(containerId: string): Promise<EngineAccess | null> {
+  for (const a of accesses) if (await a.has(containerId)) return a;
   return null;
 }
 
@@ -63,12 +97,12 @@ export function engineGet(port: number, p: string, host = "127.0.0.1"): Promise<
 
 /** The version the engine in `containerId` serves, or null when it serves nothing. */
 export async function servedVersion(containerId: string): Promise<string | null> {
-  const cri = await criOwner(containerId);
-  const ip = cri ? await cri.ipOf(containerId) : null;
-  const port = cri ? (ip ? 8080 : null) : await enginePort(containerId);
+  const other = await criOwner(containerId);
+  if (other) return other.servedVersion(containerId);
+  const port = await enginePort(containerId);
   if (port === null) return null;
   try {
-    const res = await engineGet(port, "/version", ip ?? "127.0.0.1");
+    const res = await engineGet(port, "/version");
     return res.status === 200 ? res.body : null;
   } catch {
     return null;
@@ -77,26 +111,24 @@ export async function servedVersion(containerId: string): Promise<string | null>
 
 /** Runs a shell command inside the engine (busybox sh); its environment has GAME_STATE_PATH. */
 export async function engineShell(containerId: string, script: string): Promise<string> {
-  const cri = await criOwner(containerId);
-  if (cri) {
-    const r = await cri.exec(containerId, ["/bin/sh", "-c", script]);
-    if (r.exitCode !== 0) throw new Error(`exec in ${containerId} exited ${r.exitCode}: ${r.stderr}`);
-    return r.stdout;
-  }
+  const other = await criOwner(containerId);
+  if (other) return other.shell(containerId, script);
   const { stdout } = await run("docker", ["exec", containerId, "/bin/sh", "-c", script], { timeout: 15_000 });
   return stdout;
 }
 
 /** Kills the engine's process from outside the runtime (SIGKILL, as `docker kill` or a kernel OOM would). */
 export async function killEngine(containerId: string): Promise<void> {
-  const cri = await criOwner(containerId);
-  if (cri) process.kill(await cri.pidOf(containerId), "SIGKILL");
+  const other = await criOwner(containerId);
+  if (other) await other.kill(containerId);
   else await testDocker().getContainer(containerId).kill();
 }
 
 /** True once no runtime has the container any more (removed, not just stopped). */
 export async function engineGone(containerId: string): Promise<boolean> {
   if (await criOwner(containerId)) return false;
+  // Engines on a real cluster are never Docker containers here: gone once no Pod names them.
+  if (accesses.size > 0 && process.env.RTMANAGER_E2E_CLUSTER) return true;
   try {
     await testDocker().getContainer(containerId).inspect();
     return false;
