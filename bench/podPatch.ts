@@ -1,6 +1,7 @@
 /**
  * Pod patch downtime for bench/pods.ts, on the test kubelet in Docker mode
- * (real engine containers): galaxy/test-engine 1.0.0 -> 1.0.1 through
+ * (real engine containers) or over containerd's CRI (BENCH_POD_KUBELET=cri:
+ * containerd's image store, engines at their pod IP): galaxy/test-engine 1.0.0 -> 1.0.1 through
  * rtmanager (POST .../patch: the Pod's image is changed in place, the kubelet
  * restarts the container) against a bare client deleting the Pod and
  * creating it again with the new image. Downtime: the time GET /healthz does
@@ -25,10 +26,10 @@ const POLL_MS = 10;
 const PROBE_TIMEOUT_MS = 200;
 const NS = "games";
 
-function probe(port: number | undefined): Promise<boolean> {
-  if (port === undefined) return Promise.resolve(false);
+function probe(at: { host: string; port: number } | undefined): Promise<boolean> {
+  if (at === undefined) return Promise.resolve(false);
   return new Promise((resolve) => {
-    const req = http.get({ host: "127.0.0.1", port, path: "/healthz", agent: false }, (res) => {
+    const req = http.get({ host: at.host, port: at.port, path: "/healthz", agent: false }, (res) => {
       res.resume();
       res.on("end", () => resolve((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300));
       res.on("error", () => resolve(false));
@@ -56,7 +57,7 @@ class PodPoller {
     while (this.running) {
       const t = Date.now();
       const pod = this.server.get("pods", this.ns, this.name);
-      this.samples.push({ t, ok: await probe(pod && !pod.metadata.deletionTimestamp ? TestCluster.hostPort(pod) : undefined) });
+      this.samples.push({ t, ok: await probe(pod && !pod.metadata.deletionTimestamp ? TestCluster.address(pod) : undefined) });
       const wait = t + POLL_MS - Date.now();
       if (wait > 0) await sleep(wait);
     }
@@ -82,8 +83,9 @@ class PodPoller {
   }
 }
 
+/** The ready container's image; containerd reports it fully qualified (docker.io/...), Docker mode as the spec says. */
 const imageOf = (pod: Obj | undefined) =>
-  ((pod?.status ?? {}) as { containerStatuses?: { image: string; ready: boolean }[] }).containerStatuses?.find((c) => c.ready)?.image;
+  ((pod?.status ?? {}) as { containerStatuses?: { image: string; ready: boolean }[] }).containerStatuses?.find((c) => c.ready)?.image.replace(/^docker\.io\//, "");
 
 async function readyOn(server: FakeApiServer, ns: string, name: string, image: string): Promise<void> {
   await waitFor(`${ns}/${name} ready on ${image}`, () => imageOf(server.get("pods", ns, name)) === image && !server.get("pods", ns, name)?.metadata.deletionTimestamp, 60_000, 20);
@@ -142,9 +144,9 @@ async function barePatch(server: FakeApiServer, core: CoreV1Api, gameId: string)
   }
 }
 
-export async function podPatchRows(pgServer: PostgresServer, kubeconfigDir: string, reps: number): Promise<void> {
+export async function podPatchRows(pgServer: PostgresServer, kubeconfigDir: string, reps: number, mode: "cri" | "docker" = "docker"): Promise<void> {
   const server = await FakeApiServer.start();
-  const cluster = await TestCluster.start(server, { nodes: 1, backoffBaseMs: 300, backoffCapMs: 2000 });
+  const cluster = await TestCluster.start(server, { nodes: 1, mode, backoffBaseMs: 300, backoffCapMs: 2000 });
   const stopCluster = async () => {
     await cluster.stop();
     await server.stop();
@@ -210,7 +212,7 @@ export async function podPatchRows(pgServer: PostgresServer, kubeconfigDir: stri
     ratio: r / b,
     goal: "-",
     met: null,
-    note: `test API server + test kubelet in Docker mode (real engine containers), readiness period 1 s on both sides, polled every ${POLL_MS} ms at the kubelet's published port; tsx controller; load ${loadAverage()} (a CI run shared the 2 cores)${failures.length ? `; ${failures.length} of ${reps} in-place patches were refused: ${failures.join(" | ")}` : ""}`,
+    note: `test API server + test kubelet ${mode === "cri" ? "on containerd's CRI (containerd's image store, engines polled at their pod IP)" : "in Docker mode (real engine containers, polled at the kubelet's published port)"}, readiness period 1 s on both sides, polled every ${POLL_MS} ms; tsx controller; load ${loadAverage()} (a CI run shared the 2 cores)${failures.length ? `; ${failures.length} of ${reps} in-place patches were refused: ${failures.join(" | ")}` : ""}`,
     data: { rtmMs: rtm, bareMs: bare, failures },
   });
 }

@@ -24,6 +24,9 @@
  *
  *   npx tsx bench/pods.ts          (BENCH_QUICK=1 for a smoke run)
  *   BENCH_POD_ONLY=converge|patch|scale, BENCH_POD_N=10000, BENCH_POD_SIZES=50,200
+ *   BENCH_POD_KUBELET=cri: converge and patch on the test kubelet over containerd's CRI
+ *   (real sandboxes and containers, pod IPs on a private bridge, containerd's image store)
+ *   instead of simulated (converge) and Docker (patch) mode
  */
 import { readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -82,7 +85,12 @@ const FULL_RESYNC_EVERY = 10; // src/controller/runnables/resync.ts (not exporte
 const RESYNC_S = Number(process.env.BENCH_POD_RESYNC_S ?? (QUICK ? 3 : 10));
 /** The scale run's converge budget: the whole file has a 20 min deadline (6 in QUICK). */
 const SCALE_BUDGET_S = Number(process.env.BENCH_POD_SCALE_BUDGET_S ?? (QUICK ? 180 : 780));
-const NOTE_SIM = `test API server + test kubelet in simulated mode (Pods Ready once bound, no Docker), ${NODES} nodes`;
+/** How the converge runs' kubelets run Pods: hollow (default), or through containerd's CRI. */
+const KUBELET: "cri" | "simulated" = process.env.BENCH_POD_KUBELET === "cri" ? "cri" : "simulated";
+const NOTE_SIM =
+  KUBELET === "cri"
+    ? `test API server + test kubelet on containerd's CRI (one private containerd, real pod sandboxes and engine containers, pod IPs on its bridge), ${NODES} nodes`
+    : `test API server + test kubelet in simulated mode (Pods Ready once bound, no Docker), ${NODES} nodes`;
 
 // ------------------------------------------------------------------ the test cluster
 
@@ -103,7 +111,7 @@ const podReady = (o: Obj) => {
 
 async function startCluster(dir: string): Promise<Cluster> {
   const server = await FakeApiServer.start();
-  const cluster = await TestCluster.start(server, { nodes: NODES, mode: "simulated" });
+  const cluster = await TestCluster.start(server, { nodes: NODES, mode: KUBELET });
   const kubeconfig = path.join(dir, `kubeconfig-${server.url.split(":").at(-1)}`);
   await writeFile(kubeconfig, fakeKubeConfig(server.url).exportConfig());
   // Followed through the change feed: listing 10,000 Pods every poll would load the server being measured.
@@ -457,10 +465,11 @@ async function main(): Promise<void> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "rtm-bench-pods-"));
   onCleanup("kubeconfig dir", () => rm(dir, { recursive: true, force: true }));
   const only = process.env.BENCH_POD_ONLY ?? "";
+  if (KUBELET === "cri") await ensureTestImages();
   if (!only || only === "converge") await convergeRows(pgServer, dir);
   if (!only || only === "patch") {
     await ensureTestImages();
-    await podPatchRows(pgServer, dir, PATCH_REPS);
+    await podPatchRows(pgServer, dir, PATCH_REPS, KUBELET === "cri" ? "cri" : "docker");
   }
   if ((!only || only === "scale") && SCALE_N > 0) await scaleRows(pgServer, dir);
 }

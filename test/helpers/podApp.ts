@@ -1,7 +1,8 @@
 /**
  * rtmanager wired as production wires it for the Pod runtime (createApp,
  * RTMANAGER_RUNTIME=kubernetes, $KUBECONFIG naming the test API server) over
- * a test cluster whose kubelets run each Pod as a real Docker container.
+ * a test cluster whose kubelets run each Pod through containerd's CRI (mode
+ * "cri") or as a Docker container (mode "docker", the default).
  * One place for what every Pod-runtime integration file sets up.
  */
 import fs from "node:fs/promises";
@@ -12,8 +13,9 @@ import type { App, AppOverrides } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import { FakeApiServer, type Obj } from "../k8s/fakeApiServer.js";
 import { fakeKubeConfig } from "../k8s/kubeconfig.js";
-import { TestCluster } from "../k8s/kubelet/cluster.js";
+import { DEFAULT_CRI_IMAGES, TestCluster } from "../k8s/kubelet/cluster.js";
 import { ensureTestImages, uniqueInstance } from "./docker.js";
+import { registerCriRuntime } from "./engine.js";
 import { createAppWithKubeconfig } from "./kubeconfigApp.js";
 
 export const POD_NAMESPACE = "games";
@@ -39,13 +41,20 @@ export interface PodTestAppOptions {
   overrides?: AppOverrides;
   /** Another app's test cluster to run on (a second installation); close() leaves it running. */
   on?: { server: FakeApiServer; cluster: TestCluster };
+  /** How the test kubelets run Pods: "cri" (containerd, pod IPs on a private bridge) or "docker". Default "docker". */
+  mode?: "cri" | "docker";
+  /** Mode "cri": images imported into containerd beyond the test engine images. */
+  extraImages?: string[];
 }
 
 export async function startPodTestApp(options: PodTestAppOptions): Promise<PodTestApp> {
   await ensureTestImages();
   const root = await fs.mkdtemp(path.join(os.tmpdir(), `rtm-${options.name}-`));
   const server = options.on?.server ?? (await FakeApiServer.start());
-  const cluster = options.on?.cluster ?? (await TestCluster.start(server, { nodes: options.nodes, backoffBaseMs: 300, backoffCapMs: 2000 }));
+  const mode = options.mode ?? "docker";
+  const images = [...DEFAULT_CRI_IMAGES, ...(options.extraImages ?? [])];
+  const cluster = options.on?.cluster ?? (await TestCluster.start(server, { nodes: options.nodes, mode, images, backoffBaseMs: 300, backoffCapMs: 2000 }));
+  const forget = cluster.cri ? registerCriRuntime(cluster.cri) : () => undefined;
   const kubeconfigFile = path.join(root, "kubeconfig");
   await fs.writeFile(kubeconfigFile, fakeKubeConfig(server.url).exportConfig());
   const instance = uniqueInstance(options.name);
@@ -80,6 +89,7 @@ export async function startPodTestApp(options: PodTestAppOptions): Promise<PodTe
     async close() {
       await app.stop().catch(() => undefined);
       if (!options.on) {
+        forget();
         await cluster.stop();
         await server.stop();
       }

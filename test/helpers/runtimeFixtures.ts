@@ -3,16 +3,46 @@
  * (test/integration/runtime-behaviour.test.ts), each through the production
  * wiring (createApp): engines as Docker containers (as test/helpers/app.ts
  * wires them) or as Pods (RTMANAGER_RUNTIME=kubernetes against the test API
- * server and the test kubelet in real-Docker mode), declarations in PGlite or
+ * server and the test kubelet on containerd's CRI), declarations in PGlite or
  * in a real PostgreSQL. Each fixture carries what its runtime does
  * differently BY DESIGN (README, "Engines as Pods", "Docker and Pods side by
  * side"); the scenarios assert those values instead of skipping.
  */
+import fs from "node:fs/promises";
 import path from "node:path";
 import type { App } from "../../src/app.js";
 import { POD_NAMESPACE, startPodTestApp } from "./podApp.js";
 import { startTestApp } from "./app.js";
-import { uniqueInstance } from "./docker.js";
+import { TEST_IMAGES, uniqueInstance } from "./docker.js";
+
+/** A registry address nothing listens on: pulls from it fail at once, on loopback. */
+export const UNREACHABLE_REPO = "127.0.0.1:9/galaxy/test-engine";
+
+export interface SuiteImages {
+  v100: string;
+  v101: string;
+  v110: string;
+  unhealthy: string;
+  /** 1.0.0 under a name no registry serves, present only where the engines run: its patches cannot pull. */
+  local100: string;
+  /** A patch of local100 to a version nobody has. */
+  unpullablePatch: string;
+  /** A start of an image nobody has. */
+  missing: string;
+}
+
+/**
+ * The suite's engine images: test/engine's builds, or with RTMANAGER_E2E_IMAGE_REPO (npm run
+ * e2e:cluster) the same tags pushed by the operator to that repository; there the 1.0.9 nobody
+ * pushed is the patch that cannot pull, as a registry answers for a tag it does not have.
+ */
+export function suiteImages(env: NodeJS.ProcessEnv = process.env): SuiteImages {
+  const repo = env.RTMANAGER_E2E_IMAGE_REPO;
+  if (!repo) {
+    return { v100: TEST_IMAGES.v100, v101: TEST_IMAGES.v101, v110: TEST_IMAGES.v110, unhealthy: TEST_IMAGES.unhealthy, local100: `${UNREACHABLE_REPO}:1.0.0`, unpullablePatch: `${UNREACHABLE_REPO}:1.0.9`, missing: `${UNREACHABLE_REPO}:1.0.9` };
+  }
+  return { v100: `${repo}:1.0.0`, v101: `${repo}:1.0.1`, v110: `${repo}:1.1.0`, unhealthy: `${repo}:1.0.3`, local100: `${repo}:1.0.0`, unpullablePatch: `${repo}:1.0.9`, missing: `${UNREACHABLE_REPO}:1.0.9` };
+}
 
 /** The settings both runtimes share, so timings differ only where the runtimes do. */
 export const SUITE_ENV: Readonly<Record<string, string>> = {
@@ -28,8 +58,8 @@ export interface RuntimeExpectations {
   network: string;
   /** The record's `state_path`: a host directory, or `pvc://{namespace}/{claim}`. */
   statePath(gameId: string): string;
-  /** The host directory that holds a game's state (the bind mount, or the test kubelet's claim directory). */
-  stateDirOnHost(gameId: string): string;
+  /** A file of a game's state as it is on its volume (the bind mount, the test kubelet's claim directory, or the claim on a cluster). */
+  readState(gameId: string, file: string): Promise<string>;
   /**
    * After the engine is killed: Docker mode restarts the same container
    * (`docker start`, rtmanager decides); the kubelet starts a new container
@@ -69,6 +99,8 @@ export interface RuntimeFixture {
 export interface FixtureOptions {
   /** A PostgreSQL URL; unset: PGlite, as the other Docker integration tests run. */
   databaseUrl?: string;
+  /** Pod fixture: images the CRI-backed kubelet's containerd gets beyond the test engine images. */
+  extraImages?: string[];
 }
 
 export async function dockerFixture(name: string, opts: FixtureOptions = {}): Promise<RuntimeFixture> {
@@ -83,7 +115,7 @@ export async function dockerFixture(name: string, opts: FixtureOptions = {}): Pr
     expect: {
       network: t.network,
       statePath: (g) => path.join(t.config.stateRoot, g),
-      stateDirOnHost: (g) => path.join(t.config.stateRoot, g),
+      readState: (g, file) => fs.readFile(path.join(t.config.stateRoot, g, file), "utf8"),
       selfHealKeepsContainerId: true,
       exitEventData: {},
       patchToUnpullable: { code: "image_pull_failed", rolledBack: false },
@@ -97,9 +129,12 @@ export async function dockerFixture(name: string, opts: FixtureOptions = {}): Pr
 
 export async function podFixture(name: string, opts: FixtureOptions = {}): Promise<RuntimeFixture> {
   // One node: scheduling is not what this suite is about, and each kubelet costs CPU.
+  // The kubelet runs Pods through containerd's CRI: what a container is comes from a real runtime.
   const t = await startPodTestApp({
     name: "suite-pods",
     nodes: 1,
+    mode: "cri",
+    ...(opts.extraImages ? { extraImages: opts.extraImages } : {}),
     env: { RTMANAGER_OP_TIMEOUT: "30s", ...SUITE_ENV, ...(opts.databaseUrl ? { DATABASE_URL: opts.databaseUrl } : {}) },
     overrides: { lease: null },
   });
@@ -112,7 +147,7 @@ export async function podFixture(name: string, opts: FixtureOptions = {}): Promi
     expect: {
       network: POD_NAMESPACE,
       statePath: (g) => `pvc://${POD_NAMESPACE}/${claim(g)}`,
-      stateDirOnHost: (g) => path.join(cluster.dataRoot, "pvc", POD_NAMESPACE, claim(g)),
+      readState: (g, file) => fs.readFile(path.join(cluster.dataRoot, "pvc", POD_NAMESPACE, claim(g), file), "utf8"),
       selfHealKeepsContainerId: false,
       exitEventData: { restartedBy: "runtime" },
       patchToUnpullable: { code: "container_start_failed", rolledBack: true },

@@ -2,14 +2,15 @@
  * One behavioural suite, run unchanged against both runtimes through Game
  * Master's REST contract (every answer checked against
  * contract/internal-openapi.yaml): engines as Docker containers, and engines
- * as Pods (test API server + test kubelet running real Docker containers)
+ * as Pods (test API server + test kubelet running them through containerd's CRI)
  * with the declarations in a real PostgreSQL, the setup Game Master runs in
  * production. Where the runtimes differ by design the scenario asserts the
  * fixture's own documented value (RuntimeExpectations; README, "Docker and
  * Pods side by side"), never a skip.
  *
- * Engines are reached as both runtimes allow here: their 8080 published on
- * 127.0.0.1 and `docker exec` into the container the record names. Images
+ * Engines are reached as each runtime allows here (test/helpers/engine.ts):
+ * their 8080 published on 127.0.0.1 and `docker exec`, or the pod IP on the
+ * CRI cluster's bridge and CRI ExecSync, by the container id the record names. Images
  * that "cannot be pulled" live under a loopback registry nobody serves
  * (127.0.0.1:9), so a pull attempt never leaves the machine.
  *
@@ -17,19 +18,18 @@
  * ids, GameRuntime source, RBAC) stays in pod-runtime.test.ts; Docker-only
  * detail in the Docker integration files.
  */
-import fs from "node:fs/promises";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { assertContract, jsonRequest, type LiveResponse } from "../helpers/contract.js";
+import { clusterFixture, E2E_CLUSTER } from "../helpers/clusterFixture.js";
 import { ensureTestImages, TEST_IMAGES, testDocker, uniqueGameId, waitFor } from "../helpers/docker.js";
-import { engineShell, servedVersion } from "../helpers/engine.js";
+import { engineGone, engineShell, killEngine, servedVersion } from "../helpers/engine.js";
 import { startPostgres, type PostgresServer } from "../helpers/postgres.js";
-import { dockerFixture, podFixture, type RuntimeFixture } from "../helpers/runtimeFixtures.js";
+import { dockerFixture, podFixture, suiteImages, UNREACHABLE_REPO, type RuntimeFixture } from "../helpers/runtimeFixtures.js";
 import { slack } from "../helpers/slack.js";
 
-/** A registry address nothing listens on: pulls from it fail at once, on loopback. */
-const UNREACHABLE_REPO = "127.0.0.1:9/galaxy/test-engine";
-const LOCAL_V100 = `${UNREACHABLE_REPO}:1.0.0`;
+/** The engine images: test/engine's, or (npm run e2e:cluster) the ones the operator pushed. */
+const IMAGES = suiteImages();
+const LOCAL_V100 = IMAGES.local100;
 /**
  * A second tag of the 1.0.1 image (a re-tagged patch release), unique to this
  * run. containerd reports an image by its first repo tag, so a Pod asking for
@@ -64,12 +64,15 @@ async function database(name: string): Promise<string> {
   return pg.createDatabase(name);
 }
 
-const FIXTURES: { name: string; start: () => Promise<RuntimeFixture> }[] = [
+const FIXTURES: { name: string; start: () => Promise<RuntimeFixture> }[] = E2E_CLUSTER
+  ? [{ name: "pods on the cluster in $KUBECONFIG", start: () => clusterFixture("cluster") }]
+  : [
   { name: "docker (PGlite)", start: () => dockerFixture("docker") },
-  { name: "pods (PostgreSQL)", start: async () => podFixture("pods", { databaseUrl: await database("suite_pods") }) },
-];
+  { name: "pods on CRI (PostgreSQL)", start: async () => podFixture("pods", { databaseUrl: await database("suite_pods"), extraImages: [LOCAL_V100, ALIAS_OF_V101] }) },
+    ];
 
 beforeAll(async () => {
+  if (E2E_CLUSTER) return;
   await ensureTestImages();
   await testDocker().getImage(TEST_IMAGES.v100).tag({ repo: UNREACHABLE_REPO, tag: "1.0.0" });
   await testDocker().getImage(TEST_IMAGES.v101).tag({ repo: "galaxy/test-engine", tag: ALIAS_TAG });
@@ -110,7 +113,7 @@ describe.each(FIXTURES)("$name", ({ start }) => {
     return (res.json as { error: { message: string } }).error.message;
   }
   const serving = (id: string, version: string) => waitFor(`${id} serving ${version}`, async () => (await servedVersion(id)) === version, 30_000, 200);
-  async function running(g: string, image: string = TEST_IMAGES.v100): Promise<Rec> {
+  async function running(g: string, image: string = IMAGES.v100): Promise<Rec> {
     const rec = await ok("start", g, { image_ref: image });
     await serving(rec.current_container_id!, image.slice(image.lastIndexOf(":") + 1));
     return rec;
@@ -123,13 +126,13 @@ describe.each(FIXTURES)("$name", ({ start }) => {
     expect(first).toMatchObject({
       game_id: g,
       status: "running",
-      current_image_ref: TEST_IMAGES.v100,
+      current_image_ref: IMAGES.v100,
       engine_endpoint: `http://galaxy-game-${g}:8080`,
       docker_network: f.expect.network,
       state_path: f.expect.statePath(g),
     });
     expect(first.current_container_id).toMatch(/^[0-9a-f]{12,}$/);
-    const replay = await ok("start", g, { image_ref: TEST_IMAGES.v100 });
+    const replay = await ok("start", g, { image_ref: IMAGES.v100 });
     expect(replay).toMatchObject({ status: "running", current_container_id: first.current_container_id });
     expect(await ok("get", g)).toEqual(replay);
   }, 60_000);
@@ -145,7 +148,7 @@ describe.each(FIXTURES)("$name", ({ start }) => {
     expect((await ok("get", g)).status).toBe("stopped");
 
     const again = await running(g);
-    expect(again).toMatchObject({ status: "running", current_image_ref: TEST_IMAGES.v100, state_path: f.expect.statePath(g) });
+    expect(again).toMatchObject({ status: "running", current_image_ref: IMAGES.v100, state_path: f.expect.statePath(g) });
     const id = again.current_container_id!;
     expect(await engineShell(id, 'cat "$GAME_STATE_PATH/marker"')).toBe("kept\n");
     // Two boots, one state: the engine appends a line to boots.log each time it starts.
@@ -156,7 +159,7 @@ describe.each(FIXTURES)("$name", ({ start }) => {
     const g = uniqueGameId("restart");
     const first = await running(g);
     const after = await ok("restart", g);
-    expect(after).toMatchObject({ status: "running", engine_endpoint: first.engine_endpoint, current_image_ref: TEST_IMAGES.v100 });
+    expect(after).toMatchObject({ status: "running", engine_endpoint: first.engine_endpoint, current_image_ref: IMAGES.v100 });
     expect(after.current_container_id).not.toBe(first.current_container_id);
     await serving(after.current_container_id!, "1.0.0");
   }, 60_000);
@@ -164,16 +167,17 @@ describe.each(FIXTURES)("$name", ({ start }) => {
   it("patch within the line runs the new image; a minor bump is 409 semver_patch_only; a tag that is not semver is 400 image_ref_not_semver", async () => {
     const g = uniqueGameId("patch");
     await running(g);
-    const patched = await ok("patch", g, { image_ref: TEST_IMAGES.v101 });
-    expect(patched).toMatchObject({ status: "running", current_image_ref: TEST_IMAGES.v101 });
+    const patched = await ok("patch", g, { image_ref: IMAGES.v101 });
+    expect(patched).toMatchObject({ status: "running", current_image_ref: IMAGES.v101 });
     await serving(patched.current_container_id!, "1.0.1");
 
-    await fails("patch", g, { image_ref: TEST_IMAGES.v110 }, 409, "semver_patch_only");
+    await fails("patch", g, { image_ref: IMAGES.v110 }, 409, "semver_patch_only");
     await fails("patch", g, { image_ref: "galaxy/test-engine:latest" }, 400, "image_ref_not_semver");
-    expect(await ok("get", g)).toMatchObject({ status: "running", current_image_ref: TEST_IMAGES.v101, current_container_id: patched.current_container_id });
+    expect(await ok("get", g)).toMatchObject({ status: "running", current_image_ref: IMAGES.v101, current_container_id: patched.current_container_id });
   }, 60_000);
 
-  it("patches to an alias tag and back along the line run without a rollback, and rtmanager's own swaps are not counted as crashes", async () => {
+  // The alias is tagged on this machine (beforeAll); a conformance run on a real cluster has only the images the operator pushed.
+  it.skipIf(E2E_CLUSTER)("patches to an alias tag and back along the line run without a rollback, and rtmanager's own swaps are not counted as crashes", async () => {
     const g = uniqueGameId("alias");
     await running(g);
     // The runtime names the image by another of its tags: the gate must still see the new engine healthy.
@@ -194,14 +198,14 @@ describe.each(FIXTURES)("$name", ({ start }) => {
   it("a patch to an image that never gets healthy is rolled back: 500 container_start_failed, patch_rolled_back, the old image serves, the generation is held", async () => {
     const g = uniqueGameId("rollback");
     await running(g);
-    const message = await fails("patch", g, { image_ref: TEST_IMAGES.unhealthy }, 500, "container_start_failed");
-    expect(message).toMatch(/rolled back to galaxy\/test-engine:1\.0\.0/);
-    expect(await ok("get", g)).toMatchObject({ status: "running", current_image_ref: TEST_IMAGES.v100 });
+    const message = await fails("patch", g, { image_ref: IMAGES.unhealthy }, 500, "container_start_failed");
+    expect(message).toContain(`rolled back to ${IMAGES.v100}`);
+    expect(await ok("get", g)).toMatchObject({ status: "running", current_image_ref: IMAGES.v100 });
     // Eventually, not at once: right after the 500 the Pod runtime's record can still name the
     // failed image's container, which the kubelet is replacing (reported to the lead; not by design).
     await waitFor("the record names a container serving 1.0.0", async () => {
       const r = await ok("get", g);
-      return r.current_image_ref === TEST_IMAGES.v100 && (await servedVersion(r.current_container_id!)) === "1.0.0";
+      return r.current_image_ref === IMAGES.v100 && (await servedVersion(r.current_container_id!)) === "1.0.0";
     }, 15_000, 200);
     expect((await eventsOf(g)).map((e) => e.type)).toContain("patch_rolled_back");
     expect((await f.app.store.getRecord(g))?.heldGeneration).toEqual(expect.any(Number));
@@ -212,7 +216,7 @@ describe.each(FIXTURES)("$name", ({ start }) => {
     await running(g, LOCAL_V100);
     const { code, rolledBack } = f.expect.patchToUnpullable;
     const began = Date.now();
-    const message = await fails("patch", g, { image_ref: `${UNREACHABLE_REPO}:1.0.9` }, 500, code);
+    const message = await fails("patch", g, { image_ref: IMAGES.unpullablePatch }, 500, code);
     // Well inside the 5 s health timeout: a failed pull is a verdict by itself on both runtimes.
     expect(Date.now() - began).toBeLessThan(slack(5_000));
     if (rolledBack) expect(message).toMatch(/rolled back/);
@@ -226,7 +230,7 @@ describe.each(FIXTURES)("$name", ({ start }) => {
 
   it("a start of an image that is not present answers 500 image_pull_failed and runs nothing; stop and cleanup still answer", async () => {
     const g = uniqueGameId("nopullstart");
-    await fails("start", g, { image_ref: `${UNREACHABLE_REPO}:1.0.9` }, 500, "image_pull_failed");
+    await fails("start", g, { image_ref: IMAGES.missing }, 500, "image_pull_failed");
     const { status, containerId } = f.expect.afterFailedPull;
     const failed = await ok("get", g);
     expect(failed.status).toBe(status);
@@ -240,7 +244,7 @@ describe.each(FIXTURES)("$name", ({ start }) => {
     const g = uniqueGameId("heal");
     const first = await running(g);
     const killed = first.current_container_id!;
-    await testDocker().getContainer(killed).kill();
+    await killEngine(killed);
     const healed = await waitFor("running again", async () => {
       const r = await ok("get", g);
       const stored = await f.app.store.getRecord(g);
@@ -262,15 +266,8 @@ describe.each(FIXTURES)("$name", ({ start }) => {
     await ok("stop", g, { reason: "finished" });
     const removed = await ok("cleanup", g);
     expect(removed).toMatchObject({ status: "removed", state_path: f.expect.statePath(g) });
-    await waitFor("container gone", async () => {
-      try {
-        await testDocker().getContainer(first.current_container_id!).inspect();
-        return false;
-      } catch (err) {
-        return (err as { statusCode?: number }).statusCode === 404;
-      }
-    }, 20_000, 200);
-    expect(await fs.readFile(path.join(f.expect.stateDirOnHost(g), "marker"), "utf8")).toBe("kept\n");
+    await waitFor("container gone", () => engineGone(first.current_container_id!), 20_000, 200);
+    expect(await f.expect.readState(g, "marker")).toBe("kept\n");
     expect(await ok("cleanup", g)).toMatchObject({ status: "removed" });
   }, 60_000);
 });

@@ -1,19 +1,24 @@
 /**
  * The test kubelet against the test API server, driven through
- * @kubernetes/client-node's CoreV1Api as a controller would: pods run as real
- * Docker containers of the test engine (test/engine), report status as the
- * kubelet does, restart, change image in place, fail pulls, and survive or
- * die with their node. See test/k8s/README.md for what this models.
+ * @kubernetes/client-node's CoreV1Api as a controller would: pods run through
+ * containerd's CRI (the cluster's own containerd, pods on its private CNI
+ * bridge) as containers of the test engine (test/engine), report status as
+ * the kubelet does, restart, change image in place, fail pulls for real, and
+ * survive or die with their node. What a container is (ids, image and
+ * imageID, exit codes and reasons, the pod IP, uid/capabilities/seccomp and
+ * cgroup limits) is containerd's answer. See test/k8s/README.md.
  */
 import { CoreV1Api, PatchStrategy, Watch, setHeaderOptions, type V1Pod } from "@kubernetes/client-node";
 import fs from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureTestImages, testDocker, TEST_IMAGES } from "../helpers/docker.js";
+import { ensureTestImages, TEST_IMAGES } from "../helpers/docker.js";
+import { ALIAS_IMAGE } from "../k8s/cri/containerd.js";
 import { FakeApiServer } from "../k8s/fakeApiServer.js";
 import { fakeKubeConfig } from "../k8s/kubeconfig.js";
 import { TestCluster } from "../k8s/kubelet/cluster.js";
+import type { CriRuntime } from "../k8s/kubelet/criRuntime.js";
 import { RUN_LABEL } from "../k8s/kubelet/types.js";
 import { enginePod, until } from "./helpers.js";
 
@@ -22,6 +27,7 @@ const MISSING_IMAGE = "galaxy/test-engine:9.9.9-never-built";
 
 let server: FakeApiServer;
 let cluster: TestCluster;
+let cri: CriRuntime;
 let core: CoreV1Api;
 
 const strategic = () => setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch);
@@ -36,10 +42,13 @@ async function runningReady(name: string): Promise<V1Pod> {
   });
 }
 
-function httpGet(port: number, urlPath: string): Promise<{ status: number; body: string }> {
+/** GET from the pod at its pod IP on the cluster's bridge (TestCluster.address). */
+function httpGet(pod: V1Pod, urlPath: string): Promise<{ status: number; body: string }> {
+  const at = TestCluster.address(pod);
+  if (!at) return Promise.reject(new Error(`pod ${pod.metadata?.name} has no address`));
   return new Promise((resolve, reject) => {
     http
-      .get({ host: "127.0.0.1", port, path: urlPath, agent: false }, (res) => {
+      .get({ host: at.host, port: at.port, path: urlPath, agent: false, timeout: 2000 }, (res) => {
         let body = "";
         res.on("data", (c: Buffer) => (body += c.toString()));
         res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
@@ -48,32 +57,36 @@ function httpGet(port: number, urlPath: string): Promise<{ status: number; body:
   });
 }
 
+/** Running, as containerd says (ContainerStatus). */
 async function containerExists(id: string): Promise<boolean> {
   try {
-    return (await testDocker().getContainer(id).inspect()).State.Running;
+    return (await cri.client.containerStatus(id)).status.state === "CONTAINER_RUNNING";
   } catch {
     return false;
   }
 }
 
-const dockerId = (p: V1Pod) => engine(p)?.containerID?.replace("docker://", "") ?? "";
+const criId = (p: V1Pod) => engine(p)?.containerID?.replace("containerd://", "") ?? "";
+const exec = async (p: V1Pod, script: string) => (await cri.exec(criId(p), ["/bin/sh", "-c", script])).stdout;
 
 beforeAll(async () => {
   await ensureTestImages();
   server = await FakeApiServer.start();
-  cluster = await TestCluster.start(server, { nodes: 3, backoffBaseMs: 1000, backoffCapMs: 8000 });
+  cluster = await TestCluster.start(server, { mode: "cri", nodes: 3, backoffBaseMs: 1000, backoffCapMs: 8000 });
+  cri = cluster.cri!;
   core = fakeKubeConfig(server.url).makeApiClient(CoreV1Api);
-});
+}, 240_000);
 
 afterAll(async () => {
+  const socket = cri?.containerd.socket;
   await cluster?.stop();
   await server?.stop();
-  const left = await testDocker().listContainers({ all: true, filters: { label: [`${RUN_LABEL}=${cluster.runId}`] } });
-  expect(left).toEqual([]);
+  // stop() removed every sandbox of this run and stopped the cluster's containerd: its socket and state are gone.
+  if (socket) await expect(fs.access(socket)).rejects.toThrow();
 });
 
-describe("test kubelet (Docker)", () => {
-  it("registers Ready nodes and runs a pod as a real container: Running, Ready from /healthz, reachable on its published port, watchable", async () => {
+describe("test kubelet (containerd CRI)", () => {
+  it("registers Ready nodes and runs a pod through CRI: Running, Ready from /healthz, reachable at its pod IP on the bridge, watchable", async () => {
     const nodes = await core.listNode();
     expect(nodes.items.map((n) => n.metadata?.name).sort()).toEqual(["node-0", "node-1", "node-2"]);
     expect(nodes.items.every((n) => n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"))).toBe(true);
@@ -91,18 +104,21 @@ describe("test kubelet (Docker)", () => {
     abort.abort();
 
     expect(pod.spec?.nodeName).toMatch(/^node-\d$/);
-    expect(pod.status?.podIP).toBe("127.0.0.1");
+    const subnet = cri.containerd.subnet.replace(/0\/24$/, "");
+    expect(pod.status?.podIP?.startsWith(subnet)).toBe(true);
+    expect(pod.status?.podIPs).toEqual([{ ip: pod.status?.podIP }]);
     expect(pod.status?.conditions?.find((c) => c.type === "PodScheduled")?.status).toBe("True");
     const status = engine(pod)!;
     expect(status.state?.running?.startedAt).toBeDefined();
-    expect(status).toMatchObject({ ready: true, started: true, restartCount: 0, image: TEST_IMAGES.v100 });
-    expect(status.containerID).toMatch(/^docker:\/\/[0-9a-f]{64}$/);
-    const info = await testDocker().getContainer(dockerId(pod)).inspect();
-    expect(info.Config.Labels[RUN_LABEL]).toBe(cluster.runId);
-    expect(info.Config.Image).toBe(TEST_IMAGES.v100);
-    const port = TestCluster.hostPort(pod)!;
-    expect(info.NetworkSettings.Ports["8080/tcp"]?.[0]).toMatchObject({ HostIp: "127.0.0.1", HostPort: String(port) });
-    expect((await httpGet(port, "/version")).body.trim()).toBe("1.0.0");
+    // containerd names the image fully qualified and gives the image id as imageID (no repo digest was pulled).
+    expect(status).toMatchObject({ ready: true, started: true, restartCount: 0, image: `docker.io/${TEST_IMAGES.v100}` });
+    expect(status.imageID).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(status.containerID).toMatch(/^containerd:\/\/[0-9a-f]{64}$/);
+    const [listed] = (await cri.client.listContainers({ [RUN_LABEL]: cluster.runId })).filter((c) => c.id === criId(pod));
+    expect(listed?.labels).toMatchObject({ "io.kubernetes.pod.name": "first", "io.kubernetes.container.name": "engine" });
+    expect(TestCluster.hostPort(pod)).toBeUndefined();
+    expect((await httpGet(pod, "/version")).body.trim()).toBe("1.0.0");
+    expect((await server.get("nodes", "", pod.spec!.nodeName!))?.status).toMatchObject({ nodeInfo: { containerRuntimeVersion: expect.stringMatching(/^containerd:\/\/1\./) } });
 
     expect(seen[0]).toMatchObject({ type: "ADDED", phase: "Pending", ready: false });
     expect(seen.some((e) => e.type === "MODIFIED" && e.phase === "Running" && !e.ready)).toBe(true);
@@ -139,21 +155,17 @@ describe("test kubelet (Docker)", () => {
   it("restarts a container killed by its host PID: restartCount 1, lastState terminated 137, Running and Ready again", async () => {
     await core.createNamespacedPod({ namespace: NS, body: enginePod("crash", TEST_IMAGES.v100) });
     const before = await runningReady("crash");
-    const pid = (await testDocker().getContainer(dockerId(before)).inspect()).State.Pid;
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      await testDocker().getContainer(dockerId(before)).kill();
-    }
+    process.kill(await cri.pidOf(criId(before)), "SIGKILL");
     const after = await until("a restart", async () => {
       const p = await read("crash");
       return engine(p)?.restartCount === 1 && ready(p) ? p : undefined;
     });
     expect(after.status?.phase).toBe("Running");
-    expect(dockerId(after)).not.toBe(dockerId(before));
+    expect(criId(after)).not.toBe(criId(before));
+    expect(after.status?.podIP).toBe(before.status?.podIP);
     expect(engine(after)?.lastState?.terminated).toMatchObject({ exitCode: 137, reason: "Error", containerID: engine(before)?.containerID });
-    expect(await containerExists(dockerId(before))).toBe(false);
-    expect(await containerExists(dockerId(after))).toBe(true);
+    expect(await containerExists(criId(before))).toBe(false);
+    expect(await containerExists(criId(after))).toBe(true);
   });
 
   it("applies an in-place image change (strategic merge keyed by container name); a missing image fails as ErrImagePull, then ImagePullBackOff", async () => {
@@ -161,13 +173,13 @@ describe("test kubelet (Docker)", () => {
     await core.patchNamespacedPod({ name: "crash", namespace: NS, body: { spec: { containers: [{ name: "engine", image: TEST_IMAGES.v101 }] } } }, strategic());
     const patched = await until("the new image running", async () => {
       const p = await read("crash");
-      return engine(p)?.image === TEST_IMAGES.v101 && ready(p) ? p : undefined;
+      return engine(p)?.image === `docker.io/${TEST_IMAGES.v101}` && ready(p) ? p : undefined;
     });
-    expect(dockerId(patched)).not.toBe(dockerId(before));
+    expect(criId(patched)).not.toBe(criId(before));
     expect(engine(patched)?.restartCount).toBe(2);
     expect(patched.spec?.containers[0]?.ports?.[0]?.containerPort).toBe(8080);
-    expect((await httpGet(TestCluster.hostPort(patched)!, "/version")).body.trim()).toBe("1.0.1");
-    expect(await containerExists(dockerId(before))).toBe(false);
+    expect((await httpGet(patched, "/version")).body.trim()).toBe("1.0.1");
+    expect(await containerExists(criId(before))).toBe(false);
 
     await expect(core.patchNamespacedPod({ name: "crash", namespace: NS, body: { spec: { restartPolicy: "Never" } } }, strategic())).rejects.toMatchObject({ code: 422 });
 
@@ -182,7 +194,13 @@ describe("test kubelet (Docker)", () => {
     const failing = await read("crash");
     expect(ready(failing)).toBe(false);
     expect(engine(failing)?.lastState?.terminated?.containerID).toBe(engine(patched)?.containerID);
-    expect(await containerExists(dockerId(patched))).toBe(false);
+    expect(await containerExists(criId(patched))).toBe(false);
+    // The pull was attempted for real: containerd's resolver answers, from the loopback address that stands for docker.io.
+    const pulled = await until("the pull error", async () => {
+      const w = engine(await read("crash"))?.state?.waiting;
+      return w?.reason === "ErrImagePull" ? w : undefined;
+    });
+    expect(pulled.message).toMatch(/failed to (pull and unpack image|resolve reference) "docker\.io\/galaxy\/test-engine:9\.9\.9-never-built"/);
     await core.deleteNamespacedPod({ name: "crash", namespace: NS, gracePeriodSeconds: 0 });
   });
 
@@ -229,7 +247,7 @@ describe("test kubelet (Docker)", () => {
     expect((await core.readNamespacedPersistentVolumeClaim({ name: "state-a", namespace: NS })).status?.phase).toBe("Bound");
     const boots = path.join(cluster.dataRoot, "pvc", NS, "state-a", "boots.log");
     expect(await fs.readFile(boots, "utf8")).toMatch(/^boot version=1.0.0/);
-    await testDocker().getContainer(dockerId(pod)).kill();
+    process.kill(await cri.pidOf(criId(pod)), "SIGKILL");
     await until("a second boot on the same volume", async () => (await fs.readFile(boots, "utf8")).trim().split("\n").length === 2);
     await core.deleteNamespacedPod({ name: "stateful", namespace: NS, gracePeriodSeconds: 0 });
   });
@@ -250,12 +268,72 @@ describe("test kubelet (Docker)", () => {
     expect(lost.status?.conditions?.find((c) => c.type === "ContainersReady")?.status).toBe("True");
     expect(lost.status?.containerStatuses?.[0]?.ready).toBe(true);
     await new Promise((r) => setTimeout(r, 1500));
-    expect(await containerExists(dockerId(pod))).toBe(true);
+    expect(await containerExists(criId(pod))).toBe(true);
     expect((await read("island")).status?.phase).toBe("Running");
 
     await core.patchNode({ name: node, body: { spec: { taints: [...(nodeObj.spec?.taints ?? []), { key: "node.kubernetes.io/out-of-service", value: "nodeshutdown", effect: "NoExecute" }] } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
-    await until("the container killed", async () => !(await containerExists(dockerId(pod))));
+    await until("the container killed", async () => !(await containerExists(criId(pod))));
     await until("the pod force-deleted", async () => !(await core.listNamespacedPod({ namespace: NS })).items.some((p) => p.metadata?.name === "island"));
     await core.deleteNode({ name: node });
+  });
+  it("enforces the Pod's security context and limits through containerd: uid/gid, fsGroup on the claim, no capabilities, no_new_privs, seccomp, cgroup limits", async () => {
+    await core.createNamespacedPersistentVolumeClaim({
+      namespace: NS,
+      body: { metadata: { name: "state-secure" }, spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } } } },
+    });
+    const body = enginePod("secure", TEST_IMAGES.v100, { claim: "state-secure" });
+    body.spec!.securityContext = { runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } };
+    Object.assign(body.spec!.containers[0]!, {
+      securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } },
+      resources: { requests: { cpu: "500m", memory: "64Mi" }, limits: { cpu: "500m", memory: "64Mi" } },
+    });
+    await core.createNamespacedPod({ namespace: NS, body });
+    const pod = await runningReady("secure");
+    expect(await exec(pod, "id")).toBe("uid=65532 gid=65532 groups=65532\n");
+    const status = await exec(pod, "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status");
+    expect(status).toContain("CapEff:\t0000000000000000");
+    expect(status).toContain("CapBnd:\t0000000000000000");
+    expect(status).toContain("NoNewPrivs:\t1");
+    expect(status).toContain("Seccomp:\t2");
+    expect((await exec(pod, "cat /sys/fs/cgroup/memory/memory.limit_in_bytes")).trim()).toBe(String(64 * 1024 * 1024));
+    expect((await exec(pod, "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us")).trim().split("\n")).toEqual(["50000", "100000"]);
+    // fsGroup: the claim's directory is the group's and setgid, so the non-root engine wrote its boot line there.
+    const dir = path.join(cluster.dataRoot, "pvc", NS, "state-secure");
+    const st = await fs.stat(dir);
+    expect({ gid: st.gid, setgid: (st.mode & 0o2000) !== 0 }).toEqual({ gid: 65532, setgid: true });
+    expect((await fs.stat(path.join(dir, "boots.log"))).uid).toBe(65532);
+    await core.deleteNamespacedPod({ name: "secure", namespace: NS, gracePeriodSeconds: 0 });
+  });
+
+  it("a container over its memory limit is OOMKilled (exit 137), as containerd reports it", async () => {
+    const body = enginePod("hog", TEST_IMAGES.v100, { restartPolicy: "Never" });
+    Object.assign(body.spec!.containers[0]!, {
+      // Holds ~64 MiB in a shell variable against a 16 MiB limit.
+      command: ["/bin/sh", "-c", "x=$(head -c 67108864 /dev/zero | tr '\\0' a); sleep 30"],
+      resources: { limits: { memory: "16Mi" } },
+    });
+    await core.createNamespacedPod({ namespace: NS, body });
+    const failed = await until("hog Failed", async () => {
+      const p = await read("hog");
+      return p.status?.phase === "Failed" ? p : undefined;
+    }, 40_000);
+    expect(engine(failed)?.state?.terminated).toMatchObject({ exitCode: 137, reason: "OOMKilled" });
+    await core.deleteNamespacedPod({ name: "hog", namespace: NS, gracePeriodSeconds: 0 });
+  });
+
+  it("reports image and imageID as containerd does: an alias tag and a digest-pinned ref both read as the image's first repo tag, with its repo digest", async () => {
+    await core.createNamespacedPod({ namespace: NS, body: enginePod("plain", TEST_IMAGES.v101) });
+    await core.createNamespacedPod({ namespace: NS, body: enginePod("alias", ALIAS_IMAGE) });
+    await core.createNamespacedPod({ namespace: NS, body: enginePod("pinned", cri.containerd.digestRef) });
+    const [plain, alias, pinned] = await Promise.all(["plain", "alias", "pinned"].map(runningReady));
+    const digest = cri.containerd.digestRef.slice(cri.containerd.digestRef.indexOf("@") + 1);
+    for (const p of [plain!, alias!, pinned!]) {
+      expect(engine(p)).toMatchObject({ image: `docker.io/${TEST_IMAGES.v101}`, imageID: `docker.io/galaxy/test-engine@${digest}` });
+      expect((await httpGet(p, "/version")).body.trim()).toBe("1.0.1");
+    }
+    // The spec keeps what was asked for; only the status is the runtime's.
+    expect(alias!.spec?.containers[0]?.image).toBe(ALIAS_IMAGE);
+    expect(pinned!.spec?.containers[0]?.image).toBe(cri.containerd.digestRef);
+    for (const name of ["plain", "alias", "pinned"]) await core.deleteNamespacedPod({ name, namespace: NS, gracePeriodSeconds: 0 });
   });
 });

@@ -1,8 +1,11 @@
 /**
  * A test cluster around the test API server: N nodes, each with a test
- * kubelet (Docker or simulated), a scheduler, the node lifecycle controller
- * and pod GC, and a PVC binder. Every Docker container it creates carries
- * RUN_LABEL=<runId>; stop() removes them all.
+ * kubelet, a scheduler, the node lifecycle controller and pod GC, and a PVC
+ * binder. The kubelets run pods through containerd's CRI (mode "cri": one
+ * private containerd for the cluster, pods on its CNI bridge), as Docker
+ * containers ("docker"), or hollow ("simulated", for scale benches). Every
+ * container and sandbox it creates carries RUN_LABEL=<runId>; stop() removes
+ * them all (and stops the cluster's containerd).
  */
 import { randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
@@ -12,6 +15,8 @@ import Dockerode from "dockerode";
 import type { FakeApiServer, Obj } from "../fakeApiServer.js";
 import { TestKubelet } from "./kubelet.js";
 import { NodeController } from "./nodeController.js";
+import type { ContainerRuntime } from "./containerRuntime.js";
+import { CriRuntime } from "./criRuntime.js";
 import { DockerRuntime } from "./runtime.js";
 import { Scheduler } from "./scheduler.js";
 import { HOST_PORT_ANNOTATION, RUN_LABEL } from "./types.js";
@@ -20,8 +25,14 @@ export interface TestClusterOptions {
   /** Number of nodes, named `<nodePrefix>-0` … Default 3. */
   nodes?: number;
   nodePrefix?: string;
-  /** "docker" runs real containers; "simulated" reports pods Running/Ready without any (kubemark/KWOK style). */
-  mode?: "docker" | "simulated";
+  /**
+   * "cri": pods through a private containerd's CRI (the real runtime a kubelet uses; pod IPs on a private bridge);
+   * "docker": Docker containers with ports published on 127.0.0.1; "simulated": pods Running/Ready without any
+   * container (kubemark/KWOK style). Default "docker".
+   */
+  mode?: "cri" | "docker" | "simulated";
+  /** Mode "cri": the Docker images imported into containerd (the pause image and an alias/digest of 1.0.1 come on top). */
+  images?: string[];
   /** Value of RUN_LABEL on every container; default random. */
   runId?: string;
   /** The kubelet's restart and image-pull back-off: base (10 s) doubling to cap (5 min). */
@@ -32,6 +43,17 @@ export interface TestClusterOptions {
   dockerSocket?: string;
 }
 
+/** The test engine images (test/engine/build.sh) a CRI cluster imports by default. */
+export const DEFAULT_CRI_IMAGES = [
+  "galaxy/test-engine:1.0.0",
+  "galaxy/test-engine:1.0.1",
+  "galaxy/test-engine:1.0.2",
+  "galaxy/test-engine:1.0.3",
+  "galaxy/test-engine:1.0.4",
+  "galaxy/test-engine:1.1.0",
+  "galaxy/test-engine:2.0.0",
+];
+
 export class TestCluster {
   readonly kubelets = new Map<string, TestKubelet>();
   private readonly scheduler: Scheduler;
@@ -41,7 +63,7 @@ export class TestCluster {
     readonly api: FakeApiServer,
     readonly runId: string,
     readonly dataRoot: string,
-    private readonly runtime: DockerRuntime | null,
+    private readonly runtime: ContainerRuntime | null,
     options: TestClusterOptions,
   ) {
     this.scheduler = new Scheduler(api);
@@ -70,8 +92,15 @@ export class TestCluster {
   static async start(api: FakeApiServer, options: TestClusterOptions = {}): Promise<TestCluster> {
     const runId = options.runId ?? `tk-${randomBytes(4).toString("hex")}`;
     const dataRoot = await fs.mkdtemp(path.join(os.tmpdir(), `${runId}-`));
-    const runtime = options.mode === "simulated" ? null : new DockerRuntime(new Dockerode({ socketPath: options.dockerSocket ?? "/var/run/docker.sock" }), runId);
+    let runtime: ContainerRuntime | null = null;
+    if (options.mode === "cri") runtime = await CriRuntime.start({ images: options.images ?? DEFAULT_CRI_IMAGES, runLabel: RUN_LABEL, runId, dataRoot });
+    else if (options.mode !== "simulated") runtime = new DockerRuntime(new Dockerode({ socketPath: options.dockerSocket ?? "/var/run/docker.sock" }), runId);
     return new TestCluster(api, runId, dataRoot, runtime, options);
+  }
+
+  /** The CRI runtime in mode "cri" (exec into containers, their pids), else null. */
+  get cri(): CriRuntime | null {
+    return this.runtime instanceof CriRuntime ? this.runtime : null;
   }
 
   kubelet(node: string): TestKubelet {
@@ -96,7 +125,18 @@ export class TestCluster {
     });
   }
 
-  /** The 127.0.0.1 port Docker published for a pod's container port (the Pod IP here is always 127.0.0.1). */
+  /**
+   * Where a pod's container port is reached from this machine: its pod IP on the CRI bridge, or (Docker mode)
+   * 127.0.0.1 and the port Docker published; undefined before the pod has one.
+   */
+  static address(pod: { metadata?: { annotations?: Record<string, string> }; status?: unknown }, containerPort = 8080): { host: string; port: number } | undefined {
+    const published = TestCluster.hostPort(pod, containerPort);
+    if (published !== undefined) return { host: "127.0.0.1", port: published };
+    const ip = (pod.status as { podIP?: string } | undefined)?.podIP;
+    return ip && ip !== "127.0.0.1" ? { host: ip, port: containerPort } : undefined;
+  }
+
+  /** Docker mode: the 127.0.0.1 port Docker published for a pod's container port (the Pod IP there is always 127.0.0.1). */
   static hostPort(pod: { metadata?: { annotations?: Record<string, string> } }, containerPort = 8080): number | undefined {
     const v = pod.metadata?.annotations?.[HOST_PORT_ANNOTATION(containerPort)];
     return v === undefined ? undefined : Number(v);
@@ -114,9 +154,8 @@ export class TestCluster {
     this.api.setLogSource(null);
     await Promise.all([...this.kubelets.values()].map((k) => k.stop()));
     if (this.runtime) {
-      const ids = await this.runtime.listLabelled(RUN_LABEL, this.runId);
-      await Promise.all(ids.map((id) => this.runtime!.remove(id)));
-      await this.runtime.dispose();
+      await this.runtime.removeAll(RUN_LABEL, this.runId);
+      await this.runtime.close();
     }
     await fs.rm(this.dataRoot, { recursive: true, force: true });
   }

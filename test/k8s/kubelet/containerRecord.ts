@@ -1,7 +1,7 @@
 /** What the test kubelet knows about one container of a pod, and the containerStatus it reports from it. */
 import type { KubeletBackoff } from "./backoff.js";
 import type { Prober } from "./probes.js";
-import type { Started } from "./runtime.js";
+import type { Started } from "./containerRuntime.js";
 import type { ContainerSpec, ContainerState, ContainerStatus, Terminated } from "./types.js";
 
 export interface ContainerRecord {
@@ -18,7 +18,7 @@ export interface ContainerRecord {
   attempts: number;
   ready: boolean;
   finishedMs: number;
-  /** The last dead Docker container, kept for `previous` logs. */
+  /** The last dead container, kept for `previous` logs. */
   prevId: string | null;
   /** Restart without back-off (the image changed). */
   restartNow: boolean;
@@ -38,10 +38,11 @@ export function containerStatusOf(rec: ContainerRecord): ContainerStatus {
     if (rec.terminated) lastState = rec.terminated;
   } else if (rec.terminated) state = { terminated: rec.terminated };
   else state = { waiting: { reason: "ContainerCreating" } };
-  const containerID = rec.current ? `docker://${rec.current.id}` : "terminated" in state ? state.terminated.containerID : undefined;
+  const containerID = rec.current ? rec.current.containerID : "terminated" in state ? state.terminated.containerID : undefined;
   return {
     name: rec.spec.name,
-    image: rec.current?.image ?? rec.spec.image,
+    // What the runtime reports (containerd: the image's first repo tag), not the spec's string: kubelet's convertToAPIContainerStatuses.
+    image: rec.current?.reportedImage ?? rec.spec.image,
     imageID: rec.current?.imageId ?? "",
     ...(containerID ? { containerID } : {}),
     state,

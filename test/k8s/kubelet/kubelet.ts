@@ -1,6 +1,6 @@
 /**
  * One test node's kubelet: registers its Node (Ready), runs the pods bound to
- * it (as Docker containers, or hollow in simulated mode), and models the
+ * it (through containerd's CRI or as Docker containers, or hollow in simulated mode), and models the
  * failures a real node has: a partition (nothing reaches the API server,
  * containers keep running) and a power-off (every container killed).
  */
@@ -8,7 +8,7 @@ import type { Readable } from "node:stream";
 import type { Change, FakeApiServer, LogOptions, Obj } from "../fakeApiServer.js";
 import { HttpError } from "../apiserver/types.js";
 import { PodWorker, type PodRunner, type WorkerDeps } from "./podWorker.js";
-import type { DockerRuntime } from "./runtime.js";
+import type { ContainerRuntime } from "./containerRuntime.js";
 import { SimulatedPod } from "./simulated.js";
 import { nowTime, type PodSpec } from "./types.js";
 
@@ -16,7 +16,7 @@ export interface KubeletOptions {
   api: FakeApiServer;
   nodeName: string;
   /** null: simulated mode. */
-  runtime: DockerRuntime | null;
+  runtime: ContainerRuntime | null;
   runId: string;
   dataRoot: string;
   backoffBaseMs: number;
@@ -30,7 +30,7 @@ export function nodeObject(name: string): Obj {
   };
 }
 
-export function readyNodeStatus(simulated: boolean): Record<string, unknown> {
+export function readyNodeStatus(simulated: boolean, runtimeVersion = "docker://20.10"): Record<string, unknown> {
   const t = nowTime();
   const cond = (type: string, status: string, reason: string, message: string) => ({ type, status, reason, message, lastHeartbeatTime: t, lastTransitionTime: t });
   return {
@@ -43,7 +43,7 @@ export function readyNodeStatus(simulated: boolean): Record<string, unknown> {
     addresses: [{ type: "InternalIP", address: "127.0.0.1" }],
     capacity: { cpu: "2", memory: "8Gi", pods: simulated ? "20000" : "110" },
     allocatable: { cpu: "2", memory: "8Gi", pods: simulated ? "20000" : "110" },
-    nodeInfo: { kubeletVersion: "v1.31.0-test", containerRuntimeVersion: simulated ? "simulated://0" : "docker://20.10", operatingSystem: "linux", architecture: "amd64" },
+    nodeInfo: { kubeletVersion: "v1.31.0-test", containerRuntimeVersion: simulated ? "simulated://0" : runtimeVersion, operatingSystem: "linux", architecture: "amd64" },
   };
 }
 
@@ -66,7 +66,7 @@ export class TestKubelet {
   start(): void {
     const { api, nodeName, runtime } = this.options;
     if (!api.get("nodes", "", nodeName)) api.create("nodes", "", nodeObject(nodeName));
-    api.setStatus("nodes", "", nodeName, readyNodeStatus(runtime === null));
+    api.setStatus("nodes", "", nodeName, readyNodeStatus(runtime === null, runtime?.version));
     this.unsubscribe = api.subscribe((c) => this.onChange(c));
     for (const pod of api.list("pods")) if ((pod.spec as PodSpec).nodeName === nodeName) this.handle("ADDED", pod);
   }
@@ -97,7 +97,7 @@ export class TestKubelet {
     this.runners.set(uid, { runner, pod });
   }
 
-  private workerDeps(runtime: DockerRuntime, connected: () => boolean): WorkerDeps {
+  private workerDeps(runtime: ContainerRuntime, connected: () => boolean): WorkerDeps {
     const { api, nodeName, runId, dataRoot, backoffBaseMs, backoffCapMs } = this.options;
     return { api, runtime, nodeName, runId, dataRoot, backoffBaseMs, backoffCapMs, connected };
   }
@@ -113,7 +113,7 @@ export class TestKubelet {
     this.partitioned = false;
     const { api, nodeName, runtime } = this.options;
     if (!api.get("nodes", "", nodeName)) api.create("nodes", "", nodeObject(nodeName));
-    api.setStatus("nodes", "", nodeName, readyNodeStatus(runtime === null));
+    api.setStatus("nodes", "", nodeName, readyNodeStatus(runtime === null, runtime?.version));
     const live = new Map(api.list("pods").filter((p) => (p.spec as PodSpec).nodeName === nodeName).map((p) => [p.metadata.uid ?? "", p]));
     for (const [uid, { runner }] of this.runners) {
       if (live.has(uid)) continue;

@@ -13,14 +13,14 @@ import { HttpError } from "../apiserver/types.js";
 import type { FakeApiServer, LogOptions, Obj } from "../fakeApiServer.js";
 import { KubeletBackoff } from "./backoff.js";
 import { Prober } from "./probes.js";
-import { StartError, type DockerRuntime, type Started } from "./runtime.js";
+import { endpointOf, idOfContainerID, PullError, StartError, type ContainerRuntime, type Started } from "./containerRuntime.js";
 import { podConditions, podPhase } from "./status.js";
 import { HOST_PORT_ANNOTATION, RUN_LABEL, nowTime, type Condition, type ContainerSpec, type ContainerStatus, type PodSpec, type PodStatus, type Terminated } from "./types.js";
 import { containerStatusOf, type ContainerRecord } from "./containerRecord.js";
 
 export interface WorkerDeps {
   api: FakeApiServer;
-  runtime: DockerRuntime;
+  runtime: ContainerRuntime;
   nodeName: string;
   runId: string;
   dataRoot: string;
@@ -47,6 +47,8 @@ export class PodWorker implements PodRunner {
   /** Set once termination began: nothing may start any more. */
   private stopping = false;
   private startTime: string | null = null;
+  /** The sandbox's IP once a container ran (the CRI bridge's, or 127.0.0.1 under Docker). */
+  private podIP: string | null = null;
 
   constructor(
     private pod: Obj,
@@ -182,10 +184,18 @@ export class PodWorker implements PodRunner {
       return false;
     }
     rec.pull.attempted(now);
-    rec.pullFailedAt = now;
-    rec.waiting = { reason: "ErrImagePull", message: `failed to pull and unpack image "${image}": not present locally, and the test kubelet never pulls` };
-    this.schedule(rec.pull.delayMs);
-    return false;
+    try {
+      // The runtime pulls for real (containerd: only loopback registries answer, so an image not imported fails).
+      await this.deps.runtime.pullImage(image);
+      rec.pullFailedAt = 0;
+      return true;
+    } catch (err) {
+      if (!(err instanceof PullError)) throw err;
+      rec.pullFailedAt = Date.now();
+      rec.waiting = { reason: "ErrImagePull", message: err.message };
+      this.schedule(rec.pull.delayMs);
+      return false;
+    }
   }
 
   private async start(rec: ContainerRecord): Promise<void> {
@@ -202,7 +212,7 @@ export class PodWorker implements PodRunner {
       if (!(err instanceof StartError)) throw err;
       // containerd's StartError: the container exists but its process never ran.
       this.retire(rec, err.containerId);
-      rec.terminated = { exitCode: 128, reason: "StartError", message: err.message, startedAt: "1970-01-01T00:00:00Z", finishedAt: nowTime(), containerID: `docker://${err.containerId}` };
+      rec.terminated = err.terminated ?? { exitCode: 128, reason: "StartError", message: err.message, startedAt: "1970-01-01T00:00:00Z", finishedAt: nowTime(), containerID: `docker://${err.containerId}` };
       rec.finishedMs = Date.now();
       rec.waiting = null;
       this.again = true;
@@ -213,6 +223,7 @@ export class PodWorker implements PodRunner {
       return;
     }
     rec.current = { ...started, specImage: rec.spec.image };
+    this.podIP = started.podIP;
     rec.terminated = null;
     rec.waiting = null;
     rec.ready = false;
@@ -231,7 +242,7 @@ export class PodWorker implements PodRunner {
   private watchExit(rec: ContainerRecord, id: string): void {
     rec.exit = this.deps.runtime
       .waitExit(id)
-      .catch((): Terminated => ({ exitCode: 137, reason: "Error", finishedAt: nowTime(), containerID: `docker://${id}` }))
+      .catch((): Terminated => ({ exitCode: 137, reason: "Error", finishedAt: nowTime(), containerID: rec.current?.containerID ?? `docker://${id}` }))
       .then((t) => {
         if (rec.current?.id !== id) return;
         for (const p of rec.probers) p.stop();
@@ -247,9 +258,9 @@ export class PodWorker implements PodRunner {
   }
 
   private startProbes(rec: ContainerRecord, started: Started): void {
-    const portOf = (port: number | string): number | undefined => {
+    const portOf = (port: number | string): { host: string; port: number } | undefined => {
       const n = typeof port === "number" ? port : (rec.spec.ports ?? []).find((p) => p.name === port)?.containerPort;
-      return n === undefined ? undefined : started.hostPorts[n];
+      return n === undefined ? undefined : endpointOf(started, n);
     };
     if (rec.spec.readinessProbe) {
       rec.probers.push(
@@ -281,6 +292,9 @@ export class PodWorker implements PodRunner {
     const spec = rec.spec;
     const ports = (spec.ports ?? []).map((p) => p.containerPort);
     return {
+      pod: { name, namespace: namespace ?? "", uid: uid ?? "", spec: this.spec },
+      container: spec,
+      attempt: rec.attempts - 1,
       name: `k8s_${spec.name}_${name}_${namespace}_${uid}_${rec.attempts - 1}`,
       image: spec.image,
       command: spec.command,
@@ -314,7 +328,7 @@ export class PodWorker implements PodRunner {
   }
 
   private annotatePorts(hostPorts: Record<number, number>): void {
-    if (!this.deps.connected()) return;
+    if (!this.deps.connected() || Object.keys(hostPorts).length === 0) return;
     const { namespace, name } = this.pod.metadata;
     try {
       this.deps.api.update("pods", namespace ?? "", name, (o) => {
@@ -342,8 +356,7 @@ export class PodWorker implements PodRunner {
       phase,
       conditions: podConditions(existing as Condition[], statuses, phase),
       hostIP: "127.0.0.1",
-      podIP: "127.0.0.1",
-      podIPs: [{ ip: "127.0.0.1" }],
+      ...(this.podIP ? { podIP: this.podIP, podIPs: [{ ip: this.podIP }] } : {}),
       startTime: this.startTime ?? nowTime(),
       containerStatuses: statuses,
     };
@@ -365,13 +378,14 @@ export class PodWorker implements PodRunner {
     await Promise.all([...this.containers.values()].map((rec) => this.stopContainer(rec, graceSeconds)));
     this.writeStatus();
     this.done = true;
-    if (!forget) return;
+    if (!forget) return void (await this.deps.runtime.releasePod(this.pod.metadata.uid ?? ""));
     for (const rec of this.containers.values()) if (rec.prevId) await this.deps.runtime.remove(rec.prevId);
+    await this.deps.runtime.releasePod(this.pod.metadata.uid ?? "");
   }
 
   async logs(options: LogOptions): Promise<Readable> {
     const rec = this.containers.get(options.container);
-    const id = options.previous ? (rec?.current ? rec.prevId : rec?.last?.containerID?.slice(9)) : (rec?.current?.id ?? rec?.prevId);
+    const id = options.previous ? (rec?.current ? rec.prevId : (rec?.last?.containerID ? idOfContainerID(rec.last.containerID) : undefined)) : (rec?.current?.id ?? rec?.prevId);
     if (!id) {
       const what = options.previous ? `previous terminated container "${options.container}"` : `container "${options.container}"`;
       throw new HttpError(400, "BadRequest", `${what} in pod "${this.pod.metadata.name}" is waiting to start: ${rec?.waiting?.reason ?? "ContainerCreating"}`);

@@ -7,7 +7,8 @@
 import http from "node:http";
 import type { Probe } from "./types.js";
 
-export type ProbeTarget = (port: number | string) => number | undefined;
+/** Where the probe connects: a container port resolved to the pod IP (CRI) or a published 127.0.0.1 port (Docker). */
+export type ProbeTarget = (port: number | string) => { host: string; port: number } | undefined;
 
 export class Prober {
   private timer: NodeJS.Timeout | null = null;
@@ -22,7 +23,7 @@ export class Prober {
    */
   constructor(
     private readonly probe: Probe,
-    private readonly hostPort: ProbeTarget,
+    private readonly target: ProbeTarget,
     initial: boolean,
     private readonly onResult: (ok: boolean) => void,
   ) {
@@ -52,10 +53,10 @@ export class Prober {
 
   private once(): Promise<boolean> {
     const get = this.probe.httpGet;
-    const port = get ? this.hostPort(get.port) : undefined;
-    if (!get || port === undefined) return Promise.resolve(false);
+    const target = get ? this.target(get.port) : undefined;
+    if (!get || target === undefined) return Promise.resolve(false);
     return new Promise((resolve) => {
-      const req = http.get({ host: "127.0.0.1", port, path: get.path ?? "/", timeout: (this.probe.timeoutSeconds ?? 1) * 1000, agent: false }, (res) => {
+      const req = http.get({ host: target.host, port: target.port, path: get.path ?? "/", timeout: (this.probe.timeoutSeconds ?? 1) * 1000, agent: false }, (res) => {
         res.resume();
         resolve((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 400);
       });

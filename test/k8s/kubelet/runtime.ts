@@ -1,55 +1,29 @@
 /**
- * The container runtime of the test kubelet: Docker through dockerode. Images
- * are only looked up, never pulled (nothing may leave this machine), so a
- * missing image is an image pull failure. Every container publishes its
- * ports on 127.0.0.1 with a Docker-assigned host port, so Pods never collide.
+ * The Docker adapter of the test kubelet's ContainerRuntime (the CRI one is
+ * criRuntime.ts): containers through dockerode. Images are only looked up,
+ * never pulled (nothing may leave this machine), so a missing image is an
+ * image pull failure. Every container publishes its ports on 127.0.0.1 with
+ * a Docker-assigned host port, so Pods never collide; the pod IP is
+ * 127.0.0.1.
  */
 import { PassThrough, type Readable } from "node:stream";
 import type Dockerode from "dockerode";
+import { PullError, StartError, type ContainerRuntime, type LogRequest, type RunSpec, type Started } from "./containerRuntime.js";
 import type { Terminated } from "./types.js";
 import { nowTime } from "./types.js";
 
-export interface RunSpec {
-  name: string;
-  image: string;
-  command?: string[];
-  args?: string[];
-  env: string[];
-  ports: number[];
-  binds: string[];
-  labels: Record<string, string>;
-}
-
-export interface Started {
-  id: string;
-  /** The image as the runtime names it in a container status (containerd: the first repo tag, registry-qualified). */
-  image: string;
-  /** containerd's imageRef: the first repo digest, or the image id. */
-  imageId: string;
-  startedAt: string;
-  hostPorts: Record<number, number>;
-  pid: number;
-}
-
-/** A container that was created but could not start (a bad entrypoint): the kubelet's StartError. */
-export class StartError extends Error {
-  constructor(
-    readonly containerId: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+export { StartError, type RunSpec, type Started } from "./containerRuntime.js";
 
 const RUN_NETWORK_LABEL = "kubelet.test.galaxy.io/network";
 const statusCode = (err: unknown): number | undefined => (err as { statusCode?: number }).statusCode;
 
-export class DockerRuntime {
+export class DockerRuntime implements ContainerRuntime {
+  readonly version = "docker://20.10";
   private network: Promise<string> | null = null;
 
   /**
    * `network`: a bridge network of this cluster's own (created on first use,
-   * removed by dispose()), so Pods never depend on the machine's default
+   * removed by close()), so Pods never depend on the machine's default
    * bridge (docker0), which other users of the daemon may have taken away.
    */
   constructor(
@@ -72,11 +46,8 @@ export class DockerRuntime {
     return this.network;
   }
 
-  /** Removes the network this runtime created (its containers must be gone). */
-  async dispose(): Promise<void> {
-    if (!this.network) return;
-    await this.network.catch(() => undefined);
-    await this.docker.getNetwork(this.networkName!).remove().catch(() => undefined);
+  pullImage(ref: string): Promise<string> {
+    return Promise.reject(new PullError(`failed to pull and unpack image "${ref}": not present locally, and the test kubelet never pulls`));
   }
 
   /** The image's id, or null when it is not present locally. */
@@ -113,8 +84,9 @@ export class DockerRuntime {
       const b = info.NetworkSettings.Ports[`${p}/tcp`]?.[0];
       if (b) hostPorts[p] = Number(b.HostPort);
     }
+    const startedAt = info.State.StartedAt.replace(/\.\d+Z$/, "Z");
     const names = await this.reportedNames(info.Image);
-    return { id: container.id, ...names, startedAt: info.State.StartedAt.replace(/\.\d+Z$/, "Z"), hostPorts, pid: info.State.Pid };
+    return { id: container.id, containerID: `docker://${container.id}`, ...names, startedAt, hostPorts, podIP: "127.0.0.1", pid: info.State.Pid };
   }
 
   /**
@@ -125,11 +97,11 @@ export class DockerRuntime {
    * the order they were made; containerd's image store keeps its references
    * sorted, so the first is the smallest.
    */
-  private async reportedNames(imageId: string): Promise<{ image: string; imageId: string }> {
+  private async reportedNames(imageId: string): Promise<{ reportedImage: string; imageId: string }> {
     const info = await this.docker.getImage(imageId).inspect();
     const tags = [...(info.RepoTags ?? [])].filter((t) => t !== "<none>:<none>").sort();
     const digests = [...(info.RepoDigests ?? [])].sort();
-    return { image: tags[0] ? qualified(tags[0]) : imageId, imageId: digests[0] ? qualified(digests[0]) : imageId };
+    return { reportedImage: tags[0] ? qualified(tags[0]) : imageId, imageId: digests[0] ? qualified(digests[0]) : imageId };
   }
 
   /** Resolves when the container exits, with its termination as the kubelet reports it. */
@@ -151,6 +123,22 @@ export class DockerRuntime {
     }
   }
 
+  releasePod(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  async removeAll(runLabel: string, runId: string): Promise<void> {
+    const ids = await this.listLabelled(runLabel, runId);
+    await Promise.all(ids.map((id) => this.remove(id)));
+  }
+
+  /** Removes the network this runtime created (its containers must be gone). */
+  async close(): Promise<void> {
+    if (!this.network) return;
+    await this.network.catch(() => undefined);
+    await this.docker.getNetwork(this.networkName!).remove().catch(() => undefined);
+  }
+
   async remove(id: string): Promise<void> {
     try {
       await this.docker.getContainer(id).remove({ force: true, v: true });
@@ -166,7 +154,7 @@ export class DockerRuntime {
   }
 
   /** stdout and stderr interleaved, demultiplexed from Docker's framing. */
-  async logs(id: string, options: { follow: boolean; tailLines?: number; timestamps: boolean }): Promise<Readable> {
+  async logs(id: string, options: LogRequest): Promise<Readable> {
     const c = this.docker.getContainer(id);
     const common = { stdout: true, stderr: true, timestamps: options.timestamps, ...(options.tailLines !== undefined ? { tail: options.tailLines } : {}) };
     const out = new PassThrough();
@@ -184,14 +172,6 @@ export class DockerRuntime {
   }
 }
 
-/** A reference as distribution/reference's ParseNormalizedNamed spells it: `x:1` -> `docker.io/library/x:1`. */
-export function qualified(ref: string): string {
-  const slash = ref.indexOf("/");
-  const first = slash < 0 ? "" : ref.slice(0, slash);
-  if (first.includes(".") || first.includes(":") || first === "localhost") return ref;
-  return slash < 0 ? `docker.io/library/${ref}` : `docker.io/${ref}`;
-}
-
 /** Docker's multiplexed log framing: 8-byte headers (stream, 0, 0, 0, size BE32) before each payload. */
 function demux(buf: Buffer): Buffer {
   const parts: Buffer[] = [];
@@ -202,4 +182,12 @@ function demux(buf: Buffer): Buffer {
     at += 8 + size;
   }
   return Buffer.concat(parts);
+}
+
+/** A reference as distribution/reference's ParseNormalizedNamed spells it: `x:1` -> `docker.io/library/x:1`. */
+export function qualified(ref: string): string {
+  const slash = ref.indexOf("/");
+  const first = slash < 0 ? "" : ref.slice(0, slash);
+  if (first.includes(".") || first.includes(":") || first === "localhost") return ref;
+  return slash < 0 ? `docker.io/library/${ref}` : `docker.io/${ref}`;
 }

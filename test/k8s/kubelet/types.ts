@@ -23,6 +23,31 @@ export interface ContainerSpec {
   volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
   readinessProbe?: Probe;
   livenessProbe?: Probe;
+  /** Enforced only by the CRI runtime (cgroup limits, LinuxContainerSecurityContext). */
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+  securityContext?: ContainerSecurityContext;
+}
+export interface SeccompProfile {
+  type: "RuntimeDefault" | "Unconfined" | "Localhost";
+  localhostProfile?: string;
+}
+export interface ContainerSecurityContext {
+  runAsUser?: number;
+  runAsGroup?: number;
+  runAsNonRoot?: boolean;
+  readOnlyRootFilesystem?: boolean;
+  allowPrivilegeEscalation?: boolean;
+  privileged?: boolean;
+  capabilities?: { add?: string[]; drop?: string[] };
+  seccompProfile?: SeccompProfile;
+}
+export interface PodSecurityContext {
+  runAsUser?: number;
+  runAsGroup?: number;
+  runAsNonRoot?: boolean;
+  fsGroup?: number;
+  supplementalGroups?: number[];
+  seccompProfile?: SeccompProfile;
 }
 export interface VolumeSpec {
   name: string;
@@ -36,6 +61,7 @@ export interface PodSpec {
   containers: ContainerSpec[];
   volumes?: VolumeSpec[];
   tolerations?: { key?: string; operator?: string; value?: string; effect?: string }[];
+  securityContext?: PodSecurityContext;
 }
 
 export interface Terminated {
