@@ -5,6 +5,7 @@
  * pid; the machine's dockerd and whatever runs on it are never touched, so
  * this file runs in the main suite beside the others.
  */
+import { existsSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Manager } from "../../src/controller/manager.js";
 import { LABELS } from "../../src/runtime/docker/labels.js";
@@ -15,6 +16,9 @@ import { ownDockerdUnavailable, startOwnDockerd, type OwnDockerd } from "../help
 import { startPostgres, type PostgresServer } from "../helpers/postgres.js";
 
 const unavailable = ownDockerdUnavailable();
+/** The machine's default bridge: a second dockerd must leave it alone (with --bridge=none dockerd deletes it). */
+const hostBridge = "/sys/class/net/docker0";
+const hostBridgeBefore = existsSync(hostBridge);
 let engine: OwnDockerd;
 let pg: PostgresServer;
 let store: SqlStore;
@@ -76,5 +80,7 @@ describe.skipIf(unavailable !== null)(`dockerd restarted under a running control
     }, 30_000);
     const events = await store.eventsAfter(0);
     expect(events.some((e) => e.type === "container_exited")).toBe(true);
+    // Its own engine came and went twice; the machine's is as it was.
+    expect(existsSync(hostBridge)).toBe(hostBridgeBefore);
   }, 240_000);
 });
