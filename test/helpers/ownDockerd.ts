@@ -3,11 +3,13 @@
  * root, exec root (so its own managed containerd), pid file, a default bridge
  * device of its own, no iptables rules and user networks from a private pool.
  *
- * Not `--bridge=none`: dockerd then deletes the machine's docker0
- * (removeDefaultBridgeInterface in moby's daemon_unix.go), which breaks every
- * container of the machine's engine on its default network. Nor the default
- * bridge with `--bip`: that would readdress docker0. So the test creates a
- * bridge device of its own and names it with `--bridge`.
+ * dockerd deletes the machine's docker0 (moby's removeDefaultBridgeInterface,
+ * daemon_unix.go) when started with `--bridge=none`, and on every start after
+ * the first when `--default-address-pool` is set; that breaks every container
+ * of the machine's engine on its default network. And `--bip` on the default
+ * bridge would readdress docker0. So: a bridge device of the test's own named
+ * with `--bridge`, no address pool, and user networks given an explicit
+ * subnet (OWN_SUBNET) by the test that creates them.
  * A test may stop and restart it by its pid; the machine's dockerd, its
  * containerd and every container on it are never touched.
  *
@@ -27,9 +29,9 @@ import { slack } from "./slack.js";
 
 const run = promisify(execFile);
 
-/** Unused by Docker's default pools (172.17-31/16, 192.168/16) and by ensure-docker.sh's engine. */
-const ADDRESS_POOL = "base=10.213.0.0/16,size=24";
-/** Its default bridge's address, outside ADDRESS_POOL. */
+/** For a user network on the own engine: outside Docker's default pools (172.17-31/16, 192.168/16), which the machine's engine draws from. */
+export const OWN_SUBNET = "10.213.0.0/24";
+/** Its default bridge's address. */
 const BRIDGE_CIDR = "10.214.0.1/24";
 
 /** Why this machine cannot run a second dockerd, or null when it can. */
@@ -91,7 +93,6 @@ export async function startOwnDockerd(): Promise<OwnDockerd> {
     "--iptables=false",
     "--ip6tables=false",
     "--ip-masq=false",
-    `--default-address-pool=${ADDRESS_POOL}`,
   ];
   const client = new Dockerode({ socketPath, timeout: slack(30_000) });
   let child: ChildProcess | null = null;

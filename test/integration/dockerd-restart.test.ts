@@ -11,8 +11,8 @@ import type { Manager } from "../../src/controller/manager.js";
 import { LABELS } from "../../src/runtime/docker/labels.js";
 import { openStore, type SqlStore } from "../../src/store/index.js";
 import { fastSettings, startController } from "../helpers/controller.js";
-import { createTestNetwork, ensureTestImages, tempStateDir, TEST_IMAGES, uniqueInstance, waitFor } from "../helpers/docker.js";
-import { ownDockerdUnavailable, startOwnDockerd, type OwnDockerd } from "../helpers/ownDockerd.js";
+import { ensureTestImages, tempStateDir, TEST_IMAGES, uniqueInstance, waitFor } from "../helpers/docker.js";
+import { OWN_SUBNET, ownDockerdUnavailable, startOwnDockerd, type OwnDockerd } from "../helpers/ownDockerd.js";
 import { startPostgres, type PostgresServer } from "../helpers/postgres.js";
 
 const unavailable = ownDockerdUnavailable();
@@ -31,7 +31,8 @@ beforeAll(async () => {
   await ensureTestImages();
   engine = await startOwnDockerd();
   await engine.loadImages([TEST_IMAGES.v100]);
-  await createTestNetwork(network, engine.docker());
+  // An explicit subnet: the own engine has no address pool of its own (see ownDockerd.ts).
+  await engine.docker().createNetwork({ Name: network, Driver: "bridge", IPAM: { Config: [{ Subnet: OWN_SUBNET }] }, Labels: { "com.galaxy.test": "true" } });
   pg = await startPostgres();
   store = await openStore({ databaseUrl: await pg.createDatabase("dockerd"), dataDir: "" });
   manager = await startController({
