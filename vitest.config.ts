@@ -6,6 +6,8 @@ export default defineConfig({
     // Every file is collected: the real-cluster ones (pod-runtime-cluster.test.ts, k8s.test.ts's last block)
     // skip themselves with a reason when $KUBECONFIG is unset, so the closing line counts them as skipped.
     exclude: ["node_modules/**"],
+    // Bounds every fetch that has no signal of its own (test/helpers/setup.ts).
+    setupFiles: ["test/helpers/setup.ts"],
     // Integration files start their own PostgreSQL and containers; two at a time suits a 2-core machine.
     pool: "forks",
     maxWorkers: 2,

@@ -4,7 +4,7 @@
  * way any other writer would (plain SQL, or the store's mutate).
  */
 import type Dockerode from "dockerode";
-import { Manager, type ManagerSettings } from "../../src/controller/manager.js";
+import { Manager, type ManagerHooks, type ManagerSettings } from "../../src/controller/manager.js";
 import { withContractErrors } from "../../src/controller/runtimeErrors.js";
 import { DockerRuntime } from "../../src/runtime/docker/dockerRuntime.js";
 import { HttpProber } from "../../src/runtime/httpProber.js";
@@ -52,6 +52,8 @@ export async function startController(opts: {
   withLease?: boolean;
   /** Default: the machine's engine (DOCKER_HOST, else /var/run/docker.sock). */
   docker?: Dockerode;
+  /** E.g. LoopLooks.hooks (test/helpers/loop.ts), to see the loop look again. */
+  hooks?: ManagerHooks;
 }): Promise<Manager> {
   const logger = createLogger(process.env.TEST_LOG_LEVEL ?? "silent", "test-controller");
   const leaseName = `rtmanager/${opts.settings.instanceId}`;
@@ -66,6 +68,7 @@ export async function startController(opts: {
     identity: opts.identity ?? `test-${process.pid}`,
     settings: opts.settings,
     logger,
+    hooks: opts.hooks,
   });
   await manager.start();
   return manager;

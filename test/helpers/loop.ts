@@ -5,6 +5,7 @@
  * (rtmanager_probe_total) have moved on by at least `times`, instead of
  * sleeping a fixed time that a loaded machine may not honour.
  */
+import type { ManagerHooks } from "../../src/controller/manager.js";
 import { waitFor } from "./docker.js";
 
 export type LoopCounter = "resync" | "probe";
@@ -41,4 +42,22 @@ export function counterValue(target: MetricsTarget, counter: LoopCounter): Promi
 export async function afterLoopLookedAgain(target: MetricsTarget, times = 2, counter: LoopCounter = "resync", timeoutMs = 60_000): Promise<void> {
   const from = await counterValue(target, counter);
   await waitFor(`${METRIC[counter]} to move ${times} times past ${from}`, async () => ((await counterValue(target, counter)) >= from + times ? true : undefined), timeoutMs, 100);
+}
+
+/**
+ * The same for a Manager a test runs in-process without HTTP (startController):
+ * pass `hooks` to it, then `await looks.lookedAgain()` before a "nothing happened" check.
+ */
+export class LoopLooks {
+  resyncs = 0;
+  readonly hooks: ManagerHooks = {
+    onResync: () => {
+      this.resyncs++;
+    },
+  };
+
+  async lookedAgain(times = 2, timeoutMs = 60_000): Promise<void> {
+    const from = this.resyncs;
+    await waitFor(`${times} resync passes past ${from}`, () => this.resyncs >= from + times, timeoutMs, 50);
+  }
 }

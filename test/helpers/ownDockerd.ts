@@ -1,7 +1,15 @@
 /**
  * A dockerd of the test's own, beside the machine's: its own API socket, data
- * root, exec root (so its own managed containerd), pid file, no default
- * bridge, no iptables rules and user networks from a private pool of its own.
+ * root, exec root (so its own managed containerd), pid file, a default bridge
+ * device of its own, no iptables rules and user networks from a private pool.
+ *
+ * dockerd deletes the machine's docker0 (moby's removeDefaultBridgeInterface,
+ * daemon_unix.go) when started with `--bridge=none`, and on every start after
+ * the first when `--default-address-pool` is set; that breaks every container
+ * of the machine's engine on its default network. And `--bip` on the default
+ * bridge would readdress docker0. So: a bridge device of the test's own named
+ * with `--bridge`, no address pool, and user networks given an explicit
+ * subnet (OWN_SUBNET) by the test that creates them.
  * A test may stop and restart it by its pid; the machine's dockerd, its
  * containerd and every container on it are never touched.
  *
@@ -11,6 +19,7 @@
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { randomBytes } from "node:crypto";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -20,8 +29,10 @@ import { slack } from "./slack.js";
 
 const run = promisify(execFile);
 
-/** Unused by Docker's default pools (172.17-31/16, 192.168/16) and by ensure-docker.sh's engine. */
-const ADDRESS_POOL = "base=10.213.0.0/16,size=24";
+/** For a user network on the own engine: outside Docker's default pools (172.17-31/16, 192.168/16), which the machine's engine draws from. */
+export const OWN_SUBNET = "10.213.0.0/24";
+/** Its default bridge's address. */
+const BRIDGE_CIDR = "10.214.0.1/24";
 
 /** Why this machine cannot run a second dockerd, or null when it can. */
 export function ownDockerdUnavailable(): string | null {
@@ -65,6 +76,11 @@ export async function startOwnDockerd(): Promise<OwnDockerd> {
   if (reason) throw new Error(reason);
   // Short: the API and containerd sockets live under it, and unix socket paths stop at 108 bytes.
   const root = mkdtempSync(path.join(os.tmpdir(), "rtm-dockerd-"));
+  // At most 15 bytes (IFNAMSIZ), random so it is never the machine's.
+  const bridge = `rtmd-${randomBytes(4).toString("hex")}`;
+  await run("ip", ["link", "add", "name", bridge, "type", "bridge"]);
+  await run("ip", ["addr", "add", BRIDGE_CIDR, "dev", bridge]);
+  await run("ip", ["link", "set", bridge, "up"]);
   const socketPath = path.join(root, "docker.sock");
   const host = `unix://${socketPath}`;
   const logFile = path.join(root, "dockerd.log");
@@ -73,11 +89,10 @@ export async function startOwnDockerd(): Promise<OwnDockerd> {
     `--data-root=${path.join(root, "data")}`,
     `--exec-root=${path.join(root, "exec")}`,
     `--pidfile=${path.join(root, "dockerd.pid")}`,
-    "--bridge=none",
+    `--bridge=${bridge}`,
     "--iptables=false",
     "--ip6tables=false",
     "--ip-masq=false",
-    `--default-address-pool=${ADDRESS_POOL}`,
   ];
   const client = new Dockerode({ socketPath, timeout: slack(30_000) });
   let child: ChildProcess | null = null;
@@ -122,7 +137,11 @@ export async function startOwnDockerd(): Promise<OwnDockerd> {
   /** The bridges its user networks made (br-<id>), deleted at destroy if dockerd left them. */
   const rememberBridges = async (): Promise<void> => {
     const networks = await client.listNetworks();
-    for (const n of networks) if (n.Driver === "bridge") bridges.add(`br-${n.Id.slice(0, 12)}`);
+    for (const n of networks) {
+      if (n.Driver !== "bridge" || n.Name === "bridge") continue;
+      bridges.add(n.Options?.["com.docker.network.bridge.name"] ?? `br-${n.Id.slice(0, 12)}`);
+    }
+    bridges.add(bridge);
   };
 
   /**
@@ -158,7 +177,15 @@ export async function startOwnDockerd(): Promise<OwnDockerd> {
     for (const m of mounts) await run("umount", ["-l", m]).catch(() => undefined);
   };
 
-  await launch();
+  try {
+    await launch();
+  } catch (err) {
+    await stop();
+    stopLeftovers();
+    await run("ip", ["link", "delete", bridge]).catch(() => undefined);
+    rmSync(root, { recursive: true, force: true });
+    throw err;
+  }
   let destroyed = false;
   return {
     host,
@@ -185,6 +212,7 @@ export async function startOwnDockerd(): Promise<OwnDockerd> {
       await stop();
       stopLeftovers();
       await unmountUnder();
+      bridges.add(bridge);
       for (const b of bridges) {
         if (existsSync(`/sys/class/net/${b}`)) await run("ip", ["link", "delete", b]).catch(() => undefined);
       }

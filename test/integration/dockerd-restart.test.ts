@@ -5,16 +5,20 @@
  * pid; the machine's dockerd and whatever runs on it are never touched, so
  * this file runs in the main suite beside the others.
  */
+import { existsSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Manager } from "../../src/controller/manager.js";
 import { LABELS } from "../../src/runtime/docker/labels.js";
 import { openStore, type SqlStore } from "../../src/store/index.js";
 import { fastSettings, startController } from "../helpers/controller.js";
-import { createTestNetwork, ensureTestImages, tempStateDir, TEST_IMAGES, uniqueInstance, waitFor } from "../helpers/docker.js";
-import { ownDockerdUnavailable, startOwnDockerd, type OwnDockerd } from "../helpers/ownDockerd.js";
+import { ensureTestImages, tempStateDir, TEST_IMAGES, uniqueInstance, waitFor } from "../helpers/docker.js";
+import { OWN_SUBNET, ownDockerdUnavailable, startOwnDockerd, type OwnDockerd } from "../helpers/ownDockerd.js";
 import { startPostgres, type PostgresServer } from "../helpers/postgres.js";
 
 const unavailable = ownDockerdUnavailable();
+/** The machine's default bridge: a second dockerd must leave it alone (with --bridge=none dockerd deletes it). */
+const hostBridge = "/sys/class/net/docker0";
+const hostBridgeBefore = existsSync(hostBridge);
 let engine: OwnDockerd;
 let pg: PostgresServer;
 let store: SqlStore;
@@ -27,7 +31,8 @@ beforeAll(async () => {
   await ensureTestImages();
   engine = await startOwnDockerd();
   await engine.loadImages([TEST_IMAGES.v100]);
-  await createTestNetwork(network, engine.docker());
+  // An explicit subnet: the own engine has no address pool of its own (see ownDockerd.ts).
+  await engine.docker().createNetwork({ Name: network, Driver: "bridge", IPAM: { Config: [{ Subnet: OWN_SUBNET }] }, Labels: { "com.galaxy.test": "true" } });
   pg = await startPostgres();
   store = await openStore({ databaseUrl: await pg.createDatabase("dockerd"), dataDir: "" });
   manager = await startController({
@@ -76,5 +81,7 @@ describe.skipIf(unavailable !== null)(`dockerd restarted under a running control
     }, 30_000);
     const events = await store.eventsAfter(0);
     expect(events.some((e) => e.type === "container_exited")).toBe(true);
+    // Its own engine came and went twice; the machine's is as it was.
+    expect(existsSync(hostBridge)).toBe(hostBridgeBefore);
   }, 240_000);
 });

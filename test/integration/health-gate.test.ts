@@ -22,6 +22,7 @@ import {
   uniqueInstance,
   waitFor,
 } from "../helpers/docker.js";
+import { LoopLooks } from "../helpers/loop.js";
 import { startPostgres, type PostgresServer } from "../helpers/postgres.js";
 
 const docker = testDocker();
@@ -31,6 +32,7 @@ let manager: Manager;
 const instance = uniqueInstance("gate");
 const network = `rtm-gate-${instance}`;
 let stateRoot: string;
+const looks = new LoopLooks();
 
 const sql = (text: string, params: unknown[]) => pg.query(text, params, "gate");
 
@@ -67,6 +69,7 @@ beforeAll(async () => {
   store = await openStore({ databaseUrl: await pg.createDatabase("gate"), dataDir: "" });
   manager = await startController({
     store,
+    hooks: looks.hooks,
     settings: fastSettings({ instanceId: instance, dockerNetwork: network, stateRoot, patchMinHealthyMs: 1000, patchHealthTimeoutMs: 4000, probeIntervalMs: 300 }),
   });
 }, 180_000);
@@ -106,8 +109,8 @@ describe("health-gated lifecycle", () => {
     expect(ops.find((o) => o.kind === "patch" && o.outcome === "failure")?.errorCode).toBe("container_start_failed");
     expect(ops.find((o) => o.kind === "rollback")?.outcome).toBe("success");
 
-    // Held: a resync later it still runs 1.0.0 and has not retried 1.0.3.
-    await new Promise((r) => setTimeout(r, 2500));
+    // Held: two resync passes later it still runs 1.0.0 and has not retried 1.0.3.
+    await looks.lookedAgain(2);
     expect((await containersOf(g)).map((c) => c.Labels[LABELS.imageRef])).toEqual([TEST_IMAGES.v100]);
 
     // A new declaration lifts the hold.

@@ -18,6 +18,7 @@ import {
   uniqueInstance,
   waitFor,
 } from "../helpers/docker.js";
+import { LoopLooks } from "../helpers/loop.js";
 import { startPostgres, type PostgresServer } from "../helpers/postgres.js";
 import { LABELS } from "../../src/runtime/docker/labels.js";
 import { readFile } from "node:fs/promises";
@@ -30,6 +31,7 @@ let manager: Manager;
 const instance = uniqueInstance("loop");
 const network = `rtm-loop-${instance}`;
 let stateRoot: string;
+const looks = new LoopLooks();
 
 async function containersOf(gameId: string) {
   return docker.listContainers({ all: true, filters: { label: [`${LABELS.instance}=${instance}`, `${LABELS.gameId}=${gameId}`] } });
@@ -59,7 +61,7 @@ beforeAll(async () => {
   pg = await startPostgres();
   const url = await pg.createDatabase("loop");
   store = await openStore({ databaseUrl: url, dataDir: "" });
-  manager = await startController({ store, settings: fastSettings({ instanceId: instance, dockerNetwork: network, stateRoot }) });
+  manager = await startController({ store, hooks: looks.hooks, settings: fastSettings({ instanceId: instance, dockerNetwork: network, stateRoot }) });
 }, 180_000);
 
 afterAll(async () => {
@@ -195,7 +197,7 @@ describe("controller core over real Docker and PostgreSQL", () => {
       const r = await store.getRecord(g);
       return r?.status === "stopped" && r.lastExitCode === 0 ? r : undefined;
     }, 30_000);
-    await new Promise((r) => setTimeout(r, 2500)); // at least one resync later
+    await looks.lookedAgain(2); // the loop looked again, twice: a clean exit stays stopped
     expect((await containersOf(g))[0]?.State).toBe("exited");
     const ops = await store.listOperations(g);
     expect(ops.some((o) => o.kind === "self_heal")).toBe(true);

@@ -17,6 +17,7 @@ import { FakeApiServer, type Obj } from "../k8s/fakeApiServer.js";
 import { TestCluster } from "../k8s/kubelet/cluster.js";
 import { startPodTestApp, type PodTestApp } from "../helpers/podApp.js";
 import { until } from "../k8s-infra/helpers.js";
+import { afterLoopLookedAgain } from "../helpers/loop.js";
 
 let t: PodTestApp;
 let server: FakeApiServer;
@@ -68,7 +69,7 @@ describe("an engine on a lost node", () => {
     // Past the probe threshold and several resyncs: the engine fails its health checks, yet the Pod is
     // the same one, never deleted (it may still run on the node and hold its claim), and reported once.
     await until("probe_failed reported", async () => ((await eventsOf(g, "probe_failed")).length > 0 ? true : undefined), 20_000);
-    await new Promise((r) => setTimeout(r, 5_000));
+    await afterLoopLookedAgain(baseUrl, 2);
     expect(podOf(g)?.metadata.uid).toBe(pod.metadata.uid);
     expect(podOf(g)?.metadata.deletionTimestamp).toBeUndefined();
     expect(await eventsOf(g, "node_lost")).toHaveLength(1);

@@ -30,6 +30,7 @@ import { TestCluster } from "../k8s/kubelet/cluster.js";
 import { startPodTestApp, type PodTestApp } from "../helpers/podApp.js";
 import { until } from "../k8s-infra/helpers.js";
 import { createAppWithKubeconfig } from "../helpers/kubeconfigApp.js";
+import { afterLoopLookedAgain } from "../helpers/loop.js";
 
 const NS = "games";
 let t: PodTestApp;
@@ -324,8 +325,8 @@ describe("node failure", () => {
     cluster.partition(node);
 
     await until("probe_failed reported", async () => (await app.store.eventsAfter(0, { gameId: g })).some((e) => e.type === "probe_failed"), 20_000);
-    // Several resyncs later the Pod is still the same one, not deleted: the node may come back.
-    await new Promise((r) => setTimeout(r, 3_000));
+    // Two resyncs later the Pod is still the same one, not deleted: the node may come back.
+    await afterLoopLookedAgain(baseUrl, 2);
     expect(podOf(g)?.metadata.uid).toBe(pod.metadata.uid);
     expect(podOf(g)?.metadata.deletionTimestamp).toBeUndefined();
     expect(await app.store.getRecord(g)).toMatchObject({ status: "running", health: "unhealthy" });
