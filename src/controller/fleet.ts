@@ -116,7 +116,9 @@ export class Fleet {
   private set(gameId: string, next: Standing): void {
     const prev = this.standing.get(gameId) ?? { gating: null, proven: null };
     if (prev.gating === next.gating && prev.proven === next.proven) return;
-    this.standing.set(gameId, next);
+    // Only games that gate or prove an image are kept: a stopped or removed one costs nothing.
+    if (next.gating || next.proven) this.standing.set(gameId, next);
+    else this.standing.delete(gameId);
     if (prev.gating !== next.gating) {
       if (prev.gating) remove(this.gating, prev.gating, gameId);
       if (next.gating) add(this.gating, next.gating, gameId);
