@@ -88,7 +88,7 @@ export class Fleet {
    * with its record in one transaction, through commitReconcile.
    */
   countingRollbacks(state: StateStore): StateStore {
-    const wrapped = Object.create(state) as StateStore & { commitReconcile?: BatchWrite };
+    const wrapped = Object.create(state) as StateStore;
     wrapped.appendEvent = async (event, ...rest) => {
       const stored = await state.appendEvent(event, ...rest);
       await this.countRollbacks([event]);
@@ -96,11 +96,12 @@ export class Fleet {
     };
     const batch = (state as { commitReconcile?: BatchWrite }).commitReconcile;
     if (batch) {
-      wrapped.commitReconcile = async (commit, ...rest) => {
+      const commitReconcile: BatchWrite = async (commit, ...rest) => {
         const stored = await batch.call(state, commit, ...rest);
         await this.countRollbacks(commit.events);
         return stored;
       };
+      Object.assign(wrapped, { commitReconcile });
     }
     return wrapped;
   }
