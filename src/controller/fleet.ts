@@ -12,7 +12,7 @@
  */
 import type { Logger } from "../log.js";
 import type { Declaration } from "../model/declaration.js";
-import type { NewRuntimeEvent, RuntimeEvent, RuntimeRecord } from "../model/record.js";
+import type { NewRuntimeEvent, RuntimeRecord } from "../model/record.js";
 import type { StateStore } from "../model/ports.js";
 import type { Plan } from "./plan.js";
 import { heldByFleet, type FleetView } from "./planFleet.js";
@@ -29,6 +29,9 @@ export interface FleetDeps {
   enqueue(gameId: string): void;
   logger: Logger;
 }
+
+/** A store's one-transaction write of a reconcile's events (and record): only its events matter here. */
+type BatchWrite = (commit: { events: NewRuntimeEvent[] }, ...rest: unknown[]) => Promise<unknown>;
 
 /** Which image a record gates a patch to, and which it runs proven; a game is in at most one of each. */
 interface Standing {
@@ -78,24 +81,40 @@ export class Fleet {
   }
 
   /**
-   * The loop's state store, counting each `patch_rolled_back` it appends
-   * (after the append: only an event the store took, under the leader's
-   * fence, counts) towards the quarantine of the failed image.
+   * The loop's state store, counting each `patch_rolled_back` it writes
+   * (after the write: only an event the store took, under the leader's
+   * fence, counts) towards the quarantine of the failed image. Events go
+   * through appendEvent, and, on a store that writes a reconcile's events
+   * with its record in one transaction, through commitReconcile.
    */
   countingRollbacks(state: StateStore): StateStore {
-    return Object.assign(Object.create(state) as StateStore, {
-      appendEvent: async (event: NewRuntimeEvent) => {
-        const stored: RuntimeEvent = await state.appendEvent(event);
-        const failed = event.type === "patch_rolled_back" ? event.data.failedImageRef : undefined;
-        if (typeof failed === "string") {
-          await this.deps.quarantines.noteRollback(failed, event.gameId).catch((err: unknown) => {
-            // The next REST patch to that image counts again (Quarantines.find).
-            this.deps.logger.warn({ err, imageRef: failed }, "could not count a rollback towards a quarantine");
-          });
-        }
+    const wrapped = Object.create(state) as StateStore;
+    wrapped.appendEvent = async (event, ...rest) => {
+      const stored = await state.appendEvent(event, ...rest);
+      await this.countRollbacks([event]);
+      return stored;
+    };
+    const batch = (state as { commitReconcile?: BatchWrite }).commitReconcile;
+    if (batch) {
+      const commitReconcile: BatchWrite = async (commit, ...rest) => {
+        const stored = await batch.call(state, commit, ...rest);
+        await this.countRollbacks(commit.events);
         return stored;
-      },
-    });
+      };
+      Object.assign(wrapped, { commitReconcile });
+    }
+    return wrapped;
+  }
+
+  private async countRollbacks(events: readonly NewRuntimeEvent[]): Promise<void> {
+    for (const event of events) {
+      const failed = event.type === "patch_rolled_back" ? event.data.failedImageRef : undefined;
+      if (typeof failed !== "string") continue;
+      await this.deps.quarantines.noteRollback(failed, event.gameId).catch((err: unknown) => {
+        // The next REST patch to that image counts again (Quarantines.find).
+        this.deps.logger.warn({ err, imageRef: failed }, "could not count a rollback towards a quarantine");
+      });
+    }
   }
 
   /** Rebuilds everything from the records when this replica starts leading. */
@@ -116,7 +135,9 @@ export class Fleet {
   private set(gameId: string, next: Standing): void {
     const prev = this.standing.get(gameId) ?? { gating: null, proven: null };
     if (prev.gating === next.gating && prev.proven === next.proven) return;
-    this.standing.set(gameId, next);
+    // Only games that gate or prove an image are kept: a stopped or removed one costs nothing.
+    if (next.gating || next.proven) this.standing.set(gameId, next);
+    else this.standing.delete(gameId);
     if (prev.gating !== next.gating) {
       if (prev.gating) remove(this.gating, prev.gating, gameId);
       if (next.gating) add(this.gating, next.gating, gameId);

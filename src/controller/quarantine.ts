@@ -106,10 +106,11 @@ export class Quarantines {
       .then((list) => {
         const before = [...this.active.keys()].sort().join(" ");
         this.active = new Map(list.map((q) => [q.imageRef, q]));
-        this.loadedAt = this.now();
         if ([...this.active.keys()].sort().join(" ") !== before) this.deps.onChange?.();
       })
       .finally(() => {
+        // A failed read is tried again after the same interval, not on every plan.
+        this.loadedAt = this.now();
         this.loading = null;
       });
     return this.loading;

@@ -142,7 +142,7 @@ describe("canaries", () => {
   let t: TestApp;
   beforeAll(async () => {
     // Long enough a healthy window to see the others wait behind the canary.
-    t = await startTestApp({ env: { RTMANAGER_PATCH_CANARIES: "1", RTMANAGER_PATCH_MIN_HEALTHY: "3s", RTMANAGER_PATCH_HEALTH_TIMEOUT: "20s" } });
+    t = await startTestApp({ env: { RTMANAGER_PATCH_CANARIES: "1", RTMANAGER_QUARANTINE_AFTER: "2", RTMANAGER_PATCH_MIN_HEALTHY: "3s", RTMANAGER_PATCH_HEALTH_TIMEOUT: "20s" } });
   }, 120_000);
   afterAll(async () => t?.close(), 120_000);
 
@@ -180,5 +180,27 @@ describe("canaries", () => {
       // No other engine was touched before the canary passed its gate.
       expect(op.startedAt.getTime()).toBeGreaterThanOrEqual(canaryOp.finishedAt!.getTime());
     }
+  }, 180_000);
+
+  it("a canary that rolls back hands its slot to the next game; at the quarantine every game still waiting fails with its message, engines untouched", async () => {
+    const BAD = TEST_IMAGES.brokenStart;
+    const games = [uniqueGameId("f"), uniqueGameId("f"), uniqueGameId("f"), uniqueGameId("f")];
+    await Promise.all(games.map((g) => t.client.start(g, TEST_IMAGES.v100)));
+    const oldIds = new Map(await Promise.all(games.map(async (g) => [g, (await runningOn(t, g, TEST_IMAGES.v100)).Id] as const)));
+
+    const errors = await Promise.all(games.map((g) => failure(t.client.patch(g, BAD))));
+    for (const err of errors) expect(err.code).toBe("container_start_failed");
+    const tried = games.filter((_, i) => /rolled back to/.test(errors[i]!.message));
+    const spared = games.filter((_, i) => errors[i]!.message.includes(`image ${BAD} is quarantined`));
+    // One canary at a time, two rollbacks (RTMANAGER_QUARANTINE_AFTER=2), then the quarantine for the rest.
+    expect(tried).toHaveLength(2);
+    expect(spared).toHaveLength(2);
+    for (const g of spared) {
+      expect((await containersOf(t, g)).map((x) => [x.Id, x.Labels[LABELS.imageRef]])).toEqual([[oldIds.get(g), TEST_IMAGES.v100]]);
+      expect((await t.store.listOperations(g)).some((o) => o.kind === "rollback")).toBe(false);
+    }
+    for (const g of tried) await runningOn(t, g, TEST_IMAGES.v100);
+    const rollbacks = (await t.store.eventsAfter(0)).filter((ev) => ev.type === "patch_rolled_back" && ev.data.failedImageRef === BAD);
+    expect(rollbacks.map((ev) => ev.gameId).sort()).toEqual([...tried].sort());
   }, 180_000);
 });

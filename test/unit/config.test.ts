@@ -28,6 +28,23 @@ describe("configuration", () => {
     expect(() => loadConfig({ [name]: value })).toThrow(name);
   });
 
+  it("quarantine and canaries: defaults 3 rollbacks in 10 minutes, canaries off; set, they are read", () => {
+    const c = loadConfig({});
+    expect([c.quarantineAfter, c.quarantineWindowMs, c.patchCanaries]).toEqual([3, 600_000, 0]);
+    const set = loadConfig({ RTMANAGER_QUARANTINE_AFTER: "5", RTMANAGER_QUARANTINE_WINDOW: "30m", RTMANAGER_PATCH_CANARIES: "2" });
+    expect([set.quarantineAfter, set.quarantineWindowMs, set.patchCanaries]).toEqual([5, 1_800_000, 2]);
+  });
+
+  it.each([
+    ["RTMANAGER_QUARANTINE_AFTER", "0"],
+    ["RTMANAGER_QUARANTINE_AFTER", "three"],
+    ["RTMANAGER_QUARANTINE_WINDOW", "a while"],
+    ["RTMANAGER_PATCH_CANARIES", "-1"],
+    ["RTMANAGER_PATCH_CANARIES", "1.5"],
+  ])("a bad %s (%s) stops start-up with a message naming it", (name, value) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(name);
+  });
+
   it("every variable is documented in the README with its default", () => {
     const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
     for (const s of CONFIG_DOCS) {

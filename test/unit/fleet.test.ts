@@ -168,6 +168,28 @@ describe("quarantine counting", () => {
     expect(await quarantines.find(NEW)).toBeNull();
   });
 
+  it("rollbacks a store writes in one transaction with the record (commitReconcile) count too, after the commit", async () => {
+    const { fleet, store, events } = setup(0);
+    const committed: string[] = [];
+    const batching = {
+      appendEvent: async () => {
+        throw new Error("not used");
+      },
+      commitReconcile: async (commit: { events: NewRuntimeEvent[] }) => {
+        for (const e of commit.events) store.rollbacks.push({ imageRef: String(e.data.failedImageRef), gameId: e.gameId });
+        committed.push(...commit.events.map((e) => e.gameId));
+        return [];
+      },
+    };
+    const loop = fleet.countingRollbacks(batching as unknown as StateStore) as unknown as typeof batching;
+    for (const g of ["a", "b", "c"]) {
+      await loop.commitReconcile({ events: [{ gameId: g, type: "patch_rolled_back", opId: null, data: { failedImageRef: NEW } }] });
+    }
+    expect(committed).toEqual(["a", "b", "c"]);
+    expect(fleet.view().quarantined.get(NEW)).toMatchObject({ rollbacks: 3, gameId: "c" });
+    expect(events.map((e) => e.type)).toEqual(["image_quarantined"]);
+  });
+
   it("a quarantine missed by a crash after the third rollback is imposed by the next check of that image", async () => {
     const { quarantines, store, events } = setup(0);
     store.rollbacks.push({ imageRef: NEW, gameId: "a" }, { imageRef: NEW, gameId: "b" }, { imageRef: NEW, gameId: "c" });
