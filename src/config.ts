@@ -72,6 +72,8 @@ export const CONFIG_DOCS: Setting[] = [
   { env: "RTMANAGER_LOGS_MAX_BYTES", default: "1m", doc: "Byte ceiling of one engine-log read without follow (GET .../logs); a smaller limitBytes wins. k, m, g are binary." },
   { env: "RTMANAGER_LOGS_FOLLOW_MAX", default: "1h", doc: "How long one followed engine-log stream (GET .../logs?follow=true) stays open at most." },
   { env: "RTMANAGER_INTERNAL_TOKEN_FILE", default: undefined, doc: "File holding the bearer token (instead of RTMANAGER_INTERNAL_TOKEN): one line, or two during a rotation (both valid). Re-read when it changes." },
+  { env: "RTMANAGER_METRICS_TOKEN_FILE", default: undefined, doc: "File of one or two read-only bearer tokens (the RTMANAGER_INTERNAL_TOKEN_FILE format, re-read when it changes) that may only scrape GET /metrics: Prometheus' token, not Game Master's." },
+  { env: "RTMANAGER_ALLOW_SHORT_TOKENS", default: "false", doc: "`true` accepts bearer tokens under 32 characters. The example Secret's `CHANGE-ME` placeholder is refused either way." },
   { env: "RTMANAGER_ALLOW_UNAUTHENTICATED", default: "false", doc: "Required (`true`) to listen on a non-loopback address without a token; start-up is refused otherwise." },
   { env: "RTMANAGER_ALLOWED_HOSTS", default: "", doc: "Comma-separated extra `Host` names accepted (e.g. a Service's `rtmanager.galaxy.svc`); `localhost`, this machine's name and IP literals always are; a leading `.` allows subdomains. Probes are exempt." },
   { env: "RTMANAGER_ALLOWED_ORIGINS", default: "", doc: "Comma-separated browser origins allowed to call the API; a request with any other `Origin`, or `Sec-Fetch-Site: cross-site`, gets 403." },

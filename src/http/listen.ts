@@ -15,10 +15,12 @@ type ListenConfig = Pick<Config, "httpHost" | "httpPort" | "httpSocketPath">;
 const SOCKET_MODE = 0o660;
 
 /** The settings of createHttpServer that come straight from the configuration. */
-export function httpDepsFromConfig(config: Config): Pick<HttpDeps, "token" | "tokenFile" | "guards" | "limits" | "imageAllowlist"> {
+export function httpDepsFromConfig(config: Config): Pick<HttpDeps, "token" | "tokenFile" | "metricsTokenFile" | "minTokenLength" | "guards" | "limits" | "imageAllowlist"> {
   return {
     token: config.internalToken,
     tokenFile: config.internalTokenFile,
+    metricsTokenFile: config.metricsTokenFile,
+    minTokenLength: config.minTokenLength,
     // No browser reaches a Unix socket, and its clients send whatever Host they like.
     guards: { allowedHosts: config.allowedHosts, allowedOrigins: config.allowedOrigins, checkHost: config.httpSocketPath === undefined },
     limits: {
