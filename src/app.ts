@@ -292,6 +292,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
     enqueue: (gameId) => manager.enqueue(gameId),
     opTimeoutMs: config.opTimeoutMs,
     records,
+    maxGames: config.maxGames,
   });
   // Every reconcile appends its events before it writes the record, so a record
   // notification (from any replica) is also the moment new events may exist.

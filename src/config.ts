@@ -84,6 +84,7 @@ export const CONFIG_DOCS: Setting[] = [
   { env: "RTMANAGER_MAX_EVENT_STREAMS", default: "256", doc: "Open event streams (GET /api/v1/ext/events) at once; past it: 503 with Retry-After." },
   { env: "RTMANAGER_MAX_LOG_FOLLOWS", default: "64", doc: "Followed engine-log streams (GET .../logs?follow=true) open at once in this process; past it: 503 with Retry-After. Each holds a runtime stream for up to RTMANAGER_LOGS_FOLLOW_MAX." },
   { env: "RTMANAGER_MAX_LOG_FOLLOWS_PER_GAME", default: "4", doc: "Followed engine-log streams of one game open at once; past it: 503 with Retry-After." },
+  { env: "RTMANAGER_MAX_GAMES", default: "10000", doc: "Games (declared or recorded) this installation holds; a REST start of a new game past it answers 409 conflict. Games already known are never refused; SQL and kubectl declarations are not counted against it at write time." },
   { env: "RTMANAGER_MAX_CONCURRENT_MUTATIONS", default: "512", doc: "REST mutations in flight at once; past it: 503 service_unavailable with Retry-After." },
   { env: "RTMANAGER_HTTP_REQUEST_TIMEOUT", default: "30s", doc: "Time a client has to send a whole request (headers and body)." },
   { env: "RTMANAGER_HTTP_IDLE_TIMEOUT", default: "60s", doc: "A socket silent this long mid-request is closed; mutations wait up to RTMANAGER_OP_TIMEOUT instead, event streams have keep-alives." },
@@ -147,6 +148,8 @@ export interface Config extends HttpSettings {
   retentionMs: number;
   resyncIntervalMs: number;
   concurrency: number;
+  /** RTMANAGER_MAX_GAMES. */
+  maxGames: number;
   defaultCpus: number;
   defaultMemoryBytes: number;
   defaultPidsLimit: number;
@@ -227,6 +230,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     RTMANAGER_CONTAINER_RETENTION: duration("RTMANAGER_CONTAINER_RETENTION"),
     RTMANAGER_RESYNC_INTERVAL: duration("RTMANAGER_RESYNC_INTERVAL"),
     RTMANAGER_CONCURRENCY: positiveInt("RTMANAGER_CONCURRENCY"),
+    RTMANAGER_MAX_GAMES: positiveInt("RTMANAGER_MAX_GAMES"),
     RTMANAGER_DEFAULT_CPUS: z.string().transform((t, ctx) => {
       const n = Number(t);
       if (!(n >= RESOURCE_FLOORS.cpus)) {
@@ -340,6 +344,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     retentionMs: v.RTMANAGER_CONTAINER_RETENTION,
     resyncIntervalMs: v.RTMANAGER_RESYNC_INTERVAL,
     concurrency: v.RTMANAGER_CONCURRENCY,
+    maxGames: v.RTMANAGER_MAX_GAMES,
     defaultCpus: v.RTMANAGER_DEFAULT_CPUS,
     defaultMemoryBytes: v.RTMANAGER_DEFAULT_MEMORY,
     defaultPidsLimit: v.RTMANAGER_DEFAULT_PIDS_LIMIT,
