@@ -78,6 +78,7 @@ export const CONFIG_DOCS: Setting[] = [
   { env: "RTMANAGER_ALLOWED_HOSTS", default: "", doc: "Comma-separated extra `Host` names accepted (e.g. a Service's `rtmanager.galaxy.svc`); `localhost`, this machine's name and IP literals always are; a leading `.` allows subdomains. Probes are exempt." },
   { env: "RTMANAGER_ALLOWED_ORIGINS", default: "", doc: "Comma-separated browser origins allowed to call the API; a request with any other `Origin`, or `Sec-Fetch-Site: cross-site`, gets 403." },
   { env: "RTMANAGER_IMAGE_ALLOWLIST", default: "", doc: "Comma-separated registry or repository prefixes images must come from (matched on `/` boundaries); empty allows every image." },
+  { env: "RTMANAGER_ALLOW_ANY_IMAGE", default: "false", doc: "Cluster-wide Kubernetes mode (RTMANAGER_KUBE_NAMESPACE empty) refuses to start without RTMANAGER_IMAGE_ALLOWLIST unless this is `true`: a GameRuntime in any namespace would otherwise choose any image." },
   { env: "RTMANAGER_MAX_CPUS", default: "8", doc: "Ceiling on the CPUs an image label or declaration may ask for; past it: start_config_invalid." },
   { env: "RTMANAGER_MAX_MEMORY", default: "16g", doc: "Ceiling on the memory an image label or declaration may ask for." },
   { env: "RTMANAGER_MAX_PIDS_LIMIT", default: "4096", doc: "Ceiling on the PIDs limit an image label or declaration may ask for." },
@@ -319,6 +320,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (kubeNamespace !== "" && kubeCreateNamespace !== "" && kubeCreateNamespace !== kubeNamespace) {
     throw new ConfigError(
       "invalid configuration: RTMANAGER_KUBE_CREATE_NAMESPACE must be empty or equal to RTMANAGER_KUBE_NAMESPACE: objects created elsewhere would never be watched",
+    );
+  }
+  const allowAny = get("RTMANAGER_ALLOW_ANY_IMAGE");
+  if (!/^(true|false|)$/i.test(allowAny)) throw new ConfigError(`invalid configuration: RTMANAGER_ALLOW_ANY_IMAGE: ${JSON.stringify(allowAny)} is not true or false`);
+  if (v.RTMANAGER_SOURCE === "kubernetes" && kubeNamespace === "" && http.imageAllowlist.length === 0 && !/^true$/i.test(allowAny)) {
+    // Cluster-wide, whoever may create a GameRuntime in any namespace chooses an image the node's runtime runs.
+    throw new ConfigError(
+      "invalid configuration: cluster-wide Kubernetes mode (RTMANAGER_KUBE_NAMESPACE empty) needs RTMANAGER_IMAGE_ALLOWLIST: any namespace's GameRuntime would otherwise run any image; set RTMANAGER_ALLOW_ANY_IMAGE=true to accept that",
     );
   }
   const hardening = parseEngineHardening(get, process.getgid?.() ?? 0);
