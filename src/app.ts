@@ -136,6 +136,7 @@ async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, 
   });
   const status = new GameRuntimeStatusWriter(source, log);
   const events = new GameRuntimeEventRecorder({ source, logger: log, instance: identity });
+  source.owners.onConflict = (gameId, owner, ignored) => events.recordOwnerConflict(gameId, owner, ignored);
   const state = withKubernetesMirror(store, { status, events });
   const observe = (hooks: ManagerHooks) => withStatusMirror(hooks, status);
   const lease = new KubernetesLease({

@@ -114,7 +114,8 @@ export class KubernetesDeclarationSource implements DeclarationSource, Finalizer
   private readonly locks = new KeyedLock();
   private readonly handlers = new Set<DeclarationWatch>();
   private readonly reflector: Reflector<GameRuntimeObject>;
-  private readonly owners: OwnerPicker;
+  /** Who owns a game id several namespaces name; `owners.onConflict` hears of each ignored claimer. */
+  readonly owners: OwnerPicker;
 
   constructor(private readonly options: KubernetesSourceOptions) {
     this.api = new GameRuntimeApi(options.kubeConfig);

@@ -17,9 +17,13 @@ function byAge(a: GameRuntimeObject, b: GameRuntimeObject): number {
   return at(a) - at(b) || String(a.metadata.namespace).localeCompare(String(b.metadata.namespace));
 }
 
+/** Told once per game and set of claimers about each ignored object (the source turns it into a Warning Event). */
+export type OwnerConflictListener = (gameId: string, owner: GameRuntimeObject, ignored: GameRuntimeObject) => void;
+
 export class OwnerPicker {
   /** Said once per game and set of claimers, not on every read. */
   private readonly warned = new Map<string, string>();
+  onConflict: OwnerConflictListener | null = null;
 
   constructor(private readonly logger: Logger) {}
 
@@ -39,6 +43,7 @@ export class OwnerPicker {
     if (this.warned.get(gameId) !== key) {
       this.warned.set(gameId, key);
       this.logger.warn({ gameId, owner: owner.metadata.namespace, ignored }, "game id claimed by GameRuntime objects in other namespaces; they are ignored (one owner per game id)");
+      for (const o of matching) if (o !== owner) this.onConflict?.(gameId, owner, o);
     }
     return owner;
   }
