@@ -114,6 +114,7 @@ async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, 
   });
   const status = new GameRuntimeStatusWriter(source, log);
   const events = new GameRuntimeEventRecorder({ source, logger: log, instance: identity });
+  source.owners.onConflict = (gameId, owner, ignored) => events.recordOwnerConflict(gameId, owner, ignored);
   const state = withKubernetesMirror(store, { status, events });
   const observe = (hooks: ManagerHooks) => withStatusMirror(hooks, status);
   const lease = new KubernetesLease({
@@ -274,6 +275,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
     opTimeoutMs: config.opTimeoutMs,
     records,
     quarantines,
+    maxGames: config.maxGames,
   });
   // Every reconcile appends its events before it writes the record, so a record
   // notification (from any replica) is also the moment new events may exist.

@@ -75,16 +75,20 @@ export const CONFIG_DOCS: Setting[] = [
   { env: "RTMANAGER_LOGS_MAX_BYTES", default: "1m", doc: "Byte ceiling of one engine-log read without follow (GET .../logs); a smaller limitBytes wins. k, m, g are binary." },
   { env: "RTMANAGER_LOGS_FOLLOW_MAX", default: "1h", doc: "How long one followed engine-log stream (GET .../logs?follow=true) stays open at most." },
   { env: "RTMANAGER_INTERNAL_TOKEN_FILE", default: undefined, doc: "File holding the bearer token (instead of RTMANAGER_INTERNAL_TOKEN): one line, or two during a rotation (both valid). Re-read when it changes." },
+  { env: "RTMANAGER_METRICS_TOKEN_FILE", default: undefined, doc: "File of one or two read-only bearer tokens (the RTMANAGER_INTERNAL_TOKEN_FILE format, re-read when it changes) that may only scrape GET /metrics: Prometheus' token, not Game Master's." },
+  { env: "RTMANAGER_ALLOW_SHORT_TOKENS", default: "false", doc: "`true` accepts bearer tokens under 32 characters. The example Secret's `CHANGE-ME` placeholder is refused either way." },
   { env: "RTMANAGER_ALLOW_UNAUTHENTICATED", default: "false", doc: "Required (`true`) to listen on a non-loopback address without a token; start-up is refused otherwise." },
   { env: "RTMANAGER_ALLOWED_HOSTS", default: "", doc: "Comma-separated extra `Host` names accepted (e.g. a Service's `rtmanager.galaxy.svc`); `localhost`, this machine's name and IP literals always are; a leading `.` allows subdomains. Probes are exempt." },
   { env: "RTMANAGER_ALLOWED_ORIGINS", default: "", doc: "Comma-separated browser origins allowed to call the API; a request with any other `Origin`, or `Sec-Fetch-Site: cross-site`, gets 403." },
   { env: "RTMANAGER_IMAGE_ALLOWLIST", default: "", doc: "Comma-separated registry or repository prefixes images must come from (matched on `/` boundaries); empty allows every image." },
+  { env: "RTMANAGER_ALLOW_ANY_IMAGE", default: "false", doc: "Cluster-wide Kubernetes mode (RTMANAGER_KUBE_NAMESPACE empty) refuses to start without RTMANAGER_IMAGE_ALLOWLIST unless this is `true`: a GameRuntime in any namespace would otherwise choose any image." },
   { env: "RTMANAGER_MAX_CPUS", default: "8", doc: "Ceiling on the CPUs an image label or declaration may ask for; past it: start_config_invalid." },
   { env: "RTMANAGER_MAX_MEMORY", default: "16g", doc: "Ceiling on the memory an image label or declaration may ask for." },
   { env: "RTMANAGER_MAX_PIDS_LIMIT", default: "4096", doc: "Ceiling on the PIDs limit an image label or declaration may ask for." },
   { env: "RTMANAGER_MAX_EVENT_STREAMS", default: "256", doc: "Open event streams (GET /api/v1/ext/events) at once; past it: 503 with Retry-After." },
   { env: "RTMANAGER_MAX_LOG_FOLLOWS", default: "64", doc: "Followed engine-log streams (GET .../logs?follow=true) open at once in this process; past it: 503 with Retry-After. Each holds a runtime stream for up to RTMANAGER_LOGS_FOLLOW_MAX." },
   { env: "RTMANAGER_MAX_LOG_FOLLOWS_PER_GAME", default: "4", doc: "Followed engine-log streams of one game open at once; past it: 503 with Retry-After." },
+  { env: "RTMANAGER_MAX_GAMES", default: "10000", doc: "Games (declared or recorded) this installation holds; a REST start of a new game past it answers 409 conflict. Games already known are never refused; SQL and kubectl declarations are not counted against it at write time." },
   { env: "RTMANAGER_MAX_CONCURRENT_MUTATIONS", default: "512", doc: "REST mutations in flight at once; past it: 503 service_unavailable with Retry-After." },
   { env: "RTMANAGER_HTTP_REQUEST_TIMEOUT", default: "30s", doc: "Time a client has to send a whole request (headers and body)." },
   { env: "RTMANAGER_HTTP_IDLE_TIMEOUT", default: "60s", doc: "A socket silent this long mid-request is closed; mutations wait up to RTMANAGER_OP_TIMEOUT instead, event streams have keep-alives." },
@@ -148,6 +152,8 @@ export interface Config extends HttpSettings {
   retentionMs: number;
   resyncIntervalMs: number;
   concurrency: number;
+  /** RTMANAGER_MAX_GAMES. */
+  maxGames: number;
   defaultCpus: number;
   defaultMemoryBytes: number;
   defaultPidsLimit: number;
@@ -231,6 +237,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     RTMANAGER_CONTAINER_RETENTION: duration("RTMANAGER_CONTAINER_RETENTION"),
     RTMANAGER_RESYNC_INTERVAL: duration("RTMANAGER_RESYNC_INTERVAL"),
     RTMANAGER_CONCURRENCY: positiveInt("RTMANAGER_CONCURRENCY"),
+    RTMANAGER_MAX_GAMES: positiveInt("RTMANAGER_MAX_GAMES"),
     RTMANAGER_DEFAULT_CPUS: z.string().transform((t, ctx) => {
       const n = Number(t);
       if (!(n >= RESOURCE_FLOORS.cpus)) {
@@ -324,6 +331,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       "invalid configuration: RTMANAGER_KUBE_CREATE_NAMESPACE must be empty or equal to RTMANAGER_KUBE_NAMESPACE: objects created elsewhere would never be watched",
     );
   }
+  const allowAny = get("RTMANAGER_ALLOW_ANY_IMAGE");
+  if (!/^(true|false|)$/i.test(allowAny)) throw new ConfigError(`invalid configuration: RTMANAGER_ALLOW_ANY_IMAGE: ${JSON.stringify(allowAny)} is not true or false`);
+  if (v.RTMANAGER_SOURCE === "kubernetes" && kubeNamespace === "" && http.imageAllowlist.length === 0 && !/^true$/i.test(allowAny)) {
+    // Cluster-wide, whoever may create a GameRuntime in any namespace chooses an image the node's runtime runs.
+    throw new ConfigError(
+      "invalid configuration: cluster-wide Kubernetes mode (RTMANAGER_KUBE_NAMESPACE empty) needs RTMANAGER_IMAGE_ALLOWLIST: any namespace's GameRuntime would otherwise run any image; set RTMANAGER_ALLOW_ANY_IMAGE=true to accept that",
+    );
+  }
   const hardening = parseEngineHardening(get, process.getgid?.() ?? 0);
   if (!hardening.ok) throw new ConfigError(`invalid configuration: ${hardening.issues.join("; ")}`);
   return {
@@ -347,6 +362,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     retentionMs: v.RTMANAGER_CONTAINER_RETENTION,
     resyncIntervalMs: v.RTMANAGER_RESYNC_INTERVAL,
     concurrency: v.RTMANAGER_CONCURRENCY,
+    maxGames: v.RTMANAGER_MAX_GAMES,
     defaultCpus: v.RTMANAGER_DEFAULT_CPUS,
     defaultMemoryBytes: v.RTMANAGER_DEFAULT_MEMORY,
     defaultPidsLimit: v.RTMANAGER_DEFAULT_PIDS_LIMIT,

@@ -8,6 +8,7 @@ import os from "node:os";
 import { parseDuration, parseMemory } from "./model/duration.js";
 import { normaliseAllowlist, type ResourceCeilings } from "./model/admission.js";
 import { RESOURCE_FLOORS } from "./model/declaration.js";
+import { MIN_TOKEN_LENGTH, tokenProblem } from "./http/tokens.js";
 
 export class HttpConfigError extends Error {
   override readonly name = "HttpConfigError";
@@ -23,6 +24,10 @@ export interface ListenAddress {
 
 export interface HttpSettings {
   internalTokenFile: string | undefined;
+  /** RTMANAGER_METRICS_TOKEN_FILE: tokens that may only scrape /metrics. */
+  metricsTokenFile: string | undefined;
+  /** MIN_TOKEN_LENGTH, or 1 with RTMANAGER_ALLOW_SHORT_TOKENS=true. */
+  minTokenLength: number;
   allowUnauthenticated: boolean;
   imageAllowlist: string[];
   allowedOrigins: string[];
@@ -95,6 +100,15 @@ export function loadHttpSettings(env: NodeJS.ProcessEnv, get: (name: string) => 
     throw new HttpConfigError("set RTMANAGER_INTERNAL_TOKEN or RTMANAGER_INTERNAL_TOKEN_FILE, not both (the file may hold a second token for rotation)");
   }
   if (tokenFile && !tokenFile.startsWith("/")) throw new HttpConfigError(`RTMANAGER_INTERNAL_TOKEN_FILE: ${JSON.stringify(tokenFile)} must be an absolute path`);
+  const metricsTokenFile = env.RTMANAGER_METRICS_TOKEN_FILE || undefined;
+  if (metricsTokenFile && !metricsTokenFile.startsWith("/")) {
+    throw new HttpConfigError(`RTMANAGER_METRICS_TOKEN_FILE: ${JSON.stringify(metricsTokenFile)} must be an absolute path`);
+  }
+  const allowShortText = get("RTMANAGER_ALLOW_SHORT_TOKENS");
+  if (!/^(true|false|)$/i.test(allowShortText)) throw new HttpConfigError(`RTMANAGER_ALLOW_SHORT_TOKENS: ${JSON.stringify(allowShortText)} is not true or false`);
+  const minTokenLength = /^true$/i.test(allowShortText) ? 1 : MIN_TOKEN_LENGTH;
+  const tokenTrouble = token ? tokenProblem(token, minTokenLength) : null;
+  if (tokenTrouble) throw new HttpConfigError(`RTMANAGER_INTERNAL_TOKEN ${tokenTrouble}`);
   const allowUnauthenticatedText = get("RTMANAGER_ALLOW_UNAUTHENTICATED");
   if (!/^(true|false|)$/i.test(allowUnauthenticatedText)) {
     throw new HttpConfigError(`RTMANAGER_ALLOW_UNAUTHENTICATED: ${JSON.stringify(allowUnauthenticatedText)} is not true or false`);
@@ -119,6 +133,8 @@ export function loadHttpSettings(env: NodeJS.ProcessEnv, get: (name: string) => 
   }
   return {
     internalTokenFile: tokenFile,
+    metricsTokenFile,
+    minTokenLength,
     allowUnauthenticated,
     imageAllowlist,
     allowedOrigins: list(get("RTMANAGER_ALLOWED_ORIGINS")).map(origin),

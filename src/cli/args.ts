@@ -44,7 +44,8 @@ export interface VerbSpec {
 
 export const GLOBAL_FLAGS: Record<string, FlagSpec> = {
   server: { type: "string", value: "url", description: `rtmanager base URL (env RTMCTL_SERVER, default ${DEFAULT_SERVER})` },
-  token: { type: "string", value: "token", description: "bearer token (env RTMANAGER_INTERNAL_TOKEN)" },
+  token: { type: "string", value: "token", description: "bearer token (env RTMANAGER_INTERNAL_TOKEN); visible in ps, prefer --token-file" },
+  "token-file": { type: "string", value: "path", description: "file holding the bearer token, first line (env RTMCTL_TOKEN_FILE)" },
   output: { type: "string", short: "o", value: "table|json|yaml", description: "output format (default table)", choices: OUTPUT_FORMATS },
   timeout: {
     type: "string",

@@ -11,6 +11,7 @@ import type { Io } from "./context.js";
 import { parseDuration } from "../model/duration.js";
 import { EXIT_INTERRUPTED, EXIT_UNEXPECTED, EXIT_UNREACHABLE, EXIT_USAGE, exitCodeFor } from "./exitCodes.js";
 import { isMain } from "../isMain.js";
+import { resolveToken } from "./token.js";
 
 export interface RunOptions {
   env?: NodeJS.ProcessEnv;
@@ -44,13 +45,13 @@ export async function run(argv: string[], options: RunOptions = {}): Promise<num
       throw new UsageError(`--timeout must be a positive duration such as 30s or 2m (a bare number is seconds), got ${JSON.stringify(timeoutRaw)}`, verb);
     }
     const server = String(inv.flags.server ?? env.RTMCTL_SERVER ?? DEFAULT_SERVER);
-    const token = inv.flags.token ?? env.RTMANAGER_INTERNAL_TOKEN;
+    const token = resolveToken(inv.flags, env, verb);
     let client: RtmClient;
     try {
       client = new RtmClient({
         baseUrl: server,
         timeoutMs,
-        token: typeof token === "string" && token !== "" ? token : undefined,
+        token,
         caller: "admin",
       });
     } catch (err) {

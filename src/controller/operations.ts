@@ -6,7 +6,8 @@
  *
  * A refused request (400, 404, 409) writes nothing. A replay (start of the
  * running image, stop of a stopped runtime) writes nothing either and is
- * logged with error_code replay_no_op.
+ * logged with error_code replay_no_op, once a minute per game, kind and code
+ * (growth.ts).
  */
 import type { Logger } from "../log.js";
 import { specOf, type Declaration, type RuntimeSpec } from "../model/declaration.js";
@@ -18,6 +19,7 @@ import type { RuntimeRecord } from "../model/record.js";
 import { withTimeout } from "../model/timeout.js";
 import type { OpKind, OpSource, StopReason } from "../model/status.js";
 import { isQuarantineRefusal, quarantineError, type Quarantine } from "./quarantine.js";
+import { admitNewGame, LogThrottle } from "./growth.js";
 import type { RecordCache } from "./recordCache.js";
 import type { RecordWaiters } from "./waiters.js";
 
@@ -45,6 +47,8 @@ export interface OperationsDeps {
   records?: RecordCache;
   /** Patches to a quarantined image are refused before anything is written (quarantine.ts). */
   quarantines?: { find(imageRef: string): Promise<Quarantine | null> };
+  /** RTMANAGER_MAX_GAMES: a REST start of a new game past it is a conflict. */
+  maxGames?: number;
 }
 
 /** Validates a path game id: 400 for operations whose contract has a 400, else 404 (no such runtime can exist). */
@@ -65,6 +69,8 @@ export function checkImageRef(imageRef: string): void {
 const notFound = (gameId: string) => new RtmError("not_found", `runtime record not found for game ${gameId}`);
 
 export class RuntimeOperations {
+  private readonly unchangedRows = new LogThrottle();
+
   constructor(private readonly deps: OperationsDeps) {}
 
   async get(gameId: string): Promise<RuntimeRecord> {
@@ -91,9 +97,15 @@ export class RuntimeOperations {
     return this.deps.records?.peekList();
   }
 
-  start(gameId: string, imageRef: string, ctx: OpContext): Promise<OpResult> {
+  async start(gameId: string, imageRef: string, ctx: OpContext): Promise<OpResult> {
     checkGameId(gameId, "invalid_request");
     checkImageRef(imageRef);
+    if (this.deps.maxGames !== undefined) {
+      await admitNewGame(gameId, this.deps.maxGames, this.deps.source, this.deps.state).catch(async (err: unknown) => {
+        if (err instanceof RtmError) await this.logRefusal(gameId, "start", ctx, imageRef, null, err);
+        throw err;
+      });
+    }
     return this.run(gameId, "start", ctx, imageRef, null, (d, r) => {
       const running = r?.status === "running";
       if (d?.desiredState === "running" && d.imageRef === imageRef) return null;
@@ -307,6 +319,11 @@ export class RuntimeOperations {
     outcome: "no_op" | "failure",
     why: RtmError,
   ): Promise<void> {
+    // Nothing changed: a flood of these must not grow the table (one row a minute per game, kind and code).
+    if (!this.unchangedRows.take(`${gameId}\u0000${kind}\u0000${why.code}`)) {
+      ctx.logger.debug({ kind, code: why.code }, "unchanged-state request not logged again within the minute");
+      return;
+    }
     const now = new Date();
     const id = await this.deps.state.startOperation({
       opId: ctx.opId,

@@ -136,6 +136,12 @@ export class GameRuntimeEventRecorder {
     this.logger = options.logger.child({ component: "kube-events" });
   }
 
+  /** Fire and forget: a Warning on a GameRuntime whose name another namespace's object owns (owner.ts). */
+  recordOwnerConflict(gameId: string, owner: GameRuntimeObject, ignored: GameRuntimeObject): void {
+    const message = `game id ${gameId} belongs to GameRuntime ${owner.metadata.namespace}/${owner.metadata.name}; this object is ignored and changes nothing (pick another name)`;
+    this.track(this.emit(gameId, { type: "Warning", reason: "Conflict", message, action: "Ignore" }, ignored));
+  }
+
   /** Fire and forget: emits the Kubernetes event matching a runtime event, if any. */
   recordRuntimeEvent(event: NewRuntimeEvent): void {
     const spec = kubeEventFor(event.type, event.data ?? {});

@@ -37,6 +37,7 @@ import {
   type GameRuntimeObject,
   type ObjectRef,
 } from "./api.js";
+import { OwnerPicker } from "./owner.js";
 import { annotatedGenerationBase, canonicalSpec, declarationOf, fingerprint, hasFinalizer, isAdopted, isDeleting, sameSpec } from "./gameRuntimeMapping.js";
 import { Reflector, type ReflectorHooks } from "./reflector.js";
 
@@ -113,12 +114,15 @@ export class KubernetesDeclarationSource implements DeclarationSource, Finalizer
   private readonly locks = new KeyedLock();
   private readonly handlers = new Set<DeclarationWatch>();
   private readonly reflector: Reflector<GameRuntimeObject>;
+  /** Who owns a game id several namespaces name; `owners.onConflict` hears of each ignored claimer. */
+  readonly owners: OwnerPicker;
 
   constructor(private readonly options: KubernetesSourceOptions) {
     this.api = new GameRuntimeApi(options.kubeConfig);
     this.namespace = options.namespace ? options.namespace : undefined;
     this.createNamespace = options.createNamespace || this.namespace || "default";
     this.logger = options.logger.child({ component: "kube-source" });
+    this.owners = new OwnerPicker(this.logger);
     this.reflector = new Reflector<GameRuntimeObject>({
       kind: KIND,
       kubeConfig: options.kubeConfig,
@@ -153,14 +157,9 @@ export class KubernetesDeclarationSource implements DeclarationSource, Finalizer
     }
   }
 
-  /** The store's object for a game; throws when several namespaces declare it. */
+  /** The store's object for a game: its owner when several namespaces name it (owner.ts). */
   private lookup(gameId: string): GameRuntimeObject | null {
-    const matching = this.reflector.store.byName(gameId);
-    if (matching.length > 1) {
-      const where = matching.map((o) => o.metadata.namespace).join(", ");
-      throw new RtmError("start_config_invalid", `game ${gameId} is declared by GameRuntime objects in several namespaces (${where}); delete all but one`, { gameId });
-    }
-    return matching[0] ?? null;
+    return this.owners.pick(gameId, this.reflector.store.byName(gameId));
   }
 
   /** The object of a game as the store holds it; null when there is none. */
@@ -172,8 +171,11 @@ export class KubernetesDeclarationSource implements DeclarationSource, Finalizer
 
   /** The object as the store holds it now, without waiting (undefined: not synced, not seen, or ambiguous). */
   cached(gameId: string): GameRuntimeObject | undefined {
-    const matching = this.reflector.store.byName(gameId);
-    return matching.length === 1 ? matching[0] : undefined;
+    try {
+      return this.lookup(gameId) ?? undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   async get(gameId: string): Promise<Declaration | null> {

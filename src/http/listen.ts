@@ -1,8 +1,9 @@
 /**
  * Listening on RTMANAGER_INTERNAL_HTTP_ADDR: a TCP host:port, or a Unix
  * socket (`unix:/path`) beside a client on the same machine or in the same
- * Pod (a token-adding proxy, an exec'd tool). The socket is made
- * owner-and-group only: on Linux its file mode is what guards it.
+ * Pod (a token-adding proxy, an exec'd tool). The socket is created
+ * owner-and-group only (under a narrowed umask, then chmodded to be sure):
+ * on Linux its file mode is what guards it.
  */
 import fs from "node:fs/promises";
 import net from "node:net";
@@ -15,10 +16,12 @@ type ListenConfig = Pick<Config, "httpHost" | "httpPort" | "httpSocketPath">;
 const SOCKET_MODE = 0o660;
 
 /** The settings of createHttpServer that come straight from the configuration. */
-export function httpDepsFromConfig(config: Config): Pick<HttpDeps, "token" | "tokenFile" | "guards" | "limits" | "imageAllowlist"> {
+export function httpDepsFromConfig(config: Config): Pick<HttpDeps, "token" | "tokenFile" | "metricsTokenFile" | "minTokenLength" | "guards" | "limits" | "imageAllowlist"> {
   return {
     token: config.internalToken,
     tokenFile: config.internalTokenFile,
+    metricsTokenFile: config.metricsTokenFile,
+    minTokenLength: config.minTokenLength,
     // No browser reaches a Unix socket, and its clients send whatever Host they like.
     guards: { allowedHosts: config.allowedHosts, allowedOrigins: config.allowedOrigins, checkHost: config.httpSocketPath === undefined },
     limits: {
@@ -43,8 +46,18 @@ function listenOnce(server: Server, target: { port: number; host?: string } | { 
       server.off("error", onError);
       resolve();
     };
-    if ("path" in target) server.listen(target.path, done);
-    else server.listen(target.port, target.host, done);
+    if ("path" in target) {
+      // bind(2) creates the socket file inside listen(), synchronously, with
+      // mode 0777 & ~umask: under umask 000 it would be connectable by every
+      // user until the chmod below. The umask is process-wide, so it is
+      // narrowed only around the call that creates the file.
+      const previous = process.umask(0o777 & ~SOCKET_MODE);
+      try {
+        server.listen(target.path, done);
+      } finally {
+        process.umask(previous);
+      }
+    } else server.listen(target.port, target.host, done);
   });
 }
 

@@ -49,6 +49,10 @@ export interface HttpDeps {
   token?: string;
   /** Like `token`, read from a file of one or two lines (both valid) and re-read when it changes. */
   tokenFile?: string;
+  /** Tokens (same file format) that may only GET /metrics. */
+  metricsTokenFile?: string;
+  /** Tokens read from files must be at least this long (MIN_TOKEN_LENGTH unless short ones are allowed). */
+  minTokenLength?: number;
   /** null when ready, else the reason (served as the 503 message) and a detail for the log only. */
   readiness(): Promise<ReadinessFailure | null>;
   /** What the loop would do now (Reconciler.preview); enables GET .../plan. */
@@ -93,12 +97,18 @@ function adoptOpId(header: string | string[] | undefined): string {
   return typeof header === "string" && OP_ID_PATTERN.test(header) ? header : randomUUID();
 }
 
-function checkAuth(req: IncomingMessage, tokens: TokenCheck): void {
+/** `scrapers` (RTMANAGER_METRICS_TOKEN_FILE) are valid on /metrics only. */
+function checkAuth(req: IncomingMessage, tokens: TokenCheck, scrapers: TokenCheck | null, route: RouteName | undefined): void {
   const header = req.headers.authorization;
   if (!header) throw transportError(401, "missing bearer token: send Authorization: Bearer <RTMANAGER_INTERNAL_TOKEN>");
   const m = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
   if (!m) throw transportError(401, "Authorization header must be Bearer <token>");
-  if (!tokens.accepts(m[1]!)) throw transportError(401, "wrong bearer token");
+  if (tokens.accepts(m[1]!)) return;
+  if (scrapers?.accepts(m[1]!)) {
+    if (route === "metrics") return;
+    throw transportError(401, "this token (RTMANAGER_METRICS_TOKEN_FILE) may only scrape GET /metrics");
+  }
+  throw transportError(401, "wrong bearer token");
 }
 
 function checkImage(imageRef: string, allowlist: readonly string[] | undefined): void {
@@ -147,7 +157,9 @@ export function createHttpServer(deps: HttpDeps): http.Server {
     return true;
   });
   const router = new Router(available);
-  const tokens: TokenCheck | null = deps.tokenFile ? fileTokens(deps.tokenFile, deps.logger) : deps.token ? staticTokens(deps.token) : null;
+  const tokenRules = { minLength: deps.minTokenLength };
+  const tokens: TokenCheck | null = deps.tokenFile ? fileTokens(deps.tokenFile, deps.logger, tokenRules) : deps.token ? staticTokens(deps.token) : null;
+  const scrapers = deps.metricsTokenFile ? fileTokens(deps.metricsTokenFile, deps.logger, { ...tokenRules, setting: "RTMANAGER_METRICS_TOKEN_FILE" }) : null;
   const guards: GuardSettings = { allowedHosts: ["localhost"], allowedOrigins: [], checkHost: true, ...deps.guards };
   const checkBrowser = browserGuard(guards);
   const mutations = new MutationSlots(deps.limits?.maxConcurrentMutations);
@@ -307,7 +319,7 @@ export function createHttpServer(deps: HttpDeps): http.Server {
       const open = match?.routes.some((r) => r.open) ?? false;
       // Probes stay open to kubelet, which dials the pod IP and sends no Origin.
       if (!open) checkBrowser(req);
-      if (tokens && !open) checkAuth(req, tokens);
+      if (tokens && !open) checkAuth(req, tokens, scrapers, route?.name);
       if (!match) throw new RtmError("not_found", `no such endpoint: ${method} ${target.pathname.slice(0, 200)}`);
       if (!route) {
         const allow = match.routes.map((r) => r.method).join(", ");
@@ -361,6 +373,7 @@ export function createHttpServer(deps: HttpDeps): http.Server {
     streams.closeAll();
     logStreams?.closeAll();
     tokens?.close();
+    scrapers?.close();
     return close(callback);
   }) as typeof server.close;
   return server;

@@ -373,7 +373,7 @@ describe("transport", () => {
   });
 
   it("bearer token: probes stay open; everything else needs it (401 envelope); no token configured means no auth", async () => {
-    const secured = await startTestApp({ token: "s3cret-token-value", start: false, network: app.network });
+    const secured = await startTestApp({ token: "s3cret-token-value-0123456789abcdef", start: false, network: app.network });
     try {
       expect((await call(secured, "healthz")).status).toBe(200);
       expect((await call(secured, "readyz")).status).toBe(200);
@@ -391,7 +391,7 @@ describe("transport", () => {
       const unknownPath = await rawRequest(secured.baseUrl, { method: "GET", path: "/nothing" });
       expect(unknownPath.status).toBe(401);
 
-      const ok = await call(secured, "list", "", undefined, { authorization: "Bearer s3cret-token-value" });
+      const ok = await call(secured, "list", "", undefined, { authorization: "Bearer s3cret-token-value-0123456789abcdef" });
       expect(ok.status).toBe(200);
       expect(await secured.client.list()).toEqual([]);
       const events = await rawRequest(secured.baseUrl, { method: "GET", path: "/api/v1/ext/events" });

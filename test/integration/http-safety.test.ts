@@ -145,24 +145,22 @@ describe("tokens", () => {
   it("a token file holds two valid tokens during a rotation and is re-read when it changes", async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), "rtm-token-"));
     const file = path.join(dir, "token");
-    await fs.writeFile(file, "old-token-aaaaaaaa\n");
+    const OLD = `old-token-${"a".repeat(32)}`;
+    const NEW = `new-token-${"b".repeat(32)}`;
+    await fs.writeFile(file, `${OLD}\n`);
     const t = await startTestApp({ network: app.network, start: false, env: { RTMANAGER_INTERNAL_TOKEN_FILE: file } });
     const auth = (token: string) => request(t, "GET", R, { headers: { authorization: `Bearer ${token}` } });
     try {
-      expect((await auth("old-token-aaaaaaaa")).status).toBe(200);
-      expect((await auth("new-token-bbbbbbbb")).status).toBe(401);
+      expect((await auth(OLD)).status).toBe(200);
+      expect((await auth(NEW)).status).toBe(401);
       expect((await request(t, "GET", "/healthz")).status).toBe(200);
-      await fs.writeFile(file, "new-token-bbbbbbbb\nold-token-aaaaaaaa\n");
-      await expect.poll(async () => (await auth("new-token-bbbbbbbb")).status, { timeout: 6000, interval: 200 }).toBe(200);
-      expect((await auth("old-token-aaaaaaaa")).status).toBe(200);
+      await fs.writeFile(file, `${NEW}\n${OLD}\n`);
+      await expect.poll(async () => (await auth(NEW)).status, { timeout: 6000, interval: 200 }).toBe(200);
+      expect((await auth(OLD)).status).toBe(200);
       // Rotation finished: the old token stops working.
-      await fs.writeFile(file, "new-token-bbbbbbbb\n");
-      await expect.poll(async () => (await auth("old-token-aaaaaaaa")).status, { timeout: 6000, interval: 200 }).toBe(401);
-      expect((await auth("new-token-bbbbbbbb")).status).toBe(200);
-      // A broken file keeps the tokens read last.
-      await fs.writeFile(file, "");
-      await new Promise((r) => setTimeout(r, 2500));
-      expect((await auth("new-token-bbbbbbbb")).status).toBe(200);
+      await fs.writeFile(file, `${NEW}\n`);
+      await expect.poll(async () => (await auth(OLD)).status, { timeout: 6000, interval: 200 }).toBe(401);
+      expect((await auth(NEW)).status).toBe(200);
     } finally {
       await t.close();
       await fs.rm(dir, { recursive: true, force: true });
@@ -174,7 +172,7 @@ describe("tokens", () => {
     expect(() => loadConfig({ RTMANAGER_INTERNAL_HTTP_ADDR: ":8096" })).toThrow(/RTMANAGER_ALLOW_UNAUTHENTICATED/);
     expect(loadConfig({}).httpHost).toBe("127.0.0.1");
     expect(loadConfig({ RTMANAGER_INTERNAL_HTTP_ADDR: "0.0.0.0:8096", RTMANAGER_ALLOW_UNAUTHENTICATED: "true" }).allowUnauthenticated).toBe(true);
-    expect(loadConfig({ RTMANAGER_INTERNAL_HTTP_ADDR: "0.0.0.0:8096", RTMANAGER_INTERNAL_TOKEN: "x" }).httpHost).toBe("0.0.0.0");
+    expect(loadConfig({ RTMANAGER_INTERNAL_HTTP_ADDR: "0.0.0.0:8096", RTMANAGER_INTERNAL_TOKEN: "x".repeat(32) }).httpHost).toBe("0.0.0.0");
     expect(loadConfig({ RTMANAGER_INTERNAL_HTTP_ADDR: "unix:/run/rtm.sock" }).httpSocketPath).toBe("/run/rtm.sock");
   });
 

@@ -392,7 +392,7 @@ function suite(fake: boolean, target: () => Target) {
       expect(await source.get(g)).toMatchObject({ gameId: g, desiredState: "removed" });
     });
 
-    it.runIf(fake)("cluster-wide: watches every namespace, creates in createNamespace, refuses a game declared twice", async () => {
+    it.runIf(fake)("cluster-wide: watches every namespace, creates in createNamespace; a name reused in another namespace leaves the first claimer the owner", async () => {
       const s = server();
       const source = newSource({ namespace: undefined, createNamespace: "games-b" });
       const seen = recorder();
@@ -410,9 +410,27 @@ function suite(fake: boolean, target: () => Target) {
       expect((s.get("gameruntimes", "games-a", a)?.spec as { imageRef: string }).imageRef).toBe(IMAGE_B);
       expect(s.get("gameruntimes", "games-b", a)).toBeUndefined();
 
-      s.create("gameruntimes", "games-b", { metadata: { name: a }, spec: { gameId: a, imageRef: IMAGE_A } });
-      await waitFor("duplicate seen", () => source.cached(a) === undefined);
-      await expect(source.get(a)).rejects.toMatchObject({ code: "start_config_invalid", message: expect.stringContaining("several namespaces") });
+      // Another namespace reuses the name (issue 21): the first claimer stays the owner, the newcomer changes nothing.
+      const conflicts = new GameRuntimeEventRecorder({ source, logger, instance: "test" });
+      source.owners.onConflict = (gameId, owner, ignored) => conflicts.recordOwnerConflict(gameId, owner, ignored);
+      const changesOfA = seen.changes.filter((c) => c === a).length;
+      s.create("gameruntimes", "games-b", { metadata: { name: a }, spec: { gameId: a, imageRef: IMAGE_A, desiredState: "stopped" } });
+      await waitFor("duplicate seen", () => seen.changes.filter((c) => c === a).length > changesOfA);
+      expect(await source.get(a)).toMatchObject({ imageRef: IMAGE_B, desiredState: "running" });
+      expect(source.cached(a)?.metadata.namespace).toBe("games-a");
+      // The ignored object is told why, with a Warning Event on it; the owner gets none.
+      await conflicts.flush();
+      const onB = s.list("events", "games-b").filter((e) => (e.involvedObject as { name: string }).name === a);
+      expect(onB.map((e) => [e.type, e.reason])).toEqual([["Warning", "Conflict"]]);
+      expect(String(onB[0]!.message)).toContain(`games-a/${a}`);
+      expect(s.list("events", "games-a").filter((e) => e.reason === "Conflict")).toEqual([]);
+      await source.mutate(a, (cur) => ({ ...specOf(cur), imageRef: IMAGE_A }), meta);
+      expect((s.get("gameruntimes", "games-a", a)?.spec as { imageRef: string }).imageRef).toBe(IMAGE_A);
+      expect((s.get("gameruntimes", "games-b", a)?.spec as { desiredState: string }).desiredState).toBe("stopped");
+      // Only the owner is adopted, so the newcomer's own deletion never waits on rtmanager's finalizer.
+      await source.ensureFinalizer(a);
+      expect(s.get("gameruntimes", "games-a", a)?.metadata.finalizers).toContain(FINALIZER);
+      expect(s.get("gameruntimes", "games-b", a)?.metadata.finalizers ?? []).not.toContain(FINALIZER);
 
       expect(await source.delete(b)).toBe(true);
       expect(s.get("gameruntimes", "games-b", b)?.metadata.deletionTimestamp).toBeTruthy();

@@ -53,3 +53,15 @@ describe("configuration", () => {
     }
   });
 });
+
+describe("cluster-wide image allow-list (issue 21)", () => {
+  it("cluster-wide Kubernetes mode refuses to start without RTMANAGER_IMAGE_ALLOWLIST unless RTMANAGER_ALLOW_ANY_IMAGE=true", () => {
+    const clusterWide = { RTMANAGER_SOURCE: "kubernetes", RTMANAGER_KUBE_NAMESPACE: "" };
+    expect(() => loadConfig(clusterWide)).toThrow(/RTMANAGER_IMAGE_ALLOWLIST.*RTMANAGER_ALLOW_ANY_IMAGE=true/);
+    expect(loadConfig({ ...clusterWide, RTMANAGER_IMAGE_ALLOWLIST: "registry.example.com/galaxy" }).imageAllowlist).toEqual(["registry.example.com/galaxy"]);
+    expect(() => loadConfig({ ...clusterWide, RTMANAGER_ALLOW_ANY_IMAGE: "true" })).not.toThrow();
+    // One namespace, or the SQL source: the namespace's own users choose, as before.
+    expect(() => loadConfig({ RTMANAGER_SOURCE: "kubernetes", RTMANAGER_KUBE_NAMESPACE: "games" })).not.toThrow();
+    expect(() => loadConfig({})).not.toThrow();
+  });
+});

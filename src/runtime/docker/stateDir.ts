@@ -10,7 +10,8 @@
  * fsGroup is its own group (the default) or one of its groups; root (or
  * CAP_CHOWN) may name any group.
  */
-import { chmod, chown, mkdir, stat } from "node:fs/promises";
+import { constants } from "node:fs";
+import { lstat, mkdir, open, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { RuntimeFailure } from "../../model/runtimeFailure.js";
 import type { AdapterLogger } from "./calls.js";
@@ -44,26 +45,46 @@ export async function prepareStateDir(statePath: string, fsGroup: number): Promi
   await mkdir(statePath, { mode: 0o770 }).catch((err: unknown) => {
     if (errCode(err) !== "EEXIST") throw err;
   });
-  let st = await stat(statePath);
+  // Everything below goes through one descriptor opened without following a
+  // symlink: a link planted at {stateRoot}/{gameId} (to /etc, or to another
+  // game's state) is refused, never chowned, chmodded or mounted.
+  const dir = await open(statePath, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW).catch(async (err: unknown) => {
+    const code = errCode(err);
+    if (code !== "ELOOP" && code !== "ENOTDIR") throw err;
+    // Linux answers ENOTDIR for a symlink under O_DIRECTORY | O_NOFOLLOW; lstat only words the refusal.
+    const what = (await lstat(statePath).catch(() => null))?.isSymbolicLink() ? "a symbolic link" : "not a directory";
+    throw new RuntimeFailure("config_refused", "create", `the state path ${statePath} is ${what}; refusing to use it (move it away)`, { statePath });
+  });
+  try {
+    return await bringToRule(dir, fsGroup);
+  } finally {
+    await dir.close();
+  }
+}
+
+async function bringToRule(dir: FileHandle, fsGroup: number): Promise<StateDirOutcome> {
+  let st = await dir.stat();
   let problem: string | null = null;
   if (st.gid !== fsGroup) {
     // The group first: a chmod by an owner outside the file's group would lose the setgid bit.
     try {
-      await chown(statePath, -1, fsGroup);
+      await dir.chown(-1, fsGroup);
     } catch (err) {
       if (errCode(err) !== "EPERM") throw err;
       problem = `cannot give it to group ${fsGroup} (it is uid ${st.uid} gid ${st.gid}): the controller must own it and be in that group, or run as root (CAP_CHOWN)`;
     }
   }
-  st = await stat(statePath);
-  if ((st.mode & REQUIRED_BITS) !== REQUIRED_BITS) {
+  st = await dir.stat();
+  // The required bits on, and nothing for others: a pre-existing world-readable directory is closed too.
+  const wanted = ((st.mode & 0o7777) | REQUIRED_BITS) & ~0o007;
+  if ((st.mode & 0o7777) !== wanted) {
     try {
-      await chmod(statePath, (st.mode & 0o7777) | REQUIRED_BITS);
+      await dir.chmod(wanted);
     } catch (err) {
       if (errCode(err) !== "EPERM") throw err;
-      problem ??= `cannot make it group-writable (mode ${(st.mode & 0o7777).toString(8)}, owner uid ${st.uid}): only its owner or root (CAP_FOWNER) can`;
+      problem ??= `cannot make it group-writable and closed to others (mode ${(st.mode & 0o7777).toString(8)}, owner uid ${st.uid}): only its owner or root (CAP_FOWNER) can`;
     }
-    st = await stat(statePath);
+    st = await dir.stat();
   }
   return { gid: st.gid, mode: st.mode & 0o7777, problem };
 }
@@ -78,6 +99,7 @@ export async function ensureStateDir(
   try {
     outcome = await prepareStateDir(spec.statePath, fsGroup);
   } catch (err) {
+    if (err instanceof RuntimeFailure) throw new RuntimeFailure(err.kind, err.operation, err.message, { ...err.details, gameId: spec.gameId }, { cause: err });
     throw new RuntimeFailure("failed", "create", `creating the state directory ${spec.statePath} failed: ${String(err)}`, { gameId: spec.gameId }, { cause: err });
   }
   if (outcome.problem) {
