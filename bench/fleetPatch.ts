@@ -34,6 +34,7 @@ import {
   mapLimit,
   median,
   onCleanup,
+  patchedAt,
   pollConverged,
   publishedPort,
   QUICK,
@@ -95,23 +96,6 @@ async function rawFleetSwap(n: number, network: string, stateRoot: string): Prom
   const ms = wallNow() - t0;
   await removeInstanceContainers(instance);
   return ms;
-}
-
-/** Wall time at which every game's record shows `image` running at its declaration's generation, with no gate open. */
-async function patchedAt(sql: pg.Client, games: string[], image: string, timeoutMs: number): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const issued = wallNow();
-    const { rows } = await sql.query<{ c: number }>(
-      `SELECT count(*)::int AS c FROM runtime_records r JOIN declarations d USING (game_id)
-        WHERE r.game_id = ANY($1::text[]) AND r.status = 'running' AND r.current_image_ref = $2
-          AND r.observed_generation >= d.generation AND r.rollout_started_at IS NULL`,
-      [games, image],
-    );
-    if (rows[0]!.c >= games.length) return issued;
-    if (Date.now() > deadline) throw new Error(`${rows[0]!.c} of ${games.length} games show ${image} after ${timeoutMs} ms`);
-    await sleep(100);
-  }
 }
 
 async function startGame(port: number, gameId: string): Promise<{ ms: number; status: number }> {

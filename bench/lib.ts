@@ -15,6 +15,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type Dockerode from "dockerode";
+import type pg from "pg";
 import { LABELS } from "../src/runtime/docker/labels.js";
 import { spawnController, type ControllerProcess } from "../test/helpers/process.js";
 import { testDocker, waitFor } from "../test/helpers/docker.js";
@@ -644,4 +645,21 @@ export function benchEngineSpec(gameId: string, imageRef: string): EngineSpec {
     resources: { nanoCpus: 500_000_000, memoryBytes: 64 * 1024 * 1024, pidsLimit: 512 },
     restartPolicy: "on-failure",
   };
+}
+
+/** Wall time at which every game's record shows `image` running at its declaration's generation, with no gate open. */
+export async function patchedAt(sql: Pick<pg.Client, "query">, games: string[], image: string, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const issued = performance.timeOrigin + performance.now();
+    const { rows } = await sql.query<{ c: number }>(
+      `SELECT count(*)::int AS c FROM runtime_records r JOIN declarations d USING (game_id)
+        WHERE r.game_id = ANY($1::text[]) AND r.status = 'running' AND r.current_image_ref = $2
+          AND r.observed_generation >= d.generation AND r.rollout_started_at IS NULL`,
+      [games, image],
+    );
+    if (rows[0]!.c >= games.length) return issued;
+    if (Date.now() > deadline) throw new Error(`${rows[0]!.c} of ${games.length} games show ${image} after ${timeoutMs} ms`);
+    await sleep(100);
+  }
 }

@@ -5,7 +5,7 @@
 #
 #   npm run bench                     # everything, ~15-25 min on 2 cores
 #   BENCH_QUICK=1 npm run bench       # smoke run: small N, short windows, ~3 min
-#   npm run bench -- converge patch   # only some files (converge, http, patch, pods)
+#   npm run bench -- converge patch   # only some files (converge, http, patch, pods, fleetPatch)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +22,7 @@ if ! npm run --silent build >&2; then
 fi
 
 benches=("$@")
-if [ "${#benches[@]}" -eq 0 ]; then benches=(converge http patch pods); fi
+if [ "${#benches[@]}" -eq 0 ]; then benches=(converge http patch pods fleetPatch); fi
 
 # What was measured: others may commit or edit src/ during a run.
 BENCH_GIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"

@@ -69,10 +69,15 @@ export function reconcileWouldDoNothing(input: QuietInput): boolean {
   return record !== null && sameFields(record, derived);
 }
 
-/** Field by field, Dates by value, `updatedAt` aside (every derivation sets it). */
+/**
+ * Field by field, Dates by value. Aside: `updatedAt` (every derivation sets
+ * it) and `lastProbeAt`, which moves with every probe: rewriting every record
+ * for it alone is the cost the triaged passes already decline (isSteady), and
+ * no reader of the contract sees it. A change of health itself still counts.
+ */
 function sameFields(a: RuntimeRecord, b: RuntimeRecord): boolean {
   for (const key of Object.keys(b) as (keyof RuntimeRecord)[]) {
-    if (key === "updatedAt") continue;
+    if (key === "updatedAt" || key === "lastProbeAt") continue;
     const x = a[key] ?? null;
     const y = b[key] ?? null;
     if (x instanceof Date || y instanceof Date) {

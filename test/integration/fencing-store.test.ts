@@ -5,7 +5,7 @@
  * on any replica) and writes of the current epoch go through. On PostgreSQL,
  * an epoch bump also waits for a fenced write already past its check.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import pg from "pg";
 import { FencedWriteError, type Fence } from "../../src/model/fence.js";
 import { openStore } from "../../src/store/open.js";
@@ -158,6 +158,19 @@ function describeFencing(name: string, open: (logger: StoreLogger) => Promise<Sq
         expect(await eventsOfGame("c4")).toEqual([]);
         expect((await store.listOperations("c4"))[0]).toMatchObject({ id, outcome: "running" });
         expect(await store.getRecord("c4")).toBeNull();
+      });
+
+      it("a record written by it is announced to record watchers; a refused one is not", async () => {
+        const heard: string[] = [];
+        const unwatch = await store.watchRecords({ onChange: (gameId) => void heard.push(gameId) });
+        try {
+          await refusal(store.commitReconcile({ events: [], record: runtimeRecord({ gameId: "c6-refused" }) }, old));
+          await store.commitReconcile({ events: eventsOf("c6"), record: runtimeRecord({ gameId: "c6" }) }, current);
+          await vi.waitFor(() => expect(heard).toContain("c6"), { timeout: 10_000 });
+          expect(heard).not.toContain("c6-refused");
+        } finally {
+          await unwatch();
+        }
       });
 
       it("without a fence (and with only some parts) it writes what it is given", async () => {

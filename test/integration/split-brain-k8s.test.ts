@@ -107,13 +107,16 @@ describe("fencing with a Kubernetes Lease", () => {
     await expect(a.app.manager.loopState.appendEvent({ gameId: "fenced-1", type: "container_stopped", opId: null, data: {} })).rejects.toBeInstanceOf(FencedWriteError);
     const op = { opId: "op-x", gameId: "fenced-1", kind: "stop" as const, opSource: "reconcile" as const, imageRef: null, generation: 2, errorCode: null, message: null, stopReason: null, startedAt: new Date() };
     await expect(a.app.manager.loopState.startOperation(op)).rejects.toBeInstanceOf(FencedWriteError);
+    // A reconcile's end (events and record in one statement) is refused whole.
+    const outcome = { events: [{ gameId: "fenced-1", type: "container_stopped" as const, opId: null, data: {} }], record: runtimeRecord({ gameId: "fenced-1", observedGeneration: 2, status: "stopped" }) };
+    await expect(a.app.manager.loopState.commitReconcile(outcome)).rejects.toBeInstanceOf(FencedWriteError);
     // (The new leader may reconcile this undeclared game itself; none of the former leader's values show.)
     const stored = await a.app.store.getRecord("fenced-1");
     expect(stored?.observedGeneration).toBe(1);
     expect(stored?.status).not.toBe("stopped");
     expect((await a.app.store.listOperations("fenced-1")).filter((o) => o.opId === "op-x")).toEqual([]);
     expect((await a.app.store.eventsAfter(0, { gameId: "fenced-1" })).filter((e) => e.type === "container_stopped")).toEqual([]);
-    expect(await fencedWritesCounted(a.port)).toBe(counted + 3);
+    expect(await fencedWritesCounted(a.port)).toBe(counted + 4);
 
     // The new leader's writes land.
     await b.app.manager.loopState.putRecord(runtimeRecord({ gameId: "fenced-1", observedGeneration: 3 }));

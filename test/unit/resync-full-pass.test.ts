@@ -133,6 +133,14 @@ describe("full periodic pass: plans on the bulk lists", () => {
     expect(r.calls.length + r.commits.length + r.ops).toBeGreaterThan(0);
   });
 
+  it("skips a game whose probe time alone moved (the triaged passes ignore it too)", async () => {
+    const world = await converged();
+    world.record = { ...world.record!, health: "healthy", consecutiveProbeFailures: 0, lastProbeAt: HOUR_AGO };
+    const health = new HealthTracker();
+    health.observe("g1", "c-g1", true, NOW, settings.probeFailureThreshold);
+    expect(wouldSkip(world, health)).toBe(true);
+  });
+
   it("queues a game whose probes the record has not seen yet", async () => {
     const world = await converged();
     const health = new HealthTracker();
