@@ -51,6 +51,8 @@ export interface HealthGate {
   rollbackTo: string | null;
   /** What restores it, in order; empty when `rollbackTo` is null. */
   rollback: Action[];
+  /** The gate was opened by an earlier reconcile (its record says so): this one checks it once more. */
+  resumed: boolean;
 }
 
 export interface Plan {
@@ -71,6 +73,8 @@ export interface Plan {
   /**
    * After the actions, the engine must pass /healthz and stay healthy for
    * `minHealthyMs` within `timeoutMs`; when it does not, `rollback` runs.
+   * Each reconcile checks an open gate once (rollout.ts) and requeues until
+   * the verdict.
    */
   gate: HealthGate | null;
   /** Set when the actions restart or recreate a running (or exited) engine. */

@@ -37,11 +37,14 @@ export interface Situation {
 type EngineSituation = Situation & { c: ObservedContainer };
 
 export function planRunning(s: Situation): Plan {
+  // An open gate first, whatever the engine's state: an engine that exited or vanished during it fails the gate.
+  const resumed = resumeGate(s);
+  if (resumed) return finish(resumed);
   const c = s.c;
   if (!c) return finish(planMissing(s));
   const e: EngineSituation = { ...s, c };
   const p = isRunning(c)
-    ? (resumeGate(e) ?? planNodeLost(e) ?? planPatch(e) ?? planRestart(e) ?? planUnhealthy(e) ?? planRuntimeRestarted(e) ?? planAdopt(e) ?? planSteady(e))
+    ? (planNodeLost(e) ?? planPatch(e) ?? planRestart(e) ?? planUnhealthy(e) ?? planRuntimeRestarted(e) ?? planAdopt(e) ?? planSteady(e))
     : (planNodeLost(e) ?? planUnstarted(e) ?? planRecreateStopped(e) ?? planExited(e));
   return finish(p);
 }
@@ -80,16 +83,21 @@ export function nodeLossEvents(p: Plan, record: RuntimeRecord | null, c: Observe
   }
 }
 
-/** A patch or restart was waiting for health when the controller stopped: resume the wait. */
-function resumeGate({ p, input, d, c, generationChanged }: EngineSituation): Plan | null {
+/**
+ * A patch or restart whose health gate is open (its interim record says so,
+ * for the declared image): check it once more, with the time left since the
+ * record's rolloutStartedAt. The next reconcile of a gate, or the first one
+ * after a controller stopped during it.
+ */
+function resumeGate({ p, input, d, c, generationChanged }: Situation): Plan | null {
   const { record, now, settings } = input;
-  if (!record?.rolloutStartedAt || !generationChanged || c.imageRef !== d.imageRef) return null;
+  if (!record?.rolloutStartedAt || !generationChanged || (c?.imageRef ?? record.currentImageRef) !== d.imageRef) return null;
   const elapsed = now.getTime() - record.rolloutStartedAt.getTime();
   const rollbackTo = record.previousImageRef && record.previousImageRef !== d.imageRef ? record.previousImageRef : null;
   p.kind = rollbackTo ? "patch" : "restart";
-  const inPlace = input.capabilities.updatesImageInPlace ? { containerId: c.id } : null;
-  p.gate = gate(settings, rollbackTo, Math.max(0, settings.patchHealthTimeoutMs - elapsed), inPlace);
-  p.reason = `resuming the health gate of ${d.imageRef} (${Math.round(elapsed / 1000)}s elapsed)`;
+  const inPlace = input.capabilities.updatesImageInPlace && c ? { containerId: c.id } : null;
+  p.gate = { ...gate(settings, rollbackTo, Math.max(0, settings.patchHealthTimeoutMs - elapsed), inPlace), resumed: true };
+  p.reason = `health gate of ${d.imageRef} open (${Math.round(elapsed / 1000)}s elapsed)`;
   return p;
 }
 
@@ -322,7 +330,7 @@ function restartDelay(input: PlannerInput, since: Date | null): number {
 }
 
 function gate(settings: PlannerSettings, rollbackTo: string | null, timeoutMs: number, inPlace: { containerId: string } | null): HealthGate {
-  return { minHealthyMs: settings.patchMinHealthyMs, timeoutMs, rollbackTo, rollback: rollbackTo ? rollbackActions(rollbackTo, inPlace) : [] };
+  return { minHealthyMs: settings.patchMinHealthyMs, timeoutMs, rollbackTo, rollback: rollbackTo ? rollbackActions(rollbackTo, inPlace) : [], resumed: false };
 }
 
 /** The gate of a fresh rollout; none when RTMANAGER_PATCH_HEALTH_TIMEOUT is 0. */

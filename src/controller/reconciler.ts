@@ -2,13 +2,17 @@
  * One reconcile of one game, top to bottom (controller-runtime's Reconcile):
  *   1. observe: the declaration, this game's containers and the record;
  *   2. plan (pure, planner.ts);
- *   3. open an operation-log row and execute the plan's actions (actions.ts);
- *   4. a rollout's health gate and rollback, when the plan has a gate (rollout.ts);
+ *   3. open an operation-log row (or carry on with the open gate's) and
+ *      execute the plan's actions (actions.ts);
+ *   4. when the plan has a health gate, one check of it (rollout.ts): still
+ *      open, then write the interim record and requeue in the gate lane; or
+ *      its verdict, with the plan's rollback when it failed;
  *   5. observe the containers again, derive the record (recordDerivation.ts);
  *   6. append events, close the operation-log row, write the record last.
  * It returns one outcome and never throws: done, requeue after a delay, or an
  * error that says whether retrying the same declaration can help. The queue
- * guarantees one reconcile per game at a time.
+ * guarantees one reconcile per game at a time. Nothing here waits for an
+ * engine: a gate is looked at again by a later reconcile.
  */
 import { randomUUID } from "node:crypto";
 import type { Logger } from "../log.js";
@@ -19,16 +23,17 @@ import type { RuntimeRecord } from "../model/record.js";
 import { executeActions, recordLocationOf, type ExecutorSettings } from "./actions.js";
 import type { HealthTracker } from "./health.js";
 import { plan, splitContainers, type Action, type Plan, type PlannedEvent, type PlannerSettings } from "./planner.js";
-import { deriveFailedObservation, deriveRecord } from "./recordDerivation.js";
-import { Rollout, type RolloutVerdict } from "./rollout.js";
+import type { Lane } from "./queue.js";
+import { deriveFailedObservation, deriveRecord, type DeriveInput } from "./recordDerivation.js";
+import { Rollout, type OpenGate, type RolloutStep, type RolloutVerdict } from "./rollout.js";
 
 export type ReconcilerSettings = PlannerSettings & ExecutorSettings & { probeTimeoutMs: number; dockerNetwork: string };
 
 /** What the queue does next with the game. */
 export type ReconcileOutcome =
   | { type: "done" }
-  /** Nothing failed; look again after this long (a crash-loop backoff, an orphan grace, retention). */
-  | { type: "requeue"; afterMs: number }
+  /** Nothing failed; look again after this long (a crash-loop backoff, an orphan grace, retention, an open health gate: lane "gate"). */
+  | { type: "requeue"; afterMs: number; lane?: Lane }
   /** `terminal`: retrying the same declaration cannot help (controller-runtime's TerminalError). */
   | { type: "error"; error: RtmError; terminal: boolean };
 
@@ -88,7 +93,12 @@ export class Reconciler {
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.clock = deps.clock ?? (() => new Date());
-    this.rollout = new Rollout({ ...deps, clock: this.clock, onRecord: (r) => deps.observer?.onRecord?.(r) });
+    this.rollout = new Rollout({ ...deps, clock: this.clock });
+  }
+
+  /** A new term of leadership: open gates of an earlier term are resumed from their records. */
+  newTerm(): void {
+    this.rollout.forgetAll();
   }
 
   async observe(gameId: string): Promise<Observation> {
@@ -139,11 +149,12 @@ export class Reconciler {
     }
     const now = this.clock();
     const p = this.planFor(gameId, o, now);
-    const opId = p.opId ?? newOpId();
+    const open = await this.openGateOf(gameId, o, p);
+    const opId = open?.opId ?? p.opId ?? newOpId();
     const log = this.deps.logger.child({ gameId, opId });
 
-    const opRow = await this.startOperation(gameId, o, p, opId, now);
-    if (p.kind !== null) log.info({ kind: p.kind, actions: p.actions.map((a) => a.type), cause: p.restartCause ?? undefined, reason: p.reason }, "reconcile");
+    const opRow = open ? open.opRow : await this.startOperation(gameId, o, p, opId, now);
+    if (p.kind !== null && !open) log.info({ kind: p.kind, actions: p.actions.map((a) => a.type), cause: p.restartCause ?? undefined, reason: p.reason }, "reconcile");
     await this.reportOrphan(gameId, p, opId, log);
 
     const { execute, events: actionEvents, touched } = this.executor(gameId, o);
@@ -157,19 +168,10 @@ export class Reconciler {
     let verdict: RolloutVerdict | undefined;
     if (p.gate && o.declaration) {
       const before = splitContainers(gameId, o.containers).primary;
-      verdict = await this.rollout.run({
-        gameId,
-        declaration: o.declaration,
-        previous: o.record,
-        plan: p,
-        gate: p.gate,
-        actionError: error,
-        oldTouched: !!before && touched.has(before.id),
-        now,
-        opId,
-        execute,
-        log,
-      });
+      const oldTouched = !!before && touched.has(before.id);
+      const step = await this.rollout.run({ gameId, declaration: o.declaration, plan: p, gate: p.gate, actionError: error, oldTouched, now, opId, opRow, execute, log }, open);
+      if (step.type === "pending") return this.gatePending(gameId, o, p, step, { opId, now, events: [...p.events, ...actionEvents] });
+      verdict = step.verdict;
       error = verdict.error;
       actionEvents.push(...verdict.events);
     }
@@ -184,6 +186,43 @@ export class Reconciler {
     }
     if (error) return failed(gameId, p, record, error);
     return { gameId, plan: p, record, outcome: p.requeueAfterMs !== null ? { type: "requeue", afterMs: p.requeueAfterMs } : { type: "done" } };
+  }
+
+  /**
+   * The gate this process holds open for the game, when the plan checks it
+   * again. A gate the plan does not continue (a newer declaration, a stop)
+   * is left: its operation-log row is closed as interrupted, and a REST call
+   * waiting on its generation is answered by the newer one's record.
+   */
+  private async openGateOf(gameId: string, o: Observation, p: Plan): Promise<OpenGate | undefined> {
+    const open = this.rollout.continuing(gameId, p, o.declaration?.generation);
+    if (open) return open;
+    const left = this.rollout.drop(gameId);
+    if (left?.opRow !== undefined && left.opRow !== null) {
+      const message = `the health gate of generation ${left.generation} was left without a verdict: ${p.reason}`;
+      await this.deps.state.finishOperation(left.opRow, { outcome: "interrupted", errorCode: null, message, finishedAt: this.clock() });
+    }
+    return undefined;
+  }
+
+  /**
+   * The gate is still open: the events of this reconcile's actions, and the
+   * interim record when the record does not show this gate on this engine yet
+   * (so a crash resumes it); the operation-log row stays open for the verdict.
+   * The game is looked at again in the queue's gate lane, behind fresh changes.
+   */
+  private async gatePending(
+    gameId: string,
+    o: Observation,
+    p: Plan,
+    step: Extract<RolloutStep, { type: "pending" }>,
+    w: { opId: string; now: Date; events: PlannedEvent[] },
+  ): Promise<ReconcileResult> {
+    const shown = !!o.record?.rolloutStartedAt && o.record.currentContainerId === step.engine.id;
+    const gateOpen = { since: w.now, rollbackTo: p.gate?.rollbackTo ?? null };
+    const record = shown && o.record ? o.record : this.derive(gameId, o, step.engine, p, null, undefined, gateOpen);
+    await this.writeOutcome(gameId, o, p, { opId: w.opId, opRow: null, record, error: null, events: w.events });
+    return { gameId, plan: p, record, outcome: { type: "requeue", afterMs: step.afterMs, lane: "gate" } };
   }
 
   private lostLeadership(): boolean {
@@ -232,7 +271,7 @@ export class Reconciler {
     return { execute, events, touched };
   }
 
-  private derive(gameId: string, o: Observation, container: ObservedContainer | null, p: Plan, error: RtmError | null, verdict: RolloutVerdict | undefined): RuntimeRecord {
+  private derive(gameId: string, o: Observation, container: ObservedContainer | null, p: Plan, error: RtmError | null, verdict?: RolloutVerdict, gateOpen?: DeriveInput["gateOpen"]): RuntimeRecord {
     const { settings } = this.deps;
     return deriveRecord({
       gameId,
@@ -245,6 +284,7 @@ export class Reconciler {
       now: this.clock(),
       ...recordLocationOf(this.deps.runtime, settings, gameId),
       verdict,
+      gateOpen,
     });
   }
 
@@ -281,7 +321,7 @@ export class Reconciler {
     if (w.opRow !== null) {
       const failure = error ?? (p.hold ? new RtmError(p.hold.code, p.hold.message) : null);
       await state.finishOperation(w.opRow, {
-        outcome: failure ? "failure" : p.actions.length > 0 || p.events.length > 0 ? "success" : "no_op",
+        outcome: failure ? "failure" : p.actions.length > 0 || p.events.length > 0 || p.gate ? "success" : "no_op",
         errorCode: failure?.code ?? null,
         message: failure?.message ?? p.reason,
         imageRef: record.currentImageRef ?? p.imageRef,

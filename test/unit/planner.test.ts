@@ -519,6 +519,7 @@ describe("planner", () => {
       timeoutMs: 60_000,
       rollbackTo: "galaxy/engine:1.0.0",
       rollback: ROLLBACK_TO_1_0_0,
+      resumed: false,
     });
   });
 
@@ -544,7 +545,23 @@ describe("planner", () => {
       timeoutMs: 40_000,
       rollbackTo: "galaxy/engine:1.0.0",
       rollback: ROLLBACK_TO_1_0_0,
+      resumed: true,
     });
+  });
+
+  it("an open gate whose engine exited or vanished is checked once more (the check fails it into the rollback), not restarted or recreated", () => {
+    const gateRecord = record({ currentContainerId: "c2", currentImageRef: "galaxy/engine:1.0.1", previousImageRef: "galaxy/engine:1.0.0", rolloutStartedAt: ago(2_000) });
+    const d = decl({ imageRef: "galaxy/engine:1.0.1", generation: 3 });
+    const exited = plan(input({ declaration: d, containers: [container({ imageRef: "galaxy/engine:1.0.1", id: "c2", state: "exited", exitCode: 1, finishedAt: ago(100) })], record: gateRecord }));
+    const vanished = plan(input({ declaration: d, containers: [], record: gateRecord }));
+    for (const p of [exited, vanished]) {
+      expect(types(p)).toEqual([]);
+      expect(p.gate).toMatchObject({ resumed: true, rollbackTo: "galaxy/engine:1.0.0", rollback: ROLLBACK_TO_1_0_0 });
+    }
+    // A newer declaration than the gate's image is not the gate: it is planned as itself.
+    const newer = plan(input({ declaration: decl({ imageRef: "galaxy/engine:1.0.2", generation: 4 }), containers: [], record: gateRecord }));
+    expect(newer.gate?.resumed ?? false).toBe(false);
+    expect(types(newer)).toContain("create");
   });
 
   it("never retries a rolled-back generation, but keeps the restored engine alive", () => {
