@@ -12,9 +12,11 @@ import { backoffDelay } from "../model/backoff.js";
 import { NODE_LOST_RULE, type ObservedContainer } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
 import {
+  ACCEPTED_RECHECK_MS,
   createActions,
   CRASH_LOOP_THRESHOLD,
   finish,
+  isAccepted,
   isRunning,
   replaceActions,
   rollbackActions,
@@ -45,7 +47,7 @@ export function planRunning(s: Situation): Plan {
   const e: EngineSituation = { ...s, c };
   const p = isRunning(c)
     ? (planNodeLost(e) ?? planPatch(e) ?? planRestart(e) ?? planUnhealthy(e) ?? planRuntimeRestarted(e) ?? planAdopt(e) ?? planSteady(e))
-    : (planNodeLost(e) ?? planUnstarted(e) ?? planRecreateStopped(e) ?? planExited(e));
+    : (planNodeLost(e) ?? planAccepted(e) ?? planUnstarted(e) ?? planRecreateStopped(e) ?? planExited(e));
   return finish(p);
 }
 
@@ -191,9 +193,11 @@ function planRuntimeRestarted({ p, input, c }: EngineSituation): Plan | null {
 }
 
 /** A running container that matches the declaration but is not the one recorded: take it over, no runtime call. */
-function planAdopt({ p, input, c }: EngineSituation): Plan | null {
+function planAdopt({ p, input, d, c, generationChanged }: EngineSituation): Plan | null {
   const { record } = input;
   if (record && record.currentContainerId === c.id) return null;
+  // The start of this generation finishing: the record named the engine while the runtime had only accepted it.
+  if (record && record.status !== "running" && generationChanged && input.capabilities.startsOnCreate && c.generation === d.generation) return null;
   p.kind = "reconcile_adopt";
   p.opSource = "reconcile";
   p.events.push({ type: "container_adopted", data: { containerId: c.id } });
@@ -205,6 +209,21 @@ function planAdopt({ p, input, c }: EngineSituation): Plan | null {
 function planSteady({ p, input, c }: EngineSituation): Plan {
   p.reason = isUnhealthy(input) ? "engine unhealthy; restart policy never: reporting only" : "running as declared";
   resetCrashLoop(p, input, c);
+  return p;
+}
+
+/**
+ * The runtime has the engine and starts it by itself (a Pod): nothing to do
+ * but wait for its watch, within the start bound. Past it, the start action
+ * (planUnstarted) asks the runtime, which fails it.
+ */
+function planAccepted({ p, input, d, c }: EngineSituation): Plan | null {
+  if (!isAccepted(c, input.capabilities) || c.imageRef !== d.imageRef || tokenDiffers(d, c)) return null;
+  const left = (input.settings.podStartTimeoutMs ?? 30_000) - (input.now.getTime() - c.createdAt.getTime());
+  if (left <= 0) return null;
+  p.converges = false;
+  p.requeueAfterMs = Math.min(left, ACCEPTED_RECHECK_MS);
+  p.reason = "the runtime accepted the engine and has not started it yet";
   return p;
 }
 

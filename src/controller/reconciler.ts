@@ -22,6 +22,7 @@ import type { DeclarationSource, HealthProber, ObservedContainer, RuntimePort, S
 import type { RuntimeRecord } from "../model/record.js";
 import { executeActions, recordLocationOf, type ExecutorSettings } from "./actions.js";
 import type { HealthTracker } from "./health.js";
+import { ACCEPTED_RECHECK_MS, isAccepted } from "./plan.js";
 import { plan, splitContainers, type Action, type Plan, type PlannedEvent, type PlannerSettings } from "./planner.js";
 import type { Lane } from "./queue.js";
 import { deriveFailedObservation, deriveRecord, type DeriveInput } from "./recordDerivation.js";
@@ -179,20 +180,25 @@ export class Reconciler {
 
     const containers = p.actions.length > 0 || p.gate ? await this.deps.runtime.listForGame(gameId).catch(() => o.containers) : o.containers;
     const { primary } = splitContainers(gameId, containers);
-    const record = this.derive(gameId, o, primary, p, error, verdict);
-    await this.writeOutcome(gameId, o, p, { opId, opRow, record, error, events: [...p.events, ...actionEvents] });
+    const q = this.awaitingStart(o, primary, p);
+    const record = this.derive(gameId, o, primary, q, error, verdict);
+    await this.writeOutcome(gameId, o, q, { opId, opRow, record, error, events: [...p.events, ...actionEvents] });
     if (this.deps.finalizer && o.declaration?.desiredState === "removed" && !error) {
       await this.deps.finalizer.finalizeIfDeleting(gameId, primary === null).catch((e: unknown) => log.warn({ err: e }, "finalizer removal failed"));
     }
-    if (error) return failed(gameId, p, record, error);
-    return { gameId, plan: p, record, outcome: p.requeueAfterMs !== null ? { type: "requeue", afterMs: p.requeueAfterMs } : { type: "done" } };
+    if (error) return failed(gameId, q, record, error);
+    return { gameId, plan: q, record, outcome: q.requeueAfterMs !== null ? { type: "requeue", afterMs: q.requeueAfterMs } : { type: "done" } };
+  }
+
+  /** An engine the runtime only accepted (a Pod not running yet) has not reached the generation; its watch wakes the game sooner. */
+  private awaitingStart(o: Observation, primary: ObservedContainer | null, p: Plan): Plan {
+    if (!primary || o.declaration?.desiredState !== "running" || !isAccepted(primary, this.deps.runtime.capabilities)) return p;
+    return { ...p, converges: false, requeueAfterMs: p.requeueAfterMs ?? ACCEPTED_RECHECK_MS };
   }
 
   /**
-   * The gate this process holds open for the game, when the plan checks it
-   * again. A gate the plan does not continue (a newer declaration, a stop)
-   * is left: its operation-log row is closed as interrupted, and a REST call
-   * waiting on its generation is answered by the newer one's record.
+   * The gate this process holds open for the game, when the plan checks it again. A gate the plan does not
+   * continue (a newer declaration, a stop) is left: its row closed as interrupted; its REST call gets the newer record.
    */
   private async openGateOf(gameId: string, o: Observation, p: Plan): Promise<OpenGate | undefined> {
     const open = this.rollout.continuing(gameId, p, o.declaration?.generation);
@@ -206,10 +212,8 @@ export class Reconciler {
   }
 
   /**
-   * The gate is still open: the events of this reconcile's actions, and the
-   * interim record when the record does not show this gate on this engine yet
-   * (so a crash resumes it); the operation-log row stays open for the verdict.
-   * The game is looked at again in the queue's gate lane, behind fresh changes.
+   * The gate is still open: this reconcile's events, and the interim record when the record does not show this gate
+   * on this engine yet (so a crash resumes it); the row stays open for the verdict. Requeued in the gate lane.
    */
   private async gatePending(
     gameId: string,

@@ -25,7 +25,7 @@ import { RUNTIME_UNAVAILABLE, RtmError, toRtmError } from "../model/errors.js";
 import type { Declaration } from "../model/declaration.js";
 import type { HealthProber, ObservedContainer, RuntimePort, StateStore } from "../model/ports.js";
 import { gateEngine, probeUrl, reportedReadiness } from "./health.js";
-import { createActions, isRunning, rollbackActions, splitContainers, type Action, type HealthGate, type Plan, type PlannedEvent } from "./plan.js";
+import { createActions, isAccepted, isRunning, rollbackActions, splitContainers, type Action, type HealthGate, type Plan, type PlannedEvent } from "./plan.js";
 
 /** How long an open gate waits between two checks of the engine. */
 export const GATE_CHECK_INTERVAL_MS = 250;
@@ -206,6 +206,8 @@ export class Rollout {
     if (this.lostLeadership()) return { kind: "aborted" };
     const c = open.containerId ? gateEngine(engines, gameId, open.containerId, runtime.capabilities) : (splitContainers(gameId, engines).primary ?? undefined);
     if (c && isReplacedAndFinished(c, open.replacedId)) return { kind: "replaced_finished", engine: c };
+    // Accepted and not running yet (a Pod being scheduled or pulled): nothing to probe before the deadline.
+    if (c && isAccepted(c, runtime.capabilities)) return this.pastDeadline(input, open) ?? { kind: "pending", engine: c };
     if (!c || !isRunning(c)) {
       return failed(open.containerId ? `the engine exited (code ${c?.exitCode ?? "unknown"}) during the health gate` : "the new container is not running");
     }
@@ -223,10 +225,14 @@ export class Rollout {
       open.healthySince = null;
       open.lastProbe = r.error ?? `HTTP ${r.statusCode}`;
     }
-    if (now >= input.now.getTime() + gate.timeoutMs) {
-      return failed(`the engine did not stay healthy for ${gate.minHealthyMs / 1000}s within ${Math.round(gate.timeoutMs / 1000)}s (last /healthz: ${open.lastProbe})`);
-    }
-    return { kind: "pending", engine: c };
+    return this.pastDeadline(input, open) ?? { kind: "pending", engine: c };
+  }
+
+  private pastDeadline(input: RolloutInput, open: OpenGate): Check | null {
+    const { gate } = input;
+    if (this.deps.clock().getTime() < input.now.getTime() + gate.timeoutMs) return null;
+    const message = `the engine did not stay healthy for ${gate.minHealthyMs / 1000}s within ${Math.round(gate.timeoutMs / 1000)}s (last /healthz: ${open.lastProbe})`;
+    return { kind: "failed", error: new RtmError("container_start_failed", message) };
   }
 
   /**
@@ -249,7 +255,7 @@ export class Rollout {
     // Without a replaced id the gate cannot find a replaced engine again.
     Object.assign(open, { containerId: null, replacedId: null, healthySince: null });
     const { primary } = splitContainers(input.gameId, await this.deps.runtime.listForGame(input.gameId));
-    if (!primary || !isRunning(primary)) return failed("the recreated engine is not running");
+    if (!primary || (!isRunning(primary) && !isAccepted(primary, this.deps.runtime.capabilities))) return failed("the recreated engine is not running");
     open.containerId = primary.id;
     return { kind: "pending", engine: primary };
   }

@@ -549,6 +549,25 @@ describe("planner", () => {
     });
   });
 
+  it("an engine a runtime that starts engines itself has accepted (a Pod not running yet) is waited for within the start bound, then started (which fails it)", () => {
+    const pending = (ageMs: number) =>
+      plan(
+        input({
+          declaration: decl({ generation: 2 }),
+          containers: [container({ id: "pod:u1", state: "created", startedAt: null, createdAt: ago(ageMs) })],
+          record: record({ currentContainerId: "pod:u1", status: "stopped", observedGeneration: 1 }),
+          capabilities: POD_CAPABILITIES,
+          settings: { ...settings, podStartTimeoutMs: 30_000 },
+        }),
+      );
+    const young = pending(10_000);
+    expect(types(young)).toEqual([]);
+    expect(young).toMatchObject({ kind: null, converges: false, requeueAfterMs: 2000 });
+    expect(pending(29_500).requeueAfterMs).toBe(500);
+    // Past the bound the runtime is asked to start it: it answers start_failed, the start's error.
+    expect(types(pending(30_000))).toEqual(["start"]);
+  });
+
   it("an open gate whose engine exited or vanished is checked once more (the check fails it into the rollback), not restarted or recreated", () => {
     const gateRecord = record({ currentContainerId: "c2", currentImageRef: "galaxy/engine:1.0.1", previousImageRef: "galaxy/engine:1.0.0", rolloutStartedAt: ago(2_000) });
     const d = decl({ imageRef: "galaxy/engine:1.0.1", generation: 3 });

@@ -11,7 +11,7 @@ import type { DeclarationSource, HealthProber, ObservedContainer, RuntimePort, S
 import type { NewOperation, NewRuntimeEvent, OperationResult, RuntimeRecord } from "../../src/model/record.js";
 import { createLogger, type Logger } from "../../src/log.js";
 import { Metrics } from "../../src/metrics.js";
-import { DOCKER_CAPABILITIES, observedContainer, PLANNER_SETTINGS, runtimeRecord } from "../helpers/fixtures.js";
+import { DOCKER_CAPABILITIES, observedContainer, PLANNER_SETTINGS, POD_CAPABILITIES, runtimeRecord } from "../helpers/fixtures.js";
 
 const NOW = new Date("2026-11-23T12:00:00Z");
 
@@ -283,5 +283,40 @@ describe("reconciler: a health gate is one check per reconcile", () => {
     const rows = [...g.world.operations!.values()];
     expect(rows[0]).toMatchObject({ op: { kind: "patch" }, result: { outcome: "interrupted" } });
     expect(rows[0]!.result?.message).toMatch(/health gate of generation 2 was left without a verdict/);
+  });
+});
+
+describe("reconciler: an engine the runtime only accepted (a Pod not running yet)", () => {
+  it("a start on a runtime that starts engines itself does not reach the generation until the engine runs, and then it is no adoption", async () => {
+    const world: World = { declarations: new Map([["g1", declaration("g1")]]), containers: [], records: new Map(), events: [], operations: new Map() };
+    const runtime: Partial<RuntimePort> = {
+      capabilities: POD_CAPABILITIES,
+      ensureImage: async () => undefined,
+      imageLabels: async () => ({}),
+      // The API server has the Pod; no container runs yet.
+      create: async (spec) => {
+        world.containers.push(container(spec.gameId, { id: "pod:uid-1", state: "created", imageRef: spec.imageRef, generation: 1, startedAt: null, createdAt: NOW }));
+        return "pod:uid-1";
+      },
+      start: async () => undefined,
+    };
+    const r = reconciler(world, { runtime });
+    const first = await r.reconcile("g1");
+    expect(first.outcome).toEqual({ type: "requeue", afterMs: 2000 });
+    // A REST waiter must not wake: the generation is not reached.
+    expect(world.records.get("g1")).toMatchObject({ observedGeneration: 0, currentContainerId: "pod:uid-1" });
+
+    // Woken again before the kubelet ran it: a wait, no action, no new operation-log row.
+    const waiting = await r.reconcile("g1");
+    expect(waiting.plan?.actions).toEqual([]);
+    expect(waiting.outcome).toMatchObject({ type: "requeue" });
+    expect(world.operations!.size).toBe(1);
+
+    // The kubelet runs it (its container id is the kubelet's): the start is done, not an adoption.
+    world.containers = [container("g1", { id: "k-1", generation: 1, createdAt: NOW })];
+    const done = await r.reconcile("g1");
+    expect(done.outcome).toEqual({ type: "done" });
+    expect(world.records.get("g1")).toMatchObject({ status: "running", observedGeneration: 1, currentContainerId: "k-1" });
+    expect(world.events.map((e) => e.type)).not.toContain("container_adopted");
   });
 });
