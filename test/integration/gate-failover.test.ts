@@ -65,7 +65,8 @@ beforeAll(async () => {
     stateRoot: await tempStateDir(),
     concurrency: 1,
     patchMinHealthyMs: 1000,
-    patchHealthTimeoutMs: 6000,
+    // Long enough that no gate reaches its deadline before the lease is cut, even with slow Docker calls.
+    patchHealthTimeoutMs: 25_000,
   });
 }, 180_000);
 
@@ -87,15 +88,17 @@ describe("lost leadership while health gates wait in the queue", () => {
     for (const g of games) await store.mutate(g, () => ({ gameId: g, imageRef: TEST_IMAGES.v100, desiredState: "running", restartPolicy: "on-failure" }), { opId: randomUUID(), opSource: "sql" });
     for (const g of games) await waitFor(`${g} running`, async () => ((await store.getRecord(g))?.status === "running" ? true : undefined), 40_000, 50);
 
-    // Patched to an engine that never answers /healthz: each gate would end in a rollback after 6 s.
+    // Patched to an engine that never answers /healthz: each gate would end in a rollback at its deadline.
     for (const g of games) await store.mutate(g, (d) => (d ? { gameId: g, imageRef: TEST_IMAGES.unhealthy, desiredState: "running", restartPolicy: d.restartPolicy } : null), { opId: randomUUID(), opSource: "sql" });
     for (const g of games) await waitFor(`${g}'s gate open`, async () => ((await store.getRecord(g))?.rolloutStartedAt ? true : undefined), 30_000, 50);
 
+    // The premise: every gate is still open, well before its deadline, when leadership goes.
+    const openedAt = await Promise.all(games.map(async (g) => (await store.getRecord(g))!.rolloutStartedAt!.getTime()));
+    expect(Math.min(...openedAt) + settings.patchHealthTimeoutMs - Date.now()).toBeGreaterThan(5_000);
     leaseA.cut();
     await waitFor("replica a stepped down", async () => (a.isLeader ? undefined : true), 10_000, 50);
     // Past every gate's deadline: a replica still acting would have rolled them all back by now.
-    const opened = await Promise.all(games.map(async (g) => (await store.getRecord(g))!.rolloutStartedAt!.getTime()));
-    const wait = Math.max(...opened) + settings.patchHealthTimeoutMs + 2000 - Date.now();
+    const wait = Math.max(...openedAt) + settings.patchHealthTimeoutMs + 2000 - Date.now();
     await new Promise((r) => setTimeout(r, Math.max(0, wait)));
 
     for (const g of games) {
