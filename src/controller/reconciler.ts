@@ -171,7 +171,7 @@ export class Reconciler {
       const before = splitContainers(gameId, o.containers).primary;
       const oldTouched = !!before && touched.has(before.id);
       const step = await this.rollout.run({ gameId, declaration: o.declaration, plan: p, gate: p.gate, actionError: error, oldTouched, now, opId, opRow, execute, log }, open);
-      if (step.type === "pending") return this.gatePending(gameId, o, p, step, { opId, now, events: [...p.events, ...actionEvents] });
+      if (step.type === "pending") return this.gatePending(gameId, o, p, step, { opId, events: [...p.events, ...actionEvents] });
       verdict = step.verdict;
       error = verdict.error;
       actionEvents.push(...verdict.events);
@@ -220,10 +220,10 @@ export class Reconciler {
     o: Observation,
     p: Plan,
     step: Extract<RolloutStep, { type: "pending" }>,
-    w: { opId: string; now: Date; events: PlannedEvent[] },
+    w: { opId: string; events: PlannedEvent[] },
   ): Promise<ReconcileResult> {
     const shown = !!o.record?.rolloutStartedAt && o.record.currentContainerId === step.engine.id;
-    const gateOpen = { since: w.now, rollbackTo: p.gate?.rollbackTo ?? null };
+    const gateOpen = { since: step.since, rollbackTo: p.gate?.rollbackTo ?? null };
     const record = shown && o.record ? o.record : this.derive(gameId, o, step.engine, p, null, undefined, gateOpen);
     await this.writeOutcome(gameId, o, p, { opId: w.opId, opRow: null, record, error: null, events: w.events });
     return { gameId, plan: p, record, outcome: { type: "requeue", afterMs: step.afterMs, lane: "gate" } };

@@ -76,8 +76,8 @@ export interface RolloutVerdict {
   events: PlannedEvent[];
 }
 
-/** One check of a gate: still open (look again after `afterMs`, the record shows `engine`), or its verdict. */
-export type RolloutStep = { type: "pending"; afterMs: number; engine: ObservedContainer } | { type: "verdict"; verdict: RolloutVerdict };
+/** One check of a gate: still open (look again after `afterMs`; the record shows `engine`, the gate open `since`), or its verdict. */
+export type RolloutStep = { type: "pending"; afterMs: number; engine: ObservedContainer; since: Date } | { type: "verdict"; verdict: RolloutVerdict };
 
 /**
  * What an open gate keeps between its checks, in this process only. Lost on
@@ -91,6 +91,8 @@ export interface OpenGate {
   containerId: string | null;
   /** The engine an in-place update stopped; null when there was none, or once it was recreated. */
   replacedId: string | null;
+  /** Clock ms by which the engine must have proved healthy: a full timeout after a fresh gate opened, else the record's. */
+  deadline: number;
   /** Clock ms since when every probe answered healthy; null after a failure. */
   healthySince: number | null;
   lastProbe: string;
@@ -153,12 +155,15 @@ export class Rollout {
       return { type: "verdict", verdict: v };
     };
     if (actionError) return verdict(await this.afterActionError(input, actionError));
+    // A fresh gate opens now, after the plan's actions; a resumed one keeps the deadline its record set.
+    const openedAt = gate.resumed ? input.now.getTime() : this.deps.clock().getTime();
     const open: OpenGate = continued ?? {
       generation: input.declaration.generation,
       opId: input.opId,
       opRow: input.opRow,
       containerId: null,
       replacedId: replacedEngineId(input.plan),
+      deadline: openedAt + gate.timeoutMs,
       healthySince: null,
       lastProbe: "no probe answered yet",
     };
@@ -171,8 +176,8 @@ export class Rollout {
     switch (check.kind) {
       case "pending": {
         this.gates.set(gameId, open);
-        const left = input.now.getTime() + gate.timeoutMs - this.deps.clock().getTime();
-        return { type: "pending", afterMs: Math.min(GATE_CHECK_INTERVAL_MS, Math.max(1, left)), engine: check.engine };
+        const left = open.deadline - this.deps.clock().getTime();
+        return { type: "pending", afterMs: Math.min(GATE_CHECK_INTERVAL_MS, Math.max(1, left)), engine: check.engine, since: new Date(openedAt) };
       }
       case "healthy":
         return verdict(noVerdict(null));
@@ -192,8 +197,8 @@ export class Rollout {
   }
 
   /**
-   * One look at the engine and one probe. The gate's deadline is the
-   * planner's (measured from the record's rolloutStartedAt); the healthy
+   * One look at the engine and one probe. The deadline of a resumed gate is
+   * the planner's (measured from the record's rolloutStartedAt); the healthy
    * window is this process's own, so a resumed gate starts it again.
    */
   private async check(input: RolloutInput, open: OpenGate): Promise<Check> {
@@ -230,7 +235,7 @@ export class Rollout {
 
   private pastDeadline(input: RolloutInput, open: OpenGate): Check | null {
     const { gate } = input;
-    if (this.deps.clock().getTime() < input.now.getTime() + gate.timeoutMs) return null;
+    if (this.deps.clock().getTime() < open.deadline) return null;
     const message = `the engine did not stay healthy for ${gate.minHealthyMs / 1000}s within ${Math.round(gate.timeoutMs / 1000)}s (last /healthz: ${open.lastProbe})`;
     return { kind: "failed", error: new RtmError("container_start_failed", message) };
   }

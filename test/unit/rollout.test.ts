@@ -234,6 +234,15 @@ describe("rollout", () => {
     expect(await again.rollout.run(resumed, again.rollout.continuing("g1", resumedPlan, 3))).toMatchObject({ type: "verdict", verdict: { error: null } });
   });
 
+  it("a fresh gate's deadline runs from when it opens, after the plan's actions, not from when the reconcile planned", async () => {
+    const w = world(() => false);
+    const input = await patchInput(w);
+    // The swap took longer than the whole gate (a slow stop under load).
+    w.clock.advance(settings.patchHealthTimeoutMs + 1000);
+    const step = await w.rollout.run(input);
+    expect(step).toMatchObject({ type: "pending", since: w.clock.now() });
+  });
+
   it("a gate of another generation is not continued", async () => {
     const w = world(() => false);
     const input = await patchInput(w);
