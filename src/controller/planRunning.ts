@@ -228,8 +228,11 @@ function planAccepted({ p, input, d, c }: EngineSituation): Plan | null {
 }
 
 /** A crash between create and start: finish the job. */
-function planUnstarted({ p, d, c, generationChanged }: EngineSituation): Plan | null {
-  if (c.state !== "created" || c.imageRef !== d.imageRef || tokenDiffers(d, c)) return null;
+function planUnstarted({ p, input, d, c, generationChanged }: EngineSituation): Plan | null {
+  // An engine the runtime accepted for this start and cannot run (a Pod whose image the kubelet cannot pull):
+  // the start action asks the runtime, which answers why, as the start's error.
+  const acceptedAndDead = c.state === "dead" && generationChanged && input.capabilities.startsOnCreate;
+  if ((c.state !== "created" && !acceptedAndDead) || c.imageRef !== d.imageRef || tokenDiffers(d, c)) return null;
   p.actions.push({ type: "start", containerId: c.id });
   p.kind = generationChanged ? "start" : "self_heal";
   p.reason = "container was created but never started: starting it";

@@ -566,6 +566,16 @@ describe("planner", () => {
     expect(pending(29_500).requeueAfterMs).toBe(500);
     // Past the bound the runtime is asked to start it: it answers start_failed, the start's error.
     expect(types(pending(30_000))).toEqual(["start"]);
+    // An accepted engine whose image the kubelet cannot pull (dead) is asked at once: the runtime answers pull_failed.
+    const dead = plan(
+      input({
+        declaration: decl({ generation: 2 }),
+        containers: [container({ id: "pod:u1", state: "dead", startedAt: null, createdAt: ago(1000) })],
+        record: record({ currentContainerId: "pod:u1", status: "stopped", observedGeneration: 1 }),
+        capabilities: POD_CAPABILITIES,
+      }),
+    );
+    expect(types(dead)).toEqual(["start"]);
   });
 
   it("an open gate whose engine exited or vanished is checked once more (the check fails it into the rollback), not restarted or recreated", () => {
