@@ -204,7 +204,7 @@ export class Reconciler {
     const open = this.rollout.continuing(gameId, p, o.declaration?.generation);
     if (open) return open;
     const left = this.rollout.drop(gameId);
-    if (left?.opRow !== undefined && left.opRow !== null) {
+    if (left && left.opRow !== null) {
       const message = `the health gate of generation ${left.generation} was left without a verdict: ${p.reason}`;
       await this.deps.state.finishOperation(left.opRow, { outcome: "interrupted", errorCode: null, message, finishedAt: this.clock() });
     }
