@@ -101,24 +101,6 @@ describe("work queue lanes", () => {
     expect(await q.get()).toBe("g2");
     expect(await q.get()).toBe("r1");
   });
-
-  it("with one worker, a fresh key is taken before every gate re-check already waiting", async () => {
-    const q = new WorkQueue({ baseMs: 1, maxMs: 10 });
-    const order: string[] = [];
-    for (let i = 0; i < 5; i++) q.add(`gate-${i}`, "gate");
-    let fresh = false;
-    const done = runWorkers(q, 1, async (key) => {
-      order.push(key);
-      // The fresh start arrives while the first gate check runs.
-      if (!fresh) {
-        fresh = true;
-        q.add("start-6");
-      }
-      if (order.length === 6) q.shutDown();
-    });
-    await done;
-    expect(order.slice(0, 2)).toEqual(["gate-0", "start-6"]);
-  });
 });
 
 describe("work queue delayed lanes", () => {
