@@ -97,7 +97,7 @@ export const CONFIG_DOCS: Setting[] = [
   { env: "RTMANAGER_POD_STORAGE_CLASS", default: "", doc: "Pod runtime: storage class of each game's state claim; empty: the cluster's default class." },
   { env: "RTMANAGER_POD_STORAGE_SIZE", default: "1Gi", doc: "Pod runtime: size requested by each game's state claim (a Kubernetes quantity)." },
   { env: "RTMANAGER_POD_TEMPLATE_FILE", default: "", doc: "Pod runtime: a JSON or YAML file (a mounted ConfigMap) with the Pods' `nodeSelector`, `tolerations`, `priorityClassName`, `serviceAccountName` and `imagePullSecrets` (names); no other key is accepted." },
-  { env: "RTMANAGER_POD_START_TIMEOUT", default: "30s", doc: "Pod runtime: how long a start waits for the engine container to run (or fail to pull or start) before leaving it to the loop." },
+  { env: "RTMANAGER_POD_START_TIMEOUT", default: "30s", doc: "Pod runtime: how long after its Pod's creation an engine may take to run before its start fails with `container_start_failed` (nothing waits for it; the loop follows the Pod watch)." },
   { env: "RTMANAGER_POD_CLAIM_RETENTION", default: "0", doc: "Pod runtime: a game's state claim is deleted this long after its engine was removed (cleanup, or RTMANAGER_CONTAINER_RETENTION), unless an engine was created for it since. `0` (the default) keeps every claim, as the Docker runtime keeps state directories; applies to engines removed while it is set." },
 ];
 

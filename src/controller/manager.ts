@@ -226,6 +226,7 @@ export class Manager {
       logger.info({ identity, fence: this.fence.name, epoch: this.fence.epoch }, "leader epoch advanced");
     }
     this.deps.hooks?.onLeaderChange?.(true);
+    this.reconciler.newTerm();
     await this.leaderGroup.start();
     this.deps.logger.info({ concurrency: this.deps.settings.concurrency, instance: this.deps.settings.instanceId, runnables: this.leaderGroup.names }, "controller loop started");
   }

@@ -52,6 +52,8 @@ export interface HealthGate {
   rollbackTo: string | null;
   /** What restores it, in order; empty when `rollbackTo` is null. */
   rollback: Action[];
+  /** The gate was opened by an earlier reconcile (its record says so): this one checks it once more. */
+  resumed: boolean;
 }
 
 export interface Plan {
@@ -78,6 +80,8 @@ export interface Plan {
   /**
    * After the actions, the engine must pass /healthz and stay healthy for
    * `minHealthyMs` within `timeoutMs`; when it does not, `rollback` runs.
+   * Each reconcile checks an open gate once (rollout.ts) and requeues until
+   * the verdict.
    */
   gate: HealthGate | null;
   /** Set when the actions restart or recreate a running (or exited) engine. */
@@ -121,6 +125,8 @@ export interface PlannerSettings {
   patchHealthTimeoutMs: number;
   patchMinHealthyMs: number;
   startWaitHealthy: boolean;
+  /** RTMANAGER_POD_START_TIMEOUT: how long an engine a runtime accepted (a Pod) may take to run before its start fails; default 30 s. */
+  podStartTimeoutMs?: number;
   /** RTMANAGER_IMAGE_ALLOWLIST (normalised prefixes); empty or absent allows every image. */
   imageAllowlist?: readonly string[];
   /** RTMANAGER_MAX_*: a declaration asking for more is held with start_config_invalid. */
@@ -152,6 +158,14 @@ const RUNNING_STATES = new Set(["running", "restarting", "paused"]);
 export function isRunning(c: ObservedContainer): boolean {
   return RUNNING_STATES.has(c.state);
 }
+
+/** An engine the runtime accepted and starts by itself (a Pod being scheduled or pulled), not running yet. */
+export function isAccepted(c: ObservedContainer, capabilities: RuntimeCapabilities): boolean {
+  return c.state === "created" && capabilities.startsOnCreate;
+}
+
+/** How often a reconcile looks again at an accepted engine; the runtime's watch wakes it sooner. */
+export const ACCEPTED_RECHECK_MS = 2000;
 
 export function basePlan(input: PlannerInput): Plan {
   return blankPlan(input.record?.restartCount ?? 0, input.declaration?.imageRef ?? null);

@@ -14,9 +14,11 @@ import { fleetHold, quarantineHold } from "./planFleet.js";
 import { CODE_BY_FAILURE_KIND } from "./runtimeErrors.js";
 import type { RuntimeRecord } from "../model/record.js";
 import {
+  ACCEPTED_RECHECK_MS,
   createActions,
   CRASH_LOOP_THRESHOLD,
   finish,
+  isAccepted,
   isRunning,
   replaceActions,
   rollbackActions,
@@ -39,12 +41,15 @@ export interface Situation {
 type EngineSituation = Situation & { c: ObservedContainer };
 
 export function planRunning(s: Situation): Plan {
+  // An open gate first, whatever the engine's state: an engine that exited or vanished during it fails the gate.
+  const resumed = resumeGate(s);
+  if (resumed) return finish(resumed);
   const c = s.c;
   if (!c) return finish(planMissing(s));
   const e: EngineSituation = { ...s, c };
   const p = isRunning(c)
-    ? (resumeGate(e) ?? planNodeLost(e) ?? planPatch(e) ?? planRestart(e) ?? planUnhealthy(e) ?? planRuntimeRestarted(e) ?? planAdopt(e) ?? planSteady(e))
-    : (planNodeLost(e) ?? planUnstarted(e) ?? planRecreateStopped(e) ?? planReplaceFinished(e) ?? planExited(e));
+    ? (planNodeLost(e) ?? planPatch(e) ?? planRestart(e) ?? planUnhealthy(e) ?? planRuntimeRestarted(e) ?? planAdopt(e) ?? planSteady(e))
+    : (planNodeLost(e) ?? planAccepted(e) ?? planUnstarted(e) ?? planRecreateStopped(e) ?? planReplaceFinished(e) ?? planExited(e));
   if (c.problem && !p.problem) p.problem = problemOf(c.problem);
   return finish(p);
 }
@@ -114,16 +119,21 @@ export function nodeLossEvents(p: Plan, record: RuntimeRecord | null, c: Observe
   }
 }
 
-/** A patch or restart was waiting for health when the controller stopped: resume the wait. */
-function resumeGate({ p, input, d, c, generationChanged }: EngineSituation): Plan | null {
+/**
+ * A patch or restart whose health gate is open (its interim record says so,
+ * for the declared image): check it once more, with the time left since the
+ * record's rolloutStartedAt. The next reconcile of a gate, or the first one
+ * after a controller stopped during it.
+ */
+function resumeGate({ p, input, d, c, generationChanged }: Situation): Plan | null {
   const { record, now, settings } = input;
-  if (!record?.rolloutStartedAt || !generationChanged || c.imageRef !== d.imageRef) return null;
+  if (!record?.rolloutStartedAt || !generationChanged || (c?.imageRef ?? record.currentImageRef) !== d.imageRef) return null;
   const elapsed = now.getTime() - record.rolloutStartedAt.getTime();
   const rollbackTo = record.previousImageRef && record.previousImageRef !== d.imageRef ? record.previousImageRef : null;
   p.kind = rollbackTo ? "patch" : "restart";
-  const inPlace = input.capabilities.updatesImageInPlace ? { containerId: c.id } : null;
-  p.gate = gate(settings, rollbackTo, Math.max(0, settings.patchHealthTimeoutMs - elapsed), inPlace);
-  p.reason = `resuming the health gate of ${d.imageRef} (${Math.round(elapsed / 1000)}s elapsed)`;
+  const inPlace = input.capabilities.updatesImageInPlace && c ? { containerId: c.id } : null;
+  p.gate = { ...gate(settings, rollbackTo, Math.max(0, settings.patchHealthTimeoutMs - elapsed), inPlace), resumed: true };
+  p.reason = `health gate of ${d.imageRef} open (${Math.round(elapsed / 1000)}s elapsed)`;
   return p;
 }
 
@@ -224,9 +234,11 @@ function planRuntimeRestarted({ p, input, c }: EngineSituation): Plan | null {
 }
 
 /** A running container that matches the declaration but is not the one recorded: take it over, no runtime call. */
-function planAdopt({ p, input, c }: EngineSituation): Plan | null {
+function planAdopt({ p, input, d, c, generationChanged }: EngineSituation): Plan | null {
   const { record } = input;
   if (record && record.currentContainerId === c.id) return null;
+  // The start of this generation finishing: the record named the engine while the runtime had only accepted it.
+  if (record && record.status !== "running" && generationChanged && input.capabilities.startsOnCreate && c.generation === d.generation) return null;
   p.kind = "reconcile_adopt";
   p.opSource = "reconcile";
   p.events.push({ type: "container_adopted", data: { containerId: c.id } });
@@ -241,9 +253,27 @@ function planSteady({ p, input, c }: EngineSituation): Plan {
   return p;
 }
 
+/**
+ * The runtime has the engine and starts it by itself (a Pod): nothing to do
+ * but wait for its watch, within the start bound. Past it, the start action
+ * (planUnstarted) asks the runtime, which fails it.
+ */
+function planAccepted({ p, input, d, c }: EngineSituation): Plan | null {
+  if (!isAccepted(c, input.capabilities) || c.imageRef !== d.imageRef || tokenDiffers(d, c)) return null;
+  const left = (input.settings.podStartTimeoutMs ?? 30_000) - (input.now.getTime() - c.createdAt.getTime());
+  if (left <= 0) return null;
+  p.converges = false;
+  p.requeueAfterMs = Math.min(left, ACCEPTED_RECHECK_MS);
+  p.reason = "the runtime accepted the engine and has not started it yet";
+  return p;
+}
+
 /** A crash between create and start: finish the job. */
-function planUnstarted({ p, d, c, generationChanged }: EngineSituation): Plan | null {
-  if (c.state !== "created" || c.imageRef !== d.imageRef || tokenDiffers(d, c)) return null;
+function planUnstarted({ p, input, d, c, generationChanged }: EngineSituation): Plan | null {
+  // An engine the runtime accepted for this start and cannot run (a Pod whose image the kubelet cannot pull):
+  // the start action asks the runtime, which answers why, as the start's error.
+  const acceptedAndDead = c.state === "dead" && generationChanged && input.capabilities.startsOnCreate;
+  if ((c.state !== "created" && !acceptedAndDead) || c.imageRef !== d.imageRef || tokenDiffers(d, c)) return null;
   p.actions.push({ type: "start", containerId: c.id });
   p.kind = generationChanged ? "start" : "self_heal";
   p.reason = "container was created but never started: starting it";
@@ -363,7 +393,7 @@ function restartDelay(input: PlannerInput, since: Date | null): number {
 }
 
 function gate(settings: PlannerSettings, rollbackTo: string | null, timeoutMs: number, inPlace: { containerId: string } | null): HealthGate {
-  return { minHealthyMs: settings.patchMinHealthyMs, timeoutMs, rollbackTo, rollback: rollbackTo ? rollbackActions(rollbackTo, inPlace) : [] };
+  return { minHealthyMs: settings.patchMinHealthyMs, timeoutMs, rollbackTo, rollback: rollbackTo ? rollbackActions(rollbackTo, inPlace) : [], resumed: false };
 }
 
 /** The gate of a fresh rollout; none when RTMANAGER_PATCH_HEALTH_TIMEOUT is 0. */

@@ -5,9 +5,10 @@
  *   meanwhile marks it dirty and it is queued again when `done` is called;
  * - failures back off per key exponentially (base * 2^n, capped) until
  *   `forget` resets the count;
- * - keys added by a periodic resync wait in a second lane, behind keys a
- *   watch or a writer just woke, so a full resync of a large fleet never
- *   delays a fresh change.
+ * - keys wait in three lanes, taken in order: `high` (a watch or a writer
+ *   just woke the key: a fresh change), `gate` (the next check of an open
+ *   health gate), `low` (a periodic resync). So neither a full resync of a
+ *   large fleet nor a fleet rollout's health gates ever delay a fresh change.
  */
 
 import { backoffDelay, type BackoffSettings } from "../model/backoff.js";
@@ -20,13 +21,18 @@ export interface QueueHooks {
   onDone?(key: string, workSeconds: number): void;
 }
 
-/** "high": a watch or a writer woke the key. "low": a periodic resync did; it waits behind every "high" key. */
-export type Lane = "high" | "low";
+/**
+ * "high": a watch or a writer woke the key. "gate": an open health gate's next
+ * check; it waits behind every "high" key. "low": a periodic resync; it waits
+ * behind both.
+ */
+export type Lane = "high" | "gate" | "low";
+const LANES: readonly Lane[] = ["high", "gate", "low"];
 
 export class WorkQueue {
-  private readonly queue: string[] = [];
-  private readonly lowQueue: string[] = [];
-  private readonly dirty = new Set<string>();
+  private readonly lanes: Record<Lane, string[]> = { high: [], gate: [], low: [] };
+  /** Keys added and not yet handed out (or added again while processing), with the lane they wait in. */
+  private readonly dirty = new Map<string, Lane>();
   private readonly processing = new Map<string, number>();
   private readonly queuedAt = new Map<string, number>();
   private readonly failures = new Map<string, number>();
@@ -42,28 +48,30 @@ export class WorkQueue {
 
   add(key: string, lane: Lane = "high"): void {
     if (this.shuttingDown) return;
-    if (this.dirty.has(key)) {
-      // Already waiting: a fresh change moves it out of the resync lane.
-      const i = lane === "high" ? this.lowQueue.indexOf(key) : -1;
-      if (i >= 0) {
-        this.lowQueue.splice(i, 1);
-        this.queue.push(key);
-      }
+    const waiting = this.dirty.get(key);
+    if (waiting !== undefined) {
+      // Already waiting: a more urgent add moves it up (a fresh change out of the gate or resync lane).
+      if (LANES.indexOf(lane) >= LANES.indexOf(waiting)) return;
+      this.dirty.set(key, lane);
+      if (this.processing.has(key)) return;
+      const from = this.lanes[waiting];
+      from.splice(from.indexOf(key), 1);
+      this.lanes[lane].push(key);
       return;
     }
     this.hooks.onAdd?.(key);
-    this.dirty.add(key);
+    this.dirty.set(key, lane);
     this.queuedAt.set(key, this.now());
     if (this.processing.has(key)) return;
-    (lane === "high" ? this.queue : this.lowQueue).push(key);
+    this.lanes[lane].push(key);
     this.waiters.shift()?.();
   }
 
-  /** Adds the key after `delayMs`; an earlier pending delay for the key wins. */
-  addAfter(key: string, delayMs: number): void {
+  /** Adds the key to `lane` after `delayMs`; an earlier pending delay for the key wins. */
+  addAfter(key: string, delayMs: number, lane: Lane = "high"): void {
     if (this.shuttingDown) return;
     if (delayMs <= 0) {
-      this.add(key);
+      this.add(key, lane);
       return;
     }
     const at = this.now() + delayMs;
@@ -72,7 +80,7 @@ export class WorkQueue {
     if (pending) clearTimeout(pending.timer);
     const timer = setTimeout(() => {
       this.delayed.delete(key);
-      this.add(key);
+      this.add(key, lane);
     }, delayMs);
     timer.unref();
     this.delayed.set(key, { at, timer });
@@ -99,7 +107,7 @@ export class WorkQueue {
   /** Waits for the next key; resolves null once the queue is shut down and drained. */
   async get(): Promise<string | null> {
     for (;;) {
-      const key = this.queue.shift() ?? this.lowQueue.shift();
+      const key = this.lanes.high.shift() ?? this.lanes.gate.shift() ?? this.lanes.low.shift();
       if (key !== undefined) {
         this.dirty.delete(key);
         const now = this.now();
@@ -117,14 +125,15 @@ export class WorkQueue {
     const started = this.processing.get(key);
     this.processing.delete(key);
     if (started !== undefined) this.hooks.onDone?.(key, (this.now() - started) / 1000);
-    if (this.dirty.has(key) && !this.shuttingDown) {
-      this.queue.push(key);
+    const lane = this.dirty.get(key);
+    if (lane !== undefined && !this.shuttingDown) {
+      this.lanes[lane].push(key);
       this.waiters.shift()?.();
     }
   }
 
   get depth(): number {
-    return this.queue.length + this.lowQueue.length;
+    return this.lanes.high.length + this.lanes.gate.length + this.lanes.low.length;
   }
 
   get processingCount(): number {
@@ -148,8 +157,7 @@ export class WorkQueue {
     this.shuttingDown = true;
     for (const { timer } of this.delayed.values()) clearTimeout(timer);
     this.delayed.clear();
-    this.queue.length = 0;
-    this.lowQueue.length = 0;
+    for (const lane of LANES) this.lanes[lane].length = 0;
     this.dirty.clear();
     for (const wake of this.waiters.splice(0)) wake();
   }

@@ -2,13 +2,17 @@
  * One reconcile of one game, top to bottom (controller-runtime's Reconcile):
  *   1. observe: the declaration, this game's containers and the record;
  *   2. plan (pure, planner.ts);
- *   3. open an operation-log row and execute the plan's actions (actions.ts);
- *   4. a rollout's health gate and rollback, when the plan has a gate (rollout.ts);
+ *   3. open an operation-log row (or carry on with the open gate's) and
+ *      execute the plan's actions (actions.ts);
+ *   4. when the plan has a health gate, one check of it (rollout.ts): still
+ *      open, then write the interim record and requeue in the gate lane; or
+ *      its verdict, with the plan's rollback when it failed;
  *   5. observe the containers again, derive the record (recordDerivation.ts);
  *   6. append events, close the operation-log row, write the record last.
  * It returns one outcome and never throws: done, requeue after a delay, or an
  * error that says whether retrying the same declaration can help. The queue
- * guarantees one reconcile per game at a time.
+ * guarantees one reconcile per game at a time. Nothing here waits for an
+ * engine: a gate is looked at again by a later reconcile.
  */
 import { randomUUID } from "node:crypto";
 import type { Logger } from "../log.js";
@@ -18,18 +22,20 @@ import type { DeclarationSource, HealthProber, ObservedContainer, RuntimePort, S
 import type { RuntimeRecord } from "../model/record.js";
 import { executeActions, recordLocationOf, type ExecutorSettings } from "./actions.js";
 import type { HealthTracker } from "./health.js";
+import { ACCEPTED_RECHECK_MS, isAccepted } from "./plan.js";
 import type { FleetView } from "./planFleet.js";
 import { plan, splitContainers, type Action, type Plan, type PlannedEvent, type PlannerSettings } from "./planner.js";
-import { deriveFailedObservation, deriveRecord } from "./recordDerivation.js";
-import { Rollout, type RolloutVerdict } from "./rollout.js";
+import type { Lane } from "./queue.js";
+import { deriveFailedObservation, deriveRecord, type DeriveInput } from "./recordDerivation.js";
+import { Rollout, type OpenGate, type RolloutStep, type RolloutVerdict } from "./rollout.js";
 
 export type ReconcilerSettings = PlannerSettings & ExecutorSettings & { probeTimeoutMs: number; dockerNetwork: string };
 
 /** What the queue does next with the game. */
 export type ReconcileOutcome =
   | { type: "done" }
-  /** Nothing failed; look again after this long (a crash-loop backoff, an orphan grace, retention). */
-  | { type: "requeue"; afterMs: number }
+  /** Nothing failed; look again after this long (a crash-loop backoff, an orphan grace, retention, an open health gate: lane "gate"). */
+  | { type: "requeue"; afterMs: number; lane?: Lane }
   /** `terminal`: retrying the same declaration cannot help (controller-runtime's TerminalError). */
   | { type: "error"; error: RtmError; terminal: boolean };
 
@@ -91,7 +97,12 @@ export class Reconciler {
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.clock = deps.clock ?? (() => new Date());
-    this.rollout = new Rollout({ ...deps, clock: this.clock, onRecord: (r) => deps.observer?.onRecord?.(r) });
+    this.rollout = new Rollout({ ...deps, clock: this.clock });
+  }
+
+  /** A new term of leadership: open gates of an earlier term are resumed from their records. */
+  newTerm(): void {
+    this.rollout.forgetAll();
   }
 
   async observe(gameId: string): Promise<Observation> {
@@ -143,11 +154,12 @@ export class Reconciler {
     const now = this.clock();
     const p = this.planFor(gameId, o, now);
     this.deps.fleet?.planned(gameId, p, o.declaration);
-    const opId = p.opId ?? newOpId();
+    const open = await this.openGateOf(gameId, o, p);
+    const opId = open?.opId ?? p.opId ?? newOpId();
     const log = this.deps.logger.child({ gameId, opId });
 
-    const opRow = await this.startOperation(gameId, o, p, opId, now);
-    if (p.kind !== null) log.info({ kind: p.kind, actions: p.actions.map((a) => a.type), cause: p.restartCause ?? undefined, reason: p.reason }, "reconcile");
+    const opRow = open ? open.opRow : await this.startOperation(gameId, o, p, opId, now);
+    if (p.kind !== null && !open) log.info({ kind: p.kind, actions: p.actions.map((a) => a.type), cause: p.restartCause ?? undefined, reason: p.reason }, "reconcile");
     await this.reportOrphan(gameId, p, opId, log);
 
     const { execute, events: actionEvents, touched } = this.executor(gameId, o);
@@ -161,19 +173,10 @@ export class Reconciler {
     let verdict: RolloutVerdict | undefined;
     if (p.gate && o.declaration) {
       const before = splitContainers(gameId, o.containers).primary;
-      verdict = await this.rollout.run({
-        gameId,
-        declaration: o.declaration,
-        previous: o.record,
-        plan: p,
-        gate: p.gate,
-        actionError: error,
-        oldTouched: !!before && touched.has(before.id),
-        now,
-        opId,
-        execute,
-        log,
-      });
+      const oldTouched = !!before && touched.has(before.id);
+      const step = await this.rollout.run({ gameId, declaration: o.declaration, plan: p, gate: p.gate, actionError: error, oldTouched, now, opId, opRow, execute, log }, open);
+      if (step.type === "pending") return this.gatePending(gameId, o, p, step, { opId, events: [...p.events, ...actionEvents] });
+      verdict = step.verdict;
       error = verdict.error;
       actionEvents.push(...verdict.events);
     }
@@ -181,13 +184,53 @@ export class Reconciler {
 
     const containers = p.actions.length > 0 || p.gate ? await this.deps.runtime.listForGame(gameId).catch(() => o.containers) : o.containers;
     const { primary } = splitContainers(gameId, containers);
-    const record = this.derive(gameId, o, primary, p, error, verdict);
-    await this.writeOutcome(gameId, o, p, { opId, opRow, record, error, events: [...p.events, ...actionEvents] });
+    const q = this.awaitingStart(o, primary, p);
+    const record = this.derive(gameId, o, primary, q, error, verdict);
+    await this.writeOutcome(gameId, o, q, { opId, opRow, record, error, events: [...p.events, ...actionEvents] });
     if (this.deps.finalizer && o.declaration?.desiredState === "removed" && !error) {
       await this.deps.finalizer.finalizeIfDeleting(gameId, primary === null).catch((e: unknown) => log.warn({ err: e }, "finalizer removal failed"));
     }
-    if (error) return failed(gameId, p, record, error);
-    return { gameId, plan: p, record, outcome: p.requeueAfterMs !== null ? { type: "requeue", afterMs: p.requeueAfterMs } : { type: "done" } };
+    if (error) return failed(gameId, q, record, error);
+    return { gameId, plan: q, record, outcome: q.requeueAfterMs !== null ? { type: "requeue", afterMs: q.requeueAfterMs } : { type: "done" } };
+  }
+
+  /** An engine the runtime only accepted (a Pod not running yet) has not reached the generation; its watch wakes the game sooner. */
+  private awaitingStart(o: Observation, primary: ObservedContainer | null, p: Plan): Plan {
+    if (!primary || o.declaration?.desiredState !== "running" || !isAccepted(primary, this.deps.runtime.capabilities)) return p;
+    return { ...p, converges: false, requeueAfterMs: p.requeueAfterMs ?? ACCEPTED_RECHECK_MS };
+  }
+
+  /**
+   * The gate this process holds open for the game, when the plan checks it again. A gate the plan does not
+   * continue (a newer declaration, a stop) is left: its row closed as interrupted; its REST call gets the newer record.
+   */
+  private async openGateOf(gameId: string, o: Observation, p: Plan): Promise<OpenGate | undefined> {
+    const open = this.rollout.continuing(gameId, p, o.declaration?.generation);
+    if (open) return open;
+    const left = this.rollout.drop(gameId);
+    if (left && left.opRow !== null) {
+      const message = `the health gate of generation ${left.generation} was left without a verdict: ${p.reason}`;
+      await this.deps.state.finishOperation(left.opRow, { outcome: "interrupted", errorCode: null, message, finishedAt: this.clock() });
+    }
+    return undefined;
+  }
+
+  /**
+   * The gate is still open: this reconcile's events, and the interim record when the record does not show this gate
+   * on this engine yet (so a crash resumes it); the row stays open for the verdict. Requeued in the gate lane.
+   */
+  private async gatePending(
+    gameId: string,
+    o: Observation,
+    p: Plan,
+    step: Extract<RolloutStep, { type: "pending" }>,
+    w: { opId: string; events: PlannedEvent[] },
+  ): Promise<ReconcileResult> {
+    const shown = !!o.record?.rolloutStartedAt && o.record.currentContainerId === step.engine.id;
+    const gateOpen = { since: step.since, rollbackTo: p.gate?.rollbackTo ?? null };
+    const record = shown && o.record ? o.record : this.derive(gameId, o, step.engine, p, null, undefined, gateOpen);
+    await this.writeOutcome(gameId, o, p, { opId: w.opId, opRow: null, record, error: null, events: w.events });
+    return { gameId, plan: p, record, outcome: { type: "requeue", afterMs: step.afterMs, lane: "gate" } };
   }
 
   private lostLeadership(): boolean {
@@ -236,7 +279,7 @@ export class Reconciler {
     return { execute, events, touched };
   }
 
-  private derive(gameId: string, o: Observation, container: ObservedContainer | null, p: Plan, error: RtmError | null, verdict: RolloutVerdict | undefined): RuntimeRecord {
+  private derive(gameId: string, o: Observation, container: ObservedContainer | null, p: Plan, error: RtmError | null, verdict?: RolloutVerdict, gateOpen?: DeriveInput["gateOpen"]): RuntimeRecord {
     const { settings } = this.deps;
     return deriveRecord({
       gameId,
@@ -249,6 +292,7 @@ export class Reconciler {
       now: this.clock(),
       ...recordLocationOf(this.deps.runtime, settings, gameId),
       verdict,
+      gateOpen,
     });
   }
 
@@ -285,7 +329,7 @@ export class Reconciler {
     const finishOperation = w.opRow === null ? null : {
       id: w.opRow,
       result: {
-        outcome: failure ? ("failure" as const) : p.actions.length > 0 || p.events.length > 0 ? ("success" as const) : ("no_op" as const),
+        outcome: failure ? ("failure" as const) : p.actions.length > 0 || p.events.length > 0 || p.gate ? ("success" as const) : ("no_op" as const),
         errorCode: failure?.code ?? null,
         message: failure?.message ?? p.reason,
         imageRef: record.currentImageRef ?? p.imageRef,

@@ -3,8 +3,17 @@
  * RTMANAGER_START_WAIT_HEALTHY): after the plan's actions, the new engine
  * must answer /healthz and stay healthy for `minHealthyMs` within
  * `timeoutMs`. A gate that fails runs the plan's rollback, when it has one.
- * An interim record is written first, so a controller that stops during the
- * wait resumes it on its next start (the planner's resumeGate).
+ *
+ * No worker waits in a gate. Each reconcile of a game in an open gate makes
+ * one check (one look at the engine, one probe) and returns: `pending`, and
+ * the reconcile writes the interim record (so a controller that stops during
+ * the gate resumes it: the planner's resumeGate) and requeues the game in the
+ * queue's gate lane; or a verdict, which the reconcile writes. What a check
+ * needs that the record does not keep (when the engine turned healthy, the
+ * operation-log row, the engine an in-place update replaced) is held here, in
+ * memory: a controller that restarts, or a new term of leadership, resumes
+ * the gate from its record with a fresh healthy window (never a shorter one)
+ * and the deadline the record's rolloutStartedAt set.
  *
  * Lost leadership is no verdict on the image: a gate (or a rollback) cut
  * short by it is *aborted*: no rollback, no hold, nothing degraded, and the
@@ -15,19 +24,14 @@ import type { Logger } from "../log.js";
 import { RUNTIME_UNAVAILABLE, RtmError, toRtmError } from "../model/errors.js";
 import type { Declaration } from "../model/declaration.js";
 import type { HealthProber, ObservedContainer, RuntimePort, StateStore } from "../model/ports.js";
-import type { RuntimeRecord } from "../model/record.js";
-import { recordLocationOf } from "./actions.js";
 import { gateEngine, probeUrl, reportedReadiness } from "./health.js";
-import { createActions, isRunning, rollbackActions, splitContainers, type Action, type HealthGate, type Plan, type PlannedEvent } from "./plan.js";
-import { deriveRecord } from "./recordDerivation.js";
+import { createActions, isAccepted, isRunning, rollbackActions, splitContainers, type Action, type HealthGate, type Plan, type PlannedEvent } from "./plan.js";
 
-/** How often the gate probes the new engine. */
-const GATE_PROBE_INTERVAL_MS = 250;
+/** How long an open gate waits between two checks of the engine. */
+export const GATE_CHECK_INTERVAL_MS = 250;
 
 export interface RolloutSettings {
   probeTimeoutMs: number;
-  dockerNetwork: string;
-  stateRoot: string;
 }
 
 export interface RolloutDeps {
@@ -37,7 +41,6 @@ export interface RolloutDeps {
   settings: RolloutSettings;
   clock: () => Date;
   mayAct?: () => boolean;
-  onRecord(record: RuntimeRecord): void;
 }
 
 /** Runs actions with the reconcile's executor; `beforeAction` sees each one before it is tried. */
@@ -46,15 +49,17 @@ export type Execute = (actions: readonly Action[], beforeAction?: (a: Action) =>
 export interface RolloutInput {
   gameId: string;
   declaration: Declaration;
-  previous: RuntimeRecord | null;
   plan: Plan;
   gate: HealthGate;
   /** Executing the plan's actions failed with this. */
   actionError: RtmError | null;
   /** Whether the engine that ran before was stopped or removed (or a stop or remove of it was tried). */
   oldTouched: boolean;
+  /** When this reconcile planned: the gate's deadline is `now + gate.timeoutMs` (the planner measured it from the record). */
   now: Date;
   opId: string;
+  /** The operation-log row the verdict closes; kept open while the gate is. */
+  opRow: number | null;
   execute: Execute;
   log: Logger;
 }
@@ -71,54 +76,207 @@ export interface RolloutVerdict {
   events: PlannedEvent[];
 }
 
+/** One check of a gate: still open (look again after `afterMs`; the record shows `engine`, the gate open `since`), or its verdict. */
+export type RolloutStep = { type: "pending"; afterMs: number; engine: ObservedContainer; since: Date } | { type: "verdict"; verdict: RolloutVerdict };
+
 /**
- * What waiting for health found. `replaced_finished`: the engine that ran the
- * image before an in-place update was stopped for it and the runtime will not
+ * What an open gate keeps between its checks, in this process only. Lost on
+ * a restart, and then resumed conservatively: the healthy window starts again.
+ */
+export interface OpenGate {
+  generation: number;
+  opId: string;
+  opRow: number | null;
+  /** The engine the gate watches, once its first check found it (a runtime that restarts it in place reports new ids: see gateEngine). */
+  containerId: string | null;
+  /** The engine an in-place update stopped; null when there was none, or once it was recreated. */
+  replacedId: string | null;
+  /** Clock ms by which the engine must have proved healthy: a full timeout after a fresh gate opened, else the record's. */
+  deadline: number;
+  /** Clock ms since when every probe answered healthy; null after a failure. */
+  healthySince: number | null;
+  lastProbe: string;
+}
+
+/**
+ * What one check found. `replaced_finished`: the engine that ran the image
+ * before an in-place update was stopped for it and the runtime will not
  * start it again (a Pod's kubelet: restartPolicy OnFailure or Never, once the
  * start of the new image failed after the old container exited 0). That is
  * no exit of the new image, which never ran.
  */
-type GateResult = { kind: "healthy" } | { kind: "failed"; error: RtmError } | { kind: "aborted" } | { kind: "replaced_finished"; engine: ObservedContainer };
+type Check =
+  | { kind: "healthy" }
+  | { kind: "pending"; engine: ObservedContainer }
+  | { kind: "failed"; error: RtmError }
+  | { kind: "aborted" }
+  | { kind: "replaced_finished"; engine: ObservedContainer };
 
 export class Rollout {
+  /** The gates this process has open, by game. */
+  private readonly gates = new Map<string, OpenGate>();
+
   constructor(private readonly deps: RolloutDeps) {}
 
   private lostLeadership(): boolean {
     return !!this.deps.mayAct && !this.deps.mayAct();
   }
 
-  /**
-   * A failure before the old engine was touched (the new image could not be
-   * pulled, leadership lost before the first action) is not a failed rollout:
-   * the old engine still serves, the error stands as it is, and the queue
-   * retries with backoff. The runtime not answering is no verdict on the image.
-   */
-  async run(input: RolloutInput): Promise<RolloutVerdict> {
-    const { gate, actionError, declaration: d } = input;
-    const verdict: RolloutVerdict = { error: actionError, aborted: false, held: false, degraded: false, events: [] };
-    const aborted = (): RolloutVerdict => ({ ...verdict, aborted: true });
-    // The actions stopped because leadership went (executeActions checks before each one).
-    if (actionError && this.lostLeadership()) return aborted();
-    const rollbackWanted = !!gate.rollbackTo && input.oldTouched;
-    if ((actionError && !rollbackWanted) || actionError?.code === RUNTIME_UNAVAILABLE) return verdict;
+  /** The gate this process holds open for the game's generation, when the plan continues it. */
+  continuing(gameId: string, p: Plan, generation: number | undefined): OpenGate | undefined {
+    const open = this.gates.get(gameId);
+    return open && p.gate?.resumed && open.generation === generation ? open : undefined;
+  }
 
-    let gateResult: GateResult = actionError ? { kind: "failed", error: actionError } : await this.openGate(input, replacedEngineId(input.plan));
-    if (gateResult.kind === "replaced_finished") {
+  /** Forgets the game's open gate (the declaration moved on, or the gate was left); returns it, so its row can be closed. */
+  drop(gameId: string): OpenGate | undefined {
+    const open = this.gates.get(gameId);
+    this.gates.delete(gameId);
+    return open;
+  }
+
+  /** A new term of leadership: the gates of an earlier one resume from their records (their rows were marked interrupted). */
+  forgetAll(): void {
+    this.gates.clear();
+  }
+
+  /**
+   * One step of the gate: the verdict on a failure of the plan's actions, or
+   * one check of the engine. A failure before the old engine was touched (the
+   * new image could not be pulled, leadership lost before the first action)
+   * is not a failed rollout: the old engine still serves, the error stands as
+   * it is, and the queue retries with backoff. The runtime not answering is no
+   * verdict on the image.
+   */
+  async run(input: RolloutInput, continued?: OpenGate): Promise<RolloutStep> {
+    const { gameId, gate, actionError } = input;
+    const verdict = (v: RolloutVerdict): RolloutStep => {
+      this.gates.delete(gameId);
+      return { type: "verdict", verdict: v };
+    };
+    if (actionError) return verdict(await this.afterActionError(input, actionError));
+    // A fresh gate opens now, after the plan's actions; a resumed one keeps the deadline its record set.
+    const openedAt = gate.resumed ? input.now.getTime() : this.deps.clock().getTime();
+    const open: OpenGate = continued ?? {
+      generation: input.declaration.generation,
+      opId: input.opId,
+      opRow: input.opRow,
+      containerId: null,
+      replacedId: replacedEngineId(input.plan),
+      deadline: openedAt + gate.timeoutMs,
+      healthySince: null,
+      lastProbe: "no probe answered yet",
+    };
+    let check = await this.check(input, open);
+    if (check.kind === "replaced_finished") {
       // The recreated engine has a new id: the in-place rollback that named the old one cannot restore it.
       input = { ...input, gate: { ...gate, rollback: gate.rollbackTo ? rollbackActions(gate.rollbackTo, null) : [] } };
-      gateResult = await this.recreateAndGate(input, gateResult.engine);
+      check = await this.recreate(input, open, check.engine);
     }
-    if (gateResult.kind === "aborted") return aborted();
-    if (gateResult.kind === "healthy") return verdict;
-    const gateError = gateResult.error;
-    if (!gate.rollbackTo) {
+    switch (check.kind) {
+      case "pending": {
+        this.gates.set(gameId, open);
+        const left = open.deadline - this.deps.clock().getTime();
+        return { type: "pending", afterMs: Math.min(GATE_CHECK_INTERVAL_MS, Math.max(1, left)), engine: check.engine, since: new Date(openedAt) };
+      }
+      case "healthy":
+        return verdict(noVerdict(null));
+      case "aborted":
+        return verdict({ ...noVerdict(null), aborted: true });
+      case "failed":
+        return verdict(await this.failed(input, check.error));
+    }
+  }
+
+  private async afterActionError(input: RolloutInput, actionError: RtmError): Promise<RolloutVerdict> {
+    // The actions stopped because leadership went (executeActions checks before each one).
+    if (this.lostLeadership()) return { ...noVerdict(actionError), aborted: true };
+    const rollbackWanted = !!input.gate.rollbackTo && input.oldTouched;
+    if (!rollbackWanted || actionError.code === RUNTIME_UNAVAILABLE) return noVerdict(actionError);
+    return this.failed(input, actionError);
+  }
+
+  /**
+   * One look at the engine and one probe. The deadline of a resumed gate is
+   * the planner's (measured from the record's rolloutStartedAt); the healthy
+   * window is this process's own, so a resumed gate starts it again.
+   */
+  private async check(input: RolloutInput, open: OpenGate): Promise<Check> {
+    const { runtime, prober, settings, clock } = this.deps;
+    const { gameId, gate } = input;
+    const failed = (message: string): Check => ({ kind: "failed", error: new RtmError("container_start_failed", message) });
+    if (this.lostLeadership()) return { kind: "aborted" };
+    const engines = await runtime.listForGame(gameId);
+    // Checked again after each await: a replica paused mid-call wakes up without its lease.
+    if (this.lostLeadership()) return { kind: "aborted" };
+    const c = open.containerId ? gateEngine(engines, gameId, open.containerId, runtime.capabilities) : (splitContainers(gameId, engines).primary ?? undefined);
+    if (c && isReplacedAndFinished(c, open.replacedId)) return { kind: "replaced_finished", engine: c };
+    // Accepted and not running yet (a Pod being scheduled or pulled): nothing to probe before the deadline.
+    if (c && isAccepted(c, runtime.capabilities)) return this.pastDeadline(input, open) ?? { kind: "pending", engine: c };
+    if (!c || !isRunning(c)) {
+      return failed(open.containerId ? `the engine exited (code ${c?.exitCode ?? "unknown"}) during the health gate` : "the new container is not running");
+    }
+    open.containerId ??= c.id;
+    // A runtime that reports readiness itself (a Pod's Ready condition) is asked; otherwise /healthz is probed.
+    const reported = reportedReadiness(c);
+    const url = reported ? null : probeUrl(runtime, c);
+    const r = reported ?? (url ? await prober.probe(url, settings.probeTimeoutMs) : null);
+    if (this.lostLeadership()) return { kind: "aborted" };
+    const now = clock().getTime();
+    if (r?.ok) {
+      open.healthySince ??= now;
+      if (now - open.healthySince >= gate.minHealthyMs) return { kind: "healthy" };
+    } else if (r) {
+      open.healthySince = null;
+      open.lastProbe = r.error ?? `HTTP ${r.statusCode}`;
+    }
+    return this.pastDeadline(input, open) ?? { kind: "pending", engine: c };
+  }
+
+  private pastDeadline(input: RolloutInput, open: OpenGate): Check | null {
+    const { gate } = input;
+    if (this.deps.clock().getTime() < open.deadline) return null;
+    const message = `the engine did not stay healthy for ${gate.minHealthyMs / 1000}s within ${Math.round(gate.timeoutMs / 1000)}s (last /healthz: ${open.lastProbe})`;
+    return { kind: "failed", error: new RtmError("container_start_failed", message) };
+  }
+
+  /**
+   * The engine stopped for an in-place update will never run the new image:
+   * recreate it on that image (as the runtime would an evicted engine), once;
+   * the gate goes on with the new engine.
+   */
+  private async recreate(input: RolloutInput, open: OpenGate, finished: ObservedContainer): Promise<Exclude<Check, { kind: "replaced_finished" }>> {
+    const d = input.declaration;
+    const failed = (message: string) => ({ kind: "failed" as const, error: new RtmError("container_start_failed", message) });
+    input.log.warn({ containerId: finished.id, exitCode: finished.exitCode, imageRef: d.imageRef }, "the engine stopped for the in-place update will not be started again: recreating it on the new image");
+    if (this.lostLeadership()) return { kind: "aborted" };
+    try {
+      await input.execute([{ type: "removeAll", reason: null }, ...createActions(d.imageRef)]);
+    } catch (err) {
+      if (this.lostLeadership()) return { kind: "aborted" };
+      const e = toRtmError(err);
+      return { kind: "failed", error: new RtmError(e.code, `the runtime did not start ${d.imageRef} after stopping the old engine, and recreating it failed: ${e.message}`) };
+    }
+    // Without a replaced id the gate cannot find a replaced engine again.
+    Object.assign(open, { containerId: null, replacedId: null, healthySince: null });
+    const { primary } = splitContainers(input.gameId, await this.deps.runtime.listForGame(input.gameId));
+    if (!primary || (!isRunning(primary) && !isAccepted(primary, this.deps.runtime.capabilities))) return failed("the recreated engine is not running");
+    open.containerId = primary.id;
+    return { kind: "pending", engine: primary };
+  }
+
+  /** The gate failed: the plan's rollback when it has one; without one (a restart) the restart policy takes over. */
+  private async failed(input: RolloutInput, gateError: RtmError): Promise<RolloutVerdict> {
+    const d = input.declaration;
+    const verdict = noVerdict(gateError);
+    const target = input.gate.rollbackTo;
+    if (!target) {
       verdict.error = new RtmError("container_start_failed", `${input.plan.kind ?? "start"} of ${d.imageRef}: ${gateError.message}; the restart policy takes over`);
       return verdict;
     }
-    const target = gate.rollbackTo;
     input.log.warn({ from: d.imageRef, to: target, err: gateError }, "patch failed its health gate: rolling back");
     const rollbackError = await this.rollback(input, target);
-    if (rollbackError === "aborted") return aborted();
+    if (rollbackError === "aborted") return { ...noVerdict(null), aborted: true };
     verdict.held = true;
     if (rollbackError) {
       verdict.degraded = true;
@@ -132,86 +290,6 @@ export class Rollout {
       verdict.error = new RtmError("container_start_failed", `patch to ${d.imageRef} failed: ${gateError.message}; rolled back to ${target}`);
     }
     return verdict;
-  }
-
-  /**
-   * The engine stopped for an in-place update will never run the new image:
-   * recreate it on that image (as the runtime would an evicted engine), once,
-   * and gate the new engine.
-   */
-  private async recreateAndGate(input: RolloutInput, finished: ObservedContainer): Promise<Exclude<GateResult, { kind: "replaced_finished" }>> {
-    const d = input.declaration;
-    input.log.warn({ containerId: finished.id, exitCode: finished.exitCode, imageRef: d.imageRef }, "the engine stopped for the in-place update will not be started again: recreating it on the new image");
-    if (this.lostLeadership()) return { kind: "aborted" };
-    try {
-      await input.execute([{ type: "removeAll", reason: null }, ...createActions(d.imageRef)]);
-    } catch (err) {
-      if (this.lostLeadership()) return { kind: "aborted" };
-      const e = toRtmError(err);
-      return { kind: "failed", error: new RtmError(e.code, `the runtime did not start ${d.imageRef} after stopping the old engine, and recreating it failed: ${e.message}`) };
-    }
-    const result = await this.openGate(input, null);
-    // Without a replaced id the gate cannot find a replaced engine again.
-    return result.kind === "replaced_finished" ? { kind: "failed", error: new RtmError("container_start_failed", "the recreated engine is not running") } : result;
-  }
-
-  /** Writes the interim record, then waits for health. `replacedId`: the engine an in-place update stopped. */
-  private async openGate(input: RolloutInput, replacedId: string | null): Promise<GateResult> {
-    const { runtime, state, settings } = this.deps;
-    const { gameId, gate } = input;
-    const { primary } = splitContainers(gameId, await runtime.listForGame(gameId));
-    if (primary && isReplacedAndFinished(primary, replacedId)) return { kind: "replaced_finished", engine: primary };
-    if (!primary || !isRunning(primary)) return { kind: "failed", error: new RtmError("container_start_failed", "the new container is not running") };
-    const interim = deriveRecord({
-      gameId,
-      previous: input.previous,
-      declaration: input.declaration,
-      container: primary,
-      plan: input.plan,
-      error: null,
-      health: null,
-      now: input.now,
-      ...recordLocationOf(runtime, settings, gameId),
-      gateOpen: { since: input.now, rollbackTo: gate.rollbackTo },
-    });
-    // Fenced like every loop write: a former leader's interim record is refused (it throws) and never announced.
-    await state.putRecord(interim);
-    this.deps.onRecord(interim);
-    return this.awaitHealthy(gameId, primary.id, gate, replacedId);
-  }
-
-  private async awaitHealthy(gameId: string, containerId: string, gate: HealthGate, replacedId: string | null): Promise<GateResult> {
-    const { runtime, prober, settings } = this.deps;
-    const deadline = Date.now() + gate.timeoutMs;
-    let healthySince: number | null = null;
-    let last = "no probe answered yet";
-    const failed = (message: string): GateResult => ({ kind: "failed", error: new RtmError("container_start_failed", message) });
-    for (;;) {
-      if (this.lostLeadership()) return { kind: "aborted" };
-      const c = gateEngine(await runtime.listForGame(gameId), gameId, containerId, runtime.capabilities);
-      // Checked again after each await: a replica paused mid-call wakes up without its lease.
-      if (this.lostLeadership()) return { kind: "aborted" };
-      if (c && isReplacedAndFinished(c, replacedId)) return { kind: "replaced_finished", engine: c };
-      if (!c || !isRunning(c)) return failed(`the engine exited (code ${c?.exitCode ?? "unknown"}) during the health gate`);
-      // A runtime that reports readiness itself (a Pod's Ready condition) is asked; otherwise /healthz is probed.
-      const reported = reportedReadiness(c);
-      const url = reported ? null : probeUrl(runtime, c);
-      const r = reported ?? (url ? await prober.probe(url, settings.probeTimeoutMs) : null);
-      if (r) {
-        if (this.lostLeadership()) return { kind: "aborted" };
-        if (r.ok) {
-          healthySince ??= Date.now();
-          if (Date.now() - healthySince >= gate.minHealthyMs) return { kind: "healthy" };
-        } else {
-          healthySince = null;
-          last = r.error ?? `HTTP ${r.statusCode}`;
-        }
-      }
-      if (Date.now() >= deadline) {
-        return failed(`the engine did not stay healthy for ${gate.minHealthyMs / 1000}s within ${Math.round(gate.timeoutMs / 1000)}s (last /healthz: ${last})`);
-      }
-      await new Promise((r) => setTimeout(r, Math.min(GATE_PROBE_INTERVAL_MS, Math.max(1, deadline - Date.now()))));
-    }
   }
 
   /**
@@ -277,4 +355,8 @@ function replacedEngineId(plan: Plan): string | null {
  */
 function isReplacedAndFinished(c: ObservedContainer, replacedId: string | null): boolean {
   return replacedId !== null && c.id === replacedId && c.state === "exited";
+}
+
+function noVerdict(error: RtmError | null): RolloutVerdict {
+  return { error, aborted: false, held: false, degraded: false, events: [] };
 }

@@ -119,7 +119,7 @@ describe("split brain", () => {
     const frozenAt = Date.now();
 
     await waitFor("the standby holding the lease", async () => ((await holderPid()) === standby.proc.pid ? true : undefined), 20_000, 100);
-    // Stopped through the standby (now the leader): it finishes the gate first, then stops.
+    // Stopped through the standby (now the leader): the stop is acted on at once; the open gate it supersedes gets no verdict.
     const stopped = await rest(standby, "POST", `/api/v1/internal/runtimes/sb-stopped/stop`, { reason: "admin_request" });
     expect(stopped.status).toBe(200);
     await waitFor("the standby finishing the other patch", async () => {

@@ -76,7 +76,7 @@ const decl = (gameId: string, imageRef = NEW): Declaration => ({
 });
 
 function patchPlan(): Plan {
-  return { ...blankPlan(0, NEW), kind: "patch", gate: { minHealthyMs: 1000, timeoutMs: 5000, rollbackTo: OLD, rollback: [] } };
+  return { ...blankPlan(0, NEW), kind: "patch", gate: { minHealthyMs: 1000, timeoutMs: 5000, rollbackTo: OLD, rollback: [], resumed: false } };
 }
 
 function heldPlan(): Plan {

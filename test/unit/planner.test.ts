@@ -586,6 +586,7 @@ describe("planner", () => {
       timeoutMs: 60_000,
       rollbackTo: "galaxy/engine:1.0.0",
       rollback: ROLLBACK_TO_1_0_0,
+      resumed: false,
     });
   });
 
@@ -611,7 +612,52 @@ describe("planner", () => {
       timeoutMs: 40_000,
       rollbackTo: "galaxy/engine:1.0.0",
       rollback: ROLLBACK_TO_1_0_0,
+      resumed: true,
     });
+  });
+
+  it("an engine a runtime that starts engines itself has accepted (a Pod not running yet) is waited for within the start bound, then started (which fails it)", () => {
+    const pending = (ageMs: number) =>
+      plan(
+        input({
+          declaration: decl({ generation: 2 }),
+          containers: [container({ id: "pod:u1", state: "created", startedAt: null, createdAt: ago(ageMs) })],
+          record: record({ currentContainerId: "pod:u1", status: "stopped", observedGeneration: 1 }),
+          capabilities: POD_CAPABILITIES,
+          settings: { ...settings, podStartTimeoutMs: 30_000 },
+        }),
+      );
+    const young = pending(10_000);
+    expect(types(young)).toEqual([]);
+    expect(young).toMatchObject({ kind: null, converges: false, requeueAfterMs: 2000 });
+    expect(pending(29_500).requeueAfterMs).toBe(500);
+    // Past the bound the runtime is asked to start it: it answers start_failed, the start's error.
+    expect(types(pending(30_000))).toEqual(["start"]);
+    // An accepted engine whose image the kubelet cannot pull (dead) is asked at once: the runtime answers pull_failed.
+    const dead = plan(
+      input({
+        declaration: decl({ generation: 2 }),
+        containers: [container({ id: "pod:u1", state: "dead", startedAt: null, createdAt: ago(1000) })],
+        record: record({ currentContainerId: "pod:u1", status: "stopped", observedGeneration: 1 }),
+        capabilities: POD_CAPABILITIES,
+      }),
+    );
+    expect(types(dead)).toEqual(["start"]);
+  });
+
+  it("an open gate whose engine exited or vanished is checked once more (the check fails it into the rollback), not restarted or recreated", () => {
+    const gateRecord = record({ currentContainerId: "c2", currentImageRef: "galaxy/engine:1.0.1", previousImageRef: "galaxy/engine:1.0.0", rolloutStartedAt: ago(2_000) });
+    const d = decl({ imageRef: "galaxy/engine:1.0.1", generation: 3 });
+    const exited = plan(input({ declaration: d, containers: [container({ imageRef: "galaxy/engine:1.0.1", id: "c2", state: "exited", exitCode: 1, finishedAt: ago(100) })], record: gateRecord }));
+    const vanished = plan(input({ declaration: d, containers: [], record: gateRecord }));
+    for (const p of [exited, vanished]) {
+      expect(types(p)).toEqual([]);
+      expect(p.gate).toMatchObject({ resumed: true, rollbackTo: "galaxy/engine:1.0.0", rollback: ROLLBACK_TO_1_0_0 });
+    }
+    // A newer declaration than the gate's image is not the gate: it is planned as itself.
+    const newer = plan(input({ declaration: decl({ imageRef: "galaxy/engine:1.0.2", generation: 4 }), containers: [], record: gateRecord }));
+    expect(newer.gate?.resumed ?? false).toBe(false);
+    expect(types(newer)).toContain("create");
   });
 
   it("never retries a rolled-back generation, but keeps the restored engine alive", () => {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { backoffDelay } from "../../src/model/backoff.js";
 import { runWorkers, WorkQueue } from "../../src/controller/queue.js";
 
@@ -85,5 +85,47 @@ describe("work queue lanes", () => {
     expect(await q.get()).toBe("r3");
     expect(await q.get()).toBe("r1");
     expect(await q.get()).toBe("r2");
+  });
+
+  it("gate re-checks wait behind fresh keys and ahead of resync keys; a fresh change of a gated key takes it out of the gate lane", async () => {
+    const q = new WorkQueue({ baseMs: 1, maxMs: 10 });
+    q.add("r1", "low");
+    for (const k of ["g1", "g2", "g3"]) q.add(k, "gate");
+    q.add("fresh");
+    q.add("g3");
+    // A gate key added again by a resync stays in the gate lane.
+    q.add("g2", "low");
+    expect(await q.get()).toBe("fresh");
+    expect(await q.get()).toBe("g3");
+    expect(await q.get()).toBe("g1");
+    expect(await q.get()).toBe("g2");
+    expect(await q.get()).toBe("r1");
+  });
+});
+
+describe("work queue delayed lanes", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("addAfter puts the key in the lane it names once the delay has passed; a key re-added while processing keeps its lane", async () => {
+    vi.useFakeTimers();
+    const q = new WorkQueue({ baseMs: 1, maxMs: 10 });
+    q.addAfter("gated", 250, "gate");
+    q.add("r1", "low");
+    expect(q.depth).toBe(1);
+    vi.advanceTimersByTime(250);
+    expect(q.depth).toBe(2);
+    q.add("fresh");
+    expect(await q.get()).toBe("fresh");
+    expect(await q.get()).toBe("gated");
+    // Re-added to the gate lane while it is processed: queued there again on done, still behind a fresh key.
+    q.add("gated", "gate");
+    q.add("fresh2");
+    q.done("gated");
+    expect(await q.get()).toBe("fresh2");
+    expect(await q.get()).toBe("gated");
+    expect(await q.get()).toBe("r1");
+    q.shutDown();
   });
 });

@@ -8,10 +8,10 @@ import { Reconciler, type ReconcileObserver, type ReconcilerSettings } from "../
 import type { Declaration } from "../../src/model/declaration.js";
 import { RtmError } from "../../src/model/errors.js";
 import type { DeclarationSource, HealthProber, ObservedContainer, ReconcileCommit, RuntimePort, StateStore } from "../../src/model/ports.js";
-import type { NewRuntimeEvent, RuntimeRecord } from "../../src/model/record.js";
+import type { NewOperation, NewRuntimeEvent, OperationResult, RuntimeRecord } from "../../src/model/record.js";
 import { createLogger, type Logger } from "../../src/log.js";
 import { Metrics } from "../../src/metrics.js";
-import { observedContainer, PLANNER_SETTINGS, runtimeRecord } from "../helpers/fixtures.js";
+import { DOCKER_CAPABILITIES, observedContainer, PLANNER_SETTINGS, POD_CAPABILITIES, runtimeRecord } from "../helpers/fixtures.js";
 
 const NOW = new Date("2026-11-23T12:00:00Z");
 
@@ -52,11 +52,21 @@ interface World {
   records: Map<string, RuntimeRecord>;
   events: NewRuntimeEvent[];
   failStartOperation?: RtmError;
+  /** Operation-log rows by id, when the test looks at them. */
+  operations?: Map<number, { op: NewOperation; result?: OperationResult }>;
 }
 
 function reconciler(
   world: World,
-  opts: { settings?: Partial<ReconcilerSettings>; observer?: ReconcileObserver; logs?: Record<string, unknown>[]; mayAct?: () => boolean } = {},
+  opts: {
+    settings?: Partial<ReconcilerSettings>;
+    observer?: ReconcileObserver;
+    logs?: Record<string, unknown>[];
+    mayAct?: () => boolean;
+    runtime?: Partial<RuntimePort>;
+    prober?: HealthProber;
+    clock?: () => Date;
+  } = {},
 ) {
   const source = {
     get: async (id: string) => world.declarations.get(id) ?? null,
@@ -65,11 +75,15 @@ function reconciler(
   const state = {
     getRecord: async (id: string) => world.records.get(id) ?? null,
     putRecord: async (r: RuntimeRecord) => void world.records.set(r.gameId, r),
-    startOperation: async () => {
+    startOperation: async (op: NewOperation) => {
       if (world.failStartOperation) throw world.failStartOperation;
-      return ++opSeq;
+      world.operations?.set(++opSeq, { op });
+      return opSeq;
     },
-    finishOperation: async () => undefined,
+    finishOperation: async (id: number, result: OperationResult) => {
+      const row = world.operations?.get(id);
+      if (row) row.result = result;
+    },
     appendEvent: async (e: NewRuntimeEvent) => {
       world.events.push(e);
       return { ...e, seq: world.events.length, at: NOW };
@@ -82,8 +96,9 @@ function reconciler(
   } as unknown as StateStore;
   const docker = {
     listForGame: async (id: string) => world.containers.filter((c) => c.gameId === id),
+    ...opts.runtime,
   } as unknown as RuntimePort;
-  const prober = { probe: async () => ({ ok: true }) } as unknown as HealthProber;
+  const prober = opts.prober ?? ({ probe: async () => ({ ok: true }) } as unknown as HealthProber);
   let logger: Logger = createLogger("silent");
   if (opts.logs) {
     const sink = opts.logs;
@@ -100,7 +115,7 @@ function reconciler(
     settings: { ...settings, ...opts.settings },
     logger,
     observer: opts.observer,
-    clock: () => NOW,
+    clock: opts.clock ?? (() => NOW),
     mayAct: opts.mayAct,
   });
 }
@@ -203,5 +218,110 @@ describe("reconciler", () => {
     expect(world.records.has("g3")).toBe(false);
     expect(logs.filter((l) => l.msg === "orphan left in place")).toHaveLength(1);
     expect(world.events.filter((e) => e.type === "orphan_reported").map((e) => e.data)).toEqual([expect.objectContaining({ why: "unrecorded" })]);
+  });
+});
+
+describe("reconciler: a health gate is one check per reconcile", () => {
+  const OLD = "galaxy/engine:1.0.0";
+  const NEW = "galaxy/engine:1.0.1";
+
+  /** A game whose patch to NEW has been running its health gate for 2 s: the interim record and the new engine. */
+  function gatedWorld() {
+    const world: World = {
+      declarations: new Map([["g1", { ...declaration("g1"), imageRef: NEW, generation: 2 }]]),
+      containers: [container("g1", { id: "c-new", imageRef: NEW })],
+      records: new Map([
+        ["g1", runtimeRecord({ gameId: "g1", currentContainerId: "c-new", currentImageRef: NEW, previousImageRef: OLD, rolloutStartedAt: new Date(NOW.getTime() - 2000), observedGeneration: 1 }, NOW)],
+      ]),
+      events: [],
+      operations: new Map(),
+    };
+    let healthy = false;
+    let probes = 0;
+    let t = NOW.getTime();
+    const prober: HealthProber = {
+      probe: async () => {
+        probes++;
+        return { ok: healthy, statusCode: healthy ? 200 : 503, error: healthy ? null : "HTTP 503", latencyMs: 1 };
+      },
+    };
+    const r = reconciler(world, {
+      settings: { patchMinHealthyMs: 0, patchHealthTimeoutMs: 60_000 },
+      runtime: { capabilities: DOCKER_CAPABILITIES, probeAddress: () => "127.0.0.1:1" },
+      prober,
+      clock: () => new Date(t),
+    });
+    return { world, r, probes: () => probes, becomeHealthy: () => (healthy = true), advance: (ms: number) => (t += ms) };
+  }
+
+  it("a reconcile of an open gate makes one probe and returns a requeue in the gate lane; the record keeps the gate open and the generation unreached", async () => {
+    const g = gatedWorld();
+    const before = g.world.records.get("g1");
+    const first = await g.r.reconcile("g1");
+    expect(first.outcome).toEqual({ type: "requeue", afterMs: 250, lane: "gate" });
+    expect(g.probes()).toBe(1);
+    // The record already showed this gate on this engine: nothing rewritten, the REST waiter still waits.
+    expect(g.world.records.get("g1")).toBe(before);
+    expect(g.world.records.get("g1")).toMatchObject({ observedGeneration: 1, rolloutStartedAt: expect.any(Date) });
+
+    // The next check carries on with the same operation-log row, still open.
+    g.advance(250);
+    expect((await g.r.reconcile("g1")).outcome).toMatchObject({ type: "requeue", lane: "gate" });
+    expect(g.probes()).toBe(2);
+    expect([...g.world.operations!.values()].map((o) => [o.op.kind, o.result?.outcome ?? "running"])).toEqual([["patch", "running"]]);
+
+    // Healthy: the verdict closes the row and the record reaches the generation.
+    g.becomeHealthy();
+    g.advance(250);
+    const last = await g.r.reconcile("g1");
+    expect(last.outcome).toEqual({ type: "done" });
+    expect(g.world.records.get("g1")).toMatchObject({ observedGeneration: 2, rolloutStartedAt: null, currentImageRef: NEW, lastErrorCode: null });
+    expect([...g.world.operations!.values()].map((o) => [o.op.kind, o.result?.outcome])).toEqual([["patch", "success"]]);
+  });
+
+  it("an open gate the declaration moved past (a stop) is left: its row is closed as interrupted, and the stop is planned at once", async () => {
+    const g = gatedWorld();
+    await g.r.reconcile("g1");
+    g.world.declarations.set("g1", { ...g.world.declarations.get("g1")!, desiredState: "stopped", generation: 3 });
+    const stop = await g.r.reconcile("g1");
+    expect(stop.plan?.kind).toBe("stop");
+    const rows = [...g.world.operations!.values()];
+    expect(rows[0]).toMatchObject({ op: { kind: "patch" }, result: { outcome: "interrupted" } });
+    expect(rows[0]!.result?.message).toMatch(/health gate of generation 2 was left without a verdict/);
+  });
+});
+
+describe("reconciler: an engine the runtime only accepted (a Pod not running yet)", () => {
+  it("a start on a runtime that starts engines itself does not reach the generation until the engine runs, and then it is no adoption", async () => {
+    const world: World = { declarations: new Map([["g1", declaration("g1")]]), containers: [], records: new Map(), events: [], operations: new Map() };
+    const runtime: Partial<RuntimePort> = {
+      capabilities: POD_CAPABILITIES,
+      ensureImage: async () => undefined,
+      imageLabels: async () => ({}),
+      // The API server has the Pod; no container runs yet.
+      create: async (spec) => {
+        world.containers.push(container(spec.gameId, { id: "pod:uid-1", state: "created", imageRef: spec.imageRef, generation: 1, startedAt: null, createdAt: NOW }));
+        return "pod:uid-1";
+      },
+      start: async () => undefined,
+    };
+    const r = reconciler(world, { runtime });
+    const first = await r.reconcile("g1");
+    expect(first.outcome).toEqual({ type: "requeue", afterMs: 2000 });
+    // A REST waiter must not wake: the generation is not reached.
+    expect(world.records.get("g1")).toMatchObject({ observedGeneration: 0, currentContainerId: "pod:uid-1" });
+
+    // Woken again before the kubelet ran it: a wait, no action, no new operation-log row.
+    const waiting = await r.reconcile("g1");
+    expect(waiting.plan?.actions).toEqual([]);
+    expect(waiting.outcome).toMatchObject({ type: "requeue" });
+    expect(world.operations!.size).toBe(1);
+
+    // The kubelet runs it (its container id is the kubelet's): the start is done, not an adoption.
+    world.containers = [container("g1", { id: "k-1", generation: 1, createdAt: NOW })];
+    const done = await r.reconcile("g1");
+    expect(done.outcome).toEqual({ type: "done" });
+    expect(world.records.get("g1")).toMatchObject({ status: "running", observedGeneration: 1, currentContainerId: "k-1" });
+    expect(world.events.map((e) => e.type)).not.toContain("container_adopted");
   });
 });

@@ -1,6 +1,7 @@
 /**
- * The rollout over fakes (no Docker, no database): the health gate's verdicts
- * and the plan's rollback, run through the real action executor.
+ * The rollout over fakes (no Docker, no database, a clock the test moves):
+ * the health gate's checks, one per reconcile, its verdicts and the plan's
+ * rollback, run through the real action executor.
  */
 import fs from "node:fs/promises";
 import os from "node:os";
@@ -8,12 +9,12 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { executeActions } from "../../src/controller/actions.js";
 import { plan, type Action, type Plan } from "../../src/controller/planner.js";
-import { Rollout, type RolloutInput } from "../../src/controller/rollout.js";
+import { GATE_CHECK_INTERVAL_MS, Rollout, type OpenGate, type RolloutInput, type RolloutStep, type RolloutVerdict } from "../../src/controller/rollout.js";
 import type { Declaration } from "../../src/model/declaration.js";
 import { RtmError } from "../../src/model/errors.js";
 import type { EngineSpec, HealthProber, ObservedContainer, RuntimePort, StateStore } from "../../src/model/ports.js";
 import { RuntimeFailure } from "../../src/model/runtimeFailure.js";
-import type { NewOperation, OperationResult, RuntimeRecord } from "../../src/model/record.js";
+import type { NewOperation, OperationResult } from "../../src/model/record.js";
 import { createLogger } from "../../src/log.js";
 import { DOCKER_CAPABILITIES, observedContainer, PLANNER_SETTINGS, POD_CAPABILITIES, runtimeRecord } from "../helpers/fixtures.js";
 
@@ -81,10 +82,8 @@ class FakeDocker {
 
 function world(probeOk: () => boolean, mayAct?: () => boolean) {
   const docker = new FakeDocker();
-  const records: RuntimeRecord[] = [];
   const operations: { op: NewOperation; result?: OperationResult }[] = [];
   const state = {
-    putRecord: async (r: RuntimeRecord) => void records.push(r),
     startOperation: async (op: NewOperation) => operations.push({ op }),
     finishOperation: async (id: number, result: OperationResult) => void (operations[id - 1]!.result = result),
   } as unknown as StateStore;
@@ -96,16 +95,56 @@ function world(probeOk: () => boolean, mayAct?: () => boolean) {
       return { ok, statusCode: ok ? 200 : 503, error: ok ? null : "HTTP 503", latencyMs: 1 };
     },
   };
-  const rollout = new Rollout({ runtime: docker.port, state, prober, settings, clock: () => NOW, mayAct, onRecord: () => undefined });
-  return { docker, records, operations, rollout, mayAct, probes: () => probes };
+  const clock = new TestClock();
+  const rollout = new Rollout({ runtime: docker.port, state, prober, settings, clock: () => clock.now(), mayAct });
+  return { docker, operations, rollout, mayAct, clock, probes: () => probes };
+}
+
+/** The rollout's clock; only the test moves it. */
+class TestClock {
+  private t = NOW.getTime();
+  now(): Date {
+    return new Date(this.t);
+  }
+  advance(ms: number): void {
+    this.t += ms;
+  }
+}
+
+/**
+ * What the reconciler does with a gate: one step, and while it is pending,
+ * the next step after `afterMs` (the gate lane's requeue), continuing the
+ * gate this process holds open. `between` runs between two steps.
+ */
+async function drive(
+  w: { rollout: Rollout; clock: TestClock },
+  first: RolloutInput,
+  between: (steps: number) => void = () => undefined,
+): Promise<{ verdict: RolloutVerdict; steps: RolloutStep[] }> {
+  const steps: RolloutStep[] = [];
+  let input = first;
+  let open: OpenGate | undefined;
+  for (;;) {
+    const step = await w.rollout.run(input, open);
+    steps.push(step);
+    if (step.type === "verdict") return { verdict: step.verdict, steps };
+    expect(step.afterMs).toBeLessThanOrEqual(GATE_CHECK_INTERVAL_MS);
+    w.clock.advance(step.afterMs);
+    between(steps.length);
+    // The next reconcile plans the resumed gate (no actions) and continues this process's open gate.
+    const plan = { ...input.plan, actions: [], gate: { ...input.gate, resumed: true } };
+    open = w.rollout.continuing(input.gameId, plan, input.declaration.generation);
+    expect(open).toBeDefined();
+    input = { ...input, plan, gate: plan.gate, actionError: null };
+  }
 }
 
 function declaration(imageRef: string): Declaration {
   return { gameId: "g1", imageRef, desiredState: "running", restartPolicy: "on-failure", generation: 3, opId: "op", opSource: "gm_rest", createdAt: NOW, updatedAt: NOW };
 }
 
-/** Plans a patch OLD -> NEW over the fake world, runs its actions, and hands the result to the rollout. */
-async function patch(w: ReturnType<typeof world>, over: Partial<RolloutInput> = {}) {
+/** Plans a patch OLD -> NEW over the fake world and runs its actions: the rollout's first input. */
+async function patchInput(w: ReturnType<typeof world>, over: Partial<RolloutInput> = {}): Promise<RolloutInput> {
   w.docker.containers.push(observedContainer({ id: "c-old", gameId: "g1", imageRef: OLD }, NOW));
   const d = declaration(NEW);
   const previous = runtimeRecord({ currentContainerId: "c-old", observedGeneration: 2 }, NOW);
@@ -129,30 +168,89 @@ async function patch(w: ReturnType<typeof world>, over: Partial<RolloutInput> = 
     });
   let actionError: RtmError | null = null;
   await execute(p.actions).catch((err: RtmError) => (actionError = err));
-  return w.rollout.run({
+  const input: RolloutInput = {
     gameId: "g1",
     declaration: d,
-    previous,
     plan: p,
     gate: p.gate!,
     actionError,
     oldTouched: touched.has("c-old"),
     now: NOW,
     opId: "op",
+    opRow: null,
     execute,
     log: createLogger("silent"),
     ...over,
-  });
+  };
+  return input;
+}
+
+async function patch(w: ReturnType<typeof world>, over: Partial<RolloutInput> = {}): Promise<RolloutVerdict> {
+  return (await drive(w, await patchInput(w, over))).verdict;
 }
 
 describe("rollout", () => {
-  it("a healthy engine passes the gate: no error, and an interim record was written first so a crash resumes the wait", async () => {
+  it("a healthy engine passes the gate at its first check when no healthy window is asked for", async () => {
     const w = world(() => true);
-    const verdict = await patch(w);
+    const { verdict, steps } = await drive(w, await patchInput(w));
     expect(verdict).toEqual({ error: null, aborted: false, held: false, degraded: false, events: [] });
-    expect(w.records).toHaveLength(1);
-    expect(w.records[0]).toMatchObject({ currentImageRef: NEW, rolloutStartedAt: NOW, previousImageRef: OLD, observedGeneration: 2 });
+    expect(steps).toHaveLength(1);
     expect(w.docker.containers.map((c) => c.imageRef)).toEqual([NEW]);
+  });
+
+  it("each step is one check: a pending gate made one probe and hands back the engine for the interim record", async () => {
+    const w = world(() => false);
+    const step = await w.rollout.run(await patchInput(w));
+    expect(w.probes()).toBe(1);
+    expect(step).toMatchObject({ type: "pending", afterMs: GATE_CHECK_INTERVAL_MS, engine: { imageRef: NEW, state: "running" } });
+    // Nothing was rolled back or written by the check itself.
+    expect(w.operations).toEqual([]);
+  });
+
+  it("the healthy window runs over the steps of one process; a resumed gate (a restart, a new term) starts it again, never shorter", async () => {
+    const w = world(() => true);
+    const first = await patchInput(w, {});
+    const gate = { ...first.gate, minHealthyMs: 1000, timeoutMs: 10_000 };
+    const { verdict, steps } = await drive(w, { ...first, gate });
+    expect(verdict.error).toBeNull();
+    // Healthy from the first check at t=0: the verdict comes at the check at t >= 1000 ms.
+    expect(steps.length).toBe(1000 / GATE_CHECK_INTERVAL_MS + 1);
+
+    const again = world(() => true);
+    const input = { ...(await patchInput(again)), gate };
+    expect((await again.rollout.run(input)).type).toBe("pending");
+    again.clock.advance(750);
+    // This process forgets the gate (a new term): the next check resumes from the record alone.
+    again.rollout.forgetAll();
+    const resumedPlan = { ...input.plan, actions: [], gate: { ...gate, resumed: true } };
+    expect(again.rollout.continuing("g1", resumedPlan, 3)).toBeUndefined();
+    const resumed = { ...input, plan: resumedPlan, gate: resumedPlan.gate };
+    expect((await again.rollout.run(resumed)).type).toBe("pending");
+    again.clock.advance(750);
+    const open = again.rollout.continuing("g1", resumedPlan, 3);
+    // 1500 ms after the first healthy probe, but only 750 ms into the resumed window.
+    expect((await again.rollout.run(resumed, open)).type).toBe("pending");
+    again.clock.advance(250);
+    expect(await again.rollout.run(resumed, again.rollout.continuing("g1", resumedPlan, 3))).toMatchObject({ type: "verdict", verdict: { error: null } });
+  });
+
+  it("a fresh gate's deadline runs from when it opens, after the plan's actions, not from when the reconcile planned", async () => {
+    const w = world(() => false);
+    const input = await patchInput(w);
+    // The swap took longer than the whole gate (a slow stop under load).
+    w.clock.advance(settings.patchHealthTimeoutMs + 1000);
+    const step = await w.rollout.run(input);
+    expect(step).toMatchObject({ type: "pending", since: w.clock.now() });
+  });
+
+  it("a gate of another generation is not continued", async () => {
+    const w = world(() => false);
+    const input = await patchInput(w);
+    await w.rollout.run(input);
+    const resumedPlan = { ...input.plan, actions: [], gate: { ...input.gate, resumed: true } };
+    expect(w.rollout.continuing("g1", resumedPlan, 3)).toBeDefined();
+    expect(w.rollout.continuing("g1", resumedPlan, 4)).toBeUndefined();
+    expect(w.rollout.continuing("g1", input.plan, 3)).toBeUndefined();
   });
 
   it("an engine that never gets healthy is rolled back with the plan's rollback: the old image runs, the generation is held", async () => {
@@ -218,7 +316,7 @@ describe("rollout", () => {
 
   it("a gate without a rollback target (a restart) fails to the restart policy, not held", async () => {
     const w = world(() => false);
-    const verdict = await patch(w, { gate: { minHealthyMs: 0, timeoutMs: 200, rollbackTo: null, rollback: [] } });
+    const verdict = await patch(w, { gate: { minHealthyMs: 0, timeoutMs: 200, rollbackTo: null, rollback: [], resumed: false } });
     expect(verdict.held).toBe(false);
     expect(verdict.error?.message).toMatch(/the restart policy takes over/);
     expect(w.docker.containers.map((c) => c.imageRef)).toEqual([NEW]);
@@ -227,13 +325,19 @@ describe("rollout", () => {
 
 /**
  * A Pod runtime in memory: one engine whose image is swapped in place, and
- * what the kubelet does next scripted by `afterUpdate` (its container id
- * changes with each container, readiness is the runtime's own).
+ * what the kubelet does next scripted by `afterUpdate`, done when the test
+ * calls `kubelet()` (its container id changes with each container,
+ * readiness is the runtime's own).
  */
 class FakePods {
   containers: ObservedContainer[] = [observedContainer({ id: "k-old", gameId: "g1", imageRef: OLD, ready: true, restartCount: 0 }, NOW)];
   calls: string[] = [];
+  private pending: (() => void) | null = null;
   constructor(private readonly afterUpdate: (engine: ObservedContainer) => void) {}
+  kubelet(): void {
+    this.pending?.();
+    this.pending = null;
+  }
   readonly port = {
     name: "fake-pods",
     capabilities: POD_CAPABILITIES,
@@ -247,7 +351,7 @@ class FakePods {
       const c = this.containers[0]!;
       // Not ready while the old image still runs (observed.ts isReady); the kubelet acts a moment later.
       Object.assign(c, { imageRef: spec.imageRef, ready: false });
-      setTimeout(() => this.afterUpdate(c), 50);
+      this.pending = () => this.afterUpdate(c);
     },
     create: async (spec: EngineSpec) => {
       this.calls.push(`create ${spec.imageRef}`);
@@ -264,22 +368,23 @@ class FakePods {
 }
 
 async function patchInPlace(pods: FakePods) {
-  const records: RuntimeRecord[] = [];
   const operations: { op: NewOperation; result?: OperationResult }[] = [];
   const state = {
-    putRecord: async (r: RuntimeRecord) => void records.push(r),
     startOperation: async (op: NewOperation) => operations.push({ op }),
     finishOperation: async (id: number, result: OperationResult) => void (operations[id - 1]!.result = result),
   } as unknown as StateStore;
   const prober: HealthProber = { probe: async () => ({ ok: false, statusCode: null, error: "the gate must ask the runtime's readiness", latencyMs: 0 }) };
-  const rollout = new Rollout({ runtime: pods.port, state, prober, settings, clock: () => NOW, onRecord: () => undefined });
+  const clock = new TestClock();
+  const rollout = new Rollout({ runtime: pods.port, state, prober, settings, clock: () => clock.now() });
   const d = declaration(NEW);
   const previous = runtimeRecord({ currentContainerId: "k-old", observedGeneration: 2 }, NOW);
   const p = plan({ gameId: "g1", declaration: d, declarationError: null, containers: pods.containers, record: previous, health: null, now: NOW, settings, capabilities: POD_CAPABILITIES });
   expect(p.actions).toEqual([{ type: "updateImage", containerId: "k-old", imageRef: NEW }]);
   const execute = (actions: readonly Action[]) => executeActions(actions, { runtime: pods.port, declaration: d, gameId: "g1", settings, observer: { onAction: () => undefined } });
   await execute(p.actions);
-  const verdict = await rollout.run({ gameId: "g1", declaration: d, previous, plan: p, gate: p.gate!, actionError: null, oldTouched: true, now: NOW, opId: "op", execute, log: createLogger("silent") });
+  const input: RolloutInput = { gameId: "g1", declaration: d, plan: p, gate: p.gate!, actionError: null, oldTouched: true, now: NOW, opId: "op", opRow: null, execute, log: createLogger("silent") };
+  // The kubelet acts after the first check: that check still sees the old container, not ready.
+  const { verdict } = await drive({ rollout, clock }, input, () => pods.kubelet());
   return { verdict, operations };
 }
 

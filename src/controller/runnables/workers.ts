@@ -104,7 +104,7 @@ export class Workers implements Runnable {
       case "requeue":
         queue.forget(key);
         // Long waits (retention) are left to the periodic resync; timers that long are not worth holding.
-        if (outcome.afterMs <= settings.resyncIntervalMs) queue.addAfter(key, outcome.afterMs);
+        if (outcome.afterMs <= settings.resyncIntervalMs) queue.addAfter(key, outcome.afterMs, outcome.lane);
         return;
       case "done":
         queue.forget(key);

@@ -26,7 +26,7 @@ import { RuntimeFailure } from "../../model/runtimeFailure.js";
 import { ENGINE_PORT } from "../../model/engine.js";
 import { assertPodNames, type ClaimSettings, type Placement, type PodManifestSettings } from "./manifests.js";
 import { claimName, ownedBy, POD_LABELS } from "./names.js";
-import { IMAGE_FAILURE_REASONS, engineStatus, isFinished, observedFromPod, replacedContainer, runsWantedImage, stripScheme, tombstoneOf, wantedImage } from "./observed.js";
+import { IMAGE_FAILURE_REASONS, engineStatus, isFinished, observedFromPod, replacedContainer, stripScheme, tombstoneOf, wantedImage } from "./observed.js";
 import { PodApi, type GameRef } from "./podApi.js";
 import type { CachedService } from "./podCache.js";
 import { NodeHealth } from "./nodeHealth.js";
@@ -51,7 +51,7 @@ export interface KubernetesRuntimeOptions {
   claim: ClaimSettings;
   logger: Logger;
   callTimeoutMs?: number;
-  /** How long start() waits for the engine to run or fail before leaving it to the loop. Default 30 s. */
+  /** How long after its Pod was created an engine that has not run yet fails its start (start_failed). Default 30 s. */
   startTimeoutMs?: number;
   silenceLimitMs?: number;
 }
@@ -165,14 +165,9 @@ export class KubernetesPodRuntime implements RuntimePort {
       return;
     }
     if (!pod || pod.metadata?.uid !== at.podUid) throw new RuntimeFailure("not_found", "updateImage", `the Pod of engine ${id} is gone`, { containerId: id });
+    // Accepted is enough: the kubelet swaps the container, the Pod watch wakes the game, and the health gate
+    // judges the new image (a failed pull or start is its to roll back: the old engine is already gone).
     await this.patchPlanned(at, spec, pod);
-    // The old container may still run (the kubelet has not synced yet): wait for the new image's. A failure
-    // (a pull, a start) is the health gate's to judge and roll back: the old engine is already gone.
-    const swapped = (pod: V1Pod) => {
-      const cs = engineStatus(pod);
-      return (runsWantedImage(pod, cs) && stripScheme(cs?.containerID) !== id) || isFinished(pod);
-    };
-    await this.untilRunning(at, id, swapped, "settle");
   }
 
   /**
@@ -196,37 +191,26 @@ export class KubernetesPodRuntime implements RuntimePort {
   }
 
   /**
-   * The Pod starts by itself; this waits until the engine runs, so a start
-   * fails as it does on Docker: `pull_failed` for an image the kubelet cannot
-   * pull, `start_failed` for a container that cannot start. Still pending at
-   * the bound (no node yet, a slow pull): returns, and the loop looks again.
+   * The Pod starts by itself: this returns once the API has it, and the Pod
+   * watch wakes the game when the engine runs. It fails as a start fails on
+   * Docker when the Pod already tells why (`pull_failed` for an image the
+   * kubelet cannot pull, `start_failed` for a container that cannot start),
+   * and with `start_failed` once the engine has not run within the start
+   * bound of its Pod's creation (no node, a pull that never ends).
    */
   async start(id: string): Promise<void> {
     const at = await this.locate(id);
     if (!at?.podUid) throw new RuntimeFailure("start_failed", "start", `no Pod to start for engine ${id}`, { containerId: id });
-    await this.untilRunning(at, id, hasStarted);
-  }
-
-  /**
-   * Waits until `running(pod)`, so a start or an image swap ends as on Docker
-   * with the engine running (and a record naming its container), or fails as
-   * it does there: `pull_failed` for an image the kubelet cannot pull,
-   * `start_failed` for a container that cannot start. Still pending at the
-   * bound (no node yet, a slow pull): returns, and the loop looks again.
-   * `settle`: a failure ends the wait without an error.
-   */
-  private async untilRunning(at: Known, id: string, running: (pod: V1Pod) => boolean, onFailure: "throw" | "settle" = "throw"): Promise<void> {
-    const seen: { failure: RuntimeFailure | null } = { failure: null };
-    const settled = await this.api.waitForPod(
-      at,
-      (pod) => {
-        seen.failure = pod && pod.metadata?.uid === at.podUid ? startFailure(pod, at.gameId) : new RuntimeFailure("start_failed", "start", `Pod of engine ${id} is gone`, { containerId: id });
-        return seen.failure !== null || (!!pod && running(pod));
-      },
-      this.options.startTimeoutMs ?? 30_000,
-    );
-    if (seen.failure && onFailure === "throw") throw seen.failure;
-    if (settled === null) this.options.logger.info({ gameId: at.gameId }, "engine Pod not running yet at the bound; the loop will look again");
+    const pod = await this.api.currentPod(at);
+    if (!pod || pod.metadata?.uid !== at.podUid) throw new RuntimeFailure("start_failed", "start", `Pod of engine ${id} is gone`, { containerId: id });
+    const failure = startFailure(pod, at.gameId);
+    if (failure) throw failure;
+    if (hasStarted(pod)) return;
+    const boundMs = this.options.startTimeoutMs ?? 30_000;
+    const created = new Date(pod.metadata?.creationTimestamp ?? Date.now()).getTime();
+    if (Date.now() - created >= boundMs) {
+      throw new RuntimeFailure("start_failed", "start", `the engine has not started within ${Math.round(boundMs / 1000)}s of its Pod's creation (${pod.status?.phase ?? "no phase"})`, { gameId: at.gameId });
+    }
   }
 
   /** Deletes the Pod (grace = the stop timeout) after leaving the engine's last state on the Service. */
