@@ -54,6 +54,8 @@ export interface KubernetesRuntimeOptions {
   /** How long start() waits for the engine to run or fail before leaving it to the loop. Default 30 s. */
   startTimeoutMs?: number;
   silenceLimitMs?: number;
+  /** Objects per page of a list (default 500, as client-go's pager). */
+  listPageSize?: number;
 }
 
 /** Which Pod a container id belongs to: remembered from every listing, since the id is the kubelet's. */
@@ -82,7 +84,7 @@ export class KubernetesPodRuntime implements RuntimePort {
     if (!options.instance) throw new Error("KubernetesPodRuntime needs a non-empty instance id");
     const silenceLimitMs = options.silenceLimitMs ?? 5 * 60_000;
     this.nodes = new NodeHealth({ kubeConfig: options.kubeConfig, logger: options.logger, silenceLimitMs });
-    this.api = new PodApi(options.kubeConfig, options.instance, options.listNamespace, options.callTimeoutMs ?? 30_000, options.logger, silenceLimitMs, this.nodes.lookup);
+    this.api = new PodApi(options.kubeConfig, options.instance, options.listNamespace, options.callTimeoutMs ?? 30_000, options.logger, silenceLimitMs, this.nodes.lookup, options.listPageSize);
     this.placement = options.placement ?? {
       placement: () => Promise.resolve({ namespace: options.namespace, owner: null }),
       namespaceOf: () => options.namespace,
