@@ -14,7 +14,6 @@ import { createAppWithKubeconfig } from "../helpers/kubeconfigApp.js";
 import { BoundedKubeConfig } from "../../src/crd/api.js";
 import { createLogger } from "../../src/log.js";
 import type { EngineSpec } from "../../src/model/ports.js";
-import { RuntimeFailure } from "../../src/model/runtimeFailure.js";
 import { KubernetesPodRuntime } from "../../src/runtime/kubernetes/podRuntime.js";
 import { POD_LABELS } from "../../src/runtime/kubernetes/names.js";
 import { FakeApiServer } from "../k8s/fakeApiServer.js";
