@@ -193,6 +193,7 @@ async function engineRuntime(config: Config, logger: Logger, metrics: Metrics, k
       imagePullPolicy: config.imagePullPolicy,
       terminationGraceSeconds: Math.ceil(config.stopTimeoutMs / 1000),
       template,
+      clients: { namespaces: config.podClientNamespaces, clusterDomain: config.podClusterDomain },
       readiness: {
         periodSeconds: Math.max(1, Math.round(config.probeIntervalMs / 1000)),
         timeoutSeconds: Math.max(1, Math.round(config.probeTimeoutMs / 1000)),

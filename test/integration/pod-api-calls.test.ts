@@ -108,6 +108,38 @@ describe("Pod runtime API calls", () => {
     }
   });
 
+  it("RTMANAGER_POD_CLIENT_NAMESPACES: each game gets an ExternalName Service galaxy-game-{id} in the client namespace, aliasing its Service", async () => {
+    const root = await fs.mkdtemp(path.join(os.tmpdir(), "rtm-alias-"));
+    const kubeconfigFile = path.join(root, "kubeconfig");
+    await fs.writeFile(kubeconfigFile, fakeKubeConfig(server.url).exportConfig());
+    const config = loadConfig({
+      RTMANAGER_RUNTIME: "kubernetes",
+      RTMANAGER_POD_NAMESPACE: NS,
+      RTMANAGER_INSTANCE_ID: "calls-alias",
+      RTMANAGER_DATA_DIR: path.join(root, "data"),
+      RTMANAGER_INTERNAL_HTTP_ADDR: "127.0.0.1:0",
+      RTMANAGER_POD_CLIENT_NAMESPACES: "galaxy-gm, tools",
+      RTMANAGER_LOG_LEVEL: "silent",
+    });
+    const app = await createAppWithKubeconfig(kubeconfigFile, config, pino({ level: "silent" }));
+    try {
+      await app.docker.create(spec("alias1"));
+      for (const ns of ["galaxy-gm", "tools"]) {
+        const alias = server.get("services", ns, "galaxy-game-alias1");
+        expect(alias?.spec).toMatchObject({ type: "ExternalName", externalName: `galaxy-game-alias1.${NS}.svc.cluster.local` });
+        expect(alias?.metadata.labels).toMatchObject({ "rtmanager.galaxy.io/game-id": "alias1", "rtmanager.galaxy.io/instance": "calls-alias" });
+      }
+      expect((server.get("services", NS, "galaxy-game-alias1")?.spec as { type?: string }).type).toBe("ClusterIP");
+      // A second create of the same game (its Pod replaced) keeps the aliases.
+      server.remove("pods", NS, "galaxy-game-alias1", { gracePeriodSeconds: 0 });
+      await app.docker.create(spec("alias1"));
+      expect(server.get("services", "galaxy-gm", "galaxy-game-alias1")).toBeDefined();
+    } finally {
+      await app.stop();
+      await fs.rm(root, { recursive: true, force: true });
+    }
+  });
+
   it("the image patch carries the resourceVersion it was planned on: a patch planned before a newer one landed is refused (409), a status-only change is retried", async () => {
     const rt = runtime(5_000);
     try {

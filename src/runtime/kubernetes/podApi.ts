@@ -4,7 +4,7 @@ import { CoreV1Api, Log, PatchStrategy, setHeaderOptions, type KubeConfig, type 
 import type { EngineSpec, LogStreamOptions, ObservedContainer } from "../../model/ports.js";
 import { RuntimeFailure } from "../../model/runtimeFailure.js";
 import { asFailure, isStatus, KubeCalls } from "./calls.js";
-import { claimManifest, podManifest, serviceManifest, type ClaimSettings, type Placement, type PodManifestSettings } from "./manifests.js";
+import { aliasServiceManifest, claimManifest, podManifest, serviceManifest, type ClaimSettings, type Placement, type PodManifestSettings } from "./manifests.js";
 import { ENGINE_CONTAINER, managedSelector, podName, POD_ANNOTATIONS, POD_LABELS, serviceName } from "./names.js";
 import type { NodeLookup } from "./nodeHealth.js";
 import { engineStatus, isEvicted, observedFromPod, observedFromTombstone, stripScheme, type Tombstone } from "./observed.js";
@@ -52,7 +52,7 @@ export class PodApi {
     /** null: all namespaces. */
     private readonly listNamespace: string | null,
     timeoutMs: number,
-    logger: Logger,
+    private readonly logger: Logger,
     silenceLimitMs: number,
     /** Which nodes are lost (the Node watch), for the engines observe() reports. */
     private readonly nodes?: NodeLookup,
@@ -178,6 +178,7 @@ export class PodApi {
       );
     if (!newClaim && claim.retentionMs) await this.claims.hold({ namespace, gameId: spec.gameId });
     await this.ensureService({ namespace, gameId: spec.gameId }, placement);
+    await this.ensureAliases(spec.gameId, namespace, pod);
     const create = async () => {
       const created = await this.calls.run("create", `creating Pod ${podName(spec.gameId)}`, () => this.core.createNamespacedPod({ namespace, body: podManifest(spec, placement, pod) }), details);
       this.cache.applyPod(created);
@@ -219,6 +220,21 @@ export class PodApi {
     } catch (err) {
       tolerateConflict(err);
       await this.clearTombstone(ref, null);
+    }
+  }
+
+  /** The game's ExternalName Service in each client namespace (RTMANAGER_POD_CLIENT_NAMESPACES); one that exists is kept. */
+  private async ensureAliases(gameId: string, gamesNamespace: string, pod: PodManifestSettings): Promise<void> {
+    const clients = pod.clients;
+    if (!clients) return;
+    for (const namespace of clients.namespaces.filter((ns) => ns !== gamesNamespace)) {
+      const body = aliasServiceManifest(gameId, namespace, gamesNamespace, this.instance, clients.clusterDomain);
+      try {
+        await this.calls.run("create", `creating the engine's ExternalName Service in ${namespace}`, () => this.core.createNamespacedService({ namespace, body }), { gameId, namespace });
+      } catch (err) {
+        // The engine runs either way: a missing Role in the client namespace costs that client the short name, not the game.
+        if (!(err instanceof RuntimeFailure && err.kind === "conflict")) this.logger.warn({ err, gameId, namespace }, "could not create the engine's ExternalName Service in a client namespace");
+      }
     }
   }
 
