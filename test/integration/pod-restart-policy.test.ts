@@ -6,6 +6,7 @@
  * is not taken for an exit of the new image.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { qualified } from "../k8s/kubelet/runtime.js";
 import { type App } from "../../src/app.js";
 import { RtmClient } from "../../src/client/index.js";
 import { specOf } from "../../src/model/declaration.js";
@@ -43,7 +44,8 @@ function readyPod(g: string, image: string): Promise<Obj> {
   return until(`${g} ready on ${image}`, () => {
     const pod = podOf(g);
     const cs = (pod?.status as Status | undefined)?.containerStatuses?.find((c) => c.name === "engine");
-    return cs?.ready && cs.image === image && !pod?.metadata.deletionTimestamp ? pod : undefined;
+    // The status names the image as containerd does: registry-qualified.
+    return cs?.ready && cs.image === qualified(image) && !pod?.metadata.deletionTimestamp ? pod : undefined;
   }, 40_000);
 }
 

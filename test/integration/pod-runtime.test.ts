@@ -20,6 +20,7 @@ import path from "node:path";
 import { pino } from "pino";
 import { parseAllDocuments } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { qualified } from "../k8s/kubelet/runtime.js";
 import type { App } from "../../src/app.js";
 import { RtmApiError, RtmClient } from "../../src/client/index.js";
 import { loadConfig } from "../../src/config.js";
@@ -80,7 +81,8 @@ async function readyPod(g: string, image: string): Promise<Obj> {
     return await until(`${g} ready on ${image}`, () => {
       const pod = podOf(g);
       const cs = engineStatus(pod);
-      return cs?.ready && cs.image === image && !pod?.metadata.deletionTimestamp ? pod : undefined;
+      // The status names the image as containerd does: registry-qualified.
+      return cs?.ready && cs.image === qualified(image) && !pod?.metadata.deletionTimestamp ? pod : undefined;
     }, 30_000);
   } catch (err) {
     const pod = podOf(g);
@@ -209,6 +211,35 @@ describe("engines as Pods (RTMANAGER_RUNTIME=kubernetes, declarations in the sto
       await retained.stop(kept, "finished");
     } finally {
       await other.close();
+    }
+  }, 90_000);
+
+  it("a Pod the kubelet rejects at admission (Failed, OutOfcpu) answers 500 with the reason, is replaced, and runs once the node has room", async () => {
+    const g = uniqueGameId("outofcpu");
+    const kubelets = [...cluster.kubelets.values()];
+    for (const k of kubelets) k.setAllocatableCpu(100);
+    let restored = false;
+    try {
+      const err = await rejection(client.start(g, TEST_IMAGES.v100));
+      expect(err.code).toBe("container_start_failed");
+      expect(err.message).toMatch(/OutOfcpu/);
+      // Replaced, not left dead: a second Pod is rejected too while no node has room.
+      const rejected = await until("two rejected Pods", async () => {
+        const exits = (await app.store.eventsAfter(0, { gameId: g })).filter((e) => e.type === "container_exited" && (e.data as { reason?: string }).reason === "OutOfcpu");
+        return exits.length >= 2 ? exits : undefined;
+      }, 30_000);
+      expect((rejected[0]!.data as { message: string }).message).toMatch(/^Pod was rejected: Node didn't have enough resource: cpu/);
+      expect((await app.store.getRecord(g))?.lastErrorMessage).toMatch(/^OutOfcpu: /);
+      for (const k of kubelets) k.setAllocatableCpu(Infinity);
+      restored = true;
+      await readyPod(g, TEST_IMAGES.v100);
+      const record = await until("record running, the error cleared", async () => {
+        const r = await app.store.getRecord(g);
+        return r?.status === "running" && r.lastErrorCode === null ? r : undefined;
+      }, 30_000);
+      expect(record.currentImageRef).toBe(TEST_IMAGES.v100);
+    } finally {
+      if (!restored) for (const k of kubelets) k.setAllocatableCpu(Infinity);
     }
   }, 90_000);
 

@@ -73,6 +73,24 @@ afterAll(async () => {
 });
 
 describe("test kubelet (Docker)", () => {
+  it("admits against the node's allocatable CPU (kubelet canAdmitPod): a pod that does not fit is Failed, reason OutOfcpu, and no container runs", async () => {
+    for (const k of cluster.kubelets.values()) k.setAllocatableCpu(2000);
+    const pod = enginePod("too-big", TEST_IMAGES.v100);
+    pod.spec!.containers[0]!.resources = { requests: { cpu: "3" }, limits: { cpu: "3" } };
+    await core.createNamespacedPod({ namespace: NS, body: pod });
+    const failed = await until("rejected", async () => {
+      const p = await read("too-big");
+      return p.status?.phase === "Failed" ? p : undefined;
+    });
+    expect(failed.status).toMatchObject({ phase: "Failed", reason: "OutOfcpu" });
+    expect(failed.status?.message).toMatch(/^Pod was rejected: Node didn't have enough resource: cpu, requested: 3000, used: \d+, capacity: 2000$/);
+    expect(failed.status?.containerStatuses ?? []).toEqual([]);
+    // Finished: deleted at once, with no kubelet to confirm it.
+    await core.deleteNamespacedPod({ name: "too-big", namespace: NS });
+    await until("gone", async () => !(await core.listNamespacedPod({ namespace: NS })).items.some((p) => p.metadata?.name === "too-big"));
+    for (const k of cluster.kubelets.values()) k.setAllocatableCpu(Infinity);
+  });
+
   it("registers Ready nodes and runs a pod as a real container: Running, Ready from /healthz, reachable on its published port, watchable", async () => {
     const nodes = await core.listNode();
     expect(nodes.items.map((n) => n.metadata?.name).sort()).toEqual(["node-0", "node-1", "node-2"]);
@@ -95,7 +113,8 @@ describe("test kubelet (Docker)", () => {
     expect(pod.status?.conditions?.find((c) => c.type === "PodScheduled")?.status).toBe("True");
     const status = engine(pod)!;
     expect(status.state?.running?.startedAt).toBeDefined();
-    expect(status).toMatchObject({ ready: true, started: true, restartCount: 0, image: TEST_IMAGES.v100 });
+    // As containerd's CRI reports it: the image's first repo tag, registry-qualified.
+    expect(status).toMatchObject({ ready: true, started: true, restartCount: 0, image: `docker.io/${TEST_IMAGES.v100}` });
     expect(status.containerID).toMatch(/^docker:\/\/[0-9a-f]{64}$/);
     const info = await testDocker().getContainer(dockerId(pod)).inspect();
     expect(info.Config.Labels[RUN_LABEL]).toBe(cluster.runId);
@@ -161,7 +180,7 @@ describe("test kubelet (Docker)", () => {
     await core.patchNamespacedPod({ name: "crash", namespace: NS, body: { spec: { containers: [{ name: "engine", image: TEST_IMAGES.v101 }] } } }, strategic());
     const patched = await until("the new image running", async () => {
       const p = await read("crash");
-      return engine(p)?.image === TEST_IMAGES.v101 && ready(p) ? p : undefined;
+      return engine(p)?.image === `docker.io/${TEST_IMAGES.v101}` && ready(p) ? p : undefined;
     });
     expect(dockerId(patched)).not.toBe(dockerId(before));
     expect(engine(patched)?.restartCount).toBe(2);
