@@ -20,7 +20,6 @@ import path from "node:path";
 import { pino } from "pino";
 import { parseAllDocuments } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { qualified } from "../k8s/kubelet/runtime.js";
 import type { App } from "../../src/app.js";
 import { RtmApiError, RtmClient } from "../../src/client/index.js";
 import { loadConfig } from "../../src/config.js";
@@ -81,8 +80,11 @@ async function readyPod(g: string, image: string): Promise<Obj> {
     return await until(`${g} ready on ${image}`, () => {
       const pod = podOf(g);
       const cs = engineStatus(pod);
-      // The status names the image as containerd does: registry-qualified.
-      return cs?.ready && cs.image === qualified(image) && !pod?.metadata.deletionTimestamp ? pod : undefined;
+      // Not from the status's image: the test kubelet names it as containerd does (any of the image's tags, qualified).
+      // The spec asks for it and the ready container is not the one an in-place patch replaced.
+      const wanted = (pod?.spec as { containers: { image: string }[] } | undefined)?.containers[0]?.image === image;
+      const replaced = pod?.metadata.annotations?.["rtmanager.galaxy.io/replaced-container"];
+      return cs?.ready && wanted && cs.containerID?.replace(/^[a-z]+:\/\//, "") !== replaced && !pod?.metadata.deletionTimestamp ? pod : undefined;
     }, 30_000);
   } catch (err) {
     const pod = podOf(g);

@@ -15,7 +15,7 @@ import { FakeApiServer } from "../k8s/fakeApiServer.js";
 import { fakeKubeConfig } from "../k8s/kubeconfig.js";
 import { TestCluster } from "../k8s/kubelet/cluster.js";
 import { RUN_LABEL } from "../k8s/kubelet/types.js";
-import { enginePod, until } from "./helpers.js";
+import { enginePod, reportedImage, until } from "./helpers.js";
 
 const NS = "games";
 const MISSING_IMAGE = "galaxy/test-engine:9.9.9-never-built";
@@ -114,7 +114,8 @@ describe("test kubelet (Docker)", () => {
     const status = engine(pod)!;
     expect(status.state?.running?.startedAt).toBeDefined();
     // As containerd's CRI reports it: the image's first repo tag, registry-qualified.
-    expect(status).toMatchObject({ ready: true, started: true, restartCount: 0, image: `docker.io/${TEST_IMAGES.v100}` });
+    expect(status).toMatchObject({ ready: true, started: true, restartCount: 0, image: await reportedImage(TEST_IMAGES.v100) });
+    expect(status?.image).toMatch(/^(docker\.io\/|127\.0\.0\.1)/);
     expect(status.containerID).toMatch(/^docker:\/\/[0-9a-f]{64}$/);
     const info = await testDocker().getContainer(dockerId(pod)).inspect();
     expect(info.Config.Labels[RUN_LABEL]).toBe(cluster.runId);
@@ -180,7 +181,7 @@ describe("test kubelet (Docker)", () => {
     await core.patchNamespacedPod({ name: "crash", namespace: NS, body: { spec: { containers: [{ name: "engine", image: TEST_IMAGES.v101 }] } } }, strategic());
     const patched = await until("the new image running", async () => {
       const p = await read("crash");
-      return engine(p)?.image === `docker.io/${TEST_IMAGES.v101}` && ready(p) ? p : undefined;
+      return engine(p)?.image === (await reportedImage(TEST_IMAGES.v101)) && ready(p) ? p : undefined;
     });
     expect(dockerId(patched)).not.toBe(dockerId(before));
     expect(engine(patched)?.restartCount).toBe(2);
