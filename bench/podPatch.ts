@@ -14,7 +14,7 @@ import path from "node:path";
 import { CoreV1Api } from "@kubernetes/client-node";
 import pg from "pg";
 import { claimManifest, podManifest, type Placement, type PodManifestSettings } from "../src/runtime/kubernetes/manifests.js";
-import { TEST_IMAGES, uniqueInstance, waitFor } from "../test/helpers/docker.js";
+import { TEST_IMAGES, testDocker, uniqueInstance, waitFor } from "../test/helpers/docker.js";
 import type { PostgresServer } from "../test/helpers/postgres.js";
 import { FakeApiServer, type Obj } from "../test/k8s/fakeApiServer.js";
 import { fakeKubeConfig } from "../test/k8s/kubeconfig.js";
@@ -82,11 +82,13 @@ class PodPoller {
   }
 }
 
-const imageOf = (pod: Obj | undefined) =>
-  ((pod?.status ?? {}) as { containerStatuses?: { image: string; ready: boolean }[] }).containerStatuses?.find((c) => c.ready)?.image;
+/** The image id of the ready container: its `image` is whatever tag the runtime names it by (containerd's first repo tag), its imageID is the image. */
+const imageIdOf = (pod: Obj | undefined) =>
+  ((pod?.status ?? {}) as { containerStatuses?: { imageID: string; ready: boolean }[] }).containerStatuses?.find((c) => c.ready)?.imageID;
 
 async function readyOn(server: FakeApiServer, ns: string, name: string, image: string): Promise<void> {
-  await waitFor(`${ns}/${name} ready on ${image}`, () => imageOf(server.get("pods", ns, name)) === image && !server.get("pods", ns, name)?.metadata.deletionTimestamp, 60_000, 20);
+  const id = (await testDocker().getImage(image).inspect()).Id;
+  await waitFor(`${ns}/${name} ready on ${image}`, () => imageIdOf(server.get("pods", ns, name)) === id && !server.get("pods", ns, name)?.metadata.deletionTimestamp, 60_000, 20);
 }
 
 const SETTINGS: PodManifestSettings = {
