@@ -225,12 +225,15 @@ describe("engines as Pods (RTMANAGER_RUNTIME=kubernetes, declarations in the sto
       const err = await rejection(client.start(g, TEST_IMAGES.v100));
       expect(err.code).toBe("container_start_failed");
       expect(err.message).toMatch(/OutOfcpu/);
-      // Replaced, not left dead: a second Pod is rejected too while no node has room.
-      const rejected = await until("two rejected Pods", async () => {
-        const exits = (await app.store.eventsAfter(0, { gameId: g })).filter((e) => e.type === "container_exited" && (e.data as { reason?: string }).reason === "OutOfcpu");
-        return exits.length >= 2 ? exits : undefined;
+      // Replaced, not left dead: each rejected Pod is removed and a new one tried while no node has room; every
+      // rejection is reported with the kubelet's reason.
+      const events = await until("two rejected Pods replaced", async () => {
+        const all = await app.store.eventsAfter(0, { gameId: g });
+        return all.filter((e) => e.type === "container_removed").length >= 2 ? all : undefined;
       }, 30_000);
-      expect((rejected[0]!.data as { message: string }).message).toMatch(/^Pod was rejected: Node didn't have enough resource: cpu/);
+      const failures = events.filter((e) => e.type === "reconcile_failed").map((e) => e.data as { code: string; message: string });
+      expect(failures.length).toBeGreaterThanOrEqual(2);
+      for (const f of failures) expect(f).toMatchObject({ code: "container_start_failed", message: expect.stringMatching(/^OutOfcpu: Pod was rejected: Node didn't have enough resource: cpu/) });
       expect((await app.store.getRecord(g))?.lastErrorMessage).toMatch(/^OutOfcpu: /);
       for (const k of kubelets) k.setAllocatableCpu(Infinity);
       restored = true;

@@ -328,7 +328,8 @@ function startFailure(pod: V1Pod, gameId: string): RuntimeFailure | null {
   const cs = engineStatus(pod);
   // Rejected at the kubelet's admission (OutOfcpu, …): no container will ever run in this Pod.
   if (pod.status?.phase === "Failed" && !cs?.state?.terminated) {
-    return new RuntimeFailure("start_failed", "start", `the Pod failed before its engine ran: ${pod.status.reason ?? "Failed"}${pod.status.message ? ` (${pod.status.message})` : ""}`, { gameId });
+    // The kubelet's reason first, as the record's problem messages read (planRunning.ts problemOf).
+    return new RuntimeFailure("start_failed", "start", `${pod.status.reason ?? "Failed"}: ${pod.status.message ?? "the Pod failed before its engine ran"}`, { gameId });
   }
   const replaced = replacedContainer(pod);
   if (replaced && stripScheme(cs?.containerID) === replaced) return null;
