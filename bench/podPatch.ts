@@ -15,7 +15,7 @@ import path from "node:path";
 import { CoreV1Api } from "@kubernetes/client-node";
 import pg from "pg";
 import { claimManifest, podManifest, type Placement, type PodManifestSettings } from "../src/runtime/kubernetes/manifests.js";
-import { TEST_IMAGES, uniqueInstance, waitFor } from "../test/helpers/docker.js";
+import { TEST_IMAGES, testDocker, uniqueInstance, waitFor } from "../test/helpers/docker.js";
 import type { PostgresServer } from "../test/helpers/postgres.js";
 import { FakeApiServer, type Obj } from "../test/k8s/fakeApiServer.js";
 import { fakeKubeConfig } from "../test/k8s/kubeconfig.js";
@@ -83,12 +83,15 @@ class PodPoller {
   }
 }
 
-/** The ready container's image; containerd reports it fully qualified (docker.io/...), Docker mode as the spec says. */
-const imageOf = (pod: Obj | undefined) =>
-  ((pod?.status ?? {}) as { containerStatuses?: { image: string; ready: boolean }[] }).containerStatuses?.find((c) => c.ready)?.image.replace(/^docker\.io\//, "");
+/** The image id of the ready container: its `image` is whatever tag the runtime names it by (containerd's first repo tag), its imageID is the image. */
+const imageIdOf = (pod: Obj | undefined) =>
+  ((pod?.status ?? {}) as { containerStatuses?: { imageID: string; ready: boolean }[] }).containerStatuses?.find((c) => c.ready)?.imageID;
 
 async function readyOn(server: FakeApiServer, ns: string, name: string, image: string): Promise<void> {
-  await waitFor(`${ns}/${name} ready on ${image}`, () => imageOf(server.get("pods", ns, name)) === image && !server.get("pods", ns, name)?.metadata.deletionTimestamp, 60_000, 20);
+  const id = (await testDocker().getImage(image).inspect()).Id;
+  // The Docker-backed kubelet reports the local image id; containerd (BENCH_POD_KUBELET=cri) the same id as `sha256:…`
+  // (a locally imported image has no repo digest).
+  await waitFor(`${ns}/${name} ready on ${image}`, () => imageIdOf(server.get("pods", ns, name))?.endsWith(id.replace(/^sha256:/, "")) === true && !server.get("pods", ns, name)?.metadata.deletionTimestamp, 60_000, 20);
 }
 
 const SETTINGS: PodManifestSettings = {

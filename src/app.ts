@@ -147,13 +147,14 @@ async function engineRuntime(config: Config, logger: Logger, metrics: Metrics, k
       onCall: metrics.dockerOnCall,
     });
   }
-  const [{ KubeConfig }, { KubernetesPodRuntime }, { loadPodTemplate }, { gameRuntimePlacement }] = await Promise.all([
-    import("@kubernetes/client-node"),
+  const [{ BoundedKubeConfig }, { KubernetesPodRuntime }, { loadPodTemplate }, { gameRuntimePlacement }] = await Promise.all([
+    import("./crd/api.js"),
     import("./runtime/kubernetes/podRuntime.js"),
     import("./runtime/kubernetes/podTemplate.js"),
     import("./runtime/kubernetes/placement.js"),
   ]);
-  const kubeConfig = new KubeConfig();
+  // The same client setup as the GameRuntime source: every request aborted at RTMANAGER_KUBE_REQUEST_TIMEOUT.
+  const kubeConfig = new BoundedKubeConfig(config.kubeRequestTimeoutMs);
   kubeConfig.loadFromDefault();
   let template;
   try {
@@ -171,6 +172,7 @@ async function engineRuntime(config: Config, logger: Logger, metrics: Metrics, k
       imagePullPolicy: config.imagePullPolicy,
       terminationGraceSeconds: Math.ceil(config.stopTimeoutMs / 1000),
       template,
+      clients: { namespaces: config.podClientNamespaces, clusterDomain: config.podClusterDomain },
       readiness: {
         periodSeconds: Math.max(1, Math.round(config.probeIntervalMs / 1000)),
         timeoutSeconds: Math.max(1, Math.round(config.probeTimeoutMs / 1000)),

@@ -94,6 +94,8 @@ export const CONFIG_DOCS: Setting[] = [
   { env: "RTMANAGER_HTTP_IDLE_TIMEOUT", default: "60s", doc: "A socket silent this long mid-request is closed; mutations wait up to RTMANAGER_OP_TIMEOUT instead, event streams have keep-alives." },
   { env: "RTMANAGER_RUNTIME", default: "docker", doc: "What runs the engines: `docker` (containers on one Docker engine) or `kubernetes` (one Pod per game, with a Service and a claim; see docs/kubernetes.md). Independent of RTMANAGER_SOURCE." },
   { env: "RTMANAGER_POD_NAMESPACE", default: "", doc: "Pod runtime: namespace of the game Pods, Services and claims. Empty: POD_NAMESPACE, else `default`. With RTMANAGER_SOURCE=kubernetes each game's objects go to its GameRuntime's namespace instead." },
+  { env: "RTMANAGER_POD_CLIENT_NAMESPACES", default: "", doc: "Pod runtime: comma-separated namespaces of clients (Game Master) outside the games' namespace; each game gets an ExternalName Service `galaxy-game-<id>` there, so `engine_endpoint` resolves in them too. Empty: none." },
+  { env: "RTMANAGER_POD_CLUSTER_DOMAIN", default: "cluster.local", doc: "Pod runtime: the cluster's DNS domain, for the ExternalName Services of RTMANAGER_POD_CLIENT_NAMESPACES (`galaxy-game-<id>.<namespace>.svc.<domain>`)." },
   { env: "RTMANAGER_POD_STORAGE_CLASS", default: "", doc: "Pod runtime: storage class of each game's state claim; empty: the cluster's default class." },
   { env: "RTMANAGER_POD_STORAGE_SIZE", default: "1Gi", doc: "Pod runtime: size requested by each game's state claim (a Kubernetes quantity)." },
   { env: "RTMANAGER_POD_TEMPLATE_FILE", default: "", doc: "Pod runtime: a JSON or YAML file (a mounted ConfigMap) with the Pods' `nodeSelector`, `tolerations`, `priorityClassName`, `serviceAccountName` and `imagePullSecrets` (names); no other key is accepted." },
@@ -198,6 +200,9 @@ export interface Config extends HttpSettings {
   /** Pod runtime: the namespace of game objects (resolved: never empty). */
   gamePodNamespace: string;
   podStorageClass: string;
+  /** RTMANAGER_POD_CLIENT_NAMESPACES: where each game also gets an ExternalName Service. */
+  podClientNamespaces: string[];
+  podClusterDomain: string;
   podStorageSize: string;
   podTemplateFile: string;
   podStartTimeoutMs: number;
@@ -295,6 +300,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     RTMANAGER_LOGS_FOLLOW_MAX: duration("RTMANAGER_LOGS_FOLLOW_MAX"),
      RTMANAGER_RUNTIME: z.enum(["docker", "kubernetes"], { message: "RTMANAGER_RUNTIME must be docker or kubernetes" }),
     RTMANAGER_POD_NAMESPACE: z.string().regex(/^$|^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, "RTMANAGER_POD_NAMESPACE must be empty or a namespace name (a DNS label)"),
+    RTMANAGER_POD_CLIENT_NAMESPACES: z
+      .string()
+      .transform((t) => t.split(",").map((n) => n.trim()).filter(Boolean))
+      .refine((list) => list.every((n) => /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(n)), "RTMANAGER_POD_CLIENT_NAMESPACES must be a comma-separated list of namespace names (DNS labels)"),
+    RTMANAGER_POD_CLUSTER_DOMAIN: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "RTMANAGER_POD_CLUSTER_DOMAIN must be a DNS domain such as cluster.local"),
     RTMANAGER_POD_STORAGE_SIZE: z.string().regex(/^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$/, "RTMANAGER_POD_STORAGE_SIZE must be a Kubernetes quantity such as 1Gi"),
     RTMANAGER_POD_START_TIMEOUT: duration("RTMANAGER_POD_START_TIMEOUT"),
     RTMANAGER_POD_CLAIM_RETENTION: duration("RTMANAGER_POD_CLAIM_RETENTION"),
@@ -401,6 +411,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     runtime: v.RTMANAGER_RUNTIME,
     gamePodNamespace: v.RTMANAGER_POD_NAMESPACE || podNamespace || "default",
     podStorageClass: get("RTMANAGER_POD_STORAGE_CLASS"),
+    podClientNamespaces: v.RTMANAGER_POD_CLIENT_NAMESPACES,
+    podClusterDomain: v.RTMANAGER_POD_CLUSTER_DOMAIN,
     podStorageSize: v.RTMANAGER_POD_STORAGE_SIZE,
     podTemplateFile: get("RTMANAGER_POD_TEMPLATE_FILE"),
     podStartTimeoutMs: v.RTMANAGER_POD_START_TIMEOUT,

@@ -49,7 +49,7 @@ export function planRunning(s: Situation): Plan {
   const e: EngineSituation = { ...s, c };
   const p = isRunning(c)
     ? (planNodeLost(e) ?? planPatch(e) ?? planRestart(e) ?? planUnhealthy(e) ?? planRuntimeRestarted(e) ?? planAdopt(e) ?? planSteady(e))
-    : (planNodeLost(e) ?? planAccepted(e) ?? planUnstarted(e) ?? planRecreateStopped(e) ?? planReplaceFinished(e) ?? planExited(e));
+    : (planNodeLost(e) ?? planAccepted(e) ?? planUnstarted(e) ?? planReplaceFinished(e) ?? planRecreateStopped(e) ?? planExited(e));
   if (c.problem && !p.problem) p.problem = problemOf(c.problem);
   return finish(p);
 }
@@ -66,12 +66,19 @@ function problemOf(problem: EngineProblem): NonNullable<Plan["problem"]> {
  * nothing restarts it. Replaced, after the crash-loop backoff, unless the
  * declared policy is never.
  */
-function planReplaceFinished({ p, input, d, c }: EngineSituation): Plan | null {
+function planReplaceFinished({ p, input, d, c, generationChanged }: EngineSituation): Plan | null {
   const problem = c.problem;
   if (!problem?.final || !input.capabilities.restartsExitedEngines || d.restartPolicy === "never") return null;
   p.problem = problemOf(problem);
   if (isNewExit(c, input.record)) {
     p.events.push({ type: "container_exited", data: { containerId: c.id, exitCode: c.exitCode, reason: problem.reason, message: problem.message } });
+  }
+  if (generationChanged) {
+    // A new intent (a start): carried out on a fresh Pod at once, as planRecreateStopped would.
+    p.actions.push(...replaceActions(c, d.imageRef));
+    p.kind = "start";
+    p.reason = `the runtime will not run the engine again (${problem.reason}): a new Pod for the declaration`;
+    return p;
   }
   const delay = restartDelay(input, c.finishedAt ?? c.createdAt);
   if (delay > 0) {

@@ -35,7 +35,7 @@ afterAll(async () => {
   await t?.close();
 }, 60_000);
 
-type Status = { containerStatuses?: { name: string; image: string; ready: boolean }[] };
+type Status = { containerStatuses?: { name: string; image: string; ready: boolean; containerID?: string }[] };
 const podOf = (g: string): Obj | undefined => t.podOf(g);
 const restartPolicyOf = (pod: Obj | undefined) => (pod?.spec as { restartPolicy?: string } | undefined)?.restartPolicy;
 
@@ -43,7 +43,11 @@ function readyPod(g: string, image: string): Promise<Obj> {
   return until(`${g} ready on ${image}`, () => {
     const pod = podOf(g);
     const cs = (pod?.status as Status | undefined)?.containerStatuses?.find((c) => c.name === "engine");
-    return cs?.ready && cs.image === image && !pod?.metadata.deletionTimestamp ? pod : undefined;
+    // Not from the status's image: the test kubelet names it as containerd does (any of the image's tags, qualified).
+    // The spec asks for it and the ready container is not the one an in-place patch replaced.
+    const wanted = (pod?.spec as { containers: { image: string }[] } | undefined)?.containers[0]?.image === image;
+    const replaced = pod?.metadata.annotations?.["rtmanager.galaxy.io/replaced-container"];
+    return cs?.ready && wanted && cs.containerID?.replace(/^[a-z]+:\/\//, "") !== replaced && !pod?.metadata.deletionTimestamp ? pod : undefined;
   }, 40_000);
 }
 

@@ -81,7 +81,11 @@ async function readyPod(g: string, image: string): Promise<Obj> {
     return await until(`${g} ready on ${image}`, () => {
       const pod = podOf(g);
       const cs = engineStatus(pod);
-      return cs?.ready && cs.image === image && !pod?.metadata.deletionTimestamp ? pod : undefined;
+      // Not from the status's image: the test kubelet names it as containerd does (any of the image's tags, qualified).
+      // The spec asks for it and the ready container is not the one an in-place patch replaced.
+      const wanted = (pod?.spec as { containers: { image: string }[] } | undefined)?.containers[0]?.image === image;
+      const replaced = pod?.metadata.annotations?.["rtmanager.galaxy.io/replaced-container"];
+      return cs?.ready && wanted && cs.containerID?.replace(/^[a-z]+:\/\//, "") !== replaced && !pod?.metadata.deletionTimestamp ? pod : undefined;
     }, 30_000);
   } catch (err) {
     const pod = podOf(g);
@@ -210,6 +214,38 @@ describe("engines as Pods (RTMANAGER_RUNTIME=kubernetes, declarations in the sto
       await retained.stop(kept, "finished");
     } finally {
       await other.close();
+    }
+  }, 90_000);
+
+  it("a Pod the kubelet rejects at admission (Failed, OutOfcpu) answers 500 with the reason, is replaced, and runs once the node has room", async () => {
+    const g = uniqueGameId("outofcpu");
+    const kubelets = [...cluster.kubelets.values()];
+    for (const k of kubelets) k.setAllocatableCpu(100);
+    let restored = false;
+    try {
+      const err = await rejection(client.start(g, TEST_IMAGES.v100));
+      expect(err.code).toBe("container_start_failed");
+      expect(err.message).toMatch(/OutOfcpu/);
+      // Replaced, not left dead: each rejected Pod is removed and a new one tried while no node has room; every
+      // rejection is reported with the kubelet's reason.
+      const events = await until("two rejected Pods replaced", async () => {
+        const all = await app.store.eventsAfter(0, { gameId: g });
+        return all.filter((e) => e.type === "container_removed").length >= 2 ? all : undefined;
+      }, 30_000);
+      const failures = events.filter((e) => e.type === "reconcile_failed").map((e) => e.data as { code: string; message: string });
+      expect(failures.length).toBeGreaterThanOrEqual(2);
+      for (const f of failures) expect(f).toMatchObject({ code: "container_start_failed", message: expect.stringMatching(/^OutOfcpu: Pod was rejected: Node didn't have enough resource: cpu/) });
+      expect((await app.store.getRecord(g))?.lastErrorMessage).toMatch(/^OutOfcpu: /);
+      for (const k of kubelets) k.setAllocatableCpu(Infinity);
+      restored = true;
+      await readyPod(g, TEST_IMAGES.v100);
+      const record = await until("record running, the error cleared", async () => {
+        const r = await app.store.getRecord(g);
+        return r?.status === "running" && r.lastErrorCode === null ? r : undefined;
+      }, 30_000);
+      expect(record.currentImageRef).toBe(TEST_IMAGES.v100);
+    } finally {
+      if (!restored) for (const k of kubelets) k.setAllocatableCpu(Infinity);
     }
   }, 90_000);
 

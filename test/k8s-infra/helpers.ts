@@ -1,4 +1,6 @@
 /** Shared by the test-kubelet tests: a pod manifest of the test engine and polling. */
+import { testDocker } from "../helpers/docker.js";
+import { qualified } from "../k8s/kubelet/runtime.js";
 import type { V1Container, V1Pod } from "@kubernetes/client-node";
 
 export interface EnginePodOptions {
@@ -46,4 +48,14 @@ export async function until<T>(what: string, probe: () => Promise<T | undefined 
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * The image name a container status carries, as containerd's CRI reports it
+ * (ContainerStatus: the image's first repo tag, registry-qualified), for an
+ * image with every tag it has now (other tests may have added some).
+ */
+export async function reportedImage(ref: string): Promise<string> {
+  const tags = ((await testDocker().getImage(ref).inspect()).RepoTags ?? []).filter((t) => t !== "<none>:<none>").sort();
+  return qualified(tags[0] ?? ref);
 }

@@ -157,7 +157,7 @@ describe("test kubelet, simulated mode", () => {
     await c.patchNamespacedPod({ name: "p-7", namespace: "scale", body: { spec: { containers: [{ name: "engine", image: "galaxy/test-engine:1.0.1" }] } } }, patchAs(PatchStrategy.StrategicMergePatch));
     const after = await until("p-7 on the new image", async () => {
       const p = await c.readNamespacedPod({ name: "p-7", namespace: "scale" });
-      return p.status?.containerStatuses?.[0]?.image === "galaxy/test-engine:1.0.1" ? p : undefined;
+      return p.status?.containerStatuses?.[0]?.image === "docker.io/galaxy/test-engine:1.0.1" ? p : undefined; // simulated: the spec's ref, qualified
     });
     expect(after.status?.containerStatuses?.[0]?.restartCount).toBe(1);
     expect(after.status?.containerStatuses?.[0]?.containerID).not.toBe(before.status?.containerStatuses?.[0]?.containerID);

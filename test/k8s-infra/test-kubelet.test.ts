@@ -86,6 +86,24 @@ afterAll(async () => {
 });
 
 describe("test kubelet (containerd CRI)", () => {
+  it("admits against the node's allocatable CPU (kubelet canAdmitPod): a pod that does not fit is Failed, reason OutOfcpu, and no container runs", async () => {
+    for (const k of cluster.kubelets.values()) k.setAllocatableCpu(2000);
+    const pod = enginePod("too-big", TEST_IMAGES.v100);
+    pod.spec!.containers[0]!.resources = { requests: { cpu: "3" }, limits: { cpu: "3" } };
+    await core.createNamespacedPod({ namespace: NS, body: pod });
+    const failed = await until("rejected", async () => {
+      const p = await read("too-big");
+      return p.status?.phase === "Failed" ? p : undefined;
+    });
+    expect(failed.status).toMatchObject({ phase: "Failed", reason: "OutOfcpu" });
+    expect(failed.status?.message).toMatch(/^Pod was rejected: Node didn't have enough resource: cpu, requested: 3000, used: \d+, capacity: 2000$/);
+    expect(failed.status?.containerStatuses ?? []).toEqual([]);
+    // Finished: deleted at once, with no kubelet to confirm it.
+    await core.deleteNamespacedPod({ name: "too-big", namespace: NS });
+    await until("gone", async () => !(await core.listNamespacedPod({ namespace: NS })).items.some((p) => p.metadata?.name === "too-big"));
+    for (const k of cluster.kubelets.values()) k.setAllocatableCpu(Infinity);
+  });
+
   it("registers Ready nodes and runs a pod through CRI: Running, Ready from /healthz, reachable at its pod IP on the bridge, watchable", async () => {
     const nodes = await core.listNode();
     expect(nodes.items.map((n) => n.metadata?.name).sort()).toEqual(["node-0", "node-1", "node-2"]);

@@ -344,6 +344,23 @@ describe("deploy/kustomize", () => {
       expect(objsOf("pods").some((o) => o.kind === "PodDisruptionBudget"), "opt-in: not in the pods overlay as shipped").toBe(false);
     });
 
+    it("components/pod-client-namespace added to the pods overlay: RTMANAGER_POD_CLIENT_NAMESPACES names the namespace whose Role lets rtmanager's service account create Services there, and nothing else", () => {
+      const copy = path.join(tmp, "kustomize-client");
+      cpSync(kustomizeDir, copy, { recursive: true });
+      const file = path.join(copy, "overlays/pods/kustomization.yaml");
+      writeFileSync(file, readFileSync(file, "utf8").replace("  - ../../components/pod-runtime\n", "  - ../../components/pod-runtime\n  - ../../components/pod-client-namespace\n"));
+      const objs = render(path.join(copy, "overlays/pods"));
+      const deployment = one<Deployment>(objs, "Deployment");
+      const config = loadConfig(environment(deployment.spec.template.spec.containers[0]!, NAMESPACE));
+      expect(config.podClientNamespaces).toEqual(["galaxy-gm"]);
+      const role = objs.find((o) => o.kind === "Role" && o.metadata.namespace === "galaxy-gm") as (Obj & { rules: Rule[] }) | undefined;
+      expect(role?.rules).toEqual([{ apiGroups: [""], resources: ["services"], verbs: ["create"] }]);
+      const binding = objs.find((o) => o.kind === "RoleBinding" && o.metadata.namespace === "galaxy-gm") as (Obj & { roleRef: { name: string }; subjects: { kind: string; name: string; namespace: string }[] }) | undefined;
+      expect(binding?.roleRef.name).toBe(role?.metadata.name);
+      expect(binding?.subjects).toEqual([{ kind: "ServiceAccount", name: deployment.spec.template.spec.serviceAccountName, namespace: deployment.metadata.namespace }]);
+      expect(objsOf("pods").some((o) => o.metadata.namespace === "galaxy-gm"), "opt-in: not in the pods overlay as shipped").toBe(false);
+    });
+
     it("the Role grants whatever Lease name RTMANAGER_LEASE_NAME is set to", () => {
       const copy = path.join(tmp, "kustomize");
       cpSync(kustomizeDir, copy, { recursive: true });

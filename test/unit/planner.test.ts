@@ -411,6 +411,21 @@ describe("planner", () => {
       },
     },
     {
+      name: "Pods: a start whose Pod the kubelet rejected (OutOfcpu) gets a new Pod at once, the rejection reported",
+      in: {
+        declaration: decl({ generation: 3 }),
+        containers: [container({ state: "exited", exitCode: null, finishedAt: null, problem: { kind: "start_failed", reason: "OutOfcpu", message: "Pod was rejected", final: true } })],
+        record: record({ currentContainerId: "pod:old" }),
+        capabilities: POD_CAPABILITIES,
+      },
+      kind: "start",
+      actions: ["ensureImage", "remove", "create", "start"],
+      extra: (p) => {
+        expect(p.events.map((e) => e.type)).toEqual(["container_exited"]);
+        expect(p.problem?.message).toBe("OutOfcpu: Pod was rejected");
+      },
+    },
+    {
       name: "Pods: a Failed Pod under restart policy never is left as it is, its reason recorded",
       in: {
         declaration: decl({ restartPolicy: "never" }),

@@ -35,6 +35,8 @@ export interface PodManifestSettings {
   template: PodTemplateOverrides;
   /** The readiness probe on /healthz:8080 (RTMANAGER_PROBE_INTERVAL / _TIMEOUT / _FAILURE_THRESHOLD). */
   readiness: { periodSeconds: number; timeoutSeconds: number; failureThreshold: number };
+  /** RTMANAGER_POD_CLIENT_NAMESPACES and the cluster's DNS domain: where `engine_endpoint` must resolve too. */
+  clients?: { namespaces: string[]; clusterDomain: string };
 }
 
 export interface ClaimSettings {
@@ -185,6 +187,22 @@ export function serviceManifest(gameId: string, placement: Placement, instance: 
       selector: { [POD_LABELS.managed]: "true", [POD_LABELS.instance]: instance, [POD_LABELS.gameId]: gameId },
       ports: [{ name: "http", port: ENGINE_PORT, targetPort: ENGINE_PORT, protocol: "TCP" }],
     },
+  };
+}
+
+/**
+ * `galaxy-game-{id}` in a client's namespace (Game Master's), as a DNS alias
+ * (CNAME) of the game's Service: the contract's short `engine_endpoint`
+ * resolves there through the client's own search list. No owner reference (an
+ * owner cannot be in another namespace); labelled like the game's objects.
+ */
+export function aliasServiceManifest(gameId: string, clientNamespace: string, gamesNamespace: string, instance: string, clusterDomain: string): V1Service {
+  assertPodNames(gameId);
+  return {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: { name: serviceName(gameId), namespace: clientNamespace, labels: commonLabels(gameId, instance) },
+    spec: { type: "ExternalName", externalName: `${serviceName(gameId)}.${gamesNamespace}.svc.${clusterDomain}` },
   };
 }
 

@@ -4,7 +4,7 @@ import { CoreV1Api, Log, PatchStrategy, setHeaderOptions, type KubeConfig, type 
 import type { EngineSpec, LogStreamOptions, ObservedContainer } from "../../model/ports.js";
 import { RuntimeFailure } from "../../model/runtimeFailure.js";
 import { asFailure, isStatus, KubeCalls } from "./calls.js";
-import { claimManifest, podManifest, serviceManifest, type ClaimSettings, type Placement, type PodManifestSettings } from "./manifests.js";
+import { aliasServiceManifest, claimManifest, podManifest, serviceManifest, type ClaimSettings, type Placement, type PodManifestSettings } from "./manifests.js";
 import { ENGINE_CONTAINER, managedSelector, podName, POD_ANNOTATIONS, POD_LABELS, serviceName } from "./names.js";
 import type { NodeLookup } from "./nodeHealth.js";
 import { engineStatus, isEvicted, observedFromPod, observedFromTombstone, stripScheme, type Tombstone } from "./observed.js";
@@ -29,6 +29,10 @@ const CACHE_SYNC_WAIT_MS = 10_000;
 /** A wait on the watch checks the API itself this often. */
 const WAIT_RECHECK_MS = 5_000;
 
+/** Objects per list page (client-go's pager default). */
+export const LIST_PAGE = 500;
+type Page = { limit: number; _continue?: string };
+
 const strategic = () => setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch);
 const mergePatch = () => setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
 
@@ -48,10 +52,12 @@ export class PodApi {
     /** null: all namespaces. */
     private readonly listNamespace: string | null,
     timeoutMs: number,
-    logger: Logger,
+    private readonly logger: Logger,
     silenceLimitMs: number,
     /** Which nodes are lost (the Node watch), for the engines observe() reports. */
     private readonly nodes?: NodeLookup,
+    /** Objects per list page. */
+    private readonly pageSize = LIST_PAGE,
   ) {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     // pods/log streams: the generated client reads a body whole, client-node's Log pipes it.
@@ -74,14 +80,14 @@ export class PodApi {
     await this.calls.run("ping", `listing Pods in ${namespace}`, () => this.core.listNamespacedPod({ namespace, labelSelector: managedSelector(this.instance), limit: 1 }));
   }
 
-  private listPods(labelSelector: string) {
+  private listPods(labelSelector: string, page: Page) {
     const ns = this.listNamespace;
-    return ns === null ? this.core.listPodForAllNamespaces({ labelSelector }) : this.core.listNamespacedPod({ namespace: ns, labelSelector });
+    return ns === null ? this.core.listPodForAllNamespaces({ labelSelector, ...page }) : this.core.listNamespacedPod({ namespace: ns, labelSelector, ...page });
   }
 
-  private listServices(labelSelector: string) {
+  private listServices(labelSelector: string, page: Page) {
     const ns = this.listNamespace;
-    return ns === null ? this.core.listServiceForAllNamespaces({ labelSelector }) : this.core.listNamespacedService({ namespace: ns, labelSelector });
+    return ns === null ? this.core.listServiceForAllNamespaces({ labelSelector, ...page }) : this.core.listNamespacedService({ namespace: ns, labelSelector, ...page });
   }
 
   /** This installation's engines (of one game): every Pod, and the tombstone of each game whose Pod a stop deleted. */
@@ -141,15 +147,23 @@ export class PodApi {
   private listers() {
     const selector = managedSelector(this.instance);
     const ns = this.listNamespace;
-    const lister = <T>(plural: string, list: (selector: string) => Promise<{ items: T[]; metadata?: { resourceVersion?: string } }>) => ({
+    const lister = <T>(plural: string, list: (selector: string, page: Page) => Promise<{ items: T[]; metadata?: { resourceVersion?: string; _continue?: string } }>) => ({
+      // Paged as client-go's pager (ListPager, 500 a page), so a relist of a large fleet is never one response.
       list: async () => {
-        const listed = await list(selector);
-        return { items: listed.items, resourceVersion: listed.metadata?.resourceVersion ?? "" };
+        const items: T[] = [];
+        let page: Page = { limit: this.pageSize };
+        for (;;) {
+          const listed = await this.calls.run("list", `listing ${plural}`, () => list(selector, page));
+          items.push(...listed.items);
+          const next = listed.metadata?._continue;
+          if (!next) return { items, resourceVersion: listed.metadata?.resourceVersion ?? "" };
+          page = { limit: this.pageSize, _continue: next };
+        }
       },
       watchPath: ns === null ? `/api/v1/${plural}` : `/api/v1/namespaces/${ns}/${plural}`,
       watchQuery: { labelSelector: selector },
     });
-    return { pods: lister("pods", (sel) => this.listPods(sel)), services: lister("services", (sel) => this.listServices(sel)) };
+    return { pods: lister("pods", (sel, page) => this.listPods(sel, page)), services: lister("services", (sel, page) => this.listServices(sel, page)) };
   }
 
   /** Claim and Service first (kept across stops, so usually there), then the Pod. */
@@ -164,6 +178,7 @@ export class PodApi {
       );
     if (!newClaim && claim.retentionMs) await this.claims.hold({ namespace, gameId: spec.gameId });
     await this.ensureService({ namespace, gameId: spec.gameId }, placement);
+    await this.ensureAliases(spec.gameId, namespace, pod);
     const create = async () => {
       const created = await this.calls.run("create", `creating Pod ${podName(spec.gameId)}`, () => this.core.createNamespacedPod({ namespace, body: podManifest(spec, placement, pod) }), details);
       this.cache.applyPod(created);
@@ -205,6 +220,21 @@ export class PodApi {
     } catch (err) {
       tolerateConflict(err);
       await this.clearTombstone(ref, null);
+    }
+  }
+
+  /** The game's ExternalName Service in each client namespace (RTMANAGER_POD_CLIENT_NAMESPACES); one that exists is kept. */
+  private async ensureAliases(gameId: string, gamesNamespace: string, pod: PodManifestSettings): Promise<void> {
+    const clients = pod.clients;
+    if (!clients) return;
+    for (const namespace of clients.namespaces.filter((ns) => ns !== gamesNamespace)) {
+      const body = aliasServiceManifest(gameId, namespace, gamesNamespace, this.instance, clients.clusterDomain);
+      try {
+        await this.calls.run("create", `creating the engine's ExternalName Service in ${namespace}`, () => this.core.createNamespacedService({ namespace, body }), { gameId, namespace });
+      } catch (err) {
+        // The engine runs either way: a missing Role in the client namespace costs that client the short name, not the game.
+        if (!(err instanceof RuntimeFailure && err.kind === "conflict")) this.logger.warn({ err, gameId, namespace }, "could not create the engine's ExternalName Service in a client namespace");
+      }
     }
   }
 

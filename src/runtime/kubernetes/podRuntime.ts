@@ -54,6 +54,8 @@ export interface KubernetesRuntimeOptions {
   /** How long after its Pod was created an engine that has not run yet fails its start (start_failed). Default 30 s. */
   startTimeoutMs?: number;
   silenceLimitMs?: number;
+  /** Objects per page of a list (default 500, as client-go's pager). */
+  listPageSize?: number;
 }
 
 /** Which Pod a container id belongs to: remembered from every listing, since the id is the kubelet's. */
@@ -82,7 +84,7 @@ export class KubernetesPodRuntime implements RuntimePort {
     if (!options.instance) throw new Error("KubernetesPodRuntime needs a non-empty instance id");
     const silenceLimitMs = options.silenceLimitMs ?? 5 * 60_000;
     this.nodes = new NodeHealth({ kubeConfig: options.kubeConfig, logger: options.logger, silenceLimitMs });
-    this.api = new PodApi(options.kubeConfig, options.instance, options.listNamespace, options.callTimeoutMs ?? 30_000, options.logger, silenceLimitMs, this.nodes.lookup);
+    this.api = new PodApi(options.kubeConfig, options.instance, options.listNamespace, options.callTimeoutMs ?? 30_000, options.logger, silenceLimitMs, this.nodes.lookup, options.listPageSize);
     this.placement = options.placement ?? {
       placement: () => Promise.resolve({ namespace: options.namespace, owner: null }),
       namespaceOf: () => options.namespace,
@@ -308,6 +310,11 @@ function hasStarted(pod: V1Pod): boolean {
  */
 function startFailure(pod: V1Pod, gameId: string): RuntimeFailure | null {
   const cs = engineStatus(pod);
+  // Rejected at the kubelet's admission (OutOfcpu, …): no container will ever run in this Pod.
+  if (pod.status?.phase === "Failed" && !cs?.state?.terminated) {
+    // The kubelet's reason first, as the record's problem messages read (planRunning.ts problemOf).
+    return new RuntimeFailure("start_failed", "start", `${pod.status.reason ?? "Failed"}: ${pod.status.message ?? "the Pod failed before its engine ran"}`, { gameId });
+  }
   const replaced = replacedContainer(pod);
   if (replaced && stripScheme(cs?.containerID) === replaced) return null;
   const waiting = cs?.state?.waiting;

@@ -48,7 +48,8 @@ export async function handleRequest(ctx: HttpContext, req: http.IncomingMessage,
     }
     const isWatch = query.get("watch") === "true" || query.get("watch") === "1";
     injectFailure(ctx, method, url.pathname, isWatch);
-    await ctx.beforeHandle?.({ method, path: url.pathname, query, contentType: req.headers["content-type"], body });
+    const clientGone = new Promise<void>((resolve) => res.once("close", () => !res.writableEnded && resolve()));
+    await ctx.beforeHandle?.({ method, path: url.pathname, query, contentType: req.headers["content-type"], body, clientGone });
     await route(ctx, { method, path: url.pathname, query, contentType: req.headers["content-type"], body }, res, isWatch);
   } catch (err) {
     const e = err instanceof HttpError ? err : new HttpError(500, "InternalError", (err as Error).message);
@@ -70,6 +71,41 @@ function injectFailure(ctx: HttpContext, method: string, path: string, isWatch: 
   throw new HttpError(failure.status, failure.reason ?? "InternalError", failure.message ?? `injected failure ${failure.status}`);
 }
 
+/**
+ * `limit`/`continue` paging as the API server's storage answers a list
+ * (staging/src/k8s.io/apiserver/pkg/storage/etcd3/store.go GetList): items in
+ * key order (namespace/name), at most `limit` of them, and a `continue` token
+ * naming the last key and the list's resourceVersion while more remain; the
+ * later pages carry the first page's resourceVersion. A malformed token is 400,
+ * as upstream's decodeContinue. Divergence: upstream serves every page from
+ * that resourceVersion's snapshot; here later pages read the current objects
+ * (a change between pages also arrives on the watch that follows the list).
+ */
+function page(items: Obj[], query: URLSearchParams, currentRv: number): { metadata: Record<string, unknown>; items: Obj[] } {
+  const keyOf = (o: Obj) => `${o.metadata.namespace ?? ""}/${o.metadata.name}`;
+  items.sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : keyOf(a) > keyOf(b) ? 1 : 0));
+  let rv = String(currentRv);
+  let rest = items;
+  const token = query.get("continue");
+  if (token) {
+    let parsed: { rv?: unknown; start?: unknown };
+    try {
+      parsed = JSON.parse(Buffer.from(token, "base64").toString("utf8")) as { rv?: unknown; start?: unknown };
+    } catch {
+      throw new HttpError(400, "BadRequest", "continue key is not valid: illegal base64 data");
+    }
+    if (typeof parsed.rv !== "string" || typeof parsed.start !== "string") throw new HttpError(400, "BadRequest", "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
+    rv = parsed.rv;
+    const start = parsed.start;
+    rest = items.filter((o) => keyOf(o) > start);
+  }
+  const limit = Number(query.get("limit") ?? 0);
+  if (!(limit > 0) || rest.length <= limit) return { metadata: { resourceVersion: rv }, items: rest };
+  const shown = rest.slice(0, limit);
+  const next = Buffer.from(JSON.stringify({ rv, start: keyOf(shown[shown.length - 1]!) })).toString("base64");
+  return { metadata: { resourceVersion: rv, continue: next, remainingItemCount: rest.length - limit }, items: shown };
+}
+
 async function route(ctx: HttpContext, r: FakeRequest, res: http.ServerResponse, isWatch: boolean): Promise<void> {
   const parsed = parsePath(r.path);
   if (!parsed) throw new HttpError(404, "NotFound", `the server could not find the requested resource (${r.path})`);
@@ -81,7 +117,7 @@ async function route(ctx: HttpContext, r: FakeRequest, res: http.ServerResponse,
     if (r.method === "GET") {
       const matches = selector();
       const items = ctx.store.all(def, namespace).filter(matches).map(clone);
-      return send(res, 200, { apiVersion: apiVersionOf(def), kind: def.listKind, metadata: { resourceVersion: String(ctx.store.resourceVersion) }, items });
+      return send(res, 200, { apiVersion: apiVersionOf(def), kind: def.listKind, ...page(items, r.query, ctx.store.resourceVersion) });
     }
     if (r.method === "POST") return send(res, 201, ctx.store.create(def, namespace, r.body as Obj));
     throw new HttpError(405, "MethodNotAllowed", `${r.method} on a collection`);

@@ -49,6 +49,8 @@ export interface FakeRequest {
   query: URLSearchParams;
   contentType: string | undefined;
   body: unknown;
+  /** Resolves when the client closed the connection before the answer was sent (an aborted request). Set for beforeHandle. */
+  clientGone?: Promise<void>;
 }
 
 export interface FailSpec {

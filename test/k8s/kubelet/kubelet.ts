@@ -47,8 +47,25 @@ export function readyNodeStatus(simulated: boolean, runtimeVersion = "docker://2
   };
 }
 
+/** A CPU quantity ("500m", "0.5", "2") in millicores. */
+export function cpuMilli(q: string | undefined): number {
+  if (!q) return 0;
+  return q.endsWith("m") ? Number(q.slice(0, -1)) : Math.round(Number(q) * 1000);
+}
+
+const cpuRequest = (pod: Obj): number => ((pod.spec as PodSpec).containers ?? []).reduce((sum, c) => sum + cpuMilli((c as { resources?: { requests?: { cpu?: string } } }).resources?.requests?.cpu), 0);
+const isTerminal = (pod: Obj): boolean => ["Succeeded", "Failed"].includes((pod.status as { phase?: string } | undefined)?.phase ?? "");
+
 export class TestKubelet {
   private readonly runners = new Map<string, { runner: PodRunner; pod: Obj }>();
+  /** Pods this kubelet rejected at admission: never run, never looked at again. */
+  private readonly rejected = new Set<string>();
+  /**
+   * CPU the kubelet admits against. Unlimited unless a test sets it: the test
+   * scheduler does not fit resources (upstream's does, so its kubelet rejects
+   * only what the scheduler's view missed), and suites run many Pods per node.
+   */
+  private allocatableCpuMilli = Infinity;
   private partitioned = false;
   private poweredOff = false;
   private unsubscribe: (() => void) | null = null;
@@ -92,9 +109,39 @@ export class TestKubelet {
       known.runner.update(pod);
       return;
     }
+    if (this.rejected.has(uid) || isTerminal(pod) || pod.metadata.deletionTimestamp) return;
+    if (!this.admit(pod)) return;
     const connected = () => !this.partitioned && !this.poweredOff;
     const runner: PodRunner = this.options.runtime ? new PodWorker(pod, this.workerDeps(this.options.runtime, connected)) : new SimulatedPod(pod, this.options.api, connected);
     this.runners.set(uid, { runner, pod });
+  }
+
+  /**
+   * The kubelet's own admission (kubelet.go HandlePodAdditions -> canAdmitPod;
+   * lifecycle/predicate.go generalFilter): a pod whose CPU requests do not fit
+   * what the admitted pods leave of the node's allocatable is rejected
+   * (rejectPod): phase Failed, reason OutOfcpu, message "Pod was rejected: …".
+   * No container of it ever runs, and nothing restarts it.
+   */
+  private admit(pod: Obj): boolean {
+    const requested = cpuRequest(pod);
+    const used = [...this.runners.values()].filter((r) => !isTerminal(r.pod)).reduce((sum, r) => sum + cpuRequest(r.pod), 0);
+    if (requested === 0 || used + requested <= this.allocatableCpuMilli) return true;
+    const uid = pod.metadata.uid ?? "";
+    this.rejected.add(uid);
+    const message = `Pod was rejected: Node didn't have enough resource: cpu, requested: ${requested}, used: ${used}, capacity: ${this.allocatableCpuMilli}`;
+    try {
+      const live = this.options.api.get("pods", pod.metadata.namespace ?? "", pod.metadata.name);
+      if (live?.metadata.uid === uid) this.options.api.setStatus("pods", pod.metadata.namespace ?? "", pod.metadata.name, { ...((live.status ?? {}) as object), phase: "Failed", reason: "OutOfcpu", message });
+    } catch (err) {
+      if (!(err instanceof HttpError)) throw err;
+    }
+    return false;
+  }
+
+  /** The CPU the kubelet admits pods against from now on (pods already running stay). */
+  setAllocatableCpu(milli: number): void {
+    this.allocatableCpuMilli = milli;
   }
 
   private workerDeps(runtime: ContainerRuntime, connected: () => boolean): WorkerDeps {
