@@ -26,7 +26,7 @@ import { ACCEPTED_RECHECK_MS, isAccepted } from "./plan.js";
 import type { FleetView } from "./planFleet.js";
 import { plan, splitContainers, type Action, type Plan, type PlannedEvent, type PlannerSettings } from "./planner.js";
 import type { Lane } from "./queue.js";
-import { deriveFailedObservation, deriveRecord, type DeriveInput } from "./recordDerivation.js";
+import { deriveFailedObservation, deriveRecord, sameRecord, type DeriveInput } from "./recordDerivation.js";
 import { Rollout, type OpenGate, type RolloutStep, type RolloutVerdict } from "./rollout.js";
 
 export type ReconcilerSettings = PlannerSettings & ExecutorSettings & { probeTimeoutMs: number; dockerNetwork: string };
@@ -393,10 +393,4 @@ export class Reconciler {
 
 function failed(gameId: string, p: Plan | null, record: RuntimeRecord | null, error: RtmError): ReconcileResult {
   return { gameId, plan: p, record, outcome: { type: "error", error, terminal: PERMANENT_CODES.has(error.code) } };
-}
-
-function sameRecord(a: RuntimeRecord | null, b: RuntimeRecord): boolean {
-  if (!a) return false;
-  const strip = (r: RuntimeRecord) => JSON.stringify({ ...r, updatedAt: null });
-  return strip(a) === strip(b);
 }

@@ -123,3 +123,10 @@ export function deriveFailedObservation(input: {
 function idlePlan(): Plan {
   return { ...blankPlan(0, null), converges: false, reason: "not observed" };
 }
+
+/** Whether writing `b` would change what `a` says (its write time aside): an unchanged record is not written again. */
+export function sameRecord(a: RuntimeRecord | null, b: RuntimeRecord): boolean {
+  if (!a) return false;
+  const strip = (r: RuntimeRecord) => JSON.stringify({ ...r, updatedAt: null });
+  return strip(a) === strip(b);
+}

@@ -90,6 +90,8 @@ function reconciler(
     },
     commitReconcile: async (c: ReconcileCommit) => {
       world.events.push(...c.events);
+      const row = c.finishOperation ? world.operations?.get(c.finishOperation.id) : undefined;
+      if (row && c.finishOperation) row.result = c.finishOperation.result;
       if (c.record) world.records.set(c.record.gameId, c.record);
       return c.events.map((e, i) => ({ ...e, seq: world.events.length - c.events.length + i + 1, at: NOW }));
     },
