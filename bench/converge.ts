@@ -18,16 +18,14 @@
  *
  *   npx tsx bench/converge.ts          (BENCH_QUICK=1 for a smoke run)
  */
-import { rm } from "node:fs/promises";
 import path from "node:path";
 import pg from "pg";
-import { createTestNetwork, ensureTestImages, tempStateDir, TEST_IMAGES, uniqueInstance, waitFor } from "../test/helpers/docker.js";
-import { startPostgres, type PostgresServer } from "../test/helpers/postgres.js";
+import { TEST_IMAGES, uniqueInstance, waitFor } from "../test/helpers/docker.js";
+import { type PostgresServer } from "../test/helpers/postgres.js";
 import { PROBE_CONCURRENCY } from "../src/controller/manager.js";
 import { loadConfig } from "../src/config.js";
 import {
   removeInstanceContainers,
-  removeNetwork,
   builtControllerAvailable,
   builtNote,
   descendantPids,
@@ -56,6 +54,7 @@ import {
   type ControllerKind,
   counterSum,
   metricsText,
+  dockerBenchEnvironment,
 } from "./lib.js";
 import { measureSelfHeal } from "./selfHeal.js";
 
@@ -430,14 +429,7 @@ async function measureInsertLatency(kept: Kept, sql: pg.Client): Promise<void> {
 
 async function main(): Promise<void> {
   say(`converge bench${QUICK ? " (BENCH_QUICK)" : ""}: sizes ${SIZES.join(", ")}, ${SIZES.map(repsFor).join("/")} repetitions, load ${loadAverage()}`);
-  await ensureTestImages();
-  const pgServer = await startPostgres();
-  onCleanup("postgres", () => pgServer.stop());
-  const network = `rtm-bench-${uniqueInstance("n").slice(2)}`;
-  await createTestNetwork(network);
-  onCleanup(`network ${network}`, () => removeNetwork(network));
-  const stateRoot = await tempStateDir("rtm-bench-state-");
-  onCleanup("state dirs", () => rm(stateRoot, { recursive: true, force: true }));
+  const { pg: pgServer, network, stateRoot } = await dockerBenchEnvironment();
   const ctx: Ctx = { pg: pgServer, network, stateRoot };
 
   if (SELFHEAL_ONLY) {

@@ -16,12 +16,11 @@
  *   BENCH_QUICK=1 npx tsx bench/fleetPatch.ts   N = 10
  *   BENCH_FLEET_N=40 npx tsx bench/fleetPatch.ts
  */
-import { rm } from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
 import pg from "pg";
 import { LABELS } from "../src/runtime/docker/labels.js";
-import { createTestNetwork, ensureTestImages, tempStateDir, TEST_IMAGES, uniqueInstance, waitFor } from "../test/helpers/docker.js";
+import { TEST_IMAGES, uniqueInstance, waitFor } from "../test/helpers/docker.js";
 import { startPostgres } from "../test/helpers/postgres.js";
 import {
   builtControllerAvailable,
@@ -40,13 +39,13 @@ import {
   QUICK,
   rawCreateStart,
   removeInstanceContainers,
-  removeNetwork,
   round,
   runBench,
   say,
   sleep,
   startController,
   tmpLog,
+  dockerBenchEnvironment,
 } from "./lib.js";
 
 const INTERNAL = "/api/v1/internal/runtimes";
@@ -209,14 +208,7 @@ async function fleetRun(n: number, ctx: { pg: Awaited<ReturnType<typeof startPos
 
 async function main(): Promise<void> {
   say(`fleet patch bench${QUICK ? " (BENCH_QUICK)" : ""}: N = ${SIZES.join(", ")}, load ${loadAverage()}`);
-  await ensureTestImages();
-  const pgServer = await startPostgres();
-  onCleanup("postgres", () => pgServer.stop());
-  const network = `rtm-bench-${uniqueInstance("n").slice(2)}`;
-  await createTestNetwork(network);
-  onCleanup(`network ${network}`, () => removeNetwork(network));
-  const stateRoot = await tempStateDir("rtm-bench-state-");
-  onCleanup("state dirs", () => rm(stateRoot, { recursive: true, force: true }));
+  const { pg: pgServer, network, stateRoot } = await dockerBenchEnvironment();
   for (const n of SIZES) await fleetRun(n, { pg: pgServer, network, stateRoot });
 }
 

@@ -20,13 +20,11 @@ import os from "node:os";
 import path from "node:path";
 import autocannon, { type Result } from "autocannon";
 import pg from "pg";
-import { createTestNetwork, ensureTestImages, tempStateDir, TEST_IMAGES, uniqueInstance, waitFor } from "../test/helpers/docker.js";
-import { startPostgres } from "../test/helpers/postgres.js";
+import { TEST_IMAGES, uniqueInstance, waitFor } from "../test/helpers/docker.js";
 import {
   builtControllerAvailable,
   builtNote,
   removeInstanceContainers,
-  removeNetwork,
   cpuSeconds,
   emit,
   fmtMs,
@@ -44,6 +42,7 @@ import {
   spawnTracked,
   startController,
   tmpLog,
+  dockerBenchEnvironment,
 } from "./lib.js";
 
 const GAMES = QUICK ? 30 : 200;
@@ -122,14 +121,7 @@ async function startBare(files: { one: string; list: string; onePath: string; li
 
 async function main(): Promise<void> {
   say(`http bench${QUICK ? " (BENCH_QUICK)" : ""}: ${GAMES} runtimes, ${CONNECTIONS} connections x ${DURATION_S} s, ${ROUNDS} round(s), load ${loadAverage()}`);
-  await ensureTestImages();
-  const pgServer = await startPostgres();
-  onCleanup("postgres", () => pgServer.stop());
-  const network = `rtm-bench-${uniqueInstance("n").slice(2)}`;
-  await createTestNetwork(network);
-  onCleanup(`network ${network}`, () => removeNetwork(network));
-  const stateRoot = await tempStateDir("rtm-bench-state-");
-  onCleanup("state dirs", () => rm(stateRoot, { recursive: true, force: true }));
+  const { pg: pgServer, network, stateRoot } = await dockerBenchEnvironment();
 
   const instance = uniqueInstance("bench-http");
   onCleanup(`containers of ${instance}`, () => removeInstanceContainers(instance));

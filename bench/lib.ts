@@ -8,7 +8,7 @@
 import { mapLimit } from "../src/model/mapLimit.js";
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { appendFileSync, createWriteStream, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import http from "node:http";
 import net from "node:net";
 import os from "node:os";
@@ -18,7 +18,8 @@ import type Dockerode from "dockerode";
 import type pg from "pg";
 import { LABELS } from "../src/runtime/docker/labels.js";
 import { spawnController, type ControllerProcess } from "../test/helpers/process.js";
-import { testDocker, waitFor } from "../test/helpers/docker.js";
+import { createTestNetwork, ensureTestImages, tempStateDir, testDocker, uniqueInstance, waitFor } from "../test/helpers/docker.js";
+import { startPostgres, type PostgresServer } from "../test/helpers/postgres.js";
 import type { EngineSpec } from "../src/model/ports.js";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -662,4 +663,17 @@ export async function patchedAt(sql: Pick<pg.Client, "query">, games: string[], 
     if (Date.now() > deadline) throw new Error(`${rows[0]!.c} of ${games.length} games show ${image} after ${timeoutMs} ms`);
     await sleep(100);
   }
+}
+
+/** What the Docker benches share: the test images, a PostgreSQL server, a bridge network and a state root, each removed at cleanup. */
+export async function dockerBenchEnvironment(): Promise<{ pg: PostgresServer; network: string; stateRoot: string }> {
+  await ensureTestImages();
+  const pg = await startPostgres();
+  onCleanup("postgres", () => pg.stop());
+  const network = `rtm-bench-${uniqueInstance("n").slice(2)}`;
+  await createTestNetwork(network);
+  onCleanup(`network ${network}`, () => removeNetwork(network));
+  const stateRoot = await tempStateDir("rtm-bench-state-");
+  onCleanup("state dirs", () => rm(stateRoot, { recursive: true, force: true }));
+  return { pg, network, stateRoot };
 }

@@ -22,11 +22,9 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { LABELS } from "../src/runtime/docker/labels.js";
-import { createTestNetwork, ensureTestImages, tempStateDir, TEST_IMAGES, uniqueInstance, waitFor } from "../test/helpers/docker.js";
-import { startPostgres } from "../test/helpers/postgres.js";
+import { TEST_IMAGES, uniqueInstance, waitFor } from "../test/helpers/docker.js";
 import {
   removeInstanceContainers,
-  removeNetwork,
   docker,
   emit,
   fmtMs,
@@ -45,8 +43,7 @@ import {
   startController,
   tapEvents,
   tmpLog,
-  type EventTap,
-} from "./lib.js";
+  type EventTap, dockerBenchEnvironment } from "./lib.js";
 
 const run = promisify(execFile);
 
@@ -287,14 +284,7 @@ async function swarmPatch(runId: string, i: number, stateRoot: string): Promise<
 
 async function main(): Promise<void> {
   say(`patch bench${QUICK ? " (BENCH_QUICK)" : ""}: ${PATCH_REPS} patch(es) each side, ${ROLLBACK_REPS} rollback(s), load ${loadAverage()}`);
-  await ensureTestImages();
-  const pgServer = await startPostgres();
-  onCleanup("postgres", () => pgServer.stop());
-  const network = `rtm-bench-${uniqueInstance("n").slice(2)}`;
-  await createTestNetwork(network);
-  onCleanup(`network ${network}`, () => removeNetwork(network));
-  const stateRoot = await tempStateDir("rtm-bench-state-");
-  onCleanup("state dirs", () => rm(stateRoot, { recursive: true, force: true }));
+  const { pg: pgServer, network, stateRoot } = await dockerBenchEnvironment();
 
   const instance = uniqueInstance("bench-patch");
   onCleanup(`containers of ${instance}`, () => removeInstanceContainers(instance));

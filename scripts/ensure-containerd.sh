@@ -11,22 +11,8 @@ cd "$(dirname "$0")/.."
 log() { echo "ensure-containerd: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-as_root() {
-  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null 2>&1; then sudo "$@"; else
-    die "need root to run: $*"
-  fi
-}
-
-apt_updated=0
-apt_install() {
-  command -v apt-get >/dev/null 2>&1 || die "apt-get not available; install $* by hand"
-  if [ "$apt_updated" = 0 ]; then
-    as_root apt-get update -qq || die "apt-get update failed"
-    apt_updated=1
-  fi
-  log "installing $*"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null || die "apt-get install $* failed"
-}
+# shellcheck source=scripts/apt-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/apt-lib.sh"
 
 command -v containerd >/dev/null 2>&1 && command -v ctr >/dev/null 2>&1 || apt_install containerd
 command -v runc >/dev/null 2>&1 || apt_install runc

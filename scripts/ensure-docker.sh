@@ -7,21 +7,8 @@ set -euo pipefail
 log() { echo "ensure-docker: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-as_root() {
-  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null 2>&1; then sudo "$@"; else
-    die "need root to run: $*"
-  fi
-}
-
-apt_updated=0
-apt_install() {
-  command -v apt-get >/dev/null 2>&1 || die "apt-get not available; install $* by hand"
-  if [ "$apt_updated" = 0 ]; then
-    as_root apt-get update -qq || die "apt-get update failed"
-    apt_updated=1
-  fi
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null || die "apt-get install $* failed"
-}
+# shellcheck source=scripts/apt-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/apt-lib.sh"
 
 static_busybox() { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; }
 
@@ -33,13 +20,11 @@ if docker info >/dev/null 2>&1; then
 fi
 
 if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; then
-  log "installing docker.io"
   apt_install docker.io
 fi
 
 # The test images are FROM scratch, so busybox must be the static build.
 if ! static_busybox; then
-  log "installing busybox-static"
   apt_install busybox-static
 fi
 
