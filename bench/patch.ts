@@ -43,7 +43,9 @@ import {
   startController,
   tapEvents,
   tmpLog,
-  type EventTap, dockerBenchEnvironment } from "./lib.js";
+  type EventTap,
+  dockerBenchEnvironment,
+} from "./lib.js";
 
 const run = promisify(execFile);
 
