@@ -204,7 +204,24 @@ export class CriRuntime implements ContainerRuntime {
     const sandbox = await s.catch(() => null);
     if (!sandbox) return;
     await ignoreNotFound(this.client.stopPodSandbox(sandbox.id));
-    await ignoreNotFound(this.client.removePodSandbox(sandbox.id));
+    await this.removeSandbox(sandbox.id);
+  }
+
+  /**
+   * RemovePodSandbox removes the sandbox's containers too, and fails while one
+   * of them is being removed by a concurrent RemoveContainer ("already in
+   * removing state"): tried again shortly, as the kubelet's GC tries again on
+   * its next pass.
+   */
+  private async removeSandbox(id: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await ignoreNotFound(this.client.removePodSandbox(id));
+      } catch (err) {
+        if (attempt >= 10 || !/already in removing state/.test((err as Error).message)) throw err;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
   }
 
   removeAll(runLabel: string, runId: string): Promise<void> {
@@ -215,7 +232,7 @@ export class CriRuntime implements ContainerRuntime {
     const items = await this.client.listPodSandbox(labels);
     for (const s of items) {
       await ignoreNotFound(this.client.stopPodSandbox(s.id));
-      await ignoreNotFound(this.client.removePodSandbox(s.id));
+      await this.removeSandbox(s.id);
     }
     this.sandboxes.clear();
   }
