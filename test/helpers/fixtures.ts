@@ -1,3 +1,4 @@
+import type { ReconcilerSettings } from "../../src/controller/reconciler.js";
 /** A complete RuntimeRecord for tests; override what the test is about. */
 import { configHash } from "../../src/model/declaration.js";
 import type { ObservedContainer } from "../../src/model/ports.js";
@@ -78,4 +79,17 @@ export const PLANNER_SETTINGS: PlannerSettings = {
   patchHealthTimeoutMs: 60_000,
   patchMinHealthyMs: 5000,
   startWaitHealthy: false,
+};
+
+/** Reconciler settings for unit tests that run the real reconciler against fakes. */
+export const RECONCILER_SETTINGS: ReconcilerSettings = {
+  ...PLANNER_SETTINGS,
+  imagePullPolicy: "if_not_present",
+  stopTimeoutMs: 1000,
+  dockerNetwork: "galaxy-net",
+  stateRoot: "/nonexistent",
+  defaultCpus: 1,
+  defaultMemoryBytes: 64 * 1024 * 1024,
+  defaultPidsLimit: 64,
+  probeTimeoutMs: 500,
 };

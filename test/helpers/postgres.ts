@@ -57,7 +57,8 @@ function findBinDir(): string {
   return found;
 }
 
-function freePort(): Promise<number> {
+/** A free TCP port on 127.0.0.1 (for a server a test starts: PostgreSQL, a controller). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();

@@ -10,7 +10,6 @@
  * converges: records running on the containers they had, one container per
  * game, nothing started twice, the process never exited.
  */
-import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,7 +17,7 @@ import { LABELS } from "../../src/runtime/docker/labels.js";
 import { cleanupInstance, createTestNetwork, ensureTestImages, removeTestNetwork, tempStateDir, TEST_IMAGES, testDocker, uniqueInstance, waitFor } from "../helpers/docker.js";
 import { engineGet, enginePort } from "../helpers/engine.js";
 import { afterLoopLookedAgain, metricValue } from "../helpers/loop.js";
-import { startPostgres, type PostgresServer } from "../helpers/postgres.js";
+import { freePort, startPostgres, type PostgresServer } from "../helpers/postgres.js";
 import { spawnController, type ControllerProcess } from "../helpers/process.js";
 
 const docker = testDocker();
@@ -33,16 +32,6 @@ let db = "";
 
 const sql = <T = Record<string, unknown>>(text: string, params: unknown[] = []) => pg.query<T>(text, params, db);
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() => resolve(typeof addr === "object" && addr ? addr.port : 0));
-    });
-  });
-}
 
 async function start(gameId: string): Promise<number> {
   const res = await fetch(`${url}/api/v1/internal/runtimes/${gameId}/start`, {

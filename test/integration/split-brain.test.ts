@@ -9,13 +9,12 @@
  * or 503, never a 500 verdict it does not know.
  */
 import { readFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LABELS } from "../../src/runtime/docker/labels.js";
 import { cleanupInstance, createTestNetwork, ensureTestImages, removeTestNetwork, tempStateDir, TEST_IMAGES, testDocker, uniqueInstance, waitFor } from "../helpers/docker.js";
-import { startPostgres, type PostgresServer } from "../helpers/postgres.js";
+import { freePort, startPostgres, type PostgresServer } from "../helpers/postgres.js";
 import { afterLoopLookedAgain, metricValue } from "../helpers/loop.js";
 import { spawnController, type ControllerProcess } from "../helpers/process.js";
 
@@ -38,16 +37,6 @@ afterAll(async () => {
   await pg?.stop();
 }, 120_000);
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() => resolve(typeof addr === "object" && addr ? addr.port : 0));
-    });
-  });
-}
 
 interface Replica {
   proc: ControllerProcess;

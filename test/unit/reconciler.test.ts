@@ -11,21 +11,11 @@ import type { DeclarationSource, HealthProber, ObservedContainer, ReconcileCommi
 import type { NewOperation, NewRuntimeEvent, OperationResult, RuntimeRecord } from "../../src/model/record.js";
 import { createLogger, type Logger } from "../../src/log.js";
 import { Metrics } from "../../src/metrics.js";
-import { DOCKER_CAPABILITIES, observedContainer, PLANNER_SETTINGS, POD_CAPABILITIES, runtimeRecord } from "../helpers/fixtures.js";
+import { DOCKER_CAPABILITIES, observedContainer, RECONCILER_SETTINGS, POD_CAPABILITIES, runtimeRecord } from "../helpers/fixtures.js";
 
 const NOW = new Date("2026-11-23T12:00:00Z");
 
-const settings: ReconcilerSettings = {
-  ...PLANNER_SETTINGS,
-  imagePullPolicy: "if_not_present",
-  stopTimeoutMs: 1000,
-  dockerNetwork: "galaxy-net",
-  stateRoot: "/nonexistent",
-  defaultCpus: 1,
-  defaultMemoryBytes: 64 * 1024 * 1024,
-  defaultPidsLimit: 64,
-  probeTimeoutMs: 500,
-};
+const settings = RECONCILER_SETTINGS;
 
 function container(gameId: string, over: Partial<ObservedContainer> = {}): ObservedContainer {
   const hourAgo = new Date(NOW.getTime() - 3_600_000);

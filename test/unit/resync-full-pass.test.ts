@@ -7,29 +7,19 @@
  */
 import { describe, expect, it } from "vitest";
 import { HealthTracker } from "../../src/controller/health.js";
-import { Reconciler, type ReconcilerSettings } from "../../src/controller/reconciler.js";
+import { Reconciler } from "../../src/controller/reconciler.js";
 import { reconcileWouldDoNothing } from "../../src/controller/resyncTriage.js";
 import { recordLocationOf } from "../../src/controller/actions.js";
 import type { Declaration } from "../../src/model/declaration.js";
 import type { DeclarationSource, HealthProber, ObservedContainer, ReconcileCommit, RuntimePort, StateStore } from "../../src/model/ports.js";
 import type { RuntimeRecord } from "../../src/model/record.js";
 import { createLogger } from "../../src/log.js";
-import { DOCKER_CAPABILITIES, observedContainer, PLANNER_SETTINGS } from "../helpers/fixtures.js";
+import { DOCKER_CAPABILITIES, observedContainer, RECONCILER_SETTINGS } from "../helpers/fixtures.js";
 
 const NOW = new Date("2026-11-23T12:00:00Z");
 const HOUR_AGO = new Date(NOW.getTime() - 3_600_000);
 
-const settings: ReconcilerSettings = {
-  ...PLANNER_SETTINGS,
-  imagePullPolicy: "if_not_present",
-  stopTimeoutMs: 1000,
-  dockerNetwork: "galaxy-net",
-  stateRoot: "/nonexistent",
-  defaultCpus: 1,
-  defaultMemoryBytes: 64 * 1024 * 1024,
-  defaultPidsLimit: 64,
-  probeTimeoutMs: 500,
-};
+const settings = RECONCILER_SETTINGS;
 
 interface World {
   declaration: Declaration | null;
