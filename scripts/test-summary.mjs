@@ -55,13 +55,21 @@ export function readRun(dir, name) {
   const problems = [];
   if (!report || !Array.isArray(report.testResults)) {
     problems.push(`${name}: no report${exit !== null ? ` (exit ${exit}${exit === 124 ? ": over its time budget" : ""})` : ""}`);
-    return { name, passed: 0, failed: 0, skipped: 0, files: 0, problems };
+    return { name, passed: 0, failed: 0, skipped: 0, files: 0, problems, failures: [] };
   }
   const passed = num(report.numPassedTests);
   const failed = num(report.numFailedTests);
   const skipped = num(report.numPendingTests) + num(report.numTodoTests);
+  const failures = [];
   for (const file of report.testResults) {
-    const failedTests = (file.assertionResults ?? []).filter((a) => a.status === "failed").length;
+    const failedAssertions = (file.assertionResults ?? []).filter((a) => a.status === "failed");
+    const failedTests = failedAssertions.length;
+    // Named in the closing lines: CI keeps only the tail of the output, and
+    // "1 failed" without the test's name sends the reader to rerun everything.
+    for (const a of failedAssertions) {
+      const message = String((a.failureMessages ?? [])[0] ?? "no message").split("\n")[0].slice(0, 300);
+      failures.push(`${name}: ${path.relative(process.cwd(), file.name ?? "?")} > ${a.fullName ?? a.title ?? "?"}: ${message}`);
+    }
     // A failed file without a failed test: it did not load, or a hook threw.
     if (file.status === "failed" && failedTests === 0) {
       problems.push(`${name}: ${path.relative(process.cwd(), file.name ?? "?")} failed outside its tests: ${String(file.message || "no message").split("\n")[0]}`);
@@ -71,7 +79,7 @@ export function readRun(dir, name) {
     if (report.success === false) problems.push(`${name}: vitest reported the run as failed`);
     else if (exit !== null && exit !== 0) problems.push(`${name}: exited ${exit}${exit === 124 ? " (over its time budget)" : " (an unhandled error, or a crash after the report)"}`);
   }
-  return { name, passed, failed, skipped, files: report.testResults.length, problems };
+  return { name, passed, failed, skipped, files: report.testResults.length, problems, failures };
 }
 
 /**
@@ -90,11 +98,12 @@ export function summarise(dir, status, expected) {
       return [];
     }
   })();
-  runs.push({ name: "steps", passed: 0, failed: 0, skipped: 0, files: 0, problems: steps });
+  runs.push({ name: "steps", passed: 0, failed: 0, skipped: 0, files: 0, problems: steps, failures: [] });
   const main = runs.find((r) => r.name === "main") ?? { passed: 0, failed: 0, skipped: 0, files: 0, problems: [] };
   const reruns = runs.filter((r) => r.name !== "main" && r.name !== "steps");
   const lines = [];
   const problems = runs.flatMap((r) => r.problems);
+  for (const f of runs.flatMap((r) => r.failures ?? [])) lines.push(`failed test: ${f}`);
   for (const p of problems) lines.push(`failure: ${p}`);
   const failed = runs.reduce((n, r) => n + r.failed + r.problems.length, 0);
   if (reruns.length > 0) {

@@ -37,7 +37,12 @@ function report(files: FileResult[]) {
       name: f.name,
       status: f.status,
       message: f.message ?? "",
-      assertionResults: f.tests.map((status, i) => ({ title: `t${i}`, status, failureMessages: [] })),
+      assertionResults: f.tests.map((status, i) => ({
+        title: `t${i}`,
+        fullName: `suite t${i}`,
+        status,
+        failureMessages: status === "failed" ? [`AssertionError: expected ${i} to be 0\n    at stack`] : [],
+      })),
     })),
   };
 }
@@ -131,6 +136,14 @@ describe("the closing lines of npm test", () => {
     expect(code).toBe(2);
     expect(lines).toContain("failure: eslint failed");
     expect(lines.at(-2)).toBe("FAILED (exit 2)");
+    expect(lines.at(-1)).toBe("1 passed, 1 failed, 0 skipped");
+  });
+
+  it("a failed test is named with its file and first message line, so CI's tail says which one", async () => {
+    write("main", report([{ name: path.join(process.cwd(), "test/e2e/x.test.ts"), status: "failed", tests: ["passed", "failed"] }]), 1);
+    const { lines, code } = await summary(1, "main");
+    expect(code).toBe(1);
+    expect(lines).toContain("failed test: main: test/e2e/x.test.ts > suite t1: AssertionError: expected 1 to be 0");
     expect(lines.at(-1)).toBe("1 passed, 1 failed, 0 skipped");
   });
 
