@@ -754,32 +754,34 @@ function suite(fake: boolean, target: () => Target) {
       const name = `lease-${uniqueGameId("l")}`;
       const a = new KubernetesLease({ kubeConfig: t().kubeConfig, namespace: ns(), name, logger });
       const b = new KubernetesLease({ kubeConfig: t().kubeConfig, namespace: ns(), name, logger });
-      const [ra, rb] = await Promise.all([a.tryAcquire("a", 1000), b.tryAcquire("b", 1000)]);
+      const [ra, rb] = await Promise.all([a.tryAcquire("a", 3000), b.tryAcquire("b", 3000)]);
       expect([ra, rb].filter(Boolean)).toHaveLength(1);
       const [leader, leaderId, standby, standbyId] = ra ? [a, "a", b, "b"] as const : [b, "b", a, "a"] as const;
 
-      expect(await leader.tryAcquire(leaderId, 1000)).toBe(true); // renew
-      expect(await standby.tryAcquire(standbyId, 1000)).toBe(false);
+      expect(await leader.tryAcquire(leaderId, 3000)).toBe(true); // renew
+      expect(await standby.tryAcquire(standbyId, 3000)).toBe(false);
       await new Promise((r) => setTimeout(r, 600));
-      expect(await leader.tryAcquire(leaderId, 1000)).toBe(true);
+      expect(await leader.tryAcquire(leaderId, 3000)).toBe(true);
       await new Promise((r) => setTimeout(r, 600));
-      expect(await standby.tryAcquire(standbyId, 1000)).toBe(false); // renewed 0.6 s ago: not expired
+      expect(await standby.tryAcquire(standbyId, 3000)).toBe(false); // renewed 0.6 s ago: not expired
 
+      // 3 s leases: the 0.6 s sleeps leave 2.4 s for a loaded machine's slow
+      // calls before a lease the test still expects alive could expire.
       // The leader stops renewing: after the duration the standby takes over, once.
-      await new Promise((r) => setTimeout(r, 1300));
-      expect(await standby.tryAcquire(standbyId, 1000)).toBe(true);
-      expect(await leader.tryAcquire(leaderId, 1000)).toBe(false);
+      await new Promise((r) => setTimeout(r, 3300));
+      expect(await standby.tryAcquire(standbyId, 3000)).toBe(true);
+      expect(await leader.tryAcquire(leaderId, 3000)).toBe(false);
 
       const coordination = await import("@kubernetes/client-node").then((m) => t().kubeConfig.makeApiClient(m.CoordinationV1Api));
       const lease = await coordination.readNamespacedLease({ namespace: ns(), name });
       expect(lease.spec?.holderIdentity).toBe(standbyId);
       expect(lease.spec?.leaseTransitions).toBe(1);
-      expect(lease.spec?.leaseDurationSeconds).toBe(1);
+      expect(lease.spec?.leaseDurationSeconds).toBe(3);
 
       await standby.release(standbyId);
-      expect(await leader.tryAcquire(leaderId, 1000)).toBe(true);
+      expect(await leader.tryAcquire(leaderId, 3000)).toBe(true);
       await coordination.deleteNamespacedLease({ namespace: ns(), name }).catch(() => {});
-    }, 15_000);
+    }, 30_000);
 
     it.runIf(fake)("a lease call against a hanging API server is cancelled by its signal", async () => {
       const s = server();
