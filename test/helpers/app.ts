@@ -19,6 +19,7 @@ import { DockerRuntime } from "../../src/runtime/docker/dockerRuntime.js";
 import type { RuntimePort } from "../../src/model/ports.js";
 import type { SqlStore } from "../../src/store/sqlStore.js";
 import { cleanupInstance, createTestNetwork, removeTestNetwork, uniqueInstance } from "./docker.js";
+import { seedPgliteDataDir } from "./pgliteTemplate.js";
 
 export interface TestAppOptions {
   token?: string;
@@ -89,6 +90,7 @@ export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> 
   });
   if (ownsNetwork) await createTestNetwork(network);
   await fs.mkdir(config.stateRoot, { recursive: true });
+  if (!config.databaseUrl) await seedPgliteDataDir(path.join(config.dataDir, "pglite"));
 
   const logs: Record<string, unknown>[] = [];
   const logger: Logger = pino(

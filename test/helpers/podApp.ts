@@ -17,6 +17,7 @@ import { DEFAULT_CRI_IMAGES, TestCluster } from "../k8s/kubelet/cluster.js";
 import { ensureTestImages, uniqueInstance } from "./docker.js";
 import { registerCriRuntime } from "./engine.js";
 import { createAppWithKubeconfig } from "./kubeconfigApp.js";
+import { seedPgliteDataDir } from "./pgliteTemplate.js";
 
 export const POD_NAMESPACE = "games";
 
@@ -75,6 +76,7 @@ export async function startPodTestApp(options: PodTestAppOptions): Promise<PodTe
     RTMANAGER_LOG_LEVEL: "silent",
     ...options.env,
   });
+  if (!config.databaseUrl) await seedPgliteDataDir(path.join(config.dataDir, "pglite"));
   // The client reads $KUBECONFIG while createApp builds it, as in production.
   const app = await createAppWithKubeconfig(kubeconfigFile, config, pino({ level: "silent" }), options.overrides);
   const port = await app.start();
