@@ -67,8 +67,11 @@ export function readRun(dir, name) {
     // Named in the closing lines: CI keeps only the tail of the output, and
     // "1 failed" without the test's name sends the reader to rerun everything.
     for (const a of failedAssertions) {
-      const message = String((a.failureMessages ?? [])[0] ?? "no message").split("\n")[0].slice(0, 300);
-      failures.push(`${name}: ${path.relative(process.cwd(), file.name ?? "?")} > ${a.fullName ?? a.title ?? "?"}: ${message}`);
+      let message = String((a.failureMessages ?? [])[0] ?? "no message").split("\n")[0].slice(0, 300);
+      // vitest keeps only a placeholder stack for a test that ran out of time.
+      if (message === "Error: STACK_TRACE_ERROR") message = "no message in the report (a test timeout reads like this)";
+      const took = typeof a.duration === "number" ? ` (after ${Math.round(a.duration)} ms)` : "";
+      failures.push(`${name}: ${path.relative(process.cwd(), file.name ?? "?")} > ${a.fullName ?? a.title ?? "?"}: ${message}${took}`);
     }
     // A failed file without a failed test: it did not load, or a hook threw.
     if (file.status === "failed" && failedTests === 0) {

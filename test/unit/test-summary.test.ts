@@ -41,6 +41,7 @@ function report(files: FileResult[]) {
         title: `t${i}`,
         fullName: `suite t${i}`,
         status,
+        duration: 12.4,
         failureMessages: status === "failed" ? [`AssertionError: expected ${i} to be 0\n    at stack`] : [],
       })),
     })),
@@ -143,7 +144,7 @@ describe("the closing lines of npm test", () => {
     write("main", report([{ name: path.join(process.cwd(), "test/e2e/x.test.ts"), status: "failed", tests: ["passed", "failed"] }]), 1);
     const { lines, code } = await summary(1, "main");
     expect(code).toBe(1);
-    expect(lines).toContain("failed test: main: test/e2e/x.test.ts > suite t1: AssertionError: expected 1 to be 0");
+    expect(lines).toContain("failed test: main: test/e2e/x.test.ts > suite t1: AssertionError: expected 1 to be 0 (after 12 ms)");
     expect(lines.at(-1)).toBe("1 passed, 1 failed, 0 skipped");
   });
 
