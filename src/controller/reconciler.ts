@@ -27,7 +27,7 @@ import type { FleetView } from "./planFleet.js";
 import { plan, splitContainers, type Action, type Plan, type PlannedEvent, type PlannerSettings } from "./planner.js";
 import type { Lane } from "./queue.js";
 import { deriveFailedObservation, deriveRecord, sameRecord, type DeriveInput } from "./recordDerivation.js";
-import { Rollout, type OpenGate, type RolloutStep, type RolloutVerdict } from "./rollout.js";
+import { isSwap, Rollout, type OpenGate, type RolloutStep, type RolloutVerdict } from "./rollout.js";
 
 export type ReconcilerSettings = PlannerSettings & ExecutorSettings & { probeTimeoutMs: number; dockerNetwork: string };
 
@@ -65,6 +65,8 @@ export interface ReconcilerDeps {
   mayAct?: () => boolean;
   /** Quarantines and canaries (fleet.ts): read by the plan, told of each plan before any await. */
   fleet?: { view(): FleetView; planned(gameId: string, p: Plan, d: Declaration | null): void };
+  /** Whether a patch's swap may run now (the queue's rollout lane handed it out); if not, it goes there before the fleet (canaries) hears of it. */
+  mayRollOut?(gameId: string): boolean;
   /** Kubernetes mode: lets a deleted GameRuntime go once its container is removed. */
   finalizer?: { ensureFinalizer(gameId: string): Promise<void>; finalizeIfDeleting(gameId: string, containerGone: boolean): Promise<void> };
 }
@@ -153,6 +155,7 @@ export class Reconciler {
     }
     const now = this.clock();
     const p = this.planFor(gameId, o, now);
+    if (isSwap(p) && this.deps.mayRollOut?.(gameId) === false) return { gameId, plan: p, record: o.record, outcome: { type: "requeue", afterMs: 0, lane: "rollout" } };
     this.deps.fleet?.planned(gameId, p, o.declaration);
     const open = await this.openGateOf(gameId, o, p);
     const opId = open?.opId ?? p.opId ?? newOpId();
