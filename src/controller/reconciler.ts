@@ -21,6 +21,7 @@ import { PERMANENT_CODES, RtmError, toRtmError } from "../model/errors.js";
 import type { DeclarationSource, HealthProber, ObservedContainer, RuntimePort, StateStore } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
 import { executeActions, recordLocationOf, type ExecutorSettings } from "./actions.js";
+import { FailureReports } from "./failureReports.js";
 import type { HealthTracker } from "./health.js";
 import { ACCEPTED_RECHECK_MS, isAccepted } from "./plan.js";
 import type { FleetView } from "./planFleet.js";
@@ -96,6 +97,7 @@ export class Reconciler {
    * restart or failover), not on every resync.
    */
   private readonly reportedOrphans = new Map<string, string>();
+  private readonly failureReports = new FailureReports();
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.clock = deps.clock ?? (() => new Date());
@@ -324,10 +326,8 @@ export class Reconciler {
   ): Promise<void> {
     const { state } = this.deps;
     const { error, record } = w;
-    const events = [...w.events];
-    if (error) events.push({ type: "reconcile_failed", data: { code: error.code, message: error.message, kind: p.kind } });
-    else if (p.hold && o.record?.lastErrorCode !== p.hold.code) events.push({ type: "reconcile_failed", data: { code: p.hold.code, message: p.hold.message, kind: p.kind } });
-    else if (p.problem && o.record?.lastErrorMessage !== p.problem.message) events.push({ type: "reconcile_failed", data: { code: p.problem.code, message: p.problem.message, kind: p.kind } });
+    const engine = splitContainers(gameId, o.containers).primary?.id ?? null;
+    const events = [...w.events, ...this.failureReports.eventsFor(gameId, engine, p, o.record, error, record.lastErrorMessage !== null)];
     const failure = error ?? (p.hold ? new RtmError(p.hold.code, p.hold.message) : null);
     const finishOperation = w.opRow === null ? null : {
       id: w.opRow,
