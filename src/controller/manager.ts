@@ -127,6 +127,7 @@ export class Manager {
       mayAct: () => this.mayAct(),
       finalizer: deps.finalizer,
       fleet: deps.fleet,
+      mayRollOut: (gameId) => this.workers.mayRollOut(gameId),
       observer: {
         onRecord: (record) => {
           deps.fleet?.onRecord(record);

@@ -5,10 +5,18 @@
  *   meanwhile marks it dirty and it is queued again when `done` is called;
  * - failures back off per key exponentially (base * 2^n, capped) until
  *   `forget` resets the count;
- * - keys wait in three lanes, taken in order: `high` (a watch or a writer
+ * - keys wait in four lanes, taken in order: `high` (a watch or a writer
  *   just woke the key: a fresh change), `gate` (the next check of an open
- *   health gate), `low` (a periodic resync). So neither a full resync of a
- *   large fleet nor a fleet rollout's health gates ever delay a fresh change.
+ *   health gate), `rollout` (a patch whose plan swaps a running engine),
+ *   `low` (a periodic resync). So neither a full resync of a large fleet nor
+ *   a fleet rollout's health gates or swaps ever delay a fresh change;
+ * - at most `rolloutSlots` keys handed out of the rollout lane are processed
+ *   at once, so with more workers than slots a worker is always free for a
+ *   fresh change while a fleet rollout swaps engines. A swap holds its worker
+ *   for seconds (stop, remove, create, start); a start behind forty of them
+ *   waited for all of them (docs/BENCHMARKS.md, issue 18). client-go's
+ *   workqueue has one FIFO; this is the priority-and-fairness idea of the
+ *   API server (APF's priority levels with their own seats) on one queue.
  */
 
 import { backoffDelay, type BackoffSettings } from "../model/backoff.js";
@@ -23,17 +31,22 @@ export interface QueueHooks {
 
 /**
  * "high": a watch or a writer woke the key. "gate": an open health gate's next
- * check; it waits behind every "high" key. "low": a periodic resync; it waits
- * behind both.
+ * check; it waits behind every "high" key. "rollout": a patch the planner
+ * would swap an engine for, deferred by its first reconcile; it waits behind
+ * both, and only `rolloutSlots` of it run at once. "low": a periodic resync;
+ * it waits behind all three.
  */
-export type Lane = "high" | "gate" | "low";
-const LANES: readonly Lane[] = ["high", "gate", "low"];
+export type Lane = "high" | "gate" | "rollout" | "low";
+const LANES: readonly Lane[] = ["high", "gate", "rollout", "low"];
 
 export class WorkQueue {
-  private readonly lanes: Record<Lane, string[]> = { high: [], gate: [], low: [] };
+  private readonly lanes: Record<Lane, string[]> = { high: [], gate: [], rollout: [], low: [] };
   /** Keys added and not yet handed out (or added again while processing), with the lane they wait in. */
   private readonly dirty = new Map<string, Lane>();
-  private readonly processing = new Map<string, number>();
+  /** Keys handed to a worker: when, and out of which lane. */
+  private readonly processing = new Map<string, { at: number; lane: Lane }>();
+  /** How many of `processing` came out of the rollout lane. */
+  private rollingOut = 0;
   private readonly queuedAt = new Map<string, number>();
   private readonly failures = new Map<string, number>();
   private readonly delayed = new Map<string, { at: number; timer: NodeJS.Timeout }>();
@@ -44,6 +57,8 @@ export class WorkQueue {
     private readonly backoff: BackoffSettings,
     private readonly hooks: QueueHooks = {},
     private readonly now: () => number = Date.now,
+    /** Keys of the rollout lane processed at once; the workers keep one more than this for everything else. */
+    private readonly rolloutSlots = Infinity,
   ) {}
 
   add(key: string, lane: Lane = "high"): void {
@@ -57,6 +72,8 @@ export class WorkQueue {
       const from = this.lanes[waiting];
       from.splice(from.indexOf(key), 1);
       this.lanes[lane].push(key);
+      // Out of a full rollout lane, the key may be the only one a waiting worker can take.
+      this.waiters.shift()?.();
       return;
     }
     this.hooks.onAdd?.(key);
@@ -107,11 +124,13 @@ export class WorkQueue {
   /** Waits for the next key; resolves null once the queue is shut down and drained. */
   async get(): Promise<string | null> {
     for (;;) {
-      const key = this.lanes.high.shift() ?? this.lanes.gate.shift() ?? this.lanes.low.shift();
-      if (key !== undefined) {
+      const lane = this.nextLane();
+      const key = lane && this.lanes[lane].shift();
+      if (lane && key !== undefined) {
         this.dirty.delete(key);
         const now = this.now();
-        this.processing.set(key, now);
+        this.processing.set(key, { at: now, lane });
+        if (lane === "rollout") this.rollingOut++;
         this.hooks.onDequeue?.(key, (now - (this.queuedAt.get(key) ?? now)) / 1000);
         this.queuedAt.delete(key);
         return key;
@@ -121,19 +140,38 @@ export class WorkQueue {
     }
   }
 
+  /** The lane a key waiting now is taken from; the rollout lane only while it has a free slot. */
+  private nextLane(): Lane | undefined {
+    return LANES.find((lane) => this.lanes[lane].length > 0 && (lane !== "rollout" || this.rollingOut < this.rolloutSlots));
+  }
+
+  /**
+   * Whether the key being processed may swap an engine now: it was handed out
+   * of the rollout lane (it holds a slot), or not by this queue at all.
+   */
+  mayRollOut(key: string): boolean {
+    const lane = this.processing.get(key)?.lane;
+    return lane === undefined || lane === "rollout";
+  }
+
   done(key: string): void {
     const started = this.processing.get(key);
     this.processing.delete(key);
-    if (started !== undefined) this.hooks.onDone?.(key, (this.now() - started) / 1000);
+    if (started !== undefined) this.hooks.onDone?.(key, (this.now() - started.at) / 1000);
     const lane = this.dirty.get(key);
     if (lane !== undefined && !this.shuttingDown) {
       this.lanes[lane].push(key);
       this.waiters.shift()?.();
     }
+    if (started?.lane === "rollout") {
+      this.rollingOut--;
+      // A slot came free: a worker that found only rollout keys waiting can take one now.
+      if (this.lanes.rollout.length > 0) this.waiters.shift()?.();
+    }
   }
 
   get depth(): number {
-    return this.lanes.high.length + this.lanes.gate.length + this.lanes.low.length;
+    return LANES.reduce((n, lane) => n + this.lanes[lane].length, 0);
   }
 
   get processingCount(): number {
@@ -145,8 +183,8 @@ export class WorkQueue {
     const now = this.now();
     let total = 0;
     let longest = 0;
-    for (const started of this.processing.values()) {
-      const s = (now - started) / 1000;
+    for (const { at } of this.processing.values()) {
+      const s = (now - at) / 1000;
       total += s;
       longest = Math.max(longest, s);
     }

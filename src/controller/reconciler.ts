@@ -21,13 +21,14 @@ import { PERMANENT_CODES, RtmError, toRtmError } from "../model/errors.js";
 import type { DeclarationSource, HealthProber, ObservedContainer, RuntimePort, StateStore } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
 import { executeActions, recordLocationOf, type ExecutorSettings } from "./actions.js";
+import { FailureReports } from "./failureReports.js";
 import type { HealthTracker } from "./health.js";
 import { ACCEPTED_RECHECK_MS, isAccepted } from "./plan.js";
 import type { FleetView } from "./planFleet.js";
 import { plan, splitContainers, type Action, type Plan, type PlannedEvent, type PlannerSettings } from "./planner.js";
 import type { Lane } from "./queue.js";
 import { deriveFailedObservation, deriveRecord, sameRecord, type DeriveInput } from "./recordDerivation.js";
-import { Rollout, type OpenGate, type RolloutStep, type RolloutVerdict } from "./rollout.js";
+import { isSwap, Rollout, type OpenGate, type RolloutStep, type RolloutVerdict } from "./rollout.js";
 
 export type ReconcilerSettings = PlannerSettings & ExecutorSettings & { probeTimeoutMs: number; dockerNetwork: string };
 
@@ -65,6 +66,8 @@ export interface ReconcilerDeps {
   mayAct?: () => boolean;
   /** Quarantines and canaries (fleet.ts): read by the plan, told of each plan before any await. */
   fleet?: { view(): FleetView; planned(gameId: string, p: Plan, d: Declaration | null): void };
+  /** Whether a patch's swap may run now (the queue's rollout lane handed it out); if not, it goes there before the fleet (canaries) hears of it. */
+  mayRollOut?(gameId: string): boolean;
   /** Kubernetes mode: lets a deleted GameRuntime go once its container is removed. */
   finalizer?: { ensureFinalizer(gameId: string): Promise<void>; finalizeIfDeleting(gameId: string, containerGone: boolean): Promise<void> };
 }
@@ -94,6 +97,7 @@ export class Reconciler {
    * restart or failover), not on every resync.
    */
   private readonly reportedOrphans = new Map<string, string>();
+  private readonly failureReports = new FailureReports();
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.clock = deps.clock ?? (() => new Date());
@@ -153,6 +157,7 @@ export class Reconciler {
     }
     const now = this.clock();
     const p = this.planFor(gameId, o, now);
+    if (isSwap(p) && this.deps.mayRollOut?.(gameId) === false) return { gameId, plan: p, record: o.record, outcome: { type: "requeue", afterMs: 0, lane: "rollout" } };
     this.deps.fleet?.planned(gameId, p, o.declaration);
     const open = await this.openGateOf(gameId, o, p);
     const opId = open?.opId ?? p.opId ?? newOpId();
@@ -321,10 +326,8 @@ export class Reconciler {
   ): Promise<void> {
     const { state } = this.deps;
     const { error, record } = w;
-    const events = [...w.events];
-    if (error) events.push({ type: "reconcile_failed", data: { code: error.code, message: error.message, kind: p.kind } });
-    else if (p.hold && o.record?.lastErrorCode !== p.hold.code) events.push({ type: "reconcile_failed", data: { code: p.hold.code, message: p.hold.message, kind: p.kind } });
-    else if (p.problem && o.record?.lastErrorMessage !== p.problem.message) events.push({ type: "reconcile_failed", data: { code: p.problem.code, message: p.problem.message, kind: p.kind } });
+    const engine = splitContainers(gameId, o.containers).primary?.id ?? null;
+    const events = [...w.events, ...this.failureReports.eventsFor(gameId, engine, p, o.record, error, record.lastErrorMessage !== null)];
     const failure = error ?? (p.hold ? new RtmError(p.hold.code, p.hold.message) : null);
     const finishOperation = w.opRow === null ? null : {
       id: w.opRow,

@@ -341,6 +341,16 @@ export class Rollout {
   }
 }
 
+/**
+ * A patch that swaps a running engine now (not the next check of its gate):
+ * the work a fleet rollout is made of, which holds a worker for seconds (a
+ * stop, a remove, a create and a start on Docker). The queue runs these out
+ * of its rollout lane, a few at a time, behind fresh changes.
+ */
+export function isSwap(p: Plan): boolean {
+  return p.kind === "patch" && !!p.gate && !p.gate.resumed && p.actions.length > 0;
+}
+
 /** The engine an in-place update swaps the image of: the container that ran the image before. */
 function replacedEngineId(plan: Plan): string | null {
   for (const a of plan.actions) if (a.type === "updateImage") return a.containerId;

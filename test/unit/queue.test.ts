@@ -129,3 +129,56 @@ describe("work queue delayed lanes", () => {
     q.shutDown();
   });
 });
+
+describe("work queue rollout lane", () => {
+  it("hands rollout keys out behind fresh and gate keys, and ahead of resync keys", async () => {
+    const q = new WorkQueue({ baseMs: 1, maxMs: 10 });
+    q.add("r1", "low");
+    for (const k of ["p1", "p2"]) q.add(k, "rollout");
+    q.add("g1", "gate");
+    q.add("fresh");
+    expect(await q.get()).toBe("fresh");
+    expect(await q.get()).toBe("g1");
+    expect(await q.get()).toBe("p1");
+    expect(await q.get()).toBe("p2");
+    expect(await q.get()).toBe("r1");
+  });
+
+  it("processes at most rolloutSlots rollout keys at once; the others wait, resync keys do not, and a freed slot wakes a waiting worker", async () => {
+    const q = new WorkQueue({ baseMs: 1, maxMs: 10 }, {}, Date.now, 2);
+    for (const k of ["p1", "p2", "p3"]) q.add(k, "rollout");
+    q.add("r1", "low");
+    const a = await q.get();
+    const b = await q.get();
+    expect([a, b]).toEqual(["p1", "p2"]);
+    expect([q.mayRollOut("p1"), q.mayRollOut("p2")]).toEqual([true, true]);
+    // Both slots taken: p3 waits, the resync key is next.
+    expect(await q.get()).toBe("r1");
+    expect(q.mayRollOut("r1")).toBe(false);
+    let third: string | null | undefined;
+    const pending = q.get().then((k) => (third = k));
+    // The worker looked, found only a rollout key without a free slot, and waits.
+    await new Promise((r) => setImmediate(r));
+    expect(third).toBeUndefined();
+    q.done("p1");
+    await pending;
+    expect(third).toBe("p3");
+    q.shutDown();
+  });
+
+  it("a fresh add of a key waiting in a full rollout lane moves it up and wakes a waiting worker", async () => {
+    const q = new WorkQueue({ baseMs: 1, maxMs: 10 }, {}, Date.now, 1);
+    q.add("p1", "rollout");
+    q.add("p2", "rollout");
+    expect(await q.get()).toBe("p1");
+    let next: string | null | undefined;
+    const pending = q.get().then((k) => (next = k));
+    await new Promise((r) => setImmediate(r));
+    expect(next).toBeUndefined();
+    q.add("p2");
+    await pending;
+    expect(next).toBe("p2");
+    expect(q.mayRollOut("p2")).toBe(false);
+    q.shutDown();
+  });
+});

@@ -317,3 +317,54 @@ describe("reconciler: an engine the runtime only accepted (a Pod not running yet
     expect(world.events.map((e) => e.type)).not.toContain("container_adopted");
   });
 });
+
+describe("reconciler: a runtime's problem is reported once per engine", () => {
+  const OUT_OF_CPU = { kind: "start_failed" as const, reason: "OutOfcpu", message: "Pod was rejected: Node didn't have enough resource: cpu", final: true };
+
+  function rejectingCluster(restartPolicy: Declaration["restartPolicy"]) {
+    const world: World = { declarations: new Map([["g1", { ...declaration("g1"), restartPolicy }]]), containers: [], records: new Map(), events: [], operations: new Map() };
+    let pods = 0;
+    const runtime: Partial<RuntimePort> = {
+      capabilities: POD_CAPABILITIES,
+      ensureImage: async () => undefined,
+      imageLabels: async () => ({}),
+      create: async (spec) => {
+        const id = `pod:uid-${++pods}`;
+        world.containers.push(container(spec.gameId, { id, state: "created", imageRef: spec.imageRef, generation: 1, startedAt: null, createdAt: NOW }));
+        return id;
+      },
+      start: async () => undefined,
+      stop: async () => undefined,
+      remove: async (id) => void (world.containers = world.containers.filter((c) => c.id !== id)),
+    };
+    /** The kubelet rejects the game's Pod at admission, as every node is full. */
+    const reject = () => (world.containers = world.containers.map((c) => ({ ...c, state: "exited" as const, problem: OUT_OF_CPU })));
+    const reports = () => world.events.filter((e) => e.type === "reconcile_failed").map((e) => (e.data as { message: string }).message);
+    return { world, r: reconciler(world, { runtime }), reject, reports };
+  }
+
+  it("each rejected Pod replaced in a run of identical rejections is reported, with the kubelet's reason", async () => {
+    const c = rejectingCluster("on-failure");
+    await c.r.reconcile("g1");
+    for (let pod = 1; pod <= 3; pod++) {
+      c.reject();
+      await c.r.reconcile("g1");
+      expect(c.world.containers.map((x) => x.id), "replaced by a new Pod").toEqual([`pod:uid-${pod + 1}`]);
+      // Woken again by the new Pod before the kubelet judged it: nothing new to report.
+      await c.r.reconcile("g1");
+      expect(c.reports(), `after ${pod} rejected Pods`).toHaveLength(pod);
+    }
+    for (const m of c.reports()) expect(m).toBe(`OutOfcpu: ${OUT_OF_CPU.message}`);
+    expect(c.world.records.get("g1")?.lastErrorMessage).toBe(`OutOfcpu: ${OUT_OF_CPU.message}`);
+  });
+
+  it("an engine that keeps its problem (a container the kubelet cannot create) is reported once, however often it is reconciled", async () => {
+    const c = rejectingCluster("on-failure");
+    await c.r.reconcile("g1");
+    const problem = { kind: "start_failed" as const, reason: "CreateContainerConfigError", message: 'secret "engine-env" not found', final: false };
+    c.world.containers = c.world.containers.map((x) => ({ ...x, problem }));
+    for (let i = 0; i < 3; i++) await c.r.reconcile("g1");
+    expect(c.world.containers.map((x) => x.id)).toEqual(["pod:uid-1"]);
+    expect(c.reports()).toEqual([`CreateContainerConfigError: ${problem.message}`]);
+  });
+});

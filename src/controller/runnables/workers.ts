@@ -13,6 +13,11 @@ import type { Runnable } from "./runnable.js";
 /** Failures in a row after which a key's failures are logged at error level. */
 const KEEPS_FAILING = 5;
 
+/** Swaps of a fleet rollout at once: all workers but one, which stays free for fresh changes (one worker: that one). */
+export function rolloutSlots(concurrency: number): number {
+  return Math.max(1, concurrency - 1);
+}
+
 export interface WorkersSettings {
   concurrency: number;
   retryBackoffBaseMs: number;
@@ -50,6 +55,11 @@ export class Workers implements Runnable {
     this.queue?.add(gameId, lane);
   }
 
+  /** Whether the game's reconcile in progress may swap an engine now (see WorkQueue.mayRollOut). */
+  mayRollOut(gameId: string): boolean {
+    return this.queue?.mayRollOut(gameId) ?? true;
+  }
+
   stats(): QueueStats {
     const q = this.queue;
     if (!q) return { depth: 0, processing: 0, unfinishedSeconds: 0, longestSeconds: 0 };
@@ -58,7 +68,7 @@ export class Workers implements Runnable {
 
   async start(): Promise<void> {
     const { settings, hooks } = this.deps;
-    const queue = new WorkQueue({ baseMs: settings.retryBackoffBaseMs, maxMs: settings.retryBackoffMaxMs }, hooks);
+    const queue = new WorkQueue({ baseMs: settings.retryBackoffBaseMs, maxMs: settings.retryBackoffMaxMs }, hooks, Date.now, rolloutSlots(settings.concurrency));
     this.queue = queue;
     await this.requeueInterrupted(queue);
     this.running = runWorkers(queue, settings.concurrency, (key) => this.handle(queue, key));
@@ -102,7 +112,8 @@ export class Workers implements Runnable {
         return;
       }
       case "requeue":
-        queue.forget(key);
+        // A swap deferred to the rollout lane has not run: a failing patch keeps its backoff.
+        if (outcome.lane !== "rollout") queue.forget(key);
         // Long waits (retention) are left to the periodic resync; timers that long are not worth holding.
         if (outcome.afterMs <= settings.resyncIntervalMs) queue.addAfter(key, outcome.afterMs, outcome.lane);
         return;
