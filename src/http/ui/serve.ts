@@ -30,7 +30,7 @@ const TYPES: Readonly<Record<string, string>> = {
 };
 
 /** Only plain names: no directories, no dots but the extension, so a path can never leave the folder. */
-const ASSET_NAME = /^[a-z0-9-]+\.(html|js|css|svg)$/;
+const ASSET_NAME = /^[A-Za-z0-9-]+\.(html|js|css|svg)$/;
 
 interface Asset {
   body: Buffer;
