@@ -6,7 +6,10 @@ import { api, fleetStreamPath } from "./api.js";
 import { openStream } from "./sse.js";
 
 const FLUSH_MS = 200;
-const PARALLEL_FETCHES = 4;
+/** Two record fetches at once: with the fleet's and a game's streams that leaves two of a browser's six connections per host for the views. */
+const PARALLEL_FETCHES = 2;
+/** Past this many changed games, one fresh snapshot is cheaper than fetching each (client-go's relist). */
+const RELIST_ABOVE = 100;
 const MAX_OUTCOMES = 200;
 /** Events a rollout watcher wants to see as they happen. */
 export const OUTCOME_TYPES = new Set(["patch_rolled_back", "rollback_failed", "image_updated", "image_quarantined", "image_quarantine_lifted", "crash_loop", "reconcile_failed"]);
@@ -36,6 +39,17 @@ export class Fleet {
   }
 
   start(signal) {
+    this.signal = signal;
+    this.connect();
+  }
+
+  /** A stream of its own, so a relist can drop it without ending the session. */
+  connect() {
+    this.connection?.abort();
+    const own = new AbortController();
+    this.connection = own;
+    const signal = AbortSignal.any([this.signal, own.signal]);
+    this.relisting = true;
     openStream(
       fleetStreamPath(),
       {
@@ -52,8 +66,6 @@ export class Fleet {
   }
 
   applySnapshot(snap) {
-    // Only the first connection's snapshot replaces the fleet; a reconnect's is at the resume cursor, and what
-    // changed while away arrives as events after it.
     const seen = new Set();
     for (const r of snap.records) {
       seen.add(r.gameId);
@@ -61,7 +73,9 @@ export class Fleet {
       if (g) g.record = r;
       else this.games.set(r.gameId, { record: r, lastEvent: null });
     }
-    if (!this.ready) for (const id of [...this.games.keys()]) if (!seen.has(id)) this.games.delete(id);
+    // The first snapshot and a relist's are the whole fleet; a resumed connection's is followed by what changed.
+    if (this.relisting) for (const id of [...this.games.keys()]) if (!seen.has(id)) this.games.delete(id);
+    this.relisting = false;
     this.ready = true;
     this.cursor = snap.cursor;
     this.notify("records");
@@ -83,6 +97,11 @@ export class Fleet {
   async flush() {
     const ids = [...this.dirty];
     this.dirty.clear();
+    if (ids.length > RELIST_ABOVE) {
+      this.timer = null;
+      this.connect();
+      return;
+    }
     const work = ids.slice();
     const one = async () => {
       for (let id = work.shift(); id !== undefined; id = work.shift()) {

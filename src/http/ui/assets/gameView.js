@@ -84,10 +84,24 @@ export function gameView(root, gameId, fleet, report) {
   const follow = el("input", { type: "checkbox", id: "follow" });
   const streamState = el("span", { class: "muted", id: "timeline-state" });
 
+  let refresh = null;
+  const refreshSoon = () => {
+    refresh ??= setTimeout(() => {
+      refresh = null;
+      void loadRecord();
+      void loadOps();
+      void loadPlan();
+    }, REFRESH_MS);
+  };
+
   root.append(
     el("p", {}, el("a", { href: "#/fleet", text: "← Fleet" })),
     el("h2", { text: `Game ${gameId}` }),
-    actionBar(gameId, () => view?.record ?? fleet.games.get(gameId)?.record ?? null, report),
+    // After an action's answer the record and its operation-log row have their final values: show them.
+    actionBar(gameId, () => view?.record ?? fleet.games.get(gameId)?.record ?? null, (message, ok) => {
+      report(message, ok);
+      refreshSoon();
+    }),
     section("Record", "record", recordBox),
     section("Timeline", "timeline-panel", streamState, timeline),
     section("Health history", "health-panel", health),
@@ -152,15 +166,6 @@ export function gameView(root, gameId, fleet, report) {
   };
   follow.addEventListener("change", () => void loadLogs());
 
-  let refresh = null;
-  const refreshSoon = () => {
-    refresh ??= setTimeout(() => {
-      refresh = null;
-      void loadRecord();
-      void loadOps();
-      void loadPlan();
-    }, REFRESH_MS);
-  };
 
   // cursor=0: the stored history of this game first (the server filters it), then live events.
   openStream(
