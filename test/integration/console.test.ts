@@ -57,7 +57,7 @@ beforeAll(async () => {
   await ensureTestImages();
   shots = process.env.RTMANAGER_CONSOLE_SCREENSHOTS ?? (await fs.mkdtemp(path.join(os.tmpdir(), "rtm-console-shots-")));
   await fs.mkdir(shots, { recursive: true });
-  app = await startTestApp({ token: TOKEN, env: { RTMANAGER_RESTART_BACKOFF_BASE: "100ms", RTMANAGER_PROBE_INTERVAL: "2s", RTMANAGER_PATCH_HEALTH_TIMEOUT: "30s" } });
+  app = await startTestApp({ token: TOKEN, env: { RTMANAGER_RESTART_BACKOFF_BASE: "100ms", RTMANAGER_PROBE_INTERVAL: "2s", RTMANAGER_PATCH_HEALTH_TIMEOUT: "30s", RTMANAGER_OP_TIMEOUT: "90s" } });
   browser = await launchChromium();
   for (let i = 0; i < GAMES; i++) games.push(uniqueGameId(`ui${String(i).padStart(2, "0")}`));
   await startAll(games, 8);
@@ -199,7 +199,6 @@ describe("the console at /ui", () => {
     // The health history and the operation log follow (self_heal).
     await page.waitForSelector('#health-history li[data-type="container_exited"]');
     await page.waitForSelector('#ops tr td:text("self_heal")', { timeout: slack(10_000) });
-    await shot(page, "game");
     await page.close();
   });
 
@@ -236,6 +235,7 @@ describe("the console at /ui", () => {
     expect(await types(viaUi)).toContain("container_started");
     // The page shows the op id in its operation log.
     await page.waitForSelector(`#ops tr[data-op="${uiOpId}"]`, { timeout: slack(15_000) });
+    await shot(page, "game");
 
     // Cleanup of a running engine: the API's 409 and its words, in the dialog.
     const apiRefusal = await app.client.cleanup(viaUi).then(
@@ -315,7 +315,7 @@ describe("the console at /ui", () => {
       (err: unknown) => err as RtmApiError,
     );
     await page.waitForSelector(`#gates tr[data-game="${g}"]`, { timeout: slack(30_000) });
-    await expect.poll(() => page.textContent(`#gates tr[data-game="${g}"] .left`)).toMatch(/⏳ \d+ s/);
+    await expect.poll(() => page.textContent(`#gates tr[data-game="${g}"] .left`)).toMatch(/^\d+ s left$/);
     await shot(page, "rollouts-gate");
     const refusal = await patch;
     expect(refusal?.message).toContain("rolled back");

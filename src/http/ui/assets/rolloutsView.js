@@ -23,7 +23,7 @@ export function rolloutsView(root, fleet) {
     const timeout = timeouts.get(`${r.gameId}@${r.rolloutStartedAt}`);
     if (timeout === undefined) return "…";
     const ms = new Date(r.rolloutStartedAt).getTime() + timeout - Date.now();
-    return ms > 0 ? `⏳ ${Math.ceil(ms / 1000)} s` : "⌛ verdict due";
+    return ms > 0 ? `${Math.ceil(ms / 1000)} s left` : "verdict due";
   };
   const learnTimeout = async (r) => {
     const key = `${r.gameId}@${r.rolloutStartedAt}`;
