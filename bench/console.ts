@@ -93,6 +93,8 @@ await runBench("console", 10 * 60_000, async () => {
   onCleanup("chromium", () => browser.close());
 
   const first: number[] = [];
+  /** Navigation start to: the modules running (start), the version answered, the snapshot parsed. */
+  const parts: Record<string, number[]> = { start: [], version: [], snapshot: [] };
   const search: number[] = [];
   const status: number[] = [];
   const heap: number[] = [];
@@ -107,6 +109,8 @@ await runBench("console", 10 * 60_000, async () => {
     });
     // Navigation start to the frame that showed the whole fleet's first screen.
     first.push(await page.evaluate(() => new Promise<number>((r) => requestAnimationFrame(() => r(performance.now())))));
+    const marks = await page.evaluate(() => Object.fromEntries(performance.getEntriesByType("mark").map((m) => [m.name, m.startTime])));
+    for (const k of Object.keys(parts)) parts[k]!.push(marks[`rtm:${k}`] ?? NaN);
 
     const timeTo = (act: string) =>
       page.evaluate((what) => {
@@ -125,7 +129,7 @@ await runBench("console", 10 * 60_000, async () => {
     search.push(await timeTo("search"));
     const shown = await page.textContent(".shown");
     status.push(await timeTo("status"));
-    say(`rep ${rep + 1}: first render ${first.at(-1)!.toFixed(0)} ms, search ${search.at(-1)!.toFixed(1)} ms (${shown}), status ${status.at(-1)!.toFixed(1)} ms`);
+    say(`rep ${rep + 1}: modules ${parts.start!.at(-1)!.toFixed(0)} ms, version ${parts.version!.at(-1)!.toFixed(0)} ms, snapshot ${parts.snapshot!.at(-1)!.toFixed(0)} ms, first render ${first.at(-1)!.toFixed(0)} ms, search ${search.at(-1)!.toFixed(1)} ms (${shown}), status ${status.at(-1)!.toFixed(1)} ms`);
 
     const cdp = await browser.context.newCDPSession(page);
     await cdp.send("HeapProfiler.collectGarbage");
@@ -138,7 +142,8 @@ await runBench("console", 10 * 60_000, async () => {
   }
 
   const fmt = (xs: number[], unit: string, digits = 0) => `${median(xs).toFixed(digits)} ${unit} (runs: ${xs.map((x) => x.toFixed(digits)).join(", ")})`;
-  emit({ bench: "console", metric: `fleet view, ${N} records: navigation to the first screen of the whole fleet`, rtmanager: fmt(first, "ms"), baseline: "-", ratio: null, goal: "<= 1000 ms", met: median(first) <= 1000 });
+  const split = `modules running ${median(parts.start!).toFixed(0)}, version answered ${median(parts.version!).toFixed(0)}, snapshot parsed ${median(parts.snapshot!).toFixed(0)} ms`;
+  emit({ bench: "console", metric: `fleet view, ${N} records: navigation to the first screen of the whole fleet (${split})`, rtmanager: fmt(first, "ms"), baseline: "-", ratio: null, goal: "<= 1000 ms", met: median(first) <= 1000 });
   emit({ bench: "console", metric: `fleet view, ${N} records: a search typed to the next painted frame`, rtmanager: fmt(search, "ms", 1), baseline: "-", ratio: null, goal: "<= 100 ms", met: median(search) <= 100 });
   emit({ bench: "console", metric: `fleet view, ${N} records: a status chosen to the next painted frame`, rtmanager: fmt(status, "ms", 1), baseline: "-", ratio: null, goal: "<= 100 ms", met: median(status) <= 100 });
   emit({ bench: "console", metric: `fleet view, ${N} records: JS heap after GC, DOM nodes`, rtmanager: `${fmt(heap, "MiB", 1)}; ${median(nodes)} DOM nodes`, baseline: "-", ratio: null, goal: "-", met: null });

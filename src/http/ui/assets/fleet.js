@@ -66,6 +66,8 @@ export class Fleet {
   }
 
   applySnapshot(snap) {
+    // Marks for bench/console.ts: where the first render's time goes.
+    performance.mark("rtm:snapshot");
     const seen = new Set();
     for (const r of snap.records) {
       seen.add(r.gameId);

@@ -52,8 +52,10 @@ function route() {
 
 async function begin() {
   const hadToken = storedToken() !== null;
+  performance.mark("rtm:start");
   try {
     await api.version();
+    performance.mark("rtm:version");
   } catch (err) {
     forgetToken();
     if (err.status === 401 && !hadToken) return showLogin("");
