@@ -21,7 +21,7 @@ const COLUMNS = [
   },
   { key: "host", label: "Node / host", get: (g) => placement(g.record), cell: (g) => placement(g.record), narrow: true },
   { key: "lostNode", label: "Lost node", get: (g) => g.record.lostNode ?? "", cell: (g) => (g.record.lostNode ? `⚠ ${g.record.lostNode}` : "—") },
-  { key: "held", label: "Held gen", get: (g) => g.record.heldGeneration ?? -1, cell: (g) => (g.record.heldGeneration ?? null) === null ? "—" : `⏸ ${g.record.heldGeneration}`, numeric: true },
+  { key: "held", label: "Held gen", get: (g) => g.record.heldGeneration ?? -1, cell: (g) => (g.record.heldGeneration ?? null) === null ? "—" : `held ${g.record.heldGeneration}`, numeric: true },
 ];
 
 const STATUS_FILTERS = {

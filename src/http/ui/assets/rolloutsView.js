@@ -55,7 +55,7 @@ export function rolloutsView(root, fleet) {
 
     clear(held);
     for (const { record: r } of fleet.games.values()) {
-      if (r.heldGeneration !== null && r.heldGeneration !== undefined) held.append(el("li", {}, gameLink(r.gameId), ` ⏸ generation ${r.heldGeneration} held (runs ${r.currentImageRef ?? "—"})`));
+      if (r.heldGeneration !== null && r.heldGeneration !== undefined) held.append(el("li", {}, gameLink(r.gameId), ` generation ${r.heldGeneration} held (runs ${r.currentImageRef ?? "—"})`));
       if (r.degraded) held.append(el("li", {}, gameLink(r.gameId), " ⚠ degraded: a rollback failed"));
     }
     if (!held.firstChild) held.append(el("li", { class: "muted", text: "None." }));
