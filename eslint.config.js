@@ -6,6 +6,11 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
+    // The operator console (src/http/ui/assets) is plain ES modules run by the browser.
+    files: ["src/http/ui/assets/**/*.js"],
+    languageOptions: { globals: Object.fromEntries(["window", "document", "location", "sessionStorage", "fetch", "crypto", "AbortController", "AbortSignal", "TextDecoderStream", "URL", "URLSearchParams", "setTimeout", "clearTimeout", "setInterval", "clearInterval", "requestAnimationFrame", "cancelAnimationFrame", "performance", "console"].map((n) => [n, "readonly"])) },
+  },
+  {
     rules: {
       "@typescript-eslint/no-explicit-any": "error",
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],

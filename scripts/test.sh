@@ -23,6 +23,7 @@ bash scripts/ensure-node-deps.sh
 bash scripts/ensure-docker.sh
 bash scripts/ensure-postgres.sh
 bash scripts/ensure-promtool.sh
+bash scripts/ensure-chromium.sh
 bash scripts/ensure-containerd.sh
 bash test/engine/build.sh
 

@@ -64,10 +64,22 @@ function checkBrowserGuards(req: IncomingMessage, settings: GuardSettings, hostO
     );
   }
   const origin = req.headers.origin;
-  if (origin !== undefined && !settings.allowedOrigins.includes(origin)) {
+  if (origin !== undefined && !settings.allowedOrigins.includes(origin) && !(settings.checkHost && sameOrigin(origin, req.headers.host))) {
     throw forbidden(`Origin ${JSON.stringify(origin.slice(0, 100))} is not allowed; add it to RTMANAGER_ALLOWED_ORIGINS to call this API from a browser`);
   }
   if (req.headers["sec-fetch-site"] === "cross-site" && origin === undefined) {
     throw forbidden("cross-site browser requests are refused (Sec-Fetch-Site: cross-site)");
   }
+}
+
+/**
+ * The console at /ui calls the API from the page this server served: its
+ * POSTs carry that page's own Origin (a browser adds Origin to every
+ * non-GET fetch). It is this server's origin exactly when it names the Host
+ * the request was sent to, which the Host check above has already found to
+ * be a name this server answers to, so a rebound name never gets here.
+ */
+function sameOrigin(origin: string, host: string | undefined): boolean {
+  if (host === undefined || host === "") return false;
+  return origin === `http://${host}` || origin === `https://${host}`;
 }

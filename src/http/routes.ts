@@ -22,7 +22,9 @@ export type RouteName =
   | "extVersion"
   | "extQuarantines"
   | "extQuarantineLift"
-  | "events";
+  | "events"
+  | "ui"
+  | "uiAsset";
 
 export type Method = "GET" | "POST" | "DELETE";
 
@@ -33,6 +35,8 @@ export interface RouteDef {
   template: string;
   /** Served without the bearer token (probes only). */
   open?: boolean;
+  /** Served without the bearer token but behind the Host/Origin guards: the console's static files, which hold no data. */
+  page?: boolean;
 }
 
 const INTERNAL = "/api/v1/internal/runtimes";
@@ -57,6 +61,9 @@ export const ROUTES: readonly RouteDef[] = [
   { name: "extVersion", method: "GET", template: `${EXT}/version` },
   { name: "extQuarantines", method: "GET", template: `${EXT}/quarantines` },
   { name: "extQuarantineLift", method: "POST", template: `${EXT}/quarantines/lift` },
+  { name: "ui", method: "GET", template: "/ui", page: true },
+  { name: "ui", method: "GET", template: "/ui/", page: true },
+  { name: "uiAsset", method: "GET", template: "/ui/{asset}", page: true },
 ];
 
 interface Compiled {
@@ -107,7 +114,8 @@ export class Router {
   constructor(routes: readonly RouteDef[]) {
     this.compiled = routes.map((route) => ({
       route,
-      segments: route.template.split("/").map((s) => (s === "{game_id}" ? null : s)),
+      // Any {name} segment is a parameter; {game_id} and the console's {asset} both land in gameId.
+      segments: route.template.split("/").map((s) => (/^\{[a-z_]+\}$/.test(s) ? null : s)),
     }));
   }
 

@@ -25,6 +25,7 @@ import { envelope, JsonMemo, OpResponse, sendError, sendJson, sendJsonBytes, sen
 import { CachedCheck } from "./readiness.js";
 import { ROUTES, Router, parseTarget, type RouteDef, type RouteName } from "./routes.js";
 import { liftQuarantine, listQuarantines, type QuarantineRouteDeps } from "./quarantines.js";
+import { serveConsole } from "./ui/serve.js";
 import { PatchRequestSchema, StartRequestSchema, StopRequestSchema } from "./schemas.js";
 import type { HttpStreamCounts } from "../metrics/http.js";
 import { CALLER_HEADER, OP_ID_HEADER, OP_ID_PATTERN, type ExtOperationList, type ExtRuntimeView, type ExtVersion } from "./wire.js";
@@ -266,6 +267,9 @@ export function createHttpServer(deps: HttpDeps): http.Server {
         return listQuarantines(res, deps.quarantines!);
       case "extQuarantineLift":
         return liftQuarantine(req, res, deps.quarantines!, opSource, ctx.logger());
+      case "ui":
+      case "uiAsset":
+        return serveConsole(res, ctx.route.name === "ui" ? "index.html" : gameId);
     }
   };
 
@@ -319,7 +323,9 @@ export function createHttpServer(deps: HttpDeps): http.Server {
       const open = match?.routes.some((r) => r.open) ?? false;
       // Probes stay open to kubelet, which dials the pod IP and sends no Origin.
       if (!open) checkBrowser(req);
-      if (tokens && !open) checkAuth(req, tokens, scrapers, route?.name);
+      // The console's files hold no data; the page itself sends the token on every API call.
+      const page = match?.routes.some((r) => r.page) ?? false;
+      if (tokens && !open && !page) checkAuth(req, tokens, scrapers, route?.name);
       if (!match) throw new RtmError("not_found", `no such endpoint: ${method} ${target.pathname.slice(0, 200)}`);
       if (!route) {
         const allow = match.routes.map((r) => r.method).join(", ");
