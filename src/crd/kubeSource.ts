@@ -14,6 +14,10 @@
  *   added by `ensureFinalizer`, a reconcile step. While an object is being
  *   deleted it is declared `removed`; `finalizeIfDeleting` lets it go once its
  *   container is gone.
+ * - One owner per game id (owner.ts): every read answers the recorded owner's
+ *   object only; `ensureFinalizer` claims the id in the store before it
+ *   adopts. Objects a read passes over are reported to the picker's
+ *   listeners (a Warning Event, the Conflict status), never written here.
  */
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "../log.js";
