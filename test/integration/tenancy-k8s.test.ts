@@ -186,8 +186,12 @@ describe("one owner per game id, cluster-wide", () => {
     // A re-creating the name in its own namespace is the same owner: its game, history and state come back.
     server.create("gameruntimes", "games-a", { metadata: { name: g }, spec: { gameId: g, imageRef: TEST_IMAGES.v100 } });
     await waitFor("A's engine running again", async () => (await containersOf(g)).find((c) => c.State === "running"), 60_000);
+    // The record is written after the engine is seen running: wait for it, above the generations A's first object reached.
+    await waitFor("A's record running again", async () => {
+      const r = await app!.store.getRecord(g);
+      return r?.status === "running" && r.observedGeneration > before.record!.observedGeneration;
+    }, 30_000);
     const after = await historyOf(g);
-    expect(after.record?.observedGeneration).toBeGreaterThan(before.record!.observedGeneration);
     expect(after.events.slice(0, before.events.length)).toEqual(before.events);
     expect(await fs.readFile(secret, "utf8")).toBe("namespace A's save game");
     const owner = await app!.store.sql.query<{ namespace: string; uid: string }>("SELECT namespace, uid FROM game_owners WHERE game_id = $1", [g]);
