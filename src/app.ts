@@ -86,6 +86,8 @@ async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, 
     { GameRuntimeStatusWriter },
     { kubeNamespaces },
     { kubernetesMirrorRunnable },
+    { ConflictStatusWriter },
+    { SqlGameOwners },
   ] = await Promise.all([
     import("./crd/api.js"),
     import("./crd/kubeSource.js"),
@@ -95,6 +97,8 @@ async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, 
     import("./crd/statusWriter.js"),
     import("./crd/namespaces.js"),
     import("./crd/mirrorRunnable.js"),
+    import("./crd/conflictStatus.js"),
+    import("./store/ownerSql.js"),
   ]);
   const namespaces = kubeNamespaces(config);
   // Every API request is aborted past RTMANAGER_KUBE_REQUEST_TIMEOUT; watches keep their silence limit.
@@ -111,10 +115,14 @@ async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, 
     // Bookmarks count as messages: a quiet but healthy watch is not a silent one.
     // Relists are counted by the manager when the source reports a resync.
     hooks: { onWatchMessage: () => metrics.watchEvent("kubernetes") },
+    // One owner per game id, recorded in the store (issue 21).
+    owners: new SqlGameOwners(store.sql),
   });
   const status = new GameRuntimeStatusWriter(source, log);
   const events = new GameRuntimeEventRecorder({ source, logger: log, instance: identity });
   source.owners.onConflict = (gameId, owner, ignored) => events.recordOwnerConflict(gameId, owner, ignored);
+  const conflicts = new ConflictStatusWriter(source, log);
+  source.owners.onIgnored = (_gameId, owner, ignored) => conflicts.mark(owner, ignored);
   const state = withKubernetesMirror(store, { status, events });
   const observe = (hooks: ManagerHooks) => withStatusMirror(hooks, status);
   const lease = new KubernetesLease({

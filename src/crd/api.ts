@@ -39,7 +39,7 @@ export const ANNOTATION_OP_GENERATION = "galaxy.io/op-generation";
  */
 export const ANNOTATION_GENERATION_BASE = "galaxy.io/generation-base";
 
-export const CONDITION_TYPES = ["Ready", "Progressing", "Degraded"] as const;
+export const CONDITION_TYPES = ["Ready", "Progressing", "Degraded", "Conflict"] as const;
 export type ConditionType = (typeof CONDITION_TYPES)[number];
 export type ConditionStatus = "True" | "False" | "Unknown";
 

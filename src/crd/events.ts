@@ -13,6 +13,7 @@ import type { EventType } from "../model/status.js";
 import { NODE_LOST_RULE } from "../model/ports.js";
 import { API_VERSION, apiMessageOf, failureMessage, httpStatusOf, KIND, reasonOf, type GameRuntimeObject } from "./api.js";
 import type { KubernetesDeclarationSource } from "./kubeSource.js";
+import { conflictMessage, type OwnerRef } from "./owner.js";
 
 export interface KubeEventSpec {
   type: "Normal" | "Warning";
@@ -137,8 +138,8 @@ export class GameRuntimeEventRecorder {
   }
 
   /** Fire and forget: a Warning on a GameRuntime whose name another namespace's object owns (owner.ts). */
-  recordOwnerConflict(gameId: string, owner: GameRuntimeObject, ignored: GameRuntimeObject): void {
-    const message = `game id ${gameId} belongs to GameRuntime ${owner.metadata.namespace}/${owner.metadata.name}; this object is ignored and changes nothing (pick another name)`;
+  recordOwnerConflict(gameId: string, owner: OwnerRef, ignored: GameRuntimeObject): void {
+    const message = conflictMessage(gameId, owner);
     this.track(this.emit(gameId, { type: "Warning", reason: "Conflict", message, action: "Ignore" }, ignored));
   }
 

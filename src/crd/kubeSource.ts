@@ -14,6 +14,10 @@
  *   added by `ensureFinalizer`, a reconcile step. While an object is being
  *   deleted it is declared `removed`; `finalizeIfDeleting` lets it go once its
  *   container is gone.
+ * - One owner per game id (owner.ts): every read answers the recorded owner's
+ *   object only; `ensureFinalizer` claims the id in the store before it
+ *   adopts. Objects a read passes over are reported to the picker's
+ *   listeners (a Warning Event, the Conflict status), never written here.
  */
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "../log.js";
@@ -21,6 +25,7 @@ import { jitteredBackoff, type BackoffSettings } from "../model/backoff.js";
 import { checkedSpecFor, specOf, type Declaration, type RuntimeSpec } from "../model/declaration.js";
 import { RtmError } from "../model/errors.js";
 import { GameIdSchema } from "../model/gameId.js";
+import type { GameOwners } from "../model/owner.js";
 import type { DeclarationMutator, DeclarationSource, DeclarationWatch, WriteMeta } from "../model/ports.js";
 import {
   ANNOTATION_GENERATION_BASE,
@@ -37,6 +42,7 @@ import {
   type GameRuntimeObject,
   type ObjectRef,
 } from "./api.js";
+import { KeyedLock } from "./keyedLock.js";
 import { OwnerPicker } from "./owner.js";
 import { annotatedGenerationBase, canonicalSpec, declarationOf, fingerprint, hasFinalizer, isAdopted, isDeleting, sameSpec } from "./gameRuntimeMapping.js";
 import { Reflector, type ReflectorHooks } from "./reflector.js";
@@ -80,27 +86,13 @@ export interface KubernetesSourceOptions {
   /** Server-side timeout asked of each watch request. Default: random 5..10 min, like client-go. */
   watchTimeoutSeconds?: () => number;
   hooks?: KubernetesSourceHooks;
+  /** The store's record of game id owners (owner.ts). Absent: owners are picked in memory only, as before migration 6. */
+  owners?: GameOwners;
 }
 
 /** 409 retries of one write: a short jittered pause so two writers do not collide again at once. */
 const CONFLICT_BACKOFF: BackoffSettings = { baseMs: 25, maxMs: 400 };
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** One async critical section per key: writes of one game never overlap in this process. */
-class KeyedLock {
-  private readonly tails = new Map<string, Promise<unknown>>();
-
-  run<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.tails.get(key) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const tail = next.catch(() => {});
-    this.tails.set(key, tail);
-    void tail.then(() => {
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    });
-    return next;
-  }
-}
 
 function refOf(obj: GameRuntimeObject): ObjectRef {
   return { namespace: obj.metadata.namespace, name: obj.metadata.name };
@@ -122,7 +114,7 @@ export class KubernetesDeclarationSource implements DeclarationSource, Finalizer
     this.namespace = options.namespace ? options.namespace : undefined;
     this.createNamespace = options.createNamespace || this.namespace || "default";
     this.logger = options.logger.child({ component: "kube-source" });
-    this.owners = new OwnerPicker(this.logger);
+    this.owners = new OwnerPicker(this.logger, options.owners ?? null);
     this.reflector = new Reflector<GameRuntimeObject>({
       kind: KIND,
       kubeConfig: options.kubeConfig,
@@ -166,6 +158,7 @@ export class KubernetesDeclarationSource implements DeclarationSource, Finalizer
   async read(gameId: string): Promise<GameRuntimeObject | null> {
     if (!GameIdSchema.safeParse(gameId).success) return null;
     await this.synced();
+    await this.owners.load(gameId);
     return this.lookup(gameId);
   }
 
@@ -209,9 +202,8 @@ export class KubernetesDeclarationSource implements DeclarationSource, Finalizer
         const obj = await this.api.get({ namespace: this.namespace, name: gameId });
         return obj ? this.reflector.apply(obj) : null;
       }
-      const matching = (await this.api.list(undefined, `metadata.name=${gameId}`)).items.filter((o) => o.metadata.name === gameId).map((o) => this.reflector.apply(o));
-      if (matching.length > 1) return this.lookup(gameId);
-      return matching[0] ?? null;
+      for (const o of (await this.api.list(undefined, `metadata.name=${gameId}`)).items) if (o.metadata.name === gameId) this.reflector.apply(o);
+      return this.lookup(gameId);
     } catch (err) {
       throw toApiRtmError(err, `reading GameRuntime ${gameId}`);
     }
@@ -234,6 +226,7 @@ export class KubernetesDeclarationSource implements DeclarationSource, Finalizer
         if (obj && isDeleting(obj)) {
           throw new RtmError("conflict", `GameRuntime ${obj.metadata.namespace}/${gameId} is being deleted; start it again once it is gone`);
         }
+        if (!obj) this.owners.assertCreatable(gameId, this.createNamespace);
 
         try {
           const written = obj ? await this.replaceSpec(obj, spec, meta, base) : await this.createObject(gameId, spec, meta);
@@ -347,7 +340,12 @@ export class KubernetesDeclarationSource implements DeclarationSource, Finalizer
 
   /** Adds the finalizer and the generation base to a game's object that lacks them. A reconcile step. */
   async ensureFinalizer(gameId: string): Promise<void> {
-    const obj = await this.read(gameId);
+    if (!GameIdSchema.safeParse(gameId).success) return;
+    // The owner is recorded before anything is adopted: a claim that loses leaves the object ignored, never adopted.
+    await this.synced();
+    await this.owners.load(gameId);
+    await this.owners.claim(gameId, this.reflector.store.byName(gameId));
+    const obj = this.lookup(gameId);
     if (!obj || isAdopted(obj) || isDeleting(obj)) return;
     await this.locks.run(gameId, async () => {
       const adopted = await this.patchLoop(gameId, "adding the finalizer to", async (o) => {

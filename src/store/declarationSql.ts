@@ -5,6 +5,7 @@ import { GameIdSchema } from "../model/gameId.js";
 import type { DeclarationMutator, WriteMeta } from "../model/ports.js";
 import { OP_SOURCES, type OpSource } from "../model/status.js";
 import { dateColumn, nullableText } from "./columns.js";
+import { ownerConflictOf } from "./ownerSql.js";
 import { DECLARATION_SPEC_COLUMN_TYPES, DECLARATION_SPEC_COLUMNS } from "./tables.js";
 import type { Row, SqlClient, SqlQueryable } from "./sqlClient.js";
 
@@ -122,13 +123,18 @@ export async function mutateDeclaration(
 
 async function insertSpec(tx: SqlQueryable, gameId: string, values: unknown[], meta: WriteMeta): Promise<Declaration> {
   const n = DECLARATION_SPEC_COLUMNS.length;
-  const { rows } = await tx.query<Row>(
-    `INSERT INTO declarations (${DECLARATION_SPEC_COLUMNS.join(", ")}, op_id, op_source)
+  // The insert trigger claims the game id (ownerSql.ts); a GameRuntime's id is refused as a conflict.
+  const { rows } = await tx
+    .query<Row>(
+      `INSERT INTO declarations (${DECLARATION_SPEC_COLUMNS.join(", ")}, op_id, op_source)
      VALUES (${specParams(1).join(", ")}, $${n + 1}, $${n + 2})
      ON CONFLICT (game_id) DO NOTHING
      RETURNING *`,
-    [...values, meta.opId, meta.opSource],
-  );
+      [...values, meta.opId, meta.opSource],
+    )
+    .catch((err: unknown) => {
+      throw ownerConflictOf(err);
+    });
   // Only plain SQL can get here: it inserted between our read and write.
   if (!rows[0]) throw new RtmError("conflict", `declaration of game ${gameId} was created concurrently; retry`);
   return toDeclaration(rows[0]);

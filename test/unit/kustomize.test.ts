@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
 import { loadConfig } from "../../src/config.js";
 import { kubeNamespaces } from "../../src/crd/namespaces.js";
+import { imageRefused } from "../../src/model/admission.js";
 import { POD_LABELS } from "../../src/runtime/kubernetes/names.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -377,6 +378,27 @@ describe("deploy/kustomize", () => {
         expect(grants(role.rules, "coordination.k8s.io", "leases", "update", "games-2-leader"), overlay).toBe(true);
         expect(grants(role.rules, "coordination.k8s.io", "leases", "update", "rtmanager-leader"), overlay).toBe(false);
       }
+    });
+
+    it("cluster-wide: the shipped allow-list `galaxy` admits docker.io/galaxy/* only, and an overlay of one's own sets another (issue 21)", () => {
+      const imagesOf = (objs: Obj[]) => {
+        const config = loadConfig(environment(one<Deployment>(objs, "Deployment").spec.template.spec.containers[0]!, NAMESPACE));
+        return (ref: string) => imageRefused(ref, config.imageAllowlist) === null;
+      };
+      const shipped = imagesOf(objsOf("docker-cluster-wide"));
+      expect(["galaxy/engine:1.0.0", "docker.io/galaxy/engine:1.0.0"].map(shipped)).toEqual([true, true]);
+      expect(["registry.example/galaxy/engine:1.0.0", "galaxy-evil/engine:1.0.0", "engine:1.0.0"].map(shipped)).toEqual([false, false, false]);
+
+      const mine = path.join(tmp, "mine-allowlist");
+      mkdirSync(mine, { recursive: true });
+      const base = path.relative(mine, path.join(kustomizeDir, "overlays/docker-cluster-wide"));
+      const patch = [
+        "apiVersion: apps/v1", "kind: Deployment", "metadata:", "  name: rtmanager", "spec:", "  template:", "    spec:", "      containers:", "        - name: rtmanager", "          env:",
+        "            - name: RTMANAGER_IMAGE_ALLOWLIST", '              value: "registry.example/galaxy"',
+      ].map((l) => `      ${l}`).join("\n");
+      writeFileSync(path.join(mine, "kustomization.yaml"), `resources:\n  - ${base}\npatches:\n  - target:\n      kind: Deployment\n      name: rtmanager\n    patch: |-\n${patch}\n`);
+      const patched = imagesOf(render(mine));
+      expect(["registry.example/galaxy/engine:1.0.0", "galaxy/engine:1.0.0"].map(patched)).toEqual([true, false]);
     });
 
     it("an overlay of one's own that moves rtmanager to another namespace moves the Namespace, the bindings and the Lease with it", () => {
