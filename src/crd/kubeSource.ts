@@ -38,6 +38,7 @@ import {
   type ObjectRef,
 } from "./api.js";
 import { OwnerPicker } from "./owner.js";
+import { specForObject } from "./resources.js";
 import { annotatedGenerationBase, canonicalSpec, declarationOf, fingerprint, hasFinalizer, isAdopted, isDeleting, sameSpec } from "./gameRuntimeMapping.js";
 import { Reflector, type ReflectorHooks } from "./reflector.js";
 
@@ -273,7 +274,7 @@ export class KubernetesDeclarationSource implements DeclarationSource, Finalizer
         finalizers: [FINALIZER],
         annotations: { ...this.opAnnotations(meta, 1), [ANNOTATION_GENERATION_BASE]: String(base) },
       },
-      spec: canonicalSpec(spec),
+      spec: specForObject(canonicalSpec(spec)),
     });
   }
 
@@ -289,7 +290,7 @@ export class KubernetesDeclarationSource implements DeclarationSource, Finalizer
         finalizers: hasFinalizer(obj) ? metadata.finalizers : [...(metadata.finalizers ?? []), FINALIZER],
         annotations: { ...obj.metadata.annotations, ...adoption, ...this.opAnnotations(meta, (obj.metadata.generation ?? 1) + 1) },
       },
-      spec: canonicalSpec(spec),
+      spec: specForObject(canonicalSpec(spec)),
     });
   }
 
