@@ -49,7 +49,7 @@ export const SETTINGS = {
   POD_NAMESPACE: row(undefined, namespaceOrUnset, "Kubernetes mode: the pod's own namespace (deploy/kustomize/base/deployment.yaml sets it through the downward API). Holds the leader Lease when RTMANAGER_KUBE_NAMESPACE is empty; unset: `default`."),
   RTMANAGER_INSTANCE_ID: row("rtmanager", instanceId, "Names this installation in container labels; two installations on one engine never touch each other's containers."),
   RTMANAGER_INTERNAL_HTTP_ADDR: row("127.0.0.1:8096", text, "Listen address of the REST API, probes and /metrics: `host:port`, `:port` (every interface) or `unix:/path/to.sock`. Loopback by default (the contract says `:8096`; see Security)."),
-  RTMANAGER_INTERNAL_TOKEN: row(undefined, optionalText, "Optional shared bearer token required on every path but the probes."),
+  RTMANAGER_INTERNAL_TOKEN: row(undefined, optionalText, "Shared bearer token required on every path but the probes. Required to listen beyond loopback (or RTMANAGER_INTERNAL_TOKEN_FILE; see RTMANAGER_ALLOW_UNAUTHENTICATED); the kustomize Deployment mounts it from the Secret `rtmanager-token`, which must exist."),
   RTMANAGER_DOCKER_NETWORK: row("galaxy-net", nonEmpty, "Docker network the engines join; it must exist at start-up."),
   RTMANAGER_STATE_ROOT: row("./.rtmanager/state", text, "Host directory holding one state directory per game (never deleted)."),
   RTMANAGER_IMAGE_PULL_POLICY: row("if_not_present", oneOf(["always", "if_not_present", "never"]), "`always`, `if_not_present` or `never`."),
