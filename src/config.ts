@@ -1,7 +1,7 @@
 import path from "node:path";
 import { parseEngineHardening, type EngineHardening } from "./runtime/engineHardening.js";
 import { HttpConfigError, loadHttpSettings, parseListenAddress, type HttpSettings } from "./httpConfig.js";
-import { CONFIG_DOCS, SETTINGS } from "./configDocs.js";
+import { CONFIG_DOCS, SETTINGS, type SettingValues } from "./configDocs.js";
 import { crossCheckProblems, readSettings } from "./configRead.js";
 
 export { CONFIG_DOCS, SETTINGS };
@@ -92,10 +92,10 @@ export class ConfigError extends Error {
   override readonly name = "ConfigError";
 }
 
-function httpSettings(env: NodeJS.ProcessEnv, get: (name: string) => string) {
+function httpSettings(env: NodeJS.ProcessEnv, get: (name: string) => string, v: SettingValues) {
   try {
     const listen = parseListenAddress(get("RTMANAGER_INTERNAL_HTTP_ADDR"));
-    return { listen, settings: loadHttpSettings(env, get, listen) };
+    return { listen, settings: loadHttpSettings(env, get, listen, v) };
   } catch (err) {
     if (err instanceof HttpConfigError) throw new ConfigError(`invalid configuration: ${err.message}`);
     throw err;
@@ -112,7 +112,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const v = read.values;
   const crossed = crossCheckProblems(v);
   if (crossed.length > 0) throw invalid(crossed);
-  const { listen, settings: http } = httpSettings(env, get);
+  const { listen, settings: http } = httpSettings(env, get, v);
   const kubeNamespace = v.RTMANAGER_KUBE_NAMESPACE;
   const kubeCreateNamespace = v.RTMANAGER_KUBE_CREATE_NAMESPACE;
   const podNamespace = v.POD_NAMESPACE;
