@@ -9,7 +9,9 @@
 import { describeZodError, RuntimeSpecSchema, type Declaration, type RuntimeSpec } from "../model/declaration.js";
 import { RtmError } from "../model/errors.js";
 import { OP_SOURCES, type OpSource } from "../model/status.js";
-import { specFromObject } from "./resources.js";
+import { specForObject, specFromObject } from "./resources.js";
+
+export { specForObject };
 import { ANNOTATION_GENERATION_BASE, ANNOTATION_OP_GENERATION, ANNOTATION_OP_ID, ANNOTATION_OP_SOURCE, FINALIZER, type GameRuntimeObject } from "./api.js";
 
 function isOpSource(value: unknown): value is OpSource {

@@ -38,8 +38,7 @@ import {
   type ObjectRef,
 } from "./api.js";
 import { OwnerPicker } from "./owner.js";
-import { specForObject } from "./resources.js";
-import { annotatedGenerationBase, canonicalSpec, declarationOf, fingerprint, hasFinalizer, isAdopted, isDeleting, sameSpec } from "./gameRuntimeMapping.js";
+import { annotatedGenerationBase, canonicalSpec, declarationOf, fingerprint, hasFinalizer, isAdopted, isDeleting, sameSpec, specForObject } from "./gameRuntimeMapping.js";
 import { Reflector, type ReflectorHooks } from "./reflector.js";
 
 export { canonicalSpec, declarationOf, generationBaseOf, isDeleting, toDate } from "./gameRuntimeMapping.js";
