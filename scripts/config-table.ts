@@ -1,6 +1,6 @@
 /**
- * The README's configuration table, generated from CONFIG_DOCS in
- * src/config.ts so the two cannot drift (test/unit/readme-config-table.test.ts
+ * The README's configuration table, generated from CONFIG_DOCS (the SETTINGS table
+ * in src/configDocs.ts) so the two cannot drift (test/unit/readme-config-table.test.ts
  * fails when they do).
  *
  *   npx tsx scripts/config-table.ts           prints the table

@@ -152,7 +152,7 @@ async function engineRuntime(config: Config, logger: Logger, metrics: Metrics, k
       publishHost: config.enginePublishHost ?? null,
       hardening: config.engineHardening,
       logger: logger.child({ component: "docker" }),
-      onCall: metrics.dockerOnCall,
+      onCall: metrics.runtimeOnCall("docker"),
     });
   }
   const [{ BoundedKubeConfig }, { KubernetesPodRuntime }, { loadPodTemplate }, { gameRuntimePlacement }] = await Promise.all([
@@ -191,6 +191,7 @@ async function engineRuntime(config: Config, logger: Logger, metrics: Metrics, k
     logger: logger.child({ component: "pods" }),
     startTimeoutMs: config.podStartTimeoutMs,
     silenceLimitMs: config.watchSilenceLimitMs,
+    onCall: metrics.runtimeOnCall("kubernetes"),
   });
 }
 

@@ -1,43 +1,14 @@
 import path from "node:path";
-import { z } from "zod";
-import { RESOURCE_FLOORS } from "./model/declaration.js";
-import { parseDuration, parseMemory } from "./model/duration.js";
-import { GAME_ID_PATTERN } from "./model/gameId.js";
 import { parseEngineHardening, type EngineHardening } from "./runtime/engineHardening.js";
 import { HttpConfigError, loadHttpSettings, parseListenAddress, type HttpSettings } from "./httpConfig.js";
+import { CONFIG_DOCS, SETTINGS, type SettingValues } from "./configDocs.js";
+import { crossCheckProblems, readSettings } from "./configRead.js";
 
-import { CONFIG_DOCS } from "./configDocs.js";
-
-export { CONFIG_DOCS };
+export { CONFIG_DOCS, SETTINGS };
+export { configWarnings, unknownSettings } from "./configRead.js";
 
 /** A Kubernetes object name such as a Lease's (RFC 1123 subdomain; the length is checked apart). */
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-
-const duration = (env: string) =>
-  z.string().transform((text, ctx) => {
-    const ms = parseDuration(text);
-    if (ms === null) {
-      ctx.addIssue({ code: "custom", message: `${env}: ${JSON.stringify(text)} is not a duration (e.g. 500ms, 30s, 5m, 30d)` });
-      return z.NEVER;
-    }
-    return ms;
-  });
-const positiveInt = (env: string) =>
-  z.string().transform((text, ctx) => {
-    const n = Number(text);
-    if (!Number.isInteger(n) || n <= 0) {
-      ctx.addIssue({ code: "custom", message: `${env}: ${JSON.stringify(text)} is not a positive integer` });
-      return z.NEVER;
-    }
-    return n;
-  });
-const bool = (env: string) =>
-  z.string().transform((text, ctx) => {
-    if (/^(true|1|yes)$/i.test(text)) return true;
-    if (/^(false|0|no|)$/i.test(text)) return false;
-    ctx.addIssue({ code: "custom", message: `${env}: ${JSON.stringify(text)} is not true or false` });
-    return z.NEVER;
-  });
 
 export interface Config extends HttpSettings {
   databaseUrl: string | undefined;
@@ -121,146 +92,48 @@ export class ConfigError extends Error {
   override readonly name = "ConfigError";
 }
 
-function httpSettings(env: NodeJS.ProcessEnv, get: (name: string) => string) {
+function httpSettings(env: NodeJS.ProcessEnv, get: (name: string) => string, v: SettingValues) {
   try {
     const listen = parseListenAddress(get("RTMANAGER_INTERNAL_HTTP_ADDR"));
-    return { listen, settings: loadHttpSettings(env, get, listen) };
+    return { listen, settings: loadHttpSettings(env, get, listen, v) };
   } catch (err) {
     if (err instanceof HttpConfigError) throw new ConfigError(`invalid configuration: ${err.message}`);
     throw err;
   }
 }
 
-/** Reads and validates the environment; a bad value throws naming the variable. */
+const invalid = (problems: string[]) => new ConfigError(`invalid configuration: ${problems.join("; ")}`);
+
+/** Reads and validates the environment (the rows of src/configDocs.ts); a bad value throws naming the variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const get = (name: string): string => {
-    const v = env[name];
-    if (v !== undefined) return v;
-    return CONFIG_DOCS.find((s) => s.env === name)?.default ?? "";
-  };
-  const schema = z.object({
-    RTMANAGER_SOURCE: z.enum(["store", "kubernetes"], { message: "RTMANAGER_SOURCE must be store or kubernetes" }),
-    RTMANAGER_INSTANCE_ID: z.string().regex(GAME_ID_PATTERN, "RTMANAGER_INSTANCE_ID must be a DNS label (lowercase letters, digits, '-')"),
-    RTMANAGER_DOCKER_NETWORK: z.string().min(1, "RTMANAGER_DOCKER_NETWORK must not be empty"),
-    RTMANAGER_IMAGE_PULL_POLICY: z.enum(["always", "if_not_present", "never"], {
-      message: "RTMANAGER_IMAGE_PULL_POLICY must be always, if_not_present or never",
-    }),
-    RTMANAGER_CONTAINER_STOP_TIMEOUT: duration("RTMANAGER_CONTAINER_STOP_TIMEOUT"),
-    RTMANAGER_CONTAINER_RETENTION: duration("RTMANAGER_CONTAINER_RETENTION"),
-    RTMANAGER_RESYNC_INTERVAL: duration("RTMANAGER_RESYNC_INTERVAL"),
-    RTMANAGER_CONCURRENCY: positiveInt("RTMANAGER_CONCURRENCY"),
-    RTMANAGER_MAX_GAMES: positiveInt("RTMANAGER_MAX_GAMES"),
-    RTMANAGER_DEFAULT_CPUS: z.string().transform((t, ctx) => {
-      const n = Number(t);
-      if (!(n >= RESOURCE_FLOORS.cpus)) {
-        ctx.addIssue({ code: "custom", message: `RTMANAGER_DEFAULT_CPUS: ${JSON.stringify(t)} is not a number of at least ${RESOURCE_FLOORS.cpus}` });
-        return z.NEVER;
-      }
-      return n;
-    }),
-    RTMANAGER_DEFAULT_MEMORY: z.string().transform((t, ctx) => {
-      const n = parseMemory(t);
-      if (n === null || n < RESOURCE_FLOORS.memoryBytes) {
-        ctx.addIssue({ code: "custom", message: `RTMANAGER_DEFAULT_MEMORY: ${JSON.stringify(t)} is not a size of at least 6m, such as 512m` });
-        return z.NEVER;
-      }
-      return n;
-    }),
-    RTMANAGER_DEFAULT_PIDS_LIMIT: positiveInt("RTMANAGER_DEFAULT_PIDS_LIMIT"),
-    RTMANAGER_PROBE_INTERVAL: duration("RTMANAGER_PROBE_INTERVAL"),
-    RTMANAGER_PROBE_TIMEOUT: duration("RTMANAGER_PROBE_TIMEOUT"),
-    RTMANAGER_PROBE_FAILURE_THRESHOLD: positiveInt("RTMANAGER_PROBE_FAILURE_THRESHOLD"),
-    RTMANAGER_RESTART_BACKOFF_BASE: duration("RTMANAGER_RESTART_BACKOFF_BASE"),
-    RTMANAGER_RESTART_BACKOFF_MAX: duration("RTMANAGER_RESTART_BACKOFF_MAX"),
-    RTMANAGER_CRASHLOOP_RESET: duration("RTMANAGER_CRASHLOOP_RESET"),
-    RTMANAGER_RETRY_BACKOFF_BASE: duration("RTMANAGER_RETRY_BACKOFF_BASE"),
-    RTMANAGER_RETRY_BACKOFF_MAX: duration("RTMANAGER_RETRY_BACKOFF_MAX"),
-    RTMANAGER_OP_TIMEOUT: duration("RTMANAGER_OP_TIMEOUT"),
-    RTMANAGER_PATCH_MIN_HEALTHY: duration("RTMANAGER_PATCH_MIN_HEALTHY"),
-    RTMANAGER_PATCH_HEALTH_TIMEOUT: duration("RTMANAGER_PATCH_HEALTH_TIMEOUT"),
-    RTMANAGER_START_WAIT_HEALTHY: bool("RTMANAGER_START_WAIT_HEALTHY"),
-    RTMANAGER_QUARANTINE_AFTER: positiveInt("RTMANAGER_QUARANTINE_AFTER"),
-    RTMANAGER_QUARANTINE_WINDOW: duration("RTMANAGER_QUARANTINE_WINDOW"),
-    RTMANAGER_PATCH_CANARIES: z.string().regex(/^[0-9]{1,6}$/, "RTMANAGER_PATCH_CANARIES must be 0 or a positive integer").transform(Number),
-    RTMANAGER_ORPHAN_GRACE: duration("RTMANAGER_ORPHAN_GRACE"),
-    RTMANAGER_ORPHAN_DRY_RUN: bool("RTMANAGER_ORPHAN_DRY_RUN"),
-    RTMANAGER_LEASE_DURATION: duration("RTMANAGER_LEASE_DURATION"),
-    RTMANAGER_LEASE_RENEW_DEADLINE: duration("RTMANAGER_LEASE_RENEW_DEADLINE"),
-    RTMANAGER_LEASE_RETRY_PERIOD: duration("RTMANAGER_LEASE_RETRY_PERIOD"),
-    RTMANAGER_WATCH_SILENCE_LIMIT: duration("RTMANAGER_WATCH_SILENCE_LIMIT"),
-    RTMANAGER_EVENT_RETENTION: duration("RTMANAGER_EVENT_RETENTION"),
-    RTMANAGER_OPLOG_RETENTION: duration("RTMANAGER_OPLOG_RETENTION"),
-    RTMANAGER_SQL_STATEMENT_TIMEOUT: duration("RTMANAGER_SQL_STATEMENT_TIMEOUT"),
-    RTMANAGER_KUBE_REQUEST_TIMEOUT: duration("RTMANAGER_KUBE_REQUEST_TIMEOUT"),
-    RTMANAGER_SHUTDOWN_TIMEOUT: duration("RTMANAGER_SHUTDOWN_TIMEOUT"),
-    RTMANAGER_LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"], {
-      message: "RTMANAGER_LOG_LEVEL must be trace, debug, info, warn, error, fatal or silent",
-    }),
-    RTMANAGER_LOGS_MAX_BYTES: z.string().transform((t, ctx) => {
-      const n = parseMemory(t);
-      if (n === null) {
-        ctx.addIssue({ code: "custom", message: `RTMANAGER_LOGS_MAX_BYTES: ${JSON.stringify(t)} is not a size such as 1m` });
-        return z.NEVER;
-      }
-      return n;
-    }),
-    RTMANAGER_LOGS_FOLLOW_MAX: duration("RTMANAGER_LOGS_FOLLOW_MAX"),
-     RTMANAGER_RUNTIME: z.enum(["docker", "kubernetes"], { message: "RTMANAGER_RUNTIME must be docker or kubernetes" }),
-    RTMANAGER_POD_NAMESPACE: z.string().regex(/^$|^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, "RTMANAGER_POD_NAMESPACE must be empty or a namespace name (a DNS label)"),
-    RTMANAGER_POD_CLIENT_NAMESPACES: z
-      .string()
-      .transform((t) => t.split(",").map((n) => n.trim()).filter(Boolean))
-      .refine((list) => list.every((n) => /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(n)), "RTMANAGER_POD_CLIENT_NAMESPACES must be a comma-separated list of namespace names (DNS labels)"),
-    RTMANAGER_POD_CLUSTER_DOMAIN: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "RTMANAGER_POD_CLUSTER_DOMAIN must be a DNS domain such as cluster.local"),
-    RTMANAGER_POD_STORAGE_SIZE: z.string().regex(/^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$/, "RTMANAGER_POD_STORAGE_SIZE must be a Kubernetes quantity such as 1Gi"),
-    RTMANAGER_POD_START_TIMEOUT: duration("RTMANAGER_POD_START_TIMEOUT"),
-    RTMANAGER_POD_CLAIM_RETENTION: duration("RTMANAGER_POD_CLAIM_RETENTION"),
-  });
-  const raw = Object.fromEntries(Object.keys(schema.shape).map((k) => [k, get(k)]));
-  const parsed = schema.safeParse(raw);
-  if (!parsed.success) {
-    throw new ConfigError(
-      `invalid configuration: ${parsed.error.issues.map((i) => (i.message.startsWith("RTMANAGER_") ? i.message : `${String(i.path[0])}: ${i.message}`)).join("; ")}`,
-    );
-  }
-  const v = parsed.data;
-  const { listen, settings: http } = httpSettings(env, get);
-  if (v.RTMANAGER_LEASE_RENEW_DEADLINE >= v.RTMANAGER_LEASE_DURATION) {
-    throw new ConfigError("invalid configuration: RTMANAGER_LEASE_RENEW_DEADLINE must be shorter than RTMANAGER_LEASE_DURATION");
-  }
-  const token = env.RTMANAGER_INTERNAL_TOKEN;
-  const kubeNamespace = get("RTMANAGER_KUBE_NAMESPACE");
-  const kubeCreateNamespace = get("RTMANAGER_KUBE_CREATE_NAMESPACE");
-  const podNamespace = env.POD_NAMESPACE || undefined;
-  for (const [name, value] of [
-    ["RTMANAGER_KUBE_NAMESPACE", kubeNamespace],
-    ["RTMANAGER_KUBE_CREATE_NAMESPACE", kubeCreateNamespace],
-    ["POD_NAMESPACE", podNamespace ?? ""],
-  ] as const) {
-    if (value !== "" && !GAME_ID_PATTERN.test(value)) throw new ConfigError(`invalid configuration: ${name}: ${JSON.stringify(value)} is not a namespace name (a DNS label)`);
-  }
-  const leaseName = get("RTMANAGER_LEASE_NAME") || `${v.RTMANAGER_INSTANCE_ID}-leader`;
+  const get = (name: string): string => env[name] ?? (SETTINGS as Record<string, { default: string | undefined }>)[name]?.default ?? "";
+  const read = readSettings(env);
+  if (!read.ok) throw invalid(read.problems);
+  const v = read.values;
+  const crossed = crossCheckProblems(v);
+  if (crossed.length > 0) throw invalid(crossed);
+  const { listen, settings: http } = httpSettings(env, get, v);
+  const kubeNamespace = v.RTMANAGER_KUBE_NAMESPACE;
+  const kubeCreateNamespace = v.RTMANAGER_KUBE_CREATE_NAMESPACE;
+  const podNamespace = v.POD_NAMESPACE;
+  const leaseName = v.RTMANAGER_LEASE_NAME || `${v.RTMANAGER_INSTANCE_ID}-leader`;
   if (leaseName.length > 253 || !DNS_SUBDOMAIN.test(leaseName)) {
-    throw new ConfigError(`invalid configuration: RTMANAGER_LEASE_NAME: ${JSON.stringify(leaseName)} is not a Lease name (a DNS subdomain)`);
+    throw invalid([`RTMANAGER_LEASE_NAME: ${JSON.stringify(leaseName)} is not a Lease name (a DNS subdomain)`]);
   }
   if (kubeNamespace !== "" && kubeCreateNamespace !== "" && kubeCreateNamespace !== kubeNamespace) {
-    throw new ConfigError(
-      "invalid configuration: RTMANAGER_KUBE_CREATE_NAMESPACE must be empty or equal to RTMANAGER_KUBE_NAMESPACE: objects created elsewhere would never be watched",
-    );
+    throw invalid(["RTMANAGER_KUBE_CREATE_NAMESPACE must be empty or equal to RTMANAGER_KUBE_NAMESPACE: objects created elsewhere would never be watched"]);
   }
-  const allowAny = get("RTMANAGER_ALLOW_ANY_IMAGE");
-  if (!/^(true|false|)$/i.test(allowAny)) throw new ConfigError(`invalid configuration: RTMANAGER_ALLOW_ANY_IMAGE: ${JSON.stringify(allowAny)} is not true or false`);
-  if (v.RTMANAGER_SOURCE === "kubernetes" && kubeNamespace === "" && http.imageAllowlist.length === 0 && !/^true$/i.test(allowAny)) {
+  if (v.RTMANAGER_SOURCE === "kubernetes" && kubeNamespace === "" && http.imageAllowlist.length === 0 && !v.RTMANAGER_ALLOW_ANY_IMAGE) {
     // Cluster-wide, whoever may create a GameRuntime in any namespace chooses an image the node's runtime runs.
-    throw new ConfigError(
-      "invalid configuration: cluster-wide Kubernetes mode (RTMANAGER_KUBE_NAMESPACE empty) needs RTMANAGER_IMAGE_ALLOWLIST: any namespace's GameRuntime would otherwise run any image; set RTMANAGER_ALLOW_ANY_IMAGE=true to accept that",
-    );
+    throw invalid([
+      "cluster-wide Kubernetes mode (RTMANAGER_KUBE_NAMESPACE empty) needs RTMANAGER_IMAGE_ALLOWLIST: any namespace's GameRuntime would otherwise run any image; set RTMANAGER_ALLOW_ANY_IMAGE=true to accept that",
+    ]);
   }
   const hardening = parseEngineHardening(get, process.getgid?.() ?? 0);
-  if (!hardening.ok) throw new ConfigError(`invalid configuration: ${hardening.issues.join("; ")}`);
+  if (!hardening.ok) throw invalid(hardening.issues);
   return {
-    databaseUrl: env.DATABASE_URL || undefined,
-    dataDir: path.resolve(get("RTMANAGER_DATA_DIR")),
+    databaseUrl: v.DATABASE_URL,
+    dataDir: path.resolve(v.RTMANAGER_DATA_DIR),
     source: v.RTMANAGER_SOURCE,
     kubeNamespace,
     kubeCreateNamespace,
@@ -270,10 +143,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     httpHost: listen.host,
     httpPort: listen.port,
     httpSocketPath: listen.socketPath,
-    internalToken: token ? token : undefined,
+    internalToken: v.RTMANAGER_INTERNAL_TOKEN,
     dockerNetwork: v.RTMANAGER_DOCKER_NETWORK,
     // Docker bind mounts need an absolute host path.
-    stateRoot: path.resolve(get("RTMANAGER_STATE_ROOT")),
+    stateRoot: path.resolve(v.RTMANAGER_STATE_ROOT),
     imagePullPolicy: v.RTMANAGER_IMAGE_PULL_POLICY,
     stopTimeoutMs: v.RTMANAGER_CONTAINER_STOP_TIMEOUT,
     retentionMs: v.RTMANAGER_CONTAINER_RETENTION,
@@ -286,7 +159,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     probeIntervalMs: v.RTMANAGER_PROBE_INTERVAL,
     probeTimeoutMs: v.RTMANAGER_PROBE_TIMEOUT,
     probeFailureThreshold: v.RTMANAGER_PROBE_FAILURE_THRESHOLD,
-    enginePublishHost: env.RTMANAGER_ENGINE_PUBLISH_HOST || undefined,
+    enginePublishHost: v.RTMANAGER_ENGINE_PUBLISH_HOST,
     restartBackoffBaseMs: v.RTMANAGER_RESTART_BACKOFF_BASE,
     restartBackoffMaxMs: v.RTMANAGER_RESTART_BACKOFF_MAX,
     crashLoopResetMs: v.RTMANAGER_CRASHLOOP_RESET,
@@ -317,11 +190,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logsFollowMaxMs: v.RTMANAGER_LOGS_FOLLOW_MAX,
     runtime: v.RTMANAGER_RUNTIME,
     gamePodNamespace: v.RTMANAGER_POD_NAMESPACE || podNamespace || "default",
-    podStorageClass: get("RTMANAGER_POD_STORAGE_CLASS"),
+    podStorageClass: v.RTMANAGER_POD_STORAGE_CLASS,
     podClientNamespaces: v.RTMANAGER_POD_CLIENT_NAMESPACES,
     podClusterDomain: v.RTMANAGER_POD_CLUSTER_DOMAIN,
     podStorageSize: v.RTMANAGER_POD_STORAGE_SIZE,
-    podTemplateFile: get("RTMANAGER_POD_TEMPLATE_FILE"),
+    podTemplateFile: v.RTMANAGER_POD_TEMPLATE_FILE,
     podStartTimeoutMs: v.RTMANAGER_POD_START_TIMEOUT,
     podClaimRetentionMs: v.RTMANAGER_POD_CLAIM_RETENTION,
   };

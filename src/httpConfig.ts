@@ -5,9 +5,8 @@
  * message alone.
  */
 import os from "node:os";
-import { parseDuration, parseMemory } from "./model/duration.js";
+import type { SettingValues } from "./configDocs.js";
 import { normaliseAllowlist, type ResourceCeilings } from "./model/admission.js";
-import { RESOURCE_FLOORS } from "./model/declaration.js";
 import { MIN_TOKEN_LENGTH, tokenProblem } from "./http/tokens.js";
 
 export class HttpConfigError extends Error {
@@ -67,18 +66,6 @@ const list = (text: string): string[] =>
     .map((s) => s.trim())
     .filter((s) => s !== "");
 
-function positiveInt(env: string, text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n <= 0) throw new HttpConfigError(`${env}: ${JSON.stringify(text)} is not a positive integer`);
-  return n;
-}
-
-function duration(env: string, text: string): number {
-  const ms = parseDuration(text);
-  if (ms === null || ms <= 0) throw new HttpConfigError(`${env}: ${JSON.stringify(text)} is not a positive duration (e.g. 30s)`);
-  return ms;
-}
-
 function origin(text: string): string {
   let url: URL;
   try {
@@ -92,8 +79,24 @@ function origin(text: string): string {
   return url.origin;
 }
 
-/** `get` returns the variable or its documented default. */
-export function loadHttpSettings(env: NodeJS.ProcessEnv, get: (name: string) => string, listen: ListenAddress): HttpSettings {
+/** The settings table's parsed values this module uses (src/configDocs.ts parses and bounds them). */
+export type HttpSettingValues = Pick<
+  SettingValues,
+  | "RTMANAGER_ALLOW_SHORT_TOKENS"
+  | "RTMANAGER_ALLOW_UNAUTHENTICATED"
+  | "RTMANAGER_MAX_MEMORY"
+  | "RTMANAGER_MAX_CPUS"
+  | "RTMANAGER_MAX_PIDS_LIMIT"
+  | "RTMANAGER_MAX_EVENT_STREAMS"
+  | "RTMANAGER_MAX_LOG_FOLLOWS"
+  | "RTMANAGER_MAX_LOG_FOLLOWS_PER_GAME"
+  | "RTMANAGER_MAX_CONCURRENT_MUTATIONS"
+  | "RTMANAGER_HTTP_REQUEST_TIMEOUT"
+  | "RTMANAGER_HTTP_IDLE_TIMEOUT"
+>;
+
+/** `get` returns the variable or its documented default; `v` holds the table's parsed values. */
+export function loadHttpSettings(env: NodeJS.ProcessEnv, get: (name: string) => string, listen: ListenAddress, v: HttpSettingValues): HttpSettings {
   const tokenFile = env.RTMANAGER_INTERNAL_TOKEN_FILE || undefined;
   const token = env.RTMANAGER_INTERNAL_TOKEN || undefined;
   if (token && tokenFile) {
@@ -104,16 +107,10 @@ export function loadHttpSettings(env: NodeJS.ProcessEnv, get: (name: string) => 
   if (metricsTokenFile && !metricsTokenFile.startsWith("/")) {
     throw new HttpConfigError(`RTMANAGER_METRICS_TOKEN_FILE: ${JSON.stringify(metricsTokenFile)} must be an absolute path`);
   }
-  const allowShortText = get("RTMANAGER_ALLOW_SHORT_TOKENS");
-  if (!/^(true|false|)$/i.test(allowShortText)) throw new HttpConfigError(`RTMANAGER_ALLOW_SHORT_TOKENS: ${JSON.stringify(allowShortText)} is not true or false`);
-  const minTokenLength = /^true$/i.test(allowShortText) ? 1 : MIN_TOKEN_LENGTH;
+  const minTokenLength = v.RTMANAGER_ALLOW_SHORT_TOKENS ? 1 : MIN_TOKEN_LENGTH;
   const tokenTrouble = token ? tokenProblem(token, minTokenLength) : null;
   if (tokenTrouble) throw new HttpConfigError(`RTMANAGER_INTERNAL_TOKEN ${tokenTrouble}`);
-  const allowUnauthenticatedText = get("RTMANAGER_ALLOW_UNAUTHENTICATED");
-  if (!/^(true|false|)$/i.test(allowUnauthenticatedText)) {
-    throw new HttpConfigError(`RTMANAGER_ALLOW_UNAUTHENTICATED: ${JSON.stringify(allowUnauthenticatedText)} is not true or false`);
-  }
-  const allowUnauthenticated = /^true$/i.test(allowUnauthenticatedText);
+  const allowUnauthenticated = v.RTMANAGER_ALLOW_UNAUTHENTICATED;
   if (!token && !tokenFile && !allowUnauthenticated && !isLoopbackListen(listen)) {
     throw new HttpConfigError(
       `RTMANAGER_INTERNAL_HTTP_ADDR=${listen.host ?? ""}:${listen.port} listens beyond this machine without a token: ` +
@@ -121,10 +118,6 @@ export function loadHttpSettings(env: NodeJS.ProcessEnv, get: (name: string) => 
         "or set RTMANAGER_ALLOW_UNAUTHENTICATED=true if the network alone is trusted",
     );
   }
-  const memory = parseMemory(get("RTMANAGER_MAX_MEMORY"));
-  if (memory === null) throw new HttpConfigError(`RTMANAGER_MAX_MEMORY: ${JSON.stringify(get("RTMANAGER_MAX_MEMORY"))} is not a size such as 16g`);
-  const cpus = Number(get("RTMANAGER_MAX_CPUS"));
-  if (!(cpus >= RESOURCE_FLOORS.cpus)) throw new HttpConfigError(`RTMANAGER_MAX_CPUS: ${JSON.stringify(get("RTMANAGER_MAX_CPUS"))} is not a number of at least ${RESOURCE_FLOORS.cpus}`);
   let imageAllowlist: string[];
   try {
     imageAllowlist = normaliseAllowlist(list(get("RTMANAGER_IMAGE_ALLOWLIST")));
@@ -140,13 +133,13 @@ export function loadHttpSettings(env: NodeJS.ProcessEnv, get: (name: string) => 
     allowedOrigins: list(get("RTMANAGER_ALLOWED_ORIGINS")).map(origin),
     // localhost and this machine's own name are always allowed; the setting adds names (a Service's).
     allowedHosts: [...new Set(["localhost", os.hostname(), ...list(get("RTMANAGER_ALLOWED_HOSTS"))].map((h) => h.toLowerCase().replace(/\.$/, "")))],
-    maxEventStreams: positiveInt("RTMANAGER_MAX_EVENT_STREAMS", get("RTMANAGER_MAX_EVENT_STREAMS")),
-    maxLogFollows: positiveInt("RTMANAGER_MAX_LOG_FOLLOWS", get("RTMANAGER_MAX_LOG_FOLLOWS")),
-    maxLogFollowsPerGame: positiveInt("RTMANAGER_MAX_LOG_FOLLOWS_PER_GAME", get("RTMANAGER_MAX_LOG_FOLLOWS_PER_GAME")),
-    maxConcurrentMutations: positiveInt("RTMANAGER_MAX_CONCURRENT_MUTATIONS", get("RTMANAGER_MAX_CONCURRENT_MUTATIONS")),
-    resourceCeilings: { cpus, memoryBytes: memory, pidsLimit: positiveInt("RTMANAGER_MAX_PIDS_LIMIT", get("RTMANAGER_MAX_PIDS_LIMIT")) },
-    httpRequestTimeoutMs: duration("RTMANAGER_HTTP_REQUEST_TIMEOUT", get("RTMANAGER_HTTP_REQUEST_TIMEOUT")),
-    httpIdleTimeoutMs: duration("RTMANAGER_HTTP_IDLE_TIMEOUT", get("RTMANAGER_HTTP_IDLE_TIMEOUT")),
+    maxEventStreams: v.RTMANAGER_MAX_EVENT_STREAMS,
+    maxLogFollows: v.RTMANAGER_MAX_LOG_FOLLOWS,
+    maxLogFollowsPerGame: v.RTMANAGER_MAX_LOG_FOLLOWS_PER_GAME,
+    maxConcurrentMutations: v.RTMANAGER_MAX_CONCURRENT_MUTATIONS,
+    resourceCeilings: { cpus: v.RTMANAGER_MAX_CPUS, memoryBytes: v.RTMANAGER_MAX_MEMORY, pidsLimit: v.RTMANAGER_MAX_PIDS_LIMIT },
+    httpRequestTimeoutMs: v.RTMANAGER_HTTP_REQUEST_TIMEOUT,
+    httpIdleTimeoutMs: v.RTMANAGER_HTTP_IDLE_TIMEOUT,
   };
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** Process entry point: config, logger, app, signals. */
 import { createApp } from "./app.js";
-import { ConfigError, loadConfig } from "./config.js";
+import { ConfigError, configWarnings, loadConfig } from "./config.js";
 import { unauthenticatedExposure } from "./httpConfig.js";
 import { createLogger } from "./log.js";
 import { isRtmError } from "./model/errors.js";
@@ -18,6 +18,8 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel);
+  // Unknown RTMANAGER_* names and doubtful pairs start anyway, but never silently.
+  for (const warning of configWarnings(process.env)) logger.warn({ kind: "configuration" }, warning);
   const exposure = unauthenticatedExposure(config);
   if (exposure) logger.warn({ addr: `${config.httpHost ?? ""}:${config.httpPort}` }, exposure);
   let app;

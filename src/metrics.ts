@@ -58,6 +58,8 @@ export class Metrics implements HttpMetrics {
   readonly dockerCalls: Counter<"operation" | "outcome">;
   readonly dockerDuration: Histogram<"operation">;
   readonly dockerReconnects: Counter;
+  readonly runtimeCalls: Counter<"runtime" | "operation" | "outcome">;
+  readonly runtimeDuration: Histogram<"runtime" | "operation">;
   readonly storeQueryErrors: Counter;
   readonly fencedWrites: Counter;
   readonly leader: Gauge;
@@ -123,6 +125,20 @@ export class Metrics implements HttpMetrics {
       name: "rtmanager_docker_api_duration_seconds",
       help: "Docker Engine API call duration by operation.",
       labelNames: ["operation"],
+      buckets: DOCKER_BUCKETS,
+      registers,
+    });
+    // The same for either runtime, so one alert and one panel serve both (Docker's own pair above stays for existing dashboards).
+    this.runtimeCalls = new Counter({
+      name: "rtmanager_runtime_api_calls_total",
+      help: "Calls to the engine runtime's API (Docker Engine or Kubernetes), by runtime, operation and outcome.",
+      labelNames: ["runtime", "operation", "outcome"],
+      registers,
+    });
+    this.runtimeDuration = new Histogram({
+      name: "rtmanager_runtime_api_call_duration_seconds",
+      help: "Duration of calls to the engine runtime's API, by runtime and operation.",
+      labelNames: ["runtime", "operation"],
       buckets: DOCKER_BUCKETS,
       registers,
     });
@@ -199,6 +215,15 @@ export class Metrics implements HttpMetrics {
     this.dockerCalls.inc({ operation, outcome });
     this.dockerDuration.observe({ operation }, seconds);
   };
+
+  /** The onCall hook of a runtime adapter: Docker's also feeds rtmanager_docker_api_*. */
+  runtimeOnCall(runtime: "docker" | "kubernetes"): (operation: string, outcome: "ok" | "error", seconds: number) => void {
+    return (operation, outcome, seconds) => {
+      if (runtime === "docker") this.dockerOnCall(operation, outcome, seconds);
+      this.runtimeCalls.inc({ runtime, operation, outcome });
+      this.runtimeDuration.observe({ runtime, operation }, seconds);
+    };
+  }
 
   observeRequest(route: string, method: string, status: number | string, seconds: number): void {
     this.http.observe(route, method, status, seconds);

@@ -9,6 +9,9 @@
 import { describeZodError, RuntimeSpecSchema, type Declaration, type RuntimeSpec } from "../model/declaration.js";
 import { RtmError } from "../model/errors.js";
 import { OP_SOURCES, type OpSource } from "../model/status.js";
+import { specForObject, specFromObject } from "./resources.js";
+
+export { specForObject };
 import { ANNOTATION_GENERATION_BASE, ANNOTATION_OP_GENERATION, ANNOTATION_OP_ID, ANNOTATION_OP_SOURCE, FINALIZER, type GameRuntimeObject } from "./api.js";
 
 function isOpSource(value: unknown): value is OpSource {
@@ -61,6 +64,11 @@ export function fingerprint(obj: GameRuntimeObject): string {
   ]);
 }
 
+/** The object's current generation was written by this controller's REST API (not kubectl). */
+export function writtenByRest(obj: GameRuntimeObject): boolean {
+  return obj.metadata.annotations?.[ANNOTATION_OP_GENERATION] === String(obj.metadata.generation ?? 1);
+}
+
 /** The spec as the loop sees it: undefined fields dropped, so two specs compare by JSON. */
 export function canonicalSpec(spec: RuntimeSpec): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -102,9 +110,11 @@ export function declarationOf(obj: GameRuntimeObject, base = 0): Declaration {
   const updatedAt = new Date(Math.max(createdAt.getTime(), ...managedTimes));
   const deleting = isDeleting(obj);
 
-  const parsed = RuntimeSpecSchema.safeParse(obj.spec);
+  const converted = specFromObject(obj.spec, writtenByRest(obj));
+  const parsed = RuntimeSpecSchema.safeParse(converted.ok ? converted.value : obj.spec);
   let problem: string | null = null;
-  if (!parsed.success) problem = `spec does not pass the schema: ${describeZodError(parsed.error)}`;
+  if (!converted.ok) problem = converted.problem;
+  else if (!parsed.success) problem = `spec does not pass the schema: ${describeZodError(parsed.error)}`;
   else if (parsed.data.gameId !== name) problem = `spec.gameId ${JSON.stringify(parsed.data.gameId)} must equal metadata.name ${JSON.stringify(name)}`;
 
   if (problem !== null && !deleting) {
@@ -112,7 +122,7 @@ export function declarationOf(obj: GameRuntimeObject, base = 0): Declaration {
   }
   // The REST writer's op id counts only for the generation it wrote; a later
   // change (kubectl edit, apply) is the cluster's.
-  const byLastWriter = annotations[ANNOTATION_OP_GENERATION] === String(objectGeneration) && !deleting;
+  const byLastWriter = writtenByRest(obj) && !deleting;
   const opSource: OpSource = byLastWriter && isOpSource(annotations[ANNOTATION_OP_SOURCE]) ? (annotations[ANNOTATION_OP_SOURCE] as OpSource) : "kubernetes";
   const meta = {
     generation,

@@ -44,7 +44,7 @@ import {
 } from "./api.js";
 import { KeyedLock } from "./keyedLock.js";
 import { OwnerPicker } from "./owner.js";
-import { annotatedGenerationBase, canonicalSpec, declarationOf, fingerprint, hasFinalizer, isAdopted, isDeleting, sameSpec } from "./gameRuntimeMapping.js";
+import { annotatedGenerationBase, canonicalSpec, declarationOf, fingerprint, hasFinalizer, isAdopted, isDeleting, sameSpec, specForObject } from "./gameRuntimeMapping.js";
 import { Reflector, type ReflectorHooks } from "./reflector.js";
 
 export { canonicalSpec, declarationOf, generationBaseOf, isDeleting, toDate } from "./gameRuntimeMapping.js";
@@ -266,7 +266,7 @@ export class KubernetesDeclarationSource implements DeclarationSource, Finalizer
         finalizers: [FINALIZER],
         annotations: { ...this.opAnnotations(meta, 1), [ANNOTATION_GENERATION_BASE]: String(base) },
       },
-      spec: canonicalSpec(spec),
+      spec: specForObject(canonicalSpec(spec)),
     });
   }
 
@@ -282,7 +282,7 @@ export class KubernetesDeclarationSource implements DeclarationSource, Finalizer
         finalizers: hasFinalizer(obj) ? metadata.finalizers : [...(metadata.finalizers ?? []), FINALIZER],
         annotations: { ...obj.metadata.annotations, ...adoption, ...this.opAnnotations(meta, (obj.metadata.generation ?? 1) + 1) },
       },
-      spec: canonicalSpec(spec),
+      spec: specForObject(canonicalSpec(spec)),
     });
   }
 

@@ -10,6 +10,7 @@ import { stringify } from "yaml";
 import { z } from "zod";
 import { ENV_NAME_PATTERN, RESERVED_ENV, RESOURCE_FLOORS, RuntimeSpecSchema } from "../model/declaration.js";
 import { ERROR_CODES } from "../model/errors.js";
+import { QUANTITY_PATTERN } from "../model/quantity.js";
 import { CONDITION_TYPES, GROUP, KIND, LIST_KIND, PHASES, PLURAL, reasonOf, SHORT_NAMES, SINGULAR, VERSION } from "./api.js";
 
 /** The subset of an OpenAPI v3 schema a structural CRD schema uses. */
@@ -38,7 +39,12 @@ export interface StructuralSchema {
   "x-kubernetes-list-type"?: "atomic" | "set" | "map";
   "x-kubernetes-list-map-keys"?: string[];
   "x-kubernetes-preserve-unknown-fields"?: boolean;
+  "x-kubernetes-int-or-string"?: boolean;
+  anyOf?: StructuralSchema[];
 }
+
+/** A non-negative quantity with no suffix below 1 (n, u, m) and no negative exponent. */
+const MEMORY_QUANTITY_PATTERN = "^\\+?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[kMGTPE]|([eE]\\+?[0-9]+))?$";
 
 type JsonSchema = Record<string, unknown>;
 
@@ -125,18 +131,40 @@ export function specSchema(): StructuralSchema {
       },
     ];
   }
-  const memory = props.resources?.properties?.memory;
-  if (memory) {
-    // ResourcesSchema's memory floor: a refinement zod exports as nothing. Doubles, so 12 digits times 1g cannot overflow.
-    const digits = "(self.endsWith('k') || self.endsWith('m') || self.endsWith('g') ? self.substring(0, size(self) - 1) : self)";
-    const unit = `(self.endsWith('g') ? ${1024 ** 3}.0 : self.endsWith('m') ? ${1024 ** 2}.0 : self.endsWith('k') ? 1024.0 : 1.0)`;
-    memory.maxLength = 13;
-    memory["x-kubernetes-validations"] = [
-      { rule: `double(${digits}) * ${unit} >= ${RESOURCE_FLOORS.memoryBytes}.0`, message: "memory must be at least 6m (6 MiB)" },
-    ];
+  const resources = props.resources?.properties;
+  if (resources?.memory && resources.cpus) {
+    // Kubernetes quantities here (src/crd/resources.ts converts them to the contract's form).
+    resources.memory = memoryQuantitySchema();
+    resources.cpus = cpusQuantitySchema(resources.cpus);
   }
   spec["x-kubernetes-validations"] = [{ rule: "self.gameId == oldSelf.gameId", message: "gameId is immutable" }];
   return spec;
+}
+
+/**
+ * int-or-string, as controller-gen emits a resource.Quantity field. Memory
+ * takes no milli, micro or nano suffix (fractional bytes) and no Docker `g`:
+ * the CEL rule names the Kubernetes spelling instead of a bare pattern error.
+ */
+function memoryQuantitySchema(): StructuralSchema {
+  return {
+    "x-kubernetes-int-or-string": true,
+    anyOf: [{ type: "integer" }, { type: "string" }],
+    pattern: MEMORY_QUANTITY_PATTERN,
+    description: `Memory limit, a Kubernetes quantity of bytes: 512Mi, 1Gi, 536870912. At least 6Mi. (The REST API and SQL write 512m for 512 MiB; here m would be milli.)`,
+    "x-kubernetes-validations": [
+      { rule: "type(self) == int || !(self.endsWith('m') || self.endsWith('g'))", message: "memory is a Kubernetes quantity: write Mi or Gi (512Mi, 1Gi); m is milli there" },
+    ],
+  };
+}
+
+function cpusQuantitySchema(number: StructuralSchema): StructuralSchema {
+  return {
+    "x-kubernetes-int-or-string": true,
+    anyOf: [{ type: "integer" }, { type: "string" }],
+    pattern: QUANTITY_PATTERN,
+    description: `CPU limit, a Kubernetes quantity: 500m, "0.5", 2. From ${number.minimum ?? RESOURCE_FLOORS.cpus} to ${number.maximum ?? ""} CPUs.`,
+  };
 }
 
 function condition(): StructuralSchema {

@@ -28,7 +28,8 @@ import {
   type ObjectRef,
   type Phase,
 } from "./api.js";
-import { generationBaseOf, isDeleting } from "./gameRuntimeMapping.js";
+import { generationBaseOf, isDeleting, writtenByRest } from "./gameRuntimeMapping.js";
+import { specFromObject } from "./resources.js";
 
 /** Where statuses go: the declaration source's store and its status subresource writes. */
 export interface StatusTarget {
@@ -66,8 +67,9 @@ export function computeStatus(obj: GameRuntimeObject, record: RuntimeRecord, err
   const loopGeneration = generation + base;
   const observed = Math.min(generation, Math.max(0, record.observedGeneration - base));
   const deleting = isDeleting(obj);
-  const parsed = RuntimeSpecSchema.safeParse(obj.spec);
-  const desired = deleting ? "removed" : parsed.success ? parsed.data.desiredState : null;
+  const converted = specFromObject(obj.spec, writtenByRest(obj));
+  const parsed = converted.ok ? RuntimeSpecSchema.safeParse(converted.value) : null;
+  const desired = deleting ? "removed" : parsed?.success ? parsed.data.desiredState : null;
 
   // A failure counts while it belongs to this generation (or to no generation: an unreadable declaration, Docker down).
   let failure: { code: ErrorCode; message: string } | null = null;

@@ -226,6 +226,29 @@ function suite(fake: boolean, target: () => Target) {
       expect(await source.get(g)).toBeNull();
     });
 
+    it("resources: kubectl's quantities (512Mi, 500m) declare the contract's 512m and 0.5; the REST writer stores quantities and reads back what it declared", async () => {
+      const source = newSource();
+      await watch(source);
+      const k = gid();
+      await apply(k, { resources: { memory: "512Mi", cpus: "500m" } });
+      await waitFor("object seen", async () => (await source.listGameIds()).includes(k));
+      expect((await source.get(k))?.resources).toEqual({ memory: "512m", cpus: 0.5 });
+
+      const g = gid();
+      const declared = { gameId: g, imageRef: IMAGE_A, desiredState: "running" as const, restartPolicy: "on-failure" as const, resources: { memory: "1024m", cpus: 1.5 } };
+      await source.mutate(g, () => declared, meta);
+      expect(((await read(g))?.spec as { resources?: unknown } | undefined)?.resources).toEqual({ memory: "1024Mi", cpus: "1.5" });
+      expect((await source.get(g))?.resources).toEqual({ memory: "1024m", cpus: 1.5 });
+      // The same declaration again changes nothing: the quantities read back exactly.
+      expect((await source.mutate(g, () => declared, meta)).changed).toBe(false);
+
+      // kubectl's 512m is 0.512 bytes to Kubernetes: refused, naming the spelling to use.
+      const bad = gid();
+      await apply(bad, { resources: { memory: "512m" } });
+      await waitFor("object seen", async () => (await source.listGameIds()).includes(bad));
+      await expect(source.get(bad)).rejects.toThrow(/write 512Mi/);
+    });
+
     it("finalizer: a deleted GameRuntime is declared removed and stays until its container is gone", async () => {
       const source = newSource();
       await watch(source);

@@ -9,6 +9,8 @@ import addFormatsModule from "ajv-formats";
 import type { StructuralSchema } from "../../src/crd/schema.js";
 
 export function toAjv(s: StructuralSchema, isMetadata = false): Record<string, unknown> {
+  // int-or-string (a Quantity): the pattern applies to the string branch only, as in the API server.
+  if (s["x-kubernetes-int-or-string"]) return { anyOf: [{ type: "integer" }, { type: "string", ...(s.pattern ? { pattern: s.pattern } : {}) }] };
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(s)) {
     if (k.startsWith("x-kubernetes-")) continue;

@@ -47,10 +47,14 @@ describe("GameRuntime CRD", () => {
     expect(p.gameId).toMatchObject({ type: "string", minLength: 1, maxLength: 63, pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" });
     expect(p.imageRef).toMatchObject({ maxLength: 255 });
     // Floors, not "> 0": 1e-10 CPUs would round to 0 nano-CPUs, which both runtimes read as no limit.
-    expect(p.resources!.properties!.cpus).toMatchObject({ type: "number", minimum: 0.01, maximum: 64 });
-    expect(p.resources!.properties!.cpus!.exclusiveMinimum).toBeUndefined();
+    // Quantities, as Kubernetes writes them (issue 22 part 8): int-or-string with controller-gen's Quantity pattern.
+    expect(p.resources!.properties!.cpus).toMatchObject({ "x-kubernetes-int-or-string": true, anyOf: [{ type: "integer" }, { type: "string" }] });
+    expect(p.resources!.properties!.cpus!.description).toContain("From 0.01 to 64 CPUs");
     expect(p.resources!.properties!.pidsLimit).toMatchObject({ type: "integer", minimum: 16 });
-    expect(p.resources!.properties!.memory!["x-kubernetes-validations"]?.[0]?.rule).toContain(">= 6291456.0");
+    expect(p.resources!.properties!.memory).toMatchObject({ "x-kubernetes-int-or-string": true, anyOf: [{ type: "integer" }, { type: "string" }] });
+    const memoryPattern = new RegExp(p.resources!.properties!.memory!.pattern!);
+    expect(["512Mi", "1Gi", "536870912", "1.5Gi", "1e9", "64M"].filter((q) => !memoryPattern.test(q))).toEqual([]);
+    expect(["512m", "1g", "100u", "-1Gi", "1e-3", "Mi"].filter((q) => memoryPattern.test(q))).toEqual([]);
     expect(p.env).toMatchObject({ type: "object", additionalProperties: { type: "string", maxLength: 4096 }, maxProperties: 64 });
     expect(p.restartToken).toMatchObject({ type: "string", maxLength: 64 });
   });
@@ -59,9 +63,12 @@ describe("GameRuntime CRD", () => {
     const schema = gameRuntimeCrd().spec.versions[0]!.schema.openAPIV3Schema;
     walk(schema, "", (s, at) => {
       const raw = s as Record<string, unknown>;
-      expect(typeof s.type, `${at || "(root)"} needs a type`).toBe("string");
+      // The one untyped form a structural schema allows: int-or-string, exactly as Kubernetes spells it.
+      const intOrString = raw["x-kubernetes-int-or-string"] === true;
+      if (intOrString) expect(raw.anyOf, at).toEqual([{ type: "integer" }, { type: "string" }]);
+      else expect(typeof s.type, `${at || "(root)"} needs a type`).toBe("string");
       expect(raw.additionalProperties, `${at}: additionalProperties:false`).not.toBe(false);
-      for (const k of ["$schema", "$ref", "propertyNames", "anyOf", "oneOf", "allOf", "const", "definitions", "patternProperties"]) {
+      for (const k of ["$schema", "$ref", "propertyNames", ...(intOrString ? [] : ["anyOf"]), "oneOf", "allOf", "const", "definitions", "patternProperties"]) {
         expect(raw[k], `${at}: ${k}`).toBeUndefined();
       }
       if (s.properties && s.additionalProperties) throw new Error(`${at}: properties and additionalProperties together`);

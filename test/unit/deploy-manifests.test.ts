@@ -14,6 +14,7 @@ import { parseAllDocuments } from "yaml";
 import { loadConfig } from "../../src/config.js";
 import { FINALIZER } from "../../src/crd/api.js";
 import type { StructuralSchema } from "../../src/crd/schema.js";
+import { specFromObject } from "../../src/crd/resources.js";
 import { RESERVED_ENV, RuntimeSpecSchema } from "../../src/model/declaration.js";
 import { ajvValidator } from "../k8s/crdAjv.js";
 
@@ -81,7 +82,9 @@ describe("deploy/ manifests", () => {
         const ok = validate(doc);
         expect(validate.errors ?? [], where).toEqual([]);
         expect(ok).toBe(true);
-        const spec = RuntimeSpecSchema.parse(doc.spec);
+        const converted = specFromObject(doc.spec);
+        expect(converted, where).toMatchObject({ ok: true });
+        const spec = RuntimeSpecSchema.parse(converted.ok ? converted.value : doc.spec);
         // The CEL rules ajv cannot run.
         expect(doc.metadata?.name, `${where}: metadata.name == spec.gameId`).toBe(spec.gameId);
         for (const name of RESERVED_ENV) expect(Object.keys(spec.env ?? {}), where).not.toContain(name);
@@ -97,7 +100,11 @@ describe("deploy/ manifests", () => {
     expect(bad({ imageRef: "Not A Ref" })).toBe(false);
     expect(bad({ gameId: "UPPER" })).toBe(false);
     expect(bad({ desiredState: "paused" })).toBe(false);
-    expect(bad({ resources: { cpus: 0 } })).toBe(false);
+    // Quantities (int-or-string): a bare fraction, Docker's 512m and a negative size are refused.
+    expect(bad({ resources: { cpus: 0.5 } })).toBe(false);
+    expect(bad({ resources: { cpus: "500m", memory: "512Mi" } })).toBe(true);
+    expect(bad({ resources: { memory: "512m" } })).toBe(false);
+    expect(bad({ resources: { memory: "-1Gi" } })).toBe(false);
     expect(bad({ resources: { memroy: "1g" } })).toBe(false);
     expect(bad({ env: { A: 1 } })).toBe(false);
     expect(bad({ unknownField: true })).toBe(false);

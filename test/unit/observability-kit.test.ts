@@ -113,8 +113,8 @@ describe("observability kit", () => {
     expect(exprs.get("RtmanagerLoopStuck")).toMatch(/rtmanager_workqueue_depth[\s\S]*rtmanager_reconcile_total[\s\S]*longest_running_processor_seconds\) > 300/);
     expect(exprs.get("RtmanagerRuntimeCrashLooping")).toContain("rtmanager_runtimes_crashlooping");
     expect(exprs.get("RtmanagerRuntimeDegraded")).toContain("rtmanager_runtimes_degraded");
-    expect(exprs.get("RtmanagerDockerUnavailable")).toContain("rtmanager_docker_api_calls_total");
-    expect(exprs.get("RtmanagerNoLeader")).toMatch(/sum\(rtmanager_leader\)/);
+    expect(exprs.get("RtmanagerRuntimeUnavailable")).toContain("rtmanager_runtime_api_calls_total");
+    expect(exprs.get("RtmanagerNoLeader")).toMatch(/sum by \(namespace, job\) \(rtmanager_leader\)/);
     expect(exprs.get("RtmanagerTargetMissing")).toMatch(/^absent\(up\{job="rtmanager"\}\)$/);
     expect(exprs.get("RtmanagerSlowConvergence")).toMatch(/histogram_quantile\(0\.95,.*rtmanager_convergence_seconds_bucket.*> 60/);
   });
@@ -134,6 +134,21 @@ describe("observability kit", () => {
     // Every rtmanager metric is on the dashboard somewhere.
     const ours = [...new Set(new Metrics({ defaultMetrics: false }).registry.getMetricsAsArray().map((m) => (m as unknown as { name: string }).name))];
     for (const n of ours) expect(used.has(n), `dashboard lacks ${n}`).toBe(true);
+  });
+
+  it("the dashboard is per installation: every series filtered by namespace and job (process panels too), every aggregation keeps them", () => {
+    for (const { where, expr } of dashboardExprs()) {
+      // The variables are what chooses the installation.
+      if (where.startsWith("variable")) continue;
+      for (const m of expr.matchAll(/\b((?:rtmanager|process|nodejs)_[a-z0-9_]+)(\{[^}]*\})?/g)) {
+        expect(m[2] ?? "", `${where}: ${m[1]}`).toContain('namespace=~"$namespace", job=~"$job"');
+      }
+      for (const m of expr.matchAll(/\b(sum|max|min|avg|count)\b\s*(by\s*\(([^)]*)\))?\s*\(/g)) {
+        expect(m[3]?.split(",").map((l) => l.trim()) ?? [], `${where}: ${m[0]}`).toEqual(expect.arrayContaining(["namespace", "job"]));
+      }
+    }
+    const vars = (JSON.parse(read("deploy/grafana/rtmanager-dashboard.json")) as { templating: { list: { name: string }[] } }).templating.list.map((v) => v.name);
+    expect(vars).toEqual(expect.arrayContaining(["namespace", "job", "instance"]));
   });
 
   it("every alert has a runbook entry in docs/operations.md", () => {

@@ -99,10 +99,20 @@ describe("Prometheus rules (promtool)", () => {
     expect(prom.scrape_configs.map((s) => s.job_name)).toContain("rtmanager");
   });
 
-  it("RtmanagerDockerUnavailable needs a sustained failure rate, not one error", () => {
-    const rule = alertRules().find((r) => r.alert === "RtmanagerDockerUnavailable")!;
+  it("every aggregation is per installation: by (namespace, job), never across installations", () => {
+    for (const rule of alertRules()) {
+      for (const m of rule.expr.matchAll(/\b(sum|max|min|avg|count)\b\s*(by\s*\(([^)]*)\))?\s*\(/g)) {
+        expect(m[2], `${rule.alert}: ${m[0]}`).toBeDefined();
+        expect(m[3]!.split(",").map((l) => l.trim()), `${rule.alert}: ${m[0]}`).toEqual(expect.arrayContaining(["namespace", "job"]));
+      }
+    }
+  });
+
+  it("RtmanagerRuntimeUnavailable (either runtime) needs a sustained failure rate, not one error", () => {
+    const rule = alertRules().find((r) => r.alert === "RtmanagerRuntimeUnavailable")!;
     expect(parseDuration(rule.for ?? "0s")).toBeGreaterThanOrEqual(5 * 60_000);
-    expect(rule.expr).toMatch(/rate\(rtmanager_docker_api_calls_total\{[^}]*\}\[5m\]\)/);
+    expect(rule.expr).toMatch(/rate\(rtmanager_runtime_api_calls_total\{[^}]*\}\[5m\]\)/);
+    expect(rule.expr).not.toMatch(/runtime\s*=/);
     expect(rule.expr).not.toMatch(/increase\([^)]*\)\)?\s*>\s*0\b/);
   });
 

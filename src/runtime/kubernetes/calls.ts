@@ -32,14 +32,41 @@ export function failureKind(status: number | null, operation: string, message = 
   return "failed";
 }
 
+/** One report per API call, for rtmanager_runtime_api_calls_total and its latency histogram. */
+export type OnKubeCall = (operation: string, outcome: "ok" | "error", seconds: number) => void;
+
+/**
+ * A definite answer the caller expects and handles (the object is already
+ * gone, or changed under a write) is not the API failing, as DockerCalls'
+ * `tolerate` does for Docker's 404s: it counts as "ok".
+ */
+const ANSWERED: ReadonlySet<RuntimeFailureKind> = new Set(["not_found", "conflict"]);
+
 export class KubeCalls {
-  constructor(readonly timeoutMs: number) {}
+  constructor(
+    readonly timeoutMs: number,
+    private readonly onCall?: OnKubeCall,
+  ) {}
 
   async run<T>(operation: string, what: string, work: () => Promise<T>, details: Record<string, unknown> = {}): Promise<T> {
+    const started = performance.now();
     try {
-      return await withTimeout(work(), this.timeoutMs, () => new Error(`no answer within ${this.timeoutMs} ms`));
+      const result = await withTimeout(work(), this.timeoutMs, () => new Error(`no answer within ${this.timeoutMs} ms`));
+      this.report(operation, "ok", started);
+      return result;
     } catch (err) {
-      throw asFailure(err, operation, what, details);
+      const failure = asFailure(err, operation, what, details);
+      this.report(operation, ANSWERED.has(failure.kind) ? "ok" : "error", started);
+      throw failure;
+    }
+  }
+
+  private report(operation: string, outcome: "ok" | "error", started: number): void {
+    // A metrics hook never changes what the call returns.
+    try {
+      this.onCall?.(operation, outcome, (performance.now() - started) / 1000);
+    } catch {
+      // ignored: see above
     }
   }
 }

@@ -3,7 +3,7 @@ import { PassThrough } from "node:stream";
 import { CoreV1Api, Log, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Pod, type V1Service } from "@kubernetes/client-node";
 import type { EngineSpec, LogStreamOptions, ObservedContainer } from "../../model/ports.js";
 import { RuntimeFailure } from "../../model/runtimeFailure.js";
-import { asFailure, isStatus, KubeCalls } from "./calls.js";
+import { asFailure, isStatus, KubeCalls, type OnKubeCall } from "./calls.js";
 import { aliasServiceManifest, claimManifest, podManifest, serviceManifest, type ClaimSettings, type Placement, type PodManifestSettings } from "./manifests.js";
 import { ENGINE_CONTAINER, managedSelector, podName, POD_ANNOTATIONS, POD_LABELS, serviceName } from "./names.js";
 import type { NodeLookup } from "./nodeHealth.js";
@@ -58,11 +58,12 @@ export class PodApi {
     private readonly nodes?: NodeLookup,
     /** Objects per list page. */
     private readonly pageSize = LIST_PAGE,
+    onCall?: OnKubeCall,
   ) {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     // pods/log streams: the generated client reads a body whole, client-node's Log pipes it.
     this.log = new Log(kubeConfig);
-    this.calls = new KubeCalls(timeoutMs);
+    this.calls = new KubeCalls(timeoutMs, onCall);
     this.cache = new PodCache({ kubeConfig, logger, silenceLimitMs, listers: this.listers() });
     this.claims = new ClaimRetention(this.core, this.calls, instance, listNamespace);
   }

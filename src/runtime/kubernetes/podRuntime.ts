@@ -10,6 +10,7 @@
  * last state on the Service (a "tombstone"), so the game reads as stopped,
  * not removed; remove() drops the tombstone. Claim and Service are kept.
  */
+import type { OnKubeCall } from "./calls.js";
 import type { KubeConfig, V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "../../log.js";
 import type {
@@ -56,6 +57,8 @@ export interface KubernetesRuntimeOptions {
   silenceLimitMs?: number;
   /** Objects per page of a list (default 500, as client-go's pager). */
   listPageSize?: number;
+  /** Every API call (not the watches), for the runtime API metrics. */
+  onCall?: OnKubeCall;
 }
 
 /** Which Pod a container id belongs to: remembered from every listing, since the id is the kubelet's. */
@@ -84,7 +87,7 @@ export class KubernetesPodRuntime implements RuntimePort {
     if (!options.instance) throw new Error("KubernetesPodRuntime needs a non-empty instance id");
     const silenceLimitMs = options.silenceLimitMs ?? 5 * 60_000;
     this.nodes = new NodeHealth({ kubeConfig: options.kubeConfig, logger: options.logger, silenceLimitMs });
-    this.api = new PodApi(options.kubeConfig, options.instance, options.listNamespace, options.callTimeoutMs ?? 30_000, options.logger, silenceLimitMs, this.nodes.lookup, options.listPageSize);
+    this.api = new PodApi(options.kubeConfig, options.instance, options.listNamespace, options.callTimeoutMs ?? 30_000, options.logger, silenceLimitMs, this.nodes.lookup, options.listPageSize, options.onCall);
     this.placement = options.placement ?? {
       placement: () => Promise.resolve({ namespace: options.namespace, owner: null }),
       namespaceOf: () => options.namespace,

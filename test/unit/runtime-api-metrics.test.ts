@@ -1,0 +1,65 @@
+/**
+ * Runtime API metrics for both runtimes (issue 22 part 10):
+ * rtmanager_runtime_api_calls_total{runtime,operation,outcome} and
+ * rtmanager_runtime_api_call_duration_seconds{runtime,operation}. The Pod
+ * runtime's calls all go through KubeCalls.run; Docker's through DockerCalls,
+ * which also keeps feeding rtmanager_docker_api_*.
+ */
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { Metrics } from "../../src/metrics.js";
+import { RuntimeFailure } from "../../src/model/runtimeFailure.js";
+import { KubeCalls } from "../../src/runtime/kubernetes/calls.js";
+
+const sample = async (m: Metrics, name: string, labels: Record<string, string>): Promise<number | undefined> => {
+  const metric = await m.registry.getSingleMetric(name)?.get();
+  return metric?.values.find((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val))?.value;
+};
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe("runtime API metrics", () => {
+  it("the Pod runtime's calls are counted by operation and outcome, with their latency", async () => {
+    vi.useFakeTimers();
+    const m = new Metrics({ defaultMetrics: false });
+    const calls = new KubeCalls(10_000, m.runtimeOnCall("kubernetes"));
+    await calls.run("create", "creating Pod g1", async () => "created");
+    await calls.run("create", "creating Pod g2", async () => "created");
+    await expect(calls.run("create", "creating Pod g3", () => Promise.reject(Object.assign(new Error("boom"), { statusCode: 500 })))).rejects.toBeInstanceOf(RuntimeFailure);
+    // The API answered "already gone": the caller handles it, the API did not fail.
+    await expect(calls.run("delete", "deleting Pod g4", () => Promise.reject(Object.assign(new Error("gone"), { statusCode: 404 })))).rejects.toMatchObject({ kind: "not_found" });
+    expect(await sample(m, "rtmanager_runtime_api_calls_total", { runtime: "kubernetes", operation: "create", outcome: "ok" })).toBe(2);
+    expect(await sample(m, "rtmanager_runtime_api_calls_total", { runtime: "kubernetes", operation: "create", outcome: "error" })).toBe(1);
+    expect(await sample(m, "rtmanager_runtime_api_calls_total", { runtime: "kubernetes", operation: "delete", outcome: "ok" })).toBe(1);
+    expect(await sample(m, "rtmanager_runtime_api_call_duration_seconds", { runtime: "kubernetes", operation: "create", le: "+Inf" })).toBe(3);
+  });
+
+  it("an API server that never answers is an error once the deadline passes", async () => {
+    vi.useFakeTimers();
+    const m = new Metrics({ defaultMetrics: false });
+    const calls = new KubeCalls(5_000, m.runtimeOnCall("kubernetes"));
+    const pending = calls.run("get", "reading Pod g1", () => new Promise<never>(() => {}));
+    const outcome = expect(pending).rejects.toMatchObject({ kind: "unavailable" });
+    await vi.advanceTimersByTimeAsync(5_000);
+    await outcome;
+    expect(await sample(m, "rtmanager_runtime_api_calls_total", { runtime: "kubernetes", operation: "get", outcome: "error" })).toBe(1);
+  });
+
+  it("Docker's calls feed the same metric with runtime=docker and still rtmanager_docker_api_*", async () => {
+    const m = new Metrics({ defaultMetrics: false });
+    const onCall = m.runtimeOnCall("docker");
+    onCall("inspect", "ok", 0.01);
+    onCall("create", "error", 0.2);
+    expect(await sample(m, "rtmanager_runtime_api_calls_total", { runtime: "docker", operation: "create", outcome: "error" })).toBe(1);
+    expect(await sample(m, "rtmanager_docker_api_calls_total", { operation: "inspect", outcome: "ok" })).toBe(1);
+    expect(await sample(m, "rtmanager_runtime_api_calls_total", { runtime: "kubernetes", operation: "inspect", outcome: "ok" })).toBeUndefined();
+  });
+
+  it("a metrics hook that throws does not change the call's result", async () => {
+    const calls = new KubeCalls(10_000, () => {
+      throw new Error("hook broke");
+    });
+    await expect(calls.run("get", "reading Pod g1", async () => 42)).resolves.toBe(42);
+  });
+});
