@@ -78,7 +78,7 @@ export function leaderIdentity(): string {
  */
 async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, identity: string, metrics: Metrics) {
   const [
-    { BoundedKubeConfig },
+    { kubeClient },
     { KubernetesDeclarationSource },
     { GameRuntimeEventRecorder },
     { KubernetesLease },
@@ -87,7 +87,7 @@ async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, 
     { kubeNamespaces },
     { kubernetesMirrorRunnable },
   ] = await Promise.all([
-    import("./crd/api.js"),
+    import("./kube/client.js"),
     import("./crd/kubeSource.js"),
     import("./crd/events.js"),
     import("./crd/lease.js"),
@@ -98,8 +98,7 @@ async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, 
   ]);
   const namespaces = kubeNamespaces(config);
   // Every API request is aborted past RTMANAGER_KUBE_REQUEST_TIMEOUT; watches keep their silence limit.
-  const kubeConfig = new BoundedKubeConfig(config.kubeRequestTimeoutMs);
-  kubeConfig.loadFromDefault();
+  const kubeConfig = kubeClient(config.kubeRequestTimeoutMs);
   const log = logger.child({ component: "kubernetes" });
   const source = new KubernetesDeclarationSource({
     kubeConfig,
@@ -144,18 +143,17 @@ async function engineRuntime(config: Config, logger: Logger, metrics: Metrics, k
       publishHost: config.enginePublishHost ?? null,
       hardening: config.engineHardening,
       logger: logger.child({ component: "docker" }),
-      onCall: metrics.dockerOnCall,
+      onCall: metrics.onRuntimeCall,
     });
   }
-  const [{ BoundedKubeConfig }, { KubernetesPodRuntime }, { loadPodTemplate }, { gameRuntimePlacement }] = await Promise.all([
-    import("./crd/api.js"),
+  const [{ kubeClient }, { KubernetesPodRuntime }, { loadPodTemplate }, { gameRuntimePlacement }] = await Promise.all([
+    import("./kube/client.js"),
     import("./runtime/kubernetes/podRuntime.js"),
     import("./runtime/kubernetes/podTemplate.js"),
-    import("./runtime/kubernetes/placement.js"),
+    import("./crd/placement.js"),
   ]);
   // The same client setup as the GameRuntime source: every request aborted at RTMANAGER_KUBE_REQUEST_TIMEOUT.
-  const kubeConfig = new BoundedKubeConfig(config.kubeRequestTimeoutMs);
-  kubeConfig.loadFromDefault();
+  const kubeConfig = kubeClient(config.kubeRequestTimeoutMs);
   let template;
   try {
     template = loadPodTemplate(config.podTemplateFile);

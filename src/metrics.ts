@@ -13,11 +13,11 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { ManagerHooks, WatchName } from "./controller/manager.js";
 import { RETENTION_TABLES, type RetentionTable } from "./controller/runnables/retention.js";
-import type { DockerCallOutcome } from "./runtime/docker/dockerRuntime.js";
 import type { HttpMetrics } from "./http/server.js";
 import { FleetGauges, type FleetSources } from "./metrics/fleet.js";
 import { scrapeGauge } from "./metrics/gauge.js";
-import { HttpRequestMetrics, type HttpStreamCounts } from "./metrics/http.js";
+import type { HttpStreamCounts } from "./http/limits.js";
+import { HttpRequestMetrics } from "./metrics/http.js";
 import { LoopMetrics, type QueueStats } from "./metrics/loop.js";
 import { QuarantineMetrics } from "./metrics/quarantine.js";
 
@@ -194,8 +194,8 @@ export class Metrics implements HttpMetrics {
     };
   }
 
-  /** For DockerAdapterOptions.onCall. */
-  readonly dockerOnCall = (operation: string, outcome: DockerCallOutcome, seconds: number): void => {
+  /** Each engine-runtime API call the runtime reports (the Docker runtime's DockerCalls does; the metric names are Docker's). */
+  readonly onRuntimeCall = (operation: string, outcome: "ok" | "error", seconds: number): void => {
     this.dockerCalls.inc({ operation, outcome });
     this.dockerDuration.observe({ operation }, seconds);
   };

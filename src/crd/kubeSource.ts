@@ -30,7 +30,6 @@ import {
   API_VERSION,
   FINALIZER,
   GameRuntimeApi,
-  httpStatusOf,
   isGameRuntimeObject,
   KIND,
   toApiRtmError,
@@ -39,7 +38,8 @@ import {
 } from "./api.js";
 import { OwnerPicker } from "./owner.js";
 import { annotatedGenerationBase, canonicalSpec, declarationOf, fingerprint, hasFinalizer, isAdopted, isDeleting, sameSpec } from "./gameRuntimeMapping.js";
-import { Reflector, type ReflectorHooks } from "./reflector.js";
+import { httpStatusOf } from "../kube/api.js";
+import { Reflector, type ReflectorHooks } from "../kube/reflector.js";
 
 export { canonicalSpec, declarationOf, generationBaseOf, isDeleting, toDate } from "./gameRuntimeMapping.js";
 

@@ -11,7 +11,7 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
 import { createAppWithKubeconfig } from "../helpers/kubeconfigApp.js";
-import { BoundedKubeConfig } from "../../src/crd/api.js";
+import { kubeClient } from "../../src/kube/client.js";
 import { createLogger } from "../../src/log.js";
 import type { EngineSpec } from "../../src/model/ports.js";
 import { KubernetesPodRuntime } from "../../src/runtime/kubernetes/podRuntime.js";
@@ -31,8 +31,7 @@ afterAll(async () => {
 });
 
 function runtime(requestTimeoutMs: number, listPageSize?: number): KubernetesPodRuntime {
-  const kubeConfig = new BoundedKubeConfig(requestTimeoutMs);
-  kubeConfig.loadFromString(fakeKubeConfig(server.url).exportConfig());
+  const kubeConfig = kubeClient(requestTimeoutMs, fakeKubeConfig(server.url));
   return new KubernetesPodRuntime({
     kubeConfig,
     instance: INSTANCE,
@@ -41,7 +40,6 @@ function runtime(requestTimeoutMs: number, listPageSize?: number): KubernetesPod
     pod: { imagePullPolicy: "if_not_present", terminationGraceSeconds: 1, template: {}, readiness: { periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 3 } },
     claim: { storageClass: "", size: "1Gi" },
     logger: createLogger("silent", "pod-api-calls"),
-    callTimeoutMs: 30_000,
     startTimeoutMs: 200,
     ...(listPageSize ? { listPageSize } : {}),
   });
