@@ -185,7 +185,10 @@ export class Metrics implements HttpMetrics {
         this.leader.set(leading ? 1 : 0);
         if (!leading) this.loop.leadershipLost();
       },
-      onDockerEventsReconnect: () => this.dockerReconnects.inc(),
+      // The Docker event stream's own reconnects; every runtime's relists are in rtmanager_watch_relists_total.
+      onRuntimeEventsReconnect: (watch) => {
+        if (watch === "docker") this.dockerReconnects.inc();
+      },
       onWatchMessage: (watch) => this.watchEvent(watch),
       onRelist: (watch) => this.watchRelist(watch),
       onProbe: (ok) => this.probes.inc({ result: ok ? "success" : "failure" }),

@@ -29,7 +29,8 @@ import type { Lane } from "./queue.js";
 import { deriveFailedObservation, deriveRecord, sameRecord, type DeriveInput } from "./recordDerivation.js";
 import { Rollout, type OpenGate, type RolloutStep, type RolloutVerdict } from "./rollout.js";
 
-export type ReconcilerSettings = PlannerSettings & ExecutorSettings & { probeTimeoutMs: number; dockerNetwork: string };
+/** engineNetwork: where engines attach in the runtime's terms (a network, a namespace), the record's when the runtime reports none. */
+export type ReconcilerSettings = PlannerSettings & ExecutorSettings & { probeTimeoutMs: number; engineNetwork: string };
 
 /** What the queue does next with the game. */
 export type ReconcileOutcome =

@@ -84,7 +84,7 @@ describe("Pod runtime API calls", () => {
     // Built as production builds it: the Pod runtime's client comes from createApp.
     const app = await createAppWithKubeconfig(kubeconfigFile, config, pino({ level: "silent" }));
     try {
-      await app.docker.listManaged();
+      await app.runtime.listManaged();
       let gone: Promise<void> | undefined;
       server.beforeHandle = async (req) => {
         if (req.method === "POST" && req.path.endsWith("/pods")) {
@@ -92,7 +92,7 @@ describe("Pod runtime API calls", () => {
           await req.clientGone;
         }
       };
-      const err = await app.docker.create(spec("hang1")).catch((e: unknown) => e);
+      const err = await app.runtime.create(spec("hang1")).catch((e: unknown) => e);
       expect(err).toMatchObject({ code: "docker_unavailable" });
       expect((err as Error).message).toMatch(/aborted/);
       expect(gone).toBeDefined();
@@ -121,7 +121,7 @@ describe("Pod runtime API calls", () => {
     });
     const app = await createAppWithKubeconfig(kubeconfigFile, config, pino({ level: "silent" }));
     try {
-      await app.docker.create(spec("alias1"));
+      await app.runtime.create(spec("alias1"));
       for (const ns of ["galaxy-gm", "tools"]) {
         const alias = server.get("services", ns, "galaxy-game-alias1");
         expect(alias?.spec).toMatchObject({ type: "ExternalName", externalName: `galaxy-game-alias1.${NS}.svc.cluster.local` });
@@ -130,7 +130,7 @@ describe("Pod runtime API calls", () => {
       expect((server.get("services", NS, "galaxy-game-alias1")?.spec as { type?: string }).type).toBe("ClusterIP");
       // A second create of the same game (its Pod replaced) keeps the aliases.
       server.remove("pods", NS, "galaxy-game-alias1", { gracePeriodSeconds: 0 });
-      await app.docker.create(spec("alias1"));
+      await app.runtime.create(spec("alias1"));
       expect(server.get("services", "galaxy-gm", "galaxy-game-alias1")).toBeDefined();
     } finally {
       await app.stop();

@@ -28,9 +28,10 @@ const ALLOWED: Record<string, readonly string[]> = {
   kube: ["model", "support"],
   store: ["model", "support", "controller"],
   crd: ["model", "support", "controller", "kube", "config"],
-  runtime: ["model", "support", "controller"],
-  "runtime/docker": ["model", "support", "controller", "runtime"],
-  "runtime/kubernetes": ["model", "support", "controller", "kube", "runtime"],
+  // A runtime module reads its slice of the configuration (src/runtime/module.ts).
+  runtime: ["model", "support", "controller", "kube", "config"],
+  "runtime/docker": ["model", "support", "controller", "runtime", "config"],
+  "runtime/kubernetes": ["model", "support", "controller", "kube", "runtime", "config"],
   http: ["model", "support", "controller", "config"],
   metrics: ["model", "support", "controller", "http"],
   client: ["model", "support", "controller", "http"],
