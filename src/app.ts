@@ -1,19 +1,20 @@
 /**
  * Wiring: the only place that knows every concrete class. `createApp` builds
- * the store, the engine runtime (Docker), the loop, the operations and the HTTP server
+ * the store, the engine runtime (the module RTMANAGER_RUNTIME names), the loop, the operations and the HTTP server
  * from a Config; tests call it with overrides, `main.ts` with the environment.
  */
 import type { Server } from "node:http";
 import os from "node:os";
 import { randomBytes } from "node:crypto";
 import { ConfigError, type Config } from "./config.js";
-import type { KubernetesDeclarationSource } from "./crd/kubeSource.js";
 import { DEFAULT_RUNNABLE_STOP_TIMEOUT_MS, Manager, type ManagerHooks } from "./controller/manager.js";
 import { RetentionRunnable } from "./controller/runnables/retention.js";
 import { RecordCache } from "./controller/recordCache.js";
 import { RuntimeOperations } from "./controller/operations.js";
 import { withTimeout } from "./model/timeout.js";
-import { DockerRuntime } from "./runtime/docker/dockerRuntime.js";
+import { dockerModule } from "./runtime/docker/module.js";
+import { podModule } from "./runtime/kubernetes/module.js";
+import type { RuntimeModule, RuntimeModuleDeps } from "./runtime/module.js";
 import { HttpProber } from "./runtime/httpProber.js";
 import { StateRetentionRunnable } from "./controller/runnables/stateRetention.js";
 import { withContractErrors } from "./controller/runtimeErrors.js";
@@ -22,7 +23,7 @@ import { httpDepsFromConfig, listenOn } from "./http/listen.js";
 import type { Logger } from "./log.js";
 import { Metrics } from "./metrics.js";
 import { buildInfo, registerBuildInfo } from "./buildInfo.js";
-import { RtmError, toRtmError } from "./model/errors.js";
+import { RtmError, RUNTIME_UNAVAILABLE, toRtmError } from "./model/errors.js";
 import type { DeclarationSource, Lease, RuntimePort, StateStore } from "./model/ports.js";
 import { openStore, SqlQuarantines, type SqlStore } from "./store/index.js";
 import { createFleet } from "./controller/fleet.js";
@@ -31,7 +32,8 @@ import { readiness } from "./readiness.js";
 export { readiness, READINESS_CHECK_TIMEOUT_MS } from "./readiness.js";
 
 export interface AppOverrides {
-  docker?: RuntimePort;
+  /** An engine runtime built by the caller, used in place of the module's own (the module's readiness still applies). */
+  runtime?: RuntimePort;
   /** Desired state from somewhere other than the store (Kubernetes mode). */
   source?: DeclarationSource;
   lease?: Lease | null;
@@ -41,7 +43,8 @@ export interface App {
   config: Config;
   logger: Logger;
   store: SqlStore;
-  docker: RuntimePort;
+  /** The engine runtime, with every failure as a contract error. */
+  runtime: RuntimePort;
   source: DeclarationSource;
   manager: Manager;
   operations: RuntimeOperations;
@@ -78,7 +81,7 @@ export function leaderIdentity(): string {
  */
 async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, identity: string, metrics: Metrics) {
   const [
-    { BoundedKubeConfig },
+    { kubeClient },
     { KubernetesDeclarationSource },
     { GameRuntimeEventRecorder },
     { KubernetesLease },
@@ -88,8 +91,9 @@ async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, 
     { kubernetesMirrorRunnable },
     { ConflictStatusWriter },
     { SqlGameOwners },
+    { gameRuntimePlacement },
   ] = await Promise.all([
-    import("./crd/api.js"),
+    import("./kube/client.js"),
     import("./crd/kubeSource.js"),
     import("./crd/events.js"),
     import("./crd/lease.js"),
@@ -99,11 +103,11 @@ async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, 
     import("./crd/mirrorRunnable.js"),
     import("./crd/conflictStatus.js"),
     import("./store/ownerSql.js"),
+    import("./crd/placement.js"),
   ]);
   const namespaces = kubeNamespaces(config);
   // Every API request is aborted past RTMANAGER_KUBE_REQUEST_TIMEOUT; watches keep their silence limit.
-  const kubeConfig = new BoundedKubeConfig(config.kubeRequestTimeoutMs);
-  kubeConfig.loadFromDefault();
+  const kubeConfig = kubeClient(config.kubeRequestTimeoutMs);
   const log = logger.child({ component: "kubernetes" });
   const source = new KubernetesDeclarationSource({
     kubeConfig,
@@ -135,71 +139,31 @@ async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, 
   });
   // Stopped after the workers on every step-down: statuses and Events owed are written before the lease goes.
   const runnables = [kubernetesMirrorRunnable({ status, events })];
-  return { source, state, lease, runnables, observe };
+  // A runtime with namespaces puts each game's objects where its GameRuntime is, owned by it.
+  const gameRuntimes: RuntimeModuleDeps["gameRuntimes"] = {
+    placement: (fallbackNamespace) => gameRuntimePlacement(source, fallbackNamespace),
+    watchNamespace: namespaces.watch ?? null,
+  };
+  return { source, state, lease, runnables, observe, gameRuntimes };
 }
 
-/**
- * The engine runtime RTMANAGER_RUNTIME names, whatever the declaration source.
- * The Pod runtime is loaded only when chosen (@kubernetes/client-node's RSS);
- * with GameRuntime objects as the source, each game's objects go to its
- * object's namespace, owned by it.
- */
-async function engineRuntime(config: Config, logger: Logger, metrics: Metrics, kubeSource: KubernetesDeclarationSource | null): Promise<RuntimePort> {
-  if (config.runtime === "docker") {
-    return new DockerRuntime({
-      instance: config.instanceId,
-      network: config.dockerNetwork,
-      publishHost: config.enginePublishHost ?? null,
-      hardening: config.engineHardening,
-      logger: logger.child({ component: "docker" }),
-      onCall: metrics.runtimeOnCall("docker"),
-    });
-  }
-  const [{ BoundedKubeConfig }, { KubernetesPodRuntime }, { loadPodTemplate }, { gameRuntimePlacement }] = await Promise.all([
-    import("./crd/api.js"),
-    import("./runtime/kubernetes/podRuntime.js"),
-    import("./runtime/kubernetes/podTemplate.js"),
-    import("./runtime/kubernetes/placement.js"),
-  ]);
-  // The same client setup as the GameRuntime source: every request aborted at RTMANAGER_KUBE_REQUEST_TIMEOUT.
-  const kubeConfig = new BoundedKubeConfig(config.kubeRequestTimeoutMs);
-  kubeConfig.loadFromDefault();
-  let template;
-  try {
-    template = loadPodTemplate(config.podTemplateFile);
-  } catch (err) {
-    throw new ConfigError(`invalid configuration: ${toRtmError(err).message}`);
-  }
-  return new KubernetesPodRuntime({
-    kubeConfig,
-    instance: config.instanceId,
-    namespace: config.gamePodNamespace,
-    listNamespace: kubeSource ? config.kubeNamespace || null : config.gamePodNamespace,
-    placement: kubeSource ? gameRuntimePlacement(kubeSource, config.gamePodNamespace) : undefined,
-    pod: {
-      imagePullPolicy: config.imagePullPolicy,
-      terminationGraceSeconds: Math.ceil(config.stopTimeoutMs / 1000),
-      template,
-      clients: { namespaces: config.podClientNamespaces, clusterDomain: config.podClusterDomain },
-      readiness: {
-        periodSeconds: Math.max(1, Math.round(config.probeIntervalMs / 1000)),
-        timeoutSeconds: Math.max(1, Math.round(config.probeTimeoutMs / 1000)),
-        failureThreshold: config.probeFailureThreshold,
-      },
-    },
-    claim: { storageClass: config.podStorageClass, size: config.podStorageSize, retentionMs: config.podClaimRetentionMs },
-    logger: logger.child({ component: "pods" }),
-    startTimeoutMs: config.podStartTimeoutMs,
-    silenceLimitMs: config.watchSilenceLimitMs,
-    onCall: metrics.runtimeOnCall("kubernetes"),
-  });
+/** The engine runtimes by RTMANAGER_RUNTIME's value: one module each (src/runtime/module.ts). */
+export const RUNTIME_MODULES: Readonly<Record<string, RuntimeModule>> = Object.freeze({
+  [dockerModule.name]: dockerModule,
+  [podModule.name]: podModule,
+});
+
+function runtimeModule(name: string): RuntimeModule {
+  const module = RUNTIME_MODULES[name];
+  if (!module) throw new ConfigError(`invalid configuration: RTMANAGER_RUNTIME=${name} names no runtime (${Object.keys(RUNTIME_MODULES).join(", ")})`);
+  return module;
 }
 
-/** RTMANAGER_POD_CLAIM_RETENTION: the leader deletes released claims, when the runtime has state to delete and the setting is on. */
-function stateRetention(config: Config, runtime: RuntimePort, logger: Logger): StateRetentionRunnable[] {
+/** The leader deletes released state (a Pod's claim), when the runtime has state to delete and its retention setting is on. */
+function stateRetention(retentionMs: number, runtime: RuntimePort, logger: Logger): StateRetentionRunnable[] {
   const prune = runtime.pruneReleasedState?.bind(runtime);
-  if (!prune || config.podClaimRetentionMs <= 0) return [];
-  return [new StateRetentionRunnable({ retentionMs: config.podClaimRetentionMs, prune, logger: logger.child({ component: "state-retention" }) })];
+  if (!prune || retentionMs <= 0) return [];
+  return [new StateRetentionRunnable({ retentionMs, prune, logger: logger.child({ component: "state-retention" }) })];
 }
 
 /** Records this process writes go straight into the read cache. */
@@ -234,9 +198,11 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
   const identity = leaderIdentity();
   const kube = overrides.source || config.source !== "kubernetes" ? null : await kubernetesParts(config, logger, store, identity, metrics);
   // Every runtime failure reaches the loop, the REST operations and readiness as a contract error.
-  const docker = withContractErrors(overrides.docker ?? (await engineRuntime(config, logger, metrics, kube?.source ?? null)));
-  // Docker mode checks its network; the Pod runtime checks it can list in its namespace.
-  const network = config.runtime === "kubernetes" ? config.gamePodNamespace : config.dockerNetwork;
+  const engines = runtimeModule(config.runtime);
+  const runtime = withContractErrors(
+    overrides.runtime ?? (await engines.create({ config, logger, onCall: metrics.runtimeOnCall(engines.name), gameRuntimes: kube?.gameRuntimes })),
+  );
+  const runtimeReady = () => engines.ready(runtime, config);
   const source: DeclarationSource = overrides.source ?? kube?.source ?? store;
   // Kubernetes mode mirrors records into .status and events into Kubernetes Events.
   const state: StateStore = kube?.state ?? store;
@@ -249,7 +215,8 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
     source,
     state,
     finalizer: kube?.source,
-    runtime: docker,
+    runtime,
+    runtimeEvents: engines.events,
     prober: new HttpProber(),
     lease,
     // One epoch row per installation in the SQL store, in both modes (src/store/fenceSql.ts).
@@ -257,6 +224,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
     identity,
     settings: {
       ...config,
+      engineNetwork: engines.network(config),
       leaseDurationMs: config.leaseDurationMs,
       renewDeadlineMs: config.leaseRenewDeadlineMs,
       retryPeriodMs: config.leaseRetryPeriodMs,
@@ -273,14 +241,14 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
         logger: logger.child({ component: "retention" }),
         onPruned: metrics.onRetentionPruned,
       }),
-      ...stateRetention(config, docker, logger),
+      ...stateRetention(engines.stateRetentionMs?.(config) ?? 0, runtime, logger),
     ],
   });
   metrics.bind({ queueStats: () => manager.queueStats(), records: store, declarations: source, poolInUse: () => store.sql.inUse?.() ?? 0 });
   const operations = new RuntimeOperations({
     source,
     state,
-    runtime: docker,
+    runtime,
     waiters: manager.waiters,
     enqueue: (gameId) => manager.enqueue(gameId),
     opTimeoutMs: config.opTimeoutMs,
@@ -301,7 +269,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
     state: store,
     logger: logger.child({ component: "http" }),
     ...httpDepsFromConfig(config),
-    readiness: () => readiness(store, docker, network),
+    readiness: () => readiness(store, runtime, runtimeReady),
     preview: (gameId) => manager.reconciler.preview(gameId),
     metrics,
     declarations: source,
@@ -310,7 +278,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
       logStream: async (gameId, options) => {
         const record = await store.getRecord(gameId);
         if (!record?.currentContainerId) throw new RtmError("not_found", `runtime ${gameId} has no container`);
-        return docker.logStream(record.currentContainerId, options);
+        return runtime.logStream(record.currentContainerId, options);
       },
       maxBytes: config.logsMaxBytes,
       followMaxMs: config.logsFollowMaxMs,
@@ -322,22 +290,21 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
     config,
     logger,
     store,
-    docker,
+    runtime,
     source,
     manager,
     operations,
     server,
     async start() {
       try {
-        await docker.ping();
+        await runtime.ping();
       } catch (err) {
-        throw new RtmError("docker_unavailable", `cannot reach the ${docker.name} runtime: ${toRtmError(err).message}`);
+        throw new RtmError(RUNTIME_UNAVAILABLE, `cannot reach the ${runtime.name} runtime: ${toRtmError(err).message}`);
       }
-      if (!(await docker.networkExists(network))) {
-        throw new RtmError(
-          "start_config_invalid",
-          `Docker network ${config.dockerNetwork} (RTMANAGER_DOCKER_NETWORK) does not exist; create it with: docker network create ${config.dockerNetwork}`,
-        );
+      const notReady = await runtimeReady();
+      if (notReady) {
+        const { reason, detail, fix } = notReady;
+        throw new RtmError("start_config_invalid", [reason + (detail ? `: ${detail}` : ""), fix].filter(Boolean).join("; "));
       }
       // Waiters on this replica wake when any replica's loop writes a record.
       stopRecordWatch = await store.watchRecords({
@@ -384,7 +351,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
       // closing the store ends the LISTEN connection a stuck UNLISTEN waits on.
       await Promise.all([
         step("closing the Kubernetes watches", async () => kube?.source.close(), CLOSE_RESERVE_MS),
-        step("closing the runtime's watches", async () => docker.close?.(), CLOSE_RESERVE_MS),
+        step("closing the runtime's watches", async () => runtime.close?.(), CLOSE_RESERVE_MS),
         step("closing the record watch", async () => stopRecordWatch?.(), CLOSE_RESERVE_MS),
         step("closing the store", () => store.close(), CLOSE_RESERVE_MS),
       ]);

@@ -13,11 +13,11 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { ManagerHooks, WatchName } from "./controller/manager.js";
 import { RETENTION_TABLES, type RetentionTable } from "./controller/runnables/retention.js";
-import type { DockerCallOutcome } from "./runtime/docker/dockerRuntime.js";
 import type { HttpMetrics } from "./http/server.js";
 import { FleetGauges, type FleetSources } from "./metrics/fleet.js";
 import { scrapeGauge } from "./metrics/gauge.js";
-import { HttpRequestMetrics, type HttpStreamCounts } from "./metrics/http.js";
+import type { HttpStreamCounts } from "./http/limits.js";
+import { HttpRequestMetrics } from "./metrics/http.js";
 import { LoopMetrics, type QueueStats } from "./metrics/loop.js";
 import { QuarantineMetrics } from "./metrics/quarantine.js";
 
@@ -201,7 +201,10 @@ export class Metrics implements HttpMetrics {
         this.leader.set(leading ? 1 : 0);
         if (!leading) this.loop.leadershipLost();
       },
-      onDockerEventsReconnect: () => this.dockerReconnects.inc(),
+      // The Docker event stream's own reconnects; every runtime's relists are in rtmanager_watch_relists_total.
+      onRuntimeEventsReconnect: (watch) => {
+        if (watch === "docker") this.dockerReconnects.inc();
+      },
       onWatchMessage: (watch) => this.watchEvent(watch),
       onRelist: (watch) => this.watchRelist(watch),
       onProbe: (ok) => this.probes.inc({ result: ok ? "success" : "failure" }),
@@ -210,16 +213,13 @@ export class Metrics implements HttpMetrics {
     };
   }
 
-  /** For DockerAdapterOptions.onCall. */
-  readonly dockerOnCall = (operation: string, outcome: DockerCallOutcome, seconds: number): void => {
-    this.dockerCalls.inc({ operation, outcome });
-    this.dockerDuration.observe({ operation }, seconds);
-  };
-
-  /** The onCall hook of a runtime adapter: Docker's also feeds rtmanager_docker_api_*. */
-  runtimeOnCall(runtime: "docker" | "kubernetes"): (operation: string, outcome: "ok" | "error", seconds: number) => void {
+  /** The onCall hook of a runtime adapter (its module's name is the label); Docker's also feeds rtmanager_docker_api_*. */
+  runtimeOnCall(runtime: string): (operation: string, outcome: "ok" | "error", seconds: number) => void {
     return (operation, outcome, seconds) => {
-      if (runtime === "docker") this.dockerOnCall(operation, outcome, seconds);
+      if (runtime === "docker") {
+        this.dockerCalls.inc({ operation, outcome });
+        this.dockerDuration.observe({ operation }, seconds);
+      }
       this.runtimeCalls.inc({ runtime, operation, outcome });
       this.runtimeDuration.observe({ runtime, operation }, seconds);
     };

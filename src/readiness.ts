@@ -1,15 +1,20 @@
-/** /readyz: whether this replica's dependencies answer (the store, and the engine runtime with its network). */
+/** /readyz: whether this replica's dependencies answer (the store, and the engine runtime with what it needs). */
 import type { ReadinessFailure } from "./http/server.js";
 import { toRtmError } from "./model/errors.js";
 import type { RuntimePort } from "./model/ports.js";
 import { withTimeout } from "./model/timeout.js";
+import type { RuntimeNotReady } from "./runtime/module.js";
 import type { SqlStore } from "./store/index.js";
 
 /** Each readiness check's bound, under the Deployment's 2 s probe timeout: a hanging probe is worse than a "no". */
 export const READINESS_CHECK_TIMEOUT_MS = 1_500;
 
-/** A readable reason when a dependency is missing, or null when ready. The checks run side by side. */
-export async function readiness(store: SqlStore, docker: RuntimePort, network: string): Promise<ReadinessFailure | null> {
+/**
+ * A readable reason when a dependency is missing, or null when ready. The
+ * checks run side by side. `runtimeReady` is the runtime module's check
+ * (src/runtime/<name>/module.ts), run once the runtime answers its ping.
+ */
+export async function readiness(store: SqlStore, runtime: RuntimePort, runtimeReady: () => Promise<RuntimeNotReady | null>): Promise<ReadinessFailure | null> {
   // The reason names the dependency and is served; the detail can carry addresses and goes to the log only.
   const check = async (what: string, work: () => Promise<ReadinessFailure | null>): Promise<ReadinessFailure | null> => {
     try {
@@ -23,9 +28,10 @@ export async function readiness(store: SqlStore, docker: RuntimePort, network: s
       await store.ping();
       return null;
     }),
-    check(docker.name, async () => {
-      await docker.ping();
-      return (await docker.networkExists(network)) ? null : { reason: `docker network ${network} does not exist` };
+    check(runtime.name, async () => {
+      await runtime.ping();
+      const notReady = await runtimeReady();
+      return notReady && { reason: notReady.reason, detail: notReady.detail };
     }),
   ]);
   return reasons.find((r) => r !== null) ?? null;

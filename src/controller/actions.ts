@@ -39,11 +39,11 @@ export function statePathOf(stateRoot: string, gameId: string): string {
 /** The record's network and state path: the runtime's own terms when it has them, else the configured ones. */
 export function recordLocationOf(
   runtime: Pick<RuntimePort, "recordLocation">,
-  settings: { stateRoot: string; dockerNetwork?: string },
+  settings: { stateRoot: string; engineNetwork?: string },
   gameId: string,
 ): { statePath: string; dockerNetwork: string } {
   const own = runtime.recordLocation?.(gameId);
-  return own ? { statePath: own.statePath, dockerNetwork: own.network } : { statePath: statePathOf(settings.stateRoot, gameId), dockerNetwork: settings.dockerNetwork ?? "" };
+  return own ? { statePath: own.statePath, dockerNetwork: own.network } : { statePath: statePathOf(settings.stateRoot, gameId), dockerNetwork: settings.engineNetwork ?? "" };
 }
 
 /** Image labels win, then the declaration, then configured defaults. */

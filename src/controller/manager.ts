@@ -1,6 +1,6 @@
 /**
  * The host of the loop. It holds the runnables (the workers, the declaration
- * watch, the Docker event watch, resync, the health prober, and any the app
+ * watch, the runtime's event watch, resync, the health prober, and any the app
  * adds, such as the Kubernetes status writer) and runs them by leadership:
  * the ones that need it start when this replica is elected, in the order they
  * were added, and stop in reverse when it steps down, within a bound; the
@@ -19,13 +19,13 @@ import { Reconciler, type ReconcileObserver, type ReconcilerDeps, type Reconcile
 import { HealthProbeRunnable } from "./runnables/prober.js";
 import { ResyncRunnable, type ResyncResult } from "./runnables/resync.js";
 import { RunnableGroup, type Runnable } from "./runnables/runnable.js";
-import { DeclarationWatchRunnable, DockerEventWatchRunnable, type Enqueue, type RequestResync, type WatchHooks, type WatchName } from "./runnables/watches.js";
+import { DeclarationWatchRunnable, RuntimeEventWatchRunnable, type Enqueue, type RequestResync, type RuntimeEventStream, type WatchHooks, type WatchName } from "./runnables/watches.js";
 import { Workers, type QueueStats } from "./runnables/workers.js";
 import { RecordWaiters } from "./waiters.js";
 
 export { PROBE_CONCURRENCY } from "./runnables/prober.js";
 export type { Runnable, RunnableContext } from "./runnables/runnable.js";
-export type { WatchName } from "./runnables/watches.js";
+export type { RuntimeEventStream, WatchName } from "./runnables/watches.js";
 
 /**
  * How long a step-down or a shutdown waits for the leader's runnables to stop,
@@ -63,6 +63,12 @@ export interface ManagerDeps {
   source: DeclarationSource;
   state: StateStore;
   runtime: RuntimePort;
+  /**
+   * The runtime's event stream: its metric label and liveness rule (the
+   * runtime module's). Default: labelled with the runtime's name, replaced
+   * when silent past watchSilenceLimitMs.
+   */
+  runtimeEvents?: RuntimeEventStream;
   prober: HealthProber;
   /** Absent: this replica leads unconditionally (single-replica setups and tests). */
   lease?: Lease;
@@ -149,7 +155,8 @@ export class Manager {
     if (deps.fleet) this.add(deps.fleet.runnable());
     this.add(this.workers);
     this.add(new DeclarationWatchRunnable({ ...watch, source: deps.source, watch: settings.declarationWatch ?? "postgres" }));
-    this.add(new DockerEventWatchRunnable({ ...watch, runtime: deps.runtime, silenceLimitMs: settings.watchSilenceLimitMs }));
+    const stream = deps.runtimeEvents ?? { label: deps.runtime.name, liveness: "replace-when-silent" };
+    this.add(new RuntimeEventWatchRunnable({ ...watch, runtime: deps.runtime, stream, silenceLimitMs: settings.watchSilenceLimitMs }));
     this.add(this.resync);
     this.add(new HealthProbeRunnable({ ...deps, state, health: this.health, enqueue, onProbe: hooks?.onProbe }));
   }

@@ -217,8 +217,8 @@ export class RuntimeOperations {
     // One budget for the whole request, not only for the wait: a slow ping or
     // store must not stretch an answer past RTMANAGER_OP_TIMEOUT either.
     const deadline = Date.now() + this.deps.opTimeoutMs;
-    // Docker down: refuse before writing, so a 503 leaves nothing half-declared.
-    await this.within(deadline, "the Docker ping", runtime.ping());
+    // The engine runtime down: refuse before writing, so a 503 leaves nothing half-declared.
+    await this.within(deadline, `the ${runtime.name} runtime's ping`, runtime.ping());
     const record = await this.within(deadline, "reading the runtime record", state.getRecord(gameId));
     if (prepare) await this.within(deadline, "reading the image quarantines", prepare());
     let refused: RtmError | null = null;

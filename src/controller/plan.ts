@@ -11,7 +11,7 @@ import { containerName } from "../model/gameId.js";
 import type { ObservedContainer, RuntimeCapabilities } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
 import type { EventType, OpKind, OpSource, StopReason } from "../model/status.js";
-import type { FleetView } from "./planFleet.js";
+import type { FleetView } from "./quarantine.js";
 
 export type Action =
   /** Make the image available locally, per the pull policy ("never" for a rollback target: it must be local). */

@@ -13,19 +13,10 @@
  *   tried on at most RTMANAGER_QUARANTINE_AFTER games before the quarantine
  *   fails every game still waiting.
  */
-import { quarantineMessage, type Quarantine } from "./quarantine.js";
+import { quarantineMessage } from "./quarantine.js";
 import type { Plan, PlannerInput } from "./plan.js";
 
-export interface FleetView {
-  /** Active quarantines by image reference. */
-  quarantined: ReadonlyMap<string, Quarantine>;
-  /** RTMANAGER_PATCH_CANARIES; 0 turns canaries off. */
-  canaries: number;
-  /** Some game runs `imageRef` healthy with its gate closed: a canary passed (or the image was never new). */
-  proven(imageRef: string): boolean;
-  /** Games gating `imageRef` now: records with an open gate on it, and canaries started since the last record. */
-  inFlight(imageRef: string): ReadonlySet<string>;
-}
+export type { FleetView } from "./quarantine.js";
 
 /** How often a game held behind canaries looks again when nothing wakes it earlier. */
 export const CANARY_RECHECK_MS = 5_000;

@@ -22,6 +22,18 @@ import type { Logger } from "../log.js";
 import { RtmError } from "../model/errors.js";
 import type { NewRuntimeEvent } from "../model/record.js";
 
+/** What the planner reads of the fleet (planFleet.ts), kept beside Quarantine so plan.ts and planFleet.ts need not import each other. */
+export interface FleetView {
+  /** Active quarantines by image reference. */
+  quarantined: ReadonlyMap<string, Quarantine>;
+  /** RTMANAGER_PATCH_CANARIES; 0 turns canaries off. */
+  canaries: number;
+  /** Some game runs `imageRef` healthy with its gate closed: a canary passed (or the image was never new). */
+  proven(imageRef: string): boolean;
+  /** Games gating `imageRef` now: records with an open gate on it, and canaries started since the last record. */
+  inFlight(imageRef: string): ReadonlySet<string>;
+}
+
 export interface Quarantine {
   imageRef: string;
   since: Date;

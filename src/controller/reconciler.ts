@@ -30,7 +30,7 @@ import type { Lane } from "./queue.js";
 import { deriveFailedObservation, deriveRecord, sameRecord, type DeriveInput } from "./recordDerivation.js";
 import { isSwap, Rollout, type OpenGate, type RolloutStep, type RolloutVerdict } from "./rollout.js";
 
-export type ReconcilerSettings = PlannerSettings & ExecutorSettings & { probeTimeoutMs: number; dockerNetwork: string };
+export type ReconcilerSettings = PlannerSettings & ExecutorSettings & { probeTimeoutMs: number; /** Where engines attach (a network, a namespace) when the runtime reports none. */ engineNetwork: string };
 
 /** What the queue does next with the game. */
 export type ReconcileOutcome =

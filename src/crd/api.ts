@@ -4,15 +4,8 @@
  * methods return `any`). Shared by the declaration source, the status writer
  * and the event recorder.
  */
-import {
-  ApiException,
-  CustomObjectsApi,
-  KubeConfig,
-  PatchStrategy,
-  setHeaderOptions,
-  type RequestContext,
-  type V1ObjectMeta,
-} from "@kubernetes/client-node";
+import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig, type V1ObjectMeta } from "@kubernetes/client-node";
+import { apiMessageOf, httpStatusOf, isAbortError } from "../kube/api.js";
 import { RtmError } from "../model/errors.js";
 
 export const GROUP = "galaxy.io";
@@ -98,71 +91,6 @@ export function reasonOf(code: string): string {
 /** The message of a condition or Event for a failure: the code first, then what happened. */
 export function failureMessage(code: string, message: string): string {
   return message.startsWith(`${code}: `) ? message : `${code}: ${message}`;
-}
-
-/** The HTTP status of a failed API call (ApiException, or a watch error), if any. */
-export function httpStatusOf(err: unknown): number | null {
-  if (err instanceof ApiException) return err.code;
-  if (typeof err === "object" && err !== null) {
-    const e = err as { statusCode?: unknown; code?: unknown };
-    if (typeof e.statusCode === "number") return e.statusCode;
-    if (typeof e.code === "number") return e.code;
-  }
-  return null;
-}
-
-/**
- * A KubeConfig whose API requests are aborted after `requestTimeoutMs` (0:
- * never), so an API server that accepts connections but answers nothing
- * cannot hold a worker, the status writer or a step-down for ever.
- *
- * client-node 1.4 authenticates every request of every API client made with
- * makeApiClient through `applySecurityAuthentication(RequestContext)`, and
- * its fetch layer passes `RequestContext.getSignal()` to node-fetch; setting
- * the signal there bounds the calls of every module (GameRuntime objects,
- * Events, the Lease) without each one passing options. A per-call middleware
- * that sets its own signal (the Lease's renew-deadline bound) runs after
- * this and replaces it. Watches do not come through here (client-node's Watch
- * uses applyToFetchOptions): they are long-lived and bounded by the silence
- * watchdog instead.
- */
-export class BoundedKubeConfig extends KubeConfig {
-  constructor(readonly requestTimeoutMs: number) {
-    super();
-  }
-
-  override async applySecurityAuthentication(context: RequestContext): Promise<void> {
-    await super.applySecurityAuthentication(context);
-    if (this.requestTimeoutMs > 0 && !context.getSignal()) {
-      context.setSignal(AbortSignal.timeout(this.requestTimeoutMs) as Parameters<RequestContext["setSignal"]>[0]);
-    }
-  }
-}
-
-/** node-fetch rejects an aborted request with an AbortError that carries no reason. */
-function isAbortError(err: unknown): boolean {
-  return err instanceof Error && err.name === "AbortError";
-}
-
-/** The `message` of a Kubernetes Status body, or the error's own message. */
-export function apiMessageOf(err: unknown): string {
-  if (isAbortError(err)) return "request aborted: no answer within its timeout (RTMANAGER_KUBE_REQUEST_TIMEOUT or the caller's bound)";
-  if (err instanceof ApiException) {
-    const body: unknown = err.body;
-    let parsed: unknown = body;
-    if (typeof body === "string") {
-      try {
-        parsed = JSON.parse(body);
-      } catch {
-        return body || `HTTP ${err.code}`;
-      }
-    }
-    if (typeof parsed === "object" && parsed !== null && typeof (parsed as { message?: unknown }).message === "string") {
-      return (parsed as { message: string }).message;
-    }
-    return `HTTP ${err.code}`;
-  }
-  return err instanceof Error ? err.message : String(err);
 }
 
 /** Maps an API failure to the contract's codes: 422 is the caller's fault, the rest is the API server's. */

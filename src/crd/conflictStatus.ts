@@ -7,7 +7,8 @@
  * reconcile of that id (every resync reconciles every id).
  */
 import type { Logger } from "../log.js";
-import { apiMessageOf, type Condition, type GameRuntimeObject, type GameRuntimeStatus } from "./api.js";
+import { apiMessageOf } from "../kube/api.js";
+import type { Condition, GameRuntimeObject, GameRuntimeStatus } from "./api.js";
 import { conflictMessage, type OwnerRef } from "./owner.js";
 import type { StatusTarget } from "./statusWriter.js";
 

@@ -11,7 +11,8 @@ import type { Logger } from "../log.js";
 import type { NewRuntimeEvent } from "../model/record.js";
 import type { EventType } from "../model/status.js";
 import { NODE_LOST_RULE } from "../model/ports.js";
-import { API_VERSION, apiMessageOf, failureMessage, httpStatusOf, KIND, reasonOf, type GameRuntimeObject } from "./api.js";
+import { apiMessageOf, httpStatusOf } from "../kube/api.js";
+import { API_VERSION, failureMessage, KIND, reasonOf, type GameRuntimeObject } from "./api.js";
 import type { KubernetesDeclarationSource } from "./kubeSource.js";
 import { conflictMessage, type OwnerRef } from "./owner.js";
 

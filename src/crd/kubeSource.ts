@@ -35,7 +35,6 @@ import {
   API_VERSION,
   FINALIZER,
   GameRuntimeApi,
-  httpStatusOf,
   isGameRuntimeObject,
   KIND,
   toApiRtmError,
@@ -45,7 +44,8 @@ import {
 import { KeyedLock } from "./keyedLock.js";
 import { OwnerPicker } from "./owner.js";
 import { annotatedGenerationBase, canonicalSpec, declarationOf, fingerprint, hasFinalizer, isAdopted, isDeleting, sameSpec, specForObject } from "./gameRuntimeMapping.js";
-import { Reflector, type ReflectorHooks } from "./reflector.js";
+import { httpStatusOf } from "../kube/api.js";
+import { Reflector, type ReflectorHooks } from "../kube/reflector.js";
 
 export { canonicalSpec, declarationOf, generationBaseOf, isDeleting, toDate } from "./gameRuntimeMapping.js";
 

@@ -26,7 +26,7 @@ import {
 } from "@kubernetes/client-node";
 import type { Logger } from "../log.js";
 import type { Lease } from "../model/ports.js";
-import { apiMessageOf, httpStatusOf } from "./api.js";
+import { apiMessageOf, httpStatusOf } from "../kube/api.js";
 import { toDate } from "./kubeSource.js";
 
 export interface KubernetesLeaseOptions {

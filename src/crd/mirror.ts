@@ -15,14 +15,18 @@
  * The last two wrap those two methods of the state store explicitly; every
  * other method is the store's own.
  */
-import type { ReconcileObserver } from "../controller/reconciler.js";
 import type { StateStore } from "../model/ports.js";
 import type { NewRuntimeEvent, RuntimeRecord } from "../model/record.js";
 import type { GameRuntimeEventRecorder } from "./events.js";
 import type { GameRuntimeStatusWriter } from "./statusWriter.js";
 
+/** Whatever the loop tells of each record it writes (the controller's ReconcileObserver has this shape). */
+export interface RecordObserver {
+  onRecord?(record: RuntimeRecord): void;
+}
+
 /** `hooks`, plus a status write queued for every record the loop writes. */
-export function withStatusMirror<H extends ReconcileObserver>(hooks: H, status: GameRuntimeStatusWriter): H {
+export function withStatusMirror<H extends RecordObserver>(hooks: H, status: GameRuntimeStatusWriter): H {
   return {
     ...hooks,
     onRecord: (record: RuntimeRecord) => {

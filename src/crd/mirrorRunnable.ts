@@ -5,14 +5,21 @@
  * the lease is released, so the next leader starts from what this one did.
  * A thin wrapper: the writers' insides are theirs.
  */
-import type { Runnable } from "../controller/runnables/runnable.js";
 
 /** Anything that can write out what it still owes, giving up at its own deadline. */
 export interface Flushable {
   flush(): Promise<void>;
 }
 
-export function kubernetesMirrorRunnable(writers: { status: Flushable; events: Flushable }): Runnable {
+/** The shape of the Manager's Runnable (src/controller/runnables/runnable.ts), which app.ts adds it as. */
+export interface MirrorRunnable {
+  readonly name: string;
+  readonly needsLeadership: true;
+  start(): void;
+  stop(): Promise<void>;
+}
+
+export function kubernetesMirrorRunnable(writers: { status: Flushable; events: Flushable }): MirrorRunnable {
   return {
     name: "kubernetes status and event writers",
     needsLeadership: true,

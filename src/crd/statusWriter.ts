@@ -15,10 +15,9 @@ import { RuntimeSpecSchema } from "../model/declaration.js";
 import type { ErrorCode, RtmError } from "../model/errors.js";
 import type { RuntimeRecord } from "../model/record.js";
 import { NODE_LOST_RULE } from "../model/ports.js";
+import { apiMessageOf, httpStatusOf } from "../kube/api.js";
 import {
-  apiMessageOf,
   failureMessage,
-  httpStatusOf,
   reasonOf,
   type Condition,
   type ConditionStatus,

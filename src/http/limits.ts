@@ -8,6 +8,16 @@
 import type { IncomingMessage, Server, ServerOptions } from "node:http";
 import { RtmError } from "../model/errors.js";
 
+/** What the HTTP server holds open, counted against these limits and read by the metrics at scrape time. */
+export interface HttpStreamCounts {
+  /** Event streams (SSE) open. */
+  eventStreams: number;
+  /** Streams joined to the shared event feed; more than eventStreams would be a leak. */
+  eventSubscribers: number;
+  /** Engine log follows open. */
+  logFollows: number;
+}
+
 export interface HttpLimits {
   maxEventStreams: number;
   /** Followed log streams open at once, in the process and per game (logs.ts). */

@@ -19,7 +19,7 @@ import { discardBody, readJsonBody } from "./body.js";
 import { EventStreams } from "./events.js";
 import { LogStreams, type LogRouteDeps } from "./logs.js";
 import { browserGuard, type GuardSettings } from "./guards.js";
-import { applySocketTimeouts, DEFAULT_HTTP_LIMITS, MutationSlots, serverTimeoutOptions, type HttpLimits } from "./limits.js";
+import { applySocketTimeouts, DEFAULT_HTTP_LIMITS, MutationSlots, serverTimeoutOptions, type HttpLimits, type HttpStreamCounts } from "./limits.js";
 import { fileTokens, staticTokens, type TokenCheck } from "./tokens.js";
 import { envelope, JsonMemo, OpResponse, sendError, sendJson, sendJsonBytes, sendText, statusOf, transportError } from "./respond.js";
 import { CachedCheck } from "./readiness.js";
@@ -27,7 +27,6 @@ import { ROUTES, Router, parseTarget, type RouteDef, type RouteName } from "./ro
 import { liftQuarantine, listQuarantines, type QuarantineRouteDeps } from "./quarantines.js";
 import { serveConsole } from "./ui/serve.js";
 import { PatchRequestSchema, StartRequestSchema, StopRequestSchema } from "./schemas.js";
-import type { HttpStreamCounts } from "../metrics/http.js";
 import { CALLER_HEADER, OP_ID_HEADER, OP_ID_PATTERN, type ExtOperationList, type ExtRuntimeView, type ExtVersion } from "./wire.js";
 
 /** The metrics as the HTTP server sees them (src/metrics.ts implements it). */

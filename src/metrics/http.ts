@@ -1,16 +1,8 @@
 /** HTTP request metrics, labelled by route template so a raw path never becomes a label. */
 import { Counter, Histogram, type Registry } from "prom-client";
+import type { HttpStreamCounts } from "../http/limits.js";
 import { scrapeGauge } from "./gauge.js";
 
-/** What the HTTP server holds open, read at scrape time. */
-export interface HttpStreamCounts {
-  /** Event streams (SSE) open. */
-  eventStreams: number;
-  /** Streams joined to the shared event feed; more than eventStreams would be a leak. */
-  eventSubscribers: number;
-  /** Engine log follows open. */
-  logFollows: number;
-}
 
 /** Distinct HTTP route values kept before the rest are folded into "unmatched": a guard against a caller passing raw paths. */
 const MAX_ROUTES = 64;

@@ -10,13 +10,13 @@
 import { OWNER_KINDS, type GameOwner, type GameOwners, type KubeClaim, type OwnerKind } from "../model/owner.js";
 import { RtmError } from "../model/errors.js";
 import { dateColumn, nullableText } from "./columns.js";
-import type { Migration } from "./migrations.js";
 import { sqlState, type Row, type SqlQueryable } from "./sqlClient.js";
 
 /** SQLSTATE the declarations trigger raises when a GameRuntime owns the id. */
 export const OWNED_ELSEWHERE_SQLSTATE = "RTM01";
 
-export const OWNER_MIGRATION: Migration = {
+/** A Migration (migrations.ts), typed where MIGRATIONS lists it: this file is imported by migrations.ts, not the reverse. */
+export const OWNER_MIGRATION = {
   version: 6,
   name: "one recorded owner per game id",
   sql: `

@@ -6,10 +6,10 @@
  */
 import type { Quarantine, QuarantineStore } from "../controller/quarantine.js";
 import { dateColumn } from "./columns.js";
-import type { Migration } from "./migrations.js";
 import type { Row, SqlQueryable } from "./sqlClient.js";
 
-export const QUARANTINE_MIGRATION: Migration = {
+/** A Migration (migrations.ts), typed where MIGRATIONS lists it: this file is imported by migrations.ts, not the reverse. */
+export const QUARANTINE_MIGRATION = {
   version: 5,
   name: "image quarantines, and rollbacks counted per failed image",
   sql: `

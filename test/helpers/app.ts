@@ -101,7 +101,7 @@ export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> 
   const app = await createApp(config, logger, {
     // One replica: lead at once instead of waiting for a lease round.
     lease: null,
-    ...(opts.dockerode ? { docker: new DockerRuntime({ docker: opts.dockerode, instance, network, publishHost: config.enginePublishHost ?? null, callTimeoutMs: 3000 }) } : {}),
+    ...(opts.dockerode ? { runtime: new DockerRuntime({ docker: opts.dockerode, instance, network, publishHost: config.enginePublishHost ?? null, callTimeoutMs: 3000 }) } : {}),
   });
   let port: number;
   if (opts.start === false) {
@@ -120,7 +120,7 @@ export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> 
     newClient,
     app,
     store: app.store,
-    docker: app.docker,
+    docker: app.runtime,
     manager: app.manager,
     config,
     instance,

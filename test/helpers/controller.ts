@@ -14,7 +14,7 @@ import type { SqlStore } from "../../src/store/index.js";
 /** Tests reach engines through ports published on loopback. */
 export const TEST_PUBLISH_HOST = "127.0.0.1";
 
-export function fastSettings(over: Partial<ManagerSettings> & { instanceId: string; dockerNetwork: string; stateRoot: string }): ManagerSettings {
+export function fastSettings(over: Partial<ManagerSettings> & { instanceId: string; engineNetwork: string; stateRoot: string }): ManagerSettings {
   return {
     imagePullPolicy: "if_not_present",
     stopTimeoutMs: 2000,
@@ -61,7 +61,7 @@ export async function startController(opts: {
     source: opts.store,
     state: opts.store,
     runtime: withContractErrors(
-      new DockerRuntime({ docker: opts.docker, instance: opts.settings.instanceId, network: opts.settings.dockerNetwork, publishHost: TEST_PUBLISH_HOST }),
+      new DockerRuntime({ docker: opts.docker, instance: opts.settings.instanceId, network: opts.settings.engineNetwork, publishHost: TEST_PUBLISH_HOST }),
     ),
     prober: new HttpProber(),
     lease: opts.withLease ? opts.store.lease(leaseName) : undefined,

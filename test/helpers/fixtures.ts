@@ -86,7 +86,7 @@ export const RECONCILER_SETTINGS: ReconcilerSettings = {
   ...PLANNER_SETTINGS,
   imagePullPolicy: "if_not_present",
   stopTimeoutMs: 1000,
-  dockerNetwork: "galaxy-net",
+  engineNetwork: "galaxy-net",
   stateRoot: "/nonexistent",
   defaultCpus: 1,
   defaultMemoryBytes: 64 * 1024 * 1024,

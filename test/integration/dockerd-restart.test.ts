@@ -38,7 +38,7 @@ beforeAll(async () => {
   manager = await startController({
     store,
     docker: engine.docker(),
-    settings: fastSettings({ instanceId: instance, dockerNetwork: network, stateRoot: await tempStateDir() }),
+    settings: fastSettings({ instanceId: instance, engineNetwork: network, stateRoot: await tempStateDir() }),
   });
 }, 180_000);
 

@@ -61,7 +61,7 @@ beforeAll(async () => {
   store = await openStore({ databaseUrl: await pg.createDatabase("gatefail"), dataDir: "" });
   settings = fastSettings({
     instanceId: instance,
-    dockerNetwork: network,
+    engineNetwork: network,
     stateRoot: await tempStateDir(),
     concurrency: 1,
     patchMinHealthyMs: 1000,

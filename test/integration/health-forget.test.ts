@@ -25,7 +25,7 @@ beforeAll(async () => {
   await createTestNetwork(network);
   pg = await startPostgres();
   store = await openStore({ databaseUrl: await pg.createDatabase("forget"), dataDir: "" });
-  const settings = fastSettings({ instanceId: instance, dockerNetwork: network, stateRoot: await tempStateDir(), resyncIntervalMs: 600_000 });
+  const settings = fastSettings({ instanceId: instance, engineNetwork: network, stateRoot: await tempStateDir(), resyncIntervalMs: 600_000 });
   manager = await startController({ store, settings });
 }, 180_000);
 

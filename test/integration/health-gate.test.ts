@@ -70,7 +70,7 @@ beforeAll(async () => {
   manager = await startController({
     store,
     hooks: looks.hooks,
-    settings: fastSettings({ instanceId: instance, dockerNetwork: network, stateRoot, patchMinHealthyMs: 1000, patchHealthTimeoutMs: 4000, probeIntervalMs: 300 }),
+    settings: fastSettings({ instanceId: instance, engineNetwork: network, stateRoot, patchMinHealthyMs: 1000, patchHealthTimeoutMs: 4000, probeIntervalMs: 300 }),
   });
 }, 180_000);
 

@@ -118,7 +118,7 @@ describe("probes", () => {
     try {
       const missing = await call(noNetwork, "readyz");
       expectError(missing, 503, "service_unavailable");
-      expect((missing.json as { error: { message: string } }).error.message).toContain(`docker network ${network} does not exist`);
+      expect((missing.json as { error: { message: string } }).error.message).toContain(`Docker network ${network} (RTMANAGER_DOCKER_NETWORK) does not exist`);
     } finally {
       await noNetwork.close();
     }

@@ -61,7 +61,7 @@ beforeAll(async () => {
   pg = await startPostgres();
   const url = await pg.createDatabase("loop");
   store = await openStore({ databaseUrl: url, dataDir: "" });
-  manager = await startController({ store, hooks: looks.hooks, settings: fastSettings({ instanceId: instance, dockerNetwork: network, stateRoot }) });
+  manager = await startController({ store, hooks: looks.hooks, settings: fastSettings({ instanceId: instance, engineNetwork: network, stateRoot }) });
 }, 180_000);
 
 afterAll(async () => {

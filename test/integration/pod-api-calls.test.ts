@@ -11,7 +11,7 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
 import { createAppWithKubeconfig } from "../helpers/kubeconfigApp.js";
-import { BoundedKubeConfig } from "../../src/crd/api.js";
+import { kubeClient } from "../../src/kube/client.js";
 import { createLogger } from "../../src/log.js";
 import type { EngineSpec } from "../../src/model/ports.js";
 import { KubernetesPodRuntime } from "../../src/runtime/kubernetes/podRuntime.js";
@@ -31,8 +31,7 @@ afterAll(async () => {
 });
 
 function runtime(requestTimeoutMs: number, listPageSize?: number): KubernetesPodRuntime {
-  const kubeConfig = new BoundedKubeConfig(requestTimeoutMs);
-  kubeConfig.loadFromString(fakeKubeConfig(server.url).exportConfig());
+  const kubeConfig = kubeClient(requestTimeoutMs, fakeKubeConfig(server.url));
   return new KubernetesPodRuntime({
     kubeConfig,
     instance: INSTANCE,
@@ -41,7 +40,6 @@ function runtime(requestTimeoutMs: number, listPageSize?: number): KubernetesPod
     pod: { imagePullPolicy: "if_not_present", terminationGraceSeconds: 1, template: {}, readiness: { periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 3 } },
     claim: { storageClass: "", size: "1Gi" },
     logger: createLogger("silent", "pod-api-calls"),
-    callTimeoutMs: 30_000,
     startTimeoutMs: 200,
     ...(listPageSize ? { listPageSize } : {}),
   });
@@ -86,7 +84,7 @@ describe("Pod runtime API calls", () => {
     // Built as production builds it: the Pod runtime's client comes from createApp.
     const app = await createAppWithKubeconfig(kubeconfigFile, config, pino({ level: "silent" }));
     try {
-      await app.docker.listManaged();
+      await app.runtime.listManaged();
       let gone: Promise<void> | undefined;
       server.beforeHandle = async (req) => {
         if (req.method === "POST" && req.path.endsWith("/pods")) {
@@ -94,7 +92,7 @@ describe("Pod runtime API calls", () => {
           await req.clientGone;
         }
       };
-      const err = await app.docker.create(spec("hang1")).catch((e: unknown) => e);
+      const err = await app.runtime.create(spec("hang1")).catch((e: unknown) => e);
       expect(err).toMatchObject({ code: "docker_unavailable" });
       expect((err as Error).message).toMatch(/aborted/);
       expect(gone).toBeDefined();
@@ -123,7 +121,7 @@ describe("Pod runtime API calls", () => {
     });
     const app = await createAppWithKubeconfig(kubeconfigFile, config, pino({ level: "silent" }));
     try {
-      await app.docker.create(spec("alias1"));
+      await app.runtime.create(spec("alias1"));
       for (const ns of ["galaxy-gm", "tools"]) {
         const alias = server.get("services", ns, "galaxy-game-alias1");
         expect(alias?.spec).toMatchObject({ type: "ExternalName", externalName: `galaxy-game-alias1.${NS}.svc.cluster.local` });
@@ -132,7 +130,7 @@ describe("Pod runtime API calls", () => {
       expect((server.get("services", NS, "galaxy-game-alias1")?.spec as { type?: string }).type).toBe("ClusterIP");
       // A second create of the same game (its Pod replaced) keeps the aliases.
       server.remove("pods", NS, "galaxy-game-alias1", { gracePeriodSeconds: 0 });
-      await app.docker.create(spec("alias1"));
+      await app.runtime.create(spec("alias1"));
       expect(server.get("services", "galaxy-gm", "galaxy-game-alias1")).toBeDefined();
     } finally {
       await app.stop();

@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../src/log.js";
 import { RuntimeFailure } from "../../src/model/runtimeFailure.js";
+import { kubeClient } from "../../src/kube/client.js";
 import { KubernetesPodRuntime } from "../../src/runtime/kubernetes/podRuntime.js";
 import { uniqueGameId, uniqueInstance } from "../helpers/docker.js";
 import { FakeApiServer } from "../k8s/fakeApiServer.js";
@@ -26,7 +27,7 @@ afterAll(async () => {
 
 function runtime(startTimeoutMs: number): KubernetesPodRuntime {
   const r = new KubernetesPodRuntime({
-    kubeConfig: fakeKubeConfig(server.url),
+    kubeConfig: kubeClient(10_000, fakeKubeConfig(server.url)),
     instance: uniqueInstance("accepted"),
     namespace: "games",
     listNamespace: "games",

@@ -13,7 +13,8 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BoundedKubeConfig, GameRuntimeApi, toApiRtmError } from "../../src/crd/api.js";
+import { GameRuntimeApi, toApiRtmError } from "../../src/crd/api.js";
+import { kubeClient } from "../../src/kube/client.js";
 import { RtmError } from "../../src/model/errors.js";
 import { CLIENT_TIMEOUT_GRACE_MS, PgSqlClient } from "../../src/store/pgClient.js";
 import { FakeApiServer } from "../k8s/fakeApiServer.js";
@@ -191,8 +192,7 @@ describe("SIGTERM while the Kubernetes API answers nothing", () => {
   }, 30_000);
 
   it("an API call is aborted after RTMANAGER_KUBE_REQUEST_TIMEOUT with a clear error", async () => {
-    const kc = new BoundedKubeConfig(500);
-    kc.loadFromString(fakeKubeConfig(server.url).exportConfig());
+    const kc = kubeClient(500, fakeKubeConfig(server.url));
     const api = new GameRuntimeApi(kc);
     expect(await api.get({ namespace: "games", name: "nothing" })).toBeNull();
     server.beforeHandle = () => new Promise<void>(() => {});

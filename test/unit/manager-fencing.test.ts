@@ -39,7 +39,7 @@ function setup() {
   const prober: HealthProber = { probe: () => Promise.reject(new Error("no engines in this test")) };
   const mirror: Runnable = { name: "mirror", needsLeadership: true, start: () => void log.push("start mirror"), stop: async () => undefined };
   let fenced = 0;
-  const settings = fastSettings({ instanceId: "host-test", dockerNetwork: "none", stateRoot: "/nonexistent" });
+  const settings = fastSettings({ instanceId: "host-test", engineNetwork: "none", stateRoot: "/nonexistent" });
   const manager = new Manager({
     source,
     state,

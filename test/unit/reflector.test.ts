@@ -1,5 +1,5 @@
 /**
- * The generic reflector (src/crd/reflector.ts) against the project's test API
+ * The generic reflector (src/kube/reflector.ts) against the project's test API
  * server: list, watch, bookmarks, 410 Gone relist, and the store's
  * read-your-writes rules. The last block measures why the reflector is our
  * own rather than client-node's ListWatch (README, "Kubernetes source").
@@ -7,8 +7,8 @@
 import { ListWatch, Watch, type KubernetesListObject, type KubernetesObject } from "@kubernetes/client-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { GameRuntimeApi, isGameRuntimeObject, type GameRuntimeObject } from "../../src/crd/api.js";
-import { isNewerResourceVersion, ObjectStore } from "../../src/crd/objectStore.js";
-import { Reflector, type WatchEventType } from "../../src/crd/reflector.js";
+import { isNewerResourceVersion, ObjectStore } from "../../src/kube/objectStore.js";
+import { Reflector, type WatchEventType } from "../../src/kube/reflector.js";
 import { createLogger } from "../../src/log.js";
 import { waitFor } from "../helpers/docker.js";
 import { FakeApiServer } from "../k8s/fakeApiServer.js";

@@ -30,7 +30,7 @@ const settings = {
   patchHealthTimeoutMs: 300,
   imagePullPolicy: "if_not_present" as const,
   stopTimeoutMs: 1000,
-  dockerNetwork: "galaxy-net",
+  engineNetwork: "galaxy-net",
   stateRoot,
   defaultCpus: 1,
   defaultMemoryBytes: 64 * 1024 * 1024,

@@ -148,7 +148,7 @@ function fakes(log: string[]) {
 }
 
 function manager(log: string[], lease: Lease | undefined, runnables: Runnable[]) {
-  const settings = fastSettings({ instanceId: "host-test", dockerNetwork: "none", stateRoot: "/nonexistent", retryPeriodMs: 30, renewDeadlineMs: 200, leaseDurationMs: 400 });
+  const settings = fastSettings({ instanceId: "host-test", engineNetwork: "none", stateRoot: "/nonexistent", retryPeriodMs: 30, renewDeadlineMs: 200, leaseDurationMs: 400 });
   return new Manager({ ...fakes(log), lease, identity: "me", settings, logger, runnables });
 }
 

@@ -4,7 +4,7 @@ import { PERMANENT_CODES, RtmError } from "../../src/model/errors.js";
 import { RUNTIME_FAILURE_KINDS, RuntimeFailure } from "../../src/model/runtimeFailure.js";
 import { StubPodRuntime } from "../helpers/podRuntime.js";
 import { ApiException } from "@kubernetes/client-node";
-import { asFailure } from "../../src/runtime/kubernetes/calls.js";
+import { asFailure } from "../../src/kube/calls.js";
 
 describe("runtime failures as contract errors", () => {
   it("gives every kind the code users saw before the port had kinds", () => {

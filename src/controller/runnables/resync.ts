@@ -35,7 +35,7 @@ export interface ResyncDeps {
   enqueue: Enqueue;
   intervalMs: number;
   /** The planner's settings: with them (and a source that lists declarations) the full pass plans on bulk lists. */
-  settings?: PlannerSettings & { stateRoot: string; dockerNetwork?: string };
+  settings?: PlannerSettings & { stateRoot: string; engineNetwork?: string };
   logger: Logger;
   onResync?(why: string): void;
 }

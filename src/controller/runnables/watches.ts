@@ -1,15 +1,19 @@
 /**
  * The two watches that wake the loop: declarations (PostgreSQL NOTIFY or a
- * Kubernetes watch) and the Docker event stream. Each queues the game a
- * message names and asks for a resync when it was re-established after a
- * gap, since messages may have been lost in it.
+ * Kubernetes watch) and the engine runtime's event stream. Each queues the
+ * game a message names and asks for a resync when it was re-established
+ * after a gap, since messages may have been lost in it.
  */
 import type { Logger } from "../../log.js";
 import type { DeclarationSource, RuntimePort } from "../../model/ports.js";
 import type { Lane } from "../queue.js";
 import type { Runnable } from "./runnable.js";
 
-export type WatchName = "docker" | "postgres" | "kubernetes";
+/**
+ * The `watch` label of a watch's metrics: `postgres` or `kubernetes` for
+ * declarations, the runtime module's own label for its event stream.
+ */
+export type WatchName = string;
 
 /** Queues a game for a reconcile. */
 export type Enqueue = (gameId: string, lane?: Lane) => void;
@@ -21,7 +25,8 @@ export interface WatchHooks {
   onWatchMessage?(watch: WatchName): void;
   /** A watch was re-established and everything re-listed. */
   onRelist?(watch: WatchName): void;
-  onDockerEventsReconnect?(): void;
+  /** The runtime's event stream reconnected by itself after a break (the silence watchdog's replacements are relists only). */
+  onRuntimeEventsReconnect?(watch: WatchName): void;
 }
 
 interface WatchDeps {
@@ -60,18 +65,40 @@ export class DeclarationWatchRunnable implements Runnable {
 }
 
 /**
- * The Docker event stream is quiet when nothing happens, and a half-open
- * connection is quiet too. Past the silence limit the watchdog replaces the
- * stream and asks for a resync: cheap, and a dead stream cannot hide for long.
+ * How the loop tells a dead runtime event stream from a quiet runtime: each
+ * runtime module declares it (src/runtime/<name>/module.ts).
  */
-export class DockerEventWatchRunnable implements Runnable {
-  readonly name = "docker event watch";
+export interface RuntimeEventStream {
+  /** The `watch` label of its metrics. */
+  label: WatchName;
+  /**
+   * `replace-when-silent`: a stream silent past RTMANAGER_WATCH_SILENCE_LIMIT
+   * is replaced and everything re-listed; for a stream that cannot tell a
+   * quiet runtime from a half-open connection (a container engine's event stream).
+   * `self-kept`: the stream keeps itself alive and says when it re-listed (a
+   * Kubernetes watch with bookmarks and its own silence limit,
+   * src/kube/reflector.ts); silence is a quiet fleet, never a reason to
+   * replace it.
+   */
+  liveness: "replace-when-silent" | "self-kept";
+}
+
+/**
+ * The engine runtime's event stream, kept by its runtime's liveness rule
+ * (RuntimeEventStream). The watchdog looks every half silence limit (at
+ * least 1 s, at most 30 s) whatever the rule, and counts its looks, so "not
+ * replaced" is told from "not looked at yet".
+ */
+export class RuntimeEventWatchRunnable implements Runnable {
+  readonly name = "runtime event watch";
   readonly needsLeadership = true;
+  /** Watchdog looks since start. */
+  looks = 0;
   private lastMessage = 0;
   private stopEvents: (() => void) | null = null;
   private watchdog: NodeJS.Timeout | null = null;
 
-  constructor(private readonly deps: WatchDeps & { runtime: RuntimePort; silenceLimitMs: number }) {}
+  constructor(private readonly deps: WatchDeps & { runtime: RuntimePort; stream: RuntimeEventStream; silenceLimitMs: number }) {}
 
   start(): void {
     this.lastMessage = Date.now();
@@ -90,31 +117,33 @@ export class DockerEventWatchRunnable implements Runnable {
   }
 
   private watch(): () => void {
-    const { runtime, enqueue, requestResync, logger, hooks } = this.deps;
+    const { runtime, enqueue, requestResync, logger, hooks, stream } = this.deps;
     return runtime.watchEvents({
       onEvent: (e) => {
         this.lastMessage = Date.now();
-        hooks?.onWatchMessage?.("docker");
+        hooks?.onWatchMessage?.(stream.label);
         enqueue(e.gameId);
       },
       onReconnect: () => {
         this.lastMessage = Date.now();
-        hooks?.onDockerEventsReconnect?.();
-        hooks?.onRelist?.("docker");
-        requestResync("docker event stream re-established");
+        hooks?.onRuntimeEventsReconnect?.(stream.label);
+        hooks?.onRelist?.(stream.label);
+        requestResync(`${runtime.name} event stream re-established`);
       },
-      onDisconnect: (err) => logger.warn({ err }, "docker event stream lost; reconnecting"),
+      onDisconnect: (err) => logger.warn({ err, runtime: runtime.name }, `${runtime.name} event stream lost; reconnecting`),
     });
   }
 
   private checkSilence(): void {
+    this.looks++;
     const silentMs = Date.now() - this.lastMessage;
-    if (silentMs < this.deps.silenceLimitMs || !this.stopEvents) return;
-    this.deps.logger.info({ silentSeconds: Math.round(silentMs / 1000) }, "docker event stream silent past the limit; re-establishing it and re-listing");
+    if (this.deps.stream.liveness === "self-kept" || silentMs < this.deps.silenceLimitMs || !this.stopEvents) return;
+    const { runtime, logger, hooks, stream } = this.deps;
+    logger.info({ silentSeconds: Math.round(silentMs / 1000), runtime: runtime.name }, `${runtime.name} event stream silent past the limit; re-establishing it and re-listing`);
     this.stopEvents();
     this.lastMessage = Date.now();
     this.stopEvents = this.watch();
-    this.deps.hooks?.onRelist?.("docker");
-    this.deps.requestResync("docker event stream silent");
+    hooks?.onRelist?.(stream.label);
+    this.deps.requestResync(`${runtime.name} event stream silent`);
   }
 }

@@ -11,7 +11,7 @@
  */
 import type { CoreV1Api, V1PersistentVolumeClaim } from "@kubernetes/client-node";
 import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
-import { isStatus, type KubeCalls } from "./calls.js";
+import { isStatus, type KubeCalls } from "../../kube/calls.js";
 import { claimName, managedSelector, ownedBy, POD_ANNOTATIONS, POD_LABELS } from "./names.js";
 
 export interface ClaimRef {

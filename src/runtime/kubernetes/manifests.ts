@@ -2,8 +2,9 @@
  * The Pod, Service and claim of one game, from an EngineSpec: pure, so
  * test/unit/pod-spec.test.ts checks every field without an API server.
  */
-import type { V1OwnerReference, V1PersistentVolumeClaim, V1Pod, V1Service, V1Toleration } from "@kubernetes/client-node";
+import type { V1PersistentVolumeClaim, V1Pod, V1Service, V1Toleration } from "@kubernetes/client-node";
 import { ENGINE_PORT } from "../../model/engine.js";
+import type { Placement } from "../../kube/placement.js";
 import type { EngineSpec, ImagePullPolicy } from "../../model/ports.js";
 import { RuntimeFailure } from "../../model/runtimeFailure.js";
 import type { RestartPolicy } from "../../model/status.js";
@@ -47,11 +48,6 @@ export interface ClaimSettings {
   retentionMs?: number;
 }
 
-/** Where one game's objects go: a namespace, and in Kubernetes-source mode the GameRuntime that owns them. */
-export interface Placement {
-  namespace: string;
-  owner: V1OwnerReference | null;
-}
 
 const RESTART_POLICY: Record<RestartPolicy, "Always" | "OnFailure" | "Never"> = {
   always: "Always",

@@ -76,3 +76,9 @@ export function managedSelector(instance: string, gameId?: string): string {
 export function ownedBy(labels: Record<string, string> | undefined, instance: string): boolean {
   return !!labels && labels[POD_LABELS.managed] === "true" && labels[POD_LABELS.instance] === instance && !!labels[POD_LABELS.gameId];
 }
+
+/** One game's objects: its namespace and id. */
+export interface GameRef {
+  namespace: string;
+  gameId: string;
+}

@@ -17,8 +17,8 @@
  */
 import type { KubeConfig, V1Node, V1Pod } from "@kubernetes/client-node";
 import { CoreV1Api } from "@kubernetes/client-node";
-import { httpStatusOf } from "../../crd/api.js";
-import { Reflector, type ListerWatcher } from "../../crd/reflector.js";
+import { httpStatusOf } from "../../kube/api.js";
+import { Reflector, type ListerWatcher } from "../../kube/reflector.js";
 import type { Logger } from "../../log.js";
 import type { NodeLoss } from "../../model/ports.js";
 

@@ -1,21 +1,18 @@
 /** The core/v1 calls of the Pod runtime: Pods, the game's Service (and its tombstone), the claim, logs. */
 import { PassThrough } from "node:stream";
-import { CoreV1Api, Log, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Pod, type V1Service } from "@kubernetes/client-node";
+import { CoreV1Api, Log, PatchStrategy, setHeaderOptions, type V1Pod, type V1Service } from "@kubernetes/client-node";
 import type { EngineSpec, LogStreamOptions, ObservedContainer } from "../../model/ports.js";
 import { RuntimeFailure } from "../../model/runtimeFailure.js";
-import { asFailure, isStatus, KubeCalls, type OnKubeCall } from "./calls.js";
-import { aliasServiceManifest, claimManifest, podManifest, serviceManifest, type ClaimSettings, type Placement, type PodManifestSettings } from "./manifests.js";
-import { ENGINE_CONTAINER, managedSelector, podName, POD_ANNOTATIONS, POD_LABELS, serviceName } from "./names.js";
+import { asFailure, isStatus, KubeCalls, type OnKubeCall } from "../../kube/calls.js";
+import type { BoundedKubeConfig } from "../../kube/client.js";
+import type { Placement } from "../../kube/placement.js";
+import { aliasServiceManifest, claimManifest, podManifest, serviceManifest, type ClaimSettings, type PodManifestSettings } from "./manifests.js";
+import { ENGINE_CONTAINER, managedSelector, podName, POD_ANNOTATIONS, POD_LABELS, serviceName, type GameRef } from "./names.js";
 import type { NodeLookup } from "./nodeHealth.js";
 import { engineStatus, isEvicted, observedFromPod, observedFromTombstone, stripScheme, type Tombstone } from "./observed.js";
 import { PodCache } from "./podCache.js";
 import { ClaimRetention } from "./claimRetention.js";
 import type { Logger } from "../../log.js";
-
-export interface GameRef {
-  namespace: string;
-  gameId: string;
-}
 
 export interface Found {
   engine: ObservedContainer;
@@ -47,11 +44,10 @@ export class PodApi {
   readonly claims: ClaimRetention;
 
   constructor(
-    kubeConfig: KubeConfig,
+    kubeConfig: BoundedKubeConfig,
     private readonly instance: string,
     /** null: all namespaces. */
     private readonly listNamespace: string | null,
-    timeoutMs: number,
     private readonly logger: Logger,
     silenceLimitMs: number,
     /** Which nodes are lost (the Node watch), for the engines observe() reports. */
@@ -63,7 +59,7 @@ export class PodApi {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     // pods/log streams: the generated client reads a body whole, client-node's Log pipes it.
     this.log = new Log(kubeConfig);
-    this.calls = new KubeCalls(timeoutMs, onCall);
+    this.calls = new KubeCalls(kubeConfig, onCall);
     this.cache = new PodCache({ kubeConfig, logger, silenceLimitMs, listers: this.listers() });
     this.claims = new ClaimRetention(this.core, this.calls, instance, listNamespace);
   }

@@ -9,18 +9,18 @@
  * Read-your-writes: the response of each write this process makes goes into
  * the store (`applyPod`, `applyService`), so the next read sees it even
  * before the watch delivers it; a late watch event never overwrites a newer
- * write (resourceVersion order, src/crd/objectStore.ts).
+ * write (resourceVersion order, src/kube/objectStore.ts).
  *
  * Objects are trimmed to what the runtime reads (`trimPod`): a real
  * cluster's Pods carry managedFields and a full spec, which 10,000 times
  * over is most of the controller's memory.
  */
 import type { KubeConfig, V1Pod, V1Service } from "@kubernetes/client-node";
-import { keyOf } from "../../crd/objectStore.js";
-import { Reflector, type ListerWatcher, type WatchEventType } from "../../crd/reflector.js";
+import { keyOf } from "../../kube/objectStore.js";
+import { Reflector, type ListerWatcher, type WatchEventType } from "../../kube/reflector.js";
 import type { Logger } from "../../log.js";
 import { ENGINE_CONTAINER, podName, serviceName } from "./names.js";
-import type { GameRef } from "./podApi.js";
+import type { GameRef } from "./names.js";
 
 export type CachedPod = V1Pod & { metadata: { name: string; namespace?: string; resourceVersion?: string } };
 export type CachedService = V1Service & { metadata: { name: string; namespace?: string; resourceVersion?: string } };

@@ -3,7 +3,7 @@
  * (src/runtime/kubernetes/podCache.ts), reported as an EngineEvent naming its
  * game; a relist after a gap asks the loop to resync.
  */
-import type { WatchEventType } from "../../crd/reflector.js";
+import type { WatchEventType } from "../../kube/reflector.js";
 import type { EngineEvent, EngineEventHandlers } from "../../model/ports.js";
 import { observedFromPod } from "./observed.js";
 import type { CachedPod, CachedService, PodCache } from "./podCache.js";

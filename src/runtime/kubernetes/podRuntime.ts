@@ -10,8 +10,8 @@
  * last state on the Service (a "tombstone"), so the game reads as stopped,
  * not removed; remove() drops the tombstone. Claim and Service are kept.
  */
-import type { OnKubeCall } from "./calls.js";
-import type { KubeConfig, V1Pod } from "@kubernetes/client-node";
+import type { V1Pod } from "@kubernetes/client-node";
+import type { OnKubeCall } from "../../kube/calls.js";
 import type { Logger } from "../../log.js";
 import type {
   EngineEventHandlers,
@@ -25,23 +25,19 @@ import type {
 } from "../../model/ports.js";
 import { RuntimeFailure } from "../../model/runtimeFailure.js";
 import { ENGINE_PORT } from "../../model/engine.js";
-import { assertPodNames, type ClaimSettings, type Placement, type PodManifestSettings } from "./manifests.js";
-import { claimName, ownedBy, POD_LABELS } from "./names.js";
+import type { BoundedKubeConfig } from "../../kube/client.js";
+import type { PodPlacement } from "../../kube/placement.js";
+import { assertPodNames, type ClaimSettings, type PodManifestSettings } from "./manifests.js";
+import { claimName, ownedBy, POD_LABELS, type GameRef } from "./names.js";
 import { IMAGE_FAILURE_REASONS, engineStatus, isFinished, observedFromPod, replacedContainer, stripScheme, tombstoneOf, wantedImage } from "./observed.js";
-import { PodApi, type GameRef } from "./podApi.js";
+import { PodApi } from "./podApi.js";
 import type { CachedService } from "./podCache.js";
 import { NodeHealth } from "./nodeHealth.js";
 import { watchPods } from "./podEvents.js";
 
-/** Where each game's objects go; in Kubernetes-source mode, its GameRuntime's namespace and owner. */
-export interface PodPlacement {
-  placement(gameId: string): Promise<Placement>;
-  /** From memory (no API call): the namespace a game's objects are in. */
-  namespaceOf(gameId: string): string;
-}
-
 export interface KubernetesRuntimeOptions {
-  kubeConfig: KubeConfig;
+  /** From kubeClient (src/kube/client.ts): every request is aborted at its timeout. */
+  kubeConfig: BoundedKubeConfig;
   instance: string;
   /** Namespace of every game's objects, unless `placement` says otherwise. */
   namespace: string;
@@ -51,7 +47,6 @@ export interface KubernetesRuntimeOptions {
   pod: Omit<PodManifestSettings, "instance">;
   claim: ClaimSettings;
   logger: Logger;
-  callTimeoutMs?: number;
   /** How long after its Pod was created an engine that has not run yet fails its start (start_failed). Default 30 s. */
   startTimeoutMs?: number;
   silenceLimitMs?: number;
@@ -87,7 +82,7 @@ export class KubernetesPodRuntime implements RuntimePort {
     if (!options.instance) throw new Error("KubernetesPodRuntime needs a non-empty instance id");
     const silenceLimitMs = options.silenceLimitMs ?? 5 * 60_000;
     this.nodes = new NodeHealth({ kubeConfig: options.kubeConfig, logger: options.logger, silenceLimitMs });
-    this.api = new PodApi(options.kubeConfig, options.instance, options.listNamespace, options.callTimeoutMs ?? 30_000, options.logger, silenceLimitMs, this.nodes.lookup, options.listPageSize, options.onCall);
+    this.api = new PodApi(options.kubeConfig, options.instance, options.listNamespace, options.logger, silenceLimitMs, this.nodes.lookup, options.listPageSize, options.onCall);
     this.placement = options.placement ?? {
       placement: () => Promise.resolve({ namespace: options.namespace, owner: null }),
       namespaceOf: () => options.namespace,

@@ -1,11 +1,13 @@
 /**
- * Every API call of the Pod runtime goes through here: a deadline (a wedged
- * API server must not hang the loop) and one reading of its failures as
- * RuntimeFailure kinds.
+ * Every API call of an engine runtime on Kubernetes goes through here: one
+ * reading of its failures as RuntimeFailure kinds. Its deadline is the
+ * client's (kubeClient, client.ts): the request itself is aborted at
+ * RTMANAGER_KUBE_REQUEST_TIMEOUT, so a wedged API server neither hangs the
+ * loop nor keeps a connection open behind a timer that gave up on it.
  */
-import { apiMessageOf, httpStatusOf } from "../../crd/api.js";
-import { RuntimeFailure, type RuntimeFailureKind } from "../../model/runtimeFailure.js";
-import { withTimeout } from "../../model/timeout.js";
+import { RuntimeFailure, type RuntimeFailureKind } from "../model/runtimeFailure.js";
+import { apiMessageOf, httpStatusOf } from "./api.js";
+import type { BoundedKubeConfig } from "./client.js";
 
 export interface KubeCallLogger {
   warn(obj: object, msg: string): void;
@@ -42,16 +44,27 @@ export type OnKubeCall = (operation: string, outcome: "ok" | "error", seconds: n
  */
 const ANSWERED: ReadonlySet<RuntimeFailureKind> = new Set(["not_found", "conflict"]);
 
+/** What bounds the waits measured in request timeouts when requests have none (RTMANAGER_KUBE_REQUEST_TIMEOUT=0). */
+const WAIT_WITHOUT_REQUEST_TIMEOUT_MS = 30_000;
+
 export class KubeCalls {
+  /**
+   * The client's request timeout, which also bounds the waits on the watch
+   * that stand in for one request (a Pod gone, the cache's first lists).
+   */
+  readonly timeoutMs: number;
+
   constructor(
-    readonly timeoutMs: number,
+    kubeConfig: BoundedKubeConfig,
     private readonly onCall?: OnKubeCall,
-  ) {}
+  ) {
+    this.timeoutMs = kubeConfig.requestTimeoutMs > 0 ? kubeConfig.requestTimeoutMs : WAIT_WITHOUT_REQUEST_TIMEOUT_MS;
+  }
 
   async run<T>(operation: string, what: string, work: () => Promise<T>, details: Record<string, unknown> = {}): Promise<T> {
     const started = performance.now();
     try {
-      const result = await withTimeout(work(), this.timeoutMs, () => new Error(`no answer within ${this.timeoutMs} ms`));
+      const result = await work();
       this.report(operation, "ok", started);
       return result;
     } catch (err) {

@@ -4,10 +4,9 @@
  * garbage collector removes them with it; the claim, the game's state, is
  * never owned, so it survives).
  */
-import { API_VERSION, KIND } from "../../crd/api.js";
-import type { KubernetesDeclarationSource } from "../../crd/kubeSource.js";
-import type { Placement } from "./manifests.js";
-import type { PodPlacement } from "./podRuntime.js";
+import type { Placement, PodPlacement } from "../kube/placement.js";
+import { API_VERSION, KIND } from "./api.js";
+import type { KubernetesDeclarationSource } from "./kubeSource.js";
 
 export function gameRuntimePlacement(source: Pick<KubernetesDeclarationSource, "read" | "cached">, fallbackNamespace: string): PodPlacement {
   return {

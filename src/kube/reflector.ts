@@ -1,6 +1,6 @@
 /**
  * A list/watch/relist reflector with an in-memory store, for any kind of
- * object (GameRuntimes today; Pods, Services, PVCs or Nodes take a ListerWatcher).
+ * object (GameRuntime objects, the engine Pods and Services, Nodes: each takes a ListerWatcher).
  *
  * List (remembering the list's resourceVersion), then watch from it with
  * bookmarks. Every event and bookmark advances the resourceVersion; a dropped
