@@ -12,8 +12,12 @@
  * one fact, `signal.aborted`. Each call is also raced against the signal: an
  * adapter or fake that ignores it cannot hold the reconcile.
  */
-import { AbortedError, childController, raceAbort, throwIfAborted } from "../model/abort.js";
+import type { Logger } from "../log.js";
+import { AbortedError, abortReason, childController, raceAbort, throwIfAborted } from "../model/abort.js";
+import { RtmError } from "../model/errors.js";
 import type { CallOptions, DeclarationSource, HealthProber, RuntimePort, StateStore } from "../model/ports.js";
+import type { Plan } from "./plan.js";
+import type { ReconcileResult } from "./reconciler.js";
 
 export interface ReconcileIo {
   signal: AbortSignal;
@@ -137,4 +141,19 @@ export class ReconcileScope {
     const s = this.deps.source;
     return { get: (gameId) => this.read((o) => s.get(gameId, o)) };
   }
+}
+
+/**
+ * The signal fired (leadership went, or a shutdown) mid-reconcile: what
+ * happened is not known here, so nothing more is written (no events, no end
+ * of the operation-log row, no record; a newer leader's epoch would refuse
+ * them anyway). The row left `running` is marked interrupted by the next
+ * leader, which reconciles the game afresh (and resumes a health gate from
+ * its interim record); a REST call waiting here waits for that leader's
+ * record, or answers 503 at its op timeout.
+ */
+export function abortedResult(gameId: string, p: Plan | null, signal: AbortSignal, log: Pick<Logger, "warn">): ReconcileResult {
+  const why = abortReason(signal).message;
+  log.warn({ gameId, kind: p?.kind ?? null, why }, "reconcile aborted; nothing more is written");
+  return { gameId, plan: p, record: null, outcome: { type: "error", error: new RtmError("service_unavailable", why), terminal: false } };
 }

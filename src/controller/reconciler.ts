@@ -13,20 +13,14 @@
  * error that says whether retrying the same declaration can help. The queue
  * guarantees one reconcile per game at a time. Nothing here waits for an
  * engine: a gate is looked at again by a later reconcile.
- *
- * Each reconcile runs under an AbortSignal (the term's: lost leadership,
- * shutdown) and makes every runtime, store and probe call through its scope
- * (reconcileScope.ts), which checks leadership before each runtime call and
- * store write and hands the signal to the call. Once the signal has fired the
- * reconcile is *aborted*: it writes nothing more (no events, no end of its
- * operation-log row, no record, no verdict).
+ * * Every call goes through the reconcile's scope (reconcileScope.ts): once its
+ * signal fired (lost leadership, shutdown), nothing more is written.
  */
 import { randomUUID } from "node:crypto";
 import type { Logger } from "../log.js";
 import type { Declaration } from "../model/declaration.js";
 import { PERMANENT_CODES, RtmError, toRtmError } from "../model/errors.js";
 import type { DeclarationSource, HealthProber, ObservedContainer, RuntimePort, StateStore } from "../model/ports.js";
-import { abortReason } from "../model/abort.js";
 import type { RuntimeRecord } from "../model/record.js";
 import { executeActions, recordLocationOf, type ExecutorSettings } from "./actions.js";
 import type { HealthTracker } from "./health.js";
@@ -34,7 +28,7 @@ import { ACCEPTED_RECHECK_MS, isAccepted } from "./plan.js";
 import type { FleetView } from "./planFleet.js";
 import { plan, splitContainers, type Action, type Plan, type PlannedEvent, type PlannerSettings } from "./planner.js";
 import type { Lane } from "./queue.js";
-import { ReconcileScope, type ReconcileIo } from "./reconcileScope.js";
+import { abortedResult, ReconcileScope, type ReconcileIo } from "./reconcileScope.js";
 import { deriveFailedObservation, deriveRecord, sameRecord, type DeriveInput } from "./recordDerivation.js";
 import { Rollout, type OpenGate, type RolloutStep, type RolloutVerdict } from "./rollout.js";
 
@@ -144,9 +138,9 @@ export class Reconciler {
       // A store write (operation log, events, record) that fails mid-reconcile is an
       // error with its code like any other: the queue backs off and tries again.
       result = io.signal.aborted
-        ? this.aborted(gameId, null, io.signal, this.deps.logger.child({ gameId }))
+        ? abortedResult(gameId, null, io.signal, this.deps.logger)
         : await this.reconcileOnce(gameId, io).catch((err: unknown) => {
-            if (io.signal.aborted) return this.aborted(gameId, null, io.signal, this.deps.logger.child({ gameId }));
+            if (io.signal.aborted) return abortedResult(gameId, null, io.signal, this.deps.logger);
             const error = toRtmError(err);
             this.deps.logger.warn({ gameId, code: error.code, err }, "reconcile failed mid-way");
             return failed(gameId, null, null, error);
@@ -189,7 +183,7 @@ export class Reconciler {
     try {
       await execute(p.actions);
     } catch (err) {
-      if (io.signal.aborted) return this.aborted(gameId, p, io.signal, log);
+      if (io.signal.aborted) return abortedResult(gameId, p, io.signal, log);
       error = toRtmError(err);
       log.warn({ code: error.code, err: error, kind: p.kind }, "reconcile failed");
     }
@@ -203,7 +197,7 @@ export class Reconciler {
       error = verdict.error;
       actionEvents.push(...verdict.events);
     }
-    if (verdict?.aborted || io.signal.aborted) return this.aborted(gameId, p, io.signal, log);
+    if (verdict?.aborted || io.signal.aborted) return abortedResult(gameId, p, io.signal, log);
 
     const containers = p.actions.length > 0 || p.gate ? await io.runtime.listForGame(gameId).catch(() => o.containers) : o.containers;
     const { primary } = splitContainers(gameId, containers);
@@ -255,22 +249,6 @@ export class Reconciler {
     const record = shown && o.record ? o.record : this.derive(gameId, o, step.engine, p, null, undefined, gateOpen);
     await this.writeOutcome(gameId, o, p, { opId: w.opId, opRow: null, record, error: null, events: w.events }, io);
     return { gameId, plan: p, record, outcome: { type: "requeue", afterMs: step.afterMs, lane: "gate" } };
-  }
-
-  /**
-   * The signal fired (leadership went, or a shutdown) mid-reconcile: what
-   * happened is not known here, so nothing more is written (no events, no end
-   * of the operation-log row, no record; a newer leader's epoch would refuse
-   * them anyway). The row left `running` is marked interrupted by the next
-   * leader, which reconciles the game afresh (and resumes a health gate from
-   * its interim record); a REST call waiting here waits for that leader's
-   * record, or answers 503 at its op timeout.
-   */
-  private aborted(gameId: string, p: Plan | null, signal: AbortSignal, log: Logger): ReconcileResult {
-    const why = abortReason(signal).message;
-    const error = new RtmError("service_unavailable", why);
-    log.warn({ kind: p?.kind ?? null, why }, "reconcile aborted; nothing more is written");
-    return { gameId, plan: p, record: null, outcome: { type: "error", error, terminal: false } };
   }
 
   /**
