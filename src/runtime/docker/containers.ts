@@ -2,7 +2,7 @@
 import path from "node:path";
 import type Dockerode from "dockerode";
 import { mapLimit } from "../../model/mapLimit.js";
-import type { AbortedError } from "../../model/abort.js";
+import { throwIfAborted, type AbortedError } from "../../model/abort.js";
 import type { CallOptions, EngineSpec, ObservedContainer } from "../../model/ports.js";
 import { RuntimeFailure } from "../../model/runtimeFailure.js";
 import { dockerMessage, failure, isNotFound, statusOf, type DockerContext } from "./calls.js";
@@ -72,6 +72,8 @@ export class DockerContainers {
       // Docker refuses a bind mount of a relative host path; say so before creating a directory relative to cwd.
       throw new RuntimeFailure("config_refused", "create", `the state path ${spec.statePath} is not absolute`, { gameId: spec.gameId, statePath: spec.statePath });
     }
+    // Nothing is made, not even the state directory, once the caller gave up.
+    throwIfAborted(options.signal);
     // Never deleted by rtmanager.
     await ensureStateDir(spec, this.placement.hardening.fsGroup, this.ctx.logger);
     const createOptions = this.createOptions(spec);
