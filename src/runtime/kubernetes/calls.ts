@@ -3,7 +3,9 @@
  * API server must not hang the loop) and one reading of its failures as
  * RuntimeFailure kinds.
  */
+import { Observable, type ConfigurationOptions, type RequestContext, type ResponseContext } from "@kubernetes/client-node";
 import { apiMessageOf, httpStatusOf } from "../../crd/api.js";
+import { abortReason, raceAbort, throwIfAborted } from "../../model/abort.js";
 import { RuntimeFailure, type RuntimeFailureKind } from "../../model/runtimeFailure.js";
 import { withTimeout } from "../../model/timeout.js";
 
@@ -32,13 +34,40 @@ export function failureKind(status: number | null, operation: string, message = 
   return "failed";
 }
 
+/**
+ * Request options that abort the HTTP request when `signal` fires or after
+ * `timeoutMs`. client-node 1.4 hands `RequestContext.getSignal()` to
+ * node-fetch; a per-call middleware runs after BoundedKubeConfig set its
+ * timeout signal and replaces it, so the timeout is combined in here.
+ */
+export function abortOptions(signal: AbortSignal | undefined, timeoutMs: number, opt?: ConfigurationOptions): ConfigurationOptions | undefined {
+  if (!signal) return opt;
+  const middleware = {
+    pre: (context: RequestContext) => {
+      const both = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
+      // node-fetch's AbortSignal type is structural; the platform's works.
+      context.setSignal(both as Parameters<RequestContext["setSignal"]>[0]);
+      return new Observable(Promise.resolve(context));
+    },
+    post: (response: ResponseContext) => new Observable(Promise.resolve(response)),
+  };
+  return { ...opt, middleware: [...(opt?.middleware ?? []), middleware], middlewareMergeStrategy: "append" };
+}
+
 export class KubeCalls {
   constructor(readonly timeoutMs: number) {}
 
-  async run<T>(operation: string, what: string, work: () => Promise<T>, details: Record<string, unknown> = {}): Promise<T> {
+  /**
+   * One API call with a deadline. `signal` (a reconcile's: lost leadership,
+   * shutdown) aborts the HTTP request (`work` gets the request options that
+   * carry it) and the call rejects with the AbortedError, never a RuntimeFailure.
+   */
+  async run<T>(operation: string, what: string, work: (options: ConfigurationOptions | undefined) => Promise<T>, details: Record<string, unknown> = {}, signal?: AbortSignal): Promise<T> {
+    throwIfAborted(signal);
     try {
-      return await withTimeout(work(), this.timeoutMs, () => new Error(`no answer within ${this.timeoutMs} ms`));
+      return await raceAbort(withTimeout(work(abortOptions(signal, this.timeoutMs)), this.timeoutMs, () => new Error(`no answer within ${this.timeoutMs} ms`)), signal);
     } catch (err) {
+      if (signal?.aborted) throw abortReason(signal);
       throw asFailure(err, operation, what, details);
     }
   }
