@@ -345,7 +345,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
           }),
         HTTP_CLOSE_BOUND_MS,
       );
-      // Stops acting at once (mayAct turns false), stops the leader's runnables, releases the lease.
+      // Stops acting at once (the term's signal aborts the reconciles in flight), stops the leader's runnables, releases the lease.
       await step("stopping the controller", () => manager.stop(), deadline - CLOSE_RESERVE_MS - performance.now());
       // Side by side: each may wait on a dependency that does not answer, and
       // closing the store ends the LISTEN connection a stuck UNLISTEN waits on.

@@ -3,9 +3,13 @@
  * is idempotent given the deterministic container name and labels, so a crash
  * at any point leaves state that the next reconcile finishes. A runtime's
  * failure leaves here as the contract error it stands for (runtimeErrors.ts).
+ * The runtime is the reconcile's scoped one (reconcileScope.ts): it checks
+ * leadership before each call and passes the reconcile's signal; a call cut
+ * short by it leaves here as the AbortedError it is, no contract error.
  */
 import path from "node:path";
 import { declaredResources, labelResources, resourcesBelowFloor, resourcesRefused, type ResourceCeilings } from "../model/admission.js";
+import { isAborted } from "../model/abort.js";
 import { configHash, type Declaration } from "../model/declaration.js";
 import { RtmError } from "../model/errors.js";
 import { containerName } from "../model/gameId.js";
@@ -69,21 +73,16 @@ export interface ExecutionContext {
   gameId: string;
   settings: ExecutorSettings;
   observer: ActionObserver;
-  /** False once this replica lost leadership: it must not start another action. */
-  mayAct?: () => boolean;
 }
 
 export async function executeActions(actions: readonly Action[], ctx: ExecutionContext): Promise<void> {
   const run = { createdId: null as string | null };
   for (const action of actions) {
-    if (ctx.mayAct && !ctx.mayAct()) {
-      throw new RtmError("service_unavailable", "this replica lost leadership mid-reconcile; the new leader finishes the job");
-    }
     ctx.observer.beforeAction?.(action);
     try {
       await executeAction(action, ctx, run);
     } catch (err) {
-      throw contractError(err);
+      throw isAborted(err) ? err : contractError(err);
     }
   }
 }

@@ -5,7 +5,8 @@
  * write rejects with FencedWriteError after `onRefused` has seen it; the
  * caller's `await` never reaches what follows the write (the record observer,
  * waiters, the record cache, a Kubernetes status), so nothing of a former
- * leader's term is applied or announced.
+ * leader's term is applied or announced. A call's options (the reconcile's
+ * signal) pass through to the store.
  */
 import { isFencedWrite, type Fence, type FencedWriteError } from "../model/fence.js";
 import type { StateStore } from "../model/ports.js";
@@ -19,16 +20,16 @@ export function fencedState(state: StateStore, currentFence: () => Fence | null,
   return {
     ping: () => state.ping(),
     close: () => state.close(),
-    getRecord: (gameId) => state.getRecord(gameId),
+    getRecord: (gameId, options) => state.getRecord(gameId, options),
     listRecords: () => state.listRecords(),
-    putRecord: (record) => state.putRecord(record, fence()).catch(refused),
-    startOperation: (op) => state.startOperation(op, fence()).catch(refused),
-    finishOperation: (id, result) => state.finishOperation(id, result, fence()).catch(refused),
+    putRecord: (record, _fence, options) => state.putRecord(record, fence(), options).catch(refused),
+    startOperation: (op, _fence, options) => state.startOperation(op, fence(), options).catch(refused),
+    finishOperation: (id, result, _fence, options) => state.finishOperation(id, result, fence(), options).catch(refused),
     listOperations: (gameId, limit) => state.listOperations(gameId, limit),
     markInterruptedOperations: () => state.markInterruptedOperations(fence()).catch(refused),
-    appendEvent: (event) => state.appendEvent(event, fence()).catch(refused),
+    appendEvent: (event, _fence, options) => state.appendEvent(event, fence(), options).catch(refused),
     eventsAfter: (seq, query) => state.eventsAfter(seq, query),
     eventBounds: () => state.eventBounds(),
-    commitReconcile: (commit) => state.commitReconcile(commit, fence()).catch(refused),
+    commitReconcile: (commit, _fence, options) => state.commitReconcile(commit, fence(), options).catch(refused),
   };
 }

@@ -12,8 +12,18 @@
  * that hangs cannot keep a leader that has lost its lease acting. Time is
  * measured on the monotonic clock (performance.now): a wall-clock jump
  * neither extends nor cuts a leader's term.
+ *
+ * Each term has an AbortSignal (`signal`) that fires the moment this replica
+ * may no longer act: at the renew deadline (a timer, and `mayAct` itself when
+ * it finds the deadline past after a pause that held the timer back), on a
+ * step-down and on shutdown. The loop's calls take it, so lost leadership
+ * cuts a slow runtime or store call short instead of being noticed after it
+ * (client-go's leaderelection cancels its context the same way, `OnStoppedLeading`
+ * after `le.renew` gives up; controller-runtime's Manager then cancels the
+ * context of every leader runnable).
  */
 import type { Logger } from "../log.js";
+import { AbortedError } from "../model/abort.js";
 import type { Lease } from "../model/ports.js";
 import { withTimeout } from "../model/timeout.js";
 
@@ -52,6 +62,9 @@ export class LeaderElector {
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
   private tick: Promise<void> = Promise.resolve();
+  /** The current term's; a fresh, already aborted one outside a term. */
+  private term: AbortController = aborted("not leading");
+  private deadlineTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly lease: Lease,
@@ -66,9 +79,30 @@ export class LeaderElector {
     return this.leading;
   }
 
-  /** True while this replica may act: it leads and its last renewal is within the deadline. */
+  /** True while this replica may act: it leads and its last renewal is within the deadline. False also fires `signal`. */
   mayAct(): boolean {
-    return this.leading && this.now() - this.lastRenew < this.settings.renewDeadlineMs;
+    const may = this.leading && this.now() - this.lastRenew < this.settings.renewDeadlineMs;
+    if (!may) this.endTerm("renew deadline passed without a successful renewal");
+    return may;
+  }
+
+  /** Fires when this term ends (see the module comment); already fired while not leading. */
+  get signal(): AbortSignal {
+    return this.term.signal;
+  }
+
+  private endTerm(why: string): void {
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = null;
+    if (!this.term.signal.aborted) this.term.abort(new AbortedError(`this replica lost leadership (${why}); the new leader finishes the job`));
+  }
+
+  /** After each renewal: the term ends at the new deadline unless a later renewal moves it. */
+  private armDeadline(): void {
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    const left = this.lastRenew + this.settings.renewDeadlineMs - this.now();
+    this.deadlineTimer = setTimeout(() => void this.mayAct(), Math.max(0, left));
+    this.deadlineTimer.unref?.();
   }
 
   start(): void {
@@ -106,14 +140,17 @@ export class LeaderElector {
       this.lastRenew = attemptAt;
       if (!this.leading) {
         this.leading = true;
+        this.term = new AbortController();
         this.logger.info({ identity: this.identity }, "became leader");
         try {
           await this.callbacks.onStartedLeading();
         } catch (err) {
           this.logger.error({ err, identity: this.identity }, "could not start leading");
           await this.stepDown("the leader's work did not start");
+          return;
         }
       }
+      if (this.leading) this.armDeadline();
       return;
     }
     if (this.leading && (refused || this.now() - this.lastRenew >= this.settings.renewDeadlineMs)) {
@@ -125,6 +162,8 @@ export class LeaderElector {
   private async stepDown(why: string): Promise<void> {
     if (!this.leading) return;
     this.leading = false;
+    // Before the runnables stop: the reconciles in flight give up their calls now, not at their own bounds.
+    this.endTerm(why);
     this.logger.warn({ identity: this.identity, why }, "stopped leading");
     try {
       await this.callbacks.onStoppedLeading();
@@ -143,4 +182,10 @@ export class LeaderElector {
     // Past the lease duration the lease has expired anyway: waiting longer for a release is pointless.
     if (wasLeading) await bounded(this.settings.leaseDurationMs, "lease release", (signal) => this.lease.release(this.identity, signal)).catch(() => {});
   }
+}
+
+function aborted(why: string): AbortController {
+  const c = new AbortController();
+  c.abort(new AbortedError(why));
+  return c;
 }

@@ -5,9 +5,13 @@
  * the ones that need it start when this replica is elected, in the order they
  * were added, and stop in reverse when it steps down, within a bound; the
  * others run for the life of the Manager. Only the leader reconciles; every
- * replica serves reads and accepts writes.
+ * replica serves reads and accepts writes. Each reconcile runs under the
+ * term's AbortSignal (`termSignal`), which fires on lost leadership and on
+ * shutdown, before the runnables are stopped, so a stop never waits for a
+ * slow runtime call.
  */
 import type { Logger } from "../log.js";
+import { AbortedError } from "../model/abort.js";
 import type { Fence, FencedWriteError, LeaderFencing } from "../model/fence.js";
 import type { DeclarationSource, RuntimePort, HealthProber, Lease, StateStore } from "../model/ports.js";
 import { fencedState } from "./fencedState.js";
@@ -105,6 +109,8 @@ export class Manager {
   private readonly resync: ResyncRunnable;
   private elector: LeaderElector | null = null;
   private leadingDirectly = false;
+  /** Without a lease: the one term, from start to stop. */
+  private directTerm = new AbortController();
   private started = false;
   /**
    * The epoch of this replica's latest term. Kept after a step-down on purpose:
@@ -147,7 +153,7 @@ export class Manager {
     });
     const enqueue: Enqueue = (gameId, lane) => this.workers.add(gameId, lane);
     const requestResync: RequestResync = (why) => this.resync.request(why);
-    this.workers = new Workers({ reconcile: (key) => this.reconciler.reconcile(key), state, settings, logger, hooks: hooks?.queue });
+    this.workers = new Workers({ reconcile: (key) => this.reconciler.reconcile(key, this.termSignal()), state, settings, logger, hooks: hooks?.queue });
     this.resync = new ResyncRunnable({ ...deps, health: this.health, enqueue, intervalMs: settings.resyncIntervalMs, onResync: hooks?.onResync });
     const watch = { enqueue, requestResync, logger, hooks };
     for (const r of deps.runnables ?? []) this.add(r);
@@ -175,6 +181,11 @@ export class Manager {
     return this.elector ? this.elector.mayAct() : this.leadingDirectly;
   }
 
+  /** Fires when this replica's current term of leadership ends (lost, stepped down, shut down). */
+  termSignal(): AbortSignal {
+    return this.elector ? this.elector.signal : this.directTerm.signal;
+  }
+
   /** Wakes the loop for one game (used by writers in this process); a no-op while not leading. */
   enqueue(gameId: string): void {
     this.workers.add(gameId);
@@ -196,10 +207,12 @@ export class Manager {
     await this.alwaysGroup.start();
     if (!lease) {
       this.leadingDirectly = true;
+      this.directTerm = new AbortController();
       try {
         await this.startLeading();
       } catch (err) {
         this.leadingDirectly = false;
+        this.directTerm.abort(new AbortedError("the leader's work did not start"));
         await this.stopLeading();
         throw err;
       }
@@ -220,6 +233,7 @@ export class Manager {
     if (this.elector) await this.elector.stop();
     else if (this.leadingDirectly) {
       this.leadingDirectly = false;
+      this.directTerm.abort(new AbortedError("rtmanager is shutting down; the next start finishes the job"));
       await this.stopLeading();
     }
     await this.alwaysGroup.stop();

@@ -13,6 +13,8 @@
  * error that says whether retrying the same declaration can help. The queue
  * guarantees one reconcile per game at a time. Nothing here waits for an
  * engine: a gate is looked at again by a later reconcile.
+ * * Every call goes through the reconcile's scope (reconcileScope.ts): once its
+ * signal fired (lost leadership, shutdown), nothing more is written.
  */
 import { randomUUID } from "node:crypto";
 import type { Logger } from "../log.js";
@@ -26,28 +28,15 @@ import type { HealthTracker } from "./health.js";
 import { ACCEPTED_RECHECK_MS, isAccepted } from "./plan.js";
 import type { FleetView } from "./planFleet.js";
 import { plan, splitContainers, type Action, type Plan, type PlannedEvent, type PlannerSettings } from "./planner.js";
-import type { Lane } from "./queue.js";
+import { abortedResult, ReconcileScope, type ReconcileIo } from "./reconcileScope.js";
+import type { ReconcileResult } from "./reconcileResult.js";
+export type { ReconcileOutcome, ReconcileResult } from "./reconcileResult.js";
 import { deriveFailedObservation, deriveRecord, sameRecord, type DeriveInput } from "./recordDerivation.js";
 import { isSwap, Rollout, type OpenGate, type RolloutStep, type RolloutVerdict } from "./rollout.js";
 
 export type ReconcilerSettings = PlannerSettings & ExecutorSettings & { probeTimeoutMs: number; /** Where engines attach (a network, a namespace) when the runtime reports none. */ engineNetwork: string };
 
 /** What the queue does next with the game. */
-export type ReconcileOutcome =
-  | { type: "done" }
-  /** Nothing failed; look again after this long (a crash-loop backoff, an orphan grace, retention, an open health gate: lane "gate"). */
-  | { type: "requeue"; afterMs: number; lane?: Lane }
-  /** `terminal`: retrying the same declaration cannot help (controller-runtime's TerminalError). */
-  | { type: "error"; error: RtmError; terminal: boolean };
-
-export interface ReconcileResult {
-  gameId: string;
-  /** Null when the reconcile failed before it could plan (the runtime or the store did not answer). */
-  plan: Plan | null;
-  record: RuntimeRecord | null;
-  outcome: ReconcileOutcome;
-}
-
 export interface ReconcileObserver {
   onRecord?(record: RuntimeRecord): void;
   onReconcile?(result: ReconcileResult, seconds: number): void;
@@ -63,6 +52,7 @@ export interface ReconcilerDeps {
   logger: Logger;
   observer?: ReconcileObserver;
   clock?: () => Date;
+  /** False once this replica may no longer act: the fence check before each runtime call (reconcileScope.ts). */
   mayAct?: () => boolean;
   /** Quarantines and canaries (fleet.ts): read by the plan, told of each plan before any await. */
   fleet?: { view(): FleetView; planned(gameId: string, p: Plan, d: Declaration | null): void };
@@ -101,7 +91,7 @@ export class Reconciler {
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.clock = deps.clock ?? (() => new Date());
-    this.rollout = new Rollout({ ...deps, clock: this.clock });
+    this.rollout = new Rollout({ settings: deps.settings, clock: this.clock });
   }
 
   /** A new term of leadership: open gates of an earlier term are resumed from their records. */
@@ -109,8 +99,8 @@ export class Reconciler {
     this.rollout.forgetAll();
   }
 
-  async observe(gameId: string): Promise<Observation> {
-    const { source, state, runtime } = this.deps;
+  async observe(gameId: string, io: Pick<ReconcileIo, "source" | "state" | "runtime"> = this.deps): Promise<Observation> {
+    const { source, state, runtime } = io;
     const readDeclaration = source.get(gameId).then(
       (declaration) => ({ declaration, declarationError: null }),
       (err: unknown) => {
@@ -128,15 +118,26 @@ export class Reconciler {
     return this.planFor(gameId, await this.observe(gameId), this.clock());
   }
 
-  async reconcile(gameId: string): Promise<ReconcileResult> {
+  /** One reconcile; `signal` ends it (lost leadership, shutdown): then it writes nothing more. */
+  async reconcile(gameId: string, signal?: AbortSignal): Promise<ReconcileResult> {
     const started = process.hrtime.bigint();
-    // A store write (operation log, events, record) that fails mid-reconcile is an
-    // error with its code like any other: the queue backs off and tries again.
-    const result = await this.reconcileOnce(gameId).catch((err: unknown) => {
-      const error = toRtmError(err);
-      this.deps.logger.warn({ gameId, code: error.code, err }, "reconcile failed mid-way");
-      return failed(gameId, null, null, error);
-    });
+    const scope = new ReconcileScope(this.deps, signal);
+    const { io } = scope;
+    let result: ReconcileResult;
+    try {
+      // A store write (operation log, events, record) that fails mid-reconcile is an
+      // error with its code like any other: the queue backs off and tries again.
+      result = io.signal.aborted
+        ? abortedResult(gameId, null, io.signal, this.deps.logger)
+        : await this.reconcileOnce(gameId, io).catch((err: unknown) => {
+            if (io.signal.aborted) return abortedResult(gameId, null, io.signal, this.deps.logger);
+            const error = toRtmError(err);
+            this.deps.logger.warn({ gameId, code: error.code, err }, "reconcile failed mid-way");
+            return failed(gameId, null, null, error);
+          });
+    } finally {
+      scope.dispose();
+    }
     this.deps.observer?.onReconcile?.(result, Number(process.hrtime.bigint() - started) / 1e9);
     return result;
   }
@@ -147,31 +148,33 @@ export class Reconciler {
     return plan({ gameId, ...o, health, now, settings: this.deps.settings, capabilities: this.deps.runtime.capabilities, fleet: this.deps.fleet?.view() });
   }
 
-  private async reconcileOnce(gameId: string): Promise<ReconcileResult> {
+  private async reconcileOnce(gameId: string, io: ReconcileIo): Promise<ReconcileResult> {
     let o: Observation;
     try {
       await this.deps.finalizer?.ensureFinalizer(gameId);
-      o = await this.observe(gameId);
+      o = await this.observe(gameId, io);
     } catch (err) {
-      return this.recordObservationFailure(gameId, toRtmError(err));
+      if (io.signal.aborted) throw err;
+      return this.recordObservationFailure(gameId, toRtmError(err), io);
     }
     const now = this.clock();
     const p = this.planFor(gameId, o, now);
     if (isSwap(p) && this.deps.mayRollOut?.(gameId) === false) return { gameId, plan: p, record: o.record, outcome: { type: "requeue", afterMs: 0, lane: "rollout" } };
     this.deps.fleet?.planned(gameId, p, o.declaration);
-    const open = await this.openGateOf(gameId, o, p);
+    const open = await this.openGateOf(gameId, o, p, io);
     const opId = open?.opId ?? p.opId ?? newOpId();
     const log = this.deps.logger.child({ gameId, opId });
 
-    const opRow = open ? open.opRow : await this.startOperation(gameId, o, p, opId, now);
+    const opRow = open ? open.opRow : await this.startOperation(gameId, o, p, opId, now, io);
     if (p.kind !== null && !open) log.info({ kind: p.kind, actions: p.actions.map((a) => a.type), cause: p.restartCause ?? undefined, reason: p.reason }, "reconcile");
-    await this.reportOrphan(gameId, p, opId, log);
+    await this.reportOrphan(gameId, p, opId, log, io);
 
-    const { execute, events: actionEvents, touched } = this.executor(gameId, o);
+    const { execute, events: actionEvents, touched } = this.executor(gameId, o, io);
     let error: RtmError | null = null;
     try {
       await execute(p.actions);
     } catch (err) {
+      if (io.signal.aborted) return abortedResult(gameId, p, io.signal, log);
       error = toRtmError(err);
       log.warn({ code: error.code, err: error, kind: p.kind }, "reconcile failed");
     }
@@ -179,19 +182,19 @@ export class Reconciler {
     if (p.gate && o.declaration) {
       const before = splitContainers(gameId, o.containers).primary;
       const oldTouched = !!before && touched.has(before.id);
-      const step = await this.rollout.run({ gameId, declaration: o.declaration, plan: p, gate: p.gate, actionError: error, oldTouched, now, opId, opRow, execute, log }, open);
-      if (step.type === "pending") return this.gatePending(gameId, o, p, step, { opId, events: [...p.events, ...actionEvents] });
+      const step = await this.rollout.run({ gameId, declaration: o.declaration, plan: p, gate: p.gate, actionError: error, oldTouched, now, opId, opRow, execute, log, io }, open);
+      if (step.type === "pending") return this.gatePending(gameId, o, p, step, { opId, events: [...p.events, ...actionEvents] }, io);
       verdict = step.verdict;
       error = verdict.error;
       actionEvents.push(...verdict.events);
     }
-    if (verdict?.aborted || (error && this.lostLeadership())) return this.aborted(gameId, p, log);
+    if (verdict?.aborted || io.signal.aborted) return abortedResult(gameId, p, io.signal, log);
 
-    const containers = p.actions.length > 0 || p.gate ? await this.deps.runtime.listForGame(gameId).catch(() => o.containers) : o.containers;
+    const containers = p.actions.length > 0 || p.gate ? await io.runtime.listForGame(gameId).catch(() => o.containers) : o.containers;
     const { primary } = splitContainers(gameId, containers);
     const q = this.awaitingStart(o, primary, p);
     const record = this.derive(gameId, o, primary, q, error, verdict);
-    await this.writeOutcome(gameId, o, q, { opId, opRow, record, error, events: [...p.events, ...actionEvents] });
+    await this.writeOutcome(gameId, o, q, { opId, opRow, record, error, events: [...p.events, ...actionEvents] }, io);
     if (this.deps.finalizer && o.declaration?.desiredState === "removed" && !error) {
       await this.deps.finalizer.finalizeIfDeleting(gameId, primary === null).catch((e: unknown) => log.warn({ err: e }, "finalizer removal failed"));
     }
@@ -209,13 +212,13 @@ export class Reconciler {
    * The gate this process holds open for the game, when the plan checks it again. A gate the plan does not
    * continue (a newer declaration, a stop) is left: its row closed as interrupted; its REST call gets the newer record.
    */
-  private async openGateOf(gameId: string, o: Observation, p: Plan): Promise<OpenGate | undefined> {
+  private async openGateOf(gameId: string, o: Observation, p: Plan, io: ReconcileIo): Promise<OpenGate | undefined> {
     const open = this.rollout.continuing(gameId, p, o.declaration?.generation);
     if (open) return open;
     const left = this.rollout.drop(gameId);
     if (left && left.opRow !== null) {
       const message = `the health gate of generation ${left.generation} was left without a verdict: ${p.reason}`;
-      await this.deps.state.finishOperation(left.opRow, { outcome: "interrupted", errorCode: null, message, finishedAt: this.clock() });
+      await io.state.finishOperation(left.opRow, { outcome: "interrupted", errorCode: null, message, finishedAt: this.clock() });
     }
     return undefined;
   }
@@ -230,30 +233,13 @@ export class Reconciler {
     p: Plan,
     step: Extract<RolloutStep, { type: "pending" }>,
     w: { opId: string; events: PlannedEvent[] },
+    io: ReconcileIo,
   ): Promise<ReconcileResult> {
     const shown = !!o.record?.rolloutStartedAt && o.record.currentContainerId === step.engine.id;
     const gateOpen = { since: step.since, rollbackTo: p.gate?.rollbackTo ?? null };
     const record = shown && o.record ? o.record : this.derive(gameId, o, step.engine, p, null, undefined, gateOpen);
-    await this.writeOutcome(gameId, o, p, { opId: w.opId, opRow: null, record, error: null, events: w.events });
+    await this.writeOutcome(gameId, o, p, { opId: w.opId, opRow: null, record, error: null, events: w.events }, io);
     return { gameId, plan: p, record, outcome: { type: "requeue", afterMs: step.afterMs, lane: "gate" } };
-  }
-
-  private lostLeadership(): boolean {
-    return !!this.deps.mayAct && !this.deps.mayAct();
-  }
-
-  /**
-   * Leadership went mid-reconcile: what happened is not known here, so nothing
-   * more is written (no events, no end of the operation-log row, no record;
-   * a newer leader's epoch would refuse them anyway). The row left `running`
-   * is marked interrupted by the next leader, which reconciles the game afresh
-   * (and resumes a health gate from its interim record); a REST call waiting
-   * here waits for that leader's record, or answers 503 at its op timeout.
-   */
-  private aborted(gameId: string, p: Plan, log: Logger): ReconcileResult {
-    const error = new RtmError("service_unavailable", "this replica lost leadership mid-reconcile; the new leader finishes the job");
-    log.warn({ kind: p.kind }, "reconcile aborted: lost leadership; nothing more is written");
-    return { gameId, plan: p, record: null, outcome: { type: "error", error, terminal: false } };
   }
 
   /**
@@ -262,17 +248,16 @@ export class Reconciler {
    * tried on (a failed stop may still have stopped one): a rollout rolls back
    * only when the engine that ran before was touched.
    */
-  private executor(gameId: string, o: Observation) {
+  private executor(gameId: string, o: Observation, io: ReconcileIo) {
     const events: PlannedEvent[] = [];
     const touched = new Set<string>();
-    const { runtime, settings, mayAct } = this.deps;
+    const { settings } = this.deps;
     const execute = (actions: readonly Action[], beforeAction?: (a: Action) => void) =>
       executeActions(actions, {
-        runtime,
+        runtime: io.runtime,
         declaration: o.declaration,
         gameId,
         settings,
-        mayAct,
         observer: {
           onAction: (type, data) => events.push({ type, data }),
           beforeAction: (a) => {
@@ -301,9 +286,9 @@ export class Reconciler {
     });
   }
 
-  private async startOperation(gameId: string, o: Observation, p: Plan, opId: string, now: Date): Promise<number | null> {
+  private async startOperation(gameId: string, o: Observation, p: Plan, opId: string, now: Date, io: ReconcileIo): Promise<number | null> {
     if (p.kind === null) return null;
-    return this.deps.state.startOperation({
+    return io.state.startOperation({
       opId,
       gameId,
       kind: p.kind,
@@ -323,8 +308,9 @@ export class Reconciler {
     o: Observation,
     p: Plan,
     w: { opId: string; opRow: number | null; record: RuntimeRecord; error: RtmError | null; events: PlannedEvent[] },
+    io: ReconcileIo,
   ): Promise<void> {
-    const { state } = this.deps;
+    const { state } = io;
     const { error, record } = w;
     const engine = splitContainers(gameId, o.containers).primary?.id ?? null;
     const events = [...w.events, ...this.failureReports.eventsFor(gameId, engine, p, o.record, error, record.lastErrorMessage !== null)];
@@ -350,7 +336,7 @@ export class Reconciler {
   }
 
   /** An orphan left in place (dry run, or never recorded) is reported once per container: a log line and an event. */
-  private async reportOrphan(gameId: string, p: Plan, opId: string, log: Logger): Promise<void> {
+  private async reportOrphan(gameId: string, p: Plan, opId: string, log: Logger, io: ReconcileIo): Promise<void> {
     const report = p.orphanReport;
     if (!report) {
       this.reportedOrphans.delete(gameId);
@@ -360,7 +346,7 @@ export class Reconciler {
     if (this.reportedOrphans.get(gameId) === key) return;
     this.reportedOrphans.set(gameId, key);
     log.warn({ containerId: report.containerId, container: report.containerName, imageRef: report.imageRef, why: report.why, reason: p.reason }, "orphan left in place");
-    await this.deps.state.appendEvent({
+    await io.state.appendEvent({
       gameId,
       type: "orphan_reported",
       opId,
@@ -369,11 +355,12 @@ export class Reconciler {
   }
 
   /** The runtime or the store did not answer: tell waiters through the record, then let the queue back off. */
-  private async recordObservationFailure(gameId: string, error: RtmError): Promise<ReconcileResult> {
-    const { state, settings } = this.deps;
+  private async recordObservationFailure(gameId: string, error: RtmError, io: ReconcileIo): Promise<ReconcileResult> {
+    const { settings } = this.deps;
+    const { state } = io;
     let record: RuntimeRecord | null = null;
     try {
-      const [previous, declaration] = await Promise.all([state.getRecord(gameId), this.deps.source.get(gameId).catch(() => null)]);
+      const [previous, declaration] = await Promise.all([state.getRecord(gameId), io.source.get(gameId).catch(() => null)]);
       if (previous || declaration) {
         record = deriveFailedObservation({
           gameId,
@@ -386,8 +373,9 @@ export class Reconciler {
         await state.putRecord(record);
         this.deps.observer?.onRecord?.(record);
       }
-    } catch {
-      // The store is down too; the queue's backoff and the next resync take it from here.
+    } catch (err) {
+      // Aborted: the caller reports it. Else the store is down too; the queue's backoff and the next resync take it from here.
+      if (io.signal.aborted) throw err;
     }
     this.deps.logger.warn({ gameId, code: error.code, err: error }, "reconcile could not observe");
     return failed(gameId, null, record, error);

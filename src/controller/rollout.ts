@@ -15,16 +15,19 @@
  * the gate from its record with a fresh healthy window (never a shorter one)
  * and the deadline the record's rolloutStartedAt set.
  *
- * Lost leadership is no verdict on the image: a gate (or a rollback) cut
- * short by it is *aborted*: no rollback, no hold, nothing degraded, and the
- * reconcile writes nothing more. The new leader finds the interim record and
- * resumes the gate.
+ * Lost leadership (or a shutdown) is no verdict on the image: a gate (or a
+ * rollback) cut short by it is *aborted*: no rollback, no hold, nothing
+ * degraded, and the reconcile writes nothing more. Every call here goes
+ * through the reconcile's scope (`input.io`, reconcileScope.ts), whose signal
+ * fires then and cuts the call in flight short. The new leader finds the
+ * interim record and resumes the gate.
  */
 import type { Logger } from "../log.js";
 import { RUNTIME_UNAVAILABLE, RtmError, toRtmError } from "../model/errors.js";
 import type { Declaration } from "../model/declaration.js";
-import type { HealthProber, ObservedContainer, RuntimePort, StateStore } from "../model/ports.js";
+import type { ObservedContainer } from "../model/ports.js";
 import { gateEngine, probeUrl, reportedReadiness } from "./health.js";
+import type { ReconcileIo } from "./reconcileScope.js";
 import { createActions, isAccepted, isRunning, rollbackActions, splitContainers, type Action, type HealthGate, type Plan, type PlannedEvent } from "./plan.js";
 
 /** How long an open gate waits between two checks of the engine. */
@@ -35,12 +38,8 @@ export interface RolloutSettings {
 }
 
 export interface RolloutDeps {
-  runtime: RuntimePort;
-  state: StateStore;
-  prober: HealthProber;
   settings: RolloutSettings;
   clock: () => Date;
-  mayAct?: () => boolean;
 }
 
 /** Runs actions with the reconcile's executor; `beforeAction` sees each one before it is tried. */
@@ -62,6 +61,8 @@ export interface RolloutInput {
   opRow: number | null;
   execute: Execute;
   log: Logger;
+  /** The reconcile's runtime, store and prober, and the signal that ends it (lost leadership, shutdown). */
+  io: Pick<ReconcileIo, "signal" | "runtime" | "state" | "prober">;
 }
 
 export interface RolloutVerdict {
@@ -117,10 +118,6 @@ export class Rollout {
   private readonly gates = new Map<string, OpenGate>();
 
   constructor(private readonly deps: RolloutDeps) {}
-
-  private lostLeadership(): boolean {
-    return !!this.deps.mayAct && !this.deps.mayAct();
-  }
 
   /** The gate this process holds open for the game's generation, when the plan continues it. */
   continuing(gameId: string, p: Plan, generation: number | undefined): OpenGate | undefined {
@@ -189,8 +186,8 @@ export class Rollout {
   }
 
   private async afterActionError(input: RolloutInput, actionError: RtmError): Promise<RolloutVerdict> {
-    // The actions stopped because leadership went (executeActions checks before each one).
-    if (this.lostLeadership()) return { ...noVerdict(actionError), aborted: true };
+    // The actions stopped because leadership went (the scope's fence check runs before each runtime call).
+    if (input.io.signal.aborted) return { ...noVerdict(actionError), aborted: true };
     const rollbackWanted = !!input.gate.rollbackTo && input.oldTouched;
     if (!rollbackWanted || actionError.code === RUNTIME_UNAVAILABLE) return noVerdict(actionError);
     return this.failed(input, actionError);
@@ -202,13 +199,13 @@ export class Rollout {
    * window is this process's own, so a resumed gate starts it again.
    */
   private async check(input: RolloutInput, open: OpenGate): Promise<Check> {
-    const { runtime, prober, settings, clock } = this.deps;
+    const { settings, clock } = this.deps;
+    const { runtime, prober, signal } = input.io;
     const { gameId, gate } = input;
     const failed = (message: string): Check => ({ kind: "failed", error: new RtmError("container_start_failed", message) });
-    if (this.lostLeadership()) return { kind: "aborted" };
+    // A call cut short by the signal rejects; one that ignored it may still have answered after it fired.
     const engines = await runtime.listForGame(gameId);
-    // Checked again after each await: a replica paused mid-call wakes up without its lease.
-    if (this.lostLeadership()) return { kind: "aborted" };
+    if (signal.aborted) return { kind: "aborted" };
     const c = open.containerId ? gateEngine(engines, gameId, open.containerId, runtime.capabilities) : (splitContainers(gameId, engines).primary ?? undefined);
     if (c && isReplacedAndFinished(c, open.replacedId)) return { kind: "replaced_finished", engine: c };
     // Accepted and not running yet (a Pod being scheduled or pulled): nothing to probe before the deadline.
@@ -221,7 +218,7 @@ export class Rollout {
     const reported = reportedReadiness(c);
     const url = reported ? null : probeUrl(runtime, c);
     const r = reported ?? (url ? await prober.probe(url, settings.probeTimeoutMs) : null);
-    if (this.lostLeadership()) return { kind: "aborted" };
+    if (signal.aborted) return { kind: "aborted" };
     const now = clock().getTime();
     if (r?.ok) {
       open.healthySince ??= now;
@@ -249,18 +246,17 @@ export class Rollout {
     const d = input.declaration;
     const failed = (message: string) => ({ kind: "failed" as const, error: new RtmError("container_start_failed", message) });
     input.log.warn({ containerId: finished.id, exitCode: finished.exitCode, imageRef: d.imageRef }, "the engine stopped for the in-place update will not be started again: recreating it on the new image");
-    if (this.lostLeadership()) return { kind: "aborted" };
     try {
       await input.execute([{ type: "removeAll", reason: null }, ...createActions(d.imageRef)]);
     } catch (err) {
-      if (this.lostLeadership()) return { kind: "aborted" };
+      if (input.io.signal.aborted) return { kind: "aborted" };
       const e = toRtmError(err);
       return { kind: "failed", error: new RtmError(e.code, `the runtime did not start ${d.imageRef} after stopping the old engine, and recreating it failed: ${e.message}`) };
     }
     // Without a replaced id the gate cannot find a replaced engine again.
     Object.assign(open, { containerId: null, replacedId: null, healthySince: null });
-    const { primary } = splitContainers(input.gameId, await this.deps.runtime.listForGame(input.gameId));
-    if (!primary || (!isRunning(primary) && !isAccepted(primary, this.deps.runtime.capabilities))) return failed("the recreated engine is not running");
+    const { primary } = splitContainers(input.gameId, await input.io.runtime.listForGame(input.gameId));
+    if (!primary || (!isRunning(primary) && !isAccepted(primary, input.io.runtime.capabilities))) return failed("the recreated engine is not running");
     open.containerId = primary.id;
     return { kind: "pending", engine: primary };
   }
@@ -297,8 +293,9 @@ export class Rollout {
    * previous image runs again, "aborted" when leadership went before or during it.
    */
   private async rollback(input: RolloutInput, target: string): Promise<RtmError | null | "aborted"> {
-    const { state, clock } = this.deps;
-    if (this.lostLeadership()) return "aborted";
+    const { clock } = this.deps;
+    const { state, signal } = input.io;
+    if (signal.aborted) return "aborted";
     const row = await state.startOperation({
       opId: input.opId,
       gameId: input.gameId,
@@ -321,7 +318,7 @@ export class Rollout {
       });
     } catch (err) {
       // Stopped by lost leadership, not by the runtime: the new leader takes the rollout over.
-      if (this.lostLeadership()) return "aborted";
+      if (signal.aborted) return "aborted";
       failure = toRtmError(err);
       if (!removed && failure.code === "image_pull_failed") {
         failure = new RtmError(

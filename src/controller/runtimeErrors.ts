@@ -4,7 +4,8 @@
  * and so whether the loop retries (PERMANENT_CODES), is decided here.
  */
 import { RUNTIME_UNAVAILABLE, RtmError, toRtmError, type ErrorCode } from "../model/errors.js";
-import type { RuntimePort } from "../model/ports.js";
+import { isAborted } from "../model/abort.js";
+import type { CallOptions, RuntimePort } from "../model/ports.js";
 import { RuntimeFailure, type RuntimeFailureKind } from "../model/runtimeFailure.js";
 
 export const CODE_BY_FAILURE_KIND: Readonly<Record<RuntimeFailureKind, ErrorCode>> = {
@@ -34,7 +35,8 @@ export function contractError(err: unknown): RtmError {
 function mapped<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
   return (...args) =>
     fn(...args).catch((err: unknown) => {
-      throw contractError(err);
+      // Cut short by the caller's signal: no failure of the runtime's, so no contract error either.
+      throw isAborted(err) ? err : contractError(err);
     });
 }
 
@@ -58,16 +60,16 @@ export function withContractErrors(runtime: RuntimePort): RuntimePort {
     capabilities: runtime.capabilities,
     ping: mapped(() => runtime.ping()),
     networkExists: mapped((name: string) => runtime.networkExists(name)),
-    listManaged: mapped((options?: { inspect?: boolean }) => runtime.listManaged(options)),
-    listForGame: mapped((gameId: string) => runtime.listForGame(gameId)),
-    ensureImage: mapped((ref: string, policy: Parameters<RuntimePort["ensureImage"]>[1]) => runtime.ensureImage(ref, policy)),
-    imagePresent: mapped((ref: string) => runtime.imagePresent(ref)),
-    imageLabels: mapped((ref: string) => runtime.imageLabels(ref)),
-    create: mapped((spec: Parameters<RuntimePort["create"]>[0]) => runtime.create(spec)),
+    listManaged: mapped((options?: { inspect?: boolean } & CallOptions) => runtime.listManaged(options)),
+    listForGame: mapped((gameId: string, o?: CallOptions) => runtime.listForGame(gameId, o)),
+    ensureImage: mapped((ref: string, policy: Parameters<RuntimePort["ensureImage"]>[1], o?: CallOptions) => runtime.ensureImage(ref, policy, o)),
+    imagePresent: mapped((ref: string, o?: CallOptions) => runtime.imagePresent(ref, o)),
+    imageLabels: mapped((ref: string, o?: CallOptions) => runtime.imageLabels(ref, o)),
+    create: mapped((spec: Parameters<RuntimePort["create"]>[0], o?: CallOptions) => runtime.create(spec, o)),
     ...(updateImage ? { updateImage: mapped(updateImage) } : {}),
-    start: mapped((id: string) => runtime.start(id)),
-    stop: mapped((id: string, timeoutSeconds: number) => runtime.stop(id, timeoutSeconds)),
-    remove: mapped((id: string) => runtime.remove(id)),
+    start: mapped((id: string, o?: CallOptions) => runtime.start(id, o)),
+    stop: mapped((id: string, timeoutSeconds: number, o?: CallOptions) => runtime.stop(id, timeoutSeconds, o)),
+    remove: mapped((id: string, o?: CallOptions) => runtime.remove(id, o)),
     watchEvents: (handlers) => runtime.watchEvents(handlers),
     logStream: async (id, options) => mappedStream(await mapped(() => runtime.logStream(id, options))()),
     probeAddress: (engine) => runtime.probeAddress(engine),

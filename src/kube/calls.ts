@@ -5,6 +5,8 @@
  * RTMANAGER_KUBE_REQUEST_TIMEOUT, so a wedged API server neither hangs the
  * loop nor keeps a connection open behind a timer that gave up on it.
  */
+import { Observable, type ConfigurationOptions, type RequestContext, type ResponseContext } from "@kubernetes/client-node";
+import { abortReason, raceAbort, throwIfAborted } from "../model/abort.js";
 import { RuntimeFailure, type RuntimeFailureKind } from "../model/runtimeFailure.js";
 import { apiMessageOf, httpStatusOf } from "./api.js";
 import type { BoundedKubeConfig } from "./client.js";
@@ -47,6 +49,26 @@ const ANSWERED: ReadonlySet<RuntimeFailureKind> = new Set(["not_found", "conflic
 /** What bounds the waits measured in request timeouts when requests have none (RTMANAGER_KUBE_REQUEST_TIMEOUT=0). */
 const WAIT_WITHOUT_REQUEST_TIMEOUT_MS = 30_000;
 
+/**
+ * Request options that abort the HTTP request when `signal` fires or after
+ * `timeoutMs`. client-node 1.4 hands `RequestContext.getSignal()` to
+ * node-fetch; a per-call middleware runs after BoundedKubeConfig set its
+ * timeout signal and replaces it, so the timeout is combined in here.
+ */
+export function abortOptions(signal: AbortSignal | undefined, timeoutMs: number, opt?: ConfigurationOptions): ConfigurationOptions | undefined {
+  if (!signal) return opt;
+  const middleware = {
+    pre: (context: RequestContext) => {
+      const both = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
+      // node-fetch's AbortSignal type is structural; the platform's works.
+      context.setSignal(both as Parameters<RequestContext["setSignal"]>[0]);
+      return new Observable(Promise.resolve(context));
+    },
+    post: (response: ResponseContext) => new Observable(Promise.resolve(response)),
+  };
+  return { ...opt, middleware: [...(opt?.middleware ?? []), middleware], middlewareMergeStrategy: "append" };
+}
+
 export class KubeCalls {
   /**
    * The client's request timeout, which also bounds the waits on the watch
@@ -61,13 +83,20 @@ export class KubeCalls {
     this.timeoutMs = kubeConfig.requestTimeoutMs > 0 ? kubeConfig.requestTimeoutMs : WAIT_WITHOUT_REQUEST_TIMEOUT_MS;
   }
 
-  async run<T>(operation: string, what: string, work: () => Promise<T>, details: Record<string, unknown> = {}): Promise<T> {
+  /**
+   * One API call. `signal` (a reconcile's: lost leadership, shutdown) aborts
+   * the HTTP request (`work` gets the request options that carry it) and the
+   * call rejects with the AbortedError, never a RuntimeFailure.
+   */
+  async run<T>(operation: string, what: string, work: (options: ConfigurationOptions | undefined) => Promise<T>, details: Record<string, unknown> = {}, signal?: AbortSignal): Promise<T> {
+    throwIfAborted(signal);
     const started = performance.now();
     try {
-      const result = await work();
+      const result = await raceAbort(work(abortOptions(signal, this.timeoutMs)), signal);
       this.report(operation, "ok", started);
       return result;
     } catch (err) {
+      if (signal?.aborted) throw abortReason(signal);
       const failure = asFailure(err, operation, what, details);
       this.report(operation, ANSWERED.has(failure.kind) ? "ok" : "error", started);
       throw failure;

@@ -16,6 +16,15 @@ import type { Fence } from "./fence.js";
 import type { OpSource, RestartPolicy } from "./status.js";
 import type { RuntimeFailureKind } from "./runtimeFailure.js";
 
+/**
+ * Options of one runtime or store call. `signal` fires when the reconcile that
+ * makes the call must stop (lost leadership, shutdown: src/model/abort.ts):
+ * the call stops waiting and rejects with an AbortedError.
+ */
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
 export interface WriteMeta {
   opId: string;
   opSource: OpSource;
@@ -38,7 +47,7 @@ export interface DeclarationWatch {
 /** Where desired state lives: the declarations table, or GameRuntime objects. */
 export interface DeclarationSource {
   /** Throws RtmError('start_config_invalid') for a stored row that fails the schema. */
-  get(gameId: string): Promise<Declaration | null>;
+  get(gameId: string, options?: CallOptions): Promise<Declaration | null>;
   listGameIds(): Promise<string[]>;
   /**
    * Every declaration's generation in one read. Optional: with it a periodic
@@ -92,17 +101,17 @@ export interface StateStore {
   ping(): Promise<void>;
   close(): Promise<void>;
 
-  getRecord(gameId: string): Promise<RuntimeRecord | null>;
+  getRecord(gameId: string, options?: CallOptions): Promise<RuntimeRecord | null>;
   listRecords(): Promise<RuntimeRecord[]>;
-  putRecord(record: RuntimeRecord, fence?: Fence): Promise<void>;
+  putRecord(record: RuntimeRecord, fence?: Fence, options?: CallOptions): Promise<void>;
 
-  startOperation(op: NewOperation, fence?: Fence): Promise<number>;
-  finishOperation(id: number, result: OperationResult, fence?: Fence): Promise<void>;
+  startOperation(op: NewOperation, fence?: Fence, options?: CallOptions): Promise<number>;
+  finishOperation(id: number, result: OperationResult, fence?: Fence, options?: CallOptions): Promise<void>;
   listOperations(gameId: string, limit?: number): Promise<OperationEntry[]>;
   /** Marks rows left `running` by a crashed process as `interrupted`; returns them. */
   markInterruptedOperations(fence?: Fence): Promise<OperationEntry[]>;
 
-  appendEvent(event: NewRuntimeEvent, fence?: Fence): Promise<RuntimeEvent>;
+  appendEvent(event: NewRuntimeEvent, fence?: Fence, options?: CallOptions): Promise<RuntimeEvent>;
   eventsAfter(seq: number, query?: EventQuery): Promise<RuntimeEvent[]>;
   /** Lowest and highest sequence still stored (null when empty): a cursor below `oldest - 1` has expired. */
   eventBounds(): Promise<{ oldest: number | null; latest: number | null }>;
@@ -113,7 +122,7 @@ export interface StateStore {
    * row that is not there: not_found). Notifications of the record go out at
    * commit. Returns the events as stored.
    */
-  commitReconcile(commit: ReconcileCommit, fence?: Fence): Promise<RuntimeEvent[]>;
+  commitReconcile(commit: ReconcileCommit, fence?: Fence, options?: CallOptions): Promise<RuntimeEvent[]>;
 }
 
 /**
@@ -286,7 +295,8 @@ export interface LogStreamOptions {
  * The engine runtime (Docker, or anything else that runs one engine per
  * game). Every method rejects with a RuntimeFailure (src/model/runtimeFailure.ts):
  * the runtime says what went wrong; the controller decides what that means
- * for the contract (src/controller/runtimeErrors.ts).
+ * for the contract (src/controller/runtimeErrors.ts). A call whose
+ * `options.signal` fires rejects with an AbortedError instead.
  */
 export interface RuntimePort {
   /** Short name for logs and messages ("docker"). */
@@ -301,26 +311,26 @@ export interface RuntimePort {
    * states and published ports, but exit code comes from the status text and
    * OOM and start/finish times are unknown. The periodic passes use it.
    */
-  listManaged(options?: { inspect?: boolean }): Promise<ObservedContainer[]>;
-  listForGame(gameId: string): Promise<ObservedContainer[]>;
+  listManaged(options?: { inspect?: boolean } & CallOptions): Promise<ObservedContainer[]>;
+  listForGame(gameId: string, options?: CallOptions): Promise<ObservedContainer[]>;
   /** Makes `ref` available under `policy`; `image_not_found` / `pull_failed` when it cannot. */
-  ensureImage(ref: string, policy: ImagePullPolicy): Promise<void>;
-  imagePresent(ref: string): Promise<boolean>;
+  ensureImage(ref: string, policy: ImagePullPolicy, options?: CallOptions): Promise<void>;
+  imagePresent(ref: string, options?: CallOptions): Promise<boolean>;
   /** `image_not_found` when the image is not present. */
-  imageLabels(ref: string): Promise<Record<string, string>>;
+  imageLabels(ref: string, options?: CallOptions): Promise<Record<string, string>>;
   /** Returns the engine's id. `config_refused`, `image_not_found`, `conflict`. */
-  create(spec: EngineSpec): Promise<string>;
+  create(spec: EngineSpec, options?: CallOptions): Promise<string>;
   /**
    * Present exactly when `capabilities.updatesImageInPlace`: applies the
    * spec's image (and labels) to the existing engine without remove + create.
    */
-  updateImage?(id: string, spec: EngineSpec): Promise<void>;
+  updateImage?(id: string, spec: EngineSpec, options?: CallOptions): Promise<void>;
   /** Idempotent on a running engine. `start_failed`. */
-  start(id: string): Promise<void>;
+  start(id: string, options?: CallOptions): Promise<void>;
   /** Idempotent: stopping a stopped engine succeeds. */
-  stop(id: string, timeoutSeconds: number): Promise<void>;
+  stop(id: string, timeoutSeconds: number, options?: CallOptions): Promise<void>;
   /** Idempotent: removing a missing engine succeeds. Forces removal of a running one. */
-  remove(id: string): Promise<void>;
+  remove(id: string, options?: CallOptions): Promise<void>;
   watchEvents(handlers: EngineEventHandlers): () => void;
   /** Ends what the runtime keeps open by itself (a cache's watches); absent when it keeps nothing. */
   close?(): Promise<void>;
@@ -354,5 +364,5 @@ export interface ProbeResult {
 }
 
 export interface HealthProber {
-  probe(url: string, timeoutMs: number): Promise<ProbeResult>;
+  probe(url: string, timeoutMs: number, options?: CallOptions): Promise<ProbeResult>;
 }

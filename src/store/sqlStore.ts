@@ -1,7 +1,8 @@
+import { raceAbort, throwIfAborted } from "../model/abort.js";
 import type { Declaration } from "../model/declaration.js";
 import type { Fence, LeaderFencing } from "../model/fence.js";
 import { RtmError } from "../model/errors.js";
-import type { DeclarationMutator, DeclarationSource, DeclarationWatch, EventQuery, ReconcileCommit, StateStore, WriteMeta } from "../model/ports.js";
+import type { CallOptions, DeclarationMutator, DeclarationSource, DeclarationWatch, EventQuery, ReconcileCommit, StateStore, WriteMeta } from "../model/ports.js";
 import type { NewOperation, NewRuntimeEvent, OperationEntry, OperationResult, RuntimeEvent, RuntimeRecord } from "../model/record.js";
 import * as declarations from "./declarationSql.js";
 import { advanceEpoch, currentEpoch, refuseIfStale } from "./fenceSql.js";
@@ -23,10 +24,29 @@ export interface SqlStoreOptions {
   logger?: StoreLogger;
 }
 
+/** `work`, unless `options.signal` has fired; it stops waiting for `work` when the signal fires (see SqlStore). */
+function abortable<T>(options: CallOptions | undefined, work: () => Promise<T>): Promise<T> {
+  const signal = options?.signal;
+  if (!signal) return work();
+  try {
+    throwIfAborted(signal);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  return raceAbort(work(), signal);
+}
+
 /**
  * The SQL store over either backend: desired state (declarations), observed
  * state (records), the operation log, the event stream and leases. The SQL of
  * each table lives in its own module; this class is the ports' face of it.
+ *
+ * A call given a signal (a reconcile's: lost leadership, shutdown) sends
+ * nothing once it has fired, and stops waiting when it fires: every write is
+ * one statement, which neither node-postgres nor PGlite can call back once
+ * sent, so its result is ignored. A fenced write that lands anyway is a
+ * write the epoch allowed (this replica's term had not been taken over), and
+ * the next leader's reconcile reads it like any other.
  */
 export class SqlStore implements StateStore, DeclarationSource {
   private readonly logger: StoreLogger;
@@ -65,8 +85,8 @@ export class SqlStore implements StateStore, DeclarationSource {
 
   // ------------------------------------------------------------ declarations
 
-  get(gameId: string): Promise<Declaration | null> {
-    return declarations.getDeclaration(this.client, gameId);
+  get(gameId: string, options?: CallOptions): Promise<Declaration | null> {
+    return abortable(options, () => declarations.getDeclaration(this.client, gameId));
   }
 
   listGameIds(): Promise<string[]> {
@@ -119,17 +139,19 @@ export class SqlStore implements StateStore, DeclarationSource {
 
   // ----------------------------------------------------------------- records
 
-  getRecord(gameId: string): Promise<RuntimeRecord | null> {
-    return records.getRecord(this.client, gameId);
+  getRecord(gameId: string, options?: CallOptions): Promise<RuntimeRecord | null> {
+    return abortable(options, () => records.getRecord(this.client, gameId));
   }
 
   listRecords(): Promise<RuntimeRecord[]> {
     return records.listRecords(this.client);
   }
 
-  async putRecord(record: RuntimeRecord, fence?: Fence): Promise<void> {
-    if (await records.putRecord(this.client, record, fence)) return;
-    await this.refused(fence, `record of ${record.gameId}`);
+  putRecord(record: RuntimeRecord, fence?: Fence, options?: CallOptions): Promise<void> {
+    return abortable(options, async () => {
+      if (await records.putRecord(this.client, record, fence)) return;
+      await this.refused(fence, `record of ${record.gameId}`);
+    });
   }
 
   /** Not part of StateStore: retention of records whose runtime is long gone. */
@@ -139,14 +161,18 @@ export class SqlStore implements StateStore, DeclarationSource {
 
   // ----------------------------------------------------------- operation log
 
-  async startOperation(op: NewOperation, fence?: Fence): Promise<number> {
-    const id = await history.startOperation(this.client, op, fence);
-    return id ?? this.refused(fence, `operation ${op.kind} of ${op.gameId}`);
+  startOperation(op: NewOperation, fence?: Fence, options?: CallOptions): Promise<number> {
+    return abortable(options, async () => {
+      const id = await history.startOperation(this.client, op, fence);
+      return id ?? this.refused(fence, `operation ${op.kind} of ${op.gameId}`);
+    });
   }
 
-  async finishOperation(id: number, result: OperationResult, fence?: Fence): Promise<void> {
-    if (await history.finishOperation(this.client, id, result, fence)) return;
-    await this.refusedOrMissing(fence, `end of operation ${id}`, id);
+  finishOperation(id: number, result: OperationResult, fence?: Fence, options?: CallOptions): Promise<void> {
+    return abortable(options, async () => {
+      if (await history.finishOperation(this.client, id, result, fence)) return;
+      await this.refusedOrMissing(fence, `end of operation ${id}`, id);
+    });
   }
 
   /** Newest first. */
@@ -171,9 +197,11 @@ export class SqlStore implements StateStore, DeclarationSource {
 
   // ------------------------------------------------------------------ events
 
-  async appendEvent(event: NewRuntimeEvent, fence?: Fence): Promise<RuntimeEvent> {
-    const stored = await history.appendEvent(this.client, event, fence);
-    return stored ?? this.refused(fence, `event ${event.type} of ${event.gameId}`);
+  appendEvent(event: NewRuntimeEvent, fence?: Fence, options?: CallOptions): Promise<RuntimeEvent> {
+    return abortable(options, async () => {
+      const stored = await history.appendEvent(this.client, event, fence);
+      return stored ?? this.refused(fence, `event ${event.type} of ${event.gameId}`);
+    });
   }
 
   eventsAfter(seq: number, query?: EventQuery): Promise<RuntimeEvent[]> {
@@ -208,11 +236,13 @@ export class SqlStore implements StateStore, DeclarationSource {
 
   // -------------------------------------------------------------- reconcile
 
-  async commitReconcile(commit: ReconcileCommit, fence?: Fence): Promise<RuntimeEvent[]> {
-    const { ok, events } = await reconcile.commitReconcile(this.client, commit, fence);
-    if (ok) return events;
-    const gameId = commit.record?.gameId ?? commit.events[0]?.gameId ?? "a game";
-    return this.refusedOrMissing(fence, `reconcile outcome of ${gameId}`, commit.finishOperation?.id ?? null);
+  commitReconcile(commit: ReconcileCommit, fence?: Fence, options?: CallOptions): Promise<RuntimeEvent[]> {
+    return abortable(options, async () => {
+      const { ok, events } = await reconcile.commitReconcile(this.client, commit, fence);
+      if (ok) return events;
+      const gameId = commit.record?.gameId ?? commit.events[0]?.gameId ?? "a game";
+      return this.refusedOrMissing(fence, `reconcile outcome of ${gameId}`, commit.finishOperation?.id ?? null);
+    });
   }
 
   /** A fenced write that wrote nothing: only a stale fence explains it (see fenceSql.ts). */

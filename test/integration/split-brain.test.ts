@@ -153,7 +153,7 @@ describe("split brain", () => {
     expect(badEvents).toEqual([]);
 
     const leaderLog = await readFile(leader.proc.logFile, "utf8");
-    expect(leaderLog).toMatch(/reconcile aborted: lost leadership|fenced write refused/);
+    expect(leaderLog).toMatch(/"why":"this replica lost leadership[^"]*","msg":"reconcile aborted; nothing more is written"|fenced write refused/);
     expect(leaderLog).not.toMatch(/rolling back/);
   }, 240_000);
 });

@@ -95,6 +95,36 @@ describe("LeaderElector", () => {
     await settle("stop", e.stop());
   });
 
+  it("each term has a signal: renewals keep it, it fires at the renew deadline, on a step-down and on stop, and a new term gets a fresh one", async () => {
+    const lease = new LeaseDouble();
+    const { e } = elector(lease);
+    expect(e.signal.aborted).toBe(true);
+    e.start();
+    await until("leading", () => e.isLeader);
+    const first = e.signal;
+    // Many renewals later (each moves the deadline on), the term goes on.
+    const calls = lease.calls;
+    await sleep(settings.renewDeadlineMs * 3);
+    expect(lease.calls).toBeGreaterThan(calls + 3);
+    expect(first.aborted).toBe(false);
+
+    lease.mode = "hang";
+    const hungAt = performance.now();
+    let firedAt = 0;
+    first.addEventListener("abort", () => (firedAt = performance.now()));
+    await until("the term's signal fired", () => first.aborted, 2000);
+    expect(firedAt - hungAt).toBeLessThanOrEqual(settings.renewDeadlineMs);
+    expect(first.reason).toMatchObject({ name: "AbortError", message: expect.stringMatching(/lost leadership/) });
+
+    lease.mode = "grant";
+    await until("leading again", () => e.isLeader && !e.signal.aborted, 2000);
+    const second = e.signal;
+    expect(second).not.toBe(first);
+    await settle("stop", e.stop());
+    expect(second.aborted).toBe(true);
+    expect(second.reason).toMatchObject({ message: expect.stringMatching(/shutting down/) });
+  });
+
   it("a lease that refuses makes the leader step down at once; a candidate never leads", async () => {
     const lease = new LeaseDouble();
     const { e, transitions } = elector(lease);

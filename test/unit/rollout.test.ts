@@ -9,6 +9,7 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { executeActions } from "../../src/controller/actions.js";
 import { plan, type Action, type Plan } from "../../src/controller/planner.js";
+import { ReconcileScope } from "../../src/controller/reconcileScope.js";
 import { GATE_CHECK_INTERVAL_MS, Rollout, type OpenGate, type RolloutInput, type RolloutStep, type RolloutVerdict } from "../../src/controller/rollout.js";
 import type { Declaration } from "../../src/model/declaration.js";
 import { RtmError } from "../../src/model/errors.js";
@@ -96,8 +97,10 @@ function world(probeOk: () => boolean, mayAct?: () => boolean) {
     },
   };
   const clock = new TestClock();
-  const rollout = new Rollout({ runtime: docker.port, state, prober, settings, clock: () => clock.now(), mayAct });
-  return { docker, operations, rollout, mayAct, clock, probes: () => probes };
+  const rollout = new Rollout({ settings, clock: () => clock.now() });
+  // What the reconciler hands the rollout: its runtime, store and prober, fenced by `mayAct`.
+  const scope = new ReconcileScope({ runtime: docker.port, state, prober, source: { get: async () => null }, mayAct });
+  return { docker, operations, rollout, io: scope.io, clock, probes: () => probes };
 }
 
 /** The rollout's clock; only the test moves it. */
@@ -153,11 +156,10 @@ async function patchInput(w: ReturnType<typeof world>, over: Partial<RolloutInpu
   const touched = new Set<string>();
   const execute = (actions: readonly Action[], before?: (a: Action) => void) =>
     executeActions(actions, {
-      runtime: w.docker.port,
+      runtime: w.io.runtime,
       declaration: d,
       gameId: "g1",
       settings,
-      mayAct: w.mayAct,
       observer: {
         onAction: () => undefined,
         beforeAction: (a) => {
@@ -180,6 +182,7 @@ async function patchInput(w: ReturnType<typeof world>, over: Partial<RolloutInpu
     opRow: null,
     execute,
     log: createLogger("silent"),
+    io: w.io,
     ...over,
   };
   return input;
@@ -293,8 +296,10 @@ describe("rollout", () => {
       () => (probesSeen++, false),
       () => probesSeen < 2,
     );
-    const verdict = await patch(w);
-    expect(verdict).toMatchObject({ aborted: true, held: false, degraded: false, events: [] });
+    // The third check's first runtime call finds leadership gone: the check is cut short, no verdict at all.
+    await expect(patch(w)).rejects.toMatchObject({ name: "AbortError" });
+    expect(w.io.signal.aborted).toBe(true);
+    expect(probesSeen).toBe(2);
     expect(w.docker.calls.filter((c) => c.startsWith("create"))).toEqual([`create ${NEW}`]);
     expect(w.operations.some((o) => o.op.kind === "rollback")).toBe(false);
     expect(w.docker.containers.map((c) => [c.imageRef, c.state])).toEqual([[NEW, "running"]]);
@@ -375,14 +380,15 @@ async function patchInPlace(pods: FakePods) {
   } as unknown as StateStore;
   const prober: HealthProber = { probe: async () => ({ ok: false, statusCode: null, error: "the gate must ask the runtime's readiness", latencyMs: 0 }) };
   const clock = new TestClock();
-  const rollout = new Rollout({ runtime: pods.port, state, prober, settings, clock: () => clock.now() });
+  const rollout = new Rollout({ settings, clock: () => clock.now() });
+  const { io } = new ReconcileScope({ runtime: pods.port, state, prober, source: { get: async () => null } });
   const d = declaration(NEW);
   const previous = runtimeRecord({ currentContainerId: "k-old", observedGeneration: 2 }, NOW);
   const p = plan({ gameId: "g1", declaration: d, declarationError: null, containers: pods.containers, record: previous, health: null, now: NOW, settings, capabilities: POD_CAPABILITIES });
   expect(p.actions).toEqual([{ type: "updateImage", containerId: "k-old", imageRef: NEW }]);
-  const execute = (actions: readonly Action[]) => executeActions(actions, { runtime: pods.port, declaration: d, gameId: "g1", settings, observer: { onAction: () => undefined } });
+  const execute = (actions: readonly Action[]) => executeActions(actions, { runtime: io.runtime, declaration: d, gameId: "g1", settings, observer: { onAction: () => undefined } });
   await execute(p.actions);
-  const input: RolloutInput = { gameId: "g1", declaration: d, plan: p, gate: p.gate!, actionError: null, oldTouched: true, now: NOW, opId: "op", opRow: null, execute, log: createLogger("silent") };
+  const input: RolloutInput = { gameId: "g1", declaration: d, plan: p, gate: p.gate!, actionError: null, oldTouched: true, now: NOW, opId: "op", opRow: null, execute, log: createLogger("silent"), io };
   // The kubelet acts after the first check: that check still sees the old container, not ready.
   const { verdict } = await drive({ rollout, clock }, input, () => pods.kubelet());
   return { verdict, operations };

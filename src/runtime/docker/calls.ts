@@ -4,6 +4,7 @@
  * Docker's errors into RuntimeFailures.
  */
 import type Dockerode from "dockerode";
+import { abortReason, isAborted, raceAbort, throwIfAborted, type AbortedError } from "../../model/abort.js";
 import { RuntimeFailure, type RuntimeFailureKind } from "../../model/runtimeFailure.js";
 
 /** The subset of a pino logger the adapter uses; a pino Logger satisfies it. */
@@ -83,7 +84,8 @@ export function isUnreachable(err: unknown): boolean {
 
 /**
  * `unavailable` when nobody answered, else `kind` with Docker's message. A
- * RuntimeFailure already made further down passes through unchanged.
+ * RuntimeFailure already made further down, and a call the caller's signal
+ * aborted (no failure of Docker's), pass through unchanged.
  */
 export function failure(
   operation: string,
@@ -91,8 +93,8 @@ export function failure(
   kind: RuntimeFailureKind,
   what: string,
   details: Record<string, unknown> = {},
-): RuntimeFailure {
-  if (err instanceof RuntimeFailure) return err;
+): RuntimeFailure | AbortedError {
+  if (err instanceof RuntimeFailure || isAborted(err)) return err;
   if (isUnreachable(err)) {
     return new RuntimeFailure("unavailable", operation, `Docker engine unreachable (${operation}): ${asApiError(err).message}`, details, { cause: err });
   }
@@ -114,15 +116,22 @@ export class DockerCalls {
   /**
    * Runs one API call with a deadline and reports it to `onCall`. Errors the
    * caller treats as success (404 on remove...) count as "ok" via `tolerate`.
+   * The caller's `signal` (a reconcile's: lost leadership, shutdown) aborts
+   * the HTTP request as the deadline does (docker-modem takes `abortSignal`
+   * and destroys the request), and the call rejects with an AbortedError.
    */
   async run<T>(
     operation: string,
     fn: (signal: AbortSignal) => Promise<T>,
-    opts: { timeoutMs?: number; tolerate?: (err: unknown) => boolean } = {},
+    opts: { timeoutMs?: number; tolerate?: (err: unknown) => boolean; signal?: AbortSignal } = {},
   ): Promise<T> {
     const timeoutMs = opts.timeoutMs ?? this.callTimeoutMs;
+    const caller = opts.signal;
+    throwIfAborted(caller);
     const started = performance.now();
     const abort = new AbortController();
+    const onCallerAbort = () => abort.abort(caller?.reason);
+    caller?.addEventListener("abort", onCallerAbort, { once: true });
     let timer: NodeJS.Timeout | undefined;
     // Not every dockerode call honours the signal, so the race is what bounds the wait.
     const deadline = new Promise<never>((_, reject) => {
@@ -132,14 +141,16 @@ export class DockerCalls {
       }, timeoutMs);
     });
     try {
-      const result = await Promise.race([fn(abort.signal), deadline]);
+      const result = await raceAbort(Promise.race([fn(abort.signal), deadline]), caller);
       this.report(operation, "ok", started);
       return result;
     } catch (err) {
-      this.report(operation, opts.tolerate?.(err) ? "ok" : "error", started);
-      throw err;
+      this.report(operation, !caller?.aborted && opts.tolerate?.(err) ? "ok" : "error", started);
+      // Docker's answer to a request we cut short (docker-modem's own AbortError) is no answer of Docker's.
+      throw caller?.aborted ? abortReason(caller) : err;
     } finally {
       clearTimeout(timer);
+      caller?.removeEventListener("abort", onCallerAbort);
     }
   }
 

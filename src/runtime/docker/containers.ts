@@ -2,7 +2,8 @@
 import path from "node:path";
 import type Dockerode from "dockerode";
 import { mapLimit } from "../../model/mapLimit.js";
-import type { EngineSpec, ObservedContainer } from "../../model/ports.js";
+import { throwIfAborted, type AbortedError } from "../../model/abort.js";
+import type { CallOptions, EngineSpec, ObservedContainer } from "../../model/ports.js";
 import { RuntimeFailure } from "../../model/runtimeFailure.js";
 import { dockerMessage, failure, isNotFound, statusOf, type DockerContext } from "./calls.js";
 import type { EngineHardening } from "../engineHardening.js";
@@ -26,37 +27,38 @@ export class DockerContainers {
     private readonly placement: EnginePlacement,
   ) {}
 
-  listManaged(options: { inspect?: boolean } = {}): Promise<ObservedContainer[]> {
-    return this.list(labelFilters(this.ctx.instance), options.inspect ?? true);
+  listManaged(options: { inspect?: boolean } & CallOptions = {}): Promise<ObservedContainer[]> {
+    return this.list(labelFilters(this.ctx.instance), options.inspect ?? true, options.signal);
   }
 
-  listForGame(gameId: string): Promise<ObservedContainer[]> {
-    return this.list(labelFilters(this.ctx.instance, gameId));
+  listForGame(gameId: string, options: CallOptions = {}): Promise<ObservedContainer[]> {
+    return this.list(labelFilters(this.ctx.instance, gameId), true, options.signal);
   }
 
   /**
    * One list, then one inspect per container: exit code, OOM, start/finish
    * times and the host port exist only in inspect.
    */
-  private async list(label: string[], inspect = true): Promise<ObservedContainer[]> {
+  private async list(label: string[], inspect: boolean, caller: AbortSignal | undefined): Promise<ObservedContainer[]> {
     const { calls, docker, instance } = this.ctx;
     let summaries: Dockerode.ContainerInfo[];
     try {
-      summaries = await calls.run("list", (signal) => docker.listContainers({ all: true, filters: { label }, abortSignal: signal }));
+      summaries = await calls.run("list", (signal) => docker.listContainers({ all: true, filters: { label }, abortSignal: signal }), { signal: caller });
     } catch (err) {
       throw failure("list", err, "failed", "listing containers failed");
     }
     const ours = summaries.filter((s) => ownedBy(s.Labels, instance));
     if (!inspect) return ours.map((s) => observedFromSummary(s, instance)).filter((o): o is ObservedContainer => o !== null);
-    const observed = await mapLimit(ours, 8, (s) => this.inspect(s.Id));
+    const observed = await mapLimit(ours, 8, (s) => this.inspect(s.Id, caller));
     return observed.filter((o): o is ObservedContainer => o !== null);
   }
 
   /** Null when the container vanished between list and inspect, or is not ours. */
-  private async inspect(id: string): Promise<ObservedContainer | null> {
+  private async inspect(id: string, caller: AbortSignal | undefined): Promise<ObservedContainer | null> {
     try {
       const info = await this.ctx.calls.run("inspect", (signal) => this.ctx.docker.getContainer(id).inspect({ abortSignal: signal }), {
         tolerate: isNotFound,
+        signal: caller,
       });
       return observedFromInspect(info, this.ctx.instance);
     } catch (err) {
@@ -65,16 +67,18 @@ export class DockerContainers {
     }
   }
 
-  async create(spec: EngineSpec): Promise<string> {
+  async create(spec: EngineSpec, options: CallOptions = {}): Promise<string> {
     if (!path.isAbsolute(spec.statePath)) {
       // Docker refuses a bind mount of a relative host path; say so before creating a directory relative to cwd.
       throw new RuntimeFailure("config_refused", "create", `the state path ${spec.statePath} is not absolute`, { gameId: spec.gameId, statePath: spec.statePath });
     }
+    // Nothing is made, not even the state directory, once the caller gave up.
+    throwIfAborted(options.signal);
     // Never deleted by rtmanager.
     await ensureStateDir(spec, this.placement.hardening.fsGroup, this.ctx.logger);
-    const options = this.createOptions(spec);
+    const createOptions = this.createOptions(spec);
     try {
-      const container = await this.ctx.calls.run("create", (signal) => this.ctx.docker.createContainer({ ...options, abortSignal: signal }));
+      const container = await this.ctx.calls.run("create", (signal) => this.ctx.docker.createContainer({ ...createOptions, abortSignal: signal }), { signal: options.signal });
       return container.id;
     } catch (err) {
       throw createFailure(err, spec);
@@ -113,10 +117,11 @@ export class DockerContainers {
     };
   }
 
-  async start(id: string): Promise<void> {
+  async start(id: string, options: CallOptions = {}): Promise<void> {
     try {
       await this.ctx.calls.run("start", (signal) => this.ctx.docker.getContainer(id).start({ abortSignal: signal }), {
         tolerate: (err) => statusOf(err) === 304,
+        signal: options.signal,
       });
     } catch (err) {
       if (statusOf(err) === 304) return; // already running
@@ -124,12 +129,13 @@ export class DockerContainers {
     }
   }
 
-  async stop(id: string, timeoutSeconds: number): Promise<void> {
+  async stop(id: string, timeoutSeconds: number, options: CallOptions = {}): Promise<void> {
     const tolerated = (err: unknown) => statusOf(err) === 304 || statusOf(err) === 404;
     try {
       await this.ctx.calls.run("stop", (signal) => this.ctx.docker.getContainer(id).stop({ t: timeoutSeconds, abortSignal: signal }), {
         timeoutMs: this.ctx.calls.timeoutMs + timeoutSeconds * 1000,
         tolerate: tolerated,
+        signal: options.signal,
       });
     } catch (err) {
       if (tolerated(err)) return;
@@ -137,29 +143,30 @@ export class DockerContainers {
     }
   }
 
-  async remove(id: string): Promise<void> {
+  async remove(id: string, options: CallOptions = {}): Promise<void> {
     const inProgress = (err: unknown) => statusOf(err) === 409 && /already in progress/i.test(dockerMessage(err));
     const tolerated = (err: unknown) => isNotFound(err) || inProgress(err);
     try {
       await this.ctx.calls.run("remove", (signal) => this.ctx.docker.getContainer(id).remove({ force: true, v: true, abortSignal: signal }), {
         tolerate: tolerated,
+        signal: options.signal,
       });
     } catch (err) {
       if (isNotFound(err)) return;
       if (inProgress(err)) {
         // Someone else is removing it; wait so a create with the same name right after does not conflict.
-        await this.waitGone(id);
+        await this.waitGone(id, options.signal);
         return;
       }
       throw failure("remove", err, "failed", `removing container ${id} failed`, { containerId: id });
     }
   }
 
-  private async waitGone(id: string): Promise<void> {
+  private async waitGone(id: string, caller: AbortSignal | undefined): Promise<void> {
     const deadline = Date.now() + this.ctx.calls.timeoutMs;
     while (Date.now() < deadline) {
       try {
-        await this.ctx.calls.run("inspect", (signal) => this.ctx.docker.getContainer(id).inspect({ abortSignal: signal }), { tolerate: isNotFound });
+        await this.ctx.calls.run("inspect", (signal) => this.ctx.docker.getContainer(id).inspect({ abortSignal: signal }), { tolerate: isNotFound, signal: caller });
       } catch (err) {
         if (isNotFound(err)) return;
         throw failure("inspect", err, "failed", `inspect of container ${id} failed`);
@@ -171,7 +178,7 @@ export class DockerContainers {
 }
 
 /** What Docker's answer to a create says, without deciding what the controller does about it. */
-function createFailure(err: unknown, spec: EngineSpec): RuntimeFailure {
+function createFailure(err: unknown, spec: EngineSpec): RuntimeFailure | AbortedError {
   const details = { gameId: spec.gameId, containerName: spec.name, imageRef: spec.imageRef };
   const status = statusOf(err);
   const message = dockerMessage(err);

@@ -6,6 +6,7 @@
  */
 import Dockerode from "dockerode";
 import type {
+  CallOptions,
   EngineEventHandlers,
   EngineSpec,
   ImagePullPolicy,
@@ -110,45 +111,45 @@ export class DockerRuntime implements RuntimePort {
     }
   }
 
-  listManaged(options?: { inspect?: boolean }): Promise<ObservedContainer[]> {
+  listManaged(options?: { inspect?: boolean } & CallOptions): Promise<ObservedContainer[]> {
     return this.containers.listManaged(options);
   }
 
-  listForGame(gameId: string): Promise<ObservedContainer[]> {
-    return this.containers.listForGame(gameId);
+  listForGame(gameId: string, options?: CallOptions): Promise<ObservedContainer[]> {
+    return this.containers.listForGame(gameId, options);
   }
 
-  ensureImage(ref: string, policy: ImagePullPolicy): Promise<void> {
-    return this.images.ensure(ref, policy);
+  ensureImage(ref: string, policy: ImagePullPolicy, options?: CallOptions): Promise<void> {
+    return this.images.ensure(ref, policy, options);
   }
 
-  imagePresent(ref: string): Promise<boolean> {
-    return this.images.present(ref);
+  imagePresent(ref: string, options?: CallOptions): Promise<boolean> {
+    return this.images.present(ref, options);
   }
 
-  imageLabels(ref: string): Promise<Record<string, string>> {
-    return this.images.labels(ref);
+  imageLabels(ref: string, options?: CallOptions): Promise<Record<string, string>> {
+    return this.images.labels(ref, options);
   }
 
   /** Pulls unconditionally (ensureImage applies the policy). */
-  pull(ref: string): Promise<void> {
-    return this.images.pull(ref);
+  pull(ref: string, options?: CallOptions): Promise<void> {
+    return this.images.pull(ref, options);
   }
 
-  create(spec: EngineSpec): Promise<string> {
-    return this.containers.create(spec);
+  create(spec: EngineSpec, options?: CallOptions): Promise<string> {
+    return this.containers.create(spec, options);
   }
 
-  start(id: string): Promise<void> {
-    return this.containers.start(id);
+  start(id: string, options?: CallOptions): Promise<void> {
+    return this.containers.start(id, options);
   }
 
-  stop(id: string, timeoutSeconds: number): Promise<void> {
-    return this.containers.stop(id, timeoutSeconds);
+  stop(id: string, timeoutSeconds: number, options?: CallOptions): Promise<void> {
+    return this.containers.stop(id, timeoutSeconds, options);
   }
 
-  remove(id: string): Promise<void> {
-    return this.containers.remove(id);
+  remove(id: string, options?: CallOptions): Promise<void> {
+    return this.containers.remove(id, options);
   }
 
   watchEvents(handlers: EngineEventHandlers): () => void {

@@ -1,5 +1,5 @@
 /** Images on Docker: presence, labels, pulls, and the pull policy. */
-import type { ImagePullPolicy } from "../../model/ports.js";
+import type { CallOptions, ImagePullPolicy } from "../../model/ports.js";
 import { RuntimeFailure } from "../../model/runtimeFailure.js";
 import { CallTimeoutError, failure, isNotFound, type DockerContext } from "./calls.js";
 import { destroyStream, readJsonLines } from "./streams.js";
@@ -12,20 +12,21 @@ export class DockerImages {
   ) {}
 
   /** `always` pulls every time; `if_not_present` only when missing; `never` fails on a missing image. */
-  async ensure(ref: string, policy: ImagePullPolicy): Promise<void> {
-    if (policy === "always") return this.pull(ref);
-    if (await this.present(ref)) return;
+  async ensure(ref: string, policy: ImagePullPolicy, options: CallOptions = {}): Promise<void> {
+    if (policy === "always") return this.pull(ref, options);
+    if (await this.present(ref, options)) return;
     if (policy === "never") {
       throw new RuntimeFailure("image_not_found", "ensure_image", `image ${ref} is not present locally and RTMANAGER_IMAGE_PULL_POLICY is never`, {
         imageRef: ref,
       });
     }
-    await this.pull(ref);
+    await this.pull(ref, options);
   }
 
-  async present(ref: string): Promise<boolean> {
+  async present(ref: string, options: CallOptions = {}): Promise<boolean> {
     try {
-      await this.ctx.calls.run("image_inspect", () => this.ctx.docker.getImage(ref).inspect(), { tolerate: isNotFound });
+      // dockerode's image inspect does not hand a signal to docker-modem: the call gives up waiting instead.
+      await this.ctx.calls.run("image_inspect", () => this.ctx.docker.getImage(ref).inspect(), { tolerate: isNotFound, signal: options.signal });
       return true;
     } catch (err) {
       if (isNotFound(err)) return false;
@@ -33,9 +34,9 @@ export class DockerImages {
     }
   }
 
-  async labels(ref: string): Promise<Record<string, string>> {
+  async labels(ref: string, options: CallOptions = {}): Promise<Record<string, string>> {
     try {
-      const info = await this.ctx.calls.run("image_inspect", () => this.ctx.docker.getImage(ref).inspect(), { tolerate: isNotFound });
+      const info = await this.ctx.calls.run("image_inspect", () => this.ctx.docker.getImage(ref).inspect(), { tolerate: isNotFound, signal: options.signal });
       return { ...(info.Config?.Labels ?? {}) };
     } catch (err) {
       if (isNotFound(err)) {
@@ -45,7 +46,7 @@ export class DockerImages {
     }
   }
 
-  async pull(ref: string): Promise<void> {
+  async pull(ref: string, options: CallOptions = {}): Promise<void> {
     try {
       await this.ctx.calls.run(
         "pull",
@@ -54,7 +55,7 @@ export class DockerImages {
           signal.addEventListener("abort", () => destroyStream(stream), { once: true });
           await this.followPull(ref, stream);
         },
-        { timeoutMs: this.pullTimeoutMs },
+        { timeoutMs: this.pullTimeoutMs, signal: options.signal },
       );
     } catch (err) {
       if (err instanceof CallTimeoutError) {

@@ -1,6 +1,7 @@
 /** The core/v1 calls of the Pod runtime: Pods, the game's Service (and its tombstone), the claim, logs. */
 import { PassThrough } from "node:stream";
-import { CoreV1Api, Log, PatchStrategy, setHeaderOptions, type V1Pod, type V1Service } from "@kubernetes/client-node";
+import { CoreV1Api, Log, PatchStrategy, setHeaderOptions, type ConfigurationOptions, type V1Pod, type V1Service } from "@kubernetes/client-node";
+import { isAborted, raceAbort, throwIfAborted } from "../../model/abort.js";
 import type { EngineSpec, LogStreamOptions, ObservedContainer } from "../../model/ports.js";
 import { RuntimeFailure } from "../../model/runtimeFailure.js";
 import { asFailure, isStatus, KubeCalls, type OnKubeCall } from "../../kube/calls.js";
@@ -30,8 +31,8 @@ const WAIT_RECHECK_MS = 5_000;
 export const LIST_PAGE = 500;
 type Page = { limit: number; _continue?: string };
 
-const strategic = () => setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch);
-const mergePatch = () => setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+const strategic = (o?: ConfigurationOptions) => setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch, o);
+const mergePatch = (o?: ConfigurationOptions) => setHeaderOptions("Content-Type", PatchStrategy.MergePatch, o);
 
 export class PodApi {
   readonly calls: KubeCalls;
@@ -128,14 +129,15 @@ export class PodApi {
    * Waits until `done(pod)` holds for the game's Pod (undefined: no Pod),
    * following the watch. Resolves with the Pod (or undefined), or null at the bound.
    */
-  async waitForPod(ref: GameRef, done: (pod: V1Pod | undefined) => boolean, boundMs: number): Promise<V1Pod | undefined | null> {
-    const cache = await this.cached("inspect");
+  async waitForPod(ref: GameRef, done: (pod: V1Pod | undefined) => boolean, boundMs: number, signal?: AbortSignal): Promise<V1Pod | undefined | null> {
+    const cache = await raceAbort(this.cached("inspect"), signal);
     const deadline = Date.now() + boundMs;
     while (Date.now() < deadline) {
-      const seen = await cache.waitForPod(ref, done, Math.min(deadline - Date.now(), WAIT_RECHECK_MS));
+      // The reconcile's signal ends the wait at once (the cache's waiter ends at its own recheck bound).
+      const seen = await raceAbort(cache.waitForPod(ref, done, Math.min(deadline - Date.now(), WAIT_RECHECK_MS)), signal);
       if (seen !== null) return seen;
       // Asked of the API now and then: a watch that fell silent must not stretch the wait to the bound.
-      const pod = (await this.readPod(ref)) ?? undefined;
+      const pod = (await this.readPod(ref, signal)) ?? undefined;
       if (done(pod)) return pod;
     }
     return null;
@@ -164,31 +166,32 @@ export class PodApi {
   }
 
   /** Claim and Service first (kept across stops, so usually there), then the Pod. */
-  async createGame(spec: EngineSpec, placement: Placement, pod: PodManifestSettings, claim: ClaimSettings): Promise<V1Pod> {
+  async createGame(spec: EngineSpec, placement: Placement, pod: PodManifestSettings, claim: ClaimSettings, signal?: AbortSignal): Promise<V1Pod> {
+    throwIfAborted(signal);
     const { namespace } = placement;
     const details = { gameId: spec.gameId, namespace };
     const newClaim = await this.calls
-      .run("create", "creating the state claim", () => this.core.createNamespacedPersistentVolumeClaim({ namespace, body: claimManifest(spec.gameId, placement, this.instance, claim) }), details)
+      .run("create", "creating the state claim", (o) => this.core.createNamespacedPersistentVolumeClaim({ namespace, body: claimManifest(spec.gameId, placement, this.instance, claim) }, o), details, signal)
       .then(
         () => true,
         (err: unknown) => (tolerateConflict(err), false),
       );
     if (!newClaim && claim.retentionMs) await this.claims.hold({ namespace, gameId: spec.gameId });
-    await this.ensureService({ namespace, gameId: spec.gameId }, placement);
+    await this.ensureService({ namespace, gameId: spec.gameId }, placement, signal);
     await this.ensureAliases(spec.gameId, namespace, pod);
     const create = async () => {
-      const created = await this.calls.run("create", `creating Pod ${podName(spec.gameId)}`, () => this.core.createNamespacedPod({ namespace, body: podManifest(spec, placement, pod) }), details);
+      const created = await this.calls.run("create", `creating Pod ${podName(spec.gameId)}`, (o) => this.core.createNamespacedPod({ namespace, body: podManifest(spec, placement, pod) }, o), details, signal);
       this.cache.applyPod(created);
       return created;
     };
     try {
       return await create();
     } catch (err) {
-      const evicted = err instanceof RuntimeFailure && err.kind === "conflict" ? await this.evictedPod({ namespace, gameId: spec.gameId }) : null;
+      const evicted = err instanceof RuntimeFailure && err.kind === "conflict" ? await this.evictedPod({ namespace, gameId: spec.gameId }, signal) : null;
       if (evicted) {
         // Never to run again: it only holds the name. Replace it.
-        await this.deletePod({ namespace, gameId: spec.gameId }, evicted, 0);
-        await this.waitPodGone({ namespace, gameId: spec.gameId }, evicted, this.calls.timeoutMs);
+        await this.deletePod({ namespace, gameId: spec.gameId }, evicted, 0, signal);
+        await this.waitPodGone({ namespace, gameId: spec.gameId }, evicted, this.calls.timeoutMs, signal);
         return create();
       }
       if (err instanceof RuntimeFailure && err.kind === "conflict") {
@@ -199,24 +202,24 @@ export class PodApi {
   }
 
   /** The uid of the game's Pod when the node evicted it, else null. */
-  private async evictedPod(ref: GameRef): Promise<string | null> {
-    const existing = await this.readPod(ref);
+  private async evictedPod(ref: GameRef, signal?: AbortSignal): Promise<string | null> {
+    const existing = await this.readPod(ref, signal);
     return existing && isEvicted(existing) ? (existing.metadata?.uid ?? null) : null;
   }
 
   /** The game's Service, created when missing; a new engine supersedes any tombstone on it. */
-  async ensureService(ref: GameRef, placement: Placement): Promise<void> {
+  async ensureService(ref: GameRef, placement: Placement, signal?: AbortSignal): Promise<void> {
     if ((await this.cached("create")).service(ref)) {
-      await this.clearTombstone(ref, null);
+      await this.clearTombstone(ref, null, signal);
       return;
     }
     try {
       this.cache.applyService(
-        await this.calls.run("create", "creating the engine Service", () => this.core.createNamespacedService({ namespace: ref.namespace, body: serviceManifest(ref.gameId, placement, this.instance) })),
+        await this.calls.run("create", "creating the engine Service", (o) => this.core.createNamespacedService({ namespace: ref.namespace, body: serviceManifest(ref.gameId, placement, this.instance) }, o), {}, signal),
       );
     } catch (err) {
       tolerateConflict(err);
-      await this.clearTombstone(ref, null);
+      await this.clearTombstone(ref, null, signal);
     }
   }
 
@@ -235,9 +238,9 @@ export class PodApi {
     }
   }
 
-  async readPod(ref: GameRef): Promise<V1Pod | null> {
+  async readPod(ref: GameRef, signal?: AbortSignal): Promise<V1Pod | null> {
     try {
-      return await this.calls.run("inspect", `reading Pod ${podName(ref.gameId)}`, () => this.core.readNamespacedPod({ name: podName(ref.gameId), namespace: ref.namespace }));
+      return await this.calls.run("inspect", `reading Pod ${podName(ref.gameId)}`, (o) => this.core.readNamespacedPod({ name: podName(ref.gameId), namespace: ref.namespace }, o), {}, signal);
     } catch (err) {
       if (isStatus(err, 404)) return null;
       throw err;
@@ -253,7 +256,7 @@ export class PodApi {
    * It records the container it replaces and one more swap in the restart
    * baseline (observed.ts reads both).
    */
-  async patchImage(ref: GameRef, spec: EngineSpec, planned: V1Pod): Promise<void> {
+  async patchImage(ref: GameRef, spec: EngineSpec, planned: V1Pod, signal?: AbortSignal): Promise<void> {
     const cs = engineStatus(planned);
     const replaced = stripScheme(cs?.containerID) ?? "";
     // The kubelet counts the swap's start as a restart once a container of that name ran (startContainer: RestartCount + 1).
@@ -274,16 +277,21 @@ export class PodApi {
     const patched = await this.calls.run(
       "updateImage",
       `patching the image of Pod ${podName(ref.gameId)}`,
-      () => this.core.patchNamespacedPod({ name: podName(ref.gameId), namespace: ref.namespace, body }, strategic()),
+      (o) => this.core.patchNamespacedPod({ name: podName(ref.gameId), namespace: ref.namespace, body }, strategic(o)),
       { gameId: ref.gameId },
+      signal,
     );
     this.cache.applyPod(patched);
   }
 
-  async deletePod(ref: GameRef, uid: string, graceSeconds: number | undefined): Promise<void> {
+  async deletePod(ref: GameRef, uid: string, graceSeconds: number | undefined, signal?: AbortSignal): Promise<void> {
     try {
-      await this.calls.run("remove", `deleting Pod ${podName(ref.gameId)}`, () =>
-        this.core.deleteNamespacedPod({ name: podName(ref.gameId), namespace: ref.namespace, gracePeriodSeconds: graceSeconds, body: { preconditions: { uid } } }),
+      await this.calls.run(
+        "remove",
+        `deleting Pod ${podName(ref.gameId)}`,
+        (o) => this.core.deleteNamespacedPod({ name: podName(ref.gameId), namespace: ref.namespace, gracePeriodSeconds: graceSeconds, body: { preconditions: { uid } } }, o),
+        {},
+        signal,
       );
     } catch (err) {
       // Gone already, or a newer Pod of the same name (the uid precondition): either way not ours to delete.
@@ -293,34 +301,38 @@ export class PodApi {
   }
 
   /** Waits until the Pod with `uid` is gone, so a new one of the same name can be created right after. */
-  async waitPodGone(ref: GameRef, uid: string, boundMs: number): Promise<void> {
-    const gone = await this.waitForPod(ref, (pod) => !pod || pod.metadata?.uid !== uid, boundMs);
+  async waitPodGone(ref: GameRef, uid: string, boundMs: number, signal?: AbortSignal): Promise<void> {
+    const gone = await this.waitForPod(ref, (pod) => !pod || pod.metadata?.uid !== uid, boundMs, signal);
     if (gone !== null) return;
     throw new RuntimeFailure("failed", "remove", `Pod ${podName(ref.gameId)} is still terminating after ${Math.round(boundMs / 1000)}s`, { gameId: ref.gameId });
   }
 
-  async setTombstone(ref: GameRef, tombstone: Tombstone, placement: Placement): Promise<void> {
+  async setTombstone(ref: GameRef, tombstone: Tombstone, placement: Placement, signal?: AbortSignal): Promise<void> {
     const body = { metadata: { annotations: { [POD_ANNOTATIONS.stoppedEngine]: JSON.stringify(tombstone) } } };
-    const patch = () => this.core.patchNamespacedService({ name: serviceName(ref.gameId), namespace: ref.namespace, body }, mergePatch());
+    const patch = (o?: ConfigurationOptions) => this.core.patchNamespacedService({ name: serviceName(ref.gameId), namespace: ref.namespace, body }, mergePatch(o));
     try {
-      this.cache.applyService(await this.calls.run("stop", "recording the stopped engine on its Service", patch));
+      this.cache.applyService(await this.calls.run("stop", "recording the stopped engine on its Service", patch, {}, signal));
     } catch (err) {
       if (!isStatus(err, 404)) throw err;
-      await this.ensureService(ref, placement);
-      this.cache.applyService(await this.calls.run("stop", "recording the stopped engine on its Service", patch));
+      await this.ensureService(ref, placement, signal);
+      this.cache.applyService(await this.calls.run("stop", "recording the stopped engine on its Service", patch, {}, signal));
     }
   }
 
   /** Drops the tombstone (only if it is `id`'s, when `id` is given). */
-  async clearTombstone(ref: GameRef, id: string | null): Promise<void> {
+  async clearTombstone(ref: GameRef, id: string | null, signal?: AbortSignal): Promise<void> {
     const service = (await this.cached("remove")).service(ref);
     if (!service) return;
     const raw = service.metadata?.annotations?.[POD_ANNOTATIONS.stoppedEngine];
     if (!raw || (id !== null && !raw.includes(JSON.stringify(id)))) return;
     const body = { metadata: { annotations: { [POD_ANNOTATIONS.stoppedEngine]: null } } };
     this.cache.applyService(
-      await this.calls.run("remove", "clearing the stopped engine from its Service", () =>
-        this.core.patchNamespacedService({ name: serviceName(ref.gameId), namespace: ref.namespace, body }, mergePatch()),
+      await this.calls.run(
+        "remove",
+        "clearing the stopped engine from its Service",
+        (o) => this.core.patchNamespacedService({ name: serviceName(ref.gameId), namespace: ref.namespace, body }, mergePatch(o)),
+        {},
+        signal,
       ),
     );
   }
@@ -349,5 +361,5 @@ export class PodApi {
 
 function tolerateConflict(err: unknown): void {
   if (err instanceof RuntimeFailure && err.kind === "conflict") return;
-  throw err instanceof RuntimeFailure ? err : asFailure(err, "create", "creating");
+  throw err instanceof RuntimeFailure || isAborted(err) ? err : asFailure(err, "create", "creating");
 }

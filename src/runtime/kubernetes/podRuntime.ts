@@ -9,11 +9,15 @@
  * A stop deletes the Pod (a Pod cannot be stopped) and leaves the engine's
  * last state on the Service (a "tombstone"), so the game reads as stopped,
  * not removed; remove() drops the tombstone. Claim and Service are kept.
+ * A call's `signal` (a reconcile's) aborts its API requests and its waits on
+ * the Pod watch; the call rejects with the AbortedError.
  */
 import type { V1Pod } from "@kubernetes/client-node";
 import type { OnKubeCall } from "../../kube/calls.js";
 import type { Logger } from "../../log.js";
+import { raceAbort, throwIfAborted } from "../../model/abort.js";
 import type {
+  CallOptions,
   EngineEventHandlers,
   EngineSpec,
   ImagePullPolicy,
@@ -99,12 +103,12 @@ export class KubernetesPodRuntime implements RuntimePort {
     return true;
   }
 
-  async listManaged(): Promise<ObservedContainer[]> {
-    return this.remembered(await this.api.observe());
+  async listManaged(options?: CallOptions): Promise<ObservedContainer[]> {
+    return this.remembered(await raceAbort(this.api.observe(), options?.signal));
   }
 
-  async listForGame(gameId: string): Promise<ObservedContainer[]> {
-    return this.remembered(await this.api.observe(gameId));
+  async listForGame(gameId: string, options?: CallOptions): Promise<ObservedContainer[]> {
+    return this.remembered(await raceAbort(this.api.observe(gameId), options?.signal));
   }
 
   private remembered(found: { engine: ObservedContainer; namespace: string; podUid: string | null }[]): ObservedContainer[] {
@@ -141,10 +145,11 @@ export class KubernetesPodRuntime implements RuntimePort {
     return {};
   }
 
-  async create(spec: EngineSpec): Promise<string> {
+  async create(spec: EngineSpec, options?: CallOptions): Promise<string> {
     assertPodNames(spec.gameId);
-    const placement = await this.placement.placement(spec.gameId);
-    const pod = await this.api.createGame(spec, placement, { ...this.options.pod, instance: this.options.instance }, this.options.claim);
+    const signal = options?.signal;
+    const placement = await raceAbort(this.placement.placement(spec.gameId), signal);
+    const pod = await this.api.createGame(spec, placement, { ...this.options.pod, instance: this.options.instance }, this.options.claim, signal);
     const [engine] = this.remembered([{ engine: observedFromPod(pod, this.options.instance)!, namespace: placement.namespace, podUid: pod.metadata?.uid ?? null }]);
     return engine!.id;
   }
@@ -154,20 +159,22 @@ export class KubernetesPodRuntime implements RuntimePort {
    * A finished Pod (Succeeded/Failed) never runs again, whatever its image:
    * it is recreated on the new image instead.
    */
-  async updateImage(id: string, spec: EngineSpec): Promise<void> {
+  async updateImage(id: string, spec: EngineSpec, options?: CallOptions): Promise<void> {
+    const signal = options?.signal;
+    throwIfAborted(signal);
     const at = await this.locate(id);
     if (!at?.podUid) throw new RuntimeFailure("not_found", "updateImage", `no Pod runs engine ${id}`, { containerId: id });
     const pod = await this.api.currentPod(at);
     if (pod && pod.metadata?.uid === at.podUid && isFinished(pod)) {
-      await this.api.deletePod(at, at.podUid, undefined);
-      await this.api.waitPodGone(at, at.podUid, this.api.calls.timeoutMs);
-      await this.create(spec);
+      await this.api.deletePod(at, at.podUid, undefined, signal);
+      await this.api.waitPodGone(at, at.podUid, this.api.calls.timeoutMs, signal);
+      await this.create(spec, options);
       return;
     }
     if (!pod || pod.metadata?.uid !== at.podUid) throw new RuntimeFailure("not_found", "updateImage", `the Pod of engine ${id} is gone`, { containerId: id });
     // Accepted is enough: the kubelet swaps the container, the Pod watch wakes the game, and the health gate
     // judges the new image (a failed pull or start is its to roll back: the old engine is already gone).
-    await this.patchPlanned(at, spec, pod);
+    await this.patchPlanned(at, spec, pod, signal);
   }
 
   /**
@@ -176,13 +183,13 @@ export class KubernetesPodRuntime implements RuntimePort {
    * on the fresh Pod, as client-go's RetryOnConflict does; one caused by a
    * newer patch or rollback, or a new Pod, is the caller's conflict.
    */
-  private async patchPlanned(at: Known, spec: EngineSpec, planned: V1Pod): Promise<void> {
+  private async patchPlanned(at: Known, spec: EngineSpec, planned: V1Pod, signal: AbortSignal | undefined): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.api.patchImage(at, spec, planned);
+        return await this.api.patchImage(at, spec, planned, signal);
       } catch (err) {
         if (!(err instanceof RuntimeFailure && err.kind === "conflict") || attempt >= 3) throw err;
-        const fresh = await this.api.readPod(at);
+        const fresh = await this.api.readPod(at, signal);
         const same = (a: V1Pod, b: V1Pod) => a.metadata?.uid === b.metadata?.uid && wantedImage(a) === wantedImage(b) && a.metadata?.labels?.[POD_LABELS.generation] === b.metadata?.labels?.[POD_LABELS.generation];
         if (!fresh || !same(fresh, planned)) throw err;
         planned = fresh;
@@ -198,7 +205,8 @@ export class KubernetesPodRuntime implements RuntimePort {
    * and with `start_failed` once the engine has not run within the start
    * bound of its Pod's creation (no node, a pull that never ends).
    */
-  async start(id: string): Promise<void> {
+  async start(id: string, options?: CallOptions): Promise<void> {
+    throwIfAborted(options?.signal);
     const at = await this.locate(id);
     if (!at?.podUid) throw new RuntimeFailure("start_failed", "start", `no Pod to start for engine ${id}`, { containerId: id });
     const pod = await this.api.currentPod(at);
@@ -214,29 +222,33 @@ export class KubernetesPodRuntime implements RuntimePort {
   }
 
   /** Deletes the Pod (grace = the stop timeout) after leaving the engine's last state on the Service. */
-  async stop(id: string, timeoutSeconds: number): Promise<void> {
+  async stop(id: string, timeoutSeconds: number, options?: CallOptions): Promise<void> {
+    const signal = options?.signal;
+    throwIfAborted(signal);
     const at = await this.locate(id);
     if (!at?.podUid) return;
     const pod = await this.api.currentPod(at);
     if (!pod || pod.metadata?.uid !== at.podUid) return;
     const engine = observedFromPod(pod, this.options.instance);
-    if (engine) await this.api.setTombstone(at, tombstoneOf(engine, new Date()), await this.placement.placement(at.gameId));
-    await this.api.deletePod(at, at.podUid, timeoutSeconds);
-    await this.api.waitPodGone(at, at.podUid, timeoutSeconds * 1000 + this.api.calls.timeoutMs);
+    if (engine) await this.api.setTombstone(at, tombstoneOf(engine, new Date()), await this.placement.placement(at.gameId), signal);
+    await this.api.deletePod(at, at.podUid, timeoutSeconds, signal);
+    await this.api.waitPodGone(at, at.podUid, timeoutSeconds * 1000 + this.api.calls.timeoutMs, signal);
   }
 
   /** Deletes the Pod if it still is the one `id` ran in, and forgets the stopped engine. Claim and Service stay. */
-  async remove(id: string): Promise<void> {
+  async remove(id: string, options?: CallOptions): Promise<void> {
+    const signal = options?.signal;
+    throwIfAborted(signal);
     const at = await this.locate(id);
     if (!at) return;
     if (at.podUid) {
       const pod = await this.api.currentPod(at);
       if (pod && pod.metadata?.uid === at.podUid) {
-        await this.api.deletePod(at, at.podUid, undefined);
-        await this.api.waitPodGone(at, at.podUid, ((pod.spec?.terminationGracePeriodSeconds ?? 30) * 1000) + this.api.calls.timeoutMs);
+        await this.api.deletePod(at, at.podUid, undefined, signal);
+        await this.api.waitPodGone(at, at.podUid, ((pod.spec?.terminationGracePeriodSeconds ?? 30) * 1000) + this.api.calls.timeoutMs, signal);
       }
     }
-    await this.api.clearTombstone(at, id);
+    await this.api.clearTombstone(at, id, signal);
     if (this.options.claim.retentionMs) await this.api.claims.release(at, new Date());
   }
 
