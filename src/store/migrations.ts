@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { RtmError } from "../model/errors.js";
 import { derivedSchemaSql } from "./derivedSchema.js";
 import { QUARANTINE_MIGRATION } from "./quarantineSql.js";
+import { TRACE_MIGRATION } from "./traceSql.js";
 import { silentLogger, type SqlClient, type SqlQueryable, type StoreLogger } from "./sqlClient.js";
 import { DECLARATION_META_COLUMNS, DECLARATION_SPEC_COLUMNS } from "./tables.js";
 
@@ -130,6 +131,7 @@ CREATE TABLE leader_epochs (
     sql: `ALTER TABLE runtime_records ADD COLUMN lost_node text NULL, ADD COLUMN lost_node_since timestamptz NULL;`,
   },
   QUARANTINE_MIGRATION,
+  TRACE_MIGRATION,
 ];
 
 const checksum = (sql: string): string => createHash("sha256").update(sql).digest("hex");
