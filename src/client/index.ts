@@ -37,6 +37,7 @@ export type {
   WireEvent,
 };
 export { ATTENTION_REASONS } from "../http/wire.js";
+export { RUNTIME_STATUSES } from "../model/status.js";
 export { parseEventStream } from "./eventStream.js";
 
 /** Filters of GET /api/v1/ext/runtimes, applied by the server. */
