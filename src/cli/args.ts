@@ -45,9 +45,13 @@ export interface VerbSpec {
 }
 
 export const GLOBAL_FLAGS: Record<string, FlagSpec> = {
-  server: { type: "string", value: "url", description: `rtmanager base URL (env RTMCTL_SERVER, default ${DEFAULT_SERVER})` },
+  server: {
+    type: "string",
+    value: "url",
+    description: `rtmanager base URL (env RTMCTL_SERVER; else the address in RTMANAGER_INTERNAL_HTTP_ADDR, as inside rtmanager's container; else ${DEFAULT_SERVER})`,
+  },
   token: { type: "string", value: "token", description: "bearer token (env RTMANAGER_INTERNAL_TOKEN); visible in ps, prefer --token-file" },
-  "token-file": { type: "string", value: "path", description: "file holding the bearer token, first line (env RTMCTL_TOKEN_FILE)" },
+  "token-file": { type: "string", value: "path", description: "file holding the bearer token, first line (env RTMCTL_TOKEN_FILE, else RTMANAGER_INTERNAL_TOKEN_FILE)" },
   output: { type: "string", short: "o", value: "table|json|yaml|wide", description: "output format (default table; wide: list only)", choices: OUTPUT_CHOICES },
   timeout: {
     type: "string",

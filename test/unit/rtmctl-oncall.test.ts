@@ -216,3 +216,51 @@ describe("rtmctl get and ops", () => {
     expect(row![head!.indexOf("TRACE")]).toBe(TRACE);
   });
 });
+
+describe("rtmctl inside rtmanager's container (kubectl exec, no flags)", () => {
+  it("derives the server from RTMANAGER_INTERNAL_HTTP_ADDR as the kubelet expanded it", async () => {
+    const { serverFromListenAddress } = await import("../../src/cli/server.js");
+    expect(serverFromListenAddress("10.244.1.7:8096")).toBe("http://10.244.1.7:8096");
+    expect(serverFromListenAddress(":8096")).toBe("http://127.0.0.1:8096");
+    expect(serverFromListenAddress("0.0.0.0:9000")).toBe("http://127.0.0.1:9000");
+    expect(serverFromListenAddress("[::]:8096")).toBe("http://[::1]:8096");
+    expect(serverFromListenAddress("[fd00::7]:8096")).toBe("http://[fd00::7]:8096");
+    expect(serverFromListenAddress("unix:/run/rtmanager/http.sock")).toBeNull();
+  });
+
+  it("reaches the listen address with the token from RTMANAGER_INTERNAL_TOKEN_FILE, the Deployment's own env", async () => {
+    const { mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
+    const os = await import("node:os");
+    const path = await import("node:path");
+    const dir = mkdtempSync(path.join(os.tmpdir(), "rtmctl-exec-"));
+    const tokenFile = path.join(dir, "token");
+    // A rotation in progress: the new token first, the old one second.
+    writeFileSync(tokenFile, "new-token-0123456789abcdef0123456789\nold-token-0123456789abcdef0123456789\n");
+    const seen: (string | undefined)[] = [];
+    const guarded = http.createServer((req, res) => {
+      seen.push(req.headers.authorization);
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ items: [] }));
+    });
+    await new Promise<void>((resolve) => guarded.listen(0, "127.0.0.1", resolve));
+    const port = (guarded.address() as AddressInfo).port;
+    try {
+      let err = "";
+      const env = { RTMANAGER_INTERNAL_HTTP_ADDR: `127.0.0.1:${port}`, RTMANAGER_INTERNAL_TOKEN_FILE: tokenFile };
+      const code = await run(["list"], { env, io: { out: () => undefined, err: (t) => void (err += t), stderrIsTty: false } });
+      expect(code).toBe(EXIT_OK);
+      expect(err).toBe("no runtimes\n");
+      expect(seen).toEqual(["Bearer new-token-0123456789abcdef0123456789"]);
+    } finally {
+      await new Promise<void>((resolve) => guarded.close(() => resolve()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses a Unix-socket listen address with a usage error naming it", async () => {
+    let err = "";
+    const code = await run(["list"], { env: { RTMANAGER_INTERNAL_HTTP_ADDR: "unix:/run/rtm.sock" }, io: { out: () => undefined, err: (t) => void (err += t), stderrIsTty: false } });
+    expect(code).toBe(EXIT_USAGE);
+    expect(err).toContain("/run/rtm.sock");
+  });
+});
