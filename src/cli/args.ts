@@ -1,7 +1,7 @@
 /** rtmctl's verbs, flags and help text, parsed with node:util parseArgs. */
 import { parseArgs } from "node:util";
 import { OPERATION_LIST_MAX_LIMIT } from "../model/record.js";
-import { STOP_REASONS } from "../model/status.js";
+import { RUNTIME_STATUSES, STOP_REASONS } from "../model/status.js";
 import { exitCodeTable } from "./exitCodes.js";
 
 export const DEFAULT_SERVER = "http://127.0.0.1:8096";
@@ -12,6 +12,8 @@ export const OPS_DEFAULT_ROWS = 20;
 
 export type OutputFormat = "table" | "json" | "yaml";
 export const OUTPUT_FORMATS: readonly OutputFormat[] = ["table", "json", "yaml"];
+/** What -o takes: the formats, and `wide` (list only: the table with every column). */
+export const OUTPUT_CHOICES: readonly string[] = [...OUTPUT_FORMATS, "wide"];
 /** What `rtmctl wait --for` accepts. */
 export const WAIT_CONDITIONS = ["running", "healthy", "removed"] as const;
 export type WaitCondition = (typeof WAIT_CONDITIONS)[number];
@@ -43,10 +45,14 @@ export interface VerbSpec {
 }
 
 export const GLOBAL_FLAGS: Record<string, FlagSpec> = {
-  server: { type: "string", value: "url", description: `rtmanager base URL (env RTMCTL_SERVER, default ${DEFAULT_SERVER})` },
+  server: {
+    type: "string",
+    value: "url",
+    description: `rtmanager base URL (env RTMCTL_SERVER; else the address in RTMANAGER_INTERNAL_HTTP_ADDR, as inside rtmanager's container; else ${DEFAULT_SERVER})`,
+  },
   token: { type: "string", value: "token", description: "bearer token (env RTMANAGER_INTERNAL_TOKEN); visible in ps, prefer --token-file" },
-  "token-file": { type: "string", value: "path", description: "file holding the bearer token, first line (env RTMCTL_TOKEN_FILE)" },
-  output: { type: "string", short: "o", value: "table|json|yaml", description: "output format (default table)", choices: OUTPUT_FORMATS },
+  "token-file": { type: "string", value: "path", description: "file holding the bearer token, first line (env RTMCTL_TOKEN_FILE, else RTMANAGER_INTERNAL_TOKEN_FILE)" },
+  output: { type: "string", short: "o", value: "table|json|yaml|wide", description: "output format (default table; wide: list only)", choices: OUTPUT_CHOICES },
   timeout: {
     type: "string",
     value: "duration",
@@ -61,10 +67,28 @@ const WATCH_FLAG: FlagSpec = { type: "boolean", short: "w", description: "redraw
 export const SPECS: Record<Verb, VerbSpec> = {
   list: {
     args: [],
-    summary: "list runtime records",
-    details: "With --watch and -o json|yaml, each redraw is one more JSON value or YAML document.",
-    flags: { watch: WATCH_FLAG },
-    examples: ["rtmctl list", "rtmctl list -o json | jq -r '.[] | select(.status==\"running\") | .game_id'", "rtmctl list --watch"],
+    summary: "list runtimes; -o wide adds health, restarts, held generation, lost node and why a game needs a look",
+    details:
+      "Plain: the contract's records (-o json prints them as GET /api/v1/internal/runtimes answers).\n" +
+      "With -o wide, --status or --unhealthy: the extension list (GET /api/v1/ext/runtimes), filtered by the server;\n" +
+      "-o json|yaml then prints its items (gameId, health, restartCount, heldGeneration, lostNode, attention, ...).\n" +
+      "--unhealthy keeps games with an ATTENTION reason: unhealthy, degraded, node_lost, held, error, crash_loop,\n" +
+      "not_running (declared running, recorded otherwise, no health gate open), invalid_declaration.\n" +
+      "With --watch and -o json|yaml, each redraw is one more JSON value or YAML document.",
+    flags: {
+      watch: WATCH_FLAG,
+      status: { type: "string", value: "status[,status]", description: `only runtimes whose record is ${RUNTIME_STATUSES.join(", ")} (comma-separated)` },
+      unhealthy: { type: "boolean", description: "only runtimes that need a look (see above)" },
+      "no-headers": { type: "boolean", description: "table rows without the header line" },
+    },
+    examples: [
+      "rtmctl list -o wide",
+      "rtmctl list --unhealthy -o wide",
+      "rtmctl list --status running --no-headers | awk '{print $1}'",
+      "rtmctl list -o json | jq -r '.[] | select(.status==\"running\") | .game_id'",
+      "rtmctl list --unhealthy -o json | jq -r '.[] | \"\\(.gameId) \\(.attention | join(\",\"))\"'",
+      "rtmctl list --watch",
+    ],
   },
   get: {
     args: ["game"],
@@ -259,8 +283,13 @@ export function parseInvocation(argv: string[]): Invocation {
     throw new UsageError(`${verb} takes ${want}, got ${args.length === 0 ? "none" : args.map((a) => JSON.stringify(a)).join(" ")}`, verb);
   }
   const output = flags.output;
-  if (output !== undefined && !(OUTPUT_FORMATS as readonly unknown[]).includes(output)) {
-    throw new UsageError(`-o must be one of ${OUTPUT_FORMATS.join(", ")}, got ${JSON.stringify(output)}`, verb);
+  if (output === "wide") {
+    if (verb !== "list") throw new UsageError("-o wide is for list only", verb);
+    // A table with more columns: the verb reads `wide`, everything else sees a table.
+    flags.output = "table";
+    flags.wide = true;
+  } else if (output !== undefined && !(OUTPUT_FORMATS as readonly unknown[]).includes(output)) {
+    throw new UsageError(`-o must be one of ${OUTPUT_CHOICES.join(", ")}, got ${JSON.stringify(output)}`, verb);
   }
   return { verb, args, flags, help: false };
 }

@@ -2,7 +2,7 @@
 import { randomUUID } from "node:crypto";
 import { buildInfo, type BuildInfo } from "../buildInfo.js";
 import type { Action } from "../controller/planner.js";
-import type { ContractRuntimeRecord, ExtRuntimeView } from "../client/index.js";
+import type { ContractRuntimeRecord } from "../client/index.js";
 import { OPERATION_LIST_MAX_LIMIT } from "../model/record.js";
 import { STOP_REASONS, type StopReason } from "../model/status.js";
 import { OPS_DEFAULT_ROWS, UsageError, type Verb } from "./args.js";
@@ -10,19 +10,14 @@ import { completionScript } from "./completion.js";
 import { intFlag, structured, type Command, type CommandContext, type Io } from "./context.js";
 import { eventsCommand } from "./events.js";
 import { EXIT_OK } from "./exitCodes.js";
-import { age, dash, duration, fields, humanMs, shortId, table, truncate } from "./format.js";
+import { dash, duration, humanMs, shortId, table, truncate } from "./format.js";
+import { listText, recordTable } from "./list.js";
+import { showRuntime } from "./show.js";
 import { logsCommand } from "./logs.js";
 import { quarantineCommand } from "./quarantine.js";
 import { waitCommand, watchLoop } from "./watch.js";
 
 export type { Io } from "./context.js";
-
-function recordRows(records: ContractRuntimeRecord[], now: number): string {
-  return table(
-    ["GAME", "STATUS", "IMAGE", "CONTAINER", "STARTED", "LAST OP"],
-    records.map((r) => [r.game_id, r.status, dash(r.current_image_ref), shortId(r.current_container_id), age(r.started_at, now), age(r.last_op_at, now)]),
-  );
-}
 
 /**
  * Draws "<what>: waiting for the loop... 3s" on stderr while `work` runs.
@@ -80,7 +75,7 @@ function mutation(verb: "start" | "stop" | "restart" | "patch" | "cleanup"): Com
       }
       throw err;
     }
-    ctx.io.out(ctx.output === "table" ? recordRows([record], Date.now()) : structured(ctx.output, record));
+    ctx.io.out(ctx.output === "table" ? recordTable([record], Date.now()) : structured(ctx.output, record));
     return EXIT_OK;
   };
 }
@@ -102,43 +97,6 @@ function describeAction(a: Action): string {
     case "removeAll":
       return "stop and remove every container of the game";
   }
-}
-
-function showRuntime(view: ExtRuntimeView, now: number): string {
-  const r = view.record;
-  const d = view.declaration;
-  const pairs: [string, string | number | boolean | null | undefined][] = [
-    ["game", view.gameId],
-    ["status", r?.status ?? "(no record yet)"],
-    ["desired", d ? `${d.desiredState}${d.stopReason ? ` (${d.stopReason})` : ""}` : view.declarationError ? "(invalid declaration)" : "(no declaration)"],
-    ["image", r?.currentImageRef ?? null],
-    ["declared image", d?.imageRef ?? null],
-    ["generation", d ? `${d.generation} (observed ${r?.observedGeneration ?? 0})` : null],
-    ["container", r?.currentContainerId ?? null],
-    ["endpoint", r?.engineEndpoint ?? null],
-    ["health", r ? `${r.health}${r.consecutiveProbeFailures ? ` (${r.consecutiveProbeFailures} probe failures)` : ""}` : null],
-    ["restarts", r?.restartCount ?? null],
-    ["started", r?.startedAt ? `${r.startedAt} (${age(r.startedAt, now)} ago)` : null],
-    ["stopped", r?.stoppedAt ?? null],
-    ["last op", r?.lastOpAt ? `${r.lastOpAt} (${age(r.lastOpAt, now)} ago)` : null],
-    ["last error", r?.lastErrorCode ? `${r.lastErrorCode}: ${r.lastErrorMessage ?? ""}` : null],
-    ["degraded", r?.degraded ? "yes: a rollback failed, the runtime needs a human" : null],
-    ["state path", r?.statePath ?? null],
-  ];
-  if (view.declarationError) pairs.push(["declaration error", `${view.declarationError.code}: ${view.declarationError.message}`]);
-  return fields(pairs.filter(([, v]) => v !== null && v !== undefined));
-}
-
-/** `list` as printed: a table, or the records for -o json|yaml. */
-async function listText(ctx: CommandContext, watching: boolean): Promise<string> {
-  const records = await ctx.client.list({ signal: ctx.signal });
-  if (ctx.output !== "table") return watching ? streamedDoc(ctx, records) : structured(ctx.output, records);
-  if (records.length === 0) {
-    if (watching) return "no runtimes\n";
-    ctx.io.err("no runtimes\n");
-    return "";
-  }
-  return recordRows(records, Date.now());
 }
 
 async function getText(ctx: CommandContext, gameId: string, watching: boolean): Promise<string> {
@@ -184,7 +142,7 @@ export const COMMANDS: Record<Verb, Command> = {
     }
     ctx.io.out(
       table(
-        ["STARTED", "OP ID", "KIND", "SOURCE", "OUTCOME", "ERROR", "TOOK", "IMAGE", "MESSAGE"],
+        ["STARTED", "OP ID", "KIND", "SOURCE", "OUTCOME", "ERROR", "TOOK", "IMAGE", "TRACE", "MESSAGE"],
         items.map((o) => [
           o.startedAt,
           o.opId,
@@ -194,6 +152,8 @@ export const COMMANDS: Record<Verb, Command> = {
           dash(o.errorCode),
           duration(o.startedAt, o.finishedAt),
           dash(o.imageRef),
+          // The whole traceparent: what a tracing UI's search box takes.
+          dash(o.traceParent),
           truncate(o.message, 80),
         ]),
       ),

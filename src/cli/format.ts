@@ -1,14 +1,20 @@
 /** Output for people: aligned tables, ages, short ids. Scripts use -o json instead. */
 
-/** Columns padded to their widest cell; the last column is never padded (no trailing blanks). */
-export function table(headers: string[], rows: string[][]): string {
+/**
+ * Columns padded to their widest cell (the header counts even when it is not
+ * printed, so the layout does not jump with --no-headers); the last column is
+ * never padded (no trailing blanks).
+ */
+export function table(headers: string[], rows: string[][], showHeaders = true): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]) =>
     cells
       .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
       .join("   ")
       .trimEnd();
-  return [line(headers), ...rows.map(line)].join("\n") + "\n";
+  const lines = rows.map(line);
+  if (showHeaders) lines.unshift(line(headers));
+  return lines.length ? `${lines.join("\n")}\n` : "";
 }
 
 /** "key: value" lines with the keys aligned; null values print as "-". */

@@ -5,12 +5,13 @@
  * printed by `rtmctl --help`.
  */
 import { RtmApiError, RtmClient, RtmTransportError } from "../client/index.js";
-import { DEFAULT_SERVER, DEFAULT_TIMEOUT_S, mainHelp, parseInvocation, UsageError, verbHelp, type OutputFormat } from "./args.js";
+import { DEFAULT_TIMEOUT_S, mainHelp, parseInvocation, UsageError, verbHelp, type OutputFormat } from "./args.js";
 import { COMMANDS } from "./commands.js";
 import type { Io } from "./context.js";
 import { parseDuration } from "../model/duration.js";
 import { EXIT_INTERRUPTED, EXIT_UNEXPECTED, EXIT_UNREACHABLE, EXIT_USAGE, exitCodeFor } from "./exitCodes.js";
 import { isMain } from "../isMain.js";
+import { resolveServer } from "./server.js";
 import { resolveToken } from "./token.js";
 
 export interface RunOptions {
@@ -44,7 +45,7 @@ export async function run(argv: string[], options: RunOptions = {}): Promise<num
     if (timeoutMs === null || !(timeoutMs > 0)) {
       throw new UsageError(`--timeout must be a positive duration such as 30s or 2m (a bare number is seconds), got ${JSON.stringify(timeoutRaw)}`, verb);
     }
-    const server = String(inv.flags.server ?? env.RTMCTL_SERVER ?? DEFAULT_SERVER);
+    const server = resolveServer(inv.flags, env, verb);
     const token = resolveToken(inv.flags, env, verb);
     let client: RtmClient;
     try {

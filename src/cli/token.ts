@@ -1,6 +1,9 @@
 /**
  * Where rtmctl's bearer token comes from, first found wins: --token,
- * --token-file, RTMANAGER_INTERNAL_TOKEN, RTMCTL_TOKEN_FILE. A file keeps the
+ * --token-file, RTMANAGER_INTERNAL_TOKEN, RTMCTL_TOKEN_FILE, then
+ * RTMANAGER_INTERNAL_TOKEN_FILE: the server's own setting, so rtmctl run
+ * inside rtmanager's container (`kubectl exec`) reads the mounted Secret the
+ * server reads, with no flag. A file keeps the
  * token out of argv (visible to every user in `ps`) and out of the
  * environment; it holds the server's token-file format, and the first line
  * (the current token of a rotation) is sent.
@@ -16,6 +19,7 @@ export function resolveToken(flags: Record<string, unknown>, env: NodeJS.Process
   if (flagFile) return readTokenFile(flagFile, "--token-file", verb);
   if (env.RTMANAGER_INTERNAL_TOKEN) return env.RTMANAGER_INTERNAL_TOKEN;
   if (env.RTMCTL_TOKEN_FILE) return readTokenFile(env.RTMCTL_TOKEN_FILE, "RTMCTL_TOKEN_FILE", verb);
+  if (env.RTMANAGER_INTERNAL_TOKEN_FILE) return readTokenFile(env.RTMANAGER_INTERNAL_TOKEN_FILE, "RTMANAGER_INTERNAL_TOKEN_FILE", verb);
   return undefined;
 }
 

@@ -9,9 +9,44 @@
 import type { Plan } from "../controller/planner.js";
 import type { ContractRuntimeRecord } from "../model/record.js";
 import type { StopReason } from "../model/status.js";
-import type { ExtOperationList, ExtQuarantine, ExtQuarantineList, ExtRuntimeView, ExtVersion, WireEvent } from "../http/wire.js";
+import type {
+  AttentionReason,
+  ExtOperationList,
+  ExtQuarantine,
+  ExtQuarantineList,
+  ExtRuntimeList,
+  ExtRuntimeSummary,
+  ExtRuntimeView,
+  ExtVersion,
+  WireEvent,
+} from "../http/wire.js";
+import type { RuntimeStatus } from "../model/status.js";
+import { parseEventStream, type StreamedEvent } from "./eventStream.js";
 
-export type { ContractRuntimeRecord, ExtOperationList, ExtQuarantine, ExtRuntimeView, ExtVersion, Plan, StopReason, WireEvent };
+export type {
+  AttentionReason,
+  ContractRuntimeRecord,
+  ExtOperationList,
+  ExtQuarantine,
+  ExtRuntimeSummary,
+  ExtRuntimeView,
+  ExtVersion,
+  Plan,
+  RuntimeStatus,
+  StopReason,
+  WireEvent,
+};
+export { ATTENTION_REASONS } from "../http/wire.js";
+export { RUNTIME_STATUSES } from "../model/status.js";
+export { parseEventStream, type StreamedEvent } from "./eventStream.js";
+
+/** Filters of GET /api/v1/ext/runtimes, applied by the server. */
+export interface RuntimeListQuery {
+  /** Keep these record statuses; empty or absent keeps all. */
+  statuses?: readonly RuntimeStatus[];
+  /** Keep only games with an attention reason. */
+  unhealthy?: boolean;
+}
 export type { EventDiagnostic, EventSnapshot, Wire } from "../http/wire.js";
 
 export interface RtmClientOptions {
@@ -55,14 +90,6 @@ export class RtmTransportError extends Error {
   ) {
     super(message, options);
   }
-}
-
-export interface StreamedEvent {
-  /** The SSE `id:` (the event seq, or the snapshot's cursor); null for diagnostics. */
-  id: string | null;
-  /** `snapshot`, `diagnostic`, or an event type such as `container_started`. */
-  type: string;
-  data: unknown;
 }
 
 export interface EventsOptions {
@@ -153,6 +180,15 @@ export class RtmClient {
 
   cleanup(gameId: string, opts?: CallOptions): Promise<ContractRuntimeRecord> {
     return this.json("DELETE", `${INTERNAL}/${id(gameId)}/container`, undefined, opts);
+  }
+
+  /** Every game as the on-call scans it (health, restarts, held, lost node, attention), sorted by id. */
+  runtimes(query: RuntimeListQuery = {}, opts?: CallOptions): Promise<ExtRuntimeSummary[]> {
+    const params = new URLSearchParams();
+    if (query.statuses?.length) params.set("status", query.statuses.join(","));
+    if (query.unhealthy) params.set("unhealthy", "true");
+    const q = params.size ? `?${params.toString()}` : "";
+    return this.json<ExtRuntimeList>("GET", `${EXT}/runtimes${q}`, undefined, opts).then((r) => r.items);
   }
 
   extRecord(gameId: string, opts?: CallOptions): Promise<ExtRuntimeView> {
@@ -325,67 +361,4 @@ export class RtmClient {
 function id(gameId: string): string {
   if (gameId.trim() === "") throw new Error("rtm client: game id must not be empty");
   return encodeURIComponent(gameId);
-}
-
-/** Parses text/event-stream (the WHATWG rules that matter here: fields, multi-line data, comments). */
-export async function* parseEventStream(body: ReadableStream<Uint8Array>, signal?: AbortSignal): AsyncIterable<StreamedEvent> {
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = "";
-  let lastId: string | null = null;
-  let type = "";
-  let data: string[] = [];
-  let hasId = false;
-  const onAbort = () => void reader.cancel().catch(() => undefined);
-  signal?.addEventListener("abort", onAbort, { once: true });
-  try {
-    for (;;) {
-      let chunk: ReadableStreamReadResult<Uint8Array>;
-      try {
-        chunk = await reader.read();
-      } catch (err) {
-        if (signal?.aborted) return;
-        throw err;
-      }
-      if (chunk.done) return;
-      buffer += decoder.decode(chunk.value, { stream: true });
-      let nl: number;
-      while ((nl = buffer.search(/\r\n|\r|\n/)) >= 0) {
-        const line = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + (buffer.startsWith("\r\n", nl) ? 2 : 1));
-        if (line === "") {
-          if (data.length > 0) {
-            const text = data.join("\n");
-            let parsed: unknown = text;
-            try {
-              parsed = JSON.parse(text);
-            } catch {
-              // Leave non-JSON data as text.
-            }
-            yield { id: hasId ? lastId : null, type: type || "message", data: parsed };
-          }
-          type = "";
-          data = [];
-          hasId = false;
-          continue;
-        }
-        if (line.startsWith(":")) continue;
-        const colon = line.indexOf(":");
-        const field = colon >= 0 ? line.slice(0, colon) : line;
-        let value = colon >= 0 ? line.slice(colon + 1) : "";
-        if (value.startsWith(" ")) value = value.slice(1);
-        if (field === "data") data.push(value);
-        else if (field === "event") type = value;
-        else if (field === "id") {
-          lastId = value;
-          hasId = true;
-        }
-      }
-    }
-  } finally {
-    signal?.removeEventListener("abort", onAbort);
-    // Also reached when the consumer stops iterating early: the connection must not linger.
-    await reader.cancel().catch(() => undefined);
-    reader.releaseLock();
-  }
 }

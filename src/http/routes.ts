@@ -15,6 +15,7 @@ export type RouteName =
   | "restart"
   | "patch"
   | "cleanup"
+  | "extList"
   | "extRecord"
   | "extOperations"
   | "extPlan"
@@ -53,6 +54,7 @@ export const ROUTES: readonly RouteDef[] = [
   { name: "restart", method: "POST", template: `${INTERNAL}/{game_id}/restart` },
   { name: "patch", method: "POST", template: `${INTERNAL}/{game_id}/patch` },
   { name: "cleanup", method: "DELETE", template: `${INTERNAL}/{game_id}/container` },
+  { name: "extList", method: "GET", template: `${EXT}/runtimes` },
   { name: "extRecord", method: "GET", template: `${EXT}/runtimes/{game_id}` },
   { name: "extOperations", method: "GET", template: `${EXT}/runtimes/{game_id}/operations` },
   { name: "extPlan", method: "GET", template: `${EXT}/runtimes/{game_id}/plan` },

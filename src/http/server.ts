@@ -25,6 +25,8 @@ import { envelope, JsonMemo, OpResponse, sendError, sendJson, sendJsonBytes, sen
 import { CachedCheck } from "./readiness.js";
 import { ROUTES, Router, parseTarget, type RouteDef, type RouteName } from "./routes.js";
 import { liftQuarantine, listQuarantines, type QuarantineRouteDeps } from "./quarantines.js";
+import { listRuntimes, type RuntimeListDeps } from "./runtimeList.js";
+import { parseTraceParent, rememberTrace, traceLogFields } from "./traceparent.js";
 import { serveConsole } from "./ui/serve.js";
 import { PatchRequestSchema, StartRequestSchema, StopRequestSchema } from "./schemas.js";
 import { CALLER_HEADER, OP_ID_HEADER, OP_ID_PATTERN, type ExtOperationList, type ExtRuntimeView, type ExtVersion } from "./wire.js";
@@ -64,7 +66,7 @@ export interface HttpDeps {
   /** Engine output and its bounds; enables GET .../logs (src/http/logs.ts). */
   logs?: LogRouteDeps;
   /** The desired state, shown next to the record by GET /api/v1/ext/runtimes/{game_id}. */
-  declarations?: { get(gameId: string): Promise<Declaration | null> };
+  declarations?: { get(gameId: string): Promise<Declaration | null> } & Partial<NonNullable<RuntimeListDeps["declarations"]>>;
   /** Event stream timing; the defaults (1 s poll, 15 s keep-alive) suit production. */
   events?: { pollMs?: number; keepAliveMs?: number };
   /** Host and Origin checks; defaults: localhost and IP literals, no browser origin. */
@@ -148,6 +150,12 @@ function intParam(query: URLSearchParams, name: string, fallback: number, max: n
   return Number(raw);
 }
 
+/** The declaration source, when it can list (every real one can; a test may give `get` alone). */
+function listSource(d: HttpDeps["declarations"]): RuntimeListDeps["declarations"] {
+  if (!d?.listGameIds) return undefined;
+  return { get: (id) => d.get(id), listGameIds: () => d.listGameIds!(), listDeclarations: d.listDeclarations?.bind(d) };
+}
+
 export function createHttpServer(deps: HttpDeps): http.Server {
   const available = ROUTES.filter((r) => {
     if (r.name === "metrics") return Boolean(deps.metrics);
@@ -228,6 +236,8 @@ export function createHttpServer(deps: HttpDeps): http.Server {
         const r = await operations.cleanup(gameId, opCtx());
         return sendJson(res, 200, toContractRecord(r.record));
       }
+      case "extList":
+        return listRuntimes(res, { records: () => operations.list(), declarations: listSource(deps.declarations) }, ctx.query());
       case "extRecord": {
         checkGameId(gameId, "not_found");
         let declarationError: ExtRuntimeView["declarationError"] = null;
@@ -297,6 +307,7 @@ export function createHttpServer(deps: HttpDeps): http.Server {
   const handle = (req: IncomingMessage, res: OpResponse): void => {
     const started = performance.now();
     const opId = adoptOpId(req.headers[OP_ID_HEADER]);
+    const trace = parseTraceParent(req.headers.traceparent);
     // Every answer carries it, 401s and 500s included (OpResponse adds it to the head).
     res.opId = opId;
     const method = req.method ?? "GET";
@@ -306,7 +317,7 @@ export function createHttpServer(deps: HttpDeps): http.Server {
     const label = match ? match.routes[0]!.template : "unmatched";
     // Built on first use: reads on the hot path mostly never log, and a pino child is not free.
     let child: Logger | null = null;
-    const logger = (): Logger => (child ??= deps.logger.child({ opId, route: label }));
+    const logger = (): Logger => (child ??= deps.logger.child({ opId, route: label, ...traceLogFields(trace) }));
 
     const finished = (): void => {
       const seconds = (performance.now() - started) / 1000;
@@ -349,7 +360,9 @@ export function createHttpServer(deps: HttpDeps): http.Server {
     }
     if (mutation) limits.mutationSocket(req);
     const settled = mutation ? () => mutations.release() : () => {};
-    dispatch(req, res, { opId, route, gameId: match.gameId ?? "", query: () => new URLSearchParams(target.search), logger })
+    const ctx = { opId, route, gameId: match.gameId ?? "", query: () => new URLSearchParams(target.search), logger };
+    (mutation && trace ? rememberTrace(deps.state, opId, trace, logger()) : Promise.resolve())
+      .then(() => dispatch(req, res, ctx))
       .catch((err: unknown) => fail(res, err, logger()))
       .finally(settled);
   };

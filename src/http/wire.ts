@@ -6,7 +6,8 @@
 import type { BuildInfo } from "../buildInfo.js";
 import type { Declaration } from "../model/declaration.js";
 import type { ErrorCode } from "../model/errors.js";
-import type { OperationEntry, RuntimeEvent, RuntimeRecord } from "../model/record.js";
+import type { HealthState, OperationEntry, RuntimeEvent, RuntimeRecord } from "../model/record.js";
+import type { DesiredState, RuntimeStatus } from "../model/status.js";
 
 /** A value after JSON.stringify: every Date becomes its ISO string. */
 export type Wire<T> = {
@@ -24,6 +25,60 @@ export interface ExtRuntimeView {
   declaration: Wire<Declaration> | null;
   /** Set when a declaration is stored but fails the schema (start_config_invalid). */
   declarationError: { code: ErrorCode; message: string } | null;
+}
+
+/**
+ * One game in GET /api/v1/ext/runtimes: what an on-call engineer scans a
+ * fleet for, flat so a table (rtmctl list -o wide, the console) reads it
+ * directly. A game appears when it has a record, a declaration, or both.
+ */
+export interface ExtRuntimeSummary {
+  gameId: string;
+  /** The record's status; null while a declaration waits for its first reconcile. */
+  status: RuntimeStatus | null;
+  /** The declaration's desired state; null when the game has no (valid) declaration. */
+  desiredState: DesiredState | null;
+  /** The image the engine runs (the record's). */
+  imageRef: string | null;
+  /** The image the declaration asks for. */
+  declaredImageRef: string | null;
+  /** The declaration's generation; null without one. */
+  generation: number | null;
+  observedGeneration: number;
+  /** A generation the loop will not act on (its patch rolled back); null when none. */
+  heldGeneration: number | null;
+  health: HealthState;
+  consecutiveProbeFailures: number;
+  restartCount: number;
+  degraded: boolean;
+  /** The node the engine's Pod is stuck on (Pods only); null when none. */
+  lostNode: string | null;
+  lostNodeSince: string | null;
+  rolloutStartedAt: string | null;
+  containerId: string | null;
+  startedAt: string | null;
+  lastOpAt: string | null;
+  lastErrorCode: ErrorCode | null;
+  lastErrorMessage: string | null;
+  /** Set when the stored declaration fails the schema. */
+  declarationError: { code: ErrorCode; message: string } | null;
+  /** Why this game needs a look (ATTENTION_REASONS), empty when none; `unhealthy=true` keeps the non-empty ones. */
+  attention: AttentionReason[];
+}
+
+/**
+ * Reasons a game shows in `attention`, each one condition of the summary:
+ * unhealthy (health), degraded (a rollback failed), node_lost, held (a
+ * generation held after a rollback), error (lastErrorCode set), crash_loop
+ * (restartCount at the crash-loop threshold or more), not_running (declared
+ * running, recorded otherwise, no gate open), invalid_declaration.
+ */
+export const ATTENTION_REASONS = ["unhealthy", "degraded", "node_lost", "held", "error", "crash_loop", "not_running", "invalid_declaration"] as const;
+export type AttentionReason = (typeof ATTENTION_REASONS)[number];
+
+/** GET /api/v1/ext/runtimes: every game, sorted by id, after the query's filters. */
+export interface ExtRuntimeList {
+  items: ExtRuntimeSummary[];
 }
 
 export interface ExtOperationList {

@@ -108,6 +108,12 @@ export interface StateStore {
   startOperation(op: NewOperation, fence?: Fence, options?: CallOptions): Promise<number>;
   finishOperation(id: number, result: OperationResult, fence?: Fence, options?: CallOptions): Promise<void>;
   listOperations(gameId: string, limit?: number): Promise<OperationEntry[]>;
+  /**
+   * Keeps the W3C traceparent a REST call carried, by its op id: every
+   * operation-log row of that op written from then on carries it. Optional:
+   * a store without it records no traces.
+   */
+  recordTrace?(opId: string, traceParent: string): Promise<void>;
   /** Marks rows left `running` by a crashed process as `interrupted`; returns them. */
   markInterruptedOperations(fence?: Fence): Promise<OperationEntry[]>;
 

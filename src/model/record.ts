@@ -110,9 +110,15 @@ export interface OperationEntry {
   stopReason: StopReason | null;
   startedAt: Date;
   finishedAt: Date | null;
+  /**
+   * The W3C traceparent of the REST call behind the row (its op id), when it
+   * sent a valid one; the store fills it in (src/store/traceSql.ts). Always
+   * present on rows the store returns.
+   */
+  traceParent?: string | null;
 }
 
-export type NewOperation = Omit<OperationEntry, "id" | "finishedAt" | "outcome"> & {
+export type NewOperation = Omit<OperationEntry, "id" | "finishedAt" | "outcome" | "traceParent"> & {
   outcome?: OpOutcome;
   finishedAt?: Date | null;
 };

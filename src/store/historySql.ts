@@ -13,6 +13,7 @@ import {
 import { dateColumn, mapRow, nullableText, type ColumnKind } from "./columns.js";
 import { fenceGuard, fenceParams } from "./fenceSql.js";
 import type { Row, SqlQueryable } from "./sqlClient.js";
+import { pruneTraces, traceOfOpSql } from "./traceSql.js";
 
 export const DEFAULT_EVENT_LIMIT = 1000;
 export const INTERRUPTED_MESSAGE = "controller stopped before the operation finished";
@@ -39,6 +40,7 @@ const OPERATION_FIELDS: { [K in keyof OperationEntry]-?: ColumnKind } = {
   stopReason: "text",
   startedAt: "timestamptz",
   finishedAt: "timestamptz",
+  traceParent: "text",
 };
 
 const toOperation = (row: Row): OperationEntry => mapRow<OperationEntry>(OPERATION_FIELDS, row);
@@ -58,8 +60,8 @@ export function toEvent(row: Row): RuntimeEvent {
 
 const OPERATION_PARAMS = 12;
 const insertOperationSql = (guard: string) => `INSERT INTO operation_log
-       (op_id, game_id, kind, op_source, image_ref, generation, outcome, error_code, message, stop_reason, started_at, finished_at)
-     SELECT $1, $2, $3, $4, $5, $6::bigint, $7, $8, $9, $10, $11::timestamptz, $12::timestamptz
+       (op_id, game_id, kind, op_source, image_ref, generation, outcome, error_code, message, stop_reason, started_at, finished_at, trace_parent)
+     SELECT $1, $2, $3, $4, $5, $6::bigint, $7, $8, $9, $10, $11::timestamptz, $12::timestamptz, ${traceOfOpSql("$1")}
       WHERE ${guard}
      RETURNING id`;
 const INSERT_OPERATION_SQL = insertOperationSql("true");
@@ -159,6 +161,8 @@ export async function pruneOperations(db: SqlQueryable, olderThan: Date, limit =
       RETURNING id`,
     [olderThan, limit],
   );
+  // Traces are kept as long as the rows they annotate, batch for batch.
+  await pruneTraces(db, olderThan, limit);
   return rows.length;
 }
 

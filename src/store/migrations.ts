@@ -3,6 +3,7 @@ import { RtmError } from "../model/errors.js";
 import { derivedSchemaSql } from "./derivedSchema.js";
 import { OWNER_MIGRATION } from "./ownerSql.js";
 import { QUARANTINE_MIGRATION } from "./quarantineSql.js";
+import { TRACE_MIGRATION } from "./traceSql.js";
 import { silentLogger, type SqlClient, type SqlQueryable, type StoreLogger } from "./sqlClient.js";
 import { DECLARATION_META_COLUMNS, DECLARATION_SPEC_COLUMNS } from "./tables.js";
 
@@ -132,6 +133,7 @@ CREATE TABLE leader_epochs (
   },
   QUARANTINE_MIGRATION,
   OWNER_MIGRATION,
+  TRACE_MIGRATION,
 ];
 
 const checksum = (sql: string): string => createHash("sha256").update(sql).digest("hex");

@@ -7,6 +7,7 @@ import type { NewOperation, NewRuntimeEvent, OperationEntry, OperationResult, Ru
 import * as declarations from "./declarationSql.js";
 import { advanceEpoch, currentEpoch, refuseIfStale } from "./fenceSql.js";
 import * as history from "./historySql.js";
+import * as traces from "./traceSql.js";
 import { DECLARATIONS_CHANNEL, RECORDS_CHANNEL } from "./tables.js";
 import * as reconcile from "./reconcileSql.js";
 import * as records from "./recordSql.js";
@@ -176,6 +177,10 @@ export class SqlStore implements StateStore, DeclarationSource {
   }
 
   /** Newest first. */
+  recordTrace(opId: string, traceParent: string): Promise<void> {
+    return traces.recordTrace(this.client, opId, traceParent);
+  }
+
   listOperations(gameId: string, limit?: number): Promise<OperationEntry[]> {
     return history.listOperations(this.client, gameId, limit);
   }

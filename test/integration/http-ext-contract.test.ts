@@ -17,6 +17,7 @@ const ext = new OpenApiContract(EXT_CONTRACT_PATH, "ext");
 const E = "/api/v1/ext";
 const T = {
   version: `${E}/version`,
+  list: `${E}/runtimes`,
   view: `${E}/runtimes/{game_id}`,
   operations: `${E}/runtimes/{game_id}/operations`,
   plan: `${E}/runtimes/{game_id}/plan`,
@@ -59,6 +60,13 @@ afterAll(async () => {
 describe("docs/ext-openapi.yaml against a real server", () => {
   it("version: 200", async () => {
     expect((await call(app.baseUrl, "version")).status).toBe(200);
+  });
+
+  it("runtime list: 200 with the running game in it, 400 for a bad filter", async () => {
+    const res = await call(app.baseUrl, "list", "", "?status=running");
+    expect(res.status).toBe(200);
+    expect((res.json as { items: { gameId: string }[] }).items.map((i) => i.gameId)).toContain(running);
+    expect((await call(app.baseUrl, "list", "", "?status=nope")).status).toBe(400);
   });
 
   it("runtime view: 200 for a running game, 404 for an unknown or impossible id", async () => {

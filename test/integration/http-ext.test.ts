@@ -76,6 +76,25 @@ describe("extension endpoints", () => {
     }
   }, 60_000);
 
+  it("traceparent: the loop's own operation-log rows of a traced start carry the caller's trace", async () => {
+    const g = uniqueGameId("trace");
+    const trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    const res = await rawRequest(app.baseUrl, {
+      method: "POST",
+      path: `/api/v1/internal/runtimes/${g}/start`,
+      headers: { "content-type": "application/json", "x-op-id": "traced-loop-start-1", traceparent: trace },
+      body: JSON.stringify({ image_ref: TEST_IMAGES.v100 }),
+    });
+    expect(res.status).toBe(200);
+    const rows = (await app.client.operations(g)).filter((o) => o.opId === "traced-loop-start-1");
+    expect(rows.length).toBeGreaterThan(0);
+    expect(rows.find((o) => o.kind === "start")).toMatchObject({ outcome: "success", traceParent: trace });
+    for (const row of rows) expect(row.traceParent).toBe(trace);
+    // A later untraced operation on the same game is not stamped with it.
+    await app.client.stop(g, "finished", { opId: "untraced-stop-0001" });
+    expect((await app.client.operations(g, 1))[0]).toMatchObject({ opId: "untraced-stop-0001", traceParent: null });
+  }, 60_000);
+
   it("plan: what the loop would do now", async () => {
     const g = uniqueGameId("ext");
     await app.client.start(g, TEST_IMAGES.v100);

@@ -35,7 +35,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   http: ["model", "support", "controller", "config"],
   metrics: ["model", "support", "controller", "http"],
   client: ["model", "support", "controller", "http"],
-  cli: ["model", "support", "controller", "client"],
+  // config: rtmctl reads RTMANAGER_INTERNAL_HTTP_ADDR with the server's own parser.
+  cli: ["model", "support", "controller", "client", "config"],
   config: ["model", "support", "runtime", "http"],
   main: ["model", "support", "config", "app"],
 };

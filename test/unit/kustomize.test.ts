@@ -18,6 +18,9 @@ import { loadConfig } from "../../src/config.js";
 import { kubeNamespaces } from "../../src/crd/namespaces.js";
 import { imageRefused } from "../../src/model/admission.js";
 import { POD_LABELS } from "../../src/runtime/kubernetes/names.js";
+import { parseListenAddress } from "../../src/httpConfig.js";
+import { resolveServer } from "../../src/cli/server.js";
+import { resolveToken } from "../../src/cli/token.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const kustomizeDir = path.join(root, "deploy/kustomize");
@@ -47,7 +50,7 @@ type PodSpec = {
   securityContext?: SecurityContext & { supplementalGroups?: number[] };
   containers: Container[];
   initContainers?: Container[];
-  volumes?: { name: string; hostPath?: { path: string } }[];
+  volumes?: { name: string; hostPath?: { path: string }; secret?: { secretName: string; optional?: boolean } }[];
 };
 type Deployment = Obj & { spec: { replicas: number; template: { metadata: { labels: Record<string, string> }; spec: PodSpec } } };
 
@@ -274,6 +277,57 @@ describe("deploy/kustomize", () => {
       // No Secret is applied by an overlay: placeholders would overwrite the real ones.
       expect(objsOf(overlay).filter((o) => (o.kind as string) === "Secret")).toEqual([]);
     }
+  });
+
+  it("kubectl exec deploy/rtmanager -- rtmctl: the address and token rtmctl reads from the rendered env are where the server listens and the Secret it mounts", () => {
+    const POD_IP = "10.244.3.17";
+    for (const overlay of [...RUNTIME_OVERLAYS, "pods"]) {
+      const spec = one<Deployment>(objsOf(overlay), "Deployment").spec.template.spec;
+      const c = spec.containers[0]!;
+      // The kubelet's expansion: status.podIP from the downward API, then $(VAR) of variables defined earlier.
+      const env: Record<string, string> = {};
+      for (const e of c.env ?? []) {
+        if (e.valueFrom?.fieldRef?.fieldPath === "status.podIP") env[e.name] = POD_IP;
+        else if (e.valueFrom?.fieldRef?.fieldPath === "metadata.namespace") env[e.name] = NAMESPACE;
+        else if (e.value !== undefined) env[e.name] = e.value.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, n: string) => env[n] ?? m);
+      }
+      const listen = parseListenAddress(env.RTMANAGER_INTERNAL_HTTP_ADDR ?? "127.0.0.1:8096");
+      const port = c.ports?.find((p) => p.name === "http")?.containerPort;
+      expect(listen.port, overlay).toBe(port);
+      const server = new URL(resolveServer({}, env, "list"));
+      expect(Number(server.port), overlay).toBe(listen.port);
+      // rtmctl dials an address the listener covers: its own host, or any when it listens on every interface.
+      if (listen.host !== undefined) expect(server.hostname, overlay).toBe(listen.host);
+      if (overlay === "pods") {
+        // port-forward connects to the Pod's loopback; the Service and the kubelet to the Pod IP: both, on the Pod's own interfaces only.
+        expect(spec.hostNetwork ?? false).toBe(false);
+        expect(listen.host).toBeUndefined();
+        expect(server.hostname).toBe("127.0.0.1");
+      }
+      // The token: rtmctl reads exactly the file the server reads, a mounted Secret that is not optional.
+      const tokenFile = env.RTMANAGER_INTERNAL_TOKEN_FILE!;
+      expect(tokenFile, overlay).toMatch(/^\//);
+      expect(() => resolveToken({}, { RTMANAGER_INTERNAL_TOKEN_FILE: tokenFile }, "list")).toThrow(`RTMANAGER_INTERNAL_TOKEN_FILE: cannot read ${tokenFile}`);
+      const mount = (c.volumeMounts ?? []).find((m) => tokenFile.startsWith(`${m.mountPath}/`));
+      const volume = spec.volumes?.find((v) => v.name === mount?.name);
+      expect(volume?.secret?.secretName, overlay).toBe("rtmanager-token");
+      expect(volume?.secret?.optional ?? false, overlay).toBe(false);
+    }
+  });
+
+  it("docs/kubernetes.md creates every Secret the pods overlay mounts or references, before applying it, and calls none optional", () => {
+    const doc = read("docs/kubernetes.md");
+    const spec = one<Deployment>(objsOf("pods"), "Deployment").spec.template.spec;
+    const needed = new Set<string>([
+      ...(spec.volumes ?? []).flatMap((v) => (v.secret ? [v.secret.secretName] : [])),
+      ...(spec.containers[0]!.env ?? []).flatMap((e) => (e.valueFrom?.secretKeyRef ? [e.valueFrom.secretKeyRef.name] : [])),
+    ]);
+    expect([...needed].sort()).toEqual(["rtmanager-db", "rtmanager-metrics-token", "rtmanager-token"]);
+    const podsInstall = doc.indexOf("kubectl apply -k deploy/kustomize/overlays/pods");
+    expect(podsInstall).toBeGreaterThan(0);
+    const before = doc.slice(0, podsInstall);
+    for (const name of needed) expect(before, name).toMatch(new RegExp(`create secret generic ${name}\\b`));
+    expect(doc).not.toMatch(/optional for rtmanager/);
   });
 
   it("RBAC: the rendered rules are the source files' (checked against the code's calls end to end) with the Lease the pod takes", () => {
