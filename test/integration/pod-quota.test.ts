@@ -1,7 +1,7 @@
 /**
  * Issue 20 part 3: ResourceQuota on the Pod runtime end to end (test API
  * server with the ResourceQuota admission of apiserver/quota.ts, test kubelet
- * on Docker, declarations in PGlite). A game whose Pod create is refused with
+ * on containerd's CRI, declarations in PGlite). A game whose Pod create is refused with
  * upstream's 403 "exceeded quota" waits with that reason on its record (a
  * transient code, retried), and starts once a slot frees, with one Pod only.
  */
@@ -20,7 +20,7 @@ let app: App;
 let client: RtmClient;
 
 beforeAll(async () => {
-  t = await startPodTestApp({ name: "podquota", nodes: 1, env: { RTMANAGER_OP_TIMEOUT: "40s" } });
+  t = await startPodTestApp({ name: "podquota", nodes: 1, mode: "cri", env: { RTMANAGER_OP_TIMEOUT: "40s" } });
   ({ app } = t);
   client = new RtmClient({ baseUrl: t.baseUrl, timeoutMs: 60_000 });
 }, 120_000);

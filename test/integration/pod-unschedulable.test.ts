@@ -1,6 +1,6 @@
 /**
  * Issue 20 part 3: Unschedulable on the Pod runtime end to end (test API
- * server, test scheduler and kubelet on Docker, declarations in PGlite).
+ * server, test scheduler, kubelet on containerd's CRI, declarations in PGlite).
  * With every node cordoned or tainted, the scheduler leaves the Pod Pending
  * with PodScheduled=False/Unschedulable and upstream's FitError message;
  * rtmanager puts that reason on the game's record (a transient code) and the
@@ -19,7 +19,7 @@ let app: App;
 let client: RtmClient;
 
 beforeAll(async () => {
-  t = await startPodTestApp({ name: "podunsched", nodes: 2, env: { RTMANAGER_OP_TIMEOUT: "40s" } });
+  t = await startPodTestApp({ name: "podunsched", nodes: 2, mode: "cri", env: { RTMANAGER_OP_TIMEOUT: "40s" } });
   ({ app } = t);
   client = new RtmClient({ baseUrl: t.baseUrl, timeoutMs: 60_000 });
 }, 120_000);
