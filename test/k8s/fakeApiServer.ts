@@ -5,7 +5,8 @@
  *
  * - gameruntimes.galaxy.io/v1alpha1 (status subresource), coordination.k8s.io/v1
  *   leases, core/v1 events, pods (status, log, binding), services,
- *   persistentvolumeclaims, and cluster-scoped nodes;
+ *   persistentvolumeclaims, resourcequotas (pod counts enforced on create,
+ *   apiserver/quota.ts), and cluster-scoped nodes;
  * - GET list and watch with labelSelector and fieldSelector, POST (409
  *   AlreadyExists), PUT with optimistic concurrency (409 Conflict on a stale
  *   resourceVersion; custom resources must send one), PATCH (merge, JSON and,
@@ -24,6 +25,7 @@ import type { AddressInfo } from "node:net";
 import { Deleter, type DeleteOptions } from "./apiserver/deletion.js";
 import { handleRequest, type HttpContext, type LogSource } from "./apiserver/http.js";
 import { RESOURCES, parsePath, type ResourceName } from "./apiserver/resources.js";
+import { PodQuota } from "./apiserver/quota.js";
 import { ObjectStore } from "./apiserver/store.js";
 import { HttpError, clone, nowTime, type Change, type FailSpec, type FakeApiServerOptions, type FakeRequest, type Meta, type Obj } from "./apiserver/types.js";
 import { WatchHub } from "./apiserver/watch.js";
@@ -61,6 +63,10 @@ export class FakeApiServer {
       beforeHandle: null,
       logSource: null,
       bind: (ns, name, node) => this.bindPod(ns, name, node),
+    };
+    const quota = new PodQuota(this.store, RESOURCES.pods, RESOURCES.resourcequotas);
+    this.store.admitCreate = (def, namespace, name) => {
+      if (def.key === "pods" && namespace) quota.admit(namespace, name);
     };
     if (options.bookmarkIntervalMs) this.bookmarkTimer = setInterval(() => this.sendBookmarks(), options.bookmarkIntervalMs);
   }

@@ -49,6 +49,7 @@ export const RESOURCES = {
     },
   }),
   services: core("services", "Service", { statusSubresource: true }),
+  resourcequotas: core("resourcequotas", "ResourceQuota", { statusSubresource: true }),
   persistentvolumeclaims: core("persistentvolumeclaims", "PersistentVolumeClaim", { statusSubresource: true }),
   nodes: core("nodes", "Node", { statusSubresource: true, namespaced: false, fields: { "spec.unschedulable": (o) => str(spec(o).unschedulable ?? false) } }),
 } satisfies Record<string, ResourceDef>;

@@ -3,6 +3,12 @@
  * schedulable node with the fewest pods whose NoSchedule/NoExecute taints it
  * tolerates, once every PersistentVolumeClaim it mounts exists; otherwise
  * PodScheduled=False/Unschedulable, retried when nodes or claims change.
+ * The Unschedulable message has upstream's form (pkg/scheduler/framework
+ * types.go `FitError.Error`: `0/<n> nodes are available: <count> <reason>,
+ * ….`, the histogram sorted by reason), with the filters' reasons
+ * NodeUnschedulable `ErrReasonUnschedulable` ("node(s) were unschedulable")
+ * and TaintToleration's "node(s) had untolerated taint {<key>: <value>}".
+ * Not modelled: the PostFilter's " preemption: …" suffix, resource fit.
  */
 import type { Change, FakeApiServer, Obj } from "../fakeApiServer.js";
 import { setCondition } from "./status.js";
@@ -23,6 +29,36 @@ export function tolerates(spec: PodSpec, taint: Taint): boolean {
 export function nodeReady(node: Obj): boolean {
   const conds = ((node.status ?? {}) as { conditions?: Condition[] }).conditions ?? [];
   return conds.some((c) => c.type === "Ready" && c.status === "True");
+}
+
+const UNSCHEDULABLE_TAINT: Taint = { key: "node.kubernetes.io/unschedulable", effect: "NoSchedule" };
+
+/**
+ * Why a node does not fit, or null: node_unschedulable.go `Filter` (a cordoned
+ * node, unless the pod tolerates its unschedulable taint), then
+ * taint_toleration.go `Filter` (the first NoSchedule/NoExecute taint not
+ * tolerated). A node that is not Ready and has no taint saying so (upstream's
+ * node lifecycle controller always adds `node.kubernetes.io/not-ready`) is
+ * "node(s) were not ready", the pre-taint scheduler's wording.
+ */
+export function filterReason(spec: PodSpec, node: Obj): string | null {
+  const nodeSpec = (node.spec ?? {}) as { unschedulable?: boolean; taints?: Taint[] };
+  if (nodeSpec.unschedulable && !tolerates(spec, UNSCHEDULABLE_TAINT)) return "node(s) were unschedulable";
+  const untolerated = (nodeSpec.taints ?? []).find((t) => t.effect !== "PreferNoSchedule" && !tolerates(spec, t));
+  if (untolerated) return `node(s) had untolerated taint {${untolerated.key}: ${untolerated.value ?? ""}}`;
+  if (!nodeReady(node)) return "node(s) were not ready";
+  return null;
+}
+
+/** framework/types.go `FitError.Error`: the reasons' histogram, sorted, after the node count. */
+export function fitError(spec: PodSpec, nodes: Obj[]): string {
+  const histogram = new Map<string, number>();
+  for (const n of nodes) {
+    const reason = filterReason(spec, n);
+    if (reason) histogram.set(reason, (histogram.get(reason) ?? 0) + 1);
+  }
+  const reasons = [...histogram].map(([reason, count]) => `${count} ${reason}`).sort();
+  return `0/${nodes.length} nodes are available${reasons.length ? `: ${reasons.join(", ")}` : ""}.`;
 }
 
 export class Scheduler {
@@ -72,7 +108,8 @@ export class Scheduler {
   }
 
   private pass(): void {
-    const nodes = this.api.list("nodes").filter((n) => nodeReady(n) && !(n.spec as { unschedulable?: boolean }).unschedulable);
+    const all = this.api.list("nodes");
+    const nodes = all.filter((n) => nodeReady(n));
     const load = new Map<string, number>(nodes.map((n) => [n.metadata.name, 0]));
     for (const node of this.placement.values()) if (load.has(node)) load.set(node, load.get(node)! + 1);
     for (const k of [...this.pending]) {
@@ -83,11 +120,11 @@ export class Scheduler {
         continue;
       }
       const reason = this.unschedulable(pod, ns);
-      const fit = reason ? [] : nodes.filter((n) => ((n.spec as { taints?: Taint[] }).taints ?? []).every((t) => t.effect === "PreferNoSchedule" || tolerates(pod.spec as PodSpec, t)));
+      const fit = reason ? [] : nodes.filter((n) => filterReason(pod.spec as PodSpec, n) === null);
       fit.sort((a, b) => load.get(a.metadata.name)! - load.get(b.metadata.name)! || a.metadata.name.localeCompare(b.metadata.name));
       const chosen = fit[0];
       if (!chosen) {
-        this.markUnschedulable(pod, reason ?? `0/${load.size} nodes are available: no Ready node without an untolerated taint.`);
+        this.markUnschedulable(pod, reason ?? fitError(pod.spec as PodSpec, all));
         continue;
       }
       this.api.bindPod(ns, name, chosen.metadata.name);
