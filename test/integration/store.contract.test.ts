@@ -542,6 +542,7 @@ function describeStoreContract(name: string, open: () => Promise<Fixture>): void
           errorCode: "image_pull_failed",
           message: "no such image",
           finishedAt: new Date("2026-03-01T00:00:01.000Z"),
+          traceParent: null, // no REST call's traceparent was recorded for op-a
         });
         expect(ops[0]).toMatchObject({ outcome: "running", finishedAt: null, kind: "patch", generation: 2 });
         expect(await store.listOperations("ops", 1)).toHaveLength(1);
