@@ -124,7 +124,7 @@ export const SETTINGS = {
   RTMANAGER_POD_STORAGE_SIZE: row("1Gi", kubeQuantity, "Pod runtime: size requested by each game's state claim (a Kubernetes quantity)."),
   RTMANAGER_POD_TEMPLATE_FILE: row("", text, "Pod runtime: a JSON or YAML file (a mounted ConfigMap) with the Pods' `nodeSelector`, `tolerations`, `priorityClassName`, `serviceAccountName` and `imagePullSecrets` (names); no other key is accepted."),
   RTMANAGER_POD_START_TIMEOUT: row("30s", duration({ min: 1000 }), "Pod runtime: how long after its Pod's creation an engine may take to run before its start fails with `container_start_failed` (nothing waits for it; the loop follows the Pod watch)."),
-  RTMANAGER_POD_CLAIM_RETENTION: row("0", duration({ min: 60_000, zeroMeansOff: true }), "Pod runtime: a game's state claim is deleted this long after its engine was removed (cleanup, or RTMANAGER_CONTAINER_RETENTION), unless an engine was created for it since. `0` (the default) keeps every claim, as the Docker runtime keeps state directories; applies to engines removed while it is set."),
+  RTMANAGER_POD_CLAIM_RETENTION: row("0", duration({ min: 1_000, zeroMeansOff: true }), "Pod runtime: a game's state claim is deleted this long after its engine was removed (cleanup, or RTMANAGER_CONTAINER_RETENTION), unless an engine was created for it since. `0` (the default) keeps every claim, as the Docker runtime keeps state directories; applies to engines removed while it is set."),
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;
