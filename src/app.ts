@@ -226,8 +226,6 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
   const kube = overrides.source || config.source !== "kubernetes" ? null : await kubernetesParts(config, logger, store, identity, metrics);
   // Every runtime failure reaches the loop, the REST operations and readiness as a contract error.
   const docker = withContractErrors(overrides.docker ?? (await engineRuntime(config, logger, metrics, kube?.source ?? null)));
-  // Docker mode checks its network; the Pod runtime checks it can list in its namespace.
-  const network = config.runtime === "kubernetes" ? config.gamePodNamespace : config.dockerNetwork;
   const source: DeclarationSource = overrides.source ?? kube?.source ?? store;
   // Kubernetes mode mirrors records into .status and events into Kubernetes Events.
   const state: StateStore = kube?.state ?? store;
@@ -292,7 +290,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
     state: store,
     logger: logger.child({ component: "http" }),
     ...httpDepsFromConfig(config),
-    readiness: () => readiness(store, docker, network),
+    readiness: () => readiness(store, docker),
     preview: (gameId) => manager.reconciler.preview(gameId),
     metrics,
     declarations: source,
@@ -324,12 +322,8 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
       } catch (err) {
         throw new RtmError("docker_unavailable", `cannot reach the ${docker.name} runtime: ${toRtmError(err).message}`);
       }
-      if (!(await docker.networkExists(network))) {
-        throw new RtmError(
-          "start_config_invalid",
-          `Docker network ${config.dockerNetwork} (RTMANAGER_DOCKER_NETWORK) does not exist; create it with: docker network create ${config.dockerNetwork}`,
-        );
-      }
+      const setupProblem = await docker.setupProblem();
+      if (setupProblem !== null) throw new RtmError("start_config_invalid", setupProblem);
       // Waiters on this replica wake when any replica's loop writes a record.
       stopRecordWatch = await store.watchRecords({
         onChange: (gameId) => {

@@ -1,4 +1,4 @@
-/** /readyz: whether this replica's dependencies answer (the store, and the engine runtime with its network). */
+/** /readyz: whether this replica's dependencies answer (the store, and the engine runtime with its own setup). */
 import type { ReadinessFailure } from "./http/server.js";
 import { toRtmError } from "./model/errors.js";
 import type { RuntimePort } from "./model/ports.js";
@@ -9,7 +9,7 @@ import type { SqlStore } from "./store/index.js";
 export const READINESS_CHECK_TIMEOUT_MS = 1_500;
 
 /** A readable reason when a dependency is missing, or null when ready. The checks run side by side. */
-export async function readiness(store: SqlStore, docker: RuntimePort, network: string): Promise<ReadinessFailure | null> {
+export async function readiness(store: SqlStore, runtime: RuntimePort): Promise<ReadinessFailure | null> {
   // The reason names the dependency and is served; the detail can carry addresses and goes to the log only.
   const check = async (what: string, work: () => Promise<ReadinessFailure | null>): Promise<ReadinessFailure | null> => {
     try {
@@ -23,9 +23,10 @@ export async function readiness(store: SqlStore, docker: RuntimePort, network: s
       await store.ping();
       return null;
     }),
-    check(docker.name, async () => {
-      await docker.ping();
-      return (await docker.networkExists(network)) ? null : { reason: `docker network ${network} does not exist` };
+    check(runtime.name, async () => {
+      await runtime.ping();
+      const problem = await runtime.setupProblem();
+      return problem === null ? null : { reason: problem };
     }),
   ]);
   return reasons.find((r) => r !== null) ?? null;

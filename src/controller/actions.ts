@@ -60,7 +60,7 @@ export function resolveResources(imageLabels: Record<string, string>, d: Declara
   // A limit under the floor is refused, never dropped: 1e-10 CPUs would otherwise become 0 nano-CPUs, "no limit".
   const refused = resourcesBelowFloor(asked, source) ?? resourcesRefused(asked, s.resourceCeilings, source);
   if (refused) throw new RtmError("start_config_invalid", `${refused}; no container was created`);
-  return { nanoCpus: Math.round(cpus * 1e9), memoryBytes: memory, pidsLimit: pids };
+  return { cpus, memoryBytes: memory, pidsLimit: pids };
 }
 
 export interface ExecutionContext {
@@ -135,7 +135,7 @@ async function executeAction(action: Action, ctx: ExecutionContext, run: { creat
 async function engineSpec(imageRef: string, ctx: ExecutionContext): Promise<EngineSpec> {
   const { runtime, settings, gameId, declaration: d } = ctx;
   if (!d) throw new RtmError("internal_error", "an engine was planned without a declaration");
-  const labels = await runtime.imageLabels(imageRef);
+  const labels = (await runtime.imageMetadata?.(imageRef)) ?? {};
   return {
     gameId,
     name: containerName(gameId),

@@ -8,6 +8,7 @@
  * leader's term is applied or announced.
  */
 import { isFencedWrite, type Fence, type FencedWriteError } from "../model/fence.js";
+import type { EveryMember } from "../model/members.js";
 import type { StateStore } from "../model/ports.js";
 
 export function fencedState(state: StateStore, currentFence: () => Fence | null, onRefused: (err: FencedWriteError) => void): StateStore {
@@ -16,7 +17,7 @@ export function fencedState(state: StateStore, currentFence: () => Fence | null,
     if (isFencedWrite(err)) onRefused(err);
     throw err;
   };
-  return {
+  const decorated: EveryMember<StateStore> = {
     ping: () => state.ping(),
     close: () => state.close(),
     getRecord: (gameId) => state.getRecord(gameId),
@@ -31,4 +32,5 @@ export function fencedState(state: StateStore, currentFence: () => Fence | null,
     eventBounds: () => state.eventBounds(),
     commitReconcile: (commit) => state.commitReconcile(commit, fence()).catch(refused),
   };
+  return decorated;
 }

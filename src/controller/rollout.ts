@@ -209,10 +209,10 @@ export class Rollout {
     const engines = await runtime.listForGame(gameId);
     // Checked again after each await: a replica paused mid-call wakes up without its lease.
     if (this.lostLeadership()) return { kind: "aborted" };
-    const c = open.containerId ? gateEngine(engines, gameId, open.containerId, runtime.capabilities) : (splitContainers(gameId, engines).primary ?? undefined);
+    const c = open.containerId ? gateEngine(engines, gameId, open.containerId, runtime.verbs) : (splitContainers(gameId, engines).primary ?? undefined);
     if (c && isReplacedAndFinished(c, open.replacedId)) return { kind: "replaced_finished", engine: c };
     // Accepted and not running yet (a Pod being scheduled or pulled): nothing to probe before the deadline.
-    if (c && isAccepted(c, runtime.capabilities)) return this.pastDeadline(input, open) ?? { kind: "pending", engine: c };
+    if (c && isAccepted(c, runtime.verbs)) return this.pastDeadline(input, open) ?? { kind: "pending", engine: c };
     if (!c || !isRunning(c)) {
       return failed(open.containerId ? `the engine exited (code ${c?.exitCode ?? "unknown"}) during the health gate` : "the new container is not running");
     }
@@ -260,7 +260,7 @@ export class Rollout {
     // Without a replaced id the gate cannot find a replaced engine again.
     Object.assign(open, { containerId: null, replacedId: null, healthySince: null });
     const { primary } = splitContainers(input.gameId, await this.deps.runtime.listForGame(input.gameId));
-    if (!primary || (!isRunning(primary) && !isAccepted(primary, this.deps.runtime.capabilities))) return failed("the recreated engine is not running");
+    if (!primary || (!isRunning(primary) && !isAccepted(primary, this.deps.runtime.verbs))) return failed("the recreated engine is not running");
     open.containerId = primary.id;
     return { kind: "pending", engine: primary };
   }
@@ -354,7 +354,7 @@ function replacedEngineId(plan: Plan): string | null {
  * image it cannot pull ("dead"), stays the gate's verdict as before.
  */
 function isReplacedAndFinished(c: ObservedContainer, replacedId: string | null): boolean {
-  return replacedId !== null && c.id === replacedId && c.state === "exited";
+  return replacedId !== null && c.id === replacedId && c.phase === "exited";
 }
 
 function noVerdict(error: RtmError | null): RolloutVerdict {

@@ -16,6 +16,7 @@
  * other method is the store's own.
  */
 import type { ReconcileObserver } from "../controller/reconciler.js";
+import type { EveryMember } from "../model/members.js";
 import type { StateStore } from "../model/ports.js";
 import type { NewRuntimeEvent, RuntimeRecord } from "../model/record.js";
 import type { GameRuntimeEventRecorder } from "./events.js";
@@ -39,7 +40,7 @@ export interface KubernetesMirror {
 
 /** The state store, with records read checked against `.status` and appended events recorded as Kubernetes Events. */
 export function withKubernetesMirror(state: StateStore, mirror: KubernetesMirror): StateStore {
-  return {
+  const decorated: EveryMember<StateStore> = {
     ping: () => state.ping(),
     close: () => state.close(),
     getRecord: async (gameId) => {
@@ -73,4 +74,5 @@ export function withKubernetesMirror(state: StateStore, mirror: KubernetesMirror
       return stored;
     },
   };
+  return decorated;
 }

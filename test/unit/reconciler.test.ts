@@ -11,7 +11,8 @@ import type { DeclarationSource, HealthProber, ObservedContainer, ReconcileCommi
 import type { NewOperation, NewRuntimeEvent, OperationResult, RuntimeRecord } from "../../src/model/record.js";
 import { createLogger, type Logger } from "../../src/log.js";
 import { Metrics } from "../../src/metrics.js";
-import { DOCKER_CAPABILITIES, observedContainer, RECONCILER_SETTINGS, POD_CAPABILITIES, runtimeRecord } from "../helpers/fixtures.js";
+import { fakeRuntime } from "../helpers/fakeRuntime.js";
+import { DOCKER_VERBS, observedContainer, RECONCILER_SETTINGS, POD_VERBS, runtimeRecord } from "../helpers/fixtures.js";
 
 const NOW = new Date("2026-11-23T12:00:00Z");
 
@@ -86,10 +87,7 @@ function reconciler(
       return c.events.map((e, i) => ({ ...e, seq: world.events.length - c.events.length + i + 1, at: NOW }));
     },
   } as unknown as StateStore;
-  const docker = {
-    listForGame: async (id: string) => world.containers.filter((c) => c.gameId === id),
-    ...opts.runtime,
-  } as unknown as RuntimePort;
+  const docker = fakeRuntime({ engines: () => world.containers, now: NOW }, opts.runtime);
   const prober = opts.prober ?? ({ probe: async () => ({ ok: true }) } as unknown as HealthProber);
   let logger: Logger = createLogger("silent");
   if (opts.logs) {
@@ -239,7 +237,7 @@ describe("reconciler: a health gate is one check per reconcile", () => {
     };
     const r = reconciler(world, {
       settings: { patchMinHealthyMs: 0, patchHealthTimeoutMs: 60_000 },
-      runtime: { capabilities: DOCKER_CAPABILITIES, probeAddress: () => "127.0.0.1:1" },
+      runtime: { verbs: DOCKER_VERBS, probeAddress: () => "127.0.0.1:1" },
       prober,
       clock: () => new Date(t),
     });
@@ -287,12 +285,11 @@ describe("reconciler: an engine the runtime only accepted (a Pod not running yet
   it("a start on a runtime that starts engines itself does not reach the generation until the engine runs, and then it is no adoption", async () => {
     const world: World = { declarations: new Map([["g1", declaration("g1")]]), containers: [], records: new Map(), events: [], operations: new Map() };
     const runtime: Partial<RuntimePort> = {
-      capabilities: POD_CAPABILITIES,
+      verbs: POD_VERBS,
       ensureImage: async () => undefined,
-      imageLabels: async () => ({}),
       // The API server has the Pod; no container runs yet.
       create: async (spec) => {
-        world.containers.push(container(spec.gameId, { id: "pod:uid-1", state: "created", imageRef: spec.imageRef, generation: 1, startedAt: null, createdAt: NOW }));
+        world.containers.push(container(spec.gameId, { id: "pod:uid-1", phase: "pending", imageRef: spec.imageRef, generation: 1, startedAt: null, createdAt: NOW }));
         return "pod:uid-1";
       },
       start: async () => undefined,

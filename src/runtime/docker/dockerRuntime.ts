@@ -11,9 +11,9 @@ import type {
   ImagePullPolicy,
   LogStreamOptions,
   ObservedContainer,
-  RuntimeCapabilities,
   RuntimePort,
 } from "../../model/ports.js";
+import { IMPERATIVE_VERBS } from "../../model/ports.js";
 import { RuntimeFailure } from "../../model/runtimeFailure.js";
 import { defaultEngineHardening, type EngineHardening } from "../engineHardening.js";
 import { DockerCalls, dockerMessage, failure, isNotFound, type AdapterLogger, type DockerContext, type OnDockerCall } from "./calls.js";
@@ -52,17 +52,13 @@ export interface DockerRuntimeOptions {
   reconnectMaxMs?: number;
 }
 
+
 /** Docker does nothing by itself: the controller pulls, creates, starts, restarts and replaces. */
-export const DOCKER_CAPABILITIES: RuntimeCapabilities = Object.freeze({
-  restartsExitedEngines: false,
-  updatesImageInPlace: false,
-  startsOnCreate: false,
-  pullsImagesItself: false,
-});
+export const DOCKER_VERBS = IMPERATIVE_VERBS;
 
 export class DockerRuntime implements RuntimePort {
   readonly name = "docker";
-  readonly capabilities = DOCKER_CAPABILITIES;
+  readonly verbs = DOCKER_VERBS;
   private readonly ctx: DockerContext;
   private readonly network: string;
   private readonly publishHost: string | null;
@@ -98,6 +94,11 @@ export class DockerRuntime implements RuntimePort {
     }
   }
 
+  async setupProblem(): Promise<string | null> {
+    if (await this.networkExists(this.network)) return null;
+    return `docker network ${this.network} does not exist (RTMANAGER_DOCKER_NETWORK); create it with: docker network create ${this.network}`;
+  }
+
   async networkExists(name: string): Promise<boolean> {
     try {
       const info = await this.ctx.calls.run("network_inspect", () => this.ctx.docker.getNetwork(name).inspect(), { tolerate: isNotFound });
@@ -122,11 +123,8 @@ export class DockerRuntime implements RuntimePort {
     return this.images.ensure(ref, policy);
   }
 
-  imagePresent(ref: string): Promise<boolean> {
-    return this.images.present(ref);
-  }
-
-  imageLabels(ref: string): Promise<Record<string, string>> {
+  /** The image's labels: its com.galaxy.* resource labels are read from them. */
+  imageMetadata(ref: string): Promise<Record<string, string>> {
     return this.images.labels(ref);
   }
 
