@@ -185,7 +185,7 @@ export class Metrics implements HttpMetrics {
         this.leader.set(leading ? 1 : 0);
         if (!leading) this.loop.leadershipLost();
       },
-      onDockerEventsReconnect: () => this.dockerReconnects.inc(),
+      onEngineEventsReconnect: () => this.dockerReconnects.inc(),
       onWatchMessage: (watch) => this.watchEvent(watch),
       onRelist: (watch) => this.watchRelist(watch),
       onProbe: (ok) => this.probes.inc({ result: ok ? "success" : "failure" }),

@@ -46,9 +46,9 @@ export function recordLocationOf(
   return own ? { statePath: own.statePath, dockerNetwork: own.network } : { statePath: statePathOf(settings.stateRoot, gameId), dockerNetwork: settings.dockerNetwork ?? "" };
 }
 
-/** Image labels win, then the declaration, then configured defaults. */
-export function resolveResources(imageLabels: Record<string, string>, d: Declaration, s: ExecutorSettings): ContainerResources {
-  const labels = labelResources(imageLabels);
+/** The image's resource labels (its metadata) win, then the declaration, then configured defaults. */
+export function resolveResources(imageMetadata: Record<string, string>, d: Declaration, s: ExecutorSettings): ContainerResources {
+  const labels = labelResources(imageMetadata);
   // Labels are only known once the image is local: this is the first place they can be refused. Permanent: not retried until the declaration changes.
   if (labels.refused) throw new RtmError("start_config_invalid", `${labels.refused}; no container was created`);
   const declared = declaredResources(d.resources);

@@ -1,6 +1,6 @@
 /**
  * The host of the loop. It holds the runnables (the workers, the declaration
- * watch, the Docker event watch, resync, the health prober, and any the app
+ * watch, the engine runtime's event watch, resync, the health prober, and any the app
  * adds, such as the Kubernetes status writer) and runs them by leadership:
  * the ones that need it start when this replica is elected, in the order they
  * were added, and stop in reverse when it steps down, within a bound; the
@@ -19,7 +19,7 @@ import { Reconciler, type ReconcileObserver, type ReconcilerDeps, type Reconcile
 import { HealthProbeRunnable } from "./runnables/prober.js";
 import { ResyncRunnable, type ResyncResult } from "./runnables/resync.js";
 import { RunnableGroup, type Runnable } from "./runnables/runnable.js";
-import { DeclarationWatchRunnable, DockerEventWatchRunnable, type Enqueue, type RequestResync, type WatchHooks, type WatchName } from "./runnables/watches.js";
+import { DeclarationWatchRunnable, EngineEventWatchRunnable, type Enqueue, type RequestResync, type WatchHooks, type WatchName } from "./runnables/watches.js";
 import { Workers, type QueueStats } from "./runnables/workers.js";
 import { RecordWaiters } from "./waiters.js";
 
@@ -148,7 +148,7 @@ export class Manager {
     if (deps.fleet) this.add(deps.fleet.runnable());
     this.add(this.workers);
     this.add(new DeclarationWatchRunnable({ ...watch, source: deps.source, watch: settings.declarationWatch ?? "postgres" }));
-    this.add(new DockerEventWatchRunnable({ ...watch, runtime: deps.runtime, silenceLimitMs: settings.watchSilenceLimitMs }));
+    this.add(new EngineEventWatchRunnable({ ...watch, runtime: deps.runtime, silenceLimitMs: settings.watchSilenceLimitMs }));
     this.add(this.resync);
     this.add(new HealthProbeRunnable({ ...deps, state, health: this.health, enqueue, onProbe: hooks?.onProbe }));
   }

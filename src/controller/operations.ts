@@ -62,7 +62,7 @@ export function checkGameId(gameId: string, invalidAs: "invalid_request" | "not_
 
 export function checkImageRef(imageRef: string): void {
   if (imageRef.length === 0 || imageRef.length > IMAGE_REF_MAX_LENGTH || !IMAGE_REF_PATTERN.test(imageRef)) {
-    throw new RtmError("invalid_request", `image_ref ${JSON.stringify(imageRef.slice(0, 300))} is not a Docker reference such as registry/galaxy/engine:1.4.2`);
+    throw new RtmError("invalid_request", `image_ref ${JSON.stringify(imageRef.slice(0, 300))} is not an image reference such as registry/galaxy/engine:1.4.2`);
   }
 }
 
@@ -217,8 +217,8 @@ export class RuntimeOperations {
     // One budget for the whole request, not only for the wait: a slow ping or
     // store must not stretch an answer past RTMANAGER_OP_TIMEOUT either.
     const deadline = Date.now() + this.deps.opTimeoutMs;
-    // Docker down: refuse before writing, so a 503 leaves nothing half-declared.
-    await this.within(deadline, "the Docker ping", runtime.ping());
+    // The runtime down: refuse before writing, so a 503 leaves nothing half-declared.
+    await this.within(deadline, `the ${runtime.name} ping`, runtime.ping());
     const record = await this.within(deadline, "reading the runtime record", state.getRecord(gameId));
     if (prepare) await this.within(deadline, "reading the image quarantines", prepare());
     let refused: RtmError | null = null;

@@ -317,7 +317,7 @@ function planExited({ p, input, d, c }: EngineSituation): Plan {
     p.reason = `engine exited with code ${c.exitCode}; restarting in ${Math.ceil(delay / 1000)}s (restart ${(record?.restartCount ?? 0) + 1}, backoff)`;
     return p;
   }
-  // A runtime can refuse to start an engine again (Docker after a daemon
+  // A runtime can refuse to start an engine again (a container runtime after a daemon
   // restart: "task already exists"); once a start has failed, recreate instead.
   const startFailedBefore =
     record?.lastErrorCode === "container_start_failed" && record.lastErrorGeneration === d.generation && record.heldGeneration !== d.generation;

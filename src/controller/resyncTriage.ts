@@ -1,11 +1,11 @@
 /**
  * Which games a periodic resync must reconcile. A full reconcile of every game
- * on every pass (two store reads, a Docker list and inspect, and a record
+ * on every pass (two store reads, a runtime list and inspect, and a record
  * write whenever a probe time moved) is what made an idle fleet of 200 cost
  * about 3 % of a core. The bulk lists a pass makes anyway already show when a
  * running game's declaration, record, container and health agree; such a game
  * is skipped. Anything else, and anything these lists cannot show, is queued.
- * Pure, so the cases are unit-tested without Docker.
+ * Pure, so the cases are unit-tested without a runtime.
  */
 import type { ObservedContainer } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";

@@ -349,9 +349,10 @@ function replacedEngineId(plan: Plan): string | null {
 
 /**
  * The container that ran the old image, stopped (exit 0 on SIGTERM) and left
- * stopped by the runtime ("exited": it will not restart it). A termination of
- * any other container, or one the runtime restarts ("restarting"), or an
- * image it cannot pull ("dead"), stays the gate's verdict as before.
+ * stopped by the runtime (exited: it will not restart it). A termination of
+ * any other container, or one the runtime restarts (running, restarting), or
+ * an image it cannot pull (pending, pull_failed), stays the gate's verdict as
+ * before.
  */
 function isReplacedAndFinished(c: ObservedContainer, replacedId: string | null): boolean {
   return replacedId !== null && c.id === replacedId && c.phase === "exited";

@@ -1,6 +1,6 @@
 /**
  * The two watches that wake the loop: declarations (PostgreSQL NOTIFY or a
- * Kubernetes watch) and the Docker event stream. Each queues the game a
+ * Kubernetes watch) and the engine runtime's event stream. Each queues the game a
  * message names and asks for a resync when it was re-established after a
  * gap, since messages may have been lost in it.
  */
@@ -9,7 +9,8 @@ import type { DeclarationSource, RuntimePort } from "../../model/ports.js";
 import type { Lane } from "../queue.js";
 import type { Runnable } from "./runnable.js";
 
-export type WatchName = "docker" | "postgres" | "kubernetes";
+/** "postgres" or "kubernetes" for the declaration watch; the runtime's name (RuntimePort.name) for its event stream. */
+export type WatchName = "postgres" | "kubernetes" | RuntimePort["name"];
 
 /** Queues a game for a reconcile. */
 export type Enqueue = (gameId: string, lane?: Lane) => void;
@@ -21,7 +22,8 @@ export interface WatchHooks {
   onWatchMessage?(watch: WatchName): void;
   /** A watch was re-established and everything re-listed. */
   onRelist?(watch: WatchName): void;
-  onDockerEventsReconnect?(): void;
+  /** The engine runtime's event stream was re-established after a break. */
+  onEngineEventsReconnect?(): void;
 }
 
 interface WatchDeps {
@@ -60,12 +62,13 @@ export class DeclarationWatchRunnable implements Runnable {
 }
 
 /**
- * The Docker event stream is quiet when nothing happens, and a half-open
- * connection is quiet too. Past the silence limit the watchdog replaces the
- * stream and asks for a resync: cheap, and a dead stream cannot hide for long.
+ * The engine runtime's event stream is quiet when nothing happens, and a
+ * half-open connection is quiet too. Past the silence limit the watchdog
+ * replaces the stream and asks for a resync: cheap, and a dead stream cannot
+ * hide for long.
  */
-export class DockerEventWatchRunnable implements Runnable {
-  readonly name = "docker event watch";
+export class EngineEventWatchRunnable implements Runnable {
+  readonly name = "engine event watch";
   readonly needsLeadership = true;
   private lastMessage = 0;
   private stopEvents: (() => void) | null = null;
@@ -94,27 +97,28 @@ export class DockerEventWatchRunnable implements Runnable {
     return runtime.watchEvents({
       onEvent: (e) => {
         this.lastMessage = Date.now();
-        hooks?.onWatchMessage?.("docker");
+        hooks?.onWatchMessage?.(runtime.name);
         enqueue(e.gameId);
       },
       onReconnect: () => {
         this.lastMessage = Date.now();
-        hooks?.onDockerEventsReconnect?.();
-        hooks?.onRelist?.("docker");
-        requestResync("docker event stream re-established");
+        hooks?.onEngineEventsReconnect?.();
+        hooks?.onRelist?.(runtime.name);
+        requestResync(`${runtime.name} event stream re-established`);
       },
-      onDisconnect: (err) => logger.warn({ err }, "docker event stream lost; reconnecting"),
+      onDisconnect: (err) => logger.warn({ err }, `${runtime.name} event stream lost; reconnecting`),
     });
   }
 
   private checkSilence(): void {
     const silentMs = Date.now() - this.lastMessage;
     if (silentMs < this.deps.silenceLimitMs || !this.stopEvents) return;
-    this.deps.logger.info({ silentSeconds: Math.round(silentMs / 1000) }, "docker event stream silent past the limit; re-establishing it and re-listing");
+    const { runtime } = this.deps;
+    this.deps.logger.info({ silentSeconds: Math.round(silentMs / 1000) }, `${runtime.name} event stream silent past the limit; re-establishing it and re-listing`);
     this.stopEvents();
     this.lastMessage = Date.now();
     this.stopEvents = this.watch();
-    this.deps.hooks?.onRelist?.("docker");
-    this.deps.requestResync("docker event stream silent");
+    this.deps.hooks?.onRelist?.(runtime.name);
+    this.deps.requestResync(`${runtime.name} event stream silent`);
   }
 }
