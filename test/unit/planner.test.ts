@@ -5,6 +5,7 @@ import { RtmError } from "../../src/model/errors.js";
 import type { ObservedContainer } from "../../src/model/ports.js";
 import type { RuntimeRecord } from "../../src/model/record.js";
 import { DOCKER_VERBS, observedContainer, PLANNER_SETTINGS, POD_VERBS, runtimeRecord } from "../helpers/fixtures.js";
+import { StubJobRuntime } from "../helpers/jobRuntime.js";
 
 const NOW = new Date("2026-11-23T12:00:00Z");
 const ago = (ms: number) => new Date(NOW.getTime() - ms);
@@ -587,6 +588,21 @@ describe("planner", () => {
   for (const c of cases) {
     it(c.name, () => {
       const p = plan(input(c.in));
+      expect(types(p)).toEqual(c.actions);
+      expect(p.kind).toBe(c.kind);
+      expect(p.restartCause).toBe(c.cause ?? null);
+      c.extra?.(p);
+    });
+  }
+
+  // A third runtime (a Nomad-job-shaped stub, test/helpers/jobRuntime.ts) passes the Pod runtime's cases with the
+  // vocabulary it declares itself: the planner knows runtimes only by their verbs.
+  const jobs = new StubJobRuntime();
+  const declarativeCases = cases.filter((c) => c.in.verbs === POD_VERBS);
+  it("the Pod runtime's cases are a real share of the table", () => expect(declarativeCases.length).toBeGreaterThanOrEqual(10));
+  for (const c of declarativeCases) {
+    it(`${c.name} [third runtime: ${jobs.name}]`, () => {
+      const p = plan(input({ ...c.in, verbs: jobs.verbs }));
       expect(types(p)).toEqual(c.actions);
       expect(p.kind).toBe(c.kind);
       expect(p.restartCause).toBe(c.cause ?? null);

@@ -12,6 +12,7 @@ import type { NewOperation, NewRuntimeEvent, OperationResult, RuntimeRecord } fr
 import { createLogger, type Logger } from "../../src/log.js";
 import { Metrics } from "../../src/metrics.js";
 import { fakeRuntime } from "../helpers/fakeRuntime.js";
+import { StubJobRuntime } from "../helpers/jobRuntime.js";
 import { DOCKER_VERBS, observedContainer, RECONCILER_SETTINGS, POD_VERBS, runtimeRecord } from "../helpers/fixtures.js";
 
 const NOW = new Date("2026-11-23T12:00:00Z");
@@ -55,6 +56,8 @@ function reconciler(
     logs?: Record<string, unknown>[];
     mayAct?: () => boolean;
     runtime?: Partial<RuntimePort>;
+    /** A whole runtime of the test's own, instead of the FakeRuntime over `world.containers`. */
+    runtimeInstance?: RuntimePort;
     prober?: HealthProber;
     clock?: () => Date;
   } = {},
@@ -87,7 +90,7 @@ function reconciler(
       return c.events.map((e, i) => ({ ...e, seq: world.events.length - c.events.length + i + 1, at: NOW }));
     },
   } as unknown as StateStore;
-  const docker = fakeRuntime({ engines: () => world.containers, now: NOW }, opts.runtime);
+  const docker = opts.runtimeInstance ?? fakeRuntime({ engines: () => world.containers, now: NOW }, opts.runtime);
   const prober = opts.prober ?? ({ probe: async () => ({ ok: true }) } as unknown as HealthProber);
   let logger: Logger = createLogger("silent");
   if (opts.logs) {
@@ -312,5 +315,47 @@ describe("reconciler: an engine the runtime only accepted (a Pod not running yet
     expect(done.outcome).toEqual({ type: "done" });
     expect(world.records.get("g1")).toMatchObject({ status: "running", observedGeneration: 1, currentContainerId: "k-1" });
     expect(world.events.map((e) => e.type)).not.toContain("container_adopted");
+  });
+});
+
+describe("reconciler: a third runtime (StubJobRuntime, a Nomad-job-shaped stub) with no controller change", () => {
+  it("starts, patches in place on a new allocation, records the client's own restart, and stops, each converging", async () => {
+    const jobs = new StubJobRuntime("rtm", () => NOW);
+    const world: World = { declarations: new Map([["g1", declaration("g1")]]), containers: [], records: new Map(), events: [], operations: new Map() };
+    // No health gate: the runtime's readiness is the verdict, and this test is about the vocabulary.
+    const r = reconciler(world, { runtimeInstance: jobs, settings: { patchHealthTimeoutMs: 0 } });
+    const declare = (over: Partial<Declaration>) => {
+      const d = world.declarations.get("g1")!;
+      world.declarations.set("g1", { ...d, ...over, generation: d.generation + 1 });
+    };
+
+    // Registered, not placed yet: the generation waits for the scheduler.
+    expect((await r.reconcile("g1")).outcome).toMatchObject({ type: "requeue" });
+    expect(world.records.get("g1")).toMatchObject({ observedGeneration: 0, currentContainerId: "alloc-1" });
+    jobs.schedule();
+    expect((await r.reconcile("g1")).outcome).toEqual({ type: "done" });
+    expect(world.records.get("g1")).toMatchObject({ status: "running", observedGeneration: 1, currentContainerId: "alloc-1" });
+
+    // A patch is one update of the job, never a purge and register; its allocation is a new engine id.
+    declare({ imageRef: "galaxy/engine:1.0.1" });
+    await r.reconcile("g1");
+    jobs.schedule();
+    await r.reconcile("g1");
+    expect(world.records.get("g1")).toMatchObject({ status: "running", observedGeneration: 2, currentImageRef: "galaxy/engine:1.0.1", currentContainerId: "alloc-2" });
+    expect(jobs.calls.filter((c) => !c.startsWith("start"))).toEqual(["register g1 galaxy/engine:1.0.0", "update alloc-1 galaxy/engine:1.0.1"]);
+
+    // The client restarts the task itself: recorded as an exit, and nothing asked of the runtime.
+    const before = jobs.calls.length;
+    jobs.crash("g1", 137);
+    await r.reconcile("g1");
+    expect(jobs.calls.length).toBe(before);
+    expect(world.events.filter((e) => e.type === "container_exited").at(-1)?.data).toMatchObject({ restartedBy: "runtime", restartCount: 1 });
+
+    // Declared stopped: the job is stopped and stays listed, dead; the record reads stopped.
+    declare({ desiredState: "stopped", stopReason: "finished" });
+    await r.reconcile("g1");
+    expect(jobs.calls.at(-1)).toBe("stop alloc-2");
+    expect(await jobs.listForGame("g1")).toMatchObject([{ id: "alloc-2", phase: "exited" }]);
+    expect(world.records.get("g1")).toMatchObject({ status: "stopped", observedGeneration: 3 });
   });
 });
