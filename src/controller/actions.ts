@@ -11,7 +11,7 @@ import { RtmError } from "../model/errors.js";
 import { containerName } from "../model/gameId.js";
 import type { ContainerResources, EngineSpec, ImagePullPolicy, RuntimePort } from "../model/ports.js";
 import type { EventType } from "../model/status.js";
-import { isRunning, type Action } from "./plan.js";
+import { isRunning, verbOf, type Action } from "./plan.js";
 import { contractError } from "./runtimeErrors.js";
 
 export interface ExecutorSettings {
@@ -79,6 +79,10 @@ export async function executeActions(actions: readonly Action[], ctx: ExecutionC
     if (ctx.mayAct && !ctx.mayAct()) {
       throw new RtmError("service_unavailable", "this replica lost leadership mid-reconcile; the new leader finishes the job");
     }
+    // The planner speaks the runtime's vocabulary (inVocabulary); a step outside it is a planner bug, not a runtime failure.
+    if (verbOf(action, ctx.runtime.verbs) === null) {
+      throw new RtmError("internal_error", `a ${action.type} was planned, but the ${ctx.runtime.name} runtime offers only ${ctx.runtime.verbs.join(", ")}`);
+    }
     ctx.observer.beforeAction?.(action);
     try {
       await executeAction(action, ctx, run);
@@ -99,7 +103,7 @@ async function executeAction(action: Action, ctx: ExecutionContext, run: { creat
       observer.onAction("container_created", { containerId: run.createdId, imageRef: action.imageRef });
       break;
     case "updateImage":
-      if (!runtime.updateImage) throw new RtmError("internal_error", `an in-place image update was planned, but the ${runtime.name} runtime cannot do one`);
+      if (!runtime.updateImage) throw new RtmError("internal_error", `an in-place image update was planned, but the ${runtime.name} runtime has no updateImage`);
       await runtime.updateImage(action.containerId, await engineSpec(action.imageRef, ctx));
       observer.onAction("image_updated", { containerId: action.containerId, imageRef: action.imageRef });
       break;

@@ -8,7 +8,7 @@ import type { ResourceCeilings } from "../model/admission.js";
 import type { Declaration } from "../model/declaration.js";
 import type { ErrorCode, RtmError } from "../model/errors.js";
 import { containerName } from "../model/gameId.js";
-import { isDeclarative, type ObservedContainer, type RuntimeVerbs } from "../model/ports.js";
+import { isDeclarative, type ObservedContainer, type RuntimeVerb, type RuntimeVerbs } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
 import type { EventType, OpKind, OpSource, StopReason } from "../model/status.js";
 import type { FleetView } from "./planFleet.js";
@@ -232,6 +232,26 @@ export function rollbackActions(target: string, inPlace: { containerId: string }
     { type: "create", imageRef: target },
     { type: "start", containerId: "created" },
   ];
+}
+
+/**
+ * `actions` in a runtime's vocabulary. The steps are named as an imperative
+ * runtime takes them; a declarative one takes create (+ start) and
+ * updateImage as apply, stop and remove as delete, and pulls by itself, so a
+ * pull is dropped where "pull" is not offered. The executor refuses a step
+ * whose verb the runtime lacks (verbOf).
+ */
+export function inVocabulary(actions: Action[], verbs: RuntimeVerbs): Action[] {
+  return (verbs as readonly string[]).includes("pull") ? actions : actions.filter((a) => a.type !== "ensureImage");
+}
+
+const IMPERATIVE_VERB: Record<Action["type"], RuntimeVerb> = { ensureImage: "pull", create: "create", start: "start", stop: "stop", remove: "remove", removeAll: "remove", updateImage: "apply" };
+const DECLARATIVE_VERB: Record<Action["type"], RuntimeVerb | null> = { ensureImage: null, create: "apply", start: "apply", stop: "delete", remove: "delete", removeAll: "delete", updateImage: "apply" };
+
+/** The verb `action` asks of a runtime offering `verbs`, or null when that runtime has no such verb. */
+export function verbOf(action: Action, verbs: RuntimeVerbs): RuntimeVerb | null {
+  const verb = isDeclarative(verbs) ? DECLARATIVE_VERB[action.type] : IMPERATIVE_VERB[action.type];
+  return verb !== null && (verbs as readonly string[]).includes(verb) ? verb : null;
 }
 
 /** Every plan leaves the planner through here: acting without a named kind is cleaning up strays. */

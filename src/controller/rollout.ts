@@ -25,7 +25,7 @@ import { RUNTIME_UNAVAILABLE, RtmError, toRtmError } from "../model/errors.js";
 import type { Declaration } from "../model/declaration.js";
 import type { HealthProber, ObservedContainer, RuntimePort, StateStore } from "../model/ports.js";
 import { gateEngine, probeUrl, reportedReadiness } from "./health.js";
-import { createActions, isAccepted, isRunning, rollbackActions, splitContainers, type Action, type HealthGate, type Plan, type PlannedEvent } from "./plan.js";
+import { createActions, inVocabulary, isAccepted, isRunning, rollbackActions, splitContainers, type Action, type HealthGate, type Plan, type PlannedEvent } from "./plan.js";
 
 /** How long an open gate waits between two checks of the engine. */
 export const GATE_CHECK_INTERVAL_MS = 250;
@@ -170,7 +170,7 @@ export class Rollout {
     let check = await this.check(input, open);
     if (check.kind === "replaced_finished") {
       // The recreated engine has a new id: the in-place rollback that named the old one cannot restore it.
-      input = { ...input, gate: { ...gate, rollback: gate.rollbackTo ? rollbackActions(gate.rollbackTo, null) : [] } };
+      input = { ...input, gate: { ...gate, rollback: gate.rollbackTo ? inVocabulary(rollbackActions(gate.rollbackTo, null), this.deps.runtime.verbs) : [] } };
       check = await this.recreate(input, open, check.engine);
     }
     switch (check.kind) {
@@ -251,7 +251,7 @@ export class Rollout {
     input.log.warn({ containerId: finished.id, exitCode: finished.exitCode, imageRef: d.imageRef }, "the engine stopped for the in-place update will not be started again: recreating it on the new image");
     if (this.lostLeadership()) return { kind: "aborted" };
     try {
-      await input.execute([{ type: "removeAll", reason: null }, ...createActions(d.imageRef)]);
+      await input.execute(inVocabulary([{ type: "removeAll", reason: null }, ...createActions(d.imageRef)], this.deps.runtime.verbs));
     } catch (err) {
       if (this.lostLeadership()) return { kind: "aborted" };
       const e = toRtmError(err);

@@ -389,7 +389,7 @@ describe("planner", () => {
         verbs: POD_VERBS,
       },
       kind: "patch",
-      actions: ["ensureImage", "stop", "remove", "create", "start"],
+      actions: ["stop", "remove", "create", "start"],
       extra: (p) => {
         expect(p.actions.find((a) => a.type === "create")).toEqual({ type: "create", imageRef: "galaxy/engine:1.0.1" });
         expect(p.gate?.rollbackTo).toBe("galaxy/engine:1.0.0");
@@ -404,7 +404,7 @@ describe("planner", () => {
         verbs: POD_VERBS,
       },
       kind: "self_heal",
-      actions: ["ensureImage", "remove", "create", "start"],
+      actions: ["remove", "create", "start"],
       cause: "exit",
       extra: (p) => {
         expect(p.events[0]).toMatchObject({ type: "container_exited", data: { reason: "OutOfcpu", message: "Node didn't have enough resource: cpu" } });
@@ -420,7 +420,7 @@ describe("planner", () => {
         verbs: POD_VERBS,
       },
       kind: "start",
-      actions: ["ensureImage", "remove", "create", "start"],
+      actions: ["remove", "create", "start"],
       extra: (p) => {
         expect(p.events.map((e) => e.type)).toEqual(["container_exited"]);
         expect(p.problem?.message).toBe("OutOfcpu: Pod was rejected");
@@ -487,7 +487,7 @@ describe("planner", () => {
         verbs: POD_VERBS,
       },
       kind: "self_heal",
-      actions: ["ensureImage", "stop", "remove", "create", "start"],
+      actions: ["stop", "remove", "create", "start"],
       cause: "unhealthy",
       extra: (p) => expect(p.restartCount).toBe(2),
     },
@@ -561,7 +561,7 @@ describe("planner", () => {
       name: "Pods: the lost node's Pod is gone (out-of-service, force-deleted): recreated, node_lost_cleared reported",
       in: { declaration: decl(), containers: [], record: record({ lostNode: "node-1", lostNodeSince: ago(40_000) }), verbs: POD_VERBS },
       kind: "self_heal",
-      actions: ["ensureImage", "create", "start"],
+      actions: ["create", "start"],
       cause: "disappeared",
       extra: (p) =>
         expect(p.events.map((e) => [e.type, e.data.node ?? null, e.data.how ?? null])).toEqual([
@@ -739,7 +739,8 @@ describe("planner: a restart policy fixed at creation (issue 12)", () => {
   it("a Pod created under another restart policy is recreated on the same image, gated, cause config_changed, and the reason says so", () => {
     const p = onPods("always", "on-failure");
     expect(p.kind).toBe("restart");
-    expect(types(p)).toEqual(["ensureImage", "stop", "remove", "create", "start"]);
+    // The runtime pulls by itself: no pull in a declarative plan.
+    expect(types(p)).toEqual(["stop", "remove", "create", "start"]);
     expect(p.restartCause).toBe("config_changed");
     expect(p.gate).toMatchObject({ rollbackTo: null, rollback: [] });
     expect(p.reason).toBe("restart policy changed (on-failure -> always): recreating the container on the same image");

@@ -69,8 +69,9 @@ describe("the runtime port fits a Pod runtime (StubPodRuntime)", () => {
 
     const events = await execute(pods, p.actions, d);
 
-    // ensureImage reached the runtime, which has nothing to pull; start found the Pod already running.
-    expect(pods.calls).toEqual(["ensureImage", "create", "start"]);
+    // No pull is planned for a runtime that pulls by itself; start found the Pod already running.
+    expect(p.actions.map((a) => a.type)).toEqual(["create", "start"]);
+    expect(pods.calls).toEqual(["create", "start"]);
     const engines = await pods.listForGame("g1");
     expect(engines).toHaveLength(1);
     const [engine] = engines;
@@ -92,14 +93,13 @@ describe("the runtime port fits a Pod runtime (StubPodRuntime)", () => {
 
   it("runs the replace sequence a patch plans today (stop, remove, create, start) on it", async () => {
     const pods = new StubPodRuntime();
-    await execute(pods, [{ type: "ensureImage", imageRef: "galaxy/engine:1.0.0" }, { type: "create", imageRef: "galaxy/engine:1.0.0" }, { type: "start", containerId: "created" }], decl());
+    await execute(pods, [{ type: "create", imageRef: "galaxy/engine:1.0.0" }, { type: "start", containerId: "created" }], decl());
     const [old] = await pods.listForGame("g1");
     const next = decl({ imageRef: "galaxy/engine:1.0.1", generation: 2 });
 
     const events = await execute(
       pods,
       [
-        { type: "ensureImage", imageRef: next.imageRef },
         { type: "stop", containerId: old!.id, reason: null },
         { type: "remove", containerId: old!.id },
         { type: "create", imageRef: next.imageRef },
@@ -144,8 +144,16 @@ describe("the runtime port fits a Pod runtime (StubPodRuntime)", () => {
     expect((await failureOf(execute(pods, [{ type: "create", imageRef: "galaxy/engine:1.0.0" }], decl()))).code).toBe("conflict");
 
     pods.down = true;
-    const down = await failureOf(execute(pods, [{ type: "ensureImage", imageRef: "galaxy/engine:1.0.0" }], decl()));
+    const down = await failureOf(execute(pods, [{ type: "stop", containerId: "pod-1", reason: null }], decl()));
     expect(down.code).toBe("docker_unavailable");
+    pods.down = false;
+    // A step outside the runtime's vocabulary is refused before it reaches the runtime: a planner bug, not a runtime failure.
+    const calls = pods.calls.length;
+    const outside = await failureOf(execute(pods, [{ type: "ensureImage", imageRef: "galaxy/engine:1.0.0" }], decl()));
+    expect(outside.code).toBe("internal_error");
+    expect(outside.message).toMatch(/offers only apply, delete/);
+    expect(pods.calls.length).toBe(calls);
+    pods.down = true;
     // The same mapping guards every other caller (REST operations, readiness, the loop's reads).
     expect((await failureOf(withContractErrors(pods).listForGame("g1"))).code).toBe("docker_unavailable");
     expect((await failureOf(withContractErrors(pods).ping())).code).toBe("docker_unavailable");
