@@ -643,7 +643,7 @@ export function benchEngineSpec(gameId: string, imageRef: string): EngineSpec {
     configHash: "bench",
     env: {},
     statePath: "",
-    resources: { nanoCpus: 500_000_000, memoryBytes: 64 * 1024 * 1024, pidsLimit: 512 },
+    resources: { cpus: 0.5, memoryBytes: 64 * 1024 * 1024, pidsLimit: 512 },
     restartPolicy: "on-failure",
   };
 }

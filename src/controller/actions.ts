@@ -15,7 +15,7 @@ import { RtmError } from "../model/errors.js";
 import { containerName } from "../model/gameId.js";
 import type { ContainerResources, EngineSpec, ImagePullPolicy, RuntimePort } from "../model/ports.js";
 import type { EventType } from "../model/status.js";
-import { isRunning, type Action } from "./plan.js";
+import { isRunning, verbOf, type Action } from "./plan.js";
 import { contractError } from "./runtimeErrors.js";
 
 export interface ExecutorSettings {
@@ -50,9 +50,9 @@ export function recordLocationOf(
   return own ? { statePath: own.statePath, dockerNetwork: own.network } : { statePath: statePathOf(settings.stateRoot, gameId), dockerNetwork: settings.engineNetwork ?? "" };
 }
 
-/** Image labels win, then the declaration, then configured defaults. */
-export function resolveResources(imageLabels: Record<string, string>, d: Declaration, s: ExecutorSettings): ContainerResources {
-  const labels = labelResources(imageLabels);
+/** The image's resource labels (its metadata) win, then the declaration, then configured defaults. */
+export function resolveResources(imageMetadata: Record<string, string>, d: Declaration, s: ExecutorSettings): ContainerResources {
+  const labels = labelResources(imageMetadata);
   // Labels are only known once the image is local: this is the first place they can be refused. Permanent: not retried until the declaration changes.
   if (labels.refused) throw new RtmError("start_config_invalid", `${labels.refused}; no container was created`);
   const declared = declaredResources(d.resources);
@@ -64,7 +64,7 @@ export function resolveResources(imageLabels: Record<string, string>, d: Declara
   // A limit under the floor is refused, never dropped: 1e-10 CPUs would otherwise become 0 nano-CPUs, "no limit".
   const refused = resourcesBelowFloor(asked, source) ?? resourcesRefused(asked, s.resourceCeilings, source);
   if (refused) throw new RtmError("start_config_invalid", `${refused}; no container was created`);
-  return { nanoCpus: Math.round(cpus * 1e9), memoryBytes: memory, pidsLimit: pids };
+  return { cpus, memoryBytes: memory, pidsLimit: pids };
 }
 
 export interface ExecutionContext {
@@ -78,6 +78,10 @@ export interface ExecutionContext {
 export async function executeActions(actions: readonly Action[], ctx: ExecutionContext): Promise<void> {
   const run = { createdId: null as string | null };
   for (const action of actions) {
+    // The planner speaks the runtime's vocabulary (inVocabulary); a step outside it is a planner bug, not a runtime failure.
+    if (verbOf(action, ctx.runtime.verbs) === null) {
+      throw new RtmError("internal_error", `a ${action.type} was planned, but the ${ctx.runtime.name} runtime offers only ${ctx.runtime.verbs.join(", ")}`);
+    }
     ctx.observer.beforeAction?.(action);
     try {
       await executeAction(action, ctx, run);
@@ -98,7 +102,7 @@ async function executeAction(action: Action, ctx: ExecutionContext, run: { creat
       observer.onAction("container_created", { containerId: run.createdId, imageRef: action.imageRef });
       break;
     case "updateImage":
-      if (!runtime.updateImage) throw new RtmError("internal_error", `an in-place image update was planned, but the ${runtime.name} runtime cannot do one`);
+      if (!runtime.updateImage) throw new RtmError("internal_error", `an in-place image update was planned, but the ${runtime.name} runtime has no updateImage`);
       await runtime.updateImage(action.containerId, await engineSpec(action.imageRef, ctx));
       observer.onAction("image_updated", { containerId: action.containerId, imageRef: action.imageRef });
       break;
@@ -134,7 +138,7 @@ async function executeAction(action: Action, ctx: ExecutionContext, run: { creat
 async function engineSpec(imageRef: string, ctx: ExecutionContext): Promise<EngineSpec> {
   const { runtime, settings, gameId, declaration: d } = ctx;
   if (!d) throw new RtmError("internal_error", "an engine was planned without a declaration");
-  const labels = await runtime.imageLabels(imageRef);
+  const labels = (await runtime.imageMetadata?.(imageRef)) ?? {};
   return {
     gameId,
     name: containerName(gameId),

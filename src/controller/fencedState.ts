@@ -9,6 +9,7 @@
  * signal) pass through to the store.
  */
 import { isFencedWrite, type Fence, type FencedWriteError } from "../model/fence.js";
+import type { EveryMember } from "../model/members.js";
 import type { StateStore } from "../model/ports.js";
 
 export function fencedState(state: StateStore, currentFence: () => Fence | null, onRefused: (err: FencedWriteError) => void): StateStore {
@@ -17,7 +18,7 @@ export function fencedState(state: StateStore, currentFence: () => Fence | null,
     if (isFencedWrite(err)) onRefused(err);
     throw err;
   };
-  return {
+  const decorated: EveryMember<StateStore> = {
     ping: () => state.ping(),
     close: () => state.close(),
     getRecord: (gameId, options) => state.getRecord(gameId, options),
@@ -26,10 +27,13 @@ export function fencedState(state: StateStore, currentFence: () => Fence | null,
     startOperation: (op, _fence, options) => state.startOperation(op, fence(), options).catch(refused),
     finishOperation: (id, result, _fence, options) => state.finishOperation(id, result, fence(), options).catch(refused),
     listOperations: (gameId, limit) => state.listOperations(gameId, limit),
+    // Keyed by the REST op id, written before any fenced row: no fence to carry.
+    recordTrace: state.recordTrace?.bind(state),
     markInterruptedOperations: () => state.markInterruptedOperations(fence()).catch(refused),
     appendEvent: (event, _fence, options) => state.appendEvent(event, fence(), options).catch(refused),
     eventsAfter: (seq, query) => state.eventsAfter(seq, query),
     eventBounds: () => state.eventBounds(),
     commitReconcile: (commit, _fence, options) => state.commitReconcile(commit, fence(), options).catch(refused),
   };
+  return decorated;
 }

@@ -3,7 +3,7 @@
  * here; the reconcile reads a snapshot and folds it into the record, so the
  * record has a single writer (the reconcile) and no update is lost.
  */
-import type { ObservedContainer, ProbeResult, RuntimeCapabilities, RuntimePort } from "../model/ports.js";
+import { isDeclarative, type ObservedContainer, type ProbeResult, type RuntimePort, type RuntimeVerbs } from "../model/ports.js";
 import { splitContainers, type HealthObservation } from "./plan.js";
 
 /** The engine contract's health endpoint. */
@@ -24,8 +24,8 @@ export function probeUrl(runtime: Pick<RuntimePort, "probeAddress">, engine: Obs
  * (a Pod's readiness probe on /healthz); null when the controller must probe.
  */
 export function reportedReadiness(engine: ObservedContainer): ProbeResult | null {
-  if (engine.ready === undefined || engine.ready === null) return null;
-  return { ok: engine.ready, statusCode: null, error: engine.ready ? null : `the ${engine.state} engine is not ready (runtime readiness probe)`, latencyMs: 0 };
+  if (engine.ready === null) return null;
+  return { ok: engine.ready, statusCode: null, error: engine.ready ? null : `the ${engine.phase} engine is not ready (runtime readiness probe)`, latencyMs: 0 };
 }
 
 /**
@@ -33,9 +33,9 @@ export function reportedReadiness(engine: ObservedContainer): ProbeResult | null
  * place (a Pod's kubelet: after an image patch, or an exit) reports a new
  * container id each time, so the gate follows the game's engine there.
  */
-export function gateEngine(engines: ObservedContainer[], gameId: string, containerId: string, capabilities: RuntimeCapabilities): ObservedContainer | undefined {
+export function gateEngine(engines: ObservedContainer[], gameId: string, containerId: string, verbs: RuntimeVerbs): ObservedContainer | undefined {
   const same = engines.find((x) => x.id === containerId);
-  if (same || !capabilities.restartsExitedEngines) return same;
+  if (same || !isDeclarative(verbs)) return same;
   return splitContainers(gameId, engines).primary ?? undefined;
 }
 

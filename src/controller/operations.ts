@@ -62,7 +62,7 @@ export function checkGameId(gameId: string, invalidAs: "invalid_request" | "not_
 
 export function checkImageRef(imageRef: string): void {
   if (imageRef.length === 0 || imageRef.length > IMAGE_REF_MAX_LENGTH || !IMAGE_REF_PATTERN.test(imageRef)) {
-    throw new RtmError("invalid_request", `image_ref ${JSON.stringify(imageRef.slice(0, 300))} is not a Docker reference such as registry/galaxy/engine:1.4.2`);
+    throw new RtmError("invalid_request", `image_ref ${JSON.stringify(imageRef.slice(0, 300))} is not an image reference such as registry/galaxy/engine:1.4.2`);
   }
 }
 

@@ -8,7 +8,7 @@ import type { ResourceCeilings } from "../model/admission.js";
 import type { Declaration } from "../model/declaration.js";
 import type { ErrorCode, RtmError } from "../model/errors.js";
 import { containerName } from "../model/gameId.js";
-import type { ObservedContainer, RuntimeCapabilities } from "../model/ports.js";
+import { isDeclarative, type ObservedContainer, type RuntimeVerb, type RuntimeVerbs } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
 import type { EventType, OpKind, OpSource, StopReason } from "../model/status.js";
 import type { FleetView } from "./quarantine.js";
@@ -144,8 +144,8 @@ export interface PlannerInput {
   health: HealthObservation | null;
   now: Date;
   settings: PlannerSettings;
-  /** What the engine runtime does by itself; the planner asks instead of assuming. */
-  capabilities: RuntimeCapabilities;
+  /** The actions the engine runtime offers: the planner plans in this vocabulary, and a declarative runtime starts, restarts and updates engines itself. */
+  verbs: RuntimeVerbs;
   /** Quarantined images and canaries (planFleet.ts); absent: no fleet holds. */
   fleet?: FleetView;
 }
@@ -153,15 +153,17 @@ export interface PlannerInput {
 /** Restarts in a row after which a runtime is reported as crash-looping. */
 export const CRASH_LOOP_THRESHOLD = 3;
 
-const RUNNING_STATES = new Set(["running", "restarting", "paused"]);
-
 export function isRunning(c: ObservedContainer): boolean {
-  return RUNNING_STATES.has(c.state);
+  return c.phase === "running";
 }
 
-/** An engine the runtime accepted and starts by itself (a Pod being scheduled or pulled), not running yet. */
-export function isAccepted(c: ObservedContainer, capabilities: RuntimeCapabilities): boolean {
-  return c.state === "created" && capabilities.startsOnCreate;
+/**
+ * An engine a declarative runtime accepted and starts by itself (being
+ * scheduled or pulled), not running yet; not one whose image it says it
+ * cannot pull: that start has failed already.
+ */
+export function isAccepted(c: ObservedContainer, verbs: RuntimeVerbs): boolean {
+  return c.phase === "pending" && isDeclarative(verbs) && c.problem?.kind !== "pull_failed";
 }
 
 /** How often a reconcile looks again at an accepted engine; the runtime's watch wakes it sooner. */
@@ -230,6 +232,26 @@ export function rollbackActions(target: string, inPlace: { containerId: string }
     { type: "create", imageRef: target },
     { type: "start", containerId: "created" },
   ];
+}
+
+/**
+ * `actions` in a runtime's vocabulary. The steps are named as an imperative
+ * runtime takes them; a declarative one takes create (+ start) and
+ * updateImage as apply, stop and remove as delete, and pulls by itself, so a
+ * pull is dropped where "pull" is not offered. The executor refuses a step
+ * whose verb the runtime lacks (verbOf).
+ */
+export function inVocabulary(actions: Action[], verbs: RuntimeVerbs): Action[] {
+  return (verbs as readonly string[]).includes("pull") ? actions : actions.filter((a) => a.type !== "ensureImage");
+}
+
+const IMPERATIVE_VERB: Record<Action["type"], RuntimeVerb> = { ensureImage: "pull", create: "create", start: "start", stop: "stop", remove: "remove", removeAll: "remove", updateImage: "apply" };
+const DECLARATIVE_VERB: Record<Action["type"], RuntimeVerb | null> = { ensureImage: null, create: "apply", start: "apply", stop: "delete", remove: "delete", removeAll: "delete", updateImage: "apply" };
+
+/** The verb `action` asks of a runtime offering `verbs`, or null when that runtime has no such verb. */
+export function verbOf(action: Action, verbs: RuntimeVerbs): RuntimeVerb | null {
+  const verb = isDeclarative(verbs) ? DECLARATIVE_VERB[action.type] : IMPERATIVE_VERB[action.type];
+  return verb !== null && (verbs as readonly string[]).includes(verb) ? verb : null;
 }
 
 /** Every plan leaves the planner through here: acting without a named kind is cleaning up strays. */

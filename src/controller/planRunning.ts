@@ -6,7 +6,7 @@
  * engine's own trouble (unhealthy, exited), then adoption and steady state.
  */
 import type { Declaration } from "../model/declaration.js";
-import { NODE_LOST_RULE, type EngineProblem, type ObservedContainer } from "../model/ports.js";
+import { isDeclarative, NODE_LOST_RULE, type EngineProblem, type ObservedContainer } from "../model/ports.js";
 import { fleetHold, quarantineHold } from "./planFleet.js";
 import { CODE_BY_FAILURE_KIND } from "./runtimeErrors.js";
 import { checkPatch, countRestart, declaredRestart, gate, gateFor, holdPlan, isNewExit, isUnhealthy, resetCrashLoop, restartDelay, restartReason, tokenDiffers } from "./runningRules.js";
@@ -61,7 +61,7 @@ function problemOf(problem: EngineProblem): NonNullable<Plan["problem"]> {
  */
 function planReplaceFinished({ p, input, d, c, generationChanged }: EngineSituation): Plan | null {
   const problem = c.problem;
-  if (!problem?.final || !input.capabilities.restartsExitedEngines || d.restartPolicy === "never") return null;
+  if (!problem?.final || !isDeclarative(input.verbs) || d.restartPolicy === "never") return null;
   p.problem = problemOf(problem);
   if (isNewExit(c, input.record)) {
     p.events.push({ type: "container_exited", data: { containerId: c.id, exitCode: c.exitCode, reason: problem.reason, message: problem.message } });
@@ -95,9 +95,9 @@ function planReplaceFinished({ p, input, d, c, generationChanged }: EngineSituat
  * a restart, not a recreate on failed probes.
  */
 function planNodeLost({ p, c }: EngineSituation): Plan | null {
-  if (!c.nodeLost) return null;
+  if (!c.lostPlacement) return null;
   p.converges = false;
-  p.reason = `node ${c.nodeLost.node} is lost (${c.nodeLost.reason}): ${NODE_LOST_RULE}`;
+  p.reason = `node ${c.lostPlacement.node} is lost (${c.lostPlacement.reason}): ${NODE_LOST_RULE}`;
   return p;
 }
 
@@ -108,7 +108,7 @@ function planNodeLost({ p, c }: EngineSituation): Plan | null {
  * the lost node, so a repeated reconcile reports nothing new.
  */
 export function nodeLossEvents(p: Plan, record: RuntimeRecord | null, c: ObservedContainer | null): void {
-  const lost = c?.nodeLost ?? null;
+  const lost = c?.lostPlacement ?? null;
   const before = record?.lostNode ?? null;
   if (before && before !== lost?.node) {
     const how = c && c.id === record?.currentContainerId ? "node_ready" : "engine_replaced";
@@ -131,7 +131,7 @@ function resumeGate({ p, input, d, c, generationChanged }: Situation): Plan | nu
   const elapsed = now.getTime() - record.rolloutStartedAt.getTime();
   const rollbackTo = record.previousImageRef && record.previousImageRef !== d.imageRef ? record.previousImageRef : null;
   p.kind = rollbackTo ? "patch" : "restart";
-  const inPlace = input.capabilities.updatesImageInPlace && c ? { containerId: c.id } : null;
+  const inPlace = isDeclarative(input.verbs) && c ? { containerId: c.id } : null;
   p.gate = { ...gate(settings, rollbackTo, Math.max(0, settings.patchHealthTimeoutMs - elapsed), inPlace), resumed: true };
   p.reason = `health gate of ${d.imageRef} open (${Math.round(elapsed / 1000)}s elapsed)`;
   return p;
@@ -169,7 +169,7 @@ function planPatch({ p, input, d, c }: EngineSituation): Plan | null {
   p.kind = "patch";
   // In place only when the image is the only change: a swap keeps the engine's env and resources, so a patch
   // that also changes them (or the restart token or policy) recreates the engine, which takes all of them.
-  if (input.capabilities.updatesImageInPlace && !declaredRestart(d, c)) {
+  if (isDeclarative(input.verbs) && !declaredRestart(d, c)) {
     // The runtime swaps the image of the same engine (same node, same volume); so does its rollback.
     p.actions.push({ type: "updateImage", containerId: c.id, imageRef: d.imageRef });
     p.gate = gateFor(input.settings, c.imageRef, { containerId: c.id });
@@ -199,7 +199,7 @@ function planUnhealthy({ p, input, d, c }: EngineSituation): Plan | null {
   // On every runtime: a Pod's readiness probe never restarts anything (and a liveness probe is not used, see
   // manifests.ts), so the controller recreates it. A Pod on a lost node never gets here (planNodeLost).
   // An engine the runtime is restarting (a Pod mid image swap) is judged again once it runs: its failures are the old one's.
-  if (!isUnhealthy(input) || d.restartPolicy === "never" || c.state !== "running") return null;
+  if (!isUnhealthy(input) || d.restartPolicy === "never" || c.phase !== "running" || c.restarting) return null;
   const delay = restartDelay(input, c.startedAt);
   if (delay > 0) {
     p.requeueAfterMs = delay;
@@ -220,7 +220,7 @@ function planUnhealthy({ p, input, d, c }: EngineSituation): Plan | null {
 function planRuntimeRestarted({ p, input, c }: EngineSituation): Plan | null {
   const { record } = input;
   const seen = record?.restartCount ?? 0;
-  if (c.restartCount === undefined || c.restartCount === null || !record || c.restartCount === 0 || !input.capabilities.restartsExitedEngines) return null;
+  if (c.restartCount === null || !record || c.restartCount === 0 || !isDeclarative(input.verbs)) return null;
   // The kubelet's count restarts at 0 in a Pod the controller recreated, while the record keeps the controller's
   // own count (the crash-loop backoff): a new container id with restarts behind it is a restart too.
   if (c.restartCount <= seen && c.id === record.currentContainerId) return null;
@@ -238,7 +238,7 @@ function planAdopt({ p, input, d, c, generationChanged }: EngineSituation): Plan
   const { record } = input;
   if (record && record.currentContainerId === c.id) return null;
   // The start of this generation finishing: the record named the engine while the runtime had only accepted it.
-  if (record && record.status !== "running" && generationChanged && input.capabilities.startsOnCreate && c.generation === d.generation) return null;
+  if (record && record.status !== "running" && generationChanged && isDeclarative(input.verbs) && c.generation === d.generation) return null;
   p.kind = "reconcile_adopt";
   p.opSource = "reconcile";
   p.events.push({ type: "container_adopted", data: { containerId: c.id } });
@@ -259,7 +259,7 @@ function planSteady({ p, input, c }: EngineSituation): Plan {
  * (planUnstarted) asks the runtime, which fails it.
  */
 function planAccepted({ p, input, d, c }: EngineSituation): Plan | null {
-  if (!isAccepted(c, input.capabilities) || c.imageRef !== d.imageRef || tokenDiffers(d, c)) return null;
+  if (!isAccepted(c, input.verbs) || c.imageRef !== d.imageRef || tokenDiffers(d, c)) return null;
   const left = (input.settings.podStartTimeoutMs ?? 30_000) - (input.now.getTime() - c.createdAt.getTime());
   if (left <= 0) return null;
   p.converges = false;
@@ -269,11 +269,11 @@ function planAccepted({ p, input, d, c }: EngineSituation): Plan | null {
 }
 
 /** A crash between create and start: finish the job. */
-function planUnstarted({ p, input, d, c, generationChanged }: EngineSituation): Plan | null {
+function planUnstarted({ p, d, c, generationChanged }: EngineSituation): Plan | null {
   // An engine the runtime accepted for this start and cannot run (a Pod whose image the kubelet cannot pull):
   // the start action asks the runtime, which answers why, as the start's error.
-  const acceptedAndDead = c.state === "dead" && generationChanged && input.capabilities.startsOnCreate;
-  if ((c.state !== "created" && !acceptedAndDead) || c.imageRef !== d.imageRef || tokenDiffers(d, c)) return null;
+  const cannotPull = c.problem?.kind === "pull_failed";
+  if (c.phase !== "pending" || (cannotPull && !generationChanged) || c.imageRef !== d.imageRef || tokenDiffers(d, c)) return null;
   p.actions.push({ type: "start", containerId: c.id });
   p.kind = generationChanged ? "start" : "self_heal";
   p.reason = "container was created but never started: starting it";
@@ -299,7 +299,7 @@ function planExited({ p, input, d, c }: EngineSituation): Plan {
     p.events.push({ type: c.oomKilled ? "container_oom" : "container_exited", data: { containerId: c.id, exitCode: c.exitCode } });
   }
   const cleanExit = c.exitCode === 0 && !c.oomKilled;
-  if (input.capabilities.restartsExitedEngines) {
+  if (isDeclarative(input.verbs)) {
     // The runtime applies the restart policy itself (a Pod's restartPolicy): record, never race it.
     if (newExit) p.kind = "record_exit";
     p.reason = `engine exited with code ${c.exitCode}; the runtime applies restart policy ${d.restartPolicy} itself`;
@@ -317,7 +317,7 @@ function planExited({ p, input, d, c }: EngineSituation): Plan {
     p.reason = `engine exited with code ${c.exitCode}; restarting in ${Math.ceil(delay / 1000)}s (restart ${(record?.restartCount ?? 0) + 1}, backoff)`;
     return p;
   }
-  // A runtime can refuse to start an engine again (Docker after a daemon
+  // A runtime can refuse to start an engine again (a container runtime after a daemon
   // restart: "task already exists"); once a start has failed, recreate instead.
   const startFailedBefore =
     record?.lastErrorCode === "container_start_failed" && record.lastErrorGeneration === d.generation && record.heldGeneration !== d.generation;

@@ -10,7 +10,7 @@ import { PERMANENT_CODES } from "../model/errors.js";
 import type { Declaration } from "../model/declaration.js";
 import type { ObservedContainer } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
-import { basePlan, finish, isRunning, removeActions, splitContainers, type Plan, type PlannerInput } from "./plan.js";
+import { basePlan, finish, inVocabulary, isRunning, removeActions, splitContainers, type Plan, type PlannerInput } from "./plan.js";
 import { nodeLossEvents, planRunning } from "./planRunning.js";
 
 export {
@@ -33,6 +33,14 @@ export {
 } from "./plan.js";
 
 export function plan(input: PlannerInput): Plan {
+  const p = decide(input);
+  // Said in the runtime's vocabulary: a runtime that offers no pull gets none, in the plan or its rollback.
+  p.actions = inVocabulary(p.actions, input.verbs);
+  if (p.gate) p.gate.rollback = inVocabulary(p.gate.rollback, input.verbs);
+  return p;
+}
+
+function decide(input: PlannerInput): Plan {
   const p = basePlan(input);
   const { declaration: d, record } = input;
   const { primary, extras } = splitContainers(input.gameId, input.containers);

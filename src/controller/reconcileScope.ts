@@ -15,6 +15,7 @@
 import type { Logger } from "../log.js";
 import { AbortedError, abortReason, childController, raceAbort, throwIfAborted } from "../model/abort.js";
 import { RtmError } from "../model/errors.js";
+import type { EveryMember } from "../model/members.js";
 import type { CallOptions, DeclarationSource, HealthProber, RuntimePort, StateStore } from "../model/ports.js";
 import type { Plan } from "./plan.js";
 import type { ReconcileResult } from "./reconcileResult.js";
@@ -86,29 +87,29 @@ export class ReconcileScope {
 
   private runtime(): RuntimePort {
     const rt = this.deps.runtime;
-    const scoped: RuntimePort = {
+    const { imageMetadata, updateImage } = rt;
+    const scoped: EveryMember<RuntimePort> = {
       name: rt.name,
-      capabilities: rt.capabilities,
+      verbs: rt.verbs,
       ping: () => rt.ping(),
-      networkExists: (name) => rt.networkExists(name),
+      setupProblem: () => rt.setupProblem(),
       listManaged: (options) => this.act((o) => rt.listManaged({ ...options, ...o })),
       listForGame: (gameId) => this.act((o) => rt.listForGame(gameId, o)),
       ensureImage: (ref, policy) => this.act((o) => rt.ensureImage(ref, policy, o)),
-      imagePresent: (ref) => this.act((o) => rt.imagePresent(ref, o)),
-      imageLabels: (ref) => this.act((o) => rt.imageLabels(ref, o)),
+      imageMetadata: imageMetadata && ((ref) => this.act((o) => imageMetadata.call(rt, ref, o))),
       create: (spec) => this.act((o) => rt.create(spec, o)),
+      updateImage: updateImage && ((id, spec) => this.act((o) => updateImage.call(rt, id, spec, o))),
       start: (id) => this.act((o) => rt.start(id, o)),
       stop: (id, timeoutSeconds) => this.act((o) => rt.stop(id, timeoutSeconds, o)),
       remove: (id) => this.act((o) => rt.remove(id, o)),
       watchEvents: (handlers) => rt.watchEvents(handlers),
+      // The app's own, never the reconcile's: not scoped.
+      close: rt.close?.bind(rt),
+      pruneReleasedState: rt.pruneReleasedState?.bind(rt),
       logStream: (id, options) => rt.logStream(id, options),
       probeAddress: (engine) => rt.probeAddress(engine),
+      recordLocation: rt.recordLocation?.bind(rt),
     };
-    if (rt.updateImage) {
-      const update = rt.updateImage.bind(rt);
-      scoped.updateImage = (id, spec) => this.act((o) => update(id, spec, o));
-    }
-    if (rt.recordLocation) scoped.recordLocation = rt.recordLocation.bind(rt);
     return scoped;
   }
 

@@ -145,7 +145,7 @@ export class Reconciler {
   private planFor(gameId: string, o: Observation, now: Date): Plan {
     const { primary } = splitContainers(gameId, o.containers);
     const health = this.deps.health.get(gameId, primary?.id ?? null);
-    return plan({ gameId, ...o, health, now, settings: this.deps.settings, capabilities: this.deps.runtime.capabilities, fleet: this.deps.fleet?.view() });
+    return plan({ gameId, ...o, health, now, settings: this.deps.settings, verbs: this.deps.runtime.verbs, fleet: this.deps.fleet?.view() });
   }
 
   private async reconcileOnce(gameId: string, io: ReconcileIo): Promise<ReconcileResult> {
@@ -204,7 +204,7 @@ export class Reconciler {
 
   /** An engine the runtime only accepted (a Pod not running yet) has not reached the generation; its watch wakes the game sooner. */
   private awaitingStart(o: Observation, primary: ObservedContainer | null, p: Plan): Plan {
-    if (!primary || o.declaration?.desiredState !== "running" || !isAccepted(primary, this.deps.runtime.capabilities)) return p;
+    if (!primary || o.declaration?.desiredState !== "running" || !isAccepted(primary, this.deps.runtime.verbs)) return p;
     return { ...p, converges: false, requeueAfterMs: p.requeueAfterMs ?? ACCEPTED_RECHECK_MS };
   }
 

@@ -74,8 +74,8 @@ export function deriveRecord(input: DeriveInput): RuntimeRecord {
     // A rollback that failed leaves it degraded; a successful converge proves it healthy again.
     degraded: verdict?.degraded ? true : d && converges && !error && !plan.hold ? false : (prev?.degraded ?? false),
     heldGeneration: d && (verdict?.held || prev?.heldGeneration === d.generation) ? d.generation : null,
-    lostNode: c?.nodeLost?.node ?? null,
-    lostNodeSince: c?.nodeLost ? (prev?.lostNode === c.nodeLost.node ? (prev.lostNodeSince ?? c.nodeLost.since) : c.nodeLost.since) : null,
+    lostNode: c?.lostPlacement?.node ?? null,
+    lostNodeSince: c?.lostPlacement ? (prev?.lostNode === c.lostPlacement.node ? (prev.lostNodeSince ?? c.lostPlacement.since) : c.lostPlacement.since) : null,
     updatedAt: now,
   };
 }

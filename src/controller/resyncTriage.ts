@@ -34,7 +34,7 @@ export function isSteady({ generation, record, containers, health }: SteadyInput
   // Exactly the container the record names, running, made from this generation.
   if (containers.length !== 1) return false;
   const [c] = containers;
-  if (!c || c.id !== record.currentContainerId || c.state !== "running" || c.generation !== generation || c.imageRef !== record.currentImageRef) return false;
+  if (!c || c.id !== record.currentContainerId || c.phase !== "running" || c.restarting || c.generation !== generation || c.imageRef !== record.currentImageRef) return false;
   // The record's health must match the prober's; a change is written by a reconcile.
   if (health) {
     const probed = health.healthy ? "healthy" : "unhealthy";

@@ -28,7 +28,7 @@ import type { Declaration } from "../model/declaration.js";
 import type { ObservedContainer } from "../model/ports.js";
 import { gateEngine, probeUrl, reportedReadiness } from "./health.js";
 import type { ReconcileIo } from "./reconcileScope.js";
-import { createActions, isAccepted, isRunning, rollbackActions, splitContainers, type Action, type HealthGate, type Plan, type PlannedEvent } from "./plan.js";
+import { createActions, inVocabulary, isAccepted, isRunning, rollbackActions, splitContainers, type Action, type HealthGate, type Plan, type PlannedEvent } from "./plan.js";
 
 /** How long an open gate waits between two checks of the engine. */
 export const GATE_CHECK_INTERVAL_MS = 250;
@@ -167,7 +167,7 @@ export class Rollout {
     let check = await this.check(input, open);
     if (check.kind === "replaced_finished") {
       // The recreated engine has a new id: the in-place rollback that named the old one cannot restore it.
-      input = { ...input, gate: { ...gate, rollback: gate.rollbackTo ? rollbackActions(gate.rollbackTo, null) : [] } };
+      input = { ...input, gate: { ...gate, rollback: gate.rollbackTo ? inVocabulary(rollbackActions(gate.rollbackTo, null), input.io.runtime.verbs) : [] } };
       check = await this.recreate(input, open, check.engine);
     }
     switch (check.kind) {
@@ -206,10 +206,10 @@ export class Rollout {
     // A call cut short by the signal rejects; one that ignored it may still have answered after it fired.
     const engines = await runtime.listForGame(gameId);
     if (signal.aborted) return { kind: "aborted" };
-    const c = open.containerId ? gateEngine(engines, gameId, open.containerId, runtime.capabilities) : (splitContainers(gameId, engines).primary ?? undefined);
+    const c = open.containerId ? gateEngine(engines, gameId, open.containerId, runtime.verbs) : (splitContainers(gameId, engines).primary ?? undefined);
     if (c && isReplacedAndFinished(c, open.replacedId)) return { kind: "replaced_finished", engine: c };
     // Accepted and not running yet (a Pod being scheduled or pulled): nothing to probe before the deadline.
-    if (c && isAccepted(c, runtime.capabilities)) return this.pastDeadline(input, open) ?? { kind: "pending", engine: c };
+    if (c && isAccepted(c, runtime.verbs)) return this.pastDeadline(input, open) ?? { kind: "pending", engine: c };
     if (!c || !isRunning(c)) {
       return failed(open.containerId ? `the engine exited (code ${c?.exitCode ?? "unknown"}) during the health gate` : "the new container is not running");
     }
@@ -247,7 +247,7 @@ export class Rollout {
     const failed = (message: string) => ({ kind: "failed" as const, error: new RtmError("container_start_failed", message) });
     input.log.warn({ containerId: finished.id, exitCode: finished.exitCode, imageRef: d.imageRef }, "the engine stopped for the in-place update will not be started again: recreating it on the new image");
     try {
-      await input.execute([{ type: "removeAll", reason: null }, ...createActions(d.imageRef)]);
+      await input.execute(inVocabulary([{ type: "removeAll", reason: null }, ...createActions(d.imageRef)], input.io.runtime.verbs));
     } catch (err) {
       if (input.io.signal.aborted) return { kind: "aborted" };
       const e = toRtmError(err);
@@ -256,7 +256,7 @@ export class Rollout {
     // Without a replaced id the gate cannot find a replaced engine again.
     Object.assign(open, { containerId: null, replacedId: null, healthySince: null });
     const { primary } = splitContainers(input.gameId, await input.io.runtime.listForGame(input.gameId));
-    if (!primary || (!isRunning(primary) && !isAccepted(primary, input.io.runtime.capabilities))) return failed("the recreated engine is not running");
+    if (!primary || (!isRunning(primary) && !isAccepted(primary, input.io.runtime.verbs))) return failed("the recreated engine is not running");
     open.containerId = primary.id;
     return { kind: "pending", engine: primary };
   }
@@ -341,8 +341,8 @@ export class Rollout {
 /**
  * A patch that swaps a running engine now (not the next check of its gate):
  * the work a fleet rollout is made of, which holds a worker for seconds (a
- * stop, a remove, a create and a start on Docker). The queue runs these out
- * of its rollout lane, a few at a time, behind fresh changes.
+ * stop, a remove, a create and a start on an imperative runtime). The queue
+ * runs these out of its rollout lane, a few at a time, behind fresh changes.
  */
 export function isSwap(p: Plan): boolean {
   return p.kind === "patch" && !!p.gate && !p.gate.resumed && p.actions.length > 0;
@@ -356,12 +356,13 @@ function replacedEngineId(plan: Plan): string | null {
 
 /**
  * The container that ran the old image, stopped (exit 0 on SIGTERM) and left
- * stopped by the runtime ("exited": it will not restart it). A termination of
- * any other container, or one the runtime restarts ("restarting"), or an
- * image it cannot pull ("dead"), stays the gate's verdict as before.
+ * stopped by the runtime (exited: it will not restart it). A termination of
+ * any other container, or one the runtime restarts (running, restarting), or
+ * an image it cannot pull (pending, pull_failed), stays the gate's verdict as
+ * before.
  */
 function isReplacedAndFinished(c: ObservedContainer, replacedId: string | null): boolean {
-  return replacedId !== null && c.id === replacedId && c.state === "exited";
+  return replacedId !== null && c.id === replacedId && c.phase === "exited";
 }
 
 function noVerdict(error: RtmError | null): RolloutVerdict {

@@ -19,7 +19,7 @@ export function tokenDiffers(d: Declaration, c: ObservedContainer): boolean {
 export function declaredRestart(d: Declaration, c: ObservedContainer): RestartCause | null {
   if (tokenDiffers(d, c)) return "restart_requested";
   if (configChanged(d, c)) return "config_changed";
-  // Only a runtime that fixes the policy at creation reports it (a Pod); Docker's is applied by the controller.
+  // Only a runtime that fixes the policy at creation reports it (a Pod); an imperative runtime's is applied by the controller.
   if (policyFixedAndChanged(d, c)) return "config_changed";
   return null;
 }

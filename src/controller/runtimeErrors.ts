@@ -6,6 +6,7 @@
 import { RUNTIME_UNAVAILABLE, RtmError, toRtmError, type ErrorCode } from "../model/errors.js";
 import { isAborted } from "../model/abort.js";
 import type { CallOptions, RuntimePort } from "../model/ports.js";
+import type { EveryMember } from "../model/members.js";
 import { RuntimeFailure, type RuntimeFailureKind } from "../model/runtimeFailure.js";
 
 export const CODE_BY_FAILURE_KIND: Readonly<Record<RuntimeFailureKind, ErrorCode>> = {
@@ -54,27 +55,27 @@ async function* mappedStream<T>(source: AsyncIterable<T>): AsyncIterable<T> {
  * controller, the REST operations and the readiness check are given.
  */
 export function withContractErrors(runtime: RuntimePort): RuntimePort {
-  const updateImage = runtime.updateImage?.bind(runtime);
-  return {
+  const optional = <A extends unknown[], R>(fn: ((...args: A) => Promise<R>) | undefined) => (fn ? mapped(fn.bind(runtime)) : undefined);
+  const decorated: EveryMember<RuntimePort> = {
     name: runtime.name,
-    capabilities: runtime.capabilities,
+    verbs: runtime.verbs,
     ping: mapped(() => runtime.ping()),
-    networkExists: mapped((name: string) => runtime.networkExists(name)),
+    setupProblem: mapped(() => runtime.setupProblem()),
     listManaged: mapped((options?: { inspect?: boolean } & CallOptions) => runtime.listManaged(options)),
     listForGame: mapped((gameId: string, o?: CallOptions) => runtime.listForGame(gameId, o)),
     ensureImage: mapped((ref: string, policy: Parameters<RuntimePort["ensureImage"]>[1], o?: CallOptions) => runtime.ensureImage(ref, policy, o)),
-    imagePresent: mapped((ref: string, o?: CallOptions) => runtime.imagePresent(ref, o)),
-    imageLabels: mapped((ref: string, o?: CallOptions) => runtime.imageLabels(ref, o)),
+    imageMetadata: optional(runtime.imageMetadata),
     create: mapped((spec: Parameters<RuntimePort["create"]>[0], o?: CallOptions) => runtime.create(spec, o)),
-    ...(updateImage ? { updateImage: mapped(updateImage) } : {}),
+    updateImage: optional(runtime.updateImage),
     start: mapped((id: string, o?: CallOptions) => runtime.start(id, o)),
     stop: mapped((id: string, timeoutSeconds: number, o?: CallOptions) => runtime.stop(id, timeoutSeconds, o)),
     remove: mapped((id: string, o?: CallOptions) => runtime.remove(id, o)),
     watchEvents: (handlers) => runtime.watchEvents(handlers),
     logStream: async (id, options) => mappedStream(await mapped(() => runtime.logStream(id, options))()),
     probeAddress: (engine) => runtime.probeAddress(engine),
-    ...(runtime.recordLocation ? { recordLocation: runtime.recordLocation.bind(runtime) } : {}),
-    ...(runtime.close ? { close: runtime.close.bind(runtime) } : {}),
-    ...(runtime.pruneReleasedState ? { pruneReleasedState: mapped(runtime.pruneReleasedState.bind(runtime)) } : {}),
+    recordLocation: runtime.recordLocation?.bind(runtime),
+    close: runtime.close?.bind(runtime),
+    pruneReleasedState: optional(runtime.pruneReleasedState),
   };
+  return decorated;
 }

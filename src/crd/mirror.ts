@@ -15,6 +15,7 @@
  * The last two wrap those two methods of the state store explicitly; every
  * other method is the store's own.
  */
+import type { EveryMember } from "../model/members.js";
 import type { StateStore } from "../model/ports.js";
 import type { NewRuntimeEvent, RuntimeRecord } from "../model/record.js";
 import type { GameRuntimeEventRecorder } from "./events.js";
@@ -43,7 +44,7 @@ export interface KubernetesMirror {
 
 /** The state store, with records read checked against `.status` and appended events recorded as Kubernetes Events. */
 export function withKubernetesMirror(state: StateStore, mirror: KubernetesMirror): StateStore {
-  return {
+  const decorated: EveryMember<StateStore> = {
     ping: () => state.ping(),
     close: () => state.close(),
     getRecord: async (gameId) => {
@@ -62,6 +63,7 @@ export function withKubernetesMirror(state: StateStore, mirror: KubernetesMirror
     startOperation: (op, fence) => state.startOperation(op, fence),
     finishOperation: (id, result, fence) => state.finishOperation(id, result, fence),
     listOperations: (gameId, limit) => state.listOperations(gameId, limit),
+    recordTrace: state.recordTrace?.bind(state),
     markInterruptedOperations: (fence) => state.markInterruptedOperations(fence),
     appendEvent: async (event: NewRuntimeEvent, fence) => {
       // After the write: a refused (fenced) event must not become a Kubernetes Event either.
@@ -77,4 +79,5 @@ export function withKubernetesMirror(state: StateStore, mirror: KubernetesMirror
       return stored;
     },
   };
+  return decorated;
 }

@@ -146,10 +146,18 @@ export interface Lease {
 
 // ---------------------------------------------------------------- engine runtime
 
-export const CONTAINER_STATES = ["created", "running", "paused", "restarting", "removing", "exited", "dead"] as const;
-export type ContainerState = (typeof CONTAINER_STATES)[number];
+/**
+ * Where an engine is in its life, in no runtime's words: `pending` (the
+ * runtime has it and has not run it yet: created and never started, or
+ * accepted and being scheduled or pulled), `running` (including the moment a
+ * runtime swaps or restarts it in place), `exited` (it ran and ended, or the
+ * runtime gave it up), `absent` (the runtime still lists it, but nothing of
+ * it is left to run: treated as no engine).
+ */
+export const ENGINE_PHASES = ["pending", "running", "exited", "absent"] as const;
+export type EnginePhase = (typeof ENGINE_PHASES)[number];
 
-/** One engine instance ("container") as the runtime reports it. */
+/** One engine instance as the runtime reports it. */
 export interface ObservedContainer {
   id: string;
   name: string;
@@ -159,75 +167,74 @@ export interface ObservedContainer {
   generation: number | null;
   imageRef: string;
   restartToken: string | null;
-  /** configHash() of the declaration it was created from; null on containers from before the label existed. */
+  /** configHash() of the declaration it was created from; null on engines from before the label existed. */
   configHash: string | null;
-  state: ContainerState;
+  phase: EnginePhase;
+  /**
+   * Running, and the runtime itself is restarting or swapping it right now
+   * (after an exit, or for a new image applied in place): its failures are
+   * the old engine's, so it is judged again once it runs. False when the
+   * controller does every restart itself.
+   */
+  restarting: boolean;
   exitCode: number | null;
   oomKilled: boolean;
   createdAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
-  /** Host port on 127.0.0.1 that 8080 is published on, when publishing is enabled. */
+  /** Host port on 127.0.0.1 that 8080 is published on, when the runtime publishes it. */
   publishedPort: number | null;
-  /** The engine's IPv4 address on each network it is attached to; empty when stopped. */
+  /** The engine's IPv4 address on each network it is attached to; empty when it does not run. */
   networkAddresses: Readonly<Record<string, string>>;
   /**
-   * Times the runtime itself restarted this engine (a Pod's containerStatuses
-   * restartCount); absent or null on a runtime that never restarts by itself.
+   * Times the runtime itself restarted this engine; null on a runtime that
+   * never restarts one by itself (the controller counts those restarts).
    */
-  restartCount?: number | null;
-  /**
-   * Whether the runtime reports the engine ready (a Pod's readiness probe on
-   * /healthz); absent or null when the runtime does not probe, and the
-   * controller probes it itself.
-   */
-  ready?: boolean | null;
+  restartCount: number | null;
+  /** Whether the runtime reports the engine ready; null when it does not probe, and the controller probes it itself. */
+  ready: boolean | null;
   /**
    * The restart policy the engine was created with, when the runtime fixes it
-   * at creation (a Pod's spec.restartPolicy is immutable): a change of the
-   * declared policy recreates it. Absent where the controller applies the
-   * policy itself (Docker), so a change there needs no recreate.
+   * at creation: a change of the declared policy recreates it. Null where the
+   * controller applies the policy itself, so a change there needs no recreate.
    */
-  restartPolicy?: RestartPolicy | null;
+  restartPolicy: RestartPolicy | null;
   /**
-   * The engine's node stopped answering the control plane (a Pod's node
-   * NotReady/Unknown): the engine may still run there and hold its state, so
-   * it is reported, never replaced, until the API says it is gone. Absent or
-   * null on a runtime without nodes (Docker).
+   * The place the engine runs lost contact with the runtime: the engine may
+   * still run there and hold its state, so it is reported, never replaced,
+   * until the runtime says it is gone. Null on a runtime with one place.
    */
-  nodeLost?: NodeLoss | null;
-  /**
-   * Why the runtime cannot run the engine, in its own words (a Pod's
-   * CreateContainerConfigError, Unschedulable, a Failed Pod's OutOfcpu), or
-   * null. Absent on a runtime that reports failures only as call errors (Docker).
-   */
-  problem?: EngineProblem | null;
+  lostPlacement: PlacementLoss | null;
+  /** Why the runtime cannot run the engine, in its own words, or null (a runtime that reports failures only as call errors). */
+  problem: EngineProblem | null;
 }
 
 export interface EngineProblem {
   /** What it means for the contract (src/controller/runtimeErrors.ts maps it to a code). */
   kind: RuntimeFailureKind;
-  /** The runtime's own reason (a kubelet or scheduler reason), CamelCase. */
+  /** The runtime's own reason, CamelCase. */
   reason: string;
   message: string;
-  /** The runtime will never run this engine again (a Failed Pod): it must be replaced, or left as its policy says. */
+  /** The runtime will never run this engine again: it must be replaced, or left as its policy says. */
   final: boolean;
 }
 
-/** Kubernetes' rule for an engine on a lost node (docs/kubernetes.md, "A lost node"), worded once for every place that reports it. */
+/** The rule for an engine on a lost place (docs/kubernetes.md, "A lost node"), worded once for every place that reports it. */
 export const NODE_LOST_RULE = "the engine is not replaced until the Node is deleted or tainted node.kubernetes.io/out-of-service, or its Pod is force-deleted";
 
-/** A node the control plane lost contact with, as the engine's runtime reports it. */
-export interface NodeLoss {
+/** A place (a node) the runtime lost contact with, as the engine's runtime reports it. */
+export interface PlacementLoss {
+  /** The place's name (the record's lost_node). */
   node: string;
-  /** The node's Ready condition reason (NodeStatusUnknown, KubeletNotReady, ...) or the Pod's, when Nodes cannot be read. */
+  /** The runtime's reason for the loss. */
   reason: string;
-  /** When the node (or the Pod) stopped being Ready. */
+  /** When the place stopped answering. */
   since: Date;
 }
 
 export interface ContainerResources {
-  nanoCpus: number;
+  /** CPU cores, fractional. */
+  cpus: number;
   memoryBytes: number;
   pidsLimit: number;
 }
@@ -247,11 +254,11 @@ export interface EngineSpec {
   /** Where the game's state lives (a host directory the runtime mounts at the engine's state path). */
   statePath: string;
   resources: ContainerResources;
-  /** The declaration's restart policy, for a runtime that applies it itself (a Pod's restartPolicy). */
+  /** The declaration's restart policy, for a runtime that applies it itself. */
   restartPolicy?: RestartPolicy;
 }
 
-/** Where a game's record says it lives: the runtime's own terms (a Docker network, or a namespace; a host path, or a claim). */
+/** Where a game's record says it lives: the runtime's own terms (a network, or a namespace; a host path, or a claim). */
 export interface RecordLocation {
   network: string;
   statePath: string;
@@ -259,10 +266,14 @@ export interface RecordLocation {
 
 export type ImagePullPolicy = "always" | "if_not_present" | "never";
 
+/** What happened to an engine, in no runtime's words: enough to wake its game's reconcile. */
+export const ENGINE_CHANGES = ["created", "started", "exited", "removed"] as const;
+export type EngineChange = (typeof ENGINE_CHANGES)[number];
+
 export interface EngineEvent {
   gameId: string;
-  containerId: string;
-  action: "start" | "die" | "oom" | "destroy" | "stop" | "kill" | "create";
+  engineId: string;
+  change: EngineChange;
   exitCode: number | null;
 }
 
@@ -274,19 +285,20 @@ export interface EngineEventHandlers {
 }
 
 /**
- * What a runtime does by itself, so the planner can ask instead of assuming.
- * Docker does none of these: the controller pulls, creates, starts, restarts
- * and replaces engines itself.
+ * The actions a runtime offers, and so the vocabulary the planner picks
+ * from. Imperative runtimes are told each step: pull, create, start, stop,
+ * remove. Declarative ones take the engine wanted and make it so: `apply`
+ * (also in place: a new image on the existing engine), after which the
+ * runtime pulls, starts and restarts the engine itself; and `delete`.
  */
-export interface RuntimeCapabilities {
-  /** An exited engine is restarted by the runtime (a Pod's restartPolicy); the controller only records the exit. */
-  restartsExitedEngines: boolean;
-  /** A new image is applied to the existing engine (a Pod's image patch) instead of remove + create. */
-  updatesImageInPlace: boolean;
-  /** create() also starts the engine; start() of a created engine has nothing left to do. */
-  startsOnCreate: boolean;
-  /** The runtime fetches images itself when it starts an engine; ensureImage() has nothing to do. */
-  pullsImagesItself: boolean;
+export const IMPERATIVE_VERBS = ["pull", "create", "start", "stop", "remove"] as const;
+export const DECLARATIVE_VERBS = ["apply", "delete"] as const;
+export type RuntimeVerb = (typeof IMPERATIVE_VERBS)[number] | (typeof DECLARATIVE_VERBS)[number];
+export type RuntimeVerbs = typeof IMPERATIVE_VERBS | typeof DECLARATIVE_VERBS;
+
+/** Whether `verbs` is the declarative vocabulary: the runtime starts, restarts and updates engines by itself. */
+export function isDeclarative(verbs: readonly RuntimeVerb[]): verbs is typeof DECLARATIVE_VERBS {
+  return verbs.includes("apply");
 }
 
 export interface LogStreamOptions {
@@ -298,37 +310,47 @@ export interface LogStreamOptions {
 }
 
 /**
- * The engine runtime (Docker, or anything else that runs one engine per
- * game). Every method rejects with a RuntimeFailure (src/model/runtimeFailure.ts):
- * the runtime says what went wrong; the controller decides what that means
- * for the contract (src/controller/runtimeErrors.ts). A call whose
- * `options.signal` fires rejects with an AbortedError instead.
+ * The engine runtime: anything that runs one engine per game. Every method
+ * rejects with a RuntimeFailure (src/model/runtimeFailure.ts): the runtime
+ * says what went wrong; the controller decides what that means for the
+ * contract (src/controller/runtimeErrors.ts). A call whose `options.signal`
+ * fires rejects with an AbortedError instead.
  */
 export interface RuntimePort {
-  /** Short name for logs and messages ("docker"). */
+  /** Short name for logs, messages and metric labels. */
   readonly name: string;
-  readonly capabilities: RuntimeCapabilities;
+  /** The actions this runtime offers; the planner plans in this vocabulary only. */
+  readonly verbs: RuntimeVerbs;
   /** Fails with `unavailable` when the runtime does not answer. */
   ping(): Promise<void>;
-  networkExists(name: string): Promise<boolean>;
+  /**
+   * What in the runtime's own configuration keeps it from running engines (a
+   * network or a namespace that does not exist), worded for the operator with
+   * the setting to fix; null when nothing does. Rejects as ping() does.
+   */
+  setupProblem(): Promise<string | null>;
   /**
    * Engines carrying this installation's labels. `{ inspect: false }` is one
    * list call for the whole fleet (no per-engine inspect): enough for ids,
-   * states and published ports, but exit code comes from the status text and
-   * OOM and start/finish times are unknown. The periodic passes use it.
+   * phases and published ports, but exit code may be approximate and OOM and
+   * start/finish times unknown. The periodic passes use it.
    */
   listManaged(options?: { inspect?: boolean } & CallOptions): Promise<ObservedContainer[]>;
   listForGame(gameId: string, options?: CallOptions): Promise<ObservedContainer[]>;
   /** Makes `ref` available under `policy`; `image_not_found` / `pull_failed` when it cannot. */
   ensureImage(ref: string, policy: ImagePullPolicy, options?: CallOptions): Promise<void>;
-  imagePresent(ref: string, options?: CallOptions): Promise<boolean>;
-  /** `image_not_found` when the image is not present. */
-  imageLabels(ref: string, options?: CallOptions): Promise<Record<string, string>>;
+  /**
+   * What an image declares about itself (its com.galaxy.* resource labels),
+   * read before an engine is made of it. Absent on a runtime that cannot read
+   * an image before running it: resources come from the declaration.
+   * `image_not_found` when the image is not present.
+   */
+  imageMetadata?(ref: string, options?: CallOptions): Promise<Record<string, string>>;
   /** Returns the engine's id. `config_refused`, `image_not_found`, `conflict`. */
   create(spec: EngineSpec, options?: CallOptions): Promise<string>;
   /**
-   * Present exactly when `capabilities.updatesImageInPlace`: applies the
-   * spec's image (and labels) to the existing engine without remove + create.
+   * Present exactly on a declarative runtime: applies the spec's image (and
+   * labels) to the existing engine without remove + create.
    */
   updateImage?(id: string, spec: EngineSpec, options?: CallOptions): Promise<void>;
   /** Idempotent on a running engine. `start_failed`. */
@@ -342,8 +364,8 @@ export interface RuntimePort {
   close?(): Promise<void>;
   /**
    * Deletes the state of games whose engine was removed before `olderThan`
-   * and not created again since (a Pod's claim); returns their ids. Absent
-   * where state is kept for good (Docker's state directories).
+   * and not created again since; returns their ids. Absent where state is
+   * kept for good.
    */
   pruneReleasedState?(olderThan: Date): Promise<string[]>;
   /**

@@ -40,7 +40,7 @@ export function runtimeRecord(over: Partial<RuntimeRecord> & { gameId?: string }
   };
 }
 
-/** A running managed container as Docker's list shows it; override what the test is about. */
+/** A running managed engine as an imperative runtime's list shows it; override what the test is about. */
 export function observedContainer(over: Partial<ObservedContainer> = {}, now = new Date()): ObservedContainer {
   return {
     id: "c1",
@@ -51,7 +51,8 @@ export function observedContainer(over: Partial<ObservedContainer> = {}, now = n
     imageRef: "galaxy/engine:1.0.0",
     restartToken: null,
     configHash: configHash({}),
-    state: "running",
+    phase: "running",
+    restarting: false,
     exitCode: null,
     oomKilled: false,
     createdAt: now,
@@ -59,15 +60,20 @@ export function observedContainer(over: Partial<ObservedContainer> = {}, now = n
     finishedAt: null,
     publishedPort: null,
     networkAddresses: {},
+    restartCount: null,
+    ready: null,
+    restartPolicy: null,
+    lostPlacement: null,
+    problem: null,
     ...over,
   };
 }
 
-/** The planner's production defaults, for unit tests of the planner and the reconciler. */
-// The planner tests use the real runtimes' declarations, so a changed capability cannot pass unnoticed.
-export { DOCKER_CAPABILITIES } from "../../src/runtime/docker/dockerRuntime.js";
-export { POD_CAPABILITIES } from "../../src/runtime/kubernetes/podRuntime.js";
+// The planner tests use the real runtimes' vocabularies, so a runtime whose vocabulary changes cannot pass unnoticed.
+export { DOCKER_VERBS } from "../../src/runtime/docker/dockerRuntime.js";
+export { POD_VERBS } from "../../src/runtime/kubernetes/podRuntime.js";
 
+/** The planner's production defaults, for unit tests of the planner and the reconciler. */
 export const PLANNER_SETTINGS: PlannerSettings = {
   retentionMs: 30 * 86_400_000,
   restartBackoffBaseMs: 1000,

@@ -12,9 +12,10 @@ import type {
   ImagePullPolicy,
   LogStreamOptions,
   ObservedContainer,
-  RuntimeCapabilities,
+  EngineChange,
   RuntimePort,
 } from "../../src/model/ports.js";
+import { DECLARATIVE_VERBS } from "../../src/model/ports.js";
 import { RuntimeFailure } from "../../src/model/runtimeFailure.js";
 
 interface Pod {
@@ -38,12 +39,7 @@ const MIN_MEMORY_BYTES = 4 * 1024 * 1024;
 
 export class StubPodRuntime implements RuntimePort {
   readonly name = "pods";
-  readonly capabilities: RuntimeCapabilities = {
-    restartsExitedEngines: true,
-    updatesImageInPlace: true,
-    startsOnCreate: true,
-    pullsImagesItself: true,
-  };
+  readonly verbs = DECLARATIVE_VERBS;
   /** Calls received, in order, for assertions on what the controller asked for. */
   readonly calls: string[] = [];
   /** When set, the API server does not answer. */
@@ -66,17 +62,18 @@ export class StubPodRuntime implements RuntimePort {
     return [...this.pods.values()].find((p) => p.uid === uid);
   }
 
-  private emit(pod: Pod, action: "create" | "start" | "die" | "destroy" | "stop", exitCode: number | null = null): void {
-    for (const h of this.handlers) h.onEvent({ gameId: pod.spec.gameId, containerId: pod.uid, action, exitCode });
+  private emit(pod: Pod, change: EngineChange, exitCode: number | null = null): void {
+    for (const h of this.handlers) h.onEvent({ gameId: pod.spec.gameId, engineId: pod.uid, change, exitCode });
   }
 
   async ping(): Promise<void> {
     this.answer("ping");
   }
 
-  async networkExists(name: string): Promise<boolean> {
-    this.answer("networkExists");
-    return name === this.namespace;
+  /** The namespace exists when the API server answers in it. */
+  async setupProblem(): Promise<string | null> {
+    this.answer("setupProblem");
+    return null;
   }
 
   async listManaged(): Promise<ObservedContainer[]> {
@@ -94,16 +91,6 @@ export class StubPodRuntime implements RuntimePort {
     this.answer("ensureImage");
   }
 
-  async imagePresent(): Promise<boolean> {
-    this.answer("imagePresent");
-    return true;
-  }
-
-  /** No local image to inspect: resources come from the declaration and defaults. */
-  async imageLabels(): Promise<Record<string, string>> {
-    this.answer("imageLabels");
-    return {};
-  }
 
   async create(spec: EngineSpec): Promise<string> {
     this.answer("create");
@@ -129,8 +116,8 @@ export class StubPodRuntime implements RuntimePort {
     pod.logStream.on("data", (chunk: string) => pod.lines.push(...chunk.split("\n").filter(Boolean)));
     this.pods.set(spec.name, pod);
     pod.logStream.write(`engine ${spec.imageRef} starting\n`);
-    this.emit(pod, "create");
-    this.emit(pod, "start");
+    this.emit(pod, "created");
+    this.emit(pod, "started");
     return pod.uid;
   }
 
@@ -142,7 +129,7 @@ export class StubPodRuntime implements RuntimePort {
     if (pod.phase === "Running") return;
     pod.phase = "Running";
     pod.startedAt = new Date();
-    this.emit(pod, "start");
+    this.emit(pod, "started");
   }
 
   async updateImage(id: string, spec: EngineSpec): Promise<void> {
@@ -161,9 +148,8 @@ export class StubPodRuntime implements RuntimePort {
     pod.phase = "Stopped";
     pod.finishedAt = new Date();
     pod.lastExitCode = 0;
-    this.emit(pod, "die", 0);
-    this.emit(pod, "stop");
-  }
+    this.emit(pod, "exited", 0);
+      }
 
   async remove(id: string): Promise<void> {
     this.answer("remove");
@@ -171,7 +157,7 @@ export class StubPodRuntime implements RuntimePort {
     if (!pod) return;
     this.pods.delete(pod.spec.name);
     pod.logStream.end();
-    this.emit(pod, "destroy");
+    this.emit(pod, "removed");
   }
 
   /** The engine in `id` exits with `code`; the kubelet starts it again at once. */
@@ -180,10 +166,10 @@ export class StubPodRuntime implements RuntimePort {
     if (!pod) throw new Error(`no Pod ${id}`);
     pod.lastExitCode = code;
     pod.finishedAt = new Date();
-    this.emit(pod, "die", code);
+    this.emit(pod, "exited", code);
     pod.restarts++;
     pod.startedAt = new Date();
-    this.emit(pod, "start");
+    this.emit(pod, "started");
   }
 
   watchEvents(handlers: EngineEventHandlers): () => void {
@@ -241,7 +227,8 @@ export class StubPodRuntime implements RuntimePort {
       imageRef: p.spec.imageRef,
       restartToken: p.spec.restartToken,
       configHash: p.spec.configHash,
-      state: running ? "running" : "exited",
+      phase: running ? "running" : "exited",
+      restarting: false,
       exitCode: running ? null : p.lastExitCode,
       oomKilled: false,
       createdAt: p.createdAt,
@@ -249,6 +236,12 @@ export class StubPodRuntime implements RuntimePort {
       finishedAt: p.finishedAt,
       publishedPort: null,
       networkAddresses: running && p.podIP ? { [this.namespace]: p.podIP } : {},
+      // This stub reports neither its own restarts nor readiness: the controller probes and counts.
+      restartCount: null,
+      ready: null,
+      restartPolicy: null,
+      lostPlacement: null,
+      problem: null,
     };
   }
 }

@@ -73,7 +73,7 @@ describe("Docker calls under a signal, against an engine that never answers", ()
     const before = accepted;
     const controller = new AbortController();
     controller.abort(new AbortedError("shutting down"));
-    await expect(runtime.create({ gameId: "g1", name: "galaxy-game-g1", imageRef: "galaxy/test-engine:1.0.0", generation: 1, restartToken: null, configHash: "x", env: {}, statePath: path.join(stateRoot, "g1"), resources: { nanoCpus: 0, memoryBytes: 0, pidsLimit: 0 } }, { signal: controller.signal })).rejects.toBeInstanceOf(AbortedError);
+    await expect(runtime.create({ gameId: "g1", name: "galaxy-game-g1", imageRef: "galaxy/test-engine:1.0.0", generation: 1, restartToken: null, configHash: "x", env: {}, statePath: path.join(stateRoot, "g1"), resources: { cpus: 0, memoryBytes: 0, pidsLimit: 0 } }, { signal: controller.signal })).rejects.toBeInstanceOf(AbortedError);
     await expect(runtime.start("0123456789ab", { signal: controller.signal })).rejects.toBeInstanceOf(AbortedError);
     // Not even the state directory was made.
     await expect(fs.readdir(stateRoot)).resolves.toEqual([]);

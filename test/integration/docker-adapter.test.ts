@@ -59,7 +59,7 @@ async function makeSpec(overrides: Partial<EngineSpec> = {}): Promise<EngineSpec
     configHash: "0123456789abcdef",
     env: { GALAXY_TEST: "yes" },
     statePath,
-    resources: { nanoCpus: 500_000_000, memoryBytes: 64 * MiB, pidsLimit: 64 },
+    resources: { cpus: 0.5, memoryBytes: 64 * MiB, pidsLimit: 64 },
     ...overrides,
   };
 }
@@ -146,7 +146,7 @@ describe("DockerRuntime against the real engine", { timeout: 60_000 }, () => {
     const id = await adapter.create(spec);
 
     const created = await observe(spec.gameId);
-    expect(created).toMatchObject({ id, state: "created", publishedPort: null, startedAt: null, exitCode: null });
+    expect(created).toMatchObject({ id, phase: "pending", publishedPort: null, startedAt: null, exitCode: null });
 
     await adapter.start(id);
     // Starting a running container is a no-op, not an error.
@@ -162,7 +162,7 @@ describe("DockerRuntime against the real engine", { timeout: 60_000 }, () => {
       imageRef: TEST_IMAGES.v101,
       restartToken: "tok-1",
       configHash: "0123456789abcdef",
-      state: "running",
+      phase: "running",
       exitCode: null,
       oomKilled: false,
       finishedAt: null,
@@ -179,7 +179,7 @@ describe("DockerRuntime against the real engine", { timeout: 60_000 }, () => {
       imageRef: TEST_IMAGES.v101,
       restartToken: "tok-1",
       configHash: "0123456789abcdef",
-      state: "running",
+      phase: "running",
       exitCode: null,
       publishedPort: seen.publishedPort,
     });
@@ -228,7 +228,7 @@ describe("DockerRuntime against the real engine", { timeout: 60_000 }, () => {
     const unpublished = runtime({ publishHost: null });
     const { spec, id } = await startEngine({ restartToken: null }, unpublished);
     const seen = await observe(spec.gameId);
-    expect(seen).toMatchObject({ id, state: "running", publishedPort: null, restartToken: null });
+    expect(seen).toMatchObject({ id, phase: "running", publishedPort: null, restartToken: null });
     const info = await testDocker().getContainer(id).inspect();
     expect(info.Config.Labels).not.toHaveProperty(LABELS.restartToken);
     // Where an unpublished engine is probed: its address on the engine network, from inspect and from the list alike.
@@ -258,7 +258,7 @@ describe("DockerRuntime against the real engine", { timeout: 60_000 }, () => {
     expect(Date.now() - t0).toBeLessThan(slack(5_000));
 
     const stopped = await observe(spec.gameId);
-    expect(stopped).toMatchObject({ state: "exited", exitCode: 0, oomKilled: false, publishedPort: null, networkAddresses: {} });
+    expect(stopped).toMatchObject({ phase: "exited", exitCode: 0, oomKilled: false, publishedPort: null, networkAddresses: {} });
     expect(stopped.finishedAt).toBeInstanceOf(Date);
 
     await adapter.stop(id, 10);
@@ -279,12 +279,12 @@ describe("DockerRuntime against the real engine", { timeout: 60_000 }, () => {
     const { spec } = await startEngine({ env: { ENGINE_EXIT_AFTER: "0", ENGINE_EXIT_CODE: "3" } });
     const exited = await waitFor("engine exit", async () => {
       const c = await observe(spec.gameId);
-      return c.state === "exited" ? c : undefined;
+      return c.phase === "exited" ? c : undefined;
     });
     expect(exited.exitCode).toBe(3);
     expect(exited.finishedAt).toBeInstanceOf(Date);
     const light = (await adapter.listManaged({ inspect: false })).find((c) => c.id === exited.id);
-    expect(light).toMatchObject({ state: "exited", exitCode: 3, publishedPort: null });
+    expect(light).toMatchObject({ phase: "exited", exitCode: 3, publishedPort: null });
     expect(await logText(adapter, exited.id, 10)).toContain("exiting on purpose with 3");
   });
 
@@ -309,7 +309,7 @@ describe("DockerRuntime against the real engine", { timeout: 60_000 }, () => {
     expect(missing).toMatchObject({ kind: "image_not_found", code: "image_pull_failed" });
     expect(missing.message).toContain("galaxy/does-not-exist:1.0.0");
 
-    const tooSmall = await rejection(adapter.create(await makeSpec({ resources: { nanoCpus: 0, memoryBytes: 1000, pidsLimit: 0 } })));
+    const tooSmall = await rejection(adapter.create(await makeSpec({ resources: { cpus: 0, memoryBytes: 1000, pidsLimit: 0 } })));
     expect(tooSmall).toMatchObject({ kind: "config_refused", code: "start_config_invalid" });
     expect(tooSmall.message).toMatch(/memory/i);
 
@@ -323,7 +323,7 @@ describe("DockerRuntime against the real engine", { timeout: 60_000 }, () => {
     const err = await rejection(adapter.start(id));
     expect(err).toMatchObject({ kind: "start_failed", code: "container_start_failed" });
     expect(err.message).toContain("engine-binary-that-does-not-exist");
-    expect(await observe(spec.gameId)).toMatchObject({ id, state: "created", exitCode: 127, startedAt: null });
+    expect(await observe(spec.gameId)).toMatchObject({ id, phase: "pending", exitCode: 127, startedAt: null });
 
     // Docker 20.10 accepts a missing network at create and refuses at start.
     const noNetwork = runtime({ network: `${network}-missing` });
@@ -332,15 +332,13 @@ describe("DockerRuntime against the real engine", { timeout: 60_000 }, () => {
   });
 
   it("answers image questions and fails a pull that cannot succeed", async () => {
-    expect(await adapter.imagePresent(TEST_IMAGES.v100)).toBe(true);
-    expect(await adapter.imagePresent("galaxy/does-not-exist:1.0.0")).toBe(false);
-    expect(await adapter.imageLabels(TEST_IMAGES.labelled)).toMatchObject({
+    expect(await adapter.imageMetadata(TEST_IMAGES.labelled)).toMatchObject({
       "com.galaxy.cpu_quota": "0.5",
       "com.galaxy.memory": "64m",
       "com.galaxy.pids_limit": "64",
     });
-    expect(await adapter.imageLabels(TEST_IMAGES.v100)).not.toHaveProperty("com.galaxy.memory");
-    expect(await rejection(adapter.imageLabels("galaxy/does-not-exist:1.0.0"))).toMatchObject({ kind: "image_not_found", code: "image_pull_failed" });
+    expect(await adapter.imageMetadata(TEST_IMAGES.v100)).not.toHaveProperty("com.galaxy.memory");
+    expect(await rejection(adapter.imageMetadata("galaxy/does-not-exist:1.0.0"))).toMatchObject({ kind: "image_not_found", code: "image_pull_failed" });
 
     // A registry on a closed loopback port: the pull fails fast and touches no other address.
     const ref = "127.0.0.1:1/galaxy/does-not-exist:1.0.0";
@@ -367,7 +365,7 @@ describe("DockerRuntime against the real engine", { timeout: 60_000 }, () => {
 
   it("declares that it does nothing by itself: the controller pulls, starts, restarts and replaces", () => {
     expect(adapter.name).toBe("docker");
-    expect(adapter.capabilities).toEqual({ restartsExitedEngines: false, updatesImageInPlace: false, startsOnCreate: false, pullsImagesItself: false });
+    expect(adapter.verbs).toEqual(["pull", "create", "start", "stop", "remove"]);
   });
 
   it("never lists a container of another installation, or an unlabelled one", async () => {
@@ -398,17 +396,18 @@ describe("DockerRuntime against the real engine", { timeout: 60_000 }, () => {
       const mine = await startEngine();
       await adapter.stop(mine.id, 10);
 
-      // Docker emits kill, die, then stop for a docker stop.
-      await waitFor("stop event", () => events.some((e) => e.containerId === mine.id && e.action === "stop"));
-      const own = events.filter((e) => e.containerId === mine.id);
-      expect(own.map((e) => e.action)).toEqual(expect.arrayContaining(["create", "start", "kill", "die", "stop"]));
+      // Docker emits kill, die, then stop for a docker stop: three exits, the die one with the exit code.
+      const exits = () => events.filter((e) => e.engineId === mine.id && e.change === "exited");
+      await waitFor("stop event", () => exits().length === 3);
+      const own = events.filter((e) => e.engineId === mine.id);
+      expect(own.map((e) => e.change)).toEqual(expect.arrayContaining(["created", "started", "exited"]));
       expect(own.every((e) => e.gameId === mine.spec.gameId)).toBe(true);
-      expect(own.find((e) => e.action === "die")?.exitCode).toBe(0);
-      expect(own.find((e) => e.action === "start")?.exitCode).toBeNull();
-      expect(events.some((e) => e.containerId === theirs.id || e.gameId === theirs.spec.gameId)).toBe(false);
+      expect(exits().map((e) => e.exitCode).filter((c) => c !== null)).toEqual([0]);
+      expect(own.find((e) => e.change === "started")?.exitCode).toBeNull();
+      expect(events.some((e) => e.engineId === theirs.id || e.gameId === theirs.spec.gameId)).toBe(false);
 
       await adapter.remove(mine.id);
-      await waitFor("destroy event", () => events.some((e) => e.containerId === mine.id && e.action === "destroy"));
+      await waitFor("destroy event", () => events.some((e) => e.engineId === mine.id && e.change === "removed"));
     } finally {
       stop();
     }
@@ -427,7 +426,7 @@ describe("DockerRuntime against the real engine", { timeout: 60_000 }, () => {
     });
     try {
       const first = await startEngine();
-      await waitFor("start event through the proxy", () => events.some((e) => e.containerId === first.id && e.action === "start"));
+      await waitFor("start event through the proxy", () => events.some((e) => e.engineId === first.id && e.change === "started"));
       expect(log).toEqual([]);
 
       await proxy.stop();
@@ -443,7 +442,7 @@ describe("DockerRuntime against the real engine", { timeout: 60_000 }, () => {
       expect(log).toEqual(["disconnect", "reconnect"]);
 
       const second = await startEngine();
-      await waitFor("events after reconnect", () => events.some((e) => e.containerId === second.id && e.action === "start"));
+      await waitFor("events after reconnect", () => events.some((e) => e.engineId === second.id && e.change === "started"));
     } finally {
       stop();
       await proxy.stop();
@@ -468,8 +467,9 @@ describe("DockerRuntime against the real engine", { timeout: 60_000 }, () => {
       rejection(dead.remove("abc")),
       rejection(dead.pull(TEST_IMAGES.v100)),
       rejection(dead.ensureImage(TEST_IMAGES.v100, "if_not_present")),
-      rejection(dead.imagePresent(TEST_IMAGES.v100)),
+      rejection(dead.imageMetadata(TEST_IMAGES.v100)),
       rejection(dead.networkExists(network)),
+      rejection(dead.setupProblem()),
       rejection(logText(dead, "abc", 10)),
     ]);
     for (const err of results) expect(err).toMatchObject({ kind: "unavailable", code: "docker_unavailable" });
@@ -504,7 +504,7 @@ describe("DockerRuntime against the real engine", { timeout: 60_000 }, () => {
   it("reports API calls to the onCall hook, tolerated 404s as ok", async () => {
     calls.length = 0;
     await adapter.remove("0123456789ab-no-such-container");
-    await adapter.imagePresent("galaxy/does-not-exist:1.0.0");
+    await adapter.imageMetadata("galaxy/does-not-exist:1.0.0").catch(() => undefined);
     expect(calls.map((c) => [c.operation, c.outcome])).toEqual([
       ["remove", "ok"],
       ["image_inspect", "ok"],
@@ -650,16 +650,16 @@ describe("DockerRuntime stream handling (stubbed engine)", () => {
     });
     const log: string[] = [];
     const stop = adapterWithStub.watchEvents({
-      onEvent: (e) => log.push(`event ${e.action} ${e.gameId} ${e.containerId} ${e.exitCode}`),
+      onEvent: (e) => log.push(`event ${e.change} ${e.gameId} ${e.engineId} ${e.exitCode}`),
       onDisconnect: () => log.push("disconnect"),
       onReconnect: () => log.push("reconnect"),
     });
     try {
-      await waitFor("second stream's event", () => log.includes("event start g3 c3 null"));
+      await waitFor("second stream's event", () => log.includes("event started g3 c3 null"));
     } finally {
       stop();
     }
-    expect(log.slice(0, 4)).toEqual(["event die g1 c1 137", "disconnect", "reconnect", "event start g3 c3 null"]);
+    expect(log.slice(0, 4)).toEqual(["event exited g1 c1 137", "disconnect", "reconnect", "event started g3 c3 null"]);
     // Only the first connection replays from the moment of the call.
     expect(queries[0]).toHaveProperty("since");
     expect(queries[2]).not.toHaveProperty("since");

@@ -51,7 +51,7 @@ async function start(using: DockerRuntime, imageRef: string): Promise<{ spec: En
     configHash: "0123456789abcdef",
     env: {},
     statePath: path.join(root, gameId),
-    resources: { nanoCpus: 500_000_000, memoryBytes: 64 * 1024 * 1024, pidsLimit: 64 },
+    resources: { cpus: 0.5, memoryBytes: 64 * 1024 * 1024, pidsLimit: 64 },
   };
   const id = await using.create(spec);
   await using.start(id);

@@ -38,7 +38,7 @@ async function snapshot(): Promise<unknown> {
     "SELECT game_id, generation, image_ref, desired_state, stop_reason, restart_token FROM declarations ORDER BY game_id",
   );
   const records = (await app.store.listRecords()).map((r) => ({ ...toContractRecord(r), observedGeneration: r.observedGeneration }));
-  const containers = (await app.docker.listManaged()).map((c) => ({ id: c.id, gameId: c.gameId, state: c.state, image: c.imageRef })).sort((a, b) => a.id.localeCompare(b.id));
+  const containers = (await app.docker.listManaged()).map((c) => ({ id: c.id, gameId: c.gameId, state: c.phase, image: c.imageRef })).sort((a, b) => a.id.localeCompare(b.id));
   return { declarations: rows, records, containers };
 }
 

@@ -88,7 +88,7 @@ async function expectSettledOnLastWrite(gameId: string, outcomes: Outcome[]): Pr
   }
   const containers = await app.docker.listForGame(gameId);
   expect(containers.map((c) => c.id)).toEqual([record.currentContainerId]);
-  expect(containers[0]!.state).toBe(intent.op === "stop" ? "exited" : "running");
+  expect(containers[0]!.phase).toBe(intent.op === "stop" ? "exited" : "running");
   return intent;
 }
 

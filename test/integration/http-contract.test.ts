@@ -180,7 +180,7 @@ describe("runtimes", () => {
     expect(res.status).toBe(200);
     expect(rec(res).status).toBe("stopped");
     const [c] = await app.docker.listForGame(g);
-    expect(c?.state).toBe("exited");
+    expect(c?.phase).toBe("exited");
 
     const again = await call(app, "stop", g, { reason: "finished" });
     expect(again.status).toBe(200);

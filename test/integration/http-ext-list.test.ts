@@ -17,10 +17,10 @@ import { RtmClient } from "../../src/client/index.js";
 import { RuntimeOperations } from "../../src/controller/operations.js";
 import { RecordWaiters } from "../../src/controller/waiters.js";
 import { createHttpServer } from "../../src/http/index.js";
-import type { RuntimePort } from "../../src/model/ports.js";
 import type { RuntimeRecord } from "../../src/model/record.js";
 import { openStore } from "../../src/store/open.js";
 import type { SqlStore } from "../../src/store/sqlStore.js";
+import { FakeRuntime } from "../helpers/fakeRuntime.js";
 import { EXT_CONTRACT_PATH, OpenApiContract, rawRequest } from "../helpers/contract.js";
 import { startPostgres, type PostgresServer } from "../helpers/postgres.js";
 
@@ -80,7 +80,7 @@ async function serve(store: SqlStore): Promise<Omit<Backend, "store">> {
     },
   });
   const logger = pino({ level: "info" }, sink);
-  const runtime = { ping: async () => undefined } as unknown as RuntimePort;
+  const runtime = new FakeRuntime();
   const operations = new RuntimeOperations({ source: store, state: store, runtime, waiters: new RecordWaiters(), enqueue: () => undefined, opTimeoutMs: 5000, maxGames: 3 });
   const server: http.Server = createHttpServer({ operations, state: store, declarations: store, logger, readiness: async () => null });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));

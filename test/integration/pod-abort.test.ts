@@ -47,7 +47,7 @@ const spec = (gameId: string): EngineSpec => ({
   configHash: "h1",
   env: {},
   statePath: "",
-  resources: { nanoCpus: 0, memoryBytes: 0, pidsLimit: 0 },
+  resources: { cpus: 0, memoryBytes: 0, pidsLimit: 0 },
   restartPolicy: "on-failure",
 });
 

@@ -54,7 +54,7 @@ const spec = (gameId: string, imageRef = "galaxy/test-engine:1.0.0", generation 
   configHash: "h1",
   env: {},
   statePath: "",
-  resources: { nanoCpus: 0, memoryBytes: 0, pidsLimit: 0 },
+  resources: { cpus: 0, memoryBytes: 0, pidsLimit: 0 },
   restartPolicy: "on-failure",
 });
 

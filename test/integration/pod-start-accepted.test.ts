@@ -50,20 +50,20 @@ function spec(gameId: string) {
     configHash: "h",
     env: {},
     statePath: "",
-    resources: { nanoCpus: 500_000_000, memoryBytes: 64 * 1024 * 1024, pidsLimit: 64 },
+    resources: { cpus: 0.5, memoryBytes: 64 * 1024 * 1024, pidsLimit: 64 },
     restartPolicy: "on-failure" as const,
   };
 }
 
 describe("Pod start without waiting for the kubelet", () => {
-  it("returns at once for a Pod no kubelet has started; the engine reads as accepted (created), not running", async () => {
+  it("returns at once for a Pod no kubelet has started; the engine reads as accepted (pending), not running", async () => {
     const r = runtime(30_000);
     const g = uniqueGameId();
     const id = await r.create(spec(g));
     // No kubelet runs here: the old start waited the whole 30 s bound for it (the test would time out).
     await r.start(id);
     const [engine] = await r.listForGame(g);
-    expect(engine?.state).toBe("created");
+    expect(engine?.phase).toBe("pending");
   }, 10_000);
 
   it("fails with start_failed once the engine has not run within the start bound of its Pod's creation", async () => {

@@ -4,7 +4,7 @@ import { plan, type PlannerInput } from "../../src/controller/planner.js";
 import { imageRefused, normaliseAllowlist, resourcesBelowFloor, resourcesRefused } from "../../src/model/admission.js";
 import { RuntimeSpecSchema, type Declaration } from "../../src/model/declaration.js";
 import { RtmError } from "../../src/model/errors.js";
-import { DOCKER_CAPABILITIES, observedContainer, PLANNER_SETTINGS, runtimeRecord } from "../helpers/fixtures.js";
+import { DOCKER_VERBS, observedContainer, PLANNER_SETTINGS, runtimeRecord } from "../helpers/fixtures.js";
 
 const NOW = new Date("2026-11-23T12:00:00Z");
 const CEILINGS = { cpus: 8, memoryBytes: 16 * 1024 ** 3, pidsLimit: 4096 };
@@ -33,7 +33,7 @@ const input = (over: Partial<PlannerInput>): PlannerInput => ({
   health: null,
   now: NOW,
   settings: { ...PLANNER_SETTINGS, imageAllowlist: normaliseAllowlist(["galaxy/engine", "registry.example.com:5000/team"]), resourceCeilings: CEILINGS },
-  capabilities: DOCKER_CAPABILITIES,
+  verbs: DOCKER_VERBS,
   ...over,
 });
 
@@ -103,8 +103,8 @@ describe("resource floors", () => {
   });
 
   it("takes a label at the floor, and an empty label as no label", () => {
-    expect(resolveResources({ "com.galaxy.cpu_quota": "0.01" }, decl(), settings).nanoCpus).toBe(10_000_000);
-    expect(resolveResources({ "com.galaxy.cpu_quota": "" }, decl({ resources: { cpus: 2 } }), settings).nanoCpus).toBe(2_000_000_000);
+    expect(resolveResources({ "com.galaxy.cpu_quota": "0.01" }, decl(), settings).cpus).toBe(0.01);
+    expect(resolveResources({ "com.galaxy.cpu_quota": "" }, decl({ resources: { cpus: 2 } }), settings).cpus).toBe(2);
     expect(resolveResources({ "com.galaxy.memory": "6m", "com.galaxy.pids_limit": "16" }, decl(), settings)).toMatchObject({ memoryBytes: 6 * 1024 ** 2, pidsLimit: 16 });
   });
 

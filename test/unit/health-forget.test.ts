@@ -8,17 +8,16 @@ import { describe, expect, it } from "vitest";
 import { HealthTracker } from "../../src/controller/health.js";
 import { ResyncRunnable } from "../../src/controller/runnables/resync.js";
 import { createLogger } from "../../src/log.js";
-import type { DeclarationSource, RuntimePort, ObservedContainer, StateStore } from "../../src/model/ports.js";
+import type { DeclarationSource, ObservedContainer, StateStore } from "../../src/model/ports.js";
 import type { RuntimeRecord } from "../../src/model/record.js";
 import { observedContainer, runtimeRecord } from "../helpers/fixtures.js";
+import { fakeRuntime } from "../helpers/fakeRuntime.js";
 
 const logger = createLogger("silent", "test-health-forget");
 
 function resync(health: HealthTracker, lists: { records: RuntimeRecord[]; containers: ObservedContainer[]; failContainers?: boolean }) {
   const source = { listGameIds: () => Promise.resolve([]) } as Partial<DeclarationSource> as DeclarationSource;
-  const docker = {
-    listManaged: () => (lists.failContainers ? Promise.reject(new Error("docker down")) : Promise.resolve(lists.containers)),
-  } as Partial<RuntimePort> as RuntimePort;
+  const docker = fakeRuntime({}, { listManaged: () => (lists.failContainers ? Promise.reject(new Error("docker down")) : Promise.resolve(lists.containers)) });
   const state: Pick<StateStore, "listRecords"> = { listRecords: () => Promise.resolve(lists.records) };
   const queued: string[] = [];
   const r = new ResyncRunnable({ source, runtime: docker, state, health, enqueue: (id) => void queued.push(id), intervalMs: 3_600_000, logger });
@@ -38,7 +37,7 @@ describe("HealthTracker.forget through resync", () => {
     runtimeRecord({ gameId: "running", currentContainerId: "running-c" }),
     runtimeRecord({ gameId: "leftover", status: "removed", currentContainerId: null }),
   ];
-  const containers = [observedContainer({ id: "running-c", gameId: "running" }), observedContainer({ id: "leftover-c", gameId: "leftover", state: "exited" })];
+  const containers = [observedContainer({ id: "running-c", gameId: "running" }), observedContainer({ id: "leftover-c", gameId: "leftover", phase: "exited" })];
 
   it("drops a removed game with no container and keeps the others", async () => {
     const health = probed();

@@ -58,7 +58,7 @@ describe("StubPodRuntime.logStream (the port's other implementation)", () => {
     configHash: "h",
     env: {},
     statePath: "/state/g1",
-    resources: { nanoCpus: 500_000_000, memoryBytes: 64 * 1024 * 1024, pidsLimit: 64 },
+    resources: { cpus: 0.5, memoryBytes: 64 * 1024 * 1024, pidsLimit: 64 },
   });
 
   it("gives the tail, then with follow the new output until the Pod goes; unknown Pods are not_found", async () => {

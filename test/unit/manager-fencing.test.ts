@@ -8,10 +8,11 @@ import { describe, expect, it } from "vitest";
 import { Manager, type Runnable } from "../../src/controller/manager.js";
 import { createLogger } from "../../src/log.js";
 import { FencedWriteError, type Fence, type LeaderFencing } from "../../src/model/fence.js";
-import type { DeclarationSource, HealthProber, RuntimePort, StateStore } from "../../src/model/ports.js";
+import type { DeclarationSource, HealthProber, StateStore } from "../../src/model/ports.js";
 import type { RuntimeRecord } from "../../src/model/record.js";
 import { fastSettings } from "../helpers/controller.js";
 import { runtimeRecord } from "../helpers/fixtures.js";
+import { fakeRuntime } from "../helpers/fakeRuntime.js";
 
 const logger = createLogger("silent", "test-manager-fencing");
 
@@ -35,7 +36,7 @@ function setup() {
     },
   } as Partial<StateStore> as StateStore;
   const source = { listGameIds: async () => [], watch: async () => async () => undefined } as Partial<DeclarationSource> as DeclarationSource;
-  const runtime = { listManaged: async () => [], watchEvents: () => () => undefined } as Partial<RuntimePort> as RuntimePort;
+  const runtime = fakeRuntime();
   const prober: HealthProber = { probe: () => Promise.reject(new Error("no engines in this test")) };
   const mirror: Runnable = { name: "mirror", needsLeadership: true, start: () => void log.push("start mirror"), stop: async () => undefined };
   let fenced = 0;

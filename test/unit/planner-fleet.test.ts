@@ -9,7 +9,7 @@ import { CANARY_RECHECK_MS, type FleetView } from "../../src/controller/planFlee
 import { plan, type PlannerInput } from "../../src/controller/planner.js";
 import type { Quarantine } from "../../src/controller/quarantine.js";
 import type { Declaration } from "../../src/model/declaration.js";
-import { DOCKER_CAPABILITIES, observedContainer, PLANNER_SETTINGS, POD_CAPABILITIES, runtimeRecord } from "../helpers/fixtures.js";
+import { DOCKER_VERBS, observedContainer, PLANNER_SETTINGS, POD_VERBS, runtimeRecord } from "../helpers/fixtures.js";
 
 const NOW = new Date("2026-11-23T12:00:00Z");
 const OLD = "galaxy/engine:1.0.0";
@@ -43,7 +43,7 @@ function patchInput(target: string, f: FleetView, over: Partial<PlannerInput> = 
     health: null,
     now: NOW,
     settings: PLANNER_SETTINGS,
-    capabilities: DOCKER_CAPABILITIES,
+    verbs: DOCKER_VERBS,
     fleet: f,
     ...over,
   };
@@ -82,7 +82,7 @@ describe("planner: quarantine hold", () => {
   });
 
   it("a Pod's in-place patch is held the same way", () => {
-    const p = plan(patchInput(BAD, quarantined, { capabilities: POD_CAPABILITIES }));
+    const p = plan(patchInput(BAD, quarantined, { verbs: POD_VERBS }));
     expect(p.actions).toEqual([]);
     expect(p.hold?.code).toBe("container_start_failed");
   });

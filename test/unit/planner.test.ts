@@ -4,7 +4,8 @@ import type { Declaration } from "../../src/model/declaration.js";
 import { RtmError } from "../../src/model/errors.js";
 import type { ObservedContainer } from "../../src/model/ports.js";
 import type { RuntimeRecord } from "../../src/model/record.js";
-import { DOCKER_CAPABILITIES, observedContainer, PLANNER_SETTINGS, POD_CAPABILITIES, runtimeRecord } from "../helpers/fixtures.js";
+import { DOCKER_VERBS, observedContainer, PLANNER_SETTINGS, POD_VERBS, runtimeRecord } from "../helpers/fixtures.js";
+import { StubJobRuntime } from "../helpers/jobRuntime.js";
 
 const NOW = new Date("2026-11-23T12:00:00Z");
 const ago = (ms: number) => new Date(NOW.getTime() - ms);
@@ -45,7 +46,7 @@ function record(over: Partial<RuntimeRecord> = {}): RuntimeRecord {
 }
 
 function input(over: Partial<PlannerInput>): PlannerInput {
-  return { gameId: "g1", declaration: null, declarationError: null, containers: [], record: null, health: null, now: NOW, settings, capabilities: DOCKER_CAPABILITIES, ...over };
+  return { gameId: "g1", declaration: null, declarationError: null, containers: [], record: null, health: null, now: NOW, settings, verbs: DOCKER_VERBS, ...over };
 }
 
 const types = (p: ReturnType<typeof plan>) => p.actions.map((a) => a.type);
@@ -124,7 +125,7 @@ describe("planner", () => {
       name: "declared stopped and already stopped: nothing",
       in: {
         declaration: decl({ desiredState: "stopped", generation: 3 }),
-        containers: [container({ state: "exited", exitCode: 0, finishedAt: ago(1000) })],
+        containers: [container({ phase: "exited", exitCode: 0, finishedAt: ago(1000) })],
         record: record({ status: "stopped", stoppedAt: ago(1000), observedGeneration: 3, lastOpAt: ago(1000) }),
       },
       kind: null,
@@ -134,7 +135,7 @@ describe("planner", () => {
       name: "stopped past retention: remove, op_source auto_ttl",
       in: {
         declaration: decl({ desiredState: "stopped" }),
-        containers: [container({ state: "exited", exitCode: 0, finishedAt: ago(31 * 86_400_000) })],
+        containers: [container({ phase: "exited", exitCode: 0, finishedAt: ago(31 * 86_400_000) })],
         record: record({ status: "stopped", lastOpAt: ago(31 * 86_400_000) }),
       },
       kind: "retention",
@@ -149,7 +150,7 @@ describe("planner", () => {
     },
     {
       name: "killed (exit 137) under on-failure, first time: restart the same container now",
-      in: { declaration: decl(), containers: [container({ state: "exited", exitCode: 137, finishedAt: ago(100) })], record: record() },
+      in: { declaration: decl(), containers: [container({ phase: "exited", exitCode: 137, finishedAt: ago(100) })], record: record() },
       kind: "self_heal",
       actions: ["start"],
       cause: "exit",
@@ -163,7 +164,7 @@ describe("planner", () => {
       name: "a self-heal start that failed before (daemon restart): recreate instead of starting again",
       in: {
         declaration: decl({ restartPolicy: "always" }),
-        containers: [container({ state: "exited", exitCode: 0, finishedAt: ago(5000) })],
+        containers: [container({ phase: "exited", exitCode: 0, finishedAt: ago(5000) })],
         record: record({ restartCount: 1, lastErrorCode: "container_start_failed", lastErrorGeneration: 2, status: "stopped", stoppedAt: ago(5000) }),
       },
       kind: "self_heal",
@@ -175,7 +176,7 @@ describe("planner", () => {
       name: "crash loop: fourth exit waits out the backoff (4 s) and says so",
       in: {
         declaration: decl(),
-        containers: [container({ state: "exited", exitCode: 1, finishedAt: ago(1000) })],
+        containers: [container({ phase: "exited", exitCode: 1, finishedAt: ago(1000) })],
         record: record({ restartCount: 3 }),
       },
       kind: "record_exit",
@@ -186,7 +187,7 @@ describe("planner", () => {
       name: "crash loop: backoff elapsed, restart and report crash_loop",
       in: {
         declaration: decl(),
-        containers: [container({ state: "exited", exitCode: 1, finishedAt: ago(10_000) })],
+        containers: [container({ phase: "exited", exitCode: 1, finishedAt: ago(10_000) })],
         record: record({ restartCount: 3, status: "stopped", stoppedAt: ago(10_000) }),
       },
       kind: "self_heal",
@@ -196,7 +197,7 @@ describe("planner", () => {
     },
     {
       name: "clean exit under on-failure stays stopped, recorded once",
-      in: { declaration: decl(), containers: [container({ state: "exited", exitCode: 0, finishedAt: ago(100) })], record: record() },
+      in: { declaration: decl(), containers: [container({ phase: "exited", exitCode: 0, finishedAt: ago(100) })], record: record() },
       kind: "record_exit",
       actions: [],
     },
@@ -204,7 +205,7 @@ describe("planner", () => {
       name: "clean exit already recorded: nothing more",
       in: {
         declaration: decl(),
-        containers: [container({ state: "exited", exitCode: 0, finishedAt: ago(100) })],
+        containers: [container({ phase: "exited", exitCode: 0, finishedAt: ago(100) })],
         record: record({ status: "stopped", stoppedAt: ago(100) }),
       },
       kind: null,
@@ -212,20 +213,20 @@ describe("planner", () => {
     },
     {
       name: "clean exit under always: restart",
-      in: { declaration: decl({ restartPolicy: "always" }), containers: [container({ state: "exited", exitCode: 0, finishedAt: ago(100) })], record: record() },
+      in: { declaration: decl({ restartPolicy: "always" }), containers: [container({ phase: "exited", exitCode: 0, finishedAt: ago(100) })], record: record() },
       kind: "self_heal",
       actions: ["start"],
       cause: "exit",
     },
     {
       name: "crash under never: recorded, stays stopped",
-      in: { declaration: decl({ restartPolicy: "never" }), containers: [container({ state: "exited", exitCode: 2, finishedAt: ago(100) })], record: record() },
+      in: { declaration: decl({ restartPolicy: "never" }), containers: [container({ phase: "exited", exitCode: 2, finishedAt: ago(100) })], record: record() },
       kind: "record_exit",
       actions: [],
     },
     {
       name: "OOM kill is reported as container_oom",
-      in: { declaration: decl(), containers: [container({ state: "exited", exitCode: 137, oomKilled: true, finishedAt: ago(100) })], record: record() },
+      in: { declaration: decl(), containers: [container({ phase: "exited", exitCode: 137, oomKilled: true, finishedAt: ago(100) })], record: record() },
       kind: "self_heal",
       actions: ["start"],
       cause: "oom",
@@ -243,7 +244,7 @@ describe("planner", () => {
       name: "start after stop (new generation): fresh container",
       in: {
         declaration: decl({ generation: 4 }),
-        containers: [container({ state: "exited", exitCode: 0, finishedAt: ago(100) })],
+        containers: [container({ phase: "exited", exitCode: 0, finishedAt: ago(100) })],
         record: record({ status: "stopped", observedGeneration: 3 }),
       },
       kind: "start",
@@ -251,7 +252,7 @@ describe("planner", () => {
     },
     {
       name: "crash between create and start: start the created container",
-      in: { declaration: decl({ generation: 1 }), containers: [container({ state: "created", startedAt: null })], record: null },
+      in: { declaration: decl({ generation: 1 }), containers: [container({ phase: "pending", startedAt: null })], record: null },
       kind: "start",
       actions: ["start"],
     },
@@ -371,7 +372,7 @@ describe("planner", () => {
     },
     {
       name: "a runtime that updates images in place (Pods): a patch is one in-place update, and so is its rollback",
-      in: { declaration: decl({ imageRef: "galaxy/engine:1.0.1", generation: 3 }), containers: [container()], record: record(), capabilities: POD_CAPABILITIES },
+      in: { declaration: decl({ imageRef: "galaxy/engine:1.0.1", generation: 3 }), containers: [container()], record: record(), verbs: POD_VERBS },
       kind: "patch",
       actions: ["updateImage"],
       extra: (p) => {
@@ -385,10 +386,10 @@ describe("planner", () => {
         declaration: decl({ imageRef: "galaxy/engine:1.0.1", env: { MODE: "ranked" }, generation: 3 }),
         containers: [container()],
         record: record(),
-        capabilities: POD_CAPABILITIES,
+        verbs: POD_VERBS,
       },
       kind: "patch",
-      actions: ["ensureImage", "stop", "remove", "create", "start"],
+      actions: ["stop", "remove", "create", "start"],
       extra: (p) => {
         expect(p.actions.find((a) => a.type === "create")).toEqual({ type: "create", imageRef: "galaxy/engine:1.0.1" });
         expect(p.gate?.rollbackTo).toBe("galaxy/engine:1.0.0");
@@ -398,12 +399,12 @@ describe("planner", () => {
       name: "Pods: a Pod the kubelet rejected at admission (Failed, OutOfcpu) is replaced under on-failure, the reason in the event and the record's error",
       in: {
         declaration: decl(),
-        containers: [container({ state: "exited", exitCode: null, finishedAt: null, createdAt: ago(60_000), problem: { kind: "start_failed", reason: "OutOfcpu", message: "Node didn't have enough resource: cpu", final: true } })],
+        containers: [container({ phase: "exited", exitCode: null, finishedAt: null, createdAt: ago(60_000), problem: { kind: "start_failed", reason: "OutOfcpu", message: "Node didn't have enough resource: cpu", final: true } })],
         record: record(),
-        capabilities: POD_CAPABILITIES,
+        verbs: POD_VERBS,
       },
       kind: "self_heal",
-      actions: ["ensureImage", "remove", "create", "start"],
+      actions: ["remove", "create", "start"],
       cause: "exit",
       extra: (p) => {
         expect(p.events[0]).toMatchObject({ type: "container_exited", data: { reason: "OutOfcpu", message: "Node didn't have enough resource: cpu" } });
@@ -414,12 +415,12 @@ describe("planner", () => {
       name: "Pods: a start whose Pod the kubelet rejected (OutOfcpu) gets a new Pod at once, the rejection reported",
       in: {
         declaration: decl({ generation: 3 }),
-        containers: [container({ state: "exited", exitCode: null, finishedAt: null, problem: { kind: "start_failed", reason: "OutOfcpu", message: "Pod was rejected", final: true } })],
+        containers: [container({ phase: "exited", exitCode: null, finishedAt: null, problem: { kind: "start_failed", reason: "OutOfcpu", message: "Pod was rejected", final: true } })],
         record: record({ currentContainerId: "pod:old" }),
-        capabilities: POD_CAPABILITIES,
+        verbs: POD_VERBS,
       },
       kind: "start",
-      actions: ["ensureImage", "remove", "create", "start"],
+      actions: ["remove", "create", "start"],
       extra: (p) => {
         expect(p.events.map((e) => e.type)).toEqual(["container_exited"]);
         expect(p.problem?.message).toBe("OutOfcpu: Pod was rejected");
@@ -429,9 +430,9 @@ describe("planner", () => {
       name: "Pods: a Failed Pod under restart policy never is left as it is, its reason recorded",
       in: {
         declaration: decl({ restartPolicy: "never" }),
-        containers: [container({ state: "exited", exitCode: null, finishedAt: null, restartPolicy: "never", problem: { kind: "start_failed", reason: "OutOfmemory", message: "Node didn't have enough resource: memory", final: true } })],
+        containers: [container({ phase: "exited", exitCode: null, finishedAt: null, restartPolicy: "never", problem: { kind: "start_failed", reason: "OutOfmemory", message: "Node didn't have enough resource: memory", final: true } })],
         record: record(),
-        capabilities: POD_CAPABILITIES,
+        verbs: POD_VERBS,
       },
       kind: "record_exit",
       actions: [],
@@ -441,9 +442,9 @@ describe("planner", () => {
       name: "Pods: a container the kubelet cannot create (CreateContainerConfigError) is reported as the record's error, nothing recreated",
       in: {
         declaration: decl(),
-        containers: [container({ state: "created", problem: { kind: "start_failed", reason: "CreateContainerConfigError", message: 'secret "x" not found', final: false } })],
+        containers: [container({ phase: "pending", problem: { kind: "start_failed", reason: "CreateContainerConfigError", message: 'secret "x" not found', final: false } })],
         record: record({ currentContainerId: "c1", status: "running" }),
-        capabilities: POD_CAPABILITIES,
+        verbs: POD_VERBS,
       },
       kind: "self_heal",
       actions: ["start"],
@@ -453,9 +454,9 @@ describe("planner", () => {
       name: "Pods: an unschedulable Pod is reported as a transient service_unavailable",
       in: {
         declaration: decl({ generation: 3 }),
-        containers: [container({ state: "created", problem: { kind: "refused_for_now", reason: "Unschedulable", message: "0/1 nodes are available: 1 Insufficient cpu.", final: false } })],
+        containers: [container({ phase: "pending", problem: { kind: "refused_for_now", reason: "Unschedulable", message: "0/1 nodes are available: 1 Insufficient cpu.", final: false } })],
         record: record(),
-        capabilities: POD_CAPABILITIES,
+        verbs: POD_VERBS,
       },
       kind: "start",
       actions: ["start"],
@@ -465,9 +466,9 @@ describe("planner", () => {
       name: "a runtime that restarts exited engines itself (Pods): the exit is recorded, never raced with a start",
       in: {
         declaration: decl(),
-        containers: [container({ state: "exited", exitCode: 137, finishedAt: ago(100) })],
+        containers: [container({ phase: "exited", exitCode: 137, finishedAt: ago(100) })],
         record: record(),
-        capabilities: POD_CAPABILITIES,
+        verbs: POD_VERBS,
       },
       kind: "record_exit",
       actions: [],
@@ -483,10 +484,10 @@ describe("planner", () => {
         containers: [container({ startedAt: ago(5000), restartCount: 0, ready: false })],
         record: record({ restartCount: 1 }),
         health: { consecutiveFailures: 3, healthy: false, lastProbeAt: ago(10) },
-        capabilities: POD_CAPABILITIES,
+        verbs: POD_VERBS,
       },
       kind: "self_heal",
-      actions: ["ensureImage", "stop", "remove", "create", "start"],
+      actions: ["stop", "remove", "create", "start"],
       cause: "unhealthy",
       extra: (p) => expect(p.restartCount).toBe(2),
     },
@@ -497,7 +498,7 @@ describe("planner", () => {
         containers: [container({ startedAt: ago(500), restartCount: 0, ready: false })],
         record: record({ restartCount: 2 }),
         health: { consecutiveFailures: 3, healthy: false, lastProbeAt: ago(10) },
-        capabilities: POD_CAPABILITIES,
+        verbs: POD_VERBS,
       },
       kind: null,
       actions: [],
@@ -507,10 +508,10 @@ describe("planner", () => {
       name: "Pods: an engine the kubelet is swapping in place (a rollback) is not recreated on the old container's failures",
       in: {
         declaration: decl(),
-        containers: [container({ state: "restarting", startedAt: ago(5000), restartCount: 0, ready: false })],
+        containers: [container({ phase: "running", restarting: true, startedAt: ago(5000), restartCount: 0, ready: false })],
         record: record(),
         health: { consecutiveFailures: 6, healthy: false, lastProbeAt: ago(10) },
-        capabilities: POD_CAPABILITIES,
+        verbs: POD_VERBS,
       },
       kind: null,
       actions: [],
@@ -519,10 +520,10 @@ describe("planner", () => {
       name: "Pods: unhealthy on a lost node: nothing recreated, node_lost reported once",
       in: {
         declaration: decl(),
-        containers: [container({ restartCount: 0, ready: false, nodeLost: { node: "node-1", reason: "NodeStatusUnknown", since: ago(40_000) } })],
+        containers: [container({ restartCount: 0, ready: false, lostPlacement: { node: "node-1", reason: "NodeStatusUnknown", since: ago(40_000) } })],
         record: record(),
         health: { consecutiveFailures: 9, healthy: false, lastProbeAt: ago(10) },
-        capabilities: POD_CAPABILITIES,
+        verbs: POD_VERBS,
       },
       kind: null,
       actions: [],
@@ -536,10 +537,10 @@ describe("planner", () => {
       name: "Pods: still on the lost node, already reported: nothing, no second node_lost",
       in: {
         declaration: decl(),
-        containers: [container({ restartCount: 0, ready: false, nodeLost: { node: "node-1", reason: "NodeStatusUnknown", since: ago(40_000) } })],
+        containers: [container({ restartCount: 0, ready: false, lostPlacement: { node: "node-1", reason: "NodeStatusUnknown", since: ago(40_000) } })],
         record: record({ lostNode: "node-1", lostNodeSince: ago(40_000) }),
         health: { consecutiveFailures: 9, healthy: false, lastProbeAt: ago(10) },
-        capabilities: POD_CAPABILITIES,
+        verbs: POD_VERBS,
       },
       kind: null,
       actions: [],
@@ -549,18 +550,18 @@ describe("planner", () => {
       name: "Pods: a patch waits while the node is lost (nothing reaches the Pod)",
       in: {
         declaration: decl({ imageRef: "galaxy/engine:1.0.1", generation: 3 }),
-        containers: [container({ restartCount: 0, nodeLost: { node: "node-1", reason: "NodeStatusUnknown", since: ago(40_000) } })],
+        containers: [container({ restartCount: 0, lostPlacement: { node: "node-1", reason: "NodeStatusUnknown", since: ago(40_000) } })],
         record: record({ lostNode: "node-1", lostNodeSince: ago(40_000) }),
-        capabilities: POD_CAPABILITIES,
+        verbs: POD_VERBS,
       },
       kind: null,
       actions: [],
     },
     {
       name: "Pods: the lost node's Pod is gone (out-of-service, force-deleted): recreated, node_lost_cleared reported",
-      in: { declaration: decl(), containers: [], record: record({ lostNode: "node-1", lostNodeSince: ago(40_000) }), capabilities: POD_CAPABILITIES },
+      in: { declaration: decl(), containers: [], record: record({ lostNode: "node-1", lostNodeSince: ago(40_000) }), verbs: POD_VERBS },
       kind: "self_heal",
-      actions: ["ensureImage", "create", "start"],
+      actions: ["create", "start"],
       cause: "disappeared",
       extra: (p) =>
         expect(p.events.map((e) => [e.type, e.data.node ?? null, e.data.how ?? null])).toEqual([
@@ -570,14 +571,14 @@ describe("planner", () => {
     },
     {
       name: "Pods: the lost node came back with the engine on it: node_lost_cleared, nothing recreated",
-      in: { declaration: decl(), containers: [container({ restartCount: 0 })], record: record({ lostNode: "node-1", lostNodeSince: ago(40_000) }), capabilities: POD_CAPABILITIES },
+      in: { declaration: decl(), containers: [container({ restartCount: 0 })], record: record({ lostNode: "node-1", lostNodeSince: ago(40_000) }), verbs: POD_VERBS },
       kind: null,
       actions: [],
       extra: (p) => expect(p.events.map((e) => [e.type, e.data.how])).toEqual([["node_lost_cleared", "node_ready"]]),
     },
     {
       name: "Pods: a kubelet restart in a Pod the controller recreated is recorded, though its count is below the record's",
-      in: { declaration: decl(), containers: [container({ id: "c2", restartCount: 1 })], record: record({ restartCount: 3 }), capabilities: POD_CAPABILITIES },
+      in: { declaration: decl(), containers: [container({ id: "c2", restartCount: 1 })], record: record({ restartCount: 3 }), verbs: POD_VERBS },
       kind: "record_exit",
       actions: [],
       extra: (p) => expect(p.events.map((e) => e.type)).toEqual(["container_exited"]),
@@ -587,6 +588,21 @@ describe("planner", () => {
   for (const c of cases) {
     it(c.name, () => {
       const p = plan(input(c.in));
+      expect(types(p)).toEqual(c.actions);
+      expect(p.kind).toBe(c.kind);
+      expect(p.restartCause).toBe(c.cause ?? null);
+      c.extra?.(p);
+    });
+  }
+
+  // A third runtime (a Nomad-job-shaped stub, test/helpers/jobRuntime.ts) passes the Pod runtime's cases with the
+  // vocabulary it declares itself: the planner knows runtimes only by their verbs.
+  const jobs = new StubJobRuntime();
+  const declarativeCases = cases.filter((c) => c.in.verbs === POD_VERBS);
+  it("the Pod runtime's cases are a real share of the table", () => expect(declarativeCases.length).toBeGreaterThanOrEqual(10));
+  for (const c of declarativeCases) {
+    it(`${c.name} [third runtime: ${jobs.name}]`, () => {
+      const p = plan(input({ ...c.in, verbs: jobs.verbs }));
       expect(types(p)).toEqual(c.actions);
       expect(p.kind).toBe(c.kind);
       expect(p.restartCause).toBe(c.cause ?? null);
@@ -636,9 +652,9 @@ describe("planner", () => {
       plan(
         input({
           declaration: decl({ generation: 2 }),
-          containers: [container({ id: "pod:u1", state: "created", startedAt: null, createdAt: ago(ageMs) })],
+          containers: [container({ id: "pod:u1", phase: "pending", startedAt: null, createdAt: ago(ageMs) })],
           record: record({ currentContainerId: "pod:u1", status: "stopped", observedGeneration: 1 }),
-          capabilities: POD_CAPABILITIES,
+          verbs: POD_VERBS,
           settings: { ...settings, podStartTimeoutMs: 30_000 },
         }),
       );
@@ -648,13 +664,13 @@ describe("planner", () => {
     expect(pending(29_500).requeueAfterMs).toBe(500);
     // Past the bound the runtime is asked to start it: it answers start_failed, the start's error.
     expect(types(pending(30_000))).toEqual(["start"]);
-    // An accepted engine whose image the kubelet cannot pull (dead) is asked at once: the runtime answers pull_failed.
+    // An accepted engine whose image the runtime says it cannot pull is asked at once: the runtime answers pull_failed.
     const dead = plan(
       input({
         declaration: decl({ generation: 2 }),
-        containers: [container({ id: "pod:u1", state: "dead", startedAt: null, createdAt: ago(1000) })],
+        containers: [container({ id: "pod:u1", phase: "pending", problem: { kind: "pull_failed", reason: "ImagePullBackOff", message: "Back-off pulling image", final: false }, startedAt: null, createdAt: ago(1000) })],
         record: record({ currentContainerId: "pod:u1", status: "stopped", observedGeneration: 1 }),
-        capabilities: POD_CAPABILITIES,
+        verbs: POD_VERBS,
       }),
     );
     expect(types(dead)).toEqual(["start"]);
@@ -663,7 +679,7 @@ describe("planner", () => {
   it("an open gate whose engine exited or vanished is checked once more (the check fails it into the rollback), not restarted or recreated", () => {
     const gateRecord = record({ currentContainerId: "c2", currentImageRef: "galaxy/engine:1.0.1", previousImageRef: "galaxy/engine:1.0.0", rolloutStartedAt: ago(2_000) });
     const d = decl({ imageRef: "galaxy/engine:1.0.1", generation: 3 });
-    const exited = plan(input({ declaration: d, containers: [container({ imageRef: "galaxy/engine:1.0.1", id: "c2", state: "exited", exitCode: 1, finishedAt: ago(100) })], record: gateRecord }));
+    const exited = plan(input({ declaration: d, containers: [container({ imageRef: "galaxy/engine:1.0.1", id: "c2", phase: "exited", exitCode: 1, finishedAt: ago(100) })], record: gateRecord }));
     const vanished = plan(input({ declaration: d, containers: [], record: gateRecord }));
     for (const p of [exited, vanished]) {
       expect(types(p)).toEqual([]);
@@ -683,7 +699,7 @@ describe("planner", () => {
     const crashed = plan(
       input({
         declaration: decl({ imageRef: "galaxy/engine:1.0.3", generation: 3 }),
-        containers: [container({ state: "exited", exitCode: 1, finishedAt: ago(100) })],
+        containers: [container({ phase: "exited", exitCode: 1, finishedAt: ago(100) })],
         record: held,
       }),
     );
@@ -718,12 +734,13 @@ describe("planner", () => {
 
 describe("planner: a restart policy fixed at creation (issue 12)", () => {
   const onPods = (policy: Declaration["restartPolicy"], observed: ObservedContainer["restartPolicy"]) =>
-    plan(input({ declaration: decl({ restartPolicy: policy, generation: 3 }), containers: [container({ restartPolicy: observed })], record: record(), capabilities: POD_CAPABILITIES }));
+    plan(input({ declaration: decl({ restartPolicy: policy, generation: 3 }), containers: [container({ restartPolicy: observed })], record: record(), verbs: POD_VERBS }));
 
   it("a Pod created under another restart policy is recreated on the same image, gated, cause config_changed, and the reason says so", () => {
     const p = onPods("always", "on-failure");
     expect(p.kind).toBe("restart");
-    expect(types(p)).toEqual(["ensureImage", "stop", "remove", "create", "start"]);
+    // The runtime pulls by itself: no pull in a declarative plan.
+    expect(types(p)).toEqual(["stop", "remove", "create", "start"]);
     expect(p.restartCause).toBe("config_changed");
     expect(p.gate).toMatchObject({ rollbackTo: null, rollback: [] });
     expect(p.reason).toBe("restart policy changed (on-failure -> always): recreating the container on the same image");
@@ -747,7 +764,7 @@ describe("planner: a restart policy fixed at creation (issue 12)", () => {
         declaration: decl({ restartPolicy: "never", env: { MODE: "ranked" }, generation: 3 }),
         containers: [container({ restartPolicy: "on-failure" })],
         record: record(),
-        capabilities: POD_CAPABILITIES,
+        verbs: POD_VERBS,
       }),
     );
     expect(p.restartCause).toBe("config_changed");

@@ -10,7 +10,7 @@ import type { EngineSpec } from "../../src/model/ports.js";
 import { RuntimeFailure } from "../../src/model/runtimeFailure.js";
 import { claimManifest, GAME_STATE_PATH, podManifest, serviceManifest, type PodManifestSettings } from "../../src/runtime/kubernetes/manifests.js";
 import { MAX_POD_GAME_ID, POD_ANNOTATIONS } from "../../src/runtime/kubernetes/names.js";
-import { observedFromPod, podState } from "../../src/runtime/kubernetes/observed.js";
+import { observedFromPod, podPhase } from "../../src/runtime/kubernetes/observed.js";
 import { trimPod, type CachedPod } from "../../src/runtime/kubernetes/podCache.js";
 import { parsePodTemplate } from "../../src/runtime/kubernetes/podTemplate.js";
 
@@ -23,7 +23,7 @@ const spec = (over: Partial<EngineSpec> = {}): EngineSpec => ({
   configHash: "0123456789abcdef",
   env: { MODE: "ranked" },
   statePath: "pvc://games/galaxy-game-g-1-state",
-  resources: { nanoCpus: 1_500_000_000, memoryBytes: 512 * 1024 * 1024, pidsLimit: 512 },
+  resources: { cpus: 1.5, memoryBytes: 512 * 1024 * 1024, pidsLimit: 512 },
   restartPolicy: "on-failure",
   ...over,
 });
@@ -180,15 +180,18 @@ describe("a Pod's status as the controller sees it", () => {
       conditions: [{ type: "Ready", status: "True" }],
       containerStatuses: [cs({ running: { startedAt: new Date() } }, { ready: true, restartCount: 2, containerID: "containerd://abc123" })],
     });
-    expect(observedFromPod(p, "rtm-a")).toMatchObject({ id: "abc123", state: "running", ready: true, restartCount: 2, generation: 7, imageRef: "registry.example/galaxy/engine:1.4.2", networkAddresses: { games: "10.0.0.7" } });
+    expect(observedFromPod(p, "rtm-a")).toMatchObject({ id: "abc123", phase: "running", ready: true, restartCount: 2, generation: 7, imageRef: "registry.example/galaxy/engine:1.4.2", networkAddresses: { games: "10.0.0.7" } });
     expect(observedFromPod(p, "other-installation")).toBeNull();
   });
 
-  it("pending before the first container: `pod:<uid>` and created; a failed pull is dead; a crash loop is the kubelet restarting it", () => {
-    expect(observedFromPod(pod({ phase: "Pending" }), "rtm-a")).toMatchObject({ id: "pod:uid-1", state: "created", ready: false });
-    expect(podState(pod({ phase: "Pending", containerStatuses: [cs({ waiting: { reason: "ImagePullBackOff" } })] }))).toBe("dead");
-    expect(podState(pod({ phase: "Running", containerStatuses: [cs({ waiting: { reason: "CrashLoopBackOff" } }, { restartCount: 3 })] }))).toBe("restarting");
-    expect(podState(pod({ phase: "Running" }, { deletionTimestamp: new Date() }))).toBe("removing");
+  it("pending before the first container: `pod:<uid>`; a failed pull is pending with the runtime's reason; a crash loop is the kubelet restarting it", () => {
+    expect(observedFromPod(pod({ phase: "Pending" }), "rtm-a")).toMatchObject({ id: "pod:uid-1", phase: "pending", ready: false });
+    const pullBackOff = pod({ phase: "Pending", containerStatuses: [cs({ waiting: { reason: "ImagePullBackOff", message: "Back-off pulling image" } })] });
+    expect(podPhase(pullBackOff)).toBe("pending");
+    expect(observedFromPod(pullBackOff, "rtm-a")?.problem).toEqual({ kind: "pull_failed", reason: "ImagePullBackOff", message: "Back-off pulling image", final: false });
+    // The kubelet restarting a crashed engine is the runtime's own restart: running, as far as the controller acts.
+    expect(podPhase(pod({ phase: "Running", containerStatuses: [cs({ waiting: { reason: "CrashLoopBackOff" } }, { restartCount: 3 })] }))).toBe("running");
+    expect(podPhase(pod({ phase: "Running" }, { deletionTimestamp: new Date() }))).toBe("exited");
   });
 
   it("the restart policy the Pod was created with, as the declaration spells it (defaulted Always when absent)", () => {
@@ -204,8 +207,8 @@ describe("a Pod's status as the controller sees it", () => {
         { phase: "Running", conditions: [{ type: "Ready", status: "True" }], containerStatuses: [cs({ running: { startedAt: new Date() } }, { ready: true, containerID })] },
         { annotations: { ...podManifest(spec(), at, settings).metadata!.annotations, [POD_ANNOTATIONS.replacedContainer]: "old1" } },
       );
-    expect(observedFromPod(patched("containerd://old1"), "rtm-a")).toMatchObject({ state: "restarting", ready: false });
-    expect(observedFromPod(patched("containerd://new2"), "rtm-a")).toMatchObject({ state: "running", ready: true });
+    expect(observedFromPod(patched("containerd://old1"), "rtm-a")).toMatchObject({ phase: "running", restarting: true, ready: false });
+    expect(observedFromPod(patched("containerd://new2"), "rtm-a")).toMatchObject({ phase: "running", restarting: false, ready: true });
   });
 
   /** The image as containerd's CRI reports it: the image's first repo tag, registry-qualified; imageID its first repo digest. */
@@ -222,11 +225,11 @@ describe("a Pod's status as the controller sees it", () => {
       ["a short name, reported registry-qualified", "engine:1.4.2", { image: "docker.io/library/engine:1.4.2", imageID: "sha256:" + "b".repeat(64) }],
       ["a ref reported by image id only", "galaxy/engine:1.4.2", { image: "sha256:" + "b".repeat(64), imageID: "sha256:" + "b".repeat(64) }],
     ])("%s", (_what, specImage, reported) => {
-      expect(running(specImage, reported)).toMatchObject({ state: "running", ready: true });
+      expect(running(specImage, reported)).toMatchObject({ phase: "running", restarting: false, ready: true });
     });
     it("a pinned digest the runtime reports otherwise is not the wanted image", () => {
       const other = `sha256:${"c".repeat(64)}`;
-      expect(running(`registry.example/galaxy/engine:1.4.2@${digest}`, { image: "registry.example/galaxy/engine:1.4.2", imageID: `registry.example/galaxy/engine@${other}` })).toMatchObject({ state: "restarting", ready: false });
+      expect(running(`registry.example/galaxy/engine:1.4.2@${digest}`, { image: "registry.example/galaxy/engine:1.4.2", imageID: `registry.example/galaxy/engine@${other}` })).toMatchObject({ phase: "running", restarting: true, ready: false });
     });
   });
 
@@ -234,7 +237,7 @@ describe("a Pod's status as the controller sees it", () => {
     const rejected = pod({ phase: "Failed", reason: "OutOfcpu", message: "Pod was rejected: Node didn't have enough resource: cpu" });
     expect(observedFromPod(rejected, "rtm-a")?.problem).toEqual({ kind: "start_failed", reason: "OutOfcpu", message: "Pod was rejected: Node didn't have enough resource: cpu", final: true });
     const config = pod({ phase: "Pending", containerStatuses: [cs({ waiting: { reason: "CreateContainerConfigError", message: 'secret "x" not found' } })] });
-    expect(observedFromPod(config, "rtm-a")).toMatchObject({ state: "created", problem: { kind: "start_failed", reason: "CreateContainerConfigError", final: false } });
+    expect(observedFromPod(config, "rtm-a")).toMatchObject({ phase: "pending", problem: { kind: "start_failed", reason: "CreateContainerConfigError", final: false } });
     const unschedulable = pod({ phase: "Pending", conditions: [{ type: "PodScheduled", status: "False", reason: "Unschedulable", message: "0/3 nodes are available: 3 Insufficient cpu." }] });
     expect(observedFromPod(trimPod(unschedulable as CachedPod) as V1Pod, "rtm-a")?.problem).toEqual({ kind: "refused_for_now", reason: "Unschedulable", message: "0/3 nodes are available: 3 Insufficient cpu.", final: false });
     expect(observedFromPod(pod({ phase: "Running" }), "rtm-a")?.problem).toBeNull();

@@ -10,11 +10,12 @@ import { Manager } from "../../src/controller/manager.js";
 import type { ReconcileResult } from "../../src/controller/reconciler.js";
 import { createLogger } from "../../src/log.js";
 import type { Declaration } from "../../src/model/declaration.js";
-import type { CallOptions, DeclarationSource, EngineSpec, HealthProber, Lease, ObservedContainer, ReconcileCommit, RuntimePort, StateStore } from "../../src/model/ports.js";
+import type { CallOptions, DeclarationSource, EngineSpec, HealthProber, Lease, ObservedContainer, ReconcileCommit, StateStore } from "../../src/model/ports.js";
 import type { NewOperation, NewRuntimeEvent, RuntimeRecord } from "../../src/model/record.js";
 import { fastSettings } from "../helpers/controller.js";
 import { elapse, settle, until, useFakeTime } from "../helpers/fakeTime.js";
-import { DOCKER_CAPABILITIES, observedContainer, runtimeRecord } from "../helpers/fixtures.js";
+import { fakeRuntime } from "../helpers/fakeRuntime.js";
+import { observedContainer, runtimeRecord } from "../helpers/fixtures.js";
 
 useFakeTime();
 
@@ -97,36 +98,33 @@ function world() {
       ),
     );
   };
-  const runtime = {
-    name: "docker",
-    capabilities: DOCKER_CAPABILITIES,
-    listManaged: async () => containers.map((c) => ({ ...c })),
-    listForGame: async (id: string) => containers.filter((c) => c.gameId === id).map((c) => ({ ...c })),
-    watchEvents: () => () => undefined,
-    ensureImage: async () => undefined,
-    imagePresent: async () => true,
-    imageLabels: async () => ({}),
-    create: async (spec: EngineSpec) => {
-      const id = `c${++seq}`;
-      calls.push(`create ${spec.imageRef}`);
-      containers.push(observedContainer({ id, gameId: spec.gameId, imageRef: spec.imageRef, generation: spec.generation, state: "created", startedAt: null }));
-      return id;
+  const runtime = fakeRuntime(
+    { name: "docker", engines: () => containers },
+    {
+      listManaged: async () => containers.map((c) => ({ ...c })),
+      listForGame: async (id: string) => containers.filter((c) => c.gameId === id).map((c) => ({ ...c })),
+      create: async (spec: EngineSpec) => {
+        const id = `c${++seq}`;
+        calls.push(`create ${spec.imageRef}`);
+        containers.push(observedContainer({ id, gameId: spec.gameId, imageRef: spec.imageRef, generation: spec.generation, phase: "pending", startedAt: null }));
+        return id;
+      },
+      start: async (id: string, o?: CallOptions) => {
+        calls.push(`start ${id}`);
+        if (slow.start) return slowCall(o);
+        Object.assign(find(id), { phase: "running", startedAt: new Date() });
+      },
+      stop: async (id: string) => {
+        calls.push(`stop ${id}`);
+        Object.assign(find(id), { phase: "exited", exitCode: 0 });
+      },
+      remove: async (id: string) => {
+        calls.push(`remove ${id}`);
+        containers.splice(containers.indexOf(find(id)), 1);
+      },
+      probeAddress: (c: ObservedContainer) => `127.0.0.1:${c.id}`,
     },
-    start: async (id: string, o?: CallOptions) => {
-      calls.push(`start ${id}`);
-      if (slow.start) return slowCall(o);
-      Object.assign(find(id), { state: "running", startedAt: new Date() });
-    },
-    stop: async (id: string) => {
-      calls.push(`stop ${id}`);
-      Object.assign(find(id), { state: "exited", exitCode: 0 });
-    },
-    remove: async (id: string) => {
-      calls.push(`remove ${id}`);
-      containers.splice(containers.indexOf(find(id)), 1);
-    },
-    probeAddress: (c: ObservedContainer) => `127.0.0.1:${c.id}`,
-  } as Partial<RuntimePort> as RuntimePort;
+  );
 
   const prober: HealthProber = {
     probe: async () => {
@@ -265,7 +263,7 @@ describe("a reconcile's AbortSignal", () => {
     expect(record.rolloutStartedAt).not.toBeNull();
     expect(record.observedGeneration).toBe(1);
     expect(record.lastErrorCode).toBeNull();
-    expect(w.containers.map((c) => [c.imageRef, c.state])).toEqual([[NEW, "running"]]);
+    expect(w.containers.map((c) => [c.imageRef, c.phase])).toEqual([[NEW, "running"]]);
     await settle("stop", m.stop());
   });
 });

@@ -11,7 +11,9 @@ import type { DeclarationSource, HealthProber, ObservedContainer, ReconcileCommi
 import type { NewOperation, NewRuntimeEvent, OperationResult, RuntimeRecord } from "../../src/model/record.js";
 import { createLogger, type Logger } from "../../src/log.js";
 import { Metrics } from "../../src/metrics.js";
-import { DOCKER_CAPABILITIES, observedContainer, RECONCILER_SETTINGS, POD_CAPABILITIES, runtimeRecord } from "../helpers/fixtures.js";
+import { fakeRuntime } from "../helpers/fakeRuntime.js";
+import { StubJobRuntime } from "../helpers/jobRuntime.js";
+import { DOCKER_VERBS, observedContainer, RECONCILER_SETTINGS, POD_VERBS, runtimeRecord } from "../helpers/fixtures.js";
 
 const NOW = new Date("2026-11-23T12:00:00Z");
 
@@ -54,6 +56,8 @@ function reconciler(
     logs?: Record<string, unknown>[];
     mayAct?: () => boolean;
     runtime?: Partial<RuntimePort>;
+    /** A whole runtime of the test's own, instead of the FakeRuntime over `world.containers`. */
+    runtimeInstance?: RuntimePort;
     prober?: HealthProber;
     clock?: () => Date;
   } = {},
@@ -86,10 +90,7 @@ function reconciler(
       return c.events.map((e, i) => ({ ...e, seq: world.events.length - c.events.length + i + 1, at: NOW }));
     },
   } as unknown as StateStore;
-  const docker = {
-    listForGame: async (id: string) => world.containers.filter((c) => c.gameId === id),
-    ...opts.runtime,
-  } as unknown as RuntimePort;
+  const docker = opts.runtimeInstance ?? fakeRuntime({ engines: () => world.containers, now: NOW }, opts.runtime);
   const prober = opts.prober ?? ({ probe: async () => ({ ok: true }) } as unknown as HealthProber);
   let logger: Logger = createLogger("silent");
   if (opts.logs) {
@@ -240,7 +241,7 @@ describe("reconciler: a health gate is one check per reconcile", () => {
     };
     const r = reconciler(world, {
       settings: { patchMinHealthyMs: 0, patchHealthTimeoutMs: 60_000 },
-      runtime: { capabilities: DOCKER_CAPABILITIES, probeAddress: () => "127.0.0.1:1" },
+      runtime: { verbs: DOCKER_VERBS, probeAddress: () => "127.0.0.1:1" },
       prober,
       clock: () => new Date(t),
     });
@@ -288,12 +289,11 @@ describe("reconciler: an engine the runtime only accepted (a Pod not running yet
   it("a start on a runtime that starts engines itself does not reach the generation until the engine runs, and then it is no adoption", async () => {
     const world: World = { declarations: new Map([["g1", declaration("g1")]]), containers: [], records: new Map(), events: [], operations: new Map() };
     const runtime: Partial<RuntimePort> = {
-      capabilities: POD_CAPABILITIES,
+      verbs: POD_VERBS,
       ensureImage: async () => undefined,
-      imageLabels: async () => ({}),
       // The API server has the Pod; no container runs yet.
       create: async (spec) => {
-        world.containers.push(container(spec.gameId, { id: "pod:uid-1", state: "created", imageRef: spec.imageRef, generation: 1, startedAt: null, createdAt: NOW }));
+        world.containers.push(container(spec.gameId, { id: "pod:uid-1", phase: "pending", imageRef: spec.imageRef, generation: 1, startedAt: null, createdAt: NOW }));
         return "pod:uid-1";
       },
       start: async () => undefined,
@@ -326,12 +326,11 @@ describe("reconciler: a runtime's problem is reported once per engine", () => {
     const world: World = { declarations: new Map([["g1", { ...declaration("g1"), restartPolicy }]]), containers: [], records: new Map(), events: [], operations: new Map() };
     let pods = 0;
     const runtime: Partial<RuntimePort> = {
-      capabilities: POD_CAPABILITIES,
+      verbs: POD_VERBS,
       ensureImage: async () => undefined,
-      imageLabels: async () => ({}),
       create: async (spec) => {
         const id = `pod:uid-${++pods}`;
-        world.containers.push(container(spec.gameId, { id, state: "created", imageRef: spec.imageRef, generation: 1, startedAt: null, createdAt: NOW }));
+        world.containers.push(container(spec.gameId, { id, phase: "pending", imageRef: spec.imageRef, generation: 1, startedAt: null, createdAt: NOW }));
         return id;
       },
       start: async () => undefined,
@@ -339,7 +338,7 @@ describe("reconciler: a runtime's problem is reported once per engine", () => {
       remove: async (id) => void (world.containers = world.containers.filter((c) => c.id !== id)),
     };
     /** The kubelet rejects the game's Pod at admission, as every node is full. */
-    const reject = () => (world.containers = world.containers.map((c) => ({ ...c, state: "exited" as const, problem: OUT_OF_CPU })));
+    const reject = () => (world.containers = world.containers.map((c) => ({ ...c, phase: "exited" as const, problem: OUT_OF_CPU })));
     const reports = () => world.events.filter((e) => e.type === "reconcile_failed").map((e) => (e.data as { message: string }).message);
     return { world, r: reconciler(world, { runtime }), reject, reports };
   }
@@ -367,5 +366,47 @@ describe("reconciler: a runtime's problem is reported once per engine", () => {
     for (let i = 0; i < 3; i++) await c.r.reconcile("g1");
     expect(c.world.containers.map((x) => x.id)).toEqual(["pod:uid-1"]);
     expect(c.reports()).toEqual([`CreateContainerConfigError: ${problem.message}`]);
+  });
+});
+
+describe("reconciler: a third runtime (StubJobRuntime, a Nomad-job-shaped stub) with no controller change", () => {
+  it("starts, patches in place on a new allocation, records the client's own restart, and stops, each converging", async () => {
+    const jobs = new StubJobRuntime("rtm", () => NOW);
+    const world: World = { declarations: new Map([["g1", declaration("g1")]]), containers: [], records: new Map(), events: [], operations: new Map() };
+    // No health gate: the runtime's readiness is the verdict, and this test is about the vocabulary.
+    const r = reconciler(world, { runtimeInstance: jobs, settings: { patchHealthTimeoutMs: 0 } });
+    const declare = (over: Partial<Declaration>) => {
+      const d = world.declarations.get("g1")!;
+      world.declarations.set("g1", { ...d, ...over, generation: d.generation + 1 });
+    };
+
+    // Registered, not placed yet: the generation waits for the scheduler.
+    expect((await r.reconcile("g1")).outcome).toMatchObject({ type: "requeue" });
+    expect(world.records.get("g1")).toMatchObject({ observedGeneration: 0, currentContainerId: "alloc-1" });
+    jobs.schedule();
+    expect((await r.reconcile("g1")).outcome).toEqual({ type: "done" });
+    expect(world.records.get("g1")).toMatchObject({ status: "running", observedGeneration: 1, currentContainerId: "alloc-1" });
+
+    // A patch is one update of the job, never a purge and register; its allocation is a new engine id.
+    declare({ imageRef: "galaxy/engine:1.0.1" });
+    await r.reconcile("g1");
+    jobs.schedule();
+    await r.reconcile("g1");
+    expect(world.records.get("g1")).toMatchObject({ status: "running", observedGeneration: 2, currentImageRef: "galaxy/engine:1.0.1", currentContainerId: "alloc-2" });
+    expect(jobs.calls.filter((c) => !c.startsWith("start"))).toEqual(["register g1 galaxy/engine:1.0.0", "update alloc-1 galaxy/engine:1.0.1"]);
+
+    // The client restarts the task itself: recorded as an exit, and nothing asked of the runtime.
+    const before = jobs.calls.length;
+    jobs.crash("g1", 137);
+    await r.reconcile("g1");
+    expect(jobs.calls.length).toBe(before);
+    expect(world.events.filter((e) => e.type === "container_exited").at(-1)?.data).toMatchObject({ restartedBy: "runtime", restartCount: 1 });
+
+    // Declared stopped: the job is stopped and stays listed, dead; the record reads stopped.
+    declare({ desiredState: "stopped", stopReason: "finished" });
+    await r.reconcile("g1");
+    expect(jobs.calls.at(-1)).toBe("stop alloc-2");
+    expect(await jobs.listForGame("g1")).toMatchObject([{ id: "alloc-2", phase: "exited" }]);
+    expect(world.records.get("g1")).toMatchObject({ status: "stopped", observedGeneration: 3 });
   });
 });

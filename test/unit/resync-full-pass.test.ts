@@ -11,10 +11,11 @@ import { Reconciler } from "../../src/controller/reconciler.js";
 import { reconcileWouldDoNothing } from "../../src/controller/resyncTriage.js";
 import { recordLocationOf } from "../../src/controller/actions.js";
 import type { Declaration } from "../../src/model/declaration.js";
-import type { DeclarationSource, HealthProber, ObservedContainer, ReconcileCommit, RuntimePort, StateStore } from "../../src/model/ports.js";
+import type { DeclarationSource, HealthProber, ObservedContainer, ReconcileCommit, StateStore } from "../../src/model/ports.js";
 import type { RuntimeRecord } from "../../src/model/record.js";
 import { createLogger } from "../../src/log.js";
-import { DOCKER_CAPABILITIES, observedContainer, RECONCILER_SETTINGS } from "../helpers/fixtures.js";
+import { DOCKER_VERBS, observedContainer, RECONCILER_SETTINGS } from "../helpers/fixtures.js";
+import { fakeRuntime } from "../helpers/fakeRuntime.js";
 
 const NOW = new Date("2026-11-23T12:00:00Z");
 const HOUR_AGO = new Date(NOW.getTime() - 3_600_000);
@@ -50,17 +51,10 @@ async function reconcile(world: World, health: HealthTracker): Promise<{ calls: 
     },
   } as unknown as StateStore;
   const act = (name: string) => async () => void calls.push(name);
-  const runtime = {
-    name: "fake",
-    capabilities: DOCKER_CAPABILITIES,
-    listForGame: async () => world.containers,
-    ensureImage: act("ensureImage"),
-    imageLabels: async () => ({}),
-    create: async () => (calls.push("create"), "c-new"),
-    start: act("start"),
-    stop: act("stop"),
-    remove: act("remove"),
-  } as unknown as RuntimePort;
+  const runtime = fakeRuntime(
+    { verbs: DOCKER_VERBS, engines: () => world.containers },
+    { ensureImage: act("ensureImage"), create: async () => (calls.push("create"), "c-new"), start: act("start"), stop: act("stop"), remove: act("remove") },
+  );
   const prober = { probe: async () => ({ ok: true, statusCode: 200, error: null, latencyMs: 1 }) } as HealthProber;
   const r = new Reconciler({ source, state, runtime, prober, health, settings, logger: createLogger("silent"), clock: () => NOW });
   await r.reconcile("g1");
@@ -76,7 +70,7 @@ function wouldSkip(world: World, health: HealthTracker): boolean {
     health,
     now: NOW,
     settings,
-    capabilities: DOCKER_CAPABILITIES,
+    verbs: DOCKER_VERBS,
     location: recordLocationOf({}, settings, "g1"),
   });
 }
@@ -106,7 +100,7 @@ describe("full periodic pass: plans on the bulk lists", () => {
   const changes: [string, (w: World) => void][] = [
     ["a newer declaration (patch)", (w) => (w.declaration = declaration({ imageRef: "galaxy/engine:1.0.1", generation: 2 }))],
     ["a declaration to stop", (w) => (w.declaration = declaration({ desiredState: "stopped", generation: 2 }))],
-    ["an engine that exited (a missed die event)", (w) => (w.containers = [running({ state: "exited", exitCode: 1, finishedAt: NOW })])],
+    ["an engine that exited (a missed die event)", (w) => (w.containers = [running({ phase: "exited", exitCode: 1, finishedAt: NOW })])],
     ["no engine at all", (w) => (w.containers = [])],
     ["a second engine of the game", (w) => w.containers.push(running({ id: "c-stray", name: "galaxy-game-g1-x" }))],
     ["no declaration (an orphan)", (w) => (w.declaration = null)],

@@ -28,7 +28,7 @@ describe("periodic resync triage", () => {
     ["restarts to forgive", { record: runtimeRecord({ restartCount: 2 }) }],
     ["no container", { containers: [] }],
     ["a duplicate container", { containers: [observedContainer(), observedContainer({ id: "c2" })] }],
-    ["an exited container (a missed die event)", { containers: [observedContainer({ state: "exited", exitCode: 1 })] }],
+    ["an exited container (a missed die event)", { containers: [observedContainer({ phase: "exited", exitCode: 1 })] }],
     ["a container the record does not name", { containers: [observedContainer({ id: "c9" })] }],
     ["a container of an older generation", { containers: [observedContainer({ generation: 0 })] }],
     ["a container on another image", { containers: [observedContainer({ imageRef: "galaxy/engine:1.0.1" })] }],

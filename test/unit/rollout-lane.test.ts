@@ -10,10 +10,11 @@ import { HealthTracker } from "../../src/controller/health.js";
 import { Reconciler } from "../../src/controller/reconciler.js";
 import { rolloutSlots, Workers } from "../../src/controller/runnables/workers.js";
 import type { Declaration } from "../../src/model/declaration.js";
-import type { DeclarationSource, EngineSpec, HealthProber, ObservedContainer, ReconcileCommit, RuntimePort, StateStore } from "../../src/model/ports.js";
+import type { DeclarationSource, EngineSpec, HealthProber, ObservedContainer, ReconcileCommit, StateStore } from "../../src/model/ports.js";
 import type { RuntimeRecord } from "../../src/model/record.js";
 import { createLogger } from "../../src/log.js";
-import { DOCKER_CAPABILITIES, observedContainer, RECONCILER_SETTINGS, runtimeRecord } from "../helpers/fixtures.js";
+import { fakeRuntime } from "../helpers/fakeRuntime.js";
+import { observedContainer, RECONCILER_SETTINGS, runtimeRecord } from "../helpers/fixtures.js";
 
 const OLD = "galaxy/engine:1.0.0";
 const NEW = "galaxy/engine:1.0.1";
@@ -33,32 +34,31 @@ function fleet(concurrency: number) {
   let seq = 0;
   let reconciles = 0;
   const gameOf = (id: string) => containers.find((c) => c.id === id)?.gameId ?? "?";
-  const runtime = {
-    name: "docker",
-    capabilities: DOCKER_CAPABILITIES,
-    listForGame: async (gameId: string) => containers.filter((c) => c.gameId === gameId),
-    ensureImage: async () => undefined,
-    imageLabels: async () => ({}),
-    probeAddress: () => "127.0.0.1:1",
-    stop: async (id: string) => {
-      calls.push(`stop ${gameOf(id)}`);
-      await new Promise((r) => setTimeout(r, STOP_MS));
-      containers = containers.map((c) => (c.id === id ? { ...c, state: "exited", exitCode: 0 } : c));
+  const runtime = fakeRuntime(
+    { name: "docker", engines: () => containers },
+    {
+      listForGame: async (gameId: string) => containers.filter((c) => c.gameId === gameId),
+      probeAddress: () => "127.0.0.1:1",
+      stop: async (id: string) => {
+        calls.push(`stop ${gameOf(id)}`);
+        await new Promise((r) => setTimeout(r, STOP_MS));
+        containers = containers.map((c) => (c.id === id ? { ...c, phase: "exited", exitCode: 0 } : c));
+      },
+      remove: async (id: string) => {
+        calls.push(`remove ${gameOf(id)}`);
+        containers = containers.filter((c) => c.id !== id);
+      },
+      create: async (spec: EngineSpec) => {
+        calls.push(`create ${spec.gameId}`);
+        const id = `c${++seq}`;
+        containers.push(observedContainer({ id, name: spec.name, gameId: spec.gameId, imageRef: spec.imageRef, generation: spec.generation, configHash: spec.configHash, phase: "pending" }));
+        return id;
+      },
+      start: async (id: string) => {
+        containers = containers.map((c) => (c.id === id ? { ...c, phase: "running", startedAt: new Date() } : c));
+      },
     },
-    remove: async (id: string) => {
-      calls.push(`remove ${gameOf(id)}`);
-      containers = containers.filter((c) => c.id !== id);
-    },
-    create: async (spec: EngineSpec) => {
-      calls.push(`create ${spec.gameId}`);
-      const id = `c${++seq}`;
-      containers.push(observedContainer({ id, name: spec.name, gameId: spec.gameId, imageRef: spec.imageRef, generation: spec.generation, configHash: spec.configHash, state: "created" }));
-      return id;
-    },
-    start: async (id: string) => {
-      containers = containers.map((c) => (c.id === id ? { ...c, state: "running", startedAt: new Date() } : c));
-    },
-  } as unknown as RuntimePort;
+  );
   const state = {
     getRecord: async (id: string) => records.get(id) ?? null,
     putRecord: async (r: RuntimeRecord) => void records.set(r.gameId, r),

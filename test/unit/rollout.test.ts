@@ -13,11 +13,12 @@ import { ReconcileScope } from "../../src/controller/reconcileScope.js";
 import { GATE_CHECK_INTERVAL_MS, Rollout, type OpenGate, type RolloutInput, type RolloutStep, type RolloutVerdict } from "../../src/controller/rollout.js";
 import type { Declaration } from "../../src/model/declaration.js";
 import { RtmError } from "../../src/model/errors.js";
-import type { EngineSpec, HealthProber, ObservedContainer, RuntimePort, StateStore } from "../../src/model/ports.js";
+import type { HealthProber, ObservedContainer, StateStore } from "../../src/model/ports.js";
 import { RuntimeFailure } from "../../src/model/runtimeFailure.js";
 import type { NewOperation, OperationResult } from "../../src/model/record.js";
 import { createLogger } from "../../src/log.js";
-import { DOCKER_CAPABILITIES, observedContainer, PLANNER_SETTINGS, POD_CAPABILITIES, runtimeRecord } from "../helpers/fixtures.js";
+import { DOCKER_VERBS, observedContainer, PLANNER_SETTINGS, POD_VERBS, runtimeRecord } from "../helpers/fixtures.js";
+import { fakeRuntime, type FakeRuntime } from "../helpers/fakeRuntime.js";
 
 const NOW = new Date("2026-11-23T12:00:00Z");
 const OLD = "galaxy/engine:1.0.0";
@@ -39,45 +40,21 @@ const settings = {
   probeTimeoutMs: 100,
 };
 
-/** A Docker engine in memory: just enough of the port for create, start, stop, remove and list. */
+/** A Docker engine in memory: the shared FakeRuntime, whose images are there or not (nothing can be pulled). */
 class FakeDocker {
   containers: ObservedContainer[] = [];
   images = new Set([OLD, NEW]);
-  calls: string[] = [];
-  private seq = 0;
-  readonly port = {
-    listForGame: async (gameId: string) => this.containers.filter((c) => c.gameId === gameId).map((c) => ({ ...c })),
-    imagePresent: async (ref: string) => this.images.has(ref),
-    // Nothing can be pulled: an image is there or it is not.
-    ensureImage: async (ref: string) => {
-      if (!this.images.has(ref)) throw new RuntimeFailure("image_not_found", "pull", `image ${ref} not found`);
+  readonly port: FakeRuntime = fakeRuntime(
+    { engines: () => this.containers, now: NOW },
+    {
+      ensureImage: async (ref) => {
+        if (!this.images.has(ref)) throw new RuntimeFailure("image_not_found", "pull", `image ${ref} not found`);
+      },
+      probeAddress: (c) => `127.0.0.1:${c.id}`,
     },
-    probeAddress: (c: ObservedContainer) => `127.0.0.1:${c.id}`,
-    imageLabels: async () => ({}),
-    create: async (spec: EngineSpec) => {
-      const id = `c${++this.seq}`;
-      this.calls.push(`create ${spec.imageRef}`);
-      this.containers.push(observedContainer({ id, gameId: spec.gameId, imageRef: spec.imageRef, state: "created", startedAt: null }, NOW));
-      return id;
-    },
-    start: async (id: string) => {
-      this.calls.push(`start ${id}`);
-      this.find(id).state = "running";
-    },
-    stop: async (id: string) => {
-      this.calls.push(`stop ${id}`);
-      this.find(id).state = "exited";
-    },
-    remove: async (id: string) => {
-      this.calls.push(`remove ${id}`);
-      this.containers = this.containers.filter((c) => c.id !== id);
-    },
-  } as unknown as RuntimePort;
-
-  private find(id: string): ObservedContainer {
-    const c = this.containers.find((x) => x.id === id);
-    if (!c) throw new Error(`no container ${id}`);
-    return c;
+  );
+  get calls(): string[] {
+    return this.port.calls;
   }
 }
 
@@ -151,7 +128,7 @@ async function patchInput(w: ReturnType<typeof world>, over: Partial<RolloutInpu
   w.docker.containers.push(observedContainer({ id: "c-old", gameId: "g1", imageRef: OLD }, NOW));
   const d = declaration(NEW);
   const previous = runtimeRecord({ currentContainerId: "c-old", observedGeneration: 2 }, NOW);
-  const p: Plan = plan({ gameId: "g1", declaration: d, declarationError: null, containers: w.docker.containers, record: previous, health: null, now: NOW, settings, capabilities: DOCKER_CAPABILITIES });
+  const p: Plan = plan({ gameId: "g1", declaration: d, declarationError: null, containers: w.docker.containers, record: previous, health: null, now: NOW, settings, verbs: DOCKER_VERBS });
   expect(p.gate?.rollbackTo).toBe(OLD);
   const touched = new Set<string>();
   const execute = (actions: readonly Action[], before?: (a: Action) => void) =>
@@ -205,7 +182,7 @@ describe("rollout", () => {
     const w = world(() => false);
     const step = await w.rollout.run(await patchInput(w));
     expect(w.probes()).toBe(1);
-    expect(step).toMatchObject({ type: "pending", afterMs: GATE_CHECK_INTERVAL_MS, engine: { imageRef: NEW, state: "running" } });
+    expect(step).toMatchObject({ type: "pending", afterMs: GATE_CHECK_INTERVAL_MS, engine: { imageRef: NEW, phase: "running" } });
     // Nothing was rolled back or written by the check itself.
     expect(w.operations).toEqual([]);
   });
@@ -264,7 +241,7 @@ describe("rollout", () => {
     expect(verdict.error?.code).toBe("container_start_failed");
     expect(verdict.error?.message).toMatch(/rolled back to galaxy\/engine:1\.0\.0/);
     expect(verdict.events.map((e) => e.type)).toEqual(["patch_rolled_back"]);
-    expect(w.docker.containers.map((c) => [c.imageRef, c.state])).toEqual([[OLD, "running"]]);
+    expect(w.docker.containers.map((c) => [c.imageRef, c.phase])).toEqual([[OLD, "running"]]);
     expect(w.operations.find((o) => o.op.kind === "rollback")?.result).toMatchObject({ outcome: "success" });
   });
 
@@ -286,7 +263,7 @@ describe("rollout", () => {
     expect(verdict).toMatchObject({ held: false, degraded: false, events: [] });
     expect(verdict.error?.code).toBe("image_pull_failed");
     expect(w.probes()).toBe(0);
-    expect(w.docker.containers.map((c) => [c.id, c.state])).toEqual([["c-old", "running"]]);
+    expect(w.docker.containers.map((c) => [c.id, c.phase])).toEqual([["c-old", "running"]]);
   });
 
   it("leadership lost during the gate aborts it without a verdict: no rollback, nothing held or degraded, the new engine left running", async () => {
@@ -302,7 +279,7 @@ describe("rollout", () => {
     expect(probesSeen).toBe(2);
     expect(w.docker.calls.filter((c) => c.startsWith("create"))).toEqual([`create ${NEW}`]);
     expect(w.operations.some((o) => o.op.kind === "rollback")).toBe(false);
-    expect(w.docker.containers.map((c) => [c.imageRef, c.state])).toEqual([[NEW, "running"]]);
+    expect(w.docker.containers.map((c) => [c.imageRef, c.phase])).toEqual([[NEW, "running"]]);
   });
 
   it("leadership lost during the rollback aborts it: the runtime is not called degraded, and the rollback row is not closed", async () => {
@@ -310,7 +287,7 @@ describe("rollout", () => {
     const w = world(() => false, () => leading);
     // The rollback's first action is where this replica finds it no longer leads.
     const realStop = w.docker.port.stop.bind(w.docker.port);
-    (w.docker.port as { stop: RuntimePort["stop"] }).stop = async (id, t) => {
+    w.docker.port.stop = async (id, t) => {
       await realStop(id, t);
       if (id !== "c-old") leading = false;
     };
@@ -343,33 +320,32 @@ class FakePods {
     this.pending?.();
     this.pending = null;
   }
-  readonly port = {
-    name: "fake-pods",
-    capabilities: POD_CAPABILITIES,
-    listForGame: async (gameId: string) => this.containers.filter((c) => c.gameId === gameId).map((c) => ({ ...c })),
-    ensureImage: async () => undefined,
-    imageLabels: async () => ({}),
-    probeAddress: () => null,
-    updateImage: async (id: string, spec: EngineSpec) => {
-      this.calls.push(`updateImage ${id} ${spec.imageRef}`);
-      // The runtime finds the game's Pod from any id its engine had (podRuntime's locate).
-      const c = this.containers[0]!;
-      // Not ready while the old image still runs (observed.ts isReady); the kubelet acts a moment later.
-      Object.assign(c, { imageRef: spec.imageRef, ready: false });
-      this.pending = () => this.afterUpdate(c);
+  readonly port: FakeRuntime = fakeRuntime(
+    { name: "fake-pods", verbs: POD_VERBS, engines: () => this.containers, now: NOW },
+    {
+      ensureImage: async () => undefined,
+      probeAddress: () => null,
+      updateImage: async (id, spec) => {
+        this.calls.push(`updateImage ${id} ${spec.imageRef}`);
+        // The runtime finds the game's Pod from any id its engine had (podRuntime's locate).
+        const c = this.containers[0]!;
+        // Not ready while the old image still runs (observed.ts isReady); the kubelet acts a moment later.
+        Object.assign(c, { imageRef: spec.imageRef, ready: false });
+        this.pending = () => this.afterUpdate(c);
+      },
+      create: async (spec) => {
+        this.calls.push(`create ${spec.imageRef}`);
+        this.containers.push(observedContainer({ id: "k-recreated", gameId: spec.gameId, imageRef: spec.imageRef, ready: true, restartCount: 0 }, NOW));
+        return "k-recreated";
+      },
+      start: async () => undefined,
+      stop: async (id) => void this.calls.push(`stop ${id}`),
+      remove: async (id) => {
+        this.calls.push(`remove ${id}`);
+        this.containers = this.containers.filter((c) => c.id !== id);
+      },
     },
-    create: async (spec: EngineSpec) => {
-      this.calls.push(`create ${spec.imageRef}`);
-      this.containers.push(observedContainer({ id: "k-recreated", gameId: spec.gameId, imageRef: spec.imageRef, ready: true, restartCount: 0 }, NOW));
-      return "k-recreated";
-    },
-    start: async () => undefined,
-    stop: async (id: string) => void this.calls.push(`stop ${id}`),
-    remove: async (id: string) => {
-      this.calls.push(`remove ${id}`);
-      this.containers = this.containers.filter((c) => c.id !== id);
-    },
-  } as unknown as RuntimePort;
+  );
 }
 
 async function patchInPlace(pods: FakePods) {
@@ -384,7 +360,7 @@ async function patchInPlace(pods: FakePods) {
   const { io } = new ReconcileScope({ runtime: pods.port, state, prober, source: { get: async () => null } });
   const d = declaration(NEW);
   const previous = runtimeRecord({ currentContainerId: "k-old", observedGeneration: 2 }, NOW);
-  const p = plan({ gameId: "g1", declaration: d, declarationError: null, containers: pods.containers, record: previous, health: null, now: NOW, settings, capabilities: POD_CAPABILITIES });
+  const p = plan({ gameId: "g1", declaration: d, declarationError: null, containers: pods.containers, record: previous, health: null, now: NOW, settings, verbs: POD_VERBS });
   expect(p.actions).toEqual([{ type: "updateImage", containerId: "k-old", imageRef: NEW }]);
   const execute = (actions: readonly Action[]) => executeActions(actions, { runtime: io.runtime, declaration: d, gameId: "g1", settings, observer: { onAction: () => undefined } });
   await execute(p.actions);
@@ -398,17 +374,17 @@ describe("rollout of an in-place update (a Pod's image patched; issue 12)", () =
   it("the container that ran the old image stopped (exit 0 on SIGTERM) and left stopped by the runtime is no exit of the new image: the engine is recreated on the new image, which passes", async () => {
     // The kubelet killed the old container for the new spec, its start of the new image failed, and under
     // OnFailure it never restarts a container that exited 0: the Pod reports the OLD container, exited, code 0.
-    const pods = new FakePods((c) => Object.assign(c, { state: "exited", exitCode: 0, ready: false, finishedAt: NOW }));
+    const pods = new FakePods((c) => Object.assign(c, { phase: "exited", exitCode: 0, ready: false, finishedAt: NOW }));
     const { verdict, operations } = await patchInPlace(pods);
     expect(verdict).toEqual({ error: null, aborted: false, held: false, degraded: false, events: [] });
     expect(pods.calls).toEqual([`updateImage k-old ${NEW}`, "remove k-old", `create ${NEW}`]);
-    expect(pods.containers.map((c) => [c.id, c.imageRef, c.state])).toEqual([["k-recreated", NEW, "running"]]);
+    expect(pods.containers.map((c) => [c.id, c.imageRef, c.phase])).toEqual([["k-recreated", NEW, "running"]]);
     expect(operations).toEqual([]);
   });
 
   it("a real exit of the new image (a new container id) still fails the gate and is rolled back in place", async () => {
     // The kubelet started the new image, which exited at once: the Pod reports the NEW container, exited.
-    const pods = new FakePods((c) => Object.assign(c, { id: "k-new", state: "exited", exitCode: 0, ready: false, restartCount: 1, finishedAt: NOW }));
+    const pods = new FakePods((c) => Object.assign(c, { id: "k-new", phase: "exited", exitCode: 0, ready: false, restartCount: 1, finishedAt: NOW }));
     const { verdict, operations } = await patchInPlace(pods);
     expect(verdict).toMatchObject({ held: true, degraded: false });
     expect(verdict.error?.message).toBe(`patch to ${NEW} failed: the engine exited (code 0) during the health gate; rolled back to ${OLD}`);
@@ -416,8 +392,8 @@ describe("rollout of an in-place update (a Pod's image patched; issue 12)", () =
     expect(operations.map((o) => [o.op.kind, o.result?.outcome])).toEqual([["rollback", "success"]]);
   });
 
-  it("an image the kubelet cannot pull after the kill (dead) still fails the gate at once", async () => {
-    const pods = new FakePods((c) => Object.assign(c, { state: "dead", exitCode: 0, ready: false }));
+  it("an image the kubelet cannot pull after the kill (pending, pull_failed) still fails the gate at once", async () => {
+    const pods = new FakePods((c) => Object.assign(c, { phase: "pending", problem: { kind: "pull_failed", reason: "ErrImagePull", message: "not found", final: false }, exitCode: 0, ready: false }));
     const { verdict } = await patchInPlace(pods);
     expect(verdict.held).toBe(true);
     expect(verdict.error?.message).toMatch(/the engine exited \(code 0\) during the health gate; rolled back/);

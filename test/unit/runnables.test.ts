@@ -9,9 +9,10 @@ import { describe, expect, it, vi } from "vitest";
 import { Manager, type Runnable } from "../../src/controller/manager.js";
 import { RunnableGroup, RunnableStartError } from "../../src/controller/runnables/runnable.js";
 import { createLogger } from "../../src/log.js";
-import type { DeclarationSource, RuntimePort, HealthProber, Lease, StateStore } from "../../src/model/ports.js";
+import type { DeclarationSource, HealthProber, Lease, StateStore } from "../../src/model/ports.js";
 import { fastSettings } from "../helpers/controller.js";
 import { settle } from "../helpers/fakeTime.js";
+import { fakeRuntime } from "../helpers/fakeRuntime.js";
 
 const logger = createLogger("silent", "test-runnables");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -132,13 +133,15 @@ function fakes(log: string[]) {
       });
     },
   } satisfies DeclarationSource;
-  const docker = {
-    listManaged: () => Promise.resolve([]),
-    watchEvents: () => {
-      log.push("start docker watch");
-      return () => void log.push("stop docker watch");
+  const docker = fakeRuntime(
+    {},
+    {
+      watchEvents: () => {
+        log.push("start docker watch");
+        return () => void log.push("stop docker watch");
+      },
     },
-  } as Partial<RuntimePort> as RuntimePort;
+  );
   const state = {
     markInterruptedOperations: () => Promise.resolve([]),
     listRecords: () => Promise.resolve([]),

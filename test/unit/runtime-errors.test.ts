@@ -59,7 +59,11 @@ describe("runtime failures as contract errors", () => {
     const pods = new StubPodRuntime("rtm", "galaxy-games");
     const wrapped = withContractErrors(withContractErrors(pods));
     expect(wrapped.name).toBe("pods");
-    expect(await wrapped.networkExists("galaxy-games")).toBe(true);
+    expect(await wrapped.setupProblem()).toBeNull();
+    // Optional members pass through as the runtime has them: a swap in place, no image metadata.
+    expect(wrapped.verbs).toBe(pods.verbs);
+    expect(typeof wrapped.updateImage).toBe("function");
+    expect(wrapped.imageMetadata).toBeUndefined();
     await expect(wrapped.logStream("pod-404", { tail: 10, follow: false, signal: new AbortController().signal })).rejects.toMatchObject({ name: "RtmError", code: "not_found" });
     await expect(wrapped.start("pod-404")).rejects.toMatchObject({ name: "RtmError", code: "container_start_failed" });
   });

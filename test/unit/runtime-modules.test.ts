@@ -15,6 +15,7 @@ import type { EngineEventHandlers, RuntimePort } from "../../src/model/ports.js"
 import { RuntimeFailure } from "../../src/model/runtimeFailure.js";
 import { dockerModule } from "../../src/runtime/docker/module.js";
 import { podModule } from "../../src/runtime/kubernetes/module.js";
+import { fakeRuntime } from "../helpers/fakeRuntime.js";
 import { elapse, until, useFakeTime } from "../helpers/fakeTime.js";
 
 const modules = Object.values(RUNTIME_MODULES);
@@ -56,19 +57,20 @@ describe("runtime modules", () => {
 
   it("readiness names the runtime that runs and its setting: a missing Docker network, a Pod namespace that cannot be listed", async () => {
     const config = loadConfig({ RTMANAGER_DOCKER_NETWORK: "games-net", RTMANAGER_POD_NAMESPACE: "team-a" });
-    const noNetwork = { networkExists: () => Promise.resolve(false) } as Pick<RuntimePort, "networkExists"> as RuntimePort;
+    // The Docker runtime words its missing network (DockerRuntime.setupProblem); the module adds what to do.
+    const noNetwork = fakeRuntime({}, { setupProblem: async () => "Docker network games-net (RTMANAGER_DOCKER_NETWORK) does not exist" });
     expect(await dockerModule.ready(noNetwork, config)).toEqual({
       reason: "Docker network games-net (RTMANAGER_DOCKER_NETWORK) does not exist",
       fix: "create it with: docker network create games-net",
     });
-    const forbidden = {
-      networkExists: () => Promise.reject(new RuntimeFailure("failed", "ping", 'pods is forbidden: cannot list resource "pods" in "team-a"')),
-    } as Pick<RuntimePort, "networkExists"> as RuntimePort;
+    const forbidden = fakeRuntime({}, {
+      setupProblem: () => Promise.reject(new RuntimeFailure("failed", "ping", 'pods is forbidden: cannot list resource "pods" in "team-a"')),
+    });
     const notReady = await podModule.ready(forbidden, config);
     expect(notReady?.reason).toBe("Pods in namespace team-a (RTMANAGER_POD_NAMESPACE) cannot be listed");
     expect(notReady?.reason).not.toMatch(/docker/i);
     expect(notReady?.detail).toContain("forbidden");
-    const listable = { networkExists: () => Promise.resolve(true) } as Pick<RuntimePort, "networkExists"> as RuntimePort;
+    const listable = fakeRuntime();
     expect(await podModule.ready(listable, config)).toBeNull();
     expect(await dockerModule.ready(listable, config)).toBeNull();
   });
@@ -118,7 +120,7 @@ describe("the runtime event watch keeps each runtime's liveness rule", () => {
     expect(seen.resyncs).toEqual([]);
 
     // Its events count under its own label, not Docker's.
-    pods.streams[0]!.onEvent({ gameId: "g1", containerId: "c1", action: "start", exitCode: null });
+    pods.streams[0]!.onEvent({ gameId: "g1", engineId: "c1", change: "started", exitCode: null });
     expect(seen.messages).toEqual(["pods"]);
     expect(seen.enqueued).toEqual(["g1"]);
     // A relist it made itself (a watch re-established) still asks the loop to resync.
@@ -136,7 +138,7 @@ describe("the runtime event watch keeps each runtime's liveness rule", () => {
     // Speaking more often than the limit keeps the stream.
     for (let i = 0; i < 4; i++) {
       await elapse(SILENCE_MS / 2);
-      docker.streams.at(-1)!.onEvent({ gameId: "g1", containerId: "c1", action: "die", exitCode: 1 });
+      docker.streams.at(-1)!.onEvent({ gameId: "g1", engineId: "c1", change: "exited", exitCode: 1 });
     }
     expect(watch.looks).toBeGreaterThanOrEqual(3);
     expect(docker.streams).toHaveLength(1);

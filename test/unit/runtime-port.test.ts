@@ -5,7 +5,7 @@ import { plan, type Action } from "../../src/controller/planner.js";
 import { withContractErrors } from "../../src/controller/runtimeErrors.js";
 import { configHash, type Declaration } from "../../src/model/declaration.js";
 import { PERMANENT_CODES, RtmError } from "../../src/model/errors.js";
-import type { EngineEvent, RuntimePort } from "../../src/model/ports.js";
+import { isDeclarative, type EngineEvent, type RuntimePort } from "../../src/model/ports.js";
 import type { EventType } from "../../src/model/status.js";
 import { DockerRuntime } from "../../src/runtime/docker/dockerRuntime.js";
 import { PLANNER_SETTINGS, runtimeRecord } from "../helpers/fixtures.js";
@@ -65,12 +65,13 @@ describe("the runtime port fits a Pod runtime (StubPodRuntime)", () => {
   it("runs the planner's first-start plan through the real executor: one Pod, running the declared engine", async () => {
     const pods = new StubPodRuntime();
     const d = decl();
-    const p = plan({ gameId: "g1", declaration: d, declarationError: null, containers: [], record: null, health: null, now: NOW, settings: PLANNER_SETTINGS, capabilities: pods.capabilities });
+    const p = plan({ gameId: "g1", declaration: d, declarationError: null, containers: [], record: null, health: null, now: NOW, settings: PLANNER_SETTINGS, verbs: pods.verbs });
 
     const events = await execute(pods, p.actions, d);
 
-    // ensureImage reached the runtime, which has nothing to pull; start found the Pod already running.
-    expect(pods.calls).toEqual(["ensureImage", "imageLabels", "create", "start"]);
+    // No pull is planned for a runtime that pulls by itself; start found the Pod already running.
+    expect(p.actions.map((a) => a.type)).toEqual(["create", "start"]);
+    expect(pods.calls).toEqual(["create", "start"]);
     const engines = await pods.listForGame("g1");
     expect(engines).toHaveLength(1);
     const [engine] = engines;
@@ -79,7 +80,7 @@ describe("the runtime port fits a Pod runtime (StubPodRuntime)", () => {
       imageRef: "galaxy/engine:1.0.0",
       generation: 1,
       configHash: configHash(d),
-      state: "running",
+      phase: "running",
     });
     expect(events).toEqual([
       { type: "container_created", data: { containerId: engine?.id, imageRef: "galaxy/engine:1.0.0" } },
@@ -92,14 +93,13 @@ describe("the runtime port fits a Pod runtime (StubPodRuntime)", () => {
 
   it("runs the replace sequence a patch plans today (stop, remove, create, start) on it", async () => {
     const pods = new StubPodRuntime();
-    await execute(pods, [{ type: "ensureImage", imageRef: "galaxy/engine:1.0.0" }, { type: "create", imageRef: "galaxy/engine:1.0.0" }, { type: "start", containerId: "created" }], decl());
+    await execute(pods, [{ type: "create", imageRef: "galaxy/engine:1.0.0" }, { type: "start", containerId: "created" }], decl());
     const [old] = await pods.listForGame("g1");
     const next = decl({ imageRef: "galaxy/engine:1.0.1", generation: 2 });
 
     const events = await execute(
       pods,
       [
-        { type: "ensureImage", imageRef: next.imageRef },
         { type: "stop", containerId: old!.id, reason: null },
         { type: "remove", containerId: old!.id },
         { type: "create", imageRef: next.imageRef },
@@ -110,7 +110,7 @@ describe("the runtime port fits a Pod runtime (StubPodRuntime)", () => {
 
     expect(events.map((e) => e.type)).toEqual(["container_stopped", "container_removed", "container_created", "container_started"]);
     const now = await pods.listForGame("g1");
-    expect(now.map((e) => [e.imageRef, e.generation, e.state])).toEqual([["galaxy/engine:1.0.1", 2, "running"]]);
+    expect(now.map((e) => [e.imageRef, e.generation, e.phase])).toEqual([["galaxy/engine:1.0.1", 2, "running"]]);
     expect(now[0]?.id).not.toBe(old!.id);
   });
 
@@ -120,7 +120,7 @@ describe("the runtime port fits a Pod runtime (StubPodRuntime)", () => {
     const [old] = await pods.listForGame("g1");
     const record = runtimeRecord({ currentContainerId: old!.id, observedGeneration: 1 }, NOW);
     const next = decl({ imageRef: "galaxy/engine:1.0.1", generation: 2 });
-    const p = plan({ gameId: "g1", declaration: next, declarationError: null, containers: [old!], record, health: null, now: NOW, settings: PLANNER_SETTINGS, capabilities: pods.capabilities });
+    const p = plan({ gameId: "g1", declaration: next, declarationError: null, containers: [old!], record, health: null, now: NOW, settings: PLANNER_SETTINGS, verbs: pods.verbs });
 
     const events = await execute(pods, p.actions, next);
     expect(events).toEqual([{ type: "image_updated", data: { containerId: old!.id, imageRef: "galaxy/engine:1.0.1" } }]);
@@ -144,14 +144,22 @@ describe("the runtime port fits a Pod runtime (StubPodRuntime)", () => {
     expect((await failureOf(execute(pods, [{ type: "create", imageRef: "galaxy/engine:1.0.0" }], decl()))).code).toBe("conflict");
 
     pods.down = true;
-    const down = await failureOf(execute(pods, [{ type: "ensureImage", imageRef: "galaxy/engine:1.0.0" }], decl()));
+    const down = await failureOf(execute(pods, [{ type: "stop", containerId: "pod-1", reason: null }], decl()));
     expect(down.code).toBe("docker_unavailable");
+    pods.down = false;
+    // A step outside the runtime's vocabulary is refused before it reaches the runtime: a planner bug, not a runtime failure.
+    const calls = pods.calls.length;
+    const outside = await failureOf(execute(pods, [{ type: "ensureImage", imageRef: "galaxy/engine:1.0.0" }], decl()));
+    expect(outside.code).toBe("internal_error");
+    expect(outside.message).toMatch(/offers only apply, delete/);
+    expect(pods.calls.length).toBe(calls);
+    pods.down = true;
     // The same mapping guards every other caller (REST operations, readiness, the loop's reads).
     expect((await failureOf(withContractErrors(pods).listForGame("g1"))).code).toBe("docker_unavailable");
     expect((await failureOf(withContractErrors(pods).ping())).code).toBe("docker_unavailable");
   });
 
-  it("reports an exit it restarted itself as a die and a start of the same engine, which keeps running", async () => {
+  it("reports an exit it restarted itself as an exit and a start of the same engine, which keeps running", async () => {
     const pods = new StubPodRuntime();
     const seen: EngineEvent[] = [];
     const stop = withContractErrors(pods).watchEvents({ onEvent: (e) => seen.push(e), onReconnect: () => undefined, onDisconnect: () => undefined });
@@ -159,23 +167,23 @@ describe("the runtime port fits a Pod runtime (StubPodRuntime)", () => {
     const [engine] = await pods.listForGame("g1");
     pods.crash(engine!.id, 137);
     stop();
-    expect(seen.map((e) => [e.action, e.exitCode])).toEqual([
-      ["create", null],
-      ["start", null],
-      ["die", 137],
-      ["start", null],
+    expect(seen.map((e) => [e.change, e.exitCode])).toEqual([
+      ["created", null],
+      ["started", null],
+      ["exited", 137],
+      ["started", null],
     ]);
-    expect(seen.every((e) => e.containerId === engine!.id && e.gameId === "g1")).toBe(true);
-    expect((await pods.listForGame("g1"))[0]).toMatchObject({ id: engine!.id, state: "running" });
+    expect(seen.every((e) => e.engineId === engine!.id && e.gameId === "g1")).toBe(true);
+    expect((await pods.listForGame("g1"))[0]).toMatchObject({ id: engine!.id, phase: "running" });
   });
 
-  it("declares what it does by itself; Docker declares none of it, and only an in-place runtime offers updateImage", () => {
+  it("declares its vocabulary: Docker the imperative one, a Pod the declarative one, and only a declarative runtime offers updateImage", () => {
     const pods: RuntimePort = new StubPodRuntime();
     const docker: RuntimePort = new DockerRuntime({ instance: "capabilities-test", network: "galaxy-net" });
-    expect(docker.capabilities).toEqual({ restartsExitedEngines: false, updatesImageInPlace: false, startsOnCreate: false, pullsImagesItself: false });
-    expect(pods.capabilities).toEqual({ restartsExitedEngines: true, updatesImageInPlace: true, startsOnCreate: true, pullsImagesItself: true });
+    expect(docker.verbs).toEqual(["pull", "create", "start", "stop", "remove"]);
+    expect(pods.verbs).toEqual(["apply", "delete"]);
     for (const runtime of [docker, pods, withContractErrors(docker), withContractErrors(pods)]) {
-      expect(typeof runtime.updateImage === "function").toBe(runtime.capabilities.updatesImageInPlace);
+      expect(typeof runtime.updateImage === "function").toBe(isDeclarative(runtime.verbs));
     }
   });
 });

@@ -61,9 +61,9 @@ export class HealthProbeRunnable implements Runnable {
   private async probeAll(signal: AbortSignal): Promise<void> {
     try {
       // One list call for the fleet: a pass over 200 engines must not cost 200 inspects.
-      const containers = (await this.deps.runtime.listManaged({ inspect: false })).filter((c) => c.state === "running");
+      const containers = (await this.deps.runtime.listManaged({ inspect: false })).filter((c) => c.phase === "running" && !c.restarting);
       // A bounded number at a time: 200 engines probed at once is a burst of connections (and,
-      // with published ports, of docker-proxy work) that times probes out on a small host.
+      // with published ports, of port-forwarding proxy work) that times probes out on a small host.
       await mapLimit(containers, PROBE_CONCURRENCY, (c) => (signal.aborted ? Promise.resolve() : this.probeOne(c)));
     } catch (err) {
       this.deps.logger.warn({ err }, "probe pass failed");

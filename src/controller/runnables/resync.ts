@@ -136,7 +136,7 @@ export class ResyncRunnable implements Runnable {
         health,
         now,
         settings,
-        capabilities: runtime.capabilities,
+        verbs: runtime.verbs,
         location: recordLocationOf(runtime, settings, id),
       });
     };

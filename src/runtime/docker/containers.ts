@@ -88,7 +88,9 @@ export class DockerContainers {
   private createOptions(spec: EngineSpec): Dockerode.ContainerCreateOptions {
     const { network, publishHost, hardening } = this.placement;
     const env: Record<string, string> = { ...spec.env, GAME_STATE_PATH, GAME_ID: spec.gameId };
-    const { nanoCpus, memoryBytes, pidsLimit } = spec.resources;
+    const { cpus, memoryBytes, pidsLimit } = spec.resources;
+    // Docker counts CPU in billionths of a core.
+    const nanoCpus = Math.round(cpus * 1e9);
     const hostConfig: Dockerode.HostConfig = {
       Binds: [`${spec.statePath}:${GAME_STATE_PATH}`],
       NetworkMode: network,

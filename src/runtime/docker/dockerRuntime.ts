@@ -12,9 +12,9 @@ import type {
   ImagePullPolicy,
   LogStreamOptions,
   ObservedContainer,
-  RuntimeCapabilities,
   RuntimePort,
 } from "../../model/ports.js";
+import { IMPERATIVE_VERBS } from "../../model/ports.js";
 import { RuntimeFailure } from "../../model/runtimeFailure.js";
 import { defaultEngineHardening, type EngineHardening } from "../engineHardening.js";
 import { DockerCalls, dockerMessage, failure, isNotFound, type AdapterLogger, type DockerContext, type OnDockerCall } from "./calls.js";
@@ -53,17 +53,13 @@ export interface DockerRuntimeOptions {
   reconnectMaxMs?: number;
 }
 
+
 /** Docker does nothing by itself: the controller pulls, creates, starts, restarts and replaces. */
-export const DOCKER_CAPABILITIES: RuntimeCapabilities = Object.freeze({
-  restartsExitedEngines: false,
-  updatesImageInPlace: false,
-  startsOnCreate: false,
-  pullsImagesItself: false,
-});
+export const DOCKER_VERBS = IMPERATIVE_VERBS;
 
 export class DockerRuntime implements RuntimePort {
   readonly name = "docker";
-  readonly capabilities = DOCKER_CAPABILITIES;
+  readonly verbs = DOCKER_VERBS;
   private readonly ctx: DockerContext;
   private readonly network: string;
   private readonly publishHost: string | null;
@@ -99,6 +95,12 @@ export class DockerRuntime implements RuntimePort {
     }
   }
 
+  async setupProblem(): Promise<string | null> {
+    if (await this.networkExists(this.network)) return null;
+    // The module's ready() adds the fix (src/runtime/docker/module.ts).
+    return `Docker network ${this.network} (RTMANAGER_DOCKER_NETWORK) does not exist`;
+  }
+
   async networkExists(name: string): Promise<boolean> {
     try {
       const info = await this.ctx.calls.run("network_inspect", () => this.ctx.docker.getNetwork(name).inspect(), { tolerate: isNotFound });
@@ -123,11 +125,8 @@ export class DockerRuntime implements RuntimePort {
     return this.images.ensure(ref, policy, options);
   }
 
-  imagePresent(ref: string, options?: CallOptions): Promise<boolean> {
-    return this.images.present(ref, options);
-  }
-
-  imageLabels(ref: string, options?: CallOptions): Promise<Record<string, string>> {
+  /** The image's labels: its com.galaxy.* resource labels are read from them. */
+  imageMetadata(ref: string, options?: CallOptions): Promise<Record<string, string>> {
     return this.images.labels(ref, options);
   }
 

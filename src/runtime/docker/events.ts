@@ -4,12 +4,21 @@
  * reconnect is announced so the controller can re-list what it missed.
  */
 import { Backoff, type BackoffSettings } from "../../model/backoff.js";
-import type { EngineEvent, EngineEventHandlers } from "../../model/ports.js";
+import type { EngineChange, EngineEvent, EngineEventHandlers } from "../../model/ports.js";
 import { asApiError, type DockerContext } from "./calls.js";
 import { LABELS, labelFilters, ownedBy } from "./labels.js";
 import { destroyStream, readJsonLines } from "./streams.js";
 
-const WATCHED_ACTIONS: readonly EngineEvent["action"][] = ["create", "start", "die", "oom", "destroy", "stop", "kill"];
+/** Docker's container event actions the controller wakes for, as the port's engine changes. */
+const CHANGE_OF_ACTION: Readonly<Record<string, EngineChange>> = {
+  create: "created",
+  start: "started",
+  die: "exited",
+  oom: "exited",
+  stop: "exited",
+  kill: "exited",
+  destroy: "removed",
+};
 
 interface EventMessage {
   Type?: string;
@@ -24,8 +33,8 @@ export function parseEvent(raw: unknown, instance: string): EngineEvent | null {
   if (!raw || typeof raw !== "object") return null;
   const msg = raw as EventMessage;
   if (msg.Type !== undefined && msg.Type !== "container") return null;
-  const action = (msg.Action ?? msg.status ?? "") as EngineEvent["action"];
-  if (!WATCHED_ACTIONS.includes(action)) return null;
+  const change = CHANGE_OF_ACTION[msg.Action ?? msg.status ?? ""];
+  if (!change) return null;
   const attrs = msg.Actor?.Attributes ?? {};
   // The daemon already filtered by label; checking again keeps another installation's events out for sure.
   if (!ownedBy(attrs, instance)) return null;
@@ -34,8 +43,8 @@ export function parseEvent(raw: unknown, instance: string): EngineEvent | null {
   const code = attrs.exitCode !== undefined ? Number(attrs.exitCode) : NaN;
   return {
     gameId: attrs[LABELS.gameId] as string,
-    containerId,
-    action,
+    engineId: containerId,
+    change,
     exitCode: Number.isInteger(code) ? code : null,
   };
 }
@@ -106,7 +115,7 @@ export function watchDockerEvents(ctx: DockerContext, reconnect: BackoffSettings
     try {
       stream = await ctx.docker.getEvents({
         ...(since !== undefined ? { since } : {}),
-        filters: { type: ["container"], label: labelFilters(ctx.instance), event: [...WATCHED_ACTIONS] },
+        filters: { type: ["container"], label: labelFilters(ctx.instance), event: Object.keys(CHANGE_OF_ACTION) },
         abortSignal: abort.signal,
       });
       ctx.calls.report("events_connect", "ok", started);

@@ -30,7 +30,7 @@ export const dockerModule: RuntimeModule = {
     ),
   async ready(runtime, config) {
     const network = config.dockerNetwork;
-    if (await runtime.networkExists(network)) return null;
-    return { reason: `Docker network ${network} (RTMANAGER_DOCKER_NETWORK) does not exist`, fix: `create it with: docker network create ${network}` };
+    const problem = await runtime.setupProblem();
+    return problem === null ? null : { reason: problem, fix: `create it with: docker network create ${network}` };
   },
 };

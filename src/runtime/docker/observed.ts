@@ -3,7 +3,7 @@
  * ObservedContainer the controller reasons about.
  */
 import type Dockerode from "dockerode";
-import { CONTAINER_STATES, type ContainerState, type ObservedContainer } from "../../model/ports.js";
+import type { EnginePhase, ObservedContainer } from "../../model/ports.js";
 import { ENGINE_PORT as ENGINE_HTTP_PORT } from "../../model/engine.js";
 import { ENGINE_PORT, LABELS, ownedBy } from "./labels.js";
 
@@ -20,11 +20,28 @@ function parseGeneration(value: string | undefined): number | null {
   return Number.isSafeInteger(n) ? n : null;
 }
 
-function parseState(status: string): ContainerState {
-  // The API's list is closed, so an unknown word means a newer engine; "dead"
-  // is the state the controller already treats as "replace it".
-  return (CONTAINER_STATES as readonly string[]).includes(status) ? (status as ContainerState) : "dead";
+/**
+ * Docker's container state as the port's phase. "restarting" and "paused"
+ * still hold a live engine; "removing" and "dead" are as good as exited. The
+ * API's list is closed, so an unknown word means a newer engine: exited, the
+ * phase the controller replaces or restarts per policy.
+ */
+const PHASE_OF_STATE: Readonly<Record<string, EnginePhase>> = {
+  created: "pending",
+  running: "running",
+  restarting: "running",
+  paused: "running",
+  removing: "exited",
+  exited: "exited",
+  dead: "exited",
+};
+
+export function phaseOf(status: string): EnginePhase {
+  return PHASE_OF_STATE[status] ?? "exited";
 }
+
+/** What Docker never reports: it neither restarts (RestartPolicy "no"), probes, places nor explains an engine. */
+const NOT_REPORTED = { restartCount: null, ready: null, restartPolicy: null, lostPlacement: null, problem: null } as const;
 
 function publishedPort(info: Dockerode.ContainerInspectInfo): number | null {
   const bindings = info.NetworkSettings?.Ports?.[ENGINE_PORT];
@@ -44,7 +61,7 @@ function publishedPort(info: Dockerode.ContainerInspectInfo): number | null {
 export function observedFromSummary(s: Dockerode.ContainerInfo, instance: string): ObservedContainer | null {
   const labels = s.Labels ?? {};
   if (!ownedBy(labels, instance)) return null;
-  const state = parseState(s.State);
+  const phase = phaseOf(s.State);
   const exit = /^Exited \((-?\d+)\)/.exec(s.Status ?? "");
   const port = (s.Ports ?? []).find((p) => p.PrivatePort === ENGINE_HTTP_PORT && p.Type === "tcp" && p.PublicPort > 0);
   return {
@@ -56,14 +73,16 @@ export function observedFromSummary(s: Dockerode.ContainerInfo, instance: string
     imageRef: labels[LABELS.imageRef] || s.Image,
     restartToken: labels[LABELS.restartToken] || null,
     configHash: labels[LABELS.configHash] || null,
-    state,
+    phase,
+    restarting: s.State === "restarting",
     exitCode: exit ? Number(exit[1]) : null,
     oomKilled: false,
     createdAt: new Date(s.Created * 1000),
     startedAt: null,
     finishedAt: null,
-    publishedPort: state === "running" && port ? port.PublicPort : null,
+    publishedPort: phase === "running" && port ? port.PublicPort : null,
     networkAddresses: addressesOf(s.NetworkSettings?.Networks),
+    ...NOT_REPORTED,
   };
 }
 
@@ -75,8 +94,8 @@ export function observedFromSummary(s: Dockerode.ContainerInfo, instance: string
 export function observedFromInspect(info: Dockerode.ContainerInspectInfo, instance: string): ObservedContainer | null {
   const labels = info.Config?.Labels ?? {};
   if (!ownedBy(labels, instance)) return null;
-  const state = parseState(info.State.Status);
-  const ended = state === "exited" || state === "dead";
+  const phase = phaseOf(info.State.Status);
+  const ended = phase === "exited";
   return {
     id: info.Id,
     name: info.Name.replace(/^\//, ""),
@@ -86,16 +105,18 @@ export function observedFromInspect(info: Dockerode.ContainerInspectInfo, instan
     imageRef: labels[LABELS.imageRef] || info.Config.Image,
     restartToken: labels[LABELS.restartToken] || null,
     configHash: labels[LABELS.configHash] || null,
-    state,
+    phase,
+    restarting: info.State.Status === "restarting",
     // Docker keeps ExitCode 0 on a container that has not exited yet; a
     // "created" one with a non-zero code is a start that failed (127: no entrypoint).
-    exitCode: ended || (state === "created" && info.State.ExitCode !== 0) ? info.State.ExitCode : null,
+    exitCode: ended || (phase === "pending" && info.State.ExitCode !== 0) ? info.State.ExitCode : null,
     oomKilled: info.State.OOMKilled === true,
     createdAt: parseDockerTime(info.Created) ?? new Date(0),
     startedAt: parseDockerTime(info.State.StartedAt),
     finishedAt: parseDockerTime(info.State.FinishedAt),
     publishedPort: publishedPort(info),
     networkAddresses: addressesOf(info.NetworkSettings?.Networks),
+    ...NOT_REPORTED,
   };
 }
 

@@ -83,7 +83,7 @@ function commonLabels(gameId: string, instance: string): Record<string, string> 
 /** Requests equal to limits: Guaranteed QoS, the last class the kubelet evicts under node pressure. */
 function resourcesOf(spec: EngineSpec): { requests: Record<string, string>; limits: Record<string, string> } {
   const values: Record<string, string> = {};
-  if (spec.resources.nanoCpus > 0) values.cpu = `${Math.max(1, Math.round(spec.resources.nanoCpus / 1e6))}m`;
+  if (spec.resources.cpus > 0) values.cpu = `${Math.max(1, Math.round(spec.resources.cpus * 1000))}m`;
   if (spec.resources.memoryBytes > 0) values.memory = String(spec.resources.memoryBytes);
   return { requests: { ...values }, limits: { ...values } };
 }

@@ -63,8 +63,8 @@ export const podModule: RuntimeModule = {
   async ready(runtime, config) {
     const namespace = config.gamePodNamespace;
     try {
-      await runtime.networkExists(namespace);
-      return null;
+      const problem = await runtime.setupProblem();
+      return problem === null ? null : { reason: problem };
     } catch (err) {
       return {
         reason: `Pods in namespace ${namespace} (RTMANAGER_POD_NAMESPACE) cannot be listed`,

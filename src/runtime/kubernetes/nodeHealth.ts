@@ -20,7 +20,7 @@ import { CoreV1Api } from "@kubernetes/client-node";
 import { httpStatusOf } from "../../kube/api.js";
 import { Reflector, type ListerWatcher } from "../../kube/reflector.js";
 import type { Logger } from "../../log.js";
-import type { NodeLoss } from "../../model/ports.js";
+import type { PlacementLoss as NodeLoss } from "../../model/ports.js";
 
 type ReflectedNode = V1Node & { metadata: { name: string; resourceVersion?: string } };
 

@@ -8,7 +8,7 @@
  * Before the first container exists the id is `pod:<uid>`.
  */
 import type { V1ContainerStatus, V1Pod, V1Service } from "@kubernetes/client-node";
-import type { ContainerState, EngineProblem, ObservedContainer } from "../../model/ports.js";
+import type { EnginePhase, EngineProblem, ObservedContainer } from "../../model/ports.js";
 import type { RestartPolicy } from "../../model/status.js";
 import { ENGINE_CONTAINER, ownedBy, POD_ANNOTATIONS, POD_LABELS } from "./names.js";
 import { engineNodeLoss, type NodeLookup } from "./nodeHealth.js";
@@ -134,19 +134,31 @@ function restarts(pod: V1Pod, exitCode: number): boolean {
   return policy === "Always" || (policy === "OnFailure" && exitCode !== 0);
 }
 
-export function podState(pod: V1Pod): ContainerState {
-  if (pod.metadata?.deletionTimestamp) return "removing";
+/**
+ * The Pod's engine as the port's phase. A container the kubelet is about to
+ * swap or start again counts as running (the kubelet restarts it, not the
+ * controller); a Pod being deleted, or finished, as exited.
+ */
+export function podPhase(pod: V1Pod): EnginePhase {
+  if (pod.metadata?.deletionTimestamp) return "exited";
   if (isFinished(pod)) return "exited";
   const cs = engineStatus(pod);
-  if (!cs?.state) return "created";
+  if (!cs?.state) return "pending";
   // Still the container an in-place patch (or rollback) replaced: the kubelet is about to swap it.
-  if (cs.state.running) return runsWantedImage(pod, cs) ? "running" : "restarting";
-  if (cs.state.terminated) return restarts(pod, cs.state.terminated.exitCode) ? "restarting" : "exited";
+  if (cs.state.running) return "running";
+  if (cs.state.terminated) return restarts(pod, cs.state.terminated.exitCode) ? "running" : "exited";
   const reason = cs.state.waiting?.reason ?? "";
-  // The kubelet killed the old container before the pull: nothing serves, and nothing will until the image exists.
-  if (IMAGE_FAILURE_REASONS.has(reason)) return "dead";
+  // The kubelet killed the old container before the pull: nothing serves until the image exists (imageProblem says why).
+  if (IMAGE_FAILURE_REASONS.has(reason)) return "pending";
   // A first start still being prepared; anything later (CrashLoopBackOff, a restart after an image change) is the kubelet restarting it.
-  return (cs.restartCount ?? 0) === 0 && !cs.lastState?.terminated ? "created" : "restarting";
+  return (cs.restartCount ?? 0) === 0 && !cs.lastState?.terminated ? "pending" : "running";
+}
+
+/** The kubelet cannot pull the engine's image (ErrImagePull, ImagePullBackOff, …): the engine will not run until it can. */
+function imageProblem(pod: V1Pod): EngineProblem | null {
+  const waiting = engineStatus(pod)?.state?.waiting;
+  if (pod.metadata?.deletionTimestamp || isFinished(pod) || !waiting || !IMAGE_FAILURE_REASONS.has(waiting.reason ?? "")) return null;
+  return { kind: "pull_failed", reason: waiting.reason!, message: waiting.message ?? waiting.reason!, final: false };
 }
 
 /** Ready as the kubelet says, and on the image the Pod asks for (right after an image patch the old container may still look ready). */
@@ -161,10 +173,10 @@ export function observedFromPod(pod: V1Pod, instance: string, nodes?: NodeLookup
   const annotations = pod.metadata?.annotations ?? {};
   if (!ownedBy(labels, instance)) return null;
   const cs = engineStatus(pod);
-  const state = podState(pod);
+  const phase = podPhase(pod);
   const terminated = cs?.state?.terminated ?? null;
   const last = cs?.lastState?.terminated ?? null;
-  const ended = state === "exited" ? (terminated ?? last) : null;
+  const ended = phase === "exited" ? (terminated ?? last) : null;
   const id = stripScheme(cs?.containerID) ?? stripScheme(last?.containerID) ?? `pod:${pod.metadata?.uid ?? pod.metadata?.name}`;
   const podIP = pod.status?.podIP;
   const namespace = pod.metadata?.namespace ?? "";
@@ -177,7 +189,8 @@ export function observedFromPod(pod: V1Pod, instance: string, nodes?: NodeLookup
     imageRef: annotations[POD_ANNOTATIONS.imageRef] || (wantedImage(pod) ?? ""),
     restartToken: annotations[POD_ANNOTATIONS.restartToken] || null,
     configHash: labels[POD_LABELS.configHash] || null,
-    state,
+    phase,
+    restarting: phase === "running" && !runsWantedImage(pod, cs),
     exitCode: ended ? ended.exitCode : null,
     oomKilled: (terminated ?? last)?.reason === "OOMKilled",
     createdAt: toDate(pod.metadata?.creationTimestamp) ?? new Date(0),
@@ -185,12 +198,12 @@ export function observedFromPod(pod: V1Pod, instance: string, nodes?: NodeLookup
     startedAt: toDate(cs?.state?.running?.startedAt) ?? toDate(terminated?.startedAt) ?? toDate(last?.startedAt),
     finishedAt: toDate(terminated?.finishedAt) ?? toDate(last?.finishedAt),
     publishedPort: null,
-    networkAddresses: podIP && state === "running" ? { [namespace]: podIP } : {},
+    networkAddresses: podIP && phase === "running" && runsWantedImage(pod, cs) ? { [namespace]: podIP } : {},
     restartCount: engineRestarts(pod, cs),
     ready: isReady(pod, cs),
     restartPolicy: DECLARED_RESTART_POLICY[pod.spec?.restartPolicy ?? "Always"] ?? null,
-    nodeLost: engineNodeLoss(pod, nodes),
-    problem: engineProblem(pod),
+    lostPlacement: engineNodeLoss(pod, nodes),
+    problem: engineProblem(pod) ?? imageProblem(pod),
   };
 }
 
@@ -239,7 +252,8 @@ export function observedFromTombstone(service: V1Service, instance: string): Obs
     imageRef: t.imageRef,
     restartToken: t.restartToken ?? null,
     configHash: t.configHash ?? null,
-    state: "exited",
+    phase: "exited",
+    restarting: false,
     exitCode: null,
     oomKilled: false,
     createdAt: new Date(t.createdAt),
@@ -249,5 +263,8 @@ export function observedFromTombstone(service: V1Service, instance: string): Obs
     networkAddresses: {},
     restartCount: null,
     ready: false,
+    restartPolicy: null,
+    lostPlacement: null,
+    problem: null,
   };
 }

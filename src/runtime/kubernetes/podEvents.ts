@@ -4,15 +4,14 @@
  * game; a relist after a gap asks the loop to resync.
  */
 import type { WatchEventType } from "../../kube/reflector.js";
-import type { EngineEvent, EngineEventHandlers } from "../../model/ports.js";
+import type { EngineChange, EngineEventHandlers } from "../../model/ports.js";
 import { observedFromPod } from "./observed.js";
 import type { CachedPod, CachedService, PodCache } from "./podCache.js";
 
-function actionOf(type: WatchEventType, pod: CachedPod, instance: string): EngineEvent["action"] {
-  if (type === "ADDED") return "create";
-  if (type === "DELETED") return "destroy";
-  const state = observedFromPod(pod, instance)?.state;
-  return state === "running" ? "start" : "die";
+function changeOf(type: WatchEventType, pod: CachedPod, instance: string): EngineChange {
+  if (type === "ADDED") return "created";
+  if (type === "DELETED") return "removed";
+  return observedFromPod(pod, instance)?.phase === "running" ? "started" : "exited";
 }
 
 export function watchPods(cache: PodCache, instance: string, handlers: EngineEventHandlers, onServiceGone?: (service: CachedService) => void): () => void {
@@ -21,7 +20,7 @@ export function watchPods(cache: PodCache, instance: string, handlers: EngineEve
     onPod: (type, pod) => {
       const observed = observedFromPod(pod, instance);
       if (!observed) return;
-      handlers.onEvent({ gameId: observed.gameId, containerId: observed.id, action: actionOf(type, pod, instance), exitCode: observed.exitCode });
+      handlers.onEvent({ gameId: observed.gameId, engineId: observed.id, change: changeOf(type, pod, instance), exitCode: observed.exitCode });
     },
     // Events may have been missed: the loop resyncs everything.
     onRelist: () => handlers.onReconnect(),

@@ -23,10 +23,10 @@ import type {
   ImagePullPolicy,
   ObservedContainer,
   RecordLocation,
-  RuntimeCapabilities,
   RuntimePort,
   LogStreamOptions,
 } from "../../model/ports.js";
+import { DECLARATIVE_VERBS } from "../../model/ports.js";
 import { RuntimeFailure } from "../../model/runtimeFailure.js";
 import { ENGINE_PORT } from "../../model/engine.js";
 import type { BoundedKubeConfig } from "../../kube/client.js";
@@ -66,17 +66,13 @@ interface Known extends GameRef {
 }
 const KNOWN_LIMIT = 10_000;
 
-/** The kubelet restarts, pulls, starts, and swaps a container's image in place. */
-export const POD_CAPABILITIES: RuntimeCapabilities = Object.freeze({
-  restartsExitedEngines: true,
-  updatesImageInPlace: true,
-  startsOnCreate: true,
-  pullsImagesItself: true,
-});
+
+/** The kubelet pulls, starts, restarts, and swaps a container's image in place. */
+export const POD_VERBS = DECLARATIVE_VERBS;
 
 export class KubernetesPodRuntime implements RuntimePort {
   readonly name = "kubernetes";
-  readonly capabilities = POD_CAPABILITIES;
+  readonly verbs = POD_VERBS;
   private readonly api: PodApi;
   private readonly placement: PodPlacement;
   private readonly known = new Map<string, Known>();
@@ -97,10 +93,10 @@ export class KubernetesPodRuntime implements RuntimePort {
     return this.api.ping(this.options.listNamespace ?? this.options.namespace);
   }
 
-  /** A namespace needs no creating by rtmanager: it exists when the API lists in it. */
-  async networkExists(name: string): Promise<boolean> {
-    await this.api.ping(name);
-    return true;
+  /** A namespace needs no creating by rtmanager: it exists when the API lists in it (ping, which rejects otherwise). */
+  async setupProblem(): Promise<string | null> {
+    await this.ping();
+    return null;
   }
 
   async listManaged(options?: CallOptions): Promise<ObservedContainer[]> {
@@ -135,15 +131,6 @@ export class KubernetesPodRuntime implements RuntimePort {
   /** The kubelet pulls when it starts the container. */
   async ensureImage(_ref: string, _policy: ImagePullPolicy): Promise<void> {}
 
-  /** Unknowable without a node's image store: the kubelet finds out when it pulls. */
-  async imagePresent(): Promise<boolean> {
-    return true;
-  }
-
-  /** Image labels cannot be read without Docker: resources come from the declaration and the defaults. */
-  async imageLabels(): Promise<Record<string, string>> {
-    return {};
-  }
 
   async create(spec: EngineSpec, options?: CallOptions): Promise<string> {
     assertPodNames(spec.gameId);
@@ -297,7 +284,7 @@ export class KubernetesPodRuntime implements RuntimePort {
   /** The Pod IP; the controller does not probe when the runtime reports readiness, so this is for tools only. */
   probeAddress(engine: ObservedContainer): string | null {
     const ip = Object.values(engine.networkAddresses)[0];
-    return engine.state === "running" && ip ? `${ip}:${ENGINE_PORT}` : null;
+    return engine.phase === "running" && ip ? `${ip}:${ENGINE_PORT}` : null;
   }
 
   /** The record's `docker_network` is the namespace; `state_path` names the claim. */
