@@ -23,6 +23,7 @@ import type { SqlStore } from "../../src/store/sqlStore.js";
 import { FakeRuntime } from "../helpers/fakeRuntime.js";
 import { EXT_CONTRACT_PATH, OpenApiContract, rawRequest } from "../helpers/contract.js";
 import { startPostgres, type PostgresServer } from "../helpers/postgres.js";
+import { runtimeRecord } from "../helpers/fixtures.js";
 
 const ext = new OpenApiContract(EXT_CONTRACT_PATH, "ext-list");
 const LIST = "/api/v1/ext/runtimes";
@@ -30,37 +31,7 @@ const T0 = new Date("2026-03-01T10:00:00Z");
 const TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 function record(gameId: string, over: Partial<RuntimeRecord> = {}): RuntimeRecord {
-  return {
-    gameId,
-    status: "running",
-    currentContainerId: `c-${gameId}`,
-    currentImageRef: "galaxy/engine:1.0.0",
-    engineEndpoint: `http://galaxy-game-${gameId}:8080`,
-    statePath: `/state/${gameId}`,
-    dockerNetwork: "galaxy-net",
-    startedAt: T0,
-    stoppedAt: null,
-    removedAt: null,
-    lastOpAt: T0,
-    createdAt: T0,
-    observedGeneration: 1,
-    restartCount: 0,
-    lastExitCode: null,
-    lastErrorCode: null,
-    lastErrorMessage: null,
-    lastErrorGeneration: null,
-    health: "healthy",
-    consecutiveProbeFailures: 0,
-    lastProbeAt: T0,
-    previousImageRef: null,
-    rolloutStartedAt: null,
-    degraded: false,
-    heldGeneration: null,
-    lostNode: null,
-    lostNodeSince: null,
-    updatedAt: T0,
-    ...over,
-  };
+  return runtimeRecord({ gameId, currentContainerId: `c-${gameId}`, lastProbeAt: T0, ...over }, T0);
 }
 
 interface Backend {

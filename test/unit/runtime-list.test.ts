@@ -4,41 +4,12 @@ import type { Declaration } from "../../src/model/declaration.js";
 import { RtmError } from "../../src/model/errors.js";
 import type { RuntimeRecord } from "../../src/model/record.js";
 import { filterSummaries, parseListQuery, summarize } from "../../src/http/runtimeList.js";
+import { runtimeRecord } from "../helpers/fixtures.js";
 
 const T0 = new Date("2026-01-01T00:00:00Z");
 
 function record(gameId: string, over: Partial<RuntimeRecord> = {}): RuntimeRecord {
-  return {
-    gameId,
-    status: "running",
-    currentContainerId: `c-${gameId}`,
-    currentImageRef: "galaxy/engine:1.0.0",
-    engineEndpoint: `http://galaxy-game-${gameId}:8080`,
-    statePath: `/state/${gameId}`,
-    dockerNetwork: "galaxy-net",
-    startedAt: T0,
-    stoppedAt: null,
-    removedAt: null,
-    lastOpAt: T0,
-    createdAt: T0,
-    observedGeneration: 1,
-    restartCount: 0,
-    lastExitCode: null,
-    lastErrorCode: null,
-    lastErrorMessage: null,
-    lastErrorGeneration: null,
-    health: "healthy",
-    consecutiveProbeFailures: 0,
-    lastProbeAt: T0,
-    previousImageRef: null,
-    rolloutStartedAt: null,
-    degraded: false,
-    heldGeneration: null,
-    lostNode: null,
-    lostNodeSince: null,
-    updatedAt: T0,
-    ...over,
-  };
+  return runtimeRecord({ gameId, currentContainerId: `c-${gameId}`, lastProbeAt: T0, ...over }, T0);
 }
 
 function declaration(gameId: string, over: Partial<Declaration> = {}): Declaration {
