@@ -203,8 +203,25 @@ export class CriRuntime implements ContainerRuntime {
     this.sandboxes.delete(podUid);
     const sandbox = await s.catch(() => null);
     if (!sandbox) return;
-    await ignoreNotFound(this.client.stopPodSandbox(sandbox.id));
+    await this.stopSandbox(sandbox.id);
     await this.removeSandbox(sandbox.id);
+  }
+
+  /**
+   * StopPodSandbox can fail in the CNI teardown ("failed to delete eth0: no
+   * such device" when the sandbox's netns went first): tried again shortly,
+   * as the kubelet's pod worker retries a failed syncTerminatingPod
+   * (pod_workers.go) until the sandbox is stopped.
+   */
+  private async stopSandbox(id: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await ignoreNotFound(this.client.stopPodSandbox(id));
+      } catch (err) {
+        if (attempt >= 5) throw err;
+        await new Promise((r) => setTimeout(r, 200 * attempt));
+      }
+    }
   }
 
   /**
@@ -231,7 +248,7 @@ export class CriRuntime implements ContainerRuntime {
   private async removeAllSandboxes(labels: Record<string, string> = {}): Promise<void> {
     const items = await this.client.listPodSandbox(labels);
     for (const s of items) {
-      await ignoreNotFound(this.client.stopPodSandbox(s.id));
+      await this.stopSandbox(s.id);
       await this.removeSandbox(s.id);
     }
     this.sandboxes.clear();

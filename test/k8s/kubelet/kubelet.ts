@@ -101,7 +101,7 @@ export class TestKubelet {
     if (type === "DELETED") {
       if (!known) return;
       this.runners.delete(uid);
-      void known.runner.terminate(1);
+      void known.runner.terminate(1).catch(terminateFailed);
       return;
     }
     if (known) {
@@ -165,7 +165,7 @@ export class TestKubelet {
     for (const [uid, { runner }] of this.runners) {
       if (live.has(uid)) continue;
       this.runners.delete(uid);
-      void runner.terminate(1);
+      void runner.terminate(1).catch(terminateFailed);
     }
     for (const pod of live.values()) this.handle("MODIFIED", pod);
   }
@@ -175,7 +175,7 @@ export class TestKubelet {
     this.poweredOff = true;
     const all = [...this.runners.values()];
     this.runners.clear();
-    await Promise.all(all.map(({ runner }) => runner.terminate(0)));
+    await Promise.all(all.map(({ runner }) => runner.terminate(0).catch(terminateFailed)));
   }
 
   async logs(pod: Obj, options: LogOptions): Promise<Readable> {
@@ -189,4 +189,9 @@ export class TestKubelet {
     this.unsubscribe?.();
     await this.powerOff();
   }
+}
+
+/** A pod whose termination failed past its retries is logged, as the kubelet logs a failed syncTerminatingPod, never an unhandled rejection. */
+function terminateFailed(err: unknown): void {
+  console.error("test kubelet: terminating a pod failed", { err });
 }

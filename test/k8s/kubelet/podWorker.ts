@@ -273,7 +273,7 @@ export class PodWorker implements PodRunner {
     if (rec.spec.livenessProbe) {
       rec.probers.push(
         new Prober(rec.spec.livenessProbe, portOf, true, (ok) => {
-          if (!ok && rec.current?.id === started.id) void this.deps.runtime.stop(started.id, this.spec.terminationGracePeriodSeconds ?? 30);
+          if (!ok && rec.current?.id === started.id) void this.deps.runtime.stop(started.id, this.spec.terminationGracePeriodSeconds ?? 30).catch((err: unknown) => console.error("test kubelet: stopping a container that failed its startup probe failed", { err }));
         }),
       );
     }
