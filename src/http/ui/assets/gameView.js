@@ -63,7 +63,7 @@ function opsTable(items) {
   const body = el("tbody", {});
   for (const o of items) {
     const tr = el("tr", { "data-op": o.opId });
-    for (const v of [time(o.startedAt), o.kind, o.opSource, o.outcome, o.errorCode ? `${o.errorCode}${o.message ? ": " + o.message : ""}` : "—", o.opId, o.traceId ?? "—", o.generation ?? "—"]) {
+    for (const v of [time(o.startedAt), o.kind, o.opSource, o.outcome, o.errorCode ? `${o.errorCode}${o.message ? ": " + o.message : ""}` : "—", o.opId, traceIdOf(o.traceParent), o.generation ?? "—"]) {
       tr.append(el("td", { text: String(v) }));
     }
     body.append(tr);
@@ -193,4 +193,9 @@ export function gameView(root, gameId, fleet, report) {
     ctl.abort();
     if (refresh) clearTimeout(refresh);
   };
+}
+
+/** The trace id of a stored W3C traceparent (version-traceid-parentid-flags), the part a tracing UI searches by. */
+function traceIdOf(traceParent) {
+  return typeof traceParent === "string" ? (traceParent.split("-")[1] ?? traceParent) : "—";
 }
