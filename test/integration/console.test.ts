@@ -295,6 +295,8 @@ describe("the console at /ui", () => {
       expect((await page.textContent("body")) ?? "").toContain("is not allowed");
     } finally {
       await page.close();
+      // The browser may keep its connection to the page's server open: close it, or close() waits for it.
+      evil.closeAllConnections();
       await new Promise((resolve) => evil.close(resolve));
     }
     // Every request that reached the server was refused with 403 before anything was done.
