@@ -177,13 +177,18 @@ function withRecordCache(hooks: ManagerHooks, records: RecordCache): ManagerHook
   };
 }
 
+/** Where the embedded PGlite database lives when no DATABASE_URL is set. */
+export function pgliteDataDir(config: Pick<Config, "dataDir">): string {
+  return `${config.dataDir}/pglite`;
+}
+
 export async function createApp(config: Config, logger: Logger, overrides: AppOverrides = {}): Promise<App> {
   const metrics = new Metrics({ requeueHorizonMs: config.resyncIntervalMs });
   registerBuildInfo(metrics.registry);
   let records: RecordCache | null = null;
   const store = await openStore({
     databaseUrl: config.databaseUrl,
-    dataDir: `${config.dataDir}/pglite`,
+    dataDir: pgliteDataDir(config),
     logger: logger.child({ component: "store" }),
     onQueryError: () => metrics.onStoreQueryError(),
     // Record notifications are being missed: REST reads go to the store until they flow again.

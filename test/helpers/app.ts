@@ -90,7 +90,7 @@ export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> 
   });
   if (ownsNetwork) await createTestNetwork(network);
   await fs.mkdir(config.stateRoot, { recursive: true });
-  if (!config.databaseUrl) await seedPgliteDataDir(path.join(config.dataDir, "pglite"));
+  await seedPgliteDataDir(config);
 
   const logs: Record<string, unknown>[] = [];
   const logger: Logger = pino(

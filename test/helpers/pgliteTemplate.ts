@@ -19,6 +19,8 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { pgliteDataDir } from "../../src/app.js";
+import type { Config } from "../../src/config.js";
 import { openStore } from "../../src/store/open.js";
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -56,10 +58,13 @@ async function buildTemplate(): Promise<string> {
 }
 
 /**
- * Fills `target` with a migrated PGlite data directory when it holds no
- * database yet; a directory a test reuses across restarts is left alone.
+ * Fills the app's PGlite data directory with a migrated database when the app
+ * runs on PGlite and the directory holds no database yet; a directory a test
+ * reuses across restarts is left alone.
  */
-export async function seedPgliteDataDir(target: string): Promise<void> {
+export async function seedPgliteDataDir(config: Pick<Config, "databaseUrl" | "dataDir">): Promise<void> {
+  if (config.databaseUrl) return;
+  const target = pgliteDataDir(config);
   if (existsSync(target) && readdirSync(target).length > 0) return;
   template ??= buildTemplate();
   const from = await template;

@@ -76,7 +76,7 @@ export async function startPodTestApp(options: PodTestAppOptions): Promise<PodTe
     RTMANAGER_LOG_LEVEL: "silent",
     ...options.env,
   });
-  if (!config.databaseUrl) await seedPgliteDataDir(path.join(config.dataDir, "pglite"));
+  await seedPgliteDataDir(config);
   // The client reads $KUBECONFIG while createApp builds it, as in production.
   const app = await createAppWithKubeconfig(kubeconfigFile, config, pino({ level: "silent" }), options.overrides);
   const port = await app.start();
