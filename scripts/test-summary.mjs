@@ -33,6 +33,23 @@ function readJson(file) {
 }
 
 /** @param {string} file */
+
+/**
+ * The first line of a failure, and for a Playwright timeout the last steps of
+ * its call log ("element is not visible", "waiting for …"): the first line
+ * alone ("page.fill: Timeout 30000ms exceeded.") does not say what was awaited.
+ */
+function firstLine(messages) {
+  const lines = String((messages ?? [])[0] ?? "no message").split("\n");
+  let message = lines[0].slice(0, 300);
+  const log = lines.findIndex((l) => l.trim() === "Call log:");
+  if (log >= 0) {
+    const steps = lines.slice(log + 1).map((l) => l.trim()).filter((l) => l.startsWith("- ")).map((l) => l.slice(2));
+    if (steps.length > 0) message += ` [call log: ${steps.slice(0, 2).concat(steps.length > 4 ? ["…"] : [], steps.slice(Math.max(2, steps.length - 2))).join("; ").slice(0, 400)}]`;
+  }
+  return message;
+}
+
 function readExit(file) {
   try {
     const n = Number(fs.readFileSync(file, "utf8").trim());
@@ -67,7 +84,7 @@ export function readRun(dir, name) {
     // Named in the closing lines: CI keeps only the tail of the output, and
     // "1 failed" without the test's name sends the reader to rerun everything.
     for (const a of failedAssertions) {
-      let message = String((a.failureMessages ?? [])[0] ?? "no message").split("\n")[0].slice(0, 300);
+      let message = firstLine(a.failureMessages);
       // vitest keeps only a placeholder stack for a test that ran out of time.
       if (message === "Error: STACK_TRACE_ERROR") message = "no message in the report (a test timeout reads like this)";
       const took = typeof a.duration === "number" ? ` (after ${Math.round(a.duration)} ms)` : "";

@@ -34,11 +34,42 @@ async function shot(page: Page, name: string): Promise<void> {
   expect((await fs.stat(file)).size).toBeGreaterThan(5_000);
 }
 
+/**
+ * What the page did, for a failure message: the requests still open, the ones
+ * that failed, and what the page logged. The login form appears only once the
+ * page's first API call (GET /api/v1/ext/version) has answered, so a wait for
+ * it that runs out says nothing by itself (a CI run once ran out there).
+ */
+function pageTrace(page: Page): () => string {
+  const started = Date.now();
+  const open = new Map<unknown, string>();
+  const notes: string[] = [];
+  const at = () => `+${Date.now() - started} ms`;
+  page.on("request", (r) => open.set(r, `${r.method()} ${new URL(r.url()).pathname} (sent ${at()})`));
+  page.on("requestfinished", (r) => open.delete(r));
+  page.on("requestfailed", (r) => {
+    open.delete(r);
+    notes.push(`${r.method()} ${new URL(r.url()).pathname} failed ${at()}: ${r.failure()?.errorText ?? "?"}`);
+  });
+  page.on("console", (m) => notes.push(`console.${m.type()} ${at()}: ${m.text()}`));
+  page.on("pageerror", (e) => notes.push(`page error ${at()}: ${e.message}`));
+  return () => `open requests: [${[...open.values()].join("; ")}]; ${notes.slice(-10).join("; ") || "nothing logged"}`;
+}
+
 /** A page signed in with the token, at `hash`. */
 async function signedIn(hash = "#/fleet", viewport = { width: 1280, height: 900 }): Promise<Page> {
   const page = await browser.context.newPage();
+  const trace = pageTrace(page);
   await page.setViewportSize(viewport);
   await page.goto(`${app.baseUrl}/ui/${hash}`);
+  const loginShown = Date.now();
+  await page.waitForSelector("#login:not([hidden])", { timeout: slack(45_000) }).catch(async (err: unknown) => {
+    const t0 = Date.now();
+    const direct = await fetch(`${app.baseUrl}/api/v1/ext/version`).then((r) => `${r.status} in ${Date.now() - t0} ms`, (e: unknown) => String(e));
+    throw new Error(`the login form did not appear: ${String(err).split("\n")[0]}; ${trace()}; the same call from the test: ${direct}`);
+  });
+  // Slow is not wrong, but it is worth a line in the log when it happens.
+  if (Date.now() - loginShown > 5_000) console.warn(`console test: the login form took ${Date.now() - loginShown} ms to appear; ${trace()}`);
   await page.fill("#token-input", TOKEN);
   await page.click("#login-form button[type=submit]");
   await page.waitForSelector('#stream-state[data-state="live"]');
@@ -164,7 +195,7 @@ describe("the console at /ui", () => {
     expect(bg).toBe("rgb(13, 17, 23)");
     await shot(page, "fleet-narrow-dark");
     await page.close();
-  });
+  }, 120_000);
 
   it("docker kill of an engine shows the restart in the game's timeline within 2 s, without a reload", async () => {
     const g = games[3]!;

@@ -148,6 +148,18 @@ describe("the closing lines of npm test", () => {
     expect(lines.at(-1)).toBe("1 passed, 1 failed, 0 skipped");
   });
 
+  it("a Playwright timeout is named with the steps of its call log, which say what was awaited", async () => {
+    const r = report([{ name: path.join(process.cwd(), "test/integration/ui.test.ts"), status: "failed", tests: ["failed"] }]);
+    r.testResults[0]!.assertionResults[0]!.failureMessages = [
+      "page.fill: Timeout 30000ms exceeded.\nCall log:\n  - waiting for locator('#token-input')\n    - locator resolved to <input id=\"token-input\">\n    - element is not visible\n    - retrying fill action\n    - element is not visible\n\n    at signedIn",
+    ];
+    write("main", r, 1);
+    const { lines } = await summary(1, "main");
+    expect(lines).toContain(
+      "failed test: main: test/integration/ui.test.ts > suite t0: page.fill: Timeout 30000ms exceeded. [call log: waiting for locator('#token-input'); locator resolved to <input id=\"token-input\">; …; retrying fill action; element is not visible] (after 12 ms)",
+    );
+  });
+
   it("an unreadable report counts as missing", async () => {
     writeFileSync(path.join(dir, "main.json"), "{ truncated");
     const { lines, code } = await summary(0, "main");
