@@ -4,27 +4,14 @@
  * subprocess): an image whose patches keep rolling back is quarantined, and
  * with canaries a new image is patched on one game, gated, before the rest.
  */
-import { execFile } from "node:child_process";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RtmApiError } from "../../src/client/index.js";
 import { LABELS } from "../../src/runtime/docker/labels.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
+import { prepareRtmctl, rtmctl } from "../helpers/rtmctl.js";
 import { ensureTestImages, TEST_IMAGES, testDocker, uniqueGameId, waitFor } from "../helpers/docker.js";
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const TSX = path.join(repoRoot, "node_modules/tsx/dist/cli.mjs");
-const RTMCTL = path.join(repoRoot, "src/cli/rtmctl.ts");
 const docker = testDocker();
-
-function rtmctl(baseUrl: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [TSX, RTMCTL, ...args], { cwd: repoRoot, env: { ...process.env, RTMCTL_SERVER: baseUrl, RTMANAGER_INTERNAL_TOKEN: "" }, timeout: 90_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, stdout, stderr });
-    });
-  });
-}
 
 async function containersOf(t: TestApp, gameId: string) {
   return docker.listContainers({ all: true, filters: { label: [`${LABELS.instance}=${t.instance}`, `${LABELS.gameId}=${gameId}`] } });
@@ -54,7 +41,7 @@ async function metric(t: TestApp, line: string): Promise<number> {
 }
 
 beforeAll(async () => {
-  await ensureTestImages();
+  await Promise.all([ensureTestImages(), prepareRtmctl()]);
 }, 180_000);
 
 describe("quarantine", () => {

@@ -5,49 +5,26 @@
  * --tail and --limit-bytes, and shell completion generated from the verb
  * table.
  */
-import { execFile, spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { execFile, type ChildProcessWithoutNullStreams } from "node:child_process";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml, parseAllDocuments } from "yaml";
 import { SPECS, VERBS } from "../../src/cli/args.js";
 import { EXIT_BY_CODE, EXIT_USAGE, EXIT_WAIT_TIMEOUT } from "../../src/cli/exitCodes.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
+import { prepareRtmctl, rtmctl as runRtmctl, spawnRtmctl } from "../helpers/rtmctl.js";
 import { ensureTestImages, TEST_IMAGES, uniqueGameId, uniqueInstance, waitFor } from "../helpers/docker.js";
 import { slack } from "../helpers/slack.js";
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const TSX = path.join(repoRoot, "node_modules/tsx/dist/cli.mjs");
-const RTMCTL = path.join(repoRoot, "src/cli/rtmctl.ts");
 const runFile = promisify(execFile);
 
 let testApp: TestApp;
 let baseUrl: string;
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-function rtmctl(args: string[]): Promise<Result> {
-  const started = Date.now();
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [TSX, RTMCTL, ...args],
-      { cwd: repoRoot, env: { ...process.env, RTMCTL_SERVER: baseUrl, RTMANAGER_INTERNAL_TOKEN: "" }, timeout: 90_000 },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
-        resolve({ code, stdout, stderr, ms: Date.now() - started });
-      },
-    );
-  });
-}
+const rtmctl = (args: string[]) => runRtmctl(baseUrl, args);
 
 interface Running {
   child: ChildProcessWithoutNullStreams;
@@ -59,7 +36,7 @@ interface Running {
 }
 
 function rtmctlLive(args: string[]): Running {
-  const child = spawn(process.execPath, [TSX, RTMCTL, ...args], { cwd: repoRoot, env: { ...process.env, RTMCTL_SERVER: baseUrl, RTMANAGER_INTERNAL_TOKEN: "" } });
+  const child = spawnRtmctl(baseUrl, args);
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
@@ -78,7 +55,7 @@ function rtmctlLive(args: string[]): Running {
 }
 
 beforeAll(async () => {
-  await ensureTestImages();
+  await Promise.all([ensureTestImages(), prepareRtmctl()]);
   testApp = await startTestApp({
     instance: uniqueInstance("rtmctl-verbs"),
     env: { RTMANAGER_RESYNC_INTERVAL: "2s", RTMANAGER_LOG_LEVEL: "silent", RTMANAGER_LOGS_MAX_BYTES: "16k" },

@@ -1,50 +1,29 @@
 /**
- * rtmctl as an operator runs it: a subprocess (tsx src/cli/rtmctl.ts) against
+ * rtmctl as an operator runs it: a subprocess (src/cli/rtmctl.ts, bundled once
+ * by test/helpers/rtmctl.ts; one test runs the documented tsx entry) against
  * a real app (createApp: PGlite, the Docker adapter, the loop, HTTP), checking
  * what it prints and the exit codes scripts branch on.
  */
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { VERBS } from "../../src/cli/args.js";
 import { EXIT_BY_CODE, EXIT_UNREACHABLE, EXIT_USAGE } from "../../src/cli/exitCodes.js";
 import { ERROR_CODES } from "../../src/model/errors.js";
+import { prepareRtmctl, repoRoot, rtmctl as runRtmctl, RTMCTL_SOURCE, spawnRtmctl, TSX } from "../helpers/rtmctl.js";
 import { ensureTestImages, TEST_IMAGES, uniqueGameId, uniqueInstance, waitFor } from "../helpers/docker.js";
-
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const TSX = path.join(repoRoot, "node_modules/tsx/dist/cli.mjs");
-const RTMCTL = path.join(repoRoot, "src/cli/rtmctl.ts");
 
 const instance = uniqueInstance("rtmctl");
 let testApp: TestApp;
 let baseUrl: string;
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** `npx tsx src/cli/rtmctl.ts ...`, minus npx's own start-up. */
-function rtmctl(args: string[], env: Record<string, string> = {}): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [TSX, RTMCTL, ...args],
-      { cwd: repoRoot, env: { ...process.env, RTMCTL_SERVER: baseUrl, RTMANAGER_INTERNAL_TOKEN: "", ...env }, timeout: 90_000 },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+const rtmctl = (args: string[], env: Record<string, string> = {}) => runRtmctl(baseUrl, args, env);
 
 beforeAll(async () => {
-  await ensureTestImages();
+  await Promise.all([ensureTestImages(), prepareRtmctl()]);
   testApp = await startTestApp({
     instance,
     env: { RTMANAGER_RESYNC_INTERVAL: "2s", RTMANAGER_RETRY_BACKOFF_BASE: "100ms", RTMANAGER_LOG_LEVEL: "silent" },
@@ -153,6 +132,18 @@ describe("rtmctl", () => {
     expect(patch.stderr).toMatch(/\[op [0-9a-f-]{36}\]/);
   });
 
+  it("the documented entry (tsx src/cli/rtmctl.ts, what `npm run -s rtmctl` runs) prints what the tests' bundle prints", async () => {
+    const viaTsx = await promisify(execFile)(process.execPath, [TSX, RTMCTL_SOURCE, "list", "-o", "json"], {
+      cwd: repoRoot,
+      env: { ...process.env, RTMCTL_SERVER: baseUrl, RTMANAGER_INTERNAL_TOKEN: "" },
+      timeout: 90_000,
+    });
+    const viaBundle = await rtmctl(["list", "-o", "json"]);
+    expect(viaBundle.code, viaBundle.stderr).toBe(0);
+    expect(JSON.parse(viaTsx.stdout)).toEqual(JSON.parse(viaBundle.stdout));
+    expect(Array.isArray(JSON.parse(viaTsx.stdout))).toBe(true);
+  });
+
   it("version prints the client's and the server's build; the client's even when the server is unreachable", async () => {
     const pkg = JSON.parse(readFileSync(path.join(repoRoot, "package.json"), "utf8")) as { version: string };
     const commit = "0123456789abcdef0123456789abcdef01234567";
@@ -193,10 +184,7 @@ describe("rtmctl", () => {
 
   it("events --follow prints live events as they happen and ends cleanly on Ctrl-C", async () => {
     const game = uniqueGameId("follow");
-    const child = spawn(process.execPath, [TSX, RTMCTL, "events", "--follow", "--game", game], {
-      cwd: repoRoot,
-      env: { ...process.env, RTMCTL_SERVER: baseUrl, RTMANAGER_INTERNAL_TOKEN: "" },
-    });
+    const child = spawnRtmctl(baseUrl, ["events", "--follow", "--game", game]);
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
