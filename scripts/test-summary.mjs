@@ -78,6 +78,7 @@ export function readRun(dir, name) {
   const failed = num(report.numFailedTests);
   const skipped = num(report.numPendingTests) + num(report.numTodoTests);
   const failures = [];
+  const flaky = [];
   for (const file of report.testResults) {
     const failedAssertions = (file.assertionResults ?? []).filter((a) => a.status === "failed");
     const failedTests = failedAssertions.length;
@@ -90,6 +91,11 @@ export function readRun(dir, name) {
       const took = typeof a.duration === "number" ? ` (after ${Math.round(a.duration)} ms)` : "";
       failures.push(`${name}: ${path.relative(process.cwd(), file.name ?? "?")} > ${a.fullName ?? a.title ?? "?"}: ${message}${took}`);
     }
+    // CI retries a failed test once (scripts/test.sh): one that passed on its
+    // retry keeps its first failure, and is named so a flake is never silent.
+    for (const a of (file.assertionResults ?? []).filter((x) => x.status === "passed" && (x.failureMessages ?? []).length > 0)) {
+      flaky.push(`${name}: ${path.relative(process.cwd(), file.name ?? "?")} > ${a.fullName ?? a.title ?? "?"}: ${firstLine(a.failureMessages)}`);
+    }
     // A failed file without a failed test: it did not load, or a hook threw.
     if (file.status === "failed" && failedTests === 0) {
       problems.push(`${name}: ${path.relative(process.cwd(), file.name ?? "?")} failed outside its tests: ${String(file.message || "no message").split("\n")[0]}`);
@@ -99,7 +105,7 @@ export function readRun(dir, name) {
     if (report.success === false) problems.push(`${name}: vitest reported the run as failed`);
     else if (exit !== null && exit !== 0) problems.push(`${name}: exited ${exit}${exit === 124 ? " (over its time budget)" : " (an unhandled error, or a crash after the report)"}`);
   }
-  return { name, passed, failed, skipped, files: report.testResults.length, problems, failures };
+  return { name, passed, failed, skipped, files: report.testResults.length, problems, failures, flaky };
 }
 
 /**
@@ -123,6 +129,7 @@ export function summarise(dir, status, expected) {
   const reruns = runs.filter((r) => r.name !== "main" && r.name !== "steps");
   const lines = [];
   const problems = runs.flatMap((r) => r.problems);
+  for (const f of runs.flatMap((r) => r.flaky ?? [])) lines.push(`flaky test (failed, then passed on its retry): ${f}`);
   for (const f of runs.flatMap((r) => r.failures ?? [])) lines.push(`failed test: ${f}`);
   for (const p of problems) lines.push(`failure: ${p}`);
   const failed = runs.reduce((n, r) => n + r.failed + r.problems.length, 0);

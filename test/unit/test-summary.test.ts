@@ -160,6 +160,17 @@ describe("the closing lines of npm test", () => {
     );
   });
 
+  it("a test that passed only on its retry is named as flaky with its first failure, and does not fail the run", async () => {
+    const r = report([{ name: path.join(process.cwd(), "test/integration/y.test.ts"), status: "passed", tests: ["passed", "passed"] }]);
+    // What vitest writes for a retried test: passed, with the failed attempt's error kept.
+    r.testResults[0]!.assertionResults[1]!.failureMessages = ["Error: expected 2 running, got 1\n    at stack"];
+    write("main", r, 0);
+    const { lines, code } = await summary(0, "main");
+    expect(code).toBe(0);
+    expect(lines).toContain("flaky test (failed, then passed on its retry): main: test/integration/y.test.ts > suite t1: Error: expected 2 running, got 1");
+    expect(lines.at(-1)).toBe("2 passed, 0 failed, 0 skipped");
+  });
+
   it("an unreadable report counts as missing", async () => {
     writeFileSync(path.join(dir, "main.json"), "{ truncated");
     const { lines, code } = await summary(0, "main");
