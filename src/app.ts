@@ -307,6 +307,7 @@ function createServer(p: ServerParts): Server {
 export async function createApp(config: Config, logger: Logger, overrides: AppOverrides = {}): Promise<App> {
   const metrics = new Metrics({ requeueHorizonMs: config.resyncIntervalMs });
   registerBuildInfo(metrics.registry);
+  // The store's connection-lost callback reaches the record cache, which reads the store: tied after both exist.
   let cache: RecordCache | null = null;
   const store = await openAppStore(config, logger, metrics, () => cache?.setLive(false));
   const records = (cache = new RecordCache(store));
