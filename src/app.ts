@@ -11,7 +11,6 @@ import { DEFAULT_RUNNABLE_STOP_TIMEOUT_MS, Manager, type ManagerHooks } from "./
 import { RetentionRunnable } from "./controller/runnables/retention.js";
 import { RecordCache } from "./controller/recordCache.js";
 import { RuntimeOperations } from "./controller/operations.js";
-import { withTimeout } from "./model/timeout.js";
 import { dockerModule } from "./runtime/docker/module.js";
 import { podModule } from "./runtime/kubernetes/module.js";
 import type { RuntimeModule, RuntimeModuleDeps } from "./runtime/module.js";
@@ -19,15 +18,16 @@ import { HttpProber } from "./runtime/httpProber.js";
 import { StateRetentionRunnable } from "./controller/runnables/stateRetention.js";
 import { withContractErrors } from "./controller/runtimeErrors.js";
 import { createHttpServer } from "./http/server.js";
-import { httpDepsFromConfig, listenOn } from "./http/listen.js";
+import { httpDepsFromConfig } from "./http/listen.js";
 import type { Logger } from "./log.js";
 import { Metrics } from "./metrics.js";
-import { buildInfo, registerBuildInfo } from "./buildInfo.js";
-import { RtmError, RUNTIME_UNAVAILABLE, toRtmError } from "./model/errors.js";
+import { registerBuildInfo } from "./buildInfo.js";
+import { RtmError } from "./model/errors.js";
 import type { DeclarationSource, Lease, RuntimePort, StateStore } from "./model/ports.js";
 import { openStore, SqlQuarantines, type SqlStore } from "./store/index.js";
 import { createFleet } from "./controller/fleet.js";
 import { readiness } from "./readiness.js";
+import { startApp, stopApp, type RunningParts } from "./appLifecycle.js";
 
 export { readiness, READINESS_CHECK_TIMEOUT_MS } from "./readiness.js";
 
@@ -63,8 +63,6 @@ export interface App {
  * shutdown fits under the Deployment's 30 s termination grace.
  */
 export const SHUTDOWN_RESERVE_MS = 7_000;
-const HTTP_CLOSE_BOUND_MS = 1_000;
-const CLOSE_RESERVE_MS = 2_000;
 
 /** The leader's runnables' stop bound: the manager's default, cut to fit the shutdown deadline. */
 export function runnableStopTimeout(shutdownTimeoutMs: number): number {
@@ -75,10 +73,24 @@ export function leaderIdentity(): string {
   return `${os.hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
 }
 
-/**
- * The Kubernetes-mode parts: GameRuntime source, status/event mirror, Lease.
- * Loaded only in that mode: @kubernetes/client-node alone costs ~70 MB of RSS.
- */
+/** Loaded only in Kubernetes mode: @kubernetes/client-node alone costs ~70 MB of RSS. */
+function loadKubernetesModules() {
+  return Promise.all([
+    import("./kube/client.js"),
+    import("./crd/kubeSource.js"),
+    import("./crd/events.js"),
+    import("./crd/lease.js"),
+    import("./crd/mirror.js"),
+    import("./crd/statusWriter.js"),
+    import("./crd/namespaces.js"),
+    import("./crd/mirrorRunnable.js"),
+    import("./crd/conflictStatus.js"),
+    import("./store/ownerSql.js"),
+    import("./crd/placement.js"),
+  ]);
+}
+
+/** The Kubernetes-mode parts: GameRuntime source, status/event mirror, Lease. */
 async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, identity: string, metrics: Metrics) {
   const [
     { kubeClient },
@@ -92,19 +104,7 @@ async function kubernetesParts(config: Config, logger: Logger, store: SqlStore, 
     { ConflictStatusWriter },
     { SqlGameOwners },
     { gameRuntimePlacement },
-  ] = await Promise.all([
-    import("./kube/client.js"),
-    import("./crd/kubeSource.js"),
-    import("./crd/events.js"),
-    import("./crd/lease.js"),
-    import("./crd/mirror.js"),
-    import("./crd/statusWriter.js"),
-    import("./crd/namespaces.js"),
-    import("./crd/mirrorRunnable.js"),
-    import("./crd/conflictStatus.js"),
-    import("./store/ownerSql.js"),
-    import("./crd/placement.js"),
-  ]);
+  ] = await loadKubernetesModules();
   const namespaces = kubeNamespaces(config);
   // Every API request is aborted past RTMANAGER_KUBE_REQUEST_TIMEOUT; watches keep their silence limit.
   const kubeConfig = kubeClient(config.kubeRequestTimeoutMs);
@@ -182,11 +182,11 @@ export function pgliteDataDir(config: Pick<Config, "dataDir">): string {
   return `${config.dataDir}/pglite`;
 }
 
-export async function createApp(config: Config, logger: Logger, overrides: AppOverrides = {}): Promise<App> {
-  const metrics = new Metrics({ requeueHorizonMs: config.resyncIntervalMs });
-  registerBuildInfo(metrics.registry);
-  let records: RecordCache | null = null;
-  const store = await openStore({
+type KubernetesParts = Awaited<ReturnType<typeof kubernetesParts>>;
+
+/** The SQL store; its LISTEN connection's health feeds the record cache and the postgres watch's age. */
+function openAppStore(config: Config, logger: Logger, metrics: Metrics, onConnectionLost: () => void): Promise<SqlStore> {
+  return openStore({
     databaseUrl: config.databaseUrl,
     dataDir: pgliteDataDir(config),
     logger: logger.child({ component: "store" }),
@@ -194,30 +194,39 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
     // Record notifications are being missed: REST reads go to the store until they flow again.
     pg: {
       statementTimeoutMs: config.sqlStatementTimeoutMs,
-      onConnectionLost: () => records?.setLive(false),
+      onConnectionLost,
       // A quiet LISTEN connection that answers its heartbeat is a live watch: its age restarts.
       onHeartbeat: () => metrics.watchEvent("postgres"),
     },
   });
-  records = new RecordCache(store);
-  const identity = leaderIdentity();
-  const kube = overrides.source || config.source !== "kubernetes" ? null : await kubernetesParts(config, logger, store, identity, metrics);
-  // Every runtime failure reaches the loop, the REST operations and readiness as a contract error.
-  const engines = runtimeModule(config.runtime);
-  const runtime = withContractErrors(
-    overrides.runtime ?? (await engines.create({ config, logger, onCall: metrics.runtimeOnCall(engines.name), gameRuntimes: kube?.gameRuntimes })),
-  );
-  const runtimeReady = () => engines.ready(runtime, config);
-  const source: DeclarationSource = overrides.source ?? kube?.source ?? store;
-  // Kubernetes mode mirrors records into .status and events into Kubernetes Events.
-  const state: StateStore = kube?.state ?? store;
+}
+
+interface LoopParts {
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  store: SqlStore;
+  records: RecordCache;
+  kube: KubernetesParts | null;
+  engines: RuntimeModule;
+  runtime: RuntimePort;
+  source: DeclarationSource;
+  state: StateStore;
+  identity: string;
+  /** AppOverrides.lease: null runs without a lease, undefined takes the mode's own. */
+  lease: Lease | null | undefined;
+}
+
+/** The fleet (quarantines) and the Manager: the loop, its leader election and its runnables. */
+function createLoop(p: LoopParts) {
+  const { config, logger, metrics, store, kube, engines, runtime, state } = p;
   const leaseName = `rtmanager/${config.instanceId}`;
-  const lease: Lease | undefined = overrides.lease === null ? undefined : (overrides.lease ?? kube?.lease ?? store.lease(leaseName));
+  const lease: Lease | undefined = p.lease === null ? undefined : (p.lease ?? kube?.lease ?? store.lease(leaseName));
   const { fleet, quarantines } = createFleet({ store: new SqlQuarantines(store.sql), state, settings: { after: config.quarantineAfter, windowMs: config.quarantineWindowMs, canaries: config.patchCanaries }, logger, enqueue: (id) => manager.enqueue(id), onImposed: metrics.quarantines.onImposed });
   metrics.quarantines.bind(() => quarantines.view().size);
   const manager = new Manager({
     fleet,
-    source,
+    source: p.source,
     state,
     finalizer: kube?.source,
     runtime,
@@ -226,7 +235,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
     lease,
     // One epoch row per installation in the SQL store, in both modes (src/store/fenceSql.ts).
     fencing: store.fencing(leaseName),
-    identity,
+    identity: p.identity,
     settings: {
       ...config,
       engineNetwork: engines.network(config),
@@ -237,7 +246,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
       runnableStopTimeoutMs: runnableStopTimeout(config.shutdownTimeoutMs),
     },
     logger: logger.child({ component: "controller" }),
-    hooks: (kube?.observe ?? ((h: ManagerHooks) => h))(withRecordCache(metrics.managerHooks(), records)),
+    hooks: (kube?.observe ?? ((h: ManagerHooks) => h))(withRecordCache(metrics.managerHooks(), p.records)),
     runnables: [
       ...(kube?.runnables ?? []),
       new RetentionRunnable({
@@ -249,6 +258,71 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
       ...stateRetention(engines.stateRetentionMs?.(config) ?? 0, runtime, logger),
     ],
   });
+  return { manager, quarantines };
+}
+
+interface ServerParts {
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  store: SqlStore;
+  runtime: RuntimePort;
+  runtimeReady: () => ReturnType<RuntimeModule["ready"]>;
+  manager: Manager;
+  operations: RuntimeOperations;
+  source: DeclarationSource;
+  quarantines: ReturnType<typeof createFleet>["quarantines"];
+  /** The event streams waiting for news. */
+  eventListeners: Set<() => void>;
+}
+
+function createServer(p: ServerParts): Server {
+  const { config, logger, store, runtime, manager, eventListeners } = p;
+  return createHttpServer({
+    operations: p.operations,
+    subscribeEvents: (listener) => {
+      eventListeners.add(listener);
+      return () => eventListeners.delete(listener);
+    },
+    state: store,
+    logger: logger.child({ component: "http" }),
+    ...httpDepsFromConfig(config),
+    readiness: () => readiness(store, runtime, p.runtimeReady),
+    preview: (gameId) => manager.reconciler.preview(gameId),
+    metrics: p.metrics,
+    declarations: p.source,
+    quarantines: p.quarantines,
+    logs: {
+      logStream: async (gameId, options) => {
+        const record = await store.getRecord(gameId);
+        if (!record?.currentContainerId) throw new RtmError("not_found", `runtime ${gameId} has no container`);
+        return runtime.logStream(record.currentContainerId, options);
+      },
+      maxBytes: config.logsMaxBytes,
+      followMaxMs: config.logsFollowMaxMs,
+    },
+  });
+}
+
+export async function createApp(config: Config, logger: Logger, overrides: AppOverrides = {}): Promise<App> {
+  const metrics = new Metrics({ requeueHorizonMs: config.resyncIntervalMs });
+  registerBuildInfo(metrics.registry);
+  // The store's connection-lost callback reaches the record cache, which reads the store: tied after both exist.
+  let cache: RecordCache | null = null;
+  const store = await openAppStore(config, logger, metrics, () => cache?.setLive(false));
+  const records = (cache = new RecordCache(store));
+  const identity = leaderIdentity();
+  const kube = overrides.source || config.source !== "kubernetes" ? null : await kubernetesParts(config, logger, store, identity, metrics);
+  // Every runtime failure reaches the loop, the REST operations and readiness as a contract error.
+  const engines = runtimeModule(config.runtime);
+  const runtime = withContractErrors(
+    overrides.runtime ?? (await engines.create({ config, logger, onCall: metrics.runtimeOnCall(engines.name), gameRuntimes: kube?.gameRuntimes })),
+  );
+  const runtimeReady = () => engines.ready(runtime, config);
+  const source: DeclarationSource = overrides.source ?? kube?.source ?? store;
+  // Kubernetes mode mirrors records into .status and events into Kubernetes Events.
+  const state: StateStore = kube?.state ?? store;
+  const { manager, quarantines } = createLoop({ config, logger, metrics, store, records, kube, engines, runtime, source, state, identity, lease: overrides.lease });
   metrics.bind({ queueStats: () => manager.queueStats(), records: store, declarations: source, poolInUse: () => store.sql.inUse?.() ?? 0 });
   const operations = new RuntimeOperations({
     source,
@@ -265,32 +339,8 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
   // notification (from any replica) is also the moment new events may exist.
   const eventListeners = new Set<() => void>();
   const wakeEventStreams = () => eventListeners.forEach((l) => l());
-  const server = createHttpServer({
-    operations,
-    subscribeEvents: (listener) => {
-      eventListeners.add(listener);
-      return () => eventListeners.delete(listener);
-    },
-    state: store,
-    logger: logger.child({ component: "http" }),
-    ...httpDepsFromConfig(config),
-    readiness: () => readiness(store, runtime, runtimeReady),
-    preview: (gameId) => manager.reconciler.preview(gameId),
-    metrics,
-    declarations: source,
-    quarantines,
-    logs: {
-      logStream: async (gameId, options) => {
-        const record = await store.getRecord(gameId);
-        if (!record?.currentContainerId) throw new RtmError("not_found", `runtime ${gameId} has no container`);
-        return runtime.logStream(record.currentContainerId, options);
-      },
-      maxBytes: config.logsMaxBytes,
-      followMaxMs: config.logsFollowMaxMs,
-    },
-  });
-  let stopRecordWatch: (() => Promise<void>) | null = null;
-
+  const server = createServer({ config, logger, metrics, store, runtime, runtimeReady, manager, operations, source, quarantines, eventListeners });
+  const running: RunningParts = { config, logger, store, runtime, runtimeReady, records, manager, server, kube, wakeEventStreams, stopRecordWatch: null };
   return {
     config,
     logger,
@@ -300,66 +350,7 @@ export async function createApp(config: Config, logger: Logger, overrides: AppOv
     manager,
     operations,
     server,
-    async start() {
-      try {
-        await runtime.ping();
-      } catch (err) {
-        throw new RtmError(RUNTIME_UNAVAILABLE, `cannot reach the ${runtime.name} runtime: ${toRtmError(err).message}`);
-      }
-      const notReady = await runtimeReady();
-      if (notReady) {
-        const { reason, detail, fix } = notReady;
-        throw new RtmError("start_config_invalid", [reason + (detail ? `: ${detail}` : ""), fix].filter(Boolean).join("; "));
-      }
-      // Waiters on this replica wake when any replica's loop writes a record.
-      stopRecordWatch = await store.watchRecords({
-        onChange: (gameId) => {
-          records.invalidate(gameId);
-          manager.waiters.notify(gameId);
-          wakeEventStreams();
-        },
-        // Notifications may have been missed: nothing cached can be trusted.
-        onResync: () => records.setLive(true),
-      });
-      records.setLive(true);
-      await manager.start();
-      const port = await listenOn(server, config);
-      logger.info({ port, socket: config.httpSocketPath, ...buildInfo(), instance: config.instanceId, source: config.source, db: config.databaseUrl ? "postgres" : "pglite" }, "rtmanager started");
-      return port;
-    },
-    async stop() {
-      // Every step is bounded, so a database or API server that answers
-      // nothing cannot hold the process past RTMANAGER_SHUTDOWN_TIMEOUT (main.ts
-      // exits at that deadline in any case). A step past its bound is left
-      // behind: the process is about to exit.
-      const deadline = performance.now() + config.shutdownTimeoutMs - 1_000;
-      const step = async (what: string, work: () => Promise<unknown>, boundMs: number): Promise<void> => {
-        const ms = Math.max(0, Math.min(boundMs, deadline - performance.now()));
-        try {
-          await withTimeout(work(), ms, () => new Error(`${what} did not finish within ${Math.round(ms)} ms`));
-        } catch (err) {
-          logger.warn({ err, step: what }, "shutdown step did not finish; going on");
-        }
-      };
-      await step(
-        "closing the HTTP server",
-        () =>
-          new Promise<void>((resolve) => {
-            server.close(() => resolve());
-            server.closeAllConnections?.();
-          }),
-        HTTP_CLOSE_BOUND_MS,
-      );
-      // Stops acting at once (the term's signal aborts the reconciles in flight), stops the leader's runnables, releases the lease.
-      await step("stopping the controller", () => manager.stop(), deadline - CLOSE_RESERVE_MS - performance.now());
-      // Side by side: each may wait on a dependency that does not answer, and
-      // closing the store ends the LISTEN connection a stuck UNLISTEN waits on.
-      await Promise.all([
-        step("closing the Kubernetes watches", async () => kube?.source.close(), CLOSE_RESERVE_MS),
-        step("closing the runtime's watches", async () => runtime.close?.(), CLOSE_RESERVE_MS),
-        step("closing the record watch", async () => stopRecordWatch?.(), CLOSE_RESERVE_MS),
-        step("closing the store", () => store.close(), CLOSE_RESERVE_MS),
-      ]);
-    },
+    start: () => startApp(running),
+    stop: () => stopApp(running),
   };
 }

@@ -104,18 +104,10 @@ function httpSettings(env: NodeJS.ProcessEnv, get: (name: string) => string, v: 
 
 const invalid = (problems: string[]) => new ConfigError(`invalid configuration: ${problems.join("; ")}`);
 
-/** Reads and validates the environment (the rows of src/configDocs.ts); a bad value throws naming the variable. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const get = (name: string): string => env[name] ?? (SETTINGS as Record<string, { default: string | undefined }>)[name]?.default ?? "";
-  const read = readSettings(env);
-  if (!read.ok) throw invalid(read.problems);
-  const v = read.values;
-  const crossed = crossCheckProblems(v);
-  if (crossed.length > 0) throw invalid(crossed);
-  const { listen, settings: http } = httpSettings(env, get, v);
+/** The Lease name, after the checks that only matter when Kubernetes is the source or the runtime. */
+function checkedKubernetesSettings(v: SettingValues, http: HttpSettings): { leaseName: string } {
   const kubeNamespace = v.RTMANAGER_KUBE_NAMESPACE;
   const kubeCreateNamespace = v.RTMANAGER_KUBE_CREATE_NAMESPACE;
-  const podNamespace = v.POD_NAMESPACE;
   const leaseName = v.RTMANAGER_LEASE_NAME || `${v.RTMANAGER_INSTANCE_ID}-leader`;
   if (leaseName.length > 253 || !DNS_SUBDOMAIN.test(leaseName)) {
     throw invalid([`RTMANAGER_LEASE_NAME: ${JSON.stringify(leaseName)} is not a Lease name (a DNS subdomain)`]);
@@ -129,25 +121,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       "cluster-wide Kubernetes mode (RTMANAGER_KUBE_NAMESPACE empty) needs RTMANAGER_IMAGE_ALLOWLIST: any namespace's GameRuntime would otherwise run any image; set RTMANAGER_ALLOW_ANY_IMAGE=true to accept that",
     ]);
   }
-  const hardening = parseEngineHardening(get, process.getgid?.() ?? 0);
-  if (!hardening.ok) throw invalid(hardening.issues);
+  return { leaseName };
+}
+
+type ReconcileSettings = Pick<
+  Config,
+  | "stopTimeoutMs" | "retentionMs" | "resyncIntervalMs" | "concurrency" | "maxGames" | "defaultCpus" | "defaultMemoryBytes"
+  | "defaultPidsLimit" | "probeIntervalMs" | "probeTimeoutMs" | "probeFailureThreshold" | "restartBackoffBaseMs"
+  | "restartBackoffMaxMs" | "crashLoopResetMs" | "retryBackoffBaseMs" | "retryBackoffMaxMs" | "opTimeoutMs"
+  | "patchMinHealthyMs" | "patchHealthTimeoutMs" | "startWaitHealthy" | "quarantineAfter" | "quarantineWindowMs"
+  | "patchCanaries" | "orphanGraceMs" | "orphanDryRun"
+>;
+
+/** The reconcile loop's limits, timings and back-offs. */
+function reconcileSettings(v: SettingValues): ReconcileSettings {
   return {
-    databaseUrl: v.DATABASE_URL,
-    dataDir: path.resolve(v.RTMANAGER_DATA_DIR),
-    source: v.RTMANAGER_SOURCE,
-    kubeNamespace,
-    kubeCreateNamespace,
-    podNamespace,
-    instanceId: v.RTMANAGER_INSTANCE_ID,
-    ...http,
-    httpHost: listen.host,
-    httpPort: listen.port,
-    httpSocketPath: listen.socketPath,
-    internalToken: v.RTMANAGER_INTERNAL_TOKEN,
-    dockerNetwork: v.RTMANAGER_DOCKER_NETWORK,
-    // Docker bind mounts need an absolute host path.
-    stateRoot: path.resolve(v.RTMANAGER_STATE_ROOT),
-    imagePullPolicy: v.RTMANAGER_IMAGE_PULL_POLICY,
     stopTimeoutMs: v.RTMANAGER_CONTAINER_STOP_TIMEOUT,
     retentionMs: v.RTMANAGER_CONTAINER_RETENTION,
     resyncIntervalMs: v.RTMANAGER_RESYNC_INTERVAL,
@@ -159,7 +147,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     probeIntervalMs: v.RTMANAGER_PROBE_INTERVAL,
     probeTimeoutMs: v.RTMANAGER_PROBE_TIMEOUT,
     probeFailureThreshold: v.RTMANAGER_PROBE_FAILURE_THRESHOLD,
-    enginePublishHost: v.RTMANAGER_ENGINE_PUBLISH_HOST,
     restartBackoffBaseMs: v.RTMANAGER_RESTART_BACKOFF_BASE,
     restartBackoffMaxMs: v.RTMANAGER_RESTART_BACKOFF_MAX,
     crashLoopResetMs: v.RTMANAGER_CRASHLOOP_RESET,
@@ -174,6 +161,60 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     patchCanaries: v.RTMANAGER_PATCH_CANARIES,
     orphanGraceMs: v.RTMANAGER_ORPHAN_GRACE,
     orphanDryRun: v.RTMANAGER_ORPHAN_DRY_RUN,
+  };
+}
+
+type PodSettings = Pick<
+  Config,
+  | "gamePodNamespace" | "podStorageClass" | "podClientNamespaces" | "podClusterDomain" | "podStorageSize"
+  | "podTemplateFile" | "podStartTimeoutMs" | "podClaimRetentionMs"
+>;
+
+/** The Pod runtime's slice (RTMANAGER_POD_*). */
+function podSettings(v: SettingValues): PodSettings {
+  return {
+    gamePodNamespace: v.RTMANAGER_POD_NAMESPACE || v.POD_NAMESPACE || "default",
+    podStorageClass: v.RTMANAGER_POD_STORAGE_CLASS,
+    podClientNamespaces: v.RTMANAGER_POD_CLIENT_NAMESPACES,
+    podClusterDomain: v.RTMANAGER_POD_CLUSTER_DOMAIN,
+    podStorageSize: v.RTMANAGER_POD_STORAGE_SIZE,
+    podTemplateFile: v.RTMANAGER_POD_TEMPLATE_FILE,
+    podStartTimeoutMs: v.RTMANAGER_POD_START_TIMEOUT,
+    podClaimRetentionMs: v.RTMANAGER_POD_CLAIM_RETENTION,
+  };
+}
+
+/** Reads and validates the environment (the rows of src/configDocs.ts); a bad value throws naming the variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const get = (name: string): string => env[name] ?? (SETTINGS as Record<string, { default: string | undefined }>)[name]?.default ?? "";
+  const read = readSettings(env);
+  if (!read.ok) throw invalid(read.problems);
+  const v = read.values;
+  const crossed = crossCheckProblems(v);
+  if (crossed.length > 0) throw invalid(crossed);
+  const { listen, settings: http } = httpSettings(env, get, v);
+  const { leaseName } = checkedKubernetesSettings(v, http);
+  const hardening = parseEngineHardening(get, process.getgid?.() ?? 0);
+  if (!hardening.ok) throw invalid(hardening.issues);
+  return {
+    databaseUrl: v.DATABASE_URL,
+    dataDir: path.resolve(v.RTMANAGER_DATA_DIR),
+    source: v.RTMANAGER_SOURCE,
+    kubeNamespace: v.RTMANAGER_KUBE_NAMESPACE,
+    kubeCreateNamespace: v.RTMANAGER_KUBE_CREATE_NAMESPACE,
+    podNamespace: v.POD_NAMESPACE,
+    instanceId: v.RTMANAGER_INSTANCE_ID,
+    ...http,
+    httpHost: listen.host,
+    httpPort: listen.port,
+    httpSocketPath: listen.socketPath,
+    internalToken: v.RTMANAGER_INTERNAL_TOKEN,
+    dockerNetwork: v.RTMANAGER_DOCKER_NETWORK,
+    // Docker bind mounts need an absolute host path.
+    stateRoot: path.resolve(v.RTMANAGER_STATE_ROOT),
+    imagePullPolicy: v.RTMANAGER_IMAGE_PULL_POLICY,
+    enginePublishHost: v.RTMANAGER_ENGINE_PUBLISH_HOST,
+    ...reconcileSettings(v),
     leaseName,
     leaseDurationMs: v.RTMANAGER_LEASE_DURATION,
     leaseRenewDeadlineMs: v.RTMANAGER_LEASE_RENEW_DEADLINE,
@@ -189,13 +230,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logsMaxBytes: v.RTMANAGER_LOGS_MAX_BYTES,
     logsFollowMaxMs: v.RTMANAGER_LOGS_FOLLOW_MAX,
     runtime: v.RTMANAGER_RUNTIME,
-    gamePodNamespace: v.RTMANAGER_POD_NAMESPACE || podNamespace || "default",
-    podStorageClass: v.RTMANAGER_POD_STORAGE_CLASS,
-    podClientNamespaces: v.RTMANAGER_POD_CLIENT_NAMESPACES,
-    podClusterDomain: v.RTMANAGER_POD_CLUSTER_DOMAIN,
-    podStorageSize: v.RTMANAGER_POD_STORAGE_SIZE,
-    podTemplateFile: v.RTMANAGER_POD_TEMPLATE_FILE,
-    podStartTimeoutMs: v.RTMANAGER_POD_START_TIMEOUT,
-    podClaimRetentionMs: v.RTMANAGER_POD_CLAIM_RETENTION,
+    ...podSettings(v),
   };
 }

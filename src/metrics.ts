@@ -50,6 +50,88 @@ export interface MetricsOptions {
   now?: () => number;
 }
 
+/** The store's own counters and the pool gauge. */
+function storeMetrics(registry: Registry, poolInUse: () => number) {
+  const registers = [registry];
+  const queryErrors = new Counter({ name: "rtmanager_store_query_errors_total", help: "Store queries and transactions that failed.", registers });
+  const quarantines = new QuarantineMetrics(registry);
+  const fencedWrites = new Counter({
+    name: "rtmanager_fenced_writes_total",
+    help: "Store writes of the loop refused because a newer leader had advanced the leader epoch (this replica was a former leader).",
+    registers,
+  });
+  scrapeGauge(registry, { name: "rtmanager_store_pool_in_use", help: "Database connections checked out of the pool (PGlite: 0 or 1)." }, (g) => {
+    g.set(poolInUse());
+  });
+  return { queryErrors, quarantines, fencedWrites };
+}
+
+/** Calls to the engine runtime's API: the runtime-neutral pair, and Docker's own older pair. */
+function runtimeApiMetrics(registry: Registry) {
+  const registers = [registry];
+  const dockerCalls = new Counter({
+    name: "rtmanager_docker_api_calls_total",
+    help: "Docker Engine API calls by operation and outcome.",
+    labelNames: ["operation", "outcome"],
+    registers,
+  });
+  const dockerDuration = new Histogram({
+    name: "rtmanager_docker_api_duration_seconds",
+    help: "Docker Engine API call duration by operation.",
+    labelNames: ["operation"],
+    buckets: DOCKER_BUCKETS,
+    registers,
+  });
+  // The same for either runtime, so one alert and one panel serve both (Docker's own pair above stays for existing dashboards).
+  const runtimeCalls = new Counter({
+    name: "rtmanager_runtime_api_calls_total",
+    help: "Calls to the engine runtime's API (Docker Engine or Kubernetes), by runtime, operation and outcome.",
+    labelNames: ["runtime", "operation", "outcome"],
+    registers,
+  });
+  const runtimeDuration = new Histogram({
+    name: "rtmanager_runtime_api_call_duration_seconds",
+    help: "Duration of calls to the engine runtime's API, by runtime and operation.",
+    labelNames: ["runtime", "operation"],
+    buckets: DOCKER_BUCKETS,
+    registers,
+  });
+  const dockerReconnects = new Counter({
+    name: "rtmanager_docker_events_reconnects_total",
+    help: "Times the Docker event stream was re-established after a break.",
+    registers,
+  });
+  return { dockerCalls, dockerDuration, runtimeCalls, runtimeDuration, dockerReconnects };
+}
+
+/** Leadership, watch freshness, probes, resyncs and retention: what says the loop is alive and looking. */
+function leaderAndWatchMetrics(registry: Registry, watchAges: () => (readonly [WatchName, number])[]) {
+  const registers = [registry];
+  const leader = new Gauge({ name: "rtmanager_leader", help: "1 while this replica holds the leader lease and runs the loop.", registers });
+  leader.set(0);
+  scrapeGauge(
+    registry,
+    { name: "rtmanager_watch_last_event_age_seconds", help: "Seconds since a watch last delivered an event or was re-established.", labelNames: ["watch"] },
+    (g) => {
+      g.reset();
+      for (const [watch, age] of watchAges()) g.set({ watch }, age);
+    },
+  );
+  const watchRelists = new Counter({ name: "rtmanager_watch_relists_total", help: "Full re-lists after a watch was re-established.", labelNames: ["watch"], registers });
+  const probes = new Counter({ name: "rtmanager_probe_total", help: "Engine health probes by result.", labelNames: ["result"], registers });
+  for (const result of ["success", "failure"]) probes.inc({ result }, 0);
+  // Lets a test (or an operator) see that the loop has looked again: "nothing happened" means something only after it moved.
+  const resyncs = new Counter({ name: "rtmanager_resync_total", help: "Resync passes started, by trigger (start, periodic, a watch's gap).", labelNames: ["why"], registers });
+  const retentionPruned = new Counter({
+    name: "rtmanager_retention_pruned_rows_total",
+    help: "Rows deleted by retention (RTMANAGER_EVENT_RETENTION, RTMANAGER_OPLOG_RETENTION), by table.",
+    labelNames: ["table"],
+    registers,
+  });
+  for (const table of RETENTION_TABLES) retentionPruned.inc({ table }, 0);
+  return { leader, watchRelists, probes, resyncs, retentionPruned };
+}
+
 export class Metrics implements HttpMetrics {
   readonly registry = new Registry();
   readonly loop: LoopMetrics;
@@ -76,7 +158,6 @@ export class Metrics implements HttpMetrics {
   constructor(options: MetricsOptions = {}) {
     this.now = options.now ?? Date.now;
     const registry = this.registry;
-    const registers = [registry];
 
     // prom-client samples event-loop delay every 10 ms by default: 100 wakeups a second, about half a
     // percent of a core on an idle controller. 100 ms still sees any stall worth alerting on.
@@ -94,16 +175,10 @@ export class Metrics implements HttpMetrics {
 
     // Registered before the fleet gauges: collect() runs in registration order, so
     // the pool is read before the fleet snapshot's own queries check connections out.
-    this.storeQueryErrors = new Counter({ name: "rtmanager_store_query_errors_total", help: "Store queries and transactions that failed.", registers });
-    this.quarantines = new QuarantineMetrics(registry);
-    this.fencedWrites = new Counter({
-      name: "rtmanager_fenced_writes_total",
-      help: "Store writes of the loop refused because a newer leader had advanced the leader epoch (this replica was a former leader).",
-      registers,
-    });
-    scrapeGauge(registry, { name: "rtmanager_store_pool_in_use", help: "Database connections checked out of the pool (PGlite: 0 or 1)." }, (g) => {
-      g.set(this.bindings?.poolInUse?.() ?? 0);
-    });
+    const store = storeMetrics(registry, () => this.bindings?.poolInUse?.() ?? 0);
+    this.storeQueryErrors = store.queryErrors;
+    this.quarantines = store.quarantines;
+    this.fencedWrites = store.fencedWrites;
 
     this.fleet = new FleetGauges(
       registry,
@@ -115,64 +190,24 @@ export class Metrics implements HttpMetrics {
       options.fleetCacheMs ?? 5000,
     );
 
-    this.dockerCalls = new Counter({
-      name: "rtmanager_docker_api_calls_total",
-      help: "Docker Engine API calls by operation and outcome.",
-      labelNames: ["operation", "outcome"],
-      registers,
-    });
-    this.dockerDuration = new Histogram({
-      name: "rtmanager_docker_api_duration_seconds",
-      help: "Docker Engine API call duration by operation.",
-      labelNames: ["operation"],
-      buckets: DOCKER_BUCKETS,
-      registers,
-    });
-    // The same for either runtime, so one alert and one panel serve both (Docker's own pair above stays for existing dashboards).
-    this.runtimeCalls = new Counter({
-      name: "rtmanager_runtime_api_calls_total",
-      help: "Calls to the engine runtime's API (Docker Engine or Kubernetes), by runtime, operation and outcome.",
-      labelNames: ["runtime", "operation", "outcome"],
-      registers,
-    });
-    this.runtimeDuration = new Histogram({
-      name: "rtmanager_runtime_api_call_duration_seconds",
-      help: "Duration of calls to the engine runtime's API, by runtime and operation.",
-      labelNames: ["runtime", "operation"],
-      buckets: DOCKER_BUCKETS,
-      registers,
-    });
-    this.dockerReconnects = new Counter({
-      name: "rtmanager_docker_events_reconnects_total",
-      help: "Times the Docker event stream was re-established after a break.",
-      registers,
-    });
+    const runtime = runtimeApiMetrics(registry);
+    this.dockerCalls = runtime.dockerCalls;
+    this.dockerDuration = runtime.dockerDuration;
+    this.runtimeCalls = runtime.runtimeCalls;
+    this.runtimeDuration = runtime.runtimeDuration;
+    this.dockerReconnects = runtime.dockerReconnects;
 
     this.http = new HttpRequestMetrics(registry);
 
-    this.leader = new Gauge({ name: "rtmanager_leader", help: "1 while this replica holds the leader lease and runs the loop.", registers });
-    this.leader.set(0);
-    scrapeGauge(
-      registry,
-      { name: "rtmanager_watch_last_event_age_seconds", help: "Seconds since a watch last delivered an event or was re-established.", labelNames: ["watch"] },
-      (g) => {
-        g.reset();
-        const now = this.now();
-        for (const [watch, at] of this.watchLastEvent) g.set({ watch }, Math.max(0, (now - at) / 1000));
-      },
-    );
-    this.watchRelists = new Counter({ name: "rtmanager_watch_relists_total", help: "Full re-lists after a watch was re-established.", labelNames: ["watch"], registers });
-    this.probes = new Counter({ name: "rtmanager_probe_total", help: "Engine health probes by result.", labelNames: ["result"], registers });
-    for (const result of ["success", "failure"]) this.probes.inc({ result }, 0);
-    // Lets a test (or an operator) see that the loop has looked again: "nothing happened" means something only after it moved.
-    this.resyncs = new Counter({ name: "rtmanager_resync_total", help: "Resync passes started, by trigger (start, periodic, a watch's gap).", labelNames: ["why"], registers });
-    this.retentionPruned = new Counter({
-      name: "rtmanager_retention_pruned_rows_total",
-      help: "Rows deleted by retention (RTMANAGER_EVENT_RETENTION, RTMANAGER_OPLOG_RETENTION), by table.",
-      labelNames: ["table"],
-      registers,
+    const watch = leaderAndWatchMetrics(registry, () => {
+      const now = this.now();
+      return [...this.watchLastEvent].map(([w, at]) => [w, Math.max(0, (now - at) / 1000)] as const);
     });
-    for (const table of RETENTION_TABLES) this.retentionPruned.inc({ table }, 0);
+    this.leader = watch.leader;
+    this.watchRelists = watch.watchRelists;
+    this.probes = watch.probes;
+    this.resyncs = watch.resyncs;
+    this.retentionPruned = watch.retentionPruned;
   }
 
   get contentType(): string {

@@ -70,27 +70,32 @@ export async function run(argv: string[], options: RunOptions = {}): Promise<num
       inv.args,
     );
   } catch (err) {
-    if (options.signal?.aborted) {
-      io.err("rtmctl: interrupted\n");
-      return EXIT_INTERRUPTED;
-    }
-    if (err instanceof UsageError) {
-      io.err(`rtmctl: ${err.message}\n`);
-      io.err(err.verb ? `Run 'rtmctl ${err.verb} --help' for usage.\n` : "Run 'rtmctl --help' for usage.\n");
-      return EXIT_USAGE;
-    }
-    if (err instanceof RtmApiError) {
-      // The op id is how the failure is found again: `rtmctl ops <game>`, or grep it in the server's JSON logs.
-      io.err(`rtmctl: ${err.code} (HTTP ${err.status}): ${err.message}${err.opId ? ` [op ${err.opId}]` : ""}\n`);
-      return exitCodeFor(err.code, err.status);
-    }
-    if (err instanceof RtmTransportError) {
-      io.err(`rtmctl: cannot reach rtmanager: ${err.message}\n`);
-      return EXIT_UNREACHABLE;
-    }
-    io.err(`rtmctl: ${verbForHelp ?? "error"}: ${err instanceof Error ? err.message : String(err)}\n`);
-    return EXIT_UNEXPECTED;
+    return reportFailure(err, io, options.signal, verbForHelp);
   }
+}
+
+/** Prints why an invocation failed and answers its exit code (./exitCodes.ts). */
+function reportFailure(err: unknown, io: Io, signal: AbortSignal | undefined, verbForHelp: string | null): number {
+  if (signal?.aborted) {
+    io.err("rtmctl: interrupted\n");
+    return EXIT_INTERRUPTED;
+  }
+  if (err instanceof UsageError) {
+    io.err(`rtmctl: ${err.message}\n`);
+    io.err(err.verb ? `Run 'rtmctl ${err.verb} --help' for usage.\n` : "Run 'rtmctl --help' for usage.\n");
+    return EXIT_USAGE;
+  }
+  if (err instanceof RtmApiError) {
+    // The op id is how the failure is found again: `rtmctl ops <game>`, or grep it in the server's JSON logs.
+    io.err(`rtmctl: ${err.code} (HTTP ${err.status}): ${err.message}${err.opId ? ` [op ${err.opId}]` : ""}\n`);
+    return exitCodeFor(err.code, err.status);
+  }
+  if (err instanceof RtmTransportError) {
+    io.err(`rtmctl: cannot reach rtmanager: ${err.message}\n`);
+    return EXIT_UNREACHABLE;
+  }
+  io.err(`rtmctl: ${verbForHelp ?? "error"}: ${err instanceof Error ? err.message : String(err)}\n`);
+  return EXIT_UNEXPECTED;
 }
 
 if (isMain(import.meta.url)) {

@@ -9,15 +9,55 @@ export interface StreamedEvent {
   data: unknown;
 }
 
+/** Folds text/event-stream lines into events: fields, multi-line data, comments; a blank line ends an event. */
+class EventAssembler {
+  private lastId: string | null = null;
+  private type = "";
+  private data: string[] = [];
+  private hasId = false;
+
+  /** The event this line completes, if it completes one. */
+  feed(line: string): StreamedEvent | null {
+    if (line === "") return this.dispatch();
+    if (line.startsWith(":")) return null;
+    const colon = line.indexOf(":");
+    const field = colon >= 0 ? line.slice(0, colon) : line;
+    let value = colon >= 0 ? line.slice(colon + 1) : "";
+    if (value.startsWith(" ")) value = value.slice(1);
+    if (field === "data") this.data.push(value);
+    else if (field === "event") this.type = value;
+    else if (field === "id") {
+      this.lastId = value;
+      this.hasId = true;
+    }
+    return null;
+  }
+
+  private dispatch(): StreamedEvent | null {
+    let event: StreamedEvent | null = null;
+    if (this.data.length > 0) {
+      const text = this.data.join("\n");
+      let parsed: unknown = text;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        // Leave non-JSON data as text.
+      }
+      event = { id: this.hasId ? this.lastId : null, type: this.type || "message", data: parsed };
+    }
+    this.type = "";
+    this.data = [];
+    this.hasId = false;
+    return event;
+  }
+}
+
 /** Parses text/event-stream (the WHATWG rules that matter here: fields, multi-line data, comments). */
 export async function* parseEventStream(body: ReadableStream<Uint8Array>, signal?: AbortSignal): AsyncIterable<StreamedEvent> {
   const reader = body.getReader();
   const decoder = new TextDecoder();
+  const events = new EventAssembler();
   let buffer = "";
-  let lastId: string | null = null;
-  let type = "";
-  let data: string[] = [];
-  let hasId = false;
   const onAbort = () => void reader.cancel().catch(() => undefined);
   signal?.addEventListener("abort", onAbort, { once: true });
   try {
@@ -35,33 +75,8 @@ export async function* parseEventStream(body: ReadableStream<Uint8Array>, signal
       while ((nl = buffer.search(/\r\n|\r|\n/)) >= 0) {
         const line = buffer.slice(0, nl);
         buffer = buffer.slice(nl + (buffer.startsWith("\r\n", nl) ? 2 : 1));
-        if (line === "") {
-          if (data.length > 0) {
-            const text = data.join("\n");
-            let parsed: unknown = text;
-            try {
-              parsed = JSON.parse(text);
-            } catch {
-              // Leave non-JSON data as text.
-            }
-            yield { id: hasId ? lastId : null, type: type || "message", data: parsed };
-          }
-          type = "";
-          data = [];
-          hasId = false;
-          continue;
-        }
-        if (line.startsWith(":")) continue;
-        const colon = line.indexOf(":");
-        const field = colon >= 0 ? line.slice(0, colon) : line;
-        let value = colon >= 0 ? line.slice(colon + 1) : "";
-        if (value.startsWith(" ")) value = value.slice(1);
-        if (field === "data") data.push(value);
-        else if (field === "event") type = value;
-        else if (field === "id") {
-          lastId = value;
-          hasId = true;
-        }
+        const event = events.feed(line);
+        if (event) yield event;
       }
     }
   } finally {

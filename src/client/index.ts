@@ -289,6 +289,15 @@ export class RtmClient {
     }
   }
 
+  private headers(accept: string, hasBody: boolean, opts: CallOptions | undefined, extra: Record<string, string>): Record<string, string> {
+    const headers: Record<string, string> = { accept, ...extra };
+    if (hasBody) headers["content-type"] = "application/json";
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    if (this.caller) headers["x-galaxy-caller"] = this.caller;
+    if (opts?.opId) headers["x-op-id"] = opts.opId;
+    return headers;
+  }
+
   /**
    * `timeoutWholeBody`: for ordinary calls the timeout covers reading the
    * answer too; for the event stream only until the headers arrive.
@@ -302,12 +311,7 @@ export class RtmClient {
     extraHeaders: Record<string, string> = {},
     timeoutWholeBody = true,
   ): Promise<Response> {
-    const headers: Record<string, string> = { accept, ...extraHeaders };
-    if (body !== undefined) headers["content-type"] = "application/json";
-    if (this.token) headers.authorization = `Bearer ${this.token}`;
-    if (this.caller) headers["x-galaxy-caller"] = this.caller;
-    if (opts?.opId) headers["x-op-id"] = opts.opId;
-
+    const headers = this.headers(accept, body !== undefined, opts, extraHeaders);
     const timeout = new AbortController();
     const timer = setTimeout(() => timeout.abort(new DOMException("request timed out", "TimeoutError")), this.timeoutMs);
     const signal = opts?.signal ? AbortSignal.any([opts.signal, timeout.signal]) : timeout.signal;
@@ -326,17 +330,10 @@ export class RtmClient {
       const why = timedOut ? `timed out after ${this.timeoutMs} ms` : (err as Error).message;
       throw new RtmTransportError(`rtm ${method} ${path}: ${why}`, timedOut, { cause: err });
     }
-    const opId = res.headers.get("x-op-id");
     if (!res.ok) {
       const text = await res.text().catch(() => "");
       clearTimeout(timer);
-      const decoded = decodeEnvelope(text);
-      throw new RtmApiError(
-        res.status,
-        decoded?.code ?? "unknown",
-        decoded?.message || `rtm ${method} ${path}: unexpected status ${res.status}`,
-        opId,
-      );
+      throw apiErrorOf(res, text, `rtm ${method} ${path}`);
     }
     if (timeoutWholeBody) {
       // The body is read by the caller right after; keep the timer until then.
@@ -356,6 +353,12 @@ export class RtmClient {
     clearTimeout(timer);
     return res;
   }
+}
+
+/** A non-2xx answer as the error envelope's code and message (the status alone when the body is no envelope). */
+function apiErrorOf(res: Response, text: string, call: string): RtmApiError {
+  const decoded = decodeEnvelope(text);
+  return new RtmApiError(res.status, decoded?.code ?? "unknown", decoded?.message || `${call}: unexpected status ${res.status}`, res.headers.get("x-op-id"));
 }
 
 function id(gameId: string): string {

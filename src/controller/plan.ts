@@ -2,7 +2,10 @@
  * What the planner hands the loop: an ordered list of idempotent actions and
  * everything else the reconcile does because of them (events, the health
  * gate and its rollback, the cause of a restart, a hold, a requeue). The
- * reconciler and the rollout only carry a plan out; they never add to it.
+ * reconciler carries a plan out as planned. The rollout adds only what its
+ * health gate learns later: it recreates an engine that an in-place update
+ * left stopped (rollout.ts `recreate`), and its verdict adds the rollback's
+ * events.
  */
 import type { ResourceCeilings } from "../model/admission.js";
 import type { Declaration } from "../model/declaration.js";

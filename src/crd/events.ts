@@ -28,76 +28,63 @@ export interface KubeEventSpec {
 const str = (v: unknown): string => (v === undefined || v === null ? "" : String(v));
 const short = (id: unknown): string => str(id).slice(0, 12);
 
+type EventData = Record<string, unknown>;
+
+/**
+ * What each of the loop's runtime events becomes (null: not worth one). A
+ * table, not a switch, so the compiler insists on a row for every EventType.
+ */
+const KUBE_EVENTS: Record<EventType, ((data: EventData) => KubeEventSpec) | null> = {
+  declaration_changed: null,
+  container_created: (data) => ({ type: "Normal", reason: "ContainerCreated", action: "Create", message: `created container ${short(data.containerId)} from ${str(data.imageRef)}` }),
+  container_started: (data) => ({ type: "Normal", reason: "ContainerStarted", action: "Start", message: `started container ${short(data.containerId)}` }),
+  container_stopped: (data) => ({
+    type: "Normal",
+    reason: "ContainerStopped",
+    action: "Stop",
+    message: `stopped container ${short(data.containerId)}${data.reason ? ` (${str(data.reason)})` : ""}`,
+  }),
+  container_removed: (data) => ({ type: "Normal", reason: "ContainerRemoved", action: "Remove", message: `removed container ${short(data.containerId)}; the state directory is kept` }),
+  image_updated: (data) => ({ type: "Normal", reason: "ImageUpdated", action: "Update", message: `set the image of ${short(data.containerId)} to ${str(data.imageRef)} in place` }),
+  container_adopted: (data) => ({ type: "Normal", reason: "ContainerAdopted", action: "Adopt", message: `adopted existing container ${short(data.containerId)}` }),
+  orphan_removed: (data) => ({ type: "Normal", reason: "OrphanRemoved", action: "Remove", message: `removed orphan container ${short(data.containerId)}` }),
+  orphan_reported: (data) => ({ type: "Warning", reason: "OrphanLeftInPlace", action: "Report", message: `orphan container ${short(data.containerId)} left in place (${String(data.why)})` }),
+  probe_recovered: () => ({ type: "Normal", reason: "ProbeRecovered", action: "Probe", message: "GET /healthz answers again" }),
+  container_exited: (data) => ({ type: "Warning", reason: "ContainerExited", action: "Observe", message: `container ${short(data.containerId)} exited with code ${str(data.exitCode)}` }),
+  container_oom: (data) => ({ type: "Warning", reason: "ContainerOOMKilled", action: "Observe", message: `container ${short(data.containerId)} was killed: out of memory` }),
+  container_disappeared: (data) => ({ type: "Warning", reason: "ContainerDisappeared", action: "Observe", message: `container ${short(data.containerId)} disappeared` }),
+  probe_failed: (data) => ({ type: "Warning", reason: "ProbeFailed", action: "Probe", message: `GET /healthz failed: ${str(data.error ?? data.statusCode)}` }),
+  crash_loop: (data) => ({ type: "Warning", reason: "CrashLoopBackOff", action: "Restart", message: `engine restarted ${str(data.restartCount)} times${data.cause ? ` (${str(data.cause)})` : ""}; restarts back off` }),
+  patch_rolled_back: (data) => ({
+    type: "Warning",
+    reason: "PatchRolledBack",
+    action: "Rollback",
+    message: `patch to ${str(data.failedImageRef)} failed (${str(data.reason)}); rolled back to ${str(data.restoredImageRef)}`,
+  }),
+  rollback_failed: (data) => ({ type: "Warning", reason: "RollbackFailed", action: "Rollback", message: `rollback to ${str(data.targetImageRef)} failed: ${str(data.message)}` }),
+  node_lost: (data) => ({
+    type: "Warning",
+    reason: "NodeLost",
+    action: "Report",
+    message: `node ${str(data.node)} is lost (${str(data.reason)}): ${NODE_LOST_RULE}`,
+  }),
+  node_lost_cleared: (data) => ({
+    type: "Normal",
+    reason: "NodeLostCleared",
+    action: "Report",
+    message: data.how === "node_ready" ? `node ${str(data.node)} is back; the engine kept running there` : `the engine no longer runs on lost node ${str(data.node)}`,
+  }),
+  image_quarantined: (data) => ({ type: "Warning", reason: "ImageQuarantined", action: "Quarantine", message: str(data.message) || `image ${str(data.imageRef)} is quarantined` }),
+  image_quarantine_lifted: (data) => ({ type: "Normal", reason: "ImageQuarantineLifted", action: "Quarantine", message: `quarantine of image ${str(data.imageRef)} lifted by ${str(data.liftedBy)}` }),
+  reconcile_failed: (data) =>
+    data.code
+      ? { type: "Warning", reason: reasonOf(str(data.code)), action: "Reconcile", message: failureMessage(str(data.code), str(data.message) || "reconcile failed") }
+      : { type: "Warning", reason: "ReconcileFailed", action: "Reconcile", message: str(data.message) || "reconcile failed" },
+};
+
 /** The Kubernetes event for one of the loop's runtime events (null: not worth one). */
-export function kubeEventFor(type: EventType, data: Record<string, unknown>): KubeEventSpec | null {
-  switch (type) {
-    case "declaration_changed":
-      return null;
-    case "container_created":
-      return { type: "Normal", reason: "ContainerCreated", action: "Create", message: `created container ${short(data.containerId)} from ${str(data.imageRef)}` };
-    case "container_started":
-      return { type: "Normal", reason: "ContainerStarted", action: "Start", message: `started container ${short(data.containerId)}` };
-    case "container_stopped":
-      return {
-        type: "Normal",
-        reason: "ContainerStopped",
-        action: "Stop",
-        message: `stopped container ${short(data.containerId)}${data.reason ? ` (${str(data.reason)})` : ""}`,
-      };
-    case "container_removed":
-      return { type: "Normal", reason: "ContainerRemoved", action: "Remove", message: `removed container ${short(data.containerId)}; the state directory is kept` };
-    case "image_updated":
-      return { type: "Normal", reason: "ImageUpdated", action: "Update", message: `set the image of ${short(data.containerId)} to ${str(data.imageRef)} in place` };
-    case "container_adopted":
-      return { type: "Normal", reason: "ContainerAdopted", action: "Adopt", message: `adopted existing container ${short(data.containerId)}` };
-    case "orphan_removed":
-      return { type: "Normal", reason: "OrphanRemoved", action: "Remove", message: `removed orphan container ${short(data.containerId)}` };
-    case "orphan_reported":
-      return { type: "Warning", reason: "OrphanLeftInPlace", action: "Report", message: `orphan container ${short(data.containerId)} left in place (${String(data.why)})` };
-    case "probe_recovered":
-      return { type: "Normal", reason: "ProbeRecovered", action: "Probe", message: "GET /healthz answers again" };
-    case "container_exited":
-      return { type: "Warning", reason: "ContainerExited", action: "Observe", message: `container ${short(data.containerId)} exited with code ${str(data.exitCode)}` };
-    case "container_oom":
-      return { type: "Warning", reason: "ContainerOOMKilled", action: "Observe", message: `container ${short(data.containerId)} was killed: out of memory` };
-    case "container_disappeared":
-      return { type: "Warning", reason: "ContainerDisappeared", action: "Observe", message: `container ${short(data.containerId)} disappeared` };
-    case "probe_failed":
-      return { type: "Warning", reason: "ProbeFailed", action: "Probe", message: `GET /healthz failed: ${str(data.error ?? data.statusCode)}` };
-    case "crash_loop":
-      return { type: "Warning", reason: "CrashLoopBackOff", action: "Restart", message: `engine restarted ${str(data.restartCount)} times${data.cause ? ` (${str(data.cause)})` : ""}; restarts back off` };
-    case "patch_rolled_back":
-      return {
-        type: "Warning",
-        reason: "PatchRolledBack",
-        action: "Rollback",
-        message: `patch to ${str(data.failedImageRef)} failed (${str(data.reason)}); rolled back to ${str(data.restoredImageRef)}`,
-      };
-    case "rollback_failed":
-      return { type: "Warning", reason: "RollbackFailed", action: "Rollback", message: `rollback to ${str(data.targetImageRef)} failed: ${str(data.message)}` };
-    case "node_lost":
-      return {
-        type: "Warning",
-        reason: "NodeLost",
-        action: "Report",
-        message: `node ${str(data.node)} is lost (${str(data.reason)}): ${NODE_LOST_RULE}`,
-      };
-    case "node_lost_cleared":
-      return {
-        type: "Normal",
-        reason: "NodeLostCleared",
-        action: "Report",
-        message: data.how === "node_ready" ? `node ${str(data.node)} is back; the engine kept running there` : `the engine no longer runs on lost node ${str(data.node)}`,
-      };
-    case "image_quarantined":
-      return { type: "Warning", reason: "ImageQuarantined", action: "Quarantine", message: str(data.message) || `image ${str(data.imageRef)} is quarantined` };
-    case "image_quarantine_lifted":
-      return { type: "Normal", reason: "ImageQuarantineLifted", action: "Quarantine", message: `quarantine of image ${str(data.imageRef)} lifted by ${str(data.liftedBy)}` };
-    case "reconcile_failed":
-      return data.code
-        ? { type: "Warning", reason: reasonOf(str(data.code)), action: "Reconcile", message: failureMessage(str(data.code), str(data.message) || "reconcile failed") }
-        : { type: "Warning", reason: "ReconcileFailed", action: "Reconcile", message: str(data.message) || "reconcile failed" };
-  }
+export function kubeEventFor(type: EventType, data: EventData): KubeEventSpec | null {
+  return KUBE_EVENTS[type]?.(data) ?? null;
 }
 
 export interface EventRecorderOptions {

@@ -92,54 +92,67 @@ export class KubernetesLease implements Lease {
     }
   }
 
+  /**
+   * client-go's tryAcquireOrRenew: create the Lease if there is none, else
+   * renew it if ours, else take it over once expired; a 409 on either write
+   * means another candidate got there first.
+   */
   async tryAcquire(holder: string, durationMs: number, signal?: AbortSignal): Promise<boolean> {
     const now = this.clock();
     const seenAt = this.monotonic();
     const durationSeconds = Math.max(1, Math.ceil(durationMs / 1000));
     const current = await this.read(signal);
     checkAborted(signal);
+    if (!current) return this.create(holder, durationSeconds, now, signal);
+    if (this.heldByAnother(current, holder, durationSeconds, now, seenAt)) return false;
+    return this.renewOrTakeOver(current, holder, durationSeconds, now, seenAt, signal);
+  }
 
-    if (!current) {
-      try {
-        await this.api.createNamespacedLease(
-          {
-            namespace: this.options.namespace,
-            body: {
-              apiVersion: "coordination.k8s.io/v1",
-              kind: "Lease",
-              metadata: { name: this.name, namespace: this.options.namespace },
-              spec: {
-                holderIdentity: holder,
-                leaseDurationSeconds: durationSeconds,
-                acquireTime: new V1MicroTime(now),
-                renewTime: new V1MicroTime(now),
-                leaseTransitions: 0,
-              },
+  private async create(holder: string, durationSeconds: number, now: number, signal?: AbortSignal): Promise<boolean> {
+    try {
+      await this.api.createNamespacedLease(
+        {
+          namespace: this.options.namespace,
+          body: {
+            apiVersion: "coordination.k8s.io/v1",
+            kind: "Lease",
+            metadata: { name: this.name, namespace: this.options.namespace },
+            spec: {
+              holderIdentity: holder,
+              leaseDurationSeconds: durationSeconds,
+              acquireTime: new V1MicroTime(now),
+              renewTime: new V1MicroTime(now),
+              leaseTransitions: 0,
             },
           },
-          withSignal(signal),
-        );
-        return true;
-      } catch (err) {
-        if (httpStatusOf(err) === 409) return false; // another candidate created it first
-        throw err;
-      }
+        },
+        withSignal(signal),
+      );
+      return true;
+    } catch (err) {
+      if (httpStatusOf(err) === 409) return false; // another candidate created it first
+      throw err;
     }
+  }
 
+  /** True while another holder's lease is unexpired, by its record or by this process's own watch of it. */
+  private heldByAnother(current: V1Lease, holder: string, durationSeconds: number, now: number, seenAt: number): boolean {
     const spec = current.spec ?? {};
     const currentHolder = spec.holderIdentity ?? "";
     const renewedAt = toDate(spec.renewTime)?.getTime() ?? 0;
     const heldFor = (spec.leaseDurationSeconds ?? durationSeconds) * 1000;
     const key = JSON.stringify([currentHolder, renewedAt, current.metadata?.resourceVersion ?? ""]);
     if (this.observed?.key !== key) this.observed = { key, at: seenAt };
+    if (currentHolder === holder || currentHolder === "") return false;
+    const expiredByRecord = renewedAt + heldFor < now;
+    const expiredByObservation = this.observed.at + heldFor < seenAt;
+    return !expiredByRecord || !expiredByObservation;
+  }
 
+  private async renewOrTakeOver(current: V1Lease, holder: string, durationSeconds: number, now: number, seenAt: number, signal?: AbortSignal): Promise<boolean> {
+    const spec = current.spec ?? {};
+    const currentHolder = spec.holderIdentity ?? "";
     const mine = currentHolder === holder;
-    if (!mine && currentHolder !== "") {
-      const expiredByRecord = renewedAt + heldFor < now;
-      const expiredByObservation = this.observed.at + heldFor < seenAt;
-      if (!expiredByRecord || !expiredByObservation) return false;
-    }
-
     const nowTime = new V1MicroTime(now);
     const next: V1Lease = {
       ...current,

@@ -11,7 +11,7 @@
  */
 import type { Logger } from "../log.js";
 import { jitteredBackoff, type BackoffSettings } from "../model/backoff.js";
-import { RuntimeSpecSchema } from "../model/declaration.js";
+import { RuntimeSpecSchema, type RuntimeSpec } from "../model/declaration.js";
 import type { ErrorCode, RtmError } from "../model/errors.js";
 import type { RuntimeRecord } from "../model/record.js";
 import { NODE_LOST_RULE } from "../model/ports.js";
@@ -52,15 +52,30 @@ function failureReason(failure: { code: string; message: string }): string {
   return /^([A-Z][A-Za-z]+): /.exec(failure.message)?.[1] ?? reasonOf(failure.code);
 }
 
-function cond(type: ConditionType, status: ConditionStatus, reason: string, message: string): Omit<Condition, "lastTransitionTime" | "observedGeneration"> {
+type Unstamped = Omit<Condition, "lastTransitionTime" | "observedGeneration">;
+
+function cond(type: ConditionType, status: ConditionStatus, reason: string, message: string): Unstamped {
   return { type, status, reason, message: message.slice(0, MAX_MESSAGE) };
 }
 
-/**
- * The status an object should carry for this record. Pure: `now` stamps
- * conditions whose status flipped; the others keep their lastTransitionTime.
- */
-export function computeStatus(obj: GameRuntimeObject, record: RuntimeRecord, error: RtmError | null, now: Date): GameRuntimeStatus {
+/** What the three conditions and the phase are judged from. */
+interface StatusFacts {
+  record: RuntimeRecord;
+  /** metadata.generation. */
+  generation: number;
+  /** The record's observedGeneration in the object's terms. */
+  observed: number;
+  deleting: boolean;
+  /** The declared state; null when the spec cannot be read. */
+  desired: RuntimeSpec["desiredState"] | null;
+  failure: { code: ErrorCode; message: string } | null;
+  behind: boolean;
+  unhealthy: boolean;
+  /** The node-lost message, when the engine's node is lost. */
+  nodeLost: string | null;
+}
+
+function statusFacts(obj: GameRuntimeObject, record: RuntimeRecord, error: RtmError | null): StatusFacts {
   const generation = obj.metadata.generation ?? 1;
   const base = generationBaseOf(obj);
   const loopGeneration = generation + base;
@@ -70,71 +85,99 @@ export function computeStatus(obj: GameRuntimeObject, record: RuntimeRecord, err
   const parsed = converted.ok ? RuntimeSpecSchema.safeParse(converted.value) : null;
   const desired = deleting ? "removed" : parsed?.success ? parsed.data.desiredState : null;
 
-  // A failure counts while it belongs to this generation (or to no generation: an unreadable declaration, Docker down).
+  // A failure counts while it belongs to this generation (or to no generation: an unreadable declaration, the runtime down).
   let failure: { code: ErrorCode; message: string } | null = null;
   if (error) failure = { code: error.code, message: error.message };
   else if (record.lastErrorCode && (record.lastErrorGeneration === null || record.lastErrorGeneration >= loopGeneration)) {
     failure = { code: record.lastErrorCode, message: record.lastErrorMessage ?? record.lastErrorCode };
   }
-  const behind = observed < generation;
-  const unhealthy = record.status === "running" && record.health === "unhealthy";
-  const nodeLost = record.lostNode ? nodeLostMessage(record.lostNode, record.lostNodeSince) : null;
+  return {
+    record,
+    generation,
+    observed,
+    deleting,
+    desired,
+    failure,
+    behind: observed < generation,
+    unhealthy: record.status === "running" && record.health === "unhealthy",
+    nodeLost: record.lostNode ? nodeLostMessage(record.lostNode, record.lostNodeSince) : null,
+  };
+}
 
-  let phase: Phase;
-  if (failure || record.degraded) phase = "failed";
-  else if (behind) phase = "pending";
-  else phase = record.status;
-
-  const conditions: Omit<Condition, "lastTransitionTime" | "observedGeneration">[] = [];
-
-  // Ready: the runtime is what the declaration asks for.
-  if (record.degraded) conditions.push(cond("Ready", "False", "RollbackFailed", record.lastErrorMessage ?? "a rollback failed; the runtime needs a human"));
-  else if (failure) conditions.push(cond("Ready", "False", failureReason(failure), failureMessage(failure.code, failure.message)));
-  else if (deleting) conditions.push(cond("Ready", "False", "Deleting", "removing the container before the GameRuntime goes"));
-  else if (nodeLost) conditions.push(cond("Ready", "False", "NodeLost", nodeLost));
-  else if (behind) conditions.push(cond("Ready", "False", "Reconciling", `generation ${generation} is not reconciled yet (observed ${observed})`));
-  else if (desired === "running" && record.status === "running" && !unhealthy) {
+/** Ready: the runtime is what the declaration asks for. */
+function readyCondition(f: StatusFacts): Unstamped {
+  const { record, failure, desired } = f;
+  if (record.degraded) return cond("Ready", "False", "RollbackFailed", record.lastErrorMessage ?? "a rollback failed; the runtime needs a human");
+  if (failure) return cond("Ready", "False", failureReason(failure), failureMessage(failure.code, failure.message));
+  if (f.deleting) return cond("Ready", "False", "Deleting", "removing the container before the GameRuntime goes");
+  if (f.nodeLost) return cond("Ready", "False", "NodeLost", f.nodeLost);
+  if (f.behind) return cond("Ready", "False", "Reconciling", `generation ${f.generation} is not reconciled yet (observed ${f.observed})`);
+  if (desired === "running" && record.status === "running" && !f.unhealthy) {
     const health = record.health === "healthy" ? "healthy" : "health not probed yet";
-    conditions.push(cond("Ready", "True", "Converged", `engine running ${record.currentImageRef ?? "?"} (${health})`));
-  } else if (desired === "running" && unhealthy) {
-    conditions.push(cond("Ready", "False", "Unhealthy", `GET /healthz failed ${record.consecutiveProbeFailures} times in a row`));
-  } else if (desired !== null && desired === record.status) {
-    conditions.push(cond("Ready", "True", desired === "stopped" ? "Stopped" : "Removed", `runtime is ${record.status}, as declared`));
-  } else if (desired === "stopped" && record.status === "removed") {
+    return cond("Ready", "True", "Converged", `engine running ${record.currentImageRef ?? "?"} (${health})`);
+  }
+  if (desired === "running" && f.unhealthy) {
+    return cond("Ready", "False", "Unhealthy", `GET /healthz failed ${record.consecutiveProbeFailures} times in a row`);
+  }
+  if (desired !== null && desired === record.status) {
+    return cond("Ready", "True", desired === "stopped" ? "Stopped" : "Removed", `runtime is ${record.status}, as declared`);
+  }
+  if (desired === "stopped" && record.status === "removed") {
     // Declared stopped before it ever ran (or after its container was cleaned up): nothing runs, as asked.
-    conditions.push(cond("Ready", "True", "Stopped", "no container runs, as declared"));
-  } else conditions.push(cond("Ready", "False", "Reconciling", `declared ${desired ?? "?"}, runtime is ${record.status}`));
+    return cond("Ready", "True", "Stopped", "no container runs, as declared");
+  }
+  return cond("Ready", "False", "Reconciling", `declared ${desired ?? "?"}, runtime is ${record.status}`);
+}
 
-  // Progressing: the loop is working towards a new generation or a rollout.
-  if (deleting) conditions.push(cond("Progressing", "True", "Deleting", "removing the container; the state directory is kept"));
-  else if (failure) conditions.push(cond("Progressing", "False", failureReason(failure), failureMessage(failure.code, failure.message)));
-  else if (behind) conditions.push(cond("Progressing", "True", "Reconciling", `reconciling generation ${generation}`));
-  else if (record.rolloutStartedAt) conditions.push(cond("Progressing", "True", "RollingOut", "waiting for the new engine to prove healthy"));
-  else conditions.push(cond("Progressing", "False", "Converged", `generation ${generation} reconciled`));
+/** Progressing: the loop is working towards a new generation or a rollout. */
+function progressingCondition(f: StatusFacts): Unstamped {
+  if (f.deleting) return cond("Progressing", "True", "Deleting", "removing the container; the state directory is kept");
+  if (f.failure) return cond("Progressing", "False", failureReason(f.failure), failureMessage(f.failure.code, f.failure.message));
+  if (f.behind) return cond("Progressing", "True", "Reconciling", `reconciling generation ${f.generation}`);
+  if (f.record.rolloutStartedAt) return cond("Progressing", "True", "RollingOut", "waiting for the new engine to prove healthy");
+  return cond("Progressing", "False", "Converged", `generation ${f.generation} reconciled`);
+}
 
-  // Degraded: something is wrong that the loop reports rather than hides.
-  if (record.degraded) conditions.push(cond("Degraded", "True", "RollbackFailed", record.lastErrorMessage ?? "a rollback failed; the runtime needs a human"));
-  else if (failure) conditions.push(cond("Degraded", "True", failureReason(failure), failureMessage(failure.code, failure.message)));
-  else if (nodeLost) conditions.push(cond("Degraded", "True", "NodeLost", nodeLost));
-  else if (unhealthy) conditions.push(cond("Degraded", "True", "Unhealthy", `GET /healthz failed ${record.consecutiveProbeFailures} times in a row`));
-  else conditions.push(cond("Degraded", "False", "AsExpected", "no failure recorded"));
+/** Degraded: something is wrong that the loop reports rather than hides. */
+function degradedCondition(f: StatusFacts): Unstamped {
+  const { record, failure } = f;
+  if (record.degraded) return cond("Degraded", "True", "RollbackFailed", record.lastErrorMessage ?? "a rollback failed; the runtime needs a human");
+  if (failure) return cond("Degraded", "True", failureReason(failure), failureMessage(failure.code, failure.message));
+  if (f.nodeLost) return cond("Degraded", "True", "NodeLost", f.nodeLost);
+  if (f.unhealthy) return cond("Degraded", "True", "Unhealthy", `GET /healthz failed ${record.consecutiveProbeFailures} times in a row`);
+  return cond("Degraded", "False", "AsExpected", "no failure recorded");
+}
 
+/** lastTransitionTime moves only when a condition's status flips. */
+function stamped(conditions: Unstamped[], obj: GameRuntimeObject, generation: number, now: Date): Condition[] {
   const previous = new Map((obj.status?.conditions ?? []).map((c) => [c.type, c]));
-  const stamped: Condition[] = conditions.map((c) => {
+  return conditions.map((c) => {
     const before = previous.get(c.type);
     const lastTransitionTime = before && before.status === c.status && before.lastTransitionTime ? before.lastTransitionTime : rfc3339(now);
     return { ...c, lastTransitionTime, observedGeneration: generation };
   });
+}
 
+/**
+ * The status an object should carry for this record. Pure: `now` stamps
+ * conditions whose status flipped; the others keep their lastTransitionTime.
+ */
+export function computeStatus(obj: GameRuntimeObject, record: RuntimeRecord, error: RtmError | null, now: Date): GameRuntimeStatus {
+  const f = statusFacts(obj, record, error);
+  let phase: Phase;
+  if (f.failure || record.degraded) phase = "failed";
+  else if (f.behind) phase = "pending";
+  else phase = record.status;
+  const conditions = [readyCondition(f), progressingCondition(f), degradedCondition(f)];
   return {
     phase,
     containerId: record.currentContainerId,
     imageRef: record.currentImageRef,
     engineEndpoint: record.engineEndpoint,
     health: record.health,
-    observedGeneration: observed,
+    observedGeneration: f.observed,
     restartCount: record.restartCount,
-    conditions: stamped,
+    conditions: stamped(conditions, obj, f.generation, now),
   };
 }
 

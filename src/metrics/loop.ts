@@ -37,6 +37,71 @@ export interface LoopSources {
   getDeclaration(gameId: string): Promise<Declaration | null>;
 }
 
+/** controller-runtime's controller_runtime_reconcile_* family, renamed. */
+function reconcileMetrics(registry: Registry) {
+  const registers = [registry];
+  const total = new Counter({
+    name: "rtmanager_reconcile_total",
+    help: "Reconciles by result: success (acted), error, requeue (waiting on a backoff or grace period), noop.",
+    labelNames: ["result"],
+    registers,
+  });
+  for (const result of ["success", "error", "requeue", "noop"] as const) total.inc({ result }, 0);
+  const time = new Histogram({
+    name: "rtmanager_reconcile_time_seconds",
+    help: "Duration of one reconcile of one game.",
+    buckets: RECONCILE_BUCKETS,
+    registers,
+  });
+  const errors = new Counter({ name: "rtmanager_reconcile_errors_total", help: "Failed reconciles by error code.", labelNames: ["code"], registers });
+  return { total, time, errors };
+}
+
+/** client-go's workqueue metrics (workqueue.MetricsProvider), for the one queue. */
+function workqueueMetrics(registry: Registry, stats: () => QueueStats | undefined) {
+  const registers = [registry];
+  const name = WORKQUEUE_NAME;
+  const queueGauge = (metric: string, help: string, pick: (s: QueueStats) => number) =>
+    scrapeGauge(registry, { name: metric, help, labelNames: ["name"] }, (g) => {
+      const now = stats();
+      g.set({ name }, now ? pick(now) : 0);
+    });
+  queueGauge("rtmanager_workqueue_depth", "Games waiting in the work queue.", (s) => s.depth);
+  const adds = new Counter({ name: "rtmanager_workqueue_adds_total", help: "Adds to the work queue.", labelNames: ["name"], registers });
+  const retries = new Counter({
+    name: "rtmanager_workqueue_retries_total",
+    help: "Rate-limited re-adds after a failed reconcile.",
+    labelNames: ["name"],
+    registers,
+  });
+  const queueDuration = new Histogram({
+    name: "rtmanager_workqueue_queue_duration_seconds",
+    help: "How long a game waited in the queue before a worker took it.",
+    labelNames: ["name"],
+    buckets: WORKQUEUE_BUCKETS,
+    registers,
+  });
+  const workDuration = new Histogram({
+    name: "rtmanager_workqueue_work_duration_seconds",
+    help: "How long a worker spent on one game.",
+    labelNames: ["name"],
+    buckets: WORKQUEUE_BUCKETS,
+    registers,
+  });
+  queueGauge(
+    "rtmanager_workqueue_unfinished_work_seconds",
+    "Seconds of work in progress that has not finished (sum over workers); a large value with no progress means stuck workers.",
+    (s) => s.unfinishedSeconds,
+  );
+  queueGauge(
+    "rtmanager_workqueue_longest_running_processor_seconds",
+    "Seconds the longest-running reconcile in progress has been running.",
+    (s) => s.longestSeconds,
+  );
+  for (const c of [adds, retries]) c.inc({ name }, 0);
+  return { adds, retries, queueDuration, workDuration };
+}
+
 export class LoopMetrics {
   readonly reconcileTotal: Counter<"result">;
   readonly reconcileTime: Histogram;
@@ -61,62 +126,15 @@ export class LoopMetrics {
     /** A requeue further out than this is left to the periodic resync and counts as "noop". */
     private readonly requeueHorizonMs: number,
   ) {
-    const registers = [registry];
-    this.reconcileTotal = new Counter({
-      name: "rtmanager_reconcile_total",
-      help: "Reconciles by result: success (acted), error, requeue (waiting on a backoff or grace period), noop.",
-      labelNames: ["result"],
-      registers,
-    });
-    for (const result of ["success", "error", "requeue", "noop"] as const) this.reconcileTotal.inc({ result }, 0);
-    this.reconcileTime = new Histogram({
-      name: "rtmanager_reconcile_time_seconds",
-      help: "Duration of one reconcile of one game.",
-      buckets: RECONCILE_BUCKETS,
-      registers,
-    });
-    this.reconcileErrors = new Counter({ name: "rtmanager_reconcile_errors_total", help: "Failed reconciles by error code.", labelNames: ["code"], registers });
-
-    const name = WORKQUEUE_NAME;
-    const queueGauge = (metric: string, help: string, pick: (s: QueueStats) => number) =>
-      scrapeGauge(registry, { name: metric, help, labelNames: ["name"] }, (g) => {
-        const stats = this.sources()?.queueStats();
-        g.set({ name }, stats ? pick(stats) : 0);
-      });
-    queueGauge("rtmanager_workqueue_depth", "Games waiting in the work queue.", (s) => s.depth);
-    this.queueAdds = new Counter({ name: "rtmanager_workqueue_adds_total", help: "Adds to the work queue.", labelNames: ["name"], registers });
-    this.queueRetries = new Counter({
-      name: "rtmanager_workqueue_retries_total",
-      help: "Rate-limited re-adds after a failed reconcile.",
-      labelNames: ["name"],
-      registers,
-    });
-    this.queueDuration = new Histogram({
-      name: "rtmanager_workqueue_queue_duration_seconds",
-      help: "How long a game waited in the queue before a worker took it.",
-      labelNames: ["name"],
-      buckets: WORKQUEUE_BUCKETS,
-      registers,
-    });
-    this.workDuration = new Histogram({
-      name: "rtmanager_workqueue_work_duration_seconds",
-      help: "How long a worker spent on one game.",
-      labelNames: ["name"],
-      buckets: WORKQUEUE_BUCKETS,
-      registers,
-    });
-    queueGauge(
-      "rtmanager_workqueue_unfinished_work_seconds",
-      "Seconds of work in progress that has not finished (sum over workers); a large value with no progress means stuck workers.",
-      (s) => s.unfinishedSeconds,
-    );
-    queueGauge(
-      "rtmanager_workqueue_longest_running_processor_seconds",
-      "Seconds the longest-running reconcile in progress has been running.",
-      (s) => s.longestSeconds,
-    );
-    for (const c of [this.queueAdds, this.queueRetries]) c.inc({ name }, 0);
-
+    const reconcile = reconcileMetrics(registry);
+    this.reconcileTotal = reconcile.total;
+    this.reconcileTime = reconcile.time;
+    this.reconcileErrors = reconcile.errors;
+    const queue = workqueueMetrics(registry, () => this.sources()?.queueStats());
+    this.queueAdds = queue.adds;
+    this.queueRetries = queue.retries;
+    this.queueDuration = queue.queueDuration;
+    this.workDuration = queue.workDuration;
     scrapeGauge(
       registry,
       {
@@ -132,14 +150,14 @@ export class LoopMetrics {
       name: "rtmanager_restarts_total",
       help: "Engine restarts by the restart policy, by cause: exit, oom, unhealthy (failed probes).",
       labelNames: ["reason"],
-      registers,
+      registers: [registry],
     });
     for (const reason of RESTART_REASONS) this.restarts.inc({ reason }, 0);
     this.convergence = new Histogram({
       name: "rtmanager_convergence_seconds",
       help: "From a declaration change (its updated_at) to the record reaching that generation.",
       buckets: CONVERGENCE_BUCKETS,
-      registers,
+      registers: [registry],
     });
   }
 

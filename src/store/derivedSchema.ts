@@ -65,7 +65,7 @@ interface DerivedCheck {
   expr: string;
 }
 
-export function derivedChecks(): DerivedCheck[] {
+function declarationChecks(): DerivedCheck[] {
   return [
     { table: "declarations", name: "declarations_game_id_check", expr: gameIdCheck("game_id") },
     {
@@ -105,7 +105,11 @@ export function derivedChecks(): DerivedCheck[] {
       expr: nullOrIn("op_source", OP_SOURCES),
     },
     { table: "declarations", name: "declarations_generation_check", expr: `generation >= 1` },
+  ];
+}
 
+function recordChecks(): DerivedCheck[] {
+  return [
     { table: "runtime_records", name: "runtime_records_game_id_check", expr: gameIdCheck("game_id") },
     { table: "runtime_records", name: "runtime_records_status_check", expr: `status IN (${list(RUNTIME_STATUSES)})` },
     { table: "runtime_records", name: "runtime_records_health_check", expr: `health IN (${list(HEALTH_STATES)})` },
@@ -114,7 +118,11 @@ export function derivedChecks(): DerivedCheck[] {
       name: "runtime_records_last_error_code_check",
       expr: nullOrIn("last_error_code", ERROR_CODES),
     },
+  ];
+}
 
+function operationLogChecks(): DerivedCheck[] {
+  return [
     { table: "operation_log", name: "operation_log_game_id_check", expr: gameIdCheck("game_id") },
     { table: "operation_log", name: "operation_log_kind_check", expr: `kind IN (${list(OP_KINDS)})` },
     { table: "operation_log", name: "operation_log_op_source_check", expr: `op_source IN (${list(OP_SOURCES)})` },
@@ -129,10 +137,19 @@ export function derivedChecks(): DerivedCheck[] {
       name: "operation_log_stop_reason_check",
       expr: nullOrIn("stop_reason", STOP_REASONS),
     },
+  ];
+}
 
+function eventChecks(): DerivedCheck[] {
+  return [
     { table: "runtime_events", name: "runtime_events_game_id_check", expr: gameIdCheck("game_id") },
     { table: "runtime_events", name: "runtime_events_type_check", expr: `type IN (${list(EVENT_TYPES)})` },
   ];
+}
+
+/** Every CHECK the model implies, table by table. */
+export function derivedChecks(): DerivedCheck[] {
+  return [...declarationChecks(), ...recordChecks(), ...operationLogChecks(), ...eventChecks()];
 }
 
 function checkSql(check: DerivedCheck): string {
@@ -152,14 +169,11 @@ END
 $v$;`;
 }
 
-/** CHECK constraints and triggers computed from the model constants. */
-export function derivedSchemaSql(): string {
+/** The BEFORE trigger that bumps a declaration's generation (the SQL's own comment says why). */
+function generationTriggerSql(): string {
   const specNew = DECLARATION_SPEC_COLUMNS.map((c) => `NEW.${c}`).join(", ");
   const specOld = DECLARATION_SPEC_COLUMNS.map((c) => `OLD.${c}`).join(", ");
-  return `
-${derivedChecks().map(checkSql).join("\n")}
-
--- The generation is the store's, not the writer's: plain SQL gets the same
+  return `-- The generation is the store's, not the writer's: plain SQL gets the same
 -- bumps as the API, and a re-created game starts above what the controller
 -- last observed for it, so an old record can never look up to date.
 CREATE OR REPLACE FUNCTION rtm_declarations_before_write() RETURNS trigger
@@ -192,7 +206,12 @@ CREATE OR REPLACE TRIGGER rtm_declarations_before_write
   BEFORE INSERT OR UPDATE ON declarations
   FOR EACH ROW EXECUTE FUNCTION rtm_declarations_before_write();
 
-CREATE OR REPLACE FUNCTION rtm_declarations_notify() RETURNS trigger
+`;
+}
+
+/** NOTIFY on the declarations channel for every declaration that really changed. */
+function declarationNotifySql(): string {
+  return `CREATE OR REPLACE FUNCTION rtm_declarations_notify() RETURNS trigger
 LANGUAGE plpgsql AS $fn$
 BEGIN
   IF TG_OP = 'DELETE' THEN
@@ -217,7 +236,12 @@ CREATE TRIGGER rtm_declarations_notify_update
   AFTER UPDATE ON declarations
   FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*) EXECUTE FUNCTION rtm_declarations_notify();
 
-CREATE OR REPLACE FUNCTION rtm_records_notify() RETURNS trigger
+`;
+}
+
+/** NOTIFY on the records channel for every runtime record that really changed. */
+function recordNotifySql(): string {
+  return `CREATE OR REPLACE FUNCTION rtm_records_notify() RETURNS trigger
 LANGUAGE plpgsql AS $fn$
 BEGIN
   PERFORM pg_notify(${quoteLiteral(RECORDS_CHANNEL)}, NEW.game_id);
@@ -234,4 +258,12 @@ CREATE TRIGGER rtm_records_notify_update
   AFTER UPDATE ON runtime_records
   FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*) EXECUTE FUNCTION rtm_records_notify();
 `;
+}
+
+/** CHECK constraints and triggers computed from the model constants. */
+export function derivedSchemaSql(): string {
+  return `
+${derivedChecks().map(checkSql).join("\n")}
+
+${generationTriggerSql()}${declarationNotifySql()}${recordNotifySql()}`;
 }

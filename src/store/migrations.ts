@@ -157,7 +157,20 @@ export async function applyMigrations(
   const derived = derivedSchemaSql();
   const result = await client.transaction(async (tx) => {
     await tx.query(MIGRATION_LOCK_SQL);
-    await tx.exec(`
+    await tx.exec(BOOKKEEPING_SQL);
+    const { applied, ahead } = await applyVersioned(tx, logger, migrations);
+    const derivedReapplied = await reapplyDerived(tx, derived, ahead);
+    await verifyDeclarationColumns(tx);
+    return { applied, derivedReapplied };
+  });
+  if (result.applied.length || result.derivedReapplied) {
+    logger.info({ applied: result.applied, derivedReapplied: result.derivedReapplied, db: client.description }, "database schema updated");
+  }
+  return result;
+}
+
+/** Which versions and which derived SQL a database has had applied. */
+const BOOKKEEPING_SQL = `
 CREATE TABLE IF NOT EXISTS schema_migrations (
   version integer PRIMARY KEY,
   name text NOT NULL,
@@ -168,58 +181,58 @@ CREATE TABLE IF NOT EXISTS schema_derived (
   name text PRIMARY KEY,
   checksum text NOT NULL,
   applied_at timestamptz NOT NULL DEFAULT now()
-);`);
-    const { rows } = await tx.query<{ version: number; checksum: string }>(
-      "SELECT version, checksum FROM schema_migrations ORDER BY version",
-    );
-    const known = new Map(rows.map((r) => [Number(r.version), r.checksum]));
-    const applied: number[] = [];
-    for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
-      const sum = checksum(m.sql);
-      const existing = known.get(m.version);
-      if (existing !== undefined) {
-        if (existing !== sum) {
-          logger.warn({ version: m.version, name: m.name }, "applied migration differs from the code's copy; it is not re-run");
-        }
-        continue;
-      }
-      try {
-        await tx.exec(m.sql);
-      } catch (err) {
-        throw new RtmError("internal_error", `migration ${m.version} (${m.name}) failed: ${(err as Error).message}`, undefined, {
-          cause: err,
-        });
-      }
-      await tx.query("INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)", [m.version, m.name, sum]);
-      applied.push(m.version);
-    }
-    const newest = Math.max(0, ...migrations.map((m) => m.version));
-    const ahead = [...known.keys()].filter((v) => v > newest);
-    if (ahead.length) {
-      logger.warn({ versions: ahead }, "database has migrations this build does not know; running an older build on a newer schema");
-    }
+);`;
 
-    const derivedSum = checksum(derived);
-    const { rows: d } = await tx.query<{ checksum: string }>("SELECT checksum FROM schema_derived WHERE name = 'model'");
-    let derivedReapplied = false;
-    // An older build (during a rolling upgrade) must not put back its older
-    // CHECKs and triggers over the newer build's.
-    if (d[0]?.checksum !== derivedSum && ahead.length === 0) {
-      await tx.exec(derived);
-      await tx.query(
-        `INSERT INTO schema_derived (name, checksum) VALUES ('model', $1)
-         ON CONFLICT (name) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now()`,
-        [derivedSum],
-      );
-      derivedReapplied = true;
+/** Runs the versions the database lacks, in order; `ahead` lists versions it has that this build does not know. */
+async function applyVersioned(tx: SqlQueryable, logger: StoreLogger, migrations: readonly Migration[]): Promise<{ applied: number[]; ahead: number[] }> {
+  const { rows } = await tx.query<{ version: number; checksum: string }>("SELECT version, checksum FROM schema_migrations ORDER BY version");
+  const known = new Map(rows.map((r) => [Number(r.version), r.checksum]));
+  const applied: number[] = [];
+  for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
+    const sum = checksum(m.sql);
+    const existing = known.get(m.version);
+    if (existing !== undefined) {
+      if (existing !== sum) {
+        logger.warn({ version: m.version, name: m.name }, "applied migration differs from the code's copy; it is not re-run");
+      }
+      continue;
     }
-    await verifyDeclarationColumns(tx);
-    return { applied, derivedReapplied };
-  });
-  if (result.applied.length || result.derivedReapplied) {
-    logger.info({ applied: result.applied, derivedReapplied: result.derivedReapplied, db: client.description }, "database schema updated");
+    await runMigration(tx, m);
+    await tx.query("INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)", [m.version, m.name, sum]);
+    applied.push(m.version);
   }
-  return result;
+  const newest = Math.max(0, ...migrations.map((m) => m.version));
+  const ahead = [...known.keys()].filter((v) => v > newest);
+  if (ahead.length) {
+    logger.warn({ versions: ahead }, "database has migrations this build does not know; running an older build on a newer schema");
+  }
+  return { applied, ahead };
+}
+
+async function runMigration(tx: SqlQueryable, m: Migration): Promise<void> {
+  try {
+    await tx.exec(m.sql);
+  } catch (err) {
+    throw new RtmError("internal_error", `migration ${m.version} (${m.name}) failed: ${(err as Error).message}`, undefined, {
+      cause: err,
+    });
+  }
+}
+
+/** Re-applies the model's CHECKs and triggers when they changed; true if it did. */
+async function reapplyDerived(tx: SqlQueryable, derived: string, ahead: number[]): Promise<boolean> {
+  const derivedSum = checksum(derived);
+  const { rows: d } = await tx.query<{ checksum: string }>("SELECT checksum FROM schema_derived WHERE name = 'model'");
+  // An older build (during a rolling upgrade) must not put back its older
+  // CHECKs and triggers over the newer build's.
+  if (d[0]?.checksum === derivedSum || ahead.length > 0) return false;
+  await tx.exec(derived);
+  await tx.query(
+    `INSERT INTO schema_derived (name, checksum) VALUES ('model', $1)
+         ON CONFLICT (name) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now()`,
+    [derivedSum],
+  );
+  return true;
 }
 
 /**

@@ -54,6 +54,8 @@ const TOP_LEVEL: Record<string, string> = {
   "metrics.ts": "metrics",
   "main.ts": "main",
   "app.ts": "app",
+  // The app's start and stop, split from app.ts to keep each function short: part of the wiring.
+  "appLifecycle.ts": "app",
   // Composes the store's and the runtime's checks into GET /readyz: part of the wiring.
   "readiness.ts": "app",
 };

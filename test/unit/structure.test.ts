@@ -1,7 +1,8 @@
 /**
- * The code's shape, kept: no source file over ~400 lines, and no function in
- * src/controller over ~60, so one reconcile stays readable top to bottom.
- * Measured with the TypeScript parser, not by guessing at braces.
+ * The code's shape, kept: no source file over ~400 lines, and no function
+ * anywhere in src/ over ~60, so one reconcile, one request and one startup
+ * each stay readable top to bottom. Measured with the TypeScript parser, not
+ * by guessing at braces.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -11,7 +12,15 @@ import { describe, expect, it } from "vitest";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const MAX_FILE_LINES = 400;
-const MAX_CONTROLLER_FUNCTION_LINES = 60;
+const MAX_FUNCTION_LINES = 60;
+
+/**
+ * Files whose functions are not yet held to the limit. src/http/server.ts is
+ * being rewritten around the verb table (issue 19 part 4) on another branch;
+ * splitting its router here would collide with that rewrite. The allowance
+ * goes when that branch merges.
+ */
+const FUNCTION_LIMIT_PENDING = new Set(["src/http/server.ts"]);
 
 function sources(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -51,12 +60,21 @@ describe("code shape", () => {
     expect(long).toEqual([]);
   });
 
-  it(`no function in src/controller is over ${MAX_CONTROLLER_FUNCTION_LINES} lines`, () => {
-    const long = sources(path.join(root, "src/controller")).flatMap((f) =>
-      functionLengths(f)
-        .filter((fn) => fn.lines > MAX_CONTROLLER_FUNCTION_LINES)
-        .map((fn) => `${path.relative(root, f)}: ${fn.name} (${fn.lines} lines)`),
-    );
+  it(`no function under src/ is over ${MAX_FUNCTION_LINES} lines`, () => {
+    const long = sources(path.join(root, "src"))
+      .filter((f) => !FUNCTION_LIMIT_PENDING.has(path.relative(root, f).split(path.sep).join("/")))
+      .flatMap((f) =>
+        functionLengths(f)
+          .filter((fn) => fn.lines > MAX_FUNCTION_LINES)
+          .map((fn) => `${path.relative(root, f)}: ${fn.name} (${fn.lines} lines)`),
+      );
     expect(long).toEqual([]);
+  });
+
+  it("the pending allowance names only files that still have a long function", () => {
+    const stale = [...FUNCTION_LIMIT_PENDING].filter(
+      (f) => !fs.existsSync(path.join(root, f)) || functionLengths(path.join(root, f)).every((fn) => fn.lines <= MAX_FUNCTION_LINES),
+    );
+    expect(stale).toEqual([]);
   });
 });

@@ -51,105 +51,123 @@ export function parseEvent(raw: unknown, instance: string): EngineEvent | null {
 
 /** Streams events until the returned function is called. */
 export function watchDockerEvents(ctx: DockerContext, reconnect: BackoffSettings, handlers: EngineEventHandlers): () => void {
-  const { logger } = ctx;
-  const backoff = new Backoff(reconnect);
-  let stopped = false;
-  let broken = false;
-  let retryTimer: NodeJS.Timeout | undefined;
-  let current: { stream: NodeJS.ReadableStream | null; abort: AbortController } | null = null;
+  const watch = new DockerEventWatch(ctx, reconnect, handlers);
+  void watch.connect();
+  return () => watch.stop();
+}
+
+/** One watch's state: the live stream, whether it is broken, and the pending retry. */
+class DockerEventWatch {
+  private readonly backoff: Backoff;
+  private stopped = false;
+  private broken = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private current: { stream: NodeJS.ReadableStream | null; abort: AbortController } | null = null;
   // Replaying from the moment of the call closes the gap between the
   // caller's initial listing and the stream actually being connected.
-  let since: number | undefined = Date.now() / 1000;
+  private since: number | undefined = Date.now() / 1000;
 
-  const safely = (what: string, fn: () => void) => {
+  constructor(
+    private readonly ctx: DockerContext,
+    private readonly reconnect: BackoffSettings,
+    private readonly handlers: EngineEventHandlers,
+  ) {
+    this.backoff = new Backoff(reconnect);
+  }
+
+  private safely(what: string, fn: () => void): void {
     try {
       fn();
     } catch (err) {
-      logger?.error({ err, handler: what }, "docker event handler threw");
+      this.ctx.logger?.error({ err, handler: what }, "docker event handler threw");
     }
-  };
+  }
 
-  const markBroken = (err: Error) => {
-    if (stopped) return;
-    if (!broken) {
-      broken = true;
-      logger?.warn({ err }, "docker event stream broken; reconnecting");
-      safely("onDisconnect", () => handlers.onDisconnect(err));
+  private markBroken(err: Error): void {
+    if (this.stopped) return;
+    if (!this.broken) {
+      this.broken = true;
+      this.ctx.logger?.warn({ err }, "docker event stream broken; reconnecting");
+      this.safely("onDisconnect", () => this.handlers.onDisconnect(err));
     }
-    if (retryTimer) return;
-    retryTimer = setTimeout(() => {
-      retryTimer = undefined;
-      void connect();
-    }, backoff.next());
-  };
+    if (this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.connect();
+    }, this.backoff.next());
+  }
 
-  const follow = (stream: NodeJS.ReadableStream) => {
+  private follow(stream: NodeJS.ReadableStream): void {
     const connectedAt = Date.now();
     readJsonLines(
       stream,
       (obj) => {
-        const event = parseEvent(obj, ctx.instance);
-        if (event) safely("onEvent", () => handlers.onEvent(event));
+        const event = parseEvent(obj, this.ctx.instance);
+        if (event) this.safely("onEvent", () => this.handlers.onEvent(event));
       },
-      (line) => logger?.warn({ line }, "unparseable docker event"),
+      (line) => this.ctx.logger?.warn({ line }, "unparseable docker event"),
     );
     let ended = false;
     const onEnd = (err?: Error) => {
       if (ended) return;
       ended = true;
       // A stream that stayed up a while was healthy: start the backoff afresh.
-      if (Date.now() - connectedAt > reconnect.maxMs) backoff.reset();
-      markBroken(err ?? new Error("Docker event stream ended"));
+      if (Date.now() - connectedAt > this.reconnect.maxMs) this.backoff.reset();
+      this.markBroken(err ?? new Error("Docker event stream ended"));
     };
     stream.on("end", () => onEnd());
     stream.on("close", () => onEnd());
     stream.on("error", (err: Error) => onEnd(err));
-  };
+  }
 
-  const connect = async () => {
-    if (stopped) return;
-    const abort = new AbortController();
-    current = { stream: null, abort };
-    let stream: NodeJS.ReadableStream;
+  /** The stream, or null when connecting failed (a retry is then scheduled) or the watch stopped meanwhile. */
+  private async open(abort: AbortController): Promise<NodeJS.ReadableStream | null> {
     const started = performance.now();
     try {
-      stream = await ctx.docker.getEvents({
-        ...(since !== undefined ? { since } : {}),
-        filters: { type: ["container"], label: labelFilters(ctx.instance), event: Object.keys(CHANGE_OF_ACTION) },
+      const stream = await this.ctx.docker.getEvents({
+        ...(this.since !== undefined ? { since: this.since } : {}),
+        filters: { type: ["container"], label: labelFilters(this.ctx.instance), event: Object.keys(CHANGE_OF_ACTION) },
         abortSignal: abort.signal,
       });
-      ctx.calls.report("events_connect", "ok", started);
+      this.ctx.calls.report("events_connect", "ok", started);
+      return stream;
     } catch (err) {
-      ctx.calls.report("events_connect", "error", started);
-      if (stopped) return;
-      logger?.debug({ err, attempt: backoff.attempts }, "docker event stream connect failed");
-      markBroken(asApiError(err));
-      return;
+      this.ctx.calls.report("events_connect", "error", started);
+      if (this.stopped) return null;
+      this.ctx.logger?.debug({ err, attempt: this.backoff.attempts }, "docker event stream connect failed");
+      this.markBroken(asApiError(err));
+      return null;
     }
-    if (stopped) {
+  }
+
+  async connect(): Promise<void> {
+    if (this.stopped) return;
+    const abort = new AbortController();
+    this.current = { stream: null, abort };
+    const stream = await this.open(abort);
+    if (!stream) return;
+    if (this.stopped) {
       destroyStream(stream);
       return;
     }
-    since = undefined;
-    current = { stream, abort };
-    if (broken) {
-      broken = false;
-      logger?.info({}, "docker event stream re-established");
-      safely("onReconnect", () => handlers.onReconnect());
+    this.since = undefined;
+    this.current = { stream, abort };
+    if (this.broken) {
+      this.broken = false;
+      this.ctx.logger?.info({}, "docker event stream re-established");
+      this.safely("onReconnect", () => this.handlers.onReconnect());
     }
-    follow(stream);
-  };
+    this.follow(stream);
+  }
 
-  void connect();
-
-  return () => {
-    if (stopped) return;
-    stopped = true;
-    clearTimeout(retryTimer);
-    if (current) {
-      current.abort.abort();
-      if (current.stream) destroyStream(current.stream);
-      current = null;
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    if (this.current) {
+      this.current.abort.abort();
+      if (this.current.stream) destroyStream(this.current.stream);
+      this.current = null;
     }
-  };
+  }
 }
