@@ -21,8 +21,11 @@ export interface HttpMetrics {
   onReadinessCheck?(): void;
 }
 
+/** What the server asks of the operations layer (RuntimeOperations implements it). */
+export type HttpOperations = Pick<RuntimeOperations, "get" | "list" | "peek" | "peekList" | "perform">;
+
 export interface HttpDeps {
-  operations: RuntimeOperations;
+  operations: HttpOperations;
   state: StateStore;
   logger: Logger;
   /** When set, every path but /healthz and /readyz needs `Authorization: Bearer <token>`. */

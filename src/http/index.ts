@@ -1,4 +1,4 @@
-export { createHttpServer, type HttpDeps, type HttpMetrics } from "./server.js";
+export { createHttpServer, type HttpDeps, type HttpMetrics, type HttpOperations } from "./server.js";
 export { EventStreams, type EventStreamOptions } from "./events.js";
 export { MAX_BODY_BYTES } from "./body.js";
 export { ROUTES, type RouteDef, type RouteName } from "./routes.js";

@@ -11,7 +11,7 @@ import { buildParts } from "./parts.js";
 import { requestHandler } from "./request.js";
 import { OpResponse } from "./respond.js";
 
-export type { HttpDeps, HttpMetrics, ReadinessFailure } from "./deps.js";
+export type { HttpDeps, HttpMetrics, HttpOperations, ReadinessFailure } from "./deps.js";
 
 export function createHttpServer(deps: HttpDeps): http.Server {
   const parts = buildParts(deps);
