@@ -13,7 +13,7 @@
  */
 import { z } from "zod";
 import { RuntimeSpecSchema } from "./declaration.js";
-import type { OpKind, StopReason } from "./status.js";
+import { VERB_NAMES, type StopReason } from "./status.js";
 
 const imageRef = z.string({ error: (issue) => (issue.input === undefined ? "is required" : "must be a string") });
 /** The declaration's own stopReason enum: a body can ask for no reason a declaration cannot hold. */
@@ -35,8 +35,8 @@ export type StartRequest = z.infer<typeof StartRequestSchema>;
 export type StopRequest = z.infer<typeof StopRequestSchema>;
 export type PatchRequest = z.infer<typeof PatchRequestSchema>;
 
-export const VERB_NAMES = ["start", "stop", "restart", "patch", "cleanup"] as const;
-export type VerbName = (typeof VERB_NAMES)[number] & OpKind;
+export { VERB_NAMES };
+export type VerbName = (typeof VERB_NAMES)[number];
 
 export const INTERNAL_RUNTIMES = "/api/v1/internal/runtimes";
 
