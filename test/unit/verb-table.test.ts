@@ -7,6 +7,8 @@
  * contract, the table, or any one of them alone fails here.
  */
 import { readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import YAML from "yaml";
 import { z } from "zod";
@@ -153,5 +155,25 @@ describe("the code the verb table drives", () => {
     sent.length = 0;
     await client.verb("stop", "g/1", { reason: "cancelled" });
     expect(sent[0]!.body).toBe('{"reason":"cancelled"}');
+  });
+
+  it("the console's buttons call each verb it offers with the row's method and path, and offer only stop reasons the stop body accepts", () => {
+    // Plain browser JavaScript that cannot import the table: read as text.
+    const assets = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../src/http/ui/assets");
+    const api = readFileSync(path.join(assets, "api.js"), "utf8");
+    const calls = [...api.matchAll(/^ {2}(\w+): \([^)]*\) => json\("(\w+)", `\$\{INTERNAL\}\/\$\{id\(gameId\)\}(\/[a-z]+)`/gm)];
+    const offered = calls.map(([, name, method, suffix]) => ({ name, method, template: `/api/v1/internal/runtimes/{game_id}${suffix}` }));
+    expect(offered.map((c) => c.name).sort()).toEqual(["cleanup", "patch", "restart", "stop"]);
+    expect(api).toContain('const INTERNAL = "/api/v1/internal/runtimes";');
+    for (const call of offered) {
+      expect(isVerb(call.name!), call.name).toBe(true);
+      const row = VERBS[call.name as VerbName];
+      expect({ method: call.method, template: call.template }, call.name).toEqual({ method: row.method, template: row.template });
+    }
+    const actions = readFileSync(path.join(assets, "actions.js"), "utf8");
+    const reasons = /const STOP_REASONS = \[([^\]]*)\]/.exec(actions)?.[1]?.split(",").map((r) => JSON.parse(r.trim()) as string);
+    // A subset (orphan_cleanup is the controller's own), each one the stop body accepts.
+    expect(reasons?.length).toBeGreaterThan(0);
+    for (const reason of reasons ?? []) expect(VERBS.stop.body.safeParse({ reason }).success, reason).toBe(true);
   });
 });
