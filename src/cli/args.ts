@@ -2,6 +2,7 @@
 import { parseArgs } from "node:util";
 import { OPERATION_LIST_MAX_LIMIT } from "../model/record.js";
 import { RUNTIME_STATUSES, STOP_REASONS } from "../model/status.js";
+import { VERB_NAMES } from "../model/verbs.js";
 import { exitCodeTable } from "./exitCodes.js";
 
 export const DEFAULT_SERVER = "http://127.0.0.1:8096";
@@ -27,7 +28,8 @@ export interface FlagSpec {
   choices?: readonly string[];
 }
 
-export const VERBS = ["list", "get", "start", "stop", "restart", "patch", "cleanup", "ops", "events", "logs", "diff", "wait", "version", "quarantine", "completion"] as const;
+/** The lifecycle verbs come from the verb table (src/model/verbs.ts), in its order, each with a SPECS row below. */
+export const VERBS = ["list", "get", ...VERB_NAMES, "ops", "events", "logs", "diff", "wait", "version", "quarantine", "completion"] as const;
 export type Verb = (typeof VERBS)[number];
 
 export interface VerbSpec {

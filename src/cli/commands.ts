@@ -5,7 +5,8 @@ import type { Action } from "../controller/planner.js";
 import type { ContractRuntimeRecord } from "../client/index.js";
 import { OPERATION_LIST_MAX_LIMIT } from "../model/record.js";
 import { STOP_REASONS, type StopReason } from "../model/status.js";
-import { OPS_DEFAULT_ROWS, UsageError, type Verb } from "./args.js";
+import { VERB_NAMES, type VerbBody, type VerbName } from "../model/verbs.js";
+import { OPS_DEFAULT_ROWS, UsageError, type FlagValues, type Verb } from "./args.js";
 import { completionScript } from "./completion.js";
 import { intFlag, structured, type Command, type CommandContext, type Io } from "./context.js";
 import { eventsCommand } from "./events.js";
@@ -37,37 +38,30 @@ async function withProgress<T>(io: Io, what: string, work: Promise<T>): Promise<
   }
 }
 
-function mutation(verb: "start" | "stop" | "restart" | "patch" | "cleanup"): Command {
+/** How each lifecycle verb's request body is formed from rtmctl's arguments and flags (the rest is the verb table's). */
+const VERB_BODIES: { [V in VerbName]: (args: string[], flags: FlagValues) => VerbBody<V> } = {
+  start: ([, image = ""]) => ({ image_ref: image }),
+  stop: (_args, flags) => {
+    if (flags.reason === undefined) return { reason: "admin_request" };
+    const r = String(flags.reason);
+    if (!(STOP_REASONS as readonly string[]).includes(r)) throw new UsageError(`--reason must be one of ${STOP_REASONS.join(", ")}`, "stop");
+    return { reason: r as StopReason };
+  },
+  restart: () => undefined,
+  patch: ([, image = ""]) => ({ image_ref: image }),
+  cleanup: () => undefined,
+};
+
+function verbCommand<V extends VerbName>(verb: V): Command {
   return async (ctx, args) => {
-    const [gameId = "", image = ""] = args;
+    const gameId = args[0] ?? "";
     const opId = typeof ctx.flags["op-id"] === "string" ? ctx.flags["op-id"] : randomUUID();
-    const opts = { opId, signal: ctx.signal };
-    let reason: StopReason = "admin_request";
-    if (verb === "stop" && ctx.flags.reason !== undefined) {
-      const r = String(ctx.flags.reason);
-      if (!(STOP_REASONS as readonly string[]).includes(r)) throw new UsageError(`--reason must be one of ${STOP_REASONS.join(", ")}`, verb);
-      reason = r as StopReason;
-    }
+    const body = VERB_BODIES[verb](args, ctx.flags) as VerbBody<V>;
     // The op id goes to stderr first, so it is known even if the wait is interrupted.
     ctx.io.err(`${verb} ${gameId}: op ${opId}\n`);
-    const call = (): Promise<ContractRuntimeRecord> => {
-      const c = ctx.client;
-      switch (verb) {
-        case "start":
-          return c.start(gameId, image, opts);
-        case "stop":
-          return c.stop(gameId, reason, opts);
-        case "restart":
-          return c.restart(gameId, opts);
-        case "patch":
-          return c.patch(gameId, image, opts);
-        case "cleanup":
-          return c.cleanup(gameId, opts);
-      }
-    };
     let record: ContractRuntimeRecord;
     try {
-      record = await withProgress(ctx.io, `${verb} ${gameId}`, call());
+      record = await withProgress(ctx.io, `${verb} ${gameId}`, ctx.client.verb(verb, gameId, body, { opId, signal: ctx.signal }));
     } catch (err) {
       if (ctx.signal.aborted) {
         // The declaration may already be written: the loop carries on without us.
@@ -79,6 +73,8 @@ function mutation(verb: "start" | "stop" | "restart" | "patch" | "cleanup"): Com
     return EXIT_OK;
   };
 }
+
+const VERB_COMMANDS = Object.fromEntries(VERB_NAMES.map((verb) => [verb, verbCommand(verb)])) as Record<VerbName, Command>;
 
 function describeAction(a: Action): string {
   switch (a.type) {
@@ -123,11 +119,7 @@ export const COMMANDS: Record<Verb, Command> = {
     return EXIT_OK;
   },
 
-  start: mutation("start"),
-  stop: mutation("stop"),
-  restart: mutation("restart"),
-  patch: mutation("patch"),
-  cleanup: mutation("cleanup"),
+  ...VERB_COMMANDS,
 
   async ops(ctx, [gameId = ""]) {
     const limit = intFlag(ctx.flags, "limit", OPS_DEFAULT_ROWS, OPERATION_LIST_MAX_LIMIT, "ops");

@@ -9,6 +9,7 @@
 import type { Plan } from "../controller/planner.js";
 import type { ContractRuntimeRecord } from "../model/record.js";
 import type { StopReason } from "../model/status.js";
+import { INTERNAL_RUNTIMES, VERBS, verbPath, type VerbBody, type VerbName } from "../model/verbs.js";
 import type {
   AttentionReason,
   ExtOperationList,
@@ -34,8 +35,11 @@ export type {
   Plan,
   RuntimeStatus,
   StopReason,
+  VerbBody,
+  VerbName,
   WireEvent,
 };
+export { VERB_NAMES } from "../model/verbs.js";
 export { ATTENTION_REASONS } from "../http/wire.js";
 export { RUNTIME_STATUSES } from "../model/status.js";
 export { parseEventStream, type StreamedEvent } from "./eventStream.js";
@@ -108,7 +112,7 @@ export interface LogStreamOptions extends CallOptions {
   limitBytes?: number;
 }
 
-const INTERNAL = "/api/v1/internal/runtimes";
+const INTERNAL = INTERNAL_RUNTIMES;
 const EXT = "/api/v1/ext";
 
 function decodeEnvelope(text: string): { code: string; message: string } | null {
@@ -163,23 +167,28 @@ export class RtmClient {
   }
 
   start(gameId: string, imageRef: string, opts?: CallOptions): Promise<ContractRuntimeRecord> {
-    return this.json("POST", `${INTERNAL}/${id(gameId)}/start`, { image_ref: imageRef }, opts);
+    return this.verb("start", gameId, { image_ref: imageRef }, opts);
   }
 
   stop(gameId: string, reason: StopReason, opts?: CallOptions): Promise<ContractRuntimeRecord> {
-    return this.json("POST", `${INTERNAL}/${id(gameId)}/stop`, { reason }, opts);
+    return this.verb("stop", gameId, { reason }, opts);
   }
 
   restart(gameId: string, opts?: CallOptions): Promise<ContractRuntimeRecord> {
-    return this.json("POST", `${INTERNAL}/${id(gameId)}/restart`, undefined, opts);
+    return this.verb("restart", gameId, undefined, opts);
   }
 
   patch(gameId: string, imageRef: string, opts?: CallOptions): Promise<ContractRuntimeRecord> {
-    return this.json("POST", `${INTERNAL}/${id(gameId)}/patch`, { image_ref: imageRef }, opts);
+    return this.verb("patch", gameId, { image_ref: imageRef }, opts);
   }
 
   cleanup(gameId: string, opts?: CallOptions): Promise<ContractRuntimeRecord> {
-    return this.json("DELETE", `${INTERNAL}/${id(gameId)}/container`, undefined, opts);
+    return this.verb("cleanup", gameId, undefined, opts);
+  }
+
+  /** Any lifecycle verb, by its row in the verb table (src/model/verbs.ts): its method, path and body. */
+  verb<V extends VerbName>(verb: V, gameId: string, body: VerbBody<V>, opts?: CallOptions): Promise<ContractRuntimeRecord> {
+    return this.json(VERBS[verb].method, verbPath(verb, id(gameId)), body, opts);
   }
 
   /** Every game as the on-call scans it (health, restarts, held, lost node, attention), sorted by id. */
@@ -335,23 +344,25 @@ export class RtmClient {
       clearTimeout(timer);
       throw apiErrorOf(res, text, `rtm ${method} ${path}`);
     }
-    if (timeoutWholeBody) {
-      // The body is read by the caller right after; keep the timer until then.
-      let buffered: ArrayBuffer;
-      try {
-        buffered = await res.arrayBuffer();
-      } catch (err) {
-        if (opts?.signal?.aborted) throw err;
-        const timedOut = timeout.signal.aborted;
-        const why = timedOut ? `timed out after ${this.timeoutMs} ms reading the answer` : `reading the answer failed: ${(err as Error).message}`;
-        throw new RtmTransportError(`rtm ${method} ${path}: ${why}`, timedOut, { cause: err });
-      } finally {
-        clearTimeout(timer);
-      }
-      return new Response(buffered, { status: res.status, headers: res.headers });
-    }
+    if (timeoutWholeBody) return this.buffered(res, `${method} ${path}`, opts, timeout.signal, timer);
     clearTimeout(timer);
     return res;
+  }
+
+  /** The whole answer read under the request's timer: the caller reads the body right after. */
+  private async buffered(res: Response, what: string, opts: CallOptions | undefined, timeout: AbortSignal, timer: NodeJS.Timeout): Promise<Response> {
+    let buffered: ArrayBuffer;
+    try {
+      buffered = await res.arrayBuffer();
+    } catch (err) {
+      if (opts?.signal?.aborted) throw err;
+      const timedOut = timeout.aborted;
+      const why = timedOut ? `timed out after ${this.timeoutMs} ms reading the answer` : `reading the answer failed: ${(err as Error).message}`;
+      throw new RtmTransportError(`rtm ${what}: ${why}`, timedOut, { cause: err });
+    } finally {
+      clearTimeout(timer);
+    }
+    return new Response(buffered, { status: res.status, headers: res.headers });
   }
 }
 

@@ -1,5 +1,6 @@
 /**
- * The contract's lifecycle operations as declaration writes plus a wait:
+ * The contract's lifecycle verbs as declaration writes plus a wait (each
+ * verb's rule is its row in ./verbs.ts; this file runs every row the same way):
  * validate against the current declaration and record, write the new spec
  * (bumping the generation), wake the loop, and wait until the loop has
  * reconciled that generation or recorded a failure for it.
@@ -10,16 +11,16 @@
  * (growth.ts).
  */
 import type { Logger } from "../log.js";
-import { specOf, type Declaration, type RuntimeSpec } from "../model/declaration.js";
+import type { Declaration } from "../model/declaration.js";
 import { RtmError } from "../model/errors.js";
-import { GameIdSchema } from "../model/gameId.js";
-import { assertPatchAllowed, IMAGE_REF_MAX_LENGTH, IMAGE_REF_PATTERN } from "../model/imageRef.js";
 import type { DeclarationSource, RuntimePort, StateStore } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
 import { withTimeout } from "../model/timeout.js";
-import type { OpKind, OpSource, StopReason } from "../model/status.js";
-import { isQuarantineRefusal, quarantineError, type Quarantine } from "./quarantine.js";
-import { admitNewGame, LogThrottle } from "./growth.js";
+import type { OpSource, StopReason } from "../model/status.js";
+import { verbSpec, type VerbBody, type VerbName } from "../model/verbs.js";
+import { isQuarantineRefusal, type Quarantine } from "./quarantine.js";
+import { LogThrottle } from "./growth.js";
+import { checkGameId, notFound, VERB_RULES, type Prepared, type VerbRule } from "./verbs.js";
 import type { RecordCache } from "./recordCache.js";
 import type { RecordWaiters } from "./waiters.js";
 
@@ -51,22 +52,17 @@ export interface OperationsDeps {
   maxGames?: number;
 }
 
-/** Validates a path game id: 400 for operations whose contract has a 400, else 404 (no such runtime can exist). */
-export function checkGameId(gameId: string, invalidAs: "invalid_request" | "not_found"): void {
-  const parsed = GameIdSchema.safeParse(gameId);
-  if (!parsed.success) {
-    const why = parsed.error.issues[0]?.message ?? "invalid game_id";
-    throw invalidAs === "not_found" ? new RtmError("not_found", `runtime record not found (${why})`) : new RtmError("invalid_request", why);
-  }
+/** One verb request as it goes through run: its row, its body, and what the operation log records of it. */
+interface Op<B> {
+  verb: VerbName;
+  gameId: string;
+  body: B;
+  ctx: OpContext;
+  rule: VerbRule<B>;
+  logged: { imageRef: string | null; stopReason: StopReason | null };
 }
 
-export function checkImageRef(imageRef: string): void {
-  if (imageRef.length === 0 || imageRef.length > IMAGE_REF_MAX_LENGTH || !IMAGE_REF_PATTERN.test(imageRef)) {
-    throw new RtmError("invalid_request", `image_ref ${JSON.stringify(imageRef.slice(0, 300))} is not an image reference such as registry/galaxy/engine:1.4.2`);
-  }
-}
-
-const notFound = (gameId: string) => new RtmError("not_found", `runtime record not found for game ${gameId}`);
+const NOTHING_PREPARED: Prepared = { quarantine: null };
 
 export class RuntimeOperations {
   private readonly unchangedRows = new LogThrottle();
@@ -97,170 +93,97 @@ export class RuntimeOperations {
     return this.deps.records?.peekList();
   }
 
-  async start(gameId: string, imageRef: string, ctx: OpContext): Promise<OpResult> {
-    checkGameId(gameId, "invalid_request");
-    checkImageRef(imageRef);
-    if (this.deps.maxGames !== undefined) {
-      await admitNewGame(gameId, this.deps.maxGames, this.deps.source, this.deps.state).catch(async (err: unknown) => {
-        if (err instanceof RtmError) await this.logRefusal(gameId, "start", ctx, imageRef, null, err);
-        throw err;
-      });
-    }
-    return this.run(gameId, "start", ctx, imageRef, null, (d, r) => {
-      const running = r?.status === "running";
-      if (d?.desiredState === "running" && d.imageRef === imageRef) return null;
-      if (running && r?.currentImageRef && r.currentImageRef !== imageRef) {
-        throw new RtmError("conflict", `runtime is running ${r.currentImageRef}; use patch to change the image, or stop it first`);
-      }
-      return {
-        gameId,
-        imageRef,
-        desiredState: "running",
-        restartPolicy: d?.restartPolicy ?? "on-failure",
-        resources: d?.resources,
-        env: d?.env,
-        restartToken: d?.restartToken,
-      };
-    });
+  start(gameId: string, imageRef: string, ctx: OpContext): Promise<OpResult> {
+    return this.perform("start", gameId, { image_ref: imageRef }, ctx);
   }
 
   stop(gameId: string, reason: StopReason, ctx: OpContext): Promise<OpResult> {
-    checkGameId(gameId, "invalid_request");
-    return this.run(
-      gameId,
-      "stop",
-      ctx,
-      null,
-      reason,
-      (d, r) => {
-        if (!d && !r) throw notFound(gameId);
-        if (!d || d.desiredState !== "running") return null;
-        return { ...specOf(d), desiredState: "stopped", stopReason: reason };
-      },
-      // An engine that already exited: the declaration still changes (so the loop will not
-      // restart it), but there was nothing to stop.
-      (r) => r !== null && r.status !== "running",
-    );
+    return this.perform("stop", gameId, { reason }, ctx);
   }
 
   restart(gameId: string, ctx: OpContext): Promise<OpResult> {
-    checkGameId(gameId, "not_found");
-    return this.run(gameId, "restart", ctx, null, null, (d, r) => {
-      if (!d || !r) throw notFound(gameId);
-      if (r.status === "removed" || d.desiredState === "removed") {
-        throw new RtmError("conflict", "runtime has no container to restart (status removed); start it instead");
-      }
-      // A fresh token is what asks the loop to recreate the container.
-      return { ...specOf(d), desiredState: "running", stopReason: undefined, restartToken: ctx.opId.slice(0, 64) };
-    });
+    return this.perform("restart", gameId, undefined, ctx);
   }
 
   patch(gameId: string, imageRef: string, ctx: OpContext): Promise<OpResult> {
-    checkGameId(gameId, "invalid_request");
-    checkImageRef(imageRef);
-    let quarantine: Quarantine | null = null;
-    const readQuarantine = async () => {
-      quarantine = (await this.deps.quarantines?.find(imageRef)) ?? null;
-    };
-    return this.run(
-      gameId,
-      "patch",
-      ctx,
-      imageRef,
-      null,
-      (d, r) => {
-        if (!d || !r) throw notFound(gameId);
-        if (r.status !== "running" || d.desiredState !== "running") {
-          throw new RtmError("conflict", `runtime is ${r.status}; patch replaces a running engine, start it with the new image instead`);
-        }
-        const current = r.currentImageRef ?? d.imageRef;
-        assertPatchAllowed(current, imageRef);
-        if (d.imageRef === imageRef) return null;
-        // Refused at once, without a gate: the image already failed it on enough games.
-        if (quarantine) throw quarantineError(quarantine);
-        return { ...specOf(d), imageRef };
-      },
-      undefined,
-      readQuarantine,
-    );
+    return this.perform("patch", gameId, { image_ref: imageRef }, ctx);
   }
 
   cleanup(gameId: string, ctx: OpContext): Promise<OpResult> {
-    checkGameId(gameId, "not_found");
-    return this.run(gameId, "cleanup", ctx, null, null, (d, r) => {
-      if (!d && !r) throw notFound(gameId);
-      if (r?.status === "running" || (d?.desiredState === "running" && r?.status !== "removed")) {
-        throw new RtmError("conflict", "runtime is running; stop it before removing its container");
-      }
-      if (r?.status === "removed" && (!d || d.desiredState === "removed")) return null;
-      const base = d ? specOf(d) : { gameId, imageRef: r?.currentImageRef ?? "unknown:0.0.0", restartPolicy: "on-failure" as const };
-      return { ...base, desiredState: "removed" };
-    });
+    return this.perform("cleanup", gameId, undefined, ctx);
+  }
+
+  /** Any lifecycle verb, by its rows in the verb table (src/model/verbs.ts, ./verbs.ts). */
+  async perform<V extends VerbName>(verb: V, gameId: string, body: VerbBody<V>, ctx: OpContext): Promise<OpResult> {
+    const rule = VERB_RULES[verb] as VerbRule<VerbBody<V>>;
+    const op: Op<VerbBody<V>> = { verb, gameId, body, ctx, rule, logged: verbSpec(verb).logged(body) };
+    checkGameId(gameId, rule.badGameIdAs);
+    rule.validate?.(body);
+    if (rule.admit) {
+      await rule.admit(this.deps, gameId, body).catch(async (err: unknown) => {
+        if (err instanceof RtmError) await this.logRefusal(op, err);
+        throw err;
+      });
+    }
+    return this.run(op);
   }
 
   /**
-   * The shared shape of every mutation. `decide` sees the declaration and the
-   * record; it returns the next spec, null for "nothing to change", or throws
-   * to refuse.
+   * The shared shape of every verb: within one budget, ping the runtime, read
+   * the record, let the rule decide the next spec inside the store's write,
+   * then answer at once (replay) or wait for the loop to finish that generation.
    */
-  private async run(
-    gameId: string,
-    kind: OpKind,
-    ctx: OpContext,
-    imageRef: string | null,
-    stopReason: StopReason | null,
-    decide: (d: Declaration | null, r: RuntimeRecord | null) => RuntimeSpec | null,
-    alreadyDone: (r: RuntimeRecord | null) => boolean = () => false,
-    prepare?: () => Promise<void>,
-  ): Promise<OpResult> {
+  private async run<B>(op: Op<B>): Promise<OpResult> {
     const { source, state, runtime } = this.deps;
+    const { gameId, rule, ctx } = op;
     // One budget for the whole request, not only for the wait: a slow ping or
     // store must not stretch an answer past RTMANAGER_OP_TIMEOUT either.
     const deadline = Date.now() + this.deps.opTimeoutMs;
     // The engine runtime down: refuse before writing, so a 503 leaves nothing half-declared.
     await this.within(deadline, `the ${runtime.name} runtime's ping`, runtime.ping());
     const record = await this.within(deadline, "reading the runtime record", state.getRecord(gameId));
-    if (prepare) await this.within(deadline, "reading the image quarantines", prepare());
-    let refused: RtmError | null = null;
+    const prepared = rule.prepare ? await this.within(deadline, "reading the image quarantines", rule.prepare(this.deps, op.body)) : NOTHING_PREPARED;
+    const call = { gameId, body: op.body, opId: ctx.opId, prepared };
     let result: { declaration: Declaration | null; changed: boolean };
     try {
       result = await this.within(
         deadline,
         "writing the declaration (it may still land; the loop converges whatever was written)",
-        source.mutate(gameId, (current) => decide(current, record), { opId: ctx.opId, opSource: ctx.opSource }),
+        source.mutate(gameId, (current) => rule.decide(call, current, record), { opId: ctx.opId, opSource: ctx.opSource }),
       );
     } catch (err) {
-      if (err instanceof RtmError && (err.code === "conflict" || err.code === "semver_patch_only" || isQuarantineRefusal(err))) refused = err;
-      if (refused) await this.logRefusal(gameId, kind, ctx, imageRef, stopReason, refused);
+      if (err instanceof RtmError && (err.code === "conflict" || err.code === "semver_patch_only" || isQuarantineRefusal(err))) await this.logRefusal(op, err);
       throw err;
     }
+    const replay = await this.replayOf(op, record, result);
+    if (replay) return replay;
+    this.deps.enqueue(gameId);
+    const after = await this.waitForGeneration(gameId, result.declaration!.generation, deadline);
+    if (rule.alreadyDone?.(record)) {
+      await this.logReplay(op, after.currentImageRef);
+      return { record: after, replay: true };
+    }
+    return { record: after, replay: false };
+  }
+
+  /** The answer when there is nothing to wait for; null when the loop has work to finish first. */
+  private async replayOf<B>(op: Op<B>, record: RuntimeRecord | null, result: { declaration: Declaration | null; changed: boolean }): Promise<OpResult | null> {
     const declaration = result.declaration;
     if (!declaration) {
       // A record whose declaration was deleted (plain SQL, or a GameRuntime
       // gone): GET shows it, so stop and cleanup of it are replays, not 404s.
-      if (record && record.status !== "running" && (kind === "stop" || kind === "cleanup")) {
-        await this.logReplay(gameId, kind, ctx, record.currentImageRef, stopReason);
+      if (record && record.status !== "running" && op.rule.replayWithoutDeclaration) {
+        await this.logReplay(op, record.currentImageRef);
         return { record, replay: true };
       }
-      throw notFound(gameId);
+      throw notFound(op.gameId);
     }
-
-    if (!result.changed) {
-      const settled = record && record.observedGeneration >= declaration.generation && record.lastErrorGeneration !== declaration.generation;
-      const replay = settled && (kind !== "stop" || record.status !== "running");
-      if (replay && record) {
-        await this.logReplay(gameId, kind, ctx, imageRef ?? record.currentImageRef, stopReason);
-        ctx.logger.info({ kind }, "replay_no_op");
-        return { record, replay: true };
-      }
-    }
-    this.deps.enqueue(gameId);
-    const after = await this.waitForGeneration(gameId, declaration.generation, deadline);
-    if (alreadyDone(record)) {
-      await this.logReplay(gameId, kind, ctx, after.currentImageRef, stopReason);
-      return { record: after, replay: true };
-    }
-    return { record: after, replay: false };
+    if (result.changed || !record) return null;
+    const settled = record.observedGeneration >= declaration.generation && record.lastErrorGeneration !== declaration.generation;
+    if (!settled || !(op.rule.settled?.(record) ?? true)) return null;
+    await this.logReplay(op, op.logged.imageRef ?? record.currentImageRef);
+    op.ctx.logger.info({ kind: op.verb }, "replay_no_op");
+    return { record, replay: true };
   }
 
   /** Past the deadline: the same 503 a slow loop gets, naming the step that was slow. */
@@ -297,28 +220,21 @@ export class RuntimeOperations {
     return r;
   }
 
-  private logReplay(gameId: string, kind: OpKind, ctx: OpContext, imageRef: string | null, stopReason: StopReason | null): Promise<void> {
-    return this.logFinished(gameId, kind, ctx, imageRef, stopReason, "no_op", new RtmError("replay_no_op", "already in the requested state"));
+  private logReplay<B>(op: Op<B>, imageRef: string | null): Promise<void> {
+    return this.logFinished(op, imageRef, "no_op", new RtmError("replay_no_op", "already in the requested state"));
   }
 
-  private async logRefusal(gameId: string, kind: OpKind, ctx: OpContext, imageRef: string | null, stopReason: StopReason | null, err: RtmError): Promise<void> {
+  private async logRefusal<B>(op: Op<B>, err: RtmError): Promise<void> {
     try {
-      await this.logFinished(gameId, kind, ctx, imageRef, stopReason, "failure", err);
+      await this.logFinished(op, op.logged.imageRef, "failure", err);
     } catch (logErr) {
-      ctx.logger.warn({ err: logErr }, "could not log a refused operation");
+      op.ctx.logger.warn({ err: logErr }, "could not log a refused operation");
     }
   }
 
   /** One operation-log row for a request the loop never saw (a replay or a refusal). */
-  private async logFinished(
-    gameId: string,
-    kind: OpKind,
-    ctx: OpContext,
-    imageRef: string | null,
-    stopReason: StopReason | null,
-    outcome: "no_op" | "failure",
-    why: RtmError,
-  ): Promise<void> {
+  private async logFinished<B>(op: Op<B>, imageRef: string | null, outcome: "no_op" | "failure", why: RtmError): Promise<void> {
+    const { gameId, verb: kind, ctx } = op;
     // Nothing changed: a flood of these must not grow the table (one row a minute per game, kind and code).
     if (!this.unchangedRows.take(`${gameId}\u0000${kind}\u0000${why.code}`)) {
       ctx.logger.debug({ kind, code: why.code }, "unchanged-state request not logged again within the minute");
@@ -334,7 +250,7 @@ export class RuntimeOperations {
       generation: null,
       errorCode: why.code,
       message: why.message,
-      stopReason,
+      stopReason: op.logged.stopReason,
       startedAt: now,
     });
     await this.deps.state.finishOperation(id, { outcome, errorCode: why.code, message: why.message, finishedAt: now });

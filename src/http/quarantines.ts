@@ -7,7 +7,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
 import type { Quarantine } from "../controller/quarantine.js";
-import { checkImageRef } from "../controller/operations.js";
+import { checkImageRef } from "../controller/verbs.js";
 import type { Logger } from "../log.js";
 import { readJsonBody } from "./body.js";
 import { sendJson } from "./respond.js";

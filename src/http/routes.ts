@@ -4,17 +4,16 @@
  * the game id segment, where the game id rule refuses it.
  */
 
+import { INTERNAL_RUNTIMES, VERB_NAMES, VERBS, type VerbName } from "../model/verbs.js";
+
+/** Every route: the lifecycle verbs (src/model/verbs.ts) and the reads, probes and extensions. */
 export type RouteName =
+  | VerbName
   | "healthz"
   | "readyz"
   | "metrics"
   | "list"
   | "get"
-  | "start"
-  | "stop"
-  | "restart"
-  | "patch"
-  | "cleanup"
   | "extList"
   | "extRecord"
   | "extOperations"
@@ -40,7 +39,7 @@ export interface RouteDef {
   page?: boolean;
 }
 
-const INTERNAL = "/api/v1/internal/runtimes";
+const INTERNAL = INTERNAL_RUNTIMES;
 const EXT = "/api/v1/ext";
 
 export const ROUTES: readonly RouteDef[] = [
@@ -49,11 +48,7 @@ export const ROUTES: readonly RouteDef[] = [
   { name: "metrics", method: "GET", template: "/metrics" },
   { name: "list", method: "GET", template: INTERNAL },
   { name: "get", method: "GET", template: `${INTERNAL}/{game_id}` },
-  { name: "start", method: "POST", template: `${INTERNAL}/{game_id}/start` },
-  { name: "stop", method: "POST", template: `${INTERNAL}/{game_id}/stop` },
-  { name: "restart", method: "POST", template: `${INTERNAL}/{game_id}/restart` },
-  { name: "patch", method: "POST", template: `${INTERNAL}/{game_id}/patch` },
-  { name: "cleanup", method: "DELETE", template: `${INTERNAL}/{game_id}/container` },
+  ...VERB_NAMES.map((name): RouteDef => ({ name, method: VERBS[name].method, template: VERBS[name].template })),
   { name: "extList", method: "GET", template: `${EXT}/runtimes` },
   { name: "extRecord", method: "GET", template: `${EXT}/runtimes/{game_id}` },
   { name: "extOperations", method: "GET", template: `${EXT}/runtimes/{game_id}/operations` },

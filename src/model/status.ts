@@ -22,12 +22,11 @@ export type StopReason = (typeof STOP_REASONS)[number];
 export const OP_SOURCES = ["gm_rest", "admin_rest", "reconcile", "auto_ttl", "kubernetes", "sql"] as const;
 export type OpSource = (typeof OP_SOURCES)[number];
 
+/** The contract's lifecycle verbs (their routes and rules: src/model/verbs.ts); each is also an operation kind. */
+export const VERB_NAMES = ["start", "stop", "restart", "patch", "cleanup"] as const;
+
 export const OP_KINDS = [
-  "start",
-  "stop",
-  "restart",
-  "patch",
-  "cleanup",
+  ...VERB_NAMES,
   "reconcile_adopt",
   "self_heal",
   "orphan_cleanup",
