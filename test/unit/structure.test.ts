@@ -14,13 +14,6 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 const MAX_FILE_LINES = 400;
 const MAX_FUNCTION_LINES = 60;
 
-/**
- * Files whose functions are not yet held to the limit. src/http/server.ts is
- * being rewritten around the verb table (issue 19 part 4) on another branch;
- * splitting its router here would collide with that rewrite. The allowance
- * goes when that branch merges.
- */
-const FUNCTION_LIMIT_PENDING = new Set(["src/http/server.ts"]);
 
 function sources(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -62,19 +55,11 @@ describe("code shape", () => {
 
   it(`no function under src/ is over ${MAX_FUNCTION_LINES} lines`, () => {
     const long = sources(path.join(root, "src"))
-      .filter((f) => !FUNCTION_LIMIT_PENDING.has(path.relative(root, f).split(path.sep).join("/")))
       .flatMap((f) =>
         functionLengths(f)
           .filter((fn) => fn.lines > MAX_FUNCTION_LINES)
           .map((fn) => `${path.relative(root, f)}: ${fn.name} (${fn.lines} lines)`),
       );
     expect(long).toEqual([]);
-  });
-
-  it("the pending allowance names only files that still have a long function", () => {
-    const stale = [...FUNCTION_LIMIT_PENDING].filter(
-      (f) => !fs.existsSync(path.join(root, f)) || functionLengths(path.join(root, f)).every((fn) => fn.lines <= MAX_FUNCTION_LINES),
-    );
-    expect(stale).toEqual([]);
   });
 });
