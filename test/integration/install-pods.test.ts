@@ -437,6 +437,9 @@ describe("the Pods install in docs/kubernetes.md, step by step against the test 
     const outputs = new Map<string, Run>();
     for (const command of install) outputs.set(command, await step(command));
 
+    // On stderr, apply -k prints only kubectl's note about the imperatively created namespace (the doc says so).
+    const apply = outputs.get("kubectl apply -k deploy/kustomize/overlays/pods")!;
+    expect(apply.stderr.trim().split("\n").filter((l) => l && !l.includes("namespaces/galaxy is missing the kubectl.kubernetes.io/last-applied-configuration"))).toEqual([]);
     const rollout = [...outputs].find(([c]) => c.includes("rollout status"))![1];
     expect(rollout.stdout).toContain('deployment "rtmanager" successfully rolled out');
     const version = [...outputs].find(([c]) => c.includes("rtmctl version"))![1];
