@@ -1,8 +1,8 @@
 /**
  * A Pod's sandbox for test/integration/install-pods.test.ts, run as
  * `unshare --user --map-root-user --net --mount -- node --import tsx podSandbox.ts <config.json>`:
- * its own network namespace (loopback only: the Pod's 127.0.0.1, which is
- * also its POD_IP here) and mount namespace (the Secret volumes as files at
+ * its own network namespace (loopback only: the Pod's 127.0.0.1, and
+ * 127.0.0.2 standing in for its Pod IP) and mount namespace (the Secret volumes as files at
  * their mount paths, the image's directories), then the container's process
  * with exactly the environment the test resolved, as a container runtime
  * starts it. What crosses the sandbox's edge goes through unix sockets:
@@ -11,7 +11,8 @@
  *   server, PostgreSQL), as a Pod reaches cluster services;
  * - outbound: a socket the test dials -> 127.0.0.1:<port> inside, which is
  *   what the kubelet's port-forward does (containerd's PortForward enters the
- *   Pod's netns and dials localhost:<port>) and where its probes go.
+ *   Pod's netns and dials localhost:<port>), or -> <Pod IP>:<port>, where
+ *   the kubelet's probes and Service traffic arrive.
  *
  * Prints "sandbox-ready" once the relays listen; exits with the process.
  */
@@ -27,7 +28,8 @@ export interface SandboxConfig {
   dirs: { path: string; mode: number }[];
   files: { path: string; contentBase64: string; mode: number }[];
   inbound: { port: number; socket: string }[];
-  outbound: { socket: string; port: number }[];
+  /** host: the Pod address dialled inside (127.0.0.1 for a port-forward, the Pod IP for probes and Service traffic). */
+  outbound: { socket: string; host: string; port: number }[];
   command: string[];
   env: Record<string, string>;
   cwd: string;
@@ -66,7 +68,7 @@ async function main(): Promise<void> {
     listening.push(new Promise((resolve) => server.listen(r.port, "127.0.0.1", resolve)));
   }
   for (const r of config.outbound) {
-    const server = net.createServer((c) => pipeBoth(c, net.connect(r.port, "127.0.0.1")));
+    const server = net.createServer((c) => pipeBoth(c, net.connect(r.port, r.host)));
     listening.push(new Promise((resolve) => server.listen(r.socket, resolve)));
   }
   await Promise.all(listening);

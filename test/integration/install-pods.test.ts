@@ -21,8 +21,9 @@
  *   with their defaultMode. The process runs in its own network namespace
  *   (test/helpers/podSandbox.ts), so its loopback is the Pod's and
  *   `RTMANAGER_INTERNAL_HTTP_ADDR=:8096` binds the Pod's interfaces, not
- *   the machine's. POD_IP is 127.0.0.1 (the sandbox has no other address).
- *   Startup and readiness probes go to the Pod's port; Pod and Deployment
+ *   the machine's. POD_IP is 127.0.0.2, a second loopback address of the
+ *   sandbox, so "listens on the Pod IP" and "reachable on 127.0.0.1" stay
+ *   apart as in a real Pod. Startup and readiness probes go to the Pod IP; Pod and Deployment
  *   status are written once /readyz answers, so `kubectl rollout status`
  *   sees what the deployment controller would report.
  * - `kubectl exec`: real kubectl, over the test API server's WebSocket exec;
@@ -60,7 +61,9 @@ import { startPostgres, type PostgresServer } from "../helpers/postgres.js";
 const REPO = path.resolve(import.meta.dirname, "../..");
 const NS = "galaxy";
 const GAME = "game-4711";
-const POD_IP = "127.0.0.1";
+// Another loopback address of the Pod's own network namespace: not 127.0.0.1, so a server that listens on
+// $(POD_IP) only is not reached by a port-forward (which dials 127.0.0.1), as in a real Pod.
+const POD_IP = "127.0.0.2";
 
 // ---------------------------------------------------------------- the doc's commands
 
@@ -207,6 +210,8 @@ interface RunningPod {
   logFile: string;
   /** A local port whose connections reach 127.0.0.1:8096 inside the Pod (the kubelet's side of port-forward). */
   forwardPort: number;
+  /** A local port whose connections reach <POD_IP>:8096 (probes, the Service). */
+  podIpPort: number;
   servers: net.Server[];
 }
 
@@ -268,7 +273,8 @@ class PodEmulation {
       relay((s) => s.listen(sock("pg")), () => net.connect(this.upstream.pgPort, "127.0.0.1")),
     ];
     const forward = relay((s) => s.listen(0, "127.0.0.1"), () => net.connect(sock("forward-8096")));
-    servers.push(forward);
+    const podIp = relay((s) => s.listen(0, "127.0.0.1"), () => net.connect(sock("podip-8096")));
+    servers.push(forward, podIp);
     await Promise.all(servers.map(listening));
     const logFile = path.join(this.dir, "rtmanager.log");
     const config: SandboxConfig = {
@@ -282,7 +288,10 @@ class PodEmulation {
         { port: 6443, socket: sock("api") },
         { port: 5432, socket: sock("pg") },
       ],
-      outbound: [{ socket: sock("forward-8096"), port: 8096 }],
+      outbound: [
+        { socket: sock("forward-8096"), host: "127.0.0.1", port: 8096 },
+        { socket: sock("podip-8096"), host: POD_IP, port: 8096 },
+      ],
       command: ["node", "--import", "tsx", "src/main.ts"],
       env: fullEnv,
       cwd: REPO,
@@ -297,14 +306,14 @@ class PodEmulation {
       sandbox.stdout.on("data", (b: Buffer) => b.toString().includes("sandbox-ready") && resolve());
       sandbox.on("exit", (code) => reject(new Error(`pod sandbox exited ${code}: ${errors}`)));
     });
-    this.pod = { name, sandbox, env: fullEnv, logFile, forwardPort: (forward.address() as net.AddressInfo).port, servers };
+    this.pod = { name, sandbox, env: fullEnv, logFile, forwardPort: (forward.address() as net.AddressInfo).port, podIpPort: (podIp.address() as net.AddressInfo).port, servers };
     this.api.setStatus("pods", NS, name, { phase: "Running", podIP: POD_IP, podIPs: [{ ip: POD_IP }], conditions: [{ type: "PodScheduled", status: "True" }, { type: "Ready", status: "False" }], containerStatuses: [{ name: "rtmanager", ready: false, started: true, restartCount: 0, state: { running: { startedAt: new Date().toISOString() } } }] });
     void this.probe(deploy);
   }
 
   /** Startup probe (/healthz), then readiness (/readyz); on the first 200 the Pod is Ready and the Deployment available. */
   private async probe(deploy: Obj): Promise<void> {
-    const url = (p: string) => `http://${POD_IP}:${this.pod!.forwardPort}${p}`;
+    const url = (p: string) => `http://127.0.0.1:${this.pod!.podIpPort}${p}`;
     for (const p of ["/healthz", "/readyz"]) {
       while (this.pod && this.pod.sandbox.exitCode === null) {
         const ok = await fetch(url(p), { signal: AbortSignal.timeout(2_000) }).then((r) => r.ok, () => false);
