@@ -219,8 +219,11 @@ function relay(listen: (s: net.Server) => void, dial: () => net.Socket): net.Ser
   const server = net.createServer((c) => {
     const d = dial();
     c.pipe(d).pipe(c);
-    c.on("error", () => d.destroy());
-    d.on("error", () => c.destroy());
+    // A refused dial inside the Pod closes the unix socket: the client's connection must end with it, not hang.
+    for (const [a, b] of [[c, d], [d, c]] as const) {
+      a.on("error", () => b.destroy());
+      a.on("close", () => b.destroy());
+    }
   });
   listen(server);
   return server;
