@@ -101,11 +101,15 @@ function sh(command: string, env: NodeJS.ProcessEnv, timeoutMs = 90_000): Promis
     let stderr = "";
     child.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
     child.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    let killed = false;
+    const timer = setTimeout(() => {
+      killed = true;
+      child.kill("SIGKILL");
+    }, timeoutMs);
     child.on("error", reject);
     child.on("close", (code) => {
       clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
+      resolve({ code: code ?? -1, stdout, stderr: killed ? `${stderr}\n(killed: no answer within ${timeoutMs} ms)` : stderr });
     });
   });
 }
@@ -401,11 +405,11 @@ describe("the Pods install in docs/kubernetes.md, step by step against the test 
   const transcript: string[] = [];
 
   /** Runs one documented command as an operator would; the emulated controllers act between commands. */
-  async function step(command: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<Run> {
+  async function step(command: string, extraEnv: NodeJS.ProcessEnv = {}, timeoutMs = 90_000): Promise<Run> {
     const text = command
       .replace("postgres://rtmanager:<password>@<host>:5432/rtmanager", `postgres://rtmanager:${password}@127.0.0.1:5432/rtmanager`)
       .replace(/<game>/g, GAME);
-    const r = await sh(text, { ...env, ...extraEnv });
+    const r = await sh(text, { ...env, ...extraEnv }, timeoutMs);
     transcript.push(`$ ${text}\n${r.stdout}${r.stderr}(exit ${r.code})`);
     if (r.code !== 0) throw new Error(`documented step failed: ${text}\n${r.stdout}${r.stderr}\n--- rtmanager log ---\n${emulation.log().slice(-3000)}`);
     await emulation.start();
@@ -492,7 +496,8 @@ describe("the Pods install in docs/kubernetes.md, step by step against the test 
     expect(recipe[0]).toMatch(/^kubectl -n galaxy port-forward deploy\/rtmanager 8096:8096 &$/);
     const server = `http://127.0.0.1:${emulation.pod!.forwardPort}`;
     let last: Run | null = null;
-    for (const command of recipe.slice(1)) last = await step(command, { RTMCTL_SERVER: server });
+    // 30 s a step: rtmctl on Node 20 waits out its --timeout (120 s) when a port-forward's connection is closed unanswered.
+    for (const command of recipe.slice(1)) last = await step(command, { RTMCTL_SERVER: server }, 30_000);
     expect(last!.stdout).toMatch(new RegExp(`${GAME}.*running`));
     const refused = await fetch(`${server}/api/v1/internal/runtimes`);
     expect(refused.status).toBe(401);
