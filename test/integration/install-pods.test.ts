@@ -52,7 +52,7 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { FakeApiServer, type Obj } from "../k8s/fakeApiServer.js";
 import { TestCluster } from "../k8s/kubelet/cluster.js";
 import type { SandboxConfig } from "../helpers/podSandbox.js";
@@ -437,8 +437,18 @@ describe("the Pods install in docs/kubernetes.md, step by step against the test 
     api.setExecHandler((pod, options, io) => emulation.exec(pod.metadata.name, options.command, io));
   });
 
+  let failed = false;
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === "fail") failed = true;
+  });
+
   afterAll(async () => {
-    if (transcript.length) fs.writeFileSync(path.join(os.tmpdir(), "rtm-install-pods-transcript.txt"), transcript.join("\n\n"));
+    // Only a failed run leaves its transcript behind (every command with its output), for the one reading the failure.
+    if (failed && transcript.length) {
+      const file = path.join(os.tmpdir(), "rtm-install-pods-transcript.txt");
+      fs.writeFileSync(file, transcript.join("\n\n"));
+      console.error(`install-pods: transcript in ${file}`);
+    }
     await emulation?.stop();
     await cluster?.stop();
     await api?.stop();
