@@ -422,6 +422,8 @@ describe("the Pods install in docs/kubernetes.md, step by step against the test 
       const r = await sh(`${tool} ${args.join(" ")}`, { PATH: process.env.PATH });
       if (r.code !== 0) throw new Error(`${tool} is required by the install test (${r.stderr.trim() || `exit ${r.code}`})`);
     }
+    const userns = await sh("unshare --user --map-root-user --net --mount true", { PATH: process.env.PATH });
+    if (userns.code !== 0) throw new Error(`the install test runs the Pod in its own user, network and mount namespaces, which this machine refuses: ${userns.stderr.trim()}`);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "rtm-install-"));
     api = await FakeApiServer.start({ bookmarkIntervalMs: 5_000 });
     cluster = await TestCluster.start(api, { mode: "simulated", nodes: 1 });
