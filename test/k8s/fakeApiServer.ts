@@ -6,7 +6,12 @@
  * - gameruntimes.galaxy.io/v1alpha1 (status subresource), coordination.k8s.io/v1
  *   leases, core/v1 events, pods (status, log, binding), services,
  *   persistentvolumeclaims, resourcequotas (pod counts enforced on create,
- *   apiserver/quota.ts), and cluster-scoped nodes;
+ *   apiserver/quota.ts), and cluster-scoped nodes; what the documented
+ *   install writes (namespaces, secrets, configmaps, serviceaccounts,
+ *   deployments, RBAC, CRDs: stored, no controller acts on them), with
+ *   discovery, OpenAPI v3 as far as kubectl reads it, protobuf Namespace and
+ *   Secret bodies, CRD printer columns (apiserver/discovery.ts, protobuf.ts,
+ *   table.ts) and pods/exec over WebSocket (apiserver/exec.ts);
  * - GET list and watch with labelSelector and fieldSelector, POST (409
  *   AlreadyExists), PUT with optimistic concurrency (409 Conflict on a stale
  *   resourceVersion; custom resources must send one), PATCH (merge, JSON and,
@@ -22,7 +27,9 @@
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import { Deleter, type DeleteOptions } from "./apiserver/deletion.js";
+import { ExecServer, type ExecHandler } from "./apiserver/exec.js";
 import { handleRequest, type HttpContext, type LogSource } from "./apiserver/http.js";
 import { RESOURCES, parsePath, type ResourceName } from "./apiserver/resources.js";
 import { PodQuota } from "./apiserver/quota.js";
@@ -35,6 +42,7 @@ export { mergePatch, strategicMergePatch, jsonPatch } from "./apiserver/patch.js
 export type { Change, FailSpec, FakeApiServerOptions, FakeRequest, Meta, Obj, OwnerReference } from "./apiserver/types.js";
 export type { DeleteOptions, PropagationPolicy } from "./apiserver/deletion.js";
 export type { LogOptions, LogSource } from "./apiserver/http.js";
+export type { ExecHandler, ExecIo, ExecOptions } from "./apiserver/exec.js";
 
 export class FakeApiServer {
   readonly url: string;
@@ -45,6 +53,7 @@ export class FakeApiServer {
   private readonly deleter = new Deleter(this.store);
   private readonly watches: WatchHub;
   private readonly ctx: HttpContext;
+  private readonly exec: ExecServer;
   private bookmarkTimer: NodeJS.Timeout | null = null;
 
   private constructor(
@@ -64,6 +73,8 @@ export class FakeApiServer {
       logSource: null,
       bind: (ns, name, node) => this.bindPod(ns, name, node),
     };
+    this.exec = new ExecServer(this.store, (method, url) => this.requests.push({ method, path: url.pathname, query: Object.fromEntries(url.searchParams) }));
+    server.on("upgrade", (req: http.IncomingMessage, socket: Duplex) => this.exec.upgrade(req, socket));
     const quota = new PodQuota(this.store, RESOURCES.pods, RESOURCES.resourcequotas);
     this.store.admitCreate = (def, namespace, name) => {
       if (def.key === "pods" && namespace) quota.admit(namespace, name);
@@ -88,6 +99,7 @@ export class FakeApiServer {
   async stop(): Promise<void> {
     if (this.bookmarkTimer) clearInterval(this.bookmarkTimer);
     this.watches.endAll(false);
+    this.exec.close();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -98,6 +110,11 @@ export class FakeApiServer {
   }
   set beforeHandle(fn: ((req: FakeRequest) => void | Promise<void>) | null) {
     this.ctx.beforeHandle = fn;
+  }
+
+  /** The kubelet that answers pods/{name}/exec (WebSocket, apiserver/exec.ts). */
+  setExecHandler(handler: ExecHandler | null): void {
+    this.exec.handler = handler;
   }
 
   /** The kubelet that answers GET pods/{name}/log. */

@@ -2,9 +2,12 @@
 import type http from "node:http";
 import type { Readable } from "node:stream";
 import type { Deleter, DeleteOptions, PropagationPolicy } from "./deletion.js";
+import { serveDiscovery } from "./discovery.js";
 import { jsonPatch, mergePatch, strategicMergePatch } from "./patch.js";
+import { PROTOBUF, decodeProtobuf } from "./protobuf.js";
 import { apiVersionOf, parsePath } from "./resources.js";
 import { combine, fieldPredicate, labelPredicate } from "./selectors.js";
+import { toTable, wantsTable } from "./table.js";
 import type { ObjectStore } from "./store.js";
 import { HttpError, clone, conflict, statusBody, type FailSpec, type FakeRequest, type Obj, type ResourceDef } from "./types.js";
 import type { WatchHub } from "./watch.js";
@@ -37,9 +40,11 @@ export async function handleRequest(ctx: HttpContext, req: http.IncomingMessage,
     const method = req.method ?? "GET";
     const query = url.searchParams;
     ctx.requests.push({ method, path: url.pathname, query: Object.fromEntries(query) });
-    const raw = await readBody(req);
+    const rawBytes = await readBody(req);
+    const raw = rawBytes.toString("utf8");
     let body: unknown = undefined;
-    if (raw.length > 0) {
+    if (rawBytes.length > 0 && (req.headers["content-type"] ?? "").startsWith(PROTOBUF)) body = decodeProtobuf(rawBytes);
+    else if (raw.length > 0) {
       try {
         body = JSON.parse(raw);
       } catch {
@@ -50,7 +55,7 @@ export async function handleRequest(ctx: HttpContext, req: http.IncomingMessage,
     injectFailure(ctx, method, url.pathname, isWatch);
     const clientGone = new Promise<void>((resolve) => res.once("close", () => !res.writableEnded && resolve()));
     await ctx.beforeHandle?.({ method, path: url.pathname, query, contentType: req.headers["content-type"], body, clientGone });
-    await route(ctx, { method, path: url.pathname, query, contentType: req.headers["content-type"], body }, res, isWatch);
+    await route(ctx, { method, path: url.pathname, query, contentType: req.headers["content-type"], accept: req.headers.accept, body }, res, isWatch);
   } catch (err) {
     const e = err instanceof HttpError ? err : new HttpError(500, "InternalError", (err as Error).message);
     if (!res.headersSent) send(res, e.code, statusBody(e.code, e.reason, e.message));
@@ -108,6 +113,7 @@ function page(items: Obj[], query: URLSearchParams, currentRv: number): { metada
 
 async function route(ctx: HttpContext, r: FakeRequest, res: http.ServerResponse, isWatch: boolean): Promise<void> {
   const parsed = parsePath(r.path);
+  if (!parsed && r.method === "GET" && serveDiscovery(ctx.store, r.path, res, send)) return;
   if (!parsed) throw new HttpError(404, "NotFound", `the server could not find the requested resource (${r.path})`);
   const { def, namespace, name, subresource } = parsed;
   const selector = () => combine(labelPredicate(r.query.get("labelSelector")), fieldPredicate(def, r.query.get("fieldSelector")));
@@ -117,7 +123,9 @@ async function route(ctx: HttpContext, r: FakeRequest, res: http.ServerResponse,
     if (r.method === "GET") {
       const matches = selector();
       const items = ctx.store.all(def, namespace).filter(matches).map(clone);
-      return send(res, 200, { apiVersion: apiVersionOf(def), kind: def.listKind, ...page(items, r.query, ctx.store.resourceVersion) });
+      const list = page(items, r.query, ctx.store.resourceVersion);
+      const table = wantsTable(r.accept) ? toTable(ctx.store, def, list.items, list.metadata) : null;
+      return send(res, 200, table ?? { apiVersion: apiVersionOf(def), kind: def.listKind, ...list });
     }
     if (r.method === "POST") return send(res, 201, ctx.store.create(def, namespace, r.body as Obj));
     throw new HttpError(405, "MethodNotAllowed", `${r.method} on a collection`);
@@ -134,8 +142,11 @@ async function route(ctx: HttpContext, r: FakeRequest, res: http.ServerResponse,
   const endpoint = subresource ? "status" : "main";
 
   switch (r.method) {
-    case "GET":
-      return send(res, 200, ctx.store.mustGet(def, namespace, name));
+    case "GET": {
+      const o = ctx.store.mustGet(def, namespace, name);
+      const table = wantsTable(r.accept) ? toTable(ctx.store, def, [clone(o)], { resourceVersion: o.metadata.resourceVersion }) : null;
+      return send(res, 200, table ?? o);
+    }
     case "PUT":
       return send(res, 200, put(ctx, def, namespace, name, r.body, endpoint));
     case "PATCH":
@@ -228,11 +239,11 @@ export function send(res: http.ServerResponse, code: number, body: unknown): voi
   res.end(text);
 }
 
-function readBody(req: http.IncomingMessage): Promise<string> {
+function readBody(req: http.IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.on("end", () => resolve(Buffer.concat(chunks)));
     req.on("error", reject);
   });
 }

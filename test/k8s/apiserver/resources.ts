@@ -9,6 +9,15 @@ function core(key: string, kind: string, extra: Partial<ResourceDef> = {}): Reso
   return { key, group: "", version: "v1", plural: key, kind, listKind: `${kind}List`, statusSubresource: false, custom: false, namespaced: true, fields: {}, ...extra };
 }
 
+/** apps/v1 workloads: generation tracks the spec (pkg/registry/apps/deployment/strategy.go PrepareForUpdate). */
+function apps(key: string, kind: string): ResourceDef {
+  return { ...core(key, kind, { statusSubresource: true, generation: true }), group: "apps" };
+}
+
+function rbac(key: string, kind: string, namespaced: boolean): ResourceDef {
+  return { ...core(key, kind, { namespaced }), group: "rbac.authorization.k8s.io" };
+}
+
 export const RESOURCES = {
   gameruntimes: {
     key: "gameruntimes",
@@ -52,6 +61,32 @@ export const RESOURCES = {
   resourcequotas: core("resourcequotas", "ResourceQuota", { statusSubresource: true }),
   persistentvolumeclaims: core("persistentvolumeclaims", "PersistentVolumeClaim", { statusSubresource: true }),
   nodes: core("nodes", "Node", { statusSubresource: true, namespaced: false, fields: { "spec.unschedulable": (o) => str(spec(o).unschedulable ?? false) } }),
+  // What `kubectl apply -k deploy/kustomize/overlays/pods` and the documented
+  // install steps before it write (test/integration/install-pods.test.ts).
+  // Stored and served as written, with the create defaults of rules.ts; no
+  // controller acts on them (no RBAC enforcement, no Deployment controller).
+  namespaces: core("namespaces", "Namespace", { statusSubresource: true, namespaced: false, fields: { "status.phase": (o) => str(status(o).phase) } }),
+  secrets: core("secrets", "Secret", { fields: { type: (o) => str(o.type) } }),
+  configmaps: core("configmaps", "ConfigMap"),
+  serviceaccounts: core("serviceaccounts", "ServiceAccount"),
+  deployments: apps("deployments", "Deployment"),
+  roles: rbac("roles", "Role", true),
+  rolebindings: rbac("rolebindings", "RoleBinding", true),
+  clusterroles: rbac("clusterroles", "ClusterRole", false),
+  clusterrolebindings: rbac("clusterrolebindings", "ClusterRoleBinding", false),
+  customresourcedefinitions: {
+    key: "customresourcedefinitions",
+    group: "apiextensions.k8s.io",
+    version: "v1",
+    plural: "customresourcedefinitions",
+    kind: "CustomResourceDefinition",
+    listKind: "CustomResourceDefinitionList",
+    statusSubresource: true,
+    custom: false,
+    generation: true,
+    namespaced: false,
+    fields: {},
+  },
 } satisfies Record<string, ResourceDef>;
 export type ResourceName = keyof typeof RESOURCES;
 

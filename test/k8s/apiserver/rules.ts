@@ -5,7 +5,7 @@
  * change in place).
  */
 import { randomInt } from "node:crypto";
-import { HttpError, stable, type Obj, type ResourceDef } from "./types.js";
+import { HttpError, nowTime, stable, type Obj, type ResourceDef } from "./types.js";
 
 type Json = Record<string, unknown>;
 
@@ -30,9 +30,54 @@ function defaultContainer(c: Json): void {
   }
 }
 
+/**
+ * What every write (create and update) of these kinds goes through upstream:
+ * a Secret's write-only `stringData` is merged into `data`, base64, and
+ * dropped (pkg/apis/core/v1/conversion.go Convert_v1_Secret_To_core_Secret);
+ * a Namespace always carries `kubernetes.io/metadata.name` (pkg/apis/core/v1
+ * defaults.go SetDefaults_Namespace).
+ */
+export function applyWriteDefaults(def: ResourceDef, obj: Obj): void {
+  if (def.key === "secrets") {
+    const stringData = obj.stringData as Record<string, string> | undefined;
+    if (stringData) {
+      const data = { ...((obj.data ?? {}) as Record<string, string>) };
+      for (const [k, v] of Object.entries(stringData)) data[k] = Buffer.from(String(v), "utf8").toString("base64");
+      obj.data = data;
+      delete obj.stringData;
+    }
+    obj.type ??= "Opaque";
+  } else if (def.key === "namespaces") {
+    obj.metadata.labels = { ...(obj.metadata.labels ?? {}), "kubernetes.io/metadata.name": obj.metadata.name };
+  }
+}
+
+/**
+ * Deployment defaults (pkg/apis/apps/v1/defaults.go SetDefaults_Deployment)
+ * and a CRD's names accepted and Established at once (apiextensions-apiserver's
+ * NamingConditionController and EstablishingController do it within moments).
+ */
+function applyWorkloadDefaults(def: ResourceDef, obj: Obj, spec: Json): void {
+  if (def.key === "deployments") {
+    spec.replicas ??= 1;
+    spec.revisionHistoryLimit ??= 10;
+    spec.progressDeadlineSeconds ??= 600;
+    spec.strategy ??= { type: "RollingUpdate", rollingUpdate: { maxUnavailable: "25%", maxSurge: "25%" } };
+    obj.spec = spec;
+  } else if (def.key === "customresourcedefinitions") {
+    const conditions = ["NamesAccepted", "Established"].map((type) => ({ type, status: "True", reason: type === "Established" ? "InitialNamesAccepted" : "NoConflicts", lastTransitionTime: nowTime() }));
+    obj.status = { acceptedNames: spec.names ?? {}, storedVersions: ((spec.versions as Json[] | undefined) ?? []).filter((v) => v.storage).map((v) => v.name), conditions };
+  } else if (def.key === "namespaces") {
+    obj.spec = { finalizers: ["kubernetes"], ...spec };
+    obj.status = { phase: "Active" };
+  }
+}
+
 /** Fills what the API server defaults, so objects read back as on a real cluster. */
 export function applyCreateDefaults(def: ResourceDef, obj: Obj): void {
   const spec = (obj.spec ?? {}) as Json;
+  applyWriteDefaults(def, obj);
+  applyWorkloadDefaults(def, obj, spec);
   if (def.key === "pods") {
     spec.restartPolicy ??= "Always";
     spec.terminationGracePeriodSeconds ??= 30;

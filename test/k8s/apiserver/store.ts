@@ -6,7 +6,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { RESOURCES, apiVersionOf } from "./resources.js";
-import { applyCreateDefaults, validatePodUpdate } from "./rules.js";
+import { applyCreateDefaults, applyWriteDefaults, validatePodUpdate } from "./rules.js";
 import { HttpError, clone, notFound, nowTime, stable, type Change, type Meta, type Obj, type ResourceDef } from "./types.js";
 
 export type Endpoint = "main" | "status";
@@ -75,7 +75,7 @@ export class ObjectStore {
     if (!name) throw new HttpError(422, "Invalid", "metadata.name: Required value");
     this.admitCreate?.(def, ns, name);
     if (this.find(def, ns, name)) throw new HttpError(409, "AlreadyExists", `${def.plural}${def.group ? `.${def.group}` : ""} "${name}" already exists`);
-    const metadata: Meta = { ...clone(meta), name, uid: randomUUID(), creationTimestamp: nowTime(), resourceVersion: this.nextRv(), ...(def.custom ? { generation: 1 } : {}) };
+    const metadata: Meta = { ...clone(meta), name, uid: randomUUID(), creationTimestamp: nowTime(), resourceVersion: this.nextRv(), ...(def.custom || def.generation ? { generation: 1 } : {}) };
     if (ns) metadata.namespace = ns;
     else delete metadata.namespace;
     const obj: Obj = { ...clone(body), apiVersion: apiVersionOf(def), kind: def.kind, metadata };
@@ -128,7 +128,8 @@ export class ObjectStore {
    * A no-op write changes nothing.
    */
   commit(def: ResourceDef, existing: Obj, next: Obj): Obj {
-    if (def.custom && specPart(existing) !== specPart(next)) next.metadata.generation = (existing.metadata.generation ?? 1) + 1;
+    applyWriteDefaults(def, next);
+    if ((def.custom || def.generation) && specPart(existing) !== specPart(next)) next.metadata.generation = (existing.metadata.generation ?? 1) + 1;
     if (withoutRv(existing) === withoutRv(next)) return existing;
     next.metadata.resourceVersion = this.nextRv();
     const k = this.key(existing.metadata.namespace, existing.metadata.name);

@@ -37,6 +37,8 @@ export interface ResourceDef {
   statusSubresource: boolean;
   /** Custom resources: generation tracks the spec, updates need a resourceVersion. */
   custom: boolean;
+  /** Built-in kinds whose registry strategy keeps metadata.generation (deployments, CRDs): set on create, bumped on a spec change. */
+  generation?: boolean;
   /** Cluster-scoped resources (nodes) live under namespace "". */
   namespaced: boolean;
   /** Field selectors the real API server accepts for this resource, beyond metadata.name/namespace. */
@@ -48,6 +50,8 @@ export interface FakeRequest {
   path: string;
   query: URLSearchParams;
   contentType: string | undefined;
+  /** The Accept header (`as=Table` asks for server-side printing, table.ts). */
+  accept?: string;
   body: unknown;
   /** Resolves when the client closed the connection before the answer was sent (an aborted request). Set for beforeHandle. */
   clientGone?: Promise<void>;
