@@ -16,6 +16,11 @@ die() { log "ERROR: $*"; exit 1; }
 
 command -v containerd >/dev/null 2>&1 && command -v ctr >/dev/null 2>&1 || apt_install containerd
 command -v runc >/dev/null 2>&1 || apt_install runc
+# The Pods install test (test/helpers/podSandbox.ts) runs rtmanager in its own
+# network and mount namespaces: ip (iproute2), unshare and nsenter (util-linux).
+command -v ip >/dev/null 2>&1 || apt_install iproute2
+command -v unshare >/dev/null 2>&1 && command -v nsenter >/dev/null 2>&1 || apt_install util-linux
+command -v kubectl >/dev/null 2>&1 || log "WARNING: no kubectl on PATH: test/integration/install-pods.test.ts and the kustomize tests need it (these machines ship kubectl 1.32)"
 cni_dir="${RTM_CNI_BIN_DIR:-/usr/lib/cni}"
 for plugin in bridge host-local loopback; do
   if [ ! -x "$cni_dir/$plugin" ]; then
