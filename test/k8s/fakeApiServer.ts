@@ -26,6 +26,7 @@ import { Deleter, type DeleteOptions } from "./apiserver/deletion.js";
 import { handleRequest, type HttpContext, type LogSource } from "./apiserver/http.js";
 import { RESOURCES, parsePath, type ResourceName } from "./apiserver/resources.js";
 import { PodQuota } from "./apiserver/quota.js";
+import { admitDefaultTolerationSeconds } from "./apiserver/defaultTolerations.js";
 import { ObjectStore } from "./apiserver/store.js";
 import { HttpError, clone, nowTime, type Change, type FailSpec, type FakeApiServerOptions, type FakeRequest, type Meta, type Obj } from "./apiserver/types.js";
 import { WatchHub } from "./apiserver/watch.js";
@@ -65,8 +66,11 @@ export class FakeApiServer {
       bind: (ns, name, node) => this.bindPod(ns, name, node),
     };
     const quota = new PodQuota(this.store, RESOURCES.pods, RESOURCES.resourcequotas);
-    this.store.admitCreate = (def, namespace, name) => {
-      if (def.key === "pods" && namespace) quota.admit(namespace, name);
+    // Upstream's order: mutating admission (DefaultTolerationSeconds) before validating (ResourceQuota).
+    this.store.admitCreate = (def, namespace, name, body) => {
+      if (def.key !== "pods" || !namespace) return;
+      admitDefaultTolerationSeconds(body);
+      quota.admit(namespace, name);
     };
     if (options.bookmarkIntervalMs) this.bookmarkTimer = setInterval(() => this.sendBookmarks(), options.bookmarkIntervalMs);
   }
