@@ -66,6 +66,8 @@ export class TestKubelet {
    * only what the scheduler's view missed), and suites run many Pods per node.
    */
   private allocatableCpuMilli = Infinity;
+  /** Images a test made slow to pull (gatePull): absent from this node until pulled. */
+  private readonly slowPulls = new Map<string, { begin: () => void; done: Promise<void>; pull: Promise<void> | null }>();
   private partitioned = false;
   private poweredOff = false;
   private unsubscribe: (() => void) | null = null;
@@ -146,7 +148,32 @@ export class TestKubelet {
 
   private workerDeps(runtime: ContainerRuntime, connected: () => boolean): WorkerDeps {
     const { api, nodeName, runId, dataRoot, backoffBaseMs, backoffCapMs } = this.options;
-    return { api, runtime, nodeName, runId, dataRoot, backoffBaseMs, backoffCapMs, connected };
+    return { api, runtime, nodeName, runId, dataRoot, backoffBaseMs, backoffCapMs, connected, slowPull: (image) => this.slowPull(image) };
+  }
+
+  /**
+   * A slow registry for one image: it is not on this node until a pod needs it, and its pull then lasts until the
+   * test calls `release()` (`started` resolves when the kubelet begins it). Pods waiting for the same image share
+   * the pull, as the image manager's serial puller does. The image must be one the runtime has (imported into
+   * containerd), so the pull ends with it present.
+   */
+  gatePull(image: string): { started: Promise<void>; release: () => void } {
+    let begin!: () => void;
+    let release!: () => void;
+    const started = new Promise<void>((r) => (begin = r));
+    const done = new Promise<void>((r) => (release = r));
+    this.slowPulls.set(image, { begin, done, pull: null });
+    return { started, release };
+  }
+
+  private slowPull(image: string): Promise<void> | null {
+    const slow = this.slowPulls.get(image);
+    if (!slow) return null;
+    if (!slow.pull) {
+      slow.begin();
+      slow.pull = slow.done.then(() => void this.slowPulls.delete(image));
+    }
+    return slow.pull;
   }
 
   /** The network between this node and the API server goes: no status, no watch; containers keep running. */
