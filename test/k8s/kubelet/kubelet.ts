@@ -41,8 +41,10 @@ export function readyNodeStatus(simulated: boolean, runtimeVersion = "docker://2
       cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
     ],
     addresses: [{ type: "InternalIP", address: "127.0.0.1" }],
-    capacity: { cpu: "2", memory: "8Gi", pods: simulated ? "20000" : "110" },
-    allocatable: { cpu: "2", memory: "8Gi", pods: simulated ? "20000" : "110" },
+    // Roomy, so suites can run many Pods per node through the scheduler's resource fit; a test shrinks a node's
+    // allocatable (setStatus) to see Insufficient cpu/memory.
+    capacity: { cpu: "64", memory: "256Gi", pods: simulated ? "20000" : "110" },
+    allocatable: { cpu: "64", memory: "256Gi", pods: simulated ? "20000" : "110" },
     nodeInfo: { kubeletVersion: "v1.31.0-test", containerRuntimeVersion: simulated ? "simulated://0" : runtimeVersion, operatingSystem: "linux", architecture: "amd64" },
   };
 }
@@ -61,9 +63,10 @@ export class TestKubelet {
   /** Pods this kubelet rejected at admission: never run, never looked at again. */
   private readonly rejected = new Set<string>();
   /**
-   * CPU the kubelet admits against. Unlimited unless a test sets it: the test
-   * scheduler does not fit resources (upstream's does, so its kubelet rejects
-   * only what the scheduler's view missed), and suites run many Pods per node.
+   * CPU the kubelet admits against. Unlimited unless a test sets it, apart from
+   * the Node's advertised allocatable that the scheduler fits against: upstream's
+   * kubelet rejects only what the scheduler's view missed, which a test models
+   * by making the two disagree.
    */
   private allocatableCpuMilli = Infinity;
   /** Images a test made slow to pull (gatePull): absent from this node until pulled. */
