@@ -136,6 +136,8 @@ export class TaintEvictionController {
     let startTime = now;
     const existing = this.scheduled.get(key);
     if (existing) {
+      // Upstream keeps an eviction scheduled earlier (its createdAt + min is before now + min) and otherwise
+      // reschedules it from the old start: a later pod or node update never postpones an eviction.
       startTime = existing.createdAt;
       if (startTime + min < now + min) return;
       this.cancel(key);
