@@ -30,6 +30,9 @@ export function nodeObject(name: string): Obj {
   };
 }
 
+const ROOM = { cpu: "64", memory: "256Gi", pods: "110" };
+const HOLLOW_ROOM = { cpu: "20000", memory: "1000Ti", pods: "20000" };
+
 export function readyNodeStatus(simulated: boolean, runtimeVersion = "docker://20.10"): Record<string, unknown> {
   const t = nowTime();
   const cond = (type: string, status: string, reason: string, message: string) => ({ type, status, reason, message, lastHeartbeatTime: t, lastTransitionTime: t });
@@ -41,10 +44,10 @@ export function readyNodeStatus(simulated: boolean, runtimeVersion = "docker://2
       cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
     ],
     addresses: [{ type: "InternalIP", address: "127.0.0.1" }],
-    // Roomy, so suites can run many Pods per node through the scheduler's resource fit; a test shrinks a node's
-    // allocatable (setStatus) to see Insufficient cpu/memory.
-    capacity: { cpu: "64", memory: "256Gi", pods: simulated ? "20000" : "110" },
-    allocatable: { cpu: "64", memory: "256Gi", pods: simulated ? "20000" : "110" },
+    // Roomy, so suites (and hollow scale runs: 10,000 Pods on 10 nodes) fit through the scheduler's resource fit;
+    // a test shrinks a node's allocatable (setStatus) to see Insufficient cpu/memory.
+    capacity: simulated ? HOLLOW_ROOM : ROOM,
+    allocatable: simulated ? HOLLOW_ROOM : ROOM,
     nodeInfo: { kubeletVersion: "v1.31.0-test", containerRuntimeVersion: simulated ? "simulated://0" : runtimeVersion, operatingSystem: "linux", architecture: "amd64" },
   };
 }

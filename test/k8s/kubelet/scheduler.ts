@@ -115,6 +115,8 @@ export function fitError(spec: PodSpec, nodes: Obj[], usedOn: (node: string) => 
 export class Scheduler {
   private readonly pending = new Set<string>();
   private readonly placement = new Map<string, string>();
+  /** The requests of every bound, non-terminal pod, kept from the change feed (a scale run has thousands). */
+  private readonly requests = new Map<string, { node: string; asked: Resources }>();
   private passQueued = false;
   private readonly unsubscribe: () => void;
 
@@ -138,9 +140,14 @@ export class Scheduler {
     if (deleted) {
       this.pending.delete(k);
       this.placement.delete(k);
+      this.requests.delete(k);
     } else if (node) {
       this.pending.delete(k);
       this.placement.set(k, node);
+      const phase = (pod.status as PodStatus | undefined)?.phase;
+      // The scheduler cache drops terminal pods: they hold no resources.
+      if (phase === "Succeeded" || phase === "Failed") this.requests.delete(k);
+      else this.requests.set(k, { node, asked: podRequests(pod.spec as PodSpec) });
     } else if (!pod.metadata.deletionTimestamp) this.pending.add(k);
   }
 
@@ -191,11 +198,7 @@ export class Scheduler {
   /** The scheduler cache's NodeInfo.Requested: what the bound, non-terminal pods of each node ask for. */
   private requestedByNode(): Map<string, Resources> {
     const used = new Map<string, Resources>();
-    for (const p of this.api.list("pods")) {
-      const node = (p.spec as PodSpec).nodeName;
-      const phase = (p.status as PodStatus | undefined)?.phase;
-      if (!node || phase === "Succeeded" || phase === "Failed") continue;
-      const asked = podRequests(p.spec as PodSpec);
+    for (const { node, asked } of this.requests.values()) {
       const was = used.get(node) ?? NONE;
       used.set(node, { cpuMilli: was.cpuMilli + asked.cpuMilli, memory: was.memory + asked.memory, pods: was.pods + 1 });
     }
