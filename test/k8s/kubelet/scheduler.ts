@@ -92,14 +92,14 @@ const NONE: Resources = { cpuMilli: 0, memory: 0, pods: 0 };
  * node lifecycle controller always adds `node.kubernetes.io/not-ready`) is
  * "node(s) were not ready", the pre-taint scheduler's wording.
  */
-export function filterReasons(spec: PodSpec, node: Obj, used: Resources = NONE): string[] {
+export function filterReasons(spec: PodSpec, node: Obj, used: Resources = NONE, asked: Resources = podRequests(spec)): string[] {
   const nodeSpec = (node.spec ?? {}) as { unschedulable?: boolean; taints?: Taint[] };
   if (nodeSpec.unschedulable && !tolerates(spec, UNSCHEDULABLE_TAINT)) return ["node(s) were unschedulable"];
   const untolerated = (nodeSpec.taints ?? []).find((t) => t.effect !== "PreferNoSchedule" && !tolerates(spec, t));
   if (untolerated) return [`node(s) had untolerated taint {${untolerated.key}: ${untolerated.value ?? ""}}`];
   if (!nodeReady(node)) return ["node(s) were not ready"];
   // NodeResourcesFit runs after TaintToleration (the default plugin order); the first failing filter decides.
-  return insufficient(podRequests(spec), node, used);
+  return insufficient(asked, node, used);
 }
 
 /** framework/types.go `FitError.Error`: the reasons' histogram (every reason of every node), sorted, after the node count. */
@@ -180,7 +180,8 @@ export class Scheduler {
         continue;
       }
       const reason = this.unschedulable(pod, ns);
-      const fit = reason ? [] : nodes.filter((n) => filterReasons(pod.spec as PodSpec, n, usedOn(n.metadata.name)).length === 0);
+      const asked = podRequests(pod.spec as PodSpec);
+      const fit = reason ? [] : nodes.filter((n) => filterReasons(pod.spec as PodSpec, n, usedOn(n.metadata.name), asked).length === 0);
       fit.sort((a, b) => load.get(a.metadata.name)! - load.get(b.metadata.name)! || a.metadata.name.localeCompare(b.metadata.name));
       const chosen = fit[0];
       if (!chosen) {
@@ -189,7 +190,6 @@ export class Scheduler {
       }
       this.api.bindPod(ns, name, chosen.metadata.name);
       load.set(chosen.metadata.name, load.get(chosen.metadata.name)! + 1);
-      const asked = podRequests(pod.spec as PodSpec);
       const was = usedOn(chosen.metadata.name);
       used.set(chosen.metadata.name, { cpuMilli: was.cpuMilli + asked.cpuMilli, memory: was.memory + asked.memory, pods: was.pods + 1 });
     }
