@@ -4,7 +4,9 @@
  * With every node cordoned or tainted, the scheduler leaves the Pod Pending
  * with PodScheduled=False/Unschedulable and upstream's FitError message;
  * rtmanager puts that reason on the game's record (a transient code) and the
- * game starts on the same Pod once a node fits again.
+ * game starts on the same Pod once a node fits again. The same for a game
+ * whose requests no node's allocatable can take (NodeResourcesFit's
+ * `Insufficient cpu` / `Insufficient memory`).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type App } from "../../src/app.js";
@@ -75,6 +77,52 @@ describe("Unschedulable on the Pod runtime", () => {
       expect(t.server.list("pods", POD_NAMESPACE).filter((p) => p.metadata.name === podName)).toHaveLength(1);
     } finally {
       unsubscribe();
+    }
+  }, 150_000);
+
+  it("requests bigger than what any node has left: Insufficient cpu on one, Insufficient memory on the other, on the record; the same Pod starts once a node has room", async () => {
+    const [n1, n2] = t.server.list("nodes").map((n) => n.metadata.name) as [string, string];
+    const allocatable = (node: string, room: Record<string, string>) =>
+      t.server.setStatus("nodes", "", node, { ...(t.server.get("nodes", "", node)!.status as object), allocatable: { cpu: "64", memory: "256Gi", pods: "110", ...room } });
+    t.server.update("nodes", "", n1, (n) => delete (n.spec as Record<string, unknown>).unschedulable);
+    t.server.update("nodes", "", n2, (n) => delete (n.spec as Record<string, unknown>).taints);
+    // The game asks for 500m CPU and 64Mi (RTMANAGER_DEFAULT_CPUS / _MEMORY of the test app).
+    allocatable(n1, { cpu: "250m" });
+    allocatable(n2, { memory: "32Mi" });
+    const g = uniqueGameId("nofit");
+    const podName = `galaxy-game-${g}`;
+    const added: string[] = [];
+    const unsubscribe = t.server.subscribe((c) => {
+      if (c.resource === "pods" && c.type === "ADDED" && c.object.metadata.name === podName) added.push(c.object.metadata.uid!);
+    });
+    try {
+      const refused = await client.start(g, TEST_IMAGES.v100).then(() => null, (e: unknown) => e);
+      const message = "0/2 nodes are available: 1 Insufficient cpu, 1 Insufficient memory.";
+      const pending = await until("the Pod is Unschedulable", () => {
+        const pod = t.podOf(g);
+        return statusOf(pod)?.conditions?.some((c) => c.type === "PodScheduled" && c.reason === "Unschedulable") ? pod : undefined;
+      }, 20_000);
+      expect(statusOf(pending)?.conditions?.find((c) => c.type === "PodScheduled")).toMatchObject({ status: "False", reason: "Unschedulable", message });
+      expect(refused).toMatchObject({ status: 503, code: "service_unavailable", message: `Unschedulable: ${message}` });
+      const waiting = await until("the record names the reason", async () => {
+        const r = await app.store.getRecord(g);
+        return r?.lastErrorMessage?.includes("Insufficient") ? r : undefined;
+      }, 30_000);
+      expect(waiting.lastErrorCode).toBe("service_unavailable");
+      expect(waiting.lastErrorMessage).toContain(`Unschedulable: ${message}`);
+
+      allocatable(n2, {});
+      const running = await until("the Pod runs on the node with room", () => {
+        const pod = t.podOf(g);
+        return statusOf(pod)?.containerStatuses?.find((c) => c.name === "engine")?.ready ? pod : undefined;
+      }, 40_000);
+      expect((running.spec as { nodeName?: string }).nodeName).toBe(n2);
+      await until("the record is clear of the reason", async () => ((await app.store.getRecord(g))?.lastErrorCode === null ? true : undefined), 30_000);
+      expect(added).toEqual([running.metadata.uid]);
+    } finally {
+      unsubscribe();
+      allocatable(n1, {});
+      allocatable(n2, {});
     }
   }, 150_000);
 });

@@ -33,6 +33,7 @@ import { ExecServer, type ExecHandler } from "./apiserver/exec.js";
 import { handleRequest, type HttpContext, type LogSource } from "./apiserver/http.js";
 import { RESOURCES, parsePath, type ResourceName } from "./apiserver/resources.js";
 import { PodQuota } from "./apiserver/quota.js";
+import { admitDefaultTolerationSeconds } from "./apiserver/defaultTolerations.js";
 import { ObjectStore } from "./apiserver/store.js";
 import { HttpError, clone, nowTime, type Change, type FailSpec, type FakeApiServerOptions, type FakeRequest, type Meta, type Obj } from "./apiserver/types.js";
 import { WatchHub } from "./apiserver/watch.js";
@@ -76,8 +77,11 @@ export class FakeApiServer {
     this.exec = new ExecServer(this.store, (method, url) => this.requests.push({ method, path: url.pathname, query: Object.fromEntries(url.searchParams) }));
     server.on("upgrade", (req: http.IncomingMessage, socket: Duplex) => this.exec.upgrade(req, socket));
     const quota = new PodQuota(this.store, RESOURCES.pods, RESOURCES.resourcequotas);
-    this.store.admitCreate = (def, namespace, name) => {
-      if (def.key === "pods" && namespace) quota.admit(namespace, name);
+    // Upstream's order: mutating admission (DefaultTolerationSeconds) before validating (ResourceQuota).
+    this.store.admitCreate = (def, namespace, name, body) => {
+      if (def.key !== "pods" || !namespace) return;
+      admitDefaultTolerationSeconds(body);
+      quota.admit(namespace, name);
     };
     if (options.bookmarkIntervalMs) this.bookmarkTimer = setInterval(() => this.sendBookmarks(), options.bookmarkIntervalMs);
   }

@@ -194,6 +194,14 @@ describe("a Pod's status as the controller sees it", () => {
     expect(podPhase(pod({ phase: "Running" }, { deletionTimestamp: new Date() }))).toBe("exited");
   });
 
+  it("a Pod deleted on a lost node (taint-based eviction) keeps the kubelet's last word: nobody can confirm its engine stopped", () => {
+    const running = { phase: "Running", conditions: [{ type: "Ready", status: "False" }], containerStatuses: [cs({ running: { startedAt: new Date() } }, { containerID: "containerd://abc123" })] };
+    const evicted = { ...pod(running, { deletionTimestamp: new Date() }), spec: { ...pod(running).spec!, nodeName: "n1" } };
+    const lost = { node: "n1", reason: "NodeStatusUnknown", since: new Date(0) };
+    expect(observedFromPod(evicted, "rtm-a", () => lost)).toMatchObject({ phase: "running", lostPlacement: lost });
+    expect(observedFromPod(evicted, "rtm-a", () => null)?.phase).toBe("exited");
+  });
+
   it("the restart policy the Pod was created with, as the declaration spells it (defaulted Always when absent)", () => {
     const p = pod({ phase: "Running" });
     expect(observedFromPod(p, "rtm-a")?.restartPolicy).toBe("on-failure");

@@ -173,7 +173,10 @@ export function observedFromPod(pod: V1Pod, instance: string, nodes?: NodeLookup
   const annotations = pod.metadata?.annotations ?? {};
   if (!ownedBy(labels, instance)) return null;
   const cs = engineStatus(pod);
-  const phase = podPhase(pod);
+  const lostPlacement = engineNodeLoss(pod, nodes);
+  // Deleted on a lost node (the taint eviction controller after tolerationSeconds): no kubelet confirms it, so the
+  // engine may still run there and the Pod reads as the kubelet last left it until the object is gone.
+  const phase = lostPlacement && pod.metadata?.deletionTimestamp ? podPhase({ ...pod, metadata: { ...pod.metadata, deletionTimestamp: undefined } }) : podPhase(pod);
   const terminated = cs?.state?.terminated ?? null;
   const last = cs?.lastState?.terminated ?? null;
   const ended = phase === "exited" ? (terminated ?? last) : null;
@@ -202,7 +205,7 @@ export function observedFromPod(pod: V1Pod, instance: string, nodes?: NodeLookup
     restartCount: engineRestarts(pod, cs),
     ready: isReady(pod, cs),
     restartPolicy: DECLARED_RESTART_POLICY[pod.spec?.restartPolicy ?? "Always"] ?? null,
-    lostPlacement: engineNodeLoss(pod, nodes),
+    lostPlacement,
     problem: engineProblem(pod) ?? imageProblem(pod),
   };
 }

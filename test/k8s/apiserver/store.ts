@@ -27,7 +27,8 @@ export class ObjectStore {
   private readonly items = new Map<string, Map<string, Obj>>();
   private readonly listeners = new Set<(change: Change) => void>();
   /** Admission on create (the ResourceQuota plugin): throws to refuse; runs before the name is checked for existence, as upstream admits before storage. */
-  admitCreate: ((def: ResourceDef, namespace: string | undefined, name: string) => void) | null = null;
+  /** Admission on create: may refuse (throw) or mutate `body` (the object about to be stored). */
+  admitCreate: ((def: ResourceDef, namespace: string | undefined, name: string, body: Obj) => void) | null = null;
 
   constructor() {
     for (const r of Object.values(RESOURCES)) this.items.set(r.key, new Map());
@@ -73,7 +74,7 @@ export class ObjectStore {
     if (ns && meta.namespace && meta.namespace !== ns) throw new HttpError(400, "BadRequest", "the namespace of the object does not match the namespace on the URL");
     const name = meta.name || (meta.generateName ? `${meta.generateName}${randomUUID().slice(0, 5)}` : "");
     if (!name) throw new HttpError(422, "Invalid", "metadata.name: Required value");
-    this.admitCreate?.(def, ns, name);
+    this.admitCreate?.(def, ns, name, body);
     if (this.find(def, ns, name)) throw new HttpError(409, "AlreadyExists", `${def.plural}${def.group ? `.${def.group}` : ""} "${name}" already exists`);
     const metadata: Meta = { ...clone(meta), name, uid: randomUUID(), creationTimestamp: nowTime(), resourceVersion: this.nextRv(), ...(def.custom || def.generation ? { generation: 1 } : {}) };
     if (ns) metadata.namespace = ns;

@@ -19,6 +19,8 @@ import type { ContainerRuntime } from "./containerRuntime.js";
 import { CriRuntime } from "./criRuntime.js";
 import { DockerRuntime } from "./runtime.js";
 import { Scheduler } from "./scheduler.js";
+import { scaledClock, type Clock } from "./clock.js";
+import { TaintEvictionController } from "./taintEviction.js";
 import { HOST_PORT_ANNOTATION, RUN_LABEL } from "./types.js";
 
 export interface TestClusterOptions {
@@ -41,6 +43,11 @@ export interface TestClusterOptions {
   /** Force-delete pods of deleted or out-of-service nodes, as the pod GC does. Default true. */
   podGc?: boolean;
   dockerSocket?: string;
+  /**
+   * How many times faster than the wall clock the control plane's clock runs (the taint eviction controller's
+   * tolerationSeconds): 300 runs DefaultTolerationSeconds' 300 s in one second. Default 1.
+   */
+  clockScale?: number;
 }
 
 /** The test engine images (test/engine/build.sh) a CRI cluster imports by default. */
@@ -58,6 +65,10 @@ export class TestCluster {
   readonly kubelets = new Map<string, TestKubelet>();
   private readonly scheduler: Scheduler;
   private readonly nodeController: NodeController;
+  /** The control plane's clock (scaled by `clockScale`). */
+  readonly clock: Clock;
+  /** Evicts the pods of NoExecute-tainted nodes once their tolerations run out. */
+  readonly taintEviction: TaintEvictionController;
 
   private constructor(
     readonly api: FakeApiServer,
@@ -68,6 +79,9 @@ export class TestCluster {
   ) {
     this.scheduler = new Scheduler(api);
     this.nodeController = new NodeController(api, { podGc: options.podGc ?? true, powerOff: (node) => this.kubelets.get(node)?.powerOff() ?? Promise.resolve() });
+    // After the node controller: on an out-of-service taint the machine is powered off before the evictions land.
+    this.clock = scaledClock(options.clockScale ?? 1);
+    this.taintEviction = new TaintEvictionController(api, this.clock);
     for (let i = 0; i < (options.nodes ?? 3); i++) {
       const nodeName = `${options.nodePrefix ?? "node"}-${i}`;
       const kubelet = new TestKubelet({
@@ -151,6 +165,7 @@ export class TestCluster {
   async stop(): Promise<void> {
     this.scheduler.stop();
     this.nodeController.stop();
+    this.taintEviction.stop();
     this.api.setLogSource(null);
     await Promise.all([...this.kubelets.values()].map((k) => k.stop()));
     if (this.runtime) {

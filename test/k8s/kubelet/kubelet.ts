@@ -30,6 +30,9 @@ export function nodeObject(name: string): Obj {
   };
 }
 
+const ROOM = { cpu: "64", memory: "256Gi", pods: "110" };
+const HOLLOW_ROOM = { cpu: "20000", memory: "1000Ti", pods: "20000" };
+
 export function readyNodeStatus(simulated: boolean, runtimeVersion = "docker://20.10"): Record<string, unknown> {
   const t = nowTime();
   const cond = (type: string, status: string, reason: string, message: string) => ({ type, status, reason, message, lastHeartbeatTime: t, lastTransitionTime: t });
@@ -41,8 +44,10 @@ export function readyNodeStatus(simulated: boolean, runtimeVersion = "docker://2
       cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
     ],
     addresses: [{ type: "InternalIP", address: "127.0.0.1" }],
-    capacity: { cpu: "2", memory: "8Gi", pods: simulated ? "20000" : "110" },
-    allocatable: { cpu: "2", memory: "8Gi", pods: simulated ? "20000" : "110" },
+    // Roomy, so suites (and hollow scale runs: 10,000 Pods on 10 nodes) fit through the scheduler's resource fit;
+    // a test shrinks a node's allocatable (setStatus) to see Insufficient cpu/memory.
+    capacity: simulated ? HOLLOW_ROOM : ROOM,
+    allocatable: simulated ? HOLLOW_ROOM : ROOM,
     nodeInfo: { kubeletVersion: "v1.31.0-test", containerRuntimeVersion: simulated ? "simulated://0" : runtimeVersion, operatingSystem: "linux", architecture: "amd64" },
   };
 }
@@ -61,11 +66,14 @@ export class TestKubelet {
   /** Pods this kubelet rejected at admission: never run, never looked at again. */
   private readonly rejected = new Set<string>();
   /**
-   * CPU the kubelet admits against. Unlimited unless a test sets it: the test
-   * scheduler does not fit resources (upstream's does, so its kubelet rejects
-   * only what the scheduler's view missed), and suites run many Pods per node.
+   * CPU the kubelet admits against. Unlimited unless a test sets it, apart from
+   * the Node's advertised allocatable that the scheduler fits against: upstream's
+   * kubelet rejects only what the scheduler's view missed, which a test models
+   * by making the two disagree.
    */
   private allocatableCpuMilli = Infinity;
+  /** Images a test made slow to pull (gatePull): absent from this node until pulled. */
+  private readonly slowPulls = new Map<string, { begin: () => void; done: Promise<void>; pull: Promise<void> | null }>();
   private partitioned = false;
   private poweredOff = false;
   private unsubscribe: (() => void) | null = null;
@@ -146,7 +154,32 @@ export class TestKubelet {
 
   private workerDeps(runtime: ContainerRuntime, connected: () => boolean): WorkerDeps {
     const { api, nodeName, runId, dataRoot, backoffBaseMs, backoffCapMs } = this.options;
-    return { api, runtime, nodeName, runId, dataRoot, backoffBaseMs, backoffCapMs, connected };
+    return { api, runtime, nodeName, runId, dataRoot, backoffBaseMs, backoffCapMs, connected, slowPull: (image) => this.slowPull(image) };
+  }
+
+  /**
+   * A slow registry for one image: it is not on this node until a pod needs it, and its pull then lasts until the
+   * test calls `release()` (`started` resolves when the kubelet begins it). Pods waiting for the same image share
+   * the pull, as the image manager's serial puller does. The image must be one the runtime has (imported into
+   * containerd), so the pull ends with it present.
+   */
+  gatePull(image: string): { started: Promise<void>; release: () => void } {
+    let begin!: () => void;
+    let release!: () => void;
+    const started = new Promise<void>((r) => (begin = r));
+    const done = new Promise<void>((r) => (release = r));
+    this.slowPulls.set(image, { begin, done, pull: null });
+    return { started, release };
+  }
+
+  private slowPull(image: string): Promise<void> | null {
+    const slow = this.slowPulls.get(image);
+    if (!slow) return null;
+    if (!slow.pull) {
+      slow.begin();
+      slow.pull = slow.done.then(() => void this.slowPulls.delete(image));
+    }
+    return slow.pull;
   }
 
   /** The network between this node and the API server goes: no status, no watch; containers keep running. */

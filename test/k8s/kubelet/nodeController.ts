@@ -2,14 +2,16 @@
  * The control plane's side of node failures: the node lifecycle controller
  * (a partitioned node goes Ready=Unknown with the unreachable taints; its
  * pods' Ready condition goes False, nothing else: MarkPodsNotReady in
- * kubernetes pkg/controller/util/node), the pod garbage collector (pods on
- * a deleted node, or terminating on an out-of-service node, are force
- * deleted), and a PVC binder that binds every claim at once.
+ * kubernetes pkg/controller/util/node), the pod garbage collector
+ * (pkg/controller/podgc: `gcOrphaned` force-deletes the pods of a deleted
+ * node, `gcTerminating` the terminating pods of an out-of-service node), and
+ * a PVC binder that binds every claim at once. Evicting the pods of a
+ * NoExecute-tainted node is the taint eviction controller's
+ * (taintEviction.ts).
  */
 import type { Change, FakeApiServer, Obj } from "../fakeApiServer.js";
 import { setCondition } from "./status.js";
 import { OUT_OF_SERVICE_TAINT, UNREACHABLE_TAINT, nowTime, type Condition, type PodSpec, type PodStatus } from "./types.js";
-import { tolerates } from "./scheduler.js";
 
 export interface NodeControllerHooks {
   /** The machine behind a node is gone (deleted or declared out of service): its containers die. */
@@ -25,6 +27,8 @@ interface Taint {
 
 export class NodeController {
   private readonly unsubscribe: () => void;
+  /** Out-of-service nodes whose machine is off: their terminating pods may go (gcTerminating). */
+  private readonly shutDown = new Set<string>();
 
   constructor(
     private readonly api: FakeApiServer,
@@ -39,11 +43,16 @@ export class NodeController {
 
   private onChange(c: Change): void {
     if (c.resource === "persistentvolumeclaims" && c.type === "ADDED") setImmediate(() => this.bindClaim(c.object));
+    if (c.resource === "pods" && c.type === "MODIFIED" && c.object.metadata.deletionTimestamp) {
+      const node = (c.object.spec as PodSpec).nodeName;
+      if (node && this.shutDown.has(node)) setImmediate(() => this.gcTerminating(node));
+    }
     if (c.resource !== "nodes") return;
     const name = c.object.metadata.name;
+    const outOfService = (o: Obj | null | undefined) => !!o && taints(o).some((t) => t.key === OUT_OF_SERVICE_TAINT);
     if (c.type === "DELETED") setImmediate(() => void this.nodeGone(name));
-    else if (taints(c.object).some((t) => t.key === OUT_OF_SERVICE_TAINT) && !(c.previous && taints(c.previous).some((t) => t.key === OUT_OF_SERVICE_TAINT)))
-      setImmediate(() => void this.outOfService(name));
+    else if (outOfService(c.object) && !outOfService(c.previous)) setImmediate(() => void this.outOfService(name));
+    else if (!outOfService(c.object)) this.shutDown.delete(name);
   }
 
   /** What the node lifecycle controller does once a node stops posting status. */
@@ -80,14 +89,21 @@ export class NodeController {
     for (const pod of this.podsOn(node)) this.api.remove("pods", pod.metadata.namespace ?? "", pod.metadata.name, { gracePeriodSeconds: 0 });
   }
 
-  /** Non-graceful node shutdown: the taint evicts what does not tolerate it, and the pod GC force-deletes the terminating pods. */
+  /**
+   * Non-graceful node shutdown: the operator says the machine is off (so it is powered off here first); the
+   * taint eviction controller deletes the pods that do not tolerate the taint, and the pod GC force-deletes
+   * those terminating, now and whenever one starts terminating later (podgc `gcTerminating`).
+   */
   private async outOfService(node: string): Promise<void> {
     await this.hooks.powerOff(node);
-    const taint = taints(this.api.get("nodes", "", node) ?? ({ metadata: { name: node } } as Obj)).find((t) => t.key === OUT_OF_SERVICE_TAINT);
+    this.shutDown.add(node);
+    this.gcTerminating(node);
+  }
+
+  private gcTerminating(node: string): void {
+    if (!this.hooks.podGc || !this.shutDown.has(node)) return;
     for (const pod of this.podsOn(node)) {
-      const { namespace, name } = pod.metadata;
-      if (taint && taint.effect === "NoExecute" && !tolerates(pod.spec as PodSpec, taint)) this.api.remove("pods", namespace ?? "", name);
-      if (this.hooks.podGc && this.api.get("pods", namespace ?? "", name)?.metadata.deletionTimestamp) this.api.remove("pods", namespace ?? "", name, { gracePeriodSeconds: 0 });
+      if (pod.metadata.deletionTimestamp) this.api.remove("pods", pod.metadata.namespace ?? "", pod.metadata.name, { gracePeriodSeconds: 0 });
     }
   }
 

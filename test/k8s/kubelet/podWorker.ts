@@ -28,6 +28,8 @@ export interface WorkerDeps {
   backoffCapMs: number;
   /** False while the node is partitioned: nothing reaches the API server. */
   connected: () => boolean;
+  /** The pull of an image a test made slow (TestKubelet.delayPull) and that is not on this node yet, else null. */
+  slowPull?: (image: string) => Promise<void> | null;
 }
 
 /** What the kubelet holds per pod, real or simulated. */
@@ -143,8 +145,7 @@ export class PodWorker implements PodRunner {
     if (rec.current) return;
     const now = Date.now();
     if (rec.terminated && !rec.restartNow) {
-      const policy = this.spec.restartPolicy ?? "Always";
-      if (policy === "Never" || (policy === "OnFailure" && rec.terminated.exitCode === 0)) {
+      if (!this.restartable(rec.terminated)) {
         rec.waiting = null;
         return;
       }
@@ -155,14 +156,35 @@ export class PodWorker implements PodRunner {
         return this.schedule(readyAt - now);
       }
     }
-    if (!(await this.imageReady(rec, now))) return;
+    const changed = rec.restartNow;
+    if (!(await this.imageReady(rec, now))) {
+      // computePodActions starts a changed container regardless of the restart policy in the sync that killed
+      // it, and only then: from the next sync on the killed container is an exited one like any other
+      // (ShouldContainerBeRestarted), so under Never, or OnFailure after exit 0, a failed pull of the new image
+      // ends the Pod. Its status then shows the exit, not the pull error (convertToAPIContainerStatuses shows
+      // Waiting only for a container that will be restarted).
+      if (changed) {
+        rec.restartNow = false;
+        if (rec.terminated && !this.restartable(rec.terminated)) rec.waiting = null;
+      }
+      return;
+    }
     if (rec.attempts > 0 && !rec.restartNow) rec.crash.attempted(now);
     await this.start(rec);
+  }
+
+  /** kubecontainer.ShouldContainerBeRestarted for a container that exited: the pod's restartPolicy decides. */
+  private restartable(terminated: Terminated): boolean {
+    const policy = this.spec.restartPolicy ?? "Always";
+    return policy === "Always" || (policy === "OnFailure" && terminated.exitCode !== 0);
   }
 
   /** Looks the image up; a missing one fails as a pull does (ErrImagePull, then ImagePullBackOff). */
   private async imageReady(rec: ContainerRecord, now: number): Promise<boolean> {
     const image = rec.spec.image;
+    // EnsureImageExists: the pull holds this pod's sync (nothing else of it happens, no status is written) until done.
+    const slow = this.deps.slowPull?.(image);
+    if (slow) await slow;
     if (await this.deps.runtime.imageId(image)) {
       rec.pullFailedAt = 0;
       return true;

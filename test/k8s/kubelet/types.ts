@@ -60,7 +60,7 @@ export interface PodSpec {
   terminationGracePeriodSeconds?: number;
   containers: ContainerSpec[];
   volumes?: VolumeSpec[];
-  tolerations?: { key?: string; operator?: string; value?: string; effect?: string }[];
+  tolerations?: { key?: string; operator?: string; value?: string; effect?: string; tolerationSeconds?: number }[];
   securityContext?: PodSecurityContext;
 }
 
@@ -113,5 +113,6 @@ export const HOST_PORT_ANNOTATION = (containerPort: number): string => `ports.ku
 export const RUN_LABEL = "kubelet.test.galaxy.io/run";
 export const OUT_OF_SERVICE_TAINT = "node.kubernetes.io/out-of-service";
 export const UNREACHABLE_TAINT = "node.kubernetes.io/unreachable";
+export const NOT_READY_TAINT = "node.kubernetes.io/not-ready";
 
 export const nowTime = (): string => new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
