@@ -5,6 +5,7 @@
  * printed by `rtmctl --help`.
  */
 import { RtmApiError, RtmClient, RtmTransportError } from "../client/index.js";
+import { nodeHttpFetch } from "../client/nodeHttpFetch.js";
 import { DEFAULT_TIMEOUT_S, mainHelp, parseInvocation, UsageError, verbHelp, type OutputFormat } from "./args.js";
 import { COMMANDS } from "./commands.js";
 import type { Io } from "./context.js";
@@ -54,6 +55,7 @@ export async function run(argv: string[], options: RunOptions = {}): Promise<num
         timeoutMs,
         token,
         caller: "admin",
+        fetch: nodeHttpFetch,
       });
     } catch (err) {
       throw new UsageError(`--server: ${(err as Error).message.replace(/^rtm client: /, "")}`, verb);

@@ -6,6 +6,7 @@
  */
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
+import net, { type AddressInfo } from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -180,6 +181,21 @@ describe("rtmctl", () => {
     const unreachable = await rtmctl(["list", "--server", "http://127.0.0.1:1", "--timeout", "5"]);
     expect(unreachable.code).toBe(EXIT_UNREACHABLE);
     expect(unreachable.stderr).toContain("cannot reach rtmanager");
+  });
+
+  it("a server that closes the connection without an answer (a refusing port-forward) is reported as such, not waited out to --timeout", async () => {
+    const closer = net.createServer((c) => c.destroy());
+    await new Promise<void>((resolve) => closer.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = closer.address() as AddressInfo;
+      // Through Node 20's fetch this GET mostly never settled: rtmctl sat out --timeout and said "timed out".
+      const r = await rtmctl(["list", "--server", `http://127.0.0.1:${port}`, "--timeout", "50s"]);
+      expect(r.code).toBe(EXIT_UNREACHABLE);
+      expect(r.stderr).toContain("cannot reach rtmanager");
+      expect(r.stderr).not.toMatch(/timed out/);
+    } finally {
+      closer.close();
+    }
   });
 
   it("events --follow prints live events as they happen and ends cleanly on Ctrl-C", async () => {
