@@ -17,6 +17,7 @@ import {
   finish,
   isAccepted,
   isRunning,
+  planTerminating,
   replaceActions,
   type Plan,
   type PlannerInput,
@@ -41,8 +42,8 @@ export function planRunning(s: Situation): Plan {
   if (!c) return finish(planMissing(s));
   const e: EngineSituation = { ...s, c };
   const p = isRunning(c)
-    ? (planNodeLost(e) ?? planPatch(e) ?? planRestart(e) ?? planUnhealthy(e) ?? planRuntimeRestarted(e) ?? planAdopt(e) ?? planSteady(e))
-    : (planNodeLost(e) ?? planAccepted(e) ?? planUnstarted(e) ?? planReplaceFinished(e) ?? planRecreateStopped(e) ?? planExited(e));
+    ? (planNodeLost(e) ?? planTerminating(e.p, c) ?? planPatch(e) ?? planRestart(e) ?? planUnhealthy(e) ?? planRuntimeRestarted(e) ?? planAdopt(e) ?? planSteady(e))
+    : (planNodeLost(e) ?? planTerminating(e.p, c) ?? planAccepted(e) ?? planUnstarted(e) ?? planReplaceFinished(e) ?? planRecreateStopped(e) ?? planExited(e));
   if (c.problem && !p.problem) p.problem = problemOf(c.problem);
   return finish(p);
 }
