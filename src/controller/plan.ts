@@ -148,6 +148,16 @@ export interface PlannerInput {
   verbs: RuntimeVerbs;
   /** Quarantined images and canaries (planFleet.ts); absent: no fleet holds. */
   fleet?: FleetView;
+  /** A replace an earlier reconcile split (splitReplaces.ts): the engine it deleted is gone, its new one is created as it. */
+  replacing?: SplitReplace | null;
+}
+
+/** What a split replace was, for the reconcile that creates its new engine. */
+export interface SplitReplace {
+  generation: number;
+  kind: OpKind;
+  restartCause: RestartCause | null;
+  gate: HealthGate | null;
 }
 
 /** Restarts in a row after which a runtime is reported as crash-looping. */

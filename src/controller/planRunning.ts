@@ -141,6 +141,14 @@ function resumeGate({ p, input, d, c, generationChanged }: Situation): Plan | nu
 /** No container at all: create one (a start, a patch of a vanished engine, or a self-heal). */
 function planMissing({ p, input, d, generationChanged }: Situation): Plan {
   const { record, settings } = input;
+  const split = input.replacing;
+  if (split && split.generation === d.generation) {
+    // The second half of a replace whose old engine had to go first: the same kind, cause and a fresh gate.
+    p.actions.push(...createActions(d.imageRef));
+    Object.assign(p, { kind: split.kind, restartCause: split.restartCause, gate: split.gate && { ...split.gate, resumed: false } });
+    p.reason = `the replaced engine is gone: creating its successor (${split.kind})`;
+    return p;
+  }
   const wasRunningImage = record?.status === "running" ? record.currentImageRef : null;
   const disappeared = record?.status === "running" && !!record.currentContainerId;
   if (disappeared) p.events.push({ type: "container_disappeared", data: { containerId: record.currentContainerId } });

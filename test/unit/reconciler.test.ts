@@ -411,10 +411,11 @@ describe("reconciler: a third runtime (StubJobRuntime, a Nomad-job-shaped stub) 
     expect(world.records.get("g1")).toMatchObject({ status: "stopped", observedGeneration: 3 });
   });
 
-  it("a Pod restart whose old Pod is held terminating is split: the delete, then a look without acting, then the new Pod once the old is gone", async () => {
+  it("a Pod restart whose old Pod is held terminating is split: the delete, then a look without acting, then the new Pod once the old is gone, still a gated restart", async () => {
     const pods = new StubPodRuntime();
-    const world: World = { declarations: new Map([["g1", declaration("g1")]]), containers: [], records: new Map(), events: [] };
-    const r = reconciler(world, { runtimeInstance: pods });
+    const world: World = { declarations: new Map([["g1", declaration("g1")]]), containers: [], records: new Map(), events: [], operations: new Map() };
+    let now = NOW;
+    const r = reconciler(world, { runtimeInstance: pods, clock: () => now });
     await r.reconcile("g1");
     const [first] = await pods.listForGame("g1");
     expect(world.records.get("g1")).toMatchObject({ observedGeneration: 1, status: "running", currentContainerId: first!.id });
@@ -436,10 +437,22 @@ describe("reconciler: a third runtime (StubJobRuntime, a Nomad-job-shaped stub) 
     expect(waiting.plan?.reason).toContain("deleting engine");
 
     pods.releaseDeletions();
-    const done = await r.reconcile("g1");
+    const created = await r.reconcile("g1");
     const [second] = await pods.listForGame("g1");
     expect(second).toMatchObject({ restartToken: "t2", phase: "running", terminating: false });
     expect(second!.id).not.toBe(first!.id);
-    expect(done.record).toMatchObject({ observedGeneration: 2, status: "running", currentContainerId: second!.id });
+    // The second half is the restart it was (its kind, cause and health gate), not a plain start.
+    expect(created.plan).toMatchObject({ kind: "restart", restartCause: "restart_requested", gate: { rollbackTo: null } });
+    expect(created.outcome).toMatchObject({ type: "requeue", lane: "gate" });
+    expect(created.record).toMatchObject({ observedGeneration: 1, currentContainerId: second!.id });
+    now = new Date(NOW.getTime() + 6000);
+    const healthy = await r.reconcile("g1");
+    expect(healthy.outcome).toEqual({ type: "done" });
+    expect(healthy.record).toMatchObject({ observedGeneration: 2, status: "running", currentContainerId: second!.id, rolloutStartedAt: null });
+    expect([...world.operations!.values()].map((o) => [o.op.kind, o.result?.outcome])).toEqual([
+      ["start", "success"],
+      ["restart", "success"],
+      ["restart", "success"],
+    ]);
   });
 });
