@@ -41,6 +41,7 @@ import { startPostgres, type PostgresServer } from "../test/helpers/postgres.js"
 import { FakeApiServer, type Change, type Obj } from "../test/k8s/fakeApiServer.js";
 import { fakeKubeConfig } from "../test/k8s/kubeconfig.js";
 import { TestCluster } from "../test/k8s/kubelet/cluster.js";
+import { qualified } from "../test/k8s/kubelet/runtime.js";
 import {
   builtControllerAvailable,
   builtNote,
@@ -473,8 +474,9 @@ const strategicPatch = () => setHeaderOptions("Content-Type", PatchStrategy.Stra
 function podsOn(c: Cluster, names: readonly string[], image: string, timeoutMs: number): Promise<number> {
   const want = new Set(names);
   const done = new Set<string>();
+  // The test kubelets name a running image as containerd does (registry-qualified: docker.io/galaxy/...), the spec as written.
   const onImage = (o: Obj | undefined) => !!o && podReady(o) && ((o.spec as { containers?: { image?: string }[] } | undefined)?.containers?.[0]?.image ?? "") === image
-    && ((o.status as { containerStatuses?: { image?: string }[] } | undefined)?.containerStatuses?.[0]?.image ?? "") === image;
+    && ((o.status as { containerStatuses?: { image?: string }[] } | undefined)?.containerStatuses?.[0]?.image ?? "") === qualified(image);
   return new Promise((resolve, reject) => {
     const check = (name: string, o: Obj | undefined) => {
       if (!want.has(name)) return;
