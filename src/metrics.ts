@@ -20,6 +20,7 @@ import type { HttpStreamCounts } from "./http/limits.js";
 import { HttpRequestMetrics } from "./metrics/http.js";
 import { LoopMetrics, type QueueStats } from "./metrics/loop.js";
 import { QuarantineMetrics } from "./metrics/quarantine.js";
+import type { RuntimeCallOutcome } from "./model/runtimeFailure.js";
 
 export type { WatchName };
 export type { FleetSnapshot, FleetSources } from "./metrics/fleet.js";
@@ -249,7 +250,7 @@ export class Metrics implements HttpMetrics {
   }
 
   /** The onCall hook of a runtime adapter (its module's name is the label); Docker's also feeds rtmanager_docker_api_*. */
-  runtimeOnCall(runtime: string): (operation: string, outcome: "ok" | "error", seconds: number) => void {
+  runtimeOnCall(runtime: string): (operation: string, outcome: RuntimeCallOutcome, seconds: number) => void {
     return (operation, outcome, seconds) => {
       if (runtime === "docker") {
         this.dockerCalls.inc({ operation, outcome });

@@ -8,12 +8,13 @@
  * short by it leaves here as the AbortedError it is, no contract error.
  */
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { declaredResources, labelResources, resourcesBelowFloor, resourcesRefused, type ResourceCeilings } from "../model/admission.js";
 import { isAborted } from "../model/abort.js";
 import { configHash, type Declaration } from "../model/declaration.js";
 import { RtmError } from "../model/errors.js";
 import { containerName } from "../model/gameId.js";
-import type { ContainerResources, EngineSpec, ImagePullPolicy, RuntimePort } from "../model/ports.js";
+import { isDeclarative, type ContainerResources, type EngineSpec, type ImagePullPolicy, type RuntimePort } from "../model/ports.js";
 import type { EventType } from "../model/status.js";
 import { isRunning, verbOf, type Action } from "./plan.js";
 import { contractError } from "./runtimeErrors.js";
@@ -73,21 +74,65 @@ export interface ExecutionContext {
   gameId: string;
   settings: ExecutorSettings;
   observer: ActionObserver;
+  /**
+   * A create after a deletion the runtime has only accepted: `defer` (the
+   * default) returns and leaves it to a later reconcile; `wait` waits for the
+   * old engine to go. Only a rollout's own replace inside a gate check (a
+   * rollback that cannot be made in place, the recreate of an engine an
+   * in-place update finished) waits, so that check has its engine.
+   */
+  afterDeletion?: "defer" | "wait";
 }
 
-export async function executeActions(actions: readonly Action[], ctx: ExecutionContext): Promise<void> {
+/** How often a waiting replace looks whether the old engine is gone. */
+const GONE_POLL_MS = 250;
+
+/**
+ * Runs `actions` in order. Returns true when it stopped before a create
+ * because an engine it deleted is still terminating (a Pod in its grace
+ * period holds the name the new one needs): a replace on such a runtime is
+ * split across reconciles, the create left to the reconcile the runtime's
+ * watch wakes once the old engine is gone (planTerminating waits meanwhile).
+ */
+export async function executeActions(actions: readonly Action[], ctx: ExecutionContext): Promise<boolean> {
   const run = { createdId: null as string | null };
+  let deleted = false;
   for (const action of actions) {
     // The planner speaks the runtime's vocabulary (inVocabulary); a step outside it is a planner bug, not a runtime failure.
     if (verbOf(action, ctx.runtime.verbs) === null) {
       throw new RtmError("internal_error", `a ${action.type} was planned, but the ${ctx.runtime.name} runtime offers only ${ctx.runtime.verbs.join(", ")}`);
     }
+    if (action.type === "create" && deleted && (await stillTerminating(ctx))) {
+      if (ctx.afterDeletion !== "wait") return true;
+      await untilGone(ctx);
+    }
+    deleted ||= action.type === "stop" || action.type === "remove" || action.type === "removeAll";
     ctx.observer.beforeAction?.(action);
     try {
       await executeAction(action, ctx, run);
     } catch (err) {
       throw isAborted(err) ? err : contractError(err);
     }
+  }
+  return false;
+}
+
+async function untilGone(ctx: ExecutionContext): Promise<void> {
+  const boundMs = ctx.settings.stopTimeoutMs + 30_000;
+  const deadline = Date.now() + boundMs;
+  while (await stillTerminating(ctx)) {
+    if (Date.now() >= deadline) throw new RtmError("container_start_failed", `the old engine of ${ctx.gameId} is still being deleted after ${Math.round(boundMs / 1000)}s; its replacement was not created`);
+    await sleep(GONE_POLL_MS);
+  }
+}
+
+/** Whether an engine of the game is still being deleted (a declarative runtime's deletions return once accepted). */
+async function stillTerminating(ctx: ExecutionContext): Promise<boolean> {
+  if (!isDeclarative(ctx.runtime.verbs)) return false;
+  try {
+    return (await ctx.runtime.listForGame(ctx.gameId)).some((c) => c.terminating);
+  } catch (err) {
+    throw isAborted(err) ? err : contractError(err);
   }
 }
 

@@ -151,6 +151,16 @@ export interface PlannerInput {
   verbs: RuntimeVerbs;
   /** Quarantined images and canaries (planFleet.ts); absent: no fleet holds. */
   fleet?: FleetView;
+  /** A replace an earlier reconcile split (splitReplaces.ts): the engine it deleted is gone, its new one is created as it. */
+  replacing?: SplitReplace | null;
+}
+
+/** What a split replace was, for the reconcile that creates its new engine. */
+export interface SplitReplace {
+  generation: number;
+  kind: OpKind;
+  restartCause: RestartCause | null;
+  gate: HealthGate | null;
 }
 
 /** Restarts in a row after which a runtime is reported as crash-looping. */
@@ -169,8 +179,24 @@ export function isAccepted(c: ObservedContainer, verbs: RuntimeVerbs): boolean {
   return c.phase === "pending" && isDeclarative(verbs) && c.problem?.kind !== "pull_failed";
 }
 
-/** How often a reconcile looks again at an accepted engine; the runtime's watch wakes it sooner. */
+/** How often a reconcile looks again at an engine the runtime accepted (to run it, or to delete it); the runtime's watch wakes it sooner. */
 export const ACCEPTED_RECHECK_MS = 2000;
+
+/**
+ * The runtime is deleting the engine (a Pod in its grace period): nothing can
+ * be done with it, or with its name, until it is gone, so the plan is to look
+ * again, not converged (a stop's REST call answers once the engine is gone).
+ * No worker waits for it: the runtime's watch wakes the game, the recheck is
+ * the fallback. As controller-runtime reconcilers do with an object whose
+ * deletionTimestamp is set and whose finalizers are not theirs.
+ */
+export function planTerminating(p: Plan, c: ObservedContainer | null): Plan | null {
+  if (!c?.terminating) return null;
+  p.converges = false;
+  p.requeueAfterMs = ACCEPTED_RECHECK_MS;
+  p.reason = `the runtime is deleting engine ${c.id}; looking again once it is gone`;
+  return p;
+}
 
 export function basePlan(input: PlannerInput): Plan {
   return blankPlan(input.record?.restartCount ?? 0, input.declaration?.imageRef ?? null);

@@ -17,6 +17,7 @@ import {
   finish,
   isAccepted,
   isRunning,
+  planTerminating,
   replaceActions,
   type Plan,
   type PlannerInput,
@@ -41,8 +42,8 @@ export function planRunning(s: Situation): Plan {
   if (!c) return finish(planMissing(s));
   const e: EngineSituation = { ...s, c };
   const p = isRunning(c)
-    ? (planNodeLost(e) ?? planPatch(e) ?? planRestart(e) ?? planUnhealthy(e) ?? planRuntimeRestarted(e) ?? planAdopt(e) ?? planSteady(e))
-    : (planNodeLost(e) ?? planAccepted(e) ?? planUnstarted(e) ?? planReplaceFinished(e) ?? planRecreateStopped(e) ?? planExited(e));
+    ? (planNodeLost(e) ?? planTerminating(e.p, c) ?? planPatch(e) ?? planRestart(e) ?? planUnhealthy(e) ?? planRuntimeRestarted(e) ?? planAdopt(e) ?? planSteady(e))
+    : (planNodeLost(e) ?? planTerminating(e.p, c) ?? planAccepted(e) ?? planUnstarted(e) ?? planReplaceFinished(e) ?? planRecreateStopped(e) ?? planExited(e));
   if (c.problem && !p.problem) p.problem = problemOf(c.problem);
   return finish(p);
 }
@@ -140,6 +141,14 @@ function resumeGate({ p, input, d, c, generationChanged }: Situation): Plan | nu
 /** No container at all: create one (a start, a patch of a vanished engine, or a self-heal). */
 function planMissing({ p, input, d, generationChanged }: Situation): Plan {
   const { record, settings } = input;
+  const split = input.replacing;
+  if (split && split.generation === d.generation) {
+    // The second half of a replace whose old engine had to go first: the same kind, cause and a fresh gate.
+    p.actions.push(...createActions(d.imageRef));
+    Object.assign(p, { kind: split.kind, restartCause: split.restartCause, gate: split.gate && { ...split.gate, resumed: false } });
+    p.reason = `the replaced engine is gone: creating its successor (${split.kind})`;
+    return p;
+  }
   const wasRunningImage = record?.status === "running" ? record.currentImageRef : null;
   const disappeared = record?.status === "running" && !!record.currentContainerId;
   if (disappeared) p.events.push({ type: "container_disappeared", data: { containerId: record.currentContainerId } });

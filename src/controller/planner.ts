@@ -10,7 +10,7 @@ import { PERMANENT_CODES } from "../model/errors.js";
 import type { Declaration } from "../model/declaration.js";
 import type { ObservedContainer } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
-import { basePlan, finish, inVocabulary, isRunning, removeActions, splitContainers, type Plan, type PlannerInput } from "./plan.js";
+import { basePlan, finish, inVocabulary, isRunning, planTerminating, removeActions, splitContainers, type Plan, type PlannerInput } from "./plan.js";
 import { nodeLossEvents, planRunning } from "./planRunning.js";
 
 export {
@@ -47,7 +47,8 @@ function decide(input: PlannerInput): Plan {
   nodeLossEvents(p, record, primary);
 
   // Strays (a second container with this game's labels) never serve; remove them first.
-  for (const extra of extras) p.actions.push(...removeActions(extra, "orphan_cleanup"));
+  // One the runtime is deleting already is left to go (a second delete would only cost a call).
+  for (const extra of extras) if (!extra.terminating) p.actions.push(...removeActions(extra, "orphan_cleanup"));
 
   if (input.declarationError) {
     p.hold = { code: input.declarationError.code, message: input.declarationError.message };
@@ -87,6 +88,7 @@ function decide(input: PlannerInput): Plan {
     case "stopped":
       return planStopped(p, input, d, primary, generationChanged);
     case "removed":
+      if (planTerminating(p, primary)) return finish(p);
       if (primary) {
         p.actions.push(...removeActions(primary, d.stopReason ?? null));
         p.kind = "cleanup";
@@ -108,6 +110,7 @@ function planOrphan(p: Plan, input: PlannerInput, primary: ObservedContainer | n
     p.reason = "no declaration and no container";
     return finish(p);
   }
+  if (planTerminating(p, primary)) return finish(p);
   const age = input.now.getTime() - primary.createdAt.getTime();
   if (age < input.settings.orphanGraceMs) {
     p.requeueAfterMs = input.settings.orphanGraceMs - age;
@@ -160,6 +163,8 @@ function planStopped(p: Plan, input: PlannerInput, d: Declaration, c: ObservedCo
     p.reason = "declared stopped and no container exists";
     return finish(p);
   }
+  // A stop's deletion (or anyone's) still under way: the game is stopped once the engine is gone.
+  if (planTerminating(p, c)) return finish(p);
   if (isRunning(c)) {
     p.actions.push({ type: "stop", containerId: c.id, reason: d.stopReason ?? null });
     p.kind = "stop";

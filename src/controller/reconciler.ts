@@ -24,6 +24,7 @@ import type { DeclarationSource, HealthProber, ObservedContainer, RuntimePort, S
 import type { RuntimeRecord } from "../model/record.js";
 import { executeActions, recordLocationOf, type ExecutorSettings } from "./actions.js";
 import { FailureReports } from "./failureReports.js";
+import { SplitReplaces } from "./splitReplaces.js";
 import type { HealthTracker } from "./health.js";
 import { ACCEPTED_RECHECK_MS, isAccepted } from "./plan.js";
 import type { FleetView } from "./planFleet.js";
@@ -88,6 +89,7 @@ export class Reconciler {
    */
   private readonly reportedOrphans = new Map<string, string>();
   private readonly failureReports = new FailureReports();
+  private readonly splitReplaces = new SplitReplaces();
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.clock = deps.clock ?? (() => new Date());
@@ -145,7 +147,8 @@ export class Reconciler {
   private planFor(gameId: string, o: Observation, now: Date): Plan {
     const { primary } = splitContainers(gameId, o.containers);
     const health = this.deps.health.get(gameId, primary?.id ?? null);
-    return plan({ gameId, ...o, health, now, settings: this.deps.settings, verbs: this.deps.runtime.verbs, fleet: this.deps.fleet?.view() });
+    const replacing = this.splitReplaces.get(gameId, o.declaration);
+    return plan({ gameId, ...o, health, now, settings: this.deps.settings, verbs: this.deps.runtime.verbs, fleet: this.deps.fleet?.view(), replacing });
   }
 
   private async reconcileOnce(gameId: string, io: ReconcileIo): Promise<ReconcileResult> {
@@ -171,15 +174,18 @@ export class Reconciler {
 
     const { execute, events: actionEvents, touched } = this.executor(gameId, o, io);
     let error: RtmError | null = null;
+    let deferred = false;
     try {
-      await execute(p.actions);
+      deferred = await execute(p.actions, undefined, "defer");
+      this.splitReplaces.after(gameId, o.declaration, p, deferred);
     } catch (err) {
       if (io.signal.aborted) return abortedResult(gameId, p, io.signal, log);
       error = toRtmError(err);
       log.warn({ code: error.code, err: error, kind: p.kind }, "reconcile failed");
     }
     let verdict: RolloutVerdict | undefined;
-    if (p.gate && o.declaration) {
+    // A replace whose create waits for the old engine to go has no new engine to gate yet.
+    if (p.gate && o.declaration && !deferred) {
       const before = splitContainers(gameId, o.containers).primary;
       const oldTouched = !!before && touched.has(before.id);
       const step = await this.rollout.run({ gameId, declaration: o.declaration, plan: p, gate: p.gate, actionError: error, oldTouched, now, opId, opRow, execute, log, io }, open);
@@ -202,9 +208,10 @@ export class Reconciler {
     return { gameId, plan: q, record, outcome: q.requeueAfterMs !== null ? { type: "requeue", afterMs: q.requeueAfterMs } : { type: "done" } };
   }
 
-  /** An engine the runtime only accepted (a Pod not running yet) has not reached the generation; its watch wakes the game sooner. */
+  /** An engine the runtime only accepted (a Pod not running yet, or one it is deleting) has not reached the generation; its watch wakes it sooner. */
   private awaitingStart(o: Observation, primary: ObservedContainer | null, p: Plan): Plan {
-    if (!primary || o.declaration?.desiredState !== "running" || !isAccepted(primary, this.deps.runtime.verbs)) return p;
+    const accepted = !!primary && o.declaration?.desiredState === "running" && isAccepted(primary, this.deps.runtime.verbs);
+    if (!accepted && !primary?.terminating) return p;
     return { ...p, converges: false, requeueAfterMs: p.requeueAfterMs ?? ACCEPTED_RECHECK_MS };
   }
 
@@ -252,8 +259,9 @@ export class Reconciler {
     const events: PlannedEvent[] = [];
     const touched = new Set<string>();
     const { settings } = this.deps;
-    const execute = (actions: readonly Action[], beforeAction?: (a: Action) => void) =>
+    const execute = (actions: readonly Action[], beforeAction?: (a: Action) => void, afterDeletion: "defer" | "wait" = "wait") =>
       executeActions(actions, {
+        afterDeletion,
         runtime: io.runtime,
         declaration: o.declaration,
         gameId,

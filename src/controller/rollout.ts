@@ -42,8 +42,11 @@ export interface RolloutDeps {
   clock: () => Date;
 }
 
-/** Runs actions with the reconcile's executor; `beforeAction` sees each one before it is tried. */
-export type Execute = (actions: readonly Action[], beforeAction?: (a: Action) => void) => Promise<void>;
+/**
+ * Runs actions with the reconcile's executor; `beforeAction` sees each one before it is tried. Resolves true when a
+ * create was left for a later reconcile because the engine it replaces is still being deleted (actions.ts).
+ */
+export type Execute = (actions: readonly Action[], beforeAction?: (a: Action) => void) => Promise<boolean | void>;
 
 export interface RolloutInput {
   gameId: string;

@@ -7,7 +7,7 @@
  */
 import { Observable, type ConfigurationOptions, type RequestContext, type ResponseContext } from "@kubernetes/client-node";
 import { abortReason, raceAbort, throwIfAborted } from "../model/abort.js";
-import { RuntimeFailure, type RuntimeFailureKind } from "../model/runtimeFailure.js";
+import { RuntimeFailure, type RuntimeCallOutcome, type RuntimeFailureKind } from "../model/runtimeFailure.js";
 import { apiMessageOf, httpStatusOf } from "./api.js";
 import type { BoundedKubeConfig } from "./client.js";
 
@@ -37,7 +37,7 @@ export function failureKind(status: number | null, operation: string, message = 
 }
 
 /** One report per API call, for rtmanager_runtime_api_calls_total and its latency histogram. */
-export type OnKubeCall = (operation: string, outcome: "ok" | "error", seconds: number) => void;
+export type OnKubeCall = (operation: string, outcome: RuntimeCallOutcome, seconds: number) => void;
 
 /**
  * A definite answer the caller expects and handles (the object is already
@@ -96,14 +96,18 @@ export class KubeCalls {
       this.report(operation, "ok", started);
       return result;
     } catch (err) {
-      if (signal?.aborted) throw abortReason(signal);
+      if (signal?.aborted) {
+        // Cut short by the caller (lost leadership, shutdown): no verdict on the API server.
+        this.report(operation, "aborted", started);
+        throw abortReason(signal);
+      }
       const failure = asFailure(err, operation, what, details);
       this.report(operation, ANSWERED.has(failure.kind) ? "ok" : "error", started);
       throw failure;
     }
   }
 
-  private report(operation: string, outcome: "ok" | "error", started: number): void {
+  private report(operation: string, outcome: RuntimeCallOutcome, started: number): void {
     // A metrics hook never changes what the call returns.
     try {
       this.onCall?.(operation, outcome, (performance.now() - started) / 1000);

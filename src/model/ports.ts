@@ -207,6 +207,8 @@ export interface ObservedContainer {
   lostPlacement: PlacementLoss | null;
   /** Why the runtime cannot run the engine, in its own words, or null (a runtime that reports failures only as call errors). */
   problem: EngineProblem | null;
+  /** Deletion accepted, engine not gone yet (a Pod in its grace): nothing can use it or its name until the watch says gone. */
+  terminating?: boolean;
 }
 
 export interface EngineProblem {
@@ -355,9 +357,9 @@ export interface RuntimePort {
   updateImage?(id: string, spec: EngineSpec, options?: CallOptions): Promise<void>;
   /** Idempotent on a running engine. `start_failed`. */
   start(id: string, options?: CallOptions): Promise<void>;
-  /** Idempotent: stopping a stopped engine succeeds. */
+  /** Idempotent: stopping a stopped engine succeeds. A Pod's returns once its deletion is accepted (`terminating`). */
   stop(id: string, timeoutSeconds: number, options?: CallOptions): Promise<void>;
-  /** Idempotent: removing a missing engine succeeds. Forces removal of a running one. */
+  /** Idempotent: removing a missing engine succeeds. Forces removal of a running one. Returns as stop() does. */
   remove(id: string, options?: CallOptions): Promise<void>;
   watchEvents(handlers: EngineEventHandlers): () => void;
   /** Ends what the runtime keeps open by itself (a cache's watches); absent when it keeps nothing. */

@@ -47,3 +47,11 @@ export class RuntimeFailure extends Error {
 export function isRuntimeFailure(err: unknown): err is RuntimeFailure {
   return err instanceof RuntimeFailure;
 }
+
+/**
+ * How one runtime API call ended, for rtmanager_runtime_api_calls_total:
+ * answered (`ok`, including answers the caller handles such as 404 on a
+ * remove), failed (`error`), or cut short by its reconcile's signal (lost
+ * leadership, shutdown: `aborted`), which says nothing of the runtime.
+ */
+export type RuntimeCallOutcome = "ok" | "error" | "aborted";

@@ -9,12 +9,13 @@ import type { RuntimeEventStream } from "../controller/manager.js";
 import type { PodPlacement } from "../kube/placement.js";
 import type { Logger } from "../log.js";
 import type { RuntimePort } from "../model/ports.js";
+import type { RuntimeCallOutcome } from "../model/runtimeFailure.js";
 
 export interface RuntimeModuleDeps {
   config: Config;
   logger: Logger;
   /** Each API call the runtime makes, for the call metrics. */
-  onCall?: (operation: string, outcome: "ok" | "error", seconds: number) => void;
+  onCall?: (operation: string, outcome: RuntimeCallOutcome, seconds: number) => void;
   /**
    * Set when declarations are GameRuntime objects: each game's objects go to
    * its object's namespace, owned by it (src/crd/placement.ts), and the

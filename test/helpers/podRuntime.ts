@@ -29,6 +29,8 @@ interface Pod {
   startedAt: Date | null;
   finishedAt: Date | null;
   lastExitCode: number | null;
+  /** Deleted, held by a finalizer (holdDeletions): it keeps its name until releaseDeletions(). */
+  terminating?: boolean;
   /** The log stream the kubelet serves; read continuously into `lines`. */
   logStream: PassThrough;
   lines: string[];
@@ -44,6 +46,8 @@ export class StubPodRuntime implements RuntimePort {
   readonly calls: string[] = [];
   /** When set, the API server does not answer. */
   down = false;
+  /** When set, a deleted Pod stays (terminating, its name taken) until releaseDeletions(), as a finalizer holds it. */
+  holdDeletions = false;
   private readonly pods = new Map<string, Pod>();
   private readonly handlers = new Set<EngineEventHandlers>();
   private nextUid = 1;
@@ -155,9 +159,25 @@ export class StubPodRuntime implements RuntimePort {
     this.answer("remove");
     const pod = this.byUid(id);
     if (!pod) return;
+    if (this.holdDeletions) {
+      pod.terminating = true;
+      pod.phase = "Stopped";
+      pod.finishedAt ??= new Date();
+      return;
+    }
     this.pods.delete(pod.spec.name);
     pod.logStream.end();
     this.emit(pod, "removed");
+  }
+
+  /** The finalizer goes: every held Pod is gone. */
+  releaseDeletions(): void {
+    this.holdDeletions = false;
+    for (const pod of [...this.pods.values()].filter((p) => p.terminating)) {
+      this.pods.delete(pod.spec.name);
+      pod.logStream.end();
+      this.emit(pod, "removed");
+    }
   }
 
   /** The engine in `id` exits with `code`; the kubelet starts it again at once. */
@@ -242,6 +262,7 @@ export class StubPodRuntime implements RuntimePort {
       restartPolicy: null,
       lostPlacement: null,
       problem: null,
+      terminating: p.terminating ?? false,
     };
   }
 }

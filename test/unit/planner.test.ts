@@ -676,6 +676,28 @@ describe("planner", () => {
     expect(types(dead)).toEqual(["start"]);
   });
 
+  it("an engine the runtime is deleting (a Pod in its grace) is waited for whatever is declared: nothing acts on it, nothing converges, the game is looked at again", () => {
+    const going = container({ id: "pod:u1", phase: "exited", exitCode: 0, finishedAt: ago(500), terminating: true });
+    const cases: [string, Declaration | null, RuntimeRecord][] = [
+      ["stopped", decl({ desiredState: "stopped", stopReason: "admin_request", generation: 3 }), record({ currentContainerId: "pod:u1", status: "stopped", observedGeneration: 2 })],
+      ["removed", decl({ desiredState: "removed", generation: 3 }), record({ currentContainerId: "pod:u1", status: "stopped", observedGeneration: 2 })],
+      ["running", decl({ generation: 3, restartToken: "t2" }), record({ currentContainerId: "pod:u1", status: "stopped", observedGeneration: 2 })],
+      ["orphan", null, record({ currentContainerId: "pod:u1", status: "stopped" })],
+    ];
+    for (const [what, declaration, rec] of cases) {
+      const p = plan(input({ declaration, containers: [going], record: rec, verbs: POD_VERBS }));
+      expect({ what, actions: types(p), converges: p.converges, requeueAfterMs: p.requeueAfterMs, gate: p.gate }).toEqual({ what, actions: [], converges: false, requeueAfterMs: 2000, gate: null });
+      expect(p.reason).toContain("deleting engine pod:u1");
+    }
+    // The same engine once its deletion is over is planned as usual: stopped converges, running recreates.
+    const gone = { ...going, terminating: false };
+    expect(plan(input({ declaration: cases[0]![1], containers: [gone], record: cases[0]![2], verbs: POD_VERBS })).converges).toBe(true);
+    expect(types(plan(input({ declaration: cases[2]![1], containers: [gone], record: cases[2]![2], verbs: POD_VERBS })))).toContain("create");
+    // A stray the runtime is deleting already is not deleted again.
+    const stray = container({ id: "pod:u0", name: "galaxy-game-g1-old", terminating: true });
+    expect(types(plan(input({ declaration: decl(), containers: [container({ id: "pod:u1" }), stray], record: record({ currentContainerId: "pod:u1" }), verbs: POD_VERBS })))).toEqual([]);
+  });
+
   it("an open gate whose engine exited or vanished is checked once more (the check fails it into the rollback), not restarted or recreated", () => {
     const gateRecord = record({ currentContainerId: "c2", currentImageRef: "galaxy/engine:1.0.1", previousImageRef: "galaxy/engine:1.0.0", rolloutStartedAt: ago(2_000) });
     const d = decl({ imageRef: "galaxy/engine:1.0.1", generation: 3 });

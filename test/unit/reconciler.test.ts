@@ -13,6 +13,7 @@ import { createLogger, type Logger } from "../../src/log.js";
 import { Metrics } from "../../src/metrics.js";
 import { fakeRuntime } from "../helpers/fakeRuntime.js";
 import { StubJobRuntime } from "../helpers/jobRuntime.js";
+import { StubPodRuntime } from "../helpers/podRuntime.js";
 import { DOCKER_VERBS, observedContainer, RECONCILER_SETTINGS, POD_VERBS, runtimeRecord } from "../helpers/fixtures.js";
 
 const NOW = new Date("2026-11-23T12:00:00Z");
@@ -408,5 +409,50 @@ describe("reconciler: a third runtime (StubJobRuntime, a Nomad-job-shaped stub) 
     expect(jobs.calls.at(-1)).toBe("stop alloc-2");
     expect(await jobs.listForGame("g1")).toMatchObject([{ id: "alloc-2", phase: "exited" }]);
     expect(world.records.get("g1")).toMatchObject({ status: "stopped", observedGeneration: 3 });
+  });
+
+  it("a Pod restart whose old Pod is held terminating is split: the delete, then a look without acting, then the new Pod once the old is gone, still a gated restart", async () => {
+    const pods = new StubPodRuntime();
+    const world: World = { declarations: new Map([["g1", declaration("g1")]]), containers: [], records: new Map(), events: [], operations: new Map() };
+    let now = NOW;
+    const r = reconciler(world, { runtimeInstance: pods, clock: () => now });
+    await r.reconcile("g1");
+    const [first] = await pods.listForGame("g1");
+    expect(world.records.get("g1")).toMatchObject({ observedGeneration: 1, status: "running", currentContainerId: first!.id });
+
+    world.declarations.set("g1", { ...declaration("g1"), generation: 2, restartToken: "t2" });
+    pods.holdDeletions = true;
+    pods.calls.length = 0;
+    const split = await r.reconcile("g1");
+    // The old Pod's deletion was accepted; its name is still taken, so no create, no gate, and the generation not reached.
+    expect(pods.calls).toEqual(["list", "stop", "remove", "list", "list"]);
+    expect(split.outcome).toEqual({ type: "requeue", afterMs: 2000 });
+    expect(world.records.get("g1")).toMatchObject({ observedGeneration: 1, currentContainerId: first!.id });
+    expect(await pods.listForGame("g1")).toMatchObject([{ id: first!.id, terminating: true }]);
+
+    pods.calls.length = 0;
+    const waiting = await r.reconcile("g1");
+    expect(pods.calls).toEqual(["list"]);
+    expect(waiting.outcome).toEqual({ type: "requeue", afterMs: 2000 });
+    expect(waiting.plan?.reason).toContain("deleting engine");
+
+    pods.releaseDeletions();
+    const created = await r.reconcile("g1");
+    const [second] = await pods.listForGame("g1");
+    expect(second).toMatchObject({ restartToken: "t2", phase: "running", terminating: false });
+    expect(second!.id).not.toBe(first!.id);
+    // The second half is the restart it was (its kind, cause and health gate), not a plain start.
+    expect(created.plan).toMatchObject({ kind: "restart", restartCause: "restart_requested", gate: { rollbackTo: null } });
+    expect(created.outcome).toMatchObject({ type: "requeue", lane: "gate" });
+    expect(created.record).toMatchObject({ observedGeneration: 1, currentContainerId: second!.id });
+    now = new Date(NOW.getTime() + 6000);
+    const healthy = await r.reconcile("g1");
+    expect(healthy.outcome).toEqual({ type: "done" });
+    expect(healthy.record).toMatchObject({ observedGeneration: 2, status: "running", currentContainerId: second!.id, rolloutStartedAt: null });
+    expect([...world.operations!.values()].map((o) => [o.op.kind, o.result?.outcome])).toEqual([
+      ["start", "success"],
+      ["restart", "success"],
+      ["restart", "success"],
+    ]);
   });
 });

@@ -10,6 +10,8 @@ import { Metrics } from "../../src/metrics.js";
 import { RuntimeFailure } from "../../src/model/runtimeFailure.js";
 import { KubeCalls } from "../../src/kube/calls.js";
 import { BoundedKubeConfig } from "../../src/kube/client.js";
+import { isAborted } from "../../src/model/abort.js";
+import { DockerCalls } from "../../src/runtime/docker/calls.js";
 
 const sample = async (m: Metrics, name: string, labels: Record<string, string>): Promise<number | undefined> => {
   const metric = await m.registry.getSingleMetric(name)?.get();
@@ -53,6 +55,28 @@ describe("runtime API metrics", () => {
     expect(await sample(m, "rtmanager_runtime_api_calls_total", { runtime: "docker", operation: "create", outcome: "error" })).toBe(1);
     expect(await sample(m, "rtmanager_docker_api_calls_total", { operation: "inspect", outcome: "ok" })).toBe(1);
     expect(await sample(m, "rtmanager_runtime_api_calls_total", { runtime: "kubernetes", operation: "inspect", outcome: "ok" })).toBeUndefined();
+  });
+
+  it("a call cut short by its reconcile's signal (lost leadership, shutdown) is counted as aborted, on both runtimes, never as an error", async () => {
+    const m = new Metrics({ defaultMetrics: false });
+    const kube = new KubeCalls(new BoundedKubeConfig(10_000), m.runtimeOnCall("kubernetes"));
+    const docker = new DockerCalls(30_000, m.runtimeOnCall("docker"), undefined);
+    const lost = new AbortController();
+    // Requests that would answer only after the signal: what the reconcile's signal cuts.
+    const kubeCall = kube.run("remove", "deleting Pod g1", () => new Promise<never>(() => undefined), {}, lost.signal);
+    const dockerCall = docker.run("stop", (signal) => new Promise<never>((_, reject) => signal.addEventListener("abort", () => reject(Object.assign(new Error("aborted"), { name: "AbortError" })))), { signal: lost.signal });
+    lost.abort();
+    for (const call of [kubeCall, dockerCall]) expect(isAborted(await call.then(() => null, (e: unknown) => e))).toBe(true);
+    for (const runtime of ["kubernetes", "docker"]) {
+      const operation = runtime === "docker" ? "stop" : "remove";
+      expect(await sample(m, "rtmanager_runtime_api_calls_total", { runtime, operation, outcome: "aborted" })).toBe(1);
+      expect(await sample(m, "rtmanager_runtime_api_calls_total", { runtime, operation, outcome: "error" })).toBeUndefined();
+      expect(await sample(m, "rtmanager_runtime_api_call_duration_seconds", { runtime, operation, le: "+Inf" })).toBe(1);
+    }
+    expect(await sample(m, "rtmanager_docker_api_calls_total", { operation: "stop", outcome: "aborted" })).toBe(1);
+    // A call whose signal fired before it began is not made, so not counted.
+    await expect(kube.run("list", "listing Pods", async () => [], {}, lost.signal)).rejects.toSatisfy(isAborted);
+    expect(await sample(m, "rtmanager_runtime_api_calls_total", { runtime: "kubernetes", operation: "list", outcome: "aborted" })).toBeUndefined();
   });
 
   it("a metrics hook that throws does not change the call's result", async () => {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { executeActions, type ExecutorSettings } from "../../src/controller/actions.js";
 import { probeUrl } from "../../src/controller/health.js";
 import { plan, type Action } from "../../src/controller/planner.js";
@@ -39,15 +39,16 @@ function decl(over: Partial<Declaration> = {}): Declaration {
   };
 }
 
-async function execute(runtime: RuntimePort, actions: readonly Action[], declaration: Declaration) {
+async function execute(runtime: RuntimePort, actions: readonly Action[], declaration: Declaration, deferred?: { value: boolean }) {
   const events: { type: EventType; data: Record<string, unknown> }[] = [];
-  await executeActions(actions, {
+  const d = await executeActions(actions, {
     runtime,
     declaration,
     gameId: declaration.gameId,
     settings: SETTINGS,
     observer: { onAction: (type, data) => events.push({ type, data }) },
   });
+  if (deferred) deferred.value = d;
   return events;
 }
 
@@ -112,6 +113,61 @@ describe("the runtime port fits a Pod runtime (StubPodRuntime)", () => {
     const now = await pods.listForGame("g1");
     expect(now.map((e) => [e.imageRef, e.generation, e.phase])).toEqual([["galaxy/engine:1.0.1", 2, "running"]]);
     expect(now[0]?.id).not.toBe(old!.id);
+  });
+
+  it("a replace whose old Pod is held terminating stops before the create (the name is taken) and says so; the create comes in a later run, once the Pod is gone", async () => {
+    const pods = new StubPodRuntime();
+    await execute(pods, [{ type: "create", imageRef: "galaxy/engine:1.0.0" }, { type: "start", containerId: "created" }], decl());
+    const [old] = await pods.listForGame("g1");
+    const next = decl({ restartToken: "t2", generation: 2 });
+    pods.holdDeletions = true;
+    const replace: Action[] = [
+      { type: "stop", containerId: old!.id, reason: null },
+      { type: "remove", containerId: old!.id },
+      { type: "create", imageRef: next.imageRef },
+      { type: "start", containerId: "created" },
+    ];
+    const deferred = { value: false };
+    pods.calls.length = 0;
+    const events = await execute(pods, replace, next, deferred);
+    expect(deferred.value).toBe(true);
+    expect(events.map((e) => e.type)).toEqual(["container_stopped", "container_removed"]);
+    expect(pods.calls).toEqual(["stop", "remove", "list"]);
+    expect(await pods.listForGame("g1")).toMatchObject([{ id: old!.id, terminating: true }]);
+
+    pods.releaseDeletions();
+    const after = { value: true };
+    expect((await execute(pods, [{ type: "create", imageRef: next.imageRef }, { type: "start", containerId: "created" }], next, after)).map((e) => e.type)).toEqual(["container_created", "container_started"]);
+    expect(after.value).toBe(false);
+    expect(await pods.listForGame("g1")).toMatchObject([{ restartToken: "t2", phase: "running", terminating: false }]);
+  });
+
+  it("a rollout's own replace (a rollback that is not in place) waits for the held Pod instead of leaving the create", async () => {
+    vi.useFakeTimers();
+    try {
+      const pods = new StubPodRuntime();
+      await execute(pods, [{ type: "create", imageRef: "galaxy/engine:1.0.1" }], decl({ imageRef: "galaxy/engine:1.0.1" }));
+      pods.holdDeletions = true;
+      let done = false;
+      const rollback = executeActions([{ type: "removeAll", reason: null }, { type: "create", imageRef: "galaxy/engine:1.0.0" }], {
+        runtime: pods,
+        declaration: decl(),
+        gameId: "g1",
+        settings: SETTINGS,
+        observer: { onAction: () => undefined },
+        afterDeletion: "wait",
+      }).then((d) => ((done = true), d));
+      await vi.advanceTimersByTimeAsync(1000);
+      const looks = pods.calls.filter((c) => c === "list").length;
+      expect(looks).toBeGreaterThan(2);
+      expect(done).toBe(false);
+      pods.releaseDeletions();
+      await vi.advanceTimersByTimeAsync(300);
+      expect(await rollback).toBe(false);
+      expect(await pods.listForGame("g1")).toMatchObject([{ imageRef: "galaxy/engine:1.0.0", phase: "running" }]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("patches in place when the planner asks it: one updateImage on the same engine, and the plan's rollback sets the image back", async () => {

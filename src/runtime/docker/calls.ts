@@ -5,7 +5,7 @@
  */
 import type Dockerode from "dockerode";
 import { abortReason, isAborted, raceAbort, throwIfAborted, type AbortedError } from "../../model/abort.js";
-import { RuntimeFailure, type RuntimeFailureKind } from "../../model/runtimeFailure.js";
+import { RuntimeFailure, type RuntimeCallOutcome, type RuntimeFailureKind } from "../../model/runtimeFailure.js";
 
 /** The subset of a pino logger the adapter uses; a pino Logger satisfies it. */
 export interface AdapterLogger {
@@ -15,7 +15,7 @@ export interface AdapterLogger {
   error(obj: object, msg?: string): void;
 }
 
-export type DockerCallOutcome = "ok" | "error";
+export type DockerCallOutcome = RuntimeCallOutcome;
 export type OnDockerCall = (operation: string, outcome: DockerCallOutcome, seconds: number) => void;
 
 /** What the adapter's parts share. */
@@ -145,7 +145,8 @@ export class DockerCalls {
       this.report(operation, "ok", started);
       return result;
     } catch (err) {
-      this.report(operation, !caller?.aborted && opts.tolerate?.(err) ? "ok" : "error", started);
+      // Cut short by the caller (lost leadership, shutdown): no verdict on Docker, so neither ok nor error.
+      this.report(operation, caller?.aborted ? "aborted" : opts.tolerate?.(err) ? "ok" : "error", started);
       // Docker's answer to a request we cut short (docker-modem's own AbortError) is no answer of Docker's.
       throw caller?.aborted ? abortReason(caller) : err;
     } finally {

@@ -207,6 +207,8 @@ export function observedFromPod(pod: V1Pod, instance: string, nodes?: NodeLookup
     restartPolicy: DECLARED_RESTART_POLICY[pod.spec?.restartPolicy ?? "Always"] ?? null,
     lostPlacement,
     problem: engineProblem(pod) ?? imageProblem(pod),
+    // Deleted, and the kubelet (or a finalizer) has not let it go: the name stays taken until the watch says it is gone.
+    terminating: !!pod.metadata?.deletionTimestamp,
   };
 }
 

@@ -284,15 +284,22 @@ export class PodApi {
     this.cache.applyPod(patched);
   }
 
+  /**
+   * Returns once the API accepted the deletion (kubectl delete --wait=false):
+   * the kubelet stops the engine within the grace, and the Pod watch tells
+   * when it is gone. The cache takes the answer, so the next read shows the
+   * Pod terminating (or gone).
+   */
   async deletePod(ref: GameRef, uid: string, graceSeconds: number | undefined, signal?: AbortSignal): Promise<void> {
     try {
-      await this.calls.run(
+      const deleted = await this.calls.run(
         "remove",
         `deleting Pod ${podName(ref.gameId)}`,
         (o) => this.core.deleteNamespacedPod({ name: podName(ref.gameId), namespace: ref.namespace, gracePeriodSeconds: graceSeconds, body: { preconditions: { uid } } }, o),
         {},
         signal,
       );
+      this.cache.applyDeletedPod(deleted);
     } catch (err) {
       // Gone already, or a newer Pod of the same name (the uid precondition): either way not ours to delete.
       if (isStatus(err, 404) || isStatus(err, 409)) return;
@@ -300,7 +307,11 @@ export class PodApi {
     }
   }
 
-  /** Waits until the Pod with `uid` is gone, so a new one of the same name can be created right after. */
+  /**
+   * Waits until the Pod with `uid` is gone, so a new one of the same name can
+   * be created right after. Only for a Pod that never runs again (evicted, or
+   * finished), which the kubelet lets go at once: a stop or remove never waits.
+   */
   async waitPodGone(ref: GameRef, uid: string, boundMs: number, signal?: AbortSignal): Promise<void> {
     const gone = await this.waitForPod(ref, (pod) => !pod || pod.metadata?.uid !== uid, boundMs, signal);
     if (gone !== null) return;

@@ -184,6 +184,19 @@ export class PodCache {
     this.wake(keyOf(pod as CachedPod));
   }
 
+  /**
+   * The response of a DELETE this process made: a Pod in its grace period (or
+   * held by a finalizer) is stored as it is now, terminating; one the API
+   * deleted outright is dropped, so a read right after the call never shows
+   * it as it was before.
+   */
+  applyDeletedPod(pod: V1Pod): void {
+    if (!hasName(pod)) return;
+    if (pod.metadata?.deletionTimestamp) return this.applyPod(pod);
+    this.pods.store.remove(pod as CachedPod);
+    this.wake(keyOf(pod as CachedPod));
+  }
+
   applyService(service: V1Service): void {
     if (hasName(service)) this.services.apply(service as CachedService);
   }

@@ -9,6 +9,9 @@
  * A stop deletes the Pod (a Pod cannot be stopped) and leaves the engine's
  * last state on the Service (a "tombstone"), so the game reads as stopped,
  * not removed; remove() drops the tombstone. Claim and Service are kept.
+ * stop() and remove() return once the API accepted the deletion: the engine
+ * reads as `terminating` until the Pod watch sees it gone, and the loop waits
+ * for that by requeueing, never in a call (a worker never waits on a Pod).
  * A call's `signal` (a reconcile's) aborts its API requests and its waits on
  * the Pod watch; the call rejects with the AbortedError.
  */
@@ -208,7 +211,7 @@ export class KubernetesPodRuntime implements RuntimePort {
     }
   }
 
-  /** Deletes the Pod (grace = the stop timeout) after leaving the engine's last state on the Service. */
+  /** Deletes the Pod (grace = the stop timeout) after leaving the engine's last state on the Service; returns once the API accepted it. */
   async stop(id: string, timeoutSeconds: number, options?: CallOptions): Promise<void> {
     const signal = options?.signal;
     throwIfAborted(signal);
@@ -218,11 +221,14 @@ export class KubernetesPodRuntime implements RuntimePort {
     if (!pod || pod.metadata?.uid !== at.podUid) return;
     const engine = observedFromPod(pod, this.options.instance);
     if (engine) await this.api.setTombstone(at, tombstoneOf(engine, new Date()), await this.placement.placement(at.gameId), signal);
-    await this.api.deletePod(at, at.podUid, timeoutSeconds, signal);
-    await this.api.waitPodGone(at, at.podUid, timeoutSeconds * 1000 + this.api.calls.timeoutMs, signal);
+    if (!pod.metadata?.deletionTimestamp) await this.api.deletePod(at, at.podUid, timeoutSeconds, signal);
   }
 
-  /** Deletes the Pod if it still is the one `id` ran in, and forgets the stopped engine. Claim and Service stay. */
+  /**
+   * Deletes the Pod if it still is the one `id` ran in (once: a Pod already
+   * terminating is left to its grace), and forgets the stopped engine; returns
+   * once the API accepted the deletion. Claim and Service stay.
+   */
   async remove(id: string, options?: CallOptions): Promise<void> {
     const signal = options?.signal;
     throwIfAborted(signal);
@@ -230,10 +236,7 @@ export class KubernetesPodRuntime implements RuntimePort {
     if (!at) return;
     if (at.podUid) {
       const pod = await this.api.currentPod(at);
-      if (pod && pod.metadata?.uid === at.podUid) {
-        await this.api.deletePod(at, at.podUid, undefined, signal);
-        await this.api.waitPodGone(at, at.podUid, ((pod.spec?.terminationGracePeriodSeconds ?? 30) * 1000) + this.api.calls.timeoutMs, signal);
-      }
+      if (pod && pod.metadata?.uid === at.podUid && !pod.metadata.deletionTimestamp) await this.api.deletePod(at, at.podUid, undefined, signal);
     }
     await this.api.clearTombstone(at, id, signal);
     if (this.options.claim.retentionMs) await this.api.claims.release(at, new Date());

@@ -1,0 +1,35 @@
+/**
+ * Replaces this process split across reconciles (actions.ts): the old engine
+ * deleted, its runtime still deleting it, the new engine not created yet.
+ * What the replace was (a restart, a patch, a self-heal, its cause and health
+ * gate) is kept here, by game, so the reconcile that creates the new engine
+ * once the old one is gone carries it out as that replace (planMissing reads
+ * it through PlannerInput.replacing) rather than as a plain start. In memory
+ * only, as an open gate's window is (rollout.ts): after a restart or a
+ * failover the new engine is created as a start, gated as starts are.
+ */
+import type { Declaration } from "../model/declaration.js";
+import type { Plan, SplitReplace } from "./plan.js";
+
+export class SplitReplaces {
+  private readonly byGame = new Map<string, SplitReplace>();
+
+  /** The replace split for this declaration's generation, if any. */
+  get(gameId: string, d: Declaration | null): SplitReplace | null {
+    const r = this.byGame.get(gameId);
+    return r && d && r.generation === d.generation ? r : null;
+  }
+
+  /**
+   * After a reconcile's actions: a replace left before its create is kept;
+   * one whose create ran (or a newer declaration) is done with. A reconcile
+   * that only waited (no actions) keeps what it found.
+   */
+  after(gameId: string, d: Declaration | null, p: Plan, deferred: boolean): void {
+    if (deferred && d && p.kind) {
+      this.byGame.set(gameId, { generation: d.generation, kind: p.kind, restartCause: p.restartCause, gate: p.gate });
+    } else if (p.actions.length > 0 || !this.get(gameId, d)) {
+      this.byGame.delete(gameId);
+    }
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * Issue 18: a Pod stop never holds a worker until the Pod is gone. The stop
+ * returns once the API server accepted the deletion; the loop requeues while
+ * the Pod terminates (woken by the watch), and the stop's REST call waits on
+ * the record, answering once the Pod is gone.
+ *
+ * One worker (RTMANAGER_CONCURRENCY=1) and a Pod whose deletion a finalizer
+ * holds: a start of another game answers while the stopped Pod is still
+ * terminating. Before the change the one worker sat in the stop's wait for
+ * the Pod to go (the stop timeout plus a request timeout), so the start
+ * answered only after the stop had given up with an error.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RtmClient } from "../../src/client/index.js";
+import { TEST_IMAGES, uniqueGameId } from "../helpers/docker.js";
+import { startPodTestApp, POD_NAMESPACE, type PodTestApp } from "../helpers/podApp.js";
+import { until } from "../k8s-infra/helpers.js";
+
+const HOLD = "test.galaxy.io/hold";
+let t: PodTestApp;
+let client: RtmClient;
+
+beforeAll(async () => {
+  t = await startPodTestApp({ name: "stopnowait", nodes: 1, env: { RTMANAGER_CONCURRENCY: "1", RTMANAGER_OP_TIMEOUT: "60s" } });
+  client = new RtmClient({ baseUrl: t.baseUrl, timeoutMs: 90_000 });
+}, 120_000);
+
+afterAll(async () => {
+  await t?.close();
+}, 60_000);
+
+describe("a Pod stop returns once the deletion is accepted", () => {
+  it("with one worker and a Pod held terminating, a start of another game answers; the stop answers once the Pod is gone", async () => {
+    const held = uniqueGameId("held");
+    const next = uniqueGameId("next");
+    expect((await client.start(held, TEST_IMAGES.v100)).status).toBe("running");
+    const podName = `galaxy-game-${held}`;
+    t.server.update("pods", POD_NAMESPACE, podName, (o) => {
+      o.metadata.finalizers = [HOLD];
+    });
+
+    const order: string[] = [];
+    let podWhenStopAnswered: unknown = "not answered";
+    const stop = client.stop(held, "admin_request").then(
+      (record) => {
+        podWhenStopAnswered = t.podOf(held) ?? null;
+        order.push("stop answered");
+        return record;
+      },
+      (err: unknown) => {
+        order.push("stop failed");
+        return err;
+      },
+    );
+    await until(`${podName} terminating`, () => t.podOf(held)?.metadata.deletionTimestamp, 20_000);
+
+    const started = await client.start(next, TEST_IMAGES.v100);
+    order.push("start answered");
+    expect(started.status).toBe("running");
+    // The stopped Pod is still there, held: the one worker did not wait for it.
+    const stillHeld = t.podOf(held);
+    expect(stillHeld?.metadata.deletionTimestamp).toBeTruthy();
+    expect(stillHeld?.metadata.finalizers).toEqual([HOLD]);
+    expect(order).toEqual(["start answered"]);
+
+    order.push("finalizer removed");
+    t.server.update("pods", POD_NAMESPACE, podName, (o) => {
+      o.metadata.finalizers = [];
+    });
+    const stopped = await stop;
+    expect(order).toEqual(["start answered", "finalizer removed", "stop answered"]);
+    expect(stopped).toMatchObject({ status: "stopped" });
+    // It answered once the Pod was gone, not when the deletion was accepted.
+    expect(podWhenStopAnswered).toBeNull();
+    expect((await client.get(held)).status).toBe("stopped");
+    expect((await client.get(next)).status).toBe("running");
+  }, 120_000);
+});
