@@ -156,8 +156,14 @@ describe("what rtmanager makes of it", () => {
           const p = await readyGame(g);
           return p.metadata.uid !== before.metadata.uid ? p : undefined;
         }, 40_000);
-        // The recreate is a restart through the health gate: the patch comes after it, not into it.
-        await until("the restart finished", async () => (await app.store.listOperations(g)).find((o) => o.kind === "restart" && o.outcome !== "running"), 30_000);
+        // The recreate is a restart through the health gate: the patch comes after it, not into it. On Pods
+        // the recreate is split (the old Pod goes first), so its first half's operation ends before the new
+        // Pod's gate does: wait for the record, whose generation is reached only when that gate passes.
+        await until("the restart's gate passed", async () => {
+          const r = await app.store.getRecord(g);
+          const d = await app.source.get(g);
+          return r && d && r.observedGeneration === d.generation && !r.rolloutStartedAt ? r : undefined;
+        }, 30_000);
       }
       const phases = new Set<string>();
       const unsubscribe = t.server.subscribe((c) => {
