@@ -214,7 +214,9 @@ export class Rollout {
     // Accepted and not running yet (a Pod being scheduled or pulled): nothing to probe before the deadline.
     if (c && isAccepted(c, runtime.verbs)) return this.pastDeadline(input, open) ?? { kind: "pending", engine: c };
     if (!c || !isRunning(c)) {
-      return failed(open.containerId ? `the engine exited (code ${c?.exitCode ?? "unknown"}) during the health gate` : "the new container is not running");
+      if (!open.containerId) return failed("the new container is not running");
+      // The runtime's own reason (a Pod's ErrImagePull) says more than an exit code it never had.
+      return failed(c?.problem ? `the engine stopped running during the health gate: ${c.problem.reason} (${c.problem.message})` : `the engine exited (code ${c?.exitCode ?? "unknown"}) during the health gate`);
     }
     open.containerId ??= c.id;
     // A runtime that reports readiness itself (a Pod's Ready condition) is asked; otherwise /healthz is probed.

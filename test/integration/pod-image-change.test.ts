@@ -178,7 +178,10 @@ describe("what rtmanager makes of it", () => {
         expect(rolledBack.map((e) => e.data)).toEqual([expect.objectContaining({ failedImageRef: MISSING, restoredImageRef: TEST_IMAGES.v100 })]);
         const again = await readyGame(g, TEST_IMAGES.v100);
         if (policy === "always") {
-          // The kubelet keeps retrying the pull (ImagePullBackOff) in the same Pod: the rollback is in place.
+          // The kubelet keeps retrying the pull (ImagePullBackOff) in the same Pod: the rollback is in place,
+          // and its reason is the pull, not an exit code the engine never had.
+          expect((refused as Error).message).toMatch(/during the health gate: (ErrImagePull|ImagePullBackOff) \(failed to pull .*galaxy\/test-engine:1\.0\.98/);
+          expect((refused as Error).message).not.toContain("code unknown");
           expect(again.metadata.uid).toBe(before.metadata.uid);
           expect([...phases]).not.toContain("Succeeded");
         } else {

@@ -396,7 +396,7 @@ describe("rollout of an in-place update (a Pod's image patched; issue 12)", () =
     const pods = new FakePods((c) => Object.assign(c, { phase: "pending", problem: { kind: "pull_failed", reason: "ErrImagePull", message: "not found", final: false }, exitCode: 0, ready: false }));
     const { verdict } = await patchInPlace(pods);
     expect(verdict.held).toBe(true);
-    expect(verdict.error?.message).toMatch(/the engine exited \(code 0\) during the health gate; rolled back/);
+    expect(verdict.error?.message).toMatch(/the engine stopped running during the health gate: ErrImagePull \(not found\); rolled back/);
     expect(pods.calls).not.toContain(`create ${NEW}`);
   });
 });
