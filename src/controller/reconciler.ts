@@ -242,8 +242,11 @@ export class Reconciler {
     w: { opId: string; events: PlannedEvent[] },
     io: ReconcileIo,
   ): Promise<ReconcileResult> {
-    const shown = !!o.record?.rolloutStartedAt && o.record.currentContainerId === step.engine.id;
-    const gateOpen = { since: step.since, rollbackTo: p.gate?.rollbackTo ?? null };
+    // A fresh gate always writes its own interim record: the record may still show an earlier gate on the same
+    // engine (a patch in place into a restart's open gate), whose rollback target is not this one's.
+    const fresh = !p.gate?.resumed;
+    const shown = !fresh && !!o.record?.rolloutStartedAt && o.record.currentContainerId === step.engine.id;
+    const gateOpen = { since: step.since, rollbackTo: p.gate?.rollbackTo ?? null, fresh };
     const record = shown && o.record ? o.record : this.derive(gameId, o, step.engine, p, null, undefined, gateOpen);
     await this.writeOutcome(gameId, o, p, { opId: w.opId, opRow: null, record, error: null, events: w.events }, io);
     return { gameId, plan: p, record, outcome: { type: "requeue", afterMs: step.afterMs, lane: "gate" } };

@@ -26,7 +26,8 @@ export interface DeriveInput {
   statePath: string;
   dockerNetwork: string;
   /** A health gate is open: the record is interim, so a crash during the wait resumes it. */
-  gateOpen?: { since: Date; rollbackTo: string | null };
+  /** The gate this reconcile holds open; `fresh` when it opened now (a resumed gate keeps the record's start). */
+  gateOpen?: { since: Date; rollbackTo: string | null; fresh: boolean };
   /** The rollout's verdict: the generation is held (rolled back), the runtime is degraded (the rollback failed too). */
   verdict?: { held: boolean; degraded: boolean };
 }
@@ -68,9 +69,11 @@ export function deriveRecord(input: DeriveInput): RuntimeRecord {
     health: status !== "running" ? "unknown" : health ? (health.healthy ? "healthy" : "unhealthy") : (prev?.health ?? "unknown"),
     consecutiveProbeFailures: status === "running" ? (health?.consecutiveFailures ?? prev?.consecutiveProbeFailures ?? 0) : 0,
     lastProbeAt: health?.lastProbeAt ?? prev?.lastProbeAt ?? null,
-    previousImageRef: gateOpen?.rollbackTo ?? (imageChanged ? (prev?.currentImageRef ?? null) : (prev?.previousImageRef ?? null)),
+    // While a gate is open this is its rollback target and nothing else: a restart's gate (none) must not
+    // inherit an older patch's image, or the resumed gate (planRunning resumeGate) would read as that patch.
+    previousImageRef: gateOpen ? gateOpen.rollbackTo : imageChanged ? (prev?.currentImageRef ?? null) : (prev?.previousImageRef ?? null),
     // Set while a health gate is open (kept across a resumed gate); any finished reconcile closes it.
-    rolloutStartedAt: gateOpen ? (prev?.rolloutStartedAt ?? gateOpen.since) : null,
+    rolloutStartedAt: gateOpen ? (gateOpen.fresh ? gateOpen.since : (prev?.rolloutStartedAt ?? gateOpen.since)) : null,
     // A rollback that failed leaves it degraded; a successful converge proves it healthy again.
     degraded: verdict?.degraded ? true : d && converges && !error && !plan.hold ? false : (prev?.degraded ?? false),
     heldGeneration: d && (verdict?.held || prev?.heldGeneration === d.generation) ? d.generation : null,

@@ -456,3 +456,52 @@ describe("reconciler: a third runtime (StubJobRuntime, a Nomad-job-shaped stub) 
     ]);
   });
 });
+
+describe("reconciler: a patch sent into another operation's open health gate", () => {
+  it("gets a gate of its own: the record's rollback target is the patch's, not the restart's (none) or an older patch's, and a failed patch rolls back", async () => {
+    const pods = new StubPodRuntime();
+    const world: World = { declarations: new Map([["g1", declaration("g1")]]), containers: [], records: new Map(), events: [], operations: new Map() };
+    let now = NOW.getTime();
+    let healthy = true;
+    const prober: HealthProber = { probe: async () => ({ ok: healthy, statusCode: healthy ? 200 : 503, error: healthy ? null : "HTTP 503", latencyMs: 1 }) };
+    const r = reconciler(world, { runtimeInstance: pods, prober, clock: () => new Date(now), settings: { patchMinHealthyMs: 1000, patchHealthTimeoutMs: 10_000 } });
+    const declare = (over: Partial<Declaration>) => world.declarations.set("g1", { ...world.declarations.get("g1")!, ...over });
+    const passGate = async () => {
+      now += 2000;
+      expect((await r.reconcile("g1")).outcome).toEqual({ type: "done" });
+    };
+    await r.reconcile("g1");
+
+    // A patch 1.0.0 -> 1.0.1 that passes its gate: 1.0.0 is the image it could have rolled back to.
+    declare({ generation: 2, imageRef: "galaxy/engine:1.0.1" });
+    await r.reconcile("g1");
+    await passGate();
+    expect(world.records.get("g1")).toMatchObject({ currentImageRef: "galaxy/engine:1.0.1", previousImageRef: "galaxy/engine:1.0.0" });
+
+    // A restart: its gate has no rollback, and the record must not say 1.0.0 while it is open.
+    declare({ generation: 3, restartToken: "t3" });
+    const restart = await r.reconcile("g1");
+    expect(restart.plan?.kind).toBe("restart");
+    expect(restart.outcome).toMatchObject({ type: "requeue", lane: "gate" });
+    expect(world.records.get("g1")).toMatchObject({ previousImageRef: null, rolloutStartedAt: new Date(now) });
+
+    // Into that open gate, a patch to 1.0.2 on the same Pod (in place): a gate of its own, from now, rolling back to 1.0.1.
+    now += 500;
+    declare({ generation: 4, imageRef: "galaxy/engine:1.0.2" });
+    const patch = await r.reconcile("g1");
+    expect(patch.plan).toMatchObject({ kind: "patch", gate: { rollbackTo: "galaxy/engine:1.0.1" } });
+    expect(patch.plan?.actions.map((a) => a.type)).toEqual(["updateImage"]);
+    expect(world.records.get("g1")).toMatchObject({ currentImageRef: "galaxy/engine:1.0.2", previousImageRef: "galaxy/engine:1.0.1", rolloutStartedAt: new Date(now) });
+    const rows = [...world.operations!.values()];
+    expect(rows.find((o) => o.op.kind === "restart" && o.result)?.result?.outcome).toBe("interrupted");
+
+    // 1.0.2 never gets healthy: the resumed gate is the patch's, and it rolls back to 1.0.1.
+    healthy = false;
+    now += 11_000;
+    const verdict = await r.reconcile("g1");
+    expect(verdict.outcome).toMatchObject({ type: "error", error: { code: "container_start_failed" } });
+    expect((verdict.outcome as { error: Error }).error.message).toMatch(/^patch to galaxy\/engine:1\.0\.2 failed: .*rolled back to galaxy\/engine:1\.0\.1$/);
+    expect(verdict.record).toMatchObject({ currentImageRef: "galaxy/engine:1.0.1", heldGeneration: 4 });
+    expect(world.events.map((e) => e.type)).toContain("patch_rolled_back");
+  });
+});
