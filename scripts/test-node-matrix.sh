@@ -76,7 +76,10 @@ for major in $majors; do
   [ -z "$reports" ] || json_args=(--reporter=json --outputFile.json="$reports/node$major.json")
   run=0
   # PATH first, so anything the tests spawn through `node` gets this one too.
-  RTMANAGER_TEST_STORE_BACKEND=postgres PATH="$(dirname "$node_bin"):$PATH" timeout --kill-after=30s "$budget" "$node_bin" node_modules/vitest/vitest.mjs run "${bail[@]}" --reporter=default "${json_args[@]}" "${suites[@]}" || run=$?
+  # --no-isolate: the files of a worker share loaded modules (these suites keep
+  # no state between files; the main run, which does, stays isolated): about
+  # 45 s a Node instead of 72 s here.
+  RTMANAGER_TEST_STORE_BACKEND=postgres PATH="$(dirname "$node_bin"):$PATH" timeout --kill-after=30s "$budget" "$node_bin" node_modules/vitest/vitest.mjs run --no-isolate "${bail[@]}" --reporter=default "${json_args[@]}" "${suites[@]}" || run=$?
   [ -z "$reports" ] || echo "$run" >"$reports/node$major.exit"
   [ "$run" -eq 0 ] || status=1
   log "Node $major: $([ "$run" -eq 0 ] && echo passed || echo FAILED) in $((SECONDS - started)) s"
