@@ -34,6 +34,11 @@ function readJson(file) {
 
 /** @param {string} file */
 
+/** `<run>: <file> > <test>`, as the closing lines name a test. */
+function testName(run, file, assertion) {
+  return `${run}: ${path.relative(process.cwd(), file.name ?? "?")} > ${assertion.fullName ?? assertion.title ?? "?"}`;
+}
+
 /**
  * The first line of a failure, and for a Playwright timeout the last steps of
  * its call log ("element is not visible", "waiting for …"): the first line
@@ -89,12 +94,12 @@ export function readRun(dir, name) {
       // vitest keeps only a placeholder stack for a test that ran out of time.
       if (message === "Error: STACK_TRACE_ERROR") message = "no message in the report (a test timeout reads like this)";
       const took = typeof a.duration === "number" ? ` (after ${Math.round(a.duration)} ms)` : "";
-      failures.push(`${name}: ${path.relative(process.cwd(), file.name ?? "?")} > ${a.fullName ?? a.title ?? "?"}: ${message}${took}`);
+      failures.push(`${testName(name, file, a)}: ${message}${took}`);
     }
     // CI retries a failed test once (scripts/test.sh): one that passed on its
     // retry keeps its first failure, and is named so a flake is never silent.
     for (const a of (file.assertionResults ?? []).filter((x) => x.status === "passed" && (x.failureMessages ?? []).length > 0)) {
-      flaky.push(`${name}: ${path.relative(process.cwd(), file.name ?? "?")} > ${a.fullName ?? a.title ?? "?"}: ${firstLine(a.failureMessages)}`);
+      flaky.push(`${testName(name, file, a)}: ${firstLine(a.failureMessages)}`);
     }
     // A failed file without a failed test: it did not load, or a hook threw.
     if (file.status === "failed" && failedTests === 0) {

@@ -51,7 +51,7 @@ export interface RtmctlResult {
 }
 
 /** The environment rtmctl sees: the test server, no token unless `env` gives one. */
-function rtmctlEnv(server: string, env: Record<string, string>): NodeJS.ProcessEnv {
+export function rtmctlEnv(server: string, env: Record<string, string>): NodeJS.ProcessEnv {
   return { ...process.env, RTMCTL_SERVER: server, RTMANAGER_INTERNAL_TOKEN: "", ...env };
 }
 

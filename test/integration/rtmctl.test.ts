@@ -14,7 +14,7 @@ import { startTestApp, type TestApp } from "../helpers/app.js";
 import { VERBS } from "../../src/cli/args.js";
 import { EXIT_BY_CODE, EXIT_UNREACHABLE, EXIT_USAGE } from "../../src/cli/exitCodes.js";
 import { ERROR_CODES } from "../../src/model/errors.js";
-import { prepareRtmctl, repoRoot, rtmctl as runRtmctl, RTMCTL_SOURCE, spawnRtmctl, TSX } from "../helpers/rtmctl.js";
+import { prepareRtmctl, repoRoot, rtmctl as runRtmctl, rtmctlEnv, RTMCTL_SOURCE, spawnRtmctl, TSX } from "../helpers/rtmctl.js";
 import { ensureTestImages, TEST_IMAGES, uniqueGameId, uniqueInstance, waitFor } from "../helpers/docker.js";
 
 const instance = uniqueInstance("rtmctl");
@@ -136,7 +136,7 @@ describe("rtmctl", () => {
   it("the documented entry (tsx src/cli/rtmctl.ts, what `npm run -s rtmctl` runs) prints what the tests' bundle prints", async () => {
     const viaTsx = await promisify(execFile)(process.execPath, [TSX, RTMCTL_SOURCE, "list", "-o", "json"], {
       cwd: repoRoot,
-      env: { ...process.env, RTMCTL_SERVER: baseUrl, RTMANAGER_INTERNAL_TOKEN: "" },
+      env: rtmctlEnv(baseUrl, {}),
       timeout: 90_000,
     });
     const viaBundle = await rtmctl(["list", "-o", "json"]);
