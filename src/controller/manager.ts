@@ -26,6 +26,7 @@ import { RunnableGroup, type Runnable } from "./runnables/runnable.js";
 import { DeclarationWatchRunnable, RuntimeEventWatchRunnable, type Enqueue, type RequestResync, type RuntimeEventStream, type WatchHooks, type WatchName } from "./runnables/watches.js";
 import { Workers, type QueueStats } from "./runnables/workers.js";
 import { RecordWaiters } from "./waiters.js";
+import { RuntimeTurns } from "./runtimeTurns.js";
 
 export { PROBE_CONCURRENCY } from "./runnables/prober.js";
 export type { Runnable, RunnableContext } from "./runnables/runnable.js";
@@ -139,7 +140,8 @@ export class Manager {
       mayAct: () => this.mayAct(),
       finalizer: deps.finalizer,
       fleet: deps.fleet,
-      mayRollOut: (gameId) => this.workers.mayRollOut(gameId),
+      laneOf: (gameId) => this.workers.laneOf(gameId),
+      turns: new RuntimeTurns(),
       observer: {
         onRecord: (record) => {
           deps.fleet?.onRecord(record);

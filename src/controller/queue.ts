@@ -37,6 +37,11 @@ export interface QueueHooks {
  * it waits behind all three.
  */
 export type Lane = "high" | "gate" | "rollout" | "low";
+
+/** A swap may run out of the rollout lane (it holds a slot), or when no queue handed the key out. */
+export function mayRollOut(lane: Lane | undefined): boolean {
+  return lane === undefined || lane === "rollout";
+}
 const LANES: readonly Lane[] = ["high", "gate", "rollout", "low"];
 
 export class WorkQueue {
@@ -145,13 +150,14 @@ export class WorkQueue {
     return LANES.find((lane) => this.lanes[lane].length > 0 && (lane !== "rollout" || this.rollingOut < this.rolloutSlots));
   }
 
-  /**
-   * Whether the key being processed may swap an engine now: it was handed out
-   * of the rollout lane (it holds a slot), or not by this queue at all.
-   */
+  /** The lane the key being processed was handed out of; undefined when this queue did not hand it out. */
+  laneOf(key: string): Lane | undefined {
+    return this.processing.get(key)?.lane;
+  }
+
+  /** Whether the key being processed may swap an engine now (see mayRollOut). */
   mayRollOut(key: string): boolean {
-    const lane = this.processing.get(key)?.lane;
-    return lane === undefined || lane === "rollout";
+    return mayRollOut(this.laneOf(key));
   }
 
   done(key: string): void {

@@ -19,6 +19,7 @@ import type { EveryMember } from "../model/members.js";
 import type { CallOptions, DeclarationSource, HealthProber, RuntimePort, StateStore } from "../model/ports.js";
 import type { Plan } from "./plan.js";
 import type { ReconcileResult } from "./reconcileResult.js";
+import type { RuntimeTurns } from "./runtimeTurns.js";
 
 export interface ReconcileIo {
   signal: AbortSignal;
@@ -35,20 +36,29 @@ export interface ScopeDeps {
   source: Pick<DeclarationSource, "get">;
   /** False once this replica may no longer act; absent: it always may. */
   mayAct?: () => boolean;
+  /** Fresh changes before rollout swaps at the runtime (runtimeTurns.ts); absent: no order. */
+  turns?: RuntimeTurns;
 }
 
 export class ReconcileScope {
   readonly io: ReconcileIo;
   private readonly controller: AbortController;
   readonly dispose: () => void;
+  /** Ends this reconcile's turn as a fresh change, once it has acted on the runtime. */
+  private leaveFresh: (() => void) | null = null;
 
+  /** `rolloutSwap`: the key was handed out of the queue's rollout lane, so its runtime calls give fresh changes the turn. */
   constructor(
     private readonly deps: ScopeDeps,
     parent?: AbortSignal,
+    private readonly rolloutSwap = false,
   ) {
     const { controller, dispose } = childController(parent);
     this.controller = controller;
-    this.dispose = dispose;
+    this.dispose = () => {
+      this.leaveFresh?.();
+      dispose();
+    };
     const signal = controller.signal;
     this.io = { signal, runtime: this.runtime(), state: this.state(), prober: this.prober(), source: this.source() };
   }
@@ -75,6 +85,14 @@ export class ReconcileScope {
     return raceAbort(call({ signal: this.signal }), this.signal);
   }
 
+  /** A call that changes an engine: in its turn (runtimeTurns.ts), then as `act`. */
+  private async change<T>(call: (o: CallOptions) => Promise<T>): Promise<T> {
+    const turns = this.deps.turns;
+    if (turns && this.rolloutSwap) await turns.beforeRolloutCall(this.signal);
+    else if (turns) this.leaveFresh ??= turns.enterFresh();
+    return this.act(call);
+  }
+
   /** A read: no fence check (a read changes nothing), but it stops waiting when the scope aborts. */
   private read<T>(call: (o: CallOptions) => Promise<T>): Promise<T> {
     try {
@@ -95,13 +113,13 @@ export class ReconcileScope {
       setupProblem: () => rt.setupProblem(),
       listManaged: (options) => this.act((o) => rt.listManaged({ ...options, ...o })),
       listForGame: (gameId) => this.act((o) => rt.listForGame(gameId, o)),
-      ensureImage: (ref, policy) => this.act((o) => rt.ensureImage(ref, policy, o)),
+      ensureImage: (ref, policy) => this.change((o) => rt.ensureImage(ref, policy, o)),
       imageMetadata: imageMetadata && ((ref) => this.act((o) => imageMetadata.call(rt, ref, o))),
-      create: (spec) => this.act((o) => rt.create(spec, o)),
-      updateImage: updateImage && ((id, spec) => this.act((o) => updateImage.call(rt, id, spec, o))),
-      start: (id) => this.act((o) => rt.start(id, o)),
-      stop: (id, timeoutSeconds) => this.act((o) => rt.stop(id, timeoutSeconds, o)),
-      remove: (id) => this.act((o) => rt.remove(id, o)),
+      create: (spec) => this.change((o) => rt.create(spec, o)),
+      updateImage: updateImage && ((id, spec) => this.change((o) => updateImage.call(rt, id, spec, o))),
+      start: (id) => this.change((o) => rt.start(id, o)),
+      stop: (id, timeoutSeconds) => this.change((o) => rt.stop(id, timeoutSeconds, o)),
+      remove: (id) => this.change((o) => rt.remove(id, o)),
       watchEvents: (handlers) => rt.watchEvents(handlers),
       // The app's own, never the reconcile's: not scoped.
       close: rt.close?.bind(rt),

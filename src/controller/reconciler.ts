@@ -12,9 +12,9 @@
  * It returns one outcome and never throws: done, requeue after a delay, or an
  * error that says whether retrying the same declaration can help. The queue
  * guarantees one reconcile per game at a time. Nothing here waits for an
- * engine: a gate is looked at again by a later reconcile.
- * * Every call goes through the reconcile's scope (reconcileScope.ts): once its
- * signal fired (lost leadership, shutdown), nothing more is written.
+ * engine: a gate is looked at again by a later reconcile. Every call goes
+ * through the reconcile's scope (reconcileScope.ts): once its signal fired
+ * (lost leadership, shutdown), nothing more is written.
  */
 import { randomUUID } from "node:crypto";
 import type { Logger } from "../log.js";
@@ -31,13 +31,14 @@ import type { FleetView } from "./planFleet.js";
 import { plan, splitContainers, type Action, type Plan, type PlannedEvent, type PlannerSettings } from "./planner.js";
 import { abortedResult, ReconcileScope, type ReconcileIo } from "./reconcileScope.js";
 import type { ReconcileResult } from "./reconcileResult.js";
+import { mayRollOut, type Lane } from "./queue.js";
+import type { RuntimeTurns } from "./runtimeTurns.js";
 export type { ReconcileOutcome, ReconcileResult } from "./reconcileResult.js";
 import { deriveFailedObservation, deriveRecord, sameRecord, type DeriveInput } from "./recordDerivation.js";
 import { isSwap, Rollout, type OpenGate, type RolloutStep, type RolloutVerdict } from "./rollout.js";
 
 export type ReconcilerSettings = PlannerSettings & ExecutorSettings & { probeTimeoutMs: number; /** Where engines attach (a network, a namespace) when the runtime reports none. */ engineNetwork: string };
 
-/** What the queue does next with the game. */
 export interface ReconcileObserver {
   onRecord?(record: RuntimeRecord): void;
   onReconcile?(result: ReconcileResult, seconds: number): void;
@@ -57,8 +58,9 @@ export interface ReconcilerDeps {
   mayAct?: () => boolean;
   /** Quarantines and canaries (fleet.ts): read by the plan, told of each plan before any await. */
   fleet?: { view(): FleetView; planned(gameId: string, p: Plan, d: Declaration | null): void };
-  /** Whether a patch's swap may run now (the queue's rollout lane handed it out); if not, it goes there before the fleet (canaries) hears of it. */
-  mayRollOut?(gameId: string): boolean;
+  /** The queue lane the key was handed out of (absent: not by the queue). A swap runs only out of the rollout lane; out of another it goes there before the fleet (canaries) hears of it. */
+  laneOf?(gameId: string): Lane | undefined;
+  turns?: RuntimeTurns; // ScopeDeps.turns
   /** Kubernetes mode: lets a deleted GameRuntime go once its container is removed. */
   finalizer?: { ensureFinalizer(gameId: string): Promise<void>; finalizeIfDeleting(gameId: string, containerGone: boolean): Promise<void> };
 }
@@ -123,7 +125,7 @@ export class Reconciler {
   /** One reconcile; `signal` ends it (lost leadership, shutdown): then it writes nothing more. */
   async reconcile(gameId: string, signal?: AbortSignal): Promise<ReconcileResult> {
     const started = process.hrtime.bigint();
-    const scope = new ReconcileScope(this.deps, signal);
+    const scope = new ReconcileScope(this.deps, signal, this.deps.laneOf?.(gameId) === "rollout");
     const { io } = scope;
     let result: ReconcileResult;
     try {
@@ -162,7 +164,7 @@ export class Reconciler {
     }
     const now = this.clock();
     const p = this.planFor(gameId, o, now);
-    if (isSwap(p) && this.deps.mayRollOut?.(gameId) === false) return { gameId, plan: p, record: o.record, outcome: { type: "requeue", afterMs: 0, lane: "rollout" } };
+    if (isSwap(p) && !mayRollOut(this.deps.laneOf?.(gameId))) return { gameId, plan: p, record: o.record, outcome: { type: "requeue", afterMs: 0, lane: "rollout" } };
     this.deps.fleet?.planned(gameId, p, o.declaration);
     const open = await this.openGateOf(gameId, o, p, io);
     const opId = open?.opId ?? p.opId ?? newOpId();

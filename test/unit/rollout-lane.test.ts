@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { HealthTracker } from "../../src/controller/health.js";
 import { Reconciler } from "../../src/controller/reconciler.js";
 import { rolloutSlots, Workers } from "../../src/controller/runnables/workers.js";
+import { MAX_HOLD_MS, RuntimeTurns } from "../../src/controller/runtimeTurns.js";
 import type { Declaration } from "../../src/model/declaration.js";
 import type { DeclarationSource, EngineSpec, HealthProber, ObservedContainer, ReconcileCommit, StateStore } from "../../src/model/ports.js";
 import type { RuntimeRecord } from "../../src/model/record.js";
@@ -25,7 +26,7 @@ function declaration(gameId: string, imageRef: string, generation: number): Decl
   return { gameId, imageRef, desiredState: "running", restartPolicy: "on-failure", generation, opId: null, opSource: "gm_rest", createdAt: at, updatedAt: at };
 }
 
-function fleet(concurrency: number) {
+function fleet(concurrency: number, opts: { turns?: RuntimeTurns; createMs?: (gameId: string) => number } = {}) {
   const declarations = new Map<string, Declaration>();
   const records = new Map<string, RuntimeRecord>();
   let containers: ObservedContainer[] = [];
@@ -50,6 +51,9 @@ function fleet(concurrency: number) {
       },
       create: async (spec: EngineSpec) => {
         calls.push(`create ${spec.gameId}`);
+        const ms = opts.createMs?.(spec.gameId) ?? 0;
+        if (ms > 0) await new Promise((r) => setTimeout(r, ms));
+        calls.push(`created ${spec.gameId}`);
         const id = `c${++seq}`;
         containers.push(observedContainer({ id, name: spec.name, gameId: spec.gameId, imageRef: spec.imageRef, generation: spec.generation, configHash: spec.configHash, phase: "pending" }));
         return id;
@@ -84,7 +88,8 @@ function fleet(concurrency: number) {
     health: new HealthTracker(),
     settings,
     logger,
-    mayRollOut: (gameId) => workers!.mayRollOut(gameId),
+    laneOf: (gameId) => workers!.laneOf(gameId),
+    turns: opts.turns,
   });
   workers = new Workers({
     reconcile: (key) => {
@@ -130,8 +135,9 @@ describe("the rollout lane", () => {
     await vi.advanceTimersByTimeAsync(STOP_MS);
 
     // g6 is created right after the swap in progress, before any other swap began.
-    expect(f.calls.slice(0, 3)).toEqual(["stop p1", "remove p1", "create p1"]);
-    expect(f.calls[3]).toBe("create g6");
+    const began = f.calls.filter((c) => !c.startsWith("created"));
+    expect(began.slice(0, 3)).toEqual(["stop p1", "remove p1", "create p1"]);
+    expect(began[3]).toBe("create g6");
     expect(f.records.get("g6")).toMatchObject({ status: "running", currentImageRef: OLD, observedGeneration: 1 });
 
     // The rollout carries on: every game swapped and past its gate.
@@ -164,6 +170,56 @@ describe("the rollout lane", () => {
 
     await vi.advanceTimersByTimeAsync(3 * (STOP_MS + 2000));
     for (const g of patched) expect(f.records.get(g), g).toMatchObject({ currentImageRef: NEW, observedGeneration: 2 });
+    await f.workers.stop();
+  });
+
+  /** Two workers: one swap at a time, one worker free. At 0.2 s p1's stop (0 to 3 s) runs and g6's create has begun. */
+  async function startDuringSwap(turns: RuntimeTurns | undefined, createMs: number) {
+    const f = fleet(2, { turns, createMs: (g) => (g === "g6" ? createMs : 0) });
+    for (const g of ["p1", "p2"]) f.runningThenPatched(g);
+    await f.workers.start();
+    for (const g of ["p1", "p2"]) f.workers.add(g);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(f.calls).toEqual(["stop p1"]);
+    f.declarations.set("g6", declaration("g6", OLD, 1));
+    f.workers.add("g6");
+    await vi.advanceTimersByTimeAsync(100);
+    expect(f.calls).toEqual(["stop p1", "create g6"]);
+    return f;
+  }
+
+  it("a swap holds its next runtime call while a fresh start acts on the runtime, and goes on once it is done", async () => {
+    const f = await startDuringSwap(new RuntimeTurns(), 3500);
+    // p1's stop ended at 3 s; its remove waits for g6, which is still being created until 3.7 s.
+    await vi.advanceTimersByTimeAsync(3300);
+    expect(f.calls).toEqual(["stop p1", "create g6"]);
+    await vi.advanceTimersByTimeAsync(300);
+    expect(f.calls.slice(0, 4)).toEqual(["stop p1", "create g6", "created g6", "remove p1"]);
+    expect(f.records.get("g6")).toMatchObject({ status: "running", observedGeneration: 1 });
+    await vi.advanceTimersByTimeAsync(2 * (STOP_MS + 2000));
+    for (const g of ["p1", "p2"]) expect(f.records.get(g), g).toMatchObject({ currentImageRef: NEW, observedGeneration: 2 });
+    await f.workers.stop();
+  });
+
+  it("without the turns the swap's remove runs beside the start's create (the contention the turns remove)", async () => {
+    const f = await startDuringSwap(undefined, 3500);
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(f.calls.slice(0, 5)).toEqual(["stop p1", "create g6", "remove p1", "create p1", "created p1"]);
+    expect(f.calls).not.toContain("created g6");
+    await vi.advanceTimersByTimeAsync(10_000);
+    await f.workers.stop();
+  });
+
+  it("a swap is held at most MAX_HOLD_MS a call: fresh work that keeps acting slows a rollout but never stops it", async () => {
+    const f = await startDuringSwap(new RuntimeTurns(), 60_000);
+    await vi.advanceTimersByTimeAsync(2750 + MAX_HOLD_MS);
+    expect(f.calls).toEqual(["stop p1", "create g6"]);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(f.calls).toEqual(["stop p1", "create g6", "remove p1"]);
+    // Each further call of the swap is held again while g6 still acts.
+    await vi.advanceTimersByTimeAsync(MAX_HOLD_MS);
+    expect(f.calls).toEqual(["stop p1", "create g6", "remove p1", "create p1", "created p1"]);
+    await vi.advanceTimersByTimeAsync(70_000);
     await f.workers.stop();
   });
 });

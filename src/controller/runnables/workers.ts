@@ -55,9 +55,9 @@ export class Workers implements Runnable {
     this.queue?.add(gameId, lane);
   }
 
-  /** Whether the game's reconcile in progress may swap an engine now (see WorkQueue.mayRollOut). */
-  mayRollOut(gameId: string): boolean {
-    return this.queue?.mayRollOut(gameId) ?? true;
+  /** The lane the game's reconcile in progress was handed out of (see WorkQueue.laneOf). */
+  laneOf(gameId: string): Lane | undefined {
+    return this.queue?.laneOf(gameId);
   }
 
   stats(): QueueStats {
