@@ -113,7 +113,8 @@ export class ReconcileScope {
       setupProblem: () => rt.setupProblem(),
       listManaged: (options) => this.act((o) => rt.listManaged({ ...options, ...o })),
       listForGame: (gameId) => this.act((o) => rt.listForGame(gameId, o)),
-      ensureImage: (ref, policy) => this.change((o) => rt.ensureImage(ref, policy, o)),
+      // A pull waits on the registry, not on the engine's container work: outside the turns (a long pull would hold a rollout).
+      ensureImage: (ref, policy) => this.act((o) => rt.ensureImage(ref, policy, o)),
       imageMetadata: imageMetadata && ((ref) => this.act((o) => imageMetadata.call(rt, ref, o))),
       create: (spec) => this.change((o) => rt.create(spec, o)),
       updateImage: updateImage && ((id, spec) => this.change((o) => updateImage.call(rt, id, spec, o))),

@@ -8,7 +8,9 @@
  * out of the rollout lane) is acting on the runtime, a rollout swap holds its
  * next acting call; the calls already sent finish. The hold is bounded
  * (`maxHoldMs` a call), so a steady stream of fresh changes slows a rollout
- * but never stops it.
+ * but never stops it. Image pulls are outside the turns (reconcileScope.ts):
+ * they wait on a registry, and a fresh start pulling a large image would
+ * otherwise slow every swap for as long as its pull.
  */
 import { raceAbort } from "../model/abort.js";
 
