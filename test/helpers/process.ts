@@ -15,7 +15,7 @@ export interface ControllerProcess {
 }
 
 export function spawnController(env: Record<string, string>, logFile: string): ControllerProcess {
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "src/main.ts")], {
+  const child = spawn(process.execPath, [...(process.env.XPROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.XPROF}`] : []), "--import", "tsx", path.join(repoRoot, "src/main.ts")], {
     cwd: repoRoot,
     env: { ...process.env, RTMANAGER_LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
