@@ -55,8 +55,11 @@ export async function startApp(p: RunningParts): Promise<number> {
       manager.waiters.notify(gameId);
       p.wakeEventStreams();
     },
-    // Notifications may have been missed: nothing cached can be trusted.
-    onResync: () => records.setLive(true),
+    // Notifications may have been missed: nothing cached can be trusted, and every waiter reads again.
+    onResync: () => {
+      records.setLive(true);
+      manager.waiters.notifyAll();
+    },
   });
   records.setLive(true);
   await manager.start();

@@ -20,19 +20,18 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "../log.js";
 import type { Declaration } from "../model/declaration.js";
 import { PERMANENT_CODES, RtmError, toRtmError } from "../model/errors.js";
-import type { DeclarationSource, HealthProber, ObservedContainer, RuntimePort, StateStore } from "../model/ports.js";
+import type { DeclarationSource, ObservedContainer } from "../model/ports.js";
 import type { RuntimeRecord } from "../model/record.js";
 import { executeActions, recordLocationOf, type ExecutorSettings } from "./actions.js";
 import { FailureReports } from "./failureReports.js";
 import { SplitReplaces } from "./splitReplaces.js";
+import { mayRollOut, type Lane } from "./queue.js";
 import type { HealthTracker } from "./health.js";
 import { ACCEPTED_RECHECK_MS, isAccepted } from "./plan.js";
 import type { FleetView } from "./planFleet.js";
 import { plan, splitContainers, type Action, type Plan, type PlannedEvent, type PlannerSettings } from "./planner.js";
-import { abortedResult, ReconcileScope, type ReconcileIo } from "./reconcileScope.js";
+import { abortedResult, ReconcileScope, type ReconcileIo, type ScopeDeps } from "./reconcileScope.js";
 import type { ReconcileResult } from "./reconcileResult.js";
-import { mayRollOut, type Lane } from "./queue.js";
-import type { RuntimeTurns } from "./runtimeTurns.js";
 export type { ReconcileOutcome, ReconcileResult } from "./reconcileResult.js";
 import { deriveFailedObservation, deriveRecord, sameRecord, type DeriveInput } from "./recordDerivation.js";
 import { isSwap, Rollout, type OpenGate, type RolloutStep, type RolloutVerdict } from "./rollout.js";
@@ -44,23 +43,18 @@ export interface ReconcileObserver {
   onReconcile?(result: ReconcileResult, seconds: number): void;
 }
 
-export interface ReconcilerDeps {
+/** ScopeDeps' fence (`mayAct`) and runtime turns, and what the reconcile itself needs. */
+export interface ReconcilerDeps extends ScopeDeps {
   source: DeclarationSource;
-  state: StateStore;
-  runtime: RuntimePort;
-  prober: HealthProber;
   health: HealthTracker;
   settings: ReconcilerSettings;
   logger: Logger;
   observer?: ReconcileObserver;
   clock?: () => Date;
-  /** False once this replica may no longer act: the fence check before each runtime call (reconcileScope.ts). */
-  mayAct?: () => boolean;
   /** Quarantines and canaries (fleet.ts): read by the plan, told of each plan before any await. */
   fleet?: { view(): FleetView; planned(gameId: string, p: Plan, d: Declaration | null): void };
   /** The queue lane the key was handed out of (absent: not by the queue). A swap runs only out of the rollout lane; out of another it goes there before the fleet (canaries) hears of it. */
   laneOf?(gameId: string): Lane | undefined;
-  turns?: RuntimeTurns; // ScopeDeps.turns
   /** Kubernetes mode: lets a deleted GameRuntime go once its container is removed. */
   finalizer?: { ensureFinalizer(gameId: string): Promise<void>; finalizeIfDeleting(gameId: string, containerGone: boolean): Promise<void> };
 }

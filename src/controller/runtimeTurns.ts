@@ -2,9 +2,9 @@
  * Fresh changes go first at the runtime, not only in the queue. The rollout
  * lane (queue.ts) keeps a worker free for a start or stop during a fleet
  * rollout, but that start's calls still meet the swaps' calls at the engine:
- * measured on Docker with 40 swaps, a new start took 2.6x its idle time with
- * two swaps running and 4.6x with seven, all of it in `docker create` and
- * `start` (docs/BENCHMARKS.md). So while a fresh change (anything not handed
+ * measured with 40 swaps on one container engine, a new start took 2.6x its
+ * idle time with two swaps running and 4.6x with seven, all of it in its
+ * create and start calls (docs/BENCHMARKS.md). So while a fresh change (anything not handed
  * out of the rollout lane) is acting on the runtime, a rollout swap holds its
  * next acting call; the calls already sent finish. The hold is bounded
  * (`maxHoldMs` a call), so a steady stream of fresh changes slows a rollout
