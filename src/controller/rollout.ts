@@ -30,8 +30,26 @@ import { gateEngine, probeUrl, reportedReadiness } from "./health.js";
 import type { ReconcileIo } from "./reconcileScope.js";
 import { createActions, inVocabulary, isAccepted, isRunning, rollbackActions, splitContainers, type Action, type HealthGate, type Plan, type PlannedEvent } from "./plan.js";
 
-/** How long an open gate waits between two checks of the engine. */
-export const GATE_CHECK_INTERVAL_MS = 250;
+/**
+ * How long an open gate waits between two checks of the engine: a fifth of
+ * its healthy window, from 250 ms to 1 s. Each check is a reconcile (two
+ * store reads, a look at the engine, one probe); at a flat 250 ms a fleet of
+ * 1,000 gates of 5 s made 20,000 of them. An engine that exits wakes its game
+ * at once through the runtime's events, whatever the interval.
+ */
+export const GATE_CHECK_MIN_INTERVAL_MS = 250;
+export const GATE_CHECK_MAX_INTERVAL_MS = 1_000;
+
+export function gateCheckIntervalMs(minHealthyMs: number): number {
+  return Math.min(GATE_CHECK_MAX_INTERVAL_MS, Math.max(GATE_CHECK_MIN_INTERVAL_MS, Math.round(minHealthyMs / 5)));
+}
+
+/** The wait before the next check: the interval, but never past the healthy window's end or the deadline. */
+function nextCheckAfterMs(gate: HealthGate, open: OpenGate, now: number): number {
+  const until = [open.deadline - now];
+  if (open.healthySince !== null) until.push(open.healthySince + gate.minHealthyMs - now);
+  return Math.max(1, Math.min(gateCheckIntervalMs(gate.minHealthyMs), ...until));
+}
 
 export interface RolloutSettings {
   probeTimeoutMs: number;
@@ -176,8 +194,7 @@ export class Rollout {
     switch (check.kind) {
       case "pending": {
         this.gates.set(gameId, open);
-        const left = open.deadline - this.deps.clock().getTime();
-        return { type: "pending", afterMs: Math.min(GATE_CHECK_INTERVAL_MS, Math.max(1, left)), engine: check.engine, since: new Date(openedAt) };
+        return { type: "pending", afterMs: nextCheckAfterMs(gate, open, this.deps.clock().getTime()), engine: check.engine, since: new Date(openedAt) };
       }
       case "healthy":
         return verdict(noVerdict(null));

@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { executeActions } from "../../src/controller/actions.js";
 import { plan, type Action, type Plan } from "../../src/controller/planner.js";
 import { ReconcileScope } from "../../src/controller/reconcileScope.js";
-import { GATE_CHECK_INTERVAL_MS, Rollout, type OpenGate, type RolloutInput, type RolloutStep, type RolloutVerdict } from "../../src/controller/rollout.js";
+import { GATE_CHECK_MAX_INTERVAL_MS, GATE_CHECK_MIN_INTERVAL_MS, gateCheckIntervalMs, Rollout, type OpenGate, type RolloutInput, type RolloutStep, type RolloutVerdict } from "../../src/controller/rollout.js";
 import type { Declaration } from "../../src/model/declaration.js";
 import { RtmError } from "../../src/model/errors.js";
 import type { HealthProber, ObservedContainer, StateStore } from "../../src/model/ports.js";
@@ -108,7 +108,7 @@ async function drive(
     const step = await w.rollout.run(input, open);
     steps.push(step);
     if (step.type === "verdict") return { verdict: step.verdict, steps };
-    expect(step.afterMs).toBeLessThanOrEqual(GATE_CHECK_INTERVAL_MS);
+    expect(step.afterMs).toBeLessThanOrEqual(gateCheckIntervalMs(input.gate.minHealthyMs));
     w.clock.advance(step.afterMs);
     between(steps.length);
     // The next reconcile plans the resumed gate (no actions) and continues this process's open gate.
@@ -180,11 +180,31 @@ describe("rollout", () => {
 
   it("each step is one check: a pending gate made one probe and hands back the engine for the interim record", async () => {
     const w = world(() => false);
-    const step = await w.rollout.run(await patchInput(w));
+    const input = await patchInput(w);
+    const step = await w.rollout.run(input);
     expect(w.probes()).toBe(1);
-    expect(step).toMatchObject({ type: "pending", afterMs: GATE_CHECK_INTERVAL_MS, engine: { imageRef: NEW, phase: "running" } });
+    expect(step).toMatchObject({ type: "pending", afterMs: gateCheckIntervalMs(input.gate.minHealthyMs), engine: { imageRef: NEW, phase: "running" } });
     // Nothing was rolled back or written by the check itself.
     expect(w.operations).toEqual([]);
+  });
+
+  it("a 5 s healthy window is checked once a second, and its verdict comes when the window ends, not a check later", async () => {
+    expect([gateCheckIntervalMs(1000), gateCheckIntervalMs(2500), gateCheckIntervalMs(5000), gateCheckIntervalMs(60_000)]).toEqual([GATE_CHECK_MIN_INTERVAL_MS, 500, GATE_CHECK_MAX_INTERVAL_MS, GATE_CHECK_MAX_INTERVAL_MS]);
+    const w = world(() => true);
+    const first = await patchInput(w, {});
+    const gate = { ...first.gate, minHealthyMs: 5000, timeoutMs: 60_000 };
+    const { verdict, steps } = await drive(w, { ...first, gate });
+    expect(verdict.error).toBeNull();
+    // Checks at 0, 1, 2, 3, 4 and 5 s (20 at the old flat 250 ms).
+    expect(steps.map((s) => (s.type === "pending" ? s.afterMs : "verdict"))).toEqual([1000, 1000, 1000, 1000, 1000, "verdict"]);
+    expect(w.probes()).toBe(6);
+
+    // A 5.5 s window: the last wait is cut to the window's end (500 ms), not a whole interval past it.
+    const longer = world(() => true);
+    const input = await patchInput(longer, {});
+    const out = await drive(longer, { ...input, gate: { ...gate, minHealthyMs: 5500 } });
+    expect(out.verdict.error).toBeNull();
+    expect(out.steps.map((s) => (s.type === "pending" ? s.afterMs : "verdict"))).toEqual([1000, 1000, 1000, 1000, 1000, 500, "verdict"]);
   });
 
   it("the healthy window runs over the steps of one process; a resumed gate (a restart, a new term) starts it again, never shorter", async () => {
@@ -194,7 +214,7 @@ describe("rollout", () => {
     const { verdict, steps } = await drive(w, { ...first, gate });
     expect(verdict.error).toBeNull();
     // Healthy from the first check at t=0: the verdict comes at the check at t >= 1000 ms.
-    expect(steps.length).toBe(1000 / GATE_CHECK_INTERVAL_MS + 1);
+    expect(steps.length).toBe(1000 / GATE_CHECK_MIN_INTERVAL_MS + 1);
 
     const again = world(() => true);
     const input = { ...(await patchInput(again)), gate };
