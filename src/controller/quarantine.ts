@@ -79,6 +79,13 @@ export interface QuarantineDeps {
 /** How long the in-memory set serves the planner and /metrics before it is read again (lifts by another replica). */
 export const QUARANTINE_CACHE_MS = 5_000;
 
+/**
+ * How long one count of an image's recent rollbacks answers every REST patch
+ * to that image. A fleet patch sends the same image for every game at once:
+ * counted per call, 1,000 patches were 1,000 scans of the last window's events.
+ */
+export const ROLLBACK_COUNT_SHARED_MS = 1_000;
+
 export const LIFT_HINT = "lift it with `rtmctl quarantine lift <image>` (POST /api/v1/ext/quarantines/lift) once the image is fixed or known good";
 
 /** The refusal every path answers with: the contract's container_start_failed, naming the quarantine. */
@@ -99,6 +106,8 @@ export class Quarantines {
   private active = new Map<string, Quarantine>();
   private loadedAt = -Infinity;
   private loading: Promise<void> | null = null;
+  /** The latest count of each image's rollbacks (find), shared by the calls within ROLLBACK_COUNT_SHARED_MS. */
+  private readonly counts = new Map<string, { at: number; found: Promise<Quarantine | null> }>();
   private readonly now: () => number;
 
   constructor(private readonly deps: QuarantineDeps) {
@@ -140,11 +149,21 @@ export class Quarantines {
    */
   async find(imageRef: string): Promise<Quarantine | null> {
     await this.refresh();
-    return this.active.get(imageRef) ?? (await this.countAndImpose(imageRef, null));
+    const active = this.active.get(imageRef);
+    if (active) return active;
+    const shared = this.counts.get(imageRef);
+    if (shared && this.now() - shared.at < ROLLBACK_COUNT_SHARED_MS) return shared.found;
+    for (const [image, c] of this.counts) if (this.now() - c.at >= ROLLBACK_COUNT_SHARED_MS) this.counts.delete(image);
+    const found = this.countAndImpose(imageRef, null);
+    this.counts.set(imageRef, { at: this.now(), found });
+    // A failed count is not shared: the next call counts again.
+    found.catch(() => this.counts.delete(imageRef));
+    return found;
   }
 
   /** A patch to `imageRef` was rolled back on `gameId`: quarantine the image when that makes enough. */
   async noteRollback(imageRef: string, gameId: string): Promise<Quarantine | null> {
+    this.counts.delete(imageRef);
     return this.countAndImpose(imageRef, gameId);
   }
 
@@ -152,6 +171,7 @@ export class Quarantines {
     const q = await this.deps.store.liftQuarantine(imageRef, liftedBy);
     if (!q) throw new RtmError("not_found", `image ${imageRef} is not quarantined`);
     this.active.delete(imageRef);
+    this.counts.delete(imageRef);
     this.deps.logger.warn({ imageRef, liftedBy, since: q.since }, "image quarantine lifted");
     await this.deps.appendEvent({ gameId: q.gameId, type: "image_quarantine_lifted", opId: null, data: { imageRef, liftedBy, since: q.since.toISOString() } });
     this.deps.onChange?.();

@@ -10,7 +10,7 @@ import { describe, expect, it } from "vitest";
 import { createFleet, standingOf } from "../../src/controller/fleet.js";
 import { blankPlan, type Plan } from "../../src/controller/plan.js";
 import { CANARY_WAIT_REASON } from "../../src/controller/planFleet.js";
-import type { Quarantine, QuarantineStore } from "../../src/controller/quarantine.js";
+import { Quarantines, ROLLBACK_COUNT_SHARED_MS, type Quarantine, type QuarantineStore } from "../../src/controller/quarantine.js";
 import type { Declaration } from "../../src/model/declaration.js";
 import type { StateStore } from "../../src/model/ports.js";
 import type { NewRuntimeEvent, RuntimeEvent, RuntimeRecord } from "../../src/model/record.js";
@@ -195,5 +195,37 @@ describe("quarantine counting", () => {
     store.rollbacks.push({ imageRef: NEW, gameId: "a" }, { imageRef: NEW, gameId: "b" }, { imageRef: NEW, gameId: "c" });
     expect(await quarantines.find(NEW)).toMatchObject({ imageRef: NEW, rollbacks: 3 });
     expect(events.map((e) => e.type)).toEqual(["image_quarantined"]);
+  });
+
+  it("a fleet patch's calls to one image share one count of its rollbacks for a second; a rollback or a lift counts afresh", async () => {
+    let now = 1_000_000;
+    const store = new MemoryQuarantines();
+    let counts = 0;
+    const recentRollbacks = store.recentRollbacks.bind(store);
+    store.recentRollbacks = async (imageRef: string) => {
+      counts++;
+      return recentRollbacks(imageRef);
+    };
+    const q = new Quarantines({ store, settings: { after: 3, windowMs: 600_000 }, appendEvent: async () => undefined, logger, now: () => now });
+    const found = await Promise.all(Array.from({ length: 1000 }, () => q.find(NEW)));
+    expect(found.every((f) => f === null)).toBe(true);
+    expect(counts).toBe(1);
+    expect(await q.find(OLD)).toBeNull();
+    expect(counts).toBe(2);
+
+    // Two rollbacks counted by the loop, then a third: the third imposes it, and the next find sees it at once.
+    store.rollbacks.push({ imageRef: NEW, gameId: "a" }, { imageRef: NEW, gameId: "b" }, { imageRef: NEW, gameId: "c" });
+    await q.noteRollback(NEW, "c");
+    expect(await q.find(NEW)).toMatchObject({ imageRef: NEW, rollbacks: 3 });
+
+    // After the window of sharing, a missed rollback (no noteRollback: a crash) is counted again.
+    await q.lift(NEW, "ops");
+    expect(await q.find(NEW)).toBeNull();
+    const before = counts;
+    store.rollbacks.push({ imageRef: NEW, gameId: "d" }, { imageRef: NEW, gameId: "e" }, { imageRef: NEW, gameId: "f" });
+    expect(await q.find(NEW)).toBeNull(); // within the shared second: the count from before
+    now += ROLLBACK_COUNT_SHARED_MS;
+    expect(await q.find(NEW)).toMatchObject({ imageRef: NEW, rollbacks: 3 });
+    expect(counts).toBe(before + 1);
   });
 });
