@@ -18,7 +18,7 @@ import { fencedState } from "./fencedState.js";
 import type { Fleet } from "./fleet.js";
 import { HealthTracker } from "./health.js";
 import { LeaderElector, type LeaderSettings } from "./leader.js";
-import type { QueueHooks } from "./queue.js";
+import type { Lane, QueueHooks } from "./queue.js";
 import { Reconciler, type ReconcileObserver, type ReconcilerDeps, type ReconcilerSettings } from "./reconciler.js";
 import { HealthProbeRunnable } from "./runnables/prober.js";
 import { ResyncRunnable, type ResyncResult } from "./runnables/resync.js";
@@ -27,6 +27,7 @@ import { DeclarationWatchRunnable, RuntimeEventWatchRunnable, type Enqueue, type
 import { Workers, type QueueStats } from "./runnables/workers.js";
 import { RecordWaiters } from "./waiters.js";
 import { RuntimeTurns } from "./runtimeTurns.js";
+import { WriterEchoes } from "./writerEchoes.js";
 
 export { PROBE_CONCURRENCY } from "./runnables/prober.js";
 export type { Runnable, RunnableContext } from "./runnables/runnable.js";
@@ -100,6 +101,7 @@ export interface ManagerDeps {
 
 export class Manager {
   readonly waiters = new RecordWaiters();
+  private readonly echoes = new WriterEchoes();
   readonly health = new HealthTracker();
   readonly reconciler: Reconciler;
   /** The state store as this replica's loop writes it: every write carries the leader epoch (fencedState). */
@@ -162,7 +164,9 @@ export class Manager {
     // Before the workers: the canaries are rebuilt from the records before anything is planned.
     if (deps.fleet) this.add(deps.fleet.runnable());
     this.add(this.workers);
-    this.add(new DeclarationWatchRunnable({ ...watch, source: deps.source, watch: settings.declarationWatch ?? "postgres" }));
+    // The echo of this process's own write waits in the writer's lane (writerEchoes.ts).
+    const declarationChanged: Enqueue = (gameId) => void this.workers.add(gameId, this.echoes.laneFor(gameId));
+    this.add(new DeclarationWatchRunnable({ ...watch, enqueue: declarationChanged, source: deps.source, watch: settings.declarationWatch ?? "postgres" }));
     const stream = deps.runtimeEvents ?? { label: deps.runtime.name, liveness: "replace-when-silent" };
     this.add(new RuntimeEventWatchRunnable({ ...watch, runtime: deps.runtime, stream, silenceLimitMs: settings.watchSilenceLimitMs }));
     this.add(this.resync);
@@ -189,8 +193,18 @@ export class Manager {
   }
 
   /** Wakes the loop for one game (used by writers in this process); a no-op while not leading. */
-  enqueue(gameId: string): void {
-    this.workers.add(gameId);
+  enqueue(gameId: string, lane: Lane = "high"): void {
+    this.workers.add(gameId, lane);
+  }
+
+  /**
+   * A writer in this process is about to change the game's declaration and
+   * will wake the loop in `lane` (a patch: the rollout lane): the declaration
+   * watch's report of that write goes there too, even when it arrives before
+   * the writer's wake. A no-op while not leading.
+   */
+  expectWrite(gameId: string, lane: Lane): void {
+    if (this.workers.taking && lane !== "high") this.echoes.expect(gameId, lane);
   }
 
   queueStats(): QueueStats {

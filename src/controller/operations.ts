@@ -23,6 +23,7 @@ import { LogThrottle } from "./growth.js";
 import { checkGameId, notFound, VERB_RULES, type Prepared, type VerbRule } from "./verbs.js";
 import type { RecordCache } from "./recordCache.js";
 import type { RecordWaiters } from "./waiters.js";
+import type { Lane } from "./queue.js";
 
 export interface OpContext {
   opId: string;
@@ -41,8 +42,10 @@ export interface OperationsDeps {
   state: StateStore;
   runtime: RuntimePort;
   waiters: RecordWaiters;
-  /** Wakes this process's loop at once when it leads; the store's notification covers other replicas. */
-  enqueue(gameId: string): void;
+  /** Wakes this process's loop at once when it leads, in `lane`; the store's notification covers other replicas. */
+  enqueue(gameId: string, lane: Lane): void;
+  /** Before a write that will wake the game in a lane other than high: the declaration watch's report of it goes there too. */
+  expectWrite?(gameId: string, lane: Lane): void;
   opTimeoutMs: number;
   /** Serves the reads from memory when given (see RecordCache). */
   records?: RecordCache;
@@ -66,8 +69,23 @@ const NOTHING_PREPARED: Prepared = { quarantine: null };
 
 export class RuntimeOperations {
   private readonly unchangedRows = new LogThrottle();
+  /** The runtime ping in flight, shared by the calls that arrive while it runs. */
+  private pinging: Promise<void> | null = null;
 
   constructor(private readonly deps: OperationsDeps) {}
+
+  /**
+   * One ping at a time: calls arriving while one is in flight take its
+   * answer. A fleet patch is 1,000 calls at once; each pinging on its own (a
+   * Pod list on Kubernetes) queued a start sent a second later behind 1,000
+   * pings, 5.3 s of its 7.3 s (docs/BENCHMARKS.md).
+   */
+  private ping(): Promise<void> {
+    this.pinging ??= this.deps.runtime.ping().finally(() => {
+      this.pinging = null;
+    });
+    return this.pinging;
+  }
 
   async get(gameId: string): Promise<RuntimeRecord> {
     checkGameId(gameId, "not_found");
@@ -140,10 +158,12 @@ export class RuntimeOperations {
     // store must not stretch an answer past RTMANAGER_OP_TIMEOUT either.
     const deadline = Date.now() + this.deps.opTimeoutMs;
     // The engine runtime down: refuse before writing, so a 503 leaves nothing half-declared.
-    await this.within(deadline, `the ${runtime.name} runtime's ping`, runtime.ping());
+    await this.within(deadline, `the ${runtime.name} runtime's ping`, this.ping());
     const record = await this.within(deadline, "reading the runtime record", state.getRecord(gameId));
     const prepared = rule.prepare ? await this.within(deadline, "reading the image quarantines", rule.prepare(this.deps, op.body)) : NOTHING_PREPARED;
     const call = { gameId, body: op.body, opId: ctx.opId, prepared };
+    const lane = rule.wakeLane ?? "high";
+    if (lane !== "high") this.deps.expectWrite?.(gameId, lane);
     let result: { declaration: Declaration | null; changed: boolean };
     try {
       result = await this.within(
@@ -157,7 +177,7 @@ export class RuntimeOperations {
     }
     const replay = await this.replayOf(op, record, result);
     if (replay) return replay;
-    this.deps.enqueue(gameId);
+    this.deps.enqueue(gameId, lane);
     const after = await this.waitForGeneration(gameId, result.declaration!.generation, deadline);
     if (rule.alreadyDone?.(record)) {
       await this.logReplay(op, after.currentImageRef);

@@ -14,6 +14,7 @@ import type { RuntimeRecord } from "../model/record.js";
 import type { VerbBody, VerbName } from "../model/verbs.js";
 import { admitNewGame } from "./growth.js";
 import { quarantineError, type Quarantine } from "./quarantine.js";
+import type { Lane } from "./queue.js";
 
 /** What a rule may read besides the declaration and the record. */
 export interface VerbEnv {
@@ -55,6 +56,8 @@ export interface VerbRule<B> {
   replayWithoutDeclaration?: boolean;
   /** After the wait: the write was needed, but the engine was already where the verb takes it (logged as a replay). */
   alreadyDone?(r: RuntimeRecord | null): boolean;
+  /** The queue lane the loop takes the game from after the write (default high: a fresh change). */
+  wakeLane?: Lane;
 }
 
 /** Validates a path game id: 400 for verbs whose contract has a 400, else 404 (no such runtime can exist). */
@@ -124,6 +127,8 @@ export const VERB_RULES: { [V in VerbName]: VerbRule<VerbBody<V>> } = {
   },
   patch: {
     badGameIdAs: "invalid_request",
+    // Always a swap of a running engine: straight to the rollout lane, so a fleet patch's keys never wait in front of fresh starts.
+    wakeLane: "rollout",
     validate: (body) => checkImageRef(body.image_ref),
     prepare: async (env, body) => (env.quarantines ? { quarantine: await env.quarantines.find(body.image_ref) } : noQuarantine),
     decide: ({ gameId, body, prepared }, d, r) => {

@@ -55,6 +55,11 @@ export class Workers implements Runnable {
     this.queue?.add(gameId, lane);
   }
 
+  /** Whether the workers take games (this replica leads). */
+  get taking(): boolean {
+    return this.queue !== null;
+  }
+
   /** The lane the game's reconcile in progress was handed out of (see WorkQueue.laneOf). */
   laneOf(gameId: string): Lane | undefined {
     return this.queue?.laneOf(gameId);
