@@ -198,7 +198,7 @@ export class Reconciler {
 
     const containers = p.actions.length > 0 || p.gate ? await io.runtime.listForGame(gameId).catch(() => o.containers) : o.containers;
     const { primary } = splitContainers(gameId, containers);
-    const q = this.awaitingStart(o, primary, p);
+    const q = this.awaitingStart(o, primary, p, deferred);
     const record = this.derive(gameId, o, primary, q, error, verdict);
     await this.writeOutcome(gameId, o, q, { opId, opRow, record, error, events: [...p.events, ...actionEvents] }, io);
     if (this.deps.finalizer && o.declaration?.desiredState === "removed" && !error) {
@@ -208,10 +208,10 @@ export class Reconciler {
     return { gameId, plan: q, record, outcome: q.requeueAfterMs !== null ? { type: "requeue", afterMs: q.requeueAfterMs } : { type: "done" } };
   }
 
-  /** An engine the runtime only accepted (a Pod not running yet, or one it is deleting) has not reached the generation; its watch wakes it sooner. */
-  private awaitingStart(o: Observation, primary: ObservedContainer | null, p: Plan): Plan {
+  /** An engine the runtime only accepted (a Pod not running yet, or one it is deleting, a replace split) has not reached the generation; its watch wakes it sooner. */
+  private awaitingStart(o: Observation, primary: ObservedContainer | null, p: Plan, deferred: boolean): Plan {
     const accepted = !!primary && o.declaration?.desiredState === "running" && isAccepted(primary, this.deps.runtime.verbs);
-    if (!accepted && !primary?.terminating) return p;
+    if (!accepted && !primary?.terminating && !deferred) return p;
     return { ...p, converges: false, requeueAfterMs: p.requeueAfterMs ?? ACCEPTED_RECHECK_MS };
   }
 

@@ -7,7 +7,7 @@ import { RUNTIME_UNAVAILABLE, RtmError, toRtmError, type ErrorCode } from "../mo
 import { isAborted } from "../model/abort.js";
 import type { CallOptions, RuntimePort } from "../model/ports.js";
 import type { EveryMember } from "../model/members.js";
-import { RuntimeFailure, type RuntimeFailureKind } from "../model/runtimeFailure.js";
+import { EngineStillTerminating, RuntimeFailure, type RuntimeFailureKind } from "../model/runtimeFailure.js";
 
 export const CODE_BY_FAILURE_KIND: Readonly<Record<RuntimeFailureKind, ErrorCode>> = {
   unavailable: RUNTIME_UNAVAILABLE,
@@ -36,8 +36,9 @@ export function contractError(err: unknown): RtmError {
 function mapped<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
   return (...args) =>
     fn(...args).catch((err: unknown) => {
-      // Cut short by the caller's signal: no failure of the runtime's, so no contract error either.
-      throw isAborted(err) ? err : contractError(err);
+      // Cut short by the caller's signal, or stopped short of a wait (the executor defers the rest):
+      // no failure of the runtime's, so no contract error either.
+      throw isAborted(err) || err instanceof EngineStillTerminating ? err : contractError(err);
     });
 }
 

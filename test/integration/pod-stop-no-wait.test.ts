@@ -21,7 +21,7 @@ let t: PodTestApp;
 let client: RtmClient;
 
 beforeAll(async () => {
-  t = await startPodTestApp({ name: "stopnowait", nodes: 1, env: { RTMANAGER_CONCURRENCY: "1", RTMANAGER_OP_TIMEOUT: "60s" } });
+  t = await startPodTestApp({ name: "stopnowait", nodes: 1, env: { RTMANAGER_CONCURRENCY: "1", RTMANAGER_OP_TIMEOUT: "60s", RTMANAGER_PATCH_MIN_HEALTHY: "1s" } });
   client = new RtmClient({ baseUrl: t.baseUrl, timeoutMs: 90_000 });
 }, 120_000);
 
@@ -73,6 +73,75 @@ describe("a Pod stop returns once the deletion is accepted", () => {
     // It answered once the Pod was gone, not when the deletion was accepted.
     expect(podWhenStopAnswered).toBeNull();
     expect((await client.get(held)).status).toBe("stopped");
+    expect((await client.get(next)).status).toBe("running");
+  }, 120_000);
+});
+
+describe("a patch of a Pod that finished under it does not wait for the Pod to go", () => {
+  it("the Pod is evicted while the image patch is on its way and a finalizer holds it: a start of another game answers meanwhile; the patch answers once it is gone, carried out as a gated patch on a new Pod", async () => {
+    const held = uniqueGameId("evicted");
+    const next = uniqueGameId("next");
+    expect((await client.start(held, TEST_IMAGES.v100)).status).toBe("running");
+    const podName = `galaxy-game-${held}`;
+    const first = t.podOf(held)!;
+    t.server.update("pods", POD_NAMESPACE, podName, (o) => {
+      o.metadata.finalizers = [HOLD];
+    });
+    // The node evicts the Pod while the controller's image patch is on its way: the patch meets a newer Pod
+    // (409), and the Pod it reads then has finished, so it is recreated on the new image rather than patched.
+    let evicted = false;
+    t.server.beforeHandle = (req) => {
+      if (evicted || req.method !== "PATCH" || !req.path.endsWith(`/pods/${podName}`)) return;
+      evicted = true;
+      const status = t.podOf(held)!.status as Record<string, unknown>;
+      t.server.setStatus("pods", POD_NAMESPACE, podName, { ...status, phase: "Failed", reason: "Evicted", message: "The node was low on resource: memory." });
+    };
+
+    const order: string[] = [];
+    const patch = client.patch(held, TEST_IMAGES.v101).then(
+      (record) => {
+        order.push("patch answered");
+        return record;
+      },
+      (err: unknown) => {
+        order.push("patch failed");
+        throw err;
+      },
+    );
+    try {
+      await until(`${podName} evicted and terminating`, () => evicted && t.podOf(held)?.metadata.deletionTimestamp, 20_000);
+    } finally {
+      t.server.beforeHandle = null;
+    }
+
+    const started = await client.start(next, TEST_IMAGES.v100);
+    order.push("start answered");
+    expect(started.status).toBe("running");
+    // The evicted Pod is still there, held: the one worker did not wait for it.
+    const stillHeld = t.podOf(held);
+    expect(stillHeld?.metadata.uid).toBe(first.metadata.uid);
+    expect(stillHeld?.metadata.deletionTimestamp).toBeTruthy();
+    expect(order).toEqual(["start answered"]);
+
+    order.push("finalizer removed");
+    t.server.update("pods", POD_NAMESPACE, podName, (o) => {
+      o.metadata.finalizers = [];
+    });
+    const patched = await patch;
+    expect(order).toEqual(["start answered", "finalizer removed", "patch answered"]);
+    expect(patched).toMatchObject({ status: "running", current_image_ref: TEST_IMAGES.v101 });
+    const now = t.podOf(held)!;
+    expect(now.metadata.uid).not.toBe(first.metadata.uid);
+    expect((now.spec as { containers: { image: string }[] }).containers[0]!.image).toBe(TEST_IMAGES.v101);
+    // Both halves are the patch, the second gated (no plain start): its row ends once the health gate passed.
+    const generation = (await t.app.source.get(held))!.generation;
+    const ops = (await t.app.store.listOperations(held, 20)).filter((o) => o.generation === generation);
+    expect(ops.map((o) => [o.kind, o.outcome])).toEqual([
+      ["patch", "success"],
+      ["patch", "success"],
+    ]);
+    const events = (await t.app.store.eventsAfter(0, { gameId: held })).map((e) => e.type);
+    expect(events).not.toContain("patch_rolled_back");
     expect((await client.get(next)).status).toBe("running");
   }, 120_000);
 });
