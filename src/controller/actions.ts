@@ -98,7 +98,8 @@ const GONE_POLL_MS = 250;
  * watch wakes once the old engine is gone (planTerminating waits meanwhile).
  */
 export async function executeActions(actions: readonly Action[], ctx: ExecutionContext): Promise<boolean> {
-  const run = { createdId: null as string | null };
+  // A remove before a create in the same plan is a replace's: the runtime keeps what the successor supersedes.
+  const run = { createdId: null as string | null, replace: actions.some((a) => a.type === "create") };
   let deleted = false;
   for (const action of actions) {
     // The planner speaks the runtime's vocabulary (inVocabulary); a step outside it is a planner bug, not a runtime failure.
@@ -125,7 +126,7 @@ export async function executeActions(actions: readonly Action[], ctx: ExecutionC
 }
 
 /** What is left of `action` once the engine its runtime call deleted is gone: the new engine. */
-async function executeSuccessor(action: Action, ctx: ExecutionContext, run: { createdId: string | null }): Promise<void> {
+async function executeSuccessor(action: Action, ctx: ExecutionContext, run: { createdId: string | null; replace: boolean }): Promise<void> {
   const successor: Action = action.type === "updateImage" ? { type: "create", imageRef: action.imageRef } : action;
   try {
     await executeAction(successor, ctx, run);
@@ -153,7 +154,7 @@ async function stillTerminating(ctx: ExecutionContext): Promise<boolean> {
   }
 }
 
-async function executeAction(action: Action, ctx: ExecutionContext, run: { createdId: string | null }): Promise<void> {
+async function executeAction(action: Action, ctx: ExecutionContext, run: { createdId: string | null; replace: boolean }): Promise<void> {
   const { runtime, settings, observer, gameId } = ctx;
   switch (action.type) {
     case "ensureImage":
@@ -180,7 +181,7 @@ async function executeAction(action: Action, ctx: ExecutionContext, run: { creat
       observer.onAction("container_stopped", { containerId: action.containerId, reason: action.reason });
       break;
     case "remove":
-      await runtime.remove(action.containerId);
+      await runtime.remove(action.containerId, run.replace ? { succeeded: true } : undefined);
       observer.onAction("container_removed", { containerId: action.containerId });
       break;
     case "removeAll":

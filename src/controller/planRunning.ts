@@ -40,7 +40,9 @@ export function planRunning(s: Situation): Plan {
   const resumed = resumeGate(s);
   if (resumed) return finish(resumed);
   const c = s.c;
-  if (!c) return finish(planMissing(s));
+  // The engine a split replace deleted, gone but for its last state: its successor is still to be made.
+  const replaced = !!c && !c.terminating && s.input.replacing?.generation === s.d.generation && s.input.replacing.replacedId === c.id;
+  if (!c || replaced) return finish(planMissing(s));
   const e: EngineSituation = { ...s, c };
   const p = isRunning(c)
     ? (planNodeLost(e) ?? planTerminating(e.p, c) ?? planPatch(e) ?? planRestart(e) ?? planUnhealthy(e) ?? planRuntimeRestarted(e) ?? planAdopt(e) ?? planSteady(e))

@@ -101,7 +101,7 @@ export class ReconcileScope {
       updateImage: updateImage && ((id, spec) => this.act((o) => updateImage.call(rt, id, spec, o))),
       start: (id) => this.act((o) => rt.start(id, o)),
       stop: (id, timeoutSeconds) => this.act((o) => rt.stop(id, timeoutSeconds, o)),
-      remove: (id) => this.act((o) => rt.remove(id, o)),
+      remove: (id, options) => this.act((o) => rt.remove(id, { ...options, ...o })),
       watchEvents: (handlers) => rt.watchEvents(handlers),
       // The app's own, never the reconcile's: not scoped.
       close: rt.close?.bind(rt),

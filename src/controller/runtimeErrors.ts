@@ -5,7 +5,7 @@
  */
 import { RUNTIME_UNAVAILABLE, RtmError, toRtmError, type ErrorCode } from "../model/errors.js";
 import { isAborted } from "../model/abort.js";
-import type { CallOptions, RuntimePort } from "../model/ports.js";
+import type { CallOptions, RemoveOptions, RuntimePort } from "../model/ports.js";
 import type { EveryMember } from "../model/members.js";
 import { EngineStillTerminating, RuntimeFailure, type RuntimeFailureKind } from "../model/runtimeFailure.js";
 
@@ -70,7 +70,7 @@ export function withContractErrors(runtime: RuntimePort): RuntimePort {
     updateImage: optional(runtime.updateImage),
     start: mapped((id: string, o?: CallOptions) => runtime.start(id, o)),
     stop: mapped((id: string, timeoutSeconds: number, o?: CallOptions) => runtime.stop(id, timeoutSeconds, o)),
-    remove: mapped((id: string, o?: CallOptions) => runtime.remove(id, o)),
+    remove: mapped((id: string, o?: RemoveOptions) => runtime.remove(id, o)),
     watchEvents: (handlers) => runtime.watchEvents(handlers),
     logStream: async (id, options) => mappedStream(await mapped(() => runtime.logStream(id, options))()),
     probeAddress: (engine) => runtime.probeAddress(engine),

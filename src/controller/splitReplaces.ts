@@ -27,7 +27,9 @@ export class SplitReplaces {
    */
   after(gameId: string, d: Declaration | null, p: Plan, deferred: boolean): void {
     if (deferred && d && p.kind) {
-      this.byGame.set(gameId, { generation: d.generation, kind: p.kind, restartCause: p.restartCause, gate: p.gate });
+      const replaced = p.actions.find((a) => a.type === "stop" || a.type === "remove" || a.type === "updateImage");
+      const replacedId = replaced && "containerId" in replaced ? replaced.containerId : null;
+      this.byGame.set(gameId, { generation: d.generation, replacedId, kind: p.kind, restartCause: p.restartCause, gate: p.gate });
     } else if (p.actions.length > 0 || !this.get(gameId, d)) {
       this.byGame.delete(gameId);
     }

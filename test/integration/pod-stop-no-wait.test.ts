@@ -15,6 +15,7 @@ import { RtmClient } from "../../src/client/index.js";
 import { TEST_IMAGES, uniqueGameId } from "../helpers/docker.js";
 import { startPodTestApp, POD_NAMESPACE, type PodTestApp } from "../helpers/podApp.js";
 import { until } from "../k8s-infra/helpers.js";
+import { afterLoopLookedAgain } from "../helpers/loop.js";
 
 const HOLD = "test.galaxy.io/hold";
 let t: PodTestApp;
@@ -143,5 +144,34 @@ describe("a patch of a Pod that finished under it does not wait for the Pod to g
     const events = (await t.app.store.eventsAfter(0, { gameId: held })).map((e) => e.type);
     expect(events).not.toContain("patch_rolled_back");
     expect((await client.get(next)).status).toBe("running");
+  }, 120_000);
+});
+
+describe("a stop sent between the two halves of a split Pod replace", () => {
+  it("a restart whose old Pod a finalizer holds, then a stop: once the Pod is gone the game reads stopped with its last engine, and no new Pod is made", async () => {
+    const g = uniqueGameId("halfway");
+    const started = await client.start(g, TEST_IMAGES.v100);
+    expect(started.status).toBe("running");
+    const podName = `galaxy-game-${g}`;
+    t.server.update("pods", POD_NAMESPACE, podName, (o) => {
+      o.metadata.finalizers = [HOLD];
+    });
+    // The restart's first half deletes the Pod; its create waits for the Pod to go.
+    const restart = client.restart(g).catch((err: unknown) => err);
+    await until(`${podName} terminating`, () => t.podOf(g)?.metadata.deletionTimestamp, 20_000);
+    const stop = client.stop(g, "admin_request");
+    await until("the stop declared", async () => ((await t.app.source.get(g))?.desiredState === "stopped" ? true : undefined), 20_000);
+    expect(t.podOf(g)?.metadata.deletionTimestamp).toBeTruthy();
+    t.server.update("pods", POD_NAMESPACE, podName, (o) => {
+      o.metadata.finalizers = [];
+    });
+    const stopped = await stop;
+    expect(stopped).toMatchObject({ status: "stopped", current_image_ref: TEST_IMAGES.v100, current_container_id: started.current_container_id });
+    expect(stopped.stopped_at).toBeTruthy();
+    expect(stopped.removed_at ?? null).toBeNull();
+    await restart;
+    await afterLoopLookedAgain(t.baseUrl, 2);
+    expect(t.podOf(g)).toBeUndefined();
+    expect((await client.get(g)).status).toBe("stopped");
   }, 120_000);
 });

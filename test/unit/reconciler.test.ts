@@ -457,6 +457,35 @@ describe("reconciler: a third runtime (StubJobRuntime, a Nomad-job-shaped stub) 
   });
 });
 
+describe("reconciler: a stop sent between the two halves of a split Pod replace", () => {
+  it("the game reads stopped once the old Pod is gone, with its last engine (image, stop time), and no new Pod is made", async () => {
+    const pods = new StubPodRuntime();
+    const world: World = { declarations: new Map([["g1", declaration("g1")]]), containers: [], records: new Map(), events: [], operations: new Map() };
+    const r = reconciler(world, { runtimeInstance: pods, clock: () => NOW });
+    await r.reconcile("g1");
+    const [first] = await pods.listForGame("g1");
+
+    // A restart whose old Pod a finalizer holds: the first half deletes it and leaves the create.
+    world.declarations.set("g1", { ...declaration("g1"), generation: 2, restartToken: "t2" });
+    pods.holdDeletions = true;
+    await r.reconcile("g1");
+    expect(await pods.listForGame("g1")).toMatchObject([{ id: first!.id, terminating: true }]);
+
+    // Before the second half, the game is stopped.
+    world.declarations.set("g1", { ...declaration("g1"), generation: 3, restartToken: "t2", desiredState: "stopped", stopReason: "admin_request" });
+    const waiting = await r.reconcile("g1");
+    expect(waiting.plan?.reason).toContain("deleting engine");
+    expect(world.records.get("g1")?.observedGeneration).toBe(1);
+
+    pods.releaseDeletions();
+    pods.calls.length = 0;
+    await r.reconcile("g1");
+    expect(pods.calls.filter((c) => c !== "list")).toEqual([]);
+    expect(world.records.get("g1")).toMatchObject({ status: "stopped", observedGeneration: 3, currentImageRef: "galaxy/engine:1.0.0", removedAt: null });
+    expect(world.records.get("g1")?.stoppedAt).toBeInstanceOf(Date);
+  });
+});
+
 describe("reconciler: a patch sent into another operation's open health gate", () => {
   it("gets a gate of its own: the record's rollback target is the patch's, not the restart's (none) or an older patch's, and a failed patch rolls back", async () => {
     const pods = new StubPodRuntime();

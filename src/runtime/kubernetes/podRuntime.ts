@@ -26,6 +26,7 @@ import type {
   ImagePullPolicy,
   ObservedContainer,
   RecordLocation,
+  RemoveOptions,
   RuntimePort,
   LogStreamOptions,
 } from "../../model/ports.js";
@@ -172,6 +173,8 @@ export class KubernetesPodRuntime implements RuntimePort {
   private async replaceFinished(at: Known, uid: string, spec: EngineSpec, options: CallOptions | undefined): Promise<void> {
     await this.api.deletePod(at, uid, undefined, options?.signal);
     if (this.api.holdsPod(at, uid)) {
+      const pod = await this.api.currentPod(at);
+      if (pod) await this.leaveTombstone(at, pod, options?.signal);
       throw new EngineStillTerminating("updateImage", `the finished Pod of ${at.gameId} is still being deleted (a finalizer holds it); its successor is created once it is gone`, { gameId: at.gameId });
     }
     await this.create(spec, options);
@@ -240,19 +243,32 @@ export class KubernetesPodRuntime implements RuntimePort {
   /**
    * Deletes the Pod if it still is the one `id` ran in (once: a Pod already
    * terminating is left to its grace), and forgets the stopped engine; returns
-   * once the API accepted the deletion. Claim and Service stay.
+   * once the API accepted the deletion. Claim and Service stay. A replaced
+   * engine (`succeeded`) is not forgotten: its tombstone stays (the create
+   * that follows supersedes it) and its claim stays held.
    */
-  async remove(id: string, options?: CallOptions): Promise<void> {
+  async remove(id: string, options?: RemoveOptions): Promise<void> {
     const signal = options?.signal;
     throwIfAborted(signal);
     const at = await this.locate(id);
     if (!at) return;
     if (at.podUid) {
       const pod = await this.api.currentPod(at);
-      if (pod && pod.metadata?.uid === at.podUid && !pod.metadata.deletionTimestamp) await this.api.deletePod(at, at.podUid, undefined, signal);
+      if (pod && pod.metadata?.uid === at.podUid && !pod.metadata.deletionTimestamp) {
+        await this.api.deletePod(at, at.podUid, undefined, signal);
+        // Held (a finalizer): the create waits for a later reconcile, and the engine must read stopped until then.
+        if (options?.succeeded && this.api.holdsPod(at, at.podUid)) await this.leaveTombstone(at, pod, signal);
+      }
     }
+    if (options?.succeeded) return;
     await this.api.clearTombstone(at, id, signal);
     if (this.options.claim.retentionMs) await this.api.claims.release(at, new Date());
+  }
+
+  /** The engine's last state on its Service, so the game reads stopped (not removed) once its Pod is gone. */
+  private async leaveTombstone(at: Known, pod: V1Pod, signal: AbortSignal | undefined): Promise<void> {
+    const engine = observedFromPod(pod, this.options.instance);
+    if (engine) await this.api.setTombstone(at, tombstoneOf(engine, engine.finishedAt ?? new Date()), await this.placement.placement(at.gameId), signal);
   }
 
   /** RTMANAGER_POD_CLAIM_RETENTION: deletes claims released before `olderThan` whose game has no Pod. */
