@@ -7,6 +7,7 @@ import { HealthTracker } from "../../src/controller/health.js";
 import { Reconciler, type ReconcileObserver, type ReconcilerSettings } from "../../src/controller/reconciler.js";
 import type { Declaration } from "../../src/model/declaration.js";
 import { RtmError } from "../../src/model/errors.js";
+import { EngineStillTerminating } from "../../src/model/runtimeFailure.js";
 import type { DeclarationSource, HealthProber, ObservedContainer, ReconcileCommit, RuntimePort, StateStore } from "../../src/model/ports.js";
 import type { NewOperation, NewRuntimeEvent, OperationResult, RuntimeRecord } from "../../src/model/record.js";
 import { createLogger, type Logger } from "../../src/log.js";
@@ -453,6 +454,50 @@ describe("reconciler: a third runtime (StubJobRuntime, a Nomad-job-shaped stub) 
       ["start", "success"],
       ["restart", "success"],
       ["restart", "success"],
+    ]);
+  });
+});
+
+describe("reconciler: a runtime call that deleted an engine held terminating (EngineStillTerminating)", () => {
+  it("an in-place patch whose finished Pod a finalizer holds is split: no error, then the new Pod as the same patch, gated, its rollback a replace", async () => {
+    const pods = new StubPodRuntime();
+    const world: World = { declarations: new Map([["g1", declaration("g1")]]), containers: [], records: new Map(), events: [], operations: new Map() };
+    let now = NOW;
+    const r = reconciler(world, { runtimeInstance: pods, clock: () => now });
+    await r.reconcile("g1");
+    const [first] = await pods.listForGame("g1");
+
+    // The Pod finished under the patch: the runtime deletes it to recreate it, and a finalizer holds it.
+    pods.updateImage = async (id) => {
+      pods.holdDeletions = true;
+      await pods.remove(id, { succeeded: true });
+      throw new EngineStillTerminating("updateImage", "the finished Pod is still being deleted", { gameId: "g1" });
+    };
+    world.declarations.set("g1", { ...declaration("g1"), generation: 2, imageRef: "galaxy/engine:1.0.1" });
+    const split = await r.reconcile("g1");
+    expect(split.outcome).toEqual({ type: "requeue", afterMs: 2000 });
+    expect(world.records.get("g1")).toMatchObject({ observedGeneration: 1, lastErrorCode: null });
+
+    const waiting = await r.reconcile("g1");
+    expect(waiting.plan?.reason).toContain("deleting engine");
+
+    pods.releaseDeletions();
+    const created = await r.reconcile("g1");
+    const [second] = await pods.listForGame("g1");
+    expect(second).toMatchObject({ imageRef: "galaxy/engine:1.0.1", phase: "running", terminating: false });
+    expect(second!.id).not.toBe(first!.id);
+    expect(created.plan).toMatchObject({ kind: "patch", gate: { rollbackTo: "galaxy/engine:1.0.0", resumed: false } });
+    // The in-place rollback named the Pod that is gone: the successor's rollback replaces whatever runs then.
+    expect(created.plan?.gate?.rollback.map((a) => a.type)).toEqual(["removeAll", "create", "start"]);
+    expect(created.outcome).toMatchObject({ type: "requeue", lane: "gate" });
+    now = new Date(NOW.getTime() + 6000);
+    const healthy = await r.reconcile("g1");
+    expect(healthy.outcome).toEqual({ type: "done" });
+    expect(healthy.record).toMatchObject({ observedGeneration: 2, status: "running", currentImageRef: "galaxy/engine:1.0.1", currentContainerId: second!.id });
+    expect([...world.operations!.values()].map((o) => [o.op.kind, o.result?.outcome])).toEqual([
+      ["start", "success"],
+      ["patch", "success"],
+      ["patch", "success"],
     ]);
   });
 });
