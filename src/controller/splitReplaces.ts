@@ -5,8 +5,15 @@
  * gate) is kept here, by game, so the reconcile that creates the new engine
  * once the old one is gone carries it out as that replace (planMissing reads
  * it through PlannerInput.replacing) rather than as a plain start. In memory
- * only, as an open gate's window is (rollout.ts): after a restart or a
- * failover the new engine is created as a start, gated as starts are.
+ * only, as an open gate's window is (rollout.ts); no record or migration
+ * carries it. After a restart or a failover between the halves the new
+ * leader sees the old engine's last state (a Pod's tombstone: the replace's
+ * remove kept it) and the declaration's newer generation, and recreates it
+ * as a start (planRecreateStopped): on the declared image and env, gated
+ * only under RTMANAGER_START_WAIT_HEALTHY, with no rollback target, its
+ * operation row a `start`. A patch split so is not rolled back if the new
+ * image fails; the crash-loop backoff and restart policy apply as to any
+ * start. A stop declared in between leaves the game stopped.
  */
 import type { Declaration } from "../model/declaration.js";
 import type { Plan, SplitReplace } from "./plan.js";

@@ -531,6 +531,32 @@ describe("reconciler: a stop sent between the two halves of a split Pod replace"
   });
 });
 
+describe("reconciler: a failover between the two halves of a split Pod replace", () => {
+  it("the new leader, which never saw the first half, creates the new Pod as a start: on the declared image, no patch gate, no rollback", async () => {
+    const pods = new StubPodRuntime();
+    const world: World = { declarations: new Map([["g1", declaration("g1")]]), containers: [], records: new Map(), events: [], operations: new Map() };
+    const r = reconciler(world, { runtimeInstance: pods, clock: () => NOW });
+    await r.reconcile("g1");
+    const [first] = await pods.listForGame("g1");
+
+    // A patch that recreates (env changes with the image): the old Pod is held, the first half leaves the create.
+    world.declarations.set("g1", { ...declaration("g1"), generation: 2, imageRef: "galaxy/engine:1.0.1", env: { MODE: "b" } });
+    pods.holdDeletions = true;
+    const half = await r.reconcile("g1");
+    expect(half.plan).toMatchObject({ kind: "patch", gate: { rollbackTo: "galaxy/engine:1.0.0" } });
+    pods.releaseDeletions();
+
+    // Another process takes over: what the first half was lived in the old one's memory only.
+    const next = reconciler(world, { runtimeInstance: pods, clock: () => NOW });
+    const created = await next.reconcile("g1");
+    const [second] = await pods.listForGame("g1");
+    expect(second).toMatchObject({ imageRef: "galaxy/engine:1.0.1", phase: "running" });
+    expect(second!.id).not.toBe(first!.id);
+    expect(created.plan).toMatchObject({ kind: "start", gate: null, restartCause: null });
+    expect(created.record).toMatchObject({ status: "running", observedGeneration: 2, currentImageRef: "galaxy/engine:1.0.1" });
+  });
+});
+
 describe("reconciler: a patch sent into another operation's open health gate", () => {
   it("gets a gate of its own: the record's rollback target is the patch's, not the restart's (none) or an older patch's, and a failed patch rolls back", async () => {
     const pods = new StubPodRuntime();
