@@ -187,11 +187,12 @@ export class Reconciler {
     // A replace whose create waits for the old engine to go has no new engine to gate yet.
     if (p.gate && o.declaration && !deferred) {
       const before = splitContainers(gameId, o.containers).primary;
-      const oldTouched = !!before && touched.has(before.id);
+      const oldTouched = (!!before && touched.has(before.id)) || (!!error && this.splitReplaces.touchedOld(gameId, o.declaration));
       const step = await this.rollout.run({ gameId, declaration: o.declaration, plan: p, gate: p.gate, actionError: error, oldTouched, now, opId, opRow, execute, log, io }, open);
       if (step.type === "pending") return this.gatePending(gameId, o, p, step, { opId, events: [...p.events, ...actionEvents] }, io);
       verdict = step.verdict;
       error = verdict.error;
+      if (verdict.held) this.splitReplaces.drop(gameId);
       actionEvents.push(...verdict.events);
     }
     if (verdict?.aborted || io.signal.aborted) return abortedResult(gameId, p, io.signal, log);

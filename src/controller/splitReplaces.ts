@@ -28,6 +28,20 @@ export class SplitReplaces {
   }
 
   /**
+   * Whether this generation's replace was split (and its second half has not
+   * succeeded): its first half deleted the old engine, so a failure of the
+   * second half is rolled back as the same replace unsplit would be.
+   */
+  touchedOld(gameId: string, d: Declaration | null): boolean {
+    return this.get(gameId, d) !== null;
+  }
+
+  /** A verdict rolled the replace back: nothing of it is left to carry out. */
+  drop(gameId: string): void {
+    this.byGame.delete(gameId);
+  }
+
+  /**
    * After a reconcile's actions: a replace left before its create is kept;
    * one whose create ran (or a newer declaration) is done with. A reconcile
    * that only waited (no actions) keeps what it found.

@@ -7,7 +7,7 @@ import { HealthTracker } from "../../src/controller/health.js";
 import { Reconciler, type ReconcileObserver, type ReconcilerSettings } from "../../src/controller/reconciler.js";
 import type { Declaration } from "../../src/model/declaration.js";
 import { RtmError } from "../../src/model/errors.js";
-import { EngineStillTerminating } from "../../src/model/runtimeFailure.js";
+import { EngineStillTerminating, RuntimeFailure } from "../../src/model/runtimeFailure.js";
 import type { DeclarationSource, HealthProber, ObservedContainer, ReconcileCommit, RuntimePort, StateStore } from "../../src/model/ports.js";
 import type { NewOperation, NewRuntimeEvent, OperationResult, RuntimeRecord } from "../../src/model/record.js";
 import { createLogger, type Logger } from "../../src/log.js";
@@ -528,6 +528,40 @@ describe("reconciler: a stop sent between the two halves of a split Pod replace"
     expect(pods.calls.filter((c) => c !== "list")).toEqual([]);
     expect(world.records.get("g1")).toMatchObject({ status: "stopped", observedGeneration: 3, currentImageRef: "galaxy/engine:1.0.0", removedAt: null });
     expect(world.records.get("g1")?.stoppedAt).toBeInstanceOf(Date);
+  });
+});
+
+describe("reconciler: a split Pod replace whose second half cannot create the new Pod", () => {
+  it("is rolled back to the old image, as the same replace unsplit would be: the patch's generation held, the old image running", async () => {
+    const pods = new StubPodRuntime();
+    const world: World = { declarations: new Map([["g1", declaration("g1")]]), containers: [], records: new Map(), events: [], operations: new Map() };
+    const r = reconciler(world, { runtimeInstance: pods, clock: () => NOW });
+    await r.reconcile("g1");
+
+    world.declarations.set("g1", { ...declaration("g1"), generation: 2, imageRef: "galaxy/engine:1.0.1", env: { MODE: "b" } });
+    pods.holdDeletions = true;
+    await r.reconcile("g1");
+    pods.releaseDeletions();
+
+    // The API server refuses the new Pod (an admission webhook, say).
+    const create = pods.create.bind(pods);
+    pods.create = async (spec) => {
+      if (spec.imageRef === "galaxy/engine:1.0.1") throw new RuntimeFailure("config_refused", "create", "admission webhook denied the Pod", { status: 422 });
+      return create(spec);
+    };
+    const second = await r.reconcile("g1");
+    expect(second.plan).toMatchObject({ kind: "patch" });
+    expect(second.outcome).toMatchObject({ type: "error", error: { code: "container_start_failed" } });
+    expect(world.events.map((e) => e.type)).toContain("patch_rolled_back");
+    expect(await pods.listForGame("g1")).toMatchObject([{ imageRef: "galaxy/engine:1.0.0", phase: "running", terminating: false }]);
+    expect(world.records.get("g1")).toMatchObject({ status: "running", currentImageRef: "galaxy/engine:1.0.0", heldGeneration: 2 });
+
+    // Held: the next look keeps the restored engine and creates nothing (the split is done with).
+    const [restored] = await pods.listForGame("g1");
+    pods.calls.length = 0;
+    await r.reconcile("g1");
+    expect(pods.calls.filter((c) => c !== "list")).toEqual([]);
+    expect(await pods.listForGame("g1")).toMatchObject([{ id: restored!.id, imageRef: "galaxy/engine:1.0.0" }]);
   });
 });
 
