@@ -175,3 +175,37 @@ describe("a stop sent between the two halves of a split Pod replace", () => {
     expect((await client.get(g)).status).toBe("stopped");
   }, 120_000);
 });
+
+describe("an evicted Pod a finalizer holds does not hold a worker either", () => {
+  it("the node evicts a running game's Pod and a finalizer holds its deletion: a start of another game answers meanwhile, and the game runs on a new Pod once the old one is gone", async () => {
+    const g = uniqueGameId("evictheld");
+    const next = uniqueGameId("next");
+    expect((await client.start(g, TEST_IMAGES.v100)).status).toBe("running");
+    const podName = `galaxy-game-${g}`;
+    const first = t.podOf(g)!;
+    t.server.update("pods", POD_NAMESPACE, podName, (o) => {
+      o.metadata.finalizers = [HOLD];
+    });
+    t.server.setStatus("pods", POD_NAMESPACE, podName, { ...(first.status as Record<string, unknown>), phase: "Failed", reason: "Evicted", message: "The node was low on resource: memory." });
+    // The loop replaces the evicted Pod: its create meets the name taken, deletes the evicted Pod, and the finalizer holds it.
+    await until(`${podName} deleted and held`, () => t.podOf(g)?.metadata.deletionTimestamp, 20_000);
+
+    const started = await client.start(next, TEST_IMAGES.v100);
+    expect(started.status).toBe("running");
+    expect(t.podOf(g)?.metadata.uid).toBe(first.metadata.uid);
+    expect(t.podOf(g)?.metadata.finalizers).toEqual([HOLD]);
+    // No worker gave up on it meanwhile: the game records no error (the old wait ended in one, then let the start run).
+    expect(await t.app.store.getRecord(g)).toMatchObject({ lastErrorCode: null });
+
+    t.server.update("pods", POD_NAMESPACE, podName, (o) => {
+      o.metadata.finalizers = [];
+    });
+    const replaced = await until(`${g} on a new Pod`, async () => {
+      const pod = t.podOf(g);
+      const record = await client.get(g);
+      return pod && pod.metadata.uid !== first.metadata.uid && record.status === "running" && record.current_container_id !== null ? { pod, record } : undefined;
+    }, 30_000);
+    expect(replaced.record.current_image_ref).toBe(TEST_IMAGES.v100);
+    expect((await client.get(next)).status).toBe("running");
+  }, 120_000);
+});
