@@ -9,6 +9,10 @@
  * terminating. Before the change the one worker sat in the stop's wait for
  * the Pod to go (the stop timeout plus a request timeout), so the start
  * answered only after the stop had given up with an error.
+ *
+ * The same for a patch whose Pod finished under it and a Pod the node
+ * evicted (the runtime deletes them to make a new one, and a finalizer holds
+ * them), and for a stop sent between the two halves of such a split replace.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RtmClient } from "../../src/client/index.js";
