@@ -15,6 +15,7 @@ import { configHash, type Declaration } from "../model/declaration.js";
 import { RtmError } from "../model/errors.js";
 import { containerName } from "../model/gameId.js";
 import { isDeclarative, type ContainerResources, type EngineSpec, type ImagePullPolicy, type RuntimePort } from "../model/ports.js";
+import { EngineStillTerminating } from "../model/runtimeFailure.js";
 import type { EventType } from "../model/status.js";
 import { isRunning, verbOf, type Action } from "./plan.js";
 import { contractError } from "./runtimeErrors.js";
@@ -90,12 +91,15 @@ const GONE_POLL_MS = 250;
 /**
  * Runs `actions` in order. Returns true when it stopped before a create
  * because an engine it deleted is still terminating (a Pod in its grace
- * period holds the name the new one needs): a replace on such a runtime is
+ * period holds the name the new one needs), or because the runtime deleted
+ * one itself and said so (EngineStillTerminating: a finished Pod's image
+ * update, an evicted Pod in a create's way): a replace on such a runtime is
  * split across reconciles, the create left to the reconcile the runtime's
  * watch wakes once the old engine is gone (planTerminating waits meanwhile).
  */
 export async function executeActions(actions: readonly Action[], ctx: ExecutionContext): Promise<boolean> {
-  const run = { createdId: null as string | null };
+  // A remove before a create in the same plan is a replace's: the runtime keeps what the successor supersedes.
+  const run = { createdId: null as string | null, replace: actions.some((a) => a.type === "create") };
   let deleted = false;
   for (const action of actions) {
     // The planner speaks the runtime's vocabulary (inVocabulary); a step outside it is a planner bug, not a runtime failure.
@@ -111,10 +115,24 @@ export async function executeActions(actions: readonly Action[], ctx: ExecutionC
     try {
       await executeAction(action, ctx, run);
     } catch (err) {
-      throw isAborted(err) ? err : contractError(err);
+      if (!(err instanceof EngineStillTerminating)) throw isAborted(err) ? err : contractError(err);
+      // The runtime deleted an engine inside the call (a finished Pod it recreates) and someone holds it.
+      if (ctx.afterDeletion !== "wait") return true;
+      await untilGone(ctx);
+      await executeSuccessor(action, ctx, run);
     }
   }
   return false;
+}
+
+/** What is left of `action` once the engine its runtime call deleted is gone: the new engine. */
+async function executeSuccessor(action: Action, ctx: ExecutionContext, run: { createdId: string | null; replace: boolean }): Promise<void> {
+  const successor: Action = action.type === "updateImage" ? { type: "create", imageRef: action.imageRef } : action;
+  try {
+    await executeAction(successor, ctx, run);
+  } catch (err) {
+    throw isAborted(err) ? err : contractError(err);
+  }
 }
 
 async function untilGone(ctx: ExecutionContext): Promise<void> {
@@ -136,7 +154,7 @@ async function stillTerminating(ctx: ExecutionContext): Promise<boolean> {
   }
 }
 
-async function executeAction(action: Action, ctx: ExecutionContext, run: { createdId: string | null }): Promise<void> {
+async function executeAction(action: Action, ctx: ExecutionContext, run: { createdId: string | null; replace: boolean }): Promise<void> {
   const { runtime, settings, observer, gameId } = ctx;
   switch (action.type) {
     case "ensureImage":
@@ -163,7 +181,7 @@ async function executeAction(action: Action, ctx: ExecutionContext, run: { creat
       observer.onAction("container_stopped", { containerId: action.containerId, reason: action.reason });
       break;
     case "remove":
-      await runtime.remove(action.containerId);
+      await runtime.remove(action.containerId, run.replace ? { succeeded: true } : undefined);
       observer.onAction("container_removed", { containerId: action.containerId });
       break;
     case "removeAll":

@@ -158,6 +158,8 @@ export interface PlannerInput {
 /** What a split replace was, for the reconcile that creates its new engine. */
 export interface SplitReplace {
   generation: number;
+  /** The engine the first half deleted: once its Pod is gone it may still show as its last state (a tombstone). */
+  replacedId: string | null;
   kind: OpKind;
   restartCause: RestartCause | null;
   gate: HealthGate | null;

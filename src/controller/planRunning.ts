@@ -19,6 +19,7 @@ import {
   isRunning,
   planTerminating,
   replaceActions,
+  rollbackActions,
   type Plan,
   type PlannerInput,
 } from "./plan.js";
@@ -39,12 +40,15 @@ export function planRunning(s: Situation): Plan {
   const resumed = resumeGate(s);
   if (resumed) return finish(resumed);
   const c = s.c;
-  if (!c) return finish(planMissing(s));
+  // The engine a split replace deleted, gone but for its last state: its successor is still to be made.
+  const replaced = !!c && !c.terminating && s.input.replacing?.generation === s.d.generation && s.input.replacing.replacedId === c.id;
+  if (!c || replaced) return finish(planMissing(s));
   const e: EngineSituation = { ...s, c };
   const p = isRunning(c)
     ? (planNodeLost(e) ?? planTerminating(e.p, c) ?? planPatch(e) ?? planRestart(e) ?? planUnhealthy(e) ?? planRuntimeRestarted(e) ?? planAdopt(e) ?? planSteady(e))
     : (planNodeLost(e) ?? planTerminating(e.p, c) ?? planAccepted(e) ?? planUnstarted(e) ?? planReplaceFinished(e) ?? planRecreateStopped(e) ?? planExited(e));
-  if (c.problem && !p.problem) p.problem = problemOf(c.problem);
+  // An engine on its way out (a replace's old Pod, evicted, that a finalizer holds) says nothing about the declaration.
+  if (c.problem && !p.problem && !c.terminating) p.problem = problemOf(c.problem);
   return finish(p);
 }
 
@@ -145,7 +149,10 @@ function planMissing({ p, input, d, generationChanged }: Situation): Plan {
   if (split && split.generation === d.generation) {
     // The second half of a replace whose old engine had to go first: the same kind, cause and a fresh gate.
     p.actions.push(...createActions(d.imageRef));
-    Object.assign(p, { kind: split.kind, restartCause: split.restartCause, gate: split.gate && { ...split.gate, resumed: false } });
+    // The successor is a new engine: a rollback that swapped the replaced one's image in place (an in-place patch of
+    // a Pod that had finished) cannot restore it, so it replaces whatever runs then, as any replace's rollback does.
+    const gate = split.gate && { ...split.gate, resumed: false, rollback: split.gate.rollbackTo ? rollbackActions(split.gate.rollbackTo, null) : [] };
+    Object.assign(p, { kind: split.kind, restartCause: split.restartCause, gate });
     p.reason = `the replaced engine is gone: creating its successor (${split.kind})`;
     return p;
   }

@@ -120,7 +120,7 @@ export class ReconcileScope {
       updateImage: updateImage && ((id, spec) => this.change((o) => updateImage.call(rt, id, spec, o))),
       start: (id) => this.change((o) => rt.start(id, o)),
       stop: (id, timeoutSeconds) => this.change((o) => rt.stop(id, timeoutSeconds, o)),
-      remove: (id) => this.change((o) => rt.remove(id, o)),
+      remove: (id, options) => this.change((o) => rt.remove(id, { ...options, ...o })),
       watchEvents: (handlers) => rt.watchEvents(handlers),
       // The app's own, never the reconcile's: not scoped.
       close: rt.close?.bind(rt),

@@ -183,18 +183,19 @@ export class Reconciler {
     // A replace whose create waits for the old engine to go has no new engine to gate yet.
     if (p.gate && o.declaration && !deferred) {
       const before = splitContainers(gameId, o.containers).primary;
-      const oldTouched = !!before && touched.has(before.id);
+      const oldTouched = (!!before && touched.has(before.id)) || (!!error && this.splitReplaces.touchedOld(gameId, o.declaration));
       const step = await this.rollout.run({ gameId, declaration: o.declaration, plan: p, gate: p.gate, actionError: error, oldTouched, now, opId, opRow, execute, log, io }, open);
       if (step.type === "pending") return this.gatePending(gameId, o, p, step, { opId, events: [...p.events, ...actionEvents] }, io);
       verdict = step.verdict;
       error = verdict.error;
+      if (verdict.held) this.splitReplaces.drop(gameId);
       actionEvents.push(...verdict.events);
     }
     if (verdict?.aborted || io.signal.aborted) return abortedResult(gameId, p, io.signal, log);
 
     const containers = p.actions.length > 0 || p.gate ? await io.runtime.listForGame(gameId).catch(() => o.containers) : o.containers;
     const { primary } = splitContainers(gameId, containers);
-    const q = this.awaitingStart(o, primary, p);
+    const q = this.awaitingStart(o, primary, p, deferred);
     const record = this.derive(gameId, o, primary, q, error, verdict);
     await this.writeOutcome(gameId, o, q, { opId, opRow, record, error, events: [...p.events, ...actionEvents] }, io);
     if (this.deps.finalizer && o.declaration?.desiredState === "removed" && !error) {
@@ -204,10 +205,10 @@ export class Reconciler {
     return { gameId, plan: q, record, outcome: q.requeueAfterMs !== null ? { type: "requeue", afterMs: q.requeueAfterMs } : { type: "done" } };
   }
 
-  /** An engine the runtime only accepted (a Pod not running yet, or one it is deleting) has not reached the generation; its watch wakes it sooner. */
-  private awaitingStart(o: Observation, primary: ObservedContainer | null, p: Plan): Plan {
+  /** An engine the runtime only accepted (a Pod not running yet, or one it is deleting, a replace split) has not reached the generation; its watch wakes it sooner. */
+  private awaitingStart(o: Observation, primary: ObservedContainer | null, p: Plan, deferred: boolean): Plan {
     const accepted = !!primary && o.declaration?.desiredState === "running" && isAccepted(primary, this.deps.runtime.verbs);
-    if (!accepted && !primary?.terminating) return p;
+    if (!accepted && !primary?.terminating && !deferred) return p;
     return { ...p, converges: false, requeueAfterMs: p.requeueAfterMs ?? ACCEPTED_RECHECK_MS };
   }
 

@@ -5,9 +5,9 @@
  */
 import { RUNTIME_UNAVAILABLE, RtmError, toRtmError, type ErrorCode } from "../model/errors.js";
 import { isAborted } from "../model/abort.js";
-import type { CallOptions, RuntimePort } from "../model/ports.js";
+import type { CallOptions, RemoveOptions, RuntimePort } from "../model/ports.js";
 import type { EveryMember } from "../model/members.js";
-import { RuntimeFailure, type RuntimeFailureKind } from "../model/runtimeFailure.js";
+import { EngineStillTerminating, RuntimeFailure, type RuntimeFailureKind } from "../model/runtimeFailure.js";
 
 export const CODE_BY_FAILURE_KIND: Readonly<Record<RuntimeFailureKind, ErrorCode>> = {
   unavailable: RUNTIME_UNAVAILABLE,
@@ -36,8 +36,9 @@ export function contractError(err: unknown): RtmError {
 function mapped<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
   return (...args) =>
     fn(...args).catch((err: unknown) => {
-      // Cut short by the caller's signal: no failure of the runtime's, so no contract error either.
-      throw isAborted(err) ? err : contractError(err);
+      // Cut short by the caller's signal, or stopped short of a wait (the executor defers the rest):
+      // no failure of the runtime's, so no contract error either.
+      throw isAborted(err) || err instanceof EngineStillTerminating ? err : contractError(err);
     });
 }
 
@@ -69,7 +70,7 @@ export function withContractErrors(runtime: RuntimePort): RuntimePort {
     updateImage: optional(runtime.updateImage),
     start: mapped((id: string, o?: CallOptions) => runtime.start(id, o)),
     stop: mapped((id: string, timeoutSeconds: number, o?: CallOptions) => runtime.stop(id, timeoutSeconds, o)),
-    remove: mapped((id: string, o?: CallOptions) => runtime.remove(id, o)),
+    remove: mapped((id: string, o?: RemoveOptions) => runtime.remove(id, o)),
     watchEvents: (handlers) => runtime.watchEvents(handlers),
     logStream: async (id, options) => mappedStream(await mapped(() => runtime.logStream(id, options))()),
     probeAddress: (engine) => runtime.probeAddress(engine),

@@ -25,6 +25,7 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
+export type RemoveOptions = CallOptions & { /** A replace's remove: a new engine follows (RuntimePort.remove). */ succeeded?: boolean };
 export interface WriteMeta {
   opId: string;
   opSource: OpSource;
@@ -359,8 +360,8 @@ export interface RuntimePort {
   start(id: string, options?: CallOptions): Promise<void>;
   /** Idempotent: stopping a stopped engine succeeds. A Pod's returns once its deletion is accepted (`terminating`). */
   stop(id: string, timeoutSeconds: number, options?: CallOptions): Promise<void>;
-  /** Idempotent: removing a missing engine succeeds. Forces removal of a running one. Returns as stop() does. */
-  remove(id: string, options?: CallOptions): Promise<void>;
+  /** Idempotent; forces a running one; returns as stop() does. `succeeded`: a Pod's last state is kept for its successor. */
+  remove(id: string, options?: RemoveOptions): Promise<void>;
   watchEvents(handlers: EngineEventHandlers): () => void;
   /** Ends what the runtime keeps open by itself (a cache's watches); absent when it keeps nothing. */
   close?(): Promise<void>;

@@ -55,3 +55,23 @@ export function isRuntimeFailure(err: unknown): err is RuntimeFailure {
  * leadership, shutdown: `aborted`), which says nothing of the runtime.
  */
 export type RuntimeCallOutcome = "ok" | "error" | "aborted";
+
+/**
+ * Not a failure: a runtime call that had to delete an engine before making
+ * its successor (a finished Pod, an evicted one holding the name) found the
+ * deletion accepted but not done, the old engine held by someone's finalizer.
+ * The call stops there rather than wait; the caller leaves the successor to
+ * the reconcile the runtime's watch wakes once the old engine is gone, as it
+ * does a replace it split itself (src/controller/actions.ts).
+ */
+export class EngineStillTerminating extends Error {
+  override readonly name = "EngineStillTerminating";
+  constructor(
+    /** The runtime call that stopped ("create", "updateImage"). */
+    readonly operation: string,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+}

@@ -13,6 +13,7 @@ import type {
   LogStreamOptions,
   ObservedContainer,
   EngineChange,
+  RemoveOptions,
   RuntimePort,
 } from "../../src/model/ports.js";
 import { DECLARATIVE_VERBS } from "../../src/model/ports.js";
@@ -31,6 +32,11 @@ interface Pod {
   lastExitCode: number | null;
   /** Deleted, held by a finalizer (holdDeletions): it keeps its name until releaseDeletions(). */
   terminating?: boolean;
+  /**
+   * Removed as a replaced engine (`succeeded`) while held: once released only its last state stays (the real
+   * runtime's tombstone on the Service), read as a stopped engine until a create supersedes it.
+   */
+  keepsLastState?: boolean;
   /** The log stream the kubelet serves; read continuously into `lines`. */
   logStream: PassThrough;
   lines: string[];
@@ -98,6 +104,8 @@ export class StubPodRuntime implements RuntimePort {
 
   async create(spec: EngineSpec): Promise<string> {
     this.answer("create");
+    const existing = this.pods.get(spec.name);
+    if (existing?.keepsLastState && !existing.terminating) this.pods.delete(spec.name);
     if (this.pods.has(spec.name)) throw new RuntimeFailure("conflict", "create", `pods "${spec.name}" already exists`, { containerName: spec.name });
     if (spec.resources.memoryBytes < MIN_MEMORY_BYTES) {
       throw new RuntimeFailure("config_refused", "create", `Pod "${spec.name}" is invalid: memory limit below ${MIN_MEMORY_BYTES}`, { status: 422 });
@@ -155,12 +163,13 @@ export class StubPodRuntime implements RuntimePort {
     this.emit(pod, "exited", 0);
       }
 
-  async remove(id: string): Promise<void> {
+  async remove(id: string, options?: RemoveOptions): Promise<void> {
     this.answer("remove");
     const pod = this.byUid(id);
     if (!pod) return;
     if (this.holdDeletions) {
       pod.terminating = true;
+      pod.keepsLastState = options?.succeeded ?? false;
       pod.phase = "Stopped";
       pod.finishedAt ??= new Date();
       return;
@@ -174,6 +183,8 @@ export class StubPodRuntime implements RuntimePort {
   releaseDeletions(): void {
     this.holdDeletions = false;
     for (const pod of [...this.pods.values()].filter((p) => p.terminating)) {
+      pod.terminating = false;
+      if (pod.keepsLastState) continue;
       this.pods.delete(pod.spec.name);
       pod.logStream.end();
       this.emit(pod, "removed");

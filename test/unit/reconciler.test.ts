@@ -7,6 +7,7 @@ import { HealthTracker } from "../../src/controller/health.js";
 import { Reconciler, type ReconcileObserver, type ReconcilerSettings } from "../../src/controller/reconciler.js";
 import type { Declaration } from "../../src/model/declaration.js";
 import { RtmError } from "../../src/model/errors.js";
+import { EngineStillTerminating, RuntimeFailure } from "../../src/model/runtimeFailure.js";
 import type { DeclarationSource, HealthProber, ObservedContainer, ReconcileCommit, RuntimePort, StateStore } from "../../src/model/ports.js";
 import type { NewOperation, NewRuntimeEvent, OperationResult, RuntimeRecord } from "../../src/model/record.js";
 import { createLogger, type Logger } from "../../src/log.js";
@@ -454,6 +455,139 @@ describe("reconciler: a third runtime (StubJobRuntime, a Nomad-job-shaped stub) 
       ["restart", "success"],
       ["restart", "success"],
     ]);
+  });
+});
+
+describe("reconciler: a runtime call that deleted an engine held terminating (EngineStillTerminating)", () => {
+  it("an in-place patch whose finished Pod a finalizer holds is split: no error, then the new Pod as the same patch, gated, its rollback a replace", async () => {
+    const pods = new StubPodRuntime();
+    const world: World = { declarations: new Map([["g1", declaration("g1")]]), containers: [], records: new Map(), events: [], operations: new Map() };
+    let now = NOW;
+    const r = reconciler(world, { runtimeInstance: pods, clock: () => now });
+    await r.reconcile("g1");
+    const [first] = await pods.listForGame("g1");
+
+    // The Pod finished under the patch: the runtime deletes it to recreate it, and a finalizer holds it.
+    pods.updateImage = async (id) => {
+      pods.holdDeletions = true;
+      await pods.remove(id, { succeeded: true });
+      throw new EngineStillTerminating("updateImage", "the finished Pod is still being deleted", { gameId: "g1" });
+    };
+    world.declarations.set("g1", { ...declaration("g1"), generation: 2, imageRef: "galaxy/engine:1.0.1" });
+    const split = await r.reconcile("g1");
+    expect(split.outcome).toEqual({ type: "requeue", afterMs: 2000 });
+    expect(world.records.get("g1")).toMatchObject({ observedGeneration: 1, lastErrorCode: null });
+
+    const waiting = await r.reconcile("g1");
+    expect(waiting.plan?.reason).toContain("deleting engine");
+
+    pods.releaseDeletions();
+    const created = await r.reconcile("g1");
+    const [second] = await pods.listForGame("g1");
+    expect(second).toMatchObject({ imageRef: "galaxy/engine:1.0.1", phase: "running", terminating: false });
+    expect(second!.id).not.toBe(first!.id);
+    expect(created.plan).toMatchObject({ kind: "patch", gate: { rollbackTo: "galaxy/engine:1.0.0", resumed: false } });
+    // The in-place rollback named the Pod that is gone: the successor's rollback replaces whatever runs then.
+    expect(created.plan?.gate?.rollback.map((a) => a.type)).toEqual(["removeAll", "create", "start"]);
+    expect(created.outcome).toMatchObject({ type: "requeue", lane: "gate" });
+    now = new Date(NOW.getTime() + 6000);
+    const healthy = await r.reconcile("g1");
+    expect(healthy.outcome).toEqual({ type: "done" });
+    expect(healthy.record).toMatchObject({ observedGeneration: 2, status: "running", currentImageRef: "galaxy/engine:1.0.1", currentContainerId: second!.id });
+    expect([...world.operations!.values()].map((o) => [o.op.kind, o.result?.outcome])).toEqual([
+      ["start", "success"],
+      ["patch", "success"],
+      ["patch", "success"],
+    ]);
+  });
+});
+
+describe("reconciler: a stop sent between the two halves of a split Pod replace", () => {
+  it("the game reads stopped once the old Pod is gone, with its last engine (image, stop time), and no new Pod is made", async () => {
+    const pods = new StubPodRuntime();
+    const world: World = { declarations: new Map([["g1", declaration("g1")]]), containers: [], records: new Map(), events: [], operations: new Map() };
+    const r = reconciler(world, { runtimeInstance: pods, clock: () => NOW });
+    await r.reconcile("g1");
+    const [first] = await pods.listForGame("g1");
+
+    // A restart whose old Pod a finalizer holds: the first half deletes it and leaves the create.
+    world.declarations.set("g1", { ...declaration("g1"), generation: 2, restartToken: "t2" });
+    pods.holdDeletions = true;
+    await r.reconcile("g1");
+    expect(await pods.listForGame("g1")).toMatchObject([{ id: first!.id, terminating: true }]);
+
+    // Before the second half, the game is stopped.
+    world.declarations.set("g1", { ...declaration("g1"), generation: 3, restartToken: "t2", desiredState: "stopped", stopReason: "admin_request" });
+    const waiting = await r.reconcile("g1");
+    expect(waiting.plan?.reason).toContain("deleting engine");
+    expect(world.records.get("g1")?.observedGeneration).toBe(1);
+
+    pods.releaseDeletions();
+    pods.calls.length = 0;
+    await r.reconcile("g1");
+    expect(pods.calls.filter((c) => c !== "list")).toEqual([]);
+    expect(world.records.get("g1")).toMatchObject({ status: "stopped", observedGeneration: 3, currentImageRef: "galaxy/engine:1.0.0", removedAt: null });
+    expect(world.records.get("g1")?.stoppedAt).toBeInstanceOf(Date);
+  });
+});
+
+describe("reconciler: a split Pod replace whose second half cannot create the new Pod", () => {
+  it("is rolled back to the old image, as the same replace unsplit would be: the patch's generation held, the old image running", async () => {
+    const pods = new StubPodRuntime();
+    const world: World = { declarations: new Map([["g1", declaration("g1")]]), containers: [], records: new Map(), events: [], operations: new Map() };
+    const r = reconciler(world, { runtimeInstance: pods, clock: () => NOW });
+    await r.reconcile("g1");
+
+    world.declarations.set("g1", { ...declaration("g1"), generation: 2, imageRef: "galaxy/engine:1.0.1", env: { MODE: "b" } });
+    pods.holdDeletions = true;
+    await r.reconcile("g1");
+    pods.releaseDeletions();
+
+    // The API server refuses the new Pod (an admission webhook, say).
+    const create = pods.create.bind(pods);
+    pods.create = async (spec) => {
+      if (spec.imageRef === "galaxy/engine:1.0.1") throw new RuntimeFailure("config_refused", "create", "admission webhook denied the Pod", { status: 422 });
+      return create(spec);
+    };
+    const second = await r.reconcile("g1");
+    expect(second.plan).toMatchObject({ kind: "patch" });
+    expect(second.outcome).toMatchObject({ type: "error", error: { code: "container_start_failed" } });
+    expect(world.events.map((e) => e.type)).toContain("patch_rolled_back");
+    expect(await pods.listForGame("g1")).toMatchObject([{ imageRef: "galaxy/engine:1.0.0", phase: "running", terminating: false }]);
+    expect(world.records.get("g1")).toMatchObject({ status: "running", currentImageRef: "galaxy/engine:1.0.0", heldGeneration: 2 });
+
+    // Held: the next look keeps the restored engine and creates nothing (the split is done with).
+    const [restored] = await pods.listForGame("g1");
+    pods.calls.length = 0;
+    await r.reconcile("g1");
+    expect(pods.calls.filter((c) => c !== "list")).toEqual([]);
+    expect(await pods.listForGame("g1")).toMatchObject([{ id: restored!.id, imageRef: "galaxy/engine:1.0.0" }]);
+  });
+});
+
+describe("reconciler: a failover between the two halves of a split Pod replace", () => {
+  it("the new leader, which never saw the first half, creates the new Pod as a start: on the declared image, no patch gate, no rollback", async () => {
+    const pods = new StubPodRuntime();
+    const world: World = { declarations: new Map([["g1", declaration("g1")]]), containers: [], records: new Map(), events: [], operations: new Map() };
+    const r = reconciler(world, { runtimeInstance: pods, clock: () => NOW });
+    await r.reconcile("g1");
+    const [first] = await pods.listForGame("g1");
+
+    // A patch that recreates (env changes with the image): the old Pod is held, the first half leaves the create.
+    world.declarations.set("g1", { ...declaration("g1"), generation: 2, imageRef: "galaxy/engine:1.0.1", env: { MODE: "b" } });
+    pods.holdDeletions = true;
+    const half = await r.reconcile("g1");
+    expect(half.plan).toMatchObject({ kind: "patch", gate: { rollbackTo: "galaxy/engine:1.0.0" } });
+    pods.releaseDeletions();
+
+    // Another process takes over: what the first half was lived in the old one's memory only.
+    const next = reconciler(world, { runtimeInstance: pods, clock: () => NOW });
+    const created = await next.reconcile("g1");
+    const [second] = await pods.listForGame("g1");
+    expect(second).toMatchObject({ imageRef: "galaxy/engine:1.0.1", phase: "running" });
+    expect(second!.id).not.toBe(first!.id);
+    expect(created.plan).toMatchObject({ kind: "start", gate: null, restartCause: null });
+    expect(created.record).toMatchObject({ status: "running", observedGeneration: 2, currentImageRef: "galaxy/engine:1.0.1" });
   });
 });
 

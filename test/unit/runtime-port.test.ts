@@ -6,6 +6,7 @@ import { withContractErrors } from "../../src/controller/runtimeErrors.js";
 import { configHash, type Declaration } from "../../src/model/declaration.js";
 import { PERMANENT_CODES, RtmError } from "../../src/model/errors.js";
 import { isDeclarative, type EngineEvent, type RuntimePort } from "../../src/model/ports.js";
+import { EngineStillTerminating } from "../../src/model/runtimeFailure.js";
 import type { EventType } from "../../src/model/status.js";
 import { DockerRuntime } from "../../src/runtime/docker/dockerRuntime.js";
 import { PLANNER_SETTINGS, runtimeRecord } from "../helpers/fixtures.js";
@@ -165,6 +166,42 @@ describe("the runtime port fits a Pod runtime (StubPodRuntime)", () => {
       await vi.advanceTimersByTimeAsync(300);
       expect(await rollback).toBe(false);
       expect(await pods.listForGame("g1")).toMatchObject([{ imageRef: "galaxy/engine:1.0.0", phase: "running" }]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("an image update the runtime stops short of (EngineStillTerminating: a finished Pod it deleted is held) is left to a later reconcile, or, in a gate check's own rollback, waited for and then created", async () => {
+    vi.useFakeTimers();
+    try {
+      const pods = new StubPodRuntime();
+      await execute(pods, [{ type: "create", imageRef: "galaxy/engine:1.0.1" }], decl({ imageRef: "galaxy/engine:1.0.1" }));
+      const [old] = await pods.listForGame("g1");
+      pods.updateImage = async (id) => {
+        pods.holdDeletions = true;
+        await pods.remove(id);
+        throw new EngineStillTerminating("updateImage", "the finished Pod is still being deleted");
+      };
+      const swap: Action[] = [{ type: "updateImage", containerId: old!.id, imageRef: "galaxy/engine:1.0.0" }];
+
+      const deferred = { value: false };
+      expect(await execute(pods, swap, decl(), deferred)).toEqual([]);
+      expect(deferred.value).toBe(true);
+      expect(await pods.listForGame("g1")).toMatchObject([{ id: old!.id, terminating: true }]);
+
+      let done = false;
+      const rollback = executeActions(swap, { runtime: pods, declaration: decl(), gameId: "g1", settings: SETTINGS, observer: { onAction: () => undefined }, afterDeletion: "wait" }).then(
+        (d) => ((done = true), d),
+      );
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(pods.calls.filter((c) => c === "list").length).toBeGreaterThan(2);
+      expect(done).toBe(false);
+      pods.releaseDeletions();
+      await vi.advanceTimersByTimeAsync(300);
+      expect(await rollback).toBe(false);
+      const [successor] = await pods.listForGame("g1");
+      expect(successor).toMatchObject({ imageRef: "galaxy/engine:1.0.0", phase: "running" });
+      expect(successor!.id).not.toBe(old!.id);
     } finally {
       vi.useRealTimers();
     }

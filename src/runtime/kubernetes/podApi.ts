@@ -1,9 +1,9 @@
 /** The core/v1 calls of the Pod runtime: Pods, the game's Service (and its tombstone), the claim, logs. */
 import { PassThrough } from "node:stream";
 import { CoreV1Api, Log, PatchStrategy, setHeaderOptions, type ConfigurationOptions, type V1Pod, type V1Service } from "@kubernetes/client-node";
-import { isAborted, raceAbort, throwIfAborted } from "../../model/abort.js";
+import { isAborted, throwIfAborted } from "../../model/abort.js";
 import type { EngineSpec, LogStreamOptions, ObservedContainer } from "../../model/ports.js";
-import { RuntimeFailure } from "../../model/runtimeFailure.js";
+import { EngineStillTerminating, RuntimeFailure } from "../../model/runtimeFailure.js";
 import { asFailure, isStatus, KubeCalls, type OnKubeCall } from "../../kube/calls.js";
 import type { BoundedKubeConfig } from "../../kube/client.js";
 import type { Placement } from "../../kube/placement.js";
@@ -24,8 +24,6 @@ export interface Found {
 
 /** How long a read waits for the cache's first lists before it fails as `unavailable`. */
 const CACHE_SYNC_WAIT_MS = 10_000;
-/** A wait on the watch checks the API itself this often. */
-const WAIT_RECHECK_MS = 5_000;
 
 /** Objects per list page (client-go's pager default). */
 export const LIST_PAGE = 500;
@@ -99,7 +97,9 @@ export class PodApi {
     const found: Found[] = [];
     const withPod = new Set<string>();
     for (const pod of pods) {
-      if (isEvicted(pod)) continue;
+      // An evicted Pod only holds the name (createGame replaces it); while someone's finalizer holds its deletion
+      // it is shown, terminating, so the loop waits for it rather than reading the game as removed.
+      if (isEvicted(pod) && !pod.metadata?.deletionTimestamp) continue;
       const engine = observedFromPod(pod, this.instance, this.nodes);
       if (!engine || (gameId !== undefined && engine.gameId !== gameId)) continue;
       const namespace = pod.metadata?.namespace ?? "";
@@ -123,24 +123,6 @@ export class PodApi {
   /** The game's Pod as the cache holds it. */
   async currentPod(ref: GameRef): Promise<V1Pod | null> {
     return (await this.cached("inspect")).pod(ref) ?? null;
-  }
-
-  /**
-   * Waits until `done(pod)` holds for the game's Pod (undefined: no Pod),
-   * following the watch. Resolves with the Pod (or undefined), or null at the bound.
-   */
-  async waitForPod(ref: GameRef, done: (pod: V1Pod | undefined) => boolean, boundMs: number, signal?: AbortSignal): Promise<V1Pod | undefined | null> {
-    const cache = await raceAbort(this.cached("inspect"), signal);
-    const deadline = Date.now() + boundMs;
-    while (Date.now() < deadline) {
-      // The reconcile's signal ends the wait at once (the cache's waiter ends at its own recheck bound).
-      const seen = await raceAbort(cache.waitForPod(ref, done, Math.min(deadline - Date.now(), WAIT_RECHECK_MS)), signal);
-      if (seen !== null) return seen;
-      // Asked of the API now and then: a watch that fell silent must not stretch the wait to the bound.
-      const pod = (await this.readPod(ref, signal)) ?? undefined;
-      if (done(pod)) return pod;
-    }
-    return null;
   }
 
   private listers() {
@@ -189,9 +171,12 @@ export class PodApi {
     } catch (err) {
       const evicted = err instanceof RuntimeFailure && err.kind === "conflict" ? await this.evictedPod({ namespace, gameId: spec.gameId }, signal) : null;
       if (evicted) {
-        // Never to run again: it only holds the name. Replace it.
-        await this.deletePod({ namespace, gameId: spec.gameId }, evicted, 0, signal);
-        await this.waitPodGone({ namespace, gameId: spec.gameId }, evicted, this.calls.timeoutMs, signal);
+        // Never to run again: it only holds the name. Replace it, unless someone's finalizer holds it (never waited for here).
+        const ref = { namespace, gameId: spec.gameId };
+        await this.deletePod(ref, evicted, 0, signal);
+        if (this.holdsPod(ref, evicted)) {
+          throw new EngineStillTerminating("create", `the evicted Pod ${podName(spec.gameId)} is still being deleted (a finalizer holds it); its replacement is created once it is gone`, details);
+        }
         return create();
       }
       if (err instanceof RuntimeFailure && err.kind === "conflict") {
@@ -308,14 +293,13 @@ export class PodApi {
   }
 
   /**
-   * Waits until the Pod with `uid` is gone, so a new one of the same name can
-   * be created right after. Only for a Pod that never runs again (evicted, or
-   * finished), which the kubelet lets go at once: a stop or remove never waits.
+   * Whether the Pod with `uid` is still there, as the cache holds it right
+   * after its deletion (deletePod applies the DELETE's answer): a finished or
+   * evicted Pod is deleted at once (grace 0, upstream pod.podStrategy
+   * CheckGracefulDelete), so one still there is held by a finalizer.
    */
-  async waitPodGone(ref: GameRef, uid: string, boundMs: number, signal?: AbortSignal): Promise<void> {
-    const gone = await this.waitForPod(ref, (pod) => !pod || pod.metadata?.uid !== uid, boundMs, signal);
-    if (gone !== null) return;
-    throw new RuntimeFailure("failed", "remove", `Pod ${podName(ref.gameId)} is still terminating after ${Math.round(boundMs / 1000)}s`, { gameId: ref.gameId });
+  holdsPod(ref: GameRef, uid: string): boolean {
+    return this.cache.pod(ref)?.metadata.uid === uid;
   }
 
   async setTombstone(ref: GameRef, tombstone: Tombstone, placement: Placement, signal?: AbortSignal): Promise<void> {

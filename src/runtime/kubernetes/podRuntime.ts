@@ -26,11 +26,12 @@ import type {
   ImagePullPolicy,
   ObservedContainer,
   RecordLocation,
+  RemoveOptions,
   RuntimePort,
   LogStreamOptions,
 } from "../../model/ports.js";
 import { DECLARATIVE_VERBS } from "../../model/ports.js";
-import { RuntimeFailure } from "../../model/runtimeFailure.js";
+import { EngineStillTerminating, RuntimeFailure } from "../../model/runtimeFailure.js";
 import { ENGINE_PORT } from "../../model/engine.js";
 import type { BoundedKubeConfig } from "../../kube/client.js";
 import type { PodPlacement } from "../../kube/placement.js";
@@ -155,16 +156,28 @@ export class KubernetesPodRuntime implements RuntimePort {
     const at = await this.locate(id);
     if (!at?.podUid) throw new RuntimeFailure("not_found", "updateImage", `no Pod runs engine ${id}`, { containerId: id });
     const pod = await this.api.currentPod(at);
-    if (pod && pod.metadata?.uid === at.podUid && isFinished(pod)) {
-      await this.api.deletePod(at, at.podUid, undefined, signal);
-      await this.api.waitPodGone(at, at.podUid, this.api.calls.timeoutMs, signal);
-      await this.create(spec, options);
-      return;
-    }
+    if (pod && pod.metadata?.uid === at.podUid && isFinished(pod)) return this.replaceFinished(at, at.podUid, spec, options);
     if (!pod || pod.metadata?.uid !== at.podUid) throw new RuntimeFailure("not_found", "updateImage", `the Pod of engine ${id} is gone`, { containerId: id });
     // Accepted is enough: the kubelet swaps the container, the Pod watch wakes the game, and the health gate
     // judges the new image (a failed pull or start is its to roll back: the old engine is already gone).
-    await this.patchPlanned(at, spec, pod, signal);
+    await this.patchPlanned(at, spec, pod, options);
+  }
+
+  /**
+   * A finished Pod goes, and a new one on the spec takes its name. Its
+   * deletion is immediate (upstream pod.podStrategy CheckGracefulDelete: grace
+   * 0 for a Succeeded or Failed Pod) unless someone's finalizer holds it; then
+   * this stops with EngineStillTerminating rather than wait for the watch,
+   * and the create is the next reconcile's, once the Pod is gone.
+   */
+  private async replaceFinished(at: Known, uid: string, spec: EngineSpec, options: CallOptions | undefined): Promise<void> {
+    await this.api.deletePod(at, uid, undefined, options?.signal);
+    if (this.api.holdsPod(at, uid)) {
+      const pod = await this.api.currentPod(at);
+      if (pod) await this.leaveTombstone(at, pod, options?.signal);
+      throw new EngineStillTerminating("updateImage", `the finished Pod of ${at.gameId} is still being deleted (a finalizer holds it); its successor is created once it is gone`, { gameId: at.gameId });
+    }
+    await this.create(spec, options);
   }
 
   /**
@@ -173,7 +186,8 @@ export class KubernetesPodRuntime implements RuntimePort {
    * on the fresh Pod, as client-go's RetryOnConflict does; one caused by a
    * newer patch or rollback, or a new Pod, is the caller's conflict.
    */
-  private async patchPlanned(at: Known, spec: EngineSpec, planned: V1Pod, signal: AbortSignal | undefined): Promise<void> {
+  private async patchPlanned(at: Known, spec: EngineSpec, planned: V1Pod, options: CallOptions | undefined): Promise<void> {
+    const signal = options?.signal;
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.api.patchImage(at, spec, planned, signal);
@@ -182,6 +196,8 @@ export class KubernetesPodRuntime implements RuntimePort {
         const fresh = await this.api.readPod(at, signal);
         const same = (a: V1Pod, b: V1Pod) => a.metadata?.uid === b.metadata?.uid && wantedImage(a) === wantedImage(b) && a.metadata?.labels?.[POD_LABELS.generation] === b.metadata?.labels?.[POD_LABELS.generation];
         if (!fresh || !same(fresh, planned)) throw err;
+        // It finished while the patch was on its way (an exit under Never, an eviction): no kubelet swaps a finished Pod's image.
+        if (isFinished(fresh)) return this.replaceFinished(at, fresh.metadata!.uid!, spec, options);
         planned = fresh;
       }
     }
@@ -227,19 +243,32 @@ export class KubernetesPodRuntime implements RuntimePort {
   /**
    * Deletes the Pod if it still is the one `id` ran in (once: a Pod already
    * terminating is left to its grace), and forgets the stopped engine; returns
-   * once the API accepted the deletion. Claim and Service stay.
+   * once the API accepted the deletion. Claim and Service stay. A replaced
+   * engine (`succeeded`) is not forgotten: its tombstone stays (the create
+   * that follows supersedes it) and its claim stays held.
    */
-  async remove(id: string, options?: CallOptions): Promise<void> {
+  async remove(id: string, options?: RemoveOptions): Promise<void> {
     const signal = options?.signal;
     throwIfAborted(signal);
     const at = await this.locate(id);
     if (!at) return;
     if (at.podUid) {
       const pod = await this.api.currentPod(at);
-      if (pod && pod.metadata?.uid === at.podUid && !pod.metadata.deletionTimestamp) await this.api.deletePod(at, at.podUid, undefined, signal);
+      if (pod && pod.metadata?.uid === at.podUid && !pod.metadata.deletionTimestamp) {
+        await this.api.deletePod(at, at.podUid, undefined, signal);
+        // Held (a finalizer): the create waits for a later reconcile, and the engine must read stopped until then.
+        if (options?.succeeded && this.api.holdsPod(at, at.podUid)) await this.leaveTombstone(at, pod, signal);
+      }
     }
+    if (options?.succeeded) return;
     await this.api.clearTombstone(at, id, signal);
     if (this.options.claim.retentionMs) await this.api.claims.release(at, new Date());
+  }
+
+  /** The engine's last state on its Service, so the game reads stopped (not removed) once its Pod is gone. */
+  private async leaveTombstone(at: Known, pod: V1Pod, signal: AbortSignal | undefined): Promise<void> {
+    const engine = observedFromPod(pod, this.options.instance);
+    if (engine) await this.api.setTombstone(at, tombstoneOf(engine, engine.finishedAt ?? new Date()), await this.placement.placement(at.gameId), signal);
   }
 
   /** RTMANAGER_POD_CLAIM_RETENTION: deletes claims released before `olderThan` whose game has no Pod. */
