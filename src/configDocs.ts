@@ -113,7 +113,7 @@ export const SETTINGS = {
   RTMANAGER_MAX_LOG_FOLLOWS: row("64", positiveInt, "Followed engine-log streams (GET .../logs?follow=true) open at once in this process; past it: 503 with Retry-After. Each holds a runtime stream for up to RTMANAGER_LOGS_FOLLOW_MAX."),
   RTMANAGER_MAX_LOG_FOLLOWS_PER_GAME: row("4", positiveInt, "Followed engine-log streams of one game open at once; past it: 503 with Retry-After."),
   RTMANAGER_MAX_GAMES: row("10000", positiveInt, "Games (declared or recorded) this installation holds; a REST start of a new game past it answers 409 conflict. Games already known are never refused; SQL and kubectl declarations are not counted against it at write time."),
-  RTMANAGER_MAX_CONCURRENT_MUTATIONS: row("512", positiveInt, "REST mutations in flight at once; past it: 503 service_unavailable with Retry-After."),
+  RTMANAGER_MAX_CONCURRENT_MUTATIONS: row("2048", positiveInt, "REST mutations in flight at once (a fleet patch is one per game, all at once); past it: 503 service_unavailable with Retry-After."),
   RTMANAGER_HTTP_REQUEST_TIMEOUT: row("30s", duration({ min: 1000 }), "Time a client has to send a whole request (headers and body)."),
   RTMANAGER_HTTP_IDLE_TIMEOUT: row("60s", duration({ min: 1000 }), "A socket silent this long mid-request is closed; mutations wait up to RTMANAGER_OP_TIMEOUT instead, event streams have keep-alives."),
   RTMANAGER_RUNTIME: row("docker", oneOf(["docker", "kubernetes"]), "What runs the engines: `docker` (containers on one Docker engine) or `kubernetes` (one Pod per game, with a Service and a claim; see docs/kubernetes.md). Independent of RTMANAGER_SOURCE."),

@@ -36,7 +36,9 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = {
   maxEventStreams: 256,
   maxLogFollows: 64,
   maxLogFollowsPerGame: 4,
-  maxConcurrentMutations: 512,
+  // A fleet patch is one mutation per game, all at once, from a client that does not retry a 503 (Game
+  // Master's): 2,048 lets a fleet that size through. Measured: 1,000 in flight cost the controller ~35 MB.
+  maxConcurrentMutations: 2048,
   requestTimeoutMs: 30_000,
   idleTimeoutMs: 60_000,
   mutationTimeoutMs: 100_000,
