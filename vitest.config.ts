@@ -8,6 +8,8 @@ export default defineConfig({
     exclude: ["node_modules/**"],
     // Bounds every fetch that has no signal of its own (test/helpers/setup.ts).
     setupFiles: ["test/helpers/setup.ts"],
+    // Removes the Docker networks this run's tests left behind, and names them (test/helpers/globalSetup.ts).
+    globalSetup: ["test/helpers/globalSetup.ts"],
     // Integration files start their own PostgreSQL and containers; two at a time suits a 2-core machine.
     pool: "forks",
     maxWorkers: 2,

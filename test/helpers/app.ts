@@ -140,7 +140,8 @@ export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> 
         await app.stop().catch(() => undefined);
       }
       if (!opts.dockerode) await cleanupInstance(instance).catch(() => undefined);
-      if (ownsNetwork) await removeTestNetwork(network).catch(() => undefined);
+      // A failure is named here; the run's teardown removes what is left (globalSetup.ts).
+      if (ownsNetwork) await removeTestNetwork(network).catch((err: unknown) => console.warn(`startTestApp close: network ${network} not removed: ${(err as Error).message}`));
       await fs.rm(root, { recursive: true, force: true }).catch(() => undefined);
     },
   };

@@ -70,9 +70,13 @@ export function uniqueGameId(prefix = "g"): string {
   return `${prefix}-${randomBytes(4).toString("hex")}`;
 }
 
+/** The test run a network belongs to (globalSetup.ts removes the run's leftovers at its end). */
+export const TEST_RUN_LABEL = "com.galaxy.test.run";
+
 export async function createTestNetwork(name: string, docker: Dockerode = testDocker()): Promise<void> {
+  const run: Record<string, string> = process.env.RTM_TEST_RUN ? { [TEST_RUN_LABEL]: process.env.RTM_TEST_RUN } : {};
   try {
-    await docker.createNetwork({ Name: name, Driver: "bridge", CheckDuplicate: true, Labels: { "com.galaxy.test": "true" } });
+    await docker.createNetwork({ Name: name, Driver: "bridge", CheckDuplicate: true, Labels: { "com.galaxy.test": "true", ...run } });
   } catch (err) {
     if ((err as { statusCode?: number }).statusCode !== 409) throw err;
   }
