@@ -15,9 +15,9 @@ export interface ControllerProcess {
 }
 
 export function spawnController(env: Record<string, string>, logFile: string): ControllerProcess {
-  // BENCH_CPU_PROF_DIR: a V8 CPU profile of the controller, written there when it exits cleanly (docs/BENCHMARKS.md).
-  const profile = process.env.BENCH_CPU_PROF_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [];
-  const child = spawn(process.execPath, [...profile, "--import", "tsx", path.join(repoRoot, "src/main.ts")], {
+  // BENCH_NODE_ARGS: node flags for the controller, as bench/lib.ts's spawnBuilt takes them (e.g. a CPU profile).
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", path.join(repoRoot, "src/main.ts")], {
     cwd: repoRoot,
     env: { ...process.env, RTMANAGER_LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
