@@ -14,6 +14,7 @@ import type { Logger } from "../log.js";
 import { AbortedError } from "../model/abort.js";
 import type { Fence, FencedWriteError, LeaderFencing } from "../model/fence.js";
 import type { DeclarationSource, RuntimePort, HealthProber, Lease, StateStore } from "../model/ports.js";
+import { isDeclarative } from "../model/ports.js";
 import { fencedState } from "./fencedState.js";
 import type { Fleet } from "./fleet.js";
 import { HealthTracker } from "./health.js";
@@ -26,7 +27,7 @@ import { RunnableGroup, type Runnable } from "./runnables/runnable.js";
 import { DeclarationWatchRunnable, RuntimeEventWatchRunnable, type Enqueue, type RequestResync, type RuntimeEventStream, type WatchHooks, type WatchName } from "./runnables/watches.js";
 import { Workers, type QueueStats } from "./runnables/workers.js";
 import { RecordWaiters } from "./waiters.js";
-import { RuntimeTurns } from "./runtimeTurns.js";
+import { MAX_HOLD_MS, ROLLOUT_CALLS_AT_ONCE, RuntimeTurns } from "./runtimeTurns.js";
 import { WriterEchoes } from "./writerEchoes.js";
 
 export { PROBE_CONCURRENCY } from "./runnables/prober.js";
@@ -143,7 +144,8 @@ export class Manager {
       finalizer: deps.finalizer,
       fleet: deps.fleet,
       laneOf: (gameId) => this.workers.laneOf(gameId),
-      turns: new RuntimeTurns(),
+      // A declarative runtime's calls answer once accepted: nothing of ours waits behind them at the engine.
+      turns: new RuntimeTurns(MAX_HOLD_MS, isDeclarative(deps.runtime.verbs) ? Infinity : ROLLOUT_CALLS_AT_ONCE),
       observer: {
         onRecord: (record) => {
           deps.fleet?.onRecord(record);

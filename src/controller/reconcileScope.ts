@@ -88,8 +88,15 @@ export class ReconcileScope {
   /** A call that changes an engine: in its turn (runtimeTurns.ts), then as `act`. */
   private async change<T>(call: (o: CallOptions) => Promise<T>): Promise<T> {
     const turns = this.deps.turns;
-    if (turns && this.rolloutSwap) await turns.beforeRolloutCall(this.signal);
-    else if (turns) this.leaveFresh ??= turns.enterFresh();
+    if (turns && this.rolloutSwap) {
+      const done = await turns.rolloutTurn(this.signal);
+      try {
+        return await this.act(call);
+      } finally {
+        done();
+      }
+    }
+    if (turns) this.leaveFresh ??= turns.enterFresh();
     return this.act(call);
   }
 

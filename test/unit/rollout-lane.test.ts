@@ -222,4 +222,20 @@ describe("the rollout lane", () => {
     await vi.advanceTimersByTimeAsync(70_000);
     await f.workers.stop();
   });
+
+  it("with the call slots of a container engine, seven swaps run but only three of their calls are in flight at once", async () => {
+    const f = fleet(8, { turns: new RuntimeTurns(MAX_HOLD_MS, 3) });
+    const patched = Array.from({ length: 20 }, (_, i) => `p${i + 1}`);
+    for (const g of patched) f.runningThenPatched(g);
+    await f.workers.start();
+    for (const g of patched) f.workers.add(g);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(f.calls.filter((c) => c.startsWith("stop"))).toHaveLength(3);
+    // As a stop answers, the next swap's stop takes its slot.
+    await vi.advanceTimersByTimeAsync(STOP_MS);
+    expect(f.calls.filter((c) => c.startsWith("stop"))).toHaveLength(6);
+    await vi.advanceTimersByTimeAsync(10 * (STOP_MS + 2000));
+    for (const g of patched) expect(f.records.get(g), g).toMatchObject({ currentImageRef: NEW, observedGeneration: 2 });
+    await f.workers.stop();
+  });
 });

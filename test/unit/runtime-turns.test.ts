@@ -34,4 +34,28 @@ describe("RuntimeTurns", () => {
     abort.abort(new Error("lost leadership"));
     await expect(held).rejects.toThrow("lost leadership");
   });
+
+  it("keeps at most maxRolloutCalls swap calls in flight; a slot comes back when its call answered, and an aborted wait takes none", async () => {
+    const turns = new RuntimeTurns(MAX_HOLD_MS, 2);
+    const signal = new AbortController().signal;
+    const first = await turns.rolloutTurn(signal);
+    const second = await turns.rolloutTurn(signal);
+    let third: (() => void) | null = null;
+    void turns.rolloutTurn(signal).then((done) => (third = done));
+    const aborting = new AbortController();
+    const aborted = turns.rolloutTurn(aborting.signal);
+    await elapse(60_000);
+    expect(third).toBeNull();
+    expect(turns.rolloutCallsInFlight).toBe(2);
+    aborting.abort(new Error("shutdown"));
+    await expect(aborted).rejects.toThrow("shutdown");
+    first();
+    first(); // given back once
+    await elapse(0);
+    expect(third).not.toBeNull();
+    expect(turns.rolloutCallsInFlight).toBe(2);
+    second();
+    third!();
+    expect(turns.rolloutCallsInFlight).toBe(0);
+  });
 });
