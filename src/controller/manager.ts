@@ -13,8 +13,7 @@
 import type { Logger } from "../log.js";
 import { AbortedError } from "../model/abort.js";
 import type { Fence, FencedWriteError, LeaderFencing } from "../model/fence.js";
-import type { DeclarationSource, RuntimePort, HealthProber, Lease, StateStore } from "../model/ports.js";
-import { isDeclarative } from "../model/ports.js";
+import { isDeclarative, type DeclarationSource, type RuntimePort, type HealthProber, type Lease, type StateStore } from "../model/ports.js";
 import { fencedState } from "./fencedState.js";
 import type { Fleet } from "./fleet.js";
 import { HealthTracker } from "./health.js";

@@ -155,11 +155,6 @@ export class WorkQueue {
     return this.processing.get(key)?.lane;
   }
 
-  /** Whether the key being processed may swap an engine now (see mayRollOut). */
-  mayRollOut(key: string): boolean {
-    return mayRollOut(this.laneOf(key));
-  }
-
   done(key: string): void {
     const started = this.processing.get(key);
     this.processing.delete(key);

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { backoffDelay } from "../../src/model/backoff.js";
-import { runWorkers, WorkQueue } from "../../src/controller/queue.js";
+import { mayRollOut, runWorkers, WorkQueue } from "../../src/controller/queue.js";
 
 describe("work queue", () => {
   it("collapses duplicate adds of a waiting key", async () => {
@@ -151,10 +151,10 @@ describe("work queue rollout lane", () => {
     const a = await q.get();
     const b = await q.get();
     expect([a, b]).toEqual(["p1", "p2"]);
-    expect([q.mayRollOut("p1"), q.mayRollOut("p2")]).toEqual([true, true]);
+    expect([mayRollOut(q.laneOf("p1")), mayRollOut(q.laneOf("p2"))]).toEqual([true, true]);
     // Both slots taken: p3 waits, the resync key is next.
     expect(await q.get()).toBe("r1");
-    expect(q.mayRollOut("r1")).toBe(false);
+    expect(mayRollOut(q.laneOf("r1"))).toBe(false);
     let third: string | null | undefined;
     const pending = q.get().then((k) => (third = k));
     // The worker looked, found only a rollout key without a free slot, and waits.
@@ -178,7 +178,7 @@ describe("work queue rollout lane", () => {
     q.add("p2");
     await pending;
     expect(next).toBe("p2");
-    expect(q.mayRollOut("p2")).toBe(false);
+    expect(mayRollOut(q.laneOf("p2"))).toBe(false);
     q.shutDown();
   });
 });
